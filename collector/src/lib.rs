@@ -1,0 +1,274 @@
+//! Gauntlet's collector: receives OpenTelemetry traces and logs (OTLP over gRPC and HTTP,
+//! protobuf and JSON; Zipkin v2 JSON), keeps the correlation ID that ties one user request
+//! together, commits everything to an embedded store, and answers queries over HTTP.
+//!
+//! # Layout
+//! - [`otlp`]: OTLP receivers ([`otlp::grpc`], [`otlp::http`]) and the proto → model conversion.
+//! - [`zipkin`]: Zipkin v2 JSON receiver.
+//! - [`payload`]: size-limited body reading and gzip.
+//! - [`ingest`]: the group-commit pipeline with backpressure that every receiver goes through.
+//! - [`store`]: the [`store::Store`] trait and its SQLite implementation.
+//! - [`query`]: the Jaeger-compatible query API, logs, correlation timelines, health, metrics.
+//! - [`retention`]: background deletion by age and by disk use.
+//!
+//! The one design decision to know: an export is answered only after its data is committed
+//! ([`ingest::Pipeline::submit`] waits for the commit), so a success means durable.
+
+pub mod ingest;
+pub mod metrics;
+pub mod model;
+pub mod otlp;
+pub mod payload;
+pub mod query;
+pub mod retention;
+pub mod store;
+pub mod zipkin;
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinSet;
+
+use crate::ingest::{Pipeline, PipelineConfig};
+use crate::metrics::Metrics;
+use crate::retention::RetentionConfig;
+use crate::store::sqlite::{SqliteConfig, SqliteStore, Sync};
+use crate::store::{Store, StoreError};
+
+/// Everything `gauntlet collector` can be told.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// OTLP/gRPC listen address.
+    pub otlp_grpc: SocketAddr,
+    /// OTLP/HTTP listen address (protobuf and JSON).
+    pub otlp_http: SocketAddr,
+    /// Zipkin v2 listen address; `None` turns Zipkin intake off.
+    pub zipkin: Option<SocketAddr>,
+    /// Query API listen address.
+    pub http: SocketAddr,
+    /// Directory of the embedded store.
+    pub data_dir: PathBuf,
+    /// Largest request accepted, in bytes, before and after decompression.
+    pub max_body: usize,
+    /// Delete data received longer ago than this.
+    pub retention: Option<Duration>,
+    /// Delete the oldest data while the store uses more than this many bytes.
+    pub max_disk: Option<u64>,
+    /// How often retention runs.
+    pub retention_interval: Duration,
+    /// Commit durability.
+    pub sync: Sync,
+    pub pipeline: PipelineConfig,
+}
+
+impl Config {
+    /// The documented defaults: loopback only, `./gauntlet-data`, 64 MiB bodies, 72 h, 10 GiB.
+    pub fn with_defaults() -> Self {
+        let local = |port| SocketAddr::from(([127, 0, 0, 1], port));
+        Self {
+            otlp_grpc: local(4317),
+            otlp_http: local(4318),
+            zipkin: Some(local(9411)),
+            http: local(16686),
+            data_dir: PathBuf::from("gauntlet-data"),
+            max_body: 64 << 20,
+            retention: Some(Duration::from_secs(72 * 3600)),
+            max_disk: Some(10 << 30),
+            retention_interval: Duration::from_secs(60),
+            sync: Sync::Normal,
+            pipeline: PipelineConfig::default(),
+        }
+    }
+
+    /// Defaults, but every listener on an ephemeral loopback port: for tests and embedding.
+    pub fn ephemeral(data_dir: impl Into<PathBuf>) -> Self {
+        let any = SocketAddr::from(([127, 0, 0, 1], 0));
+        Self {
+            otlp_grpc: any,
+            otlp_http: any,
+            zipkin: Some(any),
+            http: any,
+            data_dir: data_dir.into(),
+            ..Self::with_defaults()
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum CollectorError {
+    #[error("cannot listen for {what} on {addr}: {source}; pass {flag} with another address")]
+    Bind {
+        what: &'static str,
+        flag: &'static str,
+        addr: SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Where a running collector listens (the real ports, when asked for port 0).
+#[derive(Debug, Clone, Copy)]
+pub struct Addresses {
+    pub otlp_grpc: SocketAddr,
+    pub otlp_http: SocketAddr,
+    pub zipkin: Option<SocketAddr>,
+    pub http: SocketAddr,
+}
+
+/// A started collector; [`Collector::shutdown`] stops it after committing what it accepted.
+pub struct Collector {
+    pub addrs: Addresses,
+    pub store: Arc<dyn Store>,
+    stop: watch::Sender<bool>,
+    servers: JoinSet<()>,
+    committer: tokio::task::JoinHandle<()>,
+}
+
+impl std::fmt::Debug for Collector {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Collector").field("addrs", &self.addrs).finish()
+    }
+}
+
+async fn bind(
+    addr: SocketAddr,
+    what: &'static str,
+    flag: &'static str,
+) -> Result<TcpListener, CollectorError> {
+    TcpListener::bind(addr)
+        .await
+        .map_err(|source| CollectorError::Bind {
+            what,
+            flag,
+            addr,
+            source,
+        })
+}
+
+impl Collector {
+    /// Opens the store, binds every listener and starts serving.
+    pub async fn start(config: Config) -> Result<Self, CollectorError> {
+        let grpc = bind(config.otlp_grpc, "OTLP/gRPC", "--otlp-grpc").await?;
+        let otlp_http = bind(config.otlp_http, "OTLP/HTTP", "--otlp-http").await?;
+        let zipkin = match config.zipkin {
+            Some(a) => Some(bind(a, "Zipkin", "--zipkin").await?),
+            None => None,
+        };
+        let http = bind(config.http, "the query API", "--http").await?;
+        let sqlite = SqliteConfig {
+            sync: config.sync,
+            ..SqliteConfig::new(&config.data_dir)
+        };
+        let store: Arc<dyn Store> = Arc::new(
+            tokio::task::spawn_blocking(move || SqliteStore::open(&sqlite))
+                .await
+                .map_err(|e| StoreError::Task(e.to_string()))??,
+        );
+        let addrs = Addresses {
+            otlp_grpc: grpc.local_addr().unwrap_or(config.otlp_grpc),
+            otlp_http: otlp_http.local_addr().unwrap_or(config.otlp_http),
+            zipkin: zipkin
+                .as_ref()
+                .map(|l| l.local_addr().ok())
+                .and_then(|a| a.or(config.zipkin)),
+            http: http.local_addr().unwrap_or(config.http),
+        };
+        let metrics = Arc::new(Metrics::default());
+        let (pipeline, committer) = Pipeline::start(store.clone(), config.pipeline, metrics.clone());
+        let (stop, stopped) = watch::channel(false);
+        let mut servers = JoinSet::new();
+
+        let receiver = otlp::http::HttpReceiver {
+            pipeline: pipeline.clone(),
+            metrics: metrics.clone(),
+            max_body: config.max_body,
+        };
+        let grpc_receiver = otlp::grpc::GrpcReceiver {
+            pipeline,
+            metrics: metrics.clone(),
+        };
+        let max_body = config.max_body;
+        let signal = until_stopped(stopped.clone());
+        servers.spawn(async move {
+            if let Err(e) = otlp::grpc::serve(grpc_receiver, grpc, max_body, signal).await {
+                tracing::error!(error = %e, "OTLP/gRPC server failed");
+            }
+        });
+        serve_http(&mut servers, otlp_http, otlp::http::router(receiver.clone()), &stopped);
+        if let Some(listener) = zipkin {
+            serve_http(&mut servers, listener, zipkin::router(receiver.clone()), &stopped);
+        }
+        drop(receiver);
+        let query = query::router(query::QueryState {
+            store: store.clone(),
+            metrics,
+        });
+        serve_http(&mut servers, http, query, &stopped);
+        let retention = RetentionConfig {
+            max_age: config.retention,
+            max_bytes: config.max_disk,
+            interval: config.retention_interval,
+        };
+        servers.spawn(retention::run(store.clone(), retention, stopped));
+        tracing::info!(
+            otlp_grpc = %addrs.otlp_grpc,
+            otlp_http = %addrs.otlp_http,
+            zipkin = ?addrs.zipkin,
+            query = %addrs.http,
+            data_dir = %config.data_dir.display(),
+            "collector listening"
+        );
+        Ok(Self {
+            addrs,
+            store,
+            stop,
+            servers,
+            committer,
+        })
+    }
+
+    /// Stops accepting, finishes in-flight requests and commits everything accepted.
+    pub async fn shutdown(mut self) {
+        let _ = self.stop.send(true);
+        while self.servers.join_next().await.is_some() {}
+        // The servers held the last pipeline handles: the committer drains and ends.
+        let _ = self.committer.await;
+    }
+
+    /// Runs until `signal` resolves, then shuts down cleanly.
+    pub async fn run_until(self, signal: impl Future<Output = ()>) {
+        signal.await;
+        tracing::info!("shutting down: committing what was accepted");
+        self.shutdown().await;
+    }
+}
+
+fn until_stopped(mut rx: watch::Receiver<bool>) -> impl Future<Output = ()> + Send + 'static {
+    async move {
+        let _ = rx.wait_for(|stop| *stop).await;
+    }
+}
+
+fn serve_http(
+    servers: &mut JoinSet<()>,
+    listener: TcpListener,
+    app: axum::Router,
+    stopped: &watch::Receiver<bool>,
+) {
+    let signal = until_stopped(stopped.clone());
+    servers.spawn(async move {
+        if let Err(e) = axum::serve(listener, app)
+            .with_graceful_shutdown(signal)
+            .await
+        {
+            tracing::error!(error = %e, "HTTP server failed");
+        }
+    });
+}

@@ -1,0 +1,260 @@
+//! The collector's own span and log model: what every receiver (OTLP, Zipkin) produces and
+//! every store keeps. Attributes are kept as JSON objects so that stores can filter on them
+//! and the query side can give them back with their types (string, bool, int, double).
+
+use std::sync::Arc;
+
+/// A 16-byte trace ID; never all zero once it is in the model.
+pub type TraceId = [u8; 16];
+/// An 8-byte span ID; never all zero once it is in the model.
+pub type SpanId = [u8; 8];
+
+/// The attribute keys that carry a correlation ID, in order of preference.
+pub const CORRELATION_KEYS: [&str; 3] = ["correlation_id", "correlation.id", "app.correlation_id"];
+
+/// Service name used when a resource has no `service.name`, as the OTel SDKs do.
+pub const UNKNOWN_SERVICE: &str = "unknown_service";
+
+/// The entity that produced telemetry: shared by all spans and logs of one resource block.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Resource {
+    pub service: String,
+    /// Resource attributes as a JSON object (includes `service.name`).
+    pub attributes: String,
+}
+
+/// OTLP span kinds, with the integer values of the protocol.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[repr(i32)]
+pub enum SpanKind {
+    Unspecified = 0,
+    Internal = 1,
+    Server = 2,
+    Client = 3,
+    Producer = 4,
+    Consumer = 5,
+}
+
+impl SpanKind {
+    pub fn from_i32(v: i32) -> Self {
+        match v {
+            1 => Self::Internal,
+            2 => Self::Server,
+            3 => Self::Client,
+            4 => Self::Producer,
+            5 => Self::Consumer,
+            _ => Self::Unspecified,
+        }
+    }
+
+    /// The lower-case name Jaeger uses in the `span.kind` tag and the operations API.
+    pub fn jaeger_name(self) -> &'static str {
+        match self {
+            Self::Unspecified => "",
+            Self::Internal => "internal",
+            Self::Server => "server",
+            Self::Client => "client",
+            Self::Producer => "producer",
+            Self::Consumer => "consumer",
+        }
+    }
+
+    pub fn from_jaeger_name(s: &str) -> Option<Self> {
+        Some(match s.to_ascii_lowercase().as_str() {
+            "internal" => Self::Internal,
+            "server" => Self::Server,
+            "client" => Self::Client,
+            "producer" => Self::Producer,
+            "consumer" => Self::Consumer,
+            "unspecified" | "" => Self::Unspecified,
+            _ => return None,
+        })
+    }
+}
+
+/// OTLP status codes.
+pub const STATUS_UNSET: i32 = 0;
+pub const STATUS_OK: i32 = 1;
+pub const STATUS_ERROR: i32 = 2;
+
+/// One span, as received and as read back.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SpanRecord {
+    pub trace_id: TraceId,
+    pub span_id: SpanId,
+    pub parent_span_id: Option<SpanId>,
+    pub resource: Arc<Resource>,
+    pub scope_name: String,
+    pub scope_version: String,
+    pub name: String,
+    pub kind: SpanKind,
+    pub start_ns: i64,
+    pub end_ns: i64,
+    pub status_code: i32,
+    pub status_message: String,
+    /// Span attributes as a JSON object.
+    pub attributes: String,
+    /// JSON array of `{"time_unix_nano", "name", "attributes"}`.
+    pub events: String,
+    /// JSON array of `{"trace_id", "span_id", "attributes"}` (IDs in hex).
+    pub links: String,
+    pub correlation_id: Option<String>,
+    pub trace_state: String,
+    pub flags: u32,
+}
+
+impl SpanRecord {
+    pub fn duration_ns(&self) -> i64 {
+        self.end_ns.saturating_sub(self.start_ns)
+    }
+    pub fn is_error(&self) -> bool {
+        self.status_code == STATUS_ERROR
+    }
+}
+
+/// One log record, as received and as read back.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LogRecord {
+    pub time_ns: i64,
+    pub observed_ns: i64,
+    pub resource: Arc<Resource>,
+    pub scope_name: String,
+    pub severity_number: i32,
+    pub severity_text: String,
+    /// The body as text: a string body as it is, any other value as JSON.
+    pub body: String,
+    /// Log attributes as a JSON object.
+    pub attributes: String,
+    pub trace_id: Option<TraceId>,
+    pub span_id: Option<SpanId>,
+    pub correlation_id: Option<String>,
+    pub flags: u32,
+    pub event_name: String,
+}
+
+/// What one export request contributes to the store.
+#[derive(Debug, Default, Clone)]
+pub struct Batch {
+    pub spans: Vec<SpanRecord>,
+    pub logs: Vec<LogRecord>,
+}
+
+impl Batch {
+    /// Rows this batch will write: the unit of the ingest queue's capacity.
+    pub fn rows(&self) -> usize {
+        self.spans.len() + self.logs.len()
+    }
+    pub fn is_empty(&self) -> bool {
+        self.rows() == 0
+    }
+    pub fn extend(&mut self, other: Batch) {
+        self.spans.extend(other.spans);
+        self.logs.extend(other.logs);
+    }
+}
+
+/// Items of a request that were not accepted, and why (for OTLP `partial_success`).
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct Rejections {
+    pub count: i64,
+    reasons: Vec<(&'static str, i64)>,
+}
+
+impl Rejections {
+    pub fn add(&mut self, reason: &'static str) {
+        self.count += 1;
+        match self.reasons.iter_mut().find(|(r, _)| *r == reason) {
+            Some((_, n)) => *n += 1,
+            None => self.reasons.push((reason, 1)),
+        }
+    }
+
+    /// A message a person can act on, e.g. `2 spans rejected: 2 with an all-zero trace_id`.
+    pub fn message(&self, noun: &str) -> String {
+        if self.count == 0 {
+            return String::new();
+        }
+        let parts: Vec<String> = self
+            .reasons
+            .iter()
+            .map(|(reason, n)| format!("{n} {reason}"))
+            .collect();
+        format!("{} {noun} rejected: {}", self.count, parts.join("; "))
+    }
+}
+
+/// Lower-case hex of an ID.
+pub fn hex(id: &[u8]) -> String {
+    const_hex::encode(id)
+}
+
+/// Parses a trace ID in hex, case-insensitive; shorter IDs (64-bit Zipkin/Jaeger ones) are
+/// left-padded with zeros. `None` for anything else or for the all-zero ID.
+pub fn parse_trace_id(s: &str) -> Option<TraceId> {
+    let s = s.trim();
+    if s.is_empty() || s.len() > 32 || !s.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return None;
+    }
+    let padded = format!("{s:0>32}");
+    let mut id = [0u8; 16];
+    const_hex::decode_to_slice(&padded, &mut id).ok()?;
+    (id != [0u8; 16]).then_some(id)
+}
+
+/// Parses an 8-byte span ID in hex (up to 16 digits, left-padded).
+pub fn parse_span_id(s: &str) -> Option<SpanId> {
+    let s = s.trim();
+    if s.is_empty() || s.len() > 16 || !s.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return None;
+    }
+    let padded = format!("{s:0>16}");
+    let mut id = [0u8; 8];
+    const_hex::decode_to_slice(&padded, &mut id).ok()?;
+    (id != [0u8; 8]).then_some(id)
+}
+
+/// Formats nanoseconds since the epoch as RFC 3339 (UTC, nanosecond precision).
+pub fn rfc3339(ns: i64) -> String {
+    let ns = ns.max(0) as u64;
+    let t = std::time::UNIX_EPOCH + std::time::Duration::from_nanos(ns);
+    humantime::format_rfc3339_nanos(t).to_string()
+}
+
+/// Wall-clock now in nanoseconds since the epoch.
+pub fn now_ns() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos() as i64)
+        .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn trace_ids_parse_case_insensitively_and_pad_short_ones() {
+        let upper = parse_trace_id("5B8EFFF798038103D269B633813FC60C");
+        let lower = parse_trace_id("5b8efff798038103d269b633813fc60c");
+        assert!(upper.is_some());
+        assert_eq!(upper, lower);
+        let short = parse_trace_id("d269b633813fc60c").map(|id| hex(&id));
+        assert_eq!(short.as_deref(), Some("0000000000000000d269b633813fc60c"));
+        assert_eq!(parse_trace_id("00000000000000000000000000000000"), None);
+        assert_eq!(parse_trace_id("xyz"), None);
+        assert_eq!(parse_trace_id(&"a".repeat(33)), None);
+    }
+
+    #[test]
+    fn rejection_messages_count_each_reason() {
+        let mut r = Rejections::default();
+        r.add("with an all-zero trace_id");
+        r.add("ending before they start");
+        r.add("with an all-zero trace_id");
+        assert_eq!(r.count, 3);
+        assert_eq!(
+            r.message("spans"),
+            "3 spans rejected: 2 with an all-zero trace_id; 1 ending before they start"
+        );
+    }
+}

@@ -1,0 +1,235 @@
+//! OTLP/HTTP: `POST /v1/traces` and `/v1/logs`, protobuf or JSON on the same port, gzip or
+//! not. The response mirrors the request's encoding. `/v1/metrics` answers 404 with a
+//! google.rpc.Status saying metrics are not stored, so a misconfigured SDK is told, not ignored.
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use opentelemetry_proto::tonic::collector::logs::v1::{
+    ExportLogsPartialSuccess, ExportLogsServiceRequest, ExportLogsServiceResponse,
+};
+use opentelemetry_proto::tonic::collector::trace::v1::{
+    ExportTracePartialSuccess, ExportTraceServiceRequest, ExportTraceServiceResponse,
+};
+use prost::Message;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use super::convert::{self, Converted};
+use super::json;
+use super::status::{Format, RpcError};
+use crate::ingest::{IngestError, Pipeline};
+use crate::metrics::{Metrics, Outcome, Protocol, Signal};
+use crate::payload::{self, PayloadError};
+
+#[derive(Clone)]
+pub struct HttpReceiver {
+    pub pipeline: Pipeline,
+    pub metrics: Arc<Metrics>,
+    /// Largest body accepted, before and after decompression.
+    pub max_body: usize,
+}
+
+pub fn router(receiver: HttpReceiver) -> Router {
+    Router::new()
+        .route("/v1/traces", post(traces))
+        .route("/v1/logs", post(logs))
+        .route("/v1/metrics", post(metrics))
+        .fallback(unknown_path)
+        // The limit is enforced while reading, in `payload`, with OTLP's error body.
+        .layer(DefaultBodyLimit::disable())
+        .with_state(receiver)
+}
+
+async fn traces(State(r): State<HttpReceiver>, headers: HeaderMap, body: Body) -> Response {
+    let (format, req) = match read::<ExportTraceServiceRequest>(&r, &headers, body).await {
+        Ok(ok) => ok,
+        Err((format, e)) => return e.into_response(format),
+    };
+    let protocol = protocol(format);
+    let converted = convert::traces(req);
+    let rejected = converted.rejected.clone();
+    match commit(&r, Signal::Spans, protocol, converted).await {
+        Ok(()) => respond(
+            format,
+            &ExportTraceServiceResponse {
+                partial_success: (rejected.count > 0).then(|| ExportTracePartialSuccess {
+                    rejected_spans: rejected.count,
+                    error_message: rejected.message("spans"),
+                }),
+            },
+        ),
+        Err(e) => e.into_response(format),
+    }
+}
+
+async fn logs(State(r): State<HttpReceiver>, headers: HeaderMap, body: Body) -> Response {
+    let (format, req) = match read::<ExportLogsServiceRequest>(&r, &headers, body).await {
+        Ok(ok) => ok,
+        Err((format, e)) => return e.into_response(format),
+    };
+    let protocol = protocol(format);
+    let converted = convert::logs(req);
+    let rejected = converted.rejected.clone();
+    match commit(&r, Signal::Logs, protocol, converted).await {
+        Ok(()) => respond(
+            format,
+            &ExportLogsServiceResponse {
+                partial_success: (rejected.count > 0).then(|| ExportLogsPartialSuccess {
+                    rejected_log_records: rejected.count,
+                    error_message: rejected.message("log records"),
+                }),
+            },
+        ),
+        Err(e) => e.into_response(format),
+    }
+}
+
+async fn metrics(headers: HeaderMap) -> Response {
+    let format = content_format(&headers).unwrap_or(Format::Json);
+    RpcError::new(
+        StatusCode::NOT_FOUND,
+        tonic::Code::Unimplemented,
+        "gauntlet does not store metrics: send traces to /v1/traces and logs to /v1/logs, \
+         and turn the metrics exporter off (OTEL_METRICS_EXPORTER=none)",
+    )
+    .into_response(format)
+}
+
+async fn unknown_path(headers: HeaderMap) -> Response {
+    let format = content_format(&headers).unwrap_or(Format::Json);
+    RpcError::new(
+        StatusCode::NOT_FOUND,
+        tonic::Code::NotFound,
+        "unknown path: OTLP/HTTP takes POST /v1/traces and POST /v1/logs",
+    )
+    .into_response(format)
+}
+
+fn protocol(format: Format) -> Protocol {
+    match format {
+        Format::Protobuf => Protocol::OtlpHttpProtobuf,
+        Format::Json => Protocol::OtlpHttpJson,
+    }
+}
+
+fn content_format(headers: &HeaderMap) -> Option<Format> {
+    let ct = headers.get(header::CONTENT_TYPE)?.to_str().ok()?;
+    let media = ct.split(';').next()?.trim().to_ascii_lowercase();
+    match media.as_str() {
+        "application/x-protobuf" | "application/protobuf" => Some(Format::Protobuf),
+        "application/json" => Some(Format::Json),
+        _ => None,
+    }
+}
+
+/// Checks the content type, reads and decompresses the body, decodes it.
+async fn read<M: Message + Default + DeserializeOwned>(
+    r: &HttpReceiver,
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<(Format, M), (Format, RpcError)> {
+    let Some(format) = content_format(headers) else {
+        let got = headers
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("none");
+        return Err((
+            Format::Json,
+            RpcError::new(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                tonic::Code::InvalidArgument,
+                format!(
+                    "unsupported Content-Type {got:?}: send application/x-protobuf or application/json"
+                ),
+            ),
+        ));
+    };
+    let encoding = headers
+        .get(header::CONTENT_ENCODING)
+        .and_then(|v| v.to_str().ok());
+    let bytes = payload::read(body, encoding, r.max_body)
+        .await
+        .map_err(|e| (format, payload_error(e)))?;
+    let decoded = match format {
+        Format::Protobuf => M::decode(bytes).map_err(|e| format!("invalid OTLP protobuf: {e}")),
+        Format::Json => json::decode::<M>(&bytes),
+    };
+    decoded
+        .map(|m| (format, m))
+        .map_err(|msg| (format, RpcError::bad_request(msg)))
+}
+
+pub fn payload_error(e: PayloadError) -> RpcError {
+    let (http, code) = match &e {
+        PayloadError::TooLarge { .. } | PayloadError::DecompressedTooLarge { .. } => (
+            StatusCode::PAYLOAD_TOO_LARGE,
+            tonic::Code::ResourceExhausted,
+        ),
+        PayloadError::UnsupportedEncoding(_) => (
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            tonic::Code::InvalidArgument,
+        ),
+        PayloadError::BadGzip(_) | PayloadError::Read(_) => {
+            (StatusCode::BAD_REQUEST, tonic::Code::InvalidArgument)
+        }
+    };
+    let hint = match &e {
+        PayloadError::TooLarge { .. } | PayloadError::DecompressedTooLarge { .. } => {
+            "; send smaller batches (e.g. OTEL_BSP_MAX_EXPORT_BATCH_SIZE) or raise --max-body"
+        }
+        _ => "",
+    };
+    RpcError::new(http, code, format!("{e}{hint}"))
+}
+
+/// Counts and commits; maps a refusal to 429/503 with `Retry-After`.
+pub async fn commit(
+    r: &HttpReceiver,
+    signal: Signal,
+    protocol: Protocol,
+    converted: Converted,
+) -> Result<(), RpcError> {
+    let Converted { batch, rejected } = converted;
+    let n = batch.rows() as u64;
+    r.metrics
+        .count(signal, protocol, Outcome::Rejected, rejected.count as u64);
+    match r.pipeline.submit(batch).await {
+        Ok(()) => {
+            r.metrics.count(signal, protocol, Outcome::Accepted, n);
+            Ok(())
+        }
+        Err(e) => {
+            r.metrics.count(signal, protocol, Outcome::Refused, n);
+            Err(ingest_error(&e))
+        }
+    }
+}
+
+pub fn ingest_error(e: &IngestError) -> RpcError {
+    let (http, code) = match e {
+        IngestError::Busy { .. } => (StatusCode::TOO_MANY_REQUESTS, tonic::Code::ResourceExhausted),
+        IngestError::Store(_) | IngestError::ShuttingDown => {
+            (StatusCode::SERVICE_UNAVAILABLE, tonic::Code::Unavailable)
+        }
+    };
+    RpcError::new(http, code, e.to_string()).retry_after(e.retry_after())
+}
+
+fn respond<M: Message + Serialize>(format: Format, msg: &M) -> Response {
+    let body = match format {
+        Format::Protobuf => msg.encode_to_vec(),
+        Format::Json => serde_json::to_vec(msg).unwrap_or_default(),
+    };
+    (
+        StatusCode::OK,
+        [(header::CONTENT_TYPE, format.content_type())],
+        body,
+    )
+        .into_response()
+}

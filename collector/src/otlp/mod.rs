@@ -1,0 +1,9 @@
+//! OTLP receivers: gRPC ([`grpc`]) and HTTP with protobuf or JSON ([`http`]), both turning
+//! requests into the model ([`convert`]) and committing them through the ingest pipeline.
+//! [`status`] holds the error contract shared by both: google.rpc.Status bodies and retry hints.
+
+pub mod convert;
+pub mod grpc;
+pub mod http;
+pub mod json;
+pub mod status;

@@ -1,0 +1,166 @@
+//! Where spans and logs live. [`Store`] is what ingest writes to and the query API reads
+//! from; [`sqlite::SqliteStore`] is the embedded implementation (ClickHouse comes next and
+//! must fit the same trait and pass the same conformance tests in `tests/store_conformance.rs`).
+//!
+//! A successful [`Store::write`] means the batch is committed: the ingest pipeline only
+//! answers an export after it returns.
+
+pub mod schema;
+pub mod sqlite;
+
+use async_trait::async_trait;
+
+use crate::model::{Batch, LogRecord, SpanKind, SpanRecord, TraceId};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error(
+        "the data directory {path} holds schema version {found}, newer than this build of gauntlet \
+         understands (version {supported}); run a newer gauntlet, or point --data-dir at another directory"
+    )]
+    SchemaTooNew {
+        path: String,
+        found: i64,
+        supported: i64,
+    },
+    #[error("cannot open the store at {path}: {source}")]
+    Open {
+        path: String,
+        #[source]
+        source: rusqlite::Error,
+    },
+    #[error("store error: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    #[error("store I/O error: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("store task failed: {0}")]
+    Task(String),
+}
+
+/// A Jaeger-style trace search: traces with at least one span matching every condition.
+#[derive(Debug, Clone, Default)]
+pub struct TraceQuery {
+    pub service: String,
+    pub operation: Option<String>,
+    /// Tags that one span must all carry (span attributes, resource attributes, or the
+    /// pseudo-tags `error`, `span.kind`, `otel.status_code`), compared as text.
+    pub tags: Vec<(String, String)>,
+    pub start_ns: Option<i64>,
+    pub end_ns: Option<i64>,
+    pub min_duration_ns: Option<i64>,
+    pub max_duration_ns: Option<i64>,
+    pub limit: usize,
+}
+
+/// Operations of a service, as the Jaeger operations API lists them.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Operation {
+    pub name: String,
+    pub kind: SpanKindName,
+}
+
+/// The Jaeger name of a span kind (`server`, `client`, ..., or empty).
+pub type SpanKindName = &'static str;
+
+#[derive(Debug, Clone, Default)]
+pub struct LogQuery {
+    pub service: Option<String>,
+    pub trace_id: Option<TraceId>,
+    pub span_id: Option<[u8; 8]>,
+    pub correlation_id: Option<String>,
+    pub severity_min: Option<i32>,
+    /// Case-insensitive substring of the body.
+    pub text: Option<String>,
+    pub start_ns: Option<i64>,
+    pub end_ns: Option<i64>,
+    /// Continue after this (time, id) position, newest first.
+    pub before: Option<LogCursor>,
+    pub limit: usize,
+}
+
+/// A position in the newest-first log order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LogCursor {
+    pub time_ns: i64,
+    pub id: i64,
+}
+
+#[derive(Debug, Clone)]
+pub struct StoredLog {
+    pub id: i64,
+    pub record: LogRecord,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct LogPage {
+    pub logs: Vec<StoredLog>,
+    pub next: Option<LogCursor>,
+}
+
+/// How much data to keep; enforced by [`crate::retention`] through [`Store::prune`].
+#[derive(Debug, Clone, Copy)]
+pub struct RetentionPolicy {
+    /// Delete what was received before this time (nanoseconds since the epoch).
+    pub older_than_ns: Option<i64>,
+    /// Delete the oldest data while the store uses more than this many bytes.
+    pub max_bytes: Option<u64>,
+}
+
+/// What one [`Store::prune`] step did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PruneReport {
+    pub spans: u64,
+    pub logs: u64,
+    pub traces: u64,
+    /// More is due: call again (after letting ingest in).
+    pub more: bool,
+}
+
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// Commits the batch durably; on error nothing of it is visible.
+    async fn write(&self, batch: Batch) -> Result<(), StoreError>;
+
+    /// Service names, sorted.
+    async fn services(&self) -> Result<Vec<String>, StoreError>;
+
+    /// Operations of a service, optionally of one span kind, sorted.
+    async fn operations(
+        &self,
+        service: &str,
+        kind: Option<SpanKind>,
+    ) -> Result<Vec<Operation>, StoreError>;
+
+    /// Trace IDs matching the query, most recent first, at most `limit`.
+    async fn find_trace_ids(&self, query: &TraceQuery) -> Result<Vec<TraceId>, StoreError>;
+
+    /// The spans of each trace that exists, in the order asked; unknown IDs are left out.
+    async fn traces(&self, ids: &[TraceId]) -> Result<Vec<(TraceId, Vec<SpanRecord>)>, StoreError>;
+
+    /// One page of logs, newest first.
+    async fn logs(&self, query: &LogQuery) -> Result<LogPage, StoreError>;
+
+    /// Traces with at least one span carrying this correlation ID (at most `limit`).
+    async fn correlated_trace_ids(
+        &self,
+        correlation_id: &str,
+        limit: usize,
+    ) -> Result<Vec<TraceId>, StoreError>;
+
+    /// Logs carrying the correlation ID or belonging to one of the traces (at most `limit`).
+    async fn correlated_logs(
+        &self,
+        correlation_id: &str,
+        traces: &[TraceId],
+        limit: usize,
+    ) -> Result<Vec<LogRecord>, StoreError>;
+
+    /// One bounded step of retention, so ingest is never stalled for long.
+    async fn prune(&self, policy: RetentionPolicy) -> Result<PruneReport, StoreError>;
+
+    /// Bytes the store uses on disk.
+    async fn disk_usage(&self) -> Result<u64, StoreError>;
+
+    /// Fails unless the store can be read and written.
+    async fn check_ready(&self) -> Result<(), StoreError>;
+}

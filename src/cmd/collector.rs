@@ -1,0 +1,127 @@
+//! `gauntlet collector`: flags → [`gauntlet_collector::Config`], then run until stopped.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::{Args, ValueEnum};
+use gauntlet_collector::store::sqlite::Sync;
+use gauntlet_collector::{Collector, Config};
+
+#[derive(Debug, Args)]
+#[command(after_help = "Examples:
+  gauntlet collector
+  gauntlet collector --data-dir /var/lib/gauntlet --retention 7d --max-disk 50GiB
+  gauntlet collector --otlp-http 0.0.0.0:4318 --http 0.0.0.0:16686   # listen beyond loopback
+
+Send telemetry with OTEL_EXPORTER_OTLP_ENDPOINT=http://127.0.0.1:4318 (HTTP) or
+http://127.0.0.1:4317 (gRPC); query it at http://127.0.0.1:16686/api/services.")]
+pub struct CollectorArgs {
+    /// Where to listen for OTLP/gRPC.
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:4317")]
+    otlp_grpc: SocketAddr,
+    /// Where to listen for OTLP/HTTP (protobuf and JSON on /v1/traces and /v1/logs).
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:4318")]
+    otlp_http: SocketAddr,
+    /// Where to listen for Zipkin v2 JSON (POST /api/v2/spans); `off` to disable.
+    #[arg(long, value_name = "ADDR|off", default_value = "127.0.0.1:9411", value_parser = parse_optional_addr)]
+    zipkin: OrOff<SocketAddr>,
+    /// Where to serve the query API (Jaeger-compatible /api/..., logs, correlations, /metrics).
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:16686")]
+    http: SocketAddr,
+    /// Directory of the embedded SQLite store; created if missing.
+    #[arg(long, value_name = "DIR", default_value = "gauntlet-data")]
+    data_dir: PathBuf,
+    /// Largest request accepted, before and after decompression (e.g. 64MiB).
+    #[arg(long, value_name = "SIZE", default_value = "64MiB", value_parser = parse_size)]
+    max_body: u64,
+    /// Delete data received longer ago than this (e.g. 72h, 7d); `off` keeps it forever.
+    #[arg(long, value_name = "DURATION|off", default_value = "72h", value_parser = parse_optional_duration)]
+    retention: OrOff<Duration>,
+    /// Delete the oldest data while the store is larger than this (e.g. 10GiB); `off` for no limit.
+    #[arg(long, value_name = "SIZE|off", default_value = "10GiB", value_parser = parse_optional_size)]
+    max_disk: OrOff<u64>,
+    /// How often retention runs.
+    #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = parse_duration)]
+    retention_interval: Duration,
+    /// Commit durability: `normal` survives a crashed or killed process; `full` also
+    /// survives power loss, at a cost in ingest rate.
+    #[arg(long, value_enum, default_value_t = SyncArg::Normal)]
+    sync: SyncArg,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum SyncArg {
+    Normal,
+    Full,
+}
+
+/// A flag value that may also be `off`.
+#[derive(Debug, Clone, Copy)]
+struct OrOff<T>(Option<T>);
+
+fn parse_duration(s: &str) -> Result<Duration, String> {
+    humantime::parse_duration(s).map_err(|e| format!("{e} (use forms like 30s, 72h, 7d)"))
+}
+
+fn parse_optional_duration(s: &str) -> Result<OrOff<Duration>, String> {
+    if s.eq_ignore_ascii_case("off") {
+        return Ok(OrOff(None));
+    }
+    parse_duration(s).map(|d| OrOff(Some(d)))
+}
+
+fn parse_size(s: &str) -> Result<u64, String> {
+    s.parse::<bytesize::ByteSize>()
+        .map(|b| b.as_u64())
+        .map_err(|e| format!("{e} (use forms like 512KiB, 64MiB, 10GiB)"))
+}
+
+fn parse_optional_size(s: &str) -> Result<OrOff<u64>, String> {
+    if s.eq_ignore_ascii_case("off") {
+        return Ok(OrOff(None));
+    }
+    parse_size(s).map(|n| OrOff(Some(n)))
+}
+
+fn parse_optional_addr(s: &str) -> Result<OrOff<SocketAddr>, String> {
+    if s.eq_ignore_ascii_case("off") {
+        return Ok(OrOff(None));
+    }
+    s.parse()
+        .map(|a| OrOff(Some(a)))
+        .map_err(|e| format!("{e} (use HOST:PORT like 127.0.0.1:9411, or off)"))
+}
+
+pub async fn run(args: CollectorArgs) -> anyhow::Result<()> {
+    let config = Config {
+        otlp_grpc: args.otlp_grpc,
+        otlp_http: args.otlp_http,
+        zipkin: args.zipkin.0,
+        http: args.http,
+        data_dir: args.data_dir,
+        max_body: usize::try_from(args.max_body).context("--max-body is too large")?,
+        retention: args.retention.0,
+        max_disk: args.max_disk.0,
+        retention_interval: args.retention_interval,
+        sync: match args.sync {
+            SyncArg::Normal => Sync::Normal,
+            SyncArg::Full => Sync::Full,
+        },
+        ..Config::with_defaults()
+    };
+    let collector = Collector::start(config).await?;
+    let a = collector.addrs;
+    println!("gauntlet collector is running");
+    println!("  OTLP/gRPC   {}", a.otlp_grpc);
+    println!("  OTLP/HTTP   http://{}   (OTEL_EXPORTER_OTLP_ENDPOINT)", a.otlp_http);
+    if let Some(z) = a.zipkin {
+        println!("  Zipkin      http://{z}/api/v2/spans");
+    }
+    println!("  Query API   http://{}/api/services", a.http);
+    println!("  Metrics     http://{}/metrics", a.http);
+    println!("Press Ctrl-C to stop.");
+    collector.run_until(super::stop_signal()).await;
+    Ok(())
+}

@@ -1,0 +1,58 @@
+//! The subcommands and their flags.
+
+mod collector;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "gauntlet",
+    version,
+    about = "Puts microservices through the gauntlet and watches what happens",
+    long_about = "Puts microservices through the gauntlet and watches what happens.\n\n\
+        Start the collector, point your services' OpenTelemetry SDKs at it with\n\
+        OTEL_EXPORTER_OTLP_ENDPOINT=http://127.0.0.1:4318, then read traces, logs and\n\
+        correlation timelines from http://127.0.0.1:16686/api/...",
+    after_help = "Run `gauntlet <COMMAND> --help` for the flags of each command."
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Receive OTLP (gRPC and HTTP) and Zipkin telemetry, store it, and serve queries.
+    Collector(collector::CollectorArgs),
+}
+
+impl Cli {
+    pub async fn run(self) -> anyhow::Result<()> {
+        match self.command {
+            Command::Collector(args) => collector::run(args).await,
+        }
+    }
+}
+
+/// Resolves on Ctrl-C or SIGTERM.
+pub async fn stop_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
