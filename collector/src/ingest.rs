@@ -18,8 +18,13 @@ use crate::store::Store;
 /// Why a batch was not committed. Both tell the client to retry later.
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum IngestError {
-    #[error("the collector is busy: {queued} rows are waiting to be written; retry after {retry_after:?}")]
-    Busy { queued: usize, retry_after: Duration },
+    #[error(
+        "the collector is busy: {queued} rows are waiting to be written; retry after {retry_after:?}"
+    )]
+    Busy {
+        queued: usize,
+        retry_after: Duration,
+    },
     #[error("the store could not commit the data ({0}); retry after {retry_after:?}", retry_after = STORE_RETRY)]
     Store(String),
     #[error("the collector is shutting down")]
@@ -73,7 +78,9 @@ pub struct Pipeline {
 
 impl std::fmt::Debug for Pipeline {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Pipeline").field("config", &self.config).finish()
+        f.debug_struct("Pipeline")
+            .field("config", &self.config)
+            .finish()
     }
 }
 
@@ -158,7 +165,9 @@ async fn commit_loop(
             .write(batch)
             .await
             .map_err(|e| IngestError::Store(e.to_string()));
-        metrics.commit_seconds.observe(started.elapsed().as_secs_f64());
+        metrics
+            .commit_seconds
+            .observe(started.elapsed().as_secs_f64());
         metrics.commit_rows.observe(rows as f64);
         metrics.queue_rows.dec_by(rows as i64);
         if let Err(e) = &result {

@@ -133,7 +133,9 @@ pub struct Collector {
 
 impl std::fmt::Debug for Collector {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Collector").field("addrs", &self.addrs).finish()
+        f.debug_struct("Collector")
+            .field("addrs", &self.addrs)
+            .finish()
     }
 }
 
@@ -181,7 +183,8 @@ impl Collector {
             http: http.local_addr().unwrap_or(config.http),
         };
         let metrics = Arc::new(Metrics::default());
-        let (pipeline, committer) = Pipeline::start(store.clone(), config.pipeline, metrics.clone());
+        let (pipeline, committer) =
+            Pipeline::start(store.clone(), config.pipeline, metrics.clone());
         let (stop, stopped) = watch::channel(false);
         let mut servers = JoinSet::new();
 
@@ -201,9 +204,19 @@ impl Collector {
                 tracing::error!(error = %e, "OTLP/gRPC server failed");
             }
         });
-        serve_http(&mut servers, otlp_http, otlp::http::router(receiver.clone()), &stopped);
+        serve_http(
+            &mut servers,
+            otlp_http,
+            otlp::http::router(receiver.clone()),
+            &stopped,
+        );
         if let Some(listener) = zipkin {
-            serve_http(&mut servers, listener, zipkin::router(receiver.clone()), &stopped);
+            serve_http(
+                &mut servers,
+                listener,
+                zipkin::router(receiver.clone()),
+                &stopped,
+            );
         }
         drop(receiver);
         let query = query::router(query::QueryState {

@@ -34,7 +34,9 @@ pub async fn read(body: Body, encoding: Option<&str>, limit: usize) -> Result<By
         .collect()
         .await
         .map_err(|e| {
-            if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() {
+            if e.downcast_ref::<http_body_util::LengthLimitError>()
+                .is_some()
+            {
                 PayloadError::TooLarge { limit }
             } else {
                 PayloadError::Read(e.to_string())
@@ -79,21 +81,33 @@ mod tests {
             gunzip(&bomb, 1 << 20),
             Err(PayloadError::DecompressedTooLarge { .. })
         ));
-        assert_eq!(gunzip(&gz(b"hello"), 5).map(|b| b.to_vec()).ok(), Some(b"hello".to_vec()));
+        assert_eq!(
+            gunzip(&gz(b"hello"), 5).map(|b| b.to_vec()).ok(),
+            Some(b"hello".to_vec())
+        );
     }
 
     #[test]
     fn broken_gzip_is_reported() {
         let mut data = gz(b"some payload that is long enough");
         data.truncate(data.len() / 2);
-        assert!(matches!(gunzip(&data, 1 << 20), Err(PayloadError::BadGzip(_))));
-        assert!(matches!(gunzip(b"not gzip at all", 1 << 20), Err(PayloadError::BadGzip(_))));
+        assert!(matches!(
+            gunzip(&data, 1 << 20),
+            Err(PayloadError::BadGzip(_))
+        ));
+        assert!(matches!(
+            gunzip(b"not gzip at all", 1 << 20),
+            Err(PayloadError::BadGzip(_))
+        ));
     }
 
     #[tokio::test]
     async fn bodies_over_the_limit_and_unknown_encodings_are_refused() {
         let body = Body::from(vec![1u8; 100]);
-        assert!(matches!(read(body, None, 99).await, Err(PayloadError::TooLarge { limit: 99 })));
+        assert!(matches!(
+            read(body, None, 99).await,
+            Err(PayloadError::TooLarge { limit: 99 })
+        ));
         let body = Body::from(vec![1u8; 10]);
         assert!(matches!(
             read(body, Some("br"), 99).await,

@@ -71,7 +71,9 @@ async fn spans(State(r): State<HttpReceiver>, headers: HeaderMap, body: Body) ->
     if !ct.to_ascii_lowercase().starts_with("application/json") {
         return error(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            format!("unsupported Content-Type {ct:?}: this endpoint takes Zipkin v2 JSON (application/json)"),
+            format!(
+                "unsupported Content-Type {ct:?}: this endpoint takes Zipkin v2 JSON (application/json)"
+            ),
         );
     }
     let encoding = headers
@@ -126,7 +128,12 @@ async fn spans(State(r): State<HttpReceiver>, headers: HeaderMap, body: Body) ->
 }
 
 fn error(status: StatusCode, message: String) -> Response {
-    (status, [(header::CONTENT_TYPE, "text/plain; charset=utf-8")], message + "\n").into_response()
+    (
+        status,
+        [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+        message + "\n",
+    )
+        .into_response()
 }
 
 fn convert(spans: Vec<ZipkinSpan>) -> (Batch, Rejections) {
@@ -181,6 +188,8 @@ fn convert(spans: Vec<ZipkinSpan>) -> (Batch, Rejections) {
         let mut attrs: serde_json::Map<String, serde_json::Value> = z
             .tags
             .iter()
+            // Zipkin's `error` tag is the span's status here, not an attribute.
+            .filter(|(k, _)| k.as_str() != "error")
             .map(|(k, v)| (k.clone(), v.clone().into()))
             .collect();
         if let Some(e) = &z.remote_endpoint {
@@ -265,7 +274,10 @@ mod tests {
         let (batch, rejected) = convert(spans);
         assert_eq!(rejected.count, 1);
         let s = &batch.spans[0];
-        assert_eq!(crate::model::hex(&s.trace_id), "0000000000000000463ac35c9f6413ad");
+        assert_eq!(
+            crate::model::hex(&s.trace_id),
+            "0000000000000000463ac35c9f6413ad"
+        );
         assert_eq!(s.resource.service, "frontend");
         assert_eq!(s.kind, SpanKind::Server);
         assert_eq!(s.duration_ns(), 2_500_000);

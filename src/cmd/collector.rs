@@ -115,7 +115,10 @@ pub async fn run(args: CollectorArgs) -> anyhow::Result<()> {
     let a = collector.addrs;
     println!("gauntlet collector is running");
     println!("  OTLP/gRPC   {}", a.otlp_grpc);
-    println!("  OTLP/HTTP   http://{}   (OTEL_EXPORTER_OTLP_ENDPOINT)", a.otlp_http);
+    println!(
+        "  OTLP/HTTP   http://{}   (OTEL_EXPORTER_OTLP_ENDPOINT)",
+        a.otlp_http
+    );
     if let Some(z) = a.zipkin {
         println!("  Zipkin      http://{z}/api/v2/spans");
     }

@@ -28,10 +28,8 @@ pub fn traces(req: ExportTraceServiceRequest) -> Converted {
     for rs in req.resource_spans {
         let resource = Arc::new(resource(rs.resource.as_ref()));
         for ss in rs.scope_spans {
-            let (scope_name, scope_version) = ss
-                .scope
-                .map(|s| (s.name, s.version))
-                .unwrap_or_default();
+            let (scope_name, scope_version) =
+                ss.scope.map(|s| (s.name, s.version)).unwrap_or_default();
             for span in ss.spans {
                 let Some(trace_id) = trace_id(&span.trace_id) else {
                     out.rejected.add(if span.trace_id.len() == 16 {
@@ -53,7 +51,8 @@ pub fn traces(req: ExportTraceServiceRequest) -> Converted {
                     0 => None,
                     8 => span_id_or_none(&span.parent_span_id),
                     _ => {
-                        out.rejected.add("with a parent_span_id that is not 8 bytes");
+                        out.rejected
+                            .add("with a parent_span_id that is not 8 bytes");
                         continue;
                     }
                 };
@@ -62,10 +61,8 @@ pub fn traces(req: ExportTraceServiceRequest) -> Converted {
                     continue;
                 }
                 let correlation_id = correlation_id(&span.attributes);
-                let (status_code, status_message) = span
-                    .status
-                    .map(|s| (s.code, s.message))
-                    .unwrap_or_default();
+                let (status_code, status_message) =
+                    span.status.map(|s| (s.code, s.message)).unwrap_or_default();
                 out.batch.spans.push(SpanRecord {
                     trace_id,
                     span_id,
@@ -213,7 +210,10 @@ impl Serialize for Attrs<'_> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         let mut map = s.serialize_map(Some(self.0.len()))?;
         for kv in self.0 {
-            map.serialize_entry(&kv.key, &Any(kv.value.as_ref().and_then(|v| v.value.as_ref())))?;
+            map.serialize_entry(
+                &kv.key,
+                &Any(kv.value.as_ref().and_then(|v| v.value.as_ref())),
+            )?;
         }
         map.end()
     }
@@ -284,6 +284,7 @@ mod tests {
         KeyValue {
             key: key.into(),
             value: Some(AnyValue { value: Some(v) }),
+            ..Default::default()
         }
     }
 
@@ -346,7 +347,11 @@ mod tests {
         assert_eq!(out.batch.spans.len(), 1);
         assert_eq!(out.rejected.count, 3);
         assert_eq!(out.batch.spans[0].resource.service, UNKNOWN_SERVICE);
-        assert!(out.rejected.message("spans").contains("1 ending before they start"));
+        assert!(
+            out.rejected
+                .message("spans")
+                .contains("1 ending before they start")
+        );
     }
 
     #[test]
@@ -363,6 +368,9 @@ mod tests {
             ]),
             Some("first".into())
         );
-        assert_eq!(correlation_id(&[kv("other", V::StringValue("x".into()))]), None);
+        assert_eq!(
+            correlation_id(&[kv("other", V::StringValue("x".into()))]),
+            None
+        );
     }
 }

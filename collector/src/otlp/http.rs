@@ -213,7 +213,10 @@ pub async fn commit(
 
 pub fn ingest_error(e: &IngestError) -> RpcError {
     let (http, code) = match e {
-        IngestError::Busy { .. } => (StatusCode::TOO_MANY_REQUESTS, tonic::Code::ResourceExhausted),
+        IngestError::Busy { .. } => (
+            StatusCode::TOO_MANY_REQUESTS,
+            tonic::Code::ResourceExhausted,
+        ),
         IngestError::Store(_) | IngestError::ShuttingDown => {
             (StatusCode::SERVICE_UNAVAILABLE, tonic::Code::Unavailable)
         }

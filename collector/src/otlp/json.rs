@@ -7,7 +7,8 @@ use serde_json::Value;
 
 /// Parses an OTLP/JSON body into the protobuf type `T`; the error says where it went wrong.
 pub fn decode<T: DeserializeOwned>(body: &[u8]) -> Result<T, String> {
-    let mut value: Value = serde_json::from_slice(body).map_err(|e| format!("invalid JSON: {e}"))?;
+    let mut value: Value =
+        serde_json::from_slice(body).map_err(|e| format!("invalid JSON: {e}"))?;
     if !value.is_object() {
         return Err("invalid OTLP/JSON: the body must be a JSON object".into());
     }

@@ -44,7 +44,11 @@ impl RpcError {
     }
 
     pub fn bad_request(message: impl Into<String>) -> Self {
-        Self::new(StatusCode::BAD_REQUEST, tonic::Code::InvalidArgument, message)
+        Self::new(
+            StatusCode::BAD_REQUEST,
+            tonic::Code::InvalidArgument,
+            message,
+        )
     }
 
     pub fn retry_after(mut self, after: Duration) -> Self {

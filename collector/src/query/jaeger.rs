@@ -71,7 +71,10 @@ pub async fn get_trace(
     })?;
     let traces = s.store.traces(&[trace_id]).await?;
     let Some((tid, spans)) = traces.into_iter().next() else {
-        return Err(ApiError::not_found(format!("trace {} not found", hex(&trace_id))));
+        return Err(ApiError::not_found(format!(
+            "trace {} not found",
+            hex(&trace_id)
+        )));
     };
     Ok(envelope(json!([trace_json(&tid, &spans)]), 1))
 }
@@ -90,8 +93,9 @@ pub async fn find_traces(
         by_id
             .iter()
             .map(|v| {
-                parse_trace_id(v)
-                    .ok_or_else(|| ApiError::bad_request(format!("traceID={v:?} is not a trace ID")))
+                parse_trace_id(v).ok_or_else(|| {
+                    ApiError::bad_request(format!("traceID={v:?} is not a trace ID"))
+                })
             })
             .collect::<Result<_, _>>()?
     } else {
@@ -99,7 +103,10 @@ pub async fn find_traces(
         s.store.find_trace_ids(&query).await?
     };
     let traces = s.store.traces(&ids).await?;
-    let data: Vec<Value> = traces.iter().map(|(id, spans)| trace_json(id, spans)).collect();
+    let data: Vec<Value> = traces
+        .iter()
+        .map(|(id, spans)| trace_json(id, spans))
+        .collect();
     let n = data.len();
     Ok(envelope(Value::Array(data), n))
 }
@@ -123,9 +130,9 @@ fn trace_query(params: &Params) -> Result<TraceQuery, ApiError> {
         }
     }
     for (k, v) in params.iter().filter(|(k, _)| k == "tag") {
-        let (key, value) = v.split_once(':').ok_or_else(|| {
-            ApiError::bad_request(format!("{k}={v:?} must be key:value"))
-        })?;
+        let (key, value) = v
+            .split_once(':')
+            .ok_or_else(|| ApiError::bad_request(format!("{k}={v:?} must be key:value")))?;
         tags.push((key.to_string(), value.to_string()));
     }
     let duration = |key: &str| -> Result<Option<i64>, ApiError> {
@@ -324,7 +331,10 @@ mod tests {
     #[test]
     fn tags_keep_types() {
         let tags = attr_tags(r#"{"a":"x","b":true,"c":3,"d":1.5,"e":[1]}"#);
-        let types: Vec<&str> = tags.iter().map(|t| t["type"].as_str().unwrap_or("?")).collect();
+        let types: Vec<&str> = tags
+            .iter()
+            .map(|t| t["type"].as_str().unwrap_or("?"))
+            .collect();
         assert_eq!(types, ["string", "bool", "int64", "float64", "string"]);
     }
 }

@@ -77,7 +77,9 @@ fn parse_cursor(v: &str) -> Result<LogCursor, ApiError> {
                 id: id.parse().ok()?,
             })
         })
-        .ok_or_else(|| ApiError::bad_request(format!("cursor={v:?} is not a next_cursor this API gave")))
+        .ok_or_else(|| {
+            ApiError::bad_request(format!("cursor={v:?} is not a next_cursor this API gave"))
+        })
 }
 
 /// The severity name OTel gives a severity number.
@@ -132,7 +134,13 @@ mod tests {
     #[test]
     fn cursors_round_trip() {
         let c = parse_cursor("1700000000000000000.42").ok();
-        assert_eq!(c, Some(LogCursor { time_ns: 1_700_000_000_000_000_000, id: 42 }));
+        assert_eq!(
+            c,
+            Some(LogCursor {
+                time_ns: 1_700_000_000_000_000_000,
+                id: 42
+            })
+        );
         assert!(parse_cursor("garbage").is_err());
     }
 }

@@ -30,7 +30,10 @@ pub struct QueryState {
 pub fn router(state: QueryState) -> Router {
     Router::new()
         .route("/api/services", get(jaeger::services))
-        .route("/api/services/{service}/operations", get(jaeger::service_operations))
+        .route(
+            "/api/services/{service}/operations",
+            get(jaeger::service_operations),
+        )
         .route("/api/operations", get(jaeger::operations))
         .route("/api/traces", get(jaeger::find_traces))
         .route("/api/traces/{trace_id}", get(jaeger::get_trace))
@@ -39,7 +42,12 @@ pub fn router(state: QueryState) -> Router {
         .route("/health", get(health))
         .route("/ready", get(ready))
         .route("/metrics", get(metrics))
-        .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "unknown path; see the README for the query API") })
+        .fallback(|| async {
+            ApiError::new(
+                StatusCode::NOT_FOUND,
+                "unknown path; see the README for the query API",
+            )
+        })
         .with_state(state)
 }
 

@@ -67,7 +67,9 @@ pub struct SqliteStore {
 
 impl std::fmt::Debug for SqliteStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SqliteStore").field("path", &self.path).finish()
+        f.debug_struct("SqliteStore")
+            .field("path", &self.path)
+            .finish()
     }
 }
 
@@ -239,7 +241,9 @@ struct TraceAgg {
 impl Writer {
     fn write(&mut self, mut batch: Batch) -> Result<(), StoreError> {
         // Contiguous spans per trace let the trace summary point at rowid ranges.
-        batch.spans.sort_unstable_by(|a, b| a.trace_id.cmp(&b.trace_id));
+        batch
+            .spans
+            .sort_unstable_by(|a, b| a.trace_id.cmp(&b.trace_id));
         let result = self.write_sorted(&batch);
         if result.is_err() {
             // IDs interned in the rolled-back transaction do not exist.
@@ -260,10 +264,7 @@ impl Writer {
             scopes,
         } = self;
         let tx = conn.transaction()?;
-        tx.execute(
-            "INSERT INTO batches (received_ns) VALUES (?1)",
-            [now_ns()],
-        )?;
+        tx.execute("INSERT INTO batches (received_ns) VALUES (?1)", [now_ns()])?;
         let batch_id = tx.last_insert_rowid();
         let mut interner = Interner {
             tx: &tx,
@@ -350,7 +351,7 @@ impl Writer {
                     root_service_id = coalesce(excluded.root_service_id, root_service_id),
                     root_op_id = coalesce(excluded.root_op_id, root_op_id),
                     last_batch = excluded.last_batch,
-                    chunks = chunks || excluded.chunks",
+                    chunks = CAST(chunks || excluded.chunks AS BLOB)",
             )?;
             let mut correlate = tx.prepare_cached(
                 "INSERT OR IGNORE INTO trace_correlations (correlation_id, trace_id) VALUES (?1, ?2)",
@@ -430,12 +431,14 @@ impl Writer {
         };
         if over_size {
             // Drop about the oldest 5% of batches per round, at least one.
-            let by_size: Option<i64> = conn.query_row(
-                "SELECT id FROM batches ORDER BY id
+            let by_size: Option<i64> = conn
+                .query_row(
+                    "SELECT id FROM batches ORDER BY id
                  LIMIT 1 OFFSET (SELECT count(*) / 20 FROM batches)",
-                [],
-                |r| r.get(0),
-            ).optional()?;
+                    [],
+                    |r| r.get(0),
+                )
+                .optional()?;
             cutoff = cutoff.max(by_size);
         }
         let Some(cutoff) = cutoff else {
@@ -533,7 +536,9 @@ impl Interner<'_> {
             .execute("INSERT OR IGNORE INTO services (name) VALUES (?1)", [name])?;
         let id = self
             .tx
-            .query_row("SELECT id FROM services WHERE name = ?1", [name], |r| r.get(0))?;
+            .query_row("SELECT id FROM services WHERE name = ?1", [name], |r| {
+                r.get(0)
+            })?;
         self.services.insert(name.to_string(), id);
         Ok(id)
     }
@@ -620,15 +625,16 @@ const SPAN_SELECT: &str = "SELECT s.trace_id, s.span_id, s.parent_span_id, sv.na
     JOIN resources r ON r.id = s.resource_id
     JOIN scopes sc ON sc.id = s.scope_id";
 
-fn span_from_row(row: &rusqlite::Row<'_>, cache: &mut ResourceCache) -> rusqlite::Result<SpanRecord> {
+fn span_from_row(
+    row: &rusqlite::Row<'_>,
+    cache: &mut ResourceCache,
+) -> rusqlite::Result<SpanRecord> {
     let start_ns: i64 = row.get(10)?;
     let duration_ns: i64 = row.get(11)?;
     Ok(SpanRecord {
         trace_id: blob_id(row.get_ref(0)?.as_blob()?),
         span_id: blob_id(row.get_ref(1)?.as_blob()?),
-        parent_span_id: row
-            .get::<_, Option<Vec<u8>>>(2)?
-            .map(|b| blob_id::<8>(&b)),
+        parent_span_id: row.get::<_, Option<Vec<u8>>>(2)?.map(|b| blob_id::<8>(&b)),
         resource: cache.get(row.get(4)?, row.get(3)?, row.get(5)?),
         scope_name: row.get(6)?,
         scope_version: row.get(7)?,
@@ -667,7 +673,9 @@ fn log_from_row(row: &rusqlite::Row<'_>, cache: &mut ResourceCache) -> rusqlite:
             severity_text: row.get(8)?,
             body: row.get(9)?,
             attributes: row.get(10)?,
-            trace_id: row.get::<_, Option<Vec<u8>>>(11)?.map(|b| blob_id::<16>(&b)),
+            trace_id: row
+                .get::<_, Option<Vec<u8>>>(11)?
+                .map(|b| blob_id::<16>(&b)),
             span_id: row.get::<_, Option<Vec<u8>>>(12)?.map(|b| blob_id::<8>(&b)),
             correlation_id: row.get(13)?,
             flags: row.get(14)?,
@@ -686,7 +694,9 @@ fn blob_id<const N: usize>(b: &[u8]) -> [u8; N] {
 
 fn service_id(conn: &Connection, name: &str) -> Result<Option<i64>, StoreError> {
     Ok(conn
-        .query_row("SELECT id FROM services WHERE name = ?1", [name], |r| r.get(0))
+        .query_row("SELECT id FROM services WHERE name = ?1", [name], |r| {
+            r.get(0)
+        })
         .optional()?)
 }
 
@@ -701,9 +711,8 @@ fn read_traces(
     let mut cache = ResourceCache::default();
     let mut out = Vec::with_capacity(ids.len());
     for id in ids {
-        let Some(chunks): Option<Vec<u8>> = chunks_stmt
-            .query_row([&id[..]], |r| r.get(0))
-            .optional()?
+        let Some(chunks): Option<Vec<u8>> =
+            chunks_stmt.query_row([&id[..]], |r| r.get(0)).optional()?
         else {
             continue;
         };
@@ -736,7 +745,9 @@ fn tags_match(
     status_code: i32,
     kind: i32,
 ) -> bool {
-    let parse = |s: &str| serde_json::from_str::<serde_json::Map<String, serde_json::Value>>(s).unwrap_or_default();
+    let parse = |s: &str| {
+        serde_json::from_str::<serde_json::Map<String, serde_json::Value>>(s).unwrap_or_default()
+    };
     let attrs = parse(attributes);
     let res = parse(resource);
     tags.iter().all(|(key, want)| {
@@ -905,7 +916,10 @@ impl Store for SqliteStore {
                 add("l.severity_number >= ?", i64::from(sev).into());
             }
             if let Some(text) = &q.text {
-                let escaped = text.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_");
+                let escaped = text
+                    .replace('\\', "\\\\")
+                    .replace('%', "\\%")
+                    .replace('_', "\\_");
                 add("l.body LIKE ? ESCAPE '\\'", format!("%{escaped}%").into());
             }
             if let Some(start) = q.start_ns {
@@ -1048,11 +1062,15 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         drop(store(dir.path()));
         let conn = Connection::open(dir.path().join(DB_FILE)).expect("open");
-        conn.pragma_update(None, "user_version", 99).expect("set version");
+        conn.pragma_update(None, "user_version", 99)
+            .expect("set version");
         drop(conn);
         let err = SqliteStore::open(&SqliteConfig::new(dir.path())).expect_err("refused");
         let msg = err.to_string();
-        assert!(matches!(err, StoreError::SchemaTooNew { found: 99, .. }), "{msg}");
+        assert!(
+            matches!(err, StoreError::SchemaTooNew { found: 99, .. }),
+            "{msg}"
+        );
         assert!(msg.contains("run a newer gauntlet"), "{msg}");
     }
 
@@ -1064,7 +1082,8 @@ mod tests {
             // A data dir written by a build that knew only migration 1.
             let conn = Connection::open(&path).expect("open");
             conn.execute_batch(MIGRATIONS[0]).expect("v1");
-            conn.pragma_update(None, "user_version", 1).expect("version");
+            conn.pragma_update(None, "user_version", 1)
+                .expect("version");
             conn.execute("INSERT INTO services (name) VALUES ('old-service')", [])
                 .expect("insert");
         }
@@ -1078,7 +1097,9 @@ mod tests {
             .query_row("SELECT count(*) FROM logs", [], |r| r.get(0))
             .expect("logs table exists");
         assert_eq!(logs, 0);
-        let rt = tokio::runtime::Builder::new_current_thread().build().expect("rt");
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .expect("rt");
         let services = rt.block_on(store.services()).expect("services");
         assert_eq!(services, vec!["old-service".to_string()]);
     }

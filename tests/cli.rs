@@ -1,0 +1,296 @@
+//! The `gauntlet` binary as a user runs it: real processes on ephemeral loopback ports.
+//! Durability under `kill -9`, flags and their errors, and the README's example, run as written.
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+const BIN: &str = env!("CARGO_BIN_EXE_gauntlet");
+
+/// A `gauntlet collector` child process and the addresses it printed.
+struct Running {
+    child: Child,
+    otlp_http: SocketAddr,
+    api: SocketAddr,
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn start(data_dir: &Path) -> Running {
+    let mut child = Command::new(BIN)
+        .args([
+            "collector",
+            "--otlp-grpc",
+            "127.0.0.1:0",
+            "--otlp-http",
+            "127.0.0.1:0",
+        ])
+        .args(["--zipkin", "off", "--http", "127.0.0.1:0", "--data-dir"])
+        .arg(data_dir)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("gauntlet starts");
+    let stdout = child.stdout.take().expect("stdout");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let (mut otlp_http, mut api) = (None, None);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while otlp_http.is_none() || api.is_none() {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let line = rx
+            .recv_timeout(left)
+            .expect("the collector prints its addresses");
+        let addr = |prefix: &str| {
+            line.trim()
+                .strip_prefix(prefix)
+                .and_then(|rest| {
+                    rest.trim()
+                        .trim_start_matches("http://")
+                        .split(['/', ' '])
+                        .next()
+                })
+                .and_then(|a| a.parse::<SocketAddr>().ok())
+        };
+        otlp_http = otlp_http.or(addr("OTLP/HTTP"));
+        api = api.or(addr("Query API"));
+    }
+    Running {
+        child,
+        otlp_http: otlp_http.expect("OTLP/HTTP address"),
+        api: api.expect("query address"),
+    }
+}
+
+fn trace_request(trace: usize, spans: usize) -> Value {
+    let now = 1_700_000_000_000_000_000u64 + trace as u64 * 1000;
+    let spans: Vec<Value> = (0..spans)
+        .map(|i| {
+            json!({
+                "traceId": format!("{:032x}", trace + 1),
+                "spanId": format!("{:016x}", i + 1),
+                "parentSpanId": if i == 0 { String::new() } else { format!("{:016x}", 1) },
+                "name": format!("op-{i}"),
+                "kind": "SPAN_KIND_SERVER",
+                "startTimeUnixNano": (now + i as u64).to_string(),
+                "endTimeUnixNano": (now + i as u64 + 500).to_string(),
+                "attributes": [{"key": "correlation_id", "value": {"stringValue": format!("durable-{trace}")}}],
+            })
+        })
+        .collect();
+    json!({"resourceSpans": [{
+        "resource": {"attributes": [{"key": "service.name", "value": {"stringValue": "durable"}}]},
+        "scopeSpans": [{"spans": spans}],
+    }]})
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime")
+}
+
+#[test]
+fn kill_9_right_after_a_successful_export_loses_nothing() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().join("data");
+    let traces = 40;
+    let spans_per_trace = 25;
+    let rt = runtime();
+    let client = reqwest::Client::new();
+    {
+        let mut c = start(&data);
+        rt.block_on(async {
+            for t in 0..traces {
+                let resp = client
+                    .post(format!("http://{}/v1/traces", c.otlp_http))
+                    .header("content-type", "application/json")
+                    .body(trace_request(t, spans_per_trace).to_string())
+                    .send()
+                    .await
+                    .expect("export answered");
+                assert_eq!(resp.status(), 200);
+            }
+        });
+        // SIGKILL: no shutdown hook, no flush.
+        c.child.kill().expect("kill -9");
+        c.child.wait().expect("reaped");
+    }
+    let c = start(&data);
+    rt.block_on(async {
+        for t in 0..traces {
+            let body: Value = client
+                .get(format!("http://{}/api/traces/{:032x}", c.api, t + 1))
+                .send()
+                .await
+                .expect("query answered")
+                .json()
+                .await
+                .expect("json");
+            let n = body["data"][0]["spans"].as_array().map(Vec::len);
+            assert_eq!(n, Some(spans_per_trace), "trace {t} after kill -9: {body}");
+        }
+        let body: Value = client
+            .get(format!("http://{}/api/v1/correlations/durable-7", c.api))
+            .send()
+            .await
+            .expect("query answered")
+            .json()
+            .await
+            .expect("json");
+        assert_eq!(
+            body["items"].as_array().map(Vec::len),
+            Some(spans_per_trace)
+        );
+    });
+}
+
+#[test]
+fn help_teaches_and_bad_flags_say_what_to_write() {
+    let out = Command::new(BIN)
+        .args(["collector", "--help"])
+        .output()
+        .expect("runs");
+    assert!(out.status.success());
+    let help = String::from_utf8_lossy(&out.stdout);
+    for needle in [
+        "--otlp-grpc",
+        "--retention",
+        "--max-disk",
+        "OTEL_EXPORTER_OTLP_ENDPOINT",
+        "Examples:",
+    ] {
+        assert!(help.contains(needle), "help lacks {needle}: {help}");
+    }
+    for (flag, value, hint) in [
+        ("--max-disk", "lots", "10GiB"),
+        ("--retention", "forever", "72h"),
+        ("--otlp-http", "localhost", "ADDR"),
+        ("--zipkin", "nowhere", "or off"),
+    ] {
+        let out = Command::new(BIN)
+            .args(["collector", flag, value])
+            .output()
+            .expect("runs");
+        assert_eq!(out.status.code(), Some(2), "{flag} {value}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.contains(flag) && err.contains(hint),
+            "{flag} {value}: {err}"
+        );
+    }
+}
+
+#[test]
+fn a_port_in_use_or_a_newer_data_dir_is_a_clear_error() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = taken.local_addr().expect("addr");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = Command::new(BIN)
+        .args([
+            "collector",
+            "--otlp-grpc",
+            "127.0.0.1:0",
+            "--zipkin",
+            "off",
+            "--http",
+            "127.0.0.1:0",
+        ])
+        .args(["--otlp-http", &port.to_string(), "--data-dir"])
+        .arg(dir.path())
+        .output()
+        .expect("runs");
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("cannot listen for OTLP/HTTP") && err.contains("--otlp-http"),
+        "{err}"
+    );
+
+    let data = dir.path().join("newer");
+    drop(start(&data));
+    let db = rusqlite::Connection::open(data.join("gauntlet.sqlite")).expect("open");
+    db.pragma_update(None, "user_version", 999)
+        .expect("set version");
+    drop(db);
+    let out = Command::new(BIN)
+        .args([
+            "collector",
+            "--otlp-grpc",
+            "127.0.0.1:0",
+            "--otlp-http",
+            "127.0.0.1:0",
+        ])
+        .args(["--zipkin", "off", "--http", "127.0.0.1:0", "--data-dir"])
+        .arg(&data)
+        .output()
+        .expect("runs");
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("schema version 999") && err.contains("newer gauntlet"),
+        "{err}"
+    );
+}
+
+/// Runs every ```sh block of the README that follows a `<!-- readme-test -->` marker, with
+/// the documented default addresses replaced by this test's ephemeral ones.
+#[test]
+fn readme_examples_run_as_written() {
+    let root = env!("CARGO_MANIFEST_DIR");
+    let readme = std::fs::read_to_string(Path::new(root).join("README.md")).expect("README");
+    let mut blocks = Vec::new();
+    let mut lines = readme.lines();
+    while let Some(line) = lines.next() {
+        if line.trim() == "<!-- readme-test -->" {
+            let fence = lines.next().unwrap_or_default();
+            assert_eq!(
+                fence.trim(),
+                "```sh",
+                "a readme-test marker precedes a ```sh block"
+            );
+            let block: Vec<&str> = lines.by_ref().take_while(|l| l.trim() != "```").collect();
+            blocks.push(block.join("\n"));
+        }
+    }
+    assert!(!blocks.is_empty(), "README has examples marked for testing");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let c = start(&dir.path().join("data"));
+    for block in blocks {
+        let script = block
+            .replace("127.0.0.1:4318", &c.otlp_http.to_string())
+            .replace("127.0.0.1:16686", &c.api.to_string());
+        let out = Command::new("bash")
+            .args(["-euo", "pipefail", "-c", &script])
+            .current_dir(root)
+            .output()
+            .expect("bash runs");
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "README example failed:\n{block}\nstdout: {stdout}\nstderr: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        // Each example ends by reading back through the query API.
+        assert!(
+            stdout.contains("5b8efff798038103d269b633813fc60c"),
+            "{block}\n{stdout}"
+        );
+    }
+}
