@@ -30,23 +30,38 @@ pub async fn read(body: Body, encoding: Option<&str>, limit: usize) -> Result<By
         Some("gzip") | Some("x-gzip") => true,
         Some(other) => return Err(PayloadError::UnsupportedEncoding(other.to_string())),
     };
-    let raw = http_body_util::Limited::new(body, limit)
-        .collect()
-        .await
-        .map_err(|e| {
-            if e.downcast_ref::<http_body_util::LengthLimitError>()
-                .is_some()
-            {
-                PayloadError::TooLarge { limit }
-            } else {
-                PayloadError::Read(e.to_string())
-            }
-        })?
-        .to_bytes();
+    let raw = collect_limited(body, limit).await?;
     if !gzip {
         return Ok(raw);
     }
     gunzip(&raw, limit)
+}
+
+/// Collects at most `limit` bytes. Past it, the rest is read and dropped (up to another
+/// `limit` bytes) before answering, because HTTP/1.1 clients that are still sending do not
+/// read an early answer: they would see a broken pipe instead of the 413.
+async fn collect_limited(mut body: Body, limit: usize) -> Result<Bytes, PayloadError> {
+    let mut buf = bytes::BytesMut::new();
+    let mut seen = 0usize;
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(|e| PayloadError::Read(e.to_string()))?;
+        let Ok(data) = frame.into_data() else {
+            continue;
+        };
+        seen = seen.saturating_add(data.len());
+        if seen <= limit {
+            buf.extend_from_slice(&data);
+        } else {
+            buf = bytes::BytesMut::new();
+            if seen > limit.saturating_mul(2) {
+                break;
+            }
+        }
+    }
+    if seen > limit {
+        return Err(PayloadError::TooLarge { limit });
+    }
+    Ok(buf.freeze())
 }
 
 /// Decompresses gzip, failing as soon as the output would pass `limit`.

@@ -174,10 +174,10 @@ fn convert(spans: Vec<ZipkinSpan>) -> (Batch, Rejections) {
             .or_insert_with(|| {
                 let mut attrs = serde_json::Map::new();
                 attrs.insert("service.name".into(), service.clone().into());
-                if let Some(e) = &z.local_endpoint {
-                    if let Some(ip) = e.ipv4.as_ref().or(e.ipv6.as_ref()) {
-                        attrs.insert("host.ip".into(), ip.clone().into());
-                    }
+                if let Some(e) = &z.local_endpoint
+                    && let Some(ip) = e.ipv4.as_ref().or(e.ipv6.as_ref())
+                {
+                    attrs.insert("host.ip".into(), ip.clone().into());
                 }
                 Arc::new(Resource {
                     service: service.clone(),

@@ -69,7 +69,7 @@ impl TraceService for GrpcReceiver {
         let message = converted.rejected.message("spans");
         let rejected = self.commit(Signal::Spans, converted).await?;
         Ok(Response::new(ExportTraceServiceResponse {
-            partial_success: (rejected > 0).then(|| ExportTracePartialSuccess {
+            partial_success: (rejected > 0).then_some(ExportTracePartialSuccess {
                 rejected_spans: rejected,
                 error_message: message,
             }),
@@ -87,7 +87,7 @@ impl LogsService for GrpcReceiver {
         let message = converted.rejected.message("log records");
         let rejected = self.commit(Signal::Logs, converted).await?;
         Ok(Response::new(ExportLogsServiceResponse {
-            partial_success: (rejected > 0).then(|| ExportLogsPartialSuccess {
+            partial_success: (rejected > 0).then_some(ExportLogsPartialSuccess {
                 rejected_log_records: rejected,
                 error_message: message,
             }),

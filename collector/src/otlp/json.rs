@@ -112,9 +112,10 @@ mod tests {
 
     #[test]
     fn broken_json_says_where() {
-        let err = decode::<ExportTraceServiceRequest>(b"{\"resourceSpans\": [").unwrap_err();
+        let err =
+            decode::<ExportTraceServiceRequest>(b"{\"resourceSpans\": [").expect_err("broken");
         assert!(err.starts_with("invalid JSON"), "{err}");
-        let err = decode::<ExportTraceServiceRequest>(b"[1]").unwrap_err();
+        let err = decode::<ExportTraceServiceRequest>(b"[1]").expect_err("not an object");
         assert!(err.contains("JSON object"), "{err}");
     }
 }

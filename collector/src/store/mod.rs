@@ -111,6 +111,7 @@ pub struct RetentionPolicy {
 pub struct PruneReport {
     pub spans: u64,
     pub logs: u64,
+    /// Trace summary rows (one per trace per commit).
     pub traces: u64,
     /// More is due: call again (after letting ingest in).
     pub more: bool,

@@ -3,8 +3,9 @@
 //!
 //! Layout, chosen for ingest speed (see ../shared/FACTS.md: a per-span index on a random
 //! trace ID is what makes SQLite ingest slow down as data grows):
-//! - `spans` has no trace-ID index. Each commit writes a trace's spans contiguously, and the
-//!   one-row-per-trace `traces` summary keeps the rowid ranges (`chunks`) where they are.
+//! - `spans` has no trace-ID index. Each commit writes a trace's spans contiguously and one
+//!   `trace_parts` row per trace saying where (first/last span rowid); only that row is
+//!   indexed by trace ID. The `traces` view sums the parts into a per-trace summary.
 //! - `spans_by_service` is a covering index for search: (service, start, operation, duration).
 //! - services, operations, resources and scopes are interned: spans carry small integers.
 
@@ -36,6 +37,7 @@ pub const MIGRATIONS: &[&str] = &[
         id INTEGER PRIMARY KEY,
         received_ns INTEGER NOT NULL,
         last_span INTEGER,
+        last_part INTEGER,
         last_log INTEGER
     );
     CREATE TABLE spans (
@@ -51,34 +53,46 @@ pub const MIGRATIONS: &[&str] = &[
         start_ns INTEGER NOT NULL,
         duration_ns INTEGER NOT NULL,
         status_code INTEGER NOT NULL,
-        status_message TEXT NOT NULL,
+        -- NULL rather than '' or '[]', which most spans would carry.
+        status_message TEXT,
         attributes TEXT NOT NULL,
-        events TEXT NOT NULL,
-        links TEXT NOT NULL,
+        events TEXT,
+        links TEXT,
         correlation_id TEXT,
-        trace_state TEXT NOT NULL,
+        trace_state TEXT,
         flags INTEGER NOT NULL
     );
     CREATE INDEX spans_by_service ON spans (service_id, start_ns, op_id, duration_ns);
-    CREATE TABLE traces (
-        trace_id BLOB PRIMARY KEY,
+    -- The trace summary, kept append-only for ingest speed: one row per trace per commit
+    -- (its spans are contiguous there), so a commit appends rows and adds one small entry per
+    -- trace to the trace-ID index instead of rewriting a row in a randomly keyed table.
+    -- Extra correlation IDs of a part get extra rows with span_count 0 and an empty range.
+    CREATE TABLE trace_parts (
+        id INTEGER PRIMARY KEY,
+        trace_id BLOB NOT NULL,
+        first_span INTEGER NOT NULL,
+        last_span INTEGER NOT NULL,
+        span_count INTEGER NOT NULL,
         start_ns INTEGER NOT NULL,
         end_ns INTEGER NOT NULL,
-        span_count INTEGER NOT NULL,
         error INTEGER NOT NULL,
         root_service_id INTEGER,
         root_op_id INTEGER,
-        last_batch INTEGER NOT NULL,
-        -- (first span id, last span id) pairs, 16 bytes each, little-endian i64s.
-        chunks BLOB NOT NULL
-    ) WITHOUT ROWID;
-    CREATE INDEX traces_by_batch ON traces (last_batch);
-    CREATE TABLE trace_correlations (
-        correlation_id TEXT NOT NULL,
-        trace_id BLOB NOT NULL,
-        PRIMARY KEY (correlation_id, trace_id)
-    ) WITHOUT ROWID;
-    CREATE INDEX trace_correlations_by_trace ON trace_correlations (trace_id);
+        correlation_id TEXT
+    );
+    CREATE INDEX trace_parts_by_trace ON trace_parts (trace_id);
+    CREATE INDEX trace_parts_by_correlation ON trace_parts (correlation_id)
+        WHERE correlation_id IS NOT NULL;
+    -- Trace ID → start, end, root service and operation, span count, error flag.
+    CREATE VIEW traces AS
+        SELECT trace_id,
+               min(start_ns) AS start_ns,
+               max(end_ns) AS end_ns,
+               sum(span_count) AS span_count,
+               max(error) AS error,
+               max(root_service_id) AS root_service_id,
+               max(root_op_id) AS root_op_id
+        FROM trace_parts GROUP BY trace_id;
     "#,
     // 2: logs.
     r#"

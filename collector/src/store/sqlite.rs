@@ -61,6 +61,8 @@ impl SqliteConfig {
 
 pub struct SqliteStore {
     path: PathBuf,
+    /// Dropping it stops the checkpointer thread.
+    _checkpointer: Checkpointer,
     writer: Arc<Mutex<Writer>>,
     readers: Arc<Readers>,
 }
@@ -111,13 +113,16 @@ impl SqliteStore {
              PRAGMA busy_timeout = 10000;
              PRAGMA temp_store = MEMORY;
              PRAGMA journal_size_limit = 67108864;
+             PRAGMA wal_autocheckpoint = 16384;
              PRAGMA cache_size = -{};",
             config.cache_bytes / 1024
         ))
         .map_err(open_err)?;
         migrate(&mut conn, &path)?;
         conn.set_prepared_statement_cache_capacity(64);
+        let checkpointer = Checkpointer::start(&path)?;
         Ok(Self {
+            _checkpointer: checkpointer,
             writer: Arc::new(Mutex::new(Writer {
                 conn,
                 services: HashMap::new(),
@@ -176,6 +181,53 @@ impl SqliteStore {
             .lock()
             .map_err(|_| StoreError::Task("the writer panicked earlier".into()))?;
         w.write(batch)
+    }
+}
+
+/// Copies the WAL back into the database on its own thread and connection, so that the
+/// writer rarely pays for a checkpoint inside a commit. PASSIVE never blocks the writer or
+/// readers, but under steady ingest it never quite catches up, and only a checkpoint that
+/// catches up lets the WAL start over; so the writer keeps a high autocheckpoint (64 MiB
+/// of WAL), which by then has little left to copy, and the WAL stays bounded.
+struct Checkpointer {
+    stop: Option<std::sync::mpsc::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Checkpointer {
+    const EVERY: std::time::Duration = std::time::Duration::from_millis(200);
+
+    fn start(path: &Path) -> Result<Self, StoreError> {
+        let conn = Connection::open(path)?;
+        conn.execute_batch("PRAGMA busy_timeout = 1000;")?;
+        let (stop, stopped) = std::sync::mpsc::channel::<()>();
+        let thread = std::thread::Builder::new()
+            .name("sqlite-checkpoint".into())
+            .spawn(move || {
+                while let Err(std::sync::mpsc::RecvTimeoutError::Timeout) =
+                    stopped.recv_timeout(Self::EVERY)
+                {
+                    if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()))
+                    {
+                        tracing::debug!(error = %e, "checkpoint deferred");
+                    }
+                }
+                // A last full checkpoint on a clean stop leaves a small WAL behind.
+                let _ = conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()));
+            })?;
+        Ok(Self {
+            stop: Some(stop),
+            thread: Some(thread),
+        })
+    }
+}
+
+impl Drop for Checkpointer {
+    fn drop(&mut self) {
+        drop(self.stop.take());
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
     }
 }
 
@@ -241,9 +293,7 @@ struct TraceAgg {
 impl Writer {
     fn write(&mut self, mut batch: Batch) -> Result<(), StoreError> {
         // Contiguous spans per trace let the trace summary point at rowid ranges.
-        batch
-            .spans
-            .sort_unstable_by(|a, b| a.trace_id.cmp(&b.trace_id));
+        batch.spans.sort_unstable_by_key(|s| s.trace_id);
         let result = self.write_sorted(&batch);
         if result.is_err() {
             // IDs interned in the rolled-back transaction do not exist.
@@ -299,12 +349,12 @@ impl Writer {
                     span.start_ns,
                     span.duration_ns(),
                     span.status_code,
-                    span.status_message,
+                    non_empty(&span.status_message),
                     span.attributes,
-                    span.events,
-                    span.links,
+                    non_empty_list(&span.events),
+                    non_empty_list(&span.links),
                     span.correlation_id,
-                    span.trace_state,
+                    non_empty(&span.trace_state),
                     span.flags,
                 ])?;
                 let id = tx.last_insert_rowid();
@@ -338,42 +388,42 @@ impl Writer {
                 }
             }
         }
+        let mut last_part = None;
         {
-            let mut upsert = tx.prepare_cached(
-                "INSERT INTO traces (trace_id, start_ns, end_ns, span_count, error,
-                    root_service_id, root_op_id, last_batch, chunks)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
-                 ON CONFLICT (trace_id) DO UPDATE SET
-                    start_ns = min(start_ns, excluded.start_ns),
-                    end_ns = max(end_ns, excluded.end_ns),
-                    span_count = span_count + excluded.span_count,
-                    error = error | excluded.error,
-                    root_service_id = coalesce(excluded.root_service_id, root_service_id),
-                    root_op_id = coalesce(excluded.root_op_id, root_op_id),
-                    last_batch = excluded.last_batch,
-                    chunks = CAST(chunks || excluded.chunks AS BLOB)",
-            )?;
-            let mut correlate = tx.prepare_cached(
-                "INSERT OR IGNORE INTO trace_correlations (correlation_id, trace_id) VALUES (?1, ?2)",
+            let mut part = tx.prepare_cached(
+                "INSERT INTO trace_parts (trace_id, first_span, last_span, span_count, start_ns,
+                    end_ns, error, root_service_id, root_op_id, correlation_id)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
             )?;
             for t in &traces {
-                let mut chunk = [0u8; 16];
-                chunk[..8].copy_from_slice(&t.first.to_le_bytes());
-                chunk[8..].copy_from_slice(&t.last.to_le_bytes());
-                upsert.execute(params![
+                part.execute(params![
                     &t.trace_id[..],
+                    t.first,
+                    t.last,
+                    t.count,
                     t.start,
                     t.end,
-                    t.count,
                     t.error,
                     t.root.map(|r| r.0),
                     t.root.map(|r| r.1),
-                    batch_id,
-                    &chunk[..],
+                    t.correlations.first(),
                 ])?;
-                for c in &t.correlations {
-                    correlate.execute(params![c, &t.trace_id[..]])?;
+                // Rare: more than one correlation ID in one part; each gets an empty row.
+                for c in t.correlations.iter().skip(1) {
+                    part.execute(params![
+                        &t.trace_id[..],
+                        0,
+                        -1,
+                        0,
+                        t.start,
+                        t.end,
+                        false,
+                        None::<i64>,
+                        None::<i64>,
+                        c
+                    ])?;
                 }
+                last_part = Some(tx.last_insert_rowid());
             }
         }
         let mut last_log = None;
@@ -408,8 +458,8 @@ impl Writer {
             }
         }
         tx.execute(
-            "UPDATE batches SET last_span = ?1, last_log = ?2 WHERE id = ?3",
-            params![last_span, last_log, batch_id],
+            "UPDATE batches SET last_span = ?1, last_part = ?2, last_log = ?3 WHERE id = ?4",
+            params![last_span, last_part, last_log, batch_id],
         )?;
         tx.commit()?;
         Ok(())
@@ -445,46 +495,28 @@ impl Writer {
             return Ok(PruneReport::default());
         };
         let tx = conn.transaction()?;
-        let (last_span, last_log): (Option<i64>, Option<i64>) = tx.query_row(
-            "SELECT max(last_span), max(last_log) FROM batches WHERE id <= ?1",
-            [cutoff],
-            |r| Ok((r.get(0)?, r.get(1)?)),
-        )?;
+        let (last_span, last_part, last_log): (Option<i64>, Option<i64>, Option<i64>) = tx
+            .query_row(
+                "SELECT max(last_span), max(last_part), max(last_log) FROM batches WHERE id <= ?1",
+                [cutoff],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+            )?;
         let mut report = PruneReport::default();
-        if let Some(last) = last_span {
-            report.spans = tx.execute(
-                "DELETE FROM spans WHERE id <= min(?1, (SELECT min(id) FROM spans) + ?2)",
+        // Rows are appended in batch order, so "everything up to the cut" is a rowid range.
+        let delete_up_to = |table: &str, last: Option<i64>| -> Result<u64, StoreError> {
+            let Some(last) = last else { return Ok(0) };
+            Ok(tx.execute(
+                &format!(
+                    "DELETE FROM {table} WHERE id <= min(?1, (SELECT min(id) FROM {table}) + ?2)"
+                ),
                 params![last, PRUNE_STEP - 1],
-            )? as u64;
-        }
-        if let Some(last) = last_log {
-            report.logs = tx.execute(
-                "DELETE FROM logs WHERE id <= min(?1, (SELECT min(id) FROM logs) + ?2)",
-                params![last, PRUNE_STEP - 1],
-            )? as u64;
-        }
-        if report.spans == 0 && report.logs == 0 {
-            // All rows of the cut batches are gone: now the traces that ended in them.
-            let ids: Vec<Vec<u8>> = {
-                let mut stmt = tx.prepare_cached(
-                    "SELECT trace_id FROM traces WHERE last_batch <= ?1 LIMIT ?2",
-                )?;
-                stmt.query_map(params![cutoff, PRUNE_STEP], |r| r.get(0))?
-                    .collect::<Result<_, _>>()?
-            };
-            {
-                let mut del_trace = tx.prepare_cached("DELETE FROM traces WHERE trace_id = ?1")?;
-                let mut del_corr =
-                    tx.prepare_cached("DELETE FROM trace_correlations WHERE trace_id = ?1")?;
-                for id in &ids {
-                    del_trace.execute([id])?;
-                    del_corr.execute([id])?;
-                }
-            }
-            report.traces = ids.len() as u64;
-            if ids.is_empty() {
-                tx.execute("DELETE FROM batches WHERE id <= ?1", [cutoff])?;
-            }
+            )? as u64)
+        };
+        report.spans = delete_up_to("spans", last_span)?;
+        report.traces = delete_up_to("trace_parts", last_part)?;
+        report.logs = delete_up_to("logs", last_log)?;
+        if report.spans + report.traces + report.logs == 0 {
+            tx.execute("DELETE FROM batches WHERE id <= ?1", [cutoff])?;
         }
         tx.commit()?;
         report.more = report.spans + report.logs + report.traces > 0;
@@ -500,6 +532,15 @@ impl Writer {
         }
         Ok(report)
     }
+}
+
+/// Most spans have no status message, trace state, events or links: store NULL, not bytes.
+fn non_empty(s: &str) -> Option<&str> {
+    (!s.is_empty()).then_some(s)
+}
+
+fn non_empty_list(json: &str) -> Option<&str> {
+    (json != "[]").then_some(json)
 }
 
 /// Bytes in use: pages holding data (free pages excluded) plus the WAL.
@@ -643,12 +684,16 @@ fn span_from_row(
         start_ns,
         end_ns: start_ns.saturating_add(duration_ns),
         status_code: row.get(12)?,
-        status_message: row.get(13)?,
+        status_message: row.get::<_, Option<String>>(13)?.unwrap_or_default(),
         attributes: row.get(14)?,
-        events: row.get(15)?,
-        links: row.get(16)?,
+        events: row
+            .get::<_, Option<String>>(15)?
+            .unwrap_or_else(|| "[]".into()),
+        links: row
+            .get::<_, Option<String>>(16)?
+            .unwrap_or_else(|| "[]".into()),
         correlation_id: row.get(17)?,
-        trace_state: row.get(18)?,
+        trace_state: row.get::<_, Option<String>>(18)?.unwrap_or_default(),
         flags: row.get(19)?,
     })
 }
@@ -704,22 +749,22 @@ fn read_traces(
     conn: &Connection,
     ids: &[TraceId],
 ) -> Result<Vec<(TraceId, Vec<SpanRecord>)>, StoreError> {
-    let mut chunks_stmt = conn.prepare_cached("SELECT chunks FROM traces WHERE trace_id = ?1")?;
+    let mut parts_stmt = conn.prepare_cached(
+        "SELECT first_span, last_span FROM trace_parts WHERE trace_id = ?1 AND span_count > 0",
+    )?;
     let mut spans_stmt = conn.prepare_cached(&format!(
         "{SPAN_SELECT} WHERE s.id BETWEEN ?1 AND ?2 AND s.trace_id = ?3"
     ))?;
     let mut cache = ResourceCache::default();
     let mut out = Vec::with_capacity(ids.len());
     for id in ids {
-        let Some(chunks): Option<Vec<u8>> =
-            chunks_stmt.query_row([&id[..]], |r| r.get(0)).optional()?
-        else {
-            continue;
-        };
+        let ranges = parts_stmt
+            .query_map([&id[..]], |r| {
+                Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?))
+            })?
+            .collect::<Result<Vec<_>, _>>()?;
         let mut spans = Vec::new();
-        for pair in chunks.chunks_exact(16) {
-            let first = i64::from_le_bytes(blob_id(&pair[..8]));
-            let last = i64::from_le_bytes(blob_id(&pair[8..]));
+        for (first, last) in ranges {
             let rows = spans_stmt.query_map(params![first, last, &id[..]], |r| {
                 span_from_row(r, &mut cache)
             })?;
@@ -728,7 +773,6 @@ fn read_traces(
             }
         }
         if spans.is_empty() {
-            // Retention took every span of it already.
             continue;
         }
         spans.sort_by_key(|s| (s.start_ns, s.span_id));
@@ -772,7 +816,7 @@ fn tags_match(
             .or_else(|| res.get(key))
             .is_some_and(|v| match v {
                 serde_json::Value::String(s) => s == want,
-                other => other.to_string() == *want,
+                other => want.as_str() == other.to_string().as_str(),
             })
     })
 }
@@ -974,9 +1018,8 @@ impl Store for SqliteStore {
         let cid = correlation_id.to_string();
         self.with_reader(move |conn| {
             let mut stmt = conn.prepare_cached(
-                "SELECT c.trace_id FROM trace_correlations c
-                 JOIN traces t ON t.trace_id = c.trace_id
-                 WHERE c.correlation_id = ?1 ORDER BY t.start_ns LIMIT ?2",
+                "SELECT trace_id FROM trace_parts WHERE correlation_id = ?1
+                 GROUP BY trace_id ORDER BY min(start_ns), trace_id LIMIT ?2",
             )?;
             let ids = stmt
                 .query_map(params![cid, limit as i64], |r| {
