@@ -43,10 +43,10 @@ fn start(data_dir: &Path) -> Running {
     let stdout = child.stdout.take().expect("stdout");
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
+        // Keep reading after the addresses are known, so the child never writes into a
+        // closed pipe.
         for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            if tx.send(line).is_err() {
-                break;
-            }
+            let _ = tx.send(line);
         }
     });
     let (mut otlp_http, mut api) = (None, None);

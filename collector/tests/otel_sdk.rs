@@ -291,6 +291,14 @@ async fn round_trip(transport: Transport) {
     assert_eq!(traces.len(), 2, "{tl}");
     assert!(traces.contains(&trace_id.to_string().as_str()));
     assert!(traces.contains(&async_trace_id.to_string().as_str()));
+    let summary = tl["trace_summaries"]
+        .as_array()
+        .and_then(|a| a.iter().find(|t| t["trace_id"] == trace_id.to_string()))
+        .expect("summary of the request's trace");
+    assert_eq!(summary["span_count"], 3, "{summary}");
+    assert_eq!(summary["root_service"], "gateway");
+    assert_eq!(summary["root_operation"], "POST /api/orders");
+    assert_eq!(summary["error"], true, "a failed span marks the trace");
     let items = tl["items"].as_array().expect("items");
     let spans = items.iter().filter(|i| i["kind"] == "span").count();
     let logs: Vec<&str> = items

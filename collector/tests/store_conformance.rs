@@ -157,6 +157,21 @@ async fn conformance(store: Arc<dyn Store>) {
         r#"{"http.route":"/GET /orders","attempt":1}"#
     );
 
+    // The summary: one row per trace, whatever number of commits brought it.
+    let sums = store
+        .trace_summaries(&[[1; 16], [3; 16], [42; 16]])
+        .await
+        .expect("summaries");
+    assert_eq!(sums.len(), 2);
+    assert_eq!(sums[0].span_count, 3);
+    assert_eq!((sums[0].start_ns, sums[0].end_ns), (T0, T0 + 50_000_000));
+    assert_eq!(
+        sums[0].root,
+        Some(("gateway".to_string(), "GET /orders".to_string()))
+    );
+    assert!(!sums[0].error);
+    assert!(sums[1].error);
+
     // Search.
     let find = |q: TraceQuery| {
         let store = store.clone();
@@ -419,4 +434,39 @@ async fn sqlite_store_survives_reopen() {
     let traces = store.traces(&[[8; 16]]).await.expect("read");
     assert_eq!(traces[0].1.len(), 2);
     assert_eq!(store.operations("svc", None).await.expect("ops").len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_collector_runs_retention_in_the_background() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut config = gauntlet_collector::Config::ephemeral(dir.path());
+    config.retention = Some(std::time::Duration::from_millis(1));
+    config.retention_interval = std::time::Duration::from_millis(50);
+    let c = gauntlet_collector::Collector::start(config)
+        .await
+        .expect("starts");
+    let mut b = Batch::default();
+    b.spans.push(span(6, 1, None, "svc", "op", T0, 10));
+    let mut l = log("svc", T0, 9, "old news");
+    l.trace_id = Some([6; 16]);
+    b.logs.push(l);
+    c.store.write(b).await.expect("write");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let traces = c.store.traces(&[[6; 16]]).await.expect("read");
+        let logs = c
+            .store
+            .logs(&LogQuery {
+                limit: 10,
+                ..Default::default()
+            })
+            .await
+            .expect("logs");
+        if traces.is_empty() && logs.logs.is_empty() {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "retention never ran");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    c.shutdown().await;
 }

@@ -4,6 +4,8 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use std::io::Write;
+
 use anyhow::Context;
 use clap::{Args, ValueEnum};
 use gauntlet_collector::store::sqlite::Sync;
@@ -113,18 +115,21 @@ pub async fn run(args: CollectorArgs) -> anyhow::Result<()> {
     };
     let collector = Collector::start(config).await?;
     let a = collector.addrs;
-    println!("gauntlet collector is running");
-    println!("  OTLP/gRPC   {}", a.otlp_grpc);
-    println!(
-        "  OTLP/HTTP   http://{}   (OTEL_EXPORTER_OTLP_ENDPOINT)",
-        a.otlp_http
+    let mut banner = format!(
+        "gauntlet collector is running\n  OTLP/gRPC   {}\n  OTLP/HTTP   http://{}   (OTEL_EXPORTER_OTLP_ENDPOINT)\n",
+        a.otlp_grpc, a.otlp_http
     );
     if let Some(z) = a.zipkin {
-        println!("  Zipkin      http://{z}/api/v2/spans");
+        banner += &format!("  Zipkin      http://{z}/api/v2/spans\n");
     }
-    println!("  Query API   http://{}/api/services", a.http);
-    println!("  Metrics     http://{}/metrics", a.http);
-    println!("Press Ctrl-C to stop.");
+    banner += &format!(
+        "  Query API   http://{0}/api/services\n  Metrics     http://{0}/metrics\nPress Ctrl-C to stop.\n",
+        a.http
+    );
+    // Not println!: a closed stdout (e.g. `| head`) must not take the collector down.
+    let mut out = std::io::stdout().lock();
+    let _ = out.write_all(banner.as_bytes()).and_then(|()| out.flush());
+    drop(out);
     collector.run_until(super::stop_signal()).await;
     Ok(())
 }

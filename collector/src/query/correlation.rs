@@ -23,6 +23,7 @@ pub async fn timeline(
     let limit = limit_param(&params, 5000, 50_000)?;
     let trace_ids = s.store.correlated_trace_ids(&id, MAX_TRACES).await?;
     let traces = s.store.traces(&trace_ids).await?;
+    let summaries = s.store.trace_summaries(&trace_ids).await?;
     let logs = s.store.correlated_logs(&id, &trace_ids, limit).await?;
     if traces.is_empty() && logs.is_empty() {
         return Err(ApiError::not_found(format!(
@@ -71,6 +72,15 @@ pub async fn timeline(
         "correlation_id": id,
         "traces": trace_ids.iter().map(|t| hex(t)).collect::<Vec<_>>(),
         "services": services,
+        "trace_summaries": summaries.iter().map(|t| json!({
+            "trace_id": hex(&t.trace_id),
+            "start": rfc3339(t.start_ns),
+            "duration_ns": t.end_ns - t.start_ns,
+            "root_service": t.root.as_ref().map(|r| &r.0),
+            "root_operation": t.root.as_ref().map(|r| &r.1),
+            "span_count": t.span_count,
+            "error": t.error,
+        })).collect::<Vec<_>>(),
         "items": items.into_iter().map(|(_, v)| v).collect::<Vec<_>>(),
         "truncated": truncated,
     }))

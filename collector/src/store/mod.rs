@@ -52,6 +52,18 @@ pub struct TraceQuery {
     pub limit: usize,
 }
 
+/// One row of the trace summary: what a trace is, without reading its spans.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TraceSummary {
+    pub trace_id: TraceId,
+    pub start_ns: i64,
+    pub end_ns: i64,
+    /// Service and operation of the span without a parent, once it has arrived.
+    pub root: Option<(String, String)>,
+    pub span_count: i64,
+    pub error: bool,
+}
+
 /// Operations of a service, as the Jaeger operations API lists them.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 pub struct Operation {
@@ -137,6 +149,9 @@ pub trait Store: Send + Sync + 'static {
 
     /// The spans of each trace that exists, in the order asked; unknown IDs are left out.
     async fn traces(&self, ids: &[TraceId]) -> Result<Vec<(TraceId, Vec<SpanRecord>)>, StoreError>;
+
+    /// Summaries of the traces that exist, in the order asked.
+    async fn trace_summaries(&self, ids: &[TraceId]) -> Result<Vec<TraceSummary>, StoreError>;
 
     /// One page of logs, newest first.
     async fn logs(&self, query: &LogQuery) -> Result<LogPage, StoreError>;

@@ -15,7 +15,7 @@ use rusqlite::{Connection, OpenFlags, OptionalExtension, params, params_from_ite
 use super::schema::{MIGRATIONS, current_version};
 use super::{
     LogCursor, LogPage, LogQuery, Operation, PruneReport, RetentionPolicy, Store, StoreError,
-    StoredLog, TraceQuery,
+    StoredLog, TraceQuery, TraceSummary,
 };
 use crate::model::{
     Batch, LogRecord, Resource, STATUS_ERROR, SpanKind, SpanRecord, TraceId, now_ns,
@@ -930,6 +930,44 @@ impl Store for SqliteStore {
     async fn traces(&self, ids: &[TraceId]) -> Result<Vec<(TraceId, Vec<SpanRecord>)>, StoreError> {
         let ids = ids.to_vec();
         self.with_reader(move |conn| read_traces(conn, &ids)).await
+    }
+
+    async fn trace_summaries(&self, ids: &[TraceId]) -> Result<Vec<TraceSummary>, StoreError> {
+        let ids = ids.to_vec();
+        self.with_reader(move |conn| {
+            let mut stmt = conn.prepare_cached(
+                "SELECT t.start_ns, t.end_ns, t.span_count, t.error, sv.name, o.name
+                 FROM traces t
+                 LEFT JOIN services sv ON sv.id = t.root_service_id
+                 LEFT JOIN operations o ON o.id = t.root_op_id
+                 WHERE t.trace_id = ?1",
+            )?;
+            let mut out = Vec::with_capacity(ids.len());
+            for id in ids {
+                let row = stmt
+                    .query_row([&id[..]], |r| {
+                        let root = match (
+                            r.get::<_, Option<String>>(4)?,
+                            r.get::<_, Option<String>>(5)?,
+                        ) {
+                            (Some(s), Some(o)) => Some((s, o)),
+                            _ => None,
+                        };
+                        Ok(TraceSummary {
+                            trace_id: id,
+                            start_ns: r.get(0)?,
+                            end_ns: r.get(1)?,
+                            span_count: r.get(2)?,
+                            error: r.get(3)?,
+                            root,
+                        })
+                    })
+                    .optional()?;
+                out.extend(row);
+            }
+            Ok(out)
+        })
+        .await
     }
 
     async fn logs(&self, query: &LogQuery) -> Result<LogPage, StoreError> {
