@@ -25,17 +25,23 @@ impl Drop for Running {
     }
 }
 
+/// `gauntlet collector` on ephemeral loopback ports, Zipkin off, storing in `data_dir`.
+fn collector_command(data_dir: &Path) -> Command {
+    let mut cmd = Command::new(BIN);
+    cmd.args([
+        "collector",
+        "--otlp-grpc",
+        "127.0.0.1:0",
+        "--otlp-http",
+        "127.0.0.1:0",
+    ])
+    .args(["--zipkin", "off", "--http", "127.0.0.1:0", "--data-dir"])
+    .arg(data_dir);
+    cmd
+}
+
 fn start(data_dir: &Path) -> Running {
-    let mut child = Command::new(BIN)
-        .args([
-            "collector",
-            "--otlp-grpc",
-            "127.0.0.1:0",
-            "--otlp-http",
-            "127.0.0.1:0",
-        ])
-        .args(["--zipkin", "off", "--http", "127.0.0.1:0", "--data-dir"])
-        .arg(data_dir)
+    let mut child = collector_command(data_dir)
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
@@ -229,18 +235,7 @@ fn a_port_in_use_or_a_newer_data_dir_is_a_clear_error() {
     db.pragma_update(None, "user_version", 999)
         .expect("set version");
     drop(db);
-    let out = Command::new(BIN)
-        .args([
-            "collector",
-            "--otlp-grpc",
-            "127.0.0.1:0",
-            "--otlp-http",
-            "127.0.0.1:0",
-        ])
-        .args(["--zipkin", "off", "--http", "127.0.0.1:0", "--data-dir"])
-        .arg(&data)
-        .output()
-        .expect("runs");
+    let out = collector_command(&data).output().expect("runs");
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(

@@ -191,26 +191,23 @@ pub fn hex(id: &[u8]) -> String {
 /// Parses a trace ID in hex, case-insensitive; shorter IDs (64-bit Zipkin/Jaeger ones) are
 /// left-padded with zeros. `None` for anything else or for the all-zero ID.
 pub fn parse_trace_id(s: &str) -> Option<TraceId> {
-    let s = s.trim();
-    if s.is_empty() || s.len() > 32 || !s.bytes().all(|b| b.is_ascii_hexdigit()) {
-        return None;
-    }
-    let padded = format!("{s:0>32}");
-    let mut id = [0u8; 16];
-    const_hex::decode_to_slice(&padded, &mut id).ok()?;
-    (id != [0u8; 16]).then_some(id)
+    parse_hex_id(s)
 }
 
 /// Parses an 8-byte span ID in hex (up to 16 digits, left-padded).
 pub fn parse_span_id(s: &str) -> Option<SpanId> {
+    parse_hex_id(s)
+}
+
+fn parse_hex_id<const N: usize>(s: &str) -> Option<[u8; N]> {
     let s = s.trim();
-    if s.is_empty() || s.len() > 16 || !s.bytes().all(|b| b.is_ascii_hexdigit()) {
+    if s.is_empty() || s.len() > 2 * N || !s.bytes().all(|b| b.is_ascii_hexdigit()) {
         return None;
     }
-    let padded = format!("{s:0>16}");
-    let mut id = [0u8; 8];
+    let padded = format!("{s:0>width$}", width = 2 * N);
+    let mut id = [0u8; N];
     const_hex::decode_to_slice(&padded, &mut id).ok()?;
-    (id != [0u8; 8]).then_some(id)
+    (id != [0u8; N]).then_some(id)
 }
 
 /// Formats nanoseconds since the epoch as RFC 3339 (UTC, nanosecond precision).

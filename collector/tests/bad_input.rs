@@ -373,15 +373,7 @@ async fn query_api_rejects_bad_parameters_clearly() {
 
 /// Reads the collector's queue depth from `/metrics`.
 async fn queued_rows(c: &TestCollector) -> i64 {
-    let text = c
-        .client
-        .get(c.api("/metrics"))
-        .send()
-        .await
-        .expect("metrics")
-        .text()
-        .await
-        .expect("metrics text");
+    let text = c.metrics().await;
     text.lines()
         .find_map(|l| l.strip_prefix("gauntlet_collector_queue_rows "))
         .and_then(|v| v.trim().parse().ok())
@@ -464,6 +456,18 @@ async fn a_stalled_store_means_backpressure_with_retry_after_and_no_loss() {
     let (code, msg) = json_status(&r);
     assert_eq!(code, tonic::Code::ResourceExhausted as i64);
     assert!(msg.contains("busy"), "{msg}");
+
+    // Over gRPC the same refusal is UNAVAILABLE with a google.rpc.RetryInfo.
+    let mut grpc = TraceServiceClient::connect(c.otlp_grpc())
+        .await
+        .expect("gRPC connects");
+    let err = grpc
+        .export(proto_request(vec![span([4; 16], 1, NOW, NOW + 1)]))
+        .await
+        .expect_err("refused while the queue is full");
+    assert_eq!(err.code(), tonic::Code::Unavailable, "{err}");
+    let retry = tonic_types::StatusExt::get_details_retry_info(&err).expect("RetryInfo detail");
+    assert_eq!(retry.retry_delay, Some(std::time::Duration::from_secs(1)));
 
     // The store frees up: the first export is committed and answered, nothing lost.
     locker.execute_batch("COMMIT").expect("release the lock");

@@ -334,15 +334,7 @@ async fn round_trip(transport: Transport) {
     assert_eq!(status, 404);
 
     // The collector counted what it took.
-    let metrics = c
-        .client
-        .get(c.api("/metrics"))
-        .send()
-        .await
-        .expect("metrics")
-        .text()
-        .await
-        .expect("text");
+    let metrics = c.metrics().await;
     assert!(metrics.contains("outcome=\"Accepted\""), "{metrics}");
     c.shutdown().await;
 }

@@ -79,6 +79,18 @@ impl TestCollector {
         }
     }
 
+    /// The collector's own metrics, as Prometheus text.
+    pub async fn metrics(&self) -> String {
+        self.client
+            .get(self.api("/metrics"))
+            .send()
+            .await
+            .expect("metrics answered")
+            .text()
+            .await
+            .expect("metrics text")
+    }
+
     pub async fn shutdown(self) {
         self.collector.shutdown().await;
     }
