@@ -1,0 +1,11 @@
+//! Gauntlet's demo system: small axum services that use the patterns people ask about, so
+//! that load, contract and chaos experiments have something real to run against.
+//!
+//! # Layout
+//! - [`registry`]: service registry and discovery (register, heartbeat, TTL eviction,
+//!   health polling, healthy instances by service name).
+//!
+//! Each service is a library: `app(state) -> Router` for tests without sockets, and
+//! `run(listener, shutdown)` for a real process on a port it was given.
+
+pub mod registry;

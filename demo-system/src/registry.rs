@@ -1,0 +1,432 @@
+//! Service registry and discovery. Instances register themselves (name, address, version,
+//! health URL) and heartbeat; an instance that stops heartbeating is evicted after the TTL,
+//! and one whose health URL fails is kept but no longer listed as healthy, so discovery
+//! (`GET /services/{name}`) only ever hands out instances that answered recently.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post, put};
+use axum::{Json, Router};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RegistryConfig {
+    /// An instance that has not heartbeated for this long is evicted.
+    #[serde(with = "millis")]
+    pub ttl: Duration,
+    /// How often every instance's health URL is polled.
+    #[serde(with = "millis")]
+    pub health_interval: Duration,
+    /// How long one health check may take.
+    #[serde(with = "millis")]
+    pub health_timeout: Duration,
+    /// Consecutive failed health checks before an instance stops being listed as healthy.
+    pub unhealthy_after: u32,
+}
+
+impl Default for RegistryConfig {
+    fn default() -> Self {
+        Self {
+            ttl: Duration::from_secs(10),
+            health_interval: Duration::from_secs(2),
+            health_timeout: Duration::from_secs(1),
+            unhealthy_after: 2,
+        }
+    }
+}
+
+mod millis {
+    use serde::{Deserialize, Deserializer};
+    use std::time::Duration;
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        u64::deserialize(d).map(Duration::from_millis)
+    }
+}
+
+/// What an instance says about itself when it registers.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct Registration {
+    pub name: String,
+    /// Base URL, e.g. `http://127.0.0.1:8081`.
+    pub address: String,
+    pub version: String,
+    /// Polled with GET; any 2xx is healthy.
+    pub health_url: String,
+}
+
+/// An instance as discovery reports it.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct InstanceView {
+    pub id: Uuid,
+    pub name: String,
+    pub address: String,
+    pub version: String,
+    pub health_url: String,
+    pub healthy: bool,
+    /// Milliseconds since the last heartbeat.
+    pub last_heartbeat_ms: u64,
+}
+
+struct Instance {
+    registration: Registration,
+    last_heartbeat: Instant,
+    healthy: bool,
+    failed_checks: u32,
+}
+
+impl Instance {
+    fn view(&self, id: Uuid) -> InstanceView {
+        InstanceView {
+            id,
+            name: self.registration.name.clone(),
+            address: self.registration.address.clone(),
+            version: self.registration.version.clone(),
+            health_url: self.registration.health_url.clone(),
+            healthy: self.healthy,
+            last_heartbeat_ms: self.last_heartbeat.elapsed().as_millis() as u64,
+        }
+    }
+}
+
+/// The registry's state; cheap to clone.
+#[derive(Clone)]
+pub struct Registry {
+    instances: Arc<Mutex<HashMap<Uuid, Instance>>>,
+    config: RegistryConfig,
+    http: reqwest::Client,
+}
+
+impl std::fmt::Debug for Registry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Registry")
+            .field("config", &self.config)
+            .finish()
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RegistryError {
+    #[error("invalid registration: {0}")]
+    Invalid(String),
+    #[error("no instance {0}: it was evicted or never registered; register again")]
+    UnknownInstance(Uuid),
+    #[error("no service named {0:?} has ever registered")]
+    UnknownService(String),
+}
+
+impl IntoResponse for RegistryError {
+    fn into_response(self) -> Response {
+        let status = match self {
+            Self::Invalid(_) => StatusCode::BAD_REQUEST,
+            Self::UnknownInstance(_) | Self::UnknownService(_) => StatusCode::NOT_FOUND,
+        };
+        (status, Json(serde_json::json!({"error": self.to_string()}))).into_response()
+    }
+}
+
+impl Registry {
+    pub fn new(config: RegistryConfig) -> Self {
+        Self {
+            instances: Arc::new(Mutex::new(HashMap::new())),
+            config,
+            http: reqwest::Client::builder()
+                .timeout(config.health_timeout)
+                .build()
+                .unwrap_or_default(),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<Uuid, Instance>> {
+        // A panic while holding the lock leaves plain data behind; keep serving it.
+        self.instances.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub fn register(&self, r: Registration) -> Result<Uuid, RegistryError> {
+        validate(&r)?;
+        let id = Uuid::now_v7();
+        tracing::info!(%id, name = %r.name, address = %r.address, "instance registered");
+        self.lock().insert(
+            id,
+            Instance {
+                registration: r,
+                last_heartbeat: Instant::now(),
+                // Listed from the start: it just proved it is alive by registering.
+                healthy: true,
+                failed_checks: 0,
+            },
+        );
+        Ok(id)
+    }
+
+    pub fn heartbeat(&self, id: Uuid) -> Result<(), RegistryError> {
+        let mut all = self.lock();
+        let i = all.get_mut(&id).ok_or(RegistryError::UnknownInstance(id))?;
+        i.last_heartbeat = Instant::now();
+        Ok(())
+    }
+
+    pub fn deregister(&self, id: Uuid) -> Result<(), RegistryError> {
+        self.lock()
+            .remove(&id)
+            .map(|_| tracing::info!(%id, "instance deregistered"))
+            .ok_or(RegistryError::UnknownInstance(id))
+    }
+
+    /// Healthy instances of `name`, oldest registration first (v7 IDs sort by time).
+    pub fn healthy(&self, name: &str) -> Result<Vec<InstanceView>, RegistryError> {
+        let all = self.lock();
+        let mut of_service: Vec<InstanceView> = all
+            .iter()
+            .filter(|(_, i)| i.registration.name == name)
+            .map(|(id, i)| i.view(*id))
+            .collect();
+        if of_service.is_empty() {
+            return Err(RegistryError::UnknownService(name.to_string()));
+        }
+        of_service.retain(|i| i.healthy);
+        of_service.sort_by_key(|i| i.id);
+        Ok(of_service)
+    }
+
+    pub fn all(&self) -> Vec<InstanceView> {
+        let mut v: Vec<InstanceView> = self.lock().iter().map(|(id, i)| i.view(*id)).collect();
+        v.sort_by(|a, b| (&a.name, a.id).cmp(&(&b.name, b.id)));
+        v
+    }
+
+    /// Evicts instances whose last heartbeat is older than the TTL; returns how many.
+    pub fn evict_silent(&self) -> usize {
+        let ttl = self.config.ttl;
+        let mut all = self.lock();
+        let before = all.len();
+        all.retain(|id, i| {
+            let alive = i.last_heartbeat.elapsed() <= ttl;
+            if !alive {
+                tracing::warn!(%id, name = %i.registration.name, "instance evicted: no heartbeat within the TTL");
+            }
+            alive
+        });
+        before - all.len()
+    }
+
+    /// Polls every instance's health URL once, concurrently.
+    pub async fn check_health(&self) {
+        let targets: Vec<(Uuid, String)> = self
+            .lock()
+            .iter()
+            .map(|(id, i)| (*id, i.registration.health_url.clone()))
+            .collect();
+        let mut checks = tokio::task::JoinSet::new();
+        for (id, url) in targets {
+            let http = self.http.clone();
+            checks.spawn(async move {
+                let ok = matches!(http.get(&url).send().await, Ok(r) if r.status().is_success());
+                (id, ok)
+            });
+        }
+        let results = checks.join_all().await;
+        let mut all = self.lock();
+        for (id, ok) in results {
+            let Some(i) = all.get_mut(&id) else { continue };
+            if ok {
+                if !i.healthy {
+                    tracing::info!(%id, name = %i.registration.name, "instance healthy again");
+                }
+                i.failed_checks = 0;
+                i.healthy = true;
+            } else {
+                i.failed_checks += 1;
+                if i.healthy && i.failed_checks >= self.config.unhealthy_after {
+                    tracing::warn!(%id, name = %i.registration.name, "instance unhealthy: health checks failing");
+                    i.healthy = false;
+                }
+            }
+        }
+    }
+}
+
+fn validate(r: &Registration) -> Result<(), RegistryError> {
+    let name_ok = !r.name.is_empty()
+        && r.name.len() <= 64
+        && r.name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+    if !name_ok {
+        return Err(RegistryError::Invalid(format!(
+            "name {:?} must be 1-64 characters of a-z, 0-9 and -",
+            r.name
+        )));
+    }
+    for (field, url) in [("address", &r.address), ("health_url", &r.health_url)] {
+        let parsed = reqwest::Url::parse(url)
+            .map_err(|e| RegistryError::Invalid(format!("{field} {url:?} is not a URL: {e}")))?;
+        if !matches!(parsed.scheme(), "http" | "https") || parsed.host().is_none() {
+            return Err(RegistryError::Invalid(format!(
+                "{field} {url:?} must be an http(s) URL with a host"
+            )));
+        }
+    }
+    Ok(())
+}
+
+#[derive(Serialize)]
+struct Registered {
+    id: Uuid,
+    ttl_ms: u64,
+    /// Heartbeat at least this often to stay listed.
+    heartbeat_interval_ms: u64,
+}
+
+pub fn app(registry: Registry) -> Router {
+    Router::new()
+        .route("/instances", post(register_handler))
+        .route("/instances/{id}", axum::routing::delete(deregister_handler))
+        .route("/instances/{id}/heartbeat", put(heartbeat_handler))
+        .route(
+            "/services",
+            get(|State(r): State<Registry>| async move { Json(r.all()) }),
+        )
+        .route("/services/{name}", get(service_handler))
+        .route(
+            "/health/live",
+            get(|| async { Json(serde_json::json!({"status": "live"})) }),
+        )
+        .route(
+            "/health/ready",
+            get(|| async { Json(serde_json::json!({"status": "ready"})) }),
+        )
+        .with_state(registry)
+}
+
+async fn register_handler(
+    State(r): State<Registry>,
+    body: Result<Json<Registration>, axum::extract::rejection::JsonRejection>,
+) -> Result<(StatusCode, Json<Registered>), RegistryError> {
+    let Json(reg) = body.map_err(|e| RegistryError::Invalid(e.body_text()))?;
+    let id = r.register(reg)?;
+    Ok((
+        StatusCode::CREATED,
+        Json(Registered {
+            id,
+            ttl_ms: r.config.ttl.as_millis() as u64,
+            heartbeat_interval_ms: (r.config.ttl / 3).as_millis() as u64,
+        }),
+    ))
+}
+
+async fn heartbeat_handler(
+    State(r): State<Registry>,
+    Path(id): Path<Uuid>,
+) -> Result<StatusCode, RegistryError> {
+    r.heartbeat(id).map(|()| StatusCode::NO_CONTENT)
+}
+
+async fn deregister_handler(
+    State(r): State<Registry>,
+    Path(id): Path<Uuid>,
+) -> Result<StatusCode, RegistryError> {
+    r.deregister(id).map(|()| StatusCode::NO_CONTENT)
+}
+
+async fn service_handler(
+    State(r): State<Registry>,
+    Path(name): Path<String>,
+) -> Result<Json<Vec<InstanceView>>, RegistryError> {
+    r.healthy(&name).map(Json)
+}
+
+/// Serves the registry on `listener`, evicting and health-checking in the background,
+/// until `shutdown` resolves.
+pub async fn run(
+    registry: Registry,
+    listener: tokio::net::TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let background = {
+        let r = registry.clone();
+        tokio::spawn(async move {
+            let mut evict =
+                tokio::time::interval((r.config.ttl / 4).max(Duration::from_millis(10)));
+            let mut health = tokio::time::interval(r.config.health_interval);
+            loop {
+                tokio::select! {
+                    _ = evict.tick() => { r.evict_silent(); }
+                    _ = health.tick() => r.check_health().await,
+                }
+            }
+        })
+    };
+    let result = axum::serve(listener, app(registry))
+        .with_graceful_shutdown(shutdown)
+        .await;
+    background.abort();
+    result
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn reg(name: &str) -> Registration {
+        Registration {
+            name: name.into(),
+            address: "http://127.0.0.1:9".into(),
+            version: "1.0.0".into(),
+            health_url: "http://127.0.0.1:9/health/ready".into(),
+        }
+    }
+
+    #[test]
+    fn registrations_are_validated() {
+        let r = Registry::new(RegistryConfig::default());
+        assert!(r.register(reg("inventory")).is_ok());
+        let err = r.register(reg("Inventory Service")).expect_err("bad name");
+        assert!(err.to_string().contains("a-z, 0-9 and -"), "{err}");
+        let mut bad = reg("orders");
+        bad.address = "not a url".into();
+        assert!(
+            r.register(bad)
+                .expect_err("bad address")
+                .to_string()
+                .contains("address")
+        );
+        let mut ftp = reg("orders");
+        ftp.health_url = "ftp://127.0.0.1/health".into();
+        assert!(r.register(ftp).is_err());
+    }
+
+    #[test]
+    fn unknown_services_and_instances_are_errors_not_empty_answers() {
+        let r = Registry::new(RegistryConfig::default());
+        assert!(matches!(
+            r.healthy("nobody"),
+            Err(RegistryError::UnknownService(_))
+        ));
+        let id = Uuid::now_v7();
+        assert!(matches!(
+            r.heartbeat(id),
+            Err(RegistryError::UnknownInstance(_))
+        ));
+    }
+
+    #[test]
+    fn silent_instances_are_evicted_after_the_ttl() {
+        let r = Registry::new(RegistryConfig {
+            ttl: Duration::ZERO,
+            ..RegistryConfig::default()
+        });
+        r.register(reg("payments")).expect("registered");
+        std::thread::sleep(Duration::from_millis(2));
+        assert_eq!(r.evict_silent(), 1);
+        assert!(r.all().is_empty());
+    }
+}

@@ -1,0 +1,197 @@
+//! The registry over real HTTP on loopback: instances register, heartbeat, are evicted when
+//! they go silent, and drop out of discovery while their health URL fails.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use gauntlet_demo_system::registry::{self, InstanceView, Registry, RegistryConfig};
+use serde_json::{Value, json};
+
+/// A stand-in instance whose health endpoint we can turn off.
+async fn instance(healthy: Arc<AtomicBool>) -> String {
+    let app = axum::Router::new().route(
+        "/health/ready",
+        axum::routing::get(move || {
+            let ok = healthy.load(Ordering::SeqCst);
+            async move {
+                if ok {
+                    axum::http::StatusCode::OK
+                } else {
+                    axum::http::StatusCode::SERVICE_UNAVAILABLE
+                }
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    format!("http://{addr}")
+}
+
+async fn start_registry(config: RegistryConfig) -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    tokio::spawn(registry::run(
+        Registry::new(config),
+        listener,
+        std::future::pending(),
+    ));
+    format!("http://{addr}")
+}
+
+async fn healthy_of(http: &reqwest::Client, reg: &str, name: &str) -> (u16, Vec<InstanceView>) {
+    let resp = http
+        .get(format!("{reg}/services/{name}"))
+        .send()
+        .await
+        .expect("answer");
+    let status = resp.status().as_u16();
+    (status, resp.json().await.unwrap_or_default())
+}
+
+/// Polls until `ok` holds, for at most 10 s.
+async fn eventually<F: std::future::Future<Output = bool>>(what: &str, mut ok: impl FnMut() -> F) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !ok().await {
+        assert!(Instant::now() < deadline, "timed out waiting for: {what}");
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn discovery_lists_live_healthy_instances_only() {
+    let config = RegistryConfig {
+        ttl: Duration::from_millis(600),
+        health_interval: Duration::from_millis(50),
+        health_timeout: Duration::from_millis(500),
+        unhealthy_after: 2,
+    };
+    let reg = start_registry(config).await;
+    let http = reqwest::Client::new();
+    let health_a = Arc::new(AtomicBool::new(true));
+    let health_b = Arc::new(AtomicBool::new(true));
+    let (a, b) = (
+        instance(health_a.clone()).await,
+        instance(health_b.clone()).await,
+    );
+    let mut ids = Vec::new();
+    for addr in [&a, &b] {
+        let resp = http
+            .post(format!("{reg}/instances"))
+            .json(
+                &json!({"name": "inventory", "address": addr, "version": "1.2.0",
+                          "health_url": format!("{addr}/health/ready")}),
+            )
+            .send()
+            .await
+            .expect("register");
+        assert_eq!(resp.status(), 201);
+        let body: Value = resp.json().await.expect("json");
+        assert!(
+            body["heartbeat_interval_ms"]
+                .as_u64()
+                .is_some_and(|ms| ms < 600)
+        );
+        ids.push(body["id"].as_str().expect("id").to_string());
+    }
+    let (status, listed) = healthy_of(&http, &reg, "inventory").await;
+    assert_eq!(status, 200);
+    let addrs: Vec<&str> = listed.iter().map(|i| i.address.as_str()).collect();
+    assert_eq!(addrs, [a.as_str(), b.as_str()], "registration order");
+
+    // B's health URL fails: it leaves discovery but is still known.
+    health_b.store(false, Ordering::SeqCst);
+    eventually("B out of discovery", || {
+        let (http, reg, ids, a) = (http.clone(), reg.clone(), ids.clone(), a.clone());
+        async move {
+            for id in ids {
+                heartbeat(&http, &reg, &id).await;
+            }
+            let (_, listed) = healthy_of(&http, &reg, "inventory").await;
+            listed.len() == 1 && listed[0].address == a
+        }
+    })
+    .await;
+    let (_, listed) = healthy_of(&http, &reg, "inventory").await;
+    assert_eq!(listed[0].address, a);
+    let all: Vec<InstanceView> = http
+        .get(format!("{reg}/services"))
+        .send()
+        .await
+        .expect("all")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(all.iter().filter(|i| !i.healthy).count(), 1);
+
+    // B recovers; then A goes silent and is evicted after the TTL while B keeps heartbeating.
+    health_b.store(true, Ordering::SeqCst);
+    let b_id = ids[1].clone();
+    eventually("B healthy again and A evicted", || {
+        let (http, reg, b_id) = (http.clone(), reg.clone(), b_id.clone());
+        async move {
+            heartbeat(&http, &reg, &b_id).await;
+            let (_, listed) = healthy_of(&http, &reg, "inventory").await;
+            listed.len() == 1 && listed[0].id.to_string() == b_id
+        }
+    })
+    .await;
+    assert_eq!(
+        heartbeat(&http, &reg, &ids[0]).await,
+        404,
+        "an evicted instance must register again"
+    );
+    let resp = http
+        .delete(format!("{reg}/instances/{b_id}"))
+        .send()
+        .await
+        .expect("deregister");
+    assert_eq!(resp.status(), 204);
+    let (status, _) = healthy_of(&http, &reg, "inventory").await;
+    assert_eq!(status, 404, "no instance of the service is left");
+}
+
+async fn heartbeat(http: &reqwest::Client, reg: &str, id: &str) -> u16 {
+    http.put(format!("{reg}/instances/{id}/heartbeat"))
+        .send()
+        .await
+        .map(|r| r.status().as_u16())
+        .unwrap_or(0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_registrations_get_a_clear_400() {
+    let reg = start_registry(RegistryConfig::default()).await;
+    let http = reqwest::Client::new();
+    for (body, needle) in [
+        (json!({"name": "x"}), "missing field"),
+        (
+            json!({"name": "Bad Name", "address": "http://127.0.0.1:1", "version": "1", "health_url": "http://127.0.0.1:1/h"}),
+            "a-z",
+        ),
+        (
+            json!({"name": "ok", "address": "nope", "version": "1", "health_url": "http://127.0.0.1:1/h"}),
+            "address",
+        ),
+        (
+            json!({"name": "ok", "address": "http://127.0.0.1:1", "version": "1", "health_url": "http://127.0.0.1:1/h", "extra": 1}),
+            "unknown field",
+        ),
+    ] {
+        let resp = http
+            .post(format!("{reg}/instances"))
+            .json(&body)
+            .send()
+            .await
+            .expect("answer");
+        assert_eq!(resp.status(), 400, "{body}");
+        let v: Value = resp.json().await.expect("json error");
+        let msg = v["error"].as_str().unwrap_or_default();
+        assert!(msg.contains(needle), "{body}: {msg}");
+    }
+}
