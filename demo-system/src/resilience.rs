@@ -1,0 +1,407 @@
+//! Resilience for a service's calls to one upstream, built from `tower-resilience` layers
+//! with Resilience4j's semantics, in Resilience4j's order:
+//! retry (exponential backoff with jitter; only idempotent calls or calls carrying an
+//! idempotency key) → circuit breaker (count-based window, failure-rate and slow-call-rate
+//! thresholds, wait in open, permitted calls in half-open) → bulkhead (at most N calls at
+//! once; the next is rejected, not queued) → per-call timeout → HTTP.
+//!
+//! A 5xx answer, a timeout or a transport error is a failure; 4xx is the caller's problem
+//! and counts as a success. Every breaker state change is logged as
+//! `circuit_breaker.state_change` (inside a span, the OTel layer makes it a span event too).
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use tower::util::BoxCloneSyncService;
+use tower::{Layer, ServiceExt};
+use tower_resilience::bulkhead::{BulkheadHandle, BulkheadLayer, BulkheadServiceError};
+use tower_resilience::circuitbreaker::{
+    CircuitBreakerError, CircuitBreakerHandle, CircuitBreakerLayer, CircuitState,
+};
+use tower_resilience::retry::{ExponentialRandomBackoff, RetryLayer};
+
+/// Settings of every upstream of a service; each switch lets an experiment show what the
+/// pattern is worth by turning it off.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ResilienceConfig {
+    pub circuit_breaker: BreakerConfig,
+    pub retry: RetryConfig,
+    pub bulkhead: BulkheadConfig,
+    /// Longest one attempt may take, in milliseconds.
+    pub timeout_ms: u64,
+}
+
+impl Default for ResilienceConfig {
+    fn default() -> Self {
+        Self {
+            circuit_breaker: BreakerConfig::default(),
+            retry: RetryConfig::default(),
+            bulkhead: BulkheadConfig::default(),
+            timeout_ms: 2_000,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct BreakerConfig {
+    pub enabled: bool,
+    /// Calls in the count-based sliding window.
+    pub sliding_window_size: usize,
+    /// Calls recorded before any rate is computed.
+    pub minimum_number_of_calls: usize,
+    /// Open at this share of failed calls (0.0-1.0).
+    pub failure_rate_threshold: f64,
+    /// A call slower than this is slow, in milliseconds.
+    pub slow_call_duration_ms: u64,
+    /// Open at this share of slow calls (0.0-1.0).
+    pub slow_call_rate_threshold: f64,
+    /// How long to stay open before letting trial calls through, in milliseconds.
+    pub wait_duration_in_open_ms: u64,
+    /// Trial calls in half-open that decide between closed and open.
+    pub permitted_calls_in_half_open: usize,
+}
+
+impl Default for BreakerConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            sliding_window_size: 20,
+            minimum_number_of_calls: 10,
+            failure_rate_threshold: 0.5,
+            slow_call_duration_ms: 1_000,
+            slow_call_rate_threshold: 0.8,
+            wait_duration_in_open_ms: 5_000,
+            permitted_calls_in_half_open: 3,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RetryConfig {
+    pub enabled: bool,
+    /// Attempts in all, the first included.
+    pub max_attempts: usize,
+    pub initial_backoff_ms: u64,
+    pub max_backoff_ms: u64,
+    /// Jitter: each wait is drawn from ±this share of the exponential value.
+    pub randomization_factor: f64,
+}
+
+impl Default for RetryConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            max_attempts: 3,
+            initial_backoff_ms: 50,
+            max_backoff_ms: 1_000,
+            randomization_factor: 0.5,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct BulkheadConfig {
+    pub max_concurrent_calls: usize,
+}
+
+impl Default for BulkheadConfig {
+    fn default() -> Self {
+        Self {
+            max_concurrent_calls: 16,
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("invalid circuit breaker settings: {0}")]
+    Breaker(String),
+    #[error("invalid bulkhead settings: {0}")]
+    Bulkhead(String),
+    #[error("invalid retry settings: {0}")]
+    Retry(String),
+}
+
+/// One outgoing HTTP call.
+#[derive(Debug, Clone)]
+pub struct Call {
+    pub method: reqwest::Method,
+    pub url: String,
+    pub headers: Vec<(String, String)>,
+    pub body: Option<serde_json::Value>,
+    /// Safe to send again: GET/PUT/DELETE, or a POST with an idempotency key.
+    pub idempotent: bool,
+}
+
+impl Call {
+    pub fn get(url: impl Into<String>) -> Self {
+        Self {
+            method: reqwest::Method::GET,
+            url: url.into(),
+            headers: Vec::new(),
+            body: None,
+            idempotent: true,
+        }
+    }
+
+    /// A POST; retried only if `idempotency_key` is given (and then sent as `Idempotency-Key`).
+    pub fn post(
+        url: impl Into<String>,
+        body: serde_json::Value,
+        idempotency_key: Option<&str>,
+    ) -> Self {
+        let mut headers = Vec::new();
+        if let Some(key) = idempotency_key {
+            headers.push(("idempotency-key".to_string(), key.to_string()));
+        }
+        Self {
+            method: reqwest::Method::POST,
+            url: url.into(),
+            headers,
+            body: Some(body),
+            idempotent: idempotency_key.is_some(),
+        }
+    }
+}
+
+/// An answer below 500.
+#[derive(Debug, Clone)]
+pub struct Reply {
+    pub status: u16,
+    pub body: bytes::Bytes,
+}
+
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum CallError {
+    #[error("{upstream} answered {status}")]
+    Status { upstream: String, status: u16 },
+    #[error("{upstream} did not answer within {timeout:?}")]
+    Timeout { upstream: String, timeout: Duration },
+    #[error("could not reach {upstream}: {reason}")]
+    Transport { upstream: String, reason: String },
+    #[error("the circuit breaker for {upstream} is open")]
+    CircuitOpen { upstream: String },
+    #[error("{upstream} already has {max} calls in flight (bulkhead full)")]
+    BulkheadFull { upstream: String, max: usize },
+}
+
+impl CallError {
+    /// Worth another attempt: the upstream failed, not our own protection.
+    pub fn is_retryable(&self) -> bool {
+        matches!(
+            self,
+            Self::Status { .. } | Self::Timeout { .. } | Self::Transport { .. }
+        )
+    }
+}
+
+/// What `/admin/resilience` shows for one upstream.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct UpstreamSnapshot {
+    pub upstream: String,
+    /// `closed`, `open`, `half_open`, or `disabled`.
+    pub circuit_breaker: String,
+    pub bulkhead_in_use: usize,
+    pub bulkhead_max: usize,
+    /// Retries made so far (attempts after the first).
+    pub retries: u64,
+    /// Breaker state changes so far.
+    pub state_changes: u64,
+}
+
+/// A resilient client for one upstream. Cheap to clone; clones share breaker and bulkhead.
+#[derive(Clone)]
+pub struct Upstream {
+    name: String,
+    service: BoxCloneSyncService<Call, Reply, CallError>,
+    breaker: Option<CircuitBreakerHandle>,
+    bulkhead: BulkheadHandle,
+    retries: Arc<AtomicU64>,
+    state_changes: Arc<AtomicU64>,
+}
+
+impl std::fmt::Debug for Upstream {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Upstream")
+            .field("name", &self.name)
+            .finish()
+    }
+}
+
+fn state_name(s: CircuitState) -> &'static str {
+    match s {
+        CircuitState::Closed => "closed",
+        CircuitState::Open => "open",
+        CircuitState::HalfOpen => "half_open",
+    }
+}
+
+impl Upstream {
+    pub fn new(
+        name: &str,
+        http: reqwest::Client,
+        config: &ResilienceConfig,
+    ) -> Result<Self, ConfigError> {
+        let upstream = name.to_string();
+        let timeout = Duration::from_millis(config.timeout_ms);
+        let send = {
+            let upstream = upstream.clone();
+            tower::service_fn(move |call: Call| {
+                let (http, upstream) = (http.clone(), upstream.clone());
+                async move { send(&http, &upstream, call, timeout).await }
+            })
+        };
+
+        let max = config.bulkhead.max_concurrent_calls;
+        let (bulkhead, bulkhead_handle) = BulkheadLayer::builder()
+            .name(format!("{name}-bulkhead"))
+            .max_concurrent_calls(max)
+            .reject_when_full()
+            .build_with_handle()
+            .map_err(|e| ConfigError::Bulkhead(e.to_string()))?;
+        let bulkheaded = {
+            let upstream = upstream.clone();
+            bulkhead.layer(send).map_err(move |e| match e {
+                BulkheadServiceError::Inner(e) => e,
+                BulkheadServiceError::Bulkhead(_) => CallError::BulkheadFull {
+                    upstream: upstream.clone(),
+                    max,
+                },
+            })
+        };
+
+        let state_changes = Arc::new(AtomicU64::new(0));
+        let (guarded, breaker): (BoxCloneSyncService<Call, Reply, CallError>, _) =
+            if config.circuit_breaker.enabled {
+                let b = &config.circuit_breaker;
+                let (layer, handle) = CircuitBreakerLayer::builder()
+                    .name(format!("{name}-breaker"))
+                    .sliding_window_size(b.sliding_window_size)
+                    .minimum_number_of_calls(b.minimum_number_of_calls)
+                    .failure_rate_threshold(b.failure_rate_threshold)
+                    .slow_call_duration_threshold(Duration::from_millis(b.slow_call_duration_ms))
+                    .slow_call_rate_threshold(b.slow_call_rate_threshold)
+                    .wait_duration_in_open(Duration::from_millis(b.wait_duration_in_open_ms))
+                    .permitted_calls_in_half_open(b.permitted_calls_in_half_open)
+                    .on_state_transition({
+                        let (upstream, changes) = (upstream.clone(), state_changes.clone());
+                        move |from, to| {
+                            changes.fetch_add(1, Ordering::Relaxed);
+                            tracing::warn!(
+                                event.name = "circuit_breaker.state_change",
+                                upstream = %upstream,
+                                from = state_name(from),
+                                to = state_name(to),
+                                "circuit_breaker.state_change"
+                            );
+                        }
+                    })
+                    .build_with_handle()
+                    .map_err(|e| ConfigError::Breaker(e.to_string()))?;
+                let upstream = upstream.clone();
+                let svc = layer.layer(bulkheaded).map_err(move |e| match e {
+                    CircuitBreakerError::Inner(e) => e,
+                    CircuitBreakerError::OpenCircuit => CallError::CircuitOpen {
+                        upstream: upstream.clone(),
+                    },
+                });
+                (BoxCloneSyncService::new(svc), Some(handle))
+            } else {
+                (BoxCloneSyncService::new(bulkheaded), None)
+            };
+
+        let retries = Arc::new(AtomicU64::new(0));
+        let r = &config.retry;
+        let attempts = if r.enabled { r.max_attempts.max(1) } else { 1 };
+        let backoff = ExponentialRandomBackoff::new(
+            Duration::from_millis(r.initial_backoff_ms),
+            r.randomization_factor,
+        )
+        .map_err(|e| ConfigError::Retry(e.to_string()))?
+        .max_interval(Duration::from_millis(r.max_backoff_ms));
+        let retry = RetryLayer::<Call, Reply, CallError>::builder()
+            .name(format!("{name}-retry"))
+            .max_attempts_fn(move |call: &Call| if call.idempotent { attempts } else { 1 })
+            .backoff(backoff)
+            .retry_on(CallError::is_retryable)
+            .on_retry({
+                let retries = retries.clone();
+                move |_, _| {
+                    retries.fetch_add(1, Ordering::Relaxed);
+                }
+            })
+            .build();
+        Ok(Self {
+            name: upstream,
+            service: BoxCloneSyncService::new(retry.layer(guarded)),
+            breaker,
+            bulkhead: bulkhead_handle,
+            retries,
+            state_changes,
+        })
+    }
+
+    /// Sends `call` through retry, breaker, bulkhead and timeout.
+    pub async fn call(&self, call: Call) -> Result<Reply, CallError> {
+        self.service.clone().oneshot(call).await
+    }
+
+    pub fn snapshot(&self) -> UpstreamSnapshot {
+        UpstreamSnapshot {
+            upstream: self.name.clone(),
+            circuit_breaker: self
+                .breaker
+                .as_ref()
+                .map_or("disabled", |b| state_name(b.state()))
+                .to_string(),
+            bulkhead_in_use: self.bulkhead.active_calls(),
+            bulkhead_max: self.bulkhead.max_concurrent(),
+            retries: self.retries.load(Ordering::Relaxed),
+            state_changes: self.state_changes.load(Ordering::Relaxed),
+        }
+    }
+}
+
+async fn send(
+    http: &reqwest::Client,
+    upstream: &str,
+    call: Call,
+    timeout: Duration,
+) -> Result<Reply, CallError> {
+    let mut req = http.request(call.method, &call.url).timeout(timeout);
+    for (k, v) in &call.headers {
+        req = req.header(k, v);
+    }
+    if let Some(body) = &call.body {
+        req = req.json(body);
+    }
+    let transport = |e: reqwest::Error| {
+        if e.is_timeout() {
+            CallError::Timeout {
+                upstream: upstream.to_string(),
+                timeout,
+            }
+        } else {
+            CallError::Transport {
+                upstream: upstream.to_string(),
+                reason: e.to_string(),
+            }
+        }
+    };
+    let resp = req.send().await.map_err(transport)?;
+    let status = resp.status().as_u16();
+    let body = resp.bytes().await.map_err(transport)?;
+    if status >= 500 {
+        return Err(CallError::Status {
+            upstream: upstream.to_string(),
+            status,
+        });
+    }
+    Ok(Reply { status, body })
+}

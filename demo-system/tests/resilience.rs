@@ -1,0 +1,224 @@
+//! Each resilience pattern against a real HTTP upstream on loopback whose behaviour the
+//! test switches: the breaker opens after its threshold and half-opens after its wait,
+//! retries stop at their budget (and never repeat a non-idempotent call), the bulkhead
+//! rejects the call over its limit, and a hung upstream times out.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use gauntlet_demo_system::resilience::{
+    BreakerConfig, BulkheadConfig, Call, CallError, ResilienceConfig, RetryConfig, Upstream,
+};
+
+const OK: u8 = 0;
+const FAIL: u8 = 1;
+const SLOW: u8 = 2;
+
+/// An upstream that answers 200, 503, or slowly, as told; counts hits and peak concurrency.
+struct Fake {
+    url: String,
+    mode: Arc<AtomicU8>,
+    hits: Arc<AtomicUsize>,
+    peak: Arc<AtomicUsize>,
+}
+
+async fn fake() -> Fake {
+    let mode = Arc::new(AtomicU8::new(OK));
+    let hits = Arc::new(AtomicUsize::new(0));
+    let peak = Arc::new(AtomicUsize::new(0));
+    let in_flight = Arc::new(AtomicUsize::new(0));
+    let handler = {
+        let (mode, hits, peak) = (mode.clone(), hits.clone(), peak.clone());
+        move || {
+            let (mode, hits, peak, in_flight) =
+                (mode.clone(), hits.clone(), peak.clone(), in_flight.clone());
+            async move {
+                hits.fetch_add(1, Ordering::SeqCst);
+                let now = in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+                peak.fetch_max(now, Ordering::SeqCst);
+                let status = match mode.load(Ordering::SeqCst) {
+                    FAIL => axum::http::StatusCode::SERVICE_UNAVAILABLE,
+                    SLOW => {
+                        tokio::time::sleep(Duration::from_millis(400)).await;
+                        axum::http::StatusCode::OK
+                    }
+                    _ => axum::http::StatusCode::OK,
+                };
+                in_flight.fetch_sub(1, Ordering::SeqCst);
+                status
+            }
+        }
+    };
+    let app =
+        axum::Router::new().route("/thing", axum::routing::get(handler.clone()).post(handler));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let url = format!("http://{}/thing", listener.local_addr().expect("addr"));
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    Fake {
+        url,
+        mode,
+        hits,
+        peak,
+    }
+}
+
+fn config() -> ResilienceConfig {
+    ResilienceConfig {
+        circuit_breaker: BreakerConfig {
+            enabled: true,
+            sliding_window_size: 4,
+            minimum_number_of_calls: 4,
+            failure_rate_threshold: 0.5,
+            slow_call_duration_ms: 10_000,
+            slow_call_rate_threshold: 1.0,
+            wait_duration_in_open_ms: 300,
+            permitted_calls_in_half_open: 1,
+        },
+        retry: RetryConfig {
+            enabled: false,
+            ..RetryConfig::default()
+        },
+        bulkhead: BulkheadConfig {
+            max_concurrent_calls: 8,
+        },
+        timeout_ms: 2_000,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_breaker_opens_after_its_threshold_and_half_opens_after_its_wait() {
+    let f = fake().await;
+    let up = Upstream::new("inventory", reqwest::Client::new(), &config()).expect("upstream");
+    f.mode.store(FAIL, Ordering::SeqCst);
+    for _ in 0..4 {
+        let err = up
+            .call(Call::get(&f.url))
+            .await
+            .expect_err("upstream fails");
+        assert!(
+            matches!(err, CallError::Status { status: 503, .. }),
+            "{err}"
+        );
+    }
+    assert_eq!(up.snapshot().circuit_breaker, "open");
+    // Open: calls fail fast and never reach the upstream.
+    let err = up
+        .call(Call::get(&f.url))
+        .await
+        .expect_err("short-circuited");
+    assert!(matches!(err, CallError::CircuitOpen { .. }), "{err}");
+    assert_eq!(f.hits.load(Ordering::SeqCst), 4);
+
+    // The upstream recovers; after the wait a trial call goes through and closes the breaker.
+    f.mode.store(OK, Ordering::SeqCst);
+    let started = Instant::now();
+    loop {
+        match up.call(Call::get(&f.url)).await {
+            Ok(reply) => {
+                assert_eq!(reply.status, 200);
+                break;
+            }
+            Err(CallError::CircuitOpen { .. }) => {
+                assert!(
+                    started.elapsed() < Duration::from_secs(5),
+                    "never half-opened"
+                );
+                tokio::time::sleep(Duration::from_millis(25)).await;
+            }
+            Err(e) => panic!("unexpected: {e}"),
+        }
+    }
+    assert!(
+        started.elapsed() >= Duration::from_millis(250),
+        "stayed open for its wait"
+    );
+    let snap = up.snapshot();
+    assert_eq!(snap.circuit_breaker, "closed");
+    assert_eq!(snap.state_changes, 3, "closed→open→half_open→closed");
+    assert_eq!(f.hits.load(Ordering::SeqCst), 5);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retries_stop_at_their_budget_and_never_repeat_unsafe_calls() {
+    let f = fake().await;
+    let mut c = config();
+    c.circuit_breaker.enabled = false;
+    c.retry = RetryConfig {
+        enabled: true,
+        max_attempts: 3,
+        initial_backoff_ms: 10,
+        max_backoff_ms: 40,
+        randomization_factor: 0.5,
+    };
+    let up = Upstream::new("payments", reqwest::Client::new(), &c).expect("upstream");
+    f.mode.store(FAIL, Ordering::SeqCst);
+    let err = up.call(Call::get(&f.url)).await.expect_err("still failing");
+    assert!(matches!(err, CallError::Status { status: 503, .. }));
+    assert_eq!(f.hits.load(Ordering::SeqCst), 3, "exactly max_attempts");
+    assert_eq!(up.snapshot().retries, 2);
+
+    // A POST without an idempotency key is sent once; with one, it is retried.
+    let body = serde_json::json!({"amount_cents": 1000});
+    up.call(Call::post(&f.url, body.clone(), None))
+        .await
+        .expect_err("fails");
+    assert_eq!(f.hits.load(Ordering::SeqCst), 4);
+    up.call(Call::post(&f.url, body, Some("order-7-authorize")))
+        .await
+        .expect_err("fails");
+    assert_eq!(f.hits.load(Ordering::SeqCst), 7);
+
+    // Switched off, nothing is retried.
+    c.retry.enabled = false;
+    let once = Upstream::new("payments", reqwest::Client::new(), &c).expect("upstream");
+    once.call(Call::get(&f.url)).await.expect_err("fails");
+    assert_eq!(f.hits.load(Ordering::SeqCst), 8);
+    assert_eq!(once.snapshot().circuit_breaker, "disabled");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_bulkhead_rejects_the_call_over_its_limit() {
+    let f = fake().await;
+    let mut c = config();
+    c.bulkhead.max_concurrent_calls = 2;
+    let up = Upstream::new("inventory", reqwest::Client::new(), &c).expect("upstream");
+    f.mode.store(SLOW, Ordering::SeqCst);
+    let calls: Vec<_> = (0..3)
+        .map(|_| {
+            let (up, url) = (up.clone(), f.url.clone());
+            tokio::spawn(async move { up.call(Call::get(url)).await })
+        })
+        .collect();
+    let mut full = 0;
+    let mut ok = 0;
+    for c in calls {
+        match c.await.expect("task") {
+            Ok(_) => ok += 1,
+            Err(CallError::BulkheadFull { max: 2, .. }) => full += 1,
+            Err(e) => panic!("unexpected: {e}"),
+        }
+    }
+    assert_eq!((ok, full), (2, 1));
+    assert_eq!(
+        f.peak.load(Ordering::SeqCst),
+        2,
+        "the upstream never saw a third call"
+    );
+    assert_eq!(up.snapshot().bulkhead_in_use, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_upstream_times_out() {
+    let f = fake().await;
+    let mut c = config();
+    c.timeout_ms = 100;
+    let up = Upstream::new("payments", reqwest::Client::new(), &c).expect("upstream");
+    f.mode.store(SLOW, Ordering::SeqCst);
+    let started = Instant::now();
+    let err = up.call(Call::get(&f.url)).await.expect_err("times out");
+    assert!(matches!(err, CallError::Timeout { .. }), "{err}");
+    assert!(started.elapsed() < Duration::from_millis(350));
+}
