@@ -5,12 +5,14 @@
 //! - [`registry`]: service registry and discovery (register, heartbeat, TTL eviction,
 //!   health polling, healthy instances by service name).
 //! - [`outbox`]: transactional outbox, the long-poll event feed, and the idempotent consumer.
+//! - [`inventory`]: the inventory service (products, stock, reservations confirmed or released).
 //! - [`payments`]: the payments service (authorizations, refunds, the decline rule).
 //! - [`resilience`]: retry, circuit breaker, bulkhead and timeout for calls to one upstream.
 //!
 //! Each service is a library: `app(state) -> Router` for tests without sockets, and
 //! `run(listener, shutdown)` for a real process on a port it was given.
 
+pub mod inventory;
 pub mod outbox;
 pub mod payments;
 pub mod registry;

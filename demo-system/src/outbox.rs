@@ -125,7 +125,9 @@ impl Outbox {
         f: impl FnOnce(&Transaction<'_>) -> Result<T, OutboxError>,
     ) -> Result<T, OutboxError> {
         let mut conn = self.conn.lock().unwrap_or_else(|p| p.into_inner());
-        let tx = conn.transaction()?;
+        // IMMEDIATE: take the write lock up front, so a read-then-write cannot be overtaken
+        // by another process sharing the file (two instances of one service do).
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         let out = f(&tx)?;
         tx.commit()?;
         drop(conn);
