@@ -4,6 +4,7 @@
 //! # Layout
 //! - [`registry`]: service registry and discovery (register, heartbeat, TTL eviction,
 //!   health polling, healthy instances by service name).
+//! - [`orders`]: the orders service, an orchestrated saga that resumes after a restart.
 //! - [`outbox`]: transactional outbox, the long-poll event feed, and the idempotent consumer.
 //! - [`inventory`]: the inventory service (products, stock, reservations confirmed or released).
 //! - [`payments`]: the payments service (authorizations, refunds, the decline rule).
@@ -13,6 +14,7 @@
 //! `run(listener, shutdown)` for a real process on a port it was given.
 
 pub mod inventory;
+pub mod orders;
 pub mod outbox;
 pub mod payments;
 pub mod registry;

@@ -1,0 +1,334 @@
+//! The order saga over real inventory and payments services on loopback, each with its own
+//! SQLite file: confirmation, compensation of a declined payment, rejection for lack of
+//! stock, idempotent placement, and a saga that resumes after a restart.
+
+use std::path::Path;
+
+use gauntlet_demo_system::inventory::{self, Inventory};
+use gauntlet_demo_system::orders::{self, Order, Orders};
+use gauntlet_demo_system::payments::{self, Payments, PaymentsConfig};
+use gauntlet_demo_system::resilience::{BreakerConfig, ResilienceConfig, RetryConfig, Upstream};
+use serde_json::{Value, json};
+
+async fn serve(listener: tokio::net::TcpListener, app: axum::Router) {
+    tokio::spawn(async move { axum::serve(listener, app).await });
+}
+
+async fn bind() -> (tokio::net::TcpListener, String) {
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let url = format!("http://{}", l.local_addr().expect("addr"));
+    (l, url)
+}
+
+fn resilience() -> ResilienceConfig {
+    ResilienceConfig {
+        circuit_breaker: BreakerConfig {
+            enabled: false,
+            ..BreakerConfig::default()
+        },
+        retry: RetryConfig {
+            max_attempts: 2,
+            initial_backoff_ms: 10,
+            ..RetryConfig::default()
+        },
+        timeout_ms: 300,
+        ..ResilienceConfig::default()
+    }
+}
+
+fn orders_service(dir: &Path, inventory_url: &str, payments_url: &str) -> Orders {
+    let http = reqwest::Client::new();
+    let up = |name| Upstream::new(name, http.clone(), &resilience()).expect("upstream");
+    Orders::open(
+        &dir.join("orders.sqlite"),
+        inventory_url,
+        up("inventory"),
+        payments_url,
+        up("payments"),
+    )
+    .expect("orders db")
+}
+
+struct Demo {
+    orders: String,
+    inventory: String,
+    http: reqwest::Client,
+    _dir: tempfile::TempDir,
+}
+
+async fn demo() -> Demo {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (il, inventory) = bind().await;
+    serve(
+        il,
+        inventory::app(Inventory::open(&dir.path().join("inventory.sqlite")).expect("inv")),
+    )
+    .await;
+    let (pl, payments_url) = bind().await;
+    let cfg = PaymentsConfig {
+        processing_delay_ms: 1,
+        ..PaymentsConfig::default()
+    };
+    serve(
+        pl,
+        payments::app(Payments::open(&dir.path().join("payments.sqlite"), cfg).expect("pay")),
+    )
+    .await;
+    let (ol, orders) = bind().await;
+    serve(
+        ol,
+        orders::app(orders_service(dir.path(), &inventory, &payments_url)),
+    )
+    .await;
+    Demo {
+        orders,
+        inventory,
+        http: reqwest::Client::new(),
+        _dir: dir,
+    }
+}
+
+impl Demo {
+    async fn place(&self, body: Value, key: Option<&str>) -> (u16, Value) {
+        let mut req = self
+            .http
+            .post(format!("{}/orders", self.orders))
+            .json(&body);
+        if let Some(k) = key {
+            req = req.header("idempotency-key", k);
+        }
+        let resp = req.send().await.expect("answer");
+        let status = resp.status().as_u16();
+        (status, resp.json().await.expect("json"))
+    }
+
+    async fn stock(&self, sku: &str) -> i64 {
+        let p: Value = self
+            .http
+            .get(format!("{}/products/{sku}", self.inventory))
+            .send()
+            .await
+            .expect("answer")
+            .json()
+            .await
+            .expect("json");
+        p["stock"].as_i64().expect("stock")
+    }
+
+    async fn events(&self) -> Vec<String> {
+        let feed: Value = self
+            .http
+            .get(format!("{}/events?after=0&limit=1000", self.orders))
+            .send()
+            .await
+            .expect("feed")
+            .json()
+            .await
+            .expect("json");
+        feed["events"]
+            .as_array()
+            .expect("events")
+            .iter()
+            .filter_map(|e| e["type"].as_str().map(str::to_string))
+            .collect()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_order_goes_through_reserve_authorize_confirm() {
+    let d = demo().await;
+    let (status, order) = d
+        .place(
+            json!({"customer_id": "c-1", "items": [{"sku": "SKU-MOUSE", "quantity": 2}]}),
+            None,
+        )
+        .await;
+    assert_eq!(status, 201, "{order}");
+    assert_eq!(order["status"], "confirmed");
+    assert_eq!(order["total_cents"], 5800);
+    assert!(order["payment_id"].is_string());
+    assert_eq!(d.stock("SKU-MOUSE").await, 298);
+    assert_eq!(
+        d.events().await,
+        [
+            "order.pending",
+            "order.stock_reserved",
+            "order.payment_authorized",
+            "order.confirmed"
+        ]
+    );
+    let got: Order = d
+        .http
+        .get(format!(
+            "{}/orders/{}",
+            d.orders,
+            order["id"].as_str().expect("id")
+        ))
+        .send()
+        .await
+        .expect("get")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(got.status, "confirmed");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_declined_payment_is_compensated_in_reverse() {
+    let d = demo().await;
+    let before = d.stock("SKU-LAMP").await;
+    // A lamp costs 34.13: amounts ending in 13 cents are declined.
+    let (status, order) = d
+        .place(
+            json!({"customer_id": "c-2", "items": [{"sku": "SKU-LAMP", "quantity": 1}]}),
+            None,
+        )
+        .await;
+    assert_eq!(status, 201, "{order}");
+    assert_eq!(order["status"], "cancelled");
+    assert!(
+        order["reason"]
+            .as_str()
+            .is_some_and(|r| r.contains("13 cents")),
+        "{order}"
+    );
+    assert_eq!(
+        d.stock("SKU-LAMP").await,
+        before,
+        "the reserved lamp is back"
+    );
+    assert_eq!(
+        d.events().await,
+        [
+            "order.pending",
+            "order.stock_reserved",
+            "order.compensating",
+            "order.cancelled"
+        ]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lack_of_stock_rejects_without_compensation_and_bad_orders_get_a_reason() {
+    let d = demo().await;
+    let (status, order) = d
+        .place(
+            json!({"customer_id": "c-3", "items": [{"sku": "SKU-MONITOR", "quantity": 41}]}),
+            None,
+        )
+        .await;
+    assert_eq!(
+        (status, &order["status"]),
+        (201, &json!("rejected")),
+        "{order}"
+    );
+    assert!(
+        order["reason"]
+            .as_str()
+            .is_some_and(|r| r.contains("not enough"))
+    );
+    for (body, status, needle) in [
+        (
+            json!({"customer_id": "c", "items": []}),
+            400,
+            "at least one item",
+        ),
+        (
+            json!({"customer_id": "c", "items": [{"sku": "SKU-NOPE", "quantity": 1}]}),
+            422,
+            "no product",
+        ),
+        (
+            json!({"customer_id": "c", "items": [{"sku": "SKU-MOUSE", "quantity": -1}]}),
+            400,
+            "positive",
+        ),
+        (json!({"items": []}), 400, "customer_id"),
+    ] {
+        let (got, err) = d.place(body.clone(), None).await;
+        assert_eq!(got, status, "{body}");
+        assert!(
+            err["error"].as_str().is_some_and(|e| e.contains(needle)),
+            "{body}: {err}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_same_idempotency_key_places_one_order() {
+    let d = demo().await;
+    let body = json!({"customer_id": "c-4", "items": [{"sku": "SKU-CABLE", "quantity": 3}]});
+    let (s1, first) = d.place(body.clone(), Some("checkout-42")).await;
+    let (s2, again) = d.place(body, Some("checkout-42")).await;
+    assert_eq!((s1, s2), (201, 200));
+    assert_eq!(first["id"], again["id"]);
+    assert_eq!(
+        d.stock("SKU-CABLE").await,
+        997,
+        "reserved and confirmed once"
+    );
+    let (status, err) = d
+        .place(
+            json!({"customer_id": "c-4", "items": [{"sku": "SKU-CABLE", "quantity": 4}]}),
+            Some("checkout-42"),
+        )
+        .await;
+    assert_eq!(status, 422, "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_saga_resumes_after_a_restart() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (il, inventory_url) = bind().await;
+    serve(
+        il,
+        inventory::app(Inventory::open(&dir.path().join("inventory.sqlite")).expect("inv")),
+    )
+    .await;
+    // Payments' port is bound but nobody answers yet: calls time out.
+    let (payments_listener, payments_url) = bind().await;
+    let first = orders_service(dir.path(), &inventory_url, &payments_url);
+    let (ol, orders_url) = bind().await;
+    serve(ol, orders::app(first)).await;
+    let http = reqwest::Client::new();
+    let resp = http
+        .post(format!("{orders_url}/orders"))
+        .json(&json!({"customer_id": "c-5", "items": [{"sku": "SKU-KEYBOARD", "quantity": 1}]}))
+        .send()
+        .await
+        .expect("answer");
+    assert_eq!(resp.status(), 202, "accepted, waiting for payments");
+    let order: Order = resp.json().await.expect("json");
+    assert_eq!(order.status, "stock_reserved");
+
+    // Payments comes up; a new orders instance on the same database resumes the saga.
+    let cfg = PaymentsConfig {
+        processing_delay_ms: 1,
+        ..PaymentsConfig::default()
+    };
+    serve(
+        payments_listener,
+        payments::app(Payments::open(&dir.path().join("payments.sqlite"), cfg).expect("pay")),
+    )
+    .await;
+    let restarted = orders_service(dir.path(), &inventory_url, &payments_url);
+    assert_eq!(restarted.resume_all().await.expect("resume"), 1);
+    let done = restarted.order(&order.id).expect("db").expect("order");
+    assert_eq!(done.status, "confirmed");
+    let kb: Value = http
+        .get(format!("{inventory_url}/products/SKU-KEYBOARD"))
+        .send()
+        .await
+        .expect("get")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(kb["stock"], 119, "reserved once, confirmed once");
+    assert_eq!(
+        restarted.resume_all().await.expect("resume"),
+        0,
+        "nothing left to do"
+    );
+}
