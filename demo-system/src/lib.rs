@@ -4,6 +4,8 @@
 //! # Layout
 //! - [`registry`]: service registry and discovery (register, heartbeat, TTL eviction,
 //!   health polling, healthy instances by service name).
+//! - [`notifications`]: consumes order events, records the notifications it would send.
+//! - [`order_history`]: the CQRS read model built from order events.
 //! - [`orders`]: the orders service, an orchestrated saga that resumes after a restart.
 //! - [`outbox`]: transactional outbox, the long-poll event feed, and the idempotent consumer.
 //! - [`inventory`]: the inventory service (products, stock, reservations confirmed or released).
@@ -14,6 +16,8 @@
 //! `run(listener, shutdown)` for a real process on a port it was given.
 
 pub mod inventory;
+pub mod notifications;
+pub mod order_history;
 pub mod orders;
 pub mod outbox;
 pub mod payments;
