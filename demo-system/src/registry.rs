@@ -372,6 +372,61 @@ pub async fn run(
     result
 }
 
+/// Registers an instance and heartbeats until `shutdown` resolves, registering again if the
+/// registry forgot it (evicted, or restarted); deregisters on the way out.
+pub async fn announce(
+    registry_url: &str,
+    registration: Registration,
+    shutdown: impl Future<Output = ()>,
+) {
+    let http = reqwest::Client::new();
+    let base = registry_url.trim_end_matches('/').to_string();
+    tokio::pin!(shutdown);
+    let mut id: Option<String> = None;
+    let mut every = Duration::from_millis(500);
+    loop {
+        id = match id {
+            None => match http
+                .post(format!("{base}/instances"))
+                .json(&registration)
+                .send()
+                .await
+            {
+                Ok(r) if r.status() == StatusCode::CREATED => {
+                    let v: serde_json::Value = r.json().await.unwrap_or_default();
+                    if let Some(ms) = v["heartbeat_interval_ms"].as_u64() {
+                        every = Duration::from_millis(ms.max(10));
+                    }
+                    v["id"].as_str().map(str::to_string)
+                }
+                Ok(r) => {
+                    tracing::warn!(status = %r.status(), name = %registration.name, "registry refused the registration");
+                    None
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "registry unreachable; will register later");
+                    None
+                }
+            },
+            Some(id) => match http
+                .put(format!("{base}/instances/{id}/heartbeat"))
+                .send()
+                .await
+            {
+                Ok(r) if r.status() == StatusCode::NOT_FOUND => None,
+                _ => Some(id),
+            },
+        };
+        tokio::select! {
+            _ = &mut shutdown => break,
+            _ = tokio::time::sleep(every) => {}
+        }
+    }
+    if let Some(id) = id {
+        let _ = http.delete(format!("{base}/instances/{id}")).send().await;
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

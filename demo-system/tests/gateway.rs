@@ -1,0 +1,351 @@
+//! The gateway in front of the real services, all on loopback and found through the real
+//! registry: tokens, correlation IDs, round-robin, the product fallback, the BFF shapes,
+//! and rate limiting.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use gauntlet_demo_system::gateway::{self, Gateway, GatewayConfig};
+use gauntlet_demo_system::inventory::{self, Inventory};
+use gauntlet_demo_system::order_history::{self, OrderHistory};
+use gauntlet_demo_system::orders::{self, Orders};
+use gauntlet_demo_system::payments::{self, Payments, PaymentsConfig};
+use gauntlet_demo_system::registry::{self, Registration, Registry, RegistryConfig};
+use gauntlet_demo_system::resilience::{ResilienceConfig, Upstream};
+use serde_json::{Value, json};
+
+async fn bind() -> (tokio::net::TcpListener, String) {
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let url = format!("http://{}", l.local_addr().expect("addr"));
+    (l, url)
+}
+
+/// Serves `app` and announces it to the registry under `name`.
+async fn service(registry: &str, name: &str, app: axum::Router) -> String {
+    let (l, url) = bind().await;
+    tokio::spawn(async move { axum::serve(l, app).await });
+    let reg = Registration {
+        name: name.into(),
+        address: url.clone(),
+        version: "test".into(),
+        health_url: format!("{url}/health/ready"),
+    };
+    let registry = registry.to_string();
+    tokio::spawn(async move { registry::announce(&registry, reg, std::future::pending()).await });
+    url
+}
+
+/// Makes an instance answer 503 while `down` is set, as a crashed dependency would look.
+fn switchable(app: axum::Router, down: Arc<AtomicBool>) -> axum::Router {
+    app.layer(axum::middleware::from_fn(
+        move |req: axum::extract::Request, next: axum::middleware::Next| {
+            let down = down.clone();
+            async move {
+                if down.load(Ordering::SeqCst) {
+                    axum::http::StatusCode::SERVICE_UNAVAILABLE.into_response()
+                } else {
+                    next.run(req).await
+                }
+            }
+        },
+    ))
+}
+use axum::response::IntoResponse;
+
+struct Stack {
+    gateway: String,
+    inventory_down: Arc<AtomicBool>,
+    http: reqwest::Client,
+    _dir: tempfile::TempDir,
+}
+
+async fn stack(config: GatewayConfig) -> Stack {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = dir.path();
+    let (rl, registry_url) = bind().await;
+    let rconf = RegistryConfig {
+        ttl: Duration::from_secs(5),
+        health_interval: Duration::from_millis(200),
+        ..RegistryConfig::default()
+    };
+    tokio::spawn(registry::run(
+        Registry::new(rconf),
+        rl,
+        std::future::pending(),
+    ));
+    let inventory_down = Arc::new(AtomicBool::new(false));
+    let mut inventory_urls = Vec::new();
+    for _ in 0..2 {
+        let app = switchable(
+            inventory::app(Inventory::open(&d.join("inventory.sqlite")).expect("inv")),
+            inventory_down.clone(),
+        );
+        inventory_urls.push(service(&registry_url, "inventory", app).await);
+    }
+    let cfg = PaymentsConfig {
+        processing_delay_ms: 1,
+        ..PaymentsConfig::default()
+    };
+    let payments_url = service(
+        &registry_url,
+        "payments",
+        payments::app(Payments::open(&d.join("payments.sqlite"), cfg).expect("pay")),
+    )
+    .await;
+    let http = reqwest::Client::new();
+    let up = |n| Upstream::new(n, http.clone(), &ResilienceConfig::default()).expect("upstream");
+    let orders = Orders::open(
+        &d.join("orders.sqlite"),
+        &inventory_urls[0],
+        up("inventory"),
+        &payments_url,
+        up("payments"),
+    )
+    .expect("orders");
+    let orders_url = service(&registry_url, "orders", orders::app(orders)).await;
+    let history = OrderHistory::open(&d.join("history.sqlite")).expect("history");
+    tokio::spawn(history.consume(&orders_url, std::future::pending()));
+    service(&registry_url, "order-history", order_history::app(history)).await;
+
+    let (gl, gateway_url) = bind().await;
+    let g = Gateway::new(&registry_url, config).expect("gateway");
+    tokio::spawn(gateway::run(g, gl, std::future::pending()));
+    // Ready once every upstream is discoverable.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    for name in ["inventory", "orders", "order-history"] {
+        loop {
+            let r = http
+                .get(format!("{registry_url}/services/{name}"))
+                .send()
+                .await
+                .expect("registry");
+            if r.status() == 200
+                && r.json::<Vec<Value>>()
+                    .await
+                    .map(|v| !v.is_empty())
+                    .unwrap_or(false)
+            {
+                break;
+            }
+            assert!(Instant::now() < deadline, "{name} never registered");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+    Stack {
+        gateway: gateway_url,
+        inventory_down,
+        http,
+        _dir: dir,
+    }
+}
+
+impl Stack {
+    async fn get(&self, path: &str) -> reqwest::Response {
+        self.http
+            .get(format!("{}{path}", self.gateway))
+            .send()
+            .await
+            .expect("gateway answers")
+    }
+
+    async fn token(&self) -> String {
+        let v: Value = self
+            .http
+            .post(format!("{}/api/token", self.gateway))
+            .json(&json!({"username": "demo", "password": "demo"}))
+            .send()
+            .await
+            .expect("token")
+            .json()
+            .await
+            .expect("json");
+        v["access_token"]
+            .as_str()
+            .expect("access_token")
+            .to_string()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn orders_go_through_the_gateway_with_a_token_and_a_correlation_id() {
+    let s = stack(GatewayConfig::default()).await;
+    let order = json!({"customer_id": "cust-g", "items": [{"sku": "SKU-MOUSE", "quantity": 1}]});
+    let resp = s
+        .http
+        .post(format!("{}/api/orders", s.gateway))
+        .json(&order)
+        .send()
+        .await
+        .expect("answer");
+    assert_eq!(resp.status(), 401);
+    assert_eq!(
+        resp.headers()
+            .get("www-authenticate")
+            .and_then(|v| v.to_str().ok()),
+        Some("Bearer")
+    );
+    let bad = s
+        .http
+        .post(format!("{}/api/token", s.gateway))
+        .json(&json!({"username": "demo", "password": "nope"}))
+        .send()
+        .await
+        .expect("answer");
+    assert_eq!(bad.status(), 401);
+
+    let token = s.token().await;
+    let resp = s
+        .http
+        .post(format!("{}/api/orders", s.gateway))
+        .bearer_auth(&token)
+        .header("x-correlation-id", "req-gw-1")
+        .json(&order)
+        .send()
+        .await
+        .expect("answer");
+    assert_eq!(resp.status(), 201);
+    assert_eq!(
+        resp.headers()
+            .get("x-correlation-id")
+            .and_then(|v| v.to_str().ok()),
+        Some("req-gw-1")
+    );
+    let placed: Value = resp.json().await.expect("json");
+    assert_eq!(placed["status"], "confirmed");
+    let id = placed["id"].as_str().expect("id");
+    let got: Value = s
+        .get(&format!("/api/orders/{id}"))
+        .await
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(got["status"], "confirmed");
+    let mobile: Value = s
+        .get(&format!("/mobile/orders/{id}"))
+        .await
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(
+        mobile,
+        json!({"id": id, "status": "confirmed", "total": "29.00"})
+    );
+
+    // A request without the header gets a fresh UUID v7.
+    let generated = s
+        .get("/api/products")
+        .await
+        .headers()
+        .get("x-correlation-id")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string)
+        .expect("echoed");
+    assert_eq!(
+        uuid::Uuid::parse_str(&generated)
+            .map(|u| u.get_version_num())
+            .ok(),
+        Some(7)
+    );
+
+    // The CQRS side catches up and answers through the gateway.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let mine: Value = s
+            .get("/api/customers/cust-g/orders")
+            .await
+            .json()
+            .await
+            .unwrap_or(Value::Null);
+        if mine
+            .as_array()
+            .is_some_and(|a| a.len() == 1 && a[0]["status"] == "confirmed")
+        {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "history never showed the order: {mine}"
+        );
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn calls_are_spread_round_robin_and_products_fall_back_to_the_cache() {
+    let s = stack(GatewayConfig::default()).await;
+    for _ in 0..4 {
+        assert_eq!(s.get("/api/products").await.status(), 200);
+    }
+    let admin: Value = s.get("/admin/resilience").await.json().await.expect("json");
+    let per_instance: Vec<u64> = admin["calls_per_instance"]
+        .as_object()
+        .expect("calls")
+        .values()
+        .filter_map(Value::as_u64)
+        .collect();
+    assert_eq!(
+        per_instance,
+        [2, 2],
+        "two inventory instances, two calls each: {admin}"
+    );
+    let mobile: Value = s.get("/mobile/products").await.json().await.expect("json");
+    assert_eq!(
+        mobile[0].as_object().map(|o| o.len()),
+        Some(4),
+        "trimmed: sku, name, price, in_stock"
+    );
+
+    // Inventory fails: the last good list is served, marked as such.
+    s.inventory_down.store(true, Ordering::SeqCst);
+    let resp = s.get("/api/products").await;
+    assert_eq!(resp.status(), 200);
+    assert_eq!(
+        resp.headers()
+            .get("x-fallback")
+            .and_then(|v| v.to_str().ok()),
+        Some("cache")
+    );
+    let list: Value = resp.json().await.expect("json");
+    assert_eq!(
+        list.as_array().map(Vec::len),
+        Some(inventory::CATALOG.len())
+    );
+    let admin: Value = s.get("/admin/resilience").await.json().await.expect("json");
+    let inv = admin["upstreams"]
+        .as_array()
+        .expect("upstreams")
+        .iter()
+        .find(|u| u["upstream"] == "inventory")
+        .expect("inventory");
+    assert!(
+        inv["retries"].as_u64().unwrap_or(0) > 0,
+        "GETs were retried before falling back: {inv}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_over_its_rate_gets_429_with_retry_after() {
+    let s = stack(GatewayConfig {
+        rate_limit_per_second: 1,
+        rate_limit_burst: 2,
+        ..GatewayConfig::default()
+    })
+    .await;
+    let statuses = [
+        s.get("/health/live").await,
+        s.get("/health/live").await,
+        s.get("/health/live").await,
+    ];
+    let codes: Vec<u16> = statuses.iter().map(|r| r.status().as_u16()).collect();
+    assert_eq!(codes, [200, 200, 429]);
+    let retry: u64 = statuses[2]
+        .headers()
+        .get("retry-after")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse().ok())
+        .expect("Retry-After");
+    assert!((1..=2).contains(&retry), "{retry}");
+}
