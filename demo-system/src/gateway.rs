@@ -33,6 +33,7 @@ use uuid::Uuid;
 use crate::resilience::{
     Call, CallError, ConfigError, ResilienceConfig, Upstream, UpstreamSnapshot,
 };
+use crate::service::ApiError;
 
 /// The upstream services the gateway routes to.
 pub const UPSTREAMS: [&str; 3] = ["inventory", "orders", "order-history"];
@@ -104,39 +105,6 @@ struct Claims {
     sub: String,
     iat: u64,
     exp: u64,
-}
-
-#[derive(Debug)]
-pub struct ApiError {
-    status: StatusCode,
-    message: String,
-    retry_after: Option<u64>,
-}
-
-impl ApiError {
-    fn new(status: StatusCode, message: impl Into<String>) -> Self {
-        Self {
-            status,
-            message: message.into(),
-            retry_after: None,
-        }
-    }
-}
-
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
-        let mut resp = (self.status, Json(json!({"error": self.message}))).into_response();
-        if let Some(secs) = self.retry_after
-            && let Ok(v) = HeaderValue::from_str(&secs.to_string())
-        {
-            resp.headers_mut().insert(header::RETRY_AFTER, v);
-        }
-        if self.status == StatusCode::UNAUTHORIZED {
-            resp.headers_mut()
-                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
-        }
-        resp
-    }
 }
 
 impl From<CallError> for ApiError {

@@ -8,7 +8,6 @@ use std::path::Path;
 
 use axum::extract::{Path as UrlPath, State};
 use axum::http::StatusCode;
-use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use rusqlite::{OptionalExtension, Transaction, params};
@@ -16,6 +15,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use crate::outbox::{NewEvent, Outbox, OutboxError, feed_router};
+use crate::service::{ApiError, with_health};
 
 /// The demo catalog, stocked on first start: (sku, name, price in cents, units on hand).
 pub const CATALOG: [(&str, &str, i64, i64); 5] = [
@@ -98,49 +98,18 @@ pub struct ReserveRequest {
     pub items: Vec<Item>,
 }
 
-#[derive(Debug)]
-pub struct ApiError(StatusCode, String);
-
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
-        (self.0, Json(json!({"error": self.1}))).into_response()
-    }
-}
-
-impl From<OutboxError> for ApiError {
-    fn from(e: OutboxError) -> Self {
-        tracing::error!(error = %e, "inventory database failed");
-        Self(
-            StatusCode::SERVICE_UNAVAILABLE,
-            format!("inventory cannot use its database: {e}"),
-        )
-    }
-}
-
 pub fn app(inventory: Inventory) -> Router {
-    Router::new()
+    let db = inventory.db.clone();
+    let routes = Router::new()
         .route("/products", get(products))
         .route("/products/{sku}", get(product))
         .route("/reservations", post(reserve))
         .route("/reservations/{id}", get(get_reservation))
         .route("/reservations/{id}/confirm", post(confirm))
         .route("/reservations/{id}/release", post(release))
-        .route(
-            "/health/live",
-            get(|| async { Json(json!({"status": "live"})) }),
-        )
-        .route("/health/ready", get(ready))
-        .with_state(inventory.clone())
-        .merge(feed_router(inventory.db))
-}
-
-async fn ready(State(inv): State<Inventory>) -> Response {
-    match inv.db.transaction(|tx| {
-        Ok(tx.query_row("SELECT count(*) FROM products", [], |r| r.get::<_, i64>(0))?)
-    }) {
-        Ok(_) => Json(json!({"status": "ready"})).into_response(),
-        Err(e) => ApiError::from(e).into_response(),
-    }
+        .with_state(inventory)
+        .merge(feed_router(db.clone()));
+    with_health(routes, db)
 }
 
 const AVAILABLE: &str = "SELECT p.sku, p.name, p.price_cents,
@@ -186,7 +155,7 @@ async fn product(
     inv.db
         .transaction(|tx| find(tx, &sku))?
         .map(Json)
-        .ok_or_else(|| ApiError(StatusCode::NOT_FOUND, format!("no product {sku}")))
+        .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, format!("no product {sku}")))
 }
 
 fn reservation(tx: &Transaction<'_>, id: &str) -> Result<Option<Value>, OutboxError> {
@@ -218,7 +187,7 @@ async fn get_reservation(
     inv.db
         .transaction(|tx| reservation(tx, &id))?
         .map(Json)
-        .ok_or_else(|| ApiError(StatusCode::NOT_FOUND, format!("no reservation {id}")))
+        .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, format!("no reservation {id}")))
 }
 
 fn event(tx: &Transaction<'_>, kind: &str, id: &str, payload: &Value) -> Result<(), OutboxError> {
@@ -239,15 +208,15 @@ async fn reserve(
     State(inv): State<Inventory>,
     body: Result<Json<ReserveRequest>, axum::extract::rejection::JsonRejection>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
-    let Json(req) = body.map_err(|e| ApiError(StatusCode::BAD_REQUEST, e.body_text()))?;
+    let Json(req) = body.map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, e.body_text()))?;
     if req.reservation_id.is_empty() || req.items.is_empty() {
-        return Err(ApiError(
+        return Err(ApiError::new(
             StatusCode::BAD_REQUEST,
-            "reservation_id and at least one item are required".into(),
+            "reservation_id and at least one item are required",
         ));
     }
     if let Some(bad) = req.items.iter().find(|i| i.quantity <= 0) {
-        return Err(ApiError(
+        return Err(ApiError::new(
             StatusCode::BAD_REQUEST,
             format!("quantity of {} must be positive", bad.sku),
         ));
@@ -259,10 +228,9 @@ async fn reserve(
         }
         for item in &req.items {
             match find(tx, &item.sku)? {
-                None => return Ok(Err(ApiError(StatusCode::NOT_FOUND, format!("no product {}", item.sku)))),
+                None => return Ok(Err(ApiError::new(StatusCode::NOT_FOUND, format!("no product {}", item.sku)))),
                 Some(p) if p.stock < item.quantity => {
-                    return Ok(Err(ApiError(
-                        StatusCode::CONFLICT,
+                    return Ok(Err(ApiError::new(StatusCode::CONFLICT,
                         format!("not enough {}: {} asked, {} available", item.sku, item.quantity, p.stock),
                     )));
                 }
@@ -288,7 +256,7 @@ async fn reserve(
 fn settle(inv: &Inventory, id: &str, to: &'static str) -> Result<Json<Value>, ApiError> {
     let outcome = inv.db.transaction(|tx| {
         let Some(current) = reservation(tx, id)? else {
-            return Ok(Err(ApiError(
+            return Ok(Err(ApiError::new(
                 StatusCode::NOT_FOUND,
                 format!("no reservation {id}"),
             )));
@@ -297,7 +265,7 @@ fn settle(inv: &Inventory, id: &str, to: &'static str) -> Result<Json<Value>, Ap
             Some(s) if s == to => return Ok(Ok(current)),
             Some("reserved") => {}
             Some(other) => {
-                return Ok(Err(ApiError(
+                return Ok(Err(ApiError::new(
                     StatusCode::CONFLICT,
                     format!("reservation {id} is already {other}; it cannot become {to}"),
                 )));

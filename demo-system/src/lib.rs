@@ -11,6 +11,7 @@
 //! - [`gateway`]: the API gateway and BFF (JWT, rate limit, discovery, resilience, fallback).
 //! - [`inventory`]: the inventory service (products, stock, reservations confirmed or released).
 //! - [`payments`]: the payments service (authorizations, refunds, the decline rule).
+//! - [`service`]: what every service shares at its HTTP edge (errors, health routes).
 //! - [`resilience`]: retry, circuit breaker, bulkhead and timeout for calls to one upstream.
 //!
 //! Each service is a library: `app(state) -> Router` for tests without sockets, and
@@ -25,3 +26,4 @@ pub mod outbox;
 pub mod payments;
 pub mod registry;
 pub mod resilience;
+pub mod service;

@@ -16,6 +16,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use crate::outbox::{Consumer, Event, Outbox, OutboxError};
+use crate::service::with_health;
 
 const SCHEMA: &str = "
     CREATE TABLE IF NOT EXISTS notifications (
@@ -153,17 +154,13 @@ struct ListParams {
 }
 
 pub fn app(n: Notifications) -> Router {
-    Router::new()
-        .route("/notifications", get(list))
-        .route(
-            "/health/live",
-            get(|| async { Json(json!({"status": "live"})) }),
-        )
-        .route(
-            "/health/ready",
-            get(|| async { Json(json!({"status": "ready"})) }),
-        )
-        .with_state(n)
+    let db = n.db.clone();
+    with_health(
+        Router::new()
+            .route("/notifications", get(list))
+            .with_state(n),
+        db,
+    )
 }
 
 async fn list(State(n): State<Notifications>, Query(p): Query<ListParams>) -> Response {

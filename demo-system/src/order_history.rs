@@ -16,6 +16,7 @@ use rusqlite::{OptionalExtension, Transaction, params};
 use serde_json::{Value, json};
 
 use crate::outbox::{Consumer, Event, Outbox, OutboxError};
+use crate::service::with_health;
 
 const SCHEMA: &str = "
     CREATE TABLE IF NOT EXISTS order_views (
@@ -163,18 +164,12 @@ fn view(tx: &Transaction<'_>, order_id: &str) -> Result<Option<Value>, OutboxErr
 }
 
 pub fn app(h: OrderHistory) -> Router {
-    Router::new()
+    let db = h.db.clone();
+    let routes = Router::new()
         .route("/orders/{id}/history", get(order))
         .route("/customers/{id}/orders", get(customer))
-        .route(
-            "/health/live",
-            get(|| async { Json(json!({"status": "live"})) }),
-        )
-        .route(
-            "/health/ready",
-            get(|| async { Json(json!({"status": "ready"})) }),
-        )
-        .with_state(h)
+        .with_state(h);
+    with_health(routes, db)
 }
 
 fn unavailable(e: OutboxError) -> Response {

@@ -11,7 +11,6 @@ use std::path::Path;
 
 use axum::extract::{Path as UrlPath, State};
 use axum::http::{HeaderMap, StatusCode};
-use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use rusqlite::{OptionalExtension, Transaction, params};
@@ -22,6 +21,7 @@ use uuid::Uuid;
 use crate::inventory::Item;
 use crate::outbox::{NewEvent, Outbox, OutboxError, feed_router};
 use crate::resilience::{Call, CallError, Upstream};
+use crate::service::{ApiError, now_unix_ms, with_health};
 
 const SCHEMA: &str = "
     CREATE TABLE IF NOT EXISTS orders (
@@ -79,32 +79,6 @@ pub struct Order {
 pub struct PlaceOrder {
     pub customer_id: String,
     pub items: Vec<Item>,
-}
-
-#[derive(Debug)]
-pub struct ApiError(StatusCode, String);
-
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
-        (self.0, Json(json!({"error": self.1}))).into_response()
-    }
-}
-
-impl From<OutboxError> for ApiError {
-    fn from(e: OutboxError) -> Self {
-        tracing::error!(error = %e, "orders database failed");
-        Self(
-            StatusCode::SERVICE_UNAVAILABLE,
-            format!("orders cannot use its database: {e}"),
-        )
-    }
-}
-
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
 }
 
 fn load(tx: &Transaction<'_>, id: &str) -> Result<Option<Order>, OutboxError> {
@@ -185,7 +159,7 @@ impl Orders {
             tx.execute(
                 "UPDATE orders SET status = ?2, payment_id = coalesce(?3, payment_id),
                     reason = coalesce(?4, reason), updated_unix_ms = ?5 WHERE id = ?1",
-                params![id, status, payment_id, reason, now_ms()],
+                params![id, status, payment_id, reason, now_unix_ms()],
             )?;
             let order = load(tx, id)?.ok_or_else(|| OutboxError::Handler {
                 event_id: Uuid::nil(),
@@ -360,13 +334,13 @@ impl Orders {
         key: Option<String>,
     ) -> Result<(StatusCode, Order), ApiError> {
         if req.customer_id.is_empty() || req.items.is_empty() {
-            return Err(ApiError(
+            return Err(ApiError::new(
                 StatusCode::BAD_REQUEST,
-                "customer_id and at least one item are required".into(),
+                "customer_id and at least one item are required",
             ));
         }
         if let Some(bad) = req.items.iter().find(|i| i.quantity <= 0) {
-            return Err(ApiError(
+            return Err(ApiError::new(
                 StatusCode::BAD_REQUEST,
                 format!("quantity of {} must be positive", bad.sku),
             ));
@@ -376,7 +350,7 @@ impl Orders {
             && let Some(existing) = self.db.transaction(|tx| known_key(tx, key, &request))?
         {
             let existing =
-                existing.map_err(|msg| ApiError(StatusCode::UNPROCESSABLE_ENTITY, msg))?;
+                existing.map_err(|msg| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, msg))?;
             let order = self.advance(&existing).await?;
             return Ok((StatusCode::OK, order));
         }
@@ -390,20 +364,20 @@ impl Orders {
                 )))
                 .await
                 .map_err(|e| {
-                    ApiError(
+                    ApiError::new(
                         StatusCode::SERVICE_UNAVAILABLE,
                         format!("cannot price the order: {e}"),
                     )
                 })?;
             if reply.status == 404 {
-                return Err(ApiError(
+                return Err(ApiError::new(
                     StatusCode::UNPROCESSABLE_ENTITY,
                     format!("no product {}", item.sku),
                 ));
             }
             let product: Value = serde_json::from_slice(&reply.body).unwrap_or(Value::Null);
             let price = product["price_cents"].as_i64().ok_or_else(|| {
-                ApiError(
+                ApiError::new(
                     StatusCode::BAD_GATEWAY,
                     format!("inventory gave no price for {}", item.sku),
                 )
@@ -422,7 +396,7 @@ impl Orders {
             tx.execute(
                 "INSERT INTO orders (id, customer_id, items, total_cents, status, created_unix_ms, updated_unix_ms)
                  VALUES (?1, ?2, ?3, ?4, 'pending', ?5, ?5)",
-                params![id, req.customer_id, items, total, now_ms()],
+                params![id, req.customer_id, items, total, now_unix_ms()],
             )?;
             if let Some(key) = &key {
                 tx.execute(
@@ -443,7 +417,8 @@ impl Orders {
             )?;
             Ok(Ok(id.clone()))
         })?;
-        let order_id = created.map_err(|msg| ApiError(StatusCode::UNPROCESSABLE_ENTITY, msg))?;
+        let order_id =
+            created.map_err(|msg| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, msg))?;
         let order = self.advance(&order_id).await?;
         // 201 once the saga has finished either way; 202 while it waits for a dependency.
         let status = if FINISHED.contains(&order.status.as_str()) {
@@ -498,26 +473,13 @@ fn payment_id(body: &[u8]) -> Option<String> {
 }
 
 pub fn app(orders: Orders) -> Router {
-    Router::new()
+    let db = orders.db.clone();
+    let routes = Router::new()
         .route("/orders", post(place))
         .route("/orders/{id}", get(get_order))
-        .route(
-            "/health/live",
-            get(|| async { Json(json!({"status": "live"})) }),
-        )
-        .route("/health/ready", get(ready))
-        .with_state(orders.clone())
-        .merge(feed_router(orders.db))
-}
-
-async fn ready(State(o): State<Orders>) -> Response {
-    match o
-        .db
-        .transaction(|tx| Ok(tx.query_row("SELECT 1", [], |r| r.get::<_, i64>(0))?))
-    {
-        Ok(_) => Json(json!({"status": "ready"})).into_response(),
-        Err(e) => ApiError::from(e).into_response(),
-    }
+        .with_state(orders)
+        .merge(feed_router(db.clone()));
+    with_health(routes, db)
 }
 
 async fn place(
@@ -525,7 +487,7 @@ async fn place(
     headers: HeaderMap,
     body: Result<Json<PlaceOrder>, axum::extract::rejection::JsonRejection>,
 ) -> Result<(StatusCode, Json<Order>), ApiError> {
-    let Json(req) = body.map_err(|e| ApiError(StatusCode::BAD_REQUEST, e.body_text()))?;
+    let Json(req) = body.map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, e.body_text()))?;
     let key = headers
         .get("idempotency-key")
         .map(|v| {
@@ -534,9 +496,9 @@ async fn place(
                 .filter(|k| !k.is_empty() && k.len() <= 200)
                 .map(str::to_string)
                 .ok_or_else(|| {
-                    ApiError(
+                    ApiError::new(
                         StatusCode::BAD_REQUEST,
-                        "Idempotency-Key must be 1-200 visible ASCII characters".into(),
+                        "Idempotency-Key must be 1-200 visible ASCII characters",
                     )
                 })
         })
@@ -551,5 +513,5 @@ async fn get_order(
 ) -> Result<Json<Order>, ApiError> {
     o.order(&id)?
         .map(Json)
-        .ok_or_else(|| ApiError(StatusCode::NOT_FOUND, format!("no order {id}")))
+        .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, format!("no order {id}")))
 }

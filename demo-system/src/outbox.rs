@@ -85,13 +85,6 @@ pub fn migrate(conn: &Connection) -> Result<(), OutboxError> {
     Ok(())
 }
 
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
-}
-
 /// The publishing side: a service's database connection plus a wake-up for long-pollers.
 #[derive(Clone)]
 pub struct Outbox {
@@ -148,7 +141,7 @@ impl Outbox {
                 serde_json::to_string(&event.payload)?,
                 event.traceparent,
                 event.baggage,
-                now_ms()
+                crate::service::now_unix_ms()
             ],
         )?;
         Ok(id)
@@ -330,7 +323,7 @@ impl Consumer {
             let fresh = self.db.transaction(|tx| {
                 let seen = tx.execute(
                     "INSERT OR IGNORE INTO processed_events (id, processed_unix_ms) VALUES (?1, ?2)",
-                    params![event.id.to_string(), now_ms()],
+                    params![event.id.to_string(), crate::service::now_unix_ms()],
                 )? == 0;
                 if !seen {
                     apply(tx, event).map_err(|reason| OutboxError::Handler {

@@ -10,7 +10,6 @@ use std::time::Duration;
 
 use axum::extract::{Path as UrlPath, State};
 use axum::http::{HeaderMap, StatusCode};
-use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use rusqlite::{OptionalExtension, Transaction, params};
@@ -19,6 +18,7 @@ use serde_json::{Value, json};
 use uuid::Uuid;
 
 use crate::outbox::{NewEvent, Outbox, OutboxError, feed_router};
+use crate::service::{ApiError, now_unix_ms, with_health};
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
@@ -91,48 +91,15 @@ pub struct AuthorizeRequest {
     pub amount_cents: i64,
 }
 
-/// An error answer: status and a message a person can act on.
-#[derive(Debug)]
-pub struct ApiError(StatusCode, String);
-
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
-        (self.0, Json(json!({"error": self.1}))).into_response()
-    }
-}
-
-impl From<OutboxError> for ApiError {
-    fn from(e: OutboxError) -> Self {
-        tracing::error!(error = %e, "payments database failed");
-        Self(
-            StatusCode::SERVICE_UNAVAILABLE,
-            format!("payments cannot use its database: {e}"),
-        )
-    }
-}
-
 pub fn app(payments: Payments) -> Router {
-    Router::new()
+    let db = payments.db.clone();
+    let routes = Router::new()
         .route("/payments/authorizations", post(authorize))
         .route("/payments/authorizations/{id}", get(get_authorization))
         .route("/payments/authorizations/{id}/refund", post(refund))
-        .route(
-            "/health/live",
-            get(|| async { Json(json!({"status": "live"})) }),
-        )
-        .route("/health/ready", get(ready))
-        .with_state(payments.clone())
-        .merge(feed_router(payments.db))
-}
-
-async fn ready(State(p): State<Payments>) -> Response {
-    match p
-        .db
-        .transaction(|tx| Ok(tx.query_row("SELECT 1", [], |r| r.get::<_, i64>(0))?))
-    {
-        Ok(_) => Json(json!({"status": "ready"})).into_response(),
-        Err(e) => ApiError::from(e).into_response(),
-    }
+        .with_state(payments)
+        .merge(feed_router(db.clone()));
+    with_health(routes, db)
 }
 
 fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
@@ -140,9 +107,9 @@ fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
         None => Ok(None),
         Some(v) => match v.to_str() {
             Ok(k) if !k.is_empty() && k.len() <= 200 => Ok(Some(k.to_string())),
-            _ => Err(ApiError(
+            _ => Err(ApiError::new(
                 StatusCode::BAD_REQUEST,
-                "Idempotency-Key must be 1-200 visible ASCII characters".into(),
+                "Idempotency-Key must be 1-200 visible ASCII characters",
             )),
         },
     }
@@ -164,7 +131,7 @@ fn replay(
         .map_err(OutboxError::from)?;
     match stored {
         None => Ok(None),
-        Some((req, _, _)) if req != request => Err(ApiError(
+        Some((req, _, _)) if req != request => Err(ApiError::new(
             StatusCode::UNPROCESSABLE_ENTITY,
             format!("Idempotency-Key {key:?} was already used for a different request"),
         )),
@@ -191,29 +158,22 @@ fn remember(
     Ok(())
 }
 
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
-}
-
 async fn authorize(
     State(p): State<Payments>,
     headers: HeaderMap,
     body: Result<Json<AuthorizeRequest>, axum::extract::rejection::JsonRejection>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
-    let Json(req) = body.map_err(|e| ApiError(StatusCode::BAD_REQUEST, e.body_text()))?;
+    let Json(req) = body.map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, e.body_text()))?;
     if req.amount_cents <= 0 {
-        return Err(ApiError(
+        return Err(ApiError::new(
             StatusCode::BAD_REQUEST,
-            "amount_cents must be positive".into(),
+            "amount_cents must be positive",
         ));
     }
     if req.order_id.is_empty() {
-        return Err(ApiError(
+        return Err(ApiError::new(
             StatusCode::BAD_REQUEST,
-            "order_id must not be empty".into(),
+            "order_id must not be empty",
         ));
     }
     let key = idempotency_key(&headers)?;
@@ -254,7 +214,7 @@ async fn authorize(
         tx.execute(
             "INSERT INTO authorizations (id, order_id, amount_cents, status, reason, created_unix_ms)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-            params![id.to_string(), req.order_id, req.amount_cents, state, reason, now_ms()],
+            params![id.to_string(), req.order_id, req.amount_cents, state, reason, now_unix_ms()],
         )?;
         Outbox::append(
             tx,
@@ -294,7 +254,7 @@ async fn get_authorization(
 ) -> Result<Json<Value>, ApiError> {
     p.db.transaction(|tx| load(tx, &id))?
         .map(Json)
-        .ok_or_else(|| ApiError(StatusCode::NOT_FOUND, format!("no authorization {id}")))
+        .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, format!("no authorization {id}")))
 }
 
 /// Refunds an authorization. Refunding twice is the same as once (the saga may repeat it).
@@ -340,11 +300,11 @@ async fn refund(
     })?;
     match outcome {
         Outcome::Done(v) => Ok(Json(v)),
-        Outcome::Missing => Err(ApiError(
+        Outcome::Missing => Err(ApiError::new(
             StatusCode::NOT_FOUND,
             format!("no authorization {id}"),
         )),
-        Outcome::Declined => Err(ApiError(
+        Outcome::Declined => Err(ApiError::new(
             StatusCode::CONFLICT,
             format!("authorization {id} was declined: there is nothing to refund"),
         )),
