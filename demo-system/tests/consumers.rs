@@ -2,6 +2,10 @@
 //! notifications and order-history consumers are down; started later, they catch up from
 //! the orders feed, and restarting one does not repeat anything.
 
+mod common;
+
+use common::{bind, serve};
+
 use std::time::{Duration, Instant};
 
 use gauntlet_demo_system::inventory::{self, Inventory};
@@ -11,18 +15,6 @@ use gauntlet_demo_system::orders::{self, Orders};
 use gauntlet_demo_system::payments::{self, Payments, PaymentsConfig};
 use gauntlet_demo_system::resilience::{ResilienceConfig, Upstream};
 use serde_json::{Value, json};
-
-async fn bind() -> (tokio::net::TcpListener, String) {
-    let l = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let url = format!("http://{}", l.local_addr().expect("addr"));
-    (l, url)
-}
-
-fn serve(listener: tokio::net::TcpListener, app: axum::Router) {
-    tokio::spawn(async move { axum::serve(listener, app).await });
-}
 
 async fn eventually(what: &str, mut ok: impl FnMut() -> bool) {
     let deadline = Instant::now() + Duration::from_secs(10);

@@ -2,6 +2,10 @@
 //! registry: tokens, correlation IDs, round-robin, the product fallback, the BFF shapes,
 //! and rate limiting.
 
+mod common;
+
+use common::bind;
+
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -14,14 +18,6 @@ use gauntlet_demo_system::payments::{self, Payments, PaymentsConfig};
 use gauntlet_demo_system::registry::{self, Registration, Registry, RegistryConfig};
 use gauntlet_demo_system::resilience::{ResilienceConfig, Upstream};
 use serde_json::{Value, json};
-
-async fn bind() -> (tokio::net::TcpListener, String) {
-    let l = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let url = format!("http://{}", l.local_addr().expect("addr"));
-    (l, url)
-}
 
 /// Serves `app` and announces it to the registry under `name`.
 async fn service(registry: &str, name: &str, app: axum::Router) -> String {

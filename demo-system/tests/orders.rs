@@ -2,6 +2,10 @@
 //! SQLite file: confirmation, compensation of a declined payment, rejection for lack of
 //! stock, idempotent placement, and a saga that resumes after a restart.
 
+mod common;
+
+use common::{bind, serve};
+
 use std::path::Path;
 
 use gauntlet_demo_system::inventory::{self, Inventory};
@@ -9,18 +13,6 @@ use gauntlet_demo_system::orders::{self, Order, Orders};
 use gauntlet_demo_system::payments::{self, Payments, PaymentsConfig};
 use gauntlet_demo_system::resilience::{BreakerConfig, ResilienceConfig, RetryConfig, Upstream};
 use serde_json::{Value, json};
-
-async fn serve(listener: tokio::net::TcpListener, app: axum::Router) {
-    tokio::spawn(async move { axum::serve(listener, app).await });
-}
-
-async fn bind() -> (tokio::net::TcpListener, String) {
-    let l = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let url = format!("http://{}", l.local_addr().expect("addr"));
-    (l, url)
-}
 
 fn resilience() -> ResilienceConfig {
     ResilienceConfig {
@@ -64,8 +56,7 @@ async fn demo() -> Demo {
     serve(
         il,
         inventory::app(Inventory::open(&dir.path().join("inventory.sqlite")).expect("inv")),
-    )
-    .await;
+    );
     let (pl, payments_url) = bind().await;
     let cfg = PaymentsConfig {
         processing_delay_ms: 1,
@@ -74,14 +65,12 @@ async fn demo() -> Demo {
     serve(
         pl,
         payments::app(Payments::open(&dir.path().join("payments.sqlite"), cfg).expect("pay")),
-    )
-    .await;
+    );
     let (ol, orders) = bind().await;
     serve(
         ol,
         orders::app(orders_service(dir.path(), &inventory, &payments_url)),
-    )
-    .await;
+    );
     Demo {
         orders,
         inventory,
@@ -285,13 +274,12 @@ async fn the_saga_resumes_after_a_restart() {
     serve(
         il,
         inventory::app(Inventory::open(&dir.path().join("inventory.sqlite")).expect("inv")),
-    )
-    .await;
+    );
     // Payments' port is bound but nobody answers yet: calls time out.
     let (payments_listener, payments_url) = bind().await;
     let first = orders_service(dir.path(), &inventory_url, &payments_url);
     let (ol, orders_url) = bind().await;
-    serve(ol, orders::app(first)).await;
+    serve(ol, orders::app(first));
     let http = reqwest::Client::new();
     let resp = http
         .post(format!("{orders_url}/orders"))
@@ -311,8 +299,7 @@ async fn the_saga_resumes_after_a_restart() {
     serve(
         payments_listener,
         payments::app(Payments::open(&dir.path().join("payments.sqlite"), cfg).expect("pay")),
-    )
-    .await;
+    );
     let restarted = orders_service(dir.path(), &inventory_url, &payments_url);
     assert_eq!(restarted.resume_all().await.expect("resume"), 1);
     let done = restarted.order(&order.id).expect("db").expect("order");
