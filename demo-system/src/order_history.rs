@@ -5,7 +5,6 @@
 
 use std::future::Future;
 use std::path::Path;
-use std::time::Duration;
 
 use axum::extract::{Path as UrlPath, State};
 use axum::http::StatusCode;
@@ -92,13 +91,7 @@ impl OrderHistory {
 
     /// A reader of the orders feed at `orders_url` that remembers its place in this database.
     pub fn consumer(&self, orders_url: &str) -> Consumer {
-        Consumer {
-            feed: "orders".into(),
-            url: orders_url.trim_end_matches('/').to_string(),
-            db: self.db.clone(),
-            http: reqwest::Client::new(),
-            wait: Duration::from_secs(10),
-        }
+        Consumer::new("orders", orders_url, self.db.clone())
     }
 
     /// Reads the orders feed at `orders_url` until `shutdown` resolves.

@@ -276,6 +276,18 @@ struct FeedPage {
 }
 
 impl Consumer {
+    /// A consumer of the feed `feed` served at `url` (its base URL), keeping its place in
+    /// `db`; each poll waits up to 10 s for new events.
+    pub fn new(feed: &str, url: &str, db: Outbox) -> Self {
+        Self {
+            feed: feed.to_string(),
+            url: url.trim_end_matches('/').to_string(),
+            db,
+            http: reqwest::Client::new(),
+            wait: Duration::from_secs(10),
+        }
+    }
+
     /// The cursor this consumer has committed for its feed.
     pub fn cursor(&self) -> Result<i64, OutboxError> {
         self.db.transaction(|tx| {
