@@ -11,6 +11,9 @@
 //! - [`gateway`]: the API gateway and BFF (JWT, rate limit, discovery, resilience, fallback).
 //! - [`inventory`]: the inventory service (products, stock, reservations confirmed or released).
 //! - [`payments`]: the payments service (authorizations, refunds, the decline rule).
+//! - [`runner`]: runs one named service in this process (what `gauntlet demo-service` calls).
+//! - [`supervisor`]: runs instances as child processes; kill, restart, pause, resume.
+//! - [`traffic`]: the short burst of realistic traffic `gauntlet demo` sends.
 //! - [`service`]: what every service shares at its HTTP edge (errors, health routes).
 //! - [`resilience`]: retry, circuit breaker, bulkhead and timeout for calls to one upstream.
 //!
@@ -26,4 +29,7 @@ pub mod outbox;
 pub mod payments;
 pub mod registry;
 pub mod resilience;
+pub mod runner;
 pub mod service;
+pub mod supervisor;
+pub mod traffic;

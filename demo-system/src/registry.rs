@@ -375,7 +375,7 @@ pub async fn run(
 /// Registers an instance and heartbeats until `shutdown` resolves, registering again if the
 /// registry forgot it (evicted, or restarted); deregisters on the way out.
 pub async fn announce(
-    registry_url: &str,
+    registry_url: String,
     registration: Registration,
     shutdown: impl Future<Output = ()>,
 ) {

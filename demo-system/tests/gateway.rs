@@ -30,7 +30,7 @@ async fn service(registry: &str, name: &str, app: axum::Router) -> String {
         health_url: format!("{url}/health/ready"),
     };
     let registry = registry.to_string();
-    tokio::spawn(async move { registry::announce(&registry, reg, std::future::pending()).await });
+    tokio::spawn(async move { registry::announce(registry, reg, std::future::pending()).await });
     url
 }
 

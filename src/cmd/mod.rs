@@ -1,6 +1,7 @@
 //! The subcommands and their flags.
 
 mod collector;
+mod demo;
 
 use clap::{Parser, Subcommand};
 
@@ -24,12 +25,19 @@ pub struct Cli {
 enum Command {
     /// Receive OTLP (gRPC and HTTP) and Zipkin telemetry, store it, and serve queries.
     Collector(collector::CollectorArgs),
+    /// Start the demo microservices (and a collector), send a little traffic, print where to look.
+    Demo(demo::DemoArgs),
+    /// Run one demo service instance (the demo's supervisor starts these).
+    #[command(hide = true)]
+    DemoService(demo::ServiceArgs),
 }
 
 impl Cli {
     pub async fn run(self) -> anyhow::Result<()> {
         match self.command {
             Command::Collector(args) => collector::run(args).await,
+            Command::Demo(args) => demo::run(args).await,
+            Command::DemoService(args) => demo::run_service(args).await,
         }
     }
 }

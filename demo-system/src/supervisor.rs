@@ -1,0 +1,419 @@
+//! Runs the demo's instances as child processes (`<exe> demo-service NAME ...`) and lets
+//! chaos experiments and tests act on them: list, kill (SIGKILL), restart, pause (SIGSTOP)
+//! and resume (SIGCONT), through [`app`]. [`Supervisor::shutdown`] stops every child
+//! (SIGTERM, then SIGKILL after a grace period) and reaps it, so nothing is left running.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::extract::{Path as UrlPath, State};
+use axum::http::StatusCode;
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::Pid;
+use serde::Serialize;
+use serde_json::json;
+use tokio::sync::Mutex;
+
+use crate::service::ApiError;
+
+/// One instance to run.
+#[derive(Debug, Clone, Serialize)]
+pub struct InstanceSpec {
+    /// Unique name, e.g. `inventory-2`.
+    pub id: String,
+    pub service: String,
+    pub listen: SocketAddr,
+}
+
+impl InstanceSpec {
+    pub fn url(&self) -> String {
+        format!("http://{}", self.listen)
+    }
+}
+
+/// Everything the children need to find each other.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    /// The `gauntlet` binary.
+    pub exe: PathBuf,
+    pub data_dir: PathBuf,
+    pub registry_url: String,
+    pub inventory_url: String,
+    pub payments_url: String,
+    pub orders_url: String,
+    /// In start order: the registry first.
+    pub instances: Vec<InstanceSpec>,
+}
+
+/// The documented fixed ports of the demo (gateway 8080); `auto` picks free ones instead.
+pub const FIXED_PORTS: [(&str, &str, u16); 8] = [
+    ("registry", "registry", 8500),
+    ("payments", "payments", 8300),
+    ("inventory-1", "inventory", 8101),
+    ("inventory-2", "inventory", 8102),
+    ("orders", "orders", 8200),
+    ("notifications", "notifications", 8400),
+    ("order-history", "order-history", 8600),
+    ("gateway", "gateway", 8080),
+];
+
+/// The supervisor API's fixed port.
+pub const SUPERVISOR_PORT: u16 = 8700;
+
+/// A free loopback port (for `--ports auto`; another process could take it before the
+/// child binds it, which on a test machine is rare enough).
+pub fn free_port() -> std::io::Result<u16> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port())
+}
+
+impl Plan {
+    /// Every instance of the demo on loopback, at the fixed ports or at free ones.
+    pub fn local(exe: PathBuf, data_dir: PathBuf, auto_ports: bool) -> std::io::Result<Self> {
+        let mut instances = Vec::new();
+        for (id, service, port) in FIXED_PORTS {
+            let port = if auto_ports { free_port()? } else { port };
+            instances.push(InstanceSpec {
+                id: id.into(),
+                service: service.into(),
+                listen: SocketAddr::from(([127, 0, 0, 1], port)),
+            });
+        }
+        let url = |id: &str| {
+            instances
+                .iter()
+                .find(|i| i.id == id)
+                .map(InstanceSpec::url)
+                .unwrap_or_default()
+        };
+        Ok(Self {
+            exe,
+            data_dir,
+            registry_url: url("registry"),
+            inventory_url: url("inventory-1"),
+            payments_url: url("payments"),
+            orders_url: url("orders"),
+            instances,
+        })
+    }
+
+    pub fn url_of(&self, id: &str) -> Option<String> {
+        self.instances
+            .iter()
+            .find(|i| i.id == id)
+            .map(InstanceSpec::url)
+    }
+}
+
+#[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum InstanceState {
+    Running,
+    Paused,
+    Killed,
+}
+
+struct Managed {
+    spec: InstanceSpec,
+    child: Option<tokio::process::Child>,
+    state: InstanceState,
+    restarts: u32,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SupervisorError {
+    #[error("cannot start {id}: {source}")]
+    Spawn {
+        id: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{id} did not become ready at {url} within {secs} s; see its log in {log}")]
+    NotReady {
+        id: String,
+        url: String,
+        secs: u64,
+        log: String,
+    },
+    #[error("no instance {0}")]
+    Unknown(String),
+    #[error("cannot signal {id}: {reason}")]
+    Signal { id: String, reason: String },
+}
+
+impl From<SupervisorError> for ApiError {
+    fn from(e: SupervisorError) -> Self {
+        let status = match e {
+            SupervisorError::Unknown(_) => StatusCode::NOT_FOUND,
+            _ => StatusCode::CONFLICT,
+        };
+        ApiError::new(status, e.to_string())
+    }
+}
+
+#[derive(Clone)]
+pub struct Supervisor {
+    plan: Arc<Plan>,
+    instances: Arc<Mutex<BTreeMap<String, Managed>>>,
+    http: reqwest::Client,
+}
+
+impl std::fmt::Debug for Supervisor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Supervisor")
+            .field("instances", &self.plan.instances.len())
+            .finish()
+    }
+}
+
+/// How long an instance may take to answer its readiness check.
+const READY_WITHIN: Duration = Duration::from_secs(30);
+/// How long a child gets to stop after SIGTERM before SIGKILL.
+const GRACE: Duration = Duration::from_secs(5);
+
+impl Supervisor {
+    /// Starts every instance in order, each one ready before the next starts.
+    pub async fn start(plan: Plan) -> Result<Self, SupervisorError> {
+        let sup = Self {
+            plan: Arc::new(plan),
+            instances: Arc::new(Mutex::new(BTreeMap::new())),
+            http: reqwest::Client::new(),
+        };
+        for spec in sup.plan.instances.clone() {
+            if let Err(e) = sup.launch(spec).await {
+                sup.shutdown().await;
+                return Err(e);
+            }
+        }
+        Ok(sup)
+    }
+
+    fn log_path(&self, id: &str) -> PathBuf {
+        self.plan.data_dir.join("logs").join(format!("{id}.log"))
+    }
+
+    async fn launch(&self, spec: InstanceSpec) -> Result<(), SupervisorError> {
+        let spawn_err = |source| SupervisorError::Spawn {
+            id: spec.id.clone(),
+            source,
+        };
+        std::fs::create_dir_all(self.plan.data_dir.join("logs")).map_err(spawn_err)?;
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.log_path(&spec.id))
+            .map_err(spawn_err)?;
+        let err_log = log.try_clone().map_err(spawn_err)?;
+        let p = &self.plan;
+        let child = tokio::process::Command::new(&p.exe)
+            .arg("demo-service")
+            .arg(&spec.service)
+            .args(["--listen", &spec.listen.to_string()])
+            .arg("--data-dir")
+            .arg(p.data_dir.join("services"))
+            .args(["--registry", &p.registry_url])
+            .args(["--inventory-url", &p.inventory_url])
+            .args(["--payments-url", &p.payments_url])
+            .args(["--orders-url", &p.orders_url])
+            .stdin(Stdio::null())
+            .stdout(Stdio::from(log))
+            .stderr(Stdio::from(err_log))
+            .kill_on_drop(true)
+            .spawn()
+            .map_err(spawn_err)?;
+        let url = format!("{}/health/ready", spec.url());
+        self.instances.lock().await.insert(
+            spec.id.clone(),
+            Managed {
+                spec: spec.clone(),
+                child: Some(child),
+                state: InstanceState::Running,
+                restarts: 0,
+            },
+        );
+        let deadline = Instant::now() + READY_WITHIN;
+        loop {
+            if matches!(self.http.get(&url).timeout(Duration::from_secs(1)).send().await, Ok(r) if r.status().is_success())
+            {
+                return Ok(());
+            }
+            let exited = {
+                let mut all = self.instances.lock().await;
+                all.get_mut(&spec.id)
+                    .and_then(|m| m.child.as_mut())
+                    .is_some_and(|c| matches!(c.try_wait(), Ok(Some(_))))
+            };
+            if exited || Instant::now() > deadline {
+                return Err(SupervisorError::NotReady {
+                    id: spec.id.clone(),
+                    url,
+                    secs: READY_WITHIN.as_secs(),
+                    log: self.log_path(&spec.id).display().to_string(),
+                });
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    fn signal(m: &Managed, sig: Signal) -> Result<(), SupervisorError> {
+        let pid = m
+            .child
+            .as_ref()
+            .and_then(|c| c.id())
+            .ok_or_else(|| SupervisorError::Signal {
+                id: m.spec.id.clone(),
+                reason: "it is not running".into(),
+            })?;
+        kill(Pid::from_raw(pid as i32), sig).map_err(|e| SupervisorError::Signal {
+            id: m.spec.id.clone(),
+            reason: e.to_string(),
+        })
+    }
+
+    /// SIGKILL: the crash of an instance, as chaos experiments need it.
+    pub async fn kill(&self, id: &str) -> Result<(), SupervisorError> {
+        let mut all = self.instances.lock().await;
+        let m = all
+            .get_mut(id)
+            .ok_or_else(|| SupervisorError::Unknown(id.into()))?;
+        if let Some(mut child) = m.child.take() {
+            let _ = child.kill().await;
+        }
+        m.state = InstanceState::Killed;
+        Ok(())
+    }
+
+    pub async fn restart(&self, id: &str) -> Result<(), SupervisorError> {
+        self.kill(id).await?;
+        let (spec, restarts) = {
+            let all = self.instances.lock().await;
+            let m = all
+                .get(id)
+                .ok_or_else(|| SupervisorError::Unknown(id.into()))?;
+            (m.spec.clone(), m.restarts)
+        };
+        self.launch(spec).await?;
+        if let Some(m) = self.instances.lock().await.get_mut(id) {
+            m.restarts = restarts + 1;
+        }
+        Ok(())
+    }
+
+    pub async fn pause(&self, id: &str) -> Result<(), SupervisorError> {
+        self.set_state(id, Signal::SIGSTOP, InstanceState::Paused)
+            .await
+    }
+
+    pub async fn resume(&self, id: &str) -> Result<(), SupervisorError> {
+        self.set_state(id, Signal::SIGCONT, InstanceState::Running)
+            .await
+    }
+
+    async fn set_state(
+        &self,
+        id: &str,
+        sig: Signal,
+        to: InstanceState,
+    ) -> Result<(), SupervisorError> {
+        let mut all = self.instances.lock().await;
+        let m = all
+            .get_mut(id)
+            .ok_or_else(|| SupervisorError::Unknown(id.into()))?;
+        Self::signal(m, sig)?;
+        m.state = to;
+        Ok(())
+    }
+
+    /// Every instance with its URL, PID and state.
+    pub async fn list(&self) -> Vec<serde_json::Value> {
+        self.instances
+            .lock()
+            .await
+            .values()
+            .map(|m| {
+                json!({
+                    "id": m.spec.id, "service": m.spec.service, "url": m.spec.url(),
+                    "pid": m.child.as_ref().and_then(|c| c.id()), "state": m.state,
+                    "restarts": m.restarts, "log": self.log_path(&m.spec.id),
+                })
+            })
+            .collect()
+    }
+
+    /// PIDs of the children still running, for checks that nothing is left behind.
+    pub async fn pids(&self) -> Vec<u32> {
+        self.instances
+            .lock()
+            .await
+            .values()
+            .filter_map(|m| m.child.as_ref().and_then(|c| c.id()))
+            .collect()
+    }
+
+    /// Stops every child: SIGCONT (a paused child cannot stop), SIGTERM, then SIGKILL after
+    /// the grace period; waits for each so no zombie or orphan remains.
+    pub fn plan(&self) -> &Plan {
+        &self.plan
+    }
+
+    pub async fn shutdown(&self) {
+        let mut all = self.instances.lock().await;
+        // Reverse start order: the gateway and the consumers (whose long polls hold the
+        // orders feed open) stop before what they depend on.
+        for spec in self.plan.instances.iter().rev() {
+            let Some(m) = all.get_mut(&spec.id) else {
+                continue;
+            };
+            let Some(mut child) = m.child.take() else {
+                continue;
+            };
+            if let Some(pid) = child.id() {
+                let pid = Pid::from_raw(pid as i32);
+                let _ = kill(pid, Signal::SIGCONT);
+                let _ = kill(pid, Signal::SIGTERM);
+            }
+            if tokio::time::timeout(GRACE, child.wait()).await.is_err() {
+                tracing::warn!(id = %m.spec.id, "did not stop after SIGTERM; killing it");
+                let _ = child.kill().await;
+            }
+            m.state = InstanceState::Killed;
+        }
+    }
+}
+
+/// The supervisor API: `GET /instances`, `POST /instances/{id}/{kill|restart|pause|resume}`.
+pub fn app(sup: Supervisor) -> Router {
+    Router::new()
+        .route(
+            "/instances",
+            get(|State(s): State<Supervisor>| async move { Json(s.list().await) }),
+        )
+        .route("/instances/{id}/{action}", post(act))
+        .with_state(sup)
+}
+
+async fn act(
+    State(s): State<Supervisor>,
+    UrlPath((id, action)): UrlPath<(String, String)>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    match action.as_str() {
+        "kill" => s.kill(&id).await?,
+        "restart" => s.restart(&id).await?,
+        "pause" => s.pause(&id).await?,
+        "resume" => s.resume(&id).await?,
+        other => {
+            return Err(ApiError::new(
+                StatusCode::NOT_FOUND,
+                format!("unknown action {other:?}: kill, restart, pause or resume"),
+            ));
+        }
+    }
+    Ok(Json(json!({"id": id, "done": action})))
+}

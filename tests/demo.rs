@@ -1,0 +1,131 @@
+//! `gauntlet demo` as a user runs it: every service a real child process on free loopback
+//! ports, found through DIR/demo.json; an order through the gateway; the supervisor API;
+//! and SIGTERM leaving no process and no open port behind.
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+const BIN: &str = env!("CARGO_BIN_EXE_gauntlet");
+
+fn wait_for_file(path: &Path, within: Duration) -> Value {
+    let deadline = Instant::now() + within;
+    loop {
+        if let Ok(text) = std::fs::read_to_string(path)
+            && let Ok(v) = serde_json::from_str::<Value>(&text)
+        {
+            return v;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{} never appeared",
+            path.display()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn the_demo_runs_real_processes_and_leaves_nothing_behind() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().join("demo");
+    let mut demo = Command::new(BIN)
+        .args(["demo", "--ports", "auto", "--no-traffic", "--data-dir"])
+        .arg(&data)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("gauntlet demo starts");
+    // Drain stdout for the whole run, so the demo never writes into a closed pipe.
+    let stdout = demo.stdout.take().expect("stdout");
+    std::thread::spawn(move || {
+        BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+            .for_each(drop)
+    });
+    let handle = wait_for_file(&data.join("demo.json"), Duration::from_secs(90));
+    let gateway = handle["gateway"].as_str().expect("gateway").to_string();
+    let supervisor = handle["supervisor"]
+        .as_str()
+        .expect("supervisor")
+        .to_string();
+    assert_eq!(
+        handle["services"]["inventory"].as_array().map(Vec::len),
+        Some(2),
+        "{handle}"
+    );
+    assert!(handle["collector"]["otlp_http"].is_string(), "{handle}");
+
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let pids: Vec<i32> = rt.block_on(async {
+        let http = reqwest::Client::new();
+        let products: Value = http.get(format!("{gateway}/api/products")).send().await.expect("gateway").json().await.expect("json");
+        assert_eq!(products.as_array().map(Vec::len), Some(5), "{products}");
+        let token: Value = http.post(format!("{gateway}/api/token")).json(&json!({"username": "demo", "password": "demo"}))
+            .send().await.expect("token").json().await.expect("json");
+        let resp = http.post(format!("{gateway}/api/orders"))
+            .bearer_auth(token["access_token"].as_str().expect("token"))
+            .json(&json!({"customer_id": "demo-test", "items": [{"sku": "SKU-MOUSE", "quantity": 1}]}))
+            .send().await.expect("order");
+        assert_eq!(resp.status(), 201);
+        let order: Value = resp.json().await.expect("json");
+        assert_eq!(order["status"], "confirmed", "{order}");
+
+        // The supervisor kills and restarts an instance; it comes back ready.
+        let killed: Value = http.post(format!("{supervisor}/instances/inventory-2/kill")).send().await.expect("kill").json().await.expect("json");
+        assert_eq!(killed["done"], "kill");
+        let list: Vec<Value> = http.get(format!("{supervisor}/instances")).send().await.expect("list").json().await.expect("json");
+        let inv2 = list.iter().find(|i| i["id"] == "inventory-2").expect("inventory-2");
+        assert_eq!(inv2["state"], "killed");
+        let restarted = http.post(format!("{supervisor}/instances/inventory-2/restart")).send().await.expect("restart");
+        assert_eq!(restarted.status(), 200);
+        let list: Vec<Value> = http.get(format!("{supervisor}/instances")).send().await.expect("list").json().await.expect("json");
+        assert_eq!(list.len(), 8);
+        assert!(list.iter().all(|i| i["state"] == "running"), "{list:?}");
+        let unknown = http.post(format!("{supervisor}/instances/nope/kill")).send().await.expect("answer");
+        assert_eq!(unknown.status(), 404);
+        list.iter().filter_map(|i| i["pid"].as_i64()).map(|p| p as i32).collect()
+    });
+    assert_eq!(pids.len(), 8);
+
+    // SIGTERM, as Ctrl-C or a process manager would send it.
+    let started = Instant::now();
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(demo.id() as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .expect("signal the demo");
+    let status = loop {
+        if let Some(s) = demo.try_wait().expect("wait") {
+            break s;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "the demo did not stop"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(status.success(), "{status}");
+    for pid in pids {
+        assert!(
+            !Path::new(&format!("/proc/{pid}")).exists(),
+            "child {pid} outlived the demo"
+        );
+    }
+    let gateway_addr = gateway.trim_start_matches("http://");
+    assert!(
+        std::net::TcpStream::connect(gateway_addr).is_err(),
+        "the gateway port is still open"
+    );
+    assert!(
+        !data.join("demo.json").exists(),
+        "a stale handle was left behind"
+    );
+}
