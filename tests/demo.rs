@@ -129,3 +129,130 @@ fn the_demo_runs_real_processes_and_leaves_nothing_behind() {
         "a stale handle was left behind"
     );
 }
+
+/// Polls the collector's correlation timeline for `cid` until `ok` holds (20 s at most).
+async fn timeline(
+    http: &reqwest::Client,
+    api: &str,
+    cid: &str,
+    ok: impl Fn(&Value) -> bool,
+) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let resp = http
+            .get(format!("{api}/api/v1/correlations/{cid}"))
+            .send()
+            .await
+            .expect("collector");
+        let body: Value = resp.json().await.unwrap_or(Value::Null);
+        if ok(&body) || Instant::now() > deadline {
+            return body;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+#[test]
+fn one_request_is_one_story_in_the_collector_across_services_and_async_hops() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().join("demo");
+    let mut demo = Command::new(BIN)
+        .args(["demo", "--ports", "auto", "--no-traffic", "--data-dir"])
+        .arg(&data)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("gauntlet demo starts");
+    let stdout = demo.stdout.take().expect("stdout");
+    std::thread::spawn(move || {
+        BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+            .for_each(drop)
+    });
+    let handle = wait_for_file(&data.join("demo.json"), Duration::from_secs(90));
+    let gateway = handle["gateway"].as_str().expect("gateway").to_string();
+    let api = handle["collector"]["api"]
+        .as_str()
+        .expect("collector api")
+        .to_string();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    rt.block_on(async {
+        let http = reqwest::Client::new();
+        let token: Value = http.post(format!("{gateway}/api/token")).json(&json!({"username": "demo", "password": "demo"}))
+            .send().await.expect("token").json().await.expect("json");
+        let token = token["access_token"].as_str().expect("token").to_string();
+        // A lamp costs 34.13: the payment is declined and the saga compensates.
+        let cid = format!("e2e-{}", std::process::id());
+        let resp = http.post(format!("{gateway}/api/orders")).bearer_auth(&token)
+            .header("x-correlation-id", &cid)
+            .json(&json!({"customer_id": "e2e", "items": [{"sku": "SKU-LAMP", "quantity": 1}]}))
+            .send().await.expect("order");
+        assert_eq!(resp.headers().get("x-correlation-id").and_then(|v| v.to_str().ok()), Some(cid.as_str()));
+        let order: Value = resp.json().await.expect("json");
+        assert_eq!(order["status"], "cancelled", "{order}");
+
+        // Everything below has arrived once these have (exporters batch for up to 500 ms).
+        let tl = timeline(&http, &api, &cid, |t| {
+            let has = |service: &str, name: &str| {
+                t["items"].as_array().is_some_and(|a| a.iter().any(|i| i["service"] == service && i["name"] == name))
+            };
+            has("gateway", "POST /api/orders")
+                && has("inventory", "POST /reservations/{id}/release")
+                && has("notifications", "order.cancelled process")
+                && has("order-history", "order.cancelled process")
+        })
+        .await;
+        let items = tl["items"].as_array().expect("items");
+        let spans: Vec<&Value> = items.iter().filter(|i| i["kind"] == "span").collect();
+
+        // One trace spans gateway → orders → inventory and payments, parent links intact.
+        let root = spans.iter().find(|s| s["service"] == "gateway" && s["name"] == "POST /api/orders").expect("gateway server span");
+        let trace = root["trace_id"].as_str().expect("trace");
+        let in_trace: Vec<&&Value> = spans.iter().filter(|s| s["trace_id"] == trace).collect();
+        let ids: std::collections::HashSet<&str> = in_trace.iter().filter_map(|s| s["span_id"].as_str()).collect();
+        for s in &in_trace {
+            if let Some(parent) = s["parent_span_id"].as_str() {
+                assert!(ids.contains(parent), "a broken parent link in {s}");
+            }
+        }
+        let services: std::collections::HashSet<&str> = in_trace.iter().filter_map(|s| s["service"].as_str()).collect();
+        for s in ["gateway", "orders", "inventory", "payments"] {
+            assert!(services.contains(s), "{s} missing from the request's trace: {services:?}");
+        }
+        // The compensation is in that trace: the reservation is released.
+        assert!(in_trace.iter().any(|s| s["name"] == "POST /reservations/{id}/release"), "no compensation span");
+        assert!(in_trace.iter().any(|s| s["name"] == "POST /payments/authorizations" && s["service"] == "payments"));
+
+        // Logs of at least four services carry the correlation ID.
+        let log_services: std::collections::HashSet<&str> = items.iter()
+            .filter(|i| i["kind"] == "log" && i["correlation_id"] == cid.as_str())
+            .filter_map(|i| i["service"].as_str()).collect();
+        assert!(log_services.len() >= 4, "logs with the correlation ID came from {log_services:?}");
+
+        // The notification and the history update happen in other traces, linked to the producer.
+        for consumer in ["notifications", "order-history"] {
+            let hop = spans.iter().find(|s| s["service"] == consumer && s["name"] == "order.cancelled process")
+                .unwrap_or_else(|| panic!("no {consumer} span for the cancellation in {tl}"));
+            assert_ne!(hop["trace_id"], trace, "{consumer} runs in its own trace");
+            let link = hop["links"][0]["trace_id"].as_str().expect("a span link to the producer");
+            assert_eq!(link, trace, "{consumer} links back to the request's trace");
+        }
+    });
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(demo.id() as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .expect("signal");
+    let started = Instant::now();
+    while demo.try_wait().expect("wait").is_none() {
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "the demo did not stop"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}

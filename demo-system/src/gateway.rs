@@ -292,6 +292,8 @@ pub fn app(gateway: Gateway) -> Router {
         .route("/health/ready", get(ready))
         .layer(middleware::from_fn_with_state(gateway.clone(), rate_limit))
         .layer(middleware::from_fn(correlation))
+        // Outermost: the request's span and correlation ID exist before anything else runs.
+        .layer(middleware::from_fn(crate::telemetry::trace_request))
         .with_state(gateway)
 }
 
@@ -438,7 +440,8 @@ async fn place_order(
     headers: HeaderMap,
     body: Result<Json<Value>, axum::extract::rejection::JsonRejection>,
 ) -> Result<Response, ApiError> {
-    authorize(&g, &headers)?;
+    let user = authorize(&g, &headers)?;
+    tracing::info!(%user, "order received at the gateway");
     let Json(body) = body.map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, e.body_text()))?;
     let key = headers
         .get("idempotency-key")

@@ -109,7 +109,7 @@ pub fn app(inventory: Inventory) -> Router {
         .route("/reservations/{id}/release", post(release))
         .with_state(inventory)
         .merge(feed_router(db.clone()));
-    with_health(routes, db)
+    with_health(routes, db).layer(axum::middleware::from_fn(crate::telemetry::trace_request))
 }
 
 const AVAILABLE: &str = "SELECT p.sku, p.name, p.price_cents,
@@ -245,6 +245,7 @@ async fn reserve(
                 params![req.reservation_id, item.sku, item.quantity],
             )?;
         }
+        tracing::info!(reservation_id = %req.reservation_id, items = req.items.len(), "stock reserved");
         let created = reservation(tx, &req.reservation_id)?.unwrap_or(Value::Null);
         event(tx, "stock.reserved", &req.reservation_id, &created)?;
         Ok(Ok((StatusCode::CREATED, created)))
@@ -284,6 +285,7 @@ fn settle(inv: &Inventory, id: &str, to: &'static str) -> Result<Json<Value>, Ap
             "UPDATE reservations SET status = ?2 WHERE id = ?1",
             params![id, to],
         )?;
+        tracing::info!(reservation_id = %id, to, "reservation settled");
         let settled = reservation(tx, id)?.unwrap_or(Value::Null);
         event(tx, &format!("stock.{to}"), id, &settled)?;
         Ok(Ok(settled))

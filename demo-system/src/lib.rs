@@ -13,6 +13,7 @@
 //! - [`payments`]: the payments service (authorizations, refunds, the decline rule).
 //! - [`runner`]: runs one named service in this process (what `gauntlet demo-service` calls).
 //! - [`supervisor`]: runs instances as child processes; kill, restart, pause, resume.
+//! - [`telemetry`]: OTLP traces and logs, W3C propagation, the correlation ID everywhere.
 //! - [`traffic`]: the short burst of realistic traffic `gauntlet demo` sends.
 //! - [`service`]: what every service shares at its HTTP edge (errors, health routes).
 //! - [`resilience`]: retry, circuit breaker, bulkhead and timeout for calls to one upstream.
@@ -32,4 +33,5 @@ pub mod resilience;
 pub mod runner;
 pub mod service;
 pub mod supervisor;
+pub mod telemetry;
 pub mod traffic;

@@ -90,6 +90,7 @@ impl Notifications {
         let Some((kind, text)) = message(e) else {
             return Ok(());
         };
+        tracing::info!(order_id = %e.aggregate_id, kind, "notification recorded");
         tx.execute(
             "INSERT INTO notifications (order_id, customer_id, kind, message, event_id) VALUES (?1, ?2, ?3, ?4, ?5)",
             params![
@@ -154,6 +155,7 @@ pub fn app(n: Notifications) -> Router {
             .with_state(n),
         db,
     )
+    .layer(axum::middleware::from_fn(crate::telemetry::trace_request))
 }
 
 async fn list(State(n): State<Notifications>, Query(p): Query<ListParams>) -> Response {

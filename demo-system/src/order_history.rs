@@ -63,6 +63,7 @@ impl OrderHistory {
         let Some(status) = e.kind.strip_prefix("order.") else {
             return Ok(());
         };
+        tracing::info!(order_id = %e.aggregate_id, status, "order history updated");
         let p = &e.payload;
         let db = |err: rusqlite::Error| err.to_string();
         // Events arrive in feed order; the view keeps the latest even if one is replayed.
@@ -162,7 +163,7 @@ pub fn app(h: OrderHistory) -> Router {
         .route("/orders/{id}/history", get(order))
         .route("/customers/{id}/orders", get(customer))
         .with_state(h);
-    with_health(routes, db)
+    with_health(routes, db).layer(axum::middleware::from_fn(crate::telemetry::trace_request))
 }
 
 fn unavailable(e: OutboxError) -> Response {

@@ -479,7 +479,7 @@ pub fn app(orders: Orders) -> Router {
         .route("/orders/{id}", get(get_order))
         .with_state(orders)
         .merge(feed_router(db.clone()));
-    with_health(routes, db)
+    with_health(routes, db).layer(axum::middleware::from_fn(crate::telemetry::trace_request))
 }
 
 async fn place(

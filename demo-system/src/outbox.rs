@@ -131,6 +131,16 @@ impl Outbox {
     /// Appends an event inside the caller's transaction; returns its ID.
     pub fn append(tx: &Transaction<'_>, event: &NewEvent) -> Result<Uuid, OutboxError> {
         let id = Uuid::now_v7();
+        // Unless told otherwise, the event carries the publishing span's trace context.
+        let trace = crate::telemetry::current_headers();
+        let traceparent = event
+            .traceparent
+            .clone()
+            .or_else(|| trace.get("traceparent").cloned());
+        let baggage = event
+            .baggage
+            .clone()
+            .or_else(|| trace.get("baggage").cloned());
         tx.execute(
             "INSERT INTO outbox (id, type, aggregate_id, payload, traceparent, baggage, created_unix_ms)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
@@ -139,8 +149,8 @@ impl Outbox {
                 event.kind,
                 event.aggregate_id,
                 serde_json::to_string(&event.payload)?,
-                event.traceparent,
-                event.baggage,
+                traceparent,
+                baggage,
                 crate::service::now_unix_ms()
             ],
         )?;
@@ -332,6 +342,12 @@ impl Consumer {
         let page: FeedPage = resp.json().await.map_err(|e| feed_err(e.to_string()))?;
         let mut applied = 0;
         for event in &page.events {
+            let span = crate::telemetry::consumer_span(
+                &event.kind,
+                event.traceparent.as_deref(),
+                event.baggage.as_deref(),
+            );
+            let _entered = span.enter();
             let fresh = self.db.transaction(|tx| {
                 let seen = tx.execute(
                     "INSERT OR IGNORE INTO processed_events (id, processed_unix_ms) VALUES (?1, ?2)",

@@ -99,7 +99,7 @@ pub fn app(payments: Payments) -> Router {
         .route("/payments/authorizations/{id}/refund", post(refund))
         .with_state(payments)
         .merge(feed_router(db.clone()));
-    with_health(routes, db)
+    with_health(routes, db).layer(axum::middleware::from_fn(crate::telemetry::trace_request))
 }
 
 fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
@@ -185,6 +185,11 @@ async fn authorize(
     }
     tokio::time::sleep(Duration::from_millis(p.config.processing_delay_ms)).await;
     let declined = req.amount_cents % 100 == i64::from(p.config.decline_cents);
+    if declined {
+        tracing::warn!(order_id = %req.order_id, amount_cents = req.amount_cents, "payment declined");
+    } else {
+        tracing::info!(order_id = %req.order_id, amount_cents = req.amount_cents, "payment authorized");
+    }
     let id = Uuid::now_v7();
     let (status, state, reason) = if declined {
         (

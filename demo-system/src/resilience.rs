@@ -374,9 +374,49 @@ async fn send(
     call: Call,
     timeout: Duration,
 ) -> Result<Reply, CallError> {
+    use tracing::Instrument;
+    let span = tracing::info_span!(
+        "call",
+        otel.name = %format!("{} {upstream}", call.method),
+        otel.kind = "client",
+        otel.status_code = tracing::field::Empty,
+        http.request.method = %call.method,
+        url.full = %call.url,
+        peer.service = %upstream,
+        http.response.status_code = tracing::field::Empty,
+    );
+    let result = send_in_span(http, upstream, call, timeout)
+        .instrument(span.clone())
+        .await;
+    match &result {
+        Ok(r) => {
+            span.record("http.response.status_code", r.status);
+        }
+        Err(e) => {
+            span.record("otel.status_code", "ERROR");
+            if let CallError::Status { status, .. } = e {
+                span.record("http.response.status_code", status);
+            }
+        }
+    }
+    result
+}
+
+async fn send_in_span(
+    http: &reqwest::Client,
+    upstream: &str,
+    call: Call,
+    timeout: Duration,
+) -> Result<Reply, CallError> {
     let mut req = http.request(call.method, &call.url).timeout(timeout);
-    for (k, v) in &call.headers {
+    // The span's context and baggage go along, so the callee continues the trace.
+    for (k, v) in crate::telemetry::current_headers() {
         req = req.header(k, v);
+    }
+    for (k, v) in &call.headers {
+        if k != "baggage" {
+            req = req.header(k, v);
+        }
     }
     if let Some(body) = &call.body {
         req = req.json(body);

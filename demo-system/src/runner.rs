@@ -44,6 +44,9 @@ pub struct Instance {
     pub payments_url: String,
     /// Base URL of the orders feed, for the consumers.
     pub orders_url: String,
+    /// OTLP/HTTP endpoint of the collector (e.g. `http://127.0.0.1:4318`); `None` keeps
+    /// telemetry local (stderr only).
+    pub otlp_endpoint: Option<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -62,6 +65,8 @@ pub enum RunError {
     Config(#[from] ConfigError),
     #[error("server failed: {0}")]
     Serve(#[from] std::io::Error),
+    #[error(transparent)]
+    Telemetry(#[from] crate::telemetry::TelemetryError),
 }
 
 /// Runs `instance` until `shutdown` resolves.
@@ -72,6 +77,18 @@ pub async fn run(
     if !SERVICES.contains(&instance.service.as_str()) {
         return Err(RunError::UnknownService(instance.service));
     }
+    let telemetry =
+        crate::telemetry::Telemetry::init(&instance.service, instance.otlp_endpoint.as_deref())?;
+    let result = serve_instance(instance, shutdown).await;
+    // Flush what the exporters still hold: the last requests' spans and logs.
+    let _ = tokio::task::spawn_blocking(move || telemetry.shutdown()).await;
+    result
+}
+
+async fn serve_instance(
+    instance: Instance,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), RunError> {
     std::fs::create_dir_all(&instance.data_dir)?;
     let listener = tokio::net::TcpListener::bind(instance.listen)
         .await

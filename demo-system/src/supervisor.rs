@@ -47,6 +47,8 @@ pub struct Plan {
     pub inventory_url: String,
     pub payments_url: String,
     pub orders_url: String,
+    /// Where the services send their traces and logs (OTLP/HTTP).
+    pub otlp_endpoint: Option<String>,
     /// In start order: the registry first.
     pub instances: Vec<InstanceSpec>,
 }
@@ -100,6 +102,7 @@ impl Plan {
             inventory_url: url("inventory-1"),
             payments_url: url("payments"),
             orders_url: url("orders"),
+            otlp_endpoint: None,
             instances,
         })
     }
@@ -222,6 +225,19 @@ impl Supervisor {
             .args(["--inventory-url", &p.inventory_url])
             .args(["--payments-url", &p.payments_url])
             .args(["--orders-url", &p.orders_url])
+            .args(
+                p.otlp_endpoint
+                    .iter()
+                    .flat_map(|e| ["--otlp-endpoint", e.as_str()]),
+            )
+            // Export every 500 ms rather than the SDK's 5 s, so a demo shows its traffic
+            // almost at once (unless the user chose otherwise).
+            .envs(
+                ["OTEL_BSP_SCHEDULE_DELAY", "OTEL_BLRP_SCHEDULE_DELAY"]
+                    .into_iter()
+                    .filter(|k| std::env::var_os(k).is_none())
+                    .map(|k| (k, "500")),
+            )
             .stdin(Stdio::null())
             .stdout(Stdio::from(log))
             .stderr(Stdio::from(err_log))

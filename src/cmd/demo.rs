@@ -34,7 +34,8 @@ pub struct DemoArgs {
     /// Fixed documented ports, or free ones picked at start.
     #[arg(long, value_enum, default_value_t = Ports::Fixed)]
     ports: Ports,
-    /// Use the collector at this query URL (e.g. http://127.0.0.1:16686) instead of starting one.
+    /// Send the services' telemetry to this OTLP/HTTP endpoint (e.g. http://127.0.0.1:4318)
+    /// instead of starting a collector.
     #[arg(long, value_name = "URL")]
     collector: Option<String>,
     /// Start everything but send no traffic.
@@ -59,6 +60,9 @@ pub struct ServiceArgs {
     payments_url: String,
     #[arg(long, value_name = "URL")]
     orders_url: String,
+    /// Send traces and logs to this OTLP/HTTP endpoint.
+    #[arg(long, value_name = "URL")]
+    otlp_endpoint: Option<String>,
 }
 
 pub async fn run_service(args: ServiceArgs) -> anyhow::Result<()> {
@@ -70,6 +74,7 @@ pub async fn run_service(args: ServiceArgs) -> anyhow::Result<()> {
         inventory_url: args.inventory_url,
         payments_url: args.payments_url,
         orders_url: args.orders_url,
+        otlp_endpoint: args.otlp_endpoint,
     };
     runner::run(instance, super::stop_signal()).await?;
     Ok(())
@@ -81,8 +86,8 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         .with_context(|| format!("cannot create --data-dir {}", args.data_dir.display()))?;
     let data_dir = args.data_dir.canonicalize()?;
 
-    let (collector, collector_api) = match &args.collector {
-        Some(url) => (None, url.trim_end_matches('/').to_string()),
+    let (collector, collector_api, otlp_http) = match &args.collector {
+        Some(url) => (None, None, url.trim_end_matches('/').to_string()),
         None => {
             let mut config = if auto {
                 Config::ephemeral(data_dir.join("collector"))
@@ -95,13 +100,15 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
             config.zipkin = None;
             let c = Collector::start(config).await?;
             let api = format!("http://{}", c.addrs.http);
-            (Some(c), api)
+            let otlp = format!("http://{}", c.addrs.otlp_http);
+            (Some(c), Some(api), otlp)
         }
     };
 
     let exe = std::env::current_exe()
         .context("cannot find the gauntlet binary to start services with")?;
-    let plan = Plan::local(exe, data_dir.clone(), auto)?;
+    let mut plan = Plan::local(exe, data_dir.clone(), auto)?;
+    plan.otlp_endpoint = Some(otlp_http.clone());
     eprintln!("starting {} demo instances...", plan.instances.len());
     let sup = match Supervisor::start(plan).await {
         Ok(s) => s,
@@ -147,10 +154,10 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     let collector_json = match &collector {
         Some(c) => serde_json::json!({
             "api": collector_api,
-            "otlp_http": format!("http://{}", c.addrs.otlp_http),
+            "otlp_http": otlp_http,
             "otlp_grpc": c.addrs.otlp_grpc.to_string(),
         }),
-        None => serde_json::json!({"api": collector_api}),
+        None => serde_json::json!({"otlp_http": otlp_http}),
     };
     let handle = serde_json::json!({
         "gateway": gateway,
@@ -161,8 +168,12 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     let demo_json = data_dir.join("demo.json");
     std::fs::write(&demo_json, serde_json::to_vec_pretty(&handle)?)?;
 
+    let looking = match &collector_api {
+        Some(api) => format!("{api}/api/services"),
+        None => format!("the collector at {otlp_http}"),
+    };
     let mut out = format!(
-        "gauntlet demo is running\n  gateway      {gateway}/api/products\n  supervisor   {sup_url}/instances\n  collector    {collector_api}/api/services\n  handle       {}\n",
+        "gauntlet demo is running\n  gateway      {gateway}/api/products\n  supervisor   {sup_url}/instances\n  telemetry    {looking}\n  handle       {}\n",
         demo_json.display()
     );
     if !args.no_traffic {
@@ -172,11 +183,16 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
                     "traffic: {} product views, orders {:?}\n",
                     r.product_views, r.orders
                 );
+                if let (Some(api), Some(cid)) = (&collector_api, r.correlation_ids.get(3)) {
+                    out += &format!(
+                        "  one request across services (a declined payment, compensated): {api}/api/v1/correlations/{cid}\n"
+                    );
+                }
             }
             Err(e) => out += &format!("traffic failed: {e}\n"),
         }
     }
-    out += "The demo services do not export telemetry yet; the collector is ready for them.\nPress Ctrl-C to stop everything.\n";
+    out += "Press Ctrl-C to stop everything.\n";
     let mut stdout = std::io::stdout().lock();
     let _ = stdout
         .write_all(out.as_bytes())

@@ -33,6 +33,10 @@ enum Command {
 }
 
 impl Cli {
+    pub fn exports_own_telemetry(&self) -> bool {
+        matches!(self.command, Command::DemoService(_))
+    }
+
     pub async fn run(self) -> anyhow::Result<()> {
         match self.command {
             Command::Collector(args) => collector::run(args).await,
