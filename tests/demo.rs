@@ -11,6 +11,56 @@ use serde_json::{Value, json};
 
 const BIN: &str = env!("CARGO_BIN_EXE_gauntlet");
 
+/// A running `gauntlet demo`, stopped (SIGTERM, then SIGKILL) when dropped, so a failing
+/// assertion does not leave the demo and its children running.
+struct Demo(std::process::Child);
+
+impl Demo {
+    fn start(data: &Path) -> Self {
+        let mut child = Command::new(BIN)
+            .args(["demo", "--ports", "auto", "--no-traffic", "--data-dir"])
+            .arg(data)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("gauntlet demo starts");
+        // Drain stdout for the whole run, so the demo never writes into a closed pipe.
+        let stdout = child.stdout.take().expect("stdout");
+        std::thread::spawn(move || {
+            BufReader::new(stdout)
+                .lines()
+                .map_while(Result::ok)
+                .for_each(drop)
+        });
+        Self(child)
+    }
+
+    /// Sends SIGTERM and waits for the demo to exit.
+    fn stop(&mut self) -> std::process::ExitStatus {
+        let pid = nix::unistd::Pid::from_raw(self.0.id() as i32);
+        let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
+        let started = Instant::now();
+        loop {
+            if let Some(s) = self.0.try_wait().expect("wait") {
+                return s;
+            }
+            if started.elapsed() > Duration::from_secs(30) {
+                let _ = self.0.kill();
+                return self.0.wait().expect("wait");
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Demo {
+    fn drop(&mut self) {
+        if matches!(self.0.try_wait(), Ok(None)) {
+            self.stop();
+        }
+    }
+}
+
 fn wait_for_file(path: &Path, within: Duration) -> Value {
     let deadline = Instant::now() + within;
     loop {
@@ -32,21 +82,7 @@ fn wait_for_file(path: &Path, within: Duration) -> Value {
 fn the_demo_runs_real_processes_and_leaves_nothing_behind() {
     let dir = tempfile::tempdir().expect("tempdir");
     let data = dir.path().join("demo");
-    let mut demo = Command::new(BIN)
-        .args(["demo", "--ports", "auto", "--no-traffic", "--data-dir"])
-        .arg(&data)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("gauntlet demo starts");
-    // Drain stdout for the whole run, so the demo never writes into a closed pipe.
-    let stdout = demo.stdout.take().expect("stdout");
-    std::thread::spawn(move || {
-        BufReader::new(stdout)
-            .lines()
-            .map_while(Result::ok)
-            .for_each(drop)
-    });
+    let mut demo = Demo::start(&data);
     let handle = wait_for_file(&data.join("demo.json"), Duration::from_secs(90));
     let gateway = handle["gateway"].as_str().expect("gateway").to_string();
     let supervisor = handle["supervisor"]
@@ -96,22 +132,7 @@ fn the_demo_runs_real_processes_and_leaves_nothing_behind() {
     assert_eq!(pids.len(), 8);
 
     // SIGTERM, as Ctrl-C or a process manager would send it.
-    let started = Instant::now();
-    nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(demo.id() as i32),
-        nix::sys::signal::Signal::SIGTERM,
-    )
-    .expect("signal the demo");
-    let status = loop {
-        if let Some(s) = demo.try_wait().expect("wait") {
-            break s;
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(30),
-            "the demo did not stop"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    };
+    let status = demo.stop();
     assert!(status.success(), "{status}");
     for pid in pids {
         assert!(
@@ -156,20 +177,7 @@ async fn timeline(
 fn one_request_is_one_story_in_the_collector_across_services_and_async_hops() {
     let dir = tempfile::tempdir().expect("tempdir");
     let data = dir.path().join("demo");
-    let mut demo = Command::new(BIN)
-        .args(["demo", "--ports", "auto", "--no-traffic", "--data-dir"])
-        .arg(&data)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("gauntlet demo starts");
-    let stdout = demo.stdout.take().expect("stdout");
-    std::thread::spawn(move || {
-        BufReader::new(stdout)
-            .lines()
-            .map_while(Result::ok)
-            .for_each(drop)
-    });
+    let mut demo = Demo::start(&data);
     let handle = wait_for_file(&data.join("demo.json"), Duration::from_secs(90));
     let gateway = handle["gateway"].as_str().expect("gateway").to_string();
     let api = handle["collector"]["api"]
@@ -242,17 +250,5 @@ fn one_request_is_one_story_in_the_collector_across_services_and_async_hops() {
             assert_eq!(link, trace, "{consumer} links back to the request's trace");
         }
     });
-    nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(demo.id() as i32),
-        nix::sys::signal::Signal::SIGTERM,
-    )
-    .expect("signal");
-    let started = Instant::now();
-    while demo.try_wait().expect("wait").is_none() {
-        assert!(
-            started.elapsed() < Duration::from_secs(30),
-            "the demo did not stop"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    assert!(demo.stop().success(), "the demo stops cleanly");
 }
