@@ -16,10 +16,11 @@ const BIN: &str = env!("CARGO_BIN_EXE_gauntlet");
 struct Demo(std::process::Child);
 
 impl Demo {
-    fn start(data: &Path) -> Self {
+    fn start(data: &Path, extra: &[&str]) -> Self {
         let mut child = Command::new(BIN)
             .args(["demo", "--ports", "auto", "--no-traffic", "--data-dir"])
             .arg(data)
+            .args(extra)
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()
@@ -61,6 +62,20 @@ impl Drop for Demo {
     }
 }
 
+#[test]
+fn an_unknown_pattern_to_disable_is_refused_with_the_choices() {
+    let out = Command::new(BIN)
+        .args(["demo", "--disable", "gravity"])
+        .output()
+        .expect("runs");
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("circuit-breaker") && err.contains("retries") && err.contains("health-checks"),
+        "{err}"
+    );
+}
+
 fn wait_for_file(path: &Path, within: Duration) -> Value {
     let deadline = Instant::now() + within;
     loop {
@@ -82,7 +97,7 @@ fn wait_for_file(path: &Path, within: Duration) -> Value {
 fn the_demo_runs_real_processes_and_leaves_nothing_behind() {
     let dir = tempfile::tempdir().expect("tempdir");
     let data = dir.path().join("demo");
-    let mut demo = Demo::start(&data);
+    let mut demo = Demo::start(&data, &["--disable", "circuit-breaker"]);
     let handle = wait_for_file(&data.join("demo.json"), Duration::from_secs(90));
     let gateway = handle["gateway"].as_str().expect("gateway").to_string();
     let supervisor = handle["supervisor"]
@@ -113,6 +128,11 @@ fn the_demo_runs_real_processes_and_leaves_nothing_behind() {
         assert_eq!(resp.status(), 201);
         let order: Value = resp.json().await.expect("json");
         assert_eq!(order["status"], "confirmed", "{order}");
+
+        // `--disable circuit-breaker` reached the gateway process.
+        let admin: Value = http.get(format!("{gateway}/admin/resilience")).send().await.expect("admin").json().await.expect("json");
+        let breakers: Vec<&str> = admin["upstreams"].as_array().expect("upstreams").iter().filter_map(|u| u["circuit_breaker"].as_str()).collect();
+        assert_eq!(breakers, ["disabled", "disabled", "disabled"], "{admin}");
 
         // The supervisor kills and restarts an instance; it comes back ready.
         let killed: Value = http.post(format!("{supervisor}/instances/inventory-2/kill")).send().await.expect("kill").json().await.expect("json");
@@ -177,7 +197,7 @@ async fn timeline(
 fn one_request_is_one_story_in_the_collector_across_services_and_async_hops() {
     let dir = tempfile::tempdir().expect("tempdir");
     let data = dir.path().join("demo");
-    let mut demo = Demo::start(&data);
+    let mut demo = Demo::start(&data, &[]);
     let handle = wait_for_file(&data.join("demo.json"), Duration::from_secs(90));
     let gateway = handle["gateway"].as_str().expect("gateway").to_string();
     let api = handle["collector"]["api"]

@@ -109,6 +109,7 @@ pub fn app(inventory: Inventory) -> Router {
         .route("/reservations/{id}/release", post(release))
         .with_state(inventory)
         .merge(feed_router(db.clone()));
+    let routes = crate::service::with_resilience_admin(routes, Vec::new());
     with_health(routes, db).layer(axum::middleware::from_fn(crate::telemetry::trace_request))
 }
 

@@ -8,6 +8,7 @@
 //! - [`order_history`]: the CQRS read model built from order events.
 //! - [`orders`]: the orders service, an orchestrated saga that resumes after a restart.
 //! - [`outbox`]: transactional outbox, the long-poll event feed, and the idempotent consumer.
+//! - [`config`]: the demo's settings (`demo.toml`) and `--disable` switches.
 //! - [`gateway`]: the API gateway and BFF (JWT, rate limit, discovery, resilience, fallback).
 //! - [`inventory`]: the inventory service (products, stock, reservations confirmed or released).
 //! - [`payments`]: the payments service (authorizations, refunds, the decline rule).
@@ -21,6 +22,7 @@
 //! Each service is a library: `app(state) -> Router` for tests without sockets, and
 //! `run(listener, shutdown)` for a real process on a port it was given.
 
+pub mod config;
 pub mod gateway;
 pub mod inventory;
 pub mod notifications;

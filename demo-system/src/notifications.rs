@@ -149,13 +149,11 @@ struct ListParams {
 
 pub fn app(n: Notifications) -> Router {
     let db = n.db.clone();
-    with_health(
-        Router::new()
-            .route("/notifications", get(list))
-            .with_state(n),
-        db,
-    )
-    .layer(axum::middleware::from_fn(crate::telemetry::trace_request))
+    let routes = Router::new()
+        .route("/notifications", get(list))
+        .with_state(n);
+    let routes = crate::service::with_resilience_admin(routes, Vec::new());
+    with_health(routes, db).layer(axum::middleware::from_fn(crate::telemetry::trace_request))
 }
 
 async fn list(State(n): State<Notifications>, Query(p): Query<ListParams>) -> Response {

@@ -163,6 +163,7 @@ pub fn app(h: OrderHistory) -> Router {
         .route("/orders/{id}/history", get(order))
         .route("/customers/{id}/orders", get(customer))
         .with_state(h);
+    let routes = crate::service::with_resilience_admin(routes, Vec::new());
     with_health(routes, db).layer(axum::middleware::from_fn(crate::telemetry::trace_request))
 }
 

@@ -474,11 +474,13 @@ fn payment_id(body: &[u8]) -> Option<String> {
 
 pub fn app(orders: Orders) -> Router {
     let db = orders.db.clone();
+    let upstreams = vec![orders.inventory.clone(), orders.payments.clone()];
     let routes = Router::new()
         .route("/orders", post(place))
         .route("/orders/{id}", get(get_order))
         .with_state(orders)
         .merge(feed_router(db.clone()));
+    let routes = crate::service::with_resilience_admin(routes, upstreams);
     with_health(routes, db).layer(axum::middleware::from_fn(crate::telemetry::trace_request))
 }
 

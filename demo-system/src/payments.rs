@@ -99,6 +99,7 @@ pub fn app(payments: Payments) -> Router {
         .route("/payments/authorizations/{id}/refund", post(refund))
         .with_state(payments)
         .merge(feed_router(db.clone()));
+    let routes = crate::service::with_resilience_admin(routes, Vec::new());
     with_health(routes, db).layer(axum::middleware::from_fn(crate::telemetry::trace_request))
 }
 

@@ -16,9 +16,12 @@ use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-#[derive(Debug, Clone, Copy, Deserialize)]
+#[derive(Debug, Clone, Copy, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct RegistryConfig {
+    /// Poll every instance's health URL (`--disable health-checks` turns it off: then only
+    /// missed heartbeats remove an instance).
+    pub health_checks: bool,
     /// An instance that has not heartbeated for this long is evicted.
     #[serde(with = "millis")]
     pub ttl: Duration,
@@ -35,6 +38,7 @@ pub struct RegistryConfig {
 impl Default for RegistryConfig {
     fn default() -> Self {
         Self {
+            health_checks: true,
             ttl: Duration::from_secs(10),
             health_interval: Duration::from_secs(2),
             health_timeout: Duration::from_secs(1),
@@ -43,11 +47,15 @@ impl Default for RegistryConfig {
     }
 }
 
+/// Durations in the config file are whole milliseconds.
 mod millis {
-    use serde::{Deserialize, Deserializer};
+    use serde::{Deserialize, Deserializer, Serializer};
     use std::time::Duration;
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
         u64::deserialize(d).map(Duration::from_millis)
+    }
+    pub fn serialize<S: Serializer>(v: &Duration, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_u64(v.as_millis() as u64)
     }
 }
 
@@ -360,7 +368,7 @@ pub async fn run(
             loop {
                 tokio::select! {
                     _ = evict.tick() => { r.evict_silent(); }
-                    _ = health.tick() => r.check_health().await,
+                    _ = health.tick(), if r.config.health_checks => r.check_health().await,
                 }
             }
         })

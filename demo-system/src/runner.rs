@@ -10,15 +10,15 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::gateway::{self, Gateway, GatewayConfig};
+use crate::gateway::{self, Gateway};
 use crate::inventory::{self, Inventory};
 use crate::notifications::{self, Notifications};
 use crate::order_history::{self, OrderHistory};
 use crate::orders::{self, Orders};
 use crate::outbox::OutboxError;
-use crate::payments::{self, Payments, PaymentsConfig};
-use crate::registry::{self, Registration, Registry, RegistryConfig};
-use crate::resilience::{ConfigError, ResilienceConfig, Upstream};
+use crate::payments::{self, Payments};
+use crate::registry::{self, Registration, Registry};
+use crate::resilience::{ConfigError, Upstream};
 
 /// The services a demo instance can be.
 pub const SERVICES: [&str; 7] = [
@@ -44,6 +44,8 @@ pub struct Instance {
     pub payments_url: String,
     /// Base URL of the orders feed, for the consumers.
     pub orders_url: String,
+    /// The effective demo settings.
+    pub config: crate::config::DemoConfig,
     /// OTLP/HTTP endpoint of the collector (e.g. `http://127.0.0.1:4318`); `None` keeps
     /// telemetry local (stderr only).
     pub otlp_endpoint: Option<String>,
@@ -118,13 +120,14 @@ async fn serve_instance(
     let http = reqwest::Client::new();
     let server = match instance.service.as_str() {
         "registry" => {
+            let registry_config = instance.config.registry;
             let signal = until_stopped();
             tokio::spawn(async move {
-                registry::run(Registry::new(RegistryConfig::default()), listener, signal).await
+                registry::run(Registry::new(registry_config), listener, signal).await
             })
         }
         "gateway" => {
-            let g = Gateway::new(&instance.registry_url, GatewayConfig::default())?;
+            let g = Gateway::new(&instance.registry_url, instance.config.gateway.clone())?;
             let signal = until_stopped();
             tokio::spawn(async move { gateway::run(g, listener, signal).await })
         }
@@ -135,11 +138,14 @@ async fn serve_instance(
         )),
         "payments" => tokio::spawn(serve(
             listener,
-            payments::app(Payments::open(&db("payments"), PaymentsConfig::default())?),
+            payments::app(Payments::open(
+                &db("payments"),
+                instance.config.payments.clone(),
+            )?),
             until_stopped(),
         )),
         "orders" => {
-            let r = ResilienceConfig::default();
+            let r = instance.config.orders.clone();
             let o = Orders::open(
                 &db("orders"),
                 &instance.inventory_url,

@@ -81,6 +81,24 @@ pub fn with_health(router: Router, db: Outbox) -> Router {
         )
 }
 
+/// Adds `GET /admin/resilience`: breakers, bulkhead occupancy and retry counts of the
+/// service's upstreams (an empty list for a service that calls no other).
+pub fn with_resilience_admin(
+    router: Router,
+    upstreams: Vec<crate::resilience::Upstream>,
+) -> Router {
+    router.route(
+        "/admin/resilience",
+        get(move || {
+            let snapshots: Vec<_> = upstreams
+                .iter()
+                .map(crate::resilience::Upstream::snapshot)
+                .collect();
+            async move { Json(json!({"upstreams": snapshots})) }
+        }),
+    )
+}
+
 /// Milliseconds since the epoch, for timestamps stored by the services.
 pub fn now_unix_ms() -> i64 {
     std::time::SystemTime::now()

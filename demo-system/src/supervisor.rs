@@ -49,6 +49,8 @@ pub struct Plan {
     pub orders_url: String,
     /// Where the services send their traces and logs (OTLP/HTTP).
     pub otlp_endpoint: Option<String>,
+    /// The effective settings every child reads (JSON).
+    pub config_file: Option<PathBuf>,
     /// In start order: the registry first.
     pub instances: Vec<InstanceSpec>,
 }
@@ -103,6 +105,7 @@ impl Plan {
             payments_url: url("payments"),
             orders_url: url("orders"),
             otlp_endpoint: None,
+            config_file: None,
             instances,
         })
     }
@@ -229,6 +232,11 @@ impl Supervisor {
                 p.otlp_endpoint
                     .iter()
                     .flat_map(|e| ["--otlp-endpoint", e.as_str()]),
+            )
+            .args(
+                p.config_file
+                    .iter()
+                    .flat_map(|f| [std::ffi::OsStr::new("--config"), f.as_os_str()]),
             )
             // Export every 500 ms rather than the SDK's 5 s, so a demo shows its traffic
             // almost at once (unless the user chose otherwise).

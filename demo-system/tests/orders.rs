@@ -162,6 +162,25 @@ async fn an_order_goes_through_reserve_authorize_confirm() {
         .await
         .expect("json");
     assert_eq!(got.status, "confirmed");
+
+    // Its upstreams' breakers, bulkheads and retries are visible.
+    let admin: Value = d
+        .http
+        .get(format!("{}/admin/resilience", d.orders))
+        .send()
+        .await
+        .expect("admin")
+        .json()
+        .await
+        .expect("json");
+    let names: Vec<&str> = admin["upstreams"]
+        .as_array()
+        .expect("upstreams")
+        .iter()
+        .filter_map(|u| u["upstream"].as_str())
+        .collect();
+    assert_eq!(names, ["inventory", "payments"], "{admin}");
+    assert_eq!(admin["upstreams"][1]["bulkhead_in_use"], 0);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -70,6 +70,7 @@ async fn discovery_lists_live_healthy_instances_only() {
         health_interval: Duration::from_millis(50),
         health_timeout: Duration::from_millis(500),
         unhealthy_after: 2,
+        ..RegistryConfig::default()
     };
     let reg = start_registry(config).await;
     let http = reqwest::Client::new();

@@ -8,6 +8,7 @@ use std::path::PathBuf;
 use anyhow::Context;
 use clap::{Args, ValueEnum};
 use gauntlet_collector::{Collector, Config};
+use gauntlet_demo_system::config::DemoConfig;
 use gauntlet_demo_system::runner::{self, Instance};
 use gauntlet_demo_system::supervisor::{self, Plan, Supervisor};
 use gauntlet_demo_system::traffic;
@@ -24,6 +25,7 @@ enum Ports {
 #[command(after_help = "Examples:
   gauntlet demo                          # everything on its documented port, then a burst of traffic
   gauntlet demo --ports auto --no-traffic --data-dir /tmp/demo
+  gauntlet demo --disable circuit-breaker --disable retries   # see what they were worth
 
 DIR/demo.json says where everything listens; tests, load and chaos tools read it.
 Ctrl-C (or SIGTERM) stops every process the demo started.")]
@@ -41,6 +43,12 @@ pub struct DemoArgs {
     /// Start everything but send no traffic.
     #[arg(long)]
     no_traffic: bool,
+    /// Settings file (TOML; demo-system/demo.toml documents every key and its default).
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Switch a pattern off, to show what it is worth (repeatable).
+    #[arg(long, value_name = "PATTERN", value_parser = clap::builder::PossibleValuesParser::new(gauntlet_demo_system::config::PATTERNS))]
+    disable: Vec<String>,
 }
 
 /// Flags of one demo instance; the supervisor sets them.
@@ -63,10 +71,18 @@ pub struct ServiceArgs {
     /// Send traces and logs to this OTLP/HTTP endpoint.
     #[arg(long, value_name = "URL")]
     otlp_endpoint: Option<String>,
+    /// The effective settings (JSON, written by `gauntlet demo`).
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
 }
 
 pub async fn run_service(args: ServiceArgs) -> anyhow::Result<()> {
+    let config = match &args.config {
+        Some(f) => DemoConfig::load(f)?,
+        None => DemoConfig::default(),
+    };
     let instance = Instance {
+        config,
         service: args.name,
         listen: args.listen,
         data_dir: args.data_dir,
@@ -85,6 +101,15 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     std::fs::create_dir_all(&args.data_dir)
         .with_context(|| format!("cannot create --data-dir {}", args.data_dir.display()))?;
     let data_dir = args.data_dir.canonicalize()?;
+    let mut config = match &args.config {
+        Some(f) => DemoConfig::load(f)?,
+        None => DemoConfig::default(),
+    };
+    for pattern in &args.disable {
+        config.disable(pattern)?;
+    }
+    let config_file = data_dir.join("effective-config.json");
+    std::fs::write(&config_file, serde_json::to_vec_pretty(&config)?)?;
 
     let (collector, collector_api, otlp_http) = match &args.collector {
         Some(url) => (None, None, url.trim_end_matches('/').to_string()),
@@ -109,6 +134,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         .context("cannot find the gauntlet binary to start services with")?;
     let mut plan = Plan::local(exe, data_dir.clone(), auto)?;
     plan.otlp_endpoint = Some(otlp_http.clone());
+    plan.config_file = Some(config_file);
     eprintln!("starting {} demo instances...", plan.instances.len());
     let sup = match Supervisor::start(plan).await {
         Ok(s) => s,
