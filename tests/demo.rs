@@ -71,7 +71,10 @@ fn an_unknown_pattern_to_disable_is_refused_with_the_choices() {
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
-        err.contains("circuit-breaker") && err.contains("retries") && err.contains("health-checks"),
+        err.contains("circuit-breaker")
+            && err.contains("retries")
+            && err.contains("health-checks")
+            && err.contains("outbox"),
         "{err}"
     );
 }
@@ -97,7 +100,10 @@ fn wait_for_file(path: &Path, within: Duration) -> Value {
 fn the_demo_runs_real_processes_and_leaves_nothing_behind() {
     let dir = tempfile::tempdir().expect("tempdir");
     let data = dir.path().join("demo");
-    let mut demo = Demo::start(&data, &["--disable", "circuit-breaker"]);
+    let mut demo = Demo::start(
+        &data,
+        &["--disable", "circuit-breaker", "--disable", "outbox"],
+    );
     let handle = wait_for_file(&data.join("demo.json"), Duration::from_secs(90));
     let gateway = handle["gateway"].as_str().expect("gateway").to_string();
     let supervisor = handle["supervisor"]
@@ -254,6 +260,18 @@ fn one_request_is_one_story_in_the_collector_across_services_and_async_hops() {
         // The compensation is in that trace: the reservation is released.
         assert!(in_trace.iter().any(|s| s["name"] == "POST /reservations/{id}/release"), "no compensation span");
         assert!(in_trace.iter().any(|s| s["name"] == "POST /payments/authorizations" && s["service"] == "payments"));
+
+        // The gateway's server span follows the HTTP semantic conventions.
+        let jaeger: Value = http.get(format!("{api}/api/traces/{trace}")).send().await.expect("trace").json().await.expect("json");
+        let server = jaeger["data"][0]["spans"].as_array().expect("spans").iter()
+            .find(|s| s["operationName"] == "POST /api/orders").expect("server span");
+        let tag = |k: &str| server["tags"].as_array().and_then(|t| t.iter().find(|t| t["key"] == k)).map(|t| t["value"].clone());
+        assert_eq!(tag("http.request.method"), Some(json!("POST")));
+        assert_eq!(tag("http.route"), Some(json!("/api/orders")));
+        assert_eq!(tag("http.response.status_code"), Some(json!(201)));
+        assert_eq!(tag("server.address"), Some(json!("127.0.0.1")));
+        assert_eq!(tag("span.kind"), Some(json!("server")));
+        assert_eq!(tag("correlation_id"), Some(json!(cid)));
 
         // Logs of at least four services carry the correlation ID.
         let log_services: std::collections::HashSet<&str> = items.iter()

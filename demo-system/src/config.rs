@@ -12,11 +12,14 @@ use crate::registry::RegistryConfig;
 use crate::resilience::ResilienceConfig;
 
 /// Patterns `--disable` can switch off.
-pub const PATTERNS: [&str; 3] = ["circuit-breaker", "retries", "health-checks"];
+pub const PATTERNS: [&str; 4] = ["circuit-breaker", "retries", "health-checks", "outbox"];
 
-#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct DemoConfig {
+    /// Publish events through each service's transactional outbox; `false` (`--disable
+    /// outbox`) publishes fire-and-forget from memory instead.
+    pub transactional_outbox: bool,
     pub registry: RegistryConfig,
     pub gateway: GatewayConfig,
     pub payments: PaymentsConfig,
@@ -35,10 +38,21 @@ pub enum ConfigFileError {
     #[error("{path} is not a valid demo config: {message}")]
     Invalid { path: String, message: String },
     #[error(
-        "--disable {0:?} is not a pattern that can be switched off: use one of circuit-breaker, retries, health-checks \
-         (outbox is not switchable yet)"
+        "--disable {0:?} is not a pattern that can be switched off: use one of circuit-breaker, retries, health-checks, outbox"
     )]
     UnknownPattern(String),
+}
+
+impl Default for DemoConfig {
+    fn default() -> Self {
+        Self {
+            transactional_outbox: true,
+            registry: RegistryConfig::default(),
+            gateway: GatewayConfig::default(),
+            payments: PaymentsConfig::default(),
+            orders: ResilienceConfig::default(),
+        }
+    }
 }
 
 impl DemoConfig {
@@ -73,6 +87,7 @@ impl DemoConfig {
                 self.orders.retry.enabled = false;
             }
             "health-checks" => self.registry.health_checks = false,
+            "outbox" => self.transactional_outbox = false,
             other => return Err(ConfigFileError::UnknownPattern(other.to_string())),
         }
         Ok(())

@@ -57,6 +57,10 @@ impl std::fmt::Debug for Inventory {
 }
 
 impl Inventory {
+    pub fn outbox(&self) -> &Outbox {
+        &self.db
+    }
+
     /// Opens the shared inventory database, creating and stocking it the first time.
     pub fn open(db_path: &Path) -> Result<Self, OutboxError> {
         let db = Outbox::open(db_path)?;

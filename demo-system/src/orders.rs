@@ -143,6 +143,10 @@ impl Orders {
         })
     }
 
+    pub fn outbox(&self) -> &Outbox {
+        &self.db
+    }
+
     pub fn order(&self, id: &str) -> Result<Option<Order>, OutboxError> {
         self.db.transaction(|tx| load(tx, id))
     }

@@ -90,6 +90,18 @@ pub fn migrate(conn: &Connection) -> Result<(), OutboxError> {
 pub struct Outbox {
     conn: Arc<Mutex<Connection>>,
     appended: Arc<tokio::sync::Notify>,
+    /// Set by [`Outbox::fire_and_forget`]: events then live only in this process's memory.
+    memory: Arc<MemoryFeed>,
+}
+
+/// The fire-and-forget alternative to the outbox (`--disable outbox`): events are handed
+/// over after the commit and kept only in memory, so a restart of the publisher loses the
+/// ones not yet read, and its positions start again at 1 (consumers holding a later cursor
+/// miss what follows). What the outbox prevents, on demand.
+#[derive(Default)]
+struct MemoryFeed {
+    enabled: std::sync::atomic::AtomicBool,
+    events: Mutex<Vec<Event>>,
 }
 
 impl std::fmt::Debug for Outbox {
@@ -108,7 +120,21 @@ impl Outbox {
         Ok(Self {
             conn: Arc::new(Mutex::new(conn)),
             appended: Arc::new(tokio::sync::Notify::new()),
+            memory: Arc::new(MemoryFeed::default()),
         })
+    }
+
+    /// Publishes fire-and-forget from now on instead of through the outbox.
+    pub fn fire_and_forget(&self) {
+        self.memory
+            .enabled
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    fn in_memory(&self) -> bool {
+        self.memory
+            .enabled
+            .load(std::sync::atomic::Ordering::SeqCst)
     }
 
     /// Runs `f` in one transaction on the service database; events appended inside it
@@ -123,6 +149,16 @@ impl Outbox {
         let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         let out = f(&tx)?;
         tx.commit()?;
+        if self.in_memory() {
+            // Hand the events over after the commit and forget them on disk.
+            let published = rows_after(&conn, 0, usize::MAX)?;
+            conn.execute("DELETE FROM outbox", [])?;
+            let mut mem = self.memory.events.lock().unwrap_or_else(|p| p.into_inner());
+            for mut e in published {
+                e.seq = mem.len() as i64 + 1;
+                mem.push(e);
+            }
+        }
         drop(conn);
         self.appended.notify_waiters();
         Ok(out)
@@ -179,12 +215,29 @@ impl Outbox {
     }
 
     fn read_now(&self, after: i64, limit: usize) -> Result<Vec<Event>, OutboxError> {
+        if self.in_memory() {
+            let mem = self.memory.events.lock().unwrap_or_else(|p| p.into_inner());
+            return Ok(mem
+                .iter()
+                .filter(|e| e.seq > after)
+                .take(limit)
+                .cloned()
+                .collect());
+        }
         let conn = self.conn.lock().unwrap_or_else(|p| p.into_inner());
-        let mut stmt = conn.prepare_cached(
-            "SELECT seq, id, type, aggregate_id, payload, traceparent, baggage, created_unix_ms
-             FROM outbox WHERE seq > ?1 ORDER BY seq LIMIT ?2",
-        )?;
-        let rows = stmt.query_map(params![after, limit as i64], |r| {
+        rows_after(&conn, after, limit)
+    }
+}
+
+/// Outbox rows after `after`, in order.
+fn rows_after(conn: &Connection, after: i64, limit: usize) -> Result<Vec<Event>, OutboxError> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT seq, id, type, aggregate_id, payload, traceparent, baggage, created_unix_ms
+         FROM outbox WHERE seq > ?1 ORDER BY seq LIMIT ?2",
+    )?;
+    let rows = stmt.query_map(
+        params![after, i64::try_from(limit).unwrap_or(i64::MAX)],
+        |r| {
             Ok((
                 r.get::<_, i64>(0)?,
                 r.get::<_, String>(1)?,
@@ -195,23 +248,23 @@ impl Outbox {
                 r.get::<_, Option<String>>(6)?,
                 r.get::<_, i64>(7)?,
             ))
-        })?;
-        let mut events = Vec::new();
-        for row in rows {
-            let (seq, id, kind, aggregate_id, payload, traceparent, baggage, created) = row?;
-            events.push(Event {
-                seq,
-                id: Uuid::parse_str(&id).unwrap_or_default(),
-                kind,
-                aggregate_id,
-                payload: serde_json::from_str(&payload)?,
-                traceparent,
-                baggage,
-                created_unix_ms: created,
-            });
-        }
-        Ok(events)
+        },
+    )?;
+    let mut events = Vec::new();
+    for row in rows {
+        let (seq, id, kind, aggregate_id, payload, traceparent, baggage, created) = row?;
+        events.push(Event {
+            seq,
+            id: Uuid::parse_str(&id).unwrap_or_default(),
+            kind,
+            aggregate_id,
+            payload: serde_json::from_str(&payload)?,
+            traceparent,
+            baggage,
+            created_unix_ms: created,
+        });
     }
+    Ok(events)
 }
 
 #[derive(Debug, Deserialize)]

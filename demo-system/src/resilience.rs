@@ -390,12 +390,12 @@ async fn send(
         .await;
     match &result {
         Ok(r) => {
-            span.record("http.response.status_code", r.status);
+            span.record("http.response.status_code", i64::from(r.status));
         }
         Err(e) => {
             span.record("otel.status_code", "ERROR");
             if let CallError::Status { status, .. } = e {
-                span.record("http.response.status_code", status);
+                span.record("http.response.status_code", i64::from(*status));
             }
         }
     }

@@ -131,19 +131,16 @@ async fn serve_instance(
             let signal = until_stopped();
             tokio::spawn(async move { gateway::run(g, listener, signal).await })
         }
-        "inventory" => tokio::spawn(serve(
-            listener,
-            inventory::app(Inventory::open(&db("inventory"))?),
-            until_stopped(),
-        )),
-        "payments" => tokio::spawn(serve(
-            listener,
-            payments::app(Payments::open(
-                &db("payments"),
-                instance.config.payments.clone(),
-            )?),
-            until_stopped(),
-        )),
+        "inventory" => {
+            let inv = Inventory::open(&db("inventory"))?;
+            publishing(inv.outbox(), &instance);
+            tokio::spawn(serve(listener, inventory::app(inv), until_stopped()))
+        }
+        "payments" => {
+            let pay = Payments::open(&db("payments"), instance.config.payments.clone())?;
+            publishing(pay.outbox(), &instance);
+            tokio::spawn(serve(listener, payments::app(pay), until_stopped()))
+        }
         "orders" => {
             let r = instance.config.orders.clone();
             let o = Orders::open(
@@ -153,6 +150,7 @@ async fn serve_instance(
                 &instance.payments_url,
                 Upstream::new("payments", http.clone(), &r)?,
             )?;
+            publishing(o.outbox(), &instance);
             // Finish what a previous run left, then keep resuming sagas that wait on a dependency.
             let resumer = o.clone();
             let signal = until_stopped();
@@ -188,6 +186,14 @@ async fn serve_instance(
     match server.await {
         Ok(result) => result.map_err(RunError::Serve),
         Err(e) => Err(RunError::Serve(std::io::Error::other(e.to_string()))),
+    }
+}
+
+/// `--disable outbox`: the service publishes fire-and-forget instead.
+fn publishing(outbox: &crate::outbox::Outbox, instance: &Instance) {
+    if !instance.config.transactional_outbox {
+        tracing::warn!(service = %instance.service, "outbox disabled: events are published fire-and-forget from memory");
+        outbox.fire_and_forget();
     }
 }
 

@@ -210,6 +210,16 @@ pub async fn trace_request(mut req: Request, next: Next) -> Response {
         .map(|p| p.as_str().to_string())
         .unwrap_or_else(|| req.uri().path().to_string());
     let method = req.method().to_string();
+    let host = req
+        .headers()
+        .get(axum::http::header::HOST)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_string();
+    let (server_address, server_port) = match host.rsplit_once(':') {
+        Some((h, p)) => (h.to_string(), p.parse::<u16>().ok()),
+        None => (host.clone(), None),
+    };
     let span = tracing::info_span!(
         "request",
         otel.name = %format!("{method} {route}"),
@@ -218,13 +228,15 @@ pub async fn trace_request(mut req: Request, next: Next) -> Response {
         http.request.method = %method,
         http.route = %route,
         url.path = %req.uri().path(),
+        server.address = %server_address,
+        server.port = server_port,
         http.response.status_code = tracing::field::Empty,
         correlation_id = %correlation,
     );
     let _ = span.set_parent(parent);
     let mut resp = next.run(req).instrument(span.clone()).await;
     let status = resp.status().as_u16();
-    span.record("http.response.status_code", status);
+    span.record("http.response.status_code", i64::from(status));
     if status >= 500 {
         span.record("otel.status_code", "ERROR");
     }

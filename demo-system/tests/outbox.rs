@@ -195,3 +195,39 @@ async fn bad_feed_parameters_get_a_400() {
         assert_eq!(resp.status(), 400, "{q}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_the_outbox_a_publisher_restart_loses_events() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (outbox, url, server) = publisher(dir.path()).await;
+    outbox.fire_and_forget();
+    place_order(&outbox, 1).expect("placed");
+    place_order(&outbox, 2).expect("placed");
+    let c = consumer(dir.path(), &url);
+    assert_eq!(
+        c.poll_once(&record).await.expect("poll"),
+        2,
+        "delivered while nothing fails"
+    );
+
+    // The publisher restarts: what it had not handed over is gone, and its new events
+    // start again at position 1, behind the consumer's cursor.
+    server.abort();
+    let _ = server.await;
+    place_order(&outbox, 3).expect("placed before the restart");
+    let (restarted, url2, _server2) = publisher(dir.path()).await;
+    restarted.fire_and_forget();
+    place_order(&restarted, 4).expect("placed after the restart");
+    let c = Consumer { url: url2, ..c };
+    assert_eq!(
+        c.poll_once(&record).await.expect("poll"),
+        0,
+        "orders 3 and 4 never arrive"
+    );
+    assert_eq!(sent(&c), [1, 2]);
+    // The orders themselves were committed: only their events were lost.
+    let orders: i64 = restarted
+        .transaction(|tx| Ok(tx.query_row("SELECT count(*) FROM orders", [], |r| r.get(0))?))
+        .expect("count");
+    assert_eq!(orders, 4);
+}
