@@ -313,6 +313,11 @@ pub fn app(registry: Registry) -> Router {
             get(|| async { Json(serde_json::json!({"status": "ready"})) }),
         )
         .with_state(registry)
+        // The registry calls no upstream: its resilience report is empty, like every service's format.
+        .route(
+            "/admin/resilience",
+            get(|| async { Json(serde_json::json!({"upstreams": []})) }),
+        )
 }
 
 async fn register_handler(

@@ -155,6 +155,15 @@ async fn discovery_lists_live_healthy_instances_only() {
     assert_eq!(resp.status(), 204);
     let (status, _) = healthy_of(&http, &reg, "inventory").await;
     assert_eq!(status, 404, "no instance of the service is left");
+    let admin: Value = http
+        .get(format!("{reg}/admin/resilience"))
+        .send()
+        .await
+        .expect("admin")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(admin, json!({"upstreams": []}));
 }
 
 async fn heartbeat(http: &reqwest::Client, reg: &str, id: &str) -> u16 {
