@@ -252,6 +252,17 @@ impl Gateway {
         Ok(upstream.call(call).await?)
     }
 
+    /// GETs `path` from `service`.
+    async fn get(
+        &self,
+        service: &'static str,
+        cid: &CorrelationId,
+        path: String,
+    ) -> Result<crate::resilience::Reply, ApiError> {
+        self.forward(service, cid, |base| Call::get(format!("{base}{path}")))
+            .await
+    }
+
     pub fn snapshots(&self) -> Vec<UpstreamSnapshot> {
         let mut v: Vec<UpstreamSnapshot> = self
             .inner
@@ -460,11 +471,7 @@ async fn get_order(
     Extension(cid): Extension<CorrelationId>,
     UrlPath(id): UrlPath<String>,
 ) -> Result<Response, ApiError> {
-    let reply = g
-        .forward("orders", &cid, |base| {
-            Call::get(format!("{base}/orders/{id}"))
-        })
-        .await?;
+    let reply = g.get("orders", &cid, format!("/orders/{id}")).await?;
     Ok(relay(&reply))
 }
 
@@ -474,9 +481,7 @@ async fn customer_orders(
     UrlPath(id): UrlPath<String>,
 ) -> Result<Response, ApiError> {
     let reply = g
-        .forward("order-history", &cid, |base| {
-            Call::get(format!("{base}/customers/{id}/orders"))
-        })
+        .get("order-history", &cid, format!("/customers/{id}/orders"))
         .await?;
     Ok(relay(&reply))
 }
@@ -511,11 +516,7 @@ async fn mobile_order(
     Extension(cid): Extension<CorrelationId>,
     UrlPath(id): UrlPath<String>,
 ) -> Result<Response, ApiError> {
-    let reply = g
-        .forward("orders", &cid, |base| {
-            Call::get(format!("{base}/orders/{id}"))
-        })
-        .await?;
+    let reply = g.get("orders", &cid, format!("/orders/{id}")).await?;
     if reply.status != 200 {
         return Ok(relay(&reply));
     }

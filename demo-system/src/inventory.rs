@@ -63,9 +63,8 @@ impl Inventory {
 
     /// Opens the shared inventory database, creating and stocking it the first time.
     pub fn open(db_path: &Path) -> Result<Self, OutboxError> {
-        let db = Outbox::open(db_path)?;
+        let db = Outbox::open_with_schema(db_path, SCHEMA)?;
         db.transaction(|tx| {
-            tx.execute_batch(SCHEMA)?;
             for (sku, name, price, stock) in CATALOG {
                 tx.execute(
                     "INSERT OR IGNORE INTO products (sku, name, price_cents, on_hand) VALUES (?1, ?2, ?3, ?4)",

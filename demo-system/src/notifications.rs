@@ -77,11 +77,7 @@ fn message(e: &Event) -> Option<(&'static str, String)> {
 
 impl Notifications {
     pub fn open(db_path: &Path) -> Result<Self, OutboxError> {
-        let db = Outbox::open(db_path)?;
-        db.transaction(|tx| {
-            tx.execute_batch(SCHEMA)?;
-            Ok(())
-        })?;
+        let db = Outbox::open_with_schema(db_path, SCHEMA)?;
         Ok(Self { db })
     }
 

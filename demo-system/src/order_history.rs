@@ -50,11 +50,7 @@ impl std::fmt::Debug for OrderHistory {
 
 impl OrderHistory {
     pub fn open(db_path: &Path) -> Result<Self, OutboxError> {
-        let db = Outbox::open(db_path)?;
-        db.transaction(|tx| {
-            tx.execute_batch(SCHEMA)?;
-            Ok(())
-        })?;
+        let db = Outbox::open_with_schema(db_path, SCHEMA)?;
         Ok(Self { db })
     }
 

@@ -129,11 +129,7 @@ impl Orders {
         payments_url: &str,
         payments: Upstream,
     ) -> Result<Self, OutboxError> {
-        let db = Outbox::open(db_path)?;
-        db.transaction(|tx| {
-            tx.execute_batch(SCHEMA)?;
-            Ok(())
-        })?;
+        let db = Outbox::open_with_schema(db_path, SCHEMA)?;
         Ok(Self {
             db,
             inventory,

@@ -124,6 +124,17 @@ impl Outbox {
         })
     }
 
+    /// Opens the service database and creates the service's own tables (`schema` is
+    /// idempotent SQL: `CREATE TABLE IF NOT EXISTS ...`).
+    pub fn open_with_schema(path: &Path, schema: &str) -> Result<Self, OutboxError> {
+        let db = Self::open(path)?;
+        db.transaction(|tx| {
+            tx.execute_batch(schema)?;
+            Ok(())
+        })?;
+        Ok(db)
+    }
+
     /// Publishes fire-and-forget from now on instead of through the outbox.
     pub fn fire_and_forget(&self) {
         self.memory

@@ -71,11 +71,7 @@ impl std::fmt::Debug for Payments {
 
 impl Payments {
     pub fn open(db_path: &Path, config: PaymentsConfig) -> Result<Self, OutboxError> {
-        let db = Outbox::open(db_path)?;
-        db.transaction(|tx| {
-            tx.execute_batch(SCHEMA)?;
-            Ok(())
-        })?;
+        let db = Outbox::open_with_schema(db_path, SCHEMA)?;
         Ok(Self { db, config })
     }
 

@@ -173,7 +173,13 @@ async fn a_long_poll_wakes_on_the_next_commit() {
             (page, started.elapsed())
         }
     });
+    // Give the request time to reach the server; it must then be waiting, not answered
+    // with an empty page, so the commit below is what answers it.
     tokio::time::sleep(Duration::from_millis(100)).await;
+    assert!(
+        !waiting.is_finished(),
+        "the long poll returned before anything was published"
+    );
     place_order(&outbox, 7).expect("placed");
     let (page, waited) = waiting.await.expect("task");
     assert_eq!(page["events"][0]["aggregate_id"], "order-7", "{page}");
