@@ -8,8 +8,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::gateway::GatewayConfig;
 use crate::payments::PaymentsConfig;
+use crate::platform::discovery::DiscoveryConfig;
+use crate::platform::resilience::ResilienceConfig;
 use crate::registry::RegistryConfig;
-use crate::resilience::ResilienceConfig;
 
 /// Patterns `--disable` can switch off.
 pub const PATTERNS: [&str; 4] = ["circuit-breaker", "retries", "health-checks", "outbox"];
@@ -20,6 +21,8 @@ pub struct DemoConfig {
     /// Publish events through each service's transactional outbox; `false` (`--disable
     /// outbox`) publishes fire-and-forget from memory instead.
     pub transactional_outbox: bool,
+    /// How every service finds the instances of the services it calls.
+    pub discovery: DiscoveryConfig,
     pub registry: RegistryConfig,
     pub gateway: GatewayConfig,
     pub payments: PaymentsConfig,
@@ -47,6 +50,7 @@ impl Default for DemoConfig {
     fn default() -> Self {
         Self {
             transactional_outbox: true,
+            discovery: DiscoveryConfig::default(),
             registry: RegistryConfig::default(),
             gateway: GatewayConfig::default(),
             payments: PaymentsConfig::default(),

@@ -2,38 +2,36 @@
 //! that load, contract and chaos experiments have something real to run against.
 //!
 //! # Layout
-//! - [`registry`]: service registry and discovery (register, heartbeat, TTL eviction,
-//!   health polling, healthy instances by service name).
-//! - [`notifications`]: consumes order events, records the notifications it would send.
-//! - [`order_history`]: the CQRS read model built from order events.
-//! - [`orders`]: the orders service, an orchestrated saga that resumes after a restart.
-//! - [`outbox`]: transactional outbox, the long-poll event feed, and the idempotent consumer.
-//! - [`config`]: the demo's settings (`demo.toml`) and `--disable` switches.
-//! - [`gateway`]: the API gateway and BFF (JWT, rate limit, discovery, resilience, fallback).
-//! - [`inventory`]: the inventory service (products, stock, reservations confirmed or released).
-//! - [`payments`]: the payments service (authorizations, refunds, the decline rule).
-//! - [`runner`]: runs one named service in this process (what `gauntlet demo-service` calls).
-//! - [`supervisor`]: runs instances as child processes; kill, restart, pause, resume.
-//! - [`telemetry`]: OTLP traces and logs, W3C propagation, the correlation ID everywhere.
-//! - [`traffic`]: the short burst of realistic traffic `gauntlet demo` sends.
-//! - [`service`]: what every service shares at its HTTP edge (errors, health routes).
-//! - [`resilience`]: retry, circuit breaker, bulkhead and timeout for calls to one upstream.
+//! - [`topology`]: the one description of the demo: services, instances, ports, and the
+//!   consumer → provider edges. Everything below derives from it.
+//! - [`platform`]: what every service stands on: its database (on blocking threads), the
+//!   outbox and feed, the HTTP edge and error envelope, discovery, resilience, the typed
+//!   client layer, telemetry.
+//! - One folder per service, each with `api.rs` (wire types, serde only), `db.rs` (schema
+//!   and queries), `server.rs` (routes), `client.rs` (the typed client other services, the
+//!   traffic and contract tests use): [`registry`], [`gateway`], [`orders`] (plus its
+//!   `saga.rs`), [`inventory`], [`payments`], [`notifications`], [`order_history`].
+//! - Running it: [`runner`] (one instance in this process, `gauntlet demo-service`),
+//!   [`supervisor`] (every instance as a child process; kill, restart, pause, resume),
+//!   [`traffic`] (the demo's burst), [`config`] (`demo.toml` and `--disable`), [`handle`]
+//!   (`demo.json`, where tools find a running demo).
 //!
-//! Each service is a library: `app(state) -> Router` for tests without sockets, and
-//! `run(listener, shutdown)` for a real process on a port it was given.
+//! Each service is a library: `app(state) -> Router` for tests without sockets, and the
+//! runner serves it on a port it was given. Every call from one service to another goes
+//! through the provider's typed client, found through the registry, behind the consumer's
+//! resilience layers for that edge.
 
 pub mod config;
 pub mod gateway;
+pub mod handle;
 pub mod inventory;
 pub mod notifications;
 pub mod order_history;
 pub mod orders;
-pub mod outbox;
 pub mod payments;
+pub mod platform;
 pub mod registry;
-pub mod resilience;
 pub mod runner;
-pub mod service;
 pub mod supervisor;
-pub mod telemetry;
+pub mod topology;
 pub mod traffic;

@@ -1,51 +1,43 @@
-//! Runs one demo service in this process: opens its own database under the data
+//! Runs one demo instance in this process: opens its own database under the data
 //! directory, serves on its port, announces itself to the registry (the registry excepted),
-//! and runs its background work (saga resumption for orders, the orders-feed consumers
-//! for notifications and order-history) until `shutdown` resolves.
-//! `gauntlet demo-service NAME ...` calls [`run`]; the supervisor starts one such process
-//! per instance.
+//! finds its upstreams through the registry, and runs its background work (saga
+//! resumption for orders, the orders-feed consumers for notifications and order-history).
+//! When `shutdown` resolves every task is stopped and joined, deregistration included.
+//! `gauntlet demo-service NAME ...` calls [`run`]; the supervisor starts one per instance.
 
 use std::future::Future;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use tokio::task::JoinSet;
+
+use crate::config::DemoConfig;
 use crate::gateway::{self, Gateway};
-use crate::inventory::{self, Inventory};
+use crate::inventory::{self, Inventory, InventoryClient};
 use crate::notifications::{self, Notifications};
 use crate::order_history::{self, OrderHistory};
 use crate::orders::{self, Orders};
-use crate::outbox::OutboxError;
-use crate::payments::{self, Payments};
-use crate::registry::{self, Registration, Registry};
-use crate::resilience::{ConfigError, Upstream};
-
-/// The services a demo instance can be.
-pub const SERVICES: [&str; 7] = [
-    "registry",
-    "gateway",
-    "orders",
-    "inventory",
-    "payments",
-    "notifications",
-    "order-history",
-];
+use crate::payments::{self, Payments, PaymentsClient};
+use crate::platform::client::HttpClient;
+use crate::platform::db::DbError;
+use crate::platform::discovery::Discovery;
+use crate::platform::outbox::{Outbox, feed_client};
+use crate::platform::resilience::{ConfigError, ResilienceConfig, Upstream};
+use crate::registry::{self, Registration, Registry, RegistryClient};
+use crate::topology::{InstanceId, Service};
 
 /// Where one instance runs and what it talks to.
 #[derive(Debug, Clone)]
 pub struct Instance {
-    pub service: String,
+    pub id: InstanceId,
     pub listen: SocketAddr,
     /// The instance's database lives here (`<service>.sqlite`; inventory instances share one).
     pub data_dir: PathBuf,
+    /// The registry, through which it announces itself and finds its upstreams.
     pub registry_url: String,
-    /// Base URLs the orders saga calls.
-    pub inventory_url: String,
-    pub payments_url: String,
-    /// Base URL of the orders feed, for the consumers.
-    pub orders_url: String,
     /// The effective demo settings.
-    pub config: crate::config::DemoConfig,
+    pub config: DemoConfig,
     /// OTLP/HTTP endpoint of the collector (e.g. `http://127.0.0.1:4318`); `None` keeps
     /// telemetry local (stderr only).
     pub otlp_endpoint: Option<String>,
@@ -53,8 +45,6 @@ pub struct Instance {
 
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {
-    #[error("unknown service {0:?}: one of {list}", list = SERVICES.join(", "))]
-    UnknownService(String),
     #[error("cannot listen on {addr}: {source}")]
     Bind {
         addr: SocketAddr,
@@ -62,13 +52,13 @@ pub enum RunError {
         source: std::io::Error,
     },
     #[error(transparent)]
-    Db(#[from] OutboxError),
+    Db(#[from] DbError),
     #[error(transparent)]
     Config(#[from] ConfigError),
     #[error("server failed: {0}")]
     Serve(#[from] std::io::Error),
     #[error(transparent)]
-    Telemetry(#[from] crate::telemetry::TelemetryError),
+    Telemetry(#[from] crate::platform::telemetry::TelemetryError),
 }
 
 /// Runs `instance` until `shutdown` resolves.
@@ -76,15 +66,40 @@ pub async fn run(
     instance: Instance,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), RunError> {
-    if !SERVICES.contains(&instance.service.as_str()) {
-        return Err(RunError::UnknownService(instance.service));
-    }
-    let telemetry =
-        crate::telemetry::Telemetry::init(&instance.service, instance.otlp_endpoint.as_deref())?;
+    let telemetry = crate::platform::telemetry::Telemetry::init(
+        instance.id.service.name(),
+        instance.otlp_endpoint.as_deref(),
+    )?;
     let result = serve_instance(instance, shutdown).await;
     // Flush what the exporters still hold: the last requests' spans and logs.
     let _ = tokio::task::spawn_blocking(move || telemetry.shutdown()).await;
     result
+}
+
+/// Resolves when the process that started this one is gone: its end of our standard input
+/// closes, whether it exited cleanly or was SIGKILLed. For children started with a pipe
+/// on stdin (the supervisor does); a plain thread, so a read that never ends cannot hold
+/// up the runtime's shutdown.
+pub fn parent_gone() -> impl Future<Output = ()> {
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let spawned = std::thread::Builder::new()
+        .name("parent-watch".into())
+        .spawn(move || {
+            use std::io::Read;
+            let mut stdin = std::io::stdin().lock();
+            let mut buf = [0u8; 64];
+            while matches!(stdin.read(&mut buf), Ok(n) if n > 0) {}
+            let _ = tx.send(());
+        });
+    async move {
+        match spawned {
+            Ok(_) => {
+                let _ = rx.await;
+            }
+            // Without a watcher, never report the parent gone.
+            Err(_) => std::future::pending().await,
+        }
+    }
 }
 
 async fn serve_instance(
@@ -99,7 +114,9 @@ async fn serve_instance(
             source,
         })?;
     let base = format!("http://{}", listener.local_addr()?);
-    let db = |name: &str| instance.data_dir.join(format!("{name}.sqlite"));
+    let service = instance.id.service;
+    let config = &instance.config;
+    let db = |s: Service| instance.data_dir.join(format!("{}.sqlite", s.name()));
     let (stop, stopped) = tokio::sync::watch::channel(false);
     let until_stopped = move || {
         let mut rx = stopped.clone();
@@ -107,92 +124,117 @@ async fn serve_instance(
             let _ = rx.wait_for(|s| *s).await;
         }
     };
-    if instance.service != "registry" {
-        let reg = Registration {
-            name: instance.service.clone(),
-            address: base.clone(),
-            version: env!("CARGO_PKG_VERSION").into(),
-            health_url: format!("{base}/health/ready"),
-        };
-        let registry_url = instance.registry_url.clone();
-        tokio::spawn(registry::announce(registry_url, reg, until_stopped()));
-    }
+    let registry = RegistryClient::new(&instance.registry_url);
+    let discovery = Discovery::new(registry.clone(), config.discovery);
     let http = reqwest::Client::new();
-    let server = match instance.service.as_str() {
-        "registry" => {
-            let registry_config = instance.config.registry;
-            let signal = until_stopped();
-            tokio::spawn(async move {
-                registry::run(Registry::new(registry_config), listener, signal).await
-            })
+    let client = |provider: Service, r: &ResilienceConfig| -> Result<HttpClient, ConfigError> {
+        Ok(HttpClient::new(Upstream::new(
+            provider.name(),
+            discovery.endpoint(provider),
+            http.clone(),
+            r,
+        )?))
+    };
+    let mut tasks: JoinSet<std::io::Result<()>> = JoinSet::new();
+    match service {
+        Service::Registry => {
+            let r = Registry::new(config.registry);
+            tasks.spawn(registry::run(r, listener, until_stopped()));
         }
-        "gateway" => {
-            let g = Gateway::new(&instance.registry_url, instance.config.gateway.clone())?;
-            let signal = until_stopped();
-            tokio::spawn(async move { gateway::run(g, listener, signal).await })
+        Service::Gateway => {
+            let g = Gateway::new(discovery.clone(), config.gateway.clone())?;
+            tasks.spawn(gateway::run(g, listener, until_stopped()));
         }
-        "inventory" => {
-            let inv = Inventory::open(&db("inventory"))?;
+        Service::Inventory => {
+            let inv = Inventory::open(&db(service))?;
             publishing(inv.outbox(), &instance);
-            tokio::spawn(serve(listener, inventory::app(inv), until_stopped()))
+            tasks.spawn(serve(listener, inventory::app(inv), until_stopped()));
         }
-        "payments" => {
-            let pay = Payments::open(&db("payments"), instance.config.payments.clone())?;
+        Service::Payments => {
+            let pay = Payments::open(&db(service), config.payments.clone())?;
             publishing(pay.outbox(), &instance);
-            tokio::spawn(serve(listener, payments::app(pay), until_stopped()))
+            tasks.spawn(serve(listener, payments::app(pay), until_stopped()));
         }
-        "orders" => {
-            let r = instance.config.orders.clone();
+        Service::Orders => {
             let o = Orders::open(
-                &db("orders"),
-                &instance.inventory_url,
-                Upstream::new("inventory", http.clone(), &r)?,
-                &instance.payments_url,
-                Upstream::new("payments", http.clone(), &r)?,
+                &db(service),
+                InventoryClient::new(client(Service::Inventory, &config.orders)?),
+                PaymentsClient::new(client(Service::Payments, &config.orders)?),
             )?;
             publishing(o.outbox(), &instance);
             // Finish what a previous run left, then keep resuming sagas that wait on a dependency.
             let resumer = o.clone();
             let signal = until_stopped();
-            tokio::spawn(async move {
+            tasks.spawn(async move {
                 tokio::pin!(signal);
                 loop {
                     if let Err(e) = resumer.resume_all().await {
                         tracing::warn!(error = %e, "resuming sagas failed");
                     }
                     tokio::select! {
-                        _ = &mut signal => break,
+                        _ = &mut signal => return Ok(()),
                         _ = tokio::time::sleep(Duration::from_secs(2)) => {}
                     }
                 }
             });
-            tokio::spawn(serve(listener, orders::app(o), until_stopped()))
+            tasks.spawn(serve(listener, orders::app(o), until_stopped()));
         }
-        "notifications" => {
-            let n = Notifications::open(&db("notifications"))?;
-            tokio::spawn(n.consume(&instance.orders_url, until_stopped()));
-            tokio::spawn(serve(listener, notifications::app(n), until_stopped()))
+        Service::Notifications => {
+            let n = Notifications::open(&db(service))?;
+            let feed = feed_client("orders", discovery.endpoint(Service::Orders))?;
+            let consuming = n.consume(feed, until_stopped());
+            tasks.spawn(async move {
+                consuming.await;
+                Ok(())
+            });
+            tasks.spawn(serve(listener, notifications::app(n), until_stopped()));
         }
-        "order-history" => {
-            let h = OrderHistory::open(&db("order-history"))?;
-            tokio::spawn(h.consume(&instance.orders_url, until_stopped()));
-            tokio::spawn(serve(listener, order_history::app(h), until_stopped()))
+        Service::OrderHistory => {
+            let h = OrderHistory::open(&db(service))?;
+            let feed = feed_client("orders", discovery.endpoint(Service::Orders))?;
+            let consuming = h.consume(feed, until_stopped());
+            tasks.spawn(async move {
+                consuming.await;
+                Ok(())
+            });
+            tasks.spawn(serve(listener, order_history::app(h), until_stopped()));
         }
-        other => return Err(RunError::UnknownService(other.to_string())),
-    };
-    tracing::info!(service = %instance.service, address = %base, "demo service running");
-    shutdown.await;
-    let _ = stop.send(true);
-    match server.await {
-        Ok(result) => result.map_err(RunError::Serve),
-        Err(e) => Err(RunError::Serve(std::io::Error::other(e.to_string()))),
     }
+    if service.registers() {
+        let reg = Registration {
+            name: service.name().to_string(),
+            address: base.clone(),
+            version: env!("CARGO_PKG_VERSION").into(),
+            health_url: format!("{base}/health/ready"),
+        };
+        let signal = until_stopped();
+        tasks.spawn(async move {
+            registry::announce(registry, reg, signal).await;
+            Ok(())
+        });
+    }
+    tracing::info!(instance = %instance.id, address = %base, "demo service running");
+    shutdown.await;
+    tracing::info!(instance = %instance.id, "stopping");
+    let _ = stop.send(true);
+    let mut result = Ok(());
+    while let Some(joined) = tasks.join_next().await {
+        let outcome = joined
+            .map_err(|e| std::io::Error::other(e.to_string()))
+            .and_then(|r| r);
+        if let Err(e) = outcome
+            && result.is_ok()
+        {
+            result = Err(RunError::Serve(e));
+        }
+    }
+    result
 }
 
 /// `--disable outbox`: the service publishes fire-and-forget instead.
-fn publishing(outbox: &crate::outbox::Outbox, instance: &Instance) {
+fn publishing(outbox: &Outbox, instance: &Instance) {
     if !instance.config.transactional_outbox {
-        tracing::warn!(service = %instance.service, "outbox disabled: events are published fire-and-forget from memory");
+        tracing::warn!(instance = %instance.id, "outbox disabled: events are published fire-and-forget from memory");
         outbox.fire_and_forget();
     }
 }

@@ -1,7 +1,9 @@
 //! Runs the demo's instances as child processes (`<exe> demo-service NAME ...`) and lets
 //! chaos experiments and tests act on them: list, kill (SIGKILL), restart, pause (SIGSTOP)
 //! and resume (SIGCONT), through [`app`]. [`Supervisor::shutdown`] stops every child
-//! (SIGTERM, then SIGKILL after a grace period) and reaps it, so nothing is left running.
+//! (SIGTERM, then SIGKILL after a grace period) and reaps it, so nothing is left running;
+//! and each child holds a pipe from the supervisor on its stdin and exits when it closes,
+//! so even a SIGKILLed supervisor leaves nothing behind. The plan comes from [`crate::topology`].
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -16,18 +18,16 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
-use serde::Serialize;
-use serde_json::json;
+use serde::{Deserialize, Serialize};
 use tokio::sync::Mutex;
 
-use crate::service::ApiError;
+use crate::platform::http::ApiError;
+use crate::topology::{InstanceId, Service};
 
 /// One instance to run.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone)]
 pub struct InstanceSpec {
-    /// Unique name, e.g. `inventory-2`.
-    pub id: String,
-    pub service: String,
+    pub id: InstanceId,
     pub listen: SocketAddr,
 }
 
@@ -43,29 +43,15 @@ pub struct Plan {
     /// The `gauntlet` binary.
     pub exe: PathBuf,
     pub data_dir: PathBuf,
+    /// Where every instance registers and discovers the others.
     pub registry_url: String,
-    pub inventory_url: String,
-    pub payments_url: String,
-    pub orders_url: String,
     /// Where the services send their traces and logs (OTLP/HTTP).
     pub otlp_endpoint: Option<String>,
     /// The effective settings every child reads (JSON).
     pub config_file: Option<PathBuf>,
-    /// In start order: the registry first.
+    /// In start order: the registry first, every provider before its consumers.
     pub instances: Vec<InstanceSpec>,
 }
-
-/// The documented fixed ports of the demo (gateway 8080); `auto` picks free ones instead.
-pub const FIXED_PORTS: [(&str, &str, u16); 8] = [
-    ("registry", "registry", 8500),
-    ("payments", "payments", 8300),
-    ("inventory-1", "inventory", 8101),
-    ("inventory-2", "inventory", 8102),
-    ("orders", "orders", 8200),
-    ("notifications", "notifications", 8400),
-    ("order-history", "order-history", 8600),
-    ("gateway", "gateway", 8080),
-];
 
 /// The supervisor API's fixed port.
 pub const SUPERVISOR_PORT: u16 = 8700;
@@ -78,47 +64,81 @@ pub fn free_port() -> std::io::Result<u16> {
         .port())
 }
 
+/// Fixed ports that are already taken, named, with what to do about them.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "{} already in use, so the demo cannot start on its documented ports. Another `gauntlet demo` (or another program) holds {}: stop it, or run `gauntlet demo --ports auto` to pick free ports (DIR/demo.json then says where everything is).",
+    .taken.iter().map(|(what, addr)| format!("{addr} ({what})")).collect::<Vec<_>>().join(", "),
+    if .taken.len() == 1 { "it" } else { "them" }
+)]
+pub struct PortsInUse {
+    /// What wanted the port, and the address.
+    pub taken: Vec<(String, SocketAddr)>,
+}
+
+/// Checks, before anything starts, that every address in `wanted` can be listened on.
+pub fn check_ports_free(wanted: &[(String, SocketAddr)]) -> Result<(), PortsInUse> {
+    let taken: Vec<(String, SocketAddr)> = wanted
+        .iter()
+        .filter(|(_, addr)| std::net::TcpListener::bind(addr).is_err())
+        .cloned()
+        .collect();
+    if taken.is_empty() {
+        Ok(())
+    } else {
+        Err(PortsInUse { taken })
+    }
+}
+
 impl Plan {
     /// Every instance of the demo on loopback, at the fixed ports or at free ones.
     pub fn local(exe: PathBuf, data_dir: PathBuf, auto_ports: bool) -> std::io::Result<Self> {
         let mut instances = Vec::new();
-        for (id, service, port) in FIXED_PORTS {
-            let port = if auto_ports { free_port()? } else { port };
+        for id in InstanceId::all() {
+            let port = if auto_ports {
+                free_port()?
+            } else {
+                id.fixed_port()
+            };
             instances.push(InstanceSpec {
-                id: id.into(),
-                service: service.into(),
+                id,
                 listen: SocketAddr::from(([127, 0, 0, 1], port)),
             });
         }
-        let url = |id: &str| {
-            instances
-                .iter()
-                .find(|i| i.id == id)
-                .map(InstanceSpec::url)
-                .unwrap_or_default()
-        };
+        let registry_url = instances
+            .iter()
+            .find(|i| i.id.service == Service::Registry)
+            .map(InstanceSpec::url)
+            .unwrap_or_default();
         Ok(Self {
             exe,
             data_dir,
-            registry_url: url("registry"),
-            inventory_url: url("inventory-1"),
-            payments_url: url("payments"),
-            orders_url: url("orders"),
+            registry_url,
             otlp_endpoint: None,
             config_file: None,
             instances,
         })
     }
 
-    pub fn url_of(&self, id: &str) -> Option<String> {
+    /// The base URLs of every instance of `service`.
+    pub fn urls_of(&self, service: Service) -> Vec<String> {
         self.instances
             .iter()
-            .find(|i| i.id == id)
+            .filter(|i| i.id.service == service)
             .map(InstanceSpec::url)
+            .collect()
+    }
+
+    /// Every address the plan listens on, named: for [`check_ports_free`].
+    pub fn addresses(&self) -> Vec<(String, SocketAddr)> {
+        self.instances
+            .iter()
+            .map(|i| (i.id.to_string(), i.listen))
+            .collect()
     }
 }
 
-#[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "snake_case")]
 pub enum InstanceState {
     Running,
@@ -126,9 +146,32 @@ pub enum InstanceState {
     Killed,
 }
 
+/// One instance as `GET /instances` lists it.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct InstanceInfo {
+    /// e.g. `inventory-2`.
+    pub id: String,
+    pub service: Service,
+    pub url: String,
+    pub pid: Option<u32>,
+    pub state: InstanceState,
+    pub restarts: u32,
+    pub log: PathBuf,
+}
+
+/// The answer to `POST /instances/{id}/{action}`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ActionDone {
+    pub id: String,
+    pub done: String,
+}
+
 struct Managed {
     spec: InstanceSpec,
     child: Option<tokio::process::Child>,
+    /// The write end of the child's stdin: the child exits when it closes, which the
+    /// kernel does for us if this process dies, however it dies.
+    _lifeline: Option<tokio::process::ChildStdin>,
     state: InstanceState,
     restarts: u32,
 }
@@ -206,28 +249,28 @@ impl Supervisor {
     }
 
     async fn launch(&self, spec: InstanceSpec) -> Result<(), SupervisorError> {
+        let id = spec.id.to_string();
         let spawn_err = |source| SupervisorError::Spawn {
-            id: spec.id.clone(),
+            id: id.clone(),
             source,
         };
         std::fs::create_dir_all(self.plan.data_dir.join("logs")).map_err(spawn_err)?;
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
-            .open(self.log_path(&spec.id))
+            .open(self.log_path(&id))
             .map_err(spawn_err)?;
         let err_log = log.try_clone().map_err(spawn_err)?;
         let p = &self.plan;
-        let child = tokio::process::Command::new(&p.exe)
+        let mut child = tokio::process::Command::new(&p.exe)
             .arg("demo-service")
-            .arg(&spec.service)
+            .arg(spec.id.service.name())
+            .args(["--instance", &spec.id.ordinal.to_string()])
             .args(["--listen", &spec.listen.to_string()])
             .arg("--data-dir")
             .arg(p.data_dir.join("services"))
             .args(["--registry", &p.registry_url])
-            .args(["--inventory-url", &p.inventory_url])
-            .args(["--payments-url", &p.payments_url])
-            .args(["--orders-url", &p.orders_url])
+            .arg("--exit-with-parent")
             .args(
                 p.otlp_endpoint
                     .iter()
@@ -246,20 +289,28 @@ impl Supervisor {
                     .filter(|k| std::env::var_os(k).is_none())
                     .map(|k| (k, "500")),
             )
-            .stdin(Stdio::null())
+            .stdin(Stdio::piped())
             .stdout(Stdio::from(log))
             .stderr(Stdio::from(err_log))
             .kill_on_drop(true)
             .spawn()
             .map_err(spawn_err)?;
+        let lifeline = child.stdin.take();
         let url = format!("{}/health/ready", spec.url());
+        let restarts = self
+            .instances
+            .lock()
+            .await
+            .get(&id)
+            .map_or(0, |m| m.restarts);
         self.instances.lock().await.insert(
-            spec.id.clone(),
+            id.clone(),
             Managed {
                 spec: spec.clone(),
                 child: Some(child),
+                _lifeline: lifeline,
                 state: InstanceState::Running,
-                restarts: 0,
+                restarts,
             },
         );
         let deadline = Instant::now() + READY_WITHIN;
@@ -270,16 +321,16 @@ impl Supervisor {
             }
             let exited = {
                 let mut all = self.instances.lock().await;
-                all.get_mut(&spec.id)
+                all.get_mut(&id)
                     .and_then(|m| m.child.as_mut())
                     .is_some_and(|c| matches!(c.try_wait(), Ok(Some(_))))
             };
             if exited || Instant::now() > deadline {
                 return Err(SupervisorError::NotReady {
-                    id: spec.id.clone(),
+                    id: id.clone(),
                     url,
                     secs: READY_WITHIN.as_secs(),
-                    log: self.log_path(&spec.id).display().to_string(),
+                    log: self.log_path(&id).display().to_string(),
                 });
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
@@ -292,11 +343,11 @@ impl Supervisor {
             .as_ref()
             .and_then(|c| c.id())
             .ok_or_else(|| SupervisorError::Signal {
-                id: m.spec.id.clone(),
+                id: m.spec.id.to_string(),
                 reason: "it is not running".into(),
             })?;
         kill(Pid::from_raw(pid as i32), sig).map_err(|e| SupervisorError::Signal {
-            id: m.spec.id.clone(),
+            id: m.spec.id.to_string(),
             reason: e.to_string(),
         })
     }
@@ -310,6 +361,7 @@ impl Supervisor {
         if let Some(mut child) = m.child.take() {
             let _ = child.kill().await;
         }
+        m._lifeline = None;
         m.state = InstanceState::Killed;
         Ok(())
     }
@@ -355,17 +407,23 @@ impl Supervisor {
         Ok(())
     }
 
-    /// Every instance with its URL, PID and state.
-    pub async fn list(&self) -> Vec<serde_json::Value> {
-        self.instances
-            .lock()
-            .await
-            .values()
-            .map(|m| {
-                json!({
-                    "id": m.spec.id, "service": m.spec.service, "url": m.spec.url(),
-                    "pid": m.child.as_ref().and_then(|c| c.id()), "state": m.state,
-                    "restarts": m.restarts, "log": self.log_path(&m.spec.id),
+    /// Every instance with its URL, PID and state, in start order.
+    pub async fn list(&self) -> Vec<InstanceInfo> {
+        let all = self.instances.lock().await;
+        self.plan
+            .instances
+            .iter()
+            .filter_map(|spec| {
+                let id = spec.id.to_string();
+                let m = all.get(&id)?;
+                Some(InstanceInfo {
+                    service: spec.id.service,
+                    url: spec.url(),
+                    pid: m.child.as_ref().and_then(|c| c.id()),
+                    state: m.state,
+                    restarts: m.restarts,
+                    log: self.log_path(&id),
+                    id,
                 })
             })
             .collect()
@@ -392,7 +450,7 @@ impl Supervisor {
         // Reverse start order: the gateway and the consumers (whose long polls hold the
         // orders feed open) stop before what they depend on.
         for spec in self.plan.instances.iter().rev() {
-            let Some(m) = all.get_mut(&spec.id) else {
+            let Some(m) = all.get_mut(&spec.id.to_string()) else {
                 continue;
             };
             let Some(mut child) = m.child.take() else {
@@ -407,6 +465,7 @@ impl Supervisor {
                 tracing::warn!(id = %m.spec.id, "did not stop after SIGTERM; killing it");
                 let _ = child.kill().await;
             }
+            m._lifeline = None;
             m.state = InstanceState::Killed;
         }
     }
@@ -426,7 +485,7 @@ pub fn app(sup: Supervisor) -> Router {
 async fn act(
     State(s): State<Supervisor>,
     UrlPath((id, action)): UrlPath<(String, String)>,
-) -> Result<Json<serde_json::Value>, ApiError> {
+) -> Result<Json<ActionDone>, ApiError> {
     match action.as_str() {
         "kill" => s.kill(&id).await?,
         "restart" => s.restart(&id).await?,
@@ -439,5 +498,5 @@ async fn act(
             ));
         }
     }
-    Ok(Json(json!({"id": id, "done": action})))
+    Ok(Json(ActionDone { id, done: action }))
 }

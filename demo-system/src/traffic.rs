@@ -1,83 +1,131 @@
-//! The short burst of realistic traffic `gauntlet demo` sends through the gateway: browsing,
-//! orders that go through, one declined payment (a lamp costs 34.13) and one order larger
-//! than the stock. Bounded in count; loopback only, like everything the demo starts.
+//! The short burst of realistic traffic `gauntlet demo` sends through the gateway, with the
+//! gateway's typed client: browsing, orders that go through, one declined payment (a lamp
+//! costs 34.13) and one order larger than the stock. Bounded in count; loopback only, like
+//! everything the demo starts.
 
-use std::collections::BTreeMap;
+use serde::Serialize;
 
-use serde_json::{Value, json};
+use crate::gateway::{Credentials, GatewayClient};
+use crate::orders::{Item, OrderStatus, PlaceOrder};
+use crate::platform::client::ClientError;
+use crate::platform::resilience::ConfigError;
 
 #[derive(Debug, thiserror::Error)]
 pub enum TrafficError {
-    #[error("the gateway at {url} did not answer: {reason}")]
-    Gateway { url: String, reason: String },
+    #[error("the gateway at {url} failed: {source}")]
+    Gateway {
+        url: String,
+        #[source]
+        source: ClientError,
+    },
+    #[error(transparent)]
+    Config(#[from] ConfigError),
 }
 
-/// What the burst did: requests by kind, and orders by final status.
-#[derive(Debug, Default, Clone)]
+/// What an order of the burst is meant to show.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Intent {
+    /// An order that goes through.
+    Confirmed,
+    /// A payment the decline rule refuses: the saga compensates.
+    Declined,
+    /// More than the stock: rejected, nothing to undo.
+    OutOfStock,
+}
+
+/// The orders of the burst: (intent, customer, sku, quantity).
+pub const ORDERS: [(Intent, &str, &str, i64); 5] = [
+    (Intent::Confirmed, "customer-1", "SKU-MOUSE", 1),
+    (Intent::Confirmed, "customer-1", "SKU-CABLE", 3),
+    (Intent::Confirmed, "customer-2", "SKU-KEYBOARD", 1),
+    (Intent::Declined, "customer-3", "SKU-LAMP", 1),
+    (Intent::OutOfStock, "customer-2", "SKU-MONITOR", 500),
+];
+
+/// One order of the burst and how it ended.
+#[derive(Debug, Clone, Serialize)]
+pub struct OrderOutcome {
+    pub intent: Intent,
+    pub correlation_id: String,
+    /// The order's final state, or the error that stopped it.
+    pub outcome: Result<OrderStatus, String>,
+}
+
+/// What the burst did.
+#[derive(Debug, Default, Clone, Serialize)]
 pub struct Report {
     pub product_views: u32,
-    pub orders: BTreeMap<String, u32>,
-    pub correlation_ids: Vec<String>,
+    pub orders: Vec<OrderOutcome>,
+}
+
+impl Report {
+    /// The correlation ID of the first order sent with `intent`.
+    pub fn correlation_of(&self, intent: Intent) -> Option<&str> {
+        self.orders
+            .iter()
+            .find(|o| o.intent == intent)
+            .map(|o| o.correlation_id.as_str())
+    }
+
+    /// Orders by how they ended, e.g. `confirmed: 3, cancelled: 1, rejected: 1`.
+    pub fn summary(&self) -> String {
+        let mut counts = std::collections::BTreeMap::<String, u32>::new();
+        for o in &self.orders {
+            let key = match &o.outcome {
+                Ok(s) => s.as_str().to_string(),
+                Err(_) => "failed".to_string(),
+            };
+            *counts.entry(key).or_default() += 1;
+        }
+        counts
+            .iter()
+            .map(|(k, v)| format!("{k}: {v}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
 }
 
 pub async fn burst(gateway: &str) -> Result<Report, TrafficError> {
-    let http = reqwest::Client::new();
-    let err = |e: reqwest::Error| TrafficError::Gateway {
+    let failed = |source| TrafficError::Gateway {
         url: gateway.to_string(),
-        reason: e.to_string(),
+        source,
     };
-    let token: Value = http
-        .post(format!("{gateway}/api/token"))
-        .json(&json!({"username": "demo", "password": "demo"}))
-        .send()
+    let client = GatewayClient::at(gateway)?;
+    let token = client
+        .token(&Credentials {
+            username: "demo".into(),
+            password: "demo".into(),
+        })
         .await
-        .map_err(err)?
-        .json()
-        .await
-        .map_err(err)?;
-    let token = token["access_token"]
-        .as_str()
-        .unwrap_or_default()
-        .to_string();
+        .map_err(failed)?;
+    let authed = client.with_token(&token.access_token);
     let mut report = Report::default();
     for _ in 0..10 {
-        if http
-            .get(format!("{gateway}/api/products"))
-            .send()
-            .await
-            .map_err(err)?
-            .status()
-            .is_success()
-        {
+        if client.products().await.is_ok() {
             report.product_views += 1;
         }
     }
-    let orders = [
-        ("customer-1", "SKU-MOUSE", 1),
-        ("customer-1", "SKU-CABLE", 3),
-        ("customer-2", "SKU-KEYBOARD", 1),
-        ("customer-3", "SKU-LAMP", 1),
-        ("customer-2", "SKU-MONITOR", 500),
-    ];
-    for (i, (customer, sku, quantity)) in orders.into_iter().enumerate() {
-        let correlation = format!("demo-order-{}-{}", std::process::id(), i + 1);
-        let resp = http
-            .post(format!("{gateway}/api/orders"))
-            .bearer_auth(&token)
-            .header("x-correlation-id", &correlation)
-            .header("idempotency-key", &correlation)
-            .json(&json!({"customer_id": customer, "items": [{"sku": sku, "quantity": quantity}]}))
-            .send()
+    for (i, (intent, customer, sku, quantity)) in ORDERS.into_iter().enumerate() {
+        let correlation_id = format!("demo-order-{}-{}", std::process::id(), i + 1);
+        let order = PlaceOrder {
+            customer_id: customer.into(),
+            items: vec![Item {
+                sku: sku.into(),
+                quantity,
+            }],
+        };
+        let outcome = authed
+            .with_correlation_id(&correlation_id)
+            .place_order(&order, Some(&correlation_id))
             .await
-            .map_err(err)?;
-        let status_code = resp.status().as_u16();
-        let body: Value = resp.json().await.unwrap_or(Value::Null);
-        let outcome = body["status"]
-            .as_str()
-            .map(str::to_string)
-            .unwrap_or_else(|| format!("HTTP {status_code}"));
-        *report.orders.entry(outcome).or_insert(0) += 1;
-        report.correlation_ids.push(correlation);
+            .map(|placed| placed.body.status)
+            .map_err(|e| e.to_string());
+        report.orders.push(OrderOutcome {
+            intent,
+            correlation_id,
+            outcome,
+        });
     }
     Ok(report)
 }

@@ -4,25 +4,18 @@
 
 mod common;
 
-use common::{bind, serve};
+use common::{bind, eventually, orders_at, orders_feed, serve};
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use gauntlet_demo_system::inventory::{self, Inventory};
 use gauntlet_demo_system::notifications::Notifications;
 use gauntlet_demo_system::order_history::{self, OrderHistory};
-use gauntlet_demo_system::orders::{self, Orders};
+use gauntlet_demo_system::orders;
 use gauntlet_demo_system::payments::{self, Payments, PaymentsConfig};
-use gauntlet_demo_system::resilience::{ResilienceConfig, Upstream};
+use gauntlet_demo_system::platform::outbox::Consumer;
+use gauntlet_demo_system::platform::resilience::ResilienceConfig;
 use serde_json::{Value, json};
-
-async fn eventually(what: &str, mut ok: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !ok() {
-        assert!(Instant::now() < deadline, "timed out waiting for: {what}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn consumers_that_were_down_catch_up_once() {
@@ -43,15 +36,7 @@ async fn consumers_that_were_down_catch_up_once() {
         payments::app(Payments::open(&d.join("payments.sqlite"), cfg).expect("pay")),
     );
     let http = reqwest::Client::new();
-    let up = |n| Upstream::new(n, http.clone(), &ResilienceConfig::default()).expect("upstream");
-    let orders = Orders::open(
-        &d.join("orders.sqlite"),
-        &inventory_url,
-        up("inventory"),
-        &payments_url,
-        up("payments"),
-    )
-    .expect("orders");
+    let orders = orders_at(d, &inventory_url, &payments_url, &ResilienceConfig::default());
     let (ol, orders_url) = bind().await;
     serve(ol, orders::app(orders));
 
@@ -79,32 +64,37 @@ async fn consumers_that_were_down_catch_up_once() {
     let (hl, history_url) = bind().await;
     serve(hl, order_history::app(history.clone()));
     let (stop_h, stopped_h) = tokio::sync::oneshot::channel::<()>();
-    tokio::spawn(history.consume(&orders_url, async move {
+    tokio::spawn(history.consume(orders_feed(&orders_url), async move {
         let _ = stopped_h.await;
     }));
     let notes = Notifications::open(&d.join("notifications.sqlite")).expect("notifications");
     let (stop_n, stopped_n) = tokio::sync::oneshot::channel::<()>();
-    let first_run = tokio::spawn(notes.consume(&orders_url, async move {
+    let first_run = tokio::spawn(notes.consume(orders_feed(&orders_url), async move {
         let _ = stopped_n.await;
     }));
 
-    eventually("three notifications", || {
-        notes.for_order(None).map(|n| n.len() == 3).unwrap_or(false)
+    eventually("three notifications", || async {
+        notes
+            .for_order(None)
+            .await
+            .map(|n| n.len() == 3)
+            .unwrap_or(false)
     })
     .await;
-    let all = notes.for_order(None).expect("list");
+    let all = notes.for_order(None).await.expect("list");
     assert!(all[0].message.contains("is confirmed"), "{:?}", all[0]);
     assert!(all[1].message.contains("13 cents"), "{:?}", all[1]);
     assert!(all[2].message.contains("not enough"), "{:?}", all[2]);
     assert!(all.iter().all(|n| n.customer_id == "cust-9"));
 
     let (cancelled, _) = &ids[1];
-    eventually("the cancelled order's full history", || {
+    eventually("the cancelled order's full history", || async {
         history
             .history(cancelled)
+            .await
             .ok()
             .flatten()
-            .is_some_and(|h| h["status"] == "cancelled")
+            .is_some_and(|h| h.order.status == orders::OrderStatus::Cancelled)
     })
     .await;
     let h: Value = http
@@ -125,9 +115,10 @@ async fn consumers_that_were_down_catch_up_once() {
         steps,
         ["pending", "stock_reserved", "compensating", "cancelled"]
     );
-    eventually("all three orders of the customer", || {
+    eventually("all three orders of the customer", || async {
         history
             .of_customer("cust-9")
+            .await
             .map(|v| v.len() == 3)
             .unwrap_or(false)
     })
@@ -153,18 +144,18 @@ async fn consumers_that_were_down_catch_up_once() {
     first_run.await.expect("stopped");
     let again = Notifications::open(&d.join("notifications.sqlite")).expect("reopen");
     // A short long-poll: there is nothing new to wait for.
-    let reader = gauntlet_demo_system::outbox::Consumer {
+    let reader = Consumer {
         wait: Duration::from_millis(100),
-        ..again.consumer(&orders_url)
+        ..again.consumer(orders_feed(&orders_url))
     };
     assert!(
-        reader.cursor().expect("cursor") > 0,
+        reader.cursor().await.expect("cursor") > 0,
         "it remembers where it was"
     );
     assert_eq!(
         reader.poll_once(&Notifications::apply).await.expect("poll"),
         0
     );
-    assert_eq!(again.for_order(None).expect("list").len(), 3);
+    assert_eq!(again.for_order(None).await.expect("list").len(), 3);
     let _ = stop_h.send(());
 }

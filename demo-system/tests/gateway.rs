@@ -11,12 +11,18 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use gauntlet_demo_system::gateway::{self, Gateway, GatewayConfig};
-use gauntlet_demo_system::inventory::{self, Inventory};
+use gauntlet_demo_system::inventory::{self, Inventory, InventoryClient};
 use gauntlet_demo_system::order_history::{self, OrderHistory};
 use gauntlet_demo_system::orders::{self, Orders};
-use gauntlet_demo_system::payments::{self, Payments, PaymentsConfig};
-use gauntlet_demo_system::registry::{self, Registration, Registry, RegistryConfig};
-use gauntlet_demo_system::resilience::{ResilienceConfig, Upstream};
+use gauntlet_demo_system::payments::{self, Payments, PaymentsClient, PaymentsConfig};
+use gauntlet_demo_system::platform::client::HttpClient;
+use gauntlet_demo_system::platform::discovery::{Discovery, DiscoveryConfig};
+use gauntlet_demo_system::platform::outbox::feed_client;
+use gauntlet_demo_system::platform::resilience::{ResilienceConfig, Upstream};
+use gauntlet_demo_system::registry::{
+    self, Registration, Registry, RegistryClient, RegistryConfig,
+};
+use gauntlet_demo_system::topology::Service;
 use serde_json::{Value, json};
 
 /// Serves `app` and announces it to the registry under `name`.
@@ -30,6 +36,7 @@ async fn service(registry: &str, name: &str, app: axum::Router) -> String {
         health_url: format!("{url}/health/ready"),
     };
     let registry = registry.to_string();
+    let registry = RegistryClient::new(&registry);
     tokio::spawn(async move { registry::announce(registry, reg, std::future::pending()).await });
     url
 }
@@ -73,41 +80,62 @@ async fn stack(config: GatewayConfig) -> Stack {
         std::future::pending(),
     ));
     let inventory_down = Arc::new(AtomicBool::new(false));
-    let mut inventory_urls = Vec::new();
     for _ in 0..2 {
         let app = switchable(
             inventory::app(Inventory::open(&d.join("inventory.sqlite")).expect("inv")),
             inventory_down.clone(),
         );
-        inventory_urls.push(service(&registry_url, "inventory", app).await);
+        service(&registry_url, "inventory", app).await;
     }
     let cfg = PaymentsConfig {
         processing_delay_ms: 1,
         ..PaymentsConfig::default()
     };
-    let payments_url = service(
+    service(
         &registry_url,
         "payments",
         payments::app(Payments::open(&d.join("payments.sqlite"), cfg).expect("pay")),
     )
     .await;
+    // Orders, the consumer and the gateway all find their upstreams through the registry.
+    let discovery = Discovery::new(
+        RegistryClient::new(&registry_url),
+        DiscoveryConfig::default(),
+    );
     let http = reqwest::Client::new();
-    let up = |n| Upstream::new(n, http.clone(), &ResilienceConfig::default()).expect("upstream");
+    let up = |s: Service| {
+        HttpClient::new(
+            Upstream::new(
+                s.name(),
+                discovery.endpoint(s),
+                http.clone(),
+                &ResilienceConfig::default(),
+            )
+            .expect("upstream"),
+        )
+    };
     let orders = Orders::open(
         &d.join("orders.sqlite"),
-        &inventory_urls[0],
-        up("inventory"),
-        &payments_url,
-        up("payments"),
+        InventoryClient::new(up(Service::Inventory)),
+        PaymentsClient::new(up(Service::Payments)),
     )
     .expect("orders");
-    let orders_url = service(&registry_url, "orders", orders::app(orders)).await;
+    service(&registry_url, "orders", orders::app(orders)).await;
     let history = OrderHistory::open(&d.join("history.sqlite")).expect("history");
-    tokio::spawn(history.consume(&orders_url, std::future::pending()));
+    let feed = feed_client("orders", discovery.endpoint(Service::Orders)).expect("feed");
+    tokio::spawn(history.consume(feed, std::future::pending()));
     service(&registry_url, "order-history", order_history::app(history)).await;
 
     let (gl, gateway_url) = bind().await;
-    let g = Gateway::new(&registry_url, config).expect("gateway");
+    // The gateway's own view of the registry, as in its own process.
+    let g = Gateway::new(
+        Discovery::new(
+            RegistryClient::new(&registry_url),
+            DiscoveryConfig::default(),
+        ),
+        config,
+    )
+    .expect("gateway");
     tokio::spawn(gateway::run(g, gl, std::future::pending()));
     // Ready once every upstream is discoverable.
     let deadline = Instant::now() + Duration::from_secs(10);

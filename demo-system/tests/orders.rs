@@ -4,14 +4,14 @@
 
 mod common;
 
-use common::{bind, serve};
+use common::{bind, orders_at, serve};
 
 use std::path::Path;
 
 use gauntlet_demo_system::inventory::{self, Inventory};
-use gauntlet_demo_system::orders::{self, Order, Orders};
+use gauntlet_demo_system::orders::{self, Order, OrderStatus, Orders};
 use gauntlet_demo_system::payments::{self, Payments, PaymentsConfig};
-use gauntlet_demo_system::resilience::{BreakerConfig, ResilienceConfig, RetryConfig, Upstream};
+use gauntlet_demo_system::platform::resilience::{BreakerConfig, ResilienceConfig, RetryConfig};
 use serde_json::{Value, json};
 
 fn resilience() -> ResilienceConfig {
@@ -31,16 +31,7 @@ fn resilience() -> ResilienceConfig {
 }
 
 fn orders_service(dir: &Path, inventory_url: &str, payments_url: &str) -> Orders {
-    let http = reqwest::Client::new();
-    let up = |name| Upstream::new(name, http.clone(), &resilience()).expect("upstream");
-    Orders::open(
-        &dir.join("orders.sqlite"),
-        inventory_url,
-        up("inventory"),
-        payments_url,
-        up("payments"),
-    )
-    .expect("orders db")
+    orders_at(dir, inventory_url, payments_url, &resilience())
 }
 
 struct Demo {
@@ -161,7 +152,7 @@ async fn an_order_goes_through_reserve_authorize_confirm() {
         .json()
         .await
         .expect("json");
-    assert_eq!(got.status, "confirmed");
+    assert_eq!(got.status, OrderStatus::Confirmed);
 
     // Its upstreams' breakers, bulkheads and retries are visible.
     let admin: Value = d
@@ -308,7 +299,7 @@ async fn the_saga_resumes_after_a_restart() {
         .expect("answer");
     assert_eq!(resp.status(), 202, "accepted, waiting for payments");
     let order: Order = resp.json().await.expect("json");
-    assert_eq!(order.status, "stock_reserved");
+    assert_eq!(order.status, OrderStatus::StockReserved);
 
     // Payments comes up; a new orders instance on the same database resumes the saga.
     let cfg = PaymentsConfig {
@@ -321,8 +312,12 @@ async fn the_saga_resumes_after_a_restart() {
     );
     let restarted = orders_service(dir.path(), &inventory_url, &payments_url);
     assert_eq!(restarted.resume_all().await.expect("resume"), 1);
-    let done = restarted.order(&order.id).expect("db").expect("order");
-    assert_eq!(done.status, "confirmed");
+    let done = restarted
+        .order(&order.id)
+        .await
+        .expect("db")
+        .expect("order");
+    assert_eq!(done.status, OrderStatus::Confirmed);
     let kb: Value = http
         .get(format!("{inventory_url}/products/SKU-KEYBOARD"))
         .send()

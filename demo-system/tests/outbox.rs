@@ -4,15 +4,30 @@
 
 use std::time::{Duration, Instant};
 
-use gauntlet_demo_system::outbox::{Consumer, Event, NewEvent, Outbox, OutboxError, feed_router};
+use gauntlet_demo_system::platform::db::{Db, DbError};
+use gauntlet_demo_system::platform::discovery::Endpoint;
+use gauntlet_demo_system::platform::outbox::{
+    Consumer, Event, NewEvent, Outbox, feed_client, feed_router, open_db,
+};
 use rusqlite::{Transaction, params};
+use serde::{Deserialize, Serialize};
 use serde_json::json;
+
+/// The payload of the test's events.
+#[derive(Debug, Serialize, Deserialize)]
+struct Placed {
+    order_id: i64,
+    total_cents: i64,
+}
 
 fn event(order: i64) -> NewEvent {
     NewEvent {
         kind: "order.placed".into(),
         aggregate_id: format!("order-{order}"),
-        payload: json!({"order_id": order, "total_cents": 1999}),
+        payload: json!(Placed {
+            order_id: order,
+            total_cents: 1999
+        }),
         traceparent: Some("00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01".into()),
         baggage: Some(format!("correlation_id=req-{order}")),
     }
@@ -20,13 +35,13 @@ fn event(order: i64) -> NewEvent {
 
 /// The publisher: an orders table and its outbox in one database, the feed on a port.
 async fn publisher(dir: &std::path::Path) -> (Outbox, String, tokio::task::JoinHandle<()>) {
-    let outbox = Outbox::open(&dir.join("orders.sqlite")).expect("orders db");
-    outbox
-        .transaction(|tx| {
-            tx.execute_batch("CREATE TABLE IF NOT EXISTS orders (id INTEGER PRIMARY KEY)")?;
-            Ok(())
-        })
-        .expect("schema");
+    let outbox = Outbox::new(
+        open_db(
+            &dir.join("orders.sqlite"),
+            "CREATE TABLE IF NOT EXISTS orders (id INTEGER PRIMARY KEY)",
+        )
+        .expect("orders db"),
+    );
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind");
@@ -38,48 +53,51 @@ async fn publisher(dir: &std::path::Path) -> (Outbox, String, tokio::task::JoinH
     (outbox, url, server)
 }
 
-fn place_order(outbox: &Outbox, id: i64) -> Result<(), OutboxError> {
-    outbox.transaction(|tx| {
-        tx.execute("INSERT INTO orders (id) VALUES (?1)", [id])?;
-        Outbox::append(tx, &event(id))?;
-        Ok(())
-    })
+async fn place_order(outbox: &Outbox, id: i64) -> Result<(), DbError> {
+    outbox
+        .transaction(move |tx| {
+            tx.execute("INSERT INTO orders (id) VALUES (?1)", [id])?;
+            Outbox::append(tx, &event(id))?;
+            Ok(())
+        })
+        .await
+}
+
+fn feed(url: &str) -> gauntlet_demo_system::platform::client::HttpClient {
+    feed_client("orders", Endpoint::fixed(url)).expect("feed client")
 }
 
 fn consumer(dir: &std::path::Path, url: &str) -> Consumer {
-    let db = Outbox::open(&dir.join("notifications.sqlite")).expect("notifications db");
-    db.transaction(|tx| {
-        tx.execute_batch("CREATE TABLE IF NOT EXISTS sent (order_id INTEGER, event_seq INTEGER)")?;
-        Ok(())
-    })
-    .expect("schema");
+    let db = open_db(
+        &dir.join("notifications.sqlite"),
+        "CREATE TABLE IF NOT EXISTS sent (order_id INTEGER, event_seq INTEGER)",
+    )
+    .expect("notifications db");
     Consumer {
-        feed: "orders".into(),
-        url: url.into(),
-        db,
-        http: reqwest::Client::new(),
         wait: Duration::from_millis(200),
+        ..Consumer::new("orders", feed(url), db)
     }
 }
 
 fn record(tx: &Transaction<'_>, e: &Event) -> Result<(), String> {
-    let order = e.payload["order_id"].as_i64().ok_or("no order_id")?;
+    let placed: Placed = e.payload_as().map_err(|e| e.to_string())?;
     tx.execute(
         "INSERT INTO sent (order_id, event_seq) VALUES (?1, ?2)",
-        params![order, e.seq],
+        params![placed.order_id, e.seq],
     )
     .map(|_| ())
     .map_err(|e| e.to_string())
 }
 
-fn sent(c: &Consumer) -> Vec<i64> {
-    c.db.transaction(|tx| {
+async fn sent(db: &Db) -> Vec<i64> {
+    db.read(|tx| {
         let mut stmt = tx.prepare("SELECT order_id FROM sent ORDER BY event_seq")?;
         let ids = stmt
             .query_map([], |r| r.get(0))?
             .collect::<Result<Vec<i64>, _>>()?;
         Ok(ids)
     })
+    .await
     .expect("read sent")
 }
 
@@ -87,9 +105,9 @@ fn sent(c: &Consumer) -> Vec<i64> {
 async fn an_event_exists_exactly_when_its_state_change_does() {
     let dir = tempfile::tempdir().expect("tempdir");
     let (outbox, _, _server) = publisher(dir.path()).await;
-    place_order(&outbox, 1).expect("placed");
+    place_order(&outbox, 1).await.expect("placed");
     // The same order again violates the primary key after the event was appended: both roll back.
-    assert!(place_order(&outbox, 1).is_err());
+    assert!(place_order(&outbox, 1).await.is_err());
     let events = outbox
         .read_after(0, 10, Duration::ZERO)
         .await
@@ -105,7 +123,7 @@ async fn the_outbox_delivers_after_the_consumer_was_down() {
     let (outbox, url, server) = publisher(dir.path()).await;
     // Orders are placed while no consumer runs.
     for id in 1..=5 {
-        place_order(&outbox, id).expect("placed");
+        place_order(&outbox, id).await.expect("placed");
     }
     let c = consumer(dir.path(), &url);
     let mut applied = 0;
@@ -114,16 +132,17 @@ async fn the_outbox_delivers_after_the_consumer_was_down() {
         applied += c.poll_once(&record).await.expect("poll");
         assert!(Instant::now() < deadline, "consumer never caught up");
     }
-    assert_eq!(sent(&c), [1, 2, 3, 4, 5], "in publication order");
+    assert_eq!(sent(&c.db).await, [1, 2, 3, 4, 5], "in publication order");
 
     // At least once: a redelivery (cursor lost) is recognised and not applied again.
-    c.db.transaction(|tx| {
+    c.db.write(|tx| {
         tx.execute("DELETE FROM consumer_cursors", [])?;
         Ok(())
     })
+    .await
     .expect("reset cursor");
     assert_eq!(c.poll_once(&record).await.expect("poll"), 0);
-    assert_eq!(sent(&c).len(), 5);
+    assert_eq!(sent(&c.db).await.len(), 5);
 
     // The publisher goes away: polling fails clearly, nothing is lost, and it resumes.
     server.abort();
@@ -133,7 +152,7 @@ async fn the_outbox_delivers_after_the_consumer_was_down() {
         err.to_string().contains("could not read the event feed"),
         "{err}"
     );
-    place_order(&outbox, 6).expect("placed while the feed is down");
+    place_order(&outbox, 6).await.expect("placed while the feed is down");
     let (_, url2, _server2) = {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
@@ -148,9 +167,12 @@ async fn the_outbox_delivers_after_the_consumer_was_down() {
             }),
         )
     };
-    let c = Consumer { url: url2, ..c };
+    let c = Consumer {
+        client: feed(&url2),
+        ..c
+    };
     assert_eq!(c.poll_once(&record).await.expect("poll"), 1);
-    assert_eq!(sent(&c), [1, 2, 3, 4, 5, 6]);
+    assert_eq!(sent(&c.db).await, [1, 2, 3, 4, 5, 6]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -180,7 +202,7 @@ async fn a_long_poll_wakes_on_the_next_commit() {
         !waiting.is_finished(),
         "the long poll returned before anything was published"
     );
-    place_order(&outbox, 7).expect("placed");
+    place_order(&outbox, 7).await.expect("placed");
     let (page, waited) = waiting.await.expect("task");
     assert_eq!(page["events"][0]["aggregate_id"], "order-7", "{page}");
     assert_eq!(page["next"], page["events"][0]["seq"]);
@@ -207,8 +229,8 @@ async fn without_the_outbox_a_publisher_restart_loses_events() {
     let dir = tempfile::tempdir().expect("tempdir");
     let (outbox, url, server) = publisher(dir.path()).await;
     outbox.fire_and_forget();
-    place_order(&outbox, 1).expect("placed");
-    place_order(&outbox, 2).expect("placed");
+    place_order(&outbox, 1).await.expect("placed");
+    place_order(&outbox, 2).await.expect("placed");
     let c = consumer(dir.path(), &url);
     assert_eq!(
         c.poll_once(&record).await.expect("poll"),
@@ -220,20 +242,25 @@ async fn without_the_outbox_a_publisher_restart_loses_events() {
     // start again at position 1, behind the consumer's cursor.
     server.abort();
     let _ = server.await;
-    place_order(&outbox, 3).expect("placed before the restart");
+    place_order(&outbox, 3).await.expect("placed before the restart");
     let (restarted, url2, _server2) = publisher(dir.path()).await;
     restarted.fire_and_forget();
-    place_order(&restarted, 4).expect("placed after the restart");
-    let c = Consumer { url: url2, ..c };
+    place_order(&restarted, 4).await.expect("placed after the restart");
+    let c = Consumer {
+        client: feed(&url2),
+        ..c
+    };
     assert_eq!(
         c.poll_once(&record).await.expect("poll"),
         0,
         "orders 3 and 4 never arrive"
     );
-    assert_eq!(sent(&c), [1, 2]);
+    assert_eq!(sent(&c.db).await, [1, 2]);
     // The orders themselves were committed: only their events were lost.
     let orders: i64 = restarted
-        .transaction(|tx| Ok(tx.query_row("SELECT count(*) FROM orders", [], |r| r.get(0))?))
+        .db()
+        .read(|tx| Ok(tx.query_row("SELECT count(*) FROM orders", [], |r| r.get(0))?))
+        .await
         .expect("count");
     assert_eq!(orders, 4);
 }

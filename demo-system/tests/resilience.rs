@@ -7,9 +7,12 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use gauntlet_demo_system::resilience::{
+use gauntlet_demo_system::platform::discovery::{Discovery, DiscoveryConfig, Endpoint};
+use gauntlet_demo_system::platform::resilience::{
     BreakerConfig, BulkheadConfig, Call, CallError, ResilienceConfig, RetryConfig, Upstream,
 };
+use gauntlet_demo_system::registry::{self, Registration, Registry, RegistryClient, RegistryConfig};
+use gauntlet_demo_system::topology::Service;
 
 const OK: u8 = 0;
 const FAIL: u8 = 1;
@@ -21,6 +24,9 @@ struct Fake {
     mode: Arc<AtomicU8>,
     hits: Arc<AtomicUsize>,
     peak: Arc<AtomicUsize>,
+    /// Dropping it stops the server (its port then refuses connections).
+    server: tokio::sync::oneshot::Sender<()>,
+    stopped: tokio::task::JoinHandle<()>,
 }
 
 async fn fake() -> Fake {
@@ -55,13 +61,22 @@ async fn fake() -> Fake {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind");
-    let url = format!("http://{}/thing", listener.local_addr().expect("addr"));
-    tokio::spawn(async move { axum::serve(listener, app).await });
+    let url = format!("http://{}", listener.local_addr().expect("addr"));
+    let (server, stop) = tokio::sync::oneshot::channel::<()>();
+    let stopped = tokio::spawn(async move {
+        let _ = axum::serve(listener, app)
+            .with_graceful_shutdown(async move {
+                let _ = stop.await;
+            })
+            .await;
+    });
     Fake {
         url,
         mode,
         hits,
         peak,
+        server,
+        stopped,
     }
 }
 
@@ -91,11 +106,11 @@ fn config() -> ResilienceConfig {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_breaker_opens_after_its_threshold_and_half_opens_after_its_wait() {
     let f = fake().await;
-    let up = Upstream::new("inventory", reqwest::Client::new(), &config()).expect("upstream");
+    let up = Upstream::new("inventory", Endpoint::fixed(&f.url), reqwest::Client::new(), &config()).expect("upstream");
     f.mode.store(FAIL, Ordering::SeqCst);
     for _ in 0..4 {
         let err = up
-            .call(Call::get(&f.url))
+            .call(Call::get("/thing"))
             .await
             .expect_err("upstream fails");
         assert!(
@@ -106,7 +121,7 @@ async fn the_breaker_opens_after_its_threshold_and_half_opens_after_its_wait() {
     assert_eq!(up.snapshot().circuit_breaker, "open");
     // Open: calls fail fast and never reach the upstream.
     let err = up
-        .call(Call::get(&f.url))
+        .call(Call::get("/thing"))
         .await
         .expect_err("short-circuited");
     assert!(matches!(err, CallError::CircuitOpen { .. }), "{err}");
@@ -116,7 +131,7 @@ async fn the_breaker_opens_after_its_threshold_and_half_opens_after_its_wait() {
     f.mode.store(OK, Ordering::SeqCst);
     let started = Instant::now();
     loop {
-        match up.call(Call::get(&f.url)).await {
+        match up.call(Call::get("/thing")).await {
             Ok(reply) => {
                 assert_eq!(reply.status, 200);
                 break;
@@ -153,28 +168,28 @@ async fn retries_stop_at_their_budget_and_never_repeat_unsafe_calls() {
         max_backoff_ms: 40,
         randomization_factor: 0.5,
     };
-    let up = Upstream::new("payments", reqwest::Client::new(), &c).expect("upstream");
+    let up = Upstream::new("payments", Endpoint::fixed(&f.url), reqwest::Client::new(), &c).expect("upstream");
     f.mode.store(FAIL, Ordering::SeqCst);
-    let err = up.call(Call::get(&f.url)).await.expect_err("still failing");
+    let err = up.call(Call::get("/thing")).await.expect_err("still failing");
     assert!(matches!(err, CallError::Status { status: 503, .. }));
     assert_eq!(f.hits.load(Ordering::SeqCst), 3, "exactly max_attempts");
     assert_eq!(up.snapshot().retries, 2);
 
     // A POST without an idempotency key is sent once; with one, it is retried.
     let body = serde_json::json!({"amount_cents": 1000});
-    up.call(Call::post(&f.url, body.clone(), None))
+    up.call(Call::post("/thing", &body, None).expect("encode"))
         .await
         .expect_err("fails");
     assert_eq!(f.hits.load(Ordering::SeqCst), 4);
-    up.call(Call::post(&f.url, body, Some("order-7-authorize")))
+    up.call(Call::post("/thing", &body, Some("order-7-authorize")).expect("encode"))
         .await
         .expect_err("fails");
     assert_eq!(f.hits.load(Ordering::SeqCst), 7);
 
     // Switched off, nothing is retried.
     c.retry.enabled = false;
-    let once = Upstream::new("payments", reqwest::Client::new(), &c).expect("upstream");
-    once.call(Call::get(&f.url)).await.expect_err("fails");
+    let once = Upstream::new("payments", Endpoint::fixed(&f.url), reqwest::Client::new(), &c).expect("upstream");
+    once.call(Call::get("/thing")).await.expect_err("fails");
     assert_eq!(f.hits.load(Ordering::SeqCst), 8);
     assert_eq!(once.snapshot().circuit_breaker, "disabled");
 }
@@ -184,12 +199,12 @@ async fn the_bulkhead_rejects_the_call_over_its_limit() {
     let f = fake().await;
     let mut c = config();
     c.bulkhead.max_concurrent_calls = 2;
-    let up = Upstream::new("inventory", reqwest::Client::new(), &c).expect("upstream");
+    let up = Upstream::new("inventory", Endpoint::fixed(&f.url), reqwest::Client::new(), &c).expect("upstream");
     f.mode.store(SLOW, Ordering::SeqCst);
     let calls: Vec<_> = (0..3)
         .map(|_| {
-            let (up, url) = (up.clone(), f.url.clone());
-            tokio::spawn(async move { up.call(Call::get(url)).await })
+            let up = up.clone();
+            tokio::spawn(async move { up.call(Call::get("/thing")).await })
         })
         .collect();
     let mut full = 0;
@@ -215,10 +230,94 @@ async fn a_slow_upstream_times_out() {
     let f = fake().await;
     let mut c = config();
     c.timeout_ms = 100;
-    let up = Upstream::new("payments", reqwest::Client::new(), &c).expect("upstream");
+    let up = Upstream::new("payments", Endpoint::fixed(&f.url), reqwest::Client::new(), &c).expect("upstream");
     f.mode.store(SLOW, Ordering::SeqCst);
     let started = Instant::now();
-    let err = up.call(Call::get(&f.url)).await.expect_err("times out");
+    let err = up.call(Call::get("/thing")).await.expect_err("times out");
     assert!(matches!(err, CallError::Timeout { .. }), "{err}");
     assert!(started.elapsed() < Duration::from_millis(350));
+}
+
+/// Two registered instances of one service, found through a real registry.
+async fn two_instances(registry_url: &str) -> (Fake, Fake) {
+    let (a, b) = (fake().await, fake().await);
+    let registry = RegistryClient::new(registry_url);
+    for f in [&a, &b] {
+        registry
+            .register(&Registration {
+                name: "inventory".into(),
+                address: f.url.clone(),
+                version: "test".into(),
+                health_url: format!("{}/thing", f.url),
+            })
+            .await
+            .expect("registered");
+    }
+    (a, b)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_retry_goes_to_another_instance_and_an_unreachable_one_is_skipped() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let registry_url = format!("http://{}", listener.local_addr().expect("addr"));
+    tokio::spawn(registry::run(
+        Registry::new(RegistryConfig {
+            // Only the client's own view may route around the dead instance here.
+            health_checks: false,
+            ..RegistryConfig::default()
+        }),
+        listener,
+        std::future::pending(),
+    ));
+    let (a, b) = two_instances(&registry_url).await;
+    let discovery = Discovery::new(
+        RegistryClient::new(&registry_url),
+        DiscoveryConfig {
+            ttl_ms: 60_000,
+            eject_ms: 60_000,
+        },
+    );
+    let mut c = config();
+    c.circuit_breaker.enabled = false;
+    c.retry = RetryConfig {
+        enabled: true,
+        max_attempts: 2,
+        initial_backoff_ms: 1,
+        max_backoff_ms: 5,
+        randomization_factor: 0.0,
+    };
+    let up = Upstream::new(
+        "inventory",
+        discovery.endpoint(Service::Inventory),
+        reqwest::Client::new(),
+        &c,
+    )
+    .expect("upstream");
+    for _ in 0..4 {
+        up.call(Call::get("/thing")).await.expect("answered");
+    }
+    assert_eq!(
+        (a.hits.load(Ordering::SeqCst), b.hits.load(Ordering::SeqCst)),
+        (2, 2),
+        "round-robin over both"
+    );
+
+    // One instance dies: its port refuses connections, the registry still lists it.
+    let dead = a.url.clone();
+    drop(a.server);
+    let _ = tokio::time::timeout(Duration::from_secs(5), a.stopped).await;
+    for _ in 0..6 {
+        up.call(Call::get("/thing"))
+            .await
+            .expect("the retry reached the live instance");
+    }
+    assert_eq!(b.hits.load(Ordering::SeqCst), 8, "every call ended there");
+    let calls = up.calls_per_instance();
+    assert!(
+        calls.get(&dead).copied().unwrap_or(0) <= 3,
+        "after the first refusal it was skipped: {calls:?}"
+    );
+    assert!(up.snapshot().retries >= 1);
 }

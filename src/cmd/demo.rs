@@ -1,6 +1,7 @@
 //! `gauntlet demo` and the hidden `gauntlet demo-service`: flags → the collector and the
 //! demo system's supervisor, runner and traffic; glue only.
 
+use std::collections::BTreeMap;
 use std::io::Write;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -9,9 +10,11 @@ use anyhow::Context;
 use clap::{Args, ValueEnum};
 use gauntlet_collector::{Collector, Config};
 use gauntlet_demo_system::config::DemoConfig;
+use gauntlet_demo_system::handle::{CollectorHandle, DemoHandle};
 use gauntlet_demo_system::runner::{self, Instance};
 use gauntlet_demo_system::supervisor::{self, Plan, Supervisor};
-use gauntlet_demo_system::traffic;
+use gauntlet_demo_system::topology::{InstanceId, Service};
+use gauntlet_demo_system::traffic::{self, Intent};
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
 enum Ports {
@@ -54,26 +57,28 @@ pub struct DemoArgs {
 /// Flags of one demo instance; the supervisor sets them.
 #[derive(Debug, Args)]
 pub struct ServiceArgs {
-    /// One of: registry, gateway, orders, inventory, payments, notifications, order-history.
-    name: String,
+    /// One of: registry, payments, inventory, orders, notifications, order-history, gateway.
+    name: Service,
+    /// Which instance of the service this is (1-based).
+    #[arg(long, default_value_t = 1)]
+    instance: u16,
     #[arg(long, value_name = "ADDR")]
     listen: SocketAddr,
     #[arg(long, value_name = "DIR")]
     data_dir: PathBuf,
+    /// The registry: where the instance announces itself and finds its upstreams.
     #[arg(long, value_name = "URL")]
     registry: String,
-    #[arg(long, value_name = "URL")]
-    inventory_url: String,
-    #[arg(long, value_name = "URL")]
-    payments_url: String,
-    #[arg(long, value_name = "URL")]
-    orders_url: String,
     /// Send traces and logs to this OTLP/HTTP endpoint.
     #[arg(long, value_name = "URL")]
     otlp_endpoint: Option<String>,
     /// The effective settings (JSON, written by `gauntlet demo`).
     #[arg(long, value_name = "FILE")]
     config: Option<PathBuf>,
+    /// Stop when standard input closes: the supervisor holds the other end, so the
+    /// instance stops with it even if it is killed.
+    #[arg(long)]
+    exit_with_parent: bool,
 }
 
 pub async fn run_service(args: ServiceArgs) -> anyhow::Result<()> {
@@ -82,17 +87,29 @@ pub async fn run_service(args: ServiceArgs) -> anyhow::Result<()> {
         None => DemoConfig::default(),
     };
     let instance = Instance {
-        config,
-        service: args.name,
+        id: InstanceId {
+            service: args.name,
+            ordinal: args.instance,
+        },
         listen: args.listen,
         data_dir: args.data_dir,
         registry_url: args.registry,
-        inventory_url: args.inventory_url,
-        payments_url: args.payments_url,
-        orders_url: args.orders_url,
+        config,
         otlp_endpoint: args.otlp_endpoint,
     };
-    runner::run(instance, super::stop_signal()).await?;
+    let parent = args.exit_with_parent.then(runner::parent_gone);
+    let shutdown = async move {
+        match parent {
+            Some(gone) => {
+                tokio::select! {
+                    _ = super::stop_signal() => {}
+                    _ = gone => tracing::warn!("the demo that started this instance is gone; stopping"),
+                }
+            }
+            None => super::stop_signal().await,
+        }
+    };
+    runner::run(instance, shutdown).await?;
     Ok(())
 }
 
@@ -111,18 +128,49 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     let config_file = data_dir.join("effective-config.json");
     std::fs::write(&config_file, serde_json::to_vec_pretty(&config)?)?;
 
-    let (collector, collector_api, otlp_http) = match &args.collector {
-        Some(url) => (None, None, url.trim_end_matches('/').to_string()),
-        None => {
-            let mut config = if auto {
-                Config::ephemeral(data_dir.join("collector"))
-            } else {
-                Config {
-                    data_dir: data_dir.join("collector"),
-                    ..Config::with_defaults()
-                }
-            };
-            config.zipkin = None;
+    let exe = std::env::current_exe()
+        .context("cannot find the gauntlet binary to start services with")?;
+    let mut plan = Plan::local(exe, data_dir.clone(), auto)?;
+    let collector_config = args.collector.is_none().then(|| {
+        let mut config = if auto {
+            Config::ephemeral(data_dir.join("collector"))
+        } else {
+            Config {
+                data_dir: data_dir.join("collector"),
+                ..Config::with_defaults()
+            }
+        };
+        config.zipkin = None;
+        config
+    });
+    if !auto {
+        // Before anything starts: a port held by an earlier demo would otherwise surface
+        // as one service "not becoming ready".
+        let mut wanted = plan.addresses();
+        wanted.push((
+            "supervisor API".into(),
+            SocketAddr::from(([127, 0, 0, 1], supervisor::SUPERVISOR_PORT)),
+        ));
+        if let Some(c) = &collector_config {
+            wanted.push(("collector OTLP/gRPC".into(), c.otlp_grpc));
+            wanted.push(("collector OTLP/HTTP".into(), c.otlp_http));
+            wanted.push(("collector query API".into(), c.http));
+        }
+        supervisor::check_ports_free(&wanted)?;
+    }
+
+    let (collector, collector_api, otlp_http) = match collector_config {
+        // --collector: the services export there; nothing of ours to start.
+        None => (
+            None,
+            None,
+            args.collector
+                .as_deref()
+                .unwrap_or_default()
+                .trim_end_matches('/')
+                .to_string(),
+        ),
+        Some(config) => {
             let c = Collector::start(config).await?;
             let api = format!("http://{}", c.addrs.http);
             let otlp = format!("http://{}", c.addrs.otlp_http);
@@ -130,9 +178,6 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         }
     };
 
-    let exe = std::env::current_exe()
-        .context("cannot find the gauntlet binary to start services with")?;
-    let mut plan = Plan::local(exe, data_dir.clone(), auto)?;
     plan.otlp_endpoint = Some(otlp_http.clone());
     plan.config_file = Some(config_file);
     eprintln!("starting {} demo instances...", plan.instances.len());
@@ -167,32 +212,27 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     });
 
     let plan = sup.plan().clone();
-    let gateway = plan.url_of("gateway").unwrap_or_default();
-    let mut services = serde_json::Map::new();
-    for i in &plan.instances {
-        let list = services
-            .entry(i.service.clone())
-            .or_insert_with(|| serde_json::json!([]));
-        if let Some(a) = list.as_array_mut() {
-            a.push(i.url().into());
-        }
-    }
-    let collector_json = match &collector {
-        Some(c) => serde_json::json!({
-            "api": collector_api,
-            "otlp_http": otlp_http,
-            "otlp_grpc": c.addrs.otlp_grpc.to_string(),
-        }),
-        None => serde_json::json!({"otlp_http": otlp_http}),
+    let gateway = plan
+        .urls_of(Service::Gateway)
+        .into_iter()
+        .next()
+        .unwrap_or_default();
+    let services: BTreeMap<String, Vec<String>> = Service::ALL
+        .into_iter()
+        .map(|s| (s.name().to_string(), plan.urls_of(s)))
+        .collect();
+    let handle = DemoHandle {
+        gateway: gateway.clone(),
+        collector: CollectorHandle {
+            api: collector_api.clone(),
+            otlp_http: otlp_http.clone(),
+            otlp_grpc: collector.as_ref().map(|c| c.addrs.otlp_grpc.to_string()),
+        },
+        supervisor: sup_url.clone(),
+        services,
     };
-    let handle = serde_json::json!({
-        "gateway": gateway,
-        "collector": collector_json,
-        "supervisor": sup_url,
-        "services": services,
-    });
     let demo_json = data_dir.join("demo.json");
-    std::fs::write(&demo_json, serde_json::to_vec_pretty(&handle)?)?;
+    handle.write(&demo_json)?;
 
     let looking = match &collector_api {
         Some(api) => format!("{api}/api/services"),
@@ -206,10 +246,12 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         match traffic::burst(&gateway).await {
             Ok(r) => {
                 out += &format!(
-                    "traffic: {} product views, orders {:?}\n",
-                    r.product_views, r.orders
+                    "traffic: {} product views, orders {}\n",
+                    r.product_views,
+                    r.summary()
                 );
-                if let (Some(api), Some(cid)) = (&collector_api, r.correlation_ids.get(3)) {
+                if let (Some(api), Some(cid)) = (&collector_api, r.correlation_of(Intent::Declined))
+                {
                     out += &format!(
                         "  one request across services (a declined payment, compensated): {api}/api/v1/correlations/{cid}\n"
                     );

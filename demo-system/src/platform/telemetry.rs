@@ -299,3 +299,9 @@ pub fn consumer_span(
     }
     span
 }
+
+/// The correlation ID of the current span's context, if it carries one.
+pub fn current_correlation_id() -> Option<String> {
+    let cx = tracing::Span::current().context();
+    cx.baggage().get(CORRELATION_KEY).map(|v| v.to_string())
+}

@@ -6,32 +6,42 @@
 //! they processed live in their own database, committed with the effect of the event.
 
 use std::future::Future;
-use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use axum::extract::{Query, State};
-use axum::http::StatusCode;
-use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use rusqlite::{Connection, OptionalExtension, Transaction, params};
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
+use tracing::Instrument;
 use uuid::Uuid;
+
+use super::client::{ClientError, HttpClient};
+use super::db::{Db, DbError};
+use super::discovery::Endpoint;
+use super::http::ApiError;
+use super::resilience::{Call, ConfigError, ResilienceConfig, Upstream};
 
 #[derive(Debug, thiserror::Error)]
 pub enum OutboxError {
-    #[error("database error: {0}")]
-    Db(#[from] rusqlite::Error),
-    #[error("event payload is not JSON: {0}")]
-    Payload(#[from] serde_json::Error),
-    #[error("could not read the event feed at {url}: {reason}")]
-    Feed { url: String, reason: String },
+    #[error(transparent)]
+    Db(#[from] DbError),
+    #[error("could not read the event feed {feed}: {reason}")]
+    Feed { feed: String, reason: ClientError },
     #[error("the handler for event {event_id} failed: {reason}")]
     Handler { event_id: Uuid, reason: String },
 }
 
-/// A domain event as the feed serves it.
+impl From<rusqlite::Error> for OutboxError {
+    fn from(e: rusqlite::Error) -> Self {
+        Self::Db(e.into())
+    }
+}
+
+/// A domain event as the feed serves it. `payload` is the publisher's own type (an order
+/// event carries an `Order`); [`Event::payload_as`] reads it back as that type.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct Event {
     /// Position in the publisher's feed; strictly increasing.
@@ -48,6 +58,21 @@ pub struct Event {
     pub created_unix_ms: i64,
 }
 
+impl Event {
+    /// The payload as the publisher's type.
+    pub fn payload_as<T: DeserializeOwned>(&self) -> Result<T, serde_json::Error> {
+        T::deserialize(&self.payload)
+    }
+}
+
+/// What `GET /events` answers.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct FeedPage {
+    pub events: Vec<Event>,
+    /// The cursor to ask from next: the last event's `seq`, or `after` when there was none.
+    pub next: i64,
+}
+
 /// What a service publishes; [`Outbox::append`] gives it its ID and position.
 #[derive(Debug, Clone)]
 pub struct NewEvent {
@@ -58,7 +83,26 @@ pub struct NewEvent {
     pub baggage: Option<String>,
 }
 
-const SCHEMA: &str = "
+impl NewEvent {
+    /// An event of `kind` about `aggregate_id` carrying `payload`, with the current trace
+    /// context (taken when it is appended).
+    pub fn new(
+        kind: impl Into<String>,
+        aggregate_id: impl Into<String>,
+        payload: &impl Serialize,
+    ) -> Result<Self, serde_json::Error> {
+        Ok(Self {
+            kind: kind.into(),
+            aggregate_id: aggregate_id.into(),
+            payload: serde_json::to_value(payload)?,
+            traceparent: None,
+            baggage: None,
+        })
+    }
+}
+
+/// The outbox and consumer tables, created in every service database that uses them.
+pub const SCHEMA: &str = "
     CREATE TABLE IF NOT EXISTS outbox (
         seq INTEGER PRIMARY KEY AUTOINCREMENT,
         id TEXT NOT NULL UNIQUE,
@@ -79,16 +123,15 @@ const SCHEMA: &str = "
     ) WITHOUT ROWID;
 ";
 
-/// Creates the outbox and consumer tables in a service's database (idempotent).
-pub fn migrate(conn: &Connection) -> Result<(), OutboxError> {
-    conn.execute_batch(SCHEMA)?;
-    Ok(())
+/// Opens a service database with the outbox tables and the service's own `schema`.
+pub fn open_db(path: &std::path::Path, schema: &str) -> Result<Db, DbError> {
+    Db::open(path, &format!("{SCHEMA}\n{schema}"))
 }
 
-/// The publishing side: a service's database connection plus a wake-up for long-pollers.
+/// The publishing side: a service's database plus a wake-up for long-pollers.
 #[derive(Clone)]
 pub struct Outbox {
-    conn: Arc<Mutex<Connection>>,
+    db: Db,
     appended: Arc<tokio::sync::Notify>,
     /// Set by [`Outbox::fire_and_forget`]: events then live only in this process's memory.
     memory: Arc<MemoryFeed>,
@@ -111,28 +154,18 @@ impl std::fmt::Debug for Outbox {
 }
 
 impl Outbox {
-    /// Opens (creating) the service database at `path` in WAL mode.
-    pub fn open(path: &Path) -> Result<Self, OutboxError> {
-        let conn = Connection::open(path)?;
-        conn.query_row("PRAGMA journal_mode = WAL", [], |_| Ok(()))?;
-        conn.execute_batch("PRAGMA synchronous = NORMAL; PRAGMA busy_timeout = 5000;")?;
-        migrate(&conn)?;
-        Ok(Self {
-            conn: Arc::new(Mutex::new(conn)),
+    /// The outbox of `db` (opened with [`open_db`]).
+    pub fn new(db: Db) -> Self {
+        Self {
+            db,
             appended: Arc::new(tokio::sync::Notify::new()),
             memory: Arc::new(MemoryFeed::default()),
-        })
+        }
     }
 
-    /// Opens the service database and creates the service's own tables (`schema` is
-    /// idempotent SQL: `CREATE TABLE IF NOT EXISTS ...`).
-    pub fn open_with_schema(path: &Path, schema: &str) -> Result<Self, OutboxError> {
-        let db = Self::open(path)?;
-        db.transaction(|tx| {
-            tx.execute_batch(schema)?;
-            Ok(())
-        })?;
-        Ok(db)
+    /// The service database behind the outbox.
+    pub fn db(&self) -> &Db {
+        &self.db
     }
 
     /// Publishes fire-and-forget from now on instead of through the outbox.
@@ -148,38 +181,44 @@ impl Outbox {
             .load(std::sync::atomic::Ordering::SeqCst)
     }
 
-    /// Runs `f` in one transaction on the service database; events appended inside it
+    /// Runs `f` in one write transaction (on a blocking thread); events appended inside it
     /// become visible to the feed exactly when the transaction commits.
-    pub fn transaction<T>(
-        &self,
-        f: impl FnOnce(&Transaction<'_>) -> Result<T, OutboxError>,
-    ) -> Result<T, OutboxError> {
-        let mut conn = self.conn.lock().unwrap_or_else(|p| p.into_inner());
-        // IMMEDIATE: take the write lock up front, so a read-then-write cannot be overtaken
-        // by another process sharing the file (two instances of one service do).
-        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-        let out = f(&tx)?;
-        tx.commit()?;
-        if self.in_memory() {
-            // Hand the events over after the commit and forget them on disk.
-            let published = rows_after(&conn, 0, usize::MAX)?;
-            conn.execute("DELETE FROM outbox", [])?;
+    pub async fn transaction<T, F>(&self, f: F) -> Result<T, DbError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Transaction<'_>) -> Result<T, DbError> + Send + 'static,
+    {
+        let in_memory = self.in_memory();
+        let (out, handed_over) = self
+            .db
+            .write(move |tx| {
+                let out = f(tx)?;
+                let mut handed_over = Vec::new();
+                if in_memory {
+                    // Take the events off the disk in the same transaction; they are
+                    // handed over only once it commits.
+                    handed_over = rows_after(tx, 0, usize::MAX)?;
+                    tx.execute("DELETE FROM outbox", [])?;
+                }
+                Ok((out, handed_over))
+            })
+            .await?;
+        if !handed_over.is_empty() {
             let mut mem = self.memory.events.lock().unwrap_or_else(|p| p.into_inner());
-            for mut e in published {
+            for mut e in handed_over {
                 e.seq = mem.len() as i64 + 1;
                 mem.push(e);
             }
         }
-        drop(conn);
         self.appended.notify_waiters();
         Ok(out)
     }
 
     /// Appends an event inside the caller's transaction; returns its ID.
-    pub fn append(tx: &Transaction<'_>, event: &NewEvent) -> Result<Uuid, OutboxError> {
+    pub fn append(tx: &Transaction<'_>, event: &NewEvent) -> Result<Uuid, DbError> {
         let id = Uuid::now_v7();
         // Unless told otherwise, the event carries the publishing span's trace context.
-        let trace = crate::telemetry::current_headers();
+        let trace = super::telemetry::current_headers();
         let traceparent = event
             .traceparent
             .clone()
@@ -198,7 +237,7 @@ impl Outbox {
                 serde_json::to_string(&event.payload)?,
                 traceparent,
                 baggage,
-                crate::service::now_unix_ms()
+                super::http::now_unix_ms()
             ],
         )?;
         Ok(id)
@@ -210,22 +249,22 @@ impl Outbox {
         after: i64,
         limit: usize,
         wait: Duration,
-    ) -> Result<Vec<Event>, OutboxError> {
+    ) -> Result<Vec<Event>, DbError> {
         let deadline = tokio::time::Instant::now() + wait;
         loop {
             // Register interest before reading, so an append in between is not missed.
             let appended = self.appended.notified();
-            let events = self.read_now(after, limit)?;
+            let events = self.read_now(after, limit).await?;
             if !events.is_empty() || tokio::time::Instant::now() >= deadline {
                 return Ok(events);
             }
             if tokio::time::timeout_at(deadline, appended).await.is_err() {
-                return self.read_now(after, limit);
+                return self.read_now(after, limit).await;
             }
         }
     }
 
-    fn read_now(&self, after: i64, limit: usize) -> Result<Vec<Event>, OutboxError> {
+    async fn read_now(&self, after: i64, limit: usize) -> Result<Vec<Event>, DbError> {
         if self.in_memory() {
             let mem = self.memory.events.lock().unwrap_or_else(|p| p.into_inner());
             return Ok(mem
@@ -235,13 +274,12 @@ impl Outbox {
                 .cloned()
                 .collect());
         }
-        let conn = self.conn.lock().unwrap_or_else(|p| p.into_inner());
-        rows_after(&conn, after, limit)
+        self.db.read(move |tx| rows_after(tx, after, limit)).await
     }
 }
 
 /// Outbox rows after `after`, in order.
-fn rows_after(conn: &Connection, after: i64, limit: usize) -> Result<Vec<Event>, OutboxError> {
+fn rows_after(conn: &Connection, after: i64, limit: usize) -> Result<Vec<Event>, DbError> {
     let mut stmt = conn.prepare_cached(
         "SELECT seq, id, type, aggregate_id, payload, traceparent, baggage, created_unix_ms
          FROM outbox WHERE seq > ?1 ORDER BY seq LIMIT ?2",
@@ -290,7 +328,7 @@ struct FeedParams {
 /// Longest a feed request may wait for an event.
 const MAX_WAIT: Duration = Duration::from_secs(30);
 
-/// `GET /events?after=CURSOR&limit=N&wait_ms=MS`: `{"events": [...], "next": CURSOR}`.
+/// `GET /events?after=CURSOR&limit=N&wait_ms=MS`: a [`FeedPage`].
 pub fn feed_router(outbox: Outbox) -> Router {
     Router::new().route("/events", get(feed)).with_state(outbox)
 }
@@ -298,149 +336,133 @@ pub fn feed_router(outbox: Outbox) -> Router {
 async fn feed(
     State(outbox): State<Outbox>,
     params: Result<Query<FeedParams>, axum::extract::rejection::QueryRejection>,
-) -> Response {
-    let Query(p) = match params {
-        Ok(p) => p,
-        Err(e) => {
-            return (
-                StatusCode::BAD_REQUEST,
-                Json(serde_json::json!({"error": e.body_text()})),
-            )
-                .into_response();
-        }
-    };
+) -> Result<Json<FeedPage>, ApiError> {
+    let Query(p) = params?;
     let limit = p.limit.unwrap_or(100).clamp(1, 1000);
     let wait = Duration::from_millis(p.wait_ms.unwrap_or(0)).min(MAX_WAIT);
-    match outbox.read_after(p.after, limit, wait).await {
-        Ok(events) => {
-            let next = events.last().map_or(p.after, |e| e.seq);
-            Json(serde_json::json!({"events": events, "next": next})).into_response()
-        }
-        Err(e) => (
-            StatusCode::SERVICE_UNAVAILABLE,
-            Json(serde_json::json!({"error": e.to_string()})),
-        )
-            .into_response(),
-    }
+    let events = outbox.read_after(p.after, limit, wait).await?;
+    let next = events.last().map_or(p.after, |e| e.seq);
+    Ok(Json(FeedPage { events, next }))
 }
 
+/// How a consumer reads a feed: no breaker and no retries (the consumer's loop backs off
+/// on its own, and a long poll is slow by design), a timeout longer than the longest poll.
+pub fn feed_client(feed: &str, endpoint: Endpoint) -> Result<HttpClient, ConfigError> {
+    let mut config = ResilienceConfig::default();
+    config.circuit_breaker.enabled = false;
+    config.retry.enabled = false;
+    config.timeout_ms = (MAX_WAIT + Duration::from_secs(5)).as_millis() as u64;
+    Ok(HttpClient::new(Upstream::new(
+        feed,
+        endpoint,
+        reqwest::Client::new(),
+        &config,
+    )?))
+}
+
+/// Applies one event inside the consumer's transaction.
+pub trait Apply: Fn(&Transaction<'_>, &Event) -> Result<(), String> + Clone + Send + Sync + 'static {}
+impl<F> Apply for F where F: Fn(&Transaction<'_>, &Event) -> Result<(), String> + Clone + Send + Sync + 'static {}
+
 /// An at-least-once, idempotent reader of one publisher's feed.
+#[derive(Debug, Clone)]
 pub struct Consumer {
     /// Name of the feed in this consumer's cursor table, e.g. `orders`.
     pub feed: String,
-    pub url: String,
-    pub db: Outbox,
-    pub http: reqwest::Client,
+    /// Reaches the publisher (see [`feed_client`]).
+    pub client: HttpClient,
+    /// The consumer's own database: its cursor, the events it processed, their effects.
+    pub db: Db,
     /// How long one poll waits for new events.
     pub wait: Duration,
 }
 
-impl std::fmt::Debug for Consumer {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Consumer")
-            .field("feed", &self.feed)
-            .field("url", &self.url)
-            .finish()
-    }
-}
-
-#[derive(Deserialize)]
-struct FeedPage {
-    events: Vec<Event>,
-}
-
 impl Consumer {
-    /// A consumer of the feed `feed` served at `url` (its base URL), keeping its place in
-    /// `db`; each poll waits up to 10 s for new events.
-    pub fn new(feed: &str, url: &str, db: Outbox) -> Self {
+    /// A consumer of the feed `feed` reached through `client`, keeping its place in `db`;
+    /// each poll waits up to 10 s for new events.
+    pub fn new(feed: &str, client: HttpClient, db: Db) -> Self {
         Self {
             feed: feed.to_string(),
-            url: url.trim_end_matches('/').to_string(),
+            client,
             db,
-            http: reqwest::Client::new(),
             wait: Duration::from_secs(10),
         }
     }
 
     /// The cursor this consumer has committed for its feed.
-    pub fn cursor(&self) -> Result<i64, OutboxError> {
-        self.db.transaction(|tx| {
-            Ok(tx
-                .query_row(
-                    "SELECT after FROM consumer_cursors WHERE feed = ?1",
-                    [&self.feed],
-                    |r| r.get(0),
-                )
-                .optional()?
-                .unwrap_or(0))
-        })
+    pub async fn cursor(&self) -> Result<i64, DbError> {
+        let feed = self.feed.clone();
+        self.db
+            .read(move |tx| {
+                Ok(tx
+                    .query_row(
+                        "SELECT after FROM consumer_cursors WHERE feed = ?1",
+                        [&feed],
+                        |r| r.get(0),
+                    )
+                    .optional()?
+                    .unwrap_or(0))
+            })
+            .await
     }
 
     /// Fetches one page and applies it; returns how many events were new to this consumer.
     /// `apply` runs inside the transaction that records the event as processed, so its
     /// effect and the bookkeeping commit together: a crash repeats the event, never half of it.
-    pub async fn poll_once(
-        &self,
-        apply: &impl Fn(&Transaction<'_>, &Event) -> Result<(), String>,
-    ) -> Result<usize, OutboxError> {
-        let after = self.cursor()?;
-        let url = format!(
-            "{}/events?after={after}&wait_ms={}",
-            self.url,
+    pub async fn poll_once(&self, apply: &impl Apply) -> Result<usize, OutboxError> {
+        let after = self.cursor().await?;
+        let call = Call::get(format!(
+            "/events?after={after}&wait_ms={}",
             self.wait.as_millis()
-        );
-        let feed_err = |reason: String| OutboxError::Feed {
-            url: url.clone(),
-            reason,
-        };
-        let resp = self
-            .http
-            .get(&url)
-            .timeout(self.wait + Duration::from_secs(5))
-            .send()
+        ))
+        .timeout(self.wait + Duration::from_secs(5));
+        let page: FeedPage = self
+            .client
+            .send(call)
             .await
-            .map_err(|e| feed_err(e.to_string()))?;
-        if !resp.status().is_success() {
-            return Err(feed_err(format!("status {}", resp.status())));
-        }
-        let page: FeedPage = resp.json().await.map_err(|e| feed_err(e.to_string()))?;
+            .map_err(|reason| OutboxError::Feed {
+                feed: self.feed.clone(),
+                reason,
+            })?
+            .body;
         let mut applied = 0;
-        for event in &page.events {
-            let span = crate::telemetry::consumer_span(
+        for event in page.events {
+            let span = super::telemetry::consumer_span(
                 &event.kind,
                 event.traceparent.as_deref(),
                 event.baggage.as_deref(),
             );
-            let _entered = span.enter();
-            let fresh = self.db.transaction(|tx| {
-                let seen = tx.execute(
-                    "INSERT OR IGNORE INTO processed_events (id, processed_unix_ms) VALUES (?1, ?2)",
-                    params![event.id.to_string(), crate::service::now_unix_ms()],
-                )? == 0;
-                if !seen {
-                    apply(tx, event).map_err(|reason| OutboxError::Handler {
-                        event_id: event.id,
-                        reason,
-                    })?;
-                }
-                tx.execute(
-                    "INSERT INTO consumer_cursors (feed, after) VALUES (?1, ?2)
-                     ON CONFLICT (feed) DO UPDATE SET after = excluded.after",
-                    params![self.feed, event.seq],
-                )?;
-                Ok(!seen)
-            })?;
+            let (apply, feed, event_id) = (apply.clone(), self.feed.clone(), event.id);
+            let fresh = self
+                .db
+                .write(move |tx| {
+                    let seen = tx.execute(
+                        "INSERT OR IGNORE INTO processed_events (id, processed_unix_ms) VALUES (?1, ?2)",
+                        params![event.id.to_string(), super::http::now_unix_ms()],
+                    )? == 0;
+                    if !seen {
+                        apply(tx, &event).map_err(DbError::Aborted)?;
+                    }
+                    tx.execute(
+                        "INSERT INTO consumer_cursors (feed, after) VALUES (?1, ?2)
+                         ON CONFLICT (feed) DO UPDATE SET after = excluded.after",
+                        params![feed, event.seq],
+                    )?;
+                    Ok(!seen)
+                })
+                .instrument(span)
+                .await
+                .map_err(|e| match e {
+                    DbError::Aborted(reason) => OutboxError::Handler { event_id, reason },
+                    other => OutboxError::Db(other),
+                })?;
             applied += usize::from(fresh);
         }
         Ok(applied)
     }
 
     /// Polls until `shutdown` resolves, backing off while the feed is unreachable.
-    pub async fn run(
-        self,
-        apply: impl Fn(&Transaction<'_>, &Event) -> Result<(), String>,
-        shutdown: impl Future<Output = ()>,
-    ) {
+    pub async fn run(self, apply: impl Apply, shutdown: impl Future<Output = ()>) {
         tokio::pin!(shutdown);
         let mut backoff = Duration::from_millis(100);
         loop {

@@ -1,7 +1,8 @@
-//! Service registry and discovery. Instances register themselves (name, address, version,
-//! health URL) and heartbeat; an instance that stops heartbeating is evicted after the TTL,
-//! and one whose health URL fails is kept but no longer listed as healthy, so discovery
-//! (`GET /services/{name}`) only ever hands out instances that answered recently.
+//! The registry's state and routes. Instances register and heartbeat; one that stops
+//! heartbeating is evicted after the TTL, and one whose health URL fails is kept but no
+//! longer listed as healthy, so discovery (`GET /services/{name}`) only ever hands out
+//! instances that answered recently. Eviction and health checks run in the background
+//! until shutdown, and are joined before [`run`] returns.
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -10,11 +11,14 @@ use std::time::{Duration, Instant};
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
+
+use super::api::{InstanceView, Registered, Registration};
+use crate::platform::http::{ApiError, Body, body, live};
+use crate::platform::resilience::ResilienceReport;
 
 #[derive(Debug, Clone, Copy, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
@@ -57,31 +61,6 @@ mod millis {
     pub fn serialize<S: Serializer>(v: &Duration, s: S) -> Result<S::Ok, S::Error> {
         s.serialize_u64(v.as_millis() as u64)
     }
-}
-
-/// What an instance says about itself when it registers.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
-#[serde(deny_unknown_fields)]
-pub struct Registration {
-    pub name: String,
-    /// Base URL, e.g. `http://127.0.0.1:8081`.
-    pub address: String,
-    pub version: String,
-    /// Polled with GET; any 2xx is healthy.
-    pub health_url: String,
-}
-
-/// An instance as discovery reports it.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
-pub struct InstanceView {
-    pub id: Uuid,
-    pub name: String,
-    pub address: String,
-    pub version: String,
-    pub health_url: String,
-    pub healthy: bool,
-    /// Milliseconds since the last heartbeat.
-    pub last_heartbeat_ms: u64,
 }
 
 struct Instance {
@@ -131,13 +110,15 @@ pub enum RegistryError {
     UnknownService(String),
 }
 
-impl IntoResponse for RegistryError {
-    fn into_response(self) -> Response {
-        let status = match self {
-            Self::Invalid(_) => StatusCode::BAD_REQUEST,
-            Self::UnknownInstance(_) | Self::UnknownService(_) => StatusCode::NOT_FOUND,
+impl From<RegistryError> for ApiError {
+    fn from(e: RegistryError) -> Self {
+        let status = match e {
+            RegistryError::Invalid(_) => StatusCode::BAD_REQUEST,
+            RegistryError::UnknownInstance(_) | RegistryError::UnknownService(_) => {
+                StatusCode::NOT_FOUND
+            }
         };
-        (status, Json(serde_json::json!({"error": self.to_string()}))).into_response()
+        ApiError::new(status, e.to_string())
     }
 }
 
@@ -286,14 +267,6 @@ fn validate(r: &Registration) -> Result<(), RegistryError> {
     Ok(())
 }
 
-#[derive(Serialize)]
-struct Registered {
-    id: Uuid,
-    ttl_ms: u64,
-    /// Heartbeat at least this often to stay listed.
-    heartbeat_interval_ms: u64,
-}
-
 pub fn app(registry: Registry) -> Router {
     Router::new()
         .route("/instances", post(register_handler))
@@ -304,28 +277,22 @@ pub fn app(registry: Registry) -> Router {
             get(|State(r): State<Registry>| async move { Json(r.all()) }),
         )
         .route("/services/{name}", get(service_handler))
-        .route(
-            "/health/live",
-            get(|| async { Json(serde_json::json!({"status": "live"})) }),
-        )
-        .route(
-            "/health/ready",
-            get(|| async { Json(serde_json::json!({"status": "ready"})) }),
-        )
+        .route("/health/live", get(live))
+        // The registry keeps no database: it is ready as soon as it answers.
+        .route("/health/ready", get(live))
         .with_state(registry)
-        // The registry calls no upstream: its resilience report is empty, like every service's format.
+        // It calls no upstream: its resilience report is empty, in every service's format.
         .route(
             "/admin/resilience",
-            get(|| async { Json(serde_json::json!({"upstreams": []})) }),
+            get(|| async { Json(ResilienceReport::default()) }),
         )
 }
 
 async fn register_handler(
     State(r): State<Registry>,
-    body: Result<Json<Registration>, axum::extract::rejection::JsonRejection>,
-) -> Result<(StatusCode, Json<Registered>), RegistryError> {
-    let Json(reg) = body.map_err(|e| RegistryError::Invalid(e.body_text()))?;
-    let id = r.register(reg)?;
+    reg: Body<Registration>,
+) -> Result<(StatusCode, Json<Registered>), ApiError> {
+    let id = r.register(body(reg)?)?;
     Ok((
         StatusCode::CREATED,
         Json(Registered {
@@ -339,31 +306,32 @@ async fn register_handler(
 async fn heartbeat_handler(
     State(r): State<Registry>,
     Path(id): Path<Uuid>,
-) -> Result<StatusCode, RegistryError> {
-    r.heartbeat(id).map(|()| StatusCode::NO_CONTENT)
+) -> Result<StatusCode, ApiError> {
+    Ok(r.heartbeat(id).map(|()| StatusCode::NO_CONTENT)?)
 }
 
 async fn deregister_handler(
     State(r): State<Registry>,
     Path(id): Path<Uuid>,
-) -> Result<StatusCode, RegistryError> {
-    r.deregister(id).map(|()| StatusCode::NO_CONTENT)
+) -> Result<StatusCode, ApiError> {
+    Ok(r.deregister(id).map(|()| StatusCode::NO_CONTENT)?)
 }
 
 async fn service_handler(
     State(r): State<Registry>,
     Path(name): Path<String>,
-) -> Result<Json<Vec<InstanceView>>, RegistryError> {
-    r.healthy(&name).map(Json)
+) -> Result<Json<Vec<InstanceView>>, ApiError> {
+    Ok(r.healthy(&name).map(Json)?)
 }
 
 /// Serves the registry on `listener`, evicting and health-checking in the background,
-/// until `shutdown` resolves.
+/// until `shutdown` resolves; the background work is stopped and joined before it returns.
 pub async fn run(
     registry: Registry,
     listener: tokio::net::TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    let (stop, mut stopped) = tokio::sync::watch::channel(false);
     let background = {
         let r = registry.clone();
         tokio::spawn(async move {
@@ -372,6 +340,7 @@ pub async fn run(
             let mut health = tokio::time::interval(r.config.health_interval);
             loop {
                 tokio::select! {
+                    _ = stopped.changed() => break,
                     _ = evict.tick() => { r.evict_silent(); }
                     _ = health.tick(), if r.config.health_checks => r.check_health().await,
                 }
@@ -381,63 +350,9 @@ pub async fn run(
     let result = axum::serve(listener, app(registry))
         .with_graceful_shutdown(shutdown)
         .await;
-    background.abort();
+    let _ = stop.send(true);
+    let _ = background.await;
     result
-}
-
-/// Registers an instance and heartbeats until `shutdown` resolves, registering again if the
-/// registry forgot it (evicted, or restarted); deregisters on the way out.
-pub async fn announce(
-    registry_url: String,
-    registration: Registration,
-    shutdown: impl Future<Output = ()>,
-) {
-    let http = reqwest::Client::new();
-    let base = registry_url.trim_end_matches('/').to_string();
-    tokio::pin!(shutdown);
-    let mut id: Option<String> = None;
-    let mut every = Duration::from_millis(500);
-    loop {
-        id = match id {
-            None => match http
-                .post(format!("{base}/instances"))
-                .json(&registration)
-                .send()
-                .await
-            {
-                Ok(r) if r.status() == StatusCode::CREATED => {
-                    let v: serde_json::Value = r.json().await.unwrap_or_default();
-                    if let Some(ms) = v["heartbeat_interval_ms"].as_u64() {
-                        every = Duration::from_millis(ms.max(10));
-                    }
-                    v["id"].as_str().map(str::to_string)
-                }
-                Ok(r) => {
-                    tracing::warn!(status = %r.status(), name = %registration.name, "registry refused the registration");
-                    None
-                }
-                Err(e) => {
-                    tracing::warn!(error = %e, "registry unreachable; will register later");
-                    None
-                }
-            },
-            Some(id) => match http
-                .put(format!("{base}/instances/{id}/heartbeat"))
-                .send()
-                .await
-            {
-                Ok(r) if r.status() == StatusCode::NOT_FOUND => None,
-                _ => Some(id),
-            },
-        };
-        tokio::select! {
-            _ = &mut shutdown => break,
-            _ = tokio::time::sleep(every) => {}
-        }
-    }
-    if let Some(id) = id {
-        let _ = http.delete(format!("{base}/instances/{id}")).send().await;
-    }
 }
 
 #[cfg(test)]

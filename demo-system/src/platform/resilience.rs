@@ -9,6 +9,7 @@
 //! and counts as a success. Every breaker state change is logged as
 //! `circuit_breaker.state_change` (inside a span, the OTel layer makes it a span event too).
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -21,6 +22,8 @@ use tower_resilience::circuitbreaker::{
     CircuitBreakerError, CircuitBreakerHandle, CircuitBreakerLayer, CircuitState,
 };
 use tower_resilience::retry::{ExponentialRandomBackoff, RetryLayer};
+
+use super::discovery::Endpoint;
 
 /// Settings of every upstream of a service; each switch lets an experiment show what the
 /// pattern is worth by turning it off.
@@ -128,45 +131,62 @@ pub enum ConfigError {
     Retry(String),
 }
 
-/// One outgoing HTTP call.
+/// One outgoing HTTP call, relative to the upstream's base URL (picked per attempt).
 #[derive(Debug, Clone)]
 pub struct Call {
     pub method: reqwest::Method,
-    pub url: String,
+    /// Path and query, e.g. `/products/SKU-LAMP`.
+    pub path: String,
     pub headers: Vec<(String, String)>,
-    pub body: Option<serde_json::Value>,
+    /// A JSON body, already encoded.
+    pub body: Option<bytes::Bytes>,
     /// Safe to send again: GET/PUT/DELETE, or a POST with an idempotency key.
     pub idempotent: bool,
+    /// Overrides the upstream's timeout for this call (a long poll needs longer).
+    pub timeout: Option<Duration>,
 }
 
 impl Call {
-    pub fn get(url: impl Into<String>) -> Self {
+    pub fn get(path: impl Into<String>) -> Self {
         Self {
             method: reqwest::Method::GET,
-            url: url.into(),
+            path: path.into(),
             headers: Vec::new(),
             body: None,
             idempotent: true,
+            timeout: None,
         }
     }
 
-    /// A POST; retried only if `idempotency_key` is given (and then sent as `Idempotency-Key`).
+    /// A POST of `body` as JSON; retried only if `idempotency_key` is given (and then sent
+    /// as `Idempotency-Key`).
     pub fn post(
-        url: impl Into<String>,
-        body: serde_json::Value,
+        path: impl Into<String>,
+        body: &impl Serialize,
         idempotency_key: Option<&str>,
-    ) -> Self {
+    ) -> Result<Self, serde_json::Error> {
         let mut headers = Vec::new();
         if let Some(key) = idempotency_key {
             headers.push(("idempotency-key".to_string(), key.to_string()));
         }
-        Self {
+        Ok(Self {
             method: reqwest::Method::POST,
-            url: url.into(),
+            path: path.into(),
             headers,
-            body: Some(body),
+            body: Some(serde_json::to_vec(body)?.into()),
             idempotent: idempotency_key.is_some(),
-        }
+            timeout: None,
+        })
+    }
+
+    pub fn header(mut self, name: &str, value: &str) -> Self {
+        self.headers.push((name.to_string(), value.to_string()));
+        self
+    }
+
+    pub fn timeout(mut self, t: Duration) -> Self {
+        self.timeout = Some(t);
+        self
     }
 }
 
@@ -179,12 +199,18 @@ pub struct Reply {
 
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum CallError {
-    #[error("{upstream} answered {status}")]
-    Status { upstream: String, status: u16 },
+    #[error("{upstream} answered {status}: {message}")]
+    Status {
+        upstream: String,
+        status: u16,
+        message: String,
+    },
     #[error("{upstream} did not answer within {timeout:?}")]
     Timeout { upstream: String, timeout: Duration },
     #[error("could not reach {upstream}: {reason}")]
     Transport { upstream: String, reason: String },
+    #[error("no instance of {upstream} to call: {reason}")]
+    NoInstance { upstream: String, reason: String },
     #[error("the circuit breaker for {upstream} is open")]
     CircuitOpen { upstream: String },
     #[error("{upstream} already has {max} calls in flight (bulkhead full)")]
@@ -198,6 +224,35 @@ impl CallError {
             self,
             Self::Status { .. } | Self::Timeout { .. } | Self::Transport { .. }
         )
+    }
+}
+
+/// What `/admin/resilience` answers.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct ResilienceReport {
+    pub upstreams: Vec<UpstreamSnapshot>,
+    /// Calls made to each discovered instance (base URL), for every upstream.
+    #[serde(default)]
+    pub calls_per_instance: BTreeMap<String, u64>,
+    /// Requests the gateway refused for exceeding a client's rate (the gateway only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rate_limited: Option<u64>,
+}
+
+impl ResilienceReport {
+    pub fn of(upstreams: &[Upstream]) -> Self {
+        let mut upstreams_sorted: Vec<UpstreamSnapshot> =
+            upstreams.iter().map(Upstream::snapshot).collect();
+        upstreams_sorted.sort_by(|a, b| a.upstream.cmp(&b.upstream));
+        let mut calls = BTreeMap::new();
+        for u in upstreams {
+            calls.extend(u.endpoint.calls_per_instance());
+        }
+        Self {
+            upstreams: upstreams_sorted,
+            calls_per_instance: calls,
+            rate_limited: None,
+        }
     }
 }
 
@@ -219,6 +274,7 @@ pub struct UpstreamSnapshot {
 #[derive(Clone)]
 pub struct Upstream {
     name: String,
+    endpoint: Endpoint,
     service: BoxCloneSyncService<Call, Reply, CallError>,
     breaker: Option<CircuitBreakerHandle>,
     bulkhead: BulkheadHandle,
@@ -243,18 +299,22 @@ fn state_name(s: CircuitState) -> &'static str {
 }
 
 impl Upstream {
+    /// A client for the upstream `name` at `endpoint`: each attempt picks its instance
+    /// there, so a retry after a failed instance can land on a healthy one.
     pub fn new(
         name: &str,
+        endpoint: Endpoint,
         http: reqwest::Client,
         config: &ResilienceConfig,
     ) -> Result<Self, ConfigError> {
         let upstream = name.to_string();
         let timeout = Duration::from_millis(config.timeout_ms);
         let send = {
-            let upstream = upstream.clone();
+            let (upstream, endpoint) = (upstream.clone(), endpoint.clone());
             tower::service_fn(move |call: Call| {
-                let (http, upstream) = (http.clone(), upstream.clone());
-                async move { send(&http, &upstream, call, timeout).await }
+                let (http, upstream, endpoint) =
+                    (http.clone(), upstream.clone(), endpoint.clone());
+                async move { send(&http, &upstream, &endpoint, call, timeout).await }
             })
         };
 
@@ -339,6 +399,7 @@ impl Upstream {
             .build();
         Ok(Self {
             name: upstream,
+            endpoint,
             service: BoxCloneSyncService::new(retry.layer(guarded)),
             breaker,
             bulkhead: bulkhead_handle,
@@ -350,6 +411,15 @@ impl Upstream {
     /// Sends `call` through retry, breaker, bulkhead and timeout.
     pub async fn call(&self, call: Call) -> Result<Reply, CallError> {
         self.service.clone().oneshot(call).await
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Calls made so far to each instance (empty for a fixed endpoint).
+    pub fn calls_per_instance(&self) -> BTreeMap<String, u64> {
+        self.endpoint.calls_per_instance()
     }
 
     pub fn snapshot(&self) -> UpstreamSnapshot {
@@ -371,21 +441,31 @@ impl Upstream {
 async fn send(
     http: &reqwest::Client,
     upstream: &str,
+    endpoint: &Endpoint,
     call: Call,
     timeout: Duration,
 ) -> Result<Reply, CallError> {
     use tracing::Instrument;
+    let base = endpoint
+        .resolve()
+        .await
+        .map_err(|reason| CallError::NoInstance {
+            upstream: upstream.to_string(),
+            reason,
+        })?;
+    let url = format!("{base}{}", call.path);
     let span = tracing::info_span!(
         "call",
         otel.name = %format!("{} {upstream}", call.method),
         otel.kind = "client",
         otel.status_code = tracing::field::Empty,
         http.request.method = %call.method,
-        url.full = %call.url,
+        url.full = %url,
         peer.service = %upstream,
         http.response.status_code = tracing::field::Empty,
     );
-    let result = send_in_span(http, upstream, call, timeout)
+    let timeout = call.timeout.unwrap_or(timeout);
+    let result = send_in_span(http, upstream, &url, call, timeout)
         .instrument(span.clone())
         .await;
     match &result {
@@ -397,6 +477,11 @@ async fn send(
             if let CallError::Status { status, .. } = e {
                 span.record("http.response.status_code", i64::from(*status));
             }
+            // An instance that cannot be reached is skipped for a while (outlier
+            // ejection), so the retry and the next calls go to the others.
+            if matches!(e, CallError::Transport { .. }) {
+                endpoint.failed(&base);
+            }
         }
     }
     result
@@ -405,12 +490,19 @@ async fn send(
 async fn send_in_span(
     http: &reqwest::Client,
     upstream: &str,
+    url: &str,
     call: Call,
     timeout: Duration,
 ) -> Result<Reply, CallError> {
-    let mut req = http.request(call.method, &call.url).timeout(timeout);
-    // The span's context and baggage go along, so the callee continues the trace.
-    for (k, v) in crate::telemetry::current_headers() {
+    let mut req = http.request(call.method, url).timeout(timeout);
+    // The span's context and baggage go along, so the callee continues the trace; the
+    // correlation ID also travels as the plain header people grep for.
+    let trace = super::telemetry::current_headers();
+    let has_cid = call.headers.iter().any(|(k, _)| k == "x-correlation-id");
+    if let Some(cid) = super::telemetry::current_correlation_id().filter(|_| !has_cid) {
+        req = req.header("x-correlation-id", cid);
+    }
+    for (k, v) in trace {
         req = req.header(k, v);
     }
     for (k, v) in &call.headers {
@@ -418,8 +510,10 @@ async fn send_in_span(
             req = req.header(k, v);
         }
     }
-    if let Some(body) = &call.body {
-        req = req.json(body);
+    if let Some(body) = call.body {
+        req = req
+            .header(reqwest::header::CONTENT_TYPE, "application/json")
+            .body(body);
     }
     let transport = |e: reqwest::Error| {
         if e.is_timeout() {
@@ -441,6 +535,7 @@ async fn send_in_span(
         return Err(CallError::Status {
             upstream: upstream.to_string(),
             status,
+            message: super::client::error_message(&body),
         });
     }
     Ok(Reply { status, body })

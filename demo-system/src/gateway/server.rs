@@ -1,0 +1,367 @@
+//! The API gateway and backend-for-frontend: the one entry point of the demo.
+//!
+//! - Reaches inventory, orders and order-history through their typed clients, each found
+//!   through the registry and protected by its own resilience layers.
+//! - `GET /api/products` falls back to the last good product list when inventory fails
+//!   (`X-Fallback: cache`, and how old it is).
+//! - `POST /api/orders` needs a JWT (HS256, from `POST /api/token`); every client is rate
+//!   limited (429 + `Retry-After`).
+//! - Every response echoes `X-Correlation-ID` (taken from the request or a new UUID v7),
+//!   and it travels upstream in W3C baggage and as the header.
+//! - `/mobile/...` serves trimmed shapes of the same data.
+
+use std::net::SocketAddr;
+use std::num::NonZeroU32;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::extract::{ConnectInfo, Path as UrlPath, Request, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use governor::clock::{Clock, DefaultClock};
+use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use serde::{Deserialize, Serialize};
+
+use super::api::{Credentials, MobileOrder, MobileProduct, TokenResponse, format_cents};
+use crate::inventory::{InventoryClient, Product};
+use crate::order_history::{OrderHistoryClient, OrderView};
+use crate::orders::{Order, OrdersClient, PlaceOrder};
+use crate::platform::client::HttpClient;
+use crate::platform::discovery::Discovery;
+use crate::platform::http::{ApiError, Body, Health, body, idempotency_key, live};
+use crate::platform::resilience::{ConfigError, ResilienceConfig, ResilienceReport, Upstream};
+use crate::topology::Service;
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct GatewayConfig {
+    /// HS256 key for the demo's tokens. A demo key: never reuse it anywhere real.
+    pub jwt_secret: String,
+    pub token_ttl_secs: u64,
+    /// Requests a client may make per second, and in a burst.
+    pub rate_limit_per_second: u32,
+    pub rate_limit_burst: u32,
+    /// The product list fallback is served while younger than this.
+    pub fallback_max_age_ms: u64,
+    pub resilience: ResilienceConfig,
+}
+
+impl Default for GatewayConfig {
+    fn default() -> Self {
+        Self {
+            jwt_secret: "gauntlet-demo-key-not-a-secret".into(),
+            token_ttl_secs: 3600,
+            rate_limit_per_second: 200,
+            rate_limit_burst: 400,
+            fallback_max_age_ms: 300_000,
+            resilience: ResilienceConfig::default(),
+        }
+    }
+}
+
+#[derive(Clone)]
+pub struct Gateway {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for Gateway {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Gateway")
+    }
+}
+
+struct Inner {
+    config: GatewayConfig,
+    discovery: Discovery,
+    inventory: InventoryClient,
+    orders: OrdersClient,
+    history: OrderHistoryClient,
+    /// The last good product list, for the fallback.
+    products: Mutex<Option<(Instant, Vec<Product>)>>,
+    limiter: DefaultKeyedRateLimiter<String>,
+    rate_limited: std::sync::atomic::AtomicU64,
+    encoding: EncodingKey,
+    decoding: DecodingKey,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct Claims {
+    sub: String,
+    iat: u64,
+    exp: u64,
+}
+
+fn now_secs() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl Gateway {
+    /// A gateway that finds its upstreams through `discovery`.
+    pub fn new(discovery: Discovery, config: GatewayConfig) -> Result<Self, ConfigError> {
+        let http = reqwest::Client::new();
+        let client = |service: Service| -> Result<HttpClient, ConfigError> {
+            Ok(HttpClient::new(Upstream::new(
+                service.name(),
+                discovery.endpoint(service),
+                http.clone(),
+                &config.resilience,
+            )?))
+        };
+        let per_second =
+            NonZeroU32::new(config.rate_limit_per_second.max(1)).unwrap_or(NonZeroU32::MIN);
+        let burst = NonZeroU32::new(config.rate_limit_burst.max(1)).unwrap_or(NonZeroU32::MIN);
+        Ok(Self {
+            inner: Arc::new(Inner {
+                inventory: InventoryClient::new(client(Service::Inventory)?),
+                orders: OrdersClient::new(client(Service::Orders)?),
+                history: OrderHistoryClient::new(client(Service::OrderHistory)?),
+                discovery,
+                products: Mutex::new(None),
+                limiter: RateLimiter::keyed(Quota::per_second(per_second).allow_burst(burst)),
+                rate_limited: std::sync::atomic::AtomicU64::new(0),
+                encoding: EncodingKey::from_secret(config.jwt_secret.as_bytes()),
+                decoding: DecodingKey::from_secret(config.jwt_secret.as_bytes()),
+                config,
+            }),
+        })
+    }
+
+    fn upstreams(&self) -> Vec<Upstream> {
+        vec![
+            self.inner.inventory.http().upstream().clone(),
+            self.inner.orders.http().upstream().clone(),
+            self.inner.history.http().upstream().clone(),
+        ]
+    }
+
+    pub fn report(&self) -> ResilienceReport {
+        ResilienceReport {
+            rate_limited: Some(
+                self.inner
+                    .rate_limited
+                    .load(std::sync::atomic::Ordering::Relaxed),
+            ),
+            ..ResilienceReport::of(&self.upstreams())
+        }
+    }
+}
+
+pub fn app(gateway: Gateway) -> Router {
+    Router::new()
+        .route("/api/token", post(token))
+        .route("/api/products", get(products))
+        .route("/api/orders", post(place_order))
+        .route("/api/orders/{id}", get(get_order))
+        .route("/api/customers/{id}/orders", get(customer_orders))
+        .route("/mobile/products", get(mobile_products))
+        .route("/mobile/orders/{id}", get(mobile_order))
+        .route("/admin/resilience", get(admin))
+        .route("/health/live", get(live))
+        .route("/health/ready", get(ready))
+        .layer(middleware::from_fn_with_state(gateway.clone(), rate_limit))
+        // Outermost: the request's span and correlation ID exist before anything else runs.
+        .layer(middleware::from_fn(crate::platform::telemetry::trace_request))
+        .with_state(gateway)
+}
+
+/// Serves the gateway with client addresses known to the rate limiter.
+pub async fn run(
+    gateway: Gateway,
+    listener: tokio::net::TcpListener,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(
+        listener,
+        app(gateway).into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown)
+    .await
+}
+
+async fn rate_limit(State(g): State<Gateway>, req: Request, next: Next) -> Response {
+    let client = req
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|c| c.0.ip().to_string())
+        .unwrap_or_else(|| "unknown".into());
+    if let Err(not_until) = g.inner.limiter.check_key(&client) {
+        g.inner
+            .rate_limited
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let wait = not_until.wait_time_from(DefaultClock::default().now());
+        let mut e = ApiError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            format!(
+                "rate limit of {} requests a second exceeded; retry later",
+                g.inner.config.rate_limit_per_second
+            ),
+        );
+        e.retry_after = Some(wait.as_secs_f64().ceil().max(1.0) as u64);
+        return e.into_response();
+    }
+    next.run(req).await
+}
+
+async fn token(
+    State(g): State<Gateway>,
+    creds: Body<Credentials>,
+) -> Result<Json<TokenResponse>, ApiError> {
+    let c = body(creds)?;
+    if (c.username.as_str(), c.password.as_str()) != ("demo", "demo") {
+        return Err(ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "unknown username or wrong password (the demo user is demo/demo)",
+        ));
+    }
+    let now = now_secs();
+    let claims = Claims {
+        sub: c.username,
+        iat: now,
+        exp: now + g.inner.config.token_ttl_secs,
+    };
+    let token = jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &g.inner.encoding)
+        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
+    Ok(Json(TokenResponse {
+        access_token: token,
+        token_type: "Bearer".into(),
+        expires_in: g.inner.config.token_ttl_secs,
+    }))
+}
+
+fn authorize(g: &Gateway, headers: &HeaderMap) -> Result<String, ApiError> {
+    let token = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .ok_or_else(|| {
+            ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "a Bearer token is required: POST /api/token first",
+            )
+        })?;
+    jsonwebtoken::decode::<Claims>(token, &g.inner.decoding, &Validation::new(Algorithm::HS256))
+        .map(|d| d.claims.sub)
+        .map_err(|e| ApiError::new(StatusCode::UNAUTHORIZED, format!("invalid token: {e}")))
+}
+
+/// The product list, or the last good one (and how old it is) when inventory fails.
+async fn product_list(g: &Gateway) -> Result<(Vec<Product>, Option<Duration>), ApiError> {
+    match g.inner.inventory.products().await {
+        Ok(list) => {
+            *lock(&g.inner.products) = Some((Instant::now(), list.clone()));
+            Ok((list, None))
+        }
+        Err(e) if e.refused_status().is_some() => Err(e.into()),
+        Err(e) => {
+            let max_age = Duration::from_millis(g.inner.config.fallback_max_age_ms);
+            match lock(&g.inner.products).clone() {
+                Some((at, list)) if at.elapsed() < max_age => {
+                    tracing::warn!(error = %e, "inventory unavailable; serving the cached product list");
+                    Ok((list, Some(at.elapsed())))
+                }
+                _ => Err(e.into()),
+            }
+        }
+    }
+}
+
+/// Marks a response served from the fallback cache.
+fn fallback(mut resp: Response, age: Option<Duration>) -> Response {
+    if let Some(age) = age {
+        resp.headers_mut()
+            .insert("x-fallback", HeaderValue::from_static("cache"));
+        if let Ok(v) = HeaderValue::from_str(&age.as_secs().to_string()) {
+            resp.headers_mut().insert(header::AGE, v);
+        }
+    }
+    resp
+}
+
+async fn products(State(g): State<Gateway>) -> Result<Response, ApiError> {
+    let (list, age) = product_list(&g).await?;
+    Ok(fallback(Json(list).into_response(), age))
+}
+
+async fn mobile_products(State(g): State<Gateway>) -> Result<Response, ApiError> {
+    let (list, age) = product_list(&g).await?;
+    let trimmed: Vec<MobileProduct> = list
+        .into_iter()
+        .map(|p| MobileProduct {
+            price: format_cents(p.price_cents),
+            in_stock: p.stock > 0,
+            sku: p.sku,
+            name: p.name,
+        })
+        .collect();
+    Ok(fallback(Json(trimmed).into_response(), age))
+}
+
+async fn place_order(
+    State(g): State<Gateway>,
+    headers: HeaderMap,
+    order: Body<PlaceOrder>,
+) -> Result<(StatusCode, Json<Order>), ApiError> {
+    let user = authorize(&g, &headers)?;
+    tracing::info!(%user, "order received at the gateway");
+    let order = body(order)?;
+    let key = idempotency_key(&headers)?;
+    let placed = g.inner.orders.place(&order, key.as_deref()).await?;
+    Ok((
+        StatusCode::from_u16(placed.status).unwrap_or(StatusCode::OK),
+        Json(placed.body),
+    ))
+}
+
+async fn get_order(
+    State(g): State<Gateway>,
+    UrlPath(id): UrlPath<String>,
+) -> Result<Json<Order>, ApiError> {
+    Ok(Json(g.inner.orders.order(&id).await?))
+}
+
+async fn customer_orders(
+    State(g): State<Gateway>,
+    UrlPath(id): UrlPath<String>,
+) -> Result<Json<Vec<OrderView>>, ApiError> {
+    Ok(Json(g.inner.history.customer_orders(&id).await?))
+}
+
+async fn mobile_order(
+    State(g): State<Gateway>,
+    UrlPath(id): UrlPath<String>,
+) -> Result<Json<MobileOrder>, ApiError> {
+    let o = g.inner.orders.order(&id).await?;
+    Ok(Json(MobileOrder {
+        id: o.id,
+        status: o.status,
+        total: format_cents(o.total_cents),
+    }))
+}
+
+async fn admin(State(g): State<Gateway>) -> Json<ResilienceReport> {
+    Json(g.report())
+}
+
+async fn ready(State(g): State<Gateway>) -> Result<Json<Health>, ApiError> {
+    if g.inner.discovery.registry().ready().await {
+        Ok(Json(Health {
+            status: "ready".into(),
+        }))
+    } else {
+        Err(ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the registry is unreachable",
+        ))
+    }
+}

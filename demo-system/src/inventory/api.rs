@@ -1,0 +1,76 @@
+//! The inventory service's wire types, shared by its server, its client and the saga.
+
+use serde::{Deserialize, Serialize};
+
+/// A product as listed (`GET /products`, `GET /products/{sku}`).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Product {
+    pub sku: String,
+    pub name: String,
+    pub price_cents: i64,
+    /// Units on hand that no open reservation holds.
+    pub stock: i64,
+}
+
+/// A line of an order or a reservation.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Item {
+    pub sku: String,
+    pub quantity: i64,
+}
+
+/// `POST /reservations`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ReserveRequest {
+    /// Chosen by the caller (the saga uses the order ID): the idempotency key of the step.
+    pub reservation_id: String,
+    pub items: Vec<Item>,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum ReservationStatus {
+    Reserved,
+    Confirmed,
+    Released,
+}
+
+impl ReservationStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Reserved => "reserved",
+            Self::Confirmed => "confirmed",
+            Self::Released => "released",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        [Self::Reserved, Self::Confirmed, Self::Released]
+            .into_iter()
+            .find(|v| v.as_str() == s)
+    }
+
+    /// The event published when a reservation reaches this state (`stock.confirmed`).
+    pub fn event_kind(self) -> String {
+        format!("stock.{}", self.as_str())
+    }
+}
+
+/// A reservation (every answer about one, and the payload of `stock.*` events).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Reservation {
+    pub reservation_id: String,
+    pub status: ReservationStatus,
+    pub items: Vec<Item>,
+}
+
+/// The demo catalog, stocked on first start: (sku, name, price in cents, units on hand).
+pub const CATALOG: [(&str, &str, i64, i64); 5] = [
+    ("SKU-KEYBOARD", "Mechanical keyboard", 8900, 120),
+    ("SKU-MOUSE", "Wireless mouse", 2900, 300),
+    ("SKU-MONITOR", "27\" monitor", 24900, 40),
+    ("SKU-CABLE", "USB-C cable", 1200, 1000),
+    ("SKU-LAMP", "Desk lamp", 3413, 25),
+];

@@ -1,0 +1,14 @@
+//! The inventory service: products, stock and reservations in its own SQLite database (its
+//! instances share the file). The order saga reserves stock, then confirms the reservation
+//! or releases it. Published events: `stock.reserved`, `stock.confirmed`, `stock.released`.
+//!
+//! [`api`] wire types · [`db`] schema and queries · [`server`] routes · [`client`] typed client.
+
+pub mod api;
+pub mod client;
+pub mod db;
+pub mod server;
+
+pub use api::{CATALOG, Item, Product, ReserveRequest, Reservation, ReservationStatus};
+pub use client::InventoryClient;
+pub use server::{Inventory, app};

@@ -1,0 +1,196 @@
+//! The inventory service's routes. Each reservation step is idempotent on the reservation
+//! ID, so a retried or resumed saga step does no harm; every state change publishes its
+//! `stock.*` event through the outbox in the same transaction.
+
+use std::path::Path;
+
+use axum::extract::{Path as UrlPath, State};
+use axum::http::StatusCode;
+use axum::routing::{get, post};
+use axum::{Json, Router};
+
+use super::api::{Product, ReserveRequest, Reservation, ReservationStatus};
+use super::db;
+use crate::platform::db::DbError;
+use crate::platform::http::{ApiError, Body, body, with_health, with_resilience_admin};
+use crate::platform::outbox::{NewEvent, Outbox, feed_router, open_db};
+
+#[derive(Clone, Debug)]
+pub struct Inventory {
+    outbox: Outbox,
+}
+
+impl Inventory {
+    /// Opens the shared inventory database, creating and stocking it the first time.
+    pub fn open(db_path: &Path) -> Result<Self, DbError> {
+        let db = open_db(db_path, db::SCHEMA)?;
+        db::stock_catalog(&db)?;
+        Ok(Self {
+            outbox: Outbox::new(db),
+        })
+    }
+
+    pub fn outbox(&self) -> &Outbox {
+        &self.outbox
+    }
+}
+
+pub fn app(inventory: Inventory) -> Router {
+    let outbox = inventory.outbox.clone();
+    let routes = Router::new()
+        .route("/products", get(products))
+        .route("/products/{sku}", get(product))
+        .route("/reservations", post(reserve))
+        .route("/reservations/{id}", get(get_reservation))
+        .route("/reservations/{id}/confirm", post(confirm))
+        .route("/reservations/{id}/release", post(release))
+        .with_state(inventory)
+        .merge(feed_router(outbox.clone()));
+    let routes = with_resilience_admin(routes, Vec::new());
+    with_health(routes, outbox.db().clone())
+        .layer(axum::middleware::from_fn(crate::platform::telemetry::trace_request))
+}
+
+async fn products(State(inv): State<Inventory>) -> Result<Json<Vec<Product>>, ApiError> {
+    Ok(Json(inv.outbox.db().read(|tx| db::products(tx)).await?))
+}
+
+async fn product(
+    State(inv): State<Inventory>,
+    UrlPath(sku): UrlPath<String>,
+) -> Result<Json<Product>, ApiError> {
+    let key = sku.clone();
+    inv.outbox
+        .db()
+        .read(move |tx| db::product(tx, &key))
+        .await?
+        .map(Json)
+        .ok_or_else(|| ApiError::not_found(format!("no product {sku}")))
+}
+
+async fn get_reservation(
+    State(inv): State<Inventory>,
+    UrlPath(id): UrlPath<String>,
+) -> Result<Json<Reservation>, ApiError> {
+    let key = id.clone();
+    inv.outbox
+        .db()
+        .read(move |tx| db::reservation(tx, &key))
+        .await?
+        .map(Json)
+        .ok_or_else(|| ApiError::not_found(format!("no reservation {id}")))
+}
+
+fn publish(tx: &rusqlite::Transaction<'_>, r: &Reservation) -> Result<(), DbError> {
+    Outbox::append(
+        tx,
+        &NewEvent::new(r.status.event_kind(), &r.reservation_id, r)?,
+    )?;
+    Ok(())
+}
+
+async fn reserve(
+    State(inv): State<Inventory>,
+    req: Body<ReserveRequest>,
+) -> Result<(StatusCode, Json<Reservation>), ApiError> {
+    let req = body(req)?;
+    if req.reservation_id.is_empty() || req.items.is_empty() {
+        return Err(ApiError::bad_request(
+            "reservation_id and at least one item are required",
+        ));
+    }
+    if let Some(bad) = req.items.iter().find(|i| i.quantity <= 0) {
+        return Err(ApiError::bad_request(format!(
+            "quantity of {} must be positive",
+            bad.sku
+        )));
+    }
+    let outcome = inv
+        .outbox
+        .transaction(move |tx| {
+            // The same reservation again (a retried or resumed saga step): answer as before.
+            if let Some(existing) = db::reservation(tx, &req.reservation_id)? {
+                return Ok(Ok((StatusCode::OK, existing)));
+            }
+            for item in &req.items {
+                match db::product(tx, &item.sku)? {
+                    None => {
+                        return Ok(Err(ApiError::not_found(format!(
+                            "no product {}",
+                            item.sku
+                        ))));
+                    }
+                    Some(p) if p.stock < item.quantity => {
+                        return Ok(Err(ApiError::new(
+                            StatusCode::CONFLICT,
+                            format!(
+                                "not enough {}: {} asked, {} available",
+                                item.sku, item.quantity, p.stock
+                            ),
+                        )));
+                    }
+                    Some(_) => {}
+                }
+            }
+            db::insert_reservation(tx, &req.reservation_id, &req.items)?;
+            tracing::info!(reservation_id = %req.reservation_id, items = req.items.len(), "stock reserved");
+            let created = db::reservation(tx, &req.reservation_id)?
+                .ok_or_else(|| DbError::Aborted("the new reservation vanished".into()))?;
+            publish(tx, &created)?;
+            Ok(Ok((StatusCode::CREATED, created)))
+        })
+        .await??;
+    Ok((outcome.0, Json(outcome.1)))
+}
+
+/// Moves an open reservation to `to`; repeating a finished move is a no-op.
+async fn settle(
+    inv: &Inventory,
+    id: String,
+    to: ReservationStatus,
+) -> Result<Json<Reservation>, ApiError> {
+    let settled = inv
+        .outbox
+        .transaction(move |tx| {
+            let Some(current) = db::reservation(tx, &id)? else {
+                return Ok(Err(ApiError::not_found(format!("no reservation {id}"))));
+            };
+            if current.status == to {
+                return Ok(Ok(current));
+            }
+            if current.status != ReservationStatus::Reserved {
+                return Ok(Err(ApiError::new(
+                    StatusCode::CONFLICT,
+                    format!(
+                        "reservation {id} is already {}; it cannot become {}",
+                        current.status.as_str(),
+                        to.as_str()
+                    ),
+                )));
+            }
+            db::set_status(tx, &id, to)?;
+            tracing::info!(reservation_id = %id, to = to.as_str(), "reservation settled");
+            let settled = Reservation {
+                status: to,
+                ..current
+            };
+            publish(tx, &settled)?;
+            Ok(Ok(settled))
+        })
+        .await??;
+    Ok(Json(settled))
+}
+
+async fn confirm(
+    State(inv): State<Inventory>,
+    UrlPath(id): UrlPath<String>,
+) -> Result<Json<Reservation>, ApiError> {
+    settle(&inv, id, ReservationStatus::Confirmed).await
+}
+
+async fn release(
+    State(inv): State<Inventory>,
+    UrlPath(id): UrlPath<String>,
+) -> Result<Json<Reservation>, ApiError> {
+    settle(&inv, id, ReservationStatus::Released).await
+}

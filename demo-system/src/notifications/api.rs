@@ -1,0 +1,22 @@
+//! The notifications service's wire types.
+
+use serde::{Deserialize, Serialize};
+
+/// A notification the service recorded (`GET /notifications?order_id=`).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Notification {
+    pub order_id: String,
+    pub customer_id: String,
+    /// `order_confirmed`, `order_cancelled` or `order_rejected`.
+    pub kind: String,
+    pub message: String,
+    /// The order event that caused it.
+    pub event_id: String,
+}
+
+/// `GET /notifications` query.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NotificationQuery {
+    pub order_id: Option<String>,
+}

@@ -1,0 +1,45 @@
+//! The notifications database: every notification recorded, once per order event.
+
+use rusqlite::{Transaction, params};
+
+use super::api::Notification;
+use crate::platform::db::DbError;
+
+pub const SCHEMA: &str = "
+    CREATE TABLE IF NOT EXISTS notifications (
+        id INTEGER PRIMARY KEY,
+        order_id TEXT NOT NULL,
+        customer_id TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        message TEXT NOT NULL,
+        event_id TEXT NOT NULL
+    );
+    CREATE INDEX IF NOT EXISTS notifications_by_order ON notifications (order_id);
+";
+
+pub fn insert(tx: &Transaction<'_>, n: &Notification) -> rusqlite::Result<()> {
+    tx.execute(
+        "INSERT INTO notifications (order_id, customer_id, kind, message, event_id) VALUES (?1, ?2, ?3, ?4, ?5)",
+        params![n.order_id, n.customer_id, n.kind, n.message, n.event_id],
+    )
+    .map(drop)
+}
+
+pub fn list(tx: &Transaction<'_>, order_id: Option<&str>) -> Result<Vec<Notification>, DbError> {
+    let mut stmt = tx.prepare_cached(
+        "SELECT order_id, customer_id, kind, message, event_id FROM notifications
+         WHERE ?1 IS NULL OR order_id = ?1 ORDER BY id",
+    )?;
+    let rows = stmt
+        .query_map([order_id], |r| {
+            Ok(Notification {
+                order_id: r.get(0)?,
+                customer_id: r.get(1)?,
+                kind: r.get(2)?,
+                message: r.get(3)?,
+                event_id: r.get(4)?,
+            })
+        })?
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(rows)
+}

@@ -1,0 +1,14 @@
+//! The notifications service: a consumer of the orders feed that records the message it
+//! would send for each order outcome, once per event however often it is delivered.
+//!
+//! [`api`] wire types · [`db`] schema and queries · [`server`] consumer and routes ·
+//! [`client`] typed client.
+
+pub mod api;
+pub mod client;
+pub mod db;
+pub mod server;
+
+pub use api::Notification;
+pub use client::NotificationsClient;
+pub use server::{Notifications, app};

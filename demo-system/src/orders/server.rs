@@ -1,0 +1,48 @@
+//! The orders service's routes: `POST /orders` (honouring `Idempotency-Key`), `GET
+//! /orders/{id}`, and the orders feed that notifications and order-history consume.
+
+use axum::extract::{Path as UrlPath, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+
+use super::api::{Order, PlaceOrder};
+use super::saga::Orders;
+use crate::platform::http::{
+    ApiError, Body, body, idempotency_key, with_health, with_resilience_admin,
+};
+use crate::platform::outbox::feed_router;
+
+pub fn app(orders: Orders) -> Router {
+    let outbox = orders.outbox().clone();
+    let upstreams = orders.upstreams();
+    let routes = Router::new()
+        .route("/orders", post(place))
+        .route("/orders/{id}", get(get_order))
+        .with_state(orders)
+        .merge(feed_router(outbox.clone()));
+    let routes = with_resilience_admin(routes, upstreams);
+    with_health(routes, outbox.db().clone())
+        .layer(axum::middleware::from_fn(crate::platform::telemetry::trace_request))
+}
+
+async fn place(
+    State(o): State<Orders>,
+    headers: HeaderMap,
+    req: Body<PlaceOrder>,
+) -> Result<(StatusCode, Json<Order>), ApiError> {
+    let req = body(req)?;
+    let key = idempotency_key(&headers)?;
+    let (status, order) = o.place(req, key).await?;
+    Ok((status, Json(order)))
+}
+
+async fn get_order(
+    State(o): State<Orders>,
+    UrlPath(id): UrlPath<String>,
+) -> Result<Json<Order>, ApiError> {
+    o.order(&id)
+        .await?
+        .map(Json)
+        .ok_or_else(|| ApiError::not_found(format!("no order {id}")))
+}

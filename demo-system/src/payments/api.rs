@@ -1,0 +1,52 @@
+//! The payments service's wire types, shared by its server, its client and the saga.
+
+use serde::{Deserialize, Serialize};
+
+/// `POST /payments/authorizations`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct AuthorizeRequest {
+    pub order_id: String,
+    pub amount_cents: i64,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum AuthorizationStatus {
+    Authorized,
+    Declined,
+    Refunded,
+}
+
+impl AuthorizationStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Authorized => "authorized",
+            Self::Declined => "declined",
+            Self::Refunded => "refunded",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        [Self::Authorized, Self::Declined, Self::Refunded]
+            .into_iter()
+            .find(|v| v.as_str() == s)
+    }
+
+    /// The event published when an authorization reaches this state (`payment.declined`).
+    pub fn event_kind(self) -> String {
+        format!("payment.{}", self.as_str())
+    }
+}
+
+/// An authorization: the answer to an authorization request (`201` when authorized, `402`
+/// when declined: a decline is an outcome, with the same body), to a refund, to a lookup,
+/// and the payload of `payment.*` events.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Authorization {
+    pub id: String,
+    pub order_id: String,
+    pub amount_cents: i64,
+    pub status: AuthorizationStatus,
+    pub reason: Option<String>,
+}

@@ -1,0 +1,106 @@
+//! The payments database: authorizations, and the first answer given to each idempotency key.
+
+use rusqlite::{OptionalExtension, Transaction, params};
+
+use super::api::{Authorization, AuthorizationStatus};
+use crate::platform::db::DbError;
+use crate::platform::http::now_unix_ms;
+
+pub const SCHEMA: &str = "
+    CREATE TABLE IF NOT EXISTS authorizations (
+        id TEXT PRIMARY KEY,
+        order_id TEXT NOT NULL,
+        amount_cents INTEGER NOT NULL,
+        status TEXT NOT NULL CHECK (status IN ('authorized', 'declined', 'refunded')),
+        reason TEXT,
+        created_unix_ms INTEGER NOT NULL
+    );
+    CREATE TABLE IF NOT EXISTS idempotency_keys (
+        key TEXT PRIMARY KEY,
+        request TEXT NOT NULL,
+        status INTEGER NOT NULL,
+        response TEXT NOT NULL
+    );
+";
+
+pub fn insert(tx: &Transaction<'_>, a: &Authorization) -> Result<(), DbError> {
+    tx.execute(
+        "INSERT INTO authorizations (id, order_id, amount_cents, status, reason, created_unix_ms)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        params![
+            a.id,
+            a.order_id,
+            a.amount_cents,
+            a.status.as_str(),
+            a.reason,
+            now_unix_ms()
+        ],
+    )?;
+    Ok(())
+}
+
+pub fn load(tx: &Transaction<'_>, id: &str) -> Result<Option<Authorization>, DbError> {
+    let row = tx
+        .query_row(
+            "SELECT id, order_id, amount_cents, status, reason FROM authorizations WHERE id = ?1",
+            [id],
+            |r| {
+                Ok((
+                    Authorization {
+                        id: r.get(0)?,
+                        order_id: r.get(1)?,
+                        amount_cents: r.get(2)?,
+                        status: AuthorizationStatus::Authorized,
+                        reason: r.get(4)?,
+                    },
+                    r.get::<_, String>(3)?,
+                ))
+            },
+        )
+        .optional()?;
+    row.map(|(mut a, status)| {
+        a.status = AuthorizationStatus::parse(&status).ok_or_else(|| {
+            DbError::Aborted(format!("authorization {id} has unknown status {status}"))
+        })?;
+        Ok(a)
+    })
+    .transpose()
+}
+
+pub fn mark_refunded(tx: &Transaction<'_>, id: &str) -> Result<(), DbError> {
+    tx.execute(
+        "UPDATE authorizations SET status = 'refunded' WHERE id = ?1",
+        [id],
+    )?;
+    Ok(())
+}
+
+/// The first answer given to `key`: the request it was for, its status and body.
+pub fn stored_answer(
+    tx: &Transaction<'_>,
+    key: &str,
+) -> Result<Option<(String, u16, Authorization)>, DbError> {
+    let row: Option<(String, u16, String)> = tx
+        .query_row(
+            "SELECT request, status, response FROM idempotency_keys WHERE key = ?1",
+            [key],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        )
+        .optional()?;
+    row.map(|(req, status, body)| Ok((req, status, serde_json::from_str(&body)?)))
+        .transpose()
+}
+
+pub fn remember(
+    tx: &Transaction<'_>,
+    key: &str,
+    request: &str,
+    status: u16,
+    body: &Authorization,
+) -> Result<(), DbError> {
+    tx.execute(
+        "INSERT INTO idempotency_keys (key, request, status, response) VALUES (?1, ?2, ?3, ?4)",
+        params![key, request, status, serde_json::to_string(body)?],
+    )?;
+    Ok(())
+}

@@ -1,0 +1,99 @@
+//! A service's own SQLite database, used only from blocking threads: every transaction runs
+//! in `spawn_blocking`, so a slow write (or a file locked by the other inventory instance)
+//! never stalls the async workers that serve unrelated requests. The caller's tracing span
+//! is entered on the blocking thread, so logs and outbox trace context stay attached.
+
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+
+use rusqlite::{Connection, Transaction, TransactionBehavior};
+
+#[derive(Debug, thiserror::Error)]
+pub enum DbError {
+    #[error("database error: {0}")]
+    Sql(#[from] rusqlite::Error),
+    #[error("stored data is not valid JSON: {0}")]
+    Json(#[from] serde_json::Error),
+    #[error("the database task failed: {0}")]
+    Task(String),
+    /// The caller's own reason to roll the transaction back.
+    #[error("{0}")]
+    Aborted(String),
+}
+
+/// A connection to a service database; cheap to clone (clones share the connection).
+#[derive(Clone)]
+pub struct Db {
+    conn: Arc<Mutex<Connection>>,
+}
+
+impl std::fmt::Debug for Db {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Db")
+    }
+}
+
+impl Db {
+    /// Opens (creating) the database at `path` in WAL mode and applies `schema`, which must
+    /// be idempotent (`CREATE TABLE IF NOT EXISTS ...`). Blocking: call it before serving.
+    pub fn open(path: &Path, schema: &str) -> Result<Self, DbError> {
+        let conn = Connection::open(path)?;
+        conn.query_row("PRAGMA journal_mode = WAL", [], |_| Ok(()))?;
+        // Another process may hold the write lock (inventory's instances share a file):
+        // wait for it on this blocking thread rather than failing the request.
+        conn.execute_batch("PRAGMA synchronous = NORMAL; PRAGMA busy_timeout = 5000;")?;
+        conn.execute_batch(schema)?;
+        Ok(Self {
+            conn: Arc::new(Mutex::new(conn)),
+        })
+    }
+
+    /// Runs `f` in one write transaction on a blocking thread. IMMEDIATE: the write lock is
+    /// taken up front, so a read-then-write cannot be overtaken by another process.
+    pub async fn write<T, F>(&self, f: F) -> Result<T, DbError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Transaction<'_>) -> Result<T, DbError> + Send + 'static,
+    {
+        self.run(TransactionBehavior::Immediate, f).await
+    }
+
+    /// Runs `f` in one read transaction on a blocking thread.
+    pub async fn read<T, F>(&self, f: F) -> Result<T, DbError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Transaction<'_>) -> Result<T, DbError> + Send + 'static,
+    {
+        self.run(TransactionBehavior::Deferred, f).await
+    }
+
+    async fn run<T, F>(&self, behavior: TransactionBehavior, f: F) -> Result<T, DbError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Transaction<'_>) -> Result<T, DbError> + Send + 'static,
+    {
+        let db = self.clone();
+        let span = tracing::Span::current();
+        tokio::task::spawn_blocking(move || {
+            let _entered = span.enter();
+            db.blocking(behavior, f)
+        })
+        .await
+        .map_err(|e| DbError::Task(e.to_string()))?
+    }
+
+    /// The same, on the calling thread: for code already off the runtime.
+    pub(crate) fn blocking<T>(
+        &self,
+        behavior: TransactionBehavior,
+        f: impl FnOnce(&Transaction<'_>) -> Result<T, DbError>,
+    ) -> Result<T, DbError> {
+        // A panic while holding the lock leaves a connection whose transaction was rolled
+        // back on drop: safe to keep using.
+        let mut conn = self.conn.lock().unwrap_or_else(|p| p.into_inner());
+        let tx = conn.transaction_with_behavior(behavior)?;
+        let out = f(&tx)?;
+        tx.commit()?;
+        Ok(out)
+    }
+}

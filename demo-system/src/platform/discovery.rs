@@ -1,0 +1,211 @@
+//! Client-side discovery and load balancing: where a call to an upstream goes. An
+//! [`Endpoint`] is either a fixed base URL (tests, contract tests, tools) or a service
+//! found through the registry: its healthy instances (cached briefly; a stale list beats
+//! none while the registry is down), taken round-robin, skipping for a while an instance
+//! that could not be reached (outlier ejection), so retries land elsewhere at once instead
+//! of waiting for the registry to notice.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+
+use crate::registry::client::{RegistryClient, RegistryClientError};
+use crate::topology::Service;
+
+/// Discovery settings, shared by every service that calls another.
+#[derive(Debug, Clone, Copy, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DiscoveryConfig {
+    /// How long a registry answer is reused, in milliseconds.
+    pub ttl_ms: u64,
+    /// How long an instance that could not be reached is skipped, in milliseconds.
+    pub eject_ms: u64,
+}
+
+impl Default for DiscoveryConfig {
+    fn default() -> Self {
+        Self {
+            ttl_ms: 1_000,
+            eject_ms: 5_000,
+        }
+    }
+}
+
+/// Where an upstream's calls go.
+#[derive(Clone, Debug)]
+pub enum Endpoint {
+    /// Always this base URL.
+    Fixed(String),
+    /// The healthy instances of `service` that `discovery` finds.
+    Discovered {
+        service: Service,
+        discovery: Discovery,
+    },
+}
+
+impl Endpoint {
+    pub fn fixed(base_url: &str) -> Self {
+        Self::Fixed(base_url.trim_end_matches('/').to_string())
+    }
+
+    /// The base URL for the next call.
+    pub async fn resolve(&self) -> Result<String, String> {
+        match self {
+            Self::Fixed(url) => Ok(url.clone()),
+            Self::Discovered { service, discovery } => discovery.pick(*service).await,
+        }
+    }
+
+    /// Reports that `base` could not be reached.
+    pub fn failed(&self, base: &str) {
+        if let Self::Discovered { discovery, .. } = self {
+            discovery.eject(base);
+        }
+    }
+
+    /// Calls made so far per instance (empty for a fixed endpoint).
+    pub fn calls_per_instance(&self) -> BTreeMap<String, u64> {
+        match self {
+            Self::Fixed(_) => BTreeMap::new(),
+            Self::Discovered { service, discovery } => discovery.calls_of(*service),
+        }
+    }
+}
+
+/// A service's view of the registry; cheap to clone (clones share the cache).
+#[derive(Clone)]
+pub struct Discovery {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    registry: RegistryClient,
+    config: DiscoveryConfig,
+    /// Service → when the registry was asked, and the healthy instances it named.
+    cache: Mutex<HashMap<Service, (Instant, Vec<String>)>>,
+    /// Round-robin position per service.
+    next: Mutex<HashMap<Service, usize>>,
+    /// Instance base URL → until when it is skipped.
+    ejected: Mutex<HashMap<String, Instant>>,
+    /// Calls per service and instance, for `/admin/resilience`.
+    calls: Mutex<HashMap<Service, BTreeMap<String, u64>>>,
+}
+
+impl std::fmt::Debug for Discovery {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Discovery")
+            .field("registry", &self.inner.registry.base())
+            .finish()
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    // The guarded maps stay consistent across a panic: keep using them.
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl Discovery {
+    pub fn new(registry: RegistryClient, config: DiscoveryConfig) -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                registry,
+                config,
+                cache: Mutex::new(HashMap::new()),
+                next: Mutex::new(HashMap::new()),
+                ejected: Mutex::new(HashMap::new()),
+                calls: Mutex::new(HashMap::new()),
+            }),
+        }
+    }
+
+    /// An endpoint for `service` through this discovery.
+    pub fn endpoint(&self, service: Service) -> Endpoint {
+        Endpoint::Discovered {
+            service,
+            discovery: self.clone(),
+        }
+    }
+
+    pub fn registry(&self) -> &RegistryClient {
+        &self.inner.registry
+    }
+
+    /// Healthy instances of `service`, from the registry or its recent answer.
+    async fn instances(&self, service: Service) -> Result<Vec<String>, String> {
+        let ttl = Duration::from_millis(self.inner.config.ttl_ms);
+        let cached = lock(&self.inner.cache).get(&service).cloned();
+        if let Some((at, list)) = &cached
+            && at.elapsed() < ttl
+            && !list.is_empty()
+        {
+            return Ok(list.clone());
+        }
+        match self.inner.registry.healthy(service.name()).await {
+            Ok(found) => {
+                let list: Vec<String> = found
+                    .into_iter()
+                    .map(|i| i.address.trim_end_matches('/').to_string())
+                    .collect();
+                lock(&self.inner.cache).insert(service, (Instant::now(), list.clone()));
+                if list.is_empty() {
+                    return Err(format!("no healthy instance of {service} is registered"));
+                }
+                Ok(list)
+            }
+            Err(RegistryClientError::Refused { status: 404, .. }) => {
+                lock(&self.inner.cache).insert(service, (Instant::now(), Vec::new()));
+                Err(format!("no instance of {service} has registered"))
+            }
+            // The registry is unreachable: a stale list beats no list.
+            Err(e) => cached
+                .map(|(_, l)| l)
+                .filter(|l| !l.is_empty())
+                .ok_or_else(|| format!("no instance of {service} is known ({e})")),
+        }
+    }
+
+    /// The base URL of the next instance of `service`, round-robin over those not ejected
+    /// (over all of them if every one is: better a doubtful instance than none).
+    pub async fn pick(&self, service: Service) -> Result<String, String> {
+        let all = self.instances(service).await?;
+        let usable: Vec<String> = {
+            let mut ejected = lock(&self.inner.ejected);
+            let now = Instant::now();
+            ejected.retain(|_, until| *until > now);
+            all.iter()
+                .filter(|a| !ejected.contains_key(*a))
+                .cloned()
+                .collect()
+        };
+        let list = if usable.is_empty() { all } else { usable };
+        let chosen = {
+            let mut next = lock(&self.inner.next);
+            let n = next.entry(service).or_insert(0);
+            let chosen = list[*n % list.len()].clone();
+            *n = n.wrapping_add(1);
+            chosen
+        };
+        *lock(&self.inner.calls)
+            .entry(service)
+            .or_default()
+            .entry(chosen.clone())
+            .or_insert(0) += 1;
+        Ok(chosen)
+    }
+
+    /// Skips `base` for the ejection period.
+    pub fn eject(&self, base: &str) {
+        let until = Instant::now() + Duration::from_millis(self.inner.config.eject_ms);
+        tracing::warn!(instance = %base, "instance unreachable; skipping it for a while");
+        lock(&self.inner.ejected).insert(base.to_string(), until);
+    }
+
+    fn calls_of(&self, service: Service) -> BTreeMap<String, u64> {
+        lock(&self.inner.calls)
+            .get(&service)
+            .cloned()
+            .unwrap_or_default()
+    }
+}

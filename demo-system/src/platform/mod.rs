@@ -1,0 +1,16 @@
+//! What every demo service stands on, whatever it does:
+//! - [`db`]: its own SQLite database, used only from blocking threads;
+//! - [`outbox`]: the transactional outbox, the long-poll event feed and the idempotent consumer;
+//! - [`http`]: the HTTP edge (the one error envelope, health and admin routes);
+//! - [`discovery`] and [`resilience`]: where a call goes (registry, round-robin, ejection)
+//!   and how it is protected (retry, circuit breaker, bulkhead, timeout);
+//! - [`client`]: typed JSON calls over those, which every service client is built from;
+//! - [`telemetry`]: OTLP traces and logs, W3C propagation, the correlation ID everywhere.
+
+pub mod client;
+pub mod db;
+pub mod discovery;
+pub mod http;
+pub mod outbox;
+pub mod resilience;
+pub mod telemetry;

@@ -1,0 +1,156 @@
+//! The registry's typed client, and [`announce`]: what every other instance runs to stay
+//! listed. Plain HTTP with a short timeout, and no spans: registration and heartbeats are
+//! the platform's background chatter, not the requests people trace.
+
+use std::future::Future;
+use std::time::Duration;
+
+use reqwest::StatusCode;
+use serde::de::DeserializeOwned;
+use uuid::Uuid;
+
+use super::api::{InstanceView, Registered, Registration};
+use crate::platform::client::error_message;
+
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum RegistryClientError {
+    #[error("the registry at {url} is unreachable: {reason}")]
+    Unreachable { url: String, reason: String },
+    #[error("the registry refused ({status}): {message}")]
+    Refused { status: u16, message: String },
+    #[error("the registry's answer could not be read: {0}")]
+    Decode(String),
+}
+
+/// A client of the registry at one base URL; cheap to clone.
+#[derive(Clone, Debug)]
+pub struct RegistryClient {
+    base: String,
+    http: reqwest::Client,
+}
+
+impl RegistryClient {
+    pub fn new(base_url: &str) -> Self {
+        Self {
+            base: base_url.trim_end_matches('/').to_string(),
+            http: reqwest::Client::builder()
+                .timeout(Duration::from_secs(2))
+                .build()
+                .unwrap_or_default(),
+        }
+    }
+
+    pub fn base(&self) -> &str {
+        &self.base
+    }
+
+    async fn answer(
+        &self,
+        req: reqwest::RequestBuilder,
+    ) -> Result<(StatusCode, bytes::Bytes), RegistryClientError> {
+        let unreachable = |e: reqwest::Error| RegistryClientError::Unreachable {
+            url: self.base.clone(),
+            reason: e.to_string(),
+        };
+        let resp = req.send().await.map_err(unreachable)?;
+        let status = resp.status();
+        let body = resp.bytes().await.map_err(unreachable)?;
+        if !status.is_success() {
+            return Err(RegistryClientError::Refused {
+                status: status.as_u16(),
+                message: error_message(&body),
+            });
+        }
+        Ok((status, body))
+    }
+
+    async fn json<T: DeserializeOwned>(
+        &self,
+        req: reqwest::RequestBuilder,
+    ) -> Result<T, RegistryClientError> {
+        let (_, body) = self.answer(req).await?;
+        serde_json::from_slice(&body).map_err(|e| RegistryClientError::Decode(e.to_string()))
+    }
+
+    /// `POST /instances`.
+    pub async fn register(&self, r: &Registration) -> Result<Registered, RegistryClientError> {
+        self.json(self.http.post(format!("{}/instances", self.base)).json(r))
+            .await
+    }
+
+    /// `PUT /instances/{id}/heartbeat`; `Refused { status: 404 }` when the registry forgot it.
+    pub async fn heartbeat(&self, id: Uuid) -> Result<(), RegistryClientError> {
+        self.answer(
+            self.http
+                .put(format!("{}/instances/{id}/heartbeat", self.base)),
+        )
+        .await
+        .map(drop)
+    }
+
+    /// `DELETE /instances/{id}`.
+    pub async fn deregister(&self, id: Uuid) -> Result<(), RegistryClientError> {
+        self.answer(self.http.delete(format!("{}/instances/{id}", self.base)))
+            .await
+            .map(drop)
+    }
+
+    /// Healthy instances of `name` (`Refused { status: 404 }` if none ever registered).
+    pub async fn healthy(&self, name: &str) -> Result<Vec<InstanceView>, RegistryClientError> {
+        self.json(self.http.get(format!("{}/services/{name}", self.base)))
+            .await
+    }
+
+    /// Every registered instance, healthy or not.
+    pub async fn all(&self) -> Result<Vec<InstanceView>, RegistryClientError> {
+        self.json(self.http.get(format!("{}/services", self.base)))
+            .await
+    }
+
+    /// Whether the registry answers its readiness check.
+    pub async fn ready(&self) -> bool {
+        self.answer(self.http.get(format!("{}/health/ready", self.base)))
+            .await
+            .is_ok()
+    }
+}
+
+/// Registers an instance and heartbeats until `shutdown` resolves, registering again if the
+/// registry forgot it (evicted, or restarted); deregisters on the way out, so callers stop
+/// being sent to it before it is gone.
+pub async fn announce(
+    registry: RegistryClient,
+    registration: Registration,
+    shutdown: impl Future<Output = ()>,
+) {
+    tokio::pin!(shutdown);
+    let mut id: Option<Uuid> = None;
+    let mut every = Duration::from_millis(500);
+    loop {
+        id = match id {
+            None => match registry.register(&registration).await {
+                Ok(r) => {
+                    every = Duration::from_millis(r.heartbeat_interval_ms.max(10));
+                    Some(r.id)
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, name = %registration.name, "not registered yet; will try again");
+                    None
+                }
+            },
+            Some(id) => match registry.heartbeat(id).await {
+                Err(RegistryClientError::Refused { status: 404, .. }) => None,
+                _ => Some(id),
+            },
+        };
+        tokio::select! {
+            _ = &mut shutdown => break,
+            _ = tokio::time::sleep(every) => {}
+        }
+    }
+    if let Some(id) = id
+        && let Err(e) = registry.deregister(id).await
+    {
+        tracing::warn!(error = %e, "could not deregister");
+    }
+}

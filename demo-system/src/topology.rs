@@ -1,0 +1,269 @@
+//! The one description of what the demo is: its services, how many instances each runs, their
+//! documented ports, and the consumer → provider edges between them. The supervisor, the
+//! runner, `demo.json`, the traffic and the tools built on the demo (contracts, chaos) all
+//! derive from this module; nothing else names a service by a string literal.
+
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+
+/// A demo service. [`Service::ALL`] is the start order: every provider before its consumers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Service {
+    Registry,
+    Payments,
+    Inventory,
+    Orders,
+    Notifications,
+    OrderHistory,
+    Gateway,
+}
+
+impl Service {
+    /// Every service, providers before consumers (the order the supervisor starts them in).
+    pub const ALL: [Service; 7] = [
+        Service::Registry,
+        Service::Payments,
+        Service::Inventory,
+        Service::Orders,
+        Service::Notifications,
+        Service::OrderHistory,
+        Service::Gateway,
+    ];
+
+    /// The name the service registers under and appears as in telemetry.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Service::Registry => "registry",
+            Service::Payments => "payments",
+            Service::Inventory => "inventory",
+            Service::Orders => "orders",
+            Service::Notifications => "notifications",
+            Service::OrderHistory => "order-history",
+            Service::Gateway => "gateway",
+        }
+    }
+
+    /// The documented port of each instance (inventory runs two, sharing one database).
+    pub const fn fixed_ports(self) -> &'static [u16] {
+        match self {
+            Service::Registry => &[8500],
+            Service::Payments => &[8300],
+            Service::Inventory => &[8101, 8102],
+            Service::Orders => &[8200],
+            Service::Notifications => &[8400],
+            Service::OrderHistory => &[8600],
+            Service::Gateway => &[8080],
+        }
+    }
+
+    /// The edges on which this service is the consumer.
+    pub fn upstreams(self) -> impl Iterator<Item = Edge> {
+        EDGES.into_iter().filter(move |e| e.consumer == self)
+    }
+
+    /// Whether the service finds its upstreams through the registry and announces itself
+    /// there (every service but the registry itself).
+    pub fn registers(self) -> bool {
+        self != Service::Registry
+    }
+}
+
+impl fmt::Display for Service {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("unknown service {0:?}: one of {list}", list = Service::ALL.map(Service::name).join(", "))]
+pub struct UnknownService(pub String);
+
+impl FromStr for Service {
+    type Err = UnknownService;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Service::ALL
+            .into_iter()
+            .find(|svc| svc.name() == s)
+            .ok_or_else(|| UnknownService(s.to_string()))
+    }
+}
+
+/// How a consumer talks to its provider.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EdgeKind {
+    /// Request/response over HTTP.
+    Http,
+    /// The consumer reads the provider's outbox feed (`GET /events`) and applies its events.
+    Events,
+}
+
+/// A consumer → provider dependency. Its [`Edge::name`] is stable (`orders_to_payments`):
+/// contract files and chaos proxies are named after it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Edge {
+    pub consumer: Service,
+    pub provider: Service,
+    pub kind: EdgeKind,
+}
+
+impl Edge {
+    pub fn name(&self) -> String {
+        format!(
+            "{}_to_{}",
+            self.consumer.name().replace('-', "_"),
+            self.provider.name().replace('-', "_")
+        )
+    }
+}
+
+impl Serialize for Edge {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct;
+        let mut st = s.serialize_struct("Edge", 4)?;
+        st.serialize_field("name", &self.name())?;
+        st.serialize_field("consumer", &self.consumer)?;
+        st.serialize_field("provider", &self.provider)?;
+        st.serialize_field("kind", &self.kind)?;
+        st.end()
+    }
+}
+
+const fn http(consumer: Service, provider: Service) -> Edge {
+    Edge {
+        consumer,
+        provider,
+        kind: EdgeKind::Http,
+    }
+}
+
+/// Every service-to-service dependency of the demo. Calls to the registry (registration,
+/// heartbeats, discovery) are the platform's, not an edge: every service makes them.
+pub const EDGES: [Edge; 7] = [
+    http(Service::Gateway, Service::Inventory),
+    http(Service::Gateway, Service::Orders),
+    http(Service::Gateway, Service::OrderHistory),
+    http(Service::Orders, Service::Inventory),
+    http(Service::Orders, Service::Payments),
+    Edge {
+        consumer: Service::Notifications,
+        provider: Service::Orders,
+        kind: EdgeKind::Events,
+    },
+    Edge {
+        consumer: Service::OrderHistory,
+        provider: Service::Orders,
+        kind: EdgeKind::Events,
+    },
+];
+
+/// The edge from `consumer` to `provider`, if the demo has one.
+pub fn edge(consumer: Service, provider: Service) -> Option<Edge> {
+    EDGES
+        .into_iter()
+        .find(|e| e.consumer == consumer && e.provider == provider)
+}
+
+/// One running copy of a service: `inventory-2`, or just `orders` for a single instance.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct InstanceId {
+    pub service: Service,
+    /// 1-based.
+    pub ordinal: u16,
+}
+
+impl InstanceId {
+    /// Every instance of the demo, in start order.
+    pub fn all() -> impl Iterator<Item = InstanceId> {
+        Service::ALL.into_iter().flat_map(|service| {
+            (1..=service.fixed_ports().len() as u16).map(move |ordinal| InstanceId {
+                service,
+                ordinal,
+            })
+        })
+    }
+
+    /// The documented port of this instance.
+    pub fn fixed_port(self) -> u16 {
+        let ports = self.service.fixed_ports();
+        ports[usize::from(self.ordinal.saturating_sub(1)).min(ports.len() - 1)]
+    }
+}
+
+impl fmt::Display for InstanceId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.service.fixed_ports().len() > 1 {
+            write!(f, "{}-{}", self.service, self.ordinal)
+        } else {
+            f.write_str(self.service.name())
+        }
+    }
+}
+
+impl Serialize for InstanceId {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn providers_start_before_their_consumers() {
+        let position = |s: Service| Service::ALL.iter().position(|x| *x == s);
+        for e in EDGES {
+            assert!(
+                position(e.provider) < position(e.consumer),
+                "{} starts before its provider",
+                e.name()
+            );
+        }
+        assert_eq!(Service::ALL[0], Service::Registry, "everyone registers");
+    }
+
+    #[test]
+    fn names_round_trip_and_edges_have_stable_names() {
+        for s in Service::ALL {
+            assert_eq!(s.name().parse::<Service>().ok(), Some(s));
+        }
+        assert!(
+            "gravity"
+                .parse::<Service>()
+                .expect_err("unknown")
+                .to_string()
+                .contains("order-history")
+        );
+        let names: Vec<String> = EDGES.iter().map(Edge::name).collect();
+        assert!(names.contains(&"orders_to_payments".to_string()));
+        assert!(names.contains(&"order_history_to_orders".to_string()));
+        let mut unique = names.clone();
+        unique.sort();
+        unique.dedup();
+        assert_eq!(unique.len(), names.len());
+    }
+
+    #[test]
+    fn instances_are_named_by_ordinal_only_when_there_are_several() {
+        let ids: Vec<String> = InstanceId::all().map(|i| i.to_string()).collect();
+        assert_eq!(
+            ids,
+            [
+                "registry",
+                "payments",
+                "inventory-1",
+                "inventory-2",
+                "orders",
+                "notifications",
+                "order-history",
+                "gateway"
+            ]
+        );
+        let ports: Vec<u16> = InstanceId::all().map(InstanceId::fixed_port).collect();
+        assert_eq!(ports, [8500, 8300, 8101, 8102, 8200, 8400, 8600, 8080]);
+    }
+}
