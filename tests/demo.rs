@@ -290,3 +290,271 @@ fn one_request_is_one_story_in_the_collector_across_services_and_async_hops() {
     });
     assert!(demo.stop().success(), "the demo stops cleanly");
 }
+
+/// The orders service's calls to each inventory instance so far.
+async fn orders_to_inventory(
+    http: &reqwest::Client,
+    orders: &str,
+) -> std::collections::BTreeMap<String, u64> {
+    orders_inventory_upstream(http, orders)
+        .await
+        .calls_per_instance
+}
+
+/// What the orders service reports of its inventory upstream.
+async fn orders_inventory_upstream(
+    http: &reqwest::Client,
+    orders: &str,
+) -> gauntlet_demo_system::platform::resilience::UpstreamSnapshot {
+    let report: gauntlet_demo_system::platform::resilience::ResilienceReport = http
+        .get(format!("{orders}/admin/resilience"))
+        .send()
+        .await
+        .expect("orders admin")
+        .json()
+        .await
+        .expect("report");
+    report
+        .upstream("inventory")
+        .expect("orders calls inventory")
+        .clone()
+}
+
+#[test]
+fn a_dead_inventory_instance_costs_no_order_and_a_restarted_one_gets_traffic_again() {
+    use gauntlet_demo_system::gateway::{Credentials, GatewayClient};
+    use gauntlet_demo_system::handle::DemoHandle;
+    use gauntlet_demo_system::orders::{Item, OrderStatus, PlaceOrder};
+    use gauntlet_demo_system::registry::RegistryClient;
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().join("demo");
+    let mut demo = Demo::start(&data, &[]);
+    wait_for_file(&data.join("demo.json"), Duration::from_secs(90));
+    let handle = DemoHandle::load(&data.join("demo.json")).expect("handle");
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    rt.block_on(async {
+        let http = reqwest::Client::new();
+        let gateway = GatewayClient::at(&handle.gateway).expect("client");
+        let token = gateway
+            .token(&Credentials {
+                username: "demo".into(),
+                password: "demo".into(),
+            })
+            .await
+            .expect("token");
+        let gateway = gateway.with_token(&token.access_token);
+        let orders = handle.services["orders"][0].clone();
+        let inv1 = handle.services["inventory"][0].clone();
+        let registry = RegistryClient::new(&handle.services["registry"][0]);
+        let mut n = 0;
+        let mut place = || {
+            n += 1;
+            let gateway = gateway.clone();
+            let order = PlaceOrder {
+                customer_id: format!("resilient-{n}"),
+                items: vec![Item {
+                    sku: "SKU-CABLE".into(),
+                    quantity: 1,
+                }],
+            };
+            async move { gateway.place_order(&order, None).await }
+        };
+        // Orders reaches both inventory instances through discovery.
+        for _ in 0..4 {
+            let placed = place().await.expect("order");
+            assert_eq!(placed.body.status, OrderStatus::Confirmed);
+        }
+        let before = orders_to_inventory(&http, &orders).await;
+        assert_eq!(
+            before.len(),
+            2,
+            "orders called both inventory instances: {before:?}"
+        );
+
+        // inventory-1 crashes. Every order still goes through: the retry lands on
+        // inventory-2, and the dead instance is skipped until the registry drops it.
+        let killed = http
+            .post(format!("{}/instances/inventory-1/kill", handle.supervisor))
+            .send()
+            .await
+            .expect("kill");
+        assert_eq!(killed.status(), 200);
+        let crashed = Instant::now();
+        let mut during = 0;
+        loop {
+            let placed = place()
+                .await
+                .unwrap_or_else(|e| panic!("an order failed while inventory-1 was down: {e}"));
+            assert_eq!(placed.status, 201);
+            assert_eq!(
+                placed.body.status,
+                OrderStatus::Confirmed,
+                "{:?}",
+                placed.body
+            );
+            during += 1;
+            let listed = registry.healthy("inventory").await.expect("registry");
+            if listed.len() == 1 && during >= 10 {
+                assert_ne!(
+                    listed[0].address, inv1,
+                    "the registry dropped the dead instance"
+                );
+                break;
+            }
+            assert!(
+                crashed.elapsed() < Duration::from_secs(20),
+                "the registry never dropped inventory-1 (TTL is 10 s)"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+
+        // The dead instance was tried while down, and the retries covered for it.
+        let after = orders_inventory_upstream(&http, &orders).await;
+        assert!(
+            after.calls_per_instance.get(&inv1) > before.get(&inv1),
+            "inventory-1 was never called while down, so nothing was proven: {after:?}"
+        );
+        assert!(after.retries >= 1, "{after:?}");
+
+        // Restarted, it registers again and gets its share of traffic.
+        let restarted = http
+            .post(format!(
+                "{}/instances/inventory-1/restart",
+                handle.supervisor
+            ))
+            .send()
+            .await
+            .expect("restart");
+        assert_eq!(restarted.status(), 200);
+        let calls_before = orders_to_inventory(&http, &orders)
+            .await
+            .get(&inv1)
+            .copied()
+            .unwrap_or(0);
+        let back = Instant::now();
+        loop {
+            let placed = place().await.expect("order after the restart");
+            assert_eq!(placed.body.status, OrderStatus::Confirmed);
+            let now = orders_to_inventory(&http, &orders)
+                .await
+                .get(&inv1)
+                .copied()
+                .unwrap_or(0);
+            if now > calls_before {
+                break;
+            }
+            assert!(
+                back.elapsed() < Duration::from_secs(20),
+                "the restarted inventory-1 never got traffic again"
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    });
+    assert!(demo.stop().success(), "the demo stops cleanly");
+}
+
+/// Whether `pid` is still a live process (a zombie waiting to be reaped is not).
+fn alive(pid: i32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|s| {
+            s.rsplit_once(')')
+                .map(|(_, rest)| rest.trim_start().to_string())
+        })
+        .is_some_and(|rest| !rest.starts_with('Z') && !rest.starts_with('X'))
+}
+
+#[test]
+fn a_demo_killed_with_sigkill_takes_its_children_with_it() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().join("demo");
+    let mut demo = Demo::start(&data, &[]);
+    let handle = wait_for_file(&data.join("demo.json"), Duration::from_secs(90));
+    let supervisor = handle["supervisor"]
+        .as_str()
+        .expect("supervisor")
+        .to_string();
+    let gateway = handle["gateway"].as_str().expect("gateway").to_string();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let list: Vec<gauntlet_demo_system::supervisor::InstanceInfo> = rt.block_on(async {
+        reqwest::get(format!("{supervisor}/instances"))
+            .await
+            .expect("list")
+            .json()
+            .await
+            .expect("typed list")
+    });
+    let pids: Vec<i32> = list
+        .iter()
+        .filter_map(|i| i.pid)
+        .map(|p| p as i32)
+        .collect();
+    assert_eq!(pids.len(), 8);
+    assert!(pids.iter().all(|p| alive(*p)));
+
+    // No SIGTERM, no cleanup: the supervisor just vanishes.
+    demo.0.kill().expect("SIGKILL");
+    demo.0.wait().expect("reaped");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while pids.iter().any(|p| alive(*p)) {
+        assert!(
+            Instant::now() < deadline,
+            "children outlived their killed parent: {:?}",
+            pids.iter().filter(|p| alive(**p)).collect::<Vec<_>>()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(
+        std::net::TcpStream::connect(gateway.trim_start_matches("http://")).is_err(),
+        "the gateway port is still open"
+    );
+}
+
+#[test]
+fn a_fixed_port_already_taken_is_named_before_anything_starts() {
+    // Hold the gateway's documented port (if something else already holds it, the demo
+    // must refuse all the same).
+    let _held = std::net::TcpListener::bind("127.0.0.1:8080");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().join("demo");
+    let mut child = Command::new(BIN)
+        .args(["demo", "--no-traffic", "--data-dir"])
+        .arg(&data)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("runs");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let status = loop {
+        if let Some(s) = child.try_wait().expect("wait") {
+            break s;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("the demo started instead of refusing");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let mut err = String::new();
+    use std::io::Read;
+    child
+        .stderr
+        .take()
+        .expect("stderr")
+        .read_to_string(&mut err)
+        .expect("read");
+    assert!(!status.success());
+    assert!(
+        err.contains("127.0.0.1:8080 (gateway)") && err.contains("--ports auto"),
+        "{err}"
+    );
+    assert!(!data.join("logs").exists(), "nothing was started");
+    assert!(!data.join("demo.json").exists());
+}

@@ -179,10 +179,8 @@ impl InstanceId {
     /// Every instance of the demo, in start order.
     pub fn all() -> impl Iterator<Item = InstanceId> {
         Service::ALL.into_iter().flat_map(|service| {
-            (1..=service.fixed_ports().len() as u16).map(move |ordinal| InstanceId {
-                service,
-                ordinal,
-            })
+            (1..=service.fixed_ports().len() as u16)
+                .map(move |ordinal| InstanceId { service, ordinal })
         })
     }
 

@@ -36,7 +36,12 @@ async fn consumers_that_were_down_catch_up_once() {
         payments::app(Payments::open(&d.join("payments.sqlite"), cfg).expect("pay")),
     );
     let http = reqwest::Client::new();
-    let orders = orders_at(d, &inventory_url, &payments_url, &ResilienceConfig::default());
+    let orders = orders_at(
+        d,
+        &inventory_url,
+        &payments_url,
+        &ResilienceConfig::default(),
+    );
     let (ol, orders_url) = bind().await;
     serve(ol, orders::app(orders));
 

@@ -18,7 +18,7 @@ use gauntlet_demo_system::payments::{self, Payments, PaymentsClient, PaymentsCon
 use gauntlet_demo_system::platform::client::HttpClient;
 use gauntlet_demo_system::platform::discovery::{Discovery, DiscoveryConfig};
 use gauntlet_demo_system::platform::outbox::feed_client;
-use gauntlet_demo_system::platform::resilience::{ResilienceConfig, Upstream};
+use gauntlet_demo_system::platform::resilience::{ResilienceConfig, ResilienceReport, Upstream};
 use gauntlet_demo_system::registry::{
     self, Registration, Registry, RegistryClient, RegistryConfig,
 };
@@ -303,17 +303,23 @@ async fn calls_are_spread_round_robin_and_products_fall_back_to_the_cache() {
     for _ in 0..4 {
         assert_eq!(s.get("/api/products").await.status(), 200);
     }
-    let admin: Value = s.get("/admin/resilience").await.json().await.expect("json");
-    let per_instance: Vec<u64> = admin["calls_per_instance"]
-        .as_object()
-        .expect("calls")
+    let admin: ResilienceReport = s
+        .get("/admin/resilience")
+        .await
+        .json()
+        .await
+        .expect("report");
+    let per_instance: Vec<u64> = admin
+        .upstream("inventory")
+        .expect("inventory")
+        .calls_per_instance
         .values()
-        .filter_map(Value::as_u64)
+        .copied()
         .collect();
     assert_eq!(
         per_instance,
         [2, 2],
-        "two inventory instances, two calls each: {admin}"
+        "two inventory instances, two calls each: {admin:?}"
     );
     let mobile: Value = s.get("/mobile/products").await.json().await.expect("json");
     assert_eq!(

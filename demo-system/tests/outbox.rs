@@ -152,7 +152,9 @@ async fn the_outbox_delivers_after_the_consumer_was_down() {
         err.to_string().contains("could not read the event feed"),
         "{err}"
     );
-    place_order(&outbox, 6).await.expect("placed while the feed is down");
+    place_order(&outbox, 6)
+        .await
+        .expect("placed while the feed is down");
     let (_, url2, _server2) = {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
@@ -242,10 +244,14 @@ async fn without_the_outbox_a_publisher_restart_loses_events() {
     // start again at position 1, behind the consumer's cursor.
     server.abort();
     let _ = server.await;
-    place_order(&outbox, 3).await.expect("placed before the restart");
+    place_order(&outbox, 3)
+        .await
+        .expect("placed before the restart");
     let (restarted, url2, _server2) = publisher(dir.path()).await;
     restarted.fire_and_forget();
-    place_order(&restarted, 4).await.expect("placed after the restart");
+    place_order(&restarted, 4)
+        .await
+        .expect("placed after the restart");
     let c = Consumer {
         client: feed(&url2),
         ..c

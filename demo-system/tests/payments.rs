@@ -202,3 +202,45 @@ async fn bad_requests_get_a_400_that_says_why() {
     let (status, ready) = s.get("/health/ready").await;
     assert_eq!((status, &ready["status"]), (200, &json!("ready")));
 }
+
+/// One worker thread, as a small container gives a service: if a request's database work
+/// ran on it, a write waiting for a lock would stall every other request on the service.
+#[tokio::test(flavor = "current_thread")]
+async fn a_write_waiting_for_the_database_does_not_stall_other_requests() {
+    let s = start().await;
+    let db = s._dir.path().join("payments.sqlite");
+    // Another process holds the write lock (as inventory's second instance can).
+    let (locked_tx, locked_rx) = std::sync::mpsc::channel();
+    let (release_tx, release_rx) = std::sync::mpsc::channel::<()>();
+    let holder = std::thread::spawn(move || {
+        let conn = rusqlite::Connection::open(&db).expect("open");
+        conn.execute_batch("BEGIN EXCLUSIVE").expect("lock");
+        locked_tx.send(()).expect("tell");
+        let _ = release_rx.recv_timeout(std::time::Duration::from_secs(4));
+        conn.execute_batch("COMMIT").expect("unlock");
+    });
+    locked_rx.recv().expect("locked");
+
+    let write = tokio::spawn({
+        let (http, url) = (s.http.clone(), s.url.clone());
+        async move {
+            http.post(format!("{url}/payments/authorizations"))
+                .json(&json!({"order_id": "o-locked", "amount_cents": 500}))
+                .send()
+                .await
+                .map(|r| r.status().as_u16())
+        }
+    });
+    // Let the write reach the database and wait there.
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let (status, live) = s.get("/health/live").await;
+    assert_eq!((status, &live["status"]), (200, &json!("live")));
+    assert!(
+        !write.is_finished(),
+        "the write was still waiting for the lock when the other request was answered"
+    );
+
+    release_tx.send(()).expect("release");
+    holder.join().expect("holder");
+    assert_eq!(write.await.expect("task").expect("answer"), 201);
+}

@@ -11,7 +11,9 @@ use gauntlet_demo_system::platform::discovery::{Discovery, DiscoveryConfig, Endp
 use gauntlet_demo_system::platform::resilience::{
     BreakerConfig, BulkheadConfig, Call, CallError, ResilienceConfig, RetryConfig, Upstream,
 };
-use gauntlet_demo_system::registry::{self, Registration, Registry, RegistryClient, RegistryConfig};
+use gauntlet_demo_system::registry::{
+    self, Registration, Registry, RegistryClient, RegistryConfig,
+};
 use gauntlet_demo_system::topology::Service;
 
 const OK: u8 = 0;
@@ -106,7 +108,13 @@ fn config() -> ResilienceConfig {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_breaker_opens_after_its_threshold_and_half_opens_after_its_wait() {
     let f = fake().await;
-    let up = Upstream::new("inventory", Endpoint::fixed(&f.url), reqwest::Client::new(), &config()).expect("upstream");
+    let up = Upstream::new(
+        "inventory",
+        Endpoint::fixed(&f.url),
+        reqwest::Client::new(),
+        &config(),
+    )
+    .expect("upstream");
     f.mode.store(FAIL, Ordering::SeqCst);
     for _ in 0..4 {
         let err = up
@@ -168,9 +176,18 @@ async fn retries_stop_at_their_budget_and_never_repeat_unsafe_calls() {
         max_backoff_ms: 40,
         randomization_factor: 0.5,
     };
-    let up = Upstream::new("payments", Endpoint::fixed(&f.url), reqwest::Client::new(), &c).expect("upstream");
+    let up = Upstream::new(
+        "payments",
+        Endpoint::fixed(&f.url),
+        reqwest::Client::new(),
+        &c,
+    )
+    .expect("upstream");
     f.mode.store(FAIL, Ordering::SeqCst);
-    let err = up.call(Call::get("/thing")).await.expect_err("still failing");
+    let err = up
+        .call(Call::get("/thing"))
+        .await
+        .expect_err("still failing");
     assert!(matches!(err, CallError::Status { status: 503, .. }));
     assert_eq!(f.hits.load(Ordering::SeqCst), 3, "exactly max_attempts");
     assert_eq!(up.snapshot().retries, 2);
@@ -188,7 +205,13 @@ async fn retries_stop_at_their_budget_and_never_repeat_unsafe_calls() {
 
     // Switched off, nothing is retried.
     c.retry.enabled = false;
-    let once = Upstream::new("payments", Endpoint::fixed(&f.url), reqwest::Client::new(), &c).expect("upstream");
+    let once = Upstream::new(
+        "payments",
+        Endpoint::fixed(&f.url),
+        reqwest::Client::new(),
+        &c,
+    )
+    .expect("upstream");
     once.call(Call::get("/thing")).await.expect_err("fails");
     assert_eq!(f.hits.load(Ordering::SeqCst), 8);
     assert_eq!(once.snapshot().circuit_breaker, "disabled");
@@ -199,7 +222,13 @@ async fn the_bulkhead_rejects_the_call_over_its_limit() {
     let f = fake().await;
     let mut c = config();
     c.bulkhead.max_concurrent_calls = 2;
-    let up = Upstream::new("inventory", Endpoint::fixed(&f.url), reqwest::Client::new(), &c).expect("upstream");
+    let up = Upstream::new(
+        "inventory",
+        Endpoint::fixed(&f.url),
+        reqwest::Client::new(),
+        &c,
+    )
+    .expect("upstream");
     f.mode.store(SLOW, Ordering::SeqCst);
     let calls: Vec<_> = (0..3)
         .map(|_| {
@@ -230,7 +259,13 @@ async fn a_slow_upstream_times_out() {
     let f = fake().await;
     let mut c = config();
     c.timeout_ms = 100;
-    let up = Upstream::new("payments", Endpoint::fixed(&f.url), reqwest::Client::new(), &c).expect("upstream");
+    let up = Upstream::new(
+        "payments",
+        Endpoint::fixed(&f.url),
+        reqwest::Client::new(),
+        &c,
+    )
+    .expect("upstream");
     f.mode.store(SLOW, Ordering::SeqCst);
     let started = Instant::now();
     let err = up.call(Call::get("/thing")).await.expect_err("times out");

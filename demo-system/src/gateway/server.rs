@@ -171,7 +171,9 @@ pub fn app(gateway: Gateway) -> Router {
         .route("/health/ready", get(ready))
         .layer(middleware::from_fn_with_state(gateway.clone(), rate_limit))
         // Outermost: the request's span and correlation ID exist before anything else runs.
-        .layer(middleware::from_fn(crate::platform::telemetry::trace_request))
+        .layer(middleware::from_fn(
+            crate::platform::telemetry::trace_request,
+        ))
         .with_state(gateway)
 }
 

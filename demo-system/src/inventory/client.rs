@@ -1,6 +1,6 @@
 //! The inventory service's typed client: what the gateway and the orders saga call it with.
 
-use super::api::{Product, ReserveRequest, Reservation};
+use super::api::{Product, Reservation, ReserveRequest};
 use crate::platform::client::{Answer, ClientError, HttpClient, escape};
 
 #[derive(Clone, Debug)]
@@ -33,7 +33,9 @@ impl InventoryClient {
     }
 
     pub async fn reservation(&self, id: &str) -> Result<Reservation, ClientError> {
-        self.http.get(&format!("/reservations/{}", escape(id))).await
+        self.http
+            .get(&format!("/reservations/{}", escape(id)))
+            .await
     }
 
     pub async fn confirm(&self, id: &str) -> Result<Reservation, ClientError> {
@@ -48,7 +50,11 @@ impl InventoryClient {
         // Idempotent on the reservation ID: safe to retry.
         Ok(self
             .http
-            .post(&format!("/reservations/{}/{action}", escape(id)), &serde_json::json!({}), Some(id))
+            .post(
+                &format!("/reservations/{}/{action}", escape(id)),
+                &serde_json::json!({}),
+                Some(id),
+            )
             .await?
             .body)
     }

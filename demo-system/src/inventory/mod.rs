@@ -9,6 +9,6 @@ pub mod client;
 pub mod db;
 pub mod server;
 
-pub use api::{CATALOG, Item, Product, ReserveRequest, Reservation, ReservationStatus};
+pub use api::{CATALOG, Item, Product, Reservation, ReservationStatus, ReserveRequest};
 pub use client::InventoryClient;
 pub use server::{Inventory, app};

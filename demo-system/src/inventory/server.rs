@@ -9,7 +9,7 @@ use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::{Json, Router};
 
-use super::api::{Product, ReserveRequest, Reservation, ReservationStatus};
+use super::api::{Product, Reservation, ReservationStatus, ReserveRequest};
 use super::db;
 use crate::platform::db::DbError;
 use crate::platform::http::{ApiError, Body, body, with_health, with_resilience_admin};
@@ -47,12 +47,13 @@ pub fn app(inventory: Inventory) -> Router {
         .with_state(inventory)
         .merge(feed_router(outbox.clone()));
     let routes = with_resilience_admin(routes, Vec::new());
-    with_health(routes, outbox.db().clone())
-        .layer(axum::middleware::from_fn(crate::platform::telemetry::trace_request))
+    with_health(routes, outbox.db().clone()).layer(axum::middleware::from_fn(
+        crate::platform::telemetry::trace_request,
+    ))
 }
 
 async fn products(State(inv): State<Inventory>) -> Result<Json<Vec<Product>>, ApiError> {
-    Ok(Json(inv.outbox.db().read(|tx| db::products(tx)).await?))
+    Ok(Json(inv.outbox.db().read(db::products).await?))
 }
 
 async fn product(

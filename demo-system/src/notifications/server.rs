@@ -31,7 +31,12 @@ fn notification(e: &Event) -> Result<Option<Notification>, String> {
     let order: Order = e
         .payload_as()
         .map_err(|err| format!("{} is not an order event: {err}", e.kind))?;
-    let reason = || order.reason.clone().unwrap_or_else(|| "no reason given".into());
+    let reason = || {
+        order
+            .reason
+            .clone()
+            .unwrap_or_else(|| "no reason given".into())
+    };
     let (kind, message) = match status {
         OrderStatus::Confirmed => (
             "order_confirmed",
@@ -101,8 +106,9 @@ pub fn app(n: Notifications) -> Router {
         .route("/notifications", get(list))
         .with_state(n);
     let routes = with_resilience_admin(routes, Vec::new());
-    with_health(routes, db)
-        .layer(axum::middleware::from_fn(crate::platform::telemetry::trace_request))
+    with_health(routes, db).layer(axum::middleware::from_fn(
+        crate::platform::telemetry::trace_request,
+    ))
 }
 
 async fn list(

@@ -84,8 +84,9 @@ pub fn app(h: OrderHistory) -> Router {
         .route("/customers/{id}/orders", get(customer))
         .with_state(h);
     let routes = with_resilience_admin(routes, Vec::new());
-    with_health(routes, db)
-        .layer(axum::middleware::from_fn(crate::platform::telemetry::trace_request))
+    with_health(routes, db).layer(axum::middleware::from_fn(
+        crate::platform::telemetry::trace_request,
+    ))
 }
 
 async fn order(

@@ -179,7 +179,7 @@ impl Orders {
 
     /// Resumes every unfinished saga: run at start and periodically.
     pub async fn resume_all(&self) -> Result<usize, DbError> {
-        let unfinished = self.outbox.db().read(|tx| db::unfinished(tx)).await?;
+        let unfinished = self.outbox.db().read(db::unfinished).await?;
         for id in &unfinished {
             self.advance(id).await?;
         }
@@ -222,16 +222,20 @@ impl Orders {
         }
         let mut total = 0;
         for item in &req.items {
-            let product = self.inventory.product(&item.sku).await.map_err(|e| match e {
-                ClientError::Refused { status: 404, .. } => ApiError::new(
-                    StatusCode::UNPROCESSABLE_ENTITY,
-                    format!("no product {}", item.sku),
-                ),
-                other => ApiError::new(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    format!("cannot price the order: {other}"),
-                ),
-            })?;
+            let product = self
+                .inventory
+                .product(&item.sku)
+                .await
+                .map_err(|e| match e {
+                    ClientError::Refused { status: 404, .. } => ApiError::new(
+                        StatusCode::UNPROCESSABLE_ENTITY,
+                        format!("no product {}", item.sku),
+                    ),
+                    other => ApiError::new(
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        format!("cannot price the order: {other}"),
+                    ),
+                })?;
             total += product.price_cents * item.quantity;
         }
         let order = Order {

@@ -22,8 +22,9 @@ pub fn app(orders: Orders) -> Router {
         .with_state(orders)
         .merge(feed_router(outbox.clone()));
     let routes = with_resilience_admin(routes, upstreams);
-    with_health(routes, outbox.db().clone())
-        .layer(axum::middleware::from_fn(crate::platform::telemetry::trace_request))
+    with_health(routes, outbox.db().clone()).layer(axum::middleware::from_fn(
+        crate::platform::telemetry::trace_request,
+    ))
 }
 
 async fn place(

@@ -1,6 +1,6 @@
 //! The payments service's typed client: what the orders saga calls it with.
 
-use super::api::{AuthorizeRequest, Authorization};
+use super::api::{Authorization, AuthorizeRequest};
 use crate::platform::client::{ClientError, HttpClient, escape};
 use crate::platform::resilience::Call;
 

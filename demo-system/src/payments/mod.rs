@@ -10,6 +10,6 @@ pub mod client;
 pub mod db;
 pub mod server;
 
-pub use api::{AuthorizeRequest, Authorization, AuthorizationStatus};
+pub use api::{Authorization, AuthorizationStatus, AuthorizeRequest};
 pub use client::PaymentsClient;
 pub use server::{Payments, PaymentsConfig, app};

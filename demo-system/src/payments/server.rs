@@ -13,7 +13,7 @@ use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use super::api::{AuthorizeRequest, Authorization, AuthorizationStatus};
+use super::api::{Authorization, AuthorizationStatus, AuthorizeRequest};
 use super::db;
 use crate::platform::db::DbError;
 use crate::platform::http::{
@@ -67,16 +67,20 @@ pub fn app(payments: Payments) -> Router {
         .with_state(payments)
         .merge(feed_router(outbox.clone()));
     let routes = with_resilience_admin(routes, Vec::new());
-    with_health(routes, outbox.db().clone())
-        .layer(axum::middleware::from_fn(crate::platform::telemetry::trace_request))
+    with_health(routes, outbox.db().clone()).layer(axum::middleware::from_fn(
+        crate::platform::telemetry::trace_request,
+    ))
 }
+
+/// The first answer to a key, replayed; or why the key cannot be used again.
+type Replay = Result<(StatusCode, Authorization), ApiError>;
 
 /// The stored first answer to `key`, or a refusal when the key was used for another request.
 fn replay(
     tx: &rusqlite::Transaction<'_>,
     key: &str,
     request: &str,
-) -> Result<Option<Result<(StatusCode, Authorization), ApiError>>, DbError> {
+) -> Result<Option<Replay>, DbError> {
     Ok(db::stored_answer(tx, key)?.map(|(req, status, body)| {
         if req != request {
             return Err(ApiError::new(

@@ -121,24 +121,22 @@ pub fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> 
 
 /// Adds `/health/live` (the process answers) and `/health/ready` (its database is usable).
 pub fn with_health(router: Router, db: Db) -> Router {
-    router
-        .route("/health/live", get(live))
-        .route(
-            "/health/ready",
-            get(move || {
-                let db = db.clone();
-                async move {
-                    db.read(|tx| Ok(tx.query_row("SELECT 1", [], |r| r.get::<_, i64>(0))?))
-                        .await
-                        .map(|_| {
-                            Json(Health {
-                                status: "ready".into(),
-                            })
+    router.route("/health/live", get(live)).route(
+        "/health/ready",
+        get(move || {
+            let db = db.clone();
+            async move {
+                db.read(|tx| Ok(tx.query_row("SELECT 1", [], |r| r.get::<_, i64>(0))?))
+                    .await
+                    .map(|_| {
+                        Json(Health {
+                            status: "ready".into(),
                         })
-                        .map_err(ApiError::from)
-                }
-            }),
-        )
+                    })
+                    .map_err(ApiError::from)
+            }
+        }),
+    )
 }
 
 /// `GET /health/live`.

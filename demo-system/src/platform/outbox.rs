@@ -361,8 +361,14 @@ pub fn feed_client(feed: &str, endpoint: Endpoint) -> Result<HttpClient, ConfigE
 }
 
 /// Applies one event inside the consumer's transaction.
-pub trait Apply: Fn(&Transaction<'_>, &Event) -> Result<(), String> + Clone + Send + Sync + 'static {}
-impl<F> Apply for F where F: Fn(&Transaction<'_>, &Event) -> Result<(), String> + Clone + Send + Sync + 'static {}
+pub trait Apply:
+    Fn(&Transaction<'_>, &Event) -> Result<(), String> + Clone + Send + Sync + 'static
+{
+}
+impl<F> Apply for F where
+    F: Fn(&Transaction<'_>, &Event) -> Result<(), String> + Clone + Send + Sync + 'static
+{
+}
 
 /// An at-least-once, idempotent reader of one publisher's feed.
 #[derive(Debug, Clone)]

@@ -231,9 +231,6 @@ impl CallError {
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 pub struct ResilienceReport {
     pub upstreams: Vec<UpstreamSnapshot>,
-    /// Calls made to each discovered instance (base URL), for every upstream.
-    #[serde(default)]
-    pub calls_per_instance: BTreeMap<String, u64>,
     /// Requests the gateway refused for exceeding a client's rate (the gateway only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rate_limited: Option<u64>,
@@ -241,18 +238,18 @@ pub struct ResilienceReport {
 
 impl ResilienceReport {
     pub fn of(upstreams: &[Upstream]) -> Self {
-        let mut upstreams_sorted: Vec<UpstreamSnapshot> =
+        let mut snapshots: Vec<UpstreamSnapshot> =
             upstreams.iter().map(Upstream::snapshot).collect();
-        upstreams_sorted.sort_by(|a, b| a.upstream.cmp(&b.upstream));
-        let mut calls = BTreeMap::new();
-        for u in upstreams {
-            calls.extend(u.endpoint.calls_per_instance());
-        }
+        snapshots.sort_by(|a, b| a.upstream.cmp(&b.upstream));
         Self {
-            upstreams: upstreams_sorted,
-            calls_per_instance: calls,
+            upstreams: snapshots,
             rate_limited: None,
         }
+    }
+
+    /// The snapshot of the upstream named `name`.
+    pub fn upstream(&self, name: &str) -> Option<&UpstreamSnapshot> {
+        self.upstreams.iter().find(|u| u.upstream == name)
     }
 }
 
@@ -268,6 +265,9 @@ pub struct UpstreamSnapshot {
     pub retries: u64,
     /// Breaker state changes so far.
     pub state_changes: u64,
+    /// Calls sent to each instance (base URL) found through discovery.
+    #[serde(default)]
+    pub calls_per_instance: BTreeMap<String, u64>,
 }
 
 /// A resilient client for one upstream. Cheap to clone; clones share breaker and bulkhead.
@@ -312,8 +312,7 @@ impl Upstream {
         let send = {
             let (upstream, endpoint) = (upstream.clone(), endpoint.clone());
             tower::service_fn(move |call: Call| {
-                let (http, upstream, endpoint) =
-                    (http.clone(), upstream.clone(), endpoint.clone());
+                let (http, upstream, endpoint) = (http.clone(), upstream.clone(), endpoint.clone());
                 async move { send(&http, &upstream, &endpoint, call, timeout).await }
             })
         };
@@ -434,6 +433,7 @@ impl Upstream {
             bulkhead_max: self.bulkhead.max_concurrent(),
             retries: self.retries.load(Ordering::Relaxed),
             state_changes: self.state_changes.load(Ordering::Relaxed),
+            calls_per_instance: self.calls_per_instance(),
         }
     }
 }
