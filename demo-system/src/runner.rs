@@ -22,7 +22,7 @@ use crate::payments::{self, Payments, PaymentsClient};
 use crate::platform::client::HttpClient;
 use crate::platform::db::DbError;
 use crate::platform::discovery::Discovery;
-use crate::platform::outbox::{Outbox, feed_client};
+use crate::platform::outbox::{FeedConsumer, Outbox, feed_client};
 use crate::platform::resilience::{ConfigError, ResilienceConfig, Upstream};
 use crate::registry::{self, Registration, Registry, RegistryClient};
 use crate::topology::{InstanceId, Service};
@@ -135,6 +135,7 @@ async fn serve_instance(
             r,
         )?))
     };
+    let orders_feed = || feed_client("orders", discovery.endpoint(Service::Orders));
     let mut tasks: JoinSet<std::io::Result<()>> = JoinSet::new();
     match service {
         Service::Registry => {
@@ -181,22 +182,12 @@ async fn serve_instance(
         }
         Service::Notifications => {
             let n = Notifications::open(&db(service))?;
-            let feed = feed_client("orders", discovery.endpoint(Service::Orders))?;
-            let consuming = n.consume(feed, until_stopped());
-            tasks.spawn(async move {
-                consuming.await;
-                Ok(())
-            });
+            background(&mut tasks, n.consume(orders_feed()?, until_stopped()));
             tasks.spawn(serve(listener, notifications::app(n), until_stopped()));
         }
         Service::OrderHistory => {
             let h = OrderHistory::open(&db(service))?;
-            let feed = feed_client("orders", discovery.endpoint(Service::Orders))?;
-            let consuming = h.consume(feed, until_stopped());
-            tasks.spawn(async move {
-                consuming.await;
-                Ok(())
-            });
+            background(&mut tasks, h.consume(orders_feed()?, until_stopped()));
             tasks.spawn(serve(listener, order_history::app(h), until_stopped()));
         }
     }
@@ -207,11 +198,10 @@ async fn serve_instance(
             version: env!("CARGO_PKG_VERSION").into(),
             health_url: format!("{base}/health/ready"),
         };
-        let signal = until_stopped();
-        tasks.spawn(async move {
-            registry::announce(registry, reg, signal).await;
-            Ok(())
-        });
+        background(
+            &mut tasks,
+            registry::announce(registry, reg, until_stopped()),
+        );
     }
     tracing::info!(instance = %instance.id, address = %base, "demo service running");
     shutdown.await;
@@ -229,6 +219,17 @@ async fn serve_instance(
         }
     }
     result
+}
+
+/// Runs `work` with the instance's other tasks, joined on shutdown like them.
+fn background(
+    tasks: &mut JoinSet<std::io::Result<()>>,
+    work: impl Future<Output = ()> + Send + 'static,
+) {
+    tasks.spawn(async move {
+        work.await;
+        Ok(())
+    });
 }
 
 /// `--disable outbox`: the service publishes fire-and-forget instead.

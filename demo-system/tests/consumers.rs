@@ -13,7 +13,7 @@ use gauntlet_demo_system::notifications::Notifications;
 use gauntlet_demo_system::order_history::{self, OrderHistory};
 use gauntlet_demo_system::orders;
 use gauntlet_demo_system::payments::{self, Payments, PaymentsConfig};
-use gauntlet_demo_system::platform::outbox::Consumer;
+use gauntlet_demo_system::platform::outbox::{Consumer, FeedConsumer};
 use gauntlet_demo_system::platform::resilience::ResilienceConfig;
 use serde_json::{Value, json};
 

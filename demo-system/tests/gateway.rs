@@ -17,7 +17,7 @@ use gauntlet_demo_system::orders::{self, Orders};
 use gauntlet_demo_system::payments::{self, Payments, PaymentsClient, PaymentsConfig};
 use gauntlet_demo_system::platform::client::HttpClient;
 use gauntlet_demo_system::platform::discovery::{Discovery, DiscoveryConfig};
-use gauntlet_demo_system::platform::outbox::feed_client;
+use gauntlet_demo_system::platform::outbox::{FeedConsumer, feed_client};
 use gauntlet_demo_system::platform::resilience::{ResilienceConfig, ResilienceReport, Upstream};
 use gauntlet_demo_system::registry::{
     self, Registration, Registry, RegistryClient, RegistryConfig,

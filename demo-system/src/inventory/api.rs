@@ -2,6 +2,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::platform::text_enum::text_enum;
+
 /// A product as listed (`GET /products`, `GET /products/{sku}`).
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct Product {
@@ -29,32 +31,29 @@ pub struct ReserveRequest {
     pub items: Vec<Item>,
 }
 
-#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
-#[serde(rename_all = "snake_case")]
-pub enum ReservationStatus {
-    Reserved,
-    Confirmed,
-    Released,
+text_enum! {
+    pub enum ReservationStatus {
+        Reserved = "reserved",
+        Confirmed = "confirmed",
+        Released = "released",
+    }
 }
 
 impl ReservationStatus {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Reserved => "reserved",
-            Self::Confirmed => "confirmed",
-            Self::Released => "released",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<Self> {
-        [Self::Reserved, Self::Confirmed, Self::Released]
-            .into_iter()
-            .find(|v| v.as_str() == s)
-    }
-
     /// The event published when a reservation reaches this state (`stock.confirmed`).
     pub fn event_kind(self) -> String {
         format!("stock.{}", self.as_str())
+    }
+}
+
+/// Why `items` cannot be ordered or reserved, if they cannot.
+pub fn check_items(items: &[Item]) -> Result<(), String> {
+    if items.is_empty() {
+        return Err("at least one item is required".into());
+    }
+    match items.iter().find(|i| i.quantity <= 0) {
+        Some(bad) => Err(format!("quantity of {} must be positive", bad.sku)),
+        None => Ok(()),
     }
 }
 

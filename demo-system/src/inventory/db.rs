@@ -3,7 +3,7 @@
 use rusqlite::{OptionalExtension, Transaction, params};
 
 use super::api::{CATALOG, Item, Product, Reservation, ReservationStatus};
-use crate::platform::db::{Db, DbError};
+use crate::platform::db::{Db, DbError, text_column};
 
 pub const SCHEMA: &str = "
     CREATE TABLE IF NOT EXISTS products (
@@ -73,7 +73,7 @@ pub fn product(tx: &Transaction<'_>, sku: &str) -> Result<Option<Product>, DbErr
 pub fn reservation(tx: &Transaction<'_>, id: &str) -> Result<Option<Reservation>, DbError> {
     let Some(status) = tx
         .query_row("SELECT status FROM reservations WHERE id = ?1", [id], |r| {
-            r.get::<_, String>(0)
+            text_column(r, 0, ReservationStatus::parse)
         })
         .optional()?
     else {
@@ -90,8 +90,6 @@ pub fn reservation(tx: &Transaction<'_>, id: &str) -> Result<Option<Reservation>
             })
         })?
         .collect::<Result<Vec<_>, _>>()?;
-    let status = ReservationStatus::parse(&status)
-        .ok_or_else(|| DbError::Aborted(format!("reservation {id} has unknown status {status}")))?;
     Ok(Some(Reservation {
         reservation_id: id.to_string(),
         status,

@@ -9,10 +9,10 @@ use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::{Json, Router};
 
-use super::api::{Product, Reservation, ReservationStatus, ReserveRequest};
+use super::api::{Product, Reservation, ReservationStatus, ReserveRequest, check_items};
 use super::db;
 use crate::platform::db::DbError;
-use crate::platform::http::{ApiError, Body, body, with_health, with_resilience_admin};
+use crate::platform::http::{ApiError, Body, body, found, service_router};
 use crate::platform::outbox::{NewEvent, Outbox, feed_router, open_db};
 
 #[derive(Clone, Debug)]
@@ -46,10 +46,7 @@ pub fn app(inventory: Inventory) -> Router {
         .route("/reservations/{id}/release", post(release))
         .with_state(inventory)
         .merge(feed_router(outbox.clone()));
-    let routes = with_resilience_admin(routes, Vec::new());
-    with_health(routes, outbox.db().clone()).layer(axum::middleware::from_fn(
-        crate::platform::telemetry::trace_request,
-    ))
+    service_router(routes, outbox.db().clone(), Vec::new())
 }
 
 async fn products(State(inv): State<Inventory>) -> Result<Json<Vec<Product>>, ApiError> {
@@ -61,12 +58,12 @@ async fn product(
     UrlPath(sku): UrlPath<String>,
 ) -> Result<Json<Product>, ApiError> {
     let key = sku.clone();
-    inv.outbox
+    let p = inv
+        .outbox
         .db()
         .read(move |tx| db::product(tx, &key))
-        .await?
-        .map(Json)
-        .ok_or_else(|| ApiError::not_found(format!("no product {sku}")))
+        .await?;
+    found(p, || format!("no product {sku}"))
 }
 
 async fn get_reservation(
@@ -74,12 +71,12 @@ async fn get_reservation(
     UrlPath(id): UrlPath<String>,
 ) -> Result<Json<Reservation>, ApiError> {
     let key = id.clone();
-    inv.outbox
+    let r = inv
+        .outbox
         .db()
         .read(move |tx| db::reservation(tx, &key))
-        .await?
-        .map(Json)
-        .ok_or_else(|| ApiError::not_found(format!("no reservation {id}")))
+        .await?;
+    found(r, || format!("no reservation {id}"))
 }
 
 fn publish(tx: &rusqlite::Transaction<'_>, r: &Reservation) -> Result<(), DbError> {
@@ -95,17 +92,10 @@ async fn reserve(
     req: Body<ReserveRequest>,
 ) -> Result<(StatusCode, Json<Reservation>), ApiError> {
     let req = body(req)?;
-    if req.reservation_id.is_empty() || req.items.is_empty() {
-        return Err(ApiError::bad_request(
-            "reservation_id and at least one item are required",
-        ));
+    if req.reservation_id.is_empty() {
+        return Err(ApiError::bad_request("reservation_id is required"));
     }
-    if let Some(bad) = req.items.iter().find(|i| i.quantity <= 0) {
-        return Err(ApiError::bad_request(format!(
-            "quantity of {} must be positive",
-            bad.sku
-        )));
-    }
+    check_items(&req.items).map_err(ApiError::bad_request)?;
     let outcome = inv
         .outbox
         .transaction(move |tx| {

@@ -2,7 +2,6 @@
 //! would send for each outcome (confirmed, cancelled, rejected). Idempotent through the
 //! outbox consumer: a redelivered event records nothing new.
 
-use std::future::Future;
 use std::path::Path;
 
 use axum::extract::{Query, State};
@@ -13,10 +12,9 @@ use rusqlite::Transaction;
 use super::api::{Notification, NotificationQuery};
 use super::db;
 use crate::orders::{Order, OrderStatus};
-use crate::platform::client::HttpClient;
 use crate::platform::db::{Db, DbError};
-use crate::platform::http::{ApiError, with_health, with_resilience_admin};
-use crate::platform::outbox::{Consumer, Event, open_db};
+use crate::platform::http::{ApiError, service_router};
+use crate::platform::outbox::{Event, FeedConsumer, open_db};
 
 #[derive(Clone, Debug)]
 pub struct Notifications {
@@ -61,35 +59,28 @@ fn notification(e: &Event) -> Result<Option<Notification>, String> {
     }))
 }
 
-impl Notifications {
-    pub fn open(db_path: &Path) -> Result<Self, DbError> {
-        Ok(Self {
-            db: open_db(db_path, db::SCHEMA)?,
-        })
+/// Reads the orders feed: each order outcome records one notification.
+impl FeedConsumer for Notifications {
+    const FEED: &'static str = "orders";
+
+    fn db(&self) -> &Db {
+        &self.db
     }
 
-    /// Applies one order event to this service's database (inside the consumer's transaction).
-    pub fn apply(tx: &Transaction<'_>, e: &Event) -> Result<(), String> {
+    fn apply(tx: &Transaction<'_>, e: &Event) -> Result<(), String> {
         let Some(n) = notification(e)? else {
             return Ok(());
         };
         tracing::info!(order_id = %n.order_id, kind = %n.kind, "notification recorded");
         db::insert(tx, &n).map_err(|err| err.to_string())
     }
+}
 
-    /// A reader of the orders feed through `orders` (see `outbox::feed_client`) that
-    /// remembers its place in this database.
-    pub fn consumer(&self, orders: HttpClient) -> Consumer {
-        Consumer::new("orders", orders, self.db.clone())
-    }
-
-    /// Reads the orders feed until `shutdown` resolves.
-    pub fn consume<S: Future<Output = ()>>(
-        &self,
-        orders: HttpClient,
-        shutdown: S,
-    ) -> impl Future<Output = ()> + use<S> {
-        self.consumer(orders).run(Self::apply, shutdown)
+impl Notifications {
+    pub fn open(db_path: &Path) -> Result<Self, DbError> {
+        Ok(Self {
+            db: open_db(db_path, db::SCHEMA)?,
+        })
     }
 
     pub async fn for_order(&self, order_id: Option<&str>) -> Result<Vec<Notification>, DbError> {
@@ -105,10 +96,7 @@ pub fn app(n: Notifications) -> Router {
     let routes = Router::new()
         .route("/notifications", get(list))
         .with_state(n);
-    let routes = with_resilience_admin(routes, Vec::new());
-    with_health(routes, db).layer(axum::middleware::from_fn(
-        crate::platform::telemetry::trace_request,
-    ))
+    service_router(routes, db, Vec::new())
 }
 
 async fn list(

@@ -5,7 +5,7 @@ use rusqlite::{OptionalExtension, Transaction, params};
 
 use super::api::{HistoryStep, OrderView};
 use crate::orders::api::{Order, OrderStatus};
-use crate::platform::db::DbError;
+use crate::platform::db::{DbError, json_column, text_column};
 
 pub const SCHEMA: &str = "
     CREATE TABLE IF NOT EXISTS order_views (
@@ -56,60 +56,38 @@ pub fn apply(
     Ok(())
 }
 
-fn status(s: String) -> Result<OrderStatus, DbError> {
-    OrderStatus::parse(&s).ok_or_else(|| DbError::Aborted(format!("unknown order status {s}")))
-}
-
 pub fn view(tx: &Transaction<'_>, order_id: &str) -> Result<Option<OrderView>, DbError> {
-    let row = tx
+    Ok(tx
         .query_row(
             "SELECT order_id, customer_id, status, total_cents, items FROM order_views WHERE order_id = ?1",
             [order_id],
             |r| {
-                Ok((
-                    r.get::<_, String>(0)?,
-                    r.get::<_, String>(1)?,
-                    r.get::<_, String>(2)?,
-                    r.get::<_, i64>(3)?,
-                    r.get::<_, String>(4)?,
-                ))
+                Ok(OrderView {
+                    order_id: r.get(0)?,
+                    customer_id: r.get(1)?,
+                    status: text_column(r, 2, OrderStatus::parse)?,
+                    total_cents: r.get(3)?,
+                    items: json_column(r, 4)?,
+                })
             },
         )
-        .optional()?;
-    row.map(|(order_id, customer_id, st, total_cents, items)| {
-        Ok(OrderView {
-            order_id,
-            customer_id,
-            status: status(st)?,
-            total_cents,
-            items: serde_json::from_str(&items)?,
-        })
-    })
-    .transpose()
+        .optional()?)
 }
 
 pub fn steps(tx: &Transaction<'_>, order_id: &str) -> Result<Vec<HistoryStep>, DbError> {
     let mut stmt = tx.prepare_cached(
         "SELECT status, reason, at_unix_ms FROM order_history WHERE order_id = ?1 ORDER BY seq",
     )?;
-    let rows = stmt
+    let steps = stmt
         .query_map([order_id], |r| {
-            Ok((
-                r.get::<_, String>(0)?,
-                r.get::<_, Option<String>>(1)?,
-                r.get::<_, i64>(2)?,
-            ))
+            Ok(HistoryStep {
+                status: text_column(r, 0, OrderStatus::parse)?,
+                reason: r.get(1)?,
+                at_unix_ms: r.get(2)?,
+            })
         })?
         .collect::<Result<Vec<_>, _>>()?;
-    rows.into_iter()
-        .map(|(st, reason, at_unix_ms)| {
-            Ok(HistoryStep {
-                status: status(st)?,
-                reason,
-                at_unix_ms,
-            })
-        })
-        .collect()
+    Ok(steps)
 }
 
 pub fn of_customer(tx: &Transaction<'_>, customer_id: &str) -> Result<Vec<OrderView>, DbError> {

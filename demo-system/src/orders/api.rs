@@ -4,6 +4,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::platform::text_enum::text_enum;
+
 pub use crate::inventory::api::Item;
 
 /// `POST /orders`.
@@ -14,47 +16,21 @@ pub struct PlaceOrder {
     pub items: Vec<Item>,
 }
 
-/// Where an order's saga is: `pending → stock_reserved → payment_authorized → confirmed`,
-/// or `→ compensating → cancelled`, or `rejected` (no stock; nothing to undo).
-#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
-#[serde(rename_all = "snake_case")]
-pub enum OrderStatus {
-    Pending,
-    StockReserved,
-    PaymentAuthorized,
-    Confirmed,
-    Compensating,
-    Cancelled,
-    Rejected,
+text_enum! {
+    /// Where an order's saga is: `pending → stock_reserved → payment_authorized →
+    /// confirmed`, or `→ compensating → cancelled`, or `rejected` (nothing to undo).
+    pub enum OrderStatus {
+        Pending = "pending",
+        StockReserved = "stock_reserved",
+        PaymentAuthorized = "payment_authorized",
+        Confirmed = "confirmed",
+        Compensating = "compensating",
+        Cancelled = "cancelled",
+        Rejected = "rejected",
+    }
 }
 
 impl OrderStatus {
-    pub const ALL: [OrderStatus; 7] = [
-        Self::Pending,
-        Self::StockReserved,
-        Self::PaymentAuthorized,
-        Self::Confirmed,
-        Self::Compensating,
-        Self::Cancelled,
-        Self::Rejected,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Pending => "pending",
-            Self::StockReserved => "stock_reserved",
-            Self::PaymentAuthorized => "payment_authorized",
-            Self::Confirmed => "confirmed",
-            Self::Compensating => "compensating",
-            Self::Cancelled => "cancelled",
-            Self::Rejected => "rejected",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|v| v.as_str() == s)
-    }
-
     /// A terminal state: the saga has nothing left to do.
     pub fn is_finished(self) -> bool {
         matches!(self, Self::Confirmed | Self::Cancelled | Self::Rejected)

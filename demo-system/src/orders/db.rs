@@ -4,7 +4,7 @@
 use rusqlite::{OptionalExtension, Transaction, params};
 
 use super::api::{Order, OrderStatus};
-use crate::platform::db::DbError;
+use crate::platform::db::{DbError, json_column, text_column};
 use crate::platform::http::now_unix_ms;
 
 pub const SCHEMA: &str = "
@@ -28,37 +28,23 @@ pub const SCHEMA: &str = "
 ";
 
 pub fn load(tx: &Transaction<'_>, id: &str) -> Result<Option<Order>, DbError> {
-    let row = tx
+    Ok(tx
         .query_row(
             "SELECT id, customer_id, items, total_cents, status, payment_id, reason FROM orders WHERE id = ?1",
             [id],
             |r| {
-                Ok((
-                    r.get::<_, String>(0)?,
-                    r.get::<_, String>(1)?,
-                    r.get::<_, String>(2)?,
-                    r.get::<_, i64>(3)?,
-                    r.get::<_, String>(4)?,
-                    r.get::<_, Option<String>>(5)?,
-                    r.get::<_, Option<String>>(6)?,
-                ))
+                Ok(Order {
+                    id: r.get(0)?,
+                    customer_id: r.get(1)?,
+                    items: json_column(r, 2)?,
+                    total_cents: r.get(3)?,
+                    status: text_column(r, 4, OrderStatus::parse)?,
+                    payment_id: r.get(5)?,
+                    reason: r.get(6)?,
+                })
             },
         )
-        .optional()?;
-    let Some((id, customer_id, items, total_cents, status, payment_id, reason)) = row else {
-        return Ok(None);
-    };
-    let status = OrderStatus::parse(&status)
-        .ok_or_else(|| DbError::Aborted(format!("order {id} has unknown status {status}")))?;
-    Ok(Some(Order {
-        id,
-        customer_id,
-        items: serde_json::from_str(&items)?,
-        total_cents,
-        status,
-        payment_id,
-        reason,
-    }))
+        .optional()?)
 }
 
 pub fn insert(tx: &Transaction<'_>, o: &Order) -> Result<(), DbError> {

@@ -12,6 +12,7 @@ use uuid::Uuid;
 
 use super::api::{Order, OrderStatus, PlaceOrder};
 use super::db;
+use crate::inventory::api::check_items;
 use crate::inventory::{InventoryClient, ReserveRequest};
 use crate::payments::{AuthorizationStatus, AuthorizeRequest, PaymentsClient};
 use crate::platform::client::ClientError;
@@ -194,17 +195,10 @@ impl Orders {
         req: PlaceOrder,
         key: Option<String>,
     ) -> Result<(StatusCode, Order), ApiError> {
-        if req.customer_id.is_empty() || req.items.is_empty() {
-            return Err(ApiError::bad_request(
-                "customer_id and at least one item are required",
-            ));
+        if req.customer_id.is_empty() {
+            return Err(ApiError::bad_request("customer_id is required"));
         }
-        if let Some(bad) = req.items.iter().find(|i| i.quantity <= 0) {
-            return Err(ApiError::bad_request(format!(
-                "quantity of {} must be positive",
-                bad.sku
-            )));
-        }
+        check_items(&req.items).map_err(ApiError::bad_request)?;
         let request =
             serde_json::to_string(&req).map_err(|e| ApiError::bad_request(e.to_string()))?;
         if let Some(key) = key.clone() {

@@ -8,9 +8,7 @@ use axum::{Json, Router};
 
 use super::api::{Order, PlaceOrder};
 use super::saga::Orders;
-use crate::platform::http::{
-    ApiError, Body, body, idempotency_key, with_health, with_resilience_admin,
-};
+use crate::platform::http::{ApiError, Body, body, found, idempotency_key, service_router};
 use crate::platform::outbox::feed_router;
 
 pub fn app(orders: Orders) -> Router {
@@ -21,10 +19,7 @@ pub fn app(orders: Orders) -> Router {
         .route("/orders/{id}", get(get_order))
         .with_state(orders)
         .merge(feed_router(outbox.clone()));
-    let routes = with_resilience_admin(routes, upstreams);
-    with_health(routes, outbox.db().clone()).layer(axum::middleware::from_fn(
-        crate::platform::telemetry::trace_request,
-    ))
+    service_router(routes, outbox.db().clone(), upstreams)
 }
 
 async fn place(
@@ -42,8 +37,5 @@ async fn get_order(
     State(o): State<Orders>,
     UrlPath(id): UrlPath<String>,
 ) -> Result<Json<Order>, ApiError> {
-    o.order(&id)
-        .await?
-        .map(Json)
-        .ok_or_else(|| ApiError::not_found(format!("no order {id}")))
+    found(o.order(&id).await?, || format!("no order {id}"))
 }

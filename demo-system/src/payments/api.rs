@@ -2,6 +2,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::platform::text_enum::text_enum;
+
 /// `POST /payments/authorizations`.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
@@ -10,29 +12,15 @@ pub struct AuthorizeRequest {
     pub amount_cents: i64,
 }
 
-#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
-#[serde(rename_all = "snake_case")]
-pub enum AuthorizationStatus {
-    Authorized,
-    Declined,
-    Refunded,
+text_enum! {
+    pub enum AuthorizationStatus {
+        Authorized = "authorized",
+        Declined = "declined",
+        Refunded = "refunded",
+    }
 }
 
 impl AuthorizationStatus {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Authorized => "authorized",
-            Self::Declined => "declined",
-            Self::Refunded => "refunded",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<Self> {
-        [Self::Authorized, Self::Declined, Self::Refunded]
-            .into_iter()
-            .find(|v| v.as_str() == s)
-    }
-
     /// The event published when an authorization reaches this state (`payment.declined`).
     pub fn event_kind(self) -> String {
         format!("payment.{}", self.as_str())

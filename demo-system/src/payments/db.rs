@@ -3,7 +3,7 @@
 use rusqlite::{OptionalExtension, Transaction, params};
 
 use super::api::{Authorization, AuthorizationStatus};
-use crate::platform::db::DbError;
+use crate::platform::db::{DbError, json_column, text_column};
 use crate::platform::http::now_unix_ms;
 
 pub const SCHEMA: &str = "
@@ -40,31 +40,21 @@ pub fn insert(tx: &Transaction<'_>, a: &Authorization) -> Result<(), DbError> {
 }
 
 pub fn load(tx: &Transaction<'_>, id: &str) -> Result<Option<Authorization>, DbError> {
-    let row = tx
+    Ok(tx
         .query_row(
             "SELECT id, order_id, amount_cents, status, reason FROM authorizations WHERE id = ?1",
             [id],
             |r| {
-                Ok((
-                    Authorization {
-                        id: r.get(0)?,
-                        order_id: r.get(1)?,
-                        amount_cents: r.get(2)?,
-                        status: AuthorizationStatus::Authorized,
-                        reason: r.get(4)?,
-                    },
-                    r.get::<_, String>(3)?,
-                ))
+                Ok(Authorization {
+                    id: r.get(0)?,
+                    order_id: r.get(1)?,
+                    amount_cents: r.get(2)?,
+                    status: text_column(r, 3, AuthorizationStatus::parse)?,
+                    reason: r.get(4)?,
+                })
             },
         )
-        .optional()?;
-    row.map(|(mut a, status)| {
-        a.status = AuthorizationStatus::parse(&status).ok_or_else(|| {
-            DbError::Aborted(format!("authorization {id} has unknown status {status}"))
-        })?;
-        Ok(a)
-    })
-    .transpose()
+        .optional()?)
 }
 
 pub fn mark_refunded(tx: &Transaction<'_>, id: &str) -> Result<(), DbError> {
@@ -80,15 +70,13 @@ pub fn stored_answer(
     tx: &Transaction<'_>,
     key: &str,
 ) -> Result<Option<(String, u16, Authorization)>, DbError> {
-    let row: Option<(String, u16, String)> = tx
+    Ok(tx
         .query_row(
             "SELECT request, status, response FROM idempotency_keys WHERE key = ?1",
             [key],
-            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+            |r| Ok((r.get(0)?, r.get(1)?, json_column(r, 2)?)),
         )
-        .optional()?;
-    row.map(|(req, status, body)| Ok((req, status, serde_json::from_str(&body)?)))
-        .transpose()
+        .optional()?)
 }
 
 pub fn remember(

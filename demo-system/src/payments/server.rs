@@ -16,9 +16,7 @@ use uuid::Uuid;
 use super::api::{Authorization, AuthorizationStatus, AuthorizeRequest};
 use super::db;
 use crate::platform::db::DbError;
-use crate::platform::http::{
-    ApiError, Body, body, idempotency_key, with_health, with_resilience_admin,
-};
+use crate::platform::http::{ApiError, Body, body, found, idempotency_key, service_router};
 use crate::platform::outbox::{NewEvent, Outbox, feed_router, open_db};
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -66,10 +64,7 @@ pub fn app(payments: Payments) -> Router {
         .route("/payments/authorizations/{id}/refund", post(refund))
         .with_state(payments)
         .merge(feed_router(outbox.clone()));
-    let routes = with_resilience_admin(routes, Vec::new());
-    with_health(routes, outbox.db().clone()).layer(axum::middleware::from_fn(
-        crate::platform::telemetry::trace_request,
-    ))
+    service_router(routes, outbox.db().clone(), Vec::new())
 }
 
 /// The first answer to a key, replayed; or why the key cannot be used again.
@@ -179,12 +174,8 @@ async fn get_authorization(
     UrlPath(id): UrlPath<String>,
 ) -> Result<Json<Authorization>, ApiError> {
     let key = id.clone();
-    p.outbox
-        .db()
-        .read(move |tx| db::load(tx, &key))
-        .await?
-        .map(Json)
-        .ok_or_else(|| ApiError::not_found(format!("no authorization {id}")))
+    let a = p.outbox.db().read(move |tx| db::load(tx, &key)).await?;
+    found(a, || format!("no authorization {id}"))
 }
 
 /// Refunds an authorization. Refunding twice is the same as once (the saga may repeat it).

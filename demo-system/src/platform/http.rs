@@ -119,8 +119,20 @@ pub fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> 
     }
 }
 
-/// Adds `/health/live` (the process answers) and `/health/ready` (its database is usable).
-pub fn with_health(router: Router, db: Db) -> Router {
+/// A service's whole router: its own `routes`, `/admin/resilience` for `upstreams`,
+/// `/health/live` and `/health/ready` (its database `db` is usable), and a SERVER span
+/// with the correlation ID around every request.
+pub fn service_router(routes: Router, db: Db, upstreams: Vec<Upstream>) -> Router {
+    with_health(with_resilience_admin(routes, upstreams), db)
+        .layer(axum::middleware::from_fn(super::telemetry::trace_request))
+}
+
+/// `Some(v)` as JSON; `None` as a 404 saying what is missing.
+pub fn found<T>(v: Option<T>, missing: impl FnOnce() -> String) -> Result<Json<T>, ApiError> {
+    v.map(Json).ok_or_else(|| ApiError::not_found(missing()))
+}
+
+fn with_health(router: Router, db: Db) -> Router {
     router.route("/health/live", get(live)).route(
         "/health/ready",
         get(move || {
@@ -146,9 +158,9 @@ pub async fn live() -> Json<Health> {
     })
 }
 
-/// Adds `GET /admin/resilience`: breakers, bulkhead occupancy, retries and calls per
-/// instance of the service's upstreams (an empty list for a service that calls no other).
-pub fn with_resilience_admin(router: Router, upstreams: Vec<Upstream>) -> Router {
+/// `GET /admin/resilience`: breakers, bulkhead occupancy, retries and calls per instance
+/// of the service's upstreams (an empty list for a service that calls no other).
+fn with_resilience_admin(router: Router, upstreams: Vec<Upstream>) -> Router {
     router.route(
         "/admin/resilience",
         get(move || {

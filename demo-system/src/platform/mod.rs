@@ -5,7 +5,8 @@
 //! - [`discovery`] and [`resilience`]: where a call goes (registry, round-robin, ejection)
 //!   and how it is protected (retry, circuit breaker, bulkhead, timeout);
 //! - [`client`]: typed JSON calls over those, which every service client is built from;
-//! - [`telemetry`]: OTLP traces and logs, W3C propagation, the correlation ID everywhere.
+//! - [`telemetry`]: OTLP traces and logs, W3C propagation, the correlation ID everywhere;
+//! - [`text_enum`]: states that travel and are stored as text.
 
 pub mod client;
 pub mod db;
@@ -14,3 +15,4 @@ pub mod http;
 pub mod outbox;
 pub mod resilience;
 pub mod telemetry;
+pub mod text_enum;

@@ -19,7 +19,7 @@ use tracing::Instrument;
 use uuid::Uuid;
 
 use super::client::{ClientError, HttpClient};
-use super::db::{Db, DbError};
+use super::db::{Db, DbError, json_column, text_column};
 use super::discovery::Endpoint;
 use super::http::ApiError;
 use super::resilience::{Call, ConfigError, ResilienceConfig, Upstream};
@@ -284,35 +284,23 @@ fn rows_after(conn: &Connection, after: i64, limit: usize) -> Result<Vec<Event>,
         "SELECT seq, id, type, aggregate_id, payload, traceparent, baggage, created_unix_ms
          FROM outbox WHERE seq > ?1 ORDER BY seq LIMIT ?2",
     )?;
-    let rows = stmt.query_map(
-        params![after, i64::try_from(limit).unwrap_or(i64::MAX)],
-        |r| {
-            Ok((
-                r.get::<_, i64>(0)?,
-                r.get::<_, String>(1)?,
-                r.get::<_, String>(2)?,
-                r.get::<_, String>(3)?,
-                r.get::<_, String>(4)?,
-                r.get::<_, Option<String>>(5)?,
-                r.get::<_, Option<String>>(6)?,
-                r.get::<_, i64>(7)?,
-            ))
-        },
-    )?;
-    let mut events = Vec::new();
-    for row in rows {
-        let (seq, id, kind, aggregate_id, payload, traceparent, baggage, created) = row?;
-        events.push(Event {
-            seq,
-            id: Uuid::parse_str(&id).unwrap_or_default(),
-            kind,
-            aggregate_id,
-            payload: serde_json::from_str(&payload)?,
-            traceparent,
-            baggage,
-            created_unix_ms: created,
-        });
-    }
+    let events = stmt
+        .query_map(
+            params![after, i64::try_from(limit).unwrap_or(i64::MAX)],
+            |r| {
+                Ok(Event {
+                    seq: r.get(0)?,
+                    id: text_column(r, 1, |s| Uuid::parse_str(s).ok())?,
+                    kind: r.get(2)?,
+                    aggregate_id: r.get(3)?,
+                    payload: json_column(r, 4)?,
+                    traceparent: r.get(5)?,
+                    baggage: r.get(6)?,
+                    created_unix_ms: r.get(7)?,
+                })
+            },
+        )?
+        .collect::<Result<Vec<_>, _>>()?;
     Ok(events)
 }
 
@@ -368,6 +356,34 @@ pub trait Apply:
 impl<F> Apply for F where
     F: Fn(&Transaction<'_>, &Event) -> Result<(), String> + Clone + Send + Sync + 'static
 {
+}
+
+/// A service that keeps state of its own from another service's feed (notifications and
+/// order-history read the orders feed).
+pub trait FeedConsumer: 'static {
+    /// The feed's name in the consumer's cursor table, e.g. `orders`.
+    const FEED: &'static str;
+
+    /// The consumer's own database.
+    fn db(&self) -> &Db;
+
+    /// Applies one event inside the transaction that records it as processed.
+    fn apply(tx: &Transaction<'_>, e: &Event) -> Result<(), String>;
+
+    /// A reader of the feed through `client` (see [`feed_client`]) that remembers its
+    /// place in this service's database.
+    fn consumer(&self, client: HttpClient) -> Consumer {
+        Consumer::new(Self::FEED, client, self.db().clone())
+    }
+
+    /// Reads the feed until `shutdown` resolves.
+    fn consume<S: Future<Output = ()>>(
+        &self,
+        client: HttpClient,
+        shutdown: S,
+    ) -> impl Future<Output = ()> + use<Self, S> {
+        self.consumer(client).run(Self::apply, shutdown)
+    }
 }
 
 /// An at-least-once, idempotent reader of one publisher's feed.
