@@ -5,7 +5,7 @@ mod cmd;
 
 use clap::Parser;
 
-fn main() -> anyhow::Result<()> {
+fn main() -> std::process::ExitCode {
     let cli = cmd::Cli::parse();
     // A demo service installs its own subscriber, which also exports to OTLP.
     if !cli.exports_own_telemetry() {
@@ -17,8 +17,17 @@ fn main() -> anyhow::Result<()> {
             .with_writer(std::io::stderr)
             .init();
     }
-    let runtime = tokio::runtime::Builder::new_multi_thread()
+    let outcome = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
-        .build()?;
-    runtime.block_on(cli.run())
+        .build()
+        .map_err(anyhow::Error::from)
+        .and_then(|runtime| runtime.block_on(cli.run()));
+    match outcome {
+        Ok(code) => code,
+        Err(e) => {
+            // As `main() -> anyhow::Result` would print it.
+            eprintln!("Error: {e:?}");
+            std::process::ExitCode::FAILURE
+        }
+    }
 }

@@ -2,6 +2,9 @@
 
 mod collector;
 mod demo;
+mod load;
+
+use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
@@ -27,6 +30,8 @@ enum Command {
     Collector(collector::CollectorArgs),
     /// Start the demo microservices (and a collector), send a little traffic, print where to look.
     Demo(demo::DemoArgs),
+    /// Put an HTTP service under load and tell the truth about its latency.
+    Load(Box<load::LoadArgs>),
     /// Run one demo service instance (the demo's supervisor starts these).
     #[command(hide = true)]
     DemoService(demo::ServiceArgs),
@@ -37,11 +42,12 @@ impl Cli {
         matches!(self.command, Command::DemoService(_))
     }
 
-    pub async fn run(self) -> anyhow::Result<()> {
+    pub async fn run(self) -> anyhow::Result<ExitCode> {
         match self.command {
-            Command::Collector(args) => collector::run(args).await,
-            Command::Demo(args) => demo::run(args).await,
-            Command::DemoService(args) => demo::run_service(args).await,
+            Command::Collector(args) => collector::run(args).await.map(|()| ExitCode::SUCCESS),
+            Command::Demo(args) => demo::run(args).await.map(|()| ExitCode::SUCCESS),
+            Command::DemoService(args) => demo::run_service(args).await.map(|()| ExitCode::SUCCESS),
+            Command::Load(args) => load::run(*args).await,
         }
     }
 }

@@ -1,0 +1,82 @@
+//! The open model's clock against a target whose latency is known: a fixed 20 ms delay
+//! (wiremock's `set_delay`), measured at 200 requests a second. wiremock sleeps on a tokio
+//! timer, which rounds to whole milliseconds, so its "20 ms" is 20-22 ms of real time; the
+//! test measures that truth with a plain client, one request at a time, and holds the
+//! generator to within 1 ms of it.
+
+use std::time::Duration;
+
+use gauntlet_loadgen::{Options, Plan, ProgressMode, Quick};
+use wiremock::matchers::method;
+use wiremock::{Mock, MockServer, ResponseTemplate};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fixed_20ms_delay_measures_as_20ms() {
+    let server = MockServer::start().await;
+    Mock::given(method("GET"))
+        .respond_with(ResponseTemplate::new(200).set_delay(Duration::from_millis(20)))
+        .mount(&server)
+        .await;
+    let plan = Plan::quick(Quick {
+        url: format!("{}/slow", server.uri()),
+        method: gauntlet_loadgen::scenario::HttpMethod::GET,
+        headers: vec![],
+        body: None,
+        connections: 20,
+        rate: Some(200.0),
+        duration: Duration::from_secs(3),
+        requests: None,
+        timeout: Duration::from_secs(5),
+        http2: false,
+        thresholds: vec![],
+    })
+    .expect("plan");
+    let (_stop, stopped) = tokio::sync::watch::channel(false);
+    let opts = Options {
+        allow_remote: false,
+        progress: ProgressMode::Off,
+        otlp: None,
+        otlp_sample: 0.0,
+    };
+    let r = gauntlet_loadgen::run(plan, opts, stopped)
+        .await
+        .expect("run");
+    // The server saw every request, with the trace context and correlation ID on it.
+    let seen = server.received_requests().await.expect("recorded");
+    assert_eq!(seen.len() as u64, r.all.requests);
+    assert!(seen.iter().all(
+        |q| q.headers.contains_key("traceparent") && q.headers.contains_key("x-correlation-id")
+    ));
+    let p50 = r.all.quantile_ms(0.5);
+    let truth = sequential_p50_ms(&format!("{}/slow", server.uri())).await;
+    assert!(
+        (p50 - truth).abs() <= 1.0,
+        "generator p50 {p50:.3} ms, the target's own p50 {truth:.3} ms"
+    );
+    assert!(
+        (20.0..23.0).contains(&p50),
+        "p50 {p50:.3} ms for a 20 ms delay"
+    );
+    assert!(
+        r.all.requests >= 590 && r.all.requests <= 600,
+        "{} requests",
+        r.all.requests
+    );
+    assert_eq!(r.all.failures, 0);
+    assert_eq!(r.all.status.get(&200).copied(), Some(r.all.requests));
+}
+
+/// The target's latency as a plain client sees it, one request at a time (no schedule,
+/// nothing in flight but the one request).
+async fn sequential_p50_ms(url: &str) -> f64 {
+    let http = reqwest::Client::new();
+    let mut ms = Vec::new();
+    for _ in 0..100 {
+        let t = std::time::Instant::now();
+        let r = http.get(url).send().await.expect("answer");
+        let _ = r.bytes().await.expect("body");
+        ms.push(t.elapsed().as_secs_f64() * 1000.0);
+    }
+    ms.sort_by(f64::total_cmp);
+    ms[ms.len() / 2]
+}
