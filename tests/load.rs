@@ -128,7 +128,7 @@ fn bad_input_is_refused_with_a_reason_before_any_request() {
         ),
         (
             &["http://127.0.0.1:1/", "-r", "5", "-n", "10"],
-            "cannot be used with",
+            "goes with the closed model",
         ),
         (&["http://127.0.0.1:1/", "-H", "no colon"], "Name: value"),
         (&[], "give a URL"),

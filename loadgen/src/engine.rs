@@ -22,8 +22,9 @@ use crate::progress::{Progress, ProgressMode, Snapshot};
 use crate::scenario::{End, Executor, FixedUrl, Plan, Scenario, Step};
 use crate::threshold::Verdict;
 
-/// How late a timer may wake (tokio's wheel ticks in milliseconds).
-pub(crate) const TIMER_SLACK: Duration = Duration::from_millis(1);
+/// How late a timer may wake: tokio rounds a deadline up to its next millisecond tick and
+/// parks in whole milliseconds, so a wake-up lands up to 2 ms after its time.
+pub(crate) const TIMER_SLACK: Duration = Duration::from_millis(2);
 
 const TRACEPARENT: http::HeaderName = http::HeaderName::from_static("traceparent");
 const CORRELATION: http::HeaderName = http::HeaderName::from_static("x-correlation-id");

@@ -50,7 +50,8 @@ pub struct Summary {
     /// Approximate wire bytes (headers and bodies).
     pub bytes_in: u64,
     pub bytes_out: u64,
-    /// Open model: sends more than 1 ms behind their intended time, and the worst delay.
+    /// Open model: sends more than 2 ms (the timer's granularity) behind their intended
+    /// time, and the worst delay.
     pub late_sends: u64,
     pub max_send_delay_ms: f64,
     /// From the intended send time in the open model, from the actual one in the closed.
@@ -240,7 +241,7 @@ impl Report {
         if self.model != "closed" {
             let _ = writeln!(
                 out,
-                "late sends: {} (worst {:.1} ms behind schedule; latency counts from the intended time)",
+                "late sends: {} (over 2 ms behind schedule; worst {:.1} ms; latency counts from the intended time)",
                 self.summary.late_sends, self.summary.max_send_delay_ms
             );
         }

@@ -81,6 +81,14 @@ async fn stalls_show_in_the_open_model_and_hide_in_the_closed_one() {
 
     let closed = load(&url, None).await;
     let closed_p99 = closed.all.quantile_ms(0.99);
+    println!(
+        "open: {} requests, p50 {p50:.1} ms, p99 {p99:.1} ms, {} late sends; closed: {} requests, p50 {:.2} ms, p99 {closed_p99:.2} ms, max {:.1} ms",
+        open.all.requests,
+        open.all.late_sends,
+        closed.all.requests,
+        closed.all.quantile_ms(0.5),
+        closed.all.max_ms()
+    );
     assert!(
         closed_p99 * 5.0 < p99,
         "the closed model's p99 ({closed_p99:.1} ms) hides what the open model's ({p99:.1} ms) shows"
