@@ -412,6 +412,10 @@ fn a_dead_inventory_instance_costs_no_order_and_a_restarted_one_gets_traffic_aga
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
 
+        println!(
+            "inventory-1 down: {during} orders placed, all confirmed, until the registry dropped it after {:.1} s",
+            crashed.elapsed().as_secs_f64()
+        );
         // The dead instance was tried while down, and the retries covered for it.
         let after = orders_inventory_upstream(&http, &orders).await;
         assert!(

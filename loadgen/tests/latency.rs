@@ -6,9 +6,10 @@
 
 use std::time::Duration;
 
-use gauntlet_loadgen::{Options, Plan, ProgressMode, Quick};
 use wiremock::matchers::method;
 use wiremock::{Mock, MockServer, ResponseTemplate};
+
+mod common;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_fixed_20ms_delay_measures_as_20ms() {
@@ -17,30 +18,13 @@ async fn a_fixed_20ms_delay_measures_as_20ms() {
         .respond_with(ResponseTemplate::new(200).set_delay(Duration::from_millis(20)))
         .mount(&server)
         .await;
-    let plan = Plan::quick(Quick {
-        url: format!("{}/slow", server.uri()),
-        method: gauntlet_loadgen::scenario::HttpMethod::GET,
-        headers: vec![],
-        body: None,
-        connections: 20,
-        rate: Some(200.0),
-        duration: Duration::from_secs(3),
-        requests: None,
-        timeout: Duration::from_secs(5),
-        http2: false,
-        thresholds: vec![],
-    })
-    .expect("plan");
-    let (_stop, stopped) = tokio::sync::watch::channel(false);
-    let opts = Options {
-        allow_remote: false,
-        progress: ProgressMode::Off,
-        otlp: None,
-        otlp_sample: 0.0,
-    };
-    let r = gauntlet_loadgen::run(plan, opts, stopped)
-        .await
-        .expect("run");
+    let plan = common::quick(
+        &format!("{}/slow", server.uri()),
+        20,
+        Some(200.0),
+        Duration::from_secs(3),
+    );
+    let r = common::run(plan).await;
     // The server saw every request, with the trace context and correlation ID on it.
     let seen = server.received_requests().await.expect("recorded");
     assert_eq!(seen.len() as u64, r.all.requests);

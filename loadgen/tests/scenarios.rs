@@ -4,22 +4,12 @@
 
 use std::time::Duration;
 
-use gauntlet_loadgen::{Options, Plan, ProgressMode};
+use common::run;
+use gauntlet_loadgen::Plan;
 use wiremock::matchers::{body_string_contains, header, method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
-async fn run(plan: Plan) -> gauntlet_loadgen::RunResult {
-    let (_stop, stopped) = tokio::sync::watch::channel(false);
-    let opts = Options {
-        allow_remote: false,
-        progress: ProgressMode::Off,
-        otlp: None,
-        otlp_sample: 0.0,
-    };
-    gauntlet_loadgen::run(plan, opts, stopped)
-        .await
-        .expect("run")
-}
+mod common;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn captures_templates_csv_and_checks_work_together() {
@@ -182,5 +172,56 @@ async fn failures_are_sorted_by_kind() {
         "{:?} {:?}",
         r.all.errors,
         r.all.status
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http2_with_prior_knowledge_and_chunked_http1_answers_are_read_whole() {
+    // wiremock serves HTTP/1.1 and HTTP/2 (h2c) on one port.
+    let server = MockServer::start().await;
+    Mock::given(method("GET"))
+        .and(path("/h"))
+        .respond_with(ResponseTemplate::new(200).set_body_string("over h2"))
+        .mount(&server)
+        .await;
+    let mut q = gauntlet_loadgen::Quick {
+        url: format!("{}/h", server.uri()),
+        method: gauntlet_loadgen::scenario::HttpMethod::GET,
+        headers: vec![],
+        body: None,
+        connections: 2,
+        rate: None,
+        duration: Duration::from_secs(1),
+        requests: Some(40),
+        timeout: Duration::from_secs(5),
+        http2: true,
+        thresholds: vec![],
+    };
+    let r = run(Plan::quick(q.clone()).expect("plan")).await;
+    assert_eq!((r.all.requests, r.all.failures), (40, 0));
+    assert_eq!(r.all.status.get(&200), Some(&40));
+
+    // A chunked HTTP/1.1 answer (axum streams a body of unknown length).
+    let app = axum::Router::new().route(
+        "/chunked",
+        axum::routing::get(|| async {
+            let parts =
+                ["alpha ", "beta ", "gamma"].map(|p| Ok::<_, std::io::Error>(p.to_string()));
+            axum::body::Body::from_stream(futures_util::stream::iter(parts))
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let url = format!("http://{}/chunked", listener.local_addr().expect("addr"));
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    q.url = url;
+    q.http2 = false;
+    let r = run(Plan::quick(q).expect("plan")).await;
+    assert_eq!((r.all.requests, r.all.failures), (40, 0));
+    assert!(
+        r.all.bytes_in >= 40 * "alpha beta gamma".len() as u64,
+        "the whole chunked body was read: {} bytes",
+        r.all.bytes_in
     );
 }

@@ -7,7 +7,9 @@
 
 use std::time::{Duration, Instant};
 
-use gauntlet_loadgen::{Options, Plan, ProgressMode, Quick, RunResult};
+use gauntlet_loadgen::RunResult;
+
+mod common;
 
 /// Serves `/` instantly, except during the first second of every five, when every request
 /// waits for the second to end.
@@ -32,30 +34,7 @@ async fn stalling_target() -> String {
 }
 
 async fn load(url: &str, rate: Option<f64>) -> RunResult {
-    let plan = Plan::quick(Quick {
-        url: url.to_string(),
-        method: gauntlet_loadgen::scenario::HttpMethod::GET,
-        headers: vec![],
-        body: None,
-        connections: 4,
-        rate,
-        duration: Duration::from_secs(10),
-        requests: None,
-        timeout: Duration::from_secs(5),
-        http2: false,
-        thresholds: vec![],
-    })
-    .expect("plan");
-    let (_stop, stopped) = tokio::sync::watch::channel(false);
-    let opts = Options {
-        allow_remote: false,
-        progress: ProgressMode::Off,
-        otlp: None,
-        otlp_sample: 0.0,
-    };
-    gauntlet_loadgen::run(plan, opts, stopped)
-        .await
-        .expect("run")
+    common::run(common::quick(url, 4, rate, Duration::from_secs(10))).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
