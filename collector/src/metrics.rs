@@ -4,20 +4,20 @@
 
 use std::sync::atomic::AtomicU64;
 
-use prometheus_client::encoding::{EncodeLabelSet, EncodeLabelValue};
+use prometheus_client::encoding::{EncodeLabelSet, EncodeLabelValue, LabelValueEncoder};
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
-#[derive(Debug, Clone, Copy, Hash, PartialEq, Eq, EncodeLabelValue)]
+#[derive(Debug, Clone, Copy, Hash, PartialEq, Eq)]
 pub enum Signal {
     Spans,
     Logs,
 }
 
-#[derive(Debug, Clone, Copy, Hash, PartialEq, Eq, EncodeLabelValue)]
+#[derive(Debug, Clone, Copy, Hash, PartialEq, Eq)]
 pub enum Protocol {
     OtlpGrpc,
     OtlpHttpProtobuf,
@@ -25,7 +25,7 @@ pub enum Protocol {
     ZipkinJson,
 }
 
-#[derive(Debug, Clone, Copy, Hash, PartialEq, Eq, EncodeLabelValue)]
+#[derive(Debug, Clone, Copy, Hash, PartialEq, Eq)]
 pub enum Outcome {
     /// Committed to the store.
     Accepted,
@@ -35,11 +35,57 @@ pub enum Outcome {
     Refused,
 }
 
+/// Label values in Prometheus's snake_case (`otlp_http_protobuf`), not Rust's variant names.
+trait LabelText {
+    fn text(&self) -> &'static str;
+}
+
+impl LabelText for Signal {
+    fn text(&self) -> &'static str {
+        match self {
+            Signal::Spans => "spans",
+            Signal::Logs => "logs",
+        }
+    }
+}
+
+impl LabelText for Protocol {
+    fn text(&self) -> &'static str {
+        match self {
+            Protocol::OtlpGrpc => "otlp_grpc",
+            Protocol::OtlpHttpProtobuf => "otlp_http_protobuf",
+            Protocol::OtlpHttpJson => "otlp_http_json",
+            Protocol::ZipkinJson => "zipkin_json",
+        }
+    }
+}
+
+impl LabelText for Outcome {
+    fn text(&self) -> &'static str {
+        match self {
+            Outcome::Accepted => "accepted",
+            Outcome::Rejected => "rejected",
+            Outcome::Refused => "refused",
+        }
+    }
+}
+
+/// One wrapper encodes any of them, so each enum needs only its names.
+#[derive(Debug, Clone, Copy, Hash, PartialEq, Eq)]
+struct Label<T>(T);
+
+impl<T: LabelText> EncodeLabelValue for Label<T> {
+    fn encode(&self, encoder: &mut LabelValueEncoder) -> Result<(), std::fmt::Error> {
+        use std::fmt::Write;
+        encoder.write_str(self.0.text())
+    }
+}
+
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct ItemLabels {
-    signal: Signal,
-    protocol: Protocol,
-    outcome: Outcome,
+    signal: Label<Signal>,
+    protocol: Label<Protocol>,
+    outcome: Label<Outcome>,
 }
 
 pub struct Metrics {
@@ -106,9 +152,9 @@ impl Metrics {
         if n > 0 {
             self.items
                 .get_or_create(&ItemLabels {
-                    signal,
-                    protocol,
-                    outcome,
+                    signal: Label(signal),
+                    protocol: Label(protocol),
+                    outcome: Label(outcome),
                 })
                 .inc_by(n);
         }
@@ -133,7 +179,7 @@ mod tests {
         let text = m.encode();
         assert!(
             text.contains(
-                r#"gauntlet_collector_items_total{signal="Spans",protocol="OtlpGrpc",outcome="Accepted"} 3"#
+                r#"gauntlet_collector_items_total{signal="spans",protocol="otlp_grpc",outcome="accepted"} 3"#
             ),
             "{text}"
         );

@@ -335,7 +335,16 @@ async fn round_trip(transport: Transport) {
 
     // The collector counted what it took.
     let metrics = c.metrics().await;
-    assert!(metrics.contains("outcome=\"Accepted\""), "{metrics}");
+    // Label values in Prometheus's snake_case.
+    assert!(
+        ["otlp_http_protobuf", "otlp_http_json", "otlp_grpc"]
+            .iter()
+            .any(|p| metrics.contains(&format!(
+                r#"signal="spans",protocol="{p}",outcome="accepted""#
+            ))),
+        "{metrics}"
+    );
+    assert!(!metrics.contains("Accepted"), "{metrics}");
     c.shutdown().await;
 }
 
