@@ -260,6 +260,10 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
             Err(e) => out += &format!("traffic failed: {e}\n"),
         }
     }
+    // The scenario reads the gateway from <data-dir>/demo.json; from elsewhere, say where.
+    out += &format!(
+        "load it:  gauntlet load run loadgen/scenarios/demo.toml --var gateway={gateway}\n"
+    );
     out += "Press Ctrl-C to stop everything.\n";
     let mut stdout = std::io::stdout().lock();
     let _ = stdout
