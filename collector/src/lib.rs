@@ -55,6 +55,9 @@ pub struct Config {
     pub data_dir: PathBuf,
     /// Largest request accepted, in bytes, before and after decompression.
     pub max_body: usize,
+    /// Bytes of request bodies held in memory at once, over every receiver; past it,
+    /// exports are refused with a retry hint (HTTP 429, gRPC UNAVAILABLE).
+    pub max_inflight: usize,
     /// Delete data received longer ago than this.
     pub retention: Option<Duration>,
     /// Delete the oldest data while the store uses more than this many bytes.
@@ -77,6 +80,7 @@ impl Config {
             http: local(16686),
             data_dir: PathBuf::from("gauntlet-data"),
             max_body: 64 << 20,
+            max_inflight: 256 << 20,
             retention: Some(Duration::from_secs(72 * 3600)),
             max_disk: Some(10 << 30),
             retention_interval: Duration::from_secs(60),
@@ -188,10 +192,12 @@ impl Collector {
         let (stop, stopped) = watch::channel(false);
         let mut servers = JoinSet::new();
 
+        let budget = payload::BodyBudget::new(config.max_inflight);
         let receiver = otlp::http::HttpReceiver {
             pipeline: pipeline.clone(),
             metrics: metrics.clone(),
             max_body: config.max_body,
+            budget: budget.clone(),
         };
         let grpc_receiver = otlp::grpc::GrpcReceiver {
             pipeline,
@@ -200,7 +206,7 @@ impl Collector {
         let max_body = config.max_body;
         let signal = until_stopped(stopped.clone());
         servers.spawn(async move {
-            if let Err(e) = otlp::grpc::serve(grpc_receiver, grpc, max_body, signal).await {
+            if let Err(e) = otlp::grpc::serve(grpc_receiver, grpc, max_body, budget, signal).await {
                 tracing::error!(error = %e, "OTLP/gRPC server failed");
             }
         });

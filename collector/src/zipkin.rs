@@ -79,12 +79,9 @@ async fn spans(State(r): State<HttpReceiver>, headers: HeaderMap, body: Body) ->
     let encoding = headers
         .get(header::CONTENT_ENCODING)
         .and_then(|v| v.to_str().ok());
-    let bytes = match payload::read(body, encoding, r.max_body).await {
+    let (bytes, _held) = match payload::read(body, encoding, r.max_body, &r.budget).await {
         Ok(b) => b,
-        Err(e) => {
-            let e = payload_error(e);
-            return error(e.http, e.message);
-        }
+        Err(e) => return rpc_error(payload_error(e)),
     };
     let spans: Vec<ZipkinSpan> = match serde_json::from_slice(&bytes) {
         Ok(s) => s,
@@ -115,16 +112,20 @@ async fn spans(State(r): State<HttpReceiver>, headers: HeaderMap, body: Body) ->
         }
         Err(e) => {
             r.metrics.count(Signal::Spans, p, Outcome::Refused, n);
-            let e = ingest_error(&e);
-            let mut resp = error(e.http, e.message);
-            if let Some(after) = e.retry_after
-                && let Ok(v) = after.as_secs().max(1).to_string().parse()
-            {
-                resp.headers_mut().insert(header::RETRY_AFTER, v);
-            }
-            resp
+            rpc_error(ingest_error(&e))
         }
     }
+}
+
+/// A refusal as Zipkin clients read it: the status, `Retry-After` when there is one, text.
+fn rpc_error(e: crate::otlp::status::RpcError) -> Response {
+    let mut resp = error(e.http, e.message);
+    if let Some(after) = e.retry_after
+        && let Ok(v) = after.as_secs().max(1).to_string().parse()
+    {
+        resp.headers_mut().insert(header::RETRY_AFTER, v);
+    }
+    resp
 }
 
 fn error(status: StatusCode, message: String) -> Response {

@@ -489,3 +489,121 @@ async fn a_stalled_store_means_backpressure_with_retry_after_and_no_loss() {
     assert_eq!(r.status, 200, "the retry is accepted");
     c.shutdown().await;
 }
+
+/// A request whose body is `n` spans of one new trace, each with a 1 KiB attribute.
+fn big_request(trace: [u8; 16], n: u8) -> Vec<u8> {
+    let filler = "x".repeat(1024);
+    let spans = (1..=n)
+        .map(|i| {
+            let mut s = span(trace, i, NOW, NOW + 1);
+            s.attributes = vec![kv("filler", &filler)];
+            s
+        })
+        .collect();
+    proto_request(spans).encode_to_vec()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bodies_in_flight_stay_within_the_budget_and_what_was_held_still_commits() {
+    use tokio::io::AsyncWriteExt;
+    let c = TestCollector::start_with(|cfg| {
+        cfg.max_body = 1 << 20;
+        cfg.max_inflight = 256 << 10;
+    })
+    .await;
+    // A client sends 200 KiB of a valid export, then pauses: those bytes are held.
+    let held_trace = [0x51; 16];
+    let body = big_request(held_trace, 200);
+    let addr = c.collector.addrs.otlp_http;
+    let mut slow = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    let head = format!(
+        "POST /v1/traces HTTP/1.1\r\nhost: {addr}\r\ncontent-type: application/x-protobuf\r\ncontent-length: {}\r\n\r\n",
+        body.len()
+    );
+    slow.write_all(head.as_bytes()).await.expect("head");
+    let split = body.len() - 4096;
+    slow.write_all(&body[..split])
+        .await
+        .expect("most of the body");
+    // Let the collector read what arrived.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        // Another 100 KiB export cannot fit beside it: 429 with a retry hint, at once.
+        let r = post(
+            &c,
+            "application/x-protobuf",
+            None,
+            big_request([0x52; 16], 100),
+        )
+        .await;
+        if r.status == 429 {
+            assert_eq!(r.retry_after.as_deref(), Some("1"));
+            let s = proto_status(&r);
+            assert_eq!(s.code, tonic::Code::Unavailable as i32);
+            assert!(s.message.contains("--max-inflight"), "{}", s.message);
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "never refused: {}",
+            r.status
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    // Over gRPC too: UNAVAILABLE with a RetryInfo, before the message is read.
+    let mut client = TraceServiceClient::connect(c.otlp_grpc())
+        .await
+        .expect("grpc connects");
+    let err = client
+        .export(proto_request(
+            (1..=100)
+                .map(|i| {
+                    let mut s = span([0x53; 16], i, NOW, NOW + 1);
+                    s.attributes = vec![kv("filler", &"y".repeat(1024))];
+                    s
+                })
+                .collect(),
+        ))
+        .await
+        .expect_err("no room");
+    assert_eq!(err.code(), tonic::Code::Unavailable, "{err}");
+    let retry = tonic_types::StatusExt::get_details_retry_info(&err).expect("RetryInfo detail");
+    assert_eq!(retry.retry_delay, Some(std::time::Duration::from_secs(1)));
+
+    // The held export finishes and commits: nothing it sent was lost.
+    slow.write_all(&body[split..])
+        .await
+        .expect("rest of the body");
+    let mut answer = Vec::new();
+    let mut buf = [0u8; 1024];
+    while !answer.windows(4).any(|w| w == b"\r\n\r\n") {
+        use tokio::io::AsyncReadExt;
+        let n = slow.read(&mut buf).await.expect("answer");
+        assert!(n > 0, "closed without an answer");
+        answer.extend_from_slice(&buf[..n]);
+    }
+    assert!(
+        answer.starts_with(b"HTTP/1.1 200"),
+        "{}",
+        String::from_utf8_lossy(&answer)
+    );
+    let (status, trace) = c
+        .get(&format!("/api/traces/{}", const_hex::encode(held_trace)))
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        trace["data"][0]["spans"].as_array().map(Vec::len),
+        Some(200)
+    );
+    // With the budget free again, the refused exports go through on retry.
+    let r = post(
+        &c,
+        "application/x-protobuf",
+        None,
+        big_request([0x52; 16], 100),
+    )
+    .await;
+    assert_eq!(r.status, 200);
+    still_serving(&c, 1).await;
+    c.shutdown().await;
+}

@@ -38,6 +38,10 @@ pub struct CollectorArgs {
     /// Largest request accepted, before and after decompression (e.g. 64MiB).
     #[arg(long, value_name = "SIZE", default_value = "64MiB", value_parser = parse_size)]
     max_body: u64,
+    /// Request bodies held in memory at once, over every receiver; past it, exports are
+    /// refused with a retry hint (HTTP 429, gRPC UNAVAILABLE) until memory frees.
+    #[arg(long, value_name = "SIZE", default_value = "256MiB", value_parser = parse_size)]
+    max_inflight: u64,
     /// Delete data received longer ago than this (e.g. 72h, 7d); `off` keeps it forever.
     #[arg(long, value_name = "DURATION|off", default_value = "72h", value_parser = parse_optional_duration)]
     retention: OrOff<Duration>,
@@ -104,6 +108,7 @@ pub async fn run(args: CollectorArgs) -> anyhow::Result<()> {
         http: args.http,
         data_dir: args.data_dir,
         max_body: usize::try_from(args.max_body).context("--max-body is too large")?,
+        max_inflight: usize::try_from(args.max_inflight).context("--max-inflight is too large")?,
         retention: args.retention.0,
         max_disk: args.max_disk.0,
         retention_interval: args.retention_interval,

@@ -1,9 +1,16 @@
 //! OTLP/gRPC: TraceService/Export and LogsService/Export over tonic, gzip accepted.
 //! Refusals are UNAVAILABLE with a google.rpc.RetryInfo; an oversized message is
 //! RESOURCE_EXHAUSTED (tonic says OUT_OF_RANGE for it; [`ResourceExhaustedLayer`] fixes that).
+//! [`BudgetLayer`] reserves each message from the body budget before tonic reads it.
 
+use std::collections::VecDeque;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
+
+use bytes::Bytes;
+use http_body::Frame;
+use http_body_util::BodyExt;
 
 use opentelemetry_proto::tonic::collector::logs::v1::logs_service_server::{
     LogsService, LogsServiceServer,
@@ -24,6 +31,7 @@ use tonic_types::{ErrorDetails, StatusExt};
 use super::convert::{self, Converted};
 use crate::ingest::{IngestError, Pipeline};
 use crate::metrics::{Metrics, Outcome, Protocol, Signal};
+use crate::payload::{BUDGET_RETRY_AFTER, BodyBudget};
 
 #[derive(Clone)]
 pub struct GrpcReceiver {
@@ -100,6 +108,7 @@ pub async fn serve(
     receiver: GrpcReceiver,
     listener: tokio::net::TcpListener,
     max_body: usize,
+    budget: BodyBudget,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<(), tonic::transport::Error> {
     let traces = TraceServiceServer::new(receiver.clone())
@@ -112,6 +121,7 @@ pub async fn serve(
         .send_compressed(CompressionEncoding::Gzip);
     tonic::transport::Server::builder()
         .layer(ResourceExhaustedLayer)
+        .layer(BudgetLayer { budget, max_body })
         .add_service(traces)
         .add_service(logs)
         .serve_with_incoming_shutdown(
@@ -170,5 +180,132 @@ where
             }
             Ok(resp)
         })
+    }
+}
+
+/// Reserves each request's message from the body budget, by the size its gRPC length
+/// prefix announces (compressed, for a gzip message), before tonic reads the rest; with no
+/// room, answers UNAVAILABLE with a RetryInfo at once, as for a full queue. The reservation
+/// is held until the export was answered (decoded and committed).
+#[derive(Debug, Clone)]
+pub struct BudgetLayer {
+    pub budget: BodyBudget,
+    pub max_body: usize,
+}
+
+impl<S> tower::Layer<S> for BudgetLayer {
+    type Service = Budgeted<S>;
+    fn layer(&self, inner: S) -> Self::Service {
+        Budgeted {
+            inner,
+            budget: self.budget.clone(),
+            max_body: self.max_body,
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Budgeted<S> {
+    inner: S,
+    budget: BodyBudget,
+    max_body: usize,
+}
+
+impl<S, ResBody> tower::Service<http::Request<tonic::body::Body>> for Budgeted<S>
+where
+    S: tower::Service<http::Request<tonic::body::Body>, Response = http::Response<ResBody>>
+        + Clone
+        + Send
+        + 'static,
+    S::Future: Send + 'static,
+    S::Error: Send + 'static,
+    ResBody: Default + Send + 'static,
+{
+    type Response = http::Response<ResBody>;
+    type Error = S::Error;
+    type Future =
+        Pin<Box<dyn std::future::Future<Output = Result<Self::Response, Self::Error>> + Send>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: http::Request<tonic::body::Body>) -> Self::Future {
+        // The clone that was polled ready is the one that is called.
+        let ready = self.inner.clone();
+        let mut inner = std::mem::replace(&mut self.inner, ready);
+        let (budget, max_body) = (self.budget.clone(), self.max_body);
+        Box::pin(async move {
+            let (parts, mut body) = req.into_parts();
+            let mut peeked = VecDeque::new();
+            let mut prefix = Vec::with_capacity(5);
+            let mut error = None;
+            while prefix.len() < 5 {
+                match body.frame().await {
+                    Some(Ok(frame)) => {
+                        if let Some(d) = frame.data_ref() {
+                            let take = d.len().min(5 - prefix.len());
+                            prefix.extend_from_slice(&d[..take]);
+                        }
+                        peeked.push_back(frame);
+                    }
+                    Some(Err(e)) => {
+                        error = Some(e);
+                        break;
+                    }
+                    None => break,
+                }
+            }
+            let announced = match prefix[..] {
+                [_, a, b, c, d] => u32::from_be_bytes([a, b, c, d]) as usize,
+                _ => 0,
+            };
+            // Past max_body tonic refuses the message itself (RESOURCE_EXHAUSTED).
+            let held = match budget.take(announced.min(max_body)) {
+                Ok(held) => held,
+                Err(e) => {
+                    let status = Status::with_error_details(
+                        tonic::Code::Unavailable,
+                        e.to_string(),
+                        ErrorDetails::with_retry_info(Some(BUDGET_RETRY_AFTER)),
+                    );
+                    return Ok(status.into_http());
+                }
+            };
+            let body = tonic::body::Body::new(Prefixed {
+                peeked,
+                error,
+                rest: body,
+            });
+            let answer = inner.call(http::Request::from_parts(parts, body)).await;
+            drop(held);
+            answer
+        })
+    }
+}
+
+/// A body whose first frames were already read: those, then the rest.
+struct Prefixed {
+    peeked: VecDeque<Frame<Bytes>>,
+    error: Option<Status>,
+    rest: tonic::body::Body,
+}
+
+impl http_body::Body for Prefixed {
+    type Data = Bytes;
+    type Error = Status;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Status>>> {
+        let this = self.get_mut();
+        if let Some(f) = this.peeked.pop_front() {
+            return Poll::Ready(Some(Ok(f)));
+        }
+        if let Some(e) = this.error.take() {
+            return Poll::Ready(Some(Err(e)));
+        }
+        Pin::new(&mut this.rest).poll_frame(cx)
     }
 }

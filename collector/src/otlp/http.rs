@@ -33,6 +33,8 @@ pub struct HttpReceiver {
     pub metrics: Arc<Metrics>,
     /// Largest body accepted, before and after decompression.
     pub max_body: usize,
+    /// Bytes of bodies held at once, shared with the other receivers.
+    pub budget: payload::BodyBudget,
 }
 
 pub fn router(receiver: HttpReceiver) -> Router {
@@ -47,7 +49,8 @@ pub fn router(receiver: HttpReceiver) -> Router {
 }
 
 async fn traces(State(r): State<HttpReceiver>, headers: HeaderMap, body: Body) -> Response {
-    let (format, req) = match read::<ExportTraceServiceRequest>(&r, &headers, body).await {
+    // The reservation is held until the commit: the decoded batch is what it stands for.
+    let (format, req, _held) = match read::<ExportTraceServiceRequest>(&r, &headers, body).await {
         Ok(ok) => ok,
         Err((format, e)) => return e.into_response(format),
     };
@@ -69,7 +72,7 @@ async fn traces(State(r): State<HttpReceiver>, headers: HeaderMap, body: Body) -
 }
 
 async fn logs(State(r): State<HttpReceiver>, headers: HeaderMap, body: Body) -> Response {
-    let (format, req) = match read::<ExportLogsServiceRequest>(&r, &headers, body).await {
+    let (format, req, _held) = match read::<ExportLogsServiceRequest>(&r, &headers, body).await {
         Ok(ok) => ok,
         Err((format, e)) => return e.into_response(format),
     };
@@ -133,7 +136,7 @@ async fn read<M: Message + Default + DeserializeOwned>(
     r: &HttpReceiver,
     headers: &HeaderMap,
     body: Body,
-) -> Result<(Format, M), (Format, RpcError)> {
+) -> Result<(Format, M, payload::Reservation), (Format, RpcError)> {
     let Some(format) = content_format(headers) else {
         let got = headers
             .get(header::CONTENT_TYPE)
@@ -153,7 +156,7 @@ async fn read<M: Message + Default + DeserializeOwned>(
     let encoding = headers
         .get(header::CONTENT_ENCODING)
         .and_then(|v| v.to_str().ok());
-    let bytes = payload::read(body, encoding, r.max_body)
+    let (bytes, held) = payload::read(body, encoding, r.max_body, &r.budget)
         .await
         .map_err(|e| (format, payload_error(e)))?;
     let decoded = match format {
@@ -161,11 +164,19 @@ async fn read<M: Message + Default + DeserializeOwned>(
         Format::Json => json::decode::<M>(&bytes),
     };
     decoded
-        .map(|m| (format, m))
+        .map(|m| (format, m, held))
         .map_err(|msg| (format, RpcError::bad_request(msg)))
 }
 
 pub fn payload_error(e: PayloadError) -> RpcError {
+    if let PayloadError::OverBudget { .. } = e {
+        return RpcError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            tonic::Code::Unavailable,
+            e.to_string(),
+        )
+        .retry_after(payload::BUDGET_RETRY_AFTER);
+    }
     let (http, code) = match &e {
         PayloadError::TooLarge { .. } | PayloadError::DecompressedTooLarge { .. } => (
             StatusCode::PAYLOAD_TOO_LARGE,
@@ -175,7 +186,7 @@ pub fn payload_error(e: PayloadError) -> RpcError {
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
             tonic::Code::InvalidArgument,
         ),
-        PayloadError::BadGzip(_) | PayloadError::Read(_) => {
+        PayloadError::BadGzip(_) | PayloadError::Read(_) | PayloadError::OverBudget { .. } => {
             (StatusCode::BAD_REQUEST, tonic::Code::InvalidArgument)
         }
     };
