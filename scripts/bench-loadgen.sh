@@ -21,6 +21,8 @@ fi
 cargo build --release --locked --bin gauntlet
 
 work=$(mktemp -d)
+# nginx workers run as www-data: they must be able to read the file they serve.
+chmod 755 "$work"
 nginx_pid=""
 cleanup() {
   [ -n "$nginx_pid" ] && kill "$nginx_pid" 2>/dev/null && wait "$nginx_pid" 2>/dev/null || true
@@ -49,6 +51,8 @@ for _ in $(seq 1 50); do
   curl -sf "http://127.0.0.1:$port/" >/dev/null 2>&1 && break
   sleep 0.1
 done
+# Every answer measured must be the 200 with the file, not an error page.
+curl -sf "http://127.0.0.1:$port/" | grep -q "small static file" || { echo "nginx does not serve the file"; exit 1; }
 url="http://127.0.0.1:$port/"
 echo "== target: nginx $(nginx -v 2>&1 | sed 's/.*\///'), 1 worker, $url; ${CONNS} connections, ${SECS}s, ${ROUNDS} rounds"
 
@@ -57,13 +61,14 @@ run_wrk() {
   /usr/bin/time -f "%U %S" -o "$work/t" wrk -t2 -c"$CONNS" -d"${SECS}s" "$url" >"$work/wrk.out"
   local reqs
   reqs=$(awk '/requests in/ {print $1}' "$work/wrk.out")
+  ! grep -q "Non-2xx" "$work/wrk.out" || { echo "wrk saw error answers" >&2; cat "$work/wrk.out" >&2; exit 1; }
   echo "$reqs $(awk '{print $1 + $2}' "$work/t")"
 }
 run_gauntlet() {
   /usr/bin/time -f "%U %S" -o "$work/t" ./target/release/gauntlet load "$url" -c "$CONNS" -d "${SECS}s" \
     --progress off --out "$work/g.json" >/dev/null
   local reqs
-  reqs=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["summary"]["requests"])' "$work/g.json")
+  reqs=$(python3 -c 'import json,sys; s=json.load(open(sys.argv[1]))["summary"]; assert s["status_codes"].keys() == {"200"}, s["status_codes"]; print(s["requests"])' "$work/g.json")
   echo "$reqs $(awk '{print $1 + $2}' "$work/t")"
 }
 

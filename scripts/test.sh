@@ -7,6 +7,7 @@ cd "$(dirname "$0")/.."
 need_apt=()
 command -v curl >/dev/null 2>&1 || need_apt+=(curl)
 command -v cc >/dev/null 2>&1 || need_apt+=(gcc)
+command -v python3 >/dev/null 2>&1 || need_apt+=(python3 python3-pip)
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "==> installing ${need_apt[*]}"
   if [ "$(id -u)" -eq 0 ]; then
@@ -14,6 +15,12 @@ if [ ${#need_apt[@]} -gt 0 ]; then
   else
     sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_apt[@]}"
   fi
+fi
+# An existing Toxiproxy client, for the chaos proxy's compatibility test.
+if ! python3 -c 'import toxiproxy' >/dev/null 2>&1; then
+  echo "==> installing toxiproxy-python (a Toxiproxy client the chaos tests drive)"
+  python3 -m pip install --quiet --disable-pip-version-check toxiproxy-python==0.1.1 ||
+    python3 -m pip install --quiet --disable-pip-version-check --break-system-packages toxiproxy-python==0.1.1
 fi
 for component in rustfmt clippy; do
   if ! cargo "${component/rustfmt/fmt}" --version >/dev/null 2>&1; then

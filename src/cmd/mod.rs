@@ -1,5 +1,6 @@
 //! The subcommands and their flags.
 
+mod chaos;
 mod collector;
 mod demo;
 mod load;
@@ -32,6 +33,8 @@ enum Command {
     Demo(demo::DemoArgs),
     /// Put an HTTP service under load and tell the truth about its latency.
     Load(Box<load::LoadArgs>),
+    /// Inject faults: a Toxiproxy-compatible TCP proxy.
+    Chaos(chaos::ChaosArgs),
     /// Run one demo service instance (the demo's supervisor starts these).
     #[command(hide = true)]
     DemoService(demo::ServiceArgs),
@@ -48,6 +51,7 @@ impl Cli {
             Command::Demo(args) => demo::run(args).await.map(|()| ExitCode::SUCCESS),
             Command::DemoService(args) => demo::run_service(args).await.map(|()| ExitCode::SUCCESS),
             Command::Load(args) => load::run(*args).await,
+            Command::Chaos(args) => chaos::run(args).await.map(|()| ExitCode::SUCCESS),
         }
     }
 }

@@ -1,0 +1,74 @@
+//! Gauntlet's chaos tools. So far: a TCP fault-injecting proxy that speaks Toxiproxy's HTTP
+//! API, so existing Toxiproxy clients drive it unchanged.
+//!
+//! # Layout
+//! - [`model`]: Toxiproxy's JSON shapes (proxy, toxic and its attributes, error).
+//! - [`proxy`]: the proxies: listeners, connections piped one task per direction, and the
+//!   toxics (latency with jitter, bandwidth, slow_close, timeout, reset_peer, slicer,
+//!   limit_data) applied per chunk, drawn per connection by toxicity.
+//! - [`api`]: the HTTP API.
+//!
+//! [`serve`] runs the API on a listener until shutdown, then closes every proxy.
+
+pub mod api;
+pub mod model;
+pub mod proxy;
+
+use std::future::Future;
+use std::path::Path;
+
+pub use model::{ApiError, NewProxy, ProxyView, Toxic};
+pub use proxy::Proxies;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ChaosError {
+    #[error("cannot read {path}: {source}")]
+    Config {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error(
+        "{path} is not a list of proxies ([{{\"name\", \"listen\", \"upstream\"}}, ...]): {message}"
+    )]
+    BadConfig { path: String, message: String },
+    #[error("proxy {name}: {error}")]
+    Proxy { name: String, error: ApiError },
+    #[error("the API server failed: {0}")]
+    Serve(#[from] std::io::Error),
+}
+
+/// Reads a `--config` file: a JSON list of proxies, as `/populate` takes.
+pub fn read_config(path: &Path) -> Result<Vec<NewProxy>, ChaosError> {
+    let shown = path.display().to_string();
+    let text = std::fs::read(path).map_err(|source| ChaosError::Config {
+        path: shown.clone(),
+        source,
+    })?;
+    serde_json::from_slice(&text).map_err(|e| ChaosError::BadConfig {
+        path: shown,
+        message: e.to_string(),
+    })
+}
+
+/// Creates `initial` proxies, then serves the API on `listener` until `shutdown`.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    initial: Vec<NewProxy>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), ChaosError> {
+    let proxies = Proxies::default();
+    let (_, failed) = proxies.populate(initial).await;
+    if let Some(e) = failed {
+        proxies.shutdown();
+        return Err(ChaosError::Proxy {
+            name: "from --config".into(),
+            error: e,
+        });
+    }
+    let served = axum::serve(listener, api::router(proxies.clone()))
+        .with_graceful_shutdown(shutdown)
+        .await;
+    proxies.shutdown();
+    Ok(served?)
+}
