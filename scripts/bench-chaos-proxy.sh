@@ -10,40 +10,12 @@ SECS=${1:-10}
 CONNS=${2:-10}
 ROUNDS=${3:-2}
 
-need=()
-command -v nginx >/dev/null 2>&1 || need+=(nginx)
-command -v wrk >/dev/null 2>&1 || need+=(wrk)
-command -v haproxy >/dev/null 2>&1 || need+=(haproxy)
-if [ ${#need[@]} -gt 0 ]; then
-  echo "==> installing ${need[*]}"
-  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
-fi
+# shellcheck source=scripts/lib/bench-common.sh
+. scripts/lib/bench-common.sh
+need_debian nginx wrk haproxy
 cargo build --release --locked --bin gauntlet
 
-work=$(mktemp -d)
-# nginx workers run as www-data: they must be able to read the file they serve.
-chmod 755 "$work"
-pids=()
-cleanup() {
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  rm -rf "$work"
-}
-trap cleanup EXIT
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-wait_http() { for _ in $(seq 1 100); do curl -sf "$1" >/dev/null 2>&1 && return 0; sleep 0.1; done; echo "not up: $1"; exit 1; }
-
 nginx_port=$(free_port); haproxy_port=$(free_port); proxy_port=$(free_port); api_port=$(free_port)
-mkdir -p "$work/www" "$work/logs"
-printf 'hello gauntlet, a small static file for load tests\n' >"$work/www/index.html"
-cat >"$work/nginx.conf" <<CONF
-worker_processes 1;
-daemon off;
-pid $work/nginx.pid;
-error_log $work/logs/error.log warn;
-events { worker_connections 4096; }
-http { access_log off; keepalive_requests 100000000; server { listen 127.0.0.1:$nginx_port; root $work/www; } }
-CONF
 cat >"$work/haproxy.cfg" <<CONF
 global
   maxconn 4096
@@ -60,10 +32,10 @@ backend be
 CONF
 printf '[{"name": "bench", "listen": "127.0.0.1:%s", "upstream": "127.0.0.1:%s"}]\n' "$proxy_port" "$nginx_port" >"$work/proxies.json"
 
-nginx -c "$work/nginx.conf" -p "$work" & pids+=($!)
-haproxy -db -f "$work/haproxy.cfg" >"$work/haproxy.log" 2>&1 & pids+=($!)
-./target/release/gauntlet chaos proxy --api "127.0.0.1:$api_port" --config "$work/proxies.json" >"$work/proxy.log" 2>&1 & pids+=($!)
-for p in "$nginx_port" "$haproxy_port" "$proxy_port"; do wait_http "http://127.0.0.1:$p/"; done
+start_nginx "$nginx_port"
+haproxy -db -f "$work/haproxy.cfg" >"$work/haproxy.log" 2>&1 & bench_pids+=($!)
+./target/release/gauntlet chaos proxy --api "127.0.0.1:$api_port" --config "$work/proxies.json" >"$work/proxy.log" 2>&1 & bench_pids+=($!)
+for p in "$haproxy_port" "$proxy_port"; do wait_http "http://127.0.0.1:$p/"; done
 echo "== nginx $(nginx -v 2>&1 | sed 's/.*\///'), $(haproxy -v | head -1 | awk '{print "HAProxy", $3}') (TCP mode); wrk -t1 -c$CONNS -d${SECS}s; $ROUNDS rounds"
 
 # "REQ_PER_S P50_MS P99_MS" of one wrk run against port $1 for $2 seconds.

@@ -10,49 +10,12 @@ SECS=${1:-10}
 CONNS=${2:-50}
 ROUNDS=${3:-3}
 
-need=()
-command -v nginx >/dev/null 2>&1 || need+=(nginx)
-command -v wrk >/dev/null 2>&1 || need+=(wrk)
-[ -x /usr/bin/time ] || need+=(time)
-if [ ${#need[@]} -gt 0 ]; then
-  echo "==> installing ${need[*]}"
-  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
-fi
+# shellcheck source=scripts/lib/bench-common.sh
+. scripts/lib/bench-common.sh
+need_debian nginx wrk time=/usr/bin/time
 cargo build --release --locked --bin gauntlet
-
-work=$(mktemp -d)
-# nginx workers run as www-data: they must be able to read the file they serve.
-chmod 755 "$work"
-nginx_pid=""
-cleanup() {
-  [ -n "$nginx_pid" ] && kill "$nginx_pid" 2>/dev/null && wait "$nginx_pid" 2>/dev/null || true
-  rm -rf "$work"
-}
-trap cleanup EXIT
-
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-mkdir -p "$work/www" "$work/logs"
-printf 'hello gauntlet, a small static file for load tests\n' >"$work/www/index.html"
-cat >"$work/nginx.conf" <<EOF
-worker_processes 1;
-daemon off;
-pid $work/nginx.pid;
-error_log $work/logs/error.log warn;
-events { worker_connections 4096; }
-http {
-  access_log off;
-  keepalive_requests 100000000;
-  server { listen 127.0.0.1:$port; root $work/www; }
-}
-EOF
-nginx -c "$work/nginx.conf" -p "$work" &
-nginx_pid=$!
-for _ in $(seq 1 50); do
-  curl -sf "http://127.0.0.1:$port/" >/dev/null 2>&1 && break
-  sleep 0.1
-done
-# Every answer measured must be the 200 with the file, not an error page.
-curl -sf "http://127.0.0.1:$port/" | grep -q "small static file" || { echo "nginx does not serve the file"; exit 1; }
+port=$(free_port)
+start_nginx "$port"
 url="http://127.0.0.1:$port/"
 echo "== target: nginx $(nginx -v 2>&1 | sed 's/.*\///'), 1 worker, $url; ${CONNS} connections, ${SECS}s, ${ROUNDS} rounds"
 

@@ -2,65 +2,14 @@
 //! ports, found through DIR/demo.json; an order through the gateway; the supervisor API;
 //! and SIGTERM leaving no process and no open port behind.
 
-use std::io::{BufRead, BufReader};
+mod common;
+
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use common::{BIN, Demo, wait_for_file};
 use serde_json::{Value, json};
-
-const BIN: &str = env!("CARGO_BIN_EXE_gauntlet");
-
-/// A running `gauntlet demo`, stopped (SIGTERM, then SIGKILL) when dropped, so a failing
-/// assertion does not leave the demo and its children running.
-struct Demo(std::process::Child);
-
-impl Demo {
-    fn start(data: &Path, extra: &[&str]) -> Self {
-        let mut child = Command::new(BIN)
-            .args(["demo", "--ports", "auto", "--no-traffic", "--data-dir"])
-            .arg(data)
-            .args(extra)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("gauntlet demo starts");
-        // Drain stdout for the whole run, so the demo never writes into a closed pipe.
-        let stdout = child.stdout.take().expect("stdout");
-        std::thread::spawn(move || {
-            BufReader::new(stdout)
-                .lines()
-                .map_while(Result::ok)
-                .for_each(drop)
-        });
-        Self(child)
-    }
-
-    /// Sends SIGTERM and waits for the demo to exit.
-    fn stop(&mut self) -> std::process::ExitStatus {
-        let pid = nix::unistd::Pid::from_raw(self.0.id() as i32);
-        let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
-        let started = Instant::now();
-        loop {
-            if let Some(s) = self.0.try_wait().expect("wait") {
-                return s;
-            }
-            if started.elapsed() > Duration::from_secs(30) {
-                let _ = self.0.kill();
-                return self.0.wait().expect("wait");
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-}
-
-impl Drop for Demo {
-    fn drop(&mut self) {
-        if matches!(self.0.try_wait(), Ok(None)) {
-            self.stop();
-        }
-    }
-}
 
 #[test]
 fn an_unknown_pattern_to_disable_is_refused_with_the_choices() {
@@ -77,23 +26,6 @@ fn an_unknown_pattern_to_disable_is_refused_with_the_choices() {
             && err.contains("outbox"),
         "{err}"
     );
-}
-
-fn wait_for_file(path: &Path, within: Duration) -> Value {
-    let deadline = Instant::now() + within;
-    loop {
-        if let Ok(text) = std::fs::read_to_string(path)
-            && let Ok(v) = serde_json::from_str::<Value>(&text)
-        {
-            return v;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{} never appeared",
-            path.display()
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
 }
 
 #[test]

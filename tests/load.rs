@@ -10,7 +10,9 @@ use gauntlet_loadgen::Report;
 use wiremock::matchers::method;
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
-const BIN: &str = env!("CARGO_BIN_EXE_gauntlet");
+mod common;
+
+use common::{BIN, Demo};
 
 fn load(args: &[&str], cwd: Option<&Path>) -> Output {
     let mut c = Command::new(BIN);
@@ -155,34 +157,11 @@ fn bad_input_is_refused_with_a_reason_before_any_request() {
     );
 }
 
-/// A running `gauntlet demo`, stopped when dropped.
-struct Demo(std::process::Child);
-
-impl Drop for Demo {
-    fn drop(&mut self) {
-        let pid = nix::unistd::Pid::from_raw(self.0.id() as i32);
-        let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while matches!(self.0.try_wait(), Ok(None)) && Instant::now() < deadline {
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 #[test]
 fn the_demo_scenario_runs_against_the_demo_and_its_window_is_in_the_collector() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let _demo = Demo(
-        Command::new(BIN)
-            .args(["demo", "--ports", "auto", "--no-traffic"])
-            .current_dir(dir.path())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("demo starts"),
-    );
+    // Run from its directory, the demo writes gauntlet-demo/demo.json there.
+    let _demo = Demo::start_in(Some(dir.path()), &[]);
     let handle_path = dir.path().join("gauntlet-demo/demo.json");
     let deadline = Instant::now() + Duration::from_secs(90);
     let handle = loop {

@@ -490,17 +490,22 @@ async fn a_stalled_store_means_backpressure_with_retry_after_and_no_loss() {
     c.shutdown().await;
 }
 
-/// A request whose body is `n` spans of one new trace, each with a 1 KiB attribute.
-fn big_request(trace: [u8; 16], n: u8) -> Vec<u8> {
+/// `n` spans of one new trace, each with a 1 KiB attribute.
+fn big_spans(trace: [u8; 16], n: u8) -> Vec<Span> {
     let filler = "x".repeat(1024);
-    let spans = (1..=n)
+    (1..=n)
         .map(|i| {
             let mut s = span(trace, i, NOW, NOW + 1);
             s.attributes = vec![kv("filler", &filler)];
             s
         })
-        .collect();
-    proto_request(spans).encode_to_vec()
+        .collect()
+}
+
+/// An OTLP/HTTP protobuf export of [`big_spans`], sent with `post`.
+async fn post_big(c: &TestCollector, trace: [u8; 16], n: u8) -> Reply {
+    let body = proto_request(big_spans(trace, n)).encode_to_vec();
+    post(c, "application/x-protobuf", None, body).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -513,7 +518,7 @@ async fn bodies_in_flight_stay_within_the_budget_and_what_was_held_still_commits
     .await;
     // A client sends 200 KiB of a valid export, then pauses: those bytes are held.
     let held_trace = [0x51; 16];
-    let body = big_request(held_trace, 200);
+    let body = proto_request(big_spans(held_trace, 200)).encode_to_vec();
     let addr = c.collector.addrs.otlp_http;
     let mut slow = tokio::net::TcpStream::connect(addr).await.expect("connect");
     let head = format!(
@@ -529,13 +534,7 @@ async fn bodies_in_flight_stay_within_the_budget_and_what_was_held_still_commits
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
     loop {
         // Another 100 KiB export cannot fit beside it: 429 with a retry hint, at once.
-        let r = post(
-            &c,
-            "application/x-protobuf",
-            None,
-            big_request([0x52; 16], 100),
-        )
-        .await;
+        let r = post_big(&c, [0x52; 16], 100).await;
         if r.status == 429 {
             assert_eq!(r.retry_after.as_deref(), Some("1"));
             let s = proto_status(&r);
@@ -555,15 +554,7 @@ async fn bodies_in_flight_stay_within_the_budget_and_what_was_held_still_commits
         .await
         .expect("grpc connects");
     let err = client
-        .export(proto_request(
-            (1..=100)
-                .map(|i| {
-                    let mut s = span([0x53; 16], i, NOW, NOW + 1);
-                    s.attributes = vec![kv("filler", &"y".repeat(1024))];
-                    s
-                })
-                .collect(),
-        ))
+        .export(proto_request(big_spans([0x53; 16], 100)))
         .await
         .expect_err("no room");
     assert_eq!(err.code(), tonic::Code::Unavailable, "{err}");
@@ -596,13 +587,7 @@ async fn bodies_in_flight_stay_within_the_budget_and_what_was_held_still_commits
         Some(200)
     );
     // With the budget free again, the refused exports go through on retry.
-    let r = post(
-        &c,
-        "application/x-protobuf",
-        None,
-        big_request([0x52; 16], 100),
-    )
-    .await;
+    let r = post_big(&c, [0x52; 16], 100).await;
     assert_eq!(r.status, 200);
     still_serving(&c, 1).await;
     c.shutdown().await;
