@@ -6,11 +6,14 @@
 //! - [`proxy`]: the proxies: listeners, connections piped one task per direction, and the
 //!   toxics (latency with jitter, bandwidth, slow_close, timeout, reset_peer, slicer,
 //!   limit_data) applied per chunk, drawn per connection by toxicity.
+//! - [`http_faults`]: proxies of kind `http`: a reverse proxy that aborts or delays a share
+//!   of the requests matching a method, a path and a header (Chaos Mesh's HTTPChaos faults).
 //! - [`api`]: the HTTP API.
 //!
 //! [`serve`] runs the API on a listener until shutdown, then closes every proxy.
 
 pub mod api;
+pub mod http_faults;
 pub mod model;
 pub mod proxy;
 

@@ -4,10 +4,28 @@
 
 use serde::{Deserialize, Serialize};
 
+/// What a proxy understands of the bytes it carries.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Kind {
+    /// A TCP proxy, as Toxiproxy's: the TCP toxics.
+    #[default]
+    Tcp,
+    /// An HTTP/1.1 reverse proxy: the HTTP faults (`http_abort`, `http_delay`), per request.
+    Http,
+}
+
+fn is_tcp(k: &Kind) -> bool {
+    *k == Kind::Tcp
+}
+
 /// A proxy as the API shows it.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct ProxyView {
     pub name: String,
+    /// Gauntlet's extension (absent for TCP proxies, so Toxiproxy clients see their shape).
+    #[serde(default, skip_serializing_if = "is_tcp")]
+    pub kind: Kind,
     /// The address it listens on (the port it got, when asked for port 0).
     pub listen: String,
     pub upstream: String,
@@ -26,6 +44,22 @@ pub struct NewProxy {
     pub upstream: String,
     #[serde(default = "yes")]
     pub enabled: bool,
+    /// `tcp` (default) or `http`.
+    #[serde(default)]
+    pub kind: Kind,
+}
+
+impl NewProxy {
+    /// A TCP proxy, enabled.
+    pub fn tcp(name: &str, listen: &str, upstream: &str) -> Self {
+        Self {
+            name: name.into(),
+            listen: listen.into(),
+            upstream: upstream.into(),
+            enabled: true,
+            kind: Kind::Tcp,
+        }
+    }
 }
 
 fn yes() -> bool {
@@ -87,10 +121,58 @@ pub enum Attributes {
     LimitData {
         bytes: i64,
     },
+    /// Answers `status` instead of forwarding, for `percentage` of matching requests.
+    HttpAbort {
+        status: i64,
+        percentage: i64,
+        #[serde(flatten)]
+        matching: HttpMatch,
+    },
+    /// Holds matching requests `delay` ms before forwarding them.
+    HttpDelay {
+        delay: i64,
+        percentage: i64,
+        #[serde(flatten)]
+        matching: HttpMatch,
+    },
+}
+
+/// Which requests an HTTP fault applies to; an empty field matches anything.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct HttpMatch {
+    /// e.g. `POST`.
+    pub method: String,
+    /// The path, exact, or a prefix when it ends in `*` (`/payments/*`).
+    pub path: String,
+    /// `Name: value`, exact (the name case-insensitively).
+    pub header: String,
+}
+
+impl HttpMatch {
+    pub fn matches(
+        &self,
+        method: &str,
+        path: &str,
+        header: impl Fn(&str) -> Option<String>,
+    ) -> bool {
+        let method_ok = self.method.is_empty() || self.method.eq_ignore_ascii_case(method);
+        let path_ok = if self.path.is_empty() {
+            true
+        } else if let Some(prefix) = self.path.strip_suffix('*') {
+            path.starts_with(prefix)
+        } else {
+            path == self.path
+        };
+        let header_ok = self.header.is_empty()
+            || self.header.split_once(':').is_some_and(|(name, value)| {
+                header(name.trim()).is_some_and(|v| v == value.trim())
+            });
+        method_ok && path_ok && header_ok
+    }
 }
 
 /// The toxic types this proxy knows.
-pub const TYPES: [&str; 7] = [
+pub const TYPES: [&str; 9] = [
     "latency",
     "bandwidth",
     "slow_close",
@@ -98,6 +180,8 @@ pub const TYPES: [&str; 7] = [
     "reset_peer",
     "slicer",
     "limit_data",
+    "http_abort",
+    "http_delay",
 ];
 
 impl Attributes {
@@ -132,6 +216,19 @@ impl Attributes {
                 delay: n("delay")?,
             },
             "limit_data" => Attributes::LimitData { bytes: n("bytes")? },
+            "http_abort" => Attributes::HttpAbort {
+                status: match n("status")? {
+                    0 => 503,
+                    s => s,
+                },
+                percentage: percentage(v)?,
+                matching: http_match(v)?,
+            },
+            "http_delay" => Attributes::HttpDelay {
+                delay: n("delay")?,
+                percentage: percentage(v)?,
+                matching: http_match(v)?,
+            },
             _ => return Err(ApiError::new(400, "invalid toxic type")),
         };
         a.validate()?;
@@ -157,6 +254,15 @@ impl Attributes {
                 *average_size < 0 || *size_variation < 0 || *delay < 0
             }
             Attributes::LimitData { bytes } => *bytes < 0,
+            Attributes::HttpAbort { status, .. } => {
+                if !(100..=599).contains(status) {
+                    return Err(ApiError::bad_request(
+                        "bad request body: status must be an HTTP status (100-599)",
+                    ));
+                }
+                false
+            }
+            Attributes::HttpDelay { delay, .. } => *delay < 0,
         };
         if negative {
             return Err(ApiError::bad_request(
@@ -175,8 +281,52 @@ impl Attributes {
             Attributes::ResetPeer { .. } => "reset_peer",
             Attributes::Slicer { .. } => "slicer",
             Attributes::LimitData { .. } => "limit_data",
+            Attributes::HttpAbort { .. } => "http_abort",
+            Attributes::HttpDelay { .. } => "http_delay",
         }
     }
+
+    /// Whether this toxic acts on HTTP requests (and so needs an `http` proxy).
+    pub fn is_http(&self) -> bool {
+        matches!(
+            self,
+            Attributes::HttpAbort { .. } | Attributes::HttpDelay { .. }
+        )
+    }
+}
+
+/// `percentage` (0-100, default 100).
+fn percentage(v: &serde_json::Value) -> Result<i64, ApiError> {
+    match v.get("percentage") {
+        None | Some(serde_json::Value::Null) => Ok(100),
+        Some(p) => p
+            .as_i64()
+            .filter(|p| (0..=100).contains(p))
+            .ok_or_else(|| ApiError::bad_request("bad request body: percentage must be 0-100")),
+    }
+}
+
+fn http_match(v: &serde_json::Value) -> Result<HttpMatch, ApiError> {
+    let text = |k: &str| -> Result<String, ApiError> {
+        match v.get(k) {
+            None | Some(serde_json::Value::Null) => Ok(String::new()),
+            Some(serde_json::Value::String(s)) => Ok(s.clone()),
+            Some(_) => Err(ApiError::bad_request(format!(
+                "bad request body: attribute {k} must be a string"
+            ))),
+        }
+    };
+    let m = HttpMatch {
+        method: text("method")?,
+        path: text("path")?,
+        header: text("header")?,
+    };
+    if !m.header.is_empty() && !m.header.contains(':') {
+        return Err(ApiError::bad_request(
+            "bad request body: header must be written `Name: value`",
+        ));
+    }
+    Ok(m)
 }
 
 /// A toxic, as the API shows it (and reads it back, checked like a new one).

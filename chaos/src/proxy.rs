@@ -17,7 +17,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Notify, watch};
 use tokio::time::Instant;
 
-use crate::model::{ApiError, Attributes, NewProxy, ProxyUpdate, ProxyView, Stream, Toxic};
+use crate::model::{ApiError, Attributes, Kind, NewProxy, ProxyUpdate, ProxyView, Stream, Toxic};
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
@@ -46,6 +46,7 @@ struct Settings {
 /// One proxy.
 pub struct Proxy {
     name: String,
+    kind: Kind,
     settings: Mutex<Settings>,
     toxics: RwLock<Arc<Vec<Toxic>>>,
     /// Wakes connections held by a `timeout` toxic when the toxics change.
@@ -64,10 +65,25 @@ fn index(s: Stream) -> usize {
 }
 
 impl Proxy {
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Where connections and requests are sent on to.
+    pub fn upstream(&self) -> String {
+        lock(&self.settings).upstream.clone()
+    }
+
+    /// The toxics as they are now.
+    pub fn current_toxics(&self) -> Arc<Vec<Toxic>> {
+        self.toxics()
+    }
+
     pub fn view(&self) -> ProxyView {
         let s = lock(&self.settings);
         ProxyView {
             name: self.name.clone(),
+            kind: self.kind,
             listen: s
                 .bound
                 .map(|a| a.to_string())
@@ -128,6 +144,11 @@ impl Proxy {
         let mut epoch = self.epoch.subscribe();
         epoch.mark_unchanged();
         let me = self.clone();
+        if self.kind == Kind::Http {
+            tokio::spawn(crate::http_faults::serve(me, listener, epoch));
+            tracing::info!(proxy = %self.name, listen = %bound, "HTTP proxy listening");
+            return Ok(());
+        }
         tokio::spawn(async move {
             loop {
                 tokio::select! {
@@ -177,6 +198,7 @@ impl Proxies {
         }
         let proxy = Arc::new(Proxy {
             name: p.name.clone(),
+            kind: p.kind,
             settings: Mutex::new(Settings {
                 listen: p.listen,
                 upstream: p.upstream,
@@ -287,6 +309,22 @@ impl Proxies {
 
     pub fn add_toxic(&self, name: &str, toxic: Toxic) -> Result<Toxic, ApiError> {
         let proxy = self.get(name)?;
+        if toxic.attributes.is_http() != (proxy.kind == Kind::Http) {
+            return Err(ApiError::bad_request(format!(
+                "invalid toxic type: {} acts on {}, and proxy {name} is a {} proxy",
+                toxic.kind,
+                if toxic.attributes.is_http() {
+                    "HTTP requests"
+                } else {
+                    "TCP bytes"
+                },
+                if proxy.kind == Kind::Http {
+                    "http"
+                } else {
+                    "tcp"
+                }
+            )));
+        }
         if proxy.toxics().iter().any(|t| t.name == toxic.name) {
             return Err(ApiError::new(409, "toxic already exists"));
         }

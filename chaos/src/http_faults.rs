@@ -1,0 +1,162 @@
+//! Proxies of kind `http`: an HTTP/1.1 reverse proxy to the upstream that applies the HTTP
+//! faults Toxiproxy lacks (Chaos Mesh's HTTPChaos is the model): `http_abort` answers a
+//! status itself instead of forwarding, `http_delay` holds the request before forwarding,
+//! each for `percentage` of the requests that match its method, path and header (and, like
+//! every toxic, with its `toxicity`). Faults apply in the order they were added.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::http::{HeaderMap, HeaderName, StatusCode};
+use axum::response::{IntoResponse, Response};
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+use crate::model::Attributes;
+use crate::proxy::Proxy;
+
+/// The largest request body forwarded.
+const MAX_BODY: usize = 64 << 20;
+
+/// Headers that belong to one hop, not to the request (RFC 9110 §7.6.1).
+const HOP_BY_HOP: [&str; 8] = [
+    "connection",
+    "keep-alive",
+    "proxy-connection",
+    "te",
+    "trailer",
+    "transfer-encoding",
+    "upgrade",
+    "host",
+];
+
+#[derive(Clone)]
+struct Ctx {
+    proxy: Arc<Proxy>,
+    http: reqwest::Client,
+}
+
+/// Serves the proxy's requests on `listener` until its epoch changes.
+pub async fn serve(proxy: Arc<Proxy>, listener: TcpListener, mut epoch: watch::Receiver<u64>) {
+    let ctx = Ctx {
+        proxy,
+        http: reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap_or_default(),
+    };
+    let app = Router::new().fallback(forward).with_state(ctx);
+    let _ = axum::serve(listener, app)
+        .with_graceful_shutdown(async move {
+            let _ = epoch.changed().await;
+        })
+        .await;
+}
+
+fn header_of(headers: &HeaderMap) -> impl Fn(&str) -> Option<String> + '_ {
+    |name: &str| {
+        headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string)
+    }
+}
+
+fn copy_headers(from: &HeaderMap, to: &mut HeaderMap) {
+    for (k, v) in from {
+        if !HOP_BY_HOP.contains(&k.as_str()) {
+            to.append(k.clone(), v.clone());
+        }
+    }
+}
+
+async fn forward(State(ctx): State<Ctx>, req: Request) -> Response {
+    let method = req.method().clone();
+    let path = req.uri().path().to_string();
+    let target = req
+        .uri()
+        .path_and_query()
+        .map_or("/".to_string(), |p| p.as_str().to_string());
+    for t in ctx.proxy.current_toxics().iter() {
+        let hit =
+            |percentage: i64| fastrand::f32() < t.toxicity && fastrand::i64(0..100) < percentage;
+        match &t.attributes {
+            Attributes::HttpAbort {
+                status,
+                percentage,
+                matching,
+            } if matching.matches(method.as_str(), &path, header_of(req.headers()))
+                && hit(*percentage) =>
+            {
+                let status =
+                    StatusCode::from_u16(*status as u16).unwrap_or(StatusCode::SERVICE_UNAVAILABLE);
+                tracing::info!(proxy = %ctx.proxy.name(), toxic = %t.name, %method, %path, "request aborted");
+                let body = serde_json::json!({
+                    "error": format!("aborted by gauntlet chaos: toxic {} on proxy {}", t.name, ctx.proxy.name())
+                });
+                return (status, axum::Json(body)).into_response();
+            }
+            Attributes::HttpDelay {
+                delay,
+                percentage,
+                matching,
+            } if matching.matches(method.as_str(), &path, header_of(req.headers()))
+                && hit(*percentage) =>
+            {
+                tokio::time::sleep(Duration::from_millis(*delay as u64)).await;
+            }
+            _ => {}
+        }
+    }
+    let (parts, body) = req.into_parts();
+    let body = match axum::body::to_bytes(body, MAX_BODY).await {
+        Ok(b) => b,
+        Err(e) => {
+            return (
+                StatusCode::PAYLOAD_TOO_LARGE,
+                format!("the request body could not be read (over {MAX_BODY} bytes?): {e}"),
+            )
+                .into_response();
+        }
+    };
+    let mut headers = HeaderMap::new();
+    copy_headers(&parts.headers, &mut headers);
+    let url = format!("http://{}{target}", ctx.proxy.upstream());
+    let sent = ctx
+        .http
+        .request(parts.method, &url)
+        .headers(headers)
+        .body(body)
+        .send()
+        .await;
+    let resp = match sent {
+        Ok(r) => r,
+        Err(e) => {
+            return (
+                StatusCode::BAD_GATEWAY,
+                axum::Json(serde_json::json!({"error": format!("upstream {url} failed: {e}")})),
+            )
+                .into_response();
+        }
+    };
+    let status = resp.status();
+    let mut out_headers = HeaderMap::new();
+    copy_headers(resp.headers(), &mut out_headers);
+    out_headers.remove(HeaderName::from_static("content-length"));
+    match resp.bytes().await {
+        Ok(bytes) => {
+            let mut r = Response::new(Body::from(bytes));
+            *r.status_mut() = status;
+            *r.headers_mut() = out_headers;
+            r
+        }
+        Err(e) => (
+            StatusCode::BAD_GATEWAY,
+            format!("upstream {url} broke off its answer: {e}"),
+        )
+            .into_response(),
+    }
+}
