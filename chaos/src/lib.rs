@@ -54,12 +54,18 @@ pub fn read_config(path: &Path) -> Result<Vec<NewProxy>, ChaosError> {
     })
 }
 
-/// Creates `initial` proxies, then serves the API on `listener` until `shutdown`.
-pub async fn serve(
+/// The proxies and their API, bound and listening; [`Server::run`] serves the API.
+#[derive(Debug)]
+pub struct Server {
+    proxies: Proxies,
+    listener: tokio::net::TcpListener,
+}
+
+/// Creates the `initial` proxies (they listen when this returns) for an API on `listener`.
+pub async fn bind(
     listener: tokio::net::TcpListener,
     initial: Vec<NewProxy>,
-    shutdown: impl Future<Output = ()> + Send + 'static,
-) -> Result<(), ChaosError> {
+) -> Result<Server, ChaosError> {
     let proxies = Proxies::default();
     let (_, failed) = proxies.populate(initial).await;
     if let Some(e) = failed {
@@ -69,9 +75,28 @@ pub async fn serve(
             error: e,
         });
     }
-    let served = axum::serve(listener, api::router(proxies.clone()))
-        .with_graceful_shutdown(shutdown)
-        .await;
-    proxies.shutdown();
-    Ok(served?)
+    Ok(Server { proxies, listener })
+}
+
+impl Server {
+    /// Serves the API until `shutdown`, then closes every proxy and its connections.
+    pub async fn run(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> Result<(), ChaosError> {
+        let served = axum::serve(self.listener, api::router(self.proxies.clone()))
+            .with_graceful_shutdown(shutdown)
+            .await;
+        self.proxies.shutdown();
+        Ok(served?)
+    }
+}
+
+/// Creates `initial` proxies, then serves the API on `listener` until `shutdown`.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    initial: Vec<NewProxy>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), ChaosError> {
+    bind(listener, initial).await?.run(shutdown).await
 }

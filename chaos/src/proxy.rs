@@ -432,7 +432,28 @@ async fn connection(proxy: Arc<Proxy>, client: TcpStream, mut epoch: watch::Rece
     // with SO_LINGER 0 set, the close is a reset.
 }
 
-/// Copies `from` → `to` through the toxics of `dir`.
+/// The toxics of `toxics` that act on `dir` and, as drawn once per connection from their
+/// toxicity, on this connection.
+fn active<'t>(
+    toxics: &'t [Toxic],
+    dir: Stream,
+    applies: &mut HashMap<String, bool>,
+) -> Vec<&'t Toxic> {
+    toxics
+        .iter()
+        .filter(|t| t.stream == dir)
+        .filter(|t| {
+            *applies
+                .entry(t.name.clone())
+                .or_insert_with(|| fastrand::f32() < t.toxicity)
+        })
+        .collect()
+}
+
+/// Copies `from` → `to` through the toxics of `dir`. The toxics that act without data
+/// (timeout, reset_peer, slow_close) are those in force while waiting; the ones that act on
+/// a chunk are those in force when it arrived, so a toxic added to a connection waiting for
+/// an answer applies to that answer.
 async fn pump(
     proxy: Arc<Proxy>,
     dir: Stream,
@@ -445,43 +466,13 @@ async fn pump(
     let mut sent: u64 = 0;
     let started = Instant::now();
     loop {
-        let toxics = proxy.toxics();
-        if toxics.is_empty() {
-            // No toxic: a plain copy (the common case, and the one the benchmark measures).
-            match from.read(&mut buf).await {
-                Ok(0) | Err(_) => {
-                    let _ = to.shutdown().await;
-                    return;
-                }
-                Ok(n) => {
-                    proxy.bytes[index(dir)].fetch_add(n as u64, Ordering::Relaxed);
-                    sent += n as u64;
-                    if to.write_all(&buf[..n]).await.is_err() {
-                        ending.close.notify_one();
-                        return;
-                    }
-                    continue;
-                }
-            }
-        }
-        let active: Vec<&Toxic> = toxics
-            .iter()
-            .filter(|t| t.stream == dir)
-            .filter(|t| {
-                *applies
-                    .entry(t.name.clone())
-                    .or_insert_with(|| fastrand::f32() < t.toxicity)
-            })
-            .collect();
-        // Toxics that act without data.
-        if let Some(t) = active
-            .iter()
-            .find(|t| matches!(t.attributes, Attributes::Timeout { .. }))
-        {
-            let Attributes::Timeout { timeout } = t.attributes else {
-                continue;
-            };
-            // Nothing passes; after `timeout` (if not 0) the connection closes.
+        let waiting = proxy.toxics();
+        let waiting = active(&waiting, dir, &mut applies);
+        // timeout: nothing passes; after `timeout` (if not 0) the connection closes.
+        if let Some(timeout) = waiting.iter().find_map(|t| match t.attributes {
+            Attributes::Timeout { timeout } => Some(timeout),
+            _ => None,
+        }) {
             let changed = proxy.toxics_changed.notified();
             if timeout > 0 {
                 tokio::select! {
@@ -496,10 +487,14 @@ async fn pump(
                 continue;
             }
         }
-        let reset_at = active.iter().find_map(|t| match t.attributes {
+        let reset_at = waiting.iter().find_map(|t| match t.attributes {
             Attributes::ResetPeer { timeout } => {
                 Some(started + Duration::from_millis(timeout as u64))
             }
+            _ => None,
+        });
+        let slow_close = waiting.iter().find_map(|t| match t.attributes {
+            Attributes::SlowClose { delay } => Some(delay),
             _ => None,
         });
         let read = async {
@@ -515,8 +510,8 @@ async fn pump(
         };
         let n = match read.await {
             None => {
-                // reset_peer: abort both sides with RST. A zero linger never blocks the
-                // closing thread (the deprecation warns of non-zero ones).
+                // reset_peer: abort with a RST. A zero linger never blocks the closing
+                // thread (the deprecation warns of non-zero ones).
                 #[allow(deprecated)]
                 {
                     let _ = to.as_ref().set_linger(Some(Duration::ZERO));
@@ -531,10 +526,7 @@ async fn pump(
             }
             Some(Ok(0)) | Some(Err(_)) => {
                 // The source closed: pass the close on, late if slow_close says so.
-                if let Some(delay) = active.iter().find_map(|t| match t.attributes {
-                    Attributes::SlowClose { delay } => Some(delay),
-                    _ => None,
-                }) {
+                if let Some(delay) = slow_close {
                     tokio::time::sleep(Duration::from_millis(delay as u64)).await;
                 }
                 let _ = to.shutdown().await;
@@ -544,10 +536,20 @@ async fn pump(
         };
         let arrived = Instant::now();
         proxy.bytes[index(dir)].fetch_add(n as u64, Ordering::Relaxed);
+        let now = proxy.toxics();
+        if now.is_empty() {
+            // No toxic: a plain copy (the common case, and the one the benchmark measures).
+            if to.write_all(&buf[..n]).await.is_err() {
+                ending.close.notify_one();
+                return;
+            }
+            sent += n as u64;
+            continue;
+        }
         let mut data: &[u8] = &buf[..n];
         let mut slices: Option<(usize, usize, u64)> = None;
         let mut close_after = false;
-        for t in &active {
+        for t in active(&now, dir, &mut applies) {
             match t.attributes {
                 Attributes::Latency { latency, jitter } => {
                     let j = if jitter > 0 {

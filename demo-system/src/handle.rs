@@ -16,6 +16,25 @@ pub struct DemoHandle {
     pub supervisor: String,
     /// Base URLs of every instance, by service name.
     pub services: BTreeMap<String, Vec<String>>,
+    /// Under `gauntlet demo --chaos`: the proxy API and the proxy on each edge.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub chaos: Option<ChaosHandle>,
+}
+
+/// The chaos proxies of a demo run with `--chaos`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ChaosHandle {
+    /// The Toxiproxy-compatible API.
+    pub api: String,
+    /// Proxy name (`orders_to_payments`, `orders_to_inventory_2`) → where it listens and
+    /// what it forwards to.
+    pub proxies: BTreeMap<String, ProxyRoute>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ProxyRoute {
+    pub listen: String,
+    pub upstream: String,
 }
 
 /// Where the demo's telemetry goes.

@@ -21,7 +21,7 @@ use crate::orders::{self, Orders};
 use crate::payments::{self, Payments, PaymentsClient};
 use crate::platform::client::HttpClient;
 use crate::platform::db::DbError;
-use crate::platform::discovery::Discovery;
+use crate::platform::discovery::{Discovery, Routes};
 use crate::platform::outbox::{FeedConsumer, Outbox, feed_client};
 use crate::platform::resilience::{ConfigError, ResilienceConfig, Upstream};
 use crate::registry::{self, Registration, Registry, RegistryClient};
@@ -41,6 +41,8 @@ pub struct Instance {
     /// OTLP/HTTP endpoint of the collector (e.g. `http://127.0.0.1:4318`); `None` keeps
     /// telemetry local (stderr only).
     pub otlp_endpoint: Option<String>,
+    /// Under `--chaos`: the proxy through which each upstream instance is reached.
+    pub routes: Routes,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -125,7 +127,7 @@ async fn serve_instance(
         }
     };
     let registry = RegistryClient::new(&instance.registry_url);
-    let discovery = Discovery::new(registry.clone(), config.discovery);
+    let discovery = Discovery::routed(registry.clone(), config.discovery, instance.routes.clone());
     let http = reqwest::Client::new();
     let client = |provider: Service, r: &ResilienceConfig| -> Result<HttpClient, ConfigError> {
         Ok(HttpClient::new(Upstream::new(

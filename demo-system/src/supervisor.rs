@@ -49,6 +49,8 @@ pub struct Plan {
     pub otlp_endpoint: Option<String>,
     /// The effective settings every child reads (JSON).
     pub config_file: Option<PathBuf>,
+    /// Under `--chaos`: per consumer service, instance URL → proxy URL (JSON).
+    pub routes_file: Option<PathBuf>,
     /// In start order: the registry first, every provider before its consumers.
     pub instances: Vec<InstanceSpec>,
 }
@@ -116,6 +118,7 @@ impl Plan {
             registry_url,
             otlp_endpoint: None,
             config_file: None,
+            routes_file: None,
             instances,
         })
     }
@@ -280,6 +283,11 @@ impl Supervisor {
                 p.config_file
                     .iter()
                     .flat_map(|f| [std::ffi::OsStr::new("--config"), f.as_os_str()]),
+            )
+            .args(
+                p.routes_file
+                    .iter()
+                    .flat_map(|f| [std::ffi::OsStr::new("--routes"), f.as_os_str()]),
             )
             // Export every 500 ms rather than the SDK's 5 s, so a demo shows its traffic
             // almost at once (unless the user chose otherwise).

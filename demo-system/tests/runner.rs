@@ -38,6 +38,7 @@ async fn a_stopped_instance_has_deregistered_when_run_returns() {
             registry_url: registry_url.clone(),
             config,
             otlp_endpoint: None,
+            routes: Default::default(),
         },
         async move {
             let _ = stopped.await;

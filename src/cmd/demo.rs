@@ -8,12 +8,13 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use clap::{Args, ValueEnum};
+use gauntlet_chaos::NewProxy;
 use gauntlet_collector::{Collector, Config};
 use gauntlet_demo_system::config::DemoConfig;
-use gauntlet_demo_system::handle::{CollectorHandle, DemoHandle};
+use gauntlet_demo_system::handle::{ChaosHandle, CollectorHandle, DemoHandle, ProxyRoute};
 use gauntlet_demo_system::runner::{self, Instance};
 use gauntlet_demo_system::supervisor::{self, Plan, Supervisor};
-use gauntlet_demo_system::topology::{InstanceId, Service};
+use gauntlet_demo_system::topology::{EDGES, InstanceId, Service};
 use gauntlet_demo_system::traffic::{self, Intent};
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -49,6 +50,11 @@ pub struct DemoArgs {
     /// Settings file (TOML; demo-system/demo.toml documents every key and its default).
     #[arg(long, value_name = "FILE")]
     config: Option<PathBuf>,
+    /// Route every service-to-service hop through a fault-injecting proxy, one per edge and
+    /// provider instance (`orders_to_payments`, `orders_to_inventory_2`), driven by a
+    /// Toxiproxy-compatible API (its address is in DIR/demo.json under "chaos").
+    #[arg(long)]
+    chaos: bool,
     /// Switch a pattern off, to show what it is worth (repeatable).
     #[arg(long, value_name = "PATTERN", value_parser = clap::builder::PossibleValuesParser::new(gauntlet_demo_system::config::PATTERNS))]
     disable: Vec<String>,
@@ -79,6 +85,9 @@ pub struct ServiceArgs {
     /// instance stops with it even if it is killed.
     #[arg(long)]
     exit_with_parent: bool,
+    /// Under --chaos: per consumer service, which proxy reaches each instance (JSON).
+    #[arg(long, value_name = "FILE")]
+    routes: Option<PathBuf>,
 }
 
 pub async fn run_service(args: ServiceArgs) -> anyhow::Result<()> {
@@ -86,7 +95,19 @@ pub async fn run_service(args: ServiceArgs) -> anyhow::Result<()> {
         Some(f) => DemoConfig::load(f)?,
         None => DemoConfig::default(),
     };
+    let routes = match &args.routes {
+        Some(f) => {
+            let text = std::fs::read(f)
+                .with_context(|| format!("cannot read --routes {}", f.display()))?;
+            let mut all: BTreeMap<String, gauntlet_demo_system::platform::discovery::Routes> =
+                serde_json::from_slice(&text)
+                    .with_context(|| format!("{} is not a routes file", f.display()))?;
+            all.remove(args.name.name()).unwrap_or_default()
+        }
+        None => Default::default(),
+    };
     let instance = Instance {
+        routes,
         id: InstanceId {
             service: args.name,
             ordinal: args.instance,
@@ -151,6 +172,12 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
             "supervisor API".into(),
             SocketAddr::from(([127, 0, 0, 1], supervisor::SUPERVISOR_PORT)),
         ));
+        if args.chaos {
+            wanted.push((
+                "chaos proxy API".into(),
+                SocketAddr::from(([127, 0, 0, 1], CHAOS_API_PORT)),
+            ));
+        }
         if let Some(c) = &collector_config {
             wanted.push(("collector OTLP/gRPC".into(), c.otlp_grpc));
             wanted.push(("collector OTLP/HTTP".into(), c.otlp_http));
@@ -180,6 +207,15 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
 
     plan.otlp_endpoint = Some(otlp_http.clone());
     plan.config_file = Some(config_file);
+    let chaos = if args.chaos {
+        let (handle, routes, task) = start_chaos(&plan, auto).await?;
+        let routes_file = data_dir.join("chaos-routes.json");
+        std::fs::write(&routes_file, serde_json::to_vec_pretty(&routes)?)?;
+        plan.routes_file = Some(routes_file);
+        Some((handle, task))
+    } else {
+        None
+    };
     eprintln!("starting {} demo instances...", plan.instances.len());
     let sup = match Supervisor::start(plan).await {
         Ok(s) => s,
@@ -230,6 +266,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         },
         supervisor: sup_url.clone(),
         services,
+        chaos: chaos.as_ref().map(|(h, _)| h.clone()),
     };
     let demo_json = data_dir.join("demo.json");
     handle.write(&demo_json)?;
@@ -242,6 +279,13 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         "gauntlet demo is running\n  gateway      {gateway}/api/products\n  supervisor   {sup_url}/instances\n  telemetry    {looking}\n  handle       {}\n",
         demo_json.display()
     );
+    if let Some((c, _)) = &chaos {
+        out += &format!(
+            "  chaos        {}/proxies ({} proxies, Toxiproxy's API)\n",
+            c.api,
+            c.proxies.len()
+        );
+    }
     if !args.no_traffic {
         match traffic::burst(&gateway).await {
             Ok(r) => {
@@ -279,6 +323,67 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     if let Some(c) = collector {
         c.shutdown().await;
     }
+    if let Some((_, (stop_chaos, task))) = chaos {
+        let _ = stop_chaos.send(());
+        let _ = task.await;
+    }
     let _ = std::fs::remove_file(&demo_json);
     Ok(())
+}
+
+/// The chaos proxy API's documented port (Toxiproxy's).
+const CHAOS_API_PORT: u16 = 8474;
+
+/// Chaos routes per consumer service: instance URL → proxy URL.
+type ChaosRoutes = BTreeMap<String, BTreeMap<String, String>>;
+
+/// Stops the in-process chaos API, and its task.
+type ChaosTask = (
+    tokio::sync::oneshot::Sender<()>,
+    tokio::task::JoinHandle<Result<(), gauntlet_chaos::ChaosError>>,
+);
+
+/// Starts the chaos proxy API with one TCP proxy per edge and provider instance of the
+/// topology, and says which proxy each consumer must use for each instance.
+async fn start_chaos(
+    plan: &Plan,
+    auto: bool,
+) -> anyhow::Result<(ChaosHandle, ChaosRoutes, ChaosTask)> {
+    let mut proxies = BTreeMap::new();
+    let mut initial = Vec::new();
+    let mut routes: ChaosRoutes = BTreeMap::new();
+    for edge in EDGES {
+        let instances = plan.urls_of(edge.provider);
+        for (i, url) in instances.iter().enumerate() {
+            let name = if instances.len() > 1 {
+                format!("{}_{}", edge.name(), i + 1)
+            } else {
+                edge.name()
+            };
+            let upstream = url.trim_start_matches("http://").to_string();
+            let listen = format!("127.0.0.1:{}", supervisor::free_port()?);
+            initial.push(NewProxy::tcp(&name, &listen, &upstream));
+            routes
+                .entry(edge.consumer.name().to_string())
+                .or_default()
+                .insert(url.clone(), format!("http://{listen}"));
+            proxies.insert(name, ProxyRoute { listen, upstream });
+        }
+    }
+    let port = if auto {
+        supervisor::free_port()?
+    } else {
+        CHAOS_API_PORT
+    };
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
+        .await
+        .with_context(|| format!("cannot listen for the chaos proxy API on 127.0.0.1:{port}"))?;
+    let api = format!("http://{}", listener.local_addr()?);
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    // Every proxy listens before the services that go through them start.
+    let server = gauntlet_chaos::bind(listener, initial).await?;
+    let task = tokio::spawn(server.run(async move {
+        let _ = stopped.await;
+    }));
+    Ok((ChaosHandle { api, proxies }, routes, (stop, task)))
 }

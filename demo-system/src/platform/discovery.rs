@@ -3,7 +3,9 @@
 //! found through the registry: its healthy instances (cached briefly; a stale list beats
 //! none while the registry is down), taken round-robin, skipping for a while an instance
 //! that could not be reached (outlier ejection), so retries land elsewhere at once instead
-//! of waiting for the registry to notice.
+//! of waiting for the registry to notice. Under `gauntlet demo --chaos`, an instance found
+//! is reached through the chaos proxy of its edge ([`Routes`]), while the registry (and its
+//! health checks) still see the instance itself, so a killed instance is still noticed.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
@@ -32,6 +34,10 @@ impl Default for DiscoveryConfig {
         }
     }
 }
+
+/// Chaos routing: instance base URL → the base URL of the proxy on this consumer's edge to
+/// it. Empty outside `--chaos`.
+pub type Routes = HashMap<String, String>;
 
 /// Where an upstream's calls go.
 #[derive(Clone, Debug)]
@@ -91,6 +97,9 @@ struct Inner {
     ejected: Mutex<HashMap<String, Instant>>,
     /// Calls per service and instance, for `/admin/resilience`.
     calls: Mutex<HashMap<Service, BTreeMap<String, u64>>>,
+    /// Instance → proxy (chaos), and back.
+    routes: Routes,
+    unroutes: Routes,
 }
 
 impl std::fmt::Debug for Discovery {
@@ -108,6 +117,12 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 
 impl Discovery {
     pub fn new(registry: RegistryClient, config: DiscoveryConfig) -> Self {
+        Self::routed(registry, config, Routes::new())
+    }
+
+    /// Discovery whose calls to an instance go through the proxy `routes` names for it.
+    pub fn routed(registry: RegistryClient, config: DiscoveryConfig, routes: Routes) -> Self {
+        let unroutes = routes.iter().map(|(k, v)| (v.clone(), k.clone())).collect();
         Self {
             inner: Arc::new(Inner {
                 registry,
@@ -116,6 +131,8 @@ impl Discovery {
                 next: Mutex::new(HashMap::new()),
                 ejected: Mutex::new(HashMap::new()),
                 calls: Mutex::new(HashMap::new()),
+                routes,
+                unroutes,
             }),
         }
     }
@@ -192,11 +209,12 @@ impl Discovery {
             .or_default()
             .entry(chosen.clone())
             .or_insert(0) += 1;
-        Ok(chosen)
+        Ok(self.inner.routes.get(&chosen).cloned().unwrap_or(chosen))
     }
 
     /// Skips `base` for the ejection period.
     pub fn eject(&self, base: &str) {
+        let base = self.inner.unroutes.get(base).map_or(base, String::as_str);
         let until = Instant::now() + Duration::from_millis(self.inner.config.eject_ms);
         tracing::warn!(instance = %base, "instance unreachable; skipping it for a while");
         lock(&self.inner.ejected).insert(base.to_string(), until);
