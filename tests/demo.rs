@@ -49,10 +49,7 @@ fn the_demo_runs_real_processes_and_leaves_nothing_behind() {
     );
     assert!(handle["collector"]["otlp_http"].is_string(), "{handle}");
 
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("runtime");
+    let rt = common::runtime();
     let pids: Vec<i32> = rt.block_on(async {
         let http = reqwest::Client::new();
         let products: Value = http.get(format!("{gateway}/api/products")).send().await.expect("gateway").json().await.expect("json");
@@ -142,10 +139,7 @@ fn one_request_is_one_story_in_the_collector_across_services_and_async_hops() {
         .as_str()
         .expect("collector api")
         .to_string();
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("runtime");
+    let rt = common::runtime();
     rt.block_on(async {
         let http = reqwest::Client::new();
         let token: Value = http.post(format!("{gateway}/api/token")).json(&json!({"username": "demo", "password": "demo"}))
@@ -254,7 +248,6 @@ async fn orders_inventory_upstream(
 
 #[test]
 fn a_dead_inventory_instance_costs_no_order_and_a_restarted_one_gets_traffic_again() {
-    use gauntlet_demo_system::gateway::{Credentials, GatewayClient};
     use gauntlet_demo_system::handle::DemoHandle;
     use gauntlet_demo_system::orders::{Item, OrderStatus, PlaceOrder};
     use gauntlet_demo_system::registry::RegistryClient;
@@ -264,21 +257,10 @@ fn a_dead_inventory_instance_costs_no_order_and_a_restarted_one_gets_traffic_aga
     let mut demo = Demo::start(&data, &[]);
     wait_for_file(&data.join("demo.json"), Duration::from_secs(90));
     let handle = DemoHandle::load(&data.join("demo.json")).expect("handle");
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("runtime");
+    let rt = common::runtime();
     rt.block_on(async {
         let http = reqwest::Client::new();
-        let gateway = GatewayClient::at(&handle.gateway).expect("client");
-        let token = gateway
-            .token(&Credentials {
-                username: "demo".into(),
-                password: "demo".into(),
-            })
-            .await
-            .expect("token");
-        let gateway = gateway.with_token(&token.access_token);
+        let gateway = common::demo_gateway(&handle.gateway).await;
         let orders = handle.services["orders"][0].clone();
         let inv1 = handle.services["inventory"][0].clone();
         let registry = RegistryClient::new(&handle.services["registry"][0]);
@@ -415,10 +397,7 @@ fn a_demo_killed_with_sigkill_takes_its_children_with_it() {
         .expect("supervisor")
         .to_string();
     let gateway = handle["gateway"].as_str().expect("gateway").to_string();
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("runtime");
+    let rt = common::runtime();
     let list: Vec<gauntlet_demo_system::supervisor::InstanceInfo> = rt.block_on(async {
         reqwest::get(format!("{supervisor}/instances"))
             .await
@@ -497,7 +476,6 @@ fn a_fixed_port_already_taken_is_named_before_anything_starts() {
 
 #[test]
 fn the_chaos_demo_routes_every_hop_through_a_proxy_named_after_its_edge() {
-    use gauntlet_demo_system::gateway::{Credentials, GatewayClient};
     use gauntlet_demo_system::handle::DemoHandle;
     use gauntlet_demo_system::orders::{Item, OrderStatus, PlaceOrder};
     use gauntlet_demo_system::registry::RegistryClient;
@@ -523,10 +501,7 @@ fn the_chaos_demo_routes_every_hop_through_a_proxy_named_after_its_edge() {
             "orders_to_payments",
         ]
     );
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("runtime");
+    let rt = common::runtime();
     rt.block_on(async {
         let http = reqwest::Client::new();
         let listed: serde_json::Map<String, Value> = http
@@ -539,15 +514,7 @@ fn the_chaos_demo_routes_every_hop_through_a_proxy_named_after_its_edge() {
             .expect("proxies");
         assert_eq!(listed.len(), 9);
         assert!(listed.values().all(|p| p["enabled"] == true));
-        let gateway = GatewayClient::at(&handle.gateway).expect("client");
-        let token = gateway
-            .token(&Credentials {
-                username: "demo".into(),
-                password: "demo".into(),
-            })
-            .await
-            .expect("token");
-        let gateway = gateway.with_token(&token.access_token);
+        let gateway = common::demo_gateway(&handle.gateway).await;
         let order = PlaceOrder {
             customer_id: "chaos".into(),
             items: vec![Item {

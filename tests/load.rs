@@ -239,10 +239,7 @@ fn the_demo_scenario_runs_against_the_demo_and_its_window_is_in_the_collector() 
         .and_then(|r| r.split(')').next())
         .unwrap_or_else(|| panic!("no run ID printed: {said}"))
         .to_string();
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("runtime");
+    let rt = common::runtime();
     rt.block_on(async {
         let http = reqwest::Client::new();
         let deadline = Instant::now() + Duration::from_secs(20);

@@ -90,3 +90,25 @@ pub fn wait_for_file(path: &Path, within: Duration) -> Value {
         std::thread::sleep(Duration::from_millis(100));
     }
 }
+
+/// A current-thread runtime for a test's async part.
+pub fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime")
+}
+
+/// The demo's gateway client, logged in as the demo user.
+pub async fn demo_gateway(url: &str) -> gauntlet_demo_system::gateway::GatewayClient {
+    use gauntlet_demo_system::gateway::{Credentials, GatewayClient};
+    let gateway = GatewayClient::at(url).expect("client");
+    let token = gateway
+        .token(&Credentials {
+            username: "demo".into(),
+            password: "demo".into(),
+        })
+        .await
+        .expect("token");
+    gateway.with_token(&token.access_token)
+}
