@@ -28,6 +28,17 @@ async fn post(url: String, body: Value) -> (u16, Value) {
     (s, r.json().await.unwrap_or(Value::Null))
 }
 
+/// `POST {through}/payments/authorizations`, with `x-chaos: on` if `chaos`.
+async fn authorize(through: &str, chaos: bool) -> reqwest::Response {
+    let mut req = reqwest::Client::new()
+        .post(format!("{through}/payments/authorizations"))
+        .body("{}");
+    if chaos {
+        req = req.header("x-chaos", "on");
+    }
+    req.send().await.expect("answer")
+}
+
 async fn arrived(server: &MockServer, m: &str, p: &str) -> usize {
     server
         .received_requests()
@@ -60,12 +71,7 @@ async fn aborts_and_delays_hit_only_matching_requests() {
     let http = reqwest::Client::new();
 
     // Without faults, requests and answers pass as they are.
-    let r = http
-        .post(format!("{through}/payments/authorizations"))
-        .body("{}")
-        .send()
-        .await
-        .expect("answer");
+    let r = authorize(&through, false).await;
     assert_eq!(r.status(), 201);
     assert_eq!(
         r.json::<Value>().await.expect("json")["status"],
@@ -84,13 +90,7 @@ async fn aborts_and_delays_hit_only_matching_requests() {
     let (s, t) = post(toxics.clone(), json!({"type": "http_abort", "name": "payments_down", "attributes": {"status": 503, "method": "POST", "path": "/payments/*", "header": "x-chaos: on"}})).await;
     assert_eq!(s, 200, "{t}");
     let before = arrived(&upstream, "POST", "/payments/authorizations").await;
-    let r = http
-        .post(format!("{through}/payments/authorizations"))
-        .header("x-chaos", "on")
-        .body("{}")
-        .send()
-        .await
-        .expect("answer");
+    let r = authorize(&through, true).await;
     assert_eq!(r.status(), 503);
     assert!(
         r.json::<Value>().await.expect("json")["error"]
@@ -103,12 +103,7 @@ async fn aborts_and_delays_hit_only_matching_requests() {
         "it never reached the upstream"
     );
     // Without the header, or with GET, it passes.
-    let r = http
-        .post(format!("{through}/payments/authorizations"))
-        .body("{}")
-        .send()
-        .await
-        .expect("answer");
+    let r = authorize(&through, false).await;
     assert_eq!(r.status(), 201);
     let r = http
         .get(format!("{through}/payments/x"))
@@ -130,12 +125,7 @@ async fn aborts_and_delays_hit_only_matching_requests() {
     .await;
     let mut aborted = 0;
     for _ in 0..200 {
-        let r = http
-            .post(format!("{through}/payments/authorizations"))
-            .body("{}")
-            .send()
-            .await
-            .expect("answer");
+        let r = authorize(&through, false).await;
         if r.status() == 503 {
             aborted += 1;
         }

@@ -173,19 +173,8 @@ pub fn render(report: &Report, all: &Stats) -> String {
     );
     let mut rows = String::new();
     let mut row = |label: &str, s: &crate::report::Summary| {
-        let _ = write!(
-            rows,
-            "<tr><td>{}</td><td>{}</td><td>{:.1}</td><td>{:.2}%</td><td>{:.2}</td><td>{:.2}</td><td>{:.2}</td><td>{:.2}</td><td>{:.2}</td></tr>",
-            esc(label),
-            s.requests,
-            s.rps,
-            s.error_rate * 100.0,
-            s.latency_ms.p50,
-            s.latency_ms.p90,
-            s.latency_ms.p99,
-            s.latency_ms.p99_9,
-            s.latency_ms.max
-        );
+        let cells: String = s.cells().iter().map(|c| format!("<td>{c}</td>")).collect();
+        let _ = write!(rows, "<tr><td>{}</td>{cells}</tr>", esc(label));
     };
     row("all", &report.summary);
     for (n, s) in &report.scenarios {

@@ -84,6 +84,21 @@ fn round3(x: f64) -> f64 {
 }
 
 impl Summary {
+    /// The table's columns: requests, req/s, error %, p50, p90, p99, p99.9, max (ms).
+    pub fn cells(&self) -> [String; 8] {
+        let l = &self.latency_ms;
+        [
+            self.requests.to_string(),
+            format!("{:.1}", self.rps),
+            format!("{:.2}%", self.error_rate * 100.0),
+            format!("{:.2}", l.p50),
+            format!("{:.2}", l.p90),
+            format!("{:.2}", l.p99),
+            format!("{:.2}", l.p99_9),
+            format!("{:.2}", l.max),
+        ]
+    }
+
     pub fn of(s: &Stats, secs: f64) -> Self {
         Self {
             requests: s.requests,
@@ -180,18 +195,8 @@ impl Report {
         );
         let mut row = |label: String, s: &Summary| {
             let label: String = label.chars().take(36).collect();
-            let _ = writeln!(
-                out,
-                "{label:<36} {:>9} {:>9.1} {:>6.2}% {:>9.2} {:>9.2} {:>9.2} {:>9.2} {:>9.2}",
-                s.requests,
-                s.rps,
-                s.error_rate * 100.0,
-                s.latency_ms.p50,
-                s.latency_ms.p90,
-                s.latency_ms.p99,
-                s.latency_ms.p99_9,
-                s.latency_ms.max
-            );
+            let cells: Vec<String> = s.cells().iter().map(|c| format!("{c:>9}")).collect();
+            let _ = writeln!(out, "{label:<36} {}", cells.join(" "));
         };
         row("all".into(), &self.summary);
         if self.scenarios.len() > 1 {
