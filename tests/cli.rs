@@ -204,6 +204,52 @@ fn help_teaches_and_bad_flags_say_what_to_write() {
 }
 
 #[test]
+fn chaos_run_says_what_is_wrong_before_touching_anything() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let exp = Path::new(env!("CARGO_MANIFEST_DIR")).join("chaos/experiments/payments-slow.toml");
+    let bad = dir.path().join("bad.toml");
+    std::fs::write(
+        &bad,
+        "title = \"t\"\nvalidates = \"retries\"\n[steady_state]\ntitle = \"s\"\n[[steady_state.probes]]\nname = \"p\"\ntype = \"breaker\"\nservice = \"orders\"\nupstream = \"payments\"\nstate = \"ajar\"\n",
+    )
+    .expect("write");
+    let no_chaos = dir.path().join("demo.json");
+    std::fs::write(
+        &no_chaos,
+        r#"{"gateway": "http://127.0.0.1:1", "collector": {"otlp_http": "http://127.0.0.1:1"},
+            "supervisor": "http://127.0.0.1:1", "services": {}}"#,
+    )
+    .expect("write");
+    let missing = dir.path().join("nope.json");
+    let cases: [(&Path, &Path, &str); 4] = [
+        (&dir.path().join("absent.toml"), &no_chaos, "cannot read"),
+        (&bad, &no_chaos, "unknown variant `ajar`"),
+        (&exp, &missing, "is `gauntlet demo` running"),
+        (&exp, &no_chaos, "gauntlet demo --chaos"),
+    ];
+    for (experiment, demo, says) in cases {
+        let out = Command::new(BIN)
+            .args(["chaos", "run"])
+            .arg(experiment)
+            .arg("--demo")
+            .arg(demo)
+            .output()
+            .expect("runs");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{err}");
+        assert!(err.contains(says), "{}: {err}", experiment.display());
+    }
+    let help = Command::new(BIN)
+        .args(["chaos", "run", "--help"])
+        .output()
+        .expect("runs");
+    let help = String::from_utf8_lossy(&help.stdout);
+    for needle in ["--demo", "--junit", "--disable retries", "Examples:", "130"] {
+        assert!(help.contains(needle), "help lacks {needle}: {help}");
+    }
+}
+
+#[test]
 fn a_port_in_use_or_a_newer_data_dir_is_a_clear_error() {
     let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
     let port = taken.local_addr().expect("addr");

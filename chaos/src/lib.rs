@@ -1,5 +1,6 @@
-//! Gauntlet's chaos tools. So far: a TCP fault-injecting proxy that speaks Toxiproxy's HTTP
-//! API, so existing Toxiproxy clients drive it unchanged.
+//! Gauntlet's chaos tools: a TCP fault-injecting proxy that speaks Toxiproxy's HTTP API (so
+//! existing Toxiproxy clients drive it unchanged), and experiments that put faults on the
+//! demo and check that its resilience patterns hold.
 //!
 //! # Layout
 //! - [`model`]: Toxiproxy's JSON shapes (proxy, toxic and its attributes, error).
@@ -9,10 +10,14 @@
 //! - [`http_faults`]: proxies of kind `http`: a reverse proxy that aborts or delays a share
 //!   of the requests matching a method, a path and a header (Chaos Mesh's HTTPChaos faults).
 //! - [`api`]: the HTTP API.
+//! - [`experiment`]: Chaos Toolkit-style experiments (steady state, method, rollbacks) run
+//!   against a `gauntlet demo --chaos`, with probes on HTTP, load runs, the collector's
+//!   traces, `/admin/resilience`, the registry and the demo's own data.
 //!
 //! [`serve`] runs the API on a listener until shutdown, then closes every proxy.
 
 pub mod api;
+pub mod experiment;
 pub mod http_faults;
 pub mod model;
 pub mod proxy;

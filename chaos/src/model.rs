@@ -344,7 +344,7 @@ pub struct Toxic {
 
 /// A toxic as it is created: `stream` defaults to downstream, `toxicity` to 1, `name` to
 /// `TYPE_STREAM`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct NewToxic {
     pub name: Option<String>,
     #[serde(rename = "type", default)]

@@ -451,7 +451,7 @@ fn active<'t>(
 }
 
 /// Copies `from` → `to` through the toxics of `dir`. The toxics that act without data
-/// (timeout, reset_peer, slow_close) are those in force while waiting; the ones that act on
+/// (timeout, slow_close) are those in force while waiting; the ones that act on
 /// a chunk are those in force when it arrived, so a toxic added to a connection waiting for
 /// an answer applies to that answer.
 async fn pump(
@@ -464,7 +464,6 @@ async fn pump(
     let mut buf = vec![0u8; 32 * 1024];
     let mut applies: HashMap<String, bool> = HashMap::new();
     let mut sent: u64 = 0;
-    let started = Instant::now();
     loop {
         let waiting = proxy.toxics();
         let waiting = active(&waiting, dir, &mut applies);
@@ -487,44 +486,13 @@ async fn pump(
                 continue;
             }
         }
-        let reset_at = waiting.iter().find_map(|t| match t.attributes {
-            Attributes::ResetPeer { timeout } => {
-                Some(started + Duration::from_millis(timeout as u64))
-            }
-            _ => None,
-        });
         let slow_close = waiting.iter().find_map(|t| match t.attributes {
             Attributes::SlowClose { delay } => Some(delay),
             _ => None,
         });
-        let read = async {
-            match reset_at {
-                Some(at) => {
-                    tokio::select! {
-                        r = from.read(&mut buf) => Some(r),
-                        _ = tokio::time::sleep_until(at) => None,
-                    }
-                }
-                None => Some(from.read(&mut buf).await),
-            }
-        };
+        let read = from.read(&mut buf);
         let n = match read.await {
-            None => {
-                // reset_peer: abort with a RST. A zero linger never blocks the closing
-                // thread (the deprecation warns of non-zero ones).
-                #[allow(deprecated)]
-                {
-                    let _ = to.as_ref().set_linger(Some(Duration::ZERO));
-                    let _ = from.as_ref().set_linger(Some(Duration::ZERO));
-                }
-                // No FIN first: with a zero linger, the close of the socket we write to is
-                // a reset. (The other socket's write half, in the other task, closes
-                // normally.)
-                to.forget();
-                ending.close.notify_one();
-                return;
-            }
-            Some(Ok(0)) | Some(Err(_)) => {
+            Ok(0) | Err(_) => {
                 // The source closed: pass the close on, late if slow_close says so.
                 if let Some(delay) = slow_close {
                     tokio::time::sleep(Duration::from_millis(delay as u64)).await;
@@ -532,7 +500,7 @@ async fn pump(
                 let _ = to.shutdown().await;
                 return;
             }
-            Some(Ok(n)) => n,
+            Ok(n) => n,
         };
         let arrived = Instant::now();
         proxy.bytes[index(dir)].fetch_add(n as u64, Ordering::Relaxed);
@@ -546,10 +514,30 @@ async fn pump(
             sent += n as u64;
             continue;
         }
+        let active_now = active(&now, dir, &mut applies);
+        if let Some(timeout) = active_now.iter().find_map(|t| match t.attributes {
+            Attributes::ResetPeer { timeout } => Some(timeout),
+            _ => None,
+        }) {
+            // reset_peer, as Toxiproxy's: the first data to arrive is dropped, and after
+            // `timeout` the connection is aborted with a RST. A zero linger never blocks
+            // the closing thread (the deprecation warns of non-zero ones).
+            tokio::time::sleep(Duration::from_millis(timeout as u64)).await;
+            #[allow(deprecated)]
+            {
+                let _ = to.as_ref().set_linger(Some(Duration::ZERO));
+                let _ = from.as_ref().set_linger(Some(Duration::ZERO));
+            }
+            // No FIN first: with a zero linger, the close of the socket we write to is a
+            // reset. (The other socket's write half, in the other task, closes normally.)
+            to.forget();
+            ending.close.notify_one();
+            return;
+        }
         let mut data: &[u8] = &buf[..n];
         let mut slices: Option<(usize, usize, u64)> = None;
         let mut close_after = false;
-        for t in active(&now, dir, &mut applies) {
+        for t in active_now {
             match t.attributes {
                 Attributes::Latency { latency, jitter } => {
                     let j = if jitter > 0 {

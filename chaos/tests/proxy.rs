@@ -323,7 +323,8 @@ async fn each_toxic_does_what_toxiproxy_says() {
         t.elapsed()
     );
 
-    // reset_peer: the client sees a reset, not a clean close.
+    // reset_peer, as Toxiproxy's: an idle connection is left alone; the first answer is
+    // dropped and, `timeout` later, the client sees a reset, not a clean close.
     let at = with_toxic(
         &api,
         json!({"type": "reset_peer", "attributes": {"timeout": 100}}),
@@ -331,12 +332,18 @@ async fn each_toxic_does_what_toxiproxy_says() {
     .await;
     let mut s = TcpStream::connect(&at).await.expect("connect");
     let mut buf = [0u8; 16];
+    let idle = tokio::time::timeout(Duration::from_millis(300), s.read(&mut buf)).await;
+    assert!(idle.is_err(), "an idle connection was ended: {idle:?}");
+    let t = Instant::now();
+    s.write_all(b"ping").await.expect("write");
     let r = tokio::time::timeout(Duration::from_secs(5), s.read(&mut buf))
         .await
         .expect("ended");
     assert!(
-        matches!(&r, Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset),
-        "{r:?}"
+        matches!(&r, Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset)
+            && t.elapsed() >= Duration::from_millis(100),
+        "{r:?} after {:?}",
+        t.elapsed()
     );
 
     // toxicity 0: the toxic never applies.

@@ -54,7 +54,7 @@ impl Default for DemoConfig {
             registry: RegistryConfig::default(),
             gateway: GatewayConfig::default(),
             payments: PaymentsConfig::default(),
-            orders: ResilienceConfig::default(),
+            orders: ResilienceConfig::saga(),
         }
     }
 }

@@ -12,7 +12,7 @@ pub struct DemoHandle {
     /// The gateway's base URL: where outside traffic goes.
     pub gateway: String,
     pub collector: CollectorHandle,
-    /// The supervisor API (`GET /instances`, `POST /instances/{id}/kill|restart|pause|resume`).
+    /// The supervisor API (`GET /instances`, `POST /instances/{id}/kill|restart|start|pause|resume`).
     pub supervisor: String,
     /// Base URLs of every instance, by service name.
     pub services: BTreeMap<String, Vec<String>>,

@@ -19,7 +19,7 @@ use crate::notifications::{self, Notifications};
 use crate::order_history::{self, OrderHistory};
 use crate::orders::{self, Orders};
 use crate::payments::{self, Payments, PaymentsClient};
-use crate::platform::client::HttpClient;
+use crate::platform::client::{HttpClient, service_http};
 use crate::platform::db::DbError;
 use crate::platform::discovery::{Discovery, Routes};
 use crate::platform::outbox::{FeedConsumer, Outbox, feed_client};
@@ -128,7 +128,7 @@ async fn serve_instance(
     };
     let registry = RegistryClient::new(&instance.registry_url);
     let discovery = Discovery::routed(registry.clone(), config.discovery, instance.routes.clone());
-    let http = reqwest::Client::new();
+    let http = service_http();
     let client = |provider: Service, r: &ResilienceConfig| -> Result<HttpClient, ConfigError> {
         Ok(HttpClient::new(Upstream::new(
             provider.name(),

@@ -1,6 +1,6 @@
 //! Runs the demo's instances as child processes (`<exe> demo-service NAME ...`) and lets
-//! chaos experiments and tests act on them: list, kill (SIGKILL), restart, pause (SIGSTOP)
-//! and resume (SIGCONT), through [`app`]. [`Supervisor::shutdown`] stops every child
+//! chaos experiments and tests act on them: list, kill (SIGKILL), restart, start (a killed
+//! one), pause (SIGSTOP) and resume (SIGCONT), through [`app`]. [`Supervisor::shutdown`] stops every child
 //! (SIGTERM, then SIGKILL after a grace period) and reaps it, so nothing is left running;
 //! and each child holds a pipe from the supervisor on its stdin and exits when it closes,
 //! so even a SIGKILLed supervisor leaves nothing behind. The plan comes from [`crate::topology`].
@@ -58,12 +58,27 @@ pub struct Plan {
 /// The supervisor API's fixed port.
 pub const SUPERVISOR_PORT: u16 = 8700;
 
-/// A free loopback port (for `--ports auto`; another process could take it before the
-/// child binds it, which on a test machine is rare enough).
+/// A free loopback port (for `--ports auto`), never one this process handed out before:
+/// the kernel may well give a port just released to the next bind, and the demo picks
+/// every port before anything listens on them (two instances once got the same one).
+/// Another process could still take it before the child binds it, which on a test machine
+/// is rare enough.
 pub fn free_port() -> std::io::Result<u16> {
-    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
-        .local_addr()?
-        .port())
+    static HANDED: std::sync::Mutex<std::collections::BTreeSet<u16>> =
+        std::sync::Mutex::new(std::collections::BTreeSet::new());
+    let mut handed = HANDED.lock().unwrap_or_else(|p| p.into_inner());
+    for _ in 0..1000 {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")?
+            .local_addr()?
+            .port();
+        if handed.insert(port) {
+            return Ok(port);
+        }
+    }
+    Err(std::io::Error::new(
+        std::io::ErrorKind::AddrInUse,
+        "no loopback port left that this process has not handed out already",
+    ))
 }
 
 /// Fixed ports that are already taken, named, with what to do about them.
@@ -390,6 +405,26 @@ impl Supervisor {
         Ok(())
     }
 
+    /// Starts a killed instance again; one that runs (or is paused) is left alone, so a
+    /// rollback can always say `start`.
+    pub async fn start_again(&self, id: &str) -> Result<bool, SupervisorError> {
+        let (spec, restarts) = {
+            let all = self.instances.lock().await;
+            let m = all
+                .get(id)
+                .ok_or_else(|| SupervisorError::Unknown(id.into()))?;
+            if m.state != InstanceState::Killed {
+                return Ok(false);
+            }
+            (m.spec.clone(), m.restarts)
+        };
+        self.launch(spec).await?;
+        if let Some(m) = self.instances.lock().await.get_mut(id) {
+            m.restarts = restarts + 1;
+        }
+        Ok(true)
+    }
+
     pub async fn pause(&self, id: &str) -> Result<(), SupervisorError> {
         self.set_state(id, Signal::SIGSTOP, InstanceState::Paused)
             .await
@@ -479,7 +514,8 @@ impl Supervisor {
     }
 }
 
-/// The supervisor API: `GET /instances`, `POST /instances/{id}/{kill|restart|pause|resume}`.
+/// The supervisor API: `GET /instances`,
+/// `POST /instances/{id}/{kill|restart|start|pause|resume}`.
 pub fn app(sup: Supervisor) -> Router {
     Router::new()
         .route(
@@ -497,14 +533,34 @@ async fn act(
     match action.as_str() {
         "kill" => s.kill(&id).await?,
         "restart" => s.restart(&id).await?,
+        "start" => {
+            if !s.start_again(&id).await? {
+                return Ok(Json(ActionDone {
+                    id,
+                    done: "already running".into(),
+                }));
+            }
+        }
         "pause" => s.pause(&id).await?,
         "resume" => s.resume(&id).await?,
         other => {
             return Err(ApiError::new(
                 StatusCode::NOT_FOUND,
-                format!("unknown action {other:?}: kill, restart, pause or resume"),
+                format!("unknown action {other:?}: kill, restart, start, pause or resume"),
             ));
         }
     }
     Ok(Json(ActionDone { id, done: action }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn free_ports_are_never_handed_out_twice() {
+        let ports: Vec<u16> = (0..300).map(|_| free_port().expect("a port")).collect();
+        let distinct: std::collections::BTreeSet<u16> = ports.iter().copied().collect();
+        assert_eq!(distinct.len(), ports.len());
+    }
 }

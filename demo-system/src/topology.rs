@@ -201,6 +201,29 @@ impl fmt::Display for InstanceId {
     }
 }
 
+/// `inventory-2`, `orders` (a single instance), or `orders-1`.
+impl FromStr for InstanceId {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        let (service, ordinal) = match s.rsplit_once('-') {
+            Some((name, n)) if n.parse::<u16>().is_ok() => {
+                (name, n.parse::<u16>().unwrap_or_default())
+            }
+            _ => (s, 1),
+        };
+        let service: Service = service.parse().map_err(|e| format!("{s:?}: {e}"))?;
+        let count = service.fixed_ports().len() as u16;
+        if ordinal == 0 || ordinal > count {
+            return Err(format!(
+                "{s:?}: {service} has {count} instance{} (1-{count})",
+                if count == 1 { "" } else { "s" }
+            ));
+        }
+        Ok(InstanceId { service, ordinal })
+    }
+}
+
 impl Serialize for InstanceId {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         s.collect_str(self)
@@ -236,6 +259,16 @@ mod tests {
                 .to_string()
                 .contains("order-history")
         );
+        for id in InstanceId::all() {
+            assert_eq!(id.to_string().parse::<InstanceId>(), Ok(id));
+        }
+        assert_eq!(
+            "orders-1".parse::<InstanceId>().map(|i| i.to_string()),
+            Ok("orders".to_string())
+        );
+        for bad in ["inventory-3", "inventory-0", "gravity-1"] {
+            assert!(bad.parse::<InstanceId>().is_err(), "{bad}");
+        }
         let names: Vec<String> = EDGES.iter().map(Edge::name).collect();
         assert!(names.contains(&"orders_to_payments".to_string()));
         assert!(names.contains(&"order_history_to_orders".to_string()));

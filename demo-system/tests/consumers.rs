@@ -80,13 +80,13 @@ async fn consumers_that_were_down_catch_up_once() {
 
     eventually("three notifications", || async {
         notes
-            .for_order(None)
+            .list(Default::default())
             .await
             .map(|n| n.len() == 3)
             .unwrap_or(false)
     })
     .await;
-    let all = notes.for_order(None).await.expect("list");
+    let all = notes.list(Default::default()).await.expect("list");
     assert!(all[0].message.contains("is confirmed"), "{:?}", all[0]);
     assert!(all[1].message.contains("13 cents"), "{:?}", all[1]);
     assert!(all[2].message.contains("not enough"), "{:?}", all[2]);
@@ -161,6 +161,6 @@ async fn consumers_that_were_down_catch_up_once() {
         reader.poll_once(&Notifications::apply).await.expect("poll"),
         0
     );
-    assert_eq!(again.for_order(None).await.expect("list").len(), 3);
+    assert_eq!(again.list(Default::default()).await.expect("list").len(), 3);
     let _ = stop_h.send(());
 }

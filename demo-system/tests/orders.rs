@@ -277,39 +277,68 @@ async fn the_same_idempotency_key_places_one_order() {
     assert_eq!(status, 422, "{err}");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_saga_resumes_after_a_restart() {
-    let dir = tempfile::tempdir().expect("tempdir");
+/// Inventory and orders running, payments' port bound but not answering: an order placed
+/// for `sku` waits in `stock_reserved`.
+struct Waiting {
+    inventory_url: String,
+    payments: tokio::net::TcpListener,
+    payments_url: String,
+    order: Order,
+}
+
+async fn an_order_waiting_for_payments(dir: &Path, sku: &str) -> Waiting {
     let (il, inventory_url) = bind().await;
     serve(
         il,
-        inventory::app(Inventory::open(&dir.path().join("inventory.sqlite")).expect("inv")),
+        inventory::app(Inventory::open(&dir.join("inventory.sqlite")).expect("inv")),
     );
     // Payments' port is bound but nobody answers yet: calls time out.
-    let (payments_listener, payments_url) = bind().await;
-    let first = orders_service(dir.path(), &inventory_url, &payments_url);
+    let (payments, payments_url) = bind().await;
+    let first = orders_service(dir, &inventory_url, &payments_url);
     let (ol, orders_url) = bind().await;
     serve(ol, orders::app(first));
-    let http = reqwest::Client::new();
-    let resp = http
+    let resp = reqwest::Client::new()
         .post(format!("{orders_url}/orders"))
-        .json(&json!({"customer_id": "c-5", "items": [{"sku": "SKU-KEYBOARD", "quantity": 1}]}))
+        .json(&json!({"customer_id": "c-5", "items": [{"sku": sku, "quantity": 1}]}))
         .send()
         .await
         .expect("answer");
     assert_eq!(resp.status(), 202, "accepted, waiting for payments");
     let order: Order = resp.json().await.expect("json");
     assert_eq!(order.status, OrderStatus::StockReserved);
+    Waiting {
+        inventory_url,
+        payments,
+        payments_url,
+        order,
+    }
+}
 
-    // Payments comes up; a new orders instance on the same database resumes the saga.
+/// Payments starts answering on the listener the orders service already calls.
+fn payments_comes_up(dir: &Path, listener: tokio::net::TcpListener, delay_ms: u64) {
     let cfg = PaymentsConfig {
-        processing_delay_ms: 1,
+        processing_delay_ms: delay_ms,
         ..PaymentsConfig::default()
     };
     serve(
-        payments_listener,
-        payments::app(Payments::open(&dir.path().join("payments.sqlite"), cfg).expect("pay")),
+        listener,
+        payments::app(Payments::open(&dir.join("payments.sqlite"), cfg).expect("pay")),
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_saga_resumes_after_a_restart() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let Waiting {
+        inventory_url,
+        payments,
+        payments_url,
+        order,
+    } = an_order_waiting_for_payments(dir.path(), "SKU-KEYBOARD").await;
+    let http = reqwest::Client::new();
+
+    // Payments comes up; a new orders instance on the same database resumes the saga.
+    payments_comes_up(dir.path(), payments, 1);
     let restarted = orders_service(dir.path(), &inventory_url, &payments_url);
     assert_eq!(restarted.resume_all().await.expect("resume"), 1);
     let done = restarted
@@ -331,5 +360,45 @@ async fn the_saga_resumes_after_a_restart() {
         restarted.resume_all().await.expect("resume"),
         0,
         "nothing left to do"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn overlapping_runs_of_one_saga_publish_each_state_once() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let Waiting {
+        inventory_url,
+        payments,
+        payments_url,
+        order,
+    } = an_order_waiting_for_payments(dir.path(), "SKU-CABLE").await;
+    // Payments comes up, and two runs of the saga (a retried request and the periodic
+    // resume, or two instances) take the order forward at the same time.
+    payments_comes_up(dir.path(), payments, 20);
+    let a = orders_service(dir.path(), &inventory_url, &payments_url);
+    let b = orders_service(dir.path(), &inventory_url, &payments_url);
+    let (ra, rb) = tokio::join!(a.advance(&order.id), b.advance(&order.id));
+    assert_eq!(ra.expect("a").status, OrderStatus::Confirmed);
+    assert_eq!(rb.expect("b").status, OrderStatus::Confirmed);
+
+    let events = a
+        .outbox()
+        .read_after(0, 1000, std::time::Duration::ZERO)
+        .await
+        .expect("events");
+    let kinds: Vec<&str> = events
+        .iter()
+        .filter(|e| e.aggregate_id == order.id)
+        .map(|e| e.kind.as_str())
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            "order.pending",
+            "order.stock_reserved",
+            "order.payment_authorized",
+            "order.confirmed"
+        ],
+        "each state published once"
     );
 }

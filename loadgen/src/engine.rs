@@ -160,7 +160,7 @@ pub async fn run(
     }
     let (exporter, export_task) = match &opts.otlp {
         Some(url) => {
-            let (e, t) = Exporter::start(url, &run_id, opts.otlp_sample);
+            let (e, t) = Exporter::start(url, "gauntlet-loadgen", &run_id, opts.otlp_sample);
             (Some(e), Some(t))
         }
         None => (None, None),

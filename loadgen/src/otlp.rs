@@ -94,11 +94,18 @@ fn text(key: &str, v: impl Into<String>) -> KeyValue {
 
 impl Exporter {
     /// Starts the background sender to `endpoint` (an OTLP/HTTP base URL such as
-    /// `http://127.0.0.1:4318`); returns the handle and the task to join at the end.
-    pub fn start(endpoint: &str, run_id: &str, sample: f64) -> (Self, tokio::task::JoinHandle<()>) {
+    /// `http://127.0.0.1:4318`), whose spans say they come from `service`
+    /// (`gauntlet-loadgen`, `gauntlet-chaos`); returns the handle and the task to join at
+    /// the end.
+    pub fn start(
+        endpoint: &str,
+        service: &'static str,
+        run_id: &str,
+        sample: f64,
+    ) -> (Self, tokio::task::JoinHandle<()>) {
         let (tx, rx) = mpsc::channel(8_192);
         let url = format!("{}/v1/traces", endpoint.trim_end_matches('/'));
-        let task = tokio::spawn(send_batches(url, rx));
+        let task = tokio::spawn(send_batches(url, service, rx));
         (
             Self {
                 tx,
@@ -205,7 +212,7 @@ impl Exporter {
     }
 }
 
-async fn send_batches(url: String, mut rx: mpsc::Receiver<Span>) {
+async fn send_batches(url: String, service: &'static str, mut rx: mpsc::Receiver<Span>) {
     let http = reqwest::Client::builder()
         .timeout(Duration::from_secs(5))
         .build()
@@ -237,12 +244,12 @@ async fn send_batches(url: String, mut rx: mpsc::Receiver<Span>) {
             let body = ExportTraceServiceRequest {
                 resource_spans: vec![ResourceSpans {
                     resource: Some(Resource {
-                        attributes: vec![text("service.name", "gauntlet-loadgen")],
+                        attributes: vec![text("service.name", service)],
                         ..Default::default()
                     }),
                     scope_spans: vec![ScopeSpans {
                         scope: Some(InstrumentationScope {
-                            name: "gauntlet-loadgen".into(),
+                            name: service.into(),
                             version: env!("CARGO_PKG_VERSION").into(),
                             ..Default::default()
                         }),

@@ -1,9 +1,13 @@
-//! `gauntlet chaos proxy`: the fault-injecting proxy with Toxiproxy's HTTP API.
+//! `gauntlet chaos proxy` (the fault-injecting proxy with Toxiproxy's HTTP API) and
+//! `gauntlet chaos run` (an experiment against a running demo).
 
 use std::path::PathBuf;
+use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::{Args, Subcommand};
+use gauntlet_chaos::experiment::{self, Experiment, RunOptions, target::Demo};
+use gauntlet_demo_system::handle::DemoHandle;
 
 #[derive(Debug, Args)]
 pub struct ChaosArgs {
@@ -23,6 +27,39 @@ enum ChaosCommand {
 
 --config takes the body /populate takes: [{\"name\", \"listen\", \"upstream\", \"enabled\"}, ...].")]
     Proxy(ProxyArgs),
+    /// Run a chaos experiment against a running `gauntlet demo --chaos`: the steady state
+    /// before, the method (faults, probes, pauses), the steady state after, then the
+    /// rollbacks, which always run (Ctrl-C too). Exit 0 only if the hypothesis held
+    /// throughout; 1 if a probe's tolerance was not met; 2 if an action could not be
+    /// carried out; 130 if interrupted.
+    #[command(after_help = "Examples:
+  gauntlet demo --chaos &                      # in another terminal, or in the background
+  gauntlet chaos run chaos/experiments/payments-slow.toml
+  gauntlet chaos run chaos/experiments/inventory-resets.toml --junit chaos.xml --json chaos.json
+
+  # prove the experiment can fail: the same one against a demo without the pattern
+  gauntlet demo --chaos --disable retries --ports auto --data-dir /tmp/no-retries &
+  gauntlet chaos run chaos/experiments/inventory-resets.toml --demo /tmp/no-retries/demo.json
+
+chaos/experiments/README.md documents the experiment file: steady_state, method, rollbacks,
+and every action and probe type.")]
+    Run(RunArgs),
+}
+
+#[derive(Debug, Args)]
+struct RunArgs {
+    /// The experiment (TOML).
+    #[arg(value_name = "EXPERIMENT")]
+    experiment: PathBuf,
+    /// The demo to run it against: the demo.json that `gauntlet demo --chaos` wrote.
+    #[arg(long, value_name = "FILE", default_value = "gauntlet-demo/demo.json")]
+    demo: PathBuf,
+    /// Also write the report as JSON (schema gauntlet.chaos.report/v1).
+    #[arg(long, value_name = "FILE")]
+    json: Option<PathBuf>,
+    /// Also write the report as JUnit XML, each probe and action a test case.
+    #[arg(long, value_name = "FILE")]
+    junit: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -35,8 +72,9 @@ struct ProxyArgs {
     config: Option<PathBuf>,
 }
 
-pub async fn run(args: ChaosArgs) -> anyhow::Result<()> {
+pub async fn run(args: ChaosArgs) -> anyhow::Result<ExitCode> {
     match args.command {
+        ChaosCommand::Run(r) => run_experiment(r).await,
         ChaosCommand::Proxy(p) => {
             let initial = match &p.config {
                 Some(f) => gauntlet_chaos::read_config(f)?,
@@ -48,7 +86,42 @@ pub async fn run(args: ChaosArgs) -> anyhow::Result<()> {
             let addr = listener.local_addr()?;
             println!("chaos proxy API on http://{addr} (Toxiproxy-compatible); Ctrl-C stops it");
             gauntlet_chaos::serve(listener, initial, super::stop_signal()).await?;
-            Ok(())
+            Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+async fn run_experiment(r: RunArgs) -> anyhow::Result<ExitCode> {
+    let exp = Experiment::load(&r.experiment)?;
+    let handle = DemoHandle::load(&r.demo)?;
+    if handle.chaos.is_none() && exp.activities().any(|a| a.kind.needs_proxies()) {
+        anyhow::bail!(
+            "{} was written by a demo started without --chaos, and this experiment puts faults on its proxies: start it with `gauntlet demo --chaos`",
+            r.demo.display()
+        );
+    }
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let ctrl_c = tokio::spawn(async move {
+        super::stop_signal().await;
+        eprintln!("stopping: rolling back...");
+        let _ = stop.send(true);
+    });
+    let report = experiment::run(
+        &exp,
+        &r.experiment.display().to_string(),
+        Demo::new(handle),
+        RunOptions { live: true },
+        stopped,
+    )
+    .await;
+    ctrl_c.abort();
+    if let Some(path) = &r.json {
+        std::fs::write(path, serde_json::to_vec_pretty(&report)?)
+            .with_context(|| format!("cannot write --json {}", path.display()))?;
+    }
+    if let Some(path) = &r.junit {
+        std::fs::write(path, report.junit())
+            .with_context(|| format!("cannot write --junit {}", path.display()))?;
+    }
+    Ok(ExitCode::from(report.status.exit_code()))
 }

@@ -33,7 +33,7 @@ enum Command {
     Demo(demo::DemoArgs),
     /// Put an HTTP service under load and tell the truth about its latency.
     Load(Box<load::LoadArgs>),
-    /// Inject faults: a Toxiproxy-compatible TCP proxy.
+    /// Inject faults (a Toxiproxy-compatible proxy) and run chaos experiments on the demo.
     Chaos(chaos::ChaosArgs),
     /// Run one demo service instance (the demo's supervisor starts these).
     #[command(hide = true)]
@@ -51,7 +51,7 @@ impl Cli {
             Command::Demo(args) => demo::run(args).await.map(|()| ExitCode::SUCCESS),
             Command::DemoService(args) => demo::run_service(args).await.map(|()| ExitCode::SUCCESS),
             Command::Load(args) => load::run(*args).await,
-            Command::Chaos(args) => chaos::run(args).await.map(|()| ExitCode::SUCCESS),
+            Command::Chaos(args) => chaos::run(args).await,
         }
     }
 }

@@ -30,7 +30,7 @@ use super::api::{Credentials, MobileOrder, MobileProduct, TokenResponse, format_
 use crate::inventory::{InventoryClient, Product};
 use crate::order_history::{OrderHistoryClient, OrderView};
 use crate::orders::{Order, OrdersClient, PlaceOrder};
-use crate::platform::client::HttpClient;
+use crate::platform::client::{HttpClient, service_http};
 use crate::platform::discovery::Discovery;
 use crate::platform::http::{ApiError, Body, Health, body, idempotency_key, live};
 use crate::platform::resilience::{ConfigError, ResilienceConfig, ResilienceReport, Upstream};
@@ -109,7 +109,7 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 impl Gateway {
     /// A gateway that finds its upstreams through `discovery`.
     pub fn new(discovery: Discovery, config: GatewayConfig) -> Result<Self, ConfigError> {
-        let http = reqwest::Client::new();
+        let http = service_http();
         let client = |service: Service| -> Result<HttpClient, ConfigError> {
             Ok(HttpClient::new(Upstream::new(
                 service.name(),

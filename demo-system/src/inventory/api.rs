@@ -66,10 +66,13 @@ pub struct Reservation {
 }
 
 /// The demo catalog, stocked on first start: (sku, name, price in cents, units on hand).
-pub const CATALOG: [(&str, &str, i64, i64); 5] = [
+/// Stickers are what load runs and chaos experiments order: thousands of orders do not run
+/// them out, so an order is rejected for lack of stock only when a test means it.
+pub const CATALOG: [(&str, &str, i64, i64); 6] = [
     ("SKU-KEYBOARD", "Mechanical keyboard", 8900, 120),
     ("SKU-MOUSE", "Wireless mouse", 2900, 300),
     ("SKU-MONITOR", "27\" monitor", 24900, 40),
     ("SKU-CABLE", "USB-C cable", 1200, 1000),
     ("SKU-LAMP", "Desk lamp", 3413, 25),
+    ("SKU-STICKER", "Gauntlet sticker", 300, 10_000_000),
 ];

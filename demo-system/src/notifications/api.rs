@@ -14,9 +14,10 @@ pub struct Notification {
     pub event_id: String,
 }
 
-/// `GET /notifications` query.
+/// `GET /notifications` query: every notification, or those of one order or customer.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct NotificationQuery {
     pub order_id: Option<String>,
+    pub customer_id: Option<String>,
 }

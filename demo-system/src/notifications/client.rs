@@ -1,6 +1,6 @@
 //! The notifications service's typed client.
 
-use super::api::Notification;
+use super::api::{Notification, NotificationQuery};
 use crate::platform::client::{ClientError, HttpClient, escape};
 
 #[derive(Clone, Debug)]
@@ -13,15 +13,18 @@ impl NotificationsClient {
         Self { http }
     }
 
-    /// The notifications recorded, for one order or all.
-    pub async fn list(&self, order_id: Option<&str>) -> Result<Vec<Notification>, ClientError> {
-        match order_id {
-            Some(id) => {
-                self.http
-                    .get(&format!("/notifications?order_id={}", escape(id)))
-                    .await
-            }
-            None => self.http.get("/notifications").await,
+    /// The notifications recorded: all, or those of one order or customer.
+    pub async fn list(&self, q: &NotificationQuery) -> Result<Vec<Notification>, ClientError> {
+        let filters: Vec<String> = [("order_id", &q.order_id), ("customer_id", &q.customer_id)]
+            .into_iter()
+            .filter_map(|(k, v)| v.as_ref().map(|v| format!("{k}={}", escape(v))))
+            .collect();
+        if filters.is_empty() {
+            self.http.get("/notifications").await
+        } else {
+            self.http
+                .get(&format!("/notifications?{}", filters.join("&")))
+                .await
         }
     }
 }

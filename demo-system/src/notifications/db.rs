@@ -2,7 +2,7 @@
 
 use rusqlite::{Transaction, params};
 
-use super::api::Notification;
+use super::api::{Notification, NotificationQuery};
 use crate::platform::db::DbError;
 
 pub const SCHEMA: &str = "
@@ -25,13 +25,13 @@ pub fn insert(tx: &Transaction<'_>, n: &Notification) -> rusqlite::Result<()> {
     .map(drop)
 }
 
-pub fn list(tx: &Transaction<'_>, order_id: Option<&str>) -> Result<Vec<Notification>, DbError> {
+pub fn list(tx: &Transaction<'_>, q: &NotificationQuery) -> Result<Vec<Notification>, DbError> {
     let mut stmt = tx.prepare_cached(
         "SELECT order_id, customer_id, kind, message, event_id FROM notifications
-         WHERE ?1 IS NULL OR order_id = ?1 ORDER BY id",
+         WHERE (?1 IS NULL OR order_id = ?1) AND (?2 IS NULL OR customer_id = ?2) ORDER BY id",
     )?;
     let rows = stmt
-        .query_map([order_id], |r| {
+        .query_map(params![q.order_id, q.customer_id], |r| {
             Ok(Notification {
                 order_id: r.get(0)?,
                 customer_id: r.get(1)?,

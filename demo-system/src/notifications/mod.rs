@@ -9,6 +9,6 @@ pub mod client;
 pub mod db;
 pub mod server;
 
-pub use api::Notification;
+pub use api::{Notification, NotificationQuery};
 pub use client::NotificationsClient;
 pub use server::{Notifications, app};

@@ -83,11 +83,8 @@ impl Notifications {
         })
     }
 
-    pub async fn for_order(&self, order_id: Option<&str>) -> Result<Vec<Notification>, DbError> {
-        let order_id = order_id.map(str::to_string);
-        self.db
-            .read(move |tx| db::list(tx, order_id.as_deref()))
-            .await
+    pub async fn list(&self, q: NotificationQuery) -> Result<Vec<Notification>, DbError> {
+        self.db.read(move |tx| db::list(tx, &q)).await
     }
 }
 
@@ -104,5 +101,5 @@ async fn list(
     q: Result<Query<NotificationQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Json<Vec<Notification>>, ApiError> {
     let Query(q) = q?;
-    Ok(Json(n.for_order(q.order_id.as_deref()).await?))
+    Ok(Json(n.list(q).await?))
 }

@@ -8,6 +8,13 @@ use crate::platform::text_enum::text_enum;
 
 pub use crate::inventory::api::Item;
 
+/// `GET /orders?customer_id=`: a customer's orders, oldest first.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct OrderQuery {
+    pub customer_id: String,
+}
+
 /// `POST /orders`.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]

@@ -29,6 +29,13 @@ impl OrdersClient {
         self.http.post("/orders", req, idempotency_key).await
     }
 
+    /// A customer's orders, oldest first.
+    pub async fn of_customer(&self, customer_id: &str) -> Result<Vec<Order>, ClientError> {
+        self.http
+            .get(&format!("/orders?customer_id={}", escape(customer_id)))
+            .await
+    }
+
     pub async fn order(&self, id: &str) -> Result<Order, ClientError> {
         self.http.get(&format!("/orders/{}", escape(id))).await
     }

@@ -27,24 +27,39 @@ pub const SCHEMA: &str = "
     );
 ";
 
+const COLUMNS: &str = "id, customer_id, items, total_cents, status, payment_id, reason";
+
+fn order_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Order> {
+    Ok(Order {
+        id: r.get(0)?,
+        customer_id: r.get(1)?,
+        items: json_column(r, 2)?,
+        total_cents: r.get(3)?,
+        status: text_column(r, 4, OrderStatus::parse)?,
+        payment_id: r.get(5)?,
+        reason: r.get(6)?,
+    })
+}
+
 pub fn load(tx: &Transaction<'_>, id: &str) -> Result<Option<Order>, DbError> {
     Ok(tx
         .query_row(
-            "SELECT id, customer_id, items, total_cents, status, payment_id, reason FROM orders WHERE id = ?1",
+            &format!("SELECT {COLUMNS} FROM orders WHERE id = ?1"),
             [id],
-            |r| {
-                Ok(Order {
-                    id: r.get(0)?,
-                    customer_id: r.get(1)?,
-                    items: json_column(r, 2)?,
-                    total_cents: r.get(3)?,
-                    status: text_column(r, 4, OrderStatus::parse)?,
-                    payment_id: r.get(5)?,
-                    reason: r.get(6)?,
-                })
-            },
+            order_row,
         )
         .optional()?)
+}
+
+/// A customer's orders, oldest first.
+pub fn of_customer(tx: &Transaction<'_>, customer_id: &str) -> Result<Vec<Order>, DbError> {
+    let mut stmt = tx.prepare_cached(&format!(
+        "SELECT {COLUMNS} FROM orders WHERE customer_id = ?1 ORDER BY created_unix_ms, id"
+    ))?;
+    let rows = stmt
+        .query_map([customer_id], order_row)?
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(rows)
 }
 
 pub fn insert(tx: &Transaction<'_>, o: &Order) -> Result<(), DbError> {
@@ -63,20 +78,29 @@ pub fn insert(tx: &Transaction<'_>, o: &Order) -> Result<(), DbError> {
     Ok(())
 }
 
-/// Moves an order to `status`, setting its payment ID and reason when given.
+/// Moves an order from `from` to `status`, setting its payment ID and reason when given;
+/// `false` if it was no longer in `from` (another run of its saga moved it first).
 pub fn update(
     tx: &Transaction<'_>,
     id: &str,
+    from: OrderStatus,
     status: OrderStatus,
     payment_id: Option<&str>,
     reason: Option<&str>,
-) -> Result<(), DbError> {
-    tx.execute(
+) -> Result<bool, DbError> {
+    let changed = tx.execute(
         "UPDATE orders SET status = ?2, payment_id = coalesce(?3, payment_id),
-            reason = coalesce(?4, reason), updated_unix_ms = ?5 WHERE id = ?1",
-        params![id, status.as_str(), payment_id, reason, now_unix_ms()],
+            reason = coalesce(?4, reason), updated_unix_ms = ?5 WHERE id = ?1 AND status = ?6",
+        params![
+            id,
+            status.as_str(),
+            payment_id,
+            reason,
+            now_unix_ms(),
+            from.as_str()
+        ],
     )?;
-    Ok(())
+    Ok(changed == 1)
 }
 
 /// Orders whose saga has not finished, oldest first.

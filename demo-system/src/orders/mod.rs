@@ -11,7 +11,7 @@ pub mod db;
 pub mod saga;
 pub mod server;
 
-pub use api::{Item, Order, OrderStatus, PlaceOrder};
+pub use api::{Item, Order, OrderQuery, OrderStatus, PlaceOrder};
 pub use client::OrdersClient;
 pub use saga::Orders;
 pub use server::app;

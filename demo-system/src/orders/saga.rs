@@ -61,15 +61,27 @@ impl Orders {
         ]
     }
 
+    pub async fn of_customer(&self, customer_id: &str) -> Result<Vec<Order>, DbError> {
+        let customer_id = customer_id.to_string();
+        self.outbox
+            .db()
+            .read(move |tx| db::of_customer(tx, &customer_id))
+            .await
+    }
+
     pub async fn order(&self, id: &str) -> Result<Option<Order>, DbError> {
         let id = id.to_string();
         self.outbox.db().read(move |tx| db::load(tx, &id)).await
     }
 
-    /// Records the move to `status` and its event in one transaction.
+    /// Records the move from `from` to `status` and its event in one transaction. Two runs
+    /// of one saga can overlap (a retried request, the periodic resume): only the first
+    /// makes each move, so each state is published once; the other gets the order as the
+    /// first left it and goes on from there.
     async fn transition(
         &self,
         id: &str,
+        from: OrderStatus,
         status: OrderStatus,
         payment_id: Option<String>,
         reason: Option<String>,
@@ -77,10 +89,19 @@ impl Orders {
         let id = id.to_string();
         self.outbox
             .transaction(move |tx| {
-                db::update(tx, &id, status, payment_id.as_deref(), reason.as_deref())?;
+                let moved = db::update(
+                    tx,
+                    &id,
+                    from,
+                    status,
+                    payment_id.as_deref(),
+                    reason.as_deref(),
+                )?;
                 let order = db::load(tx, &id)?
                     .ok_or_else(|| DbError::Aborted(format!("order {id} vanished")))?;
-                Outbox::append(tx, &NewEvent::new(status.event_kind(), &id, &order)?)?;
+                if moved {
+                    Outbox::append(tx, &NewEvent::new(status.event_kind(), &id, &order)?)?;
+                }
                 Ok(order)
             })
             .await
@@ -96,7 +117,9 @@ impl Orders {
             match self.step(&order).await {
                 Step::To(status, payment, reason) => {
                     tracing::info!(order_id = %id, from = order.status.as_str(), to = status.as_str(), "saga step");
-                    order = self.transition(id, status, payment, reason).await?;
+                    order = self
+                        .transition(id, order.status, status, payment, reason)
+                        .await?;
                 }
                 Step::Wait(e) => {
                     tracing::warn!(order_id = %id, status = order.status.as_str(), error = %e, "saga waits for a dependency");
@@ -178,6 +201,25 @@ impl Orders {
         }
     }
 
+    /// Runs the saga in a task of its own and waits for it: a caller that gives up (the
+    /// gateway timing out) does not cancel it halfway, so every call it started ends and is
+    /// counted, by the circuit breaker too. (Cancelled, a call that would have timed out is
+    /// never recorded as a failure, and a breaker behind a shorter caller timeout never
+    /// opens.)
+    async fn advance_detached(&self, id: String) -> Result<Order, ApiError> {
+        use tracing::Instrument;
+        let saga = self.clone();
+        tokio::spawn(async move { saga.advance(&id).await }.in_current_span())
+            .await
+            .map_err(|e| {
+                ApiError::new(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    format!("the saga task failed: {e}"),
+                )
+            })?
+            .map_err(ApiError::from)
+    }
+
     /// Resumes every unfinished saga: run at start and periodically.
     pub async fn resume_all(&self) -> Result<usize, DbError> {
         let unfinished = self.outbox.db().read(db::unfinished).await?;
@@ -211,7 +253,7 @@ impl Orders {
             {
                 let existing =
                     existing.map_err(|msg| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, msg))?;
-                return Ok((StatusCode::OK, self.advance(&existing).await?));
+                return Ok((StatusCode::OK, self.advance_detached(existing).await?));
             }
         }
         let mut total = 0;
@@ -261,7 +303,7 @@ impl Orders {
             .await?;
         let order_id =
             created.map_err(|msg| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, msg))?;
-        let order = self.advance(&order_id).await?;
+        let order = self.advance_detached(order_id).await?;
         let status = if order.status.is_finished() {
             StatusCode::CREATED
         } else {

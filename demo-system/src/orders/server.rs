@@ -1,12 +1,14 @@
 //! The orders service's routes: `POST /orders` (honouring `Idempotency-Key`), `GET
-//! /orders/{id}`, and the orders feed that notifications and order-history consume.
+//! /orders/{id}`, `GET /orders?customer_id=`, and the orders feed that notifications and
+//! order-history consume.
 
-use axum::extract::{Path as UrlPath, State};
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Path as UrlPath, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 
-use super::api::{Order, PlaceOrder};
+use super::api::{Order, OrderQuery, PlaceOrder};
 use super::saga::Orders;
 use crate::platform::http::{ApiError, Body, body, found, idempotency_key, service_router};
 use crate::platform::outbox::feed_router;
@@ -15,7 +17,7 @@ pub fn app(orders: Orders) -> Router {
     let outbox = orders.outbox().clone();
     let upstreams = orders.upstreams();
     let routes = Router::new()
-        .route("/orders", post(place))
+        .route("/orders", post(place).get(of_customer))
         .route("/orders/{id}", get(get_order))
         .with_state(orders)
         .merge(feed_router(outbox.clone()));
@@ -31,6 +33,14 @@ async fn place(
     let key = idempotency_key(&headers)?;
     let (status, order) = o.place(req, key).await?;
     Ok((status, Json(order)))
+}
+
+async fn of_customer(
+    State(o): State<Orders>,
+    q: Result<Query<OrderQuery>, QueryRejection>,
+) -> Result<Json<Vec<Order>>, ApiError> {
+    let Query(q) = q?;
+    Ok(Json(o.of_customer(&q.customer_id).await?))
 }
 
 async fn get_order(

@@ -37,6 +37,18 @@ pub struct ResilienceConfig {
     pub timeout_ms: u64,
 }
 
+impl ResilienceConfig {
+    /// The orders saga's calls: idempotent on the order ID, so they can afford five
+    /// attempts, which ride out an upstream that fails one call in five (0.2⁵ ≈ 0.03 % of
+    /// calls still fail) where three would leave 0.8 %; the backoffs add up to under 1.2 s,
+    /// inside the gateway's 2 s timeout.
+    pub fn saga() -> Self {
+        let mut c = Self::default();
+        c.retry.max_attempts = 5;
+        c
+    }
+}
+
 impl Default for ResilienceConfig {
     fn default() -> Self {
         Self {
@@ -390,9 +402,16 @@ impl Upstream {
             .backoff(backoff)
             .retry_on(CallError::is_retryable)
             .on_retry({
-                let retries = retries.clone();
-                move |_, _| {
+                let (retries, upstream) = (retries.clone(), upstream.clone());
+                move |attempt, _| {
                     retries.fetch_add(1, Ordering::Relaxed);
+                    // An event on the caller's span: a retried call shows in its trace.
+                    tracing::info!(
+                        event.name = "retry",
+                        upstream = %upstream,
+                        retry = attempt,
+                        "retry"
+                    );
                 }
             })
             .build();

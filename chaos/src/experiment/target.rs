@@ -1,0 +1,334 @@
+//! The running demo an experiment acts on, found through its `demo.json`: the typed calls
+//! to its supervisor, proxies, registry, services and collector that actions and probes
+//! are made of.
+
+use std::time::Duration;
+
+use gauntlet_demo_system::handle::DemoHandle;
+use gauntlet_demo_system::notifications::{Notification, NotificationQuery, NotificationsClient};
+use gauntlet_demo_system::orders::{Order, OrdersClient};
+use gauntlet_demo_system::platform::client::HttpClient;
+use gauntlet_demo_system::platform::resilience::{ResilienceConfig, ResilienceReport};
+use gauntlet_demo_system::registry::{InstanceView, RegistryClient, RegistryClientError};
+use gauntlet_demo_system::supervisor::ActionDone;
+use gauntlet_demo_system::topology::{InstanceId, Service};
+use serde::de::{DeserializeOwned, IgnoredAny};
+
+use super::activity::edge;
+use super::jaeger::{Envelope, Trace};
+use crate::model::NewToxic;
+
+#[derive(Debug, thiserror::Error)]
+pub enum TargetError {
+    #[error("cannot reach {what} at {url}: {reason}")]
+    Unreachable {
+        what: String,
+        url: String,
+        reason: String,
+    },
+    #[error("{what} at {url} answered {status}: {message}")]
+    Refused {
+        what: String,
+        url: String,
+        status: u16,
+        message: String,
+    },
+    #[error(
+        "the demo was started without --chaos, so it has no proxies to put faults on: run `gauntlet demo --chaos`"
+    )]
+    NoChaos,
+    #[error(
+        "the demo has no proxy for {0}: was it started with `gauntlet demo --chaos` by this version?"
+    )]
+    NoProxy(String),
+    #[error(
+        "the demo sends its telemetry to a collector whose query API it does not know (started with --collector?): collector probes need `gauntlet demo` to run its own"
+    )]
+    NoCollector,
+    #[error("the demo has no {0} (see demo.json)")]
+    NoInstance(String),
+}
+
+/// A demo, as `demo.json` describes it.
+#[derive(Debug, Clone)]
+pub struct Demo {
+    pub handle: DemoHandle,
+    http: reqwest::Client,
+}
+
+/// A call's answer: parsed, or the reason in words.
+async fn answer<T: DeserializeOwned>(
+    what: &str,
+    url: &str,
+    sent: reqwest::Result<reqwest::Response>,
+) -> Result<T, TargetError> {
+    let unreachable = |reason: String| TargetError::Unreachable {
+        what: what.to_string(),
+        url: url.to_string(),
+        reason,
+    };
+    let r = sent.map_err(|e| unreachable(e.to_string()))?;
+    let status = r.status();
+    let body = r.bytes().await.map_err(|e| unreachable(e.to_string()))?;
+    if !status.is_success() {
+        return Err(TargetError::Refused {
+            what: what.to_string(),
+            url: url.to_string(),
+            status: status.as_u16(),
+            message: gauntlet_demo_system::platform::client::error_message(&body),
+        });
+    }
+    // An empty body (204) reads as null.
+    let body: &[u8] = if body.is_empty() { b"null" } else { &body };
+    serde_json::from_slice(body).map_err(|e| unreachable(format!("unexpected answer: {e}")))
+}
+
+impl Demo {
+    pub fn new(handle: DemoHandle) -> Self {
+        Self {
+            handle,
+            http: reqwest::Client::builder()
+                .timeout(Duration::from_secs(10))
+                .build()
+                .unwrap_or_default(),
+        }
+    }
+
+    /// The base URL of one instance.
+    pub fn url_of(&self, id: InstanceId) -> Result<String, TargetError> {
+        self.handle
+            .services
+            .get(id.service.name())
+            .and_then(|urls| urls.get(usize::from(id.ordinal.saturating_sub(1))))
+            .cloned()
+            .ok_or_else(|| TargetError::NoInstance(id.to_string()))
+    }
+
+    /// Base URLs of every instance of a service.
+    pub fn urls_of(&self, service: Service) -> Vec<String> {
+        self.handle
+            .services
+            .get(service.name())
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    /// `gateway`, `collector`, `supervisor`, or an instance.
+    pub fn target_url(&self, target: &str) -> Result<String, TargetError> {
+        match target {
+            "gateway" => Ok(self.handle.gateway.clone()),
+            "supervisor" => Ok(self.handle.supervisor.clone()),
+            "collector" => self.collector_api(),
+            other => {
+                let id: InstanceId = other
+                    .parse()
+                    .map_err(|_| TargetError::NoInstance(other.to_string()))?;
+                self.url_of(id)
+            }
+        }
+    }
+
+    fn collector_api(&self) -> Result<String, TargetError> {
+        self.handle
+            .collector
+            .api
+            .clone()
+            .ok_or(TargetError::NoCollector)
+    }
+
+    pub fn http(&self) -> &reqwest::Client {
+        &self.http
+    }
+
+    /// `POST /instances/{id}/{action}` on the supervisor.
+    pub async fn supervise(&self, id: InstanceId, action: &str) -> Result<ActionDone, TargetError> {
+        let url = format!("{}/instances/{id}/{action}", self.handle.supervisor);
+        // A restart waits for readiness, which may take a while.
+        let sent = self
+            .http
+            .post(&url)
+            .timeout(Duration::from_secs(60))
+            .send()
+            .await;
+        answer("the supervisor", &url, sent).await
+    }
+
+    pub async fn resilience(&self, base: &str) -> Result<ResilienceReport, TargetError> {
+        let url = format!("{base}/admin/resilience");
+        answer("/admin/resilience", &url, self.http.get(&url).send().await).await
+    }
+
+    /// The instances the registry lists as healthy.
+    pub async fn healthy(&self, service: Service) -> Result<Vec<InstanceView>, TargetError> {
+        let base = self
+            .urls_of(Service::Registry)
+            .into_iter()
+            .next()
+            .ok_or_else(|| TargetError::NoInstance("registry".into()))?;
+        RegistryClient::new(&base)
+            .healthy(service.name())
+            .await
+            .or_else(|e| match e {
+                // Never registered: none healthy.
+                RegistryClientError::Refused { status: 404, .. } => Ok(Vec::new()),
+                e => Err(TargetError::Unreachable {
+                    what: "the registry".into(),
+                    url: base.clone(),
+                    reason: e.to_string(),
+                }),
+            })
+    }
+
+    /// The proxies on `edge` (all of them, or the one in front of `instance`).
+    pub fn proxies(
+        &self,
+        edge_name: &str,
+        instance: Option<InstanceId>,
+    ) -> Result<Vec<String>, TargetError> {
+        let chaos = self.handle.chaos.as_ref().ok_or(TargetError::NoChaos)?;
+        let e = edge(edge_name).map_err(TargetError::NoProxy)?;
+        let several = self.urls_of(e.provider).len() > 1;
+        let names: Vec<String> = match instance {
+            Some(id) if several => vec![format!("{edge_name}_{}", id.ordinal)],
+            Some(_) => vec![edge_name.to_string()],
+            None => chaos
+                .proxies
+                .keys()
+                .filter(|n| {
+                    *n == edge_name
+                        || n.strip_prefix(edge_name)
+                            .and_then(|rest| rest.strip_prefix('_'))
+                            .is_some_and(|k| k.parse::<u16>().is_ok())
+                })
+                .cloned()
+                .collect(),
+        };
+        if names.is_empty() || names.iter().any(|n| !chaos.proxies.contains_key(n)) {
+            return Err(TargetError::NoProxy(edge_name.to_string()));
+        }
+        Ok(names)
+    }
+
+    fn chaos_api(&self) -> Result<&str, TargetError> {
+        self.handle
+            .chaos
+            .as_ref()
+            .map(|c| c.api.as_str())
+            .ok_or(TargetError::NoChaos)
+    }
+
+    pub async fn add_toxic(&self, proxy: &str, toxic: &NewToxic) -> Result<(), TargetError> {
+        let url = format!("{}/proxies/{proxy}/toxics", self.chaos_api()?);
+        let sent = self.http.post(&url).json(toxic).send().await;
+        answer::<IgnoredAny>("the chaos proxy API", &url, sent)
+            .await
+            .map(drop)
+    }
+
+    /// Removes a toxic; `false` if it was not there.
+    pub async fn remove_toxic(&self, proxy: &str, toxic: &str) -> Result<bool, TargetError> {
+        let url = format!("{}/proxies/{proxy}/toxics/{toxic}", self.chaos_api()?);
+        let sent = self.http.delete(&url).send().await;
+        match answer::<IgnoredAny>("the chaos proxy API", &url, sent).await {
+            Ok(_) => Ok(true),
+            Err(TargetError::Refused { status: 404, .. }) => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
+    pub async fn set_enabled(&self, proxy: &str, enabled: bool) -> Result<(), TargetError> {
+        let url = format!("{}/proxies/{proxy}", self.chaos_api()?);
+        let sent = self
+            .http
+            .post(&url)
+            .json(&serde_json::json!({ "enabled": enabled }))
+            .send()
+            .await;
+        answer::<IgnoredAny>("the chaos proxy API", &url, sent)
+            .await
+            .map(drop)
+    }
+
+    /// Traces with a span of `service` between `start_us` and `end_us` (microseconds),
+    /// at most 1500 (the query API's limit).
+    pub async fn traces(
+        &self,
+        service: &str,
+        operation: Option<&str>,
+        tags: &std::collections::BTreeMap<String, String>,
+        start_us: i64,
+        end_us: i64,
+    ) -> Result<Vec<Trace>, TargetError> {
+        let base = format!("{}/api/traces", self.collector_api()?);
+        let mut q: Vec<(&str, String)> = vec![
+            ("service", service.to_string()),
+            ("start", start_us.to_string()),
+            ("end", end_us.to_string()),
+            ("limit", "1500".to_string()),
+        ];
+        if let Some(op) = operation {
+            q.push(("operation", op.to_string()));
+        }
+        if !tags.is_empty() {
+            q.push((
+                "tags",
+                serde_json::to_string(tags).unwrap_or_else(|_| "{}".into()),
+            ));
+        }
+        let url = reqwest::Url::parse_with_params(&base, &q)
+            .map_err(|e| TargetError::Unreachable {
+                what: "the collector".into(),
+                url: base.clone(),
+                reason: e.to_string(),
+            })?
+            .to_string();
+        let sent = self.http.get(&url).send().await;
+        answer::<Envelope<Vec<Trace>>>("the collector", &url, sent)
+            .await
+            .map(|e| e.data)
+    }
+
+    fn client(&self, service: Service) -> Result<HttpClient, TargetError> {
+        let base = self
+            .urls_of(service)
+            .into_iter()
+            .next()
+            .ok_or_else(|| TargetError::NoInstance(service.name().into()))?;
+        // A probe looks once: no retries, no breaker of its own.
+        let mut config = ResilienceConfig::default();
+        config.retry.enabled = false;
+        config.circuit_breaker.enabled = false;
+        HttpClient::at(service.name(), &base, &config).map_err(|e| TargetError::Unreachable {
+            what: service.name().into(),
+            url: base,
+            reason: e.to_string(),
+        })
+    }
+
+    pub async fn orders_of(&self, customer: &str) -> Result<Vec<Order>, TargetError> {
+        let client = OrdersClient::new(self.client(Service::Orders)?);
+        client
+            .of_customer(customer)
+            .await
+            .map_err(|e| TargetError::Unreachable {
+                what: "orders".into(),
+                url: self.urls_of(Service::Orders).join(", "),
+                reason: e.to_string(),
+            })
+    }
+
+    pub async fn notifications_of(&self, customer: &str) -> Result<Vec<Notification>, TargetError> {
+        let client = NotificationsClient::new(self.client(Service::Notifications)?);
+        client
+            .list(&NotificationQuery {
+                customer_id: Some(customer.to_string()),
+                order_id: None,
+            })
+            .await
+            .map_err(|e| TargetError::Unreachable {
+                what: "notifications".into(),
+                url: self.urls_of(Service::Notifications).join(", "),
+                reason: e.to_string(),
+            })
+    }
+}
