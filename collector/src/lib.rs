@@ -37,8 +37,8 @@ use tokio::task::JoinSet;
 use crate::ingest::{Pipeline, PipelineConfig};
 use crate::metrics::Metrics;
 use crate::retention::RetentionConfig;
-use crate::store::sqlite::{SqliteConfig, SqliteStore, Sync};
-use crate::store::{Store, StoreError};
+use crate::store::sqlite::SqliteConfig;
+use crate::store::{Store, StoreConfig, StoreError};
 
 /// Everything `gauntlet collector` can be told.
 #[derive(Debug, Clone)]
@@ -51,8 +51,8 @@ pub struct Config {
     pub zipkin: Option<SocketAddr>,
     /// Query API listen address.
     pub http: SocketAddr,
-    /// Directory of the embedded store.
-    pub data_dir: PathBuf,
+    /// Which store keeps the data, and where.
+    pub store: StoreConfig,
     /// Largest request accepted, in bytes, before and after decompression.
     pub max_body: usize,
     /// Bytes of request bodies held in memory at once, over every receiver; past it,
@@ -64,8 +64,6 @@ pub struct Config {
     pub max_disk: Option<u64>,
     /// How often retention runs.
     pub retention_interval: Duration,
-    /// Commit durability.
-    pub sync: Sync,
     pub pipeline: PipelineConfig,
 }
 
@@ -78,13 +76,12 @@ impl Config {
             otlp_http: local(4318),
             zipkin: Some(local(9411)),
             http: local(16686),
-            data_dir: PathBuf::from("gauntlet-data"),
+            store: StoreConfig::Sqlite(SqliteConfig::new("gauntlet-data")),
             max_body: 64 << 20,
             max_inflight: 256 << 20,
             retention: Some(Duration::from_secs(72 * 3600)),
             max_disk: Some(10 << 30),
             retention_interval: Duration::from_secs(60),
-            sync: Sync::Normal,
             pipeline: PipelineConfig::default(),
         }
     }
@@ -97,7 +94,7 @@ impl Config {
             otlp_http: any,
             zipkin: Some(any),
             http: any,
-            data_dir: data_dir.into(),
+            store: StoreConfig::Sqlite(SqliteConfig::new(data_dir)),
             ..Self::with_defaults()
         }
     }
@@ -168,15 +165,7 @@ impl Collector {
             None => None,
         };
         let http = bind(config.http, "the query API", "--http").await?;
-        let sqlite = SqliteConfig {
-            sync: config.sync,
-            ..SqliteConfig::new(&config.data_dir)
-        };
-        let store: Arc<dyn Store> = Arc::new(
-            tokio::task::spawn_blocking(move || SqliteStore::open(&sqlite))
-                .await
-                .map_err(|e| StoreError::Task(e.to_string()))??,
-        );
+        let store: Arc<dyn Store> = config.store.clone().open().await?;
         let addrs = Addresses {
             otlp_grpc: grpc.local_addr().unwrap_or(config.otlp_grpc),
             otlp_http: otlp_http.local_addr().unwrap_or(config.otlp_http),
@@ -241,7 +230,7 @@ impl Collector {
             otlp_http = %addrs.otlp_http,
             zipkin = ?addrs.zipkin,
             query = %addrs.http,
-            data_dir = %config.data_dir.display(),
+            store = %config.store.location(),
             "collector listening"
         );
         Ok(Self {

@@ -8,7 +8,8 @@ use std::io::Write;
 
 use anyhow::Context;
 use clap::{Args, ValueEnum};
-use gauntlet_collector::store::sqlite::Sync;
+use gauntlet_collector::store::StoreConfig;
+use gauntlet_collector::store::sqlite::{SqliteConfig, Sync};
 use gauntlet_collector::{Collector, Config};
 
 #[derive(Debug, Args)]
@@ -32,6 +33,9 @@ pub struct CollectorArgs {
     /// Where to serve the query API (Jaeger-compatible /api/..., logs, correlations, /metrics).
     #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:16686")]
     http: SocketAddr,
+    /// Which store keeps the data: the embedded SQLite store in --data-dir.
+    #[arg(long, value_enum, default_value_t = StoreArg::Sqlite)]
+    store: StoreArg,
     /// Directory of the embedded SQLite store; created if missing.
     #[arg(long, value_name = "DIR", default_value = "gauntlet-data")]
     data_dir: PathBuf,
@@ -55,6 +59,12 @@ pub struct CollectorArgs {
     /// survives power loss, at a cost in ingest rate.
     #[arg(long, value_enum, default_value_t = SyncArg::Normal)]
     sync: SyncArg,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum StoreArg {
+    /// One SQLite file under --data-dir: nothing to install, one machine.
+    Sqlite,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -106,16 +116,20 @@ pub async fn run(args: CollectorArgs) -> anyhow::Result<()> {
         otlp_http: args.otlp_http,
         zipkin: args.zipkin.0,
         http: args.http,
-        data_dir: args.data_dir,
+        store: match args.store {
+            StoreArg::Sqlite => StoreConfig::Sqlite(SqliteConfig {
+                sync: match args.sync {
+                    SyncArg::Normal => Sync::Normal,
+                    SyncArg::Full => Sync::Full,
+                },
+                ..SqliteConfig::new(args.data_dir)
+            }),
+        },
         max_body: usize::try_from(args.max_body).context("--max-body is too large")?,
         max_inflight: usize::try_from(args.max_inflight).context("--max-inflight is too large")?,
         retention: args.retention.0,
         max_disk: args.max_disk.0,
         retention_interval: args.retention_interval,
-        sync: match args.sync {
-            SyncArg::Normal => Sync::Normal,
-            SyncArg::Full => Sync::Full,
-        },
         ..Config::with_defaults()
     };
     let collector = Collector::start(config).await?;

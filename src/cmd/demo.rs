@@ -9,6 +9,8 @@ use std::path::PathBuf;
 use anyhow::Context;
 use clap::{Args, ValueEnum};
 use gauntlet_chaos::NewProxy;
+use gauntlet_collector::store::StoreConfig;
+use gauntlet_collector::store::sqlite::SqliteConfig;
 use gauntlet_collector::{Collector, Config};
 use gauntlet_demo_system::config::DemoConfig;
 use gauntlet_demo_system::handle::{ChaosHandle, CollectorHandle, DemoHandle, ProxyRoute};
@@ -157,7 +159,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
             Config::ephemeral(data_dir.join("collector"))
         } else {
             Config {
-                data_dir: data_dir.join("collector"),
+                store: StoreConfig::Sqlite(SqliteConfig::new(data_dir.join("collector"))),
                 ..Config::with_defaults()
             }
         };

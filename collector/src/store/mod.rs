@@ -1,6 +1,7 @@
 //! Where spans and logs live. [`Store`] is what ingest writes to and the query API reads
 //! from; [`sqlite::SqliteStore`] is the embedded implementation (ClickHouse comes next and
-//! must fit the same trait and pass the same conformance tests in `tests/store_conformance.rs`).
+//! must fit the same trait and pass the same conformance cases in `tests/conformance/`). The
+//! store is chosen by a [`StoreConfig`].
 //!
 //! A successful [`Store::write`] means the batch is committed: the ingest pipeline only
 //! answers an export after it returns.
@@ -8,33 +9,61 @@
 pub mod schema;
 pub mod sqlite;
 
+use std::sync::Arc;
+
 use async_trait::async_trait;
 
 use crate::model::{Batch, LogRecord, SpanKind, SpanRecord, TraceId};
 
+/// What went wrong in a store, in terms any backend can use: the query API and the CLI
+/// never see a backend's own error type.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
-    #[error(
-        "the data directory {path} holds schema version {found}, newer than this build of gauntlet \
-         understands (version {supported}); run a newer gauntlet, or point --data-dir at another directory"
-    )]
-    SchemaTooNew {
-        path: String,
-        found: i64,
-        supported: i64,
+    /// The stored data is in a form this build cannot use (a newer schema, a table of
+    /// another shape); nothing was changed.
+    #[error("{location}: {reason}")]
+    Incompatible { location: String, reason: String },
+    /// The store cannot be opened or reached.
+    #[error("cannot open the store at {location}: {reason}")]
+    Unavailable { location: String, reason: String },
+    /// The backend failed a read or a write.
+    #[error("{backend} failed: {message}")]
+    Backend {
+        backend: &'static str,
+        message: String,
     },
-    #[error("cannot open the store at {path}: {source}")]
-    Open {
-        path: String,
-        #[source]
-        source: rusqlite::Error,
-    },
-    #[error("store error: {0}")]
-    Sqlite(#[from] rusqlite::Error),
     #[error("store I/O error: {0}")]
     Io(#[from] std::io::Error),
     #[error("store task failed: {0}")]
     Task(String),
+}
+
+/// Which store keeps the data, and its settings.
+#[derive(Debug, Clone)]
+pub enum StoreConfig {
+    /// The embedded SQLite store in a directory.
+    Sqlite(sqlite::SqliteConfig),
+}
+
+impl StoreConfig {
+    /// Opens (creating or migrating) the store, off the async workers.
+    pub async fn open(self) -> Result<Arc<dyn Store>, StoreError> {
+        match self {
+            StoreConfig::Sqlite(c) => {
+                let store = tokio::task::spawn_blocking(move || sqlite::SqliteStore::open(&c))
+                    .await
+                    .map_err(|e| StoreError::Task(e.to_string()))??;
+                Ok(Arc::new(store))
+            }
+        }
+    }
+
+    /// Where the data lives, for people.
+    pub fn location(&self) -> String {
+        match self {
+            StoreConfig::Sqlite(c) => c.dir.display().to_string(),
+        }
+    }
 }
 
 /// A Jaeger-style trace search: traces with at least one span matching every condition.

@@ -22,6 +22,15 @@ use crate::model::{
 };
 
 /// File name of the database inside the data directory.
+impl From<rusqlite::Error> for StoreError {
+    fn from(e: rusqlite::Error) -> Self {
+        StoreError::Backend {
+            backend: "SQLite",
+            message: e.to_string(),
+        }
+    }
+}
+
 pub const DB_FILE: &str = "gauntlet.sqlite";
 
 /// Rows one retention step deletes at most, so that ingest waits little for the writer.
@@ -94,9 +103,9 @@ impl SqliteStore {
     pub fn open(config: &SqliteConfig) -> Result<Self, StoreError> {
         std::fs::create_dir_all(&config.dir)?;
         let path = config.dir.join(DB_FILE);
-        let open_err = |source| StoreError::Open {
-            path: path.display().to_string(),
-            source,
+        let open_err = |e: rusqlite::Error| StoreError::Unavailable {
+            location: path.display().to_string(),
+            reason: e.to_string(),
         };
         let mut conn = Connection::open(&path).map_err(open_err)?;
         // auto_vacuum only takes effect before the first table exists: new files get it.
@@ -261,10 +270,13 @@ fn migrate(conn: &mut Connection, path: &Path) -> Result<(), StoreError> {
     let found: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
     let supported = current_version();
     if found > supported {
-        return Err(StoreError::SchemaTooNew {
-            path: path.display().to_string(),
-            found,
-            supported,
+        return Err(StoreError::Incompatible {
+            location: path.display().to_string(),
+            reason: format!(
+                "the data directory holds schema version {found}, newer than this build of \
+                 gauntlet understands (version {supported}); run a newer gauntlet, or point \
+                 --data-dir at another directory"
+            ),
         });
     }
     for (i, sql) in MIGRATIONS.iter().enumerate().skip(found as usize) {
@@ -1149,7 +1161,7 @@ mod tests {
         let err = SqliteStore::open(&SqliteConfig::new(dir.path())).expect_err("refused");
         let msg = err.to_string();
         assert!(
-            matches!(err, StoreError::SchemaTooNew { found: 99, .. }),
+            matches!(err, StoreError::Incompatible { .. }) && msg.contains("version 99"),
             "{msg}"
         );
         assert!(msg.contains("run a newer gauntlet"), "{msg}");

@@ -1,0 +1,453 @@
+//! The conformance suite every [`Store`] implementation passes, as named cases: each takes
+//! a store holding [`write_fixture`]'s data (two batches from two services, logs, a failed
+//! span, a correlation ID) and checks one part of the contract. A store's tests run every
+//! case on a fresh store of their own (see `store_conformance.rs` for SQLite); the
+//! ClickHouse store runs the same cases.
+#![allow(dead_code)]
+
+use std::sync::Arc;
+
+use gauntlet_collector::model::{
+    Batch, LogRecord, Resource, STATUS_ERROR, SpanKind, SpanRecord, TraceId, now_ns,
+};
+use gauntlet_collector::store::{LogQuery, RetentionPolicy, Store, TraceQuery};
+
+pub const T0: i64 = 1_700_000_000_000_000_000;
+
+pub fn resource(service: &str) -> Arc<Resource> {
+    Arc::new(Resource {
+        service: service.into(),
+        attributes: format!(r#"{{"service.name":"{service}","host.name":"h1"}}"#),
+    })
+}
+
+pub fn span(
+    trace: u8,
+    id: u8,
+    parent: Option<u8>,
+    service: &str,
+    name: &str,
+    start: i64,
+    dur: i64,
+) -> SpanRecord {
+    SpanRecord {
+        trace_id: [trace; 16],
+        span_id: [id; 8],
+        parent_span_id: parent.map(|p| [p; 8]),
+        resource: resource(service),
+        scope_name: "conformance".into(),
+        scope_version: "1".into(),
+        name: name.into(),
+        kind: SpanKind::Server,
+        start_ns: start,
+        end_ns: start + dur,
+        status_code: 0,
+        status_message: String::new(),
+        attributes: format!(r#"{{"http.route":"/{name}","attempt":1}}"#),
+        events: "[]".into(),
+        links: "[]".into(),
+        correlation_id: None,
+        trace_state: String::new(),
+        flags: 1,
+    }
+}
+
+pub fn log(service: &str, time: i64, severity: i32, body: &str) -> LogRecord {
+    LogRecord {
+        time_ns: time,
+        observed_ns: time,
+        resource: resource(service),
+        scope_name: "conformance".into(),
+        severity_number: severity,
+        severity_text: String::new(),
+        body: body.into(),
+        attributes: "{}".into(),
+        trace_id: None,
+        span_id: None,
+        correlation_id: None,
+        flags: 0,
+        event_name: String::new(),
+    }
+}
+
+/// Trace 1 arrives in two batches from two services; trace 2 in one; trace 3 fails.
+pub async fn write_fixture(store: &Arc<dyn Store>) {
+    let mut b1 = Batch::default();
+    let mut root = span(1, 1, None, "gateway", "GET /orders", T0, 50_000_000);
+    root.correlation_id = Some("c-1".into());
+    b1.spans.push(span(
+        2,
+        9,
+        None,
+        "gateway",
+        "GET /health",
+        T0 + 5_000,
+        1_000,
+    ));
+    b1.spans.push(root);
+    b1.spans.push(span(
+        1,
+        2,
+        Some(1),
+        "gateway",
+        "call orders",
+        T0 + 1_000,
+        40_000_000,
+    ));
+    let mut l1 = log("gateway", T0 + 5, 9, "request in");
+    l1.trace_id = Some([1; 16]);
+    b1.logs.push(l1);
+    store.write(b1).await.expect("write batch 1");
+
+    let mut b2 = Batch::default();
+    let mut failing = span(3, 7, None, "orders", "POST /orders", T0 + 3_000, 2_000_000);
+    failing.status_code = STATUS_ERROR;
+    failing.correlation_id = Some("c-1".into());
+    failing.kind = SpanKind::Consumer;
+    b2.spans.push(span(
+        1,
+        3,
+        Some(2),
+        "orders",
+        "SELECT orders",
+        T0 + 2_000,
+        30_000_000,
+    ));
+    b2.spans.push(failing);
+    let mut l2 = log("orders", T0 + 20, 17, "payment DECLINED for 42");
+    l2.correlation_id = Some("c-1".into());
+    b2.logs.push(l2);
+    for i in 0..25 {
+        b2.logs
+            .push(log("orders", T0 + 100 + i, 5, &format!("debug line {i}")));
+    }
+    store.write(b2).await.expect("write batch 2");
+}
+
+/// Services and operations, by kind.
+pub async fn services_and_operations(store: &Arc<dyn Store>) {
+    assert_eq!(
+        store.services().await.expect("services"),
+        ["gateway", "orders"]
+    );
+    let ops = store.operations("orders", None).await.expect("ops");
+    let names: Vec<&str> = ops.iter().map(|o| o.name.as_str()).collect();
+    assert_eq!(names, ["POST /orders", "SELECT orders"]);
+    let consumer = store
+        .operations("orders", Some(SpanKind::Consumer))
+        .await
+        .expect("ops");
+    assert_eq!(consumer.len(), 1);
+    assert_eq!(consumer[0].kind, "consumer");
+    assert!(
+        store
+            .operations("nobody", None)
+            .await
+            .expect("ops")
+            .is_empty()
+    );
+}
+
+/// A trace assembled from both batches, ordered by start.
+pub async fn a_trace_joins_its_batches(store: &Arc<dyn Store>) {
+    let traces = store.traces(&[[1; 16], [42; 16]]).await.expect("traces");
+    assert_eq!(traces.len(), 1, "unknown IDs are left out");
+    let spans = &traces[0].1;
+    let names: Vec<&str> = spans.iter().map(|s| s.name.as_str()).collect();
+    assert_eq!(names, ["GET /orders", "call orders", "SELECT orders"]);
+    assert_eq!(spans[2].resource.service, "orders");
+    assert_eq!(spans[2].parent_span_id, Some([2; 8]));
+    assert_eq!(spans[0].end_ns - spans[0].start_ns, 50_000_000);
+    assert_eq!(
+        spans[0].attributes,
+        r#"{"http.route":"/GET /orders","attempt":1}"#
+    );
+}
+
+/// The summary: one row per trace, whatever number of commits brought it.
+pub async fn summaries_count_each_trace_once(store: &Arc<dyn Store>) {
+    let sums = store
+        .trace_summaries(&[[1; 16], [3; 16], [42; 16]])
+        .await
+        .expect("summaries");
+    assert_eq!(sums.len(), 2);
+    assert_eq!(sums[0].span_count, 3);
+    assert_eq!((sums[0].start_ns, sums[0].end_ns), (T0, T0 + 50_000_000));
+    assert_eq!(
+        sums[0].root,
+        Some(("gateway".to_string(), "GET /orders".to_string()))
+    );
+    assert!(!sums[0].error);
+    assert!(sums[1].error);
+}
+
+/// Search: service, operation, durations, time window, tags (attributes, resource,
+/// pseudo-tags), limit.
+pub async fn search_matches_jaeger_queries(store: &Arc<dyn Store>) {
+    let find = |q: TraceQuery| {
+        let store = store.clone();
+        async move { store.find_trace_ids(&q).await.expect("search") }
+    };
+    let q = |service: &str| TraceQuery {
+        service: service.into(),
+        limit: 20,
+        ..Default::default()
+    };
+    let ids: Vec<TraceId> = find(q("gateway")).await;
+    assert_eq!(
+        ids,
+        vec![[2; 16], [1; 16]],
+        "latest matching span first, one entry per trace"
+    );
+    assert_eq!(
+        find(TraceQuery {
+            limit: 1,
+            ..q("gateway")
+        })
+        .await,
+        vec![[2; 16]]
+    );
+    assert_eq!(
+        find(TraceQuery {
+            operation: Some("call orders".into()),
+            ..q("gateway")
+        })
+        .await,
+        vec![[1; 16]]
+    );
+    assert_eq!(
+        find(TraceQuery {
+            min_duration_ns: Some(45_000_000),
+            ..q("gateway")
+        })
+        .await,
+        vec![[1; 16]]
+    );
+    assert_eq!(
+        find(TraceQuery {
+            max_duration_ns: Some(5_000),
+            ..q("gateway")
+        })
+        .await,
+        vec![[2; 16]]
+    );
+    assert_eq!(
+        find(TraceQuery {
+            start_ns: Some(T0 + 4_000),
+            end_ns: Some(T0 + 6_000),
+            ..q("gateway")
+        })
+        .await,
+        vec![[2; 16]]
+    );
+    let tags = |k: &str, v: &str| vec![(k.to_string(), v.to_string())];
+    assert_eq!(
+        find(TraceQuery {
+            tags: tags("error", "true"),
+            ..q("orders")
+        })
+        .await,
+        vec![[3; 16]]
+    );
+    assert_eq!(
+        find(TraceQuery {
+            tags: tags("attempt", "1"),
+            ..q("orders")
+        })
+        .await
+        .len(),
+        2
+    );
+    assert_eq!(
+        find(TraceQuery {
+            tags: tags("host.name", "h1"),
+            ..q("orders")
+        })
+        .await
+        .len(),
+        2
+    );
+    assert!(
+        find(TraceQuery {
+            tags: tags("attempt", "2"),
+            ..q("orders")
+        })
+        .await
+        .is_empty()
+    );
+    assert!(find(q("nobody")).await.is_empty());
+}
+
+/// Logs: newest first, filters, pages that join up.
+pub async fn logs_filter_and_page(store: &Arc<dyn Store>) {
+    let logs = |q: LogQuery| {
+        let store = store.clone();
+        async move { store.logs(&q).await.expect("logs") }
+    };
+    let page = logs(LogQuery {
+        limit: 10,
+        ..Default::default()
+    })
+    .await;
+    assert_eq!(page.logs.len(), 10);
+    assert_eq!(page.logs[0].record.body, "debug line 24");
+    let mut seen = page.logs.len();
+    let mut next = page.next;
+    while let Some(cursor) = next {
+        let p = logs(LogQuery {
+            limit: 10,
+            before: Some(cursor),
+            ..Default::default()
+        })
+        .await;
+        seen += p.logs.len();
+        next = p.next;
+    }
+    assert_eq!(seen, 27, "pagination visits every log once");
+    let errors = logs(LogQuery {
+        severity_min: Some(17),
+        limit: 10,
+        ..Default::default()
+    })
+    .await;
+    assert_eq!(errors.logs.len(), 1);
+    let text = logs(LogQuery {
+        text: Some("declined".into()),
+        limit: 10,
+        ..Default::default()
+    })
+    .await;
+    assert_eq!(text.logs.len(), 1, "text search ignores case");
+    let like = logs(LogQuery {
+        text: Some("%".into()),
+        limit: 10,
+        ..Default::default()
+    })
+    .await;
+    assert!(like.logs.is_empty(), "% is a literal, not a wildcard");
+    let by_trace = logs(LogQuery {
+        trace_id: Some([1; 16]),
+        limit: 10,
+        ..Default::default()
+    })
+    .await;
+    assert_eq!(by_trace.logs[0].record.body, "request in");
+    let by_service = logs(LogQuery {
+        service: Some("gateway".into()),
+        limit: 10,
+        ..Default::default()
+    })
+    .await;
+    assert_eq!(by_service.logs.len(), 1);
+    let in_window = logs(LogQuery {
+        start_ns: Some(T0 + 100),
+        end_ns: Some(T0 + 104),
+        limit: 10,
+        ..Default::default()
+    })
+    .await;
+    assert_eq!(in_window.logs.len(), 5);
+}
+
+/// Correlation: the traces and logs sharing an ID.
+pub async fn correlation_spans_traces_and_logs(store: &Arc<dyn Store>) {
+    let corr = store
+        .correlated_trace_ids("c-1", 10)
+        .await
+        .expect("correlated");
+    assert_eq!(corr, vec![[1; 16], [3; 16]], "ordered by trace start");
+    let corr_logs = store
+        .correlated_logs("c-1", &corr, 100)
+        .await
+        .expect("logs");
+    let bodies: Vec<&str> = corr_logs.iter().map(|l| l.body.as_str()).collect();
+    assert_eq!(bodies, ["request in", "payment DECLINED for 42"]);
+    assert!(
+        store
+            .correlated_trace_ids("c-404", 10)
+            .await
+            .expect("none")
+            .is_empty()
+    );
+}
+
+/// Retention by age: only what was received before the cut goes.
+pub async fn retention_by_age_keeps_what_came_after(store: &Arc<dyn Store>) {
+    let find = |q: TraceQuery| {
+        let store = store.clone();
+        async move { store.find_trace_ids(&q).await.expect("search") }
+    };
+    let q = |service: &str| TraceQuery {
+        service: service.into(),
+        limit: 20,
+        ..Default::default()
+    };
+    let logs = |q: LogQuery| {
+        let store = store.clone();
+        async move { store.logs(&q).await.expect("logs") }
+    };
+    let cut = now_ns();
+    let mut b3 = Batch::default();
+    b3.spans.push(span(4, 1, None, "late", "late op", T0, 1));
+    store.write(b3).await.expect("write batch 3");
+    let policy = RetentionPolicy {
+        older_than_ns: Some(cut),
+        max_bytes: None,
+    };
+    let mut rounds = 0;
+    while store.prune(policy).await.expect("prune").more {
+        rounds += 1;
+        assert!(rounds < 100, "retention finishes");
+    }
+    assert!(
+        store
+            .traces(&[[1; 16], [2; 16], [3; 16]])
+            .await
+            .expect("traces")
+            .is_empty()
+    );
+    assert!(
+        logs(LogQuery {
+            limit: 10,
+            ..Default::default()
+        })
+        .await
+        .logs
+        .is_empty()
+    );
+    assert!(
+        store
+            .correlated_trace_ids("c-1", 10)
+            .await
+            .expect("none")
+            .is_empty()
+    );
+    assert_eq!(store.traces(&[[4; 16]]).await.expect("kept").len(), 1);
+    assert_eq!(find(q("late")).await, vec![[4; 16]]);
+}
+
+/// Retention by size: over the limit, the oldest goes until under it.
+pub async fn retention_by_size_drops_the_oldest(store: &Arc<dyn Store>) {
+    let all = [[1; 16], [2; 16], [3; 16]];
+    assert_eq!(store.traces(&all).await.expect("traces").len(), 3);
+    let policy = RetentionPolicy {
+        older_than_ns: None,
+        max_bytes: Some(1),
+    };
+    let mut rounds = 0;
+    while store.prune(policy).await.expect("prune").more {
+        rounds += 1;
+        assert!(rounds < 100, "retention finishes");
+    }
+    assert!(store.traces(&all).await.expect("traces").is_empty());
+    let left = store
+        .logs(&LogQuery {
+            limit: 10,
+            ..Default::default()
+        })
+        .await
+        .expect("logs");
+    assert!(left.logs.is_empty(), "the logs went too");
+    store.check_ready().await.expect("still ready");
+    assert!(store.disk_usage().await.expect("usage") > 0);
+}
