@@ -24,7 +24,7 @@ pub struct Resource {
 }
 
 /// OTLP span kinds, with the integer values of the protocol.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 #[repr(i32)]
 pub enum SpanKind {
     Unspecified = 0,

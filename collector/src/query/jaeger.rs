@@ -11,7 +11,7 @@ use serde_json::{Value, json};
 
 use super::{ApiError, Params, QueryState, envelope, limit_param, param, time_param};
 use crate::model::{STATUS_ERROR, STATUS_OK, SpanKind, SpanRecord, TraceId, hex, parse_trace_id};
-use crate::store::TraceQuery;
+use crate::store::{SpanFilter, TraceQuery};
 
 pub async fn services(State(s): State<QueryState>) -> Result<Response, ApiError> {
     let names = s.store.services().await?;
@@ -54,7 +54,7 @@ pub async fn operations(
         .operations(service, kind)
         .await?
         .into_iter()
-        .map(|o| json!({"name": o.name, "spanKind": o.kind}))
+        .map(|o| json!({"name": o.name, "spanKind": o.kind.jaeger_name()}))
         .collect();
     let n = ops.len();
     Ok(envelope(Value::Array(ops), n))
@@ -111,6 +111,30 @@ pub async fn find_traces(
     Ok(envelope(Value::Array(data), n))
 }
 
+/// A Jaeger search tag as a store filter: the pseudo-tags `error`, `span.kind` and
+/// `otel.status_code` read the span's status and kind; any other key is an attribute.
+pub fn span_filter(key: String, value: String) -> Result<SpanFilter, ApiError> {
+    let bad = |what: &str| ApiError::bad_request(format!("tag {key}={value:?}: {what}"));
+    Ok(match key.as_str() {
+        "error" => match value.to_ascii_lowercase().as_str() {
+            "true" => SpanFilter::Error(true),
+            "false" => SpanFilter::Error(false),
+            _ => return Err(bad("error is true or false")),
+        },
+        "span.kind" => SpanFilter::Kind(
+            SpanKind::from_jaeger_name(&value)
+                .ok_or_else(|| bad("one of server, client, producer, consumer, internal"))?,
+        ),
+        "otel.status_code" => SpanFilter::StatusCode(match value.to_ascii_uppercase().as_str() {
+            "UNSET" => 0,
+            "OK" => 1,
+            "ERROR" => 2,
+            _ => return Err(bad("one of UNSET, OK, ERROR")),
+        }),
+        _ => SpanFilter::Attribute { key, value },
+    })
+}
+
 fn trace_query(params: &Params) -> Result<TraceQuery, ApiError> {
     let service = param(params, "service")
         .ok_or_else(|| ApiError::bad_request("parameter 'service' is required"))?;
@@ -149,7 +173,10 @@ fn trace_query(params: &Params) -> Result<TraceQuery, ApiError> {
     Ok(TraceQuery {
         service: service.to_string(),
         operation: param(params, "operation").map(str::to_string),
-        tags,
+        filters: tags
+            .into_iter()
+            .map(|(k, v)| span_filter(k, v))
+            .collect::<Result<_, _>>()?,
         start_ns: time_param(params, "start")?,
         end_ns: time_param(params, "end")?,
         min_duration_ns: duration("minDuration")?,
@@ -316,6 +343,35 @@ fn attr_tags(attributes: &str) -> Vec<Value> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn pseudo_tags_become_status_and_kind_filters() {
+        let f = |k: &str, v: &str| span_filter(k.into(), v.into());
+        assert_eq!(f("error", "TRUE").ok(), Some(SpanFilter::Error(true)));
+        assert_eq!(
+            f("span.kind", "consumer").ok(),
+            Some(SpanFilter::Kind(SpanKind::Consumer))
+        );
+        assert_eq!(
+            f("otel.status_code", "error").ok(),
+            Some(SpanFilter::StatusCode(2))
+        );
+        assert_eq!(
+            f("http.route", "/x").ok(),
+            Some(SpanFilter::Attribute {
+                key: "http.route".into(),
+                value: "/x".into()
+            })
+        );
+        for (k, v, says) in [
+            ("error", "maybe", "true or false"),
+            ("span.kind", "sideways", "server, client"),
+            ("otel.status_code", "FINE", "UNSET, OK, ERROR"),
+        ] {
+            let e = f(k, v).expect_err("refused");
+            assert!(e.message.contains(says), "{}", e.message);
+        }
+    }
 
     #[test]
     fn go_durations_parse() {

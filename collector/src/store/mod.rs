@@ -71,14 +71,31 @@ impl StoreConfig {
 pub struct TraceQuery {
     pub service: String,
     pub operation: Option<String>,
-    /// Tags that one span must all carry (span attributes, resource attributes, or the
-    /// pseudo-tags `error`, `span.kind`, `otel.status_code`), compared as text.
-    pub tags: Vec<(String, String)>,
+    /// Conditions one span must all meet.
+    pub filters: Vec<SpanFilter>,
     pub start_ns: Option<i64>,
     pub end_ns: Option<i64>,
     pub min_duration_ns: Option<i64>,
     pub max_duration_ns: Option<i64>,
     pub limit: usize,
+}
+
+/// One condition on a span in a trace search. The query layer turns Jaeger's tags, its
+/// pseudo-tags (`error`, `span.kind`, `otel.status_code`) included, into these, so that a
+/// store knows nothing of Jaeger.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SpanFilter {
+    /// The span's status is ERROR (`true`) or is not (`false`).
+    Error(bool),
+    Kind(SpanKind),
+    /// The OTLP status code: 0 unset, 1 ok, 2 error.
+    StatusCode(i32),
+    /// A span attribute, or else a resource attribute, whose value written as text (a string
+    /// as itself, any other JSON value as its JSON) equals `value`.
+    Attribute {
+        key: String,
+        value: String,
+    },
 }
 
 /// One row of the trace summary: what a trace is, without reading its spans.
@@ -93,15 +110,12 @@ pub struct TraceSummary {
     pub error: bool,
 }
 
-/// Operations of a service, as the Jaeger operations API lists them.
+/// An operation of a service: a span name and kind.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 pub struct Operation {
     pub name: String,
-    pub kind: SpanKindName,
+    pub kind: SpanKind,
 }
-
-/// The Jaeger name of a span kind (`server`, `client`, ..., or empty).
-pub type SpanKindName = &'static str;
 
 #[derive(Debug, Clone, Default)]
 pub struct LogQuery {

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use gauntlet_collector::model::{
     Batch, LogRecord, Resource, STATUS_ERROR, SpanKind, SpanRecord, TraceId, now_ns,
 };
-use gauntlet_collector::store::{LogQuery, RetentionPolicy, Store, TraceQuery};
+use gauntlet_collector::store::{LogQuery, RetentionPolicy, SpanFilter, Store, TraceQuery};
 
 pub const T0: i64 = 1_700_000_000_000_000_000;
 
@@ -138,7 +138,7 @@ pub async fn services_and_operations(store: &Arc<dyn Store>) {
         .await
         .expect("ops");
     assert_eq!(consumer.len(), 1);
-    assert_eq!(consumer[0].kind, "consumer");
+    assert_eq!(consumer[0].kind, SpanKind::Consumer);
     assert!(
         store
             .operations("nobody", None)
@@ -240,10 +240,15 @@ pub async fn search_matches_jaeger_queries(store: &Arc<dyn Store>) {
         .await,
         vec![[2; 16]]
     );
-    let tags = |k: &str, v: &str| vec![(k.to_string(), v.to_string())];
+    let attr = |k: &str, v: &str| {
+        vec![SpanFilter::Attribute {
+            key: k.into(),
+            value: v.into(),
+        }]
+    };
     assert_eq!(
         find(TraceQuery {
-            tags: tags("error", "true"),
+            filters: vec![SpanFilter::Error(true)],
             ..q("orders")
         })
         .await,
@@ -251,7 +256,7 @@ pub async fn search_matches_jaeger_queries(store: &Arc<dyn Store>) {
     );
     assert_eq!(
         find(TraceQuery {
-            tags: tags("attempt", "1"),
+            filters: attr("attempt", "1"),
             ..q("orders")
         })
         .await
@@ -260,7 +265,7 @@ pub async fn search_matches_jaeger_queries(store: &Arc<dyn Store>) {
     );
     assert_eq!(
         find(TraceQuery {
-            tags: tags("host.name", "h1"),
+            filters: attr("host.name", "h1"),
             ..q("orders")
         })
         .await
@@ -269,7 +274,7 @@ pub async fn search_matches_jaeger_queries(store: &Arc<dyn Store>) {
     );
     assert!(
         find(TraceQuery {
-            tags: tags("attempt", "2"),
+            filters: attr("attempt", "2"),
             ..q("orders")
         })
         .await

@@ -203,10 +203,10 @@ fn migrate(conn: &mut Connection, path: &Path) -> Result<(), StoreError> {
 
 #[cfg(test)]
 mod tests {
-    use super::read::tags_match;
+    use super::read::filters_match;
     use super::*;
-    use crate::model::STATUS_ERROR;
-    use crate::store::Store;
+    use crate::model::{STATUS_ERROR, SpanKind};
+    use crate::store::{SpanFilter, Store};
 
     fn store(dir: &Path) -> SqliteStore {
         SqliteStore::open(&SqliteConfig::new(dir)).expect("open store")
@@ -260,16 +260,64 @@ mod tests {
     }
 
     #[test]
-    fn tags_compare_as_text_and_know_the_pseudo_tags() {
+    fn filters_compare_attributes_as_text_and_read_status_and_kind() {
         let attrs = r#"{"http.status_code":500,"ok":true,"name":"x"}"#;
         let res = r#"{"service.name":"svc"}"#;
-        let t = |k: &str, v: &str| vec![(k.to_string(), v.to_string())];
-        assert!(tags_match(&t("http.status_code", "500"), attrs, res, 0, 2));
-        assert!(tags_match(&t("ok", "true"), attrs, res, 0, 2));
-        assert!(tags_match(&t("service.name", "svc"), attrs, res, 0, 2));
-        assert!(tags_match(&t("error", "true"), attrs, res, STATUS_ERROR, 2));
-        assert!(!tags_match(&t("error", "true"), attrs, res, 0, 2));
-        assert!(tags_match(&t("span.kind", "server"), attrs, res, 0, 2));
-        assert!(!tags_match(&t("name", "y"), attrs, res, 0, 2));
+        let attr = |k: &str, v: &str| {
+            vec![SpanFilter::Attribute {
+                key: k.into(),
+                value: v.into(),
+            }]
+        };
+        let server = SpanKind::Server as i32;
+        assert!(filters_match(
+            &attr("http.status_code", "500"),
+            attrs,
+            res,
+            0,
+            server
+        ));
+        assert!(filters_match(&attr("ok", "true"), attrs, res, 0, server));
+        assert!(filters_match(
+            &attr("service.name", "svc"),
+            attrs,
+            res,
+            0,
+            server
+        ));
+        assert!(!filters_match(&attr("name", "y"), attrs, res, 0, server));
+        let error = [SpanFilter::Error(true)];
+        assert!(filters_match(&error, attrs, res, STATUS_ERROR, server));
+        assert!(!filters_match(&error, attrs, res, 0, server));
+        assert!(filters_match(
+            &[SpanFilter::Error(false)],
+            attrs,
+            res,
+            0,
+            server
+        ));
+        let kind = [SpanFilter::Kind(SpanKind::Server)];
+        assert!(filters_match(&kind, attrs, res, 0, server));
+        assert!(!filters_match(
+            &kind,
+            attrs,
+            res,
+            0,
+            SpanKind::Client as i32
+        ));
+        assert!(filters_match(
+            &[SpanFilter::StatusCode(1)],
+            attrs,
+            res,
+            1,
+            server
+        ));
+        assert!(!filters_match(
+            &[SpanFilter::StatusCode(1)],
+            attrs,
+            res,
+            2,
+            server
+        ));
     }
 }

@@ -11,7 +11,7 @@ use rusqlite::{OptionalExtension, params, params_from_iter};
 use super::SqliteStore;
 use super::prune::file_len;
 use super::read::{
-    LOG_SELECT, ResourceCache, blob_id, log_from_row, read_traces, service_id, tags_match,
+    LOG_SELECT, ResourceCache, blob_id, filters_match, log_from_row, read_traces, service_id,
 };
 use crate::model::{Batch, LogRecord, SpanKind, SpanRecord, TraceId};
 use crate::store::schema::current_version;
@@ -58,7 +58,7 @@ impl Store for SqliteStore {
                 .query_map(params![sid, kind.map(|k| k as i32)], |r| {
                     Ok(Operation {
                         name: r.get(0)?,
-                        kind: SpanKind::from_i32(r.get(1)?).jaeger_name(),
+                        kind: SpanKind::from_i32(r.get(1)?),
                     })
                 })?
                 .collect::<Result<Vec<_>, _>>()?;
@@ -114,10 +114,10 @@ impl Store for SqliteStore {
                 if seen.contains(&id) {
                     continue;
                 }
-                if !q.tags.is_empty() {
+                if !q.filters.is_empty() {
                     let attrs: String = row.get(1)?;
                     let res: String = row.get(4)?;
-                    if !tags_match(&q.tags, &attrs, &res, row.get(2)?, row.get(3)?) {
+                    if !filters_match(&q.filters, &attrs, &res, row.get(2)?, row.get(3)?) {
                         continue;
                     }
                 }

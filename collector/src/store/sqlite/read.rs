@@ -7,7 +7,7 @@ use std::sync::Arc;
 use rusqlite::{Connection, OptionalExtension, params};
 
 use crate::model::{LogRecord, Resource, STATUS_ERROR, SpanKind, SpanRecord, TraceId};
-use crate::store::{StoreError, StoredLog};
+use crate::store::{SpanFilter, StoreError, StoredLog};
 
 /// Builds records from rows, sharing one `Arc<Resource>` per resource row.
 #[derive(Default)]
@@ -156,9 +156,9 @@ pub(super) fn read_traces(
     Ok(out)
 }
 
-/// Does a span row satisfy every tag? Values compare as text; `true`/`false` match booleans.
-pub(super) fn tags_match(
-    tags: &[(String, String)],
+/// Does a span row meet every filter? Attribute values compare as text.
+pub(super) fn filters_match(
+    filters: &[SpanFilter],
     attributes: &str,
     resource: &str,
     status_code: i32,
@@ -167,31 +167,19 @@ pub(super) fn tags_match(
     let parse = |s: &str| {
         serde_json::from_str::<serde_json::Map<String, serde_json::Value>>(s).unwrap_or_default()
     };
-    let attrs = parse(attributes);
-    let res = parse(resource);
-    tags.iter().all(|(key, want)| {
-        let pseudo = match key.as_str() {
-            "error" => Some((status_code == STATUS_ERROR).to_string()),
-            "span.kind" => Some(SpanKind::from_i32(kind).jaeger_name().to_string()),
-            "otel.status_code" => Some(
-                match status_code {
-                    1 => "OK",
-                    2 => "ERROR",
-                    _ => "UNSET",
-                }
-                .to_string(),
-            ),
-            _ => None,
-        };
-        if let Some(p) = pseudo {
-            return p.eq_ignore_ascii_case(want);
-        }
-        attrs
+    let (mut attrs, mut res) = (None, None);
+    filters.iter().all(|f| match f {
+        SpanFilter::Error(e) => (status_code == STATUS_ERROR) == *e,
+        SpanFilter::Kind(k) => SpanKind::from_i32(kind) == *k,
+        SpanFilter::StatusCode(c) => status_code == *c,
+        SpanFilter::Attribute { key, value } => attrs
+            .get_or_insert_with(|| parse(attributes))
             .get(key)
-            .or_else(|| res.get(key))
+            .cloned()
+            .or_else(|| res.get_or_insert_with(|| parse(resource)).get(key).cloned())
             .is_some_and(|v| match v {
-                serde_json::Value::String(s) => s == want,
-                other => want.as_str() == other.to_string().as_str(),
-            })
+                serde_json::Value::String(s) => s == *value,
+                other => value.as_str() == other.to_string().as_str(),
+            }),
     })
 }
