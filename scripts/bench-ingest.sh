@@ -1,12 +1,39 @@
 #!/usr/bin/env bash
-# OTLP/HTTP protobuf ingest benchmark: acknowledged (durable) spans/s, the collector's
-# CPU-seconds per million spans and peak RSS, against the decode-only and store-only limits
-# measured in the same run. Loopback only; every phase ends by itself.
-# Usage: bash scripts/bench-ingest.sh [SECONDS=20] [CONNECTIONS=4]
+# OTLP/HTTP protobuf ingest benchmark, per request shape: acknowledged (durable) spans/s, the
+# collector's CPU-µs per span and peak RSS, bytes per span on disk, against the decode-only
+# and store-only limits measured in the same run. With --grow N: ingest until N spans are
+# stored, printing the rate per tenth, then trace-by-ID and correlation latencies at that size.
+# Loopback only; every phase ends by itself.
+#
+# Usage: bash scripts/bench-ingest.sh [--shape friendly|realistic|worst|all] [--grow SPANS]
+#                                     [SECONDS=20] [CONNECTIONS=4]
+# Shapes (512 spans a request, fresh random trace and correlation IDs every request):
+#   friendly  32 traces x 16 spans    realistic  128 traces x 4 spans    worst  512 x 1
 set -euo pipefail
 cd "$(dirname "$0")/.."
-SECONDS_TO_RUN=${1:-20}
-CONNECTIONS=${2:-4}
+
+SHAPE=all
+GROW=""
+POSITIONAL=()
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --shape) SHAPE=$2; shift 2 ;;
+    --grow) GROW=$2; shift 2 ;;
+    -h|--help) sed -n '2,11p' "$0"; exit 0 ;;
+    *) POSITIONAL+=("$1"); shift ;;
+  esac
+done
+SECONDS_TO_RUN=${POSITIONAL[0]:-20}
+CONNECTIONS=${POSITIONAL[1]:-4}
+case "$SHAPE" in
+  all) SHAPES=(friendly realistic worst) ;;
+  friendly|realistic|worst) SHAPES=("$SHAPE") ;;
+  *) echo "--shape $SHAPE: use friendly, realistic, worst or all" >&2; exit 2 ;;
+esac
+if [ -n "$GROW" ] && ! [[ "$GROW" =~ ^[0-9]+$ ]]; then
+  echo "--grow $GROW: a number of spans, e.g. 50000000" >&2
+  exit 2
+fi
 
 cargo build --release --locked --bin gauntlet
 cargo bench --locked -p gauntlet-collector --bench ingest --no-run
@@ -14,51 +41,72 @@ bench() { cargo bench --locked -q -p gauntlet-collector --bench ingest -- "$@"; 
 
 work=$(mktemp -d)
 collector_pid=""
-cleanup() {
-  [ -n "$collector_pid" ] && kill "$collector_pid" 2>/dev/null && wait "$collector_pid" 2>/dev/null || true
-  rm -rf "$work"
+stop_collector() {
+  if [ -n "$collector_pid" ]; then
+    kill "$collector_pid" 2>/dev/null && wait "$collector_pid" 2>/dev/null || true
+    collector_pid=""
+  fi
 }
+cleanup() { stop_collector; rm -rf "$work"; }
 trap cleanup EXIT
 
-echo "== limits (decode only on one core; store only through the SQLite write path)"
-limits=$(bench limits 2000000)
-echo "$limits"
-
-echo "== collector under ${CONNECTIONS} connections for ${SECONDS_TO_RUN}s"
-./target/release/gauntlet collector --data-dir "$work/data" --retention off --max-disk off \
-  --otlp-grpc 127.0.0.1:0 --otlp-http 127.0.0.1:0 --zipkin off --http 127.0.0.1:0 \
-  >"$work/out" 2>"$work/err" &
-collector_pid=$!
-for _ in $(seq 1 100); do
-  grep -q "Press Ctrl-C" "$work/out" 2>/dev/null && break
-  sleep 0.1
-done
-otlp=$(sed -n 's#.*OTLP/HTTP *\(http://[0-9.:]*\).*#\1#p' "$work/out")
-[ -n "$otlp" ] || { echo "collector did not start:"; cat "$work/err"; exit 1; }
-
-ticks=$(getconf CLK_TCK)
-cpu() { awk '{print $14 + $15}' "/proc/$collector_pid/stat"; }
-cpu_before=$(cpu)
-blast=$(bench blast "$otlp/v1/traces" "$CONNECTIONS" "$SECONDS_TO_RUN")
-cpu_after=$(cpu)
-echo "$blast"
-rss_kib=$(awk '/VmHWM/ {print $2}' "/proc/$collector_pid/status")
-store_bytes=$(du -sb "$work/data" | cut -f1)
-
 val() { echo "$1" | sed -n "s/^$2=//p"; }
-acked=$(val "$blast" acked_spans)
-rate=$(val "$blast" acked_spans_per_sec)
-decode=$(val "$limits" decode_only_spans_per_sec)
-store=$(val "$limits" store_only_rows_per_sec)
-cpu_secs=$(awk -v a="$cpu_before" -v b="$cpu_after" -v t="$ticks" 'BEGIN {printf "%.2f", (b - a) / t}')
+summary=()
 
-echo "== results"
-awk -v rate="$rate" -v acked="$acked" -v cpu="$cpu_secs" -v rss="$rss_kib" -v dec="$decode" \
-    -v st="$store" -v bytes="$store_bytes" 'BEGIN {
-  printf "acknowledged spans/s (OTLP/HTTP protobuf, durable): %d\n", rate
-  printf "collector CPU-seconds: %.2f  -> per million spans: %.2f  (spans per CPU-second: %d)\n", cpu, cpu / (acked / 1e6), acked / cpu
-  printf "collector peak RSS: %.1f MiB\n", rss / 1024
-  printf "store on disk after the run: %.1f MiB (%.0f bytes/span)\n", bytes / 1048576, bytes / acked
-  printf "decode-only limit (1 core): %d spans/s  -> end-to-end is %.2f of it\n", dec, rate / dec
-  printf "store-only limit: %d rows/s  -> end-to-end is %.2f of it\n", st, rate / st
-}'
+for shape in "${SHAPES[@]}"; do
+  echo "== $shape: limits (decode only on one core; store only through the SQLite write path)"
+  limits=$(bench limits "$shape" 2000000)
+  echo "$limits"
+
+  rm -rf "$work/data"
+  ./target/release/gauntlet collector --data-dir "$work/data" --retention off --max-disk off \
+    --otlp-grpc 127.0.0.1:0 --otlp-http 127.0.0.1:0 --zipkin off --http 127.0.0.1:0 \
+    >"$work/out" 2>"$work/err" &
+  collector_pid=$!
+  for _ in $(seq 1 100); do
+    grep -q "Press Ctrl-C" "$work/out" 2>/dev/null && break
+    sleep 0.1
+  done
+  otlp=$(sed -n 's#.*OTLP/HTTP *\(http://[0-9.:]*\).*#\1#p' "$work/out")
+  api=$(sed -n 's#.*Query API *\(http://[0-9.:]*\)/api/services.*#\1#p' "$work/out")
+  [ -n "$otlp" ] && [ -n "$api" ] || { echo "collector did not start:"; cat "$work/err"; exit 1; }
+
+  ticks=$(getconf CLK_TCK)
+  cpu() { awk '{print $14 + $15}' "/proc/$collector_pid/stat"; }
+  cpu_before=$(cpu)
+  if [ -n "$GROW" ]; then
+    echo "== $shape: growing the store to $GROW spans over ${CONNECTIONS} connections"
+    run=$(bench grow "$shape" "$otlp/v1/traces" "$api" "$GROW" "$CONNECTIONS" | tee /dev/stderr)
+  else
+    echo "== $shape: collector under ${CONNECTIONS} connections for ${SECONDS_TO_RUN}s"
+    run=$(bench blast "$shape" "$otlp/v1/traces" "$CONNECTIONS" "$SECONDS_TO_RUN")
+    echo "$run"
+  fi
+  cpu_after=$(cpu)
+  rss_kib=$(awk '/VmHWM/ {print $2}' "/proc/$collector_pid/status")
+  stop_collector
+  store_bytes=$(du -sb "$work/data" | cut -f1)
+
+  acked=$(val "$run" acked_spans)
+  rate=$(val "$run" acked_spans_per_sec)
+  decode=$(val "$limits" decode_only_spans_per_sec)
+  store=$(val "$limits" store_only_rows_per_sec)
+  cpu_secs=$(awk -v a="$cpu_before" -v b="$cpu_after" -v t="$ticks" 'BEGIN {printf "%.2f", (b - a) / t}')
+  line=$(awk -v shape="$shape" -v rate="$rate" -v acked="$acked" -v cpu="$cpu_secs" -v rss="$rss_kib" \
+      -v dec="$decode" -v st="$store" -v bytes="$store_bytes" 'BEGIN {
+    printf "%-10s %10d %12d %9.2f %9.1f %9.0f %10d %10d %6.2f", shape, rate, acked, cpu * 1e6 / acked,
+      rss / 1024, bytes / acked, dec, st, rate / st
+  }')
+  if [ -n "$GROW" ]; then
+    line="$line $(printf '%9s %9s %9s %9s' "$(val "$run" trace_by_id_p50_ms)" "$(val "$run" trace_by_id_p99_ms)" \
+      "$(val "$run" correlation_p50_ms)" "$(val "$run" correlation_p99_ms)")"
+  fi
+  summary+=("$line")
+done
+
+echo "== results (acked = OTLP/HTTP protobuf spans acknowledged, i.e. committed)"
+header=$(printf "%-10s %10s %12s %9s %9s %9s %10s %10s %6s" shape "acked/s" "acked" "CPU-µs/sp" "RSS MiB" "B/span" \
+  "decode/s" "store/s" "/store")
+[ -n "$GROW" ] && header="$header $(printf '%9s %9s %9s %9s' "id p50" "id p99" "corr p50" "corr p99")"
+echo "$header"
+printf '%s\n' "${summary[@]}"

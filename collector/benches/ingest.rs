@@ -1,12 +1,17 @@
 //! Ingest benchmark (run by `scripts/bench-ingest.sh`, which starts the collector and reads
-//! its CPU time and peak RSS from /proc). Phases:
-//! - `limits`: decode only (prost-decode pre-encoded 512-span requests on one core) and store
-//!   only (the same rows into a fresh SQLite store through the store's own write path).
-//! - `blast URL`: several connections POST pre-encoded requests to OTLP/HTTP for a while;
-//!   only acknowledged (committed) spans count.
+//! its CPU time and peak RSS from /proc). Phases, each for one request shape:
+//! - `limits SHAPE`: decode only (prost-decode pre-encoded 512-span requests on one core) and
+//!   store only (the same rows into a fresh SQLite store through the store's own write path).
+//! - `blast SHAPE URL`: several connections POST pre-encoded requests to OTLP/HTTP for a
+//!   while; only acknowledged (committed) spans count.
+//! - `grow SHAPE URL API TARGET`: the same until TARGET spans are acknowledged, printing the
+//!   rate per interval, then trace-by-ID and correlation-timeline latencies at that size.
 //!
-//! Requests are encoded once; each send patches its trace IDs in place so that every trace
-//! is new, as in production, without paying for encoding in the blaster.
+//! Shapes (512 spans a request): `friendly` 32 traces × 16 spans; `realistic` 128 traces × 4
+//! spans, what a service's batch processor sends; `worst` 512 traces of one span. Every
+//! trace has its own 32-hex correlation ID. Requests are encoded once; each send patches its
+//! trace IDs and correlation IDs in place, so every trace and correlation ID is new, as in
+//! production, without paying for encoding in the blaster.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -22,7 +27,38 @@ use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span, Sta
 use prost::Message;
 
 const SPANS_PER_REQUEST: usize = 512;
-const SPANS_PER_TRACE: usize = 16;
+
+/// How a request's spans group into traces.
+#[derive(Debug, Clone, Copy)]
+struct Shape {
+    name: &'static str,
+    spans_per_trace: usize,
+}
+
+const SHAPES: [Shape; 3] = [
+    Shape {
+        name: "friendly",
+        spans_per_trace: 16,
+    },
+    Shape {
+        name: "realistic",
+        spans_per_trace: 4,
+    },
+    Shape {
+        name: "worst",
+        spans_per_trace: 1,
+    },
+];
+
+fn shape(name: &str) -> Shape {
+    SHAPES
+        .into_iter()
+        .find(|s| s.name == name)
+        .unwrap_or_else(|| {
+            eprintln!("unknown shape {name:?}: friendly, realistic or worst");
+            std::process::exit(2)
+        })
+}
 const SERVICES: [&str; 8] = [
     "gateway",
     "orders",
@@ -68,25 +104,29 @@ fn i(key: &str, v: i64) -> KeyValue {
     kv(key, any_value::Value::IntValue(v))
 }
 
-/// One encoded request and where its trace IDs and timestamps sit in the bytes.
+/// One encoded request and where its trace IDs, correlation IDs and timestamps sit.
 struct Encoded {
     bytes: Vec<u8>,
     trace_id_offsets: Vec<usize>,
+    correlation_offsets: Vec<usize>,
     time_offsets: Vec<usize>,
 }
 
-fn build_request(rng: &mut SplitMix, service: &str) -> Encoded {
+fn build_request(rng: &mut SplitMix, service: &str, shape: Shape) -> Encoded {
     let now = 1_763_000_000_000_000_000u64;
     let mut spans = Vec::with_capacity(SPANS_PER_REQUEST);
     let mut trace_ids = Vec::new();
+    let mut correlations = Vec::new();
     let mut times: Vec<(u8, u64)> = Vec::new();
-    for t in 0..SPANS_PER_REQUEST / SPANS_PER_TRACE {
+    for t in 0..SPANS_PER_REQUEST / shape.spans_per_trace {
         let mut trace_id = [0u8; 16];
         trace_id[..8].copy_from_slice(&rng.next().to_le_bytes());
         trace_id[8..].copy_from_slice(&rng.next().to_le_bytes());
         trace_ids.push(trace_id);
+        let correlation = format!("{:016x}{:016x}", rng.next(), rng.next());
+        correlations.push(correlation.clone());
         let start = now + t as u64 * 1_000_000;
-        for k in 0..SPANS_PER_TRACE {
+        for k in 0..shape.spans_per_trace {
             let span_start = start + k as u64 * 10_000;
             let span_end = span_start + 5_000 + rng.next() % 2_000_000;
             // fixed64 fields 7 and 8 of Span: tags 0x39 and 0x41.
@@ -122,10 +162,7 @@ fn build_request(rng: &mut SplitMix, service: &str) -> Encoded {
                     i("http.response.status_code", status),
                     s("server.address", "127.0.0.1"),
                     i("server.port", 8080),
-                    s(
-                        "correlation_id",
-                        &format!("{:032x}", trace_id[0] as u64 * 7919 + t as u64),
-                    ),
+                    s("correlation.id", &correlation),
                 ],
                 status: (status == 500).then(|| Status {
                     code: 2,
@@ -174,10 +211,22 @@ fn build_request(rng: &mut SplitMix, service: &str) -> Encoded {
     // One pass over the bytes: a position is a trace ID if its 16 bytes are one of ours, a
     // span time if a fixed64 tag (0x39 start, 0x41 end) is followed by one of our times.
     let ids: std::collections::HashSet<[u8; 16]> = trace_ids.into_iter().collect();
+    let cids: std::collections::HashSet<[u8; 32]> = correlations
+        .iter()
+        .filter_map(|c| <[u8; 32]>::try_from(c.as_bytes()).ok())
+        .collect();
     let times: std::collections::HashSet<(u8, u64)> = times.into_iter().collect();
     let mut offsets = Vec::new();
+    let mut correlation_offsets = Vec::new();
     let mut time_offsets = Vec::new();
     for pos in 0..bytes.len() {
+        if let Some(w) = bytes
+            .get(pos..pos + 32)
+            .and_then(|w| <[u8; 32]>::try_from(w).ok())
+            && cids.contains(&w)
+        {
+            correlation_offsets.push(pos);
+        }
         if let Some(w) = bytes
             .get(pos..pos + 16)
             .and_then(|w| <[u8; 16]>::try_from(w).ok())
@@ -196,20 +245,22 @@ fn build_request(rng: &mut SplitMix, service: &str) -> Encoded {
     Encoded {
         bytes,
         trace_id_offsets: offsets,
+        correlation_offsets,
         time_offsets,
     }
 }
 
-fn requests(n: usize) -> Vec<Encoded> {
+fn requests(n: usize, shape: Shape) -> Vec<Encoded> {
     let mut rng = SplitMix(42);
     (0..n)
-        .map(|k| build_request(&mut rng, SERVICES[k % SERVICES.len()]))
+        .map(|k| build_request(&mut rng, SERVICES[k % SERVICES.len()], shape))
         .collect()
 }
 
-/// A copy of `req` whose traces are all new (the first 8 bytes of each ID become
-/// `seq`-derived) and whose span times are shifted by `shift_ns`, so time moves forward as
-/// in production and time-ordered indexes see appends, not random inserts.
+/// A copy of `req` whose traces and correlation IDs are all new (each is mixed with a
+/// `seq`-derived stamp; the spans of a trace keep sharing theirs) and whose span times are
+/// shifted by `shift_ns`, so time moves forward as in production and time-ordered indexes
+/// see appends, not random inserts.
 fn fresh(req: &Encoded, seq: u64, shift_ns: u64) -> Vec<u8> {
     let mut bytes = req.bytes.clone();
     for &off in &req.time_offsets {
@@ -222,6 +273,15 @@ fn fresh(req: &Encoded, seq: u64, shift_ns: u64) -> Vec<u8> {
     for &off in &req.trace_id_offsets {
         for (b, s) in bytes[off..off + 8].iter_mut().zip(stamp) {
             *b ^= s;
+        }
+    }
+    // Hex digits stay hex digits: each of the first 16 is XORed with a nibble of the stamp.
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    for &off in &req.correlation_offsets {
+        for (j, c) in bytes[off..off + 16].iter_mut().enumerate() {
+            let v = (*c as char).to_digit(16).unwrap_or(0) as u8;
+            let nibble = (stamp[j / 2] >> (4 * (j % 2))) & 0xf;
+            *c = HEX[usize::from(v ^ nibble)];
         }
     }
     bytes
@@ -269,30 +329,54 @@ fn store_only(reqs: &[Encoded], total_spans: usize, per_commit: usize) -> (f64, 
     (rows as f64 / secs, rows)
 }
 
-async fn blast(url: String, reqs: Vec<Encoded>, connections: usize, seconds: u64) {
-    let reqs = Arc::new(reqs);
+/// When a send phase stops.
+#[derive(Clone, Copy)]
+enum Until {
+    Elapsed(Duration),
+    /// This many acknowledged spans; progress every `every` spans.
+    Acked {
+        spans: u64,
+        every: u64,
+    },
+}
+
+/// What a send phase did; `acked_seqs` are the requests the collector committed.
+struct Sent {
+    secs: f64,
+    acked: u64,
+    refused: u64,
+    failed: u64,
+    acked_seqs: Vec<u64>,
+}
+
+async fn send(url: &str, reqs: Arc<Vec<Encoded>>, connections: usize, until: Until) -> Sent {
     let acked = Arc::new(AtomicU64::new(0));
     let refused = Arc::new(AtomicU64::new(0));
     let failed = Arc::new(AtomicU64::new(0));
     let seq = Arc::new(AtomicU64::new(1));
-    let deadline = Instant::now() + Duration::from_secs(seconds);
+    let seqs = Arc::new(std::sync::Mutex::new(Vec::new()));
     let started = Instant::now();
+    let done = move |acked: u64| match until {
+        Until::Elapsed(d) => started.elapsed() >= d,
+        Until::Acked { spans, .. } => acked >= spans,
+    };
     let mut tasks = Vec::new();
     for _ in 0..connections {
-        let (url, reqs, acked, refused, failed, seq) = (
-            url.clone(),
+        let (url, reqs, acked, refused, failed, seq, seqs) = (
+            url.to_string(),
             reqs.clone(),
             acked.clone(),
             refused.clone(),
             failed.clone(),
             seq.clone(),
+            seqs.clone(),
         );
         tasks.push(tokio::spawn(async move {
             let client = reqwest::Client::builder()
                 .pool_max_idle_per_host(1)
                 .build()
                 .expect("client");
-            while Instant::now() < deadline {
+            while !done(acked.load(Ordering::Relaxed)) {
                 let n = seq.fetch_add(1, Ordering::Relaxed);
                 let r = &reqs[n as usize % reqs.len()];
                 let body = fresh(r, n, started.elapsed().as_nanos() as u64);
@@ -305,6 +389,7 @@ async fn blast(url: String, reqs: Vec<Encoded>, connections: usize, seconds: u64
                 match resp.map(|r| r.status().as_u16()) {
                     Ok(200) => {
                         acked.fetch_add(SPANS_PER_REQUEST as u64, Ordering::Relaxed);
+                        seqs.lock().unwrap_or_else(|p| p.into_inner()).push(n);
                     }
                     Ok(429) | Ok(503) => {
                         refused.fetch_add(SPANS_PER_REQUEST as u64, Ordering::Relaxed);
@@ -318,32 +403,108 @@ async fn blast(url: String, reqs: Vec<Encoded>, connections: usize, seconds: u64
             }
         }));
     }
+    if let Until::Acked { every, .. } = until {
+        // Progress: the rate over each interval of `every` spans, as the store grows.
+        let (mut last_spans, mut last_t) = (0u64, Instant::now());
+        while !tasks.iter().all(|t| t.is_finished()) {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            let now = acked.load(Ordering::Relaxed);
+            if now >= last_spans + every {
+                let secs = last_t.elapsed().as_secs_f64();
+                println!(
+                    "grow_point stored_spans={now} interval_spans_per_sec={:.0} elapsed_s={:.0}",
+                    (now - last_spans) as f64 / secs,
+                    started.elapsed().as_secs_f64()
+                );
+                (last_spans, last_t) = (now, Instant::now());
+            }
+        }
+    }
     for t in tasks {
         let _ = t.await;
     }
-    let secs = started.elapsed().as_secs_f64();
-    let acked = acked.load(Ordering::Relaxed);
-    println!("blast_seconds={secs:.2}");
+    let acked_seqs = std::mem::take(&mut *seqs.lock().unwrap_or_else(|p| p.into_inner()));
+    Sent {
+        secs: started.elapsed().as_secs_f64(),
+        acked: acked.load(Ordering::Relaxed),
+        refused: refused.load(Ordering::Relaxed),
+        failed: failed.load(Ordering::Relaxed),
+        acked_seqs,
+    }
+}
+
+fn print_sent(sent: &Sent, connections: usize) {
+    println!("blast_seconds={:.2}", sent.secs);
     println!("blast_connections={connections}");
-    println!("acked_spans={acked}");
-    println!("acked_spans_per_sec={:.0}", acked as f64 / secs);
-    println!("refused_spans={}", refused.load(Ordering::Relaxed));
-    println!("failed_requests={}", failed.load(Ordering::Relaxed));
+    println!("acked_spans={}", sent.acked);
+    println!("acked_spans_per_sec={:.0}", sent.acked as f64 / sent.secs);
+    println!("refused_spans={}", sent.refused);
+    println!("failed_requests={}", sent.failed);
+}
+
+/// p50 and p99 of `ms`, in milliseconds.
+fn percentiles(mut ms: Vec<f64>) -> (f64, f64) {
+    ms.sort_by(f64::total_cmp);
+    let at = |q: f64| ms[((ms.len() as f64 * q) as usize).min(ms.len() - 1)];
+    (at(0.50), at(0.99))
+}
+
+/// Trace-by-ID and correlation-timeline latencies for `n` traces picked at random among
+/// those the collector acknowledged: the reads a user makes once the store is full.
+async fn lookups(api: &str, reqs: &[Encoded], acked_seqs: &[u64], n: usize) {
+    let client = reqwest::Client::new();
+    let mut rng = SplitMix(7);
+    let (mut by_id, mut by_corr, mut missing) = (Vec::new(), Vec::new(), 0usize);
+    for _ in 0..n {
+        let seq = acked_seqs[(rng.next() % acked_seqs.len() as u64) as usize];
+        let req = &reqs[seq as usize % reqs.len()];
+        let decoded =
+            ExportTraceServiceRequest::decode(fresh(req, seq, 0).as_slice()).expect("decodes");
+        let spans = &decoded.resource_spans[0].scope_spans[0].spans;
+        let span = &spans[(rng.next() % spans.len() as u64) as usize];
+        let trace: String = span.trace_id.iter().map(|b| format!("{b:02x}")).collect();
+        let correlation = convert::correlation_id(&span.attributes).expect("correlation ID");
+        for (url, into) in [
+            (format!("{api}/api/traces/{trace}"), &mut by_id),
+            (
+                format!("{api}/api/v1/correlations/{correlation}"),
+                &mut by_corr,
+            ),
+        ] {
+            let t = Instant::now();
+            let ok = client
+                .get(&url)
+                .send()
+                .await
+                .map(|r| r.status().is_success())
+                .unwrap_or(false);
+            into.push(t.elapsed().as_secs_f64() * 1000.0);
+            missing += usize::from(!ok);
+        }
+    }
+    let (p50, p99) = percentiles(by_id);
+    println!("trace_by_id_p50_ms={p50:.2}");
+    println!("trace_by_id_p99_ms={p99:.2}");
+    let (p50, p99) = percentiles(by_corr);
+    println!("correlation_p50_ms={p50:.2}");
+    println!("correlation_p99_ms={p99:.2}");
+    println!("lookups_not_found={missing}");
 }
 
 /// Patched requests still decode, with new trace IDs and shifted span times.
-fn self_check(reqs: &[Encoded]) {
+fn self_check(reqs: &[Encoded], shape: Shape) {
     let r = &reqs[0];
-    assert_eq!(
-        r.trace_id_offsets.len(),
-        SPANS_PER_REQUEST,
-        "every trace ID found"
-    );
-    assert_eq!(
-        r.time_offsets.len(),
-        2 * SPANS_PER_REQUEST,
-        "every span time found"
-    );
+    for (found, want, what) in [
+        (r.trace_id_offsets.len(), SPANS_PER_REQUEST, "trace ID"),
+        (
+            r.correlation_offsets.len(),
+            SPANS_PER_REQUEST,
+            "correlation ID",
+        ),
+        (r.time_offsets.len(), 2 * SPANS_PER_REQUEST, "span time"),
+    ] {
+        assert_eq!(found, want, "{}: every {what} found", shape.name);
+    }
     let spans = |bytes: Vec<u8>| {
         ExportTraceServiceRequest::decode(bytes.as_slice())
             .expect("patched request decodes")
@@ -355,10 +516,34 @@ fn self_check(reqs: &[Encoded]) {
     let (a, b) = (spans(fresh(r, 1, 0)), spans(fresh(r, 2, 1_000)));
     assert_eq!(a.len(), SPANS_PER_REQUEST);
     assert_ne!(a[0].trace_id, b[0].trace_id);
-    assert_eq!(a[0].trace_id, a[1].trace_id, "spans of a trace keep one ID");
+    let cid = |s: &Span| convert::correlation_id(&s.attributes).expect("correlation ID");
+    let traces: std::collections::HashSet<&Vec<u8>> = a.iter().map(|s| &s.trace_id).collect();
+    let cids: std::collections::HashSet<String> = a.iter().map(cid).collect();
+    assert_eq!(
+        traces.len(),
+        SPANS_PER_REQUEST / shape.spans_per_trace,
+        "{}",
+        shape.name
+    );
+    assert_eq!(cids.len(), traces.len(), "one correlation ID per trace");
+    if shape.spans_per_trace > 1 {
+        assert_eq!(a[0].trace_id, a[1].trace_id, "spans of a trace keep one ID");
+        assert_eq!(
+            cid(&a[0]),
+            cid(&a[1]),
+            "spans of a trace keep one correlation ID"
+        );
+    }
+    assert_ne!(
+        cid(&a[0]),
+        cid(&b[0]),
+        "every request has new correlation IDs"
+    );
+    assert!(cid(&b[0]).chars().all(|c| c.is_ascii_hexdigit()) && cid(&b[0]).len() == 32);
     assert_eq!(b[0].start_time_unix_nano, a[0].start_time_unix_nano + 1_000);
     println!(
-        "ingest bench self-check: 1 passed, 0 failed (run scripts/bench-ingest.sh for figures)"
+        "ingest bench self-check ({}): passed (run scripts/bench-ingest.sh for figures)",
+        shape.name
     );
 }
 
@@ -369,41 +554,75 @@ fn main() {
         .collect();
     if args.is_empty() {
         // `cargo test --all-targets` runs this with no arguments: check the request patching.
-        self_check(&requests(2));
+        for s in SHAPES {
+            self_check(&requests(2, s), s);
+        }
         return;
     }
-    let reqs = requests(64);
+    let usage = || -> ! {
+        eprintln!(
+            "usage: ingest limits SHAPE [SPANS] [REQUESTS_PER_COMMIT]\n       ingest blast SHAPE URL [CONNECTIONS] [SECONDS]\n       ingest grow SHAPE URL API TARGET_SPANS [CONNECTIONS] [EVERY_SPANS]\nSHAPE: friendly, realistic or worst"
+        );
+        std::process::exit(2)
+    };
+    let arg = |k: usize| args.get(k).cloned();
+    let num = |k: usize, default: u64| arg(k).and_then(|v| v.parse().ok()).unwrap_or(default);
+    let shape = shape(&arg(1).unwrap_or_else(|| usage()));
+    let reqs = requests(64, shape);
     let bytes: usize = reqs.iter().map(|r| r.bytes.len()).sum::<usize>() / reqs.len();
+    let runtime = || {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .expect("runtime")
+    };
     match args.first().map(String::as_str) {
         Some("limits") => {
-            let spans: usize = args
-                .get(1)
-                .and_then(|v| v.parse().ok())
-                .unwrap_or(2_000_000);
+            println!(
+                "shape={} spans_per_trace={}",
+                shape.name, shape.spans_per_trace
+            );
             println!("request_bytes={bytes}");
             println!("decode_only_spans_per_sec={:.0}", decode_only(&reqs, 3.0));
             // 8 requests a commit: what the group commit takes under several connections.
-            let per_commit = args.get(2).and_then(|v| v.parse().ok()).unwrap_or(8);
-            let (rate, rows) = store_only(&reqs, spans, per_commit);
+            let (rate, rows) = store_only(&reqs, num(2, 2_000_000) as usize, num(3, 8) as usize);
             println!("store_only_rows={rows}");
             println!("store_only_rows_per_sec={rate:.0}");
         }
         Some("blast") => {
-            let url = args.get(1).cloned().expect("blast URL");
-            let connections = args.get(2).and_then(|v| v.parse().ok()).unwrap_or(4);
-            let seconds = args.get(3).and_then(|v| v.parse().ok()).unwrap_or(20);
-            let rt = tokio::runtime::Builder::new_multi_thread()
-                .worker_threads(1)
-                .enable_all()
-                .build()
-                .expect("runtime");
-            rt.block_on(blast(url, reqs, connections, seconds));
+            let url = arg(2).unwrap_or_else(|| usage());
+            let connections = num(3, 4) as usize;
+            let until = Until::Elapsed(Duration::from_secs(num(4, 20)));
+            let sent = runtime().block_on(send(&url, Arc::new(reqs), connections, until));
+            print_sent(&sent, connections);
         }
-        _ => {
-            eprintln!(
-                "usage: ingest limits [SPANS] [REQUESTS_PER_COMMIT] | ingest blast URL [CONNECTIONS] [SECONDS]"
+        Some("grow") => {
+            let (url, api) = (
+                arg(2).unwrap_or_else(|| usage()),
+                arg(3).unwrap_or_else(|| usage()),
             );
-            std::process::exit(2);
+            let target: u64 = arg(4)
+                .and_then(|v| v.parse().ok())
+                .unwrap_or_else(|| usage());
+            let connections = num(5, 4) as usize;
+            let every = num(6, (target / 10).max(SPANS_PER_REQUEST as u64));
+            let reqs = Arc::new(reqs);
+            runtime().block_on(async {
+                let sent = send(
+                    &url,
+                    reqs.clone(),
+                    connections,
+                    Until::Acked {
+                        spans: target,
+                        every,
+                    },
+                )
+                .await;
+                print_sent(&sent, connections);
+                lookups(&api, &reqs, &sent.acked_seqs, 200).await;
+            });
         }
+        _ => usage(),
     }
 }
