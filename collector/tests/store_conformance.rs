@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use conformance::{T0, log, span};
 use gauntlet_collector::model::Batch;
-use gauntlet_collector::store::sqlite::{SqliteConfig, SqliteStore};
+use gauntlet_collector::store::sqlite::{DB_FILE, SqliteConfig, SqliteStore};
 use gauntlet_collector::store::{LogQuery, Store};
 
 /// One test per conformance case, each on a fresh SQLite store holding the fixture.
@@ -34,6 +34,38 @@ sqlite_conforms!(
     retention_by_age_keeps_what_came_after,
     retention_by_size_drops_the_oldest,
 );
+
+/// Every store file kept in `tests/fixtures/store-vN/` (written by
+/// `cargo run -p gauntlet-collector --example store_fixture -- DIR` with schema version N)
+/// opens with this build and answers the read cases as a fresh store does, and takes writes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn store_files_written_by_earlier_versions_open_and_answer() {
+    let fixtures = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
+    let mut opened = Vec::new();
+    for entry in std::fs::read_dir(&fixtures).expect("tests/fixtures") {
+        let kept = entry.expect("entry").path();
+        if !kept.join(DB_FILE).is_file() {
+            continue;
+        }
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::fs::copy(kept.join(DB_FILE), dir.path().join(DB_FILE)).expect("copy");
+        let store: Arc<dyn Store> =
+            Arc::new(SqliteStore::open(&SqliteConfig::new(dir.path())).expect("opens"));
+        conformance::services_and_operations(&store).await;
+        conformance::a_trace_joins_its_batches(&store).await;
+        conformance::summaries_count_each_trace_once(&store).await;
+        conformance::search_matches_jaeger_queries(&store).await;
+        conformance::logs_filter_and_page(&store).await;
+        conformance::correlation_spans_traces_and_logs(&store).await;
+        let mut b = Batch::default();
+        b.spans
+            .push(span(9, 1, None, "after-upgrade", "op", T0, 10));
+        store.write(b).await.expect("writes");
+        assert_eq!(store.traces(&[[9; 16]]).await.expect("read").len(), 1);
+        opened.push(kept.file_name().map(|n| n.to_string_lossy().to_string()));
+    }
+    assert!(opened.contains(&Some("store-v2".to_string())), "{opened:?}");
+}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sqlite_store_survives_reopen() {
