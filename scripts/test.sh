@@ -29,6 +29,9 @@ for component in rustfmt clippy; do
   fi
 done
 
+# A CI run builds once: incremental caches would only double target/ on a small disk.
+export CARGO_INCREMENTAL="${CARGO_INCREMENTAL:-0}"
+
 echo "==> cargo fmt --check"
 cargo fmt --all -- --check
 echo "==> cargo clippy"
