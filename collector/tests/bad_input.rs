@@ -387,12 +387,15 @@ async fn a_stalled_store_means_backpressure_with_retry_after_and_no_loss() {
         cfg.pipeline.admission_wait = std::time::Duration::from_millis(100);
     })
     .await;
-    // Another process holding SQLite's write lock, as a backup or a stuck disk would.
-    let db = c
-        .dir
-        .path()
-        .join("data")
-        .join(gauntlet_collector::store::sqlite::DB_FILE);
+    // Another process holding the write lock of the segment that takes rows, as a backup or
+    // a stuck disk would.
+    let mut segments: Vec<_> = std::fs::read_dir(c.dir.path().join("data").join("segments"))
+        .expect("segments")
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "sqlite"))
+        .collect();
+    segments.sort();
+    let db = segments.pop().expect("an open segment");
     let locker = rusqlite::Connection::open(&db).expect("open the store file");
     locker
         .execute_batch("BEGIN IMMEDIATE")

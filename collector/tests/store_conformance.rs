@@ -7,21 +7,50 @@ use std::sync::Arc;
 
 use conformance::{T0, log, span};
 use gauntlet_collector::model::Batch;
-use gauntlet_collector::store::sqlite::{DB_FILE, SqliteConfig, SqliteStore};
+use gauntlet_collector::store::sqlite::{DB_FILE, SegmentInfo, SqliteConfig, SqliteStore};
 use gauntlet_collector::store::{LogQuery, Store};
 
-/// One test per conformance case, each on a fresh SQLite store holding the fixture.
+/// One test per conformance case, each on a fresh SQLite store holding the fixture: once
+/// with the default segments (the fixture fits in the open one), once with segments of two
+/// rows, so that the fixture is spread over sealed, sealing and open segments and every
+/// answer is merged from several files.
 macro_rules! sqlite_conforms {
-    ($($case:ident),* $(,)?) => {$(
-        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-        async fn $case() {
-            let dir = tempfile::tempdir().expect("tempdir");
-            let store: Arc<dyn Store> =
-                Arc::new(SqliteStore::open(&SqliteConfig::new(dir.path())).expect("open"));
-            conformance::write_fixture(&store).await;
-            conformance::$case(&store).await;
+    ($($case:ident),* $(,)?) => {
+        mod one_segment {
+            use super::*;
+            $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $case() {
+                let dir = tempfile::tempdir().expect("tempdir");
+                let store: Arc<dyn Store> =
+                    Arc::new(SqliteStore::open(&SqliteConfig::new(dir.path())).expect("open"));
+                conformance::write_fixture(&store).await;
+                conformance::$case(&store).await;
+            }
+            )*
         }
-    )*};
+        mod many_segments {
+            use super::*;
+            $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $case() {
+                let dir = tempfile::tempdir().expect("tempdir");
+                let sqlite = Arc::new(SqliteStore::open(&tiny_segments(dir.path())).expect("open"));
+                let store: Arc<dyn Store> = sqlite.clone();
+                conformance::write_fixture(&store).await;
+                let files = sqlite.segments().len();
+                assert!(files >= 3, "the fixture spans {files} segments");
+                conformance::$case(&store).await;
+            }
+            )*
+        }
+    };
+}
+
+fn tiny_segments(dir: &std::path::Path) -> SqliteConfig {
+    let mut config = SqliteConfig::new(dir);
+    config.segments.rows = 2;
+    config
 }
 
 sqlite_conforms!(
@@ -119,4 +148,176 @@ async fn the_collector_runs_retention_in_the_background() {
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
     c.shutdown().await;
+}
+
+/// Waits until every segment but the open one is sealed.
+async fn sealed(store: &SqliteStore) -> Vec<SegmentInfo> {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let segments = store.segments();
+        if segments.iter().rev().skip(1).all(|s| s.sealed) {
+            return segments;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "never sealed: {segments:?}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+}
+
+/// Ten batches of two traces of two spans, each trace with its own correlation ID.
+async fn write_traces(store: &SqliteStore, first: u8) {
+    for b in 0..10u8 {
+        let mut batch = Batch::default();
+        for t in 0..2u8 {
+            let trace = first + b * 2 + t;
+            for s in 1..=2u8 {
+                let mut sp = span(
+                    trace,
+                    s,
+                    (s == 2).then_some(1),
+                    "svc",
+                    "op",
+                    T0 + i64::from(trace),
+                    10,
+                );
+                sp.correlation_id = Some(format!("c-{trace}"));
+                batch.spans.push(sp);
+            }
+        }
+        store.write(batch).await.expect("write");
+    }
+}
+
+fn sqlite_indexes(file: &std::path::Path) -> Vec<String> {
+    let conn = rusqlite::Connection::open(file).expect("open segment");
+    let mut stmt = conn
+        .prepare("SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'trace_parts' ORDER BY name")
+        .expect("prepare");
+    stmt.query_map([], |r| r.get(0))
+        .expect("query")
+        .collect::<Result<_, _>>()
+        .expect("names")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn full_segments_are_sealed_and_answer_through_their_own_indexes() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = SqliteStore::open(&tiny_segments(dir.path())).expect("open");
+    write_traces(&store, 1).await;
+    let segments = sealed(&store).await;
+    assert!(segments.len() >= 10, "{segments:?}");
+    let open = segments.last().expect("an open segment");
+    assert!(!open.sealed);
+    assert!(
+        sqlite_indexes(&open.path).is_empty(),
+        "the open segment has no trace-part index"
+    );
+    for s in &segments[..segments.len() - 1] {
+        assert_eq!(
+            sqlite_indexes(&s.path),
+            vec!["trace_parts_by_correlation", "trace_parts_by_trace"],
+            "{s:?}"
+        );
+    }
+    for trace in 1..=20u8 {
+        let found = store.traces(&[[trace; 16]]).await.expect("read");
+        assert_eq!(found.len(), 1, "trace {trace}");
+        assert_eq!(found[0].1.len(), 2, "trace {trace}");
+        let ids = store
+            .correlated_trace_ids(&format!("c-{trace}"), 10)
+            .await
+            .expect("correlation");
+        assert_eq!(ids, vec![[trace; 16]]);
+    }
+    let summaries = store.trace_summaries(&[[20; 16]]).await.expect("summaries");
+    assert_eq!(summaries[0].span_count, 2);
+    assert_eq!(summaries[0].root, Some(("svc".into(), "op".into())));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reopened_store_seals_what_a_stop_left_open_and_keeps_every_row() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let segments = {
+        let store = SqliteStore::open(&tiny_segments(dir.path())).expect("open");
+        write_traces(&store, 1).await;
+        sealed(&store).await
+    };
+    // As a stop in the middle of sealing leaves them: listed as sealing, no index yet.
+    let catalog = rusqlite::Connection::open(dir.path().join(DB_FILE)).expect("catalog");
+    catalog
+        .execute("UPDATE segments SET state = 1 WHERE state = 2", [])
+        .expect("unseal");
+    for s in &segments[..segments.len() - 1] {
+        rusqlite::Connection::open(&s.path)
+            .expect("segment")
+            .execute_batch(
+                "DROP INDEX trace_parts_by_trace; DROP INDEX trace_parts_by_correlation;",
+            )
+            .expect("drop indexes");
+    }
+    let store = SqliteStore::open(&tiny_segments(dir.path())).expect("reopen");
+    // Lookups work at once, through the rebuilt in-memory maps, and after sealing.
+    for round in 0..2 {
+        for trace in 1..=20u8 {
+            let found = store.traces(&[[trace; 16]]).await.expect("read");
+            assert_eq!(found.len(), 1, "round {round}, trace {trace}");
+            assert_eq!(
+                store
+                    .correlated_trace_ids(&format!("c-{trace}"), 10)
+                    .await
+                    .expect("correlation"),
+                vec![[trace; 16]]
+            );
+        }
+        sealed(&store).await;
+    }
+    let sealed_rows: i64 = catalog
+        .query_row("SELECT count(*) FROM segments WHERE state = 2", [], |r| {
+            r.get(0)
+        })
+        .expect("states");
+    assert_eq!(sealed_rows as usize, store.segments().len() - 1);
+    // New rows go on after the reopened open segment.
+    write_traces(&store, 100).await;
+    assert_eq!(store.traces(&[[119; 16]]).await.expect("read").len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retention_deletes_whole_segment_files() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = SqliteStore::open(&tiny_segments(dir.path())).expect("open");
+    write_traces(&store, 1).await;
+    let before = sealed(&store).await;
+    let cut = gauntlet_collector::model::now_ns();
+    let mut late = Batch::default();
+    late.spans.push(span(200, 1, None, "svc", "late", T0, 1));
+    store.write(late).await.expect("write");
+    let policy = gauntlet_collector::store::RetentionPolicy {
+        older_than_ns: Some(cut),
+        max_bytes: None,
+    };
+    let mut deleted = 0;
+    loop {
+        let step = store.prune(policy).await.expect("prune");
+        deleted += step.spans;
+        if !step.more {
+            break;
+        }
+    }
+    assert_eq!(deleted, 40);
+    for s in &before[..before.len() - 1] {
+        assert!(!s.path.exists(), "{} was deleted", s.path.display());
+    }
+    assert!(store.traces(&[[1; 16]]).await.expect("read").is_empty());
+    assert_eq!(store.traces(&[[200; 16]]).await.expect("read").len(), 1);
+    let left = std::fs::read_dir(dir.path().join("segments"))
+        .expect("segments dir")
+        .filter(|e| {
+            e.as_ref()
+                .is_ok_and(|e| e.path().extension().is_some_and(|x| x == "sqlite"))
+        })
+        .count();
+    assert!(left <= 2, "{left} segment files left");
 }

@@ -1,13 +1,20 @@
-//! The SQLite schema, as an ordered list of migrations; `PRAGMA user_version` records how
-//! many have run. An older data directory is brought forward on open; a newer one is refused.
+//! The SQLite schemas: the catalog file's, as an ordered list of migrations
+//! (`PRAGMA user_version` records how many have run; an older file is brought forward on
+//! open, a newer one refused), and a segment file's, created whole.
 //!
-//! Layout, chosen for ingest speed (see ../shared/FACTS.md: a per-span index on a random
-//! trace ID is what makes SQLite ingest slow down as data grows):
-//! - `spans` has no trace-ID index. Each commit writes a trace's spans contiguously and one
-//!   `trace_parts` row per trace saying where (first/last span rowid); only that row is
-//!   indexed by trace ID. The `traces` view sums the parts into a per-trace summary.
-//! - `spans_by_service` is a covering index for search: (service, start, operation, duration).
-//! - services, operations, resources and scopes are interned: spans carry small integers.
+//! Layout, chosen for ingest speed (an index on a random key, trace ID or correlation ID,
+//! updated per row is what makes SQLite ingest slow down as data grows):
+//! - The catalog (`gauntlet.sqlite`) interns services, operations, resources and scopes into
+//!   small integers and lists the segments. Its own data tables (migrations 1 and 2) hold what
+//!   a store of schema version 2 wrote before segments existed; they are read as one more
+//!   sealed segment and take no new rows.
+//! - Rows go to the open segment (`segments/NNNNNN.sqlite`). `spans` has no trace-ID index:
+//!   each commit writes a trace's spans contiguously and one `trace_parts` row per trace
+//!   saying where (first/last span rowid). While the segment is open, trace and correlation
+//!   IDs are found through a map in memory; when it is sealed, its trace-part indexes are built
+//!   in one sorted pass ([`SEAL_INDEXES`]).
+//! - `spans_by_service` is a covering index for search: (service, start, operation, duration),
+//!   cheap to keep live because each service's start times mostly grow.
 
 /// Each entry is one migration; the schema version is the number applied.
 pub const MIGRATIONS: &[&str] = &[
@@ -118,9 +125,101 @@ pub const MIGRATIONS: &[&str] = &[
     CREATE INDEX logs_by_trace ON logs (trace_id) WHERE trace_id IS NOT NULL;
     CREATE INDEX logs_by_correlation ON logs (correlation_id) WHERE correlation_id IS NOT NULL;
     "#,
+    // 3: segment files (the data tables above keep what version 2 wrote).
+    SEGMENTS_TABLE,
 ];
 
 /// The schema version this build writes.
 pub fn current_version() -> i64 {
     MIGRATIONS.len() as i64
 }
+
+/// Catalog migration 3: the list of segment files. `state`: 0 open, 1 sealing, 2 sealed.
+/// Start times are known once a segment is sealed and let a search skip it.
+pub const SEGMENTS_TABLE: &str = r#"
+    CREATE TABLE segments (
+        id INTEGER PRIMARY KEY,
+        state INTEGER NOT NULL,
+        min_start_ns INTEGER,
+        max_start_ns INTEGER
+    );
+"#;
+
+/// The `user_version` of a segment file.
+pub const SEGMENT_VERSION: i64 = 1;
+
+/// A segment file: the catalog's data tables, with only indexes whose entries arrive in
+/// about the order they are kept (time, or service then time) and the log lookups.
+pub const SEGMENT_SCHEMA: &str = r#"
+    CREATE TABLE batches (
+        id INTEGER PRIMARY KEY,
+        received_ns INTEGER NOT NULL,
+        last_span INTEGER,
+        last_part INTEGER,
+        last_log INTEGER
+    );
+    CREATE TABLE spans (
+        id INTEGER PRIMARY KEY,
+        trace_id BLOB NOT NULL,
+        span_id BLOB NOT NULL,
+        parent_span_id BLOB,
+        service_id INTEGER NOT NULL,
+        op_id INTEGER NOT NULL,
+        resource_id INTEGER NOT NULL,
+        scope_id INTEGER NOT NULL,
+        kind INTEGER NOT NULL,
+        start_ns INTEGER NOT NULL,
+        duration_ns INTEGER NOT NULL,
+        status_code INTEGER NOT NULL,
+        status_message TEXT,
+        attributes TEXT NOT NULL,
+        events TEXT,
+        links TEXT,
+        correlation_id TEXT,
+        trace_state TEXT,
+        flags INTEGER NOT NULL
+    );
+    CREATE INDEX spans_by_service ON spans (service_id, start_ns, op_id, duration_ns);
+    CREATE TABLE trace_parts (
+        id INTEGER PRIMARY KEY,
+        trace_id BLOB NOT NULL,
+        first_span INTEGER NOT NULL,
+        last_span INTEGER NOT NULL,
+        span_count INTEGER NOT NULL,
+        start_ns INTEGER NOT NULL,
+        end_ns INTEGER NOT NULL,
+        error INTEGER NOT NULL,
+        root_service_id INTEGER,
+        root_op_id INTEGER,
+        correlation_id TEXT
+    );
+    CREATE TABLE logs (
+        id INTEGER PRIMARY KEY,
+        time_ns INTEGER NOT NULL,
+        observed_ns INTEGER NOT NULL,
+        service_id INTEGER NOT NULL,
+        resource_id INTEGER NOT NULL,
+        scope_id INTEGER NOT NULL,
+        severity_number INTEGER NOT NULL,
+        severity_text TEXT NOT NULL,
+        body TEXT NOT NULL,
+        attributes TEXT NOT NULL,
+        trace_id BLOB,
+        span_id BLOB,
+        correlation_id TEXT,
+        flags INTEGER NOT NULL,
+        event_name TEXT NOT NULL
+    );
+    CREATE INDEX logs_by_time ON logs (time_ns);
+    CREATE INDEX logs_by_service ON logs (service_id, time_ns);
+    CREATE INDEX logs_by_trace ON logs (trace_id) WHERE trace_id IS NOT NULL;
+    CREATE INDEX logs_by_correlation ON logs (correlation_id) WHERE correlation_id IS NOT NULL;
+"#;
+
+/// Built when a segment is sealed: one sort over a finished table, written sequentially,
+/// instead of a random B-tree descent per row while ingesting.
+pub const SEAL_INDEXES: &str = r#"
+    CREATE INDEX IF NOT EXISTS trace_parts_by_trace ON trace_parts (trace_id);
+    CREATE INDEX IF NOT EXISTS trace_parts_by_correlation ON trace_parts (correlation_id)
+        WHERE correlation_id IS NOT NULL;
+"#;

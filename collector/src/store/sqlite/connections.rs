@@ -1,5 +1,5 @@
-//! The connections beside the writer: a checkpointer thread that keeps the WAL short, and
-//! a pool of read-only connections for queries.
+//! The connections beside the writer: a checkpointer thread that keeps the open segment's
+//! WAL short, and a pool of read-only connections per file for queries.
 
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
@@ -56,13 +56,20 @@ impl Drop for Checkpointer {
 }
 
 pub(super) struct Readers {
-    pub(super) path: PathBuf,
-    pub(super) idle: Mutex<Vec<Connection>>,
+    path: PathBuf,
+    idle: Mutex<Vec<Connection>>,
+    /// Idle connections kept; more are opened under load and closed after.
+    max_idle: usize,
 }
 
 impl Readers {
-    /// Keeps at most this many idle connections; more are opened under load and closed after.
-    const MAX_IDLE: usize = 4;
+    pub(super) fn new(path: PathBuf, max_idle: usize) -> Self {
+        Self {
+            path,
+            idle: Mutex::new(Vec::new()),
+            max_idle,
+        }
+    }
 
     pub(super) fn take(&self) -> Result<Connection, StoreError> {
         if let Some(c) = self.idle.lock().ok().and_then(|mut v| v.pop()) {
@@ -72,14 +79,14 @@ impl Readers {
             &self.path,
             OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
         )?;
-        conn.execute_batch("PRAGMA busy_timeout = 10000; PRAGMA cache_size = -16384;")?;
+        conn.execute_batch("PRAGMA busy_timeout = 10000; PRAGMA cache_size = -4096;")?;
         conn.set_prepared_statement_cache_capacity(32);
         Ok(conn)
     }
 
     pub(super) fn give_back(&self, conn: Connection) {
         if let Ok(mut idle) = self.idle.lock()
-            && idle.len() < Self::MAX_IDLE
+            && idle.len() < self.max_idle
         {
             idle.push(conn);
         }

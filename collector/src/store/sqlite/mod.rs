@@ -1,26 +1,37 @@
-//! The embedded store: one SQLite file in WAL mode. One writer connection (SQLite has one
-//! writer anyway) behind a mutex, used by ingest commits and retention steps in turn; a small
-//! pool of reader connections for queries, which WAL lets run beside the writer.
+//! The embedded store: a directory of SQLite files in WAL mode. The catalog
+//! (`gauntlet.sqlite`) interns names and lists the segments; rows go to the open segment
+//! (`segments/NNNNNN.sqlite`) until it is full, then it is sealed (its trace-ID and
+//! correlation-ID indexes built in one pass, on another thread) and the next one opens.
+//! Retention drops whole segments. Every write goes through one writer behind a mutex
+//! (SQLite has one writer per file anyway); queries use per-file pools of read-only
+//! connections, which WAL lets run beside the writer, and merge what the segments hold.
 //!
 //! Rusqlite is blocking, so every call runs on tokio's blocking pool. The parts:
-//! [`connections`] (the checkpointer thread and the reader pool), [`write`] (a batch in one
-//! transaction: spans, trace summaries, logs), [`prune`] (retention), [`read`] (rows into
-//! records, tag matching), [`query`] (the [`Store`] implementation). `rusqlite` errors stop
-//! here: they become [`StoreError::Backend`].
+//! [`connections`] (checkpointer, reader pools), [`dictionary`] (names in memory),
+//! [`open_index`] (the open segment's lookups), [`segment`] (segment files, sealing),
+//! [`write`], [`prune`] (retention), [`read`] (rows into records, per-segment lookups),
+//! [`query`] (the [`Store`] implementation). `rusqlite` errors stop here: they become
+//! [`StoreError::Backend`].
 
 mod connections;
+mod dictionary;
+mod open_index;
 mod prune;
 mod query;
 mod read;
+mod segment;
 mod write;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, RwLock};
 
-use rusqlite::Connection;
+use rusqlite::{Connection, OptionalExtension};
 
 use self::connections::{Checkpointer, Readers};
+use self::dictionary::Dictionary;
+use self::open_index::OpenIndex;
+use self::segment::{LEGACY, OPEN, SEALED, SEALING, SealJob, Sealer, Segment};
 use self::write::Writer;
 use super::StoreError;
 use super::schema::{MIGRATIONS, current_version};
@@ -35,7 +46,16 @@ impl From<rusqlite::Error> for StoreError {
     }
 }
 
-/// File name of the database inside the data directory.
+impl From<rusqlite::types::FromSqlError> for StoreError {
+    fn from(e: rusqlite::types::FromSqlError) -> Self {
+        StoreError::Backend {
+            backend: "SQLite",
+            message: format!("unexpected stored value: {e}"),
+        }
+    }
+}
+
+/// File name of the catalog inside the data directory.
 pub const DB_FILE: &str = "gauntlet.sqlite";
 
 /// Durability of a commit.
@@ -49,12 +69,32 @@ pub enum Sync {
     Full,
 }
 
+/// When the open segment is full and gets sealed.
+#[derive(Debug, Clone, Copy)]
+pub struct SegmentLimits {
+    /// Spans and logs written to it. Bounds the memory of its in-memory lookups (about
+    /// 60 bytes per trace part) and how much one seal sorts.
+    pub rows: u64,
+    /// Bytes of its file: the unit retention by disk use drops.
+    pub bytes: u64,
+}
+
+impl Default for SegmentLimits {
+    fn default() -> Self {
+        Self {
+            rows: 1_000_000,
+            bytes: 1 << 30,
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct SqliteConfig {
     pub dir: PathBuf,
     pub sync: Sync,
-    /// Page cache of the writer connection, in bytes.
+    /// Page cache of the writer's connection, in bytes.
     pub cache_bytes: u64,
+    pub segments: SegmentLimits,
 }
 
 impl SqliteConfig {
@@ -63,16 +103,26 @@ impl SqliteConfig {
             dir: dir.into(),
             sync: Sync::Normal,
             cache_bytes: 64 << 20,
+            segments: SegmentLimits::default(),
         }
     }
 }
 
+/// A segment as [`SqliteStore::segments`] lists it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SegmentInfo {
+    pub path: PathBuf,
+    /// Its trace-ID and correlation-ID indexes are built and it takes no more rows.
+    pub sealed: bool,
+}
+
 pub struct SqliteStore {
     path: PathBuf,
-    /// Dropping it stops the checkpointer thread.
-    _checkpointer: Checkpointer,
     writer: Arc<Mutex<Writer>>,
-    readers: Arc<Readers>,
+    /// Every segment, oldest first (the catalog's own rows, if any, first of all).
+    segments: Arc<RwLock<Vec<Arc<Segment>>>>,
+    dictionary: Arc<Dictionary>,
+    catalog_readers: Arc<Readers>,
 }
 
 impl std::fmt::Debug for SqliteStore {
@@ -83,8 +133,30 @@ impl std::fmt::Debug for SqliteStore {
     }
 }
 
+/// The pragmas every writing connection gets.
+fn configure(conn: &Connection, sync: Sync, cache_bytes: u64) -> rusqlite::Result<()> {
+    // auto_vacuum only takes effect before the first table exists: new files get it.
+    conn.execute_batch("PRAGMA auto_vacuum = INCREMENTAL;")?;
+    conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get::<_, String>(0))?;
+    let sync = match sync {
+        Sync::Normal => "NORMAL",
+        Sync::Full => "FULL",
+    };
+    conn.execute_batch(&format!(
+        "PRAGMA synchronous = {sync};
+         PRAGMA busy_timeout = 10000;
+         PRAGMA temp_store = MEMORY;
+         PRAGMA journal_size_limit = 67108864;
+         PRAGMA wal_autocheckpoint = 16384;
+         PRAGMA cache_size = -{};",
+        cache_bytes / 1024
+    ))
+}
+
 impl SqliteStore {
-    /// Opens (creating or migrating) the store in `config.dir`.
+    /// Opens (creating or migrating) the store in `config.dir`: the catalog, then every
+    /// segment it lists. Segments left unsealed by a stop are indexed in memory again and
+    /// queued for sealing.
     pub fn open(config: &SqliteConfig) -> Result<Self, StoreError> {
         std::fs::create_dir_all(&config.dir)?;
         let path = config.dir.join(DB_FILE);
@@ -92,51 +164,150 @@ impl SqliteStore {
             location: path.display().to_string(),
             reason: e.to_string(),
         };
-        let mut conn = Connection::open(&path).map_err(open_err)?;
-        // auto_vacuum only takes effect before the first table exists: new files get it.
-        conn.execute_batch("PRAGMA auto_vacuum = INCREMENTAL;")
-            .map_err(open_err)?;
-        conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get::<_, String>(0))
-            .map_err(open_err)?;
-        let sync = match config.sync {
-            Sync::Normal => "NORMAL",
-            Sync::Full => "FULL",
+        let mut catalog = Connection::open(&path).map_err(open_err)?;
+        configure(&catalog, config.sync, 4 << 20).map_err(open_err)?;
+        migrate(&mut catalog, &path)?;
+        catalog.set_prepared_statement_cache_capacity(16);
+        let dictionary = Arc::new(Dictionary::load(&catalog)?);
+
+        let mut segments = Vec::new();
+        let legacy_rows: bool = catalog.query_row(
+            "SELECT EXISTS (SELECT 1 FROM spans) OR EXISTS (SELECT 1 FROM logs)",
+            [],
+            |r| r.get(0),
+        )?;
+        if legacy_rows {
+            // Written before segments existed: indexed already; a search always looks at it.
+            segments.push(Arc::new(Segment::new(
+                LEGACY,
+                path.clone(),
+                None,
+                Some((i64::MIN, i64::MAX)),
+            )));
+        }
+        let listed: Vec<(i64, i64, Option<i64>, Option<i64>)> = catalog
+            .prepare("SELECT id, state, min_start_ns, max_start_ns FROM segments ORDER BY id")?
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?
+            .collect::<Result<_, _>>()?;
+        let mut to_seal = Vec::new();
+        let last_id = listed.last().map(|l| l.0);
+        for (id, state, min, max) in listed {
+            let file = Segment::file(&config.dir, id);
+            let is_last = Some(id) == last_id;
+            let may_be_absent = is_last && state == OPEN;
+            if !file.is_file() && !may_be_absent {
+                tracing::warn!(segment = id, file = %file.display(),
+                    "a listed segment file is missing; its data is gone");
+                catalog.execute("DELETE FROM segments WHERE id = ?1", [id])?;
+                continue;
+            }
+            if state == SEALED {
+                let range = min.zip(max);
+                segments.push(Arc::new(Segment::new(id, file, None, range)));
+                continue;
+            }
+            if is_last && state == OPEN {
+                // Becomes the writer's segment below (created if the stop came first).
+                continue;
+            }
+            let conn = segment::open_for_writing(&file, config.sync, 4 << 20)?;
+            let index = OpenIndex::rebuild(&conn)?;
+            drop(conn);
+            if state != SEALING {
+                catalog.execute(
+                    "UPDATE segments SET state = ?1 WHERE id = ?2",
+                    [SEALING, id],
+                )?;
+            }
+            let seg = Arc::new(Segment::new(id, file, Some(index), None));
+            to_seal.push(seg.clone());
+            segments.push(seg);
+        }
+        let open_id: i64 = match catalog
+            .query_row(
+                "SELECT id FROM segments WHERE state = ?1 ORDER BY id DESC LIMIT 1",
+                [OPEN],
+                |r| r.get(0),
+            )
+            .optional()?
+        {
+            Some(id) => id,
+            None => {
+                catalog.execute("INSERT INTO segments (state) VALUES (?1)", [OPEN])?;
+                catalog.last_insert_rowid()
+            }
         };
-        conn.execute_batch(&format!(
-            "PRAGMA synchronous = {sync};
-             PRAGMA busy_timeout = 10000;
-             PRAGMA temp_store = MEMORY;
-             PRAGMA journal_size_limit = 67108864;
-             PRAGMA wal_autocheckpoint = 16384;
-             PRAGMA cache_size = -{};",
-            config.cache_bytes / 1024
-        ))
-        .map_err(open_err)?;
-        migrate(&mut conn, &path)?;
-        conn.set_prepared_statement_cache_capacity(64);
-        let checkpointer = Checkpointer::start(&path)?;
+        let open_file = Segment::file(&config.dir, open_id);
+        let conn = segment::open_for_writing(&open_file, config.sync, config.cache_bytes)?;
+        let index = OpenIndex::rebuild(&conn)?;
+        let rows: u64 = conn.query_row(
+            "SELECT (SELECT count(*) FROM spans) + (SELECT count(*) FROM logs)",
+            [],
+            |r| r.get::<_, i64>(0),
+        )? as u64;
+        let open = Arc::new(Segment::new(open_id, open_file.clone(), Some(index), None));
+        segments.push(open.clone());
+        let checkpointer = Checkpointer::start(&open_file)?;
+        let sealer = Sealer::start(path.clone())?;
+        for seg in to_seal {
+            sealer.submit(SealJob {
+                segment: seg,
+                checkpointer: None,
+            });
+        }
+        let segments = Arc::new(RwLock::new(segments));
         Ok(Self {
-            _checkpointer: checkpointer,
             writer: Arc::new(Mutex::new(Writer {
+                catalog,
+                dir: config.dir.clone(),
+                sync: config.sync,
+                cache_bytes: config.cache_bytes,
+                limits: config.segments,
                 conn,
+                segment: open,
+                rows,
+                checkpointer: Some(checkpointer),
+                segments: segments.clone(),
+                dictionary: dictionary.clone(),
                 services: HashMap::new(),
                 operations: HashMap::new(),
                 resources: HashMap::new(),
                 scopes: HashMap::new(),
+                sealer,
             })),
-            readers: Arc::new(Readers {
-                path: path.clone(),
-                idle: Mutex::new(Vec::new()),
-            }),
+            segments,
+            dictionary,
+            catalog_readers: Arc::new(Readers::new(path.clone(), 2)),
             path,
         })
     }
 
+    /// The catalog file.
     pub fn path(&self) -> &Path {
         &self.path
     }
 
-    /// Runs `f` with the writer connection on the blocking pool.
+    /// The segment files, oldest first (the last one is open), and whether each is sealed.
+    pub fn segments(&self) -> Vec<SegmentInfo> {
+        self.snapshot()
+            .iter()
+            .filter(|s| s.id != LEGACY)
+            .map(|s| SegmentInfo {
+                path: s.path.clone(),
+                sealed: s.index().is_none(),
+            })
+            .collect()
+    }
+
+    /// The segments as they are now, oldest first.
+    fn snapshot(&self) -> Vec<Arc<Segment>> {
+        self.segments
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// Runs `f` with the writer on the blocking pool.
     async fn with_writer<T: Send + 'static>(
         &self,
         f: impl FnOnce(&mut Writer) -> Result<T, StoreError> + Send + 'static,
@@ -152,20 +323,16 @@ impl SqliteStore {
         .map_err(|e| StoreError::Task(e.to_string()))?
     }
 
-    /// Runs `f` with a pooled reader connection on the blocking pool.
-    async fn with_reader<T: Send + 'static>(
+    /// Runs `f` on the blocking pool with the dictionary and a snapshot of the segments.
+    async fn with_segments<T: Send + 'static>(
         &self,
-        f: impl FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
+        f: impl FnOnce(&Dictionary, &[Arc<Segment>]) -> Result<T, StoreError> + Send + 'static,
     ) -> Result<T, StoreError> {
-        let readers = self.readers.clone();
-        tokio::task::spawn_blocking(move || {
-            let conn = readers.take()?;
-            let result = f(&conn);
-            readers.give_back(conn);
-            result
-        })
-        .await
-        .map_err(|e| StoreError::Task(e.to_string()))?
+        let segments = self.snapshot();
+        let dictionary = self.dictionary.clone();
+        tokio::task::spawn_blocking(move || f(&dictionary, &segments))
+            .await
+            .map_err(|e| StoreError::Task(e.to_string()))?
     }
 
     /// Writes a batch on the calling thread: for benchmarks measuring the store alone.
@@ -175,6 +342,28 @@ impl SqliteStore {
             .lock()
             .map_err(|_| StoreError::Task("the writer panicked earlier".into()))?;
         w.write(batch)
+    }
+}
+
+/// Runs `f` with a pooled reader of the segment; a segment retention dropped meanwhile
+/// reads as empty.
+fn with_segment<T: Default>(
+    segment: &Segment,
+    f: impl FnOnce(&Connection) -> Result<T, StoreError>,
+) -> Result<T, StoreError> {
+    if segment.is_retired() {
+        return Ok(T::default());
+    }
+    let conn = match segment.readers.take() {
+        Ok(c) => c,
+        Err(_) if segment.is_retired() => return Ok(T::default()),
+        Err(e) => return Err(e),
+    };
+    let result = f(&conn);
+    segment.readers.give_back(conn);
+    match result {
+        Err(_) if segment.is_retired() => Ok(T::default()),
+        other => other,
     }
 }
 

@@ -1,98 +1,228 @@
-//! Retention: one bounded step at a time, cutting by batch (rows are appended in batch
-//! order, so "everything up to the cut" is a rowid range per table).
-
-use std::path::Path;
+//! Retention, one bounded step per call. A segment whose every batch is past the cut, or
+//! the oldest one while the store is over its disk budget, is dropped whole: its files are
+//! deleted, which costs the same at 50M spans as at 5. The segment that straddles the cut,
+//! and the open one when it alone is over the budget, are cut by batch instead: rows are
+//! appended in batch order, so "everything up to the cut" is a rowid range per table.
 
 use rusqlite::{Connection, OptionalExtension, params};
 
+use super::segment::{LEGACY, Segment};
 use super::write::Writer;
 use crate::store::{PruneReport, RetentionPolicy, StoreError};
 
-/// Rows one retention step deletes at most, so that ingest waits little for the writer.
+/// Rows one retention step deletes at most from a segment it cuts, so that ingest waits
+/// little for the writer.
 const PRUNE_STEP: i64 = 20_000;
+
+/// How a segment's batches relate to the cut.
+enum Cut {
+    /// No batch: nothing to delete.
+    Empty,
+    /// Every batch is at or after the cut.
+    Kept,
+    /// Every batch is before the cut.
+    Whole,
+    /// The batches up to this one are before the cut.
+    UpTo(i64),
+}
 
 impl Writer {
     pub(super) fn prune(&mut self, policy: RetentionPolicy) -> Result<PruneReport, StoreError> {
-        let conn = &mut self.conn;
-        let mut cutoff: Option<i64> = None;
-        if let Some(older_than) = policy.older_than_ns {
-            cutoff = conn.query_row(
-                "SELECT max(id) FROM batches WHERE received_ns < ?1",
-                [older_than],
-                |r| r.get(0),
-            )?;
+        let segments = self
+            .segments
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        if let Some(cut) = policy.older_than_ns {
+            for segment in &segments {
+                let cut = self.with_conn(segment, |conn| cut_by_age(conn, cut))?;
+                match cut {
+                    Cut::Empty => continue,
+                    // Later segments hold later batches.
+                    Cut::Kept => break,
+                    Cut::Whole if self.droppable(segment) => return self.drop_segment(segment),
+                    Cut::Whole => {
+                        let last = self.with_conn(segment, last_batch)?;
+                        return self.cut_segment(segment, last);
+                    }
+                    Cut::UpTo(batch) => return self.cut_segment(segment, Some(batch)),
+                }
+            }
         }
-        let over_size = match policy.max_bytes {
-            Some(max) => used_bytes(conn)? > max,
-            None => false,
-        };
-        if over_size {
-            // Drop about the oldest 5% of batches per round, at least one.
-            let by_size: Option<i64> = conn
-                .query_row(
-                    "SELECT id FROM batches ORDER BY id
-                 LIMIT 1 OFFSET (SELECT count(*) / 20 FROM batches)",
-                    [],
-                    |r| r.get(0),
-                )
-                .optional()?;
-            cutoff = cutoff.max(by_size);
+        if let Some(max) = policy.max_bytes
+            && self.used_bytes(&segments) > max
+        {
+            for segment in &segments {
+                if self.with_conn(segment, last_batch)?.is_none() {
+                    continue;
+                }
+                if self.droppable(segment) {
+                    return self.drop_segment(segment);
+                }
+                // The catalog's own rows, or the open segment alone: its oldest 5% of batches.
+                let batch = self.with_conn(segment, |conn| {
+                    Ok(conn
+                        .query_row(
+                            "SELECT id FROM batches ORDER BY id
+                             LIMIT 1 OFFSET (SELECT count(*) / 20 FROM batches)",
+                            [],
+                            |r| r.get(0),
+                        )
+                        .optional()?)
+                })?;
+                return self.cut_segment(segment, batch);
+            }
         }
-        let Some(cutoff) = cutoff else {
+        Ok(PruneReport::default())
+    }
+
+    /// A segment is dropped whole unless it is open or is the catalog itself.
+    fn droppable(&self, segment: &Segment) -> bool {
+        segment.id != LEGACY && segment.id != self.segment.id
+    }
+
+    /// Runs `f` on a writing connection to the segment: the writer's own for the open
+    /// segment and the catalog, a short-lived one for a sealed segment.
+    fn with_conn<T>(
+        &mut self,
+        segment: &Segment,
+        f: impl FnOnce(&mut Connection) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        if segment.id == self.segment.id {
+            return f(&mut self.conn);
+        }
+        if segment.id == LEGACY {
+            return f(&mut self.catalog);
+        }
+        let mut conn = Connection::open(&segment.path)?;
+        conn.execute_batch("PRAGMA busy_timeout = 10000;")?;
+        f(&mut conn)
+    }
+
+    fn drop_segment(&mut self, segment: &Segment) -> Result<PruneReport, StoreError> {
+        let (spans, traces, logs) = self.with_conn(segment, |conn| {
+            Ok(conn.query_row(
+                "SELECT (SELECT count(*) FROM spans), (SELECT count(*) FROM trace_parts),
+                        (SELECT count(*) FROM logs)",
+                [],
+                |r| {
+                    Ok((
+                        r.get::<_, i64>(0)?,
+                        r.get::<_, i64>(1)?,
+                        r.get::<_, i64>(2)?,
+                    ))
+                },
+            )?)
+        })?;
+        self.catalog
+            .execute("DELETE FROM segments WHERE id = ?1", [segment.id])?;
+        self.segments
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .retain(|s| s.id != segment.id);
+        segment.remove_files()?;
+        tracing::debug!(segment = segment.id, spans, "segment dropped by retention");
+        Ok(PruneReport {
+            spans: spans as u64,
+            logs: logs as u64,
+            traces: traces as u64,
+            more: true,
+        })
+    }
+
+    /// Deletes one bounded step of the batches up to `last` in a segment kept in place.
+    fn cut_segment(
+        &mut self,
+        segment: &Segment,
+        last: Option<i64>,
+    ) -> Result<PruneReport, StoreError> {
+        let Some(last) = last else {
             return Ok(PruneReport::default());
         };
-        let tx = conn.transaction()?;
-        let (last_span, last_part, last_log): (Option<i64>, Option<i64>, Option<i64>) = tx
-            .query_row(
-                "SELECT max(last_span), max(last_part), max(last_log) FROM batches WHERE id <= ?1",
-                [cutoff],
-                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
-            )?;
-        let mut report = PruneReport::default();
-        // Rows are appended in batch order, so "everything up to the cut" is a rowid range.
-        let delete_up_to = |table: &str, last: Option<i64>| -> Result<u64, StoreError> {
-            let Some(last) = last else { return Ok(0) };
-            Ok(tx.execute(
-                &format!(
-                    "DELETE FROM {table} WHERE id <= min(?1, (SELECT min(id) FROM {table}) + ?2)"
-                ),
-                params![last, PRUNE_STEP - 1],
-            )? as u64)
-        };
-        report.spans = delete_up_to("spans", last_span)?;
-        report.traces = delete_up_to("trace_parts", last_part)?;
-        report.logs = delete_up_to("logs", last_log)?;
-        if report.spans + report.traces + report.logs == 0 {
-            tx.execute("DELETE FROM batches WHERE id <= ?1", [cutoff])?;
+        let (mut report, batches) = self.with_conn(segment, |conn| delete_up_to(conn, last))?;
+        let open = segment.id == self.segment.id;
+        if open && report.traces > 0 {
+            let empty: bool =
+                self.conn
+                    .query_row("SELECT NOT EXISTS (SELECT 1 FROM trace_parts)", [], |r| {
+                        r.get(0)
+                    })?;
+            if empty && let Some(index) = segment.index_mut().as_mut() {
+                index.clear();
+            }
         }
-        tx.commit()?;
-        report.more = report.spans + report.logs + report.traces > 0;
-        if !report.more {
-            // Give freed pages back to the file system (auto_vacuum = INCREMENTAL).
-            conn.execute_batch("PRAGMA incremental_vacuum;")?;
-            report.more = policy
-                .max_bytes
-                .map(|max| used_bytes(conn).map(|u| u > max))
-                .transpose()?
-                .unwrap_or(false)
-                && conn.query_row("SELECT count(*) FROM batches", [], |r| r.get::<_, i64>(0))? > 0;
+        if batches > 0 {
+            // The rows of the cut are gone: give freed pages back to the file system
+            // (auto_vacuum = INCREMENTAL).
+            self.with_conn(segment, |conn| {
+                conn.execute_batch("PRAGMA incremental_vacuum;")?;
+                Ok(())
+            })?;
         }
+        report.more = report.spans + report.logs + report.traces + batches > 0;
         Ok(report)
+    }
+
+    /// Bytes in use: the catalog and every segment file with its WAL.
+    fn used_bytes(&self, segments: &[std::sync::Arc<Segment>]) -> u64 {
+        let catalog = Segment::new(LEGACY, self.catalog_path(), None, None).disk_bytes();
+        catalog
+            + segments
+                .iter()
+                .filter(|s| s.id != LEGACY)
+                .map(|s| s.disk_bytes())
+                .sum::<u64>()
+    }
+
+    fn catalog_path(&self) -> std::path::PathBuf {
+        self.dir.join(super::DB_FILE)
     }
 }
 
-/// Bytes in use: pages holding data (free pages excluded) plus the WAL.
-pub(super) fn used_bytes(conn: &Connection) -> Result<u64, StoreError> {
-    let (pages, free, size): (i64, i64, i64) = conn.query_row(
-        "SELECT (SELECT page_count FROM pragma_page_count),
-                (SELECT freelist_count FROM pragma_freelist_count),
-                (SELECT page_size FROM pragma_page_size)",
-        [],
-        |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
-    )?;
-    Ok(((pages - free).max(0) * size) as u64)
+fn last_batch(conn: &mut Connection) -> Result<Option<i64>, StoreError> {
+    Ok(conn.query_row("SELECT max(id) FROM batches", [], |r| r.get(0))?)
 }
 
-pub(super) fn file_len(path: &Path) -> u64 {
-    std::fs::metadata(path).map(|m| m.len()).unwrap_or(0)
+fn cut_by_age(conn: &mut Connection, older_than: i64) -> Result<Cut, StoreError> {
+    let (oldest, newest, upto): (Option<i64>, Option<i64>, Option<i64>) = conn.query_row(
+        "SELECT min(received_ns), max(received_ns),
+                (SELECT max(id) FROM batches WHERE received_ns < ?1)
+         FROM batches",
+        [older_than],
+        |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+    )?;
+    Ok(match (oldest, newest, upto) {
+        (None, _, _) => Cut::Empty,
+        (_, Some(n), _) if n < older_than => Cut::Whole,
+        (_, _, Some(batch)) => Cut::UpTo(batch),
+        _ => Cut::Kept,
+    })
+}
+
+/// One step of deleting every row of the batches up to `cutoff`; the batch rows go once
+/// their rows have (the second number: how many went).
+fn delete_up_to(conn: &mut Connection, cutoff: i64) -> Result<(PruneReport, u64), StoreError> {
+    let tx = conn.transaction()?;
+    let (last_span, last_part, last_log): (Option<i64>, Option<i64>, Option<i64>) = tx.query_row(
+        "SELECT max(last_span), max(last_part), max(last_log) FROM batches WHERE id <= ?1",
+        [cutoff],
+        |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+    )?;
+    let mut report = PruneReport::default();
+    let delete = |table: &str, last: Option<i64>| -> Result<u64, StoreError> {
+        let Some(last) = last else { return Ok(0) };
+        Ok(tx.execute(
+            &format!("DELETE FROM {table} WHERE id <= min(?1, (SELECT min(id) FROM {table}) + ?2)"),
+            params![last, PRUNE_STEP - 1],
+        )? as u64)
+    };
+    report.spans = delete("spans", last_span)?;
+    report.traces = delete("trace_parts", last_part)?;
+    report.logs = delete("logs", last_log)?;
+    let mut batches = 0;
+    if report.spans + report.traces + report.logs == 0 {
+        batches = tx.execute("DELETE FROM batches WHERE id <= ?1", [cutoff])? as u64;
+    }
+    tx.commit()?;
+    Ok((report, batches))
 }

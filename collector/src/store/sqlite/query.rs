@@ -1,18 +1,19 @@
-//! The [`Store`] implementation: each call on the writer or a pooled reader, on the
-//! blocking pool.
+//! The [`Store`] implementation: each call on the blocking pool, asking every segment that
+//! may hold an answer (newest first where order matters) and merging what they return.
 
-use std::collections::HashSet;
-use std::path::PathBuf;
+use std::collections::{HashMap, HashSet};
 
 use async_trait::async_trait;
+use rusqlite::params_from_iter;
 use rusqlite::types::Value as SqlValue;
-use rusqlite::{OptionalExtension, params, params_from_iter};
 
-use super::SqliteStore;
-use super::prune::file_len;
+use super::dictionary::Names;
 use super::read::{
-    LOG_SELECT, ResourceCache, blob_id, filters_match, log_from_row, read_traces, service_id,
+    LOG_SELECT, Part, blob_id, correlated_traces, filters_match, log_from_row, spans_of,
+    trace_parts,
 };
+use super::segment::{Segment, file_len, wal_path};
+use super::{SqliteStore, with_segment};
 use crate::model::{Batch, LogRecord, SpanKind, SpanRecord, TraceId};
 use crate::store::schema::current_version;
 use crate::store::{
@@ -20,7 +21,8 @@ use crate::store::{
     TraceQuery, TraceSummary,
 };
 
-/// Rows one trace search walks at most before it answers with what it found.
+/// Rows one trace search walks at most, over all segments, before it answers with what it
+/// found.
 const MAX_SEARCH_SCAN: usize = 2_000_000;
 
 #[async_trait]
@@ -30,14 +32,9 @@ impl Store for SqliteStore {
     }
 
     async fn services(&self) -> Result<Vec<String>, StoreError> {
-        self.with_reader(|conn| {
-            let mut stmt = conn.prepare_cached("SELECT name FROM services ORDER BY name")?;
-            let names = stmt
-                .query_map([], |r| r.get(0))?
-                .collect::<Result<Vec<String>, _>>()?;
-            Ok(names)
-        })
-        .await
+        let mut names: Vec<String> = self.dictionary.read().service_ids.keys().cloned().collect();
+        names.sort();
+        Ok(names)
     }
 
     async fn operations(
@@ -45,51 +42,41 @@ impl Store for SqliteStore {
         service: &str,
         kind: Option<SpanKind>,
     ) -> Result<Vec<Operation>, StoreError> {
-        let service = service.to_string();
-        self.with_reader(move |conn| {
-            let Some(sid) = service_id(conn, &service)? else {
-                return Ok(Vec::new());
-            };
-            let mut stmt = conn.prepare_cached(
-                "SELECT name, kind FROM operations WHERE service_id = ?1
-                 AND (?2 IS NULL OR kind = ?2) ORDER BY name, kind",
-            )?;
-            let ops = stmt
-                .query_map(params![sid, kind.map(|k| k as i32)], |r| {
-                    Ok(Operation {
-                        name: r.get(0)?,
-                        kind: SpanKind::from_i32(r.get(1)?),
-                    })
-                })?
-                .collect::<Result<Vec<_>, _>>()?;
-            Ok(ops)
+        let names = self.dictionary.read();
+        Ok(match names.service_id(service) {
+            Some(sid) => names.operations_of(sid, kind),
+            None => Vec::new(),
         })
-        .await
     }
 
     async fn find_trace_ids(&self, query: &TraceQuery) -> Result<Vec<TraceId>, StoreError> {
         let q = query.clone();
-        self.with_reader(move |conn| {
-            let Some(sid) = service_id(conn, &q.service)? else {
+        self.with_segments(move |dictionary, segments| {
+            let names = dictionary.read();
+            let Some(sid) = names.service_id(&q.service) else {
                 return Ok(Vec::new());
             };
+            let op_ids = match &q.operation {
+                Some(op) => {
+                    let ids = names.operation_ids(sid, op);
+                    if ids.is_empty() {
+                        return Ok(Vec::new());
+                    }
+                    Some(ids)
+                }
+                None => None,
+            };
+            let start = q.start_ns.unwrap_or(i64::MIN);
+            let end = q.end_ns.unwrap_or(i64::MAX);
             let mut sql = String::from(
-                "SELECT s.trace_id, s.attributes, s.status_code, s.kind, r.attributes
+                "SELECT s.trace_id, s.attributes, s.status_code, s.kind, s.resource_id, s.start_ns
                  FROM spans s INDEXED BY spans_by_service
-                 JOIN resources r ON r.id = s.resource_id
                  WHERE s.service_id = ?1 AND s.start_ns >= ?2 AND s.start_ns <= ?3",
             );
-            let mut args: Vec<SqlValue> = vec![
-                sid.into(),
-                q.start_ns.unwrap_or(i64::MIN).into(),
-                q.end_ns.unwrap_or(i64::MAX).into(),
-            ];
-            if let Some(op) = &q.operation {
-                args.push(op.clone().into());
-                sql.push_str(&format!(
-                    " AND s.op_id IN (SELECT id FROM operations WHERE service_id = ?1 AND name = ?{})",
-                    args.len()
-                ));
+            let mut args: Vec<SqlValue> = vec![sid.into(), start.into(), end.into()];
+            if let Some(ids) = &op_ids {
+                let list: Vec<String> = ids.iter().map(i64::to_string).collect();
+                sql.push_str(&format!(" AND s.op_id IN ({})", list.join(", ")));
             }
             if let Some(min) = q.min_duration_ns {
                 args.push(min.into());
@@ -100,72 +87,93 @@ impl Store for SqliteStore {
                 sql.push_str(&format!(" AND s.duration_ns <= ?{}", args.len()));
             }
             sql.push_str(" ORDER BY s.start_ns DESC");
-            let mut stmt = conn.prepare(&sql)?;
-            let mut rows = stmt.query(params_from_iter(args))?;
-            let mut seen = HashSet::new();
-            let mut ids = Vec::new();
+
+            // Newest segments first; a sealed one whose spans all started outside the window
+            // is skipped, and so is one that cannot beat the traces already found.
+            let mut found: HashMap<TraceId, i64> = HashMap::new();
             let mut scanned = 0usize;
-            while let Some(row) = rows.next()? {
-                scanned += 1;
-                if scanned > MAX_SEARCH_SCAN || ids.len() >= q.limit {
-                    break;
-                }
-                let id: TraceId = blob_id(&row.get::<_, Vec<u8>>(0)?);
-                if seen.contains(&id) {
-                    continue;
-                }
-                if !q.filters.is_empty() {
-                    let attrs: String = row.get(1)?;
-                    let res: String = row.get(4)?;
-                    if !filters_match(&q.filters, &attrs, &res, row.get(2)?, row.get(3)?) {
+            for segment in segments.iter().rev() {
+                let range = segment.start_range();
+                if segment.index().is_none() {
+                    match range {
+                        None => continue,
+                        Some((lo, hi)) if hi < start || lo > end => continue,
+                        _ => {}
+                    }
+                    if found.len() >= q.limit
+                        && let Some((_, hi)) = range
+                        && kth_newest(&found, q.limit) > hi
+                    {
                         continue;
                     }
                 }
-                seen.insert(id);
-                ids.push(id);
+                let per_segment =
+                    search_segment(segment, &sql, &args, &q, &names, &mut scanned, &found)?;
+                for (id, start) in per_segment {
+                    let newest = found.entry(id).or_insert(start);
+                    *newest = (*newest).max(start);
+                }
+                if scanned > MAX_SEARCH_SCAN {
+                    break;
+                }
             }
-            Ok(ids)
+            let mut ids: Vec<(i64, TraceId)> = found.into_iter().map(|(id, s)| (s, id)).collect();
+            ids.sort_unstable_by(|a, b| b.cmp(a));
+            ids.truncate(q.limit);
+            Ok(ids.into_iter().map(|(_, id)| id).collect())
         })
         .await
     }
 
     async fn traces(&self, ids: &[TraceId]) -> Result<Vec<(TraceId, Vec<SpanRecord>)>, StoreError> {
         let ids = ids.to_vec();
-        self.with_reader(move |conn| read_traces(conn, &ids)).await
+        self.with_segments(move |dictionary, segments| {
+            let names = dictionary.read();
+            let mut out = Vec::with_capacity(ids.len());
+            for id in ids {
+                let mut spans = Vec::new();
+                for segment in segments {
+                    with_segment(segment, |conn| {
+                        let parts = trace_parts(conn, segment, &id)?;
+                        spans_of(conn, &parts, &id, &names, &mut spans)
+                    })?;
+                }
+                if spans.is_empty() {
+                    continue;
+                }
+                spans.sort_by_key(|s| (s.start_ns, s.span_id));
+                out.push((id, spans));
+            }
+            Ok(out)
+        })
+        .await
     }
 
     async fn trace_summaries(&self, ids: &[TraceId]) -> Result<Vec<TraceSummary>, StoreError> {
         let ids = ids.to_vec();
-        self.with_reader(move |conn| {
-            let mut stmt = conn.prepare_cached(
-                "SELECT t.start_ns, t.end_ns, t.span_count, t.error, sv.name, o.name
-                 FROM traces t
-                 LEFT JOIN services sv ON sv.id = t.root_service_id
-                 LEFT JOIN operations o ON o.id = t.root_op_id
-                 WHERE t.trace_id = ?1",
-            )?;
+        self.with_segments(move |dictionary, segments| {
             let mut out = Vec::with_capacity(ids.len());
             for id in ids {
-                let row = stmt
-                    .query_row([&id[..]], |r| {
-                        let root = match (
-                            r.get::<_, Option<String>>(4)?,
-                            r.get::<_, Option<String>>(5)?,
-                        ) {
-                            (Some(s), Some(o)) => Some((s, o)),
-                            _ => None,
-                        };
-                        Ok(TraceSummary {
-                            trace_id: id,
-                            start_ns: r.get(0)?,
-                            end_ns: r.get(1)?,
-                            span_count: r.get(2)?,
-                            error: r.get(3)?,
-                            root,
-                        })
-                    })
-                    .optional()?;
-                out.extend(row);
+                let mut parts: Vec<Part> = Vec::new();
+                for segment in segments {
+                    parts.extend(with_segment(segment, |conn| {
+                        trace_parts(conn, segment, &id)
+                    })?);
+                }
+                if parts.is_empty() {
+                    continue;
+                }
+                let names = dictionary.read();
+                out.push(TraceSummary {
+                    trace_id: id,
+                    start_ns: parts.iter().map(|p| p.start_ns).min().unwrap_or_default(),
+                    end_ns: parts.iter().map(|p| p.end_ns).max().unwrap_or_default(),
+                    span_count: parts.iter().map(|p| p.span_count).sum(),
+                    error: parts.iter().any(|p| p.error),
+                    root: parts.iter().find_map(|p| p.root).map(|(s, o)| {
+                        (names.service(s).to_string(), names.operation(o).to_string())
+                    }),
+                });
             }
             Ok(out)
         })
@@ -174,7 +182,8 @@ impl Store for SqliteStore {
 
     async fn logs(&self, query: &LogQuery) -> Result<LogPage, StoreError> {
         let q = query.clone();
-        self.with_reader(move |conn| {
+        self.with_segments(move |dictionary, segments| {
+            let names = dictionary.read();
             let mut clauses: Vec<String> = Vec::new();
             let mut args: Vec<SqlValue> = Vec::new();
             let mut add = |clause: &str, v: SqlValue| {
@@ -182,7 +191,7 @@ impl Store for SqliteStore {
                 clauses.push(clause.replace('?', &format!("?{}", args.len())));
             };
             if let Some(service) = &q.service {
-                match service_id(conn, service)? {
+                match names.service_id(service) {
                     Some(sid) => add("l.service_id = ?", sid.into()),
                     None => return Ok(LogPage::default()),
                 }
@@ -212,30 +221,42 @@ impl Store for SqliteStore {
             if let Some(end) = q.end_ns {
                 add("l.time_ns <= ?", end.into());
             }
-            if let Some(c) = q.before {
-                args.push(c.time_ns.into());
-                args.push(c.id.into());
-                clauses.push(format!(
-                    "(l.time_ns, l.id) < (?{}, ?{})",
-                    args.len() - 1,
+            let mut logs = Vec::new();
+            for segment in segments.iter().rev() {
+                let mut clauses = clauses.clone();
+                let mut args = args.clone();
+                if let Some(c) = q.before {
+                    // The cursor's ID is global: this segment's part of the order.
+                    args.push(c.time_ns.into());
+                    args.push(c.id.into());
+                    clauses.push(format!(
+                        "(l.time_ns < ?{t} OR (l.time_ns = ?{t} AND ({seg} << 40 | l.id) < ?{i}))",
+                        t = args.len() - 1,
+                        i = args.len(),
+                        seg = segment.id
+                    ));
+                }
+                let filter = if clauses.is_empty() {
+                    String::new()
+                } else {
+                    format!(" WHERE {}", clauses.join(" AND "))
+                };
+                args.push((q.limit as i64 + 1).into());
+                let sql = format!(
+                    "{LOG_SELECT}{filter} ORDER BY l.time_ns DESC, l.id DESC LIMIT ?{}",
                     args.len()
-                ));
+                );
+                logs.extend(with_segment(segment, |conn| {
+                    let mut stmt = conn.prepare_cached(&sql)?;
+                    let rows = stmt
+                        .query_map(params_from_iter(args), |r| {
+                            log_from_row(r, segment.id, &names)
+                        })?
+                        .collect::<Result<Vec<_>, _>>()?;
+                    Ok(rows)
+                })?);
             }
-            let filter = if clauses.is_empty() {
-                String::new()
-            } else {
-                format!(" WHERE {}", clauses.join(" AND "))
-            };
-            args.push((q.limit as i64 + 1).into());
-            let sql = format!(
-                "{LOG_SELECT}{filter} ORDER BY l.time_ns DESC, l.id DESC LIMIT ?{}",
-                args.len()
-            );
-            let mut stmt = conn.prepare(&sql)?;
-            let mut cache = ResourceCache::default();
-            let mut logs = stmt
-                .query_map(params_from_iter(args), |r| log_from_row(r, &mut cache))?
-                .collect::<Result<Vec<_>, _>>()?;
+            logs.sort_unstable_by_key(|l| std::cmp::Reverse((l.record.time_ns, l.id)));
             let next = if logs.len() > q.limit {
                 logs.truncate(q.limit);
                 logs.last().map(|l| LogCursor {
@@ -256,17 +277,20 @@ impl Store for SqliteStore {
         limit: usize,
     ) -> Result<Vec<TraceId>, StoreError> {
         let cid = correlation_id.to_string();
-        self.with_reader(move |conn| {
-            let mut stmt = conn.prepare_cached(
-                "SELECT trace_id FROM trace_parts WHERE correlation_id = ?1
-                 GROUP BY trace_id ORDER BY min(start_ns), trace_id LIMIT ?2",
-            )?;
-            let ids = stmt
-                .query_map(params![cid, limit as i64], |r| {
-                    Ok(blob_id::<16>(r.get_ref(0)?.as_blob()?))
-                })?
-                .collect::<Result<Vec<_>, _>>()?;
-            Ok(ids)
+        self.with_segments(move |_, segments| {
+            let mut found: HashMap<TraceId, i64> = HashMap::new();
+            for segment in segments {
+                for (trace, start) in
+                    with_segment(segment, |conn| correlated_traces(conn, segment, &cid))?
+                {
+                    let earliest = found.entry(trace).or_insert(start);
+                    *earliest = (*earliest).min(start);
+                }
+            }
+            let mut ids: Vec<(i64, TraceId)> = found.into_iter().map(|(id, s)| (s, id)).collect();
+            ids.sort_unstable();
+            ids.truncate(limit);
+            Ok(ids.into_iter().map(|(_, id)| id).collect())
         })
         .await
     }
@@ -279,7 +303,8 @@ impl Store for SqliteStore {
     ) -> Result<Vec<LogRecord>, StoreError> {
         let cid = correlation_id.to_string();
         let traces = traces.to_vec();
-        self.with_reader(move |conn| {
+        self.with_segments(move |dictionary, segments| {
+            let names = dictionary.read();
             let mut args: Vec<SqlValue> = vec![cid.into()];
             let mut sql = format!("{LOG_SELECT} WHERE l.correlation_id = ?1");
             if !traces.is_empty() {
@@ -289,14 +314,21 @@ impl Store for SqliteStore {
             }
             args.push((limit as i64).into());
             sql.push_str(&format!(" ORDER BY l.time_ns, l.id LIMIT ?{}", args.len()));
-            let mut stmt = conn.prepare(&sql)?;
-            let mut cache = ResourceCache::default();
-            let logs = stmt
-                .query_map(params_from_iter(args), |r| {
-                    log_from_row(r, &mut cache).map(|l| l.record)
-                })?
-                .collect::<Result<Vec<_>, _>>()?;
-            Ok(logs)
+            let mut logs = Vec::new();
+            for segment in segments {
+                logs.extend(with_segment(segment, |conn| {
+                    let mut stmt = conn.prepare(&sql)?;
+                    let rows = stmt
+                        .query_map(params_from_iter(args.iter()), |r| {
+                            log_from_row(r, segment.id, &names)
+                        })?
+                        .collect::<Result<Vec<_>, _>>()?;
+                    Ok(rows)
+                })?);
+            }
+            logs.sort_unstable_by_key(|l| (l.record.time_ns, l.id));
+            logs.truncate(limit);
+            Ok(logs.into_iter().map(|l| l.record).collect())
         })
         .await
     }
@@ -306,14 +338,22 @@ impl Store for SqliteStore {
     }
 
     async fn disk_usage(&self) -> Result<u64, StoreError> {
-        let db = self.path.clone();
-        let wal = PathBuf::from(format!("{}-wal", db.display()));
-        Ok(file_len(&db) + file_len(&wal))
+        let catalog = file_len(&self.path) + file_len(&wal_path(&self.path));
+        Ok(catalog
+            + self
+                .snapshot()
+                .iter()
+                .filter(|s| s.id != super::segment::LEGACY)
+                .map(|s| s.disk_bytes())
+                .sum::<u64>())
     }
 
     async fn check_ready(&self) -> Result<(), StoreError> {
-        self.with_reader(|conn| {
+        let readers = self.catalog_readers.clone();
+        tokio::task::spawn_blocking(move || {
+            let conn = readers.take()?;
             let v: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+            readers.give_back(conn);
             if v != current_version() {
                 return Err(StoreError::Task(format!(
                     "schema version {v}, expected {}",
@@ -322,12 +362,68 @@ impl Store for SqliteStore {
             }
             Ok(())
         })
-        .await?;
-        // The writer must be free of a panic and its connection usable.
+        .await
+        .map_err(|e| StoreError::Task(e.to_string()))??;
+        // The writer must be free of a panic and its connections usable.
         self.with_writer(|w| {
+            w.catalog
+                .query_row("SELECT 1", [], |r| r.get::<_, i64>(0))?;
             w.conn.query_row("SELECT 1", [], |r| r.get::<_, i64>(0))?;
             Ok(())
         })
         .await
     }
+}
+
+/// The start of the `k`-th newest trace found so far.
+fn kth_newest(found: &HashMap<TraceId, i64>, k: usize) -> i64 {
+    let mut starts: Vec<i64> = found.values().copied().collect();
+    starts.sort_unstable_by(|a, b| b.cmp(a));
+    starts.get(k.saturating_sub(1)).copied().unwrap_or(i64::MIN)
+}
+
+/// Up to `limit` traces of one segment matching the search, newest first, each with the
+/// start of its newest matching span there.
+fn search_segment(
+    segment: &Segment,
+    sql: &str,
+    args: &[SqlValue],
+    q: &TraceQuery,
+    names: &Names,
+    scanned: &mut usize,
+    found_before: &HashMap<TraceId, i64>,
+) -> Result<Vec<(TraceId, i64)>, StoreError> {
+    with_segment(segment, |conn| {
+        let mut stmt = conn.prepare_cached(sql)?;
+        let mut rows = stmt.query(params_from_iter(args.iter()))?;
+        let mut ids: Vec<(TraceId, i64)> = Vec::new();
+        let mut seen: HashSet<TraceId> = HashSet::new();
+        while let Some(row) = rows.next()? {
+            *scanned += 1;
+            if *scanned > MAX_SEARCH_SCAN || ids.len() >= q.limit {
+                break;
+            }
+            let id: TraceId = blob_id(row.get_ref(0)?.as_blob()?);
+            if seen.contains(&id) {
+                continue;
+            }
+            if !q.filters.is_empty() {
+                let attrs = row.get_ref(1)?.as_str()?;
+                let res = names.resource(row.get(4)?);
+                if !filters_match(&q.filters, attrs, &res.attributes, row.get(2)?, row.get(3)?) {
+                    continue;
+                }
+            }
+            let start: i64 = row.get(5)?;
+            if let Some(&newer) = found_before.get(&id)
+                && newer >= start
+            {
+                // Found in a newer segment with a later span: counts once.
+                continue;
+            }
+            seen.insert(id);
+            ids.push((id, start));
+        }
+        Ok(ids)
+    })
 }

@@ -1,21 +1,56 @@
-//! A batch in one transaction: its spans (with the per-trace totals of this commit), the
-//! trace summary rows, its logs, and the batch row that retention cuts by. Names are
-//! interned into small IDs the writer keeps in memory.
+//! A batch in two commits: new names into the catalog (rare: most batches intern nothing),
+//! then the rows into the open segment in one transaction: spans (with the per-trace totals
+//! of this commit), the trace summary rows, logs, and the batch row that retention cuts by.
+//! When the open segment is full, the writer starts the next one and hands the full one to
+//! the sealer.
 
 use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::{Arc, RwLock};
 
 use rusqlite::{Connection, Transaction, params};
 
-use crate::model::{Batch, LogRecord, Resource, STATUS_ERROR, SpanRecord, TraceId, now_ns};
+use super::connections::Checkpointer;
+use super::dictionary::{Dictionary, NewName, OperationName};
+use super::open_index::OpenIndex;
+use super::segment::{self, OPEN, SEALING, SealJob, Sealer, Segment};
+use super::{SegmentLimits, Sync};
+use crate::model::{
+    Batch, LogRecord, Resource, STATUS_ERROR, SpanKind, SpanRecord, TraceId, now_ns,
+};
 use crate::store::StoreError;
 
-/// The writer connection and the IDs it has interned, so that a span insert needs no lookups.
+/// The writer: the catalog and open-segment connections, and the names it has interned, so
+/// that a span insert needs no lookups.
 pub(super) struct Writer {
+    pub(super) catalog: Connection,
+    pub(super) dir: PathBuf,
+    pub(super) sync: Sync,
+    pub(super) cache_bytes: u64,
+    pub(super) limits: SegmentLimits,
+    /// The open segment's connection, and how many rows it took.
     pub(super) conn: Connection,
+    pub(super) segment: Arc<Segment>,
+    pub(super) rows: u64,
+    pub(super) checkpointer: Option<Checkpointer>,
+    /// Every segment, oldest first; readers take a snapshot.
+    pub(super) segments: Arc<RwLock<Vec<Arc<Segment>>>>,
+    pub(super) dictionary: Arc<Dictionary>,
     pub(super) services: HashMap<String, i64>,
     pub(super) operations: HashMap<(i64, String, i32), i64>,
     pub(super) resources: HashMap<String, i64>,
     pub(super) scopes: HashMap<(String, String), i64>,
+    /// Dropped last: lets a seal under way finish.
+    pub(super) sealer: Sealer,
+}
+
+/// The interned IDs of one span or log.
+#[derive(Clone, Copy)]
+struct RowIds {
+    service: i64,
+    op: i64,
+    resource: i64,
+    scope: i64,
 }
 
 /// Per-trace totals of the spans of one commit.
@@ -31,206 +66,291 @@ struct TraceAgg {
     correlations: Vec<String>,
 }
 
+/// A trace-part row as committed, for the open segment's in-memory lookups.
+struct PartRow {
+    id: i64,
+    trace_id: TraceId,
+    correlation: Option<String>,
+}
+
 impl Writer {
     pub(super) fn write(&mut self, mut batch: Batch) -> Result<(), StoreError> {
         // Contiguous spans per trace let the trace summary point at rowid ranges.
         batch.spans.sort_unstable_by_key(|s| s.trace_id);
-        let result = self.write_sorted(&batch);
-        if result.is_err() {
-            // IDs interned in the rolled-back transaction do not exist.
-            self.services.clear();
-            self.operations.clear();
-            self.resources.clear();
-            self.scopes.clear();
-        }
-        result
-    }
-
-    fn write_sorted(&mut self, batch: &Batch) -> Result<(), StoreError> {
-        let Writer {
-            conn,
-            services,
-            operations,
-            resources,
-            scopes,
-        } = self;
-        let tx = conn.transaction()?;
-        tx.execute("INSERT INTO batches (received_ns) VALUES (?1)", [now_ns()])?;
-        let batch_id = tx.last_insert_rowid();
-        let mut interner = Interner {
-            tx: &tx,
-            services,
-            operations,
-            resources,
-            scopes,
+        let (span_ids, log_ids) = match self.intern(&batch) {
+            Ok(ids) => ids,
+            Err(e) => {
+                // IDs interned in the rolled-back transaction do not exist.
+                self.services.clear();
+                self.operations.clear();
+                self.resources.clear();
+                self.scopes.clear();
+                return Err(e);
+            }
         };
-        let (traces, last_span) = insert_spans(&mut interner, &batch.spans)?;
-        let last_part = insert_trace_parts(&tx, &traces)?;
-        let last_log = insert_logs(&mut interner, &batch.logs)?;
-        tx.execute(
-            "UPDATE batches SET last_span = ?1, last_part = ?2, last_log = ?3 WHERE id = ?4",
-            params![last_span, last_part, last_log, batch_id],
-        )?;
-        tx.commit()?;
+        let parts = write_rows(&mut self.conn, &batch, &span_ids, &log_ids)?;
+        if let Some(index) = self.segment.index_mut().as_mut() {
+            for p in &parts {
+                index.add(p.id, &p.trace_id, p.correlation.as_deref());
+            }
+        }
+        self.rows += (batch.spans.len() + batch.logs.len()) as u64;
+        if self.rows >= self.limits.rows || self.segment.disk_bytes() >= self.limits.bytes {
+            // The batch is committed whatever happens here; a failed start of the next
+            // segment is tried again after the next batch.
+            if let Err(e) = self.rotate() {
+                tracing::warn!(error = %e, "cannot start a new segment; writing on in the full one");
+            }
+        }
         Ok(())
     }
+
+    /// Interns every name of the batch in one catalog transaction; only new names write.
+    fn intern(&mut self, batch: &Batch) -> Result<(Vec<RowIds>, Vec<RowIds>), StoreError> {
+        let tx = self.catalog.transaction()?;
+        let mut new = Vec::new();
+        let mut interner = Interner {
+            tx: &tx,
+            services: &mut self.services,
+            operations: &mut self.operations,
+            resources: &mut self.resources,
+            scopes: &mut self.scopes,
+            new: &mut new,
+        };
+        let mut spans = Vec::with_capacity(batch.spans.len());
+        for span in &batch.spans {
+            let service = interner.service(&span.resource.service)?;
+            spans.push(RowIds {
+                service,
+                op: interner.operation(service, &span.name, span.kind)?,
+                resource: interner.resource(service, &span.resource)?,
+                scope: interner.scope(&span.scope_name, &span.scope_version)?,
+            });
+        }
+        let mut logs = Vec::with_capacity(batch.logs.len());
+        for log in &batch.logs {
+            let service = interner.service(&log.resource.service)?;
+            logs.push(RowIds {
+                service,
+                op: 0,
+                resource: interner.resource(service, &log.resource)?,
+                scope: interner.scope(&log.scope_name, "")?,
+            });
+        }
+        tx.commit()?;
+        self.dictionary.add(new);
+        Ok((spans, logs))
+    }
+
+    /// Starts the next segment and queues the full one for sealing.
+    pub(super) fn rotate(&mut self) -> Result<(), StoreError> {
+        let tx = self.catalog.transaction()?;
+        tx.execute(
+            "UPDATE segments SET state = ?1 WHERE id = ?2",
+            params![SEALING, self.segment.id],
+        )?;
+        tx.execute("INSERT INTO segments (state) VALUES (?1)", [OPEN])?;
+        let id = tx.last_insert_rowid();
+        tx.commit()?;
+        let path = Segment::file(&self.dir, id);
+        let conn = segment::open_for_writing(&path, self.sync, self.cache_bytes)?;
+        let checkpointer = Checkpointer::start(&path)?;
+        let next = Arc::new(Segment::new(id, path, Some(OpenIndex::default()), None));
+        self.segments
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(next.clone());
+        // The full segment's connection closes before the sealer opens it.
+        self.conn = conn;
+        self.rows = 0;
+        let full = std::mem::replace(&mut self.segment, next);
+        let checkpointer = self.checkpointer.replace(checkpointer);
+        tracing::debug!(segment = full.id, next = id, "segment full; sealing it");
+        self.sealer.submit(SealJob {
+            segment: full,
+            checkpointer,
+        });
+        Ok(())
+    }
+}
+
+/// The rows of a batch into the open segment, in one transaction.
+fn write_rows(
+    conn: &mut Connection,
+    batch: &Batch,
+    span_ids: &[RowIds],
+    log_ids: &[RowIds],
+) -> Result<Vec<PartRow>, StoreError> {
+    let tx = conn.transaction()?;
+    tx.execute("INSERT INTO batches (received_ns) VALUES (?1)", [now_ns()])?;
+    let batch_id = tx.last_insert_rowid();
+    let (traces, last_span) = insert_spans(&tx, &batch.spans, span_ids)?;
+    let parts = insert_trace_parts(&tx, &traces)?;
+    let last_log = insert_logs(&tx, &batch.logs, log_ids)?;
+    tx.execute(
+        "UPDATE batches SET last_span = ?1, last_part = ?2, last_log = ?3 WHERE id = ?4",
+        params![last_span, parts.last().map(|p| p.id), last_log, batch_id],
+    )?;
+    tx.commit()?;
+    Ok(parts)
 }
 
 /// Inserts the spans (sorted by trace); returns this commit's per-trace totals and the last
 /// span row.
 fn insert_spans(
-    interner: &mut Interner<'_>,
+    tx: &Transaction<'_>,
     spans: &[SpanRecord],
+    ids: &[RowIds],
 ) -> Result<(Vec<TraceAgg>, Option<i64>), StoreError> {
-    let tx = interner.tx;
     let mut traces: Vec<TraceAgg> = Vec::new();
     let mut last_span = None;
-    {
-        let mut insert = tx.prepare_cached(
-            "INSERT INTO spans (trace_id, span_id, parent_span_id, service_id, op_id,
-                resource_id, scope_id, kind, start_ns, duration_ns, status_code,
-                status_message, attributes, events, links, correlation_id, trace_state, flags)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18)",
-        )?;
-        for span in spans {
-            let service_id = interner.service(&span.resource.service)?;
-            let op_id = interner.operation(service_id, &span.name, span.kind as i32)?;
-            let resource_id = interner.resource(service_id, &span.resource)?;
-            let scope_id = interner.scope(&span.scope_name, &span.scope_version)?;
-            insert.execute(params![
-                &span.trace_id[..],
-                &span.span_id[..],
-                span.parent_span_id.as_ref().map(|p| &p[..]),
-                service_id,
-                op_id,
-                resource_id,
-                scope_id,
-                span.kind as i32,
-                span.start_ns,
-                span.duration_ns(),
-                span.status_code,
-                non_empty(&span.status_message),
-                span.attributes,
-                non_empty_list(&span.events),
-                non_empty_list(&span.links),
-                span.correlation_id,
-                non_empty(&span.trace_state),
-                span.flags,
-            ])?;
-            let id = tx.last_insert_rowid();
-            last_span = Some(id);
-            let root = span.parent_span_id.is_none().then_some((service_id, op_id));
-            match traces.last_mut() {
-                Some(t) if t.trace_id == span.trace_id => {
-                    t.last = id;
-                    t.count += 1;
-                    t.start = t.start.min(span.start_ns);
-                    t.end = t.end.max(span.end_ns);
-                    t.error |= span.status_code == STATUS_ERROR;
-                    t.root = t.root.or(root);
-                    if let Some(c) = &span.correlation_id
-                        && !t.correlations.contains(c)
-                    {
-                        t.correlations.push(c.clone());
-                    }
+    let mut insert = tx.prepare_cached(
+        "INSERT INTO spans (trace_id, span_id, parent_span_id, service_id, op_id,
+            resource_id, scope_id, kind, start_ns, duration_ns, status_code,
+            status_message, attributes, events, links, correlation_id, trace_state, flags)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18)",
+    )?;
+    for (span, ids) in spans.iter().zip(ids) {
+        insert.execute(params![
+            &span.trace_id[..],
+            &span.span_id[..],
+            span.parent_span_id.as_ref().map(|p| &p[..]),
+            ids.service,
+            ids.op,
+            ids.resource,
+            ids.scope,
+            span.kind as i32,
+            span.start_ns,
+            span.duration_ns(),
+            span.status_code,
+            non_empty(&span.status_message),
+            span.attributes,
+            non_empty_list(&span.events),
+            non_empty_list(&span.links),
+            span.correlation_id,
+            non_empty(&span.trace_state),
+            span.flags,
+        ])?;
+        let id = tx.last_insert_rowid();
+        last_span = Some(id);
+        let root = span
+            .parent_span_id
+            .is_none()
+            .then_some((ids.service, ids.op));
+        match traces.last_mut() {
+            Some(t) if t.trace_id == span.trace_id => {
+                t.last = id;
+                t.count += 1;
+                t.start = t.start.min(span.start_ns);
+                t.end = t.end.max(span.end_ns);
+                t.error |= span.status_code == STATUS_ERROR;
+                t.root = t.root.or(root);
+                if let Some(c) = &span.correlation_id
+                    && !t.correlations.contains(c)
+                {
+                    t.correlations.push(c.clone());
                 }
-                _ => traces.push(TraceAgg {
-                    trace_id: span.trace_id,
-                    first: id,
-                    last: id,
-                    count: 1,
-                    start: span.start_ns,
-                    end: span.end_ns,
-                    error: span.status_code == STATUS_ERROR,
-                    root,
-                    correlations: span.correlation_id.iter().cloned().collect(),
-                }),
             }
+            _ => traces.push(TraceAgg {
+                trace_id: span.trace_id,
+                first: id,
+                last: id,
+                count: 1,
+                start: span.start_ns,
+                end: span.end_ns,
+                error: span.status_code == STATUS_ERROR,
+                root,
+                correlations: span.correlation_id.iter().cloned().collect(),
+            }),
         }
     }
     Ok((traces, last_span))
 }
 
-/// One summary row per trace of this commit (plus one per extra correlation ID); returns the
-/// last row.
+/// One summary row per trace of this commit (plus one per extra correlation ID).
 fn insert_trace_parts(
     tx: &Transaction<'_>,
     traces: &[TraceAgg],
-) -> Result<Option<i64>, StoreError> {
-    let mut last_part = None;
-    {
-        let mut part = tx.prepare_cached(
-            "INSERT INTO trace_parts (trace_id, first_span, last_span, span_count, start_ns,
-                end_ns, error, root_service_id, root_op_id, correlation_id)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
-        )?;
-        for t in traces {
+) -> Result<Vec<PartRow>, StoreError> {
+    let mut rows = Vec::with_capacity(traces.len());
+    let mut part = tx.prepare_cached(
+        "INSERT INTO trace_parts (trace_id, first_span, last_span, span_count, start_ns,
+            end_ns, error, root_service_id, root_op_id, correlation_id)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+    )?;
+    for t in traces {
+        part.execute(params![
+            &t.trace_id[..],
+            t.first,
+            t.last,
+            t.count,
+            t.start,
+            t.end,
+            t.error,
+            t.root.map(|r| r.0),
+            t.root.map(|r| r.1),
+            t.correlations.first(),
+        ])?;
+        rows.push(PartRow {
+            id: tx.last_insert_rowid(),
+            trace_id: t.trace_id,
+            correlation: t.correlations.first().cloned(),
+        });
+        // Rare: more than one correlation ID in one part; each gets an empty row.
+        for c in t.correlations.iter().skip(1) {
             part.execute(params![
                 &t.trace_id[..],
-                t.first,
-                t.last,
-                t.count,
+                0,
+                -1,
+                0,
                 t.start,
                 t.end,
-                t.error,
-                t.root.map(|r| r.0),
-                t.root.map(|r| r.1),
-                t.correlations.first(),
+                false,
+                None::<i64>,
+                None::<i64>,
+                c
             ])?;
-            // Rare: more than one correlation ID in one part; each gets an empty row.
-            for c in t.correlations.iter().skip(1) {
-                part.execute(params![
-                    &t.trace_id[..],
-                    0,
-                    -1,
-                    0,
-                    t.start,
-                    t.end,
-                    false,
-                    None::<i64>,
-                    None::<i64>,
-                    c
-                ])?;
-            }
-            last_part = Some(tx.last_insert_rowid());
+            rows.push(PartRow {
+                id: tx.last_insert_rowid(),
+                trace_id: t.trace_id,
+                correlation: Some(c.clone()),
+            });
         }
     }
-    Ok(last_part)
+    Ok(rows)
 }
 
 /// Inserts the logs; returns the last log row.
-fn insert_logs(interner: &mut Interner<'_>, logs: &[LogRecord]) -> Result<Option<i64>, StoreError> {
-    let tx = interner.tx;
+fn insert_logs(
+    tx: &Transaction<'_>,
+    logs: &[LogRecord],
+    ids: &[RowIds],
+) -> Result<Option<i64>, StoreError> {
     let mut last_log = None;
-    {
-        let mut insert = tx.prepare_cached(
-            "INSERT INTO logs (time_ns, observed_ns, service_id, resource_id, scope_id,
-                severity_number, severity_text, body, attributes, trace_id, span_id,
-                correlation_id, flags, event_name)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
-        )?;
-        for log in logs {
-            let service_id = interner.service(&log.resource.service)?;
-            let resource_id = interner.resource(service_id, &log.resource)?;
-            let scope_id = interner.scope(&log.scope_name, "")?;
-            insert.execute(params![
-                log.time_ns,
-                log.observed_ns,
-                service_id,
-                resource_id,
-                scope_id,
-                log.severity_number,
-                log.severity_text,
-                log.body,
-                log.attributes,
-                log.trace_id.as_ref().map(|t| &t[..]),
-                log.span_id.as_ref().map(|s| &s[..]),
-                log.correlation_id,
-                log.flags,
-                log.event_name,
-            ])?;
-            last_log = Some(tx.last_insert_rowid());
-        }
+    let mut insert = tx.prepare_cached(
+        "INSERT INTO logs (time_ns, observed_ns, service_id, resource_id, scope_id,
+            severity_number, severity_text, body, attributes, trace_id, span_id,
+            correlation_id, flags, event_name)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
+    )?;
+    for (log, ids) in logs.iter().zip(ids) {
+        insert.execute(params![
+            log.time_ns,
+            log.observed_ns,
+            ids.service,
+            ids.resource,
+            ids.scope,
+            log.severity_number,
+            log.severity_text,
+            log.body,
+            log.attributes,
+            log.trace_id.as_ref().map(|t| &t[..]),
+            log.span_id.as_ref().map(|s| &s[..]),
+            log.correlation_id,
+            log.flags,
+            log.event_name,
+        ])?;
+        last_log = Some(tx.last_insert_rowid());
     }
     Ok(last_log)
 }
@@ -244,13 +364,15 @@ fn non_empty_list(json: &str) -> Option<&str> {
     (json != "[]").then_some(json)
 }
 
-/// Interns names into small integer IDs within the writer's transaction.
+/// Interns names into small integer IDs within the catalog transaction, noting each new one
+/// for the shared dictionary.
 struct Interner<'a> {
-    tx: &'a rusqlite::Transaction<'a>,
+    tx: &'a Transaction<'a>,
     services: &'a mut HashMap<String, i64>,
     operations: &'a mut HashMap<(i64, String, i32), i64>,
     resources: &'a mut HashMap<String, i64>,
     scopes: &'a mut HashMap<(String, String), i64>,
+    new: &'a mut Vec<NewName>,
 }
 
 impl Interner<'_> {
@@ -266,28 +388,42 @@ impl Interner<'_> {
                 r.get(0)
             })?;
         self.services.insert(name.to_string(), id);
+        self.new.push(NewName::Service(id, name.to_string()));
         Ok(id)
     }
 
-    fn operation(&mut self, service_id: i64, name: &str, kind: i32) -> Result<i64, StoreError> {
-        let key = (service_id, name.to_string(), kind);
+    fn operation(
+        &mut self,
+        service_id: i64,
+        name: &str,
+        kind: SpanKind,
+    ) -> Result<i64, StoreError> {
+        let key = (service_id, name.to_string(), kind as i32);
         if let Some(id) = self.operations.get(&key) {
             return Ok(*id);
         }
         self.tx.execute(
             "INSERT OR IGNORE INTO operations (service_id, name, kind) VALUES (?1, ?2, ?3)",
-            params![service_id, name, kind],
+            params![service_id, name, kind as i32],
         )?;
         let id = self.tx.query_row(
             "SELECT id FROM operations WHERE service_id = ?1 AND name = ?2 AND kind = ?3",
-            params![service_id, name, kind],
+            params![service_id, name, kind as i32],
             |r| r.get(0),
         )?;
         self.operations.insert(key, id);
+        self.new.push(NewName::Operation(
+            id,
+            OperationName {
+                service_id,
+                name: name.to_string(),
+                kind,
+            },
+        ));
         Ok(id)
     }
 
-    fn resource(&mut self, service_id: i64, resource: &Resource) -> Result<i64, StoreError> {
+    fn resource(&mut self, service_id: i64, resource: &Arc<Resource>) -> Result<i64, StoreError> {
         if let Some(id) = self.resources.get(&resource.attributes) {
             return Ok(*id);
         }
@@ -301,6 +437,7 @@ impl Interner<'_> {
             |r| r.get(0),
         )?;
         self.resources.insert(resource.attributes.clone(), id);
+        self.new.push(NewName::Resource(id, resource.clone()));
         Ok(id)
     }
 
@@ -319,6 +456,8 @@ impl Interner<'_> {
             |r| r.get(0),
         )?;
         self.scopes.insert(key, id);
+        self.new
+            .push(NewName::Scope(id, name.to_string(), version.to_string()));
         Ok(id)
     }
 }

@@ -1,0 +1,183 @@
+//! The interned names (services, operations, resources, scopes) in memory, shared by the
+//! writer, which adds each name it interns once the catalog has committed it, and by every
+//! reader, which turns a row's small integers back into names without a join: segment files
+//! hold only the integers.
+
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock, RwLockReadGuard};
+
+use rusqlite::Connection;
+
+use crate::model::{Resource, SpanKind};
+use crate::store::{Operation, StoreError};
+
+/// An operation as interned: its service, name and kind.
+#[derive(Debug, Clone)]
+pub(super) struct OperationName {
+    pub(super) service_id: i64,
+    pub(super) name: String,
+    pub(super) kind: SpanKind,
+}
+
+#[derive(Debug, Default)]
+pub(super) struct Names {
+    pub(super) services: HashMap<i64, String>,
+    pub(super) service_ids: HashMap<String, i64>,
+    pub(super) operations: HashMap<i64, OperationName>,
+    pub(super) resources: HashMap<i64, Arc<Resource>>,
+    pub(super) scopes: HashMap<i64, (String, String)>,
+}
+
+/// A name the writer interned, to add once its catalog transaction committed.
+pub(super) enum NewName {
+    Service(i64, String),
+    Operation(i64, OperationName),
+    Resource(i64, Arc<Resource>),
+    Scope(i64, String, String),
+}
+
+#[derive(Debug, Default)]
+pub(super) struct Dictionary(RwLock<Names>);
+
+impl Dictionary {
+    /// Reads every interned name from the catalog.
+    pub(super) fn load(conn: &Connection) -> Result<Self, StoreError> {
+        let mut names = Names::default();
+        let mut stmt = conn.prepare("SELECT id, name FROM services")?;
+        for row in stmt.query_map([], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?)))? {
+            let (id, name) = row?;
+            names.service_ids.insert(name.clone(), id);
+            names.services.insert(id, name);
+        }
+        let mut stmt = conn.prepare("SELECT id, service_id, name, kind FROM operations")?;
+        for row in stmt.query_map([], |r| {
+            Ok((
+                r.get::<_, i64>(0)?,
+                OperationName {
+                    service_id: r.get(1)?,
+                    name: r.get(2)?,
+                    kind: SpanKind::from_i32(r.get(3)?),
+                },
+            ))
+        })? {
+            let (id, op) = row?;
+            names.operations.insert(id, op);
+        }
+        let mut stmt = conn.prepare("SELECT id, service_id, attributes FROM resources")?;
+        for row in stmt.query_map([], |r| {
+            Ok((
+                r.get::<_, i64>(0)?,
+                r.get::<_, i64>(1)?,
+                r.get::<_, String>(2)?,
+            ))
+        })? {
+            let (id, service_id, attributes) = row?;
+            let service = names.services.get(&service_id).cloned().unwrap_or_default();
+            names.resources.insert(
+                id,
+                Arc::new(Resource {
+                    service,
+                    attributes,
+                }),
+            );
+        }
+        let mut stmt = conn.prepare("SELECT id, name, version FROM scopes")?;
+        for row in stmt.query_map([], |r| {
+            Ok((
+                r.get::<_, i64>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, String>(2)?,
+            ))
+        })? {
+            let (id, name, version) = row?;
+            names.scopes.insert(id, (name, version));
+        }
+        Ok(Self(RwLock::new(names)))
+    }
+
+    pub(super) fn read(&self) -> RwLockReadGuard<'_, Names> {
+        // A panic while holding the lock leaves plain maps behind, still usable.
+        self.0.read().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub(super) fn add(&self, new: Vec<NewName>) {
+        if new.is_empty() {
+            return;
+        }
+        let mut names = self.0.write().unwrap_or_else(|p| p.into_inner());
+        for n in new {
+            match n {
+                NewName::Service(id, name) => {
+                    names.service_ids.insert(name.clone(), id);
+                    names.services.insert(id, name);
+                }
+                NewName::Operation(id, op) => {
+                    names.operations.insert(id, op);
+                }
+                NewName::Resource(id, r) => {
+                    names.resources.insert(id, r);
+                }
+                NewName::Scope(id, name, version) => {
+                    names.scopes.insert(id, (name, version));
+                }
+            }
+        }
+    }
+}
+
+impl Names {
+    pub(super) fn service_id(&self, name: &str) -> Option<i64> {
+        self.service_ids.get(name).copied()
+    }
+
+    pub(super) fn service(&self, id: i64) -> &str {
+        self.services.get(&id).map(String::as_str).unwrap_or("")
+    }
+
+    /// Operations of a service, optionally of one kind, sorted by name then kind.
+    pub(super) fn operations_of(&self, service_id: i64, kind: Option<SpanKind>) -> Vec<Operation> {
+        let mut ops: Vec<Operation> = self
+            .operations
+            .values()
+            .filter(|o| o.service_id == service_id && kind.is_none_or(|k| o.kind == k))
+            .map(|o| Operation {
+                name: o.name.clone(),
+                kind: o.kind,
+            })
+            .collect();
+        ops.sort();
+        ops
+    }
+
+    /// The IDs of every kind of one operation name of a service.
+    pub(super) fn operation_ids(&self, service_id: i64, name: &str) -> Vec<i64> {
+        self.operations
+            .iter()
+            .filter(|(_, o)| o.service_id == service_id && o.name == name)
+            .map(|(id, _)| *id)
+            .collect()
+    }
+
+    pub(super) fn operation(&self, id: i64) -> &str {
+        self.operations
+            .get(&id)
+            .map(|o| o.name.as_str())
+            .unwrap_or("")
+    }
+
+    pub(super) fn resource(&self, id: i64) -> Arc<Resource> {
+        self.resources.get(&id).cloned().unwrap_or_else(|| {
+            Arc::new(Resource {
+                service: String::new(),
+                attributes: "{}".into(),
+            })
+        })
+    }
+
+    pub(super) fn scope(&self, id: i64) -> (&str, &str) {
+        self.scopes
+            .get(&id)
+            .map(|(n, v)| (n.as_str(), v.as_str()))
+            .unwrap_or(("", ""))
+    }
+}

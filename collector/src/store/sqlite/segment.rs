@@ -1,0 +1,248 @@
+//! A segment: one SQLite file of spans, trace parts and logs, written while it is open and
+//! never again once sealed (retention drops it whole, or cuts its oldest batches when it
+//! straddles the cut). Sealing builds the trace-part indexes on the sealer's own thread and
+//! connection: another file, so ingest into the next segment never waits for it.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard, RwLockWriteGuard};
+
+use rusqlite::{Connection, OptionalExtension, params};
+
+use super::connections::{Checkpointer, Readers};
+use super::open_index::OpenIndex;
+use super::{Sync, configure};
+use crate::store::StoreError;
+use crate::store::schema::{SEAL_INDEXES, SEGMENT_SCHEMA, SEGMENT_VERSION};
+
+/// The catalog's `segments.state` values.
+pub(super) const OPEN: i64 = 0;
+pub(super) const SEALING: i64 = 1;
+pub(super) const SEALED: i64 = 2;
+
+/// The catalog file's own data tables, read as one more sealed segment.
+pub(super) const LEGACY: i64 = 0;
+
+pub(super) struct Segment {
+    pub(super) id: i64,
+    pub(super) path: PathBuf,
+    pub(super) readers: Readers,
+    /// `Some` until the sealed segment's own indexes exist.
+    index: RwLock<Option<OpenIndex>>,
+    /// The span start times it holds, once sealed: a search skips segments outside its window.
+    pub(super) start_range: Mutex<Option<(i64, i64)>>,
+    /// Dropped by retention: readers that still hold it skip it.
+    pub(super) retired: AtomicBool,
+}
+
+impl std::fmt::Debug for Segment {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Segment")
+            .field("id", &self.id)
+            .field("path", &self.path)
+            .finish()
+    }
+}
+
+impl Segment {
+    pub(super) fn file(dir: &Path, id: i64) -> PathBuf {
+        dir.join("segments").join(format!("{id:06}.sqlite"))
+    }
+
+    pub(super) fn new(
+        id: i64,
+        path: PathBuf,
+        index: Option<OpenIndex>,
+        start_range: Option<(i64, i64)>,
+    ) -> Self {
+        Self {
+            id,
+            readers: Readers::new(path.clone(), 2),
+            path,
+            index: RwLock::new(index),
+            start_range: Mutex::new(start_range),
+            retired: AtomicBool::new(false),
+        }
+    }
+
+    /// The in-memory lookups, while the segment is not sealed.
+    pub(super) fn index(&self) -> RwLockReadGuard<'_, Option<OpenIndex>> {
+        self.index.read().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub(super) fn index_mut(&self) -> RwLockWriteGuard<'_, Option<OpenIndex>> {
+        self.index.write().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub(super) fn is_retired(&self) -> bool {
+        self.retired.load(Ordering::Acquire)
+    }
+
+    pub(super) fn start_range(&self) -> Option<(i64, i64)> {
+        *self.start_range.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Bytes on disk: the file and its WAL.
+    pub(super) fn disk_bytes(&self) -> u64 {
+        file_len(&self.path) + file_len(&wal_path(&self.path))
+    }
+
+    /// Deletes the segment's files (readers holding a connection keep reading what they had).
+    pub(super) fn remove_files(&self) -> std::io::Result<()> {
+        self.retired.store(true, Ordering::Release);
+        for p in [
+            self.path.clone(),
+            wal_path(&self.path),
+            PathBuf::from(format!("{}-shm", self.path.display())),
+        ] {
+            match std::fs::remove_file(&p) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+}
+
+pub(super) fn wal_path(path: &Path) -> PathBuf {
+    PathBuf::from(format!("{}-wal", path.display()))
+}
+
+pub(super) fn file_len(path: &Path) -> u64 {
+    std::fs::metadata(path).map(|m| m.len()).unwrap_or(0)
+}
+
+/// Opens a segment file for writing, creating its tables if it is new.
+pub(super) fn open_for_writing(
+    path: &Path,
+    sync: Sync,
+    cache_bytes: u64,
+) -> Result<Connection, StoreError> {
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent)?;
+    }
+    let unavailable = |e: rusqlite::Error| StoreError::Unavailable {
+        location: path.display().to_string(),
+        reason: e.to_string(),
+    };
+    let conn = Connection::open(path).map_err(unavailable)?;
+    configure(&conn, sync, cache_bytes).map_err(unavailable)?;
+    let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+    match version {
+        0 => {
+            conn.execute_batch(&format!(
+                "BEGIN; {SEGMENT_SCHEMA} PRAGMA user_version = {SEGMENT_VERSION}; COMMIT;"
+            ))?;
+        }
+        SEGMENT_VERSION => {}
+        other => {
+            return Err(StoreError::Incompatible {
+                location: path.display().to_string(),
+                reason: format!(
+                    "segment format {other}, this build of gauntlet reads format \
+                     {SEGMENT_VERSION}; run a newer gauntlet, or point --data-dir elsewhere"
+                ),
+            });
+        }
+    }
+    conn.set_prepared_statement_cache_capacity(64);
+    Ok(conn)
+}
+
+/// One segment to seal, with the checkpointer that kept its WAL short while it was open.
+pub(super) struct SealJob {
+    pub(super) segment: Arc<Segment>,
+    pub(super) checkpointer: Option<Checkpointer>,
+}
+
+/// Seals segments one after another on its own thread. Dropping it lets the segment being
+/// sealed finish and leaves the rest to be sealed on the next start.
+pub(super) struct Sealer {
+    jobs: Option<mpsc::Sender<SealJob>>,
+    stop: Arc<AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Sealer {
+    pub(super) fn start(catalog: PathBuf) -> Result<Self, StoreError> {
+        let (jobs, queue) = mpsc::channel::<SealJob>();
+        let stop = Arc::new(AtomicBool::new(false));
+        let stopping = stop.clone();
+        let thread = std::thread::Builder::new()
+            .name("sqlite-sealer".into())
+            .spawn(move || {
+                for job in queue {
+                    if stopping.load(Ordering::Acquire) {
+                        break;
+                    }
+                    let id = job.segment.id;
+                    if let Err(e) = seal(&catalog, job) {
+                        tracing::warn!(segment = id, error = %e,
+                            "sealing a segment failed; it stays indexed in memory and is \
+                             sealed again on the next start");
+                    }
+                }
+            })?;
+        Ok(Self {
+            jobs: Some(jobs),
+            stop,
+            thread: Some(thread),
+        })
+    }
+
+    pub(super) fn submit(&self, job: SealJob) {
+        if let Some(jobs) = &self.jobs {
+            // The thread only ends when this sender is dropped.
+            let _ = jobs.send(job);
+        }
+    }
+}
+
+impl Drop for Sealer {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Release);
+        drop(self.jobs.take());
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+fn seal(catalog: &Path, job: SealJob) -> Result<(), StoreError> {
+    let SealJob {
+        segment,
+        checkpointer,
+    } = job;
+    // Its last checkpoint copies the WAL into the file before the index is built.
+    drop(checkpointer);
+    if segment.is_retired() {
+        return Ok(());
+    }
+    let started = std::time::Instant::now();
+    let conn = Connection::open(&segment.path)?;
+    conn.execute_batch("PRAGMA busy_timeout = 10000; PRAGMA cache_size = -65536;")?;
+    conn.execute_batch(&format!("BEGIN IMMEDIATE; {SEAL_INDEXES} COMMIT;"))?;
+    let range: Option<(i64, i64)> = conn
+        .query_row(
+            "SELECT min(start_ns), max(start_ns) FROM spans HAVING count(*) > 0",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .optional()?;
+    let _ = conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()));
+    let cat = Connection::open(catalog)?;
+    cat.execute_batch("PRAGMA busy_timeout = 10000;")?;
+    cat.execute(
+        "UPDATE segments SET state = ?1, min_start_ns = ?2, max_start_ns = ?3 WHERE id = ?4",
+        params![SEALED, range.map(|r| r.0), range.map(|r| r.1), segment.id],
+    )?;
+    *segment
+        .start_range
+        .lock()
+        .unwrap_or_else(|p| p.into_inner()) = range;
+    // From here lookups use the file's indexes.
+    *segment.index_mut() = None;
+    tracing::debug!(segment = segment.id, elapsed = ?started.elapsed(), "segment sealed");
+    Ok(())
+}
