@@ -76,7 +76,10 @@ for shape in "${SHAPES[@]}"; do
   cpu_before=$(cpu)
   if [ -n "$GROW" ]; then
     echo "== $shape: growing the store to $GROW spans over ${CONNECTIONS} connections"
-    run=$(bench grow "$shape" "$otlp/v1/traces" "$api" "$GROW" "$CONNECTIONS" | tee /dev/stderr)
+    # Each line shown as it comes (through this shell's own stderr: `tee /dev/stderr` would
+    # reopen a redirected log and write over it) and kept for the summary.
+    run=$(bench grow "$shape" "$otlp/v1/traces" "$api" "$GROW" "$CONNECTIONS" |
+      while IFS= read -r line; do echo "$line" >&2; echo "$line"; done)
   else
     echo "== $shape: collector under ${CONNECTIONS} connections for ${SECONDS_TO_RUN}s"
     run=$(bench blast "$shape" "$otlp/v1/traces" "$CONNECTIONS" "$SECONDS_TO_RUN")

@@ -5,6 +5,12 @@ mod cmd;
 
 use clap::Parser;
 
+/// Ingest allocates and frees many small strings per span (decoded attributes, their JSON,
+/// SQLite's records); mimalloc's per-thread free lists cost less per span than glibc's
+/// malloc here (scripts/bench-ingest.sh).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> std::process::ExitCode {
     let cli = cmd::Cli::parse();
     // A demo service installs its own subscriber, which also exports to OTLP.

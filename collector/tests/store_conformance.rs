@@ -64,9 +64,10 @@ sqlite_conforms!(
     retention_by_size_drops_the_oldest,
 );
 
-/// Every store file kept in `tests/fixtures/store-vN/` (written by
-/// `cargo run -p gauntlet-collector --example store_fixture -- DIR` with schema version N)
-/// opens with this build and answers the read cases as a fresh store does, and takes writes.
+/// Every store kept in `tests/fixtures/store-vN/` (written by
+/// `cargo run -p gauntlet-collector --example store_fixture -- DIR` with schema version N: up
+/// to version 2 one file, from version 3 the catalog and its `segments/`) opens with this
+/// build and answers the read cases as a fresh store does, and takes writes.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn store_files_written_by_earlier_versions_open_and_answer() {
     let fixtures = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
@@ -77,7 +78,7 @@ async fn store_files_written_by_earlier_versions_open_and_answer() {
             continue;
         }
         let dir = tempfile::tempdir().expect("tempdir");
-        std::fs::copy(kept.join(DB_FILE), dir.path().join(DB_FILE)).expect("copy");
+        copy_tree(&kept, dir.path());
         let store: Arc<dyn Store> =
             Arc::new(SqliteStore::open(&SqliteConfig::new(dir.path())).expect("opens"));
         conformance::services_and_operations(&store).await;
@@ -93,7 +94,22 @@ async fn store_files_written_by_earlier_versions_open_and_answer() {
         assert_eq!(store.traces(&[[9; 16]]).await.expect("read").len(), 1);
         opened.push(kept.file_name().map(|n| n.to_string_lossy().to_string()));
     }
-    assert!(opened.contains(&Some("store-v2".to_string())), "{opened:?}");
+    for version in ["store-v2", "store-v3"] {
+        assert!(opened.contains(&Some(version.to_string())), "{opened:?}");
+    }
+}
+
+fn copy_tree(from: &std::path::Path, to: &std::path::Path) {
+    std::fs::create_dir_all(to).expect("mkdir");
+    for entry in std::fs::read_dir(from).expect("read fixture") {
+        let path = entry.expect("entry").path();
+        let target = to.join(path.file_name().expect("a name"));
+        if path.is_dir() {
+            copy_tree(&path, &target);
+        } else {
+            std::fs::copy(&path, &target).expect("copy");
+        }
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -9,7 +9,7 @@ use std::io::Write;
 use anyhow::Context;
 use clap::{Args, ValueEnum};
 use gauntlet_collector::store::StoreConfig;
-use gauntlet_collector::store::sqlite::{SqliteConfig, Sync};
+use gauntlet_collector::store::sqlite::{SegmentLimits, SqliteConfig, Sync};
 use gauntlet_collector::{Collector, Config};
 
 #[derive(Debug, Args)]
@@ -59,6 +59,14 @@ pub struct CollectorArgs {
     /// survives power loss, at a cost in ingest rate.
     #[arg(long, value_enum, default_value_t = SyncArg::Normal)]
     sync: SyncArg,
+    /// Spans and logs a segment file takes before it is sealed (its trace-ID and
+    /// correlation-ID indexes built in one pass, on another thread) and the next one begins.
+    /// The open segment finds IDs through maps in memory: about 100 bytes per trace it holds,
+    /// twice that while the previous one is being sealed. Smaller segments use less memory;
+    /// each lookup then visits more files.
+    #[arg(long, value_name = "ROWS", default_value_t = 1_000_000,
+          value_parser = clap::value_parser!(u64).range(1_000..))]
+    segment_rows: u64,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -121,6 +129,14 @@ pub async fn run(args: CollectorArgs) -> anyhow::Result<()> {
                 sync: match args.sync {
                     SyncArg::Normal => Sync::Normal,
                     SyncArg::Full => Sync::Full,
+                },
+                segments: SegmentLimits {
+                    rows: args.segment_rows,
+                    // Retention by disk use drops whole segments: keep each a small share.
+                    bytes: args
+                        .max_disk
+                        .0
+                        .map_or(1 << 30, |max| (max / 8).clamp(1 << 20, 1 << 30)),
                 },
                 ..SqliteConfig::new(args.data_dir)
             }),

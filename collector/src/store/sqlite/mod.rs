@@ -92,7 +92,9 @@ impl Default for SegmentLimits {
 pub struct SqliteConfig {
     pub dir: PathBuf,
     pub sync: Sync,
-    /// Page cache of the writer's connection, in bytes.
+    /// Page cache of the writer's connection to the open segment, in bytes. Small on
+    /// purpose: appends touch few pages, and SQLite scans its whole page cache at every
+    /// commit (a 64 MiB cache cost 13% of the collector's CPU under ingest, 8 MiB 3%).
     pub cache_bytes: u64,
     pub segments: SegmentLimits,
 }
@@ -102,7 +104,7 @@ impl SqliteConfig {
         Self {
             dir: dir.into(),
             sync: Sync::Normal,
-            cache_bytes: 64 << 20,
+            cache_bytes: 2 << 20,
             segments: SegmentLimits::default(),
         }
     }

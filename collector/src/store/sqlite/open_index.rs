@@ -3,13 +3,17 @@
 //! hundreds of scattered B-tree pages). Rebuilt from the segment's `trace_parts` on start;
 //! dropped once the sealed segment's own indexes exist.
 //!
-//! Each key maps to its newest part; older parts of the same key are chained through arrays
-//! indexed by part rowid. Callers check every candidate row against the key in SQL, so a
-//! correlation-ID hash collision or a stale entry costs a probe, never a wrong answer.
+//! Each key is kept as a 64-bit hash (seeded at random per process, so that no sender can
+//! choose IDs that collide) mapping to its newest part; older parts of the same key are
+//! chained through arrays indexed by part rowid. About 60 bytes per part in all. Callers
+//! check every candidate row against the key in SQL, so a hash collision or a stale entry
+//! costs a probe, never a wrong answer.
 
 use std::collections::HashMap;
-use std::hash::{DefaultHasher, Hash, Hasher};
+use std::hash::BuildHasher;
 
+use foldhash::fast::RandomState as FastState;
+use foldhash::quality::RandomState as KeyState;
 use rusqlite::Connection;
 
 use crate::model::TraceId;
@@ -17,8 +21,9 @@ use crate::store::StoreError;
 
 #[derive(Debug, Default)]
 pub(super) struct OpenIndex {
-    traces: HashMap<TraceId, u32>,
-    correlations: HashMap<u64, u32>,
+    keys: KeyState,
+    traces: HashMap<u64, u32, FastState>,
+    correlations: HashMap<u64, u32, FastState>,
     /// `prev_trace[rowid]`: the previous part of the same trace, 0 for none.
     prev_trace: Vec<u32>,
     prev_correlation: Vec<u32>,
@@ -51,37 +56,37 @@ impl OpenIndex {
             self.prev_trace.resize(len, 0);
             self.prev_correlation.resize(len, 0);
         }
-        self.prev_trace[slot] = self.traces.insert(*trace, part).unwrap_or(0);
+        let key = self.keys.hash_one(trace);
+        self.prev_trace[slot] = self.traces.insert(key, part).unwrap_or(0);
         self.prev_correlation[slot] = match correlation {
-            Some(c) => self.correlations.insert(hash(c), part).unwrap_or(0),
+            Some(c) => {
+                let key = self.keys.hash_one(c);
+                self.correlations.insert(key, part).unwrap_or(0)
+            }
             None => 0,
         };
     }
 
     /// Part rowids that may belong to the trace, newest first.
     pub(super) fn trace_parts(&self, trace: &TraceId) -> Vec<i64> {
-        chain(self.traces.get(trace).copied(), &self.prev_trace)
+        let key = self.keys.hash_one(trace);
+        chain(self.traces.get(&key).copied(), &self.prev_trace)
     }
 
     /// Part rowids that may carry the correlation ID, newest first.
     pub(super) fn correlation_parts(&self, correlation: &str) -> Vec<i64> {
-        chain(
-            self.correlations.get(&hash(correlation)).copied(),
-            &self.prev_correlation,
-        )
+        let key = self.keys.hash_one(correlation);
+        chain(self.correlations.get(&key).copied(), &self.prev_correlation)
     }
 
     /// Forgets everything: the segment's parts were all deleted, and SQLite may hand out
     /// their rowids again.
     pub(super) fn clear(&mut self) {
-        *self = Self::default();
+        self.traces = HashMap::default();
+        self.correlations = HashMap::default();
+        self.prev_trace = Vec::new();
+        self.prev_correlation = Vec::new();
     }
-}
-
-fn hash(correlation: &str) -> u64 {
-    let mut h = DefaultHasher::new();
-    correlation.hash(&mut h);
-    h.finish()
 }
 
 /// Follows a chain of strictly decreasing rowids, so that a stale link can never loop.

@@ -317,7 +317,7 @@ impl Store for SqliteStore {
             let mut logs = Vec::new();
             for segment in segments {
                 logs.extend(with_segment(segment, |conn| {
-                    let mut stmt = conn.prepare(&sql)?;
+                    let mut stmt = conn.prepare_cached(&sql)?;
                     let rows = stmt
                         .query_map(params_from_iter(args.iter()), |r| {
                             log_from_row(r, segment.id, &names)

@@ -221,7 +221,8 @@ fn seal(catalog: &Path, job: SealJob) -> Result<(), StoreError> {
     }
     let started = std::time::Instant::now();
     let conn = Connection::open(&segment.path)?;
-    conn.execute_batch("PRAGMA busy_timeout = 10000; PRAGMA cache_size = -65536;")?;
+    // The index sort spills to a temporary file past this cache: memory stays bounded.
+    conn.execute_batch("PRAGMA busy_timeout = 10000; PRAGMA cache_size = -16384;")?;
     conn.execute_batch(&format!("BEGIN IMMEDIATE; {SEAL_INDEXES} COMMIT;"))?;
     let range: Option<(i64, i64)> = conn
         .query_row(

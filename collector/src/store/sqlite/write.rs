@@ -37,7 +37,8 @@ pub(super) struct Writer {
     pub(super) segments: Arc<RwLock<Vec<Arc<Segment>>>>,
     pub(super) dictionary: Arc<Dictionary>,
     pub(super) services: HashMap<String, i64>,
-    pub(super) operations: HashMap<(i64, String, i32), i64>,
+    /// (service, kind) → name → ID: looked up by `&str`, no key built per span.
+    pub(super) operations: HashMap<(i64, i32), HashMap<String, i64>>,
     pub(super) resources: HashMap<String, i64>,
     pub(super) scopes: HashMap<(String, String), i64>,
     /// Dropped last: lets a seal under way finish.
@@ -118,13 +119,42 @@ impl Writer {
             new: &mut new,
         };
         let mut spans = Vec::with_capacity(batch.spans.len());
+        // Spans of one resource block share one `Arc<Resource>` and mostly one scope: the
+        // previous span's IDs are reused without hashing the resource's attributes again.
+        let mut last: Option<(*const Resource, i64, i64, &str, &str, i64)> = None;
         for span in &batch.spans {
-            let service = interner.service(&span.resource.service)?;
+            let (service, resource) = match last {
+                Some((ptr, service, resource, ..))
+                    if std::ptr::eq(ptr, Arc::as_ptr(&span.resource)) =>
+                {
+                    (service, resource)
+                }
+                _ => {
+                    let service = interner.service(&span.resource.service)?;
+                    (service, interner.resource(service, &span.resource)?)
+                }
+            };
+            let scope = match last {
+                Some((.., name, version, scope))
+                    if name == span.scope_name && version == span.scope_version =>
+                {
+                    scope
+                }
+                _ => interner.scope(&span.scope_name, &span.scope_version)?,
+            };
+            last = Some((
+                Arc::as_ptr(&span.resource),
+                service,
+                resource,
+                &span.scope_name,
+                &span.scope_version,
+                scope,
+            ));
             spans.push(RowIds {
                 service,
                 op: interner.operation(service, &span.name, span.kind)?,
-                resource: interner.resource(service, &span.resource)?,
-                scope: interner.scope(&span.scope_name, &span.scope_version)?,
+                resource,
+                scope,
             });
         }
         let mut logs = Vec::with_capacity(batch.logs.len());
@@ -369,7 +399,7 @@ fn non_empty_list(json: &str) -> Option<&str> {
 struct Interner<'a> {
     tx: &'a Transaction<'a>,
     services: &'a mut HashMap<String, i64>,
-    operations: &'a mut HashMap<(i64, String, i32), i64>,
+    operations: &'a mut HashMap<(i64, i32), HashMap<String, i64>>,
     resources: &'a mut HashMap<String, i64>,
     scopes: &'a mut HashMap<(String, String), i64>,
     new: &'a mut Vec<NewName>,
@@ -398,8 +428,11 @@ impl Interner<'_> {
         name: &str,
         kind: SpanKind,
     ) -> Result<i64, StoreError> {
-        let key = (service_id, name.to_string(), kind as i32);
-        if let Some(id) = self.operations.get(&key) {
+        if let Some(id) = self
+            .operations
+            .get(&(service_id, kind as i32))
+            .and_then(|names| names.get(name))
+        {
             return Ok(*id);
         }
         self.tx.execute(
@@ -411,7 +444,10 @@ impl Interner<'_> {
             params![service_id, name, kind as i32],
             |r| r.get(0),
         )?;
-        self.operations.insert(key, id);
+        self.operations
+            .entry((service_id, kind as i32))
+            .or_default()
+            .insert(name.to_string(), id);
         self.new.push(NewName::Operation(
             id,
             OperationName {
