@@ -2,7 +2,8 @@
 # OTLP/HTTP protobuf ingest benchmark, per request shape: acknowledged (durable) spans/s, the
 # collector's CPU-µs per span and peak RSS, bytes per span on disk, against the decode-only
 # and store-only limits measured in the same run. With --grow N: ingest until N spans are
-# stored, printing the rate per tenth, then trace-by-ID and correlation latencies at that size.
+# stored, printing the rate per tenth, then trace-by-ID, correlation and search latencies at
+# that size.
 # Loopback only; every phase ends by itself.
 #
 # Usage: bash scripts/bench-ingest.sh [--shape friendly|realistic|worst|all] [--grow SPANS]
@@ -19,7 +20,7 @@ while [ $# -gt 0 ]; do
   case "$1" in
     --shape) SHAPE=$2; shift 2 ;;
     --grow) GROW=$2; shift 2 ;;
-    -h|--help) sed -n '2,11p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,12p' "$0"; exit 0 ;;
     *) POSITIONAL+=("$1"); shift ;;
   esac
 done
@@ -101,8 +102,9 @@ for shape in "${SHAPES[@]}"; do
       rss / 1024, bytes / acked, dec, st, rate / st
   }')
   if [ -n "$GROW" ]; then
-    line="$line $(printf '%9s %9s %9s %9s' "$(val "$run" trace_by_id_p50_ms)" "$(val "$run" trace_by_id_p99_ms)" \
-      "$(val "$run" correlation_p50_ms)" "$(val "$run" correlation_p99_ms)")"
+    line="$line $(printf '%9s %9s %9s %9s %9s %9s' "$(val "$run" trace_by_id_p50_ms)" "$(val "$run" trace_by_id_p99_ms)" \
+      "$(val "$run" correlation_p50_ms)" "$(val "$run" correlation_p99_ms)" \
+      "$(val "$run" search_p50_ms)" "$(val "$run" search_p99_ms)")"
   fi
   summary+=("$line")
 done
@@ -110,6 +112,7 @@ done
 echo "== results (acked = OTLP/HTTP protobuf spans acknowledged, i.e. committed)"
 header=$(printf "%-10s %10s %12s %9s %9s %9s %10s %10s %6s" shape "acked/s" "acked" "CPU-µs/sp" "RSS MiB" "B/span" \
   "decode/s" "store/s" "/store")
-[ -n "$GROW" ] && header="$header $(printf '%9s %9s %9s %9s' "id p50" "id p99" "corr p50" "corr p99")"
+[ -n "$GROW" ] && header="$header $(printf '%9s %9s %9s %9s %9s %9s' "id p50" "id p99" "corr p50" \
+  "corr p99" "search p50" "search p99")"
 echo "$header"
 printf '%s\n' "${summary[@]}"

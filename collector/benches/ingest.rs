@@ -449,12 +449,14 @@ fn percentiles(mut ms: Vec<f64>) -> (f64, f64) {
     (at(0.50), at(0.99))
 }
 
-/// Trace-by-ID and correlation-timeline latencies for `n` traces picked at random among
-/// those the collector acknowledged: the reads a user makes once the store is full.
+/// Trace-by-ID, correlation-timeline and search latencies for `n` traces picked at random
+/// among those the collector acknowledged: the reads a user makes once the store is full.
+/// A search asks for the 20 newest traces of the picked span's service and operation.
 async fn lookups(api: &str, reqs: &[Encoded], acked_seqs: &[u64], n: usize) {
     let client = reqwest::Client::new();
     let mut rng = SplitMix(7);
     let (mut by_id, mut by_corr, mut missing) = (Vec::new(), Vec::new(), 0usize);
+    let mut search = Vec::new();
     for _ in 0..n {
         let seq = acked_seqs[(rng.next() % acked_seqs.len() as u64) as usize];
         let req = &reqs[seq as usize % reqs.len()];
@@ -481,6 +483,34 @@ async fn lookups(api: &str, reqs: &[Encoded], acked_seqs: &[u64], n: usize) {
             into.push(t.elapsed().as_secs_f64() * 1000.0);
             missing += usize::from(!ok);
         }
+        let service = decoded.resource_spans[0]
+            .resource
+            .as_ref()
+            .and_then(|r| r.attributes.iter().find(|a| a.key == "service.name"))
+            .and_then(|a| a.value.as_ref())
+            .and_then(|v| match &v.value {
+                Some(any_value::Value::StringValue(s)) => Some(s.clone()),
+                _ => None,
+            })
+            .expect("service.name");
+        let t = Instant::now();
+        let url = reqwest::Url::parse_with_params(
+            &format!("{api}/api/traces"),
+            [
+                ("service", service.as_str()),
+                ("operation", span.name.as_str()),
+                ("limit", "20"),
+            ],
+        )
+        .expect("search URL");
+        let found = client
+            .get(url)
+            .send()
+            .await
+            .map(|r| r.status().is_success())
+            .unwrap_or(false);
+        search.push(t.elapsed().as_secs_f64() * 1000.0);
+        missing += usize::from(!found);
     }
     let (p50, p99) = percentiles(by_id);
     println!("trace_by_id_p50_ms={p50:.2}");
@@ -488,6 +518,9 @@ async fn lookups(api: &str, reqs: &[Encoded], acked_seqs: &[u64], n: usize) {
     let (p50, p99) = percentiles(by_corr);
     println!("correlation_p50_ms={p50:.2}");
     println!("correlation_p99_ms={p99:.2}");
+    let (p50, p99) = percentiles(search);
+    println!("search_p50_ms={p50:.2}");
+    println!("search_p99_ms={p99:.2}");
     println!("lookups_not_found={missing}");
 }
 

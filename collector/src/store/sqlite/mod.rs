@@ -31,7 +31,7 @@ use rusqlite::{Connection, OptionalExtension};
 use self::connections::{Checkpointer, Readers};
 use self::dictionary::Dictionary;
 use self::open_index::OpenIndex;
-use self::segment::{LEGACY, OPEN, SEALED, SEALING, SealJob, Sealer, Segment};
+use self::segment::{Job, LEGACY, OPEN, SEALED, SEALING, SealJob, Sealer, Segment};
 use self::write::Writer;
 use super::StoreError;
 use super::schema::{MIGRATIONS, current_version};
@@ -214,6 +214,7 @@ impl SqliteStore {
             }
             let conn = segment::open_for_writing(&file, config.sync, 4 << 20)?;
             let index = OpenIndex::rebuild(&conn)?;
+            let range = Segment::read_start_range(&conn)?;
             drop(conn);
             if state != SEALING {
                 catalog.execute(
@@ -221,7 +222,7 @@ impl SqliteStore {
                     [SEALING, id],
                 )?;
             }
-            let seg = Arc::new(Segment::new(id, file, Some(index), None));
+            let seg = Arc::new(Segment::new(id, file, Some(index), range));
             to_seal.push(seg.clone());
             segments.push(seg);
         }
@@ -247,15 +248,20 @@ impl SqliteStore {
             [],
             |r| r.get::<_, i64>(0),
         )? as u64;
-        let open = Arc::new(Segment::new(open_id, open_file.clone(), Some(index), None));
+        let range = Segment::read_start_range(&conn)?;
+        let open = Arc::new(Segment::new(open_id, open_file.clone(), Some(index), range));
         segments.push(open.clone());
         let checkpointer = Checkpointer::start(&open_file)?;
         let sealer = Sealer::start(path.clone())?;
         for seg in to_seal {
-            sealer.submit(SealJob {
+            sealer.submit(Job::Seal(SealJob {
                 segment: seg,
                 checkpointer: None,
-            });
+            }));
+        }
+        // Newest first: recent traces are the ones people look up.
+        for seg in segments.iter().rev().filter(|s| s.index().is_none()) {
+            sealer.submit(Job::Filter(seg.clone()));
         }
         let segments = Arc::new(RwLock::new(segments));
         Ok(Self {

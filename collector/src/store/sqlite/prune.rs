@@ -37,6 +37,8 @@ impl Writer {
             for segment in &segments {
                 let cut = self.with_conn(segment, |conn| cut_by_age(conn, cut))?;
                 match cut {
+                    // Emptied by earlier cuts: only its file is left to go.
+                    Cut::Empty if self.droppable(segment) => return self.drop_segment(segment),
                     Cut::Empty => continue,
                     // Later segments hold later batches.
                     Cut::Kept => break,
@@ -53,7 +55,8 @@ impl Writer {
             && self.used_bytes(&segments) > max
         {
             for segment in &segments {
-                if self.with_conn(segment, last_batch)?.is_none() {
+                let empty = self.with_conn(segment, last_batch)?.is_none();
+                if empty && !self.droppable(segment) {
                     continue;
                 }
                 if self.droppable(segment) {

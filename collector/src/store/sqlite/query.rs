@@ -88,24 +88,19 @@ impl Store for SqliteStore {
             }
             sql.push_str(" ORDER BY s.start_ns DESC");
 
-            // Newest segments first; a sealed one whose spans all started outside the window
-            // is skipped, and so is one that cannot beat the traces already found.
+            // Newest segments first; one whose spans all started outside the window is
+            // skipped, and so is one that cannot beat the traces already found.
             let mut found: HashMap<TraceId, i64> = HashMap::new();
             let mut scanned = 0usize;
             for segment in segments.iter().rev() {
-                let range = segment.start_range();
-                if segment.index().is_none() {
-                    match range {
-                        None => continue,
-                        Some((lo, hi)) if hi < start || lo > end => continue,
-                        _ => {}
-                    }
-                    if found.len() >= q.limit
-                        && let Some((_, hi)) = range
-                        && kth_newest(&found, q.limit) > hi
-                    {
-                        continue;
-                    }
+                let Some((lo, hi)) = segment.start_range() else {
+                    continue;
+                };
+                if hi < start || lo > end {
+                    continue;
+                }
+                if found.len() >= q.limit && kth_newest(&found, q.limit) > hi {
+                    continue;
                 }
                 let per_segment =
                     search_segment(segment, &sql, &args, &q, &names, &mut scanned, &found)?;
@@ -132,7 +127,7 @@ impl Store for SqliteStore {
             let mut out = Vec::with_capacity(ids.len());
             for id in ids {
                 let mut spans = Vec::new();
-                for segment in segments {
+                for segment in segments.iter().filter(|s| s.may_hold_trace(&id)) {
                     with_segment(segment, |conn| {
                         let parts = trace_parts(conn, segment, &id)?;
                         spans_of(conn, &parts, &id, &names, &mut spans)
@@ -155,7 +150,7 @@ impl Store for SqliteStore {
             let mut out = Vec::with_capacity(ids.len());
             for id in ids {
                 let mut parts: Vec<Part> = Vec::new();
-                for segment in segments {
+                for segment in segments.iter().filter(|s| s.may_hold_trace(&id)) {
                     parts.extend(with_segment(segment, |conn| {
                         trace_parts(conn, segment, &id)
                     })?);
@@ -279,7 +274,7 @@ impl Store for SqliteStore {
         let cid = correlation_id.to_string();
         self.with_segments(move |_, segments| {
             let mut found: HashMap<TraceId, i64> = HashMap::new();
-            for segment in segments {
+            for segment in segments.iter().filter(|s| s.may_hold_correlation(&cid)) {
                 for (trace, start) in
                     with_segment(segment, |conn| correlated_traces(conn, segment, &cid))?
                 {

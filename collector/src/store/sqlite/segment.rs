@@ -6,13 +6,14 @@
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
-use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::sync::{Arc, Mutex, OnceLock, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use rusqlite::{Connection, OptionalExtension, params};
 
 use super::connections::{Checkpointer, Readers};
-use super::open_index::OpenIndex;
+use super::open_index::{OpenIndex, SegmentFilters};
 use super::{Sync, configure};
+use crate::model::TraceId;
 use crate::store::StoreError;
 use crate::store::schema::{SEAL_INDEXES, SEGMENT_SCHEMA, SEGMENT_VERSION};
 
@@ -30,8 +31,12 @@ pub(super) struct Segment {
     pub(super) readers: Readers,
     /// `Some` until the sealed segment's own indexes exist.
     index: RwLock<Option<OpenIndex>>,
-    /// The span start times it holds, once sealed: a search skips segments outside its window.
+    /// The span start times it holds (`None`: no spans), kept up to date by the writer while
+    /// it is open: a search skips segments outside its window.
     pub(super) start_range: Mutex<Option<(i64, i64)>>,
+    /// Once sealed: which IDs it may hold. Until they are built (after a restart, on the
+    /// sealer's thread), lookups probe the segment's indexes.
+    filters: OnceLock<SegmentFilters>,
     /// Dropped by retention: readers that still hold it skip it.
     pub(super) retired: AtomicBool,
 }
@@ -62,6 +67,7 @@ impl Segment {
             path,
             index: RwLock::new(index),
             start_range: Mutex::new(start_range),
+            filters: OnceLock::new(),
             retired: AtomicBool::new(false),
         }
     }
@@ -75,12 +81,50 @@ impl Segment {
         self.index.write().unwrap_or_else(|p| p.into_inner())
     }
 
+    /// False only if the segment surely has no part of the trace.
+    pub(super) fn may_hold_trace(&self, trace: &TraceId) -> bool {
+        match (self.index().as_ref(), self.filters.get()) {
+            (Some(index), _) => !index.trace_parts(trace).is_empty(),
+            (None, Some(filters)) => filters.may_hold_trace(trace),
+            (None, None) => true,
+        }
+    }
+
+    /// False only if the segment surely has no part with the correlation ID.
+    pub(super) fn may_hold_correlation(&self, correlation: &str) -> bool {
+        match (self.index().as_ref(), self.filters.get()) {
+            (Some(index), _) => !index.correlation_parts(correlation).is_empty(),
+            (None, Some(filters)) => filters.may_hold_correlation(correlation),
+            (None, None) => true,
+        }
+    }
+
     pub(super) fn is_retired(&self) -> bool {
         self.retired.load(Ordering::Acquire)
     }
 
     pub(super) fn start_range(&self) -> Option<(i64, i64)> {
         *self.start_range.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Widens the start range by newly committed spans.
+    pub(super) fn extend_start_range(&self, lo: i64, hi: i64) {
+        let mut range = self.start_range.lock().unwrap_or_else(|p| p.into_inner());
+        *range = Some(match *range {
+            Some((a, b)) => (a.min(lo), b.max(hi)),
+            None => (lo, hi),
+        });
+    }
+
+    /// Reads the start range from the file: for a segment opened again unsealed.
+    pub(super) fn read_start_range(conn: &Connection) -> Result<Option<(i64, i64)>, StoreError> {
+        Ok(conn
+            .query_row(
+                "SELECT min(start_ns), max(start_ns) FROM spans HAVING count(*) > 0",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()?)
     }
 
     /// Bytes on disk: the file and its WAL.
@@ -156,17 +200,24 @@ pub(super) struct SealJob {
     pub(super) checkpointer: Option<Checkpointer>,
 }
 
+/// What the sealer's thread does, in order.
+pub(super) enum Job {
+    Seal(SealJob),
+    /// Builds the filters of a segment sealed before this start.
+    Filter(Arc<Segment>),
+}
+
 /// Seals segments one after another on its own thread. Dropping it lets the segment being
 /// sealed finish and leaves the rest to be sealed on the next start.
 pub(super) struct Sealer {
-    jobs: Option<mpsc::Sender<SealJob>>,
+    jobs: Option<mpsc::Sender<Job>>,
     stop: Arc<AtomicBool>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
 
 impl Sealer {
     pub(super) fn start(catalog: PathBuf) -> Result<Self, StoreError> {
-        let (jobs, queue) = mpsc::channel::<SealJob>();
+        let (jobs, queue) = mpsc::channel::<Job>();
         let stop = Arc::new(AtomicBool::new(false));
         let stopping = stop.clone();
         let thread = std::thread::Builder::new()
@@ -176,11 +227,22 @@ impl Sealer {
                     if stopping.load(Ordering::Acquire) {
                         break;
                     }
-                    let id = job.segment.id;
-                    if let Err(e) = seal(&catalog, job) {
-                        tracing::warn!(segment = id, error = %e,
-                            "sealing a segment failed; it stays indexed in memory and is \
-                             sealed again on the next start");
+                    match job {
+                        Job::Seal(job) => {
+                            let id = job.segment.id;
+                            if let Err(e) = seal(&catalog, job) {
+                                tracing::warn!(segment = id, error = %e,
+                                    "sealing a segment failed; it stays indexed in memory \
+                                     and is sealed again on the next start");
+                            }
+                        }
+                        Job::Filter(segment) => {
+                            if let Err(e) = build_filters(&segment) {
+                                tracing::warn!(segment = segment.id, error = %e,
+                                    "cannot build a segment's filters; lookups probe its \
+                                     index instead");
+                            }
+                        }
                     }
                 }
             })?;
@@ -191,7 +253,7 @@ impl Sealer {
         })
     }
 
-    pub(super) fn submit(&self, job: SealJob) {
+    pub(super) fn submit(&self, job: Job) {
         if let Some(jobs) = &self.jobs {
             // The thread only ends when this sender is dropped.
             let _ = jobs.send(job);
@@ -224,13 +286,7 @@ fn seal(catalog: &Path, job: SealJob) -> Result<(), StoreError> {
     // The index sort spills to a temporary file past this cache: memory stays bounded.
     conn.execute_batch("PRAGMA busy_timeout = 10000; PRAGMA cache_size = -16384;")?;
     conn.execute_batch(&format!("BEGIN IMMEDIATE; {SEAL_INDEXES} COMMIT;"))?;
-    let range: Option<(i64, i64)> = conn
-        .query_row(
-            "SELECT min(start_ns), max(start_ns) FROM spans HAVING count(*) > 0",
-            [],
-            |r| Ok((r.get(0)?, r.get(1)?)),
-        )
-        .optional()?;
+    let range = segment.start_range();
     let _ = conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()));
     let cat = Connection::open(catalog)?;
     cat.execute_batch("PRAGMA busy_timeout = 10000;")?;
@@ -238,12 +294,27 @@ fn seal(catalog: &Path, job: SealJob) -> Result<(), StoreError> {
         "UPDATE segments SET state = ?1, min_start_ns = ?2, max_start_ns = ?3 WHERE id = ?4",
         params![SEALED, range.map(|r| r.0), range.map(|r| r.1), segment.id],
     )?;
-    *segment
-        .start_range
-        .lock()
-        .unwrap_or_else(|p| p.into_inner()) = range;
-    // From here lookups use the file's indexes.
-    *segment.index_mut() = None;
+    // From here lookups use the filters and the file's indexes.
+    {
+        let mut index = segment.index_mut();
+        if let Some(open) = index.as_ref() {
+            let _ = segment.filters.set(open.filters());
+        }
+        *index = None;
+    }
     tracing::debug!(segment = segment.id, elapsed = ?started.elapsed(), "segment sealed");
+    Ok(())
+}
+
+fn build_filters(segment: &Segment) -> Result<(), StoreError> {
+    if segment.is_retired() {
+        return Ok(());
+    }
+    let conn = Connection::open_with_flags(
+        &segment.path,
+        rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )?;
+    conn.execute_batch("PRAGMA busy_timeout = 10000;")?;
+    let _ = segment.filters.set(SegmentFilters::read(&conn)?);
     Ok(())
 }

@@ -13,7 +13,7 @@ use rusqlite::{Connection, Transaction, params};
 use super::connections::Checkpointer;
 use super::dictionary::{Dictionary, NewName, OperationName};
 use super::open_index::OpenIndex;
-use super::segment::{self, OPEN, SEALING, SealJob, Sealer, Segment};
+use super::segment::{self, Job, OPEN, SEALING, SealJob, Sealer, Segment};
 use super::{SegmentLimits, Sync};
 use crate::model::{
     Batch, LogRecord, Resource, STATUS_ERROR, SpanKind, SpanRecord, TraceId, now_ns,
@@ -94,6 +94,12 @@ impl Writer {
             for p in &parts {
                 index.add(p.id, &p.trace_id, p.correlation.as_deref());
             }
+        }
+        if let (Some(lo), Some(hi)) = (
+            batch.spans.iter().map(|s| s.start_ns).min(),
+            batch.spans.iter().map(|s| s.start_ns).max(),
+        ) {
+            self.segment.extend_start_range(lo, hi);
         }
         self.rows += (batch.spans.len() + batch.logs.len()) as u64;
         if self.rows >= self.limits.rows || self.segment.disk_bytes() >= self.limits.bytes {
@@ -196,10 +202,10 @@ impl Writer {
         let full = std::mem::replace(&mut self.segment, next);
         let checkpointer = self.checkpointer.replace(checkpointer);
         tracing::debug!(segment = full.id, next = id, "segment full; sealing it");
-        self.sealer.submit(SealJob {
+        self.sealer.submit(Job::Seal(SealJob {
             segment: full,
             checkpointer,
-        });
+        }));
         Ok(())
     }
 }
