@@ -179,6 +179,7 @@ fn help_teaches_and_bad_flags_say_what_to_write() {
         "--otlp-grpc",
         "--retention",
         "--max-disk",
+        "--segment-rows",
         "OTEL_EXPORTER_OTLP_ENDPOINT",
         "Examples:",
     ] {
@@ -189,6 +190,7 @@ fn help_teaches_and_bad_flags_say_what_to_write() {
         ("--retention", "forever", "72h"),
         ("--otlp-http", "localhost", "ADDR"),
         ("--zipkin", "nowhere", "or off"),
+        ("--segment-rows", "5", "1000.."),
     ] {
         let out = Command::new(BIN)
             .args(["collector", flag, value])

@@ -61,7 +61,7 @@ pub struct CollectorArgs {
     sync: SyncArg,
     /// Spans and logs a segment file takes before it is sealed (its trace-ID and
     /// correlation-ID indexes built in one pass, on another thread) and the next one begins.
-    /// The open segment finds IDs through maps in memory: about 100 bytes per trace it holds,
+    /// The open segment finds IDs through maps in memory: about 60 bytes per trace it holds,
     /// twice that while the previous one is being sealed. Smaller segments use less memory;
     /// each lookup then visits more files.
     #[arg(long, value_name = "ROWS", default_value_t = 1_000_000,
