@@ -160,7 +160,9 @@ fn one_request_is_one_story_in_the_collector_across_services_and_async_hops() {
             let has = |service: &str, name: &str| {
                 t["items"].as_array().is_some_and(|a| a.iter().any(|i| i["service"] == service && i["name"] == name))
             };
+            // Each service exports on its own timer: wait for every one this test reads.
             has("gateway", "POST /api/orders")
+                && has("payments", "POST /payments/authorizations")
                 && has("inventory", "POST /reservations/{id}/release")
                 && has("notifications", "order.cancelled process")
                 && has("order-history", "order.cancelled process")
