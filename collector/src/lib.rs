@@ -175,13 +175,15 @@ impl Collector {
                 .and_then(|a| a.or(config.zipkin)),
             http: http.local_addr().unwrap_or(config.http),
         };
-        let metrics = Arc::new(Metrics::default());
+        let budget = payload::BodyBudget::new(config.max_inflight);
+        let mut metrics = Metrics::default();
+        metrics.register_body_budget(budget.held_gauge());
+        let metrics = Arc::new(metrics);
         let (pipeline, committer) =
             Pipeline::start(store.clone(), config.pipeline, metrics.clone());
         let (stop, stopped) = watch::channel(false);
         let mut servers = JoinSet::new();
 
-        let budget = payload::BodyBudget::new(config.max_inflight);
         let receiver = otlp::http::HttpReceiver {
             pipeline: pipeline.clone(),
             metrics: metrics.clone(),

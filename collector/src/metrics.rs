@@ -160,6 +160,15 @@ impl Metrics {
         }
     }
 
+    /// Serves the body budget's gauge of bytes held.
+    pub fn register_body_budget(&mut self, held: Gauge) {
+        self.registry.register(
+            "body_bytes_held",
+            "Bytes of request bodies held in memory now (the limit is --max-inflight)",
+            held,
+        );
+    }
+
     pub fn encode(&self) -> String {
         let mut out = String::new();
         // Writing into a String cannot fail.

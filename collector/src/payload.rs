@@ -7,6 +7,7 @@ use std::io::Read;
 use std::sync::Arc;
 use std::time::Duration;
 
+use prometheus_client::metrics::gauge::Gauge;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, TryAcquireError};
 
 use axum::body::Body;
@@ -45,6 +46,8 @@ const UNIT: usize = 1024;
 pub struct BodyBudget {
     permits: Arc<Semaphore>,
     bytes: usize,
+    /// Bytes reserved now, for `/metrics`: how close the collector runs to the budget.
+    held: Gauge,
 }
 
 impl BodyBudget {
@@ -53,7 +56,13 @@ impl BodyBudget {
         Self {
             permits: Arc::new(Semaphore::new(units)),
             bytes,
+            held: Gauge::default(),
         }
+    }
+
+    /// The gauge of bytes reserved now; clones share it.
+    pub fn held_gauge(&self) -> Gauge {
+        self.held.clone()
     }
 
     /// An empty reservation, to grow as a body arrives.
@@ -100,6 +109,7 @@ impl Reservation {
         })?;
         match self.budget.permits.clone().try_acquire_many_owned(more) {
             Ok(p) => {
+                self.budget.held.inc_by(units_to_bytes(more as usize));
                 match &mut self.permit {
                     Some(held) => held.merge(p),
                     None => self.permit = Some(p),
@@ -113,6 +123,18 @@ impl Reservation {
             }
         }
     }
+}
+
+impl Drop for Reservation {
+    fn drop(&mut self) {
+        if let Some(p) = &self.permit {
+            self.budget.held.dec_by(units_to_bytes(p.num_permits()));
+        }
+    }
+}
+
+fn units_to_bytes(units: usize) -> i64 {
+    i64::try_from(units.saturating_mul(UNIT)).unwrap_or(i64::MAX)
 }
 
 /// Reads the whole body (at most `limit` bytes) and gunzips it if `encoding` says so; the
@@ -257,6 +279,7 @@ mod tests {
             .expect("fits");
         assert_eq!(first.len(), 40 << 10);
         assert_eq!(budget.available(), 24 << 10);
+        assert_eq!(budget.held_gauge().get(), 40 << 10);
         // A second body that would pass the budget while the first is held is refused...
         assert!(matches!(
             read(Body::from(vec![7u8; 40 << 10]), None, 1 << 20, &budget).await,
@@ -277,6 +300,7 @@ mod tests {
         assert_eq!(budget.available(), 24 << 10, "the refusals hold nothing");
         // Once the first is committed (its reservation dropped), there is room again.
         drop(held);
+        assert_eq!(budget.held_gauge().get(), 0);
         let (plain, _held) = read(Body::from(expanding), Some("gzip"), 1 << 20, &budget)
             .await
             .expect("fits now");

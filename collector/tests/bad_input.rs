@@ -505,6 +505,15 @@ fn big_spans(trace: [u8; 16], n: u8) -> Vec<Span> {
         .collect()
 }
 
+/// The collector's `body_bytes_held` gauge, from `/metrics`.
+async fn body_bytes_held(c: &TestCollector) -> u64 {
+    let text = c.metrics().await;
+    text.lines()
+        .find_map(|l| l.strip_prefix("gauntlet_collector_body_bytes_held "))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no body_bytes_held gauge in {text}"))
+}
+
 /// An OTLP/HTTP protobuf export of [`big_spans`], sent with `post`.
 async fn post_big(c: &TestCollector, trace: [u8; 16], n: u8) -> Reply {
     let body = proto_request(big_spans(trace, n)).encode_to_vec();
@@ -533,25 +542,27 @@ async fn bodies_in_flight_stay_within_the_budget_and_what_was_held_still_commits
     slow.write_all(&body[..split])
         .await
         .expect("most of the body");
-    // Let the collector read what arrived.
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    // Wait until the collector has read what arrived: its gauge shows the bytes held. (An
+    // export sent earlier could take the budget first and get the slow one refused.)
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
     loop {
-        // Another 100 KiB export cannot fit beside it: 429 with a retry hint, at once.
-        let r = post_big(&c, [0x52; 16], 100).await;
-        if r.status == 429 {
-            assert_eq!(r.retry_after.as_deref(), Some("1"));
-            let s = proto_status(&r);
-            assert_eq!(s.code, tonic::Code::Unavailable as i32);
-            assert!(s.message.contains("--max-inflight"), "{}", s.message);
+        let held = body_bytes_held(&c).await;
+        if held >= split as u64 {
             break;
         }
         assert!(
             std::time::Instant::now() < deadline,
-            "never refused: {}",
-            r.status
+            "the collector holds {held} of the {split} bytes sent"
         );
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
+    // Another 100 KiB export cannot fit beside it: 429 with a retry hint, at once.
+    let r = post_big(&c, [0x52; 16], 100).await;
+    assert_eq!(r.status, 429);
+    assert_eq!(r.retry_after.as_deref(), Some("1"));
+    let s = proto_status(&r);
+    assert_eq!(s.code, tonic::Code::Unavailable as i32);
+    assert!(s.message.contains("--max-inflight"), "{}", s.message);
     // Over gRPC too: UNAVAILABLE with a RetryInfo, before the message is read.
     let mut client = TraceServiceClient::connect(c.otlp_grpc())
         .await
@@ -592,6 +603,11 @@ async fn bodies_in_flight_stay_within_the_budget_and_what_was_held_still_commits
     // With the budget free again, the refused exports go through on retry.
     let r = post_big(&c, [0x52; 16], 100).await;
     assert_eq!(r.status, 200);
+    assert_eq!(
+        body_bytes_held(&c).await,
+        0,
+        "every reservation was released"
+    );
     still_serving(&c, 1).await;
     c.shutdown().await;
 }
