@@ -31,6 +31,8 @@ done
 
 # A CI run builds once: incremental caches would only double target/ on a small disk.
 export CARGO_INCREMENTAL="${CARGO_INCREMENTAL:-0}"
+# The Pact libraries send usage data unless told not to.
+export PACT_DO_NOT_TRACK=true
 
 echo "==> cargo fmt --check"
 cargo fmt --all -- --check
@@ -40,3 +42,13 @@ echo "==> cargo test"
 cargo test --workspace --all-targets --locked
 echo "==> doc tests"
 cargo test --workspace --doc --locked
+echo "==> contracts: the pacts the consumer tests wrote are the committed ones"
+if git rev-parse --is-inside-work-tree >/dev/null 2>&1; then
+  git diff --exit-code --stat -- contracts/pacts ||
+    { echo "the consumer tests changed contracts/pacts/: review and commit the new pacts" >&2; exit 1; }
+  untracked="$(git ls-files --others --exclude-standard -- contracts/pacts)"
+  [ -z "$untracked" ] || { echo "new pact files to commit: $untracked" >&2; exit 1; }
+fi
+echo "==> contracts: every provider of the running demo against its pacts"
+# The binary `cargo test` built for the CLI's own tests.
+bash scripts/verify-contracts.sh target/debug/gauntlet

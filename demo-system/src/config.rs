@@ -28,6 +28,17 @@ pub struct DemoConfig {
     pub payments: PaymentsConfig,
     /// Resilience of the orders service's calls to inventory and payments.
     pub orders: ResilienceConfig,
+    pub contracts: ContractsConfig,
+}
+
+/// What contract verification needs from the services.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ContractsConfig {
+    /// Serve Pact's `POST /_pact/provider-states` on every provider (and orders' `POST
+    /// /_pact/messages`), so `gauntlet contracts verify` can set each one up. Never in
+    /// production: it writes to the services' databases on request.
+    pub provider_states: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -55,6 +66,7 @@ impl Default for DemoConfig {
             gateway: GatewayConfig::default(),
             payments: PaymentsConfig::default(),
             orders: ResilienceConfig::saga(),
+            contracts: ContractsConfig::default(),
         }
     }
 }

@@ -23,6 +23,7 @@ use crate::platform::client::{HttpClient, service_http};
 use crate::platform::db::DbError;
 use crate::platform::discovery::{Discovery, Routes};
 use crate::platform::outbox::{FeedConsumer, Outbox, feed_client};
+use crate::platform::provider_states;
 use crate::platform::resilience::{ConfigError, ResilienceConfig, Upstream};
 use crate::registry::{self, Registration, Registry, RegistryClient};
 use crate::topology::{InstanceId, Service};
@@ -138,6 +139,15 @@ async fn serve_instance(
         )?))
     };
     let orders_feed = || feed_client("orders", discovery.endpoint(Service::Orders));
+    // Pact's state-change routes, on providers only, only when asked for.
+    let states = config.contracts.provider_states;
+    let with_states = |app: axum::Router, states_router: axum::Router| {
+        if states {
+            app.merge(states_router)
+        } else {
+            app
+        }
+    };
     let mut tasks: JoinSet<std::io::Result<()>> = JoinSet::new();
     match service {
         Service::Registry => {
@@ -151,12 +161,14 @@ async fn serve_instance(
         Service::Inventory => {
             let inv = Inventory::open(&db(service))?;
             publishing(inv.outbox(), &instance);
-            tasks.spawn(serve(listener, inventory::app(inv), until_stopped()));
+            let app = with_states(inventory::app(inv.clone()), provider_states::router(inv));
+            tasks.spawn(serve(listener, app, until_stopped()));
         }
         Service::Payments => {
             let pay = Payments::open(&db(service), config.payments.clone())?;
             publishing(pay.outbox(), &instance);
-            tasks.spawn(serve(listener, payments::app(pay), until_stopped()));
+            let app = with_states(payments::app(pay.clone()), provider_states::router(pay));
+            tasks.spawn(serve(listener, app, until_stopped()));
         }
         Service::Orders => {
             let o = Orders::open(
@@ -180,7 +192,10 @@ async fn serve_instance(
                     }
                 }
             });
-            tasks.spawn(serve(listener, orders::app(o), until_stopped()));
+            let states_router = provider_states::router(o.clone())
+                .merge(orders::provider_states::messages_router(o.clone()));
+            let app = with_states(orders::app(o), states_router);
+            tasks.spawn(serve(listener, app, until_stopped()));
         }
         Service::Notifications => {
             let n = Notifications::open(&db(service))?;
@@ -190,7 +205,8 @@ async fn serve_instance(
         Service::OrderHistory => {
             let h = OrderHistory::open(&db(service))?;
             background(&mut tasks, h.consume(orders_feed()?, until_stopped()));
-            tasks.spawn(serve(listener, order_history::app(h), until_stopped()));
+            let app = with_states(order_history::app(h.clone()), provider_states::router(h));
+            tasks.spawn(serve(listener, app, until_stopped()));
         }
     }
     if service.registers() {

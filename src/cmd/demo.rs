@@ -32,6 +32,7 @@ enum Ports {
   gauntlet demo                          # everything on its documented port, then a burst of traffic
   gauntlet demo --ports auto --no-traffic --data-dir /tmp/demo
   gauntlet demo --disable circuit-breaker --disable retries   # see what they were worth
+  gauntlet demo --ports auto --no-traffic --provider-states   # for `gauntlet contracts verify`
 
 DIR/demo.json says where everything listens; tests, load and chaos tools read it.
 Ctrl-C (or SIGTERM) stops every process the demo started.")]
@@ -60,6 +61,10 @@ pub struct DemoArgs {
     /// Switch a pattern off, to show what it is worth (repeatable).
     #[arg(long, value_name = "PATTERN", value_parser = clap::builder::PossibleValuesParser::new(gauntlet_demo_system::config::PATTERNS))]
     disable: Vec<String>,
+    /// Serve Pact's provider-state routes on every provider, so `gauntlet contracts verify`
+    /// can set each one up (they write to the databases on request: never in production).
+    #[arg(long)]
+    provider_states: bool,
 }
 
 /// Flags of one demo instance; the supervisor sets them.
@@ -145,6 +150,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         Some(f) => DemoConfig::load(f)?,
         None => DemoConfig::default(),
     };
+    config.contracts.provider_states |= args.provider_states;
     for pattern in &args.disable {
         config.disable(pattern)?;
     }

@@ -2,6 +2,7 @@
 
 mod chaos;
 mod collector;
+mod contracts;
 mod demo;
 mod load;
 
@@ -35,6 +36,8 @@ enum Command {
     Load(Box<load::LoadArgs>),
     /// Inject faults (a Toxiproxy-compatible proxy) and run chaos experiments on the demo.
     Chaos(chaos::ChaosArgs),
+    /// Consumer-driven contracts (Pact): verify a running provider against its pacts.
+    Contracts(contracts::ContractsArgs),
     /// Run one demo service instance (the demo's supervisor starts these).
     #[command(hide = true)]
     DemoService(demo::ServiceArgs),
@@ -52,6 +55,7 @@ impl Cli {
             Command::DemoService(args) => demo::run_service(args).await.map(|()| ExitCode::SUCCESS),
             Command::Load(args) => load::run(*args).await,
             Command::Chaos(args) => chaos::run(args).await,
+            Command::Contracts(args) => contracts::run(args).await,
         }
     }
 }

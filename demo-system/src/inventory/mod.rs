@@ -7,6 +7,7 @@
 pub mod api;
 pub mod client;
 pub mod db;
+pub mod provider_states;
 pub mod server;
 
 pub use api::{CATALOG, Item, Product, Reservation, ReservationStatus, ReserveRequest};

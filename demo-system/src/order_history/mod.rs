@@ -6,6 +6,7 @@
 pub mod api;
 pub mod client;
 pub mod db;
+pub mod provider_states;
 pub mod server;
 
 pub use api::{HistoryStep, OrderHistoryView, OrderView};

@@ -8,6 +8,7 @@
 pub mod api;
 pub mod client;
 pub mod db;
+pub mod provider_states;
 pub mod saga;
 pub mod server;
 

@@ -107,6 +107,38 @@ impl Orders {
             .await
     }
 
+    /// Stores `order` (pending) as placing it does, then moves it to `status` as a saga step
+    /// does, each with its event: what contract verification starts from. An order with the
+    /// same ID is replaced.
+    pub(super) async fn stage(
+        &self,
+        order: Order,
+        status: OrderStatus,
+        payment_id: Option<String>,
+        reason: Option<String>,
+    ) -> Result<Order, DbError> {
+        let id = order.id.clone();
+        self.outbox
+            .transaction(move |tx| {
+                tx.execute("DELETE FROM orders WHERE id = ?1", [&order.id])?;
+                db::insert(tx, &order)?;
+                Outbox::append(
+                    tx,
+                    &NewEvent::new(order.status.event_kind(), &order.id, &order)?,
+                )?;
+                Ok(())
+            })
+            .await?;
+        if status == OrderStatus::Pending {
+            return self
+                .order(&id)
+                .await?
+                .ok_or_else(|| DbError::Aborted(format!("order {id} vanished")));
+        }
+        self.transition(&id, OrderStatus::Pending, status, payment_id, reason)
+            .await
+    }
+
     /// Runs the saga of `id` forward until it finishes or must wait for a dependency.
     pub async fn advance(&self, id: &str) -> Result<Order, DbError> {
         let mut order = self

@@ -54,6 +54,10 @@ impl Payments {
     pub fn outbox(&self) -> &Outbox {
         &self.outbox
     }
+
+    pub fn config(&self) -> &PaymentsConfig {
+        &self.config
+    }
 }
 
 pub fn app(payments: Payments) -> Router {

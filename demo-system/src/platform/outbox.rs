@@ -276,32 +276,63 @@ impl Outbox {
         }
         self.db.read(move |tx| rows_after(tx, after, limit)).await
     }
+
+    /// The newest event of type `kind` about `aggregate_id`, exactly as the feed serves it.
+    pub async fn latest(&self, aggregate_id: &str, kind: &str) -> Result<Option<Event>, DbError> {
+        if self.in_memory() {
+            let mem = self.memory.events.lock().unwrap_or_else(|p| p.into_inner());
+            return Ok(mem
+                .iter()
+                .rev()
+                .find(|e| e.aggregate_id == aggregate_id && e.kind == kind)
+                .cloned());
+        }
+        let (aggregate_id, kind) = (aggregate_id.to_string(), kind.to_string());
+        self.db
+            .read(move |tx| {
+                Ok(tx
+                    .query_row(
+                        &format!(
+                            "SELECT {EVENT_COLUMNS} FROM outbox WHERE aggregate_id = ?1 AND type = ?2
+                             ORDER BY seq DESC LIMIT 1"
+                        ),
+                        params![aggregate_id, kind],
+                        event_row,
+                    )
+                    .optional()?)
+            })
+            .await
+    }
 }
 
 /// Outbox rows after `after`, in order.
 fn rows_after(conn: &Connection, after: i64, limit: usize) -> Result<Vec<Event>, DbError> {
-    let mut stmt = conn.prepare_cached(
-        "SELECT seq, id, type, aggregate_id, payload, traceparent, baggage, created_unix_ms
-         FROM outbox WHERE seq > ?1 ORDER BY seq LIMIT ?2",
-    )?;
+    let mut stmt = conn.prepare_cached(&format!(
+        "SELECT {EVENT_COLUMNS} FROM outbox WHERE seq > ?1 ORDER BY seq LIMIT ?2"
+    ))?;
     let events = stmt
         .query_map(
             params![after, i64::try_from(limit).unwrap_or(i64::MAX)],
-            |r| {
-                Ok(Event {
-                    seq: r.get(0)?,
-                    id: text_column(r, 1, |s| Uuid::parse_str(s).ok())?,
-                    kind: r.get(2)?,
-                    aggregate_id: r.get(3)?,
-                    payload: json_column(r, 4)?,
-                    traceparent: r.get(5)?,
-                    baggage: r.get(6)?,
-                    created_unix_ms: r.get(7)?,
-                })
-            },
+            event_row,
         )?
         .collect::<Result<Vec<_>, _>>()?;
     Ok(events)
+}
+
+const EVENT_COLUMNS: &str =
+    "seq, id, type, aggregate_id, payload, traceparent, baggage, created_unix_ms";
+
+fn event_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Event> {
+    Ok(Event {
+        seq: r.get(0)?,
+        id: text_column(r, 1, |s| Uuid::parse_str(s).ok())?,
+        kind: r.get(2)?,
+        aggregate_id: r.get(3)?,
+        payload: json_column(r, 4)?,
+        traceparent: r.get(5)?,
+        baggage: r.get(6)?,
+        created_unix_ms: r.get(7)?,
+    })
 }
 
 #[derive(Debug, Deserialize)]
@@ -449,38 +480,45 @@ impl Consumer {
             .body;
         let mut applied = 0;
         for event in page.events {
-            let span = super::telemetry::consumer_span(
-                &event.kind,
-                event.traceparent.as_deref(),
-                event.baggage.as_deref(),
-            );
-            let (apply, feed, event_id) = (apply.clone(), self.feed.clone(), event.id);
-            let fresh = self
-                .db
-                .write(move |tx| {
-                    let seen = tx.execute(
-                        "INSERT OR IGNORE INTO processed_events (id, processed_unix_ms) VALUES (?1, ?2)",
-                        params![event.id.to_string(), super::http::now_unix_ms()],
-                    )? == 0;
-                    if !seen {
-                        apply(tx, &event).map_err(DbError::Aborted)?;
-                    }
-                    tx.execute(
-                        "INSERT INTO consumer_cursors (feed, after) VALUES (?1, ?2)
-                         ON CONFLICT (feed) DO UPDATE SET after = excluded.after",
-                        params![feed, event.seq],
-                    )?;
-                    Ok(!seen)
-                })
-                .instrument(span)
-                .await
-                .map_err(|e| match e {
-                    DbError::Aborted(reason) => OutboxError::Handler { event_id, reason },
-                    other => OutboxError::Db(other),
-                })?;
-            applied += usize::from(fresh);
+            applied += usize::from(self.deliver(apply, event).await?);
         }
         Ok(applied)
+    }
+
+    /// Applies one event as [`Consumer::poll_once`] does: `apply` runs in the transaction
+    /// that records the event as processed and moves the cursor to it; `false` if this
+    /// consumer had processed it before (nothing is applied twice).
+    pub async fn deliver(&self, apply: &impl Apply, event: Event) -> Result<bool, OutboxError> {
+        let span = super::telemetry::consumer_span(
+            &event.kind,
+            event.traceparent.as_deref(),
+            event.baggage.as_deref(),
+        );
+        let (apply, feed, event_id) = (apply.clone(), self.feed.clone(), event.id);
+        let fresh = self
+            .db
+            .write(move |tx| {
+                let seen = tx.execute(
+                    "INSERT OR IGNORE INTO processed_events (id, processed_unix_ms) VALUES (?1, ?2)",
+                    params![event.id.to_string(), super::http::now_unix_ms()],
+                )? == 0;
+                if !seen {
+                    apply(tx, &event).map_err(DbError::Aborted)?;
+                }
+                tx.execute(
+                    "INSERT INTO consumer_cursors (feed, after) VALUES (?1, ?2)
+                     ON CONFLICT (feed) DO UPDATE SET after = excluded.after",
+                    params![feed, event.seq],
+                )?;
+                Ok(!seen)
+            })
+            .instrument(span)
+            .await
+            .map_err(|e| match e {
+                DbError::Aborted(reason) => OutboxError::Handler { event_id, reason },
+                other => OutboxError::Db(other),
+            })?;
+        Ok(fresh)
     }
 
     /// Polls until `shutdown` resolves, backing off while the feed is unreachable.

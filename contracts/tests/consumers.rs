@@ -1,0 +1,527 @@
+//! Consumer contract tests: each drives the consumer's own typed client (the one the service
+//! really calls its provider with) against Pact's mock server, or feeds a Pact message to
+//! the consumer's own event handler, and on success writes the V4 pact to
+//! `contracts/pacts/`. Provider states are the providers' own constants, so a state a
+//! provider does not know cannot be written here.
+
+use gauntlet_contracts::PACTS_DIR;
+use gauntlet_demo_system::gateway::GatewayConfig;
+use gauntlet_demo_system::inventory::provider_states as inventory_states;
+use gauntlet_demo_system::inventory::{InventoryClient, ReserveRequest};
+use gauntlet_demo_system::notifications::{NotificationQuery, Notifications};
+use gauntlet_demo_system::order_history::provider_states as history_states;
+use gauntlet_demo_system::order_history::{OrderHistory, OrderHistoryClient};
+use gauntlet_demo_system::orders::provider_states as orders_states;
+use gauntlet_demo_system::orders::{Item, OrderStatus, OrdersClient, PlaceOrder};
+use gauntlet_demo_system::payments::provider_states as payments_states;
+use gauntlet_demo_system::payments::{AuthorizationStatus, AuthorizeRequest, PaymentsClient};
+use gauntlet_demo_system::platform::client::{ClientError, HttpClient};
+use gauntlet_demo_system::platform::outbox::{Event, FeedConsumer};
+use gauntlet_demo_system::platform::resilience::ResilienceConfig;
+use pact_consumer::prelude::*;
+use serde_json::json;
+
+const UUID: &str = "^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$";
+const ORDER_STATUS: &str =
+    "^(pending|stock_reserved|payment_authorized|confirmed|compensating|cancelled|rejected)$";
+
+fn pact(consumer: &str, provider: &str) -> PactBuilder {
+    let mut p = PactBuilder::new_v4(consumer, provider);
+    p.with_output_dir(PACTS_DIR);
+    p
+}
+
+/// A typed-call client for `provider` at the mock server, with the consumer's resilience.
+fn client(provider: &str, server: &dyn ValidatingMockServer, r: &ResilienceConfig) -> HttpClient {
+    let url = server.url().to_string();
+    HttpClient::at(provider, url.trim_end_matches('/'), r).expect("client")
+}
+
+fn gateway() -> ResilienceConfig {
+    GatewayConfig::default().resilience
+}
+
+fn saga() -> ResilienceConfig {
+    ResilienceConfig::saga()
+}
+
+/// An order as its consumers read it; `payment_id` and `reason` are left out where the
+/// consumer does not need them (absent is `None` to it).
+fn order_pattern(id: &str, status: JsonPattern) -> JsonPattern {
+    json_pattern!({
+        "id": like!(id),
+        "customer_id": like!("cust-pact"),
+        "items": each_like!({"sku": like!("SKU-KEYBOARD"), "quantity": like!(1)}),
+        "total_cents": like!(8900),
+        "status": status
+    })
+}
+
+fn reached(order_id: &str, status: &str) -> serde_json::Value {
+    json!({"order_id": order_id, "customer_id": "cust-pact", "status": status})
+}
+
+mod gateway_to_inventory {
+    use super::*;
+
+    #[tokio::test]
+    async fn the_gateway_lists_products() {
+        let mut p = pact("gateway", "inventory");
+        p.interaction("a request for the product list", "", |mut i| {
+            i.given(inventory_states::IN_STOCK);
+            i.request.get().path("/products");
+            i.response.ok().json_body(each_like!({
+                "sku": term!("^SKU-[A-Z]+$", "SKU-KEYBOARD"),
+                "name": like!("Mechanical keyboard"),
+                "price_cents": like!(8900),
+                "stock": like!(120)
+            }));
+            i
+        });
+        let server = p.start_mock_server(None, None);
+        let inventory = InventoryClient::new(client("inventory", &*server, &gateway()));
+        let products = inventory.products().await.expect("products");
+        assert_eq!(products.len(), 1);
+        assert_eq!(products[0].sku, "SKU-KEYBOARD");
+        assert_eq!(products[0].stock, 120);
+    }
+}
+
+mod gateway_to_orders {
+    use super::*;
+
+    #[tokio::test]
+    async fn the_gateway_places_an_order() {
+        let mut p = pact("gateway", "orders");
+        p.interaction("a request to place an order", "", |mut i| {
+            i.request
+                .post()
+                .path("/orders")
+                .content_type("application/json")
+                .json_body(json_pattern!({
+                    "customer_id": like!("cust-pact"),
+                    "items": each_like!({"sku": like!("SKU-KEYBOARD"), "quantity": like!(1)})
+                }));
+            i.response.created().json_body(order_pattern(
+                "ord-1",
+                term!(ORDER_STATUS, "confirmed").into(),
+            ));
+            i
+        });
+        let server = p.start_mock_server(None, None);
+        let orders = OrdersClient::new(client("orders", &*server, &gateway()));
+        let req = PlaceOrder {
+            customer_id: "cust-pact".into(),
+            items: vec![Item {
+                sku: "SKU-KEYBOARD".into(),
+                quantity: 1,
+            }],
+        };
+        let placed = orders.place(&req, None).await.expect("placed");
+        assert_eq!(placed.status, 201);
+        assert_eq!(placed.body.status, OrderStatus::Confirmed);
+        assert_eq!(placed.body.payment_id, None, "not in the contract: absent");
+    }
+
+    #[tokio::test]
+    async fn the_gateway_reads_an_order_and_relays_an_unknown_one() {
+        let mut p = pact("gateway", "orders");
+        p.interaction("a request for an order", "", |mut i| {
+            i.given_with_params(
+                orders_states::ORDER_REACHED,
+                &reached("ord-pact-1", "confirmed"),
+            );
+            i.request.get().path("/orders/ord-pact-1");
+            i.response
+                .ok()
+                .json_body(order_pattern("ord-pact-1", like!("confirmed").into()));
+            i
+        });
+        p.interaction("a request for an order that does not exist", "", |mut i| {
+            i.request.get().path("/orders/ord-unknown");
+            i.response
+                .not_found()
+                .json_body(json_pattern!({"error": like!("no order ord-unknown")}));
+            i
+        });
+        let server = p.start_mock_server(None, None);
+        let orders = OrdersClient::new(client("orders", &*server, &gateway()));
+        let order = orders.order("ord-pact-1").await.expect("order");
+        assert_eq!(order.id, "ord-pact-1");
+        let err = orders.order("ord-unknown").await.expect_err("unknown");
+        assert_eq!(err.refused_status(), Some(404), "{err}");
+    }
+}
+
+mod gateway_to_order_history {
+    use super::*;
+
+    #[tokio::test]
+    async fn the_gateway_lists_a_customers_orders() {
+        let mut p = pact("gateway", "order-history");
+        p.interaction("a request for a customer's orders", "", |mut i| {
+            i.given_with_params(
+                history_states::CUSTOMER_HAS_ORDER,
+                &json!({"customer_id": "cust-pact", "order_id": "ord-pact-2"}),
+            );
+            i.request.get().path("/customers/cust-pact/orders");
+            i.response.ok().json_body(each_like!({
+                "order_id": like!("ord-pact-2"),
+                "customer_id": like!("cust-pact"),
+                "status": term!(ORDER_STATUS, "confirmed"),
+                "total_cents": like!(8900),
+                "items": each_like!({"sku": like!("SKU-KEYBOARD"), "quantity": like!(1)})
+            }));
+            i
+        });
+        let server = p.start_mock_server(None, None);
+        let history = OrderHistoryClient::new(client("order-history", &*server, &gateway()));
+        let orders = history.customer_orders("cust-pact").await.expect("orders");
+        assert_eq!(orders.len(), 1);
+        assert_eq!(orders[0].status, OrderStatus::Confirmed);
+    }
+}
+
+mod orders_to_inventory {
+    use super::*;
+
+    fn reservation(id: &str, sku: &str) -> ReserveRequest {
+        ReserveRequest {
+            reservation_id: id.into(),
+            items: vec![Item {
+                sku: sku.into(),
+                quantity: 1,
+            }],
+        }
+    }
+
+    #[tokio::test]
+    async fn the_saga_reserves_stock_or_learns_there_is_none() {
+        let mut p = pact("orders", "inventory");
+        p.interaction("a reservation of stock", "", |mut i| {
+            i.given(inventory_states::IN_STOCK);
+            i.given_with_params(
+                inventory_states::NO_RESERVATION,
+                &json!({"reservation_id": "ord-pact-3"}),
+            );
+            i.request
+                .post()
+                .path("/reservations")
+                .content_type("application/json")
+                .json_body(json_pattern!({
+                    // Exact: it tells this interaction from the next one.
+                    "reservation_id": "ord-pact-3",
+                    "items": each_like!({"sku": like!("SKU-KEYBOARD"), "quantity": like!(1)})
+                }));
+            i.response.created().json_body(json_pattern!({
+                "reservation_id": like!("ord-pact-3"),
+                "status": "reserved",
+                "items": each_like!({"sku": like!("SKU-KEYBOARD"), "quantity": like!(1)})
+            }));
+            i
+        });
+        p.interaction("a reservation the stock cannot cover", "", |mut i| {
+            i.given_with_params(inventory_states::OUT_OF_STOCK, &json!({"sku": "SKU-LAMP"}));
+            i.given_with_params(
+                inventory_states::NO_RESERVATION,
+                &json!({"reservation_id": "ord-pact-4"}),
+            );
+            i.request
+                .post()
+                .path("/reservations")
+                .content_type("application/json")
+                .json_body(json_pattern!({
+                    "reservation_id": "ord-pact-4",
+                    "items": each_like!({"sku": like!("SKU-LAMP"), "quantity": like!(1)})
+                }));
+            i.response
+                .status(409)
+                .json_body(json_pattern!({"error": like!("not enough SKU-LAMP")}));
+            i
+        });
+        let server = p.start_mock_server(None, None);
+        let inventory = InventoryClient::new(client("inventory", &*server, &saga()));
+        let made = inventory
+            .reserve(&reservation("ord-pact-3", "SKU-KEYBOARD"))
+            .await
+            .expect("reserved");
+        assert_eq!(made.status, 201);
+        let refused = inventory
+            .reserve(&reservation("ord-pact-4", "SKU-LAMP"))
+            .await
+            .expect_err("no stock");
+        assert!(
+            matches!(&refused, ClientError::Refused { status: 409, message, .. } if message.contains("SKU-LAMP")),
+            "{refused}"
+        );
+    }
+
+    #[tokio::test]
+    async fn the_saga_confirms_and_releases_reservations() {
+        let mut p = pact("orders", "inventory");
+        for (id, action, status) in [
+            ("res-pact-1", "confirm", "confirmed"),
+            ("res-pact-2", "release", "released"),
+        ] {
+            p.interaction(
+                format!("a request to {action} a held reservation"),
+                String::new(),
+                |mut i| {
+                    i.given_with_params(
+                        inventory_states::RESERVATION_HELD,
+                        &json!({"reservation_id": id, "sku": "SKU-KEYBOARD", "quantity": 1}),
+                    );
+                    i.request
+                        .post()
+                        .path(format!("/reservations/{id}/{action}"))
+                        .content_type("application/json")
+                        .json_body(json!({}));
+                    i.response.ok().json_body(json_pattern!({
+                        "reservation_id": like!(id),
+                        "status": status,
+                        "items": each_like!({"sku": like!("SKU-KEYBOARD"), "quantity": like!(1)})
+                    }));
+                    i
+                },
+            );
+        }
+        let server = p.start_mock_server(None, None);
+        let inventory = InventoryClient::new(client("inventory", &*server, &saga()));
+        let confirmed = inventory.confirm("res-pact-1").await.expect("confirmed");
+        assert_eq!(confirmed.status.as_str(), "confirmed");
+        let released = inventory.release("res-pact-2").await.expect("released");
+        assert_eq!(released.status.as_str(), "released");
+    }
+}
+
+mod orders_to_payments {
+    use super::*;
+
+    fn authorization(status: &str) -> JsonPattern {
+        json_pattern!({
+            "id": like!("auth-1"),
+            "order_id": like!("ord-pact-5"),
+            "amount_cents": like!(8900),
+            "status": status
+        })
+    }
+
+    #[tokio::test]
+    async fn the_saga_gets_an_authorization_or_a_decline() {
+        let mut p = pact("orders", "payments");
+        p.interaction("an authorization of an order's amount", "", |mut i| {
+            i.request
+                .post()
+                .path("/payments/authorizations")
+                .content_type("application/json")
+                .json_body(json_pattern!({"order_id": "ord-pact-5", "amount_cents": like!(8900)}));
+            i.response.created().json_body(authorization("authorized"));
+            i
+        });
+        p.interaction("an authorization that is declined", "", |mut i| {
+            i.given_with_params(payments_states::DECLINES, &json!({"cents": 13}));
+            i.request
+                .post()
+                .path("/payments/authorizations")
+                .content_type("application/json")
+                .json_body(json_pattern!({"order_id": "ord-pact-6", "amount_cents": 3413}));
+            i.response.status(402).json_body(json_pattern!({
+                "id": like!("auth-2"),
+                "order_id": like!("ord-pact-6"),
+                "amount_cents": like!(3413),
+                "status": "declined",
+                "reason": like!("amounts ending in 13 cents are declined")
+            }));
+            i
+        });
+        let server = p.start_mock_server(None, None);
+        let payments = PaymentsClient::new(client("payments", &*server, &saga()));
+        let ok = payments
+            .authorize(
+                &AuthorizeRequest {
+                    order_id: "ord-pact-5".into(),
+                    amount_cents: 8900,
+                },
+                None,
+            )
+            .await
+            .expect("authorized");
+        assert_eq!(ok.status, AuthorizationStatus::Authorized);
+        let declined = payments
+            .authorize(
+                &AuthorizeRequest {
+                    order_id: "ord-pact-6".into(),
+                    amount_cents: 3413,
+                },
+                None,
+            )
+            .await
+            .expect("a decline is an answer");
+        assert_eq!(declined.status, AuthorizationStatus::Declined);
+        assert!(declined.reason.is_some());
+    }
+
+    #[tokio::test]
+    async fn the_saga_refunds_an_authorization() {
+        let mut p = pact("orders", "payments");
+        p.interaction("a refund of an authorization", "", |mut i| {
+            i.given_with_params(
+                payments_states::AUTHORIZED,
+                &json!({"authorization_id": "auth-pact-1", "order_id": "ord-pact-7", "amount_cents": 8900}),
+            );
+            i.request
+                .post()
+                .path("/payments/authorizations/auth-pact-1/refund")
+                .content_type("application/json")
+                .json_body(json!({}));
+            i.response.ok().json_body(json_pattern!({
+                "id": like!("auth-pact-1"),
+                "order_id": like!("ord-pact-7"),
+                "amount_cents": like!(8900),
+                "status": "refunded"
+            }));
+            i
+        });
+        let server = p.start_mock_server(None, None);
+        let payments = PaymentsClient::new(client("payments", &*server, &saga()));
+        let refunded = payments
+            .refund("auth-pact-1", None)
+            .await
+            .expect("refunded");
+        assert_eq!(refunded.status, AuthorizationStatus::Refunded);
+    }
+}
+
+/// The order events, as message pacts: what the feed serves, fed to the consumer's own
+/// handler through the consumer's own delivery path (dedup, cursor, transaction).
+mod order_events {
+    use super::*;
+
+    fn event(n: usize, order_id: &str, kind: &str, status: &str, reason: bool) -> JsonPattern {
+        let mut payload = json!({
+            "id": order_id,
+            "customer_id": "cust-pact",
+            "items": [{"sku": "SKU-KEYBOARD", "quantity": 1}],
+            "total_cents": 8900,
+            "status": status,
+        });
+        if reason {
+            payload["reason"] = json!("not enough SKU-KEYBOARD");
+        }
+        json_pattern!({
+            "seq": like!(1),
+            "id": term!(UUID, format!("0190b4b2-6f7e-7c0e-9d4c-1b2a3c4d5e{n:02x}")),
+            "type": kind,
+            "aggregate_id": like!(order_id),
+            "payload": like!(payload),
+            "created_unix_ms": like!(1_700_000_000_000_i64)
+        })
+    }
+
+    fn messages(p: &mut PactBuilder, cases: &[(&str, &str, bool)]) {
+        for (n, (order_id, status, reason)) in cases.iter().enumerate() {
+            let kind = format!("order.{status}");
+            let mut state = reached(order_id, status);
+            if *reason {
+                state["reason"] = json!("not enough SKU-KEYBOARD");
+            }
+            p.message_interaction(format!("an {kind} event"), |mut i| {
+                i.given_with_params(orders_states::ORDER_REACHED, &state);
+                i.json_body(event(n, order_id, &kind, status, *reason));
+                i
+            });
+        }
+    }
+
+    fn decode(contents: Option<bytes::Bytes>) -> Event {
+        let bytes = contents.expect("a message body");
+        serde_json::from_slice(&bytes).expect("an Event")
+    }
+
+    /// The feed client a consumer is built with; delivery does not call it.
+    fn unused_feed() -> HttpClient {
+        HttpClient::at("orders", "http://127.0.0.1:9", &saga()).expect("client")
+    }
+
+    #[tokio::test]
+    async fn notifications_tell_customers_about_finished_orders() {
+        let mut p = pact("notifications", "orders");
+        messages(
+            &mut p,
+            &[
+                ("ord-pact-8", "confirmed", false),
+                ("ord-pact-9", "rejected", true),
+            ],
+        );
+        let dir = tempfile::tempdir().expect("tempdir");
+        let n = Notifications::open(&dir.path().join("n.sqlite")).expect("db");
+        let consumer = n.consumer(unused_feed());
+        let mut seen = 0;
+        for m in p.messages() {
+            let e = decode(m.contents.contents.value());
+            assert!(
+                consumer
+                    .deliver(&Notifications::apply, e.clone())
+                    .await
+                    .expect("applied")
+            );
+            assert!(
+                !consumer
+                    .deliver(&Notifications::apply, e)
+                    .await
+                    .expect("again"),
+                "applied once"
+            );
+            seen += 1;
+        }
+        assert_eq!(seen, 2);
+        let all = n
+            .list(NotificationQuery {
+                customer_id: Some("cust-pact".into()),
+                order_id: None,
+            })
+            .await
+            .expect("list");
+        let kinds: Vec<_> = all.iter().map(|n| n.kind.as_str()).collect();
+        assert_eq!(kinds, ["order_confirmed", "order_rejected"]);
+        assert!(
+            all[1].message.contains("not enough SKU-KEYBOARD"),
+            "{}",
+            all[1].message
+        );
+    }
+
+    #[tokio::test]
+    async fn order_history_follows_every_step() {
+        let mut p = pact("order-history", "orders");
+        messages(
+            &mut p,
+            &[
+                ("ord-pact-10", "pending", false),
+                ("ord-pact-10", "confirmed", false),
+            ],
+        );
+        let dir = tempfile::tempdir().expect("tempdir");
+        let h = OrderHistory::open(&dir.path().join("h.sqlite")).expect("db");
+        let consumer = h.consumer(unused_feed());
+        for (seq, m) in p.messages().enumerate() {
+            let mut e = decode(m.contents.contents.value());
+            // In feed order.
+            e.seq = seq as i64 + 1;
+            assert!(
+                consumer
+                    .deliver(&OrderHistory::apply, e)
+                    .await
+                    .expect("applied")
+            );
+        }
+        let view = h
+            .history("ord-pact-10")
+            .await
+            .expect("read")
+            .expect("known");
+        assert_eq!(view.order.status, OrderStatus::Confirmed);
+        let steps: Vec<_> = view.history.iter().map(|s| s.status).collect();
+        assert_eq!(steps, [OrderStatus::Pending, OrderStatus::Confirmed]);
+    }
+}
