@@ -4,8 +4,10 @@
 //! against a running provider with `pact_verifier` and says, per interaction, what broke.
 //!
 //! [`pacts`] finds the pact files that name a provider · [`verify`] runs the verification
-//! and reports it · [`states`] sets provider states up · [`junit`] writes the report for CI.
+//! and reports it · [`states`] sets provider states up · [`junit`] writes the report for CI ·
+//! [`drift`] sets the interactions the collector saw against the pacts.
 
+pub mod drift;
 pub mod junit;
 pub mod pacts;
 pub mod states;
@@ -41,6 +43,8 @@ pub enum ContractsError {
     NothingVerified { provider: String },
     #[error("verification could not run: {0}")]
     Verifier(String),
+    #[error("cannot read traces from the collector ({url}): {reason}")]
+    Collector { url: String, reason: String },
     #[error("cannot write the JUnit report {path}: {reason}")]
     Junit { path: String, reason: String },
 }

@@ -257,6 +257,39 @@ mod orders_to_inventory {
     }
 
     #[tokio::test]
+    async fn the_saga_prices_an_order_from_the_product() {
+        let mut p = pact("orders", "inventory");
+        p.interaction("a request for a product", "", |mut i| {
+            i.given(inventory_states::IN_STOCK);
+            i.request.get().path("/products/SKU-KEYBOARD");
+            i.response.ok().json_body(json_pattern!({
+                "sku": "SKU-KEYBOARD",
+                "name": like!("Mechanical keyboard"),
+                "price_cents": like!(8900),
+                "stock": like!(120)
+            }));
+            i
+        });
+        p.interaction(
+            "a request for a product that does not exist",
+            "",
+            |mut i| {
+                i.request.get().path("/products/SKU-NONE");
+                i.response
+                    .not_found()
+                    .json_body(json_pattern!({"error": like!("no product SKU-NONE")}));
+                i
+            },
+        );
+        let server = p.start_mock_server(None, None);
+        let inventory = InventoryClient::new(client("inventory", &*server, &saga()));
+        let product = inventory.product("SKU-KEYBOARD").await.expect("product");
+        assert_eq!(product.price_cents, 8900);
+        let err = inventory.product("SKU-NONE").await.expect_err("unknown");
+        assert_eq!(err.refused_status(), Some(404), "{err}");
+    }
+
+    #[tokio::test]
     async fn the_saga_confirms_and_releases_reservations() {
         let mut p = pact("orders", "inventory");
         for (id, action, status) in [
@@ -382,6 +415,21 @@ mod orders_to_payments {
             }));
             i
         });
+        p.interaction("a refund of a declined authorization", "", |mut i| {
+            i.given_with_params(
+                payments_states::DECLINED,
+                &json!({"authorization_id": "auth-pact-2", "order_id": "ord-pact-11", "amount_cents": 3413}),
+            );
+            i.request
+                .post()
+                .path("/payments/authorizations/auth-pact-2/refund")
+                .content_type("application/json")
+                .json_body(json!({}));
+            i.response.status(409).json_body(json_pattern!({
+                "error": like!("authorization auth-pact-2 was declined: there is nothing to refund")
+            }));
+            i
+        });
         let server = p.start_mock_server(None, None);
         let payments = PaymentsClient::new(client("payments", &*server, &saga()));
         let refunded = payments
@@ -389,6 +437,9 @@ mod orders_to_payments {
             .await
             .expect("refunded");
         assert_eq!(refunded.status, AuthorizationStatus::Refunded);
+        // The saga takes 409 to mean: declined, nothing to refund.
+        let declined = payments.refund("auth-pact-2", None).await.expect_err("409");
+        assert_eq!(declined.refused_status(), Some(409), "{declined}");
     }
 }
 
@@ -451,6 +502,7 @@ mod order_events {
             &[
                 ("ord-pact-8", "confirmed", false),
                 ("ord-pact-9", "rejected", true),
+                ("ord-pact-12", "cancelled", true),
             ],
         );
         let dir = tempfile::tempdir().expect("tempdir");
@@ -474,7 +526,7 @@ mod order_events {
             );
             seen += 1;
         }
-        assert_eq!(seen, 2);
+        assert_eq!(seen, 3);
         let all = n
             .list(NotificationQuery {
                 customer_id: Some("cust-pact".into()),
@@ -483,7 +535,10 @@ mod order_events {
             .await
             .expect("list");
         let kinds: Vec<_> = all.iter().map(|n| n.kind.as_str()).collect();
-        assert_eq!(kinds, ["order_confirmed", "order_rejected"]);
+        assert_eq!(
+            kinds,
+            ["order_confirmed", "order_rejected", "order_cancelled"]
+        );
         assert!(
             all[1].message.contains("not enough SKU-KEYBOARD"),
             "{}",
@@ -498,7 +553,12 @@ mod order_events {
             &mut p,
             &[
                 ("ord-pact-10", "pending", false),
+                ("ord-pact-10", "stock_reserved", false),
+                ("ord-pact-10", "payment_authorized", false),
                 ("ord-pact-10", "confirmed", false),
+                ("ord-pact-13", "compensating", true),
+                ("ord-pact-13", "cancelled", true),
+                ("ord-pact-14", "rejected", true),
             ],
         );
         let dir = tempfile::tempdir().expect("tempdir");
@@ -522,6 +582,26 @@ mod order_events {
             .expect("known");
         assert_eq!(view.order.status, OrderStatus::Confirmed);
         let steps: Vec<_> = view.history.iter().map(|s| s.status).collect();
-        assert_eq!(steps, [OrderStatus::Pending, OrderStatus::Confirmed]);
+        use OrderStatus::*;
+        assert_eq!(
+            steps,
+            [Pending, StockReserved, PaymentAuthorized, Confirmed]
+        );
+        let cancelled = h
+            .history("ord-pact-13")
+            .await
+            .expect("read")
+            .expect("known");
+        assert_eq!(cancelled.order.status, Cancelled);
+        assert_eq!(
+            cancelled.history[1].reason.as_deref(),
+            Some("not enough SKU-KEYBOARD")
+        );
+        let rejected = h
+            .history("ord-pact-14")
+            .await
+            .expect("read")
+            .expect("known");
+        assert_eq!(rejected.order.status, Rejected);
     }
 }

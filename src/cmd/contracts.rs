@@ -1,12 +1,13 @@
-//! `gauntlet contracts verify`: a running provider against every pact that names it, with
-//! `pact_verifier`; flags → the contracts crate, glue only.
+//! `gauntlet contracts verify` (a running provider against every pact that names it, with
+//! `pact_verifier`) and `gauntlet contracts drift` (the pacts against the traffic the
+//! collector saw); flags → the contracts crate, glue only.
 
 use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Args, Subcommand};
-use gauntlet_contracts::{VerifyConfig, junit, pacts, verify};
+use gauntlet_contracts::{VerifyConfig, drift, junit, pacts, verify};
 
 #[derive(Debug, Args)]
 pub struct ContractsArgs {
@@ -29,6 +30,30 @@ enum ContractsCommand {
 Pacts are written by the consumer tests (cargo test -p gauntlet-contracts --test consumers)
 to contracts/pacts/. Message pacts are asked for at BASE_URL/_pact/messages.")]
     Verify(VerifyArgs),
+    /// Set the pacts against what really ran: the interactions between demo services that
+    /// the collector saw (client span → server span: method, route, status; events
+    /// processed), listing those no contract covers and the contracted ones never seen.
+    /// Exit 0 (1 with --strict if there is any drift).
+    #[command(after_help = "Examples:
+  gauntlet demo &                                   # its traffic reaches the collector on :16686
+  gauntlet contracts drift --collector http://127.0.0.1:16686 --since 10m")]
+    Drift(DriftArgs),
+}
+
+#[derive(Debug, Args)]
+struct DriftArgs {
+    /// The collector's query API.
+    #[arg(long, value_name = "URL", default_value = "http://127.0.0.1:16686")]
+    collector: String,
+    /// How far back to look.
+    #[arg(long, value_name = "DURATION", default_value = "1h", value_parser = humantime::parse_duration)]
+    since: std::time::Duration,
+    /// The directory of pact files.
+    #[arg(long, value_name = "DIR", default_value = "contracts/pacts")]
+    pacts: PathBuf,
+    /// Exit 1 if anything seen is uncontracted or anything contracted was never seen.
+    #[arg(long)]
+    strict: bool,
 }
 
 #[derive(Debug, Args)]
@@ -68,7 +93,21 @@ pub async fn run(args: ContractsArgs) -> anyhow::Result<ExitCode> {
     }
     match args.command {
         ContractsCommand::Verify(a) => run_verify(a).await,
+        ContractsCommand::Drift(a) => run_drift(a).await,
     }
+}
+
+async fn run_drift(a: DriftArgs) -> anyhow::Result<ExitCode> {
+    let pacts = pacts::all(&a.pacts)?;
+    let contracts = drift::contracted(&pacts)?;
+    let (seen, traces) = drift::observe(&a.collector, a.since).await?;
+    let d = drift::compare(contracts, seen, traces);
+    print!("{}", d.render());
+    Ok(if a.strict && d.any() {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    })
 }
 
 async fn run_verify(a: VerifyArgs) -> anyhow::Result<ExitCode> {

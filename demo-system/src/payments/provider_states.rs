@@ -10,6 +10,8 @@ use crate::platform::provider_states::{ProviderStates, StateChange, StateError};
 
 /// An authorized payment (params: `authorization_id`, `order_id`, `amount_cents`).
 pub const AUTHORIZED: &str = "a payment is authorized";
+/// A declined payment (params as for [`AUTHORIZED`]).
+pub const DECLINED: &str = "a payment was declined";
 /// Amounts whose cents end in `cents` are declined (params: `cents`). A setting of the
 /// running service, not data: the state checks it and says how to change it.
 pub const DECLINES: &str = "amounts ending in these cents are declined";
@@ -27,18 +29,23 @@ struct Declines {
 }
 
 impl ProviderStates for Payments {
-    const STATES: &'static [&'static str] = &[AUTHORIZED, DECLINES];
+    const STATES: &'static [&'static str] = &[AUTHORIZED, DECLINED, DECLINES];
 
     async fn set_up(&self, change: StateChange) -> Result<(), StateError> {
         match change.state.as_str() {
-            AUTHORIZED => {
+            AUTHORIZED | DECLINED => {
                 let a: Authorized = change.params()?;
+                let declined = change.state == DECLINED;
                 let auth = Authorization {
                     id: a.authorization_id,
                     order_id: a.order_id,
                     amount_cents: a.amount_cents,
-                    status: AuthorizationStatus::Authorized,
-                    reason: None,
+                    status: if declined {
+                        AuthorizationStatus::Declined
+                    } else {
+                        AuthorizationStatus::Authorized
+                    },
+                    reason: declined.then(|| "declined for a contract test".to_string()),
                 };
                 self.outbox()
                     .db()

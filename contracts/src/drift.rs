@@ -1,0 +1,531 @@
+//! Drift: the contracts against what really happens. The interactions the collector saw
+//! between demo services (a consumer's client span → the provider's server span: method,
+//! route, status; an event a consumer processed) are set against the pacts' interactions:
+//! what ran that no contract covers, and what is contracted that no traffic exercised.
+
+use std::collections::{BTreeMap, HashMap};
+use std::fmt;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use gauntlet_demo_system::topology::{EdgeKind, Service, edge};
+use serde::Deserialize;
+
+use crate::{ContractsError, PactFile};
+
+/// What one interaction is, as far as drift compares them.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Shape {
+    /// `path` is a route template (`/orders/{id}`) when observed, a concrete path in a pact.
+    Http {
+        method: String,
+        path: String,
+        status: u16,
+    },
+    /// An event of this type (`order.confirmed`), published by the provider.
+    Message { kind: String },
+}
+
+impl fmt::Display for Shape {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Shape::Http {
+                method,
+                path,
+                status,
+            } => write!(f, "{method} {path} → {status}"),
+            Shape::Message { kind } => write!(f, "event {kind}"),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Interaction {
+    pub consumer: String,
+    pub provider: String,
+    pub shape: Shape,
+}
+
+impl fmt::Display for Interaction {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} → {}: {}", self.consumer, self.provider, self.shape)
+    }
+}
+
+/// An interaction of a pact.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Contracted {
+    pub interaction: Interaction,
+    pub description: String,
+}
+
+/// An interaction the collector saw, and how often.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Seen {
+    pub interaction: Interaction,
+    pub count: usize,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Drift {
+    /// Contracted and seen (how often).
+    pub covered: Vec<(Contracted, usize)>,
+    /// Seen, but no contract covers it.
+    pub uncovered: Vec<Seen>,
+    /// Contracted, never seen.
+    pub unseen: Vec<Contracted>,
+    /// Traces read.
+    pub traces: usize,
+}
+
+impl Drift {
+    pub fn any(&self) -> bool {
+        !self.uncovered.is_empty() || !self.unseen.is_empty()
+    }
+
+    pub fn render(&self) -> String {
+        let mut out = format!(
+            "{} traces read; {} contracted interactions seen, {} seen without a contract, {} contracted but never seen\n",
+            self.traces,
+            self.covered.len(),
+            self.uncovered.len(),
+            self.unseen.len()
+        );
+        out.push_str("\nseen, no contract covers it:\n");
+        for s in &self.uncovered {
+            out.push_str(&format!("  {}  ({}×)\n", s.interaction, s.count));
+        }
+        out.push_str("\ncontracted, never seen:\n");
+        for c in &self.unseen {
+            out.push_str(&format!("  {}  \"{}\"\n", c.interaction, c.description));
+        }
+        out.push_str("\ncontracted and seen:\n");
+        for (c, n) in &self.covered {
+            out.push_str(&format!(
+                "  {}  \"{}\"  ({n}×)\n",
+                c.interaction, c.description
+            ));
+        }
+        out
+    }
+}
+
+/// The interactions of `pacts`.
+pub fn contracted(pacts: &[PactFile]) -> Result<Vec<Contracted>, ContractsError> {
+    #[derive(Deserialize)]
+    struct File {
+        #[serde(default)]
+        interactions: Vec<PactInteraction>,
+    }
+    #[derive(Deserialize)]
+    struct PactInteraction {
+        description: String,
+        request: Option<Request>,
+        response: Option<Response>,
+        contents: Option<Contents>,
+    }
+    #[derive(Deserialize)]
+    struct Request {
+        method: String,
+        path: String,
+    }
+    #[derive(Deserialize)]
+    struct Response {
+        status: u16,
+    }
+    #[derive(Deserialize)]
+    struct Contents {
+        content: Option<MessageBody>,
+    }
+    /// The demo's events carry their type; another message is known by its description.
+    #[derive(Deserialize)]
+    struct MessageBody {
+        #[serde(rename = "type")]
+        kind: Option<String>,
+    }
+    let mut all = Vec::new();
+    for pact in pacts {
+        let bad = |reason: String| ContractsError::BadPact {
+            path: pact.path.display().to_string(),
+            reason,
+        };
+        let text = std::fs::read(&pact.path).map_err(|e| bad(e.to_string()))?;
+        let file: File = serde_json::from_slice(&text).map_err(|e| bad(e.to_string()))?;
+        for i in file.interactions {
+            let shape = match (i.request, i.response, i.contents) {
+                (Some(req), Some(resp), _) => Shape::Http {
+                    method: req.method.to_ascii_uppercase(),
+                    path: req.path,
+                    status: resp.status,
+                },
+                (_, _, Some(c)) => Shape::Message {
+                    kind: c
+                        .content
+                        .and_then(|b| b.kind)
+                        .unwrap_or_else(|| i.description.clone()),
+                },
+                _ => continue,
+            };
+            all.push(Contracted {
+                interaction: Interaction {
+                    consumer: pact.consumer.clone(),
+                    provider: pact.provider.clone(),
+                    shape,
+                },
+                description: i.description,
+            });
+        }
+    }
+    Ok(all)
+}
+
+/// The Jaeger query API's JSON, as far as drift reads it.
+mod jaeger {
+    use std::collections::BTreeMap;
+
+    use serde::Deserialize;
+
+    #[derive(Deserialize)]
+    pub struct Envelope {
+        pub data: Vec<Trace>,
+    }
+
+    #[derive(Deserialize)]
+    pub struct Trace {
+        #[serde(rename = "traceID")]
+        pub trace_id: String,
+        pub spans: Vec<Span>,
+        #[serde(default)]
+        pub processes: BTreeMap<String, Process>,
+    }
+
+    #[derive(Deserialize)]
+    #[serde(rename_all = "camelCase")]
+    pub struct Process {
+        pub service_name: String,
+    }
+
+    #[derive(Deserialize)]
+    pub struct Span {
+        #[serde(rename = "spanID")]
+        pub span_id: String,
+        #[serde(rename = "processID")]
+        pub process_id: String,
+        #[serde(default)]
+        pub references: Vec<Reference>,
+        #[serde(default)]
+        pub tags: Vec<Tag>,
+    }
+
+    #[derive(Deserialize)]
+    pub struct Reference {
+        #[serde(rename = "refType")]
+        pub ref_type: String,
+        #[serde(rename = "spanID")]
+        pub span_id: String,
+    }
+
+    #[derive(Deserialize)]
+    pub struct Tag {
+        pub key: String,
+        pub value: TagValue,
+    }
+
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    pub enum TagValue {
+        Int(i64),
+        Text(String),
+        Other(serde::de::IgnoredAny),
+    }
+
+    impl Span {
+        pub fn text(&self, key: &str) -> Option<&str> {
+            self.tags.iter().find_map(|t| match &t.value {
+                TagValue::Text(s) if t.key == key => Some(s.as_str()),
+                _ => None,
+            })
+        }
+
+        pub fn int(&self, key: &str) -> Option<i64> {
+            self.tags.iter().find_map(|t| match &t.value {
+                TagValue::Int(i) if t.key == key => Some(*i),
+                TagValue::Text(s) if t.key == key => s.parse().ok(),
+                _ => None,
+            })
+        }
+    }
+}
+
+/// Traces asked for per service: enough for the demo's traffic, bounded for a busy one.
+const TRACES_PER_SERVICE: usize = 1500;
+
+/// What the collector at `collector` (its query API) saw in the last `since`.
+pub async fn observe(
+    collector: &str,
+    since: Duration,
+) -> Result<(Vec<Seen>, usize), ContractsError> {
+    let collector = collector.trim_end_matches('/');
+    let http = reqwest::Client::new();
+    let end = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default();
+    let start = end.saturating_sub(since);
+    let mut traces: BTreeMap<String, jaeger::Trace> = BTreeMap::new();
+    for service in Service::ALL {
+        let url = format!(
+            "{collector}/api/traces?service={}&start={}&end={}&limit={TRACES_PER_SERVICE}",
+            service.name(),
+            start.as_micros(),
+            end.as_micros()
+        );
+        let failed = |reason: String| ContractsError::Collector {
+            url: url.clone(),
+            reason,
+        };
+        let resp = http
+            .get(&url)
+            .timeout(Duration::from_secs(30))
+            .send()
+            .await
+            .map_err(|e| failed(e.to_string()))?;
+        let status = resp.status();
+        if !status.is_success() {
+            let body = resp.text().await.unwrap_or_default();
+            return Err(failed(format!("{status}: {body}")));
+        }
+        let page: jaeger::Envelope = resp
+            .json()
+            .await
+            .map_err(|e| failed(format!("not the Jaeger query API's JSON: {e}")))?;
+        for t in page.data {
+            traces.insert(t.trace_id.clone(), t);
+        }
+    }
+    let mut counts: HashMap<Interaction, usize> = HashMap::new();
+    for t in traces.values() {
+        let service_of = |s: &jaeger::Span| {
+            t.processes
+                .get(&s.process_id)
+                .map(|p| p.service_name.as_str())
+        };
+        let by_id: HashMap<&str, &jaeger::Span> =
+            t.spans.iter().map(|s| (s.span_id.as_str(), s)).collect();
+        for span in &t.spans {
+            let Some(here) = service_of(span).and_then(|s| s.parse::<Service>().ok()) else {
+                continue;
+            };
+            let seen = match span.text("span.kind") {
+                Some("server") => http_interaction(span, here, &by_id, service_of),
+                Some("consumer") => message_interaction(span, here),
+                _ => None,
+            };
+            if let Some(i) = seen {
+                *counts.entry(i).or_default() += 1;
+            }
+        }
+    }
+    let mut seen: Vec<Seen> = counts
+        .into_iter()
+        .map(|(interaction, count)| Seen { interaction, count })
+        .collect();
+    seen.sort_by(|a, b| a.interaction.cmp(&b.interaction));
+    Ok((seen, traces.len()))
+}
+
+/// A server span whose parent is a client span of another demo service, on an HTTP edge
+/// of the topology (the registry's calls are the platform's, and an events edge's feed
+/// polling is what its message pacts cover).
+fn http_interaction<'a>(
+    span: &jaeger::Span,
+    provider: Service,
+    by_id: &HashMap<&str, &'a jaeger::Span>,
+    service_of: impl Fn(&jaeger::Span) -> Option<&'a str>,
+) -> Option<Interaction> {
+    let parent = span
+        .references
+        .iter()
+        .find(|r| r.ref_type == "CHILD_OF")
+        .and_then(|r| by_id.get(r.span_id.as_str()))?;
+    let consumer: Service = service_of(parent)?.parse().ok()?;
+    if edge(consumer, provider)?.kind != EdgeKind::Http {
+        return None;
+    }
+    Some(Interaction {
+        consumer: consumer.name().into(),
+        provider: provider.name().into(),
+        shape: Shape::Http {
+            method: span.text("http.request.method")?.to_ascii_uppercase(),
+            path: span.text("http.route")?.to_string(),
+            status: u16::try_from(span.int("http.response.status_code")?).ok()?,
+        },
+    })
+}
+
+/// An event a demo service processed, from the provider it reads events from.
+fn message_interaction(span: &jaeger::Span, consumer: Service) -> Option<Interaction> {
+    let kind = span.text("messaging.message.type")?;
+    // The producer's span is in another trace (a consumer starts a new one, linked to it);
+    // which provider's feed a consumer reads is the topology's events edge.
+    let provider = consumer
+        .upstreams()
+        .find(|e| e.kind == EdgeKind::Events)?
+        .provider;
+    Some(Interaction {
+        consumer: consumer.name().into(),
+        provider: provider.name().into(),
+        shape: Shape::Message {
+            kind: kind.to_string(),
+        },
+    })
+}
+
+/// Whether an observed shape is the contracted one: same method and status on a path the
+/// route template matches, or the same event type.
+fn covers(contract: &Shape, seen: &Shape) -> bool {
+    match (contract, seen) {
+        (
+            Shape::Http {
+                method: m1,
+                path,
+                status: s1,
+            },
+            Shape::Http {
+                method: m2,
+                path: route,
+                status: s2,
+            },
+        ) => m1 == m2 && s1 == s2 && route_matches(route, path),
+        (Shape::Message { kind: k1 }, Shape::Message { kind: k2 }) => k1 == k2,
+        _ => false,
+    }
+}
+
+fn route_matches(route: &str, path: &str) -> bool {
+    let (r, p): (Vec<_>, Vec<_>) = (route.split('/').collect(), path.split('/').collect());
+    r.len() == p.len()
+        && r.iter()
+            .zip(&p)
+            .all(|(r, p)| r == p || (r.starts_with('{') && r.ends_with('}') && !p.is_empty()))
+}
+
+/// Sets what was seen against what is contracted.
+pub fn compare(contracts: Vec<Contracted>, seen: Vec<Seen>, traces: usize) -> Drift {
+    let same_edge =
+        |a: &Interaction, b: &Interaction| a.consumer == b.consumer && a.provider == b.provider;
+    let mut covered = Vec::new();
+    let mut unseen = Vec::new();
+    for c in contracts {
+        let n: usize = seen
+            .iter()
+            .filter(|s| {
+                same_edge(&c.interaction, &s.interaction)
+                    && covers(&c.interaction.shape, &s.interaction.shape)
+            })
+            .map(|s| s.count)
+            .sum();
+        if n > 0 {
+            covered.push((c, n));
+        } else {
+            unseen.push(c);
+        }
+    }
+    // A contract that covers nothing seen is unseen, so the covered ones are all to check.
+    let uncovered = seen
+        .into_iter()
+        .filter(|s| {
+            !covered.iter().any(|(c, _)| {
+                same_edge(&c.interaction, &s.interaction)
+                    && covers(&c.interaction.shape, &s.interaction.shape)
+            })
+        })
+        .collect();
+    Drift {
+        covered,
+        uncovered,
+        unseen,
+        traces,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn http(consumer: &str, provider: &str, method: &str, path: &str, status: u16) -> Interaction {
+        Interaction {
+            consumer: consumer.into(),
+            provider: provider.into(),
+            shape: Shape::Http {
+                method: method.into(),
+                path: path.into(),
+                status,
+            },
+        }
+    }
+
+    #[test]
+    fn routes_match_concrete_paths_segment_by_segment() {
+        assert!(route_matches("/orders/{id}", "/orders/ord-1"));
+        assert!(route_matches("/orders", "/orders"));
+        assert!(!route_matches("/orders/{id}", "/orders"));
+        assert!(!route_matches("/orders/{id}", "/orders/"));
+        assert!(!route_matches("/orders/{id}/history", "/orders/1/refund"));
+    }
+
+    #[test]
+    fn what_was_seen_is_set_against_what_is_contracted() {
+        let contracts = vec![
+            Contracted {
+                interaction: http("gateway", "orders", "GET", "/orders/ord-1", 200),
+                description: "an order".into(),
+            },
+            Contracted {
+                interaction: http("gateway", "orders", "GET", "/orders/ord-x", 404),
+                description: "an unknown order".into(),
+            },
+            Contracted {
+                interaction: Interaction {
+                    consumer: "notifications".into(),
+                    provider: "orders".into(),
+                    shape: Shape::Message {
+                        kind: "order.confirmed".into(),
+                    },
+                },
+                description: "an order.confirmed event".into(),
+            },
+        ];
+        let seen = vec![
+            Seen {
+                interaction: http("gateway", "orders", "GET", "/orders/{id}", 200),
+                count: 7,
+            },
+            // Same route, a status no contract has.
+            Seen {
+                interaction: http("gateway", "orders", "GET", "/orders/{id}", 503),
+                count: 1,
+            },
+            // The contracted route, but another consumer.
+            Seen {
+                interaction: http("orders", "inventory", "GET", "/orders/{id}", 200),
+                count: 2,
+            },
+        ];
+        let d = compare(contracts, seen, 9);
+        assert_eq!(d.covered.len(), 1);
+        assert_eq!(d.covered[0].1, 7);
+        assert_eq!(
+            d.unseen
+                .iter()
+                .map(|c| c.description.as_str())
+                .collect::<Vec<_>>(),
+            ["an unknown order", "an order.confirmed event"]
+        );
+        assert_eq!(d.uncovered.len(), 2);
+        assert!(d.any());
+        let text = d.render();
+        assert!(
+            text.contains("gateway → orders: GET /orders/{id} → 503  (1×)"),
+            "{text}"
+        );
+    }
+}

@@ -1,0 +1,167 @@
+//! `gauntlet contracts` as a user runs it: verify's refusals when nothing can be verified,
+//! and drift against a real demo's traffic in its collector (a contract removed shows as
+//! traffic no contract covers).
+
+mod common;
+
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use common::{BIN, Demo, demo_gateway, wait_for_file};
+use gauntlet_demo_system::orders::{Item, PlaceOrder};
+
+fn gauntlet(args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(BIN)
+        .args(args)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .expect("gauntlet runs");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn verifying_nothing_is_a_failure_that_says_why() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let empty = dir.path().to_str().expect("utf-8");
+    let cases: [(&[&str], &str); 4] = [
+        (
+            &["--provider", "billing", "--base-url", "http://127.0.0.1:9"],
+            "no pact in contracts/pacts names the provider \"billing\"",
+        ),
+        (
+            &[
+                "--provider",
+                "orders",
+                "--base-url",
+                "http://127.0.0.1:9",
+                "--pacts",
+                empty,
+            ],
+            "holds no pact files",
+        ),
+        (
+            &[
+                "--provider",
+                "orders",
+                "--base-url",
+                "http://127.0.0.1:9",
+                "--pacts",
+                "/nonexistent",
+            ],
+            "cannot read the pacts directory /nonexistent",
+        ),
+        (
+            &["--provider", "orders", "--base-url", "127.0.0.1:8200"],
+            "is not an http:// URL",
+        ),
+    ];
+    for (args, says) in cases {
+        let mut all = vec!["contracts", "verify"];
+        all.extend_from_slice(args);
+        let (code, _, err) = gauntlet(&all);
+        assert_eq!(code, 1, "{args:?}: {err}");
+        assert!(err.contains(says), "{args:?}: {err}");
+    }
+}
+
+#[test]
+fn drift_sets_the_demos_traffic_against_the_pacts() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().join("demo");
+    let _demo = Demo::start(&data, &[]);
+    let handle = wait_for_file(&data.join("demo.json"), Duration::from_secs(90));
+    let gateway = handle["gateway"].as_str().expect("gateway").to_string();
+    let api = handle["collector"]["api"]
+        .as_str()
+        .expect("collector api")
+        .to_string();
+    common::runtime().block_on(async {
+        let client = demo_gateway(&gateway).await;
+        let order = PlaceOrder {
+            customer_id: "drift".into(),
+            items: vec![Item {
+                sku: "SKU-STICKER".into(),
+                quantity: 1,
+            }],
+        };
+        let placed = client.place_order(&order, None).await.expect("placed");
+        assert_eq!(placed.status, 201);
+    });
+    // Each service exports on its own timer: wait until the saga's calls are all in.
+    let placed = "gateway → orders: POST /orders → 201  \"a request to place an order\"";
+    let priced =
+        "orders → inventory: GET /products/SKU-KEYBOARD → 200  \"a request for a product\"";
+    let section = |report: &str, name: &str| -> String {
+        report
+            .split("\n\n")
+            .find(|s| s.starts_with(name))
+            .unwrap_or_default()
+            .to_string()
+    };
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let report = loop {
+        let (code, out, err) =
+            gauntlet(&["contracts", "drift", "--collector", &api, "--since", "10m"]);
+        assert_eq!(code, 0, "{err}");
+        let seen = section(&out, "contracted and seen");
+        if seen.contains(placed) && seen.contains(priced) {
+            break out;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "never saw the order's calls:\n{out}"
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    };
+    // No order was read back through the gateway.
+    assert!(
+        section(&report, "contracted, never seen")
+            .contains("gateway → orders: GET /orders/ord-pact-1 → 200"),
+        "{report}"
+    );
+
+    // Without gateway → orders' pact, the same traffic is uncovered, and --strict fails.
+    let pacts = dir.path().join("pacts");
+    std::fs::create_dir(&pacts).expect("mkdir");
+    for entry in std::fs::read_dir(Path::new(env!("CARGO_MANIFEST_DIR")).join("contracts/pacts"))
+        .expect("pacts")
+    {
+        let path = entry.expect("entry").path();
+        if path.file_name().is_some_and(|n| n != "gateway-orders.json") {
+            std::fs::copy(&path, pacts.join(path.file_name().expect("name"))).expect("copy");
+        }
+    }
+    let (code, out, err) = gauntlet(&[
+        "contracts",
+        "drift",
+        "--collector",
+        &api,
+        "--since",
+        "10m",
+        "--strict",
+        "--pacts",
+        pacts.to_str().expect("utf-8"),
+    ]);
+    assert_eq!(code, 1, "{out}{err}");
+    let uncovered = out
+        .split("\n\n")
+        .find(|s| s.starts_with("seen, no contract covers it"))
+        .unwrap_or_default();
+    assert!(
+        uncovered.contains("gateway → orders: POST /orders → 201"),
+        "{out}"
+    );
+
+    // A collector that is not there is a clear error.
+    let (code, _, err) = gauntlet(&["contracts", "drift", "--collector", "http://127.0.0.1:9"]);
+    assert_eq!(code, 1);
+    assert!(
+        err.contains("cannot read traces from the collector"),
+        "{err}"
+    );
+}
