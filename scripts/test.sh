@@ -8,6 +8,7 @@ need_apt=()
 command -v curl >/dev/null 2>&1 || need_apt+=(curl)
 command -v cc >/dev/null 2>&1 || need_apt+=(gcc)
 command -v python3 >/dev/null 2>&1 || need_apt+=(python3 python3-pip)
+command -v npm >/dev/null 2>&1 || need_apt+=(npm)
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "==> installing ${need_apt[*]}"
   if [ "$(id -u)" -eq 0 ]; then
@@ -52,3 +53,5 @@ fi
 echo "==> contracts: every provider of the running demo against its pacts"
 # The binary `cargo test` built for the CLI's own tests.
 bash scripts/verify-contracts.sh target/debug/gauntlet
+echo "==> contracts: the broker with the official Pact CLI (publish, verifier, can-i-deploy)"
+bash scripts/broker-compat.sh target/debug/gauntlet

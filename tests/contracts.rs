@@ -92,6 +92,21 @@ fn drift_sets_the_demos_traffic_against_the_pacts() {
         let placed = client.place_order(&order, None).await.expect("placed");
         assert_eq!(placed.status, 201);
     });
+    // Without --provider-states, the state-change route does not exist.
+    let orders = handle["services"]["orders"][0]
+        .as_str()
+        .expect("orders")
+        .to_string();
+    let states = common::runtime().block_on(async {
+        reqwest::Client::new()
+            .post(format!("{orders}/_pact/provider-states"))
+            .json(&serde_json::json!({"state": "an order has reached a status"}))
+            .send()
+            .await
+            .expect("answered")
+            .status()
+    });
+    assert_eq!(states, 404);
     // Each service exports on its own timer: wait until the saga's calls are all in.
     let placed = "gateway → orders: POST /orders → 201  \"a request to place an order\"";
     let priced =
@@ -164,4 +179,94 @@ fn drift_sets_the_demos_traffic_against_the_pacts() {
         err.contains("cannot read traces from the collector"),
         "{err}"
     );
+}
+
+/// `gauntlet contracts broker` as a process, driven by the CLI's own clients.
+#[test]
+fn the_broker_and_its_clients_work_from_the_command_line() {
+    use std::io::{BufRead, BufReader};
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut broker = Command::new(BIN)
+        .args([
+            "contracts",
+            "broker",
+            "--listen",
+            "127.0.0.1:0",
+            "--data-dir",
+        ])
+        .arg(dir.path())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("broker starts");
+    let mut stderr = BufReader::new(broker.stderr.take().expect("stderr"));
+    let mut line = String::new();
+    while !line.contains("pact broker on ") {
+        line.clear();
+        assert!(
+            stderr.read_line(&mut line).expect("read") > 0,
+            "the broker exited"
+        );
+    }
+    let url = line
+        .split_whitespace()
+        .find(|w| w.starts_with("http://"))
+        .expect("url")
+        .to_string();
+    let (code, out, err) = gauntlet(&[
+        "contracts",
+        "publish",
+        "--broker",
+        &url,
+        "--consumer-version",
+        "1.0.0",
+        "--branch",
+        "main",
+    ]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("published 7 pacts"), "{out}");
+    let (code, out, _) = gauntlet(&[
+        "contracts",
+        "can-i-deploy",
+        "--broker",
+        &url,
+        "--pacticipant",
+        "gateway",
+        "--version",
+        "1.0.0",
+    ]);
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("can I deploy? NO"), "{out}");
+    assert!(
+        out.contains("gateway          1.0.0      inventory"),
+        "{out}"
+    );
+    let (code, _, err) = gauntlet(&[
+        "contracts",
+        "record-deployment",
+        "--broker",
+        &url,
+        "--pacticipant",
+        "gateway",
+        "--version",
+        "1.0.0",
+        "--environment",
+        "production",
+    ]);
+    assert_eq!(code, 1);
+    assert!(
+        err.contains("create it with `gauntlet contracts create-environment`"),
+        "{err}"
+    );
+    let (code, _, err) = gauntlet(&[
+        "contracts",
+        "verify",
+        "--provider",
+        "inventory",
+        "--base-url",
+        "http://127.0.0.1:9",
+        "--publish",
+    ]);
+    assert_eq!(code, 2, "clap refuses --publish without --broker: {err}");
+    let _ = broker.kill();
+    let _ = broker.wait();
 }

@@ -5,8 +5,10 @@
 //!
 //! [`pacts`] finds the pact files that name a provider · [`verify`] runs the verification
 //! and reports it · [`states`] sets provider states up · [`junit`] writes the report for CI ·
-//! [`drift`] sets the interactions the collector saw against the pacts.
+//! [`drift`] sets the interactions the collector saw against the pacts · [`broker`] is a
+//! Pact Broker (publish, pacts for verification, results, deployments, can-i-deploy).
 
+pub mod broker;
 pub mod drift;
 pub mod junit;
 pub mod pacts;
@@ -43,6 +45,8 @@ pub enum ContractsError {
     NothingVerified { provider: String },
     #[error("verification could not run: {0}")]
     Verifier(String),
+    #[error("the broker at {url} failed {reason}")]
+    Broker { url: String, reason: String },
     #[error("cannot read traces from the collector ({url}): {reason}")]
     Collector { url: String, reason: String },
     #[error("cannot write the JUnit report {path}: {reason}")]

@@ -84,6 +84,7 @@ pub fn for_provider(dir: &Path, provider: &str) -> Result<Vec<PactFile>, Contrac
     let (mine, others): (Vec<_>, Vec<_>) = pacts.into_iter().partition(|p| p.provider == provider);
     if mine.is_empty() {
         let mut found: Vec<String> = others.into_iter().map(|p| p.provider).collect();
+        found.sort();
         found.dedup();
         return Err(ContractsError::NoPactForProvider {
             dir: dir.display().to_string(),

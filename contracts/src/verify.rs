@@ -7,8 +7,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use pact_verifier::callback_executors::NullRequestFilterExecutor;
+use pact_verifier::pact_broker::ConsumerVersionSelector;
 use pact_verifier::{
-    FilterInfo, MismatchResult, PactSource, ProviderInfo, ProviderTransport, VerificationOptions,
+    FilterInfo, MismatchResult, PactSource, ProviderInfo, ProviderTransport, PublishOptions,
+    VerificationOptions,
 };
 
 use crate::states::StateChanges;
@@ -24,8 +26,13 @@ pub struct VerifyConfig {
     pub provider: String,
     /// The running provider, e.g. `http://127.0.0.1:8300`.
     pub base_url: String,
-    /// The pacts naming the provider (see [`crate::pacts::for_provider`]).
+    /// The pacts naming the provider (see [`crate::pacts::for_provider`]); ignored when
+    /// `broker` is set.
     pub pacts: Vec<PactFile>,
+    /// Fetch the pacts from a Pact Broker instead ("pacts for verification").
+    pub broker: Option<BrokerSource>,
+    /// Publish the results to the broker as this provider version.
+    pub publish: Option<Publish>,
     /// Where provider states are set up; `None` for `{base_url}/_pact/provider-states`.
     pub state_change_url: Option<String>,
     /// Where message pacts' requests go, relative to the base URL.
@@ -42,12 +49,36 @@ impl VerifyConfig {
             provider: provider.to_string(),
             base_url: base_url.trim_end_matches('/').to_string(),
             pacts,
+            broker: None,
+            publish: None,
             state_change_url: None,
             messages_path: MESSAGES_PATH.to_string(),
             timeout: Duration::from_secs(10),
             coloured: false,
         }
     }
+}
+
+/// Which pacts a broker is to hand out.
+#[derive(Debug, Clone)]
+pub struct BrokerSource {
+    pub url: String,
+    /// Consumer version selectors (`mainBranch`, `deployedOrReleased`, `branch=...`, ...).
+    pub selectors: Vec<crate::broker::select::Selector>,
+    /// Mark pacts no version of this provider has verified yet as pending: their failure
+    /// is reported but does not fail the verification.
+    pub enable_pending: bool,
+    /// Also verify work-in-progress pacts published since this date (`2026-11-01`).
+    pub include_wip_since: Option<String>,
+    /// The provider's branch (for pending, WIP and `matchingBranch`).
+    pub provider_branch: Option<String>,
+}
+
+/// Where verification results go.
+#[derive(Debug, Clone)]
+pub struct Publish {
+    pub provider_version: String,
+    pub branch: Option<String>,
 }
 
 /// How one interaction fared.
@@ -59,6 +90,8 @@ pub struct InteractionOutcome {
     /// Empty when it passed; else each mismatch (`$.items[0].sku -> ...`) or the error.
     pub problems: Vec<String>,
     pub duration: Duration,
+    /// A pending pact's interaction: its failure does not fail the verification.
+    pub pending: bool,
 }
 
 impl InteractionOutcome {
@@ -75,20 +108,25 @@ pub struct Report {
 }
 
 impl Report {
-    /// Every interaction passed, and there was at least one.
+    /// Every interaction passed (pending ones may fail), and there was at least one.
     pub fn passed(&self) -> bool {
-        !self.outcomes.is_empty() && self.outcomes.iter().all(InteractionOutcome::passed)
+        !self.outcomes.is_empty() && self.failures().next().is_none()
     }
 
+    /// The failed interactions that count (not those of pending pacts).
     pub fn failures(&self) -> impl Iterator<Item = &InteractionOutcome> {
-        self.outcomes.iter().filter(|o| !o.passed())
+        self.outcomes.iter().filter(|o| !o.passed() && !o.pending)
     }
 
     /// One line per interaction, the problems of failed ones indented below it.
     pub fn render(&self) -> String {
         let mut out = String::new();
         for o in &self.outcomes {
-            let mark = if o.passed() { "ok  " } else { "FAIL" };
+            let mark = match (o.passed(), o.pending) {
+                (true, _) => "ok  ",
+                (false, true) => "fail (pending)",
+                (false, false) => "FAIL",
+            };
             out.push_str(&format!(
                 "{mark} {} → {}: {}",
                 o.consumer, self.provider, o.description
@@ -116,11 +154,30 @@ impl Report {
 /// run or checked nothing; a [`Report`] that did not pass means the provider broke a contract.
 pub async fn verify(config: &VerifyConfig) -> Result<Report, ContractsError> {
     let provider = provider_info(config)?;
-    let sources = config
-        .pacts
-        .iter()
-        .map(|p| PactSource::File(p.path.display().to_string()))
-        .collect();
+    let sources = match &config.broker {
+        Some(b) => vec![PactSource::BrokerWithDynamicConfiguration {
+            provider_name: config.provider.clone(),
+            broker_url: b.url.trim_end_matches('/').to_string(),
+            enable_pending: b.enable_pending,
+            include_wip_pacts_since: b.include_wip_since.clone(),
+            provider_tags: Vec::new(),
+            provider_branch: b.provider_branch.clone(),
+            selectors: b.selectors.iter().map(selector).collect(),
+            auth: None,
+            links: Vec::new(),
+        }],
+        None => config
+            .pacts
+            .iter()
+            .map(|p| PactSource::File(p.path.display().to_string()))
+            .collect(),
+    };
+    let publish = config.publish.as_ref().map(|p| PublishOptions {
+        provider_version: Some(p.provider_version.clone()),
+        build_url: None,
+        provider_tags: Vec::new(),
+        provider_branch: p.branch.clone(),
+    });
     let options = VerificationOptions::<NullRequestFilterExecutor> {
         request_timeout: u64::try_from(config.timeout.as_millis()).unwrap_or(u64::MAX),
         coloured_output: config.coloured,
@@ -138,7 +195,7 @@ pub async fn verify(config: &VerifyConfig) -> Result<Report, ContractsError> {
         FilterInfo::None,
         Vec::new(),
         &options,
-        None,
+        publish.as_ref(),
         &states,
         None,
     )
@@ -160,6 +217,7 @@ pub async fn verify(config: &VerifyConfig) -> Result<Report, ContractsError> {
                     .collect(),
             },
             duration: r.duration,
+            pending: r.pending,
         })
         .collect();
     // A pact that could not be loaded is reported by the verifier only as a failed result.
@@ -185,6 +243,23 @@ fn problems(e: &MismatchResult) -> Vec<String> {
             mismatches.iter().map(|m| m.description()).collect()
         }
         MismatchResult::Error(message, _) => vec![message.clone()],
+    }
+}
+
+fn selector(s: &crate::broker::select::Selector) -> ConsumerVersionSelector {
+    ConsumerVersionSelector {
+        consumer: s.consumer.clone(),
+        tag: s.tag.clone(),
+        fallback_tag: None,
+        latest: s.latest,
+        deployed_or_released: s.deployed_or_released,
+        deployed: s.deployed,
+        released: s.released,
+        environment: s.environment.clone(),
+        main_branch: s.main_branch,
+        branch: s.branch.clone(),
+        matching_branch: s.matching_branch,
+        fallback_branch: None,
     }
 }
 

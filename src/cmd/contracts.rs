@@ -1,12 +1,16 @@
-//! `gauntlet contracts verify` (a running provider against every pact that names it, with
-//! `pact_verifier`) and `gauntlet contracts drift` (the pacts against the traffic the
-//! collector saw); flags → the contracts crate, glue only.
+//! `gauntlet contracts`: `verify` (a running provider against its pacts, from files or a
+//! broker, with `pact_verifier`), `drift` (the pacts against the traffic the collector
+//! saw), `broker` (a Pact Broker), and the broker's clients: `publish`, `can-i-deploy`,
+//! `create-environment`, `record-deployment`. Flags → the contracts crate, glue only.
 
 use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Args, Subcommand};
+use gauntlet_contracts::broker::client::BrokerClient;
+use gauntlet_contracts::broker::select::Selector;
+use gauntlet_contracts::verify::{BrokerSource, Publish};
 use gauntlet_contracts::{VerifyConfig, drift, junit, pacts, verify};
 
 #[derive(Debug, Args)]
@@ -17,8 +21,9 @@ pub struct ContractsArgs {
 
 #[derive(Debug, Subcommand)]
 enum ContractsCommand {
-    /// Verify a running provider against every pact that names it: each interaction's
-    /// provider states are set up through the provider's state-change URL, its request
+    /// Verify a running provider against every pact that names it.
+    ///
+    /// Each interaction's provider states are set up through the provider's state-change URL, its request
     /// replayed (or, for a message pact, its message asked for), and the answer matched by
     /// pact_verifier. Exit 0 only if every interaction passed; 1 if any failed, or if
     /// nothing was verified (no pact names the provider, or they hold no interactions).
@@ -26,18 +31,103 @@ enum ContractsCommand {
   gauntlet demo --no-traffic --provider-states --data-dir /tmp/pact-demo &   # documented ports
   gauntlet contracts verify --provider payments --base-url http://127.0.0.1:8300
   gauntlet contracts verify --provider orders --base-url http://127.0.0.1:8200 --junit orders.xml
+  gauntlet contracts verify --provider orders --base-url http://127.0.0.1:8200 \
+      --broker http://127.0.0.1:9292 --provider-version 1.4.0 --branch main --publish
 
 Pacts are written by the consumer tests (cargo test -p gauntlet-contracts --test consumers)
 to contracts/pacts/. Message pacts are asked for at BASE_URL/_pact/messages.")]
     Verify(VerifyArgs),
-    /// Set the pacts against what really ran: the interactions between demo services that
-    /// the collector saw (client span → server span: method, route, status; events
+    /// Set the pacts against what really ran, as the collector saw it.
+    ///
+    /// The interactions between demo services that the collector saw (client span → server span: method, route, status; events
     /// processed), listing those no contract covers and the contracted ones never seen.
     /// Exit 0 (1 with --strict if there is any drift).
     #[command(after_help = "Examples:
   gauntlet demo &                                   # its traffic reaches the collector on :16686
   gauntlet contracts drift --collector http://127.0.0.1:16686 --since 10m")]
     Drift(DriftArgs),
+    /// Serve a Pact Broker (the part of its API the Pact tools use), stored in SQLite.
+    ///
+    /// Publish pacts, pacts for verification with selectors, pending and WIP pacts,
+    /// verification results, environments, deployments, can-i-deploy.
+    #[command(after_help = "Examples:
+  gauntlet contracts broker --data-dir /var/lib/gauntlet-broker &
+  gauntlet contracts publish --broker http://127.0.0.1:9292 --consumer-version 1.4.0 --branch main
+  curl -s http://127.0.0.1:9292/ | python3 -m json.tool     # the HAL index")]
+    Broker(BrokerArgs),
+    /// Publish every pact of a directory to a broker as one consumer version (per consumer).
+    Publish(PublishArgs),
+    /// Ask a broker whether a version can be deployed; exit 0 yes, 1 no.
+    ///
+    /// Every pact the version has with a counterpart (deployed in the environment, if
+    /// given) must have a successful verification. The table shows each, with the reasons.
+    #[command(name = "can-i-deploy")]
+    CanIDeploy(CanIDeployArgs),
+    /// Create an environment on a broker (e.g. production).
+    CreateEnvironment(CreateEnvironmentArgs),
+    /// Record that a version is now deployed to an environment (replacing the one before).
+    RecordDeployment(RecordDeploymentArgs),
+}
+
+#[derive(Debug, Args)]
+struct BrokerArgs {
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:9292")]
+    listen: std::net::SocketAddr,
+    /// Where the broker keeps its database.
+    #[arg(long, value_name = "DIR", default_value = "gauntlet-broker")]
+    data_dir: PathBuf,
+}
+
+#[derive(Debug, Args)]
+struct PublishArgs {
+    #[arg(long, value_name = "URL")]
+    broker: String,
+    /// The consumers' version (e.g. a git SHA).
+    #[arg(long, value_name = "VERSION")]
+    consumer_version: String,
+    /// The branch it was built from.
+    #[arg(long)]
+    branch: Option<String>,
+    /// A tag for the version (repeatable).
+    #[arg(long)]
+    tag: Vec<String>,
+    #[arg(long, value_name = "DIR", default_value = "contracts/pacts")]
+    pacts: PathBuf,
+}
+
+#[derive(Debug, Args)]
+struct CanIDeployArgs {
+    #[arg(long, value_name = "URL")]
+    broker: String,
+    #[arg(long, value_name = "NAME")]
+    pacticipant: String,
+    #[arg(long, value_name = "VERSION")]
+    version: String,
+    /// Against what is deployed there; without it, against the latest of each counterpart.
+    #[arg(long, value_name = "ENV")]
+    to_environment: Option<String>,
+}
+
+#[derive(Debug, Args)]
+struct CreateEnvironmentArgs {
+    #[arg(long, value_name = "URL")]
+    broker: String,
+    #[arg(long)]
+    name: String,
+    #[arg(long)]
+    production: bool,
+}
+
+#[derive(Debug, Args)]
+struct RecordDeploymentArgs {
+    #[arg(long, value_name = "URL")]
+    broker: String,
+    #[arg(long, value_name = "NAME")]
+    pacticipant: String,
+    #[arg(long, value_name = "VERSION")]
+    version: String,
+    #[arg(long, value_name = "ENV")]
+    environment: String,
 }
 
 #[derive(Debug, Args)]
@@ -73,15 +163,41 @@ struct VerifyArgs {
     /// Also write the result as JUnit XML, each interaction a test case.
     #[arg(long, value_name = "FILE")]
     junit: Option<PathBuf>,
+    /// Fetch the pacts from this Pact Broker ("pacts for verification") instead of --pacts.
+    #[arg(long, value_name = "URL")]
+    broker: Option<String>,
+    /// Which consumer versions' pacts (repeatable): mainBranch, deployedOrReleased, latest,
+    /// matchingBranch, branch=NAME, tag=NAME, environment=NAME, consumer=NAME, joined by
+    /// commas [default: mainBranch and deployedOrReleased].
+    #[arg(long, value_name = "SELECTOR", requires = "broker")]
+    selector: Vec<Selector>,
+    /// Pacts this provider has never verified are pending: reported, but not failing.
+    #[arg(long, requires = "broker")]
+    enable_pending: bool,
+    /// Also verify work-in-progress pacts published since this date (2026-11-01).
+    #[arg(long, value_name = "DATE", requires = "broker")]
+    include_wip_pacts_since: Option<String>,
+    /// This provider's version, for the published results.
+    #[arg(long, value_name = "VERSION")]
+    provider_version: Option<String>,
+    /// This provider's branch (for pending and WIP pacts, and the published results).
+    #[arg(long)]
+    branch: Option<String>,
+    /// Publish the results to the broker (needs --broker and --provider-version).
+    #[arg(long, requires_all = ["broker", "provider_version"])]
+    publish: bool,
 }
 
 pub async fn run(args: ContractsArgs) -> anyhow::Result<ExitCode> {
-    // The Pact libraries send usage data unless told not to, and a CLI cannot set its own
-    // environment safely once threads run: run again with it set.
-    if std::env::var("PACT_DO_NOT_TRACK").as_deref() != Ok("true") {
+    // The Pact verifier sends usage data unless told not to, and a CLI cannot set its own
+    // environment safely once threads run: run again with it set (only `verify` uses it).
+    if matches!(args.command, ContractsCommand::Verify(_))
+        && std::env::var("PACT_DO_NOT_TRACK").as_deref() != Ok("true")
+    {
         let status = tokio::process::Command::new(std::env::current_exe()?)
             .args(std::env::args_os().skip(1))
             .env("PACT_DO_NOT_TRACK", "true")
+            .kill_on_drop(true)
             .status()
             .await?;
         return Ok(ExitCode::from(
@@ -94,7 +210,71 @@ pub async fn run(args: ContractsArgs) -> anyhow::Result<ExitCode> {
     match args.command {
         ContractsCommand::Verify(a) => run_verify(a).await,
         ContractsCommand::Drift(a) => run_drift(a).await,
+        ContractsCommand::Broker(a) => run_broker(a).await,
+        ContractsCommand::Publish(a) => {
+            let pacts = pacts::all(&a.pacts)?;
+            if pacts.is_empty() {
+                anyhow::bail!(
+                    "{} holds no pact files: nothing to publish",
+                    a.pacts.display()
+                );
+            }
+            BrokerClient::new(&a.broker)
+                .publish(&pacts, &a.consumer_version, a.branch.as_deref(), &a.tag)
+                .await?;
+            println!(
+                "published {} pacts as version {}",
+                pacts.len(),
+                a.consumer_version
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        ContractsCommand::CanIDeploy(a) => {
+            let answer = BrokerClient::new(&a.broker)
+                .can_i_deploy(&a.pacticipant, &a.version, a.to_environment.as_deref())
+                .await?;
+            print!("{}", answer.render());
+            Ok(if answer.summary.deployable {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            })
+        }
+        ContractsCommand::CreateEnvironment(a) => {
+            BrokerClient::new(&a.broker)
+                .create_environment(&a.name, a.production)
+                .await?;
+            println!("environment {} created", a.name);
+            Ok(ExitCode::SUCCESS)
+        }
+        ContractsCommand::RecordDeployment(a) => {
+            BrokerClient::new(&a.broker)
+                .record_deployment(&a.pacticipant, &a.version, &a.environment)
+                .await?;
+            println!(
+                "{} {} is deployed to {}",
+                a.pacticipant, a.version, a.environment
+            );
+            Ok(ExitCode::SUCCESS)
+        }
     }
+}
+
+async fn run_broker(a: BrokerArgs) -> anyhow::Result<ExitCode> {
+    use anyhow::Context;
+    let broker = gauntlet_contracts::broker::Broker::open(&a.data_dir)?;
+    let listener = tokio::net::TcpListener::bind(a.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", a.listen))?;
+    eprintln!(
+        "pact broker on http://{} (data in {})",
+        listener.local_addr()?,
+        a.data_dir.display()
+    );
+    axum::serve(listener, gauntlet_contracts::broker::router(broker))
+        .with_graceful_shutdown(super::stop_signal())
+        .await?;
+    Ok(ExitCode::SUCCESS)
 }
 
 async fn run_drift(a: DriftArgs) -> anyhow::Result<ExitCode> {
@@ -111,9 +291,41 @@ async fn run_drift(a: DriftArgs) -> anyhow::Result<ExitCode> {
 }
 
 async fn run_verify(a: VerifyArgs) -> anyhow::Result<ExitCode> {
-    let pacts = pacts::for_provider(&a.pacts, &a.provider)?;
+    let pacts = match a.broker {
+        Some(_) => Vec::new(),
+        None => pacts::for_provider(&a.pacts, &a.provider)?,
+    };
     let mut config = VerifyConfig::new(&a.provider, &a.base_url, pacts);
     config.state_change_url = a.state_change_url;
+    if let Some(url) = a.broker {
+        let selectors = if a.selector.is_empty() {
+            vec![
+                Selector {
+                    main_branch: Some(true),
+                    ..Selector::default()
+                },
+                Selector {
+                    deployed_or_released: Some(true),
+                    ..Selector::default()
+                },
+            ]
+        } else {
+            a.selector
+        };
+        config.broker = Some(BrokerSource {
+            url,
+            selectors,
+            enable_pending: a.enable_pending,
+            include_wip_since: a.include_wip_pacts_since,
+            provider_branch: a.branch.clone(),
+        });
+    }
+    if a.publish {
+        config.publish = a.provider_version.map(|v| Publish {
+            provider_version: v,
+            branch: a.branch,
+        });
+    }
     config.coloured = std::io::stdout().is_terminal();
     let report = verify(&config).await?;
     print!("{}", report.render());

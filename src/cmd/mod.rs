@@ -36,7 +36,7 @@ enum Command {
     Load(Box<load::LoadArgs>),
     /// Inject faults (a Toxiproxy-compatible proxy) and run chaos experiments on the demo.
     Chaos(chaos::ChaosArgs),
-    /// Consumer-driven contracts (Pact): verify a running provider against its pacts.
+    /// Consumer-driven contracts (Pact): verify providers, drift against traces, a broker.
     Contracts(contracts::ContractsArgs),
     /// Run one demo service instance (the demo's supervisor starts these).
     #[command(hide = true)]
