@@ -106,6 +106,34 @@ fn the_demo_runs_real_processes_and_leaves_nothing_behind() {
     );
 }
 
+/// A span of the gateway's trace in timeline `t` whose parent is not (yet) in that trace.
+fn broken_parent_link(t: &Value) -> Option<Value> {
+    let spans: Vec<&Value> = t["items"]
+        .as_array()?
+        .iter()
+        .filter(|i| i["kind"] == "span")
+        .collect();
+    let root = spans
+        .iter()
+        .find(|s| s["service"] == "gateway" && s["name"] == "POST /api/orders")?;
+    let in_trace: Vec<&&Value> = spans
+        .iter()
+        .filter(|s| s["trace_id"] == root["trace_id"])
+        .collect();
+    let ids: std::collections::HashSet<&str> = in_trace
+        .iter()
+        .filter_map(|s| s["span_id"].as_str())
+        .collect();
+    in_trace
+        .into_iter()
+        .find(|s| {
+            s["parent_span_id"]
+                .as_str()
+                .is_some_and(|p| !ids.contains(p))
+        })
+        .map(|s| (*s).clone())
+}
+
 /// Polls the collector's correlation timeline for `cid` until `ok` holds (20 s at most).
 async fn timeline(
     http: &reqwest::Client,
@@ -166,6 +194,8 @@ fn one_request_is_one_story_in_the_collector_across_services_and_async_hops() {
                 && has("inventory", "POST /reservations/{id}/release")
                 && has("notifications", "order.cancelled process")
                 && has("order-history", "order.cancelled process")
+                // A client span can arrive in an earlier batch than its parent.
+                && broken_parent_link(t).is_none()
         })
         .await;
         let items = tl["items"].as_array().expect("items");
@@ -175,11 +205,8 @@ fn one_request_is_one_story_in_the_collector_across_services_and_async_hops() {
         let root = spans.iter().find(|s| s["service"] == "gateway" && s["name"] == "POST /api/orders").expect("gateway server span");
         let trace = root["trace_id"].as_str().expect("trace");
         let in_trace: Vec<&&Value> = spans.iter().filter(|s| s["trace_id"] == trace).collect();
-        let ids: std::collections::HashSet<&str> = in_trace.iter().filter_map(|s| s["span_id"].as_str()).collect();
-        for s in &in_trace {
-            if let Some(parent) = s["parent_span_id"].as_str() {
-                assert!(ids.contains(parent), "a broken parent link in {s}");
-            }
+        if let Some(s) = broken_parent_link(&tl) {
+            panic!("a broken parent link in {s}");
         }
         let services: std::collections::HashSet<&str> = in_trace.iter().filter_map(|s| s["service"].as_str()).collect();
         for s in ["gateway", "orders", "inventory", "payments"] {

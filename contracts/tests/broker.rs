@@ -326,41 +326,30 @@ async fn the_broker_refuses_bad_publications_clearly() {
         .await
         .expect("answered");
     assert_eq!(not_json.status(), 400);
-    let missing = http
-        .post(format!("{broker}/pacts/provider/nobody/for-verification"))
-        .json(&serde_json::json!({}))
+    let for_verification = |provider: &str, body: serde_json::Value| {
+        http.post(format!(
+            "{broker}/pacts/provider/{provider}/for-verification"
+        ))
+        .json(&body)
         .send()
+    };
+    let missing = for_verification("nobody", serde_json::json!({}))
         .await
         .expect("answered");
     assert_eq!(missing.status(), 404);
-    let bad_wip = http
-        .post(format!("{broker}/pacts/provider/orders/for-verification"))
-        .json(&serde_json::json!({"includeWipPactsSince": "yesterday"}))
-        .send()
-        .await
-        .expect("answered");
-    // The provider is unknown first; publish one pact and ask again.
-    assert_eq!(bad_wip.status(), 404);
-    let ok = put(
-        "/pacts/provider/orders/consumer/gateway/version/1",
-        r#"{"consumer": {"name": "gateway"}, "provider": {"name": "orders"}, "interactions": []}"#,
-    )
-    .await
-    .expect("answered");
+    let pact =
+        r#"{"consumer": {"name": "gateway"}, "provider": {"name": "orders"}, "interactions": []}"#;
+    let path = "/pacts/provider/orders/consumer/gateway/version/1";
+    let ok = put(path, pact).await.expect("answered");
     assert_eq!(ok.status(), 201);
-    let again = put(
-        "/pacts/provider/orders/consumer/gateway/version/1",
-        r#"{"consumer": {"name": "gateway"}, "provider": {"name": "orders"}, "interactions": []}"#,
+    let again = put(path, pact).await.expect("answered");
+    assert_eq!(again.status(), 200, "the same content again is no change");
+    let bad_wip = for_verification(
+        "orders",
+        serde_json::json!({"includeWipPactsSince": "yesterday"}),
     )
     .await
     .expect("answered");
-    assert_eq!(again.status(), 200, "the same content again is no change");
-    let bad_wip = http
-        .post(format!("{broker}/pacts/provider/orders/for-verification"))
-        .json(&serde_json::json!({"includeWipPactsSince": "yesterday"}))
-        .send()
-        .await
-        .expect("answered");
     assert_eq!(bad_wip.status(), 400);
     assert!(bad_wip.text().await.expect("body").contains("not a date"));
 }

@@ -50,6 +50,17 @@ impl Row {
 pub struct Answer {
     pub summary: Summary,
     pub matrix: Vec<Row>,
+    /// One per row, as the Pact CLI prints them under its table.
+    #[serde(default)]
+    pub notices: Vec<Notice>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Notice {
+    /// `success` or `error`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub text: String,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -184,7 +195,20 @@ pub fn can_i_deploy(
             .collect::<Vec<_>>()
             .join("; ")
     };
+    let notices = rows
+        .iter()
+        .map(|r| Notice {
+            kind: if r.success() == Some(true) {
+                "success"
+            } else {
+                "error"
+            }
+            .to_string(),
+            text: r.reason.clone(),
+        })
+        .collect();
     Ok(Answer {
+        notices,
         summary: Summary {
             deployable,
             reason,
