@@ -180,6 +180,7 @@ fn help_teaches_and_bad_flags_say_what_to_write() {
         "--retention",
         "--max-disk",
         "--segment-rows",
+        "--cors-origin",
         "OTEL_EXPORTER_OTLP_ENDPOINT",
         "Examples:",
     ] {
@@ -191,6 +192,7 @@ fn help_teaches_and_bad_flags_say_what_to_write() {
         ("--otlp-http", "localhost", "ADDR"),
         ("--zipkin", "nowhere", "or off"),
         ("--segment-rows", "5", "1000.."),
+        ("--cors-origin", "localhost:3000", "scheme://host[:port]"),
     ] {
         let out = Command::new(BIN)
             .args(["collector", flag, value])

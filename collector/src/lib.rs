@@ -58,6 +58,8 @@ pub struct Config {
     /// Bytes of request bodies held in memory at once, over every receiver; past it,
     /// exports are refused with a retry hint (HTTP 429, gRPC UNAVAILABLE).
     pub max_inflight: usize,
+    /// Browser origins allowed to export to OTLP/HTTP (CORS); none by default.
+    pub cors_origins: Vec<otlp::http::CorsOrigin>,
     /// Delete data received longer ago than this.
     pub retention: Option<Duration>,
     /// Delete the oldest data while the store uses more than this many bytes.
@@ -79,6 +81,7 @@ impl Config {
             store: StoreConfig::Sqlite(SqliteConfig::new("gauntlet-data")),
             max_body: 64 << 20,
             max_inflight: 256 << 20,
+            cors_origins: Vec::new(),
             retention: Some(Duration::from_secs(72 * 3600)),
             max_disk: Some(10 << 30),
             retention_interval: Duration::from_secs(60),
@@ -204,7 +207,7 @@ impl Collector {
         serve_http(
             &mut servers,
             otlp_http,
-            otlp::http::router(receiver.clone()),
+            otlp::http::router(receiver.clone(), &config.cors_origins),
             &stopped,
         );
         if let Some(listener) = zipkin {

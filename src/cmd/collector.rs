@@ -67,6 +67,11 @@ pub struct CollectorArgs {
     #[arg(long, value_name = "ROWS", default_value_t = 1_000_000,
           value_parser = clap::value_parser!(u64).range(1_000..))]
     segment_rows: u64,
+    /// A browser origin allowed to export to OTLP/HTTP (the OpenTelemetry JS SDK in a web
+    /// page): its CORS preflights and exports are answered for it. Repeatable;
+    /// `scheme://host[:port]` as the browser sends it, or `*` for any. None by default.
+    #[arg(long, value_name = "ORIGIN")]
+    cors_origin: Vec<gauntlet_collector::otlp::http::CorsOrigin>,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -146,6 +151,7 @@ pub async fn run(args: CollectorArgs) -> anyhow::Result<()> {
         retention: args.retention.0,
         max_disk: args.max_disk.0,
         retention_interval: args.retention_interval,
+        cors_origins: args.cors_origin,
         ..Config::with_defaults()
     };
     let collector = Collector::start(config).await?;

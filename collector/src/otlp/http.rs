@@ -1,6 +1,7 @@
 //! OTLP/HTTP: `POST /v1/traces` and `/v1/logs`, protobuf or JSON on the same port, gzip or
 //! not. The response mirrors the request's encoding. `/v1/metrics` answers 404 with a
 //! google.rpc.Status saying metrics are not stored, so a misconfigured SDK is told, not ignored.
+//! Browsers' exports get CORS answers for the origins `--cors-origin` allows, none by default.
 
 use std::sync::Arc;
 
@@ -37,15 +38,84 @@ pub struct HttpReceiver {
     pub budget: payload::BodyBudget,
 }
 
-pub fn router(receiver: HttpReceiver) -> Router {
-    Router::new()
+/// A browser origin allowed to export to OTLP/HTTP (`--cors-origin`): `scheme://host[:port]`,
+/// or `*` for any.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CorsOrigin {
+    Any,
+    Exact(axum::http::HeaderValue),
+}
+
+impl std::str::FromStr for CorsOrigin {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        if s == "*" {
+            return Ok(Self::Any);
+        }
+        let bad = |why: &str| {
+            format!(
+                "{s:?} is not an origin ({why}): give scheme://host[:port], as a browser sends it, e.g. http://localhost:3000, or * for any"
+            )
+        };
+        let rest = s
+            .strip_prefix("http://")
+            .or_else(|| s.strip_prefix("https://"))
+            .ok_or_else(|| bad("no http:// or https://"))?;
+        if rest.is_empty() || rest.contains('/') {
+            return Err(bad("a host and nothing after it"));
+        }
+        if !rest
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-.:[]".contains(c))
+        {
+            return Err(bad("a host name, an IP address and a port only"));
+        }
+        axum::http::HeaderValue::from_str(s)
+            .map(Self::Exact)
+            .map_err(|_| bad("not a valid header value"))
+    }
+}
+
+/// The CORS answer for browsers' exports: preflights and responses carry
+/// `Access-Control-Allow-Origin` for the allowed origins only; none, no CORS at all.
+fn cors(origins: &[CorsOrigin]) -> Option<tower_http::cors::CorsLayer> {
+    use tower_http::cors::{AllowHeaders, AllowOrigin, CorsLayer};
+    if origins.is_empty() {
+        return None;
+    }
+    let allow = if origins.contains(&CorsOrigin::Any) {
+        AllowOrigin::any()
+    } else {
+        AllowOrigin::list(origins.iter().filter_map(|o| match o {
+            CorsOrigin::Exact(v) => Some(v.clone()),
+            CorsOrigin::Any => None,
+        }))
+    };
+    Some(
+        CorsLayer::new()
+            .allow_origin(allow)
+            .allow_methods([axum::http::Method::POST])
+            // The SDKs send Content-Type and whatever headers their users configure; echoing
+            // the request's list also holds where `*` does not (credentialed requests).
+            .allow_headers(AllowHeaders::mirror_request())
+            .max_age(std::time::Duration::from_secs(3600)),
+    )
+}
+
+pub fn router(receiver: HttpReceiver, cors_origins: &[CorsOrigin]) -> Router {
+    let router = Router::new()
         .route("/v1/traces", post(traces))
         .route("/v1/logs", post(logs))
         .route("/v1/metrics", post(metrics))
         .fallback(unknown_path)
         // The limit is enforced while reading, in `payload`, with OTLP's error body.
         .layer(DefaultBodyLimit::disable())
-        .with_state(receiver)
+        .with_state(receiver);
+    match cors(cors_origins) {
+        Some(layer) => router.layer(layer),
+        None => router,
+    }
 }
 
 async fn traces(State(r): State<HttpReceiver>, headers: HeaderMap, body: Body) -> Response {
