@@ -267,6 +267,17 @@ async fn pacts_go_through_the_broker_and_can_i_deploy_follows_the_verifications(
         "{}",
         pending.render()
     );
+    let junit = dir.path().join("pending.xml");
+    gauntlet_contracts::junit::write(&pending, &junit).expect("junit");
+    let xml = std::fs::read_to_string(&junit).expect("read");
+    assert!(
+        xml.contains("failures=\"0\"") && xml.contains("skipped=\"1\""),
+        "{xml}"
+    );
+    assert!(
+        xml.contains("pending pact: $[") && xml.contains("units_free"),
+        "{xml}"
+    );
     // Work in progress: not selected (main branch only), but published since the date and
     // never verified, so verified as pending.
     let wip = verify_through(
