@@ -3,11 +3,13 @@
 # collector's CPU-µs per span and peak RSS, bytes per span on disk, against the decode-only
 # and store-only limits measured in the same run. With --grow N: ingest until N spans are
 # stored, printing the rate per tenth, then trace-by-ID, correlation and search latencies at
-# that size.
+# that size. With --logs N: log exports instead (512 records a request, the shape's records per
+# trace) until N logs are stored, then log query latencies (by trace, correlation, service,
+# body text, severity).
 # Loopback only; every phase ends by itself.
 #
 # Usage: bash scripts/bench-ingest.sh [--shape friendly|realistic|worst|all] [--grow SPANS]
-#                                     [SECONDS=20] [CONNECTIONS=4]
+#                                     [--logs LOGS] [SECONDS=20] [CONNECTIONS=4]
 # Shapes (512 spans a request, fresh random trace and correlation IDs every request):
 #   friendly  32 traces x 16 spans    realistic  128 traces x 4 spans    worst  512 x 1
 set -euo pipefail
@@ -15,12 +17,14 @@ cd "$(dirname "$0")/.."
 
 SHAPE=all
 GROW=""
+LOGS=""
 POSITIONAL=()
 while [ $# -gt 0 ]; do
   case "$1" in
     --shape) SHAPE=$2; shift 2 ;;
     --grow) GROW=$2; shift 2 ;;
-    -h|--help) sed -n '2,12p' "$0"; exit 0 ;;
+    --logs) LOGS=$2; shift 2 ;;
+    -h|--help) sed -n '2,15p' "$0"; exit 0 ;;
     *) POSITIONAL+=("$1"); shift ;;
   esac
 done
@@ -33,6 +37,10 @@ case "$SHAPE" in
 esac
 if [ -n "$GROW" ] && ! [[ "$GROW" =~ ^[0-9]+$ ]]; then
   echo "--grow $GROW: a number of spans, e.g. 50000000" >&2
+  exit 2
+fi
+if [ -n "$LOGS" ] && ! [[ "$LOGS" =~ ^[0-9]+$ ]]; then
+  echo "--logs $LOGS: a number of log records, e.g. 10000000" >&2
   exit 2
 fi
 
@@ -54,11 +62,8 @@ trap cleanup EXIT
 val() { echo "$1" | sed -n "s/^$2=//p"; }
 summary=()
 
-for shape in "${SHAPES[@]}"; do
-  echo "== $shape: limits (decode only on one core; store only through the SQLite write path)"
-  limits=$(bench limits "$shape" 2000000)
-  echo "$limits"
-
+# A fresh collector on ephemeral loopback ports: sets collector_pid, otlp and api.
+start_collector() {
   rm -rf "$work/data"
   ./target/release/gauntlet collector --data-dir "$work/data" --retention off --max-disk off \
     --otlp-grpc 127.0.0.1:0 --otlp-http 127.0.0.1:0 --zipkin off --http 127.0.0.1:0 \
@@ -71,16 +76,52 @@ for shape in "${SHAPES[@]}"; do
   otlp=$(sed -n 's#.*OTLP/HTTP *\(http://[0-9.:]*\).*#\1#p' "$work/out")
   api=$(sed -n 's#.*Query API *\(http://[0-9.:]*\)/api/services.*#\1#p' "$work/out")
   [ -n "$otlp" ] && [ -n "$api" ] || { echo "collector did not start:"; cat "$work/err"; exit 1; }
+}
+ticks=$(getconf CLK_TCK)
+cpu() { awk '{print $14 + $15}' "/proc/$collector_pid/stat"; }
+# Shows each line as it comes (through this shell's own stderr: `tee /dev/stderr` would reopen
+# a redirected log and write over it) and keeps it for the summary.
+shown() { while IFS= read -r line; do echo "$line" >&2; echo "$line"; done; }
 
-  ticks=$(getconf CLK_TCK)
-  cpu() { awk '{print $14 + $15}' "/proc/$collector_pid/stat"; }
+if [ -n "$LOGS" ]; then
+  for shape in "${SHAPES[@]}"; do
+    start_collector
+    cpu_before=$(cpu)
+    echo "== $shape logs: growing the store to $LOGS logs over ${CONNECTIONS} connections"
+    run=$(bench logs "$shape" "$otlp/v1/logs" "$api" "$LOGS" "$CONNECTIONS" | shown)
+    cpu_after=$(cpu)
+    rss_kib=$(awk '/VmHWM/ {print $2}' "/proc/$collector_pid/status")
+    stop_collector
+    store_bytes=$(du -sb "$work/data" | cut -f1)
+    acked=$(val "$run" acked_logs)
+    line=$(awk -v shape="$shape" -v rate="$(val "$run" acked_logs_per_sec)" -v acked="$acked" \
+        -v cpu="$(awk -v a="$cpu_before" -v b="$cpu_after" -v t="$ticks" 'BEGIN {print (b - a) / t}')" \
+        -v rss="$rss_kib" -v bytes="$store_bytes" 'BEGIN {
+      printf "%-10s %10d %12d %9.2f %9.1f %9.0f", shape, rate, acked, cpu * 1e6 / acked, rss / 1024,
+        bytes / acked
+    }')
+    for q in trace correlation service text errors; do
+      line="$line $(printf '%7s/%-7s' "$(val "$run" "logs_by_${q}_p50_ms")" "$(val "$run" "logs_by_${q}_p99_ms")")"
+    done
+    summary+=("$line")
+  done
+  echo "== results (acked = OTLP/HTTP protobuf log records acknowledged, i.e. committed; query p50/p99 ms)"
+  printf "%-10s %10s %12s %9s %9s %9s %15s %15s %15s %15s %15s\n" shape "acked/s" "acked" "CPU-µs/log" \
+    "RSS MiB" "B/log" "by trace" "by correlation" "by service" "text (q)" "errors"
+  printf '%s\n' "${summary[@]}"
+  exit 0
+fi
+
+for shape in "${SHAPES[@]}"; do
+  echo "== $shape: limits (decode only on one core; store only through the SQLite write path)"
+  limits=$(bench limits "$shape" 2000000)
+  echo "$limits"
+
+  start_collector
   cpu_before=$(cpu)
   if [ -n "$GROW" ]; then
     echo "== $shape: growing the store to $GROW spans over ${CONNECTIONS} connections"
-    # Each line shown as it comes (through this shell's own stderr: `tee /dev/stderr` would
-    # reopen a redirected log and write over it) and kept for the summary.
-    run=$(bench grow "$shape" "$otlp/v1/traces" "$api" "$GROW" "$CONNECTIONS" |
-      while IFS= read -r line; do echo "$line" >&2; echo "$line"; done)
+    run=$(bench grow "$shape" "$otlp/v1/traces" "$api" "$GROW" "$CONNECTIONS" | shown)
   else
     echo "== $shape: collector under ${CONNECTIONS} connections for ${SECONDS_TO_RUN}s"
     run=$(bench blast "$shape" "$otlp/v1/traces" "$CONNECTIONS" "$SECONDS_TO_RUN")

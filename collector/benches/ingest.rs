@@ -6,6 +6,9 @@
 //!   while; only acknowledged (committed) spans count.
 //! - `grow SHAPE URL API TARGET`: the same until TARGET spans are acknowledged, printing the
 //!   rate per interval, then trace-by-ID and correlation-timeline latencies at that size.
+//! - `logs SHAPE URL API TARGET`: the same with log exports (512 records, the shape's records
+//!   per trace) to /v1/logs, then log queries at that size (by trace, correlation, service,
+//!   body text, severity).
 //!
 //! Shapes (512 spans a request): `friendly` 32 traces × 16 spans; `realistic` 128 traces × 4
 //! spans, what a service's batch processor sends; `worst` 512 traces of one span. Every
@@ -20,8 +23,10 @@ use std::time::{Duration, Instant};
 use gauntlet_collector::model::Batch;
 use gauntlet_collector::otlp::convert;
 use gauntlet_collector::store::sqlite::{SqliteConfig, SqliteStore};
+use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use opentelemetry_proto::tonic::common::v1::{AnyValue, InstrumentationScope, KeyValue, any_value};
+use opentelemetry_proto::tonic::logs::v1::{LogRecord, ResourceLogs, ScopeLogs};
 use opentelemetry_proto::tonic::resource::v1::Resource;
 use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span, Status, span};
 use prost::Message;
@@ -185,31 +190,133 @@ fn build_request(rng: &mut SplitMix, service: &str, shape: Shape) -> Encoded {
     }
     let req = ExportTraceServiceRequest {
         resource_spans: vec![ResourceSpans {
-            resource: Some(Resource {
-                attributes: vec![
-                    s("service.name", service),
-                    s("service.version", "1.4.2"),
-                    s("host.name", "bench-host"),
-                    s("telemetry.sdk.language", "rust"),
-                    s("telemetry.sdk.name", "opentelemetry"),
-                ],
-                ..Default::default()
-            }),
+            resource: Some(resource(service)),
             scope_spans: vec![ScopeSpans {
-                scope: Some(InstrumentationScope {
-                    name: "gauntlet-bench".into(),
-                    version: "0.1.0".into(),
-                    ..Default::default()
-                }),
+                scope: Some(scope()),
                 spans,
                 ..Default::default()
             }],
             ..Default::default()
         }],
     };
-    let bytes = req.encode_to_vec();
-    // One pass over the bytes: a position is a trace ID if its 16 bytes are one of ours, a
-    // span time if a fixed64 tag (0x39 start, 0x41 end) is followed by one of our times.
+    locate(req.encode_to_vec(), trace_ids, &correlations, times)
+}
+
+fn resource(service: &str) -> Resource {
+    Resource {
+        attributes: vec![
+            s("service.name", service),
+            s("service.version", "1.4.2"),
+            s("host.name", "bench-host"),
+            s("telemetry.sdk.language", "rust"),
+            s("telemetry.sdk.name", "opentelemetry"),
+        ],
+        ..Default::default()
+    }
+}
+
+fn scope() -> InstrumentationScope {
+    InstrumentationScope {
+        name: "gauntlet-bench".into(),
+        version: "0.1.0".into(),
+        ..Default::default()
+    }
+}
+
+/// Words a log body is made of; [`RARE_WORD`] is in one body in 64, what a text search for
+/// a specific failure looks for.
+const LOG_WORDS: [&str; 8] = [
+    "order",
+    "reserved",
+    "payment",
+    "authorized",
+    "customer",
+    "shipped",
+    "retrying",
+    "cache",
+];
+const RARE_WORD: &str = "deadlock";
+
+/// A log export as a service's batch processor sends it: 512 records of `shape.spans_per_trace`
+/// records per request (trace), each with the trace's ID, a span ID and its correlation ID.
+fn build_logs_request(rng: &mut SplitMix, service: &str, shape: Shape) -> Encoded {
+    let now = 1_763_000_000_000_000_000u64;
+    let mut records = Vec::with_capacity(SPANS_PER_REQUEST);
+    let (mut trace_ids, mut correlations, mut times) = (Vec::new(), Vec::new(), Vec::new());
+    for t in 0..SPANS_PER_REQUEST / shape.spans_per_trace {
+        let mut trace_id = [0u8; 16];
+        trace_id[..8].copy_from_slice(&rng.next().to_le_bytes());
+        trace_id[8..].copy_from_slice(&rng.next().to_le_bytes());
+        trace_ids.push(trace_id);
+        let correlation = format!("{:016x}{:016x}", rng.next(), rng.next());
+        correlations.push(correlation.clone());
+        for k in 0..shape.spans_per_trace {
+            let time = now + t as u64 * 1_000_000 + k as u64 * 10_000;
+            // fixed64 fields 1 and 11 of LogRecord: tags 0x09 and 0x59.
+            times.push((0x09, time));
+            times.push((0x59, time + 1_000));
+            let severity = match rng.next() % 20 {
+                0 => 17,
+                1..=2 => 13,
+                _ => 9,
+            };
+            let mut words: Vec<&str> = (0..6)
+                .map(|_| LOG_WORDS[(rng.next() % LOG_WORDS.len() as u64) as usize])
+                .collect();
+            if rng.next().is_multiple_of(64) {
+                words.push(RARE_WORD);
+            }
+            records.push(LogRecord {
+                time_unix_nano: time,
+                observed_time_unix_nano: time + 1_000,
+                severity_number: severity,
+                severity_text: match severity {
+                    17 => "ERROR",
+                    13 => "WARN",
+                    _ => "INFO",
+                }
+                .into(),
+                body: Some(AnyValue {
+                    value: Some(any_value::Value::StringValue(format!(
+                        "{} {}",
+                        words.join(" "),
+                        rng.next() % 100_000
+                    ))),
+                }),
+                attributes: vec![
+                    s("correlation.id", &correlation),
+                    s("code.function", "place_order"),
+                ],
+                trace_id: trace_id.to_vec(),
+                span_id: rng.next().to_le_bytes().to_vec(),
+                flags: 1,
+                ..Default::default()
+            });
+        }
+    }
+    let req = ExportLogsServiceRequest {
+        resource_logs: vec![ResourceLogs {
+            resource: Some(resource(service)),
+            scope_logs: vec![ScopeLogs {
+                scope: Some(scope()),
+                log_records: records,
+                ..Default::default()
+            }],
+            ..Default::default()
+        }],
+    };
+    locate(req.encode_to_vec(), trace_ids, &correlations, times)
+}
+
+/// Where the trace IDs, correlation IDs and times sit in an encoded request. One pass over the
+/// bytes: a position is a trace ID if its 16 bytes are one of ours, a time if a fixed64 tag
+/// (spans: 0x39 start, 0x41 end; logs: 0x09 time, 0x59 observed) is followed by one of ours.
+fn locate(
+    bytes: Vec<u8>,
+    trace_ids: Vec<[u8; 16]>,
+    correlations: &[String],
+    times: Vec<(u8, u64)>,
+) -> Encoded {
     let ids: std::collections::HashSet<[u8; 16]> = trace_ids.into_iter().collect();
     let cids: std::collections::HashSet<[u8; 32]> = correlations
         .iter()
@@ -254,6 +361,13 @@ fn requests(n: usize, shape: Shape) -> Vec<Encoded> {
     let mut rng = SplitMix(42);
     (0..n)
         .map(|k| build_request(&mut rng, SERVICES[k % SERVICES.len()], shape))
+        .collect()
+}
+
+fn logs_requests(n: usize, shape: Shape) -> Vec<Encoded> {
+    let mut rng = SplitMix(43);
+    (0..n)
+        .map(|k| build_logs_request(&mut rng, SERVICES[k % SERVICES.len()], shape))
         .collect()
 }
 
@@ -349,7 +463,14 @@ struct Sent {
     acked_seqs: Vec<u64>,
 }
 
-async fn send(url: &str, reqs: Arc<Vec<Encoded>>, connections: usize, until: Until) -> Sent {
+/// Sends until `until`; `unit` names what a request's 512 items are (`spans`, `logs`).
+async fn send(
+    url: &str,
+    reqs: Arc<Vec<Encoded>>,
+    connections: usize,
+    until: Until,
+    unit: &str,
+) -> Sent {
     let acked = Arc::new(AtomicU64::new(0));
     let refused = Arc::new(AtomicU64::new(0));
     let failed = Arc::new(AtomicU64::new(0));
@@ -412,7 +533,7 @@ async fn send(url: &str, reqs: Arc<Vec<Encoded>>, connections: usize, until: Unt
             if now >= last_spans + every {
                 let secs = last_t.elapsed().as_secs_f64();
                 println!(
-                    "grow_point stored_spans={now} interval_spans_per_sec={:.0} elapsed_s={:.0}",
+                    "grow_point stored_{unit}={now} interval_{unit}_per_sec={:.0} elapsed_s={:.0}",
                     (now - last_spans) as f64 / secs,
                     started.elapsed().as_secs_f64()
                 );
@@ -433,12 +554,12 @@ async fn send(url: &str, reqs: Arc<Vec<Encoded>>, connections: usize, until: Unt
     }
 }
 
-fn print_sent(sent: &Sent, connections: usize) {
+fn print_sent(sent: &Sent, connections: usize, unit: &str) {
     println!("blast_seconds={:.2}", sent.secs);
     println!("blast_connections={connections}");
-    println!("acked_spans={}", sent.acked);
-    println!("acked_spans_per_sec={:.0}", sent.acked as f64 / sent.secs);
-    println!("refused_spans={}", sent.refused);
+    println!("acked_{unit}={}", sent.acked);
+    println!("acked_{unit}_per_sec={:.0}", sent.acked as f64 / sent.secs);
+    println!("refused_{unit}={}", sent.refused);
     println!("failed_requests={}", sent.failed);
 }
 
@@ -524,6 +645,64 @@ async fn lookups(api: &str, reqs: &[Encoded], acked_seqs: &[u64], n: usize) {
     println!("lookups_not_found={missing}");
 }
 
+/// The part of a `/api/v1/logs` answer the bench reads.
+#[derive(serde::Deserialize)]
+struct LogsPage {
+    data: Vec<serde::de::IgnoredAny>,
+}
+
+/// Log queries at size, for `n` picks among the acknowledged requests: by trace ID, by
+/// correlation ID, a service's newest page, a service's newest with a rare word in the body
+/// (`q`), and the newest errors of all services. Pages of 50, newest first.
+async fn log_lookups(api: &str, reqs: &[Encoded], acked_seqs: &[u64], n: usize) {
+    let client = reqwest::Client::new();
+    let mut rng = SplitMix(7);
+    let names = ["trace", "correlation", "service", "text", "errors"];
+    let mut ms: Vec<Vec<f64>> = vec![Vec::new(); names.len()];
+    let mut empty = 0usize;
+    for _ in 0..n {
+        let seq = acked_seqs[(rng.next() % acked_seqs.len() as u64) as usize];
+        let req = &reqs[seq as usize % reqs.len()];
+        let decoded =
+            ExportLogsServiceRequest::decode(fresh(req, seq, 0).as_slice()).expect("decodes");
+        let logs = &decoded.resource_logs[0];
+        let record = &logs.scope_logs[0].log_records
+            [(rng.next() % logs.scope_logs[0].log_records.len() as u64) as usize];
+        let trace: String = record.trace_id.iter().map(|b| format!("{b:02x}")).collect();
+        let correlation = convert::correlation_id(&record.attributes).expect("correlation ID");
+        let service = SERVICES[(rng.next() % SERVICES.len() as u64) as usize];
+        let queries: [&[(&str, &str)]; 5] = [
+            &[("trace_id", &trace)],
+            &[("correlation_id", &correlation)],
+            &[("service", service)],
+            &[("service", service), ("q", RARE_WORD)],
+            &[("severity_min", "error")],
+        ];
+        for (k, params) in queries.into_iter().enumerate() {
+            let mut params = params.to_vec();
+            params.push(("limit", "50"));
+            let url = reqwest::Url::parse_with_params(&format!("{api}/api/v1/logs"), params)
+                .expect("logs URL");
+            let t = Instant::now();
+            let found = match client.get(url).send().await {
+                Ok(r) if r.status().is_success() => r
+                    .json::<LogsPage>()
+                    .await
+                    .is_ok_and(|page| !page.data.is_empty()),
+                _ => false,
+            };
+            ms[k].push(t.elapsed().as_secs_f64() * 1000.0);
+            empty += usize::from(!found);
+        }
+    }
+    for (name, ms) in names.into_iter().zip(ms) {
+        let (p50, p99) = percentiles(ms);
+        println!("logs_by_{name}_p50_ms={p50:.2}");
+        println!("logs_by_{name}_p99_ms={p99:.2}");
+    }
+    println!("log_lookups_empty={empty}");
+}
+
 /// Patched requests still decode, with new trace IDs and shifted span times.
 fn self_check(reqs: &[Encoded], shape: Shape) {
     let r = &reqs[0];
@@ -589,12 +768,13 @@ fn main() {
         // `cargo test --all-targets` runs this with no arguments: check the request patching.
         for s in SHAPES {
             self_check(&requests(2, s), s);
+            self_check_logs(&logs_requests(2, s), s);
         }
         return;
     }
     let usage = || -> ! {
         eprintln!(
-            "usage: ingest limits SHAPE [SPANS] [REQUESTS_PER_COMMIT]\n       ingest blast SHAPE URL [CONNECTIONS] [SECONDS]\n       ingest grow SHAPE URL API TARGET_SPANS [CONNECTIONS] [EVERY_SPANS]\nSHAPE: friendly, realistic or worst"
+            "usage: ingest limits SHAPE [SPANS] [REQUESTS_PER_COMMIT]\n       ingest blast SHAPE URL [CONNECTIONS] [SECONDS]\n       ingest grow SHAPE URL API TARGET_SPANS [CONNECTIONS] [EVERY_SPANS]\n       ingest logs SHAPE URL API TARGET_LOGS [CONNECTIONS] [EVERY_LOGS]\nSHAPE: friendly, realistic or worst"
         );
         std::process::exit(2)
     };
@@ -627,8 +807,8 @@ fn main() {
             let url = arg(2).unwrap_or_else(|| usage());
             let connections = num(3, 4) as usize;
             let until = Until::Elapsed(Duration::from_secs(num(4, 20)));
-            let sent = runtime().block_on(send(&url, Arc::new(reqs), connections, until));
-            print_sent(&sent, connections);
+            let sent = runtime().block_on(send(&url, Arc::new(reqs), connections, until, "spans"));
+            print_sent(&sent, connections, "spans");
         }
         Some("grow") => {
             let (url, api) = (
@@ -650,12 +830,82 @@ fn main() {
                         spans: target,
                         every,
                     },
+                    "spans",
                 )
                 .await;
-                print_sent(&sent, connections);
+                print_sent(&sent, connections, "spans");
                 lookups(&api, &reqs, &sent.acked_seqs, 200).await;
+            });
+        }
+        Some("logs") => {
+            let (url, api) = (
+                arg(2).unwrap_or_else(|| usage()),
+                arg(3).unwrap_or_else(|| usage()),
+            );
+            let target: u64 = arg(4)
+                .and_then(|v| v.parse().ok())
+                .unwrap_or_else(|| usage());
+            let connections = num(5, 4) as usize;
+            let every = num(6, (target / 10).max(SPANS_PER_REQUEST as u64));
+            let reqs = Arc::new(logs_requests(64, shape));
+            runtime().block_on(async {
+                let sent = send(
+                    &url,
+                    reqs.clone(),
+                    connections,
+                    Until::Acked {
+                        spans: target,
+                        every,
+                    },
+                    "logs",
+                )
+                .await;
+                print_sent(&sent, connections, "logs");
+                log_lookups(&api, &reqs, &sent.acked_seqs, 1000).await;
             });
         }
         _ => usage(),
     }
+}
+
+/// Patched log exports still decode, with new trace and correlation IDs and shifted times.
+fn self_check_logs(reqs: &[Encoded], shape: Shape) {
+    let r = &reqs[0];
+    assert_eq!(
+        r.trace_id_offsets.len(),
+        SPANS_PER_REQUEST,
+        "{}",
+        shape.name
+    );
+    assert_eq!(
+        r.correlation_offsets.len(),
+        SPANS_PER_REQUEST,
+        "{}",
+        shape.name
+    );
+    assert_eq!(
+        r.time_offsets.len(),
+        2 * SPANS_PER_REQUEST,
+        "{}",
+        shape.name
+    );
+    let records = |bytes: Vec<u8>| {
+        ExportLogsServiceRequest::decode(bytes.as_slice())
+            .expect("patched logs request decodes")
+            .resource_logs[0]
+            .scope_logs[0]
+            .log_records
+            .clone()
+    };
+    let (a, b) = (records(fresh(r, 1, 0)), records(fresh(r, 2, 1_000)));
+    assert_eq!(a.len(), SPANS_PER_REQUEST);
+    assert_ne!(a[0].trace_id, b[0].trace_id);
+    let cid = |l: &LogRecord| convert::correlation_id(&l.attributes).expect("correlation ID");
+    assert_ne!(cid(&a[0]), cid(&b[0]));
+    assert_eq!(b[0].time_unix_nano, a[0].time_unix_nano + 1_000);
+    assert_eq!(
+        b[0].observed_time_unix_nano,
+        a[0].observed_time_unix_nano + 1_000
+    );
+    println!("ingest bench self-check, logs ({}): passed", shape.name);
 }

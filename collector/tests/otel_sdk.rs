@@ -333,6 +333,62 @@ async fn round_trip(transport: Transport) {
     let (status, _) = c.get("/api/v1/correlations/no-such-request").await;
     assert_eq!(status, 404);
 
+    // The service graph and RED, from the same spans (the defaults: the last hour).
+    let (status, deps) = c.get("/api/dependencies").await;
+    assert_eq!(status, 200, "{deps}");
+    let links = deps["data"].as_array().expect("links");
+    assert_eq!(links.len(), 1, "only gateway calls another service: {deps}");
+    assert_eq!(links[0]["parent"], "gateway");
+    assert_eq!(links[0]["child"], "payments");
+    assert_eq!(links[0]["callCount"], 1);
+    assert_eq!(links[0]["errorCount"], 1, "the charge failed");
+    assert!(
+        links[0]["p99Ms"].as_f64().is_some_and(|ms| ms >= 0.0),
+        "{deps}"
+    );
+    assert_eq!(deps["truncated"], false);
+    let (status, red) = c.get("/api/v1/red?service=payments&step=1m").await;
+    assert_eq!(status, 200, "{red}");
+    let series = red["series"].as_array().expect("series");
+    assert_eq!(series[0]["operation"], serde_json::Value::Null);
+    assert_eq!(series[1]["operation"], "charge card");
+    let points = series[0]["points"].as_array().expect("points");
+    assert_eq!(points.len(), 60, "an hour in steps of a minute");
+    let sum = |key: &str| points.iter().filter_map(|p| p[key].as_u64()).sum::<u64>();
+    assert_eq!((sum("requests"), sum("errors")), (1, 1), "{red}");
+    let (status, red) = c
+        .get("/api/v1/red?service=gateway&operation=POST%20%2Fapi%2Forders")
+        .await;
+    assert_eq!(status, 200, "{red}");
+    let series = red["series"].as_array().expect("series");
+    assert_eq!(series.len(), 1, "one operation asked: one series");
+    let served: u64 = series[0]["points"]
+        .as_array()
+        .expect("points")
+        .iter()
+        .filter_map(|p| p["requests"].as_u64())
+        .sum();
+    assert_eq!(
+        served, 1,
+        "the gateway's client span is not a request it served"
+    );
+    for (bad, says) in [
+        ("/api/v1/red", "service is required"),
+        ("/api/v1/red?service=gateway&step=soon", "step=\"soon\""),
+        ("/api/v1/red?service=gateway&step=1s", "at most 1440"),
+        (
+            "/api/v1/red?service=gateway&start=2026-01-02T00:00:00Z&end=2026-01-01T00:00:00Z",
+            "before end",
+        ),
+        ("/api/dependencies?endTs=yesterday", "endTs=\"yesterday\""),
+        ("/api/dependencies?lookback=-1", "lookback=\"-1\""),
+    ] {
+        let (status, body) = c.get(bad).await;
+        assert_eq!(status, 400, "{bad}: {body}");
+        let msg = body["errors"][0]["msg"].as_str().unwrap_or_default();
+        assert!(msg.contains(says), "{bad}: {msg}");
+    }
+
     // The collector counted what it took.
     let metrics = c.metrics().await;
     // Label values in Prometheus's snake_case.

@@ -59,6 +59,8 @@ sqlite_conforms!(
     summaries_count_each_trace_once,
     search_matches_jaeger_queries,
     logs_filter_and_page,
+    late_logs_page_in_time_order,
+    span_samples_for_aggregates,
     correlation_spans_traces_and_logs,
     retention_by_age_keeps_what_came_after,
     retention_by_size_drops_the_oldest,
@@ -336,4 +338,26 @@ async fn retention_deletes_whole_segment_files() {
         })
         .count();
     assert!(left <= 2, "{left} segment files left");
+    // The writer only moved the files to the trash; the sealer's thread deletes them.
+    let trash = dir.path().join("segments").join("trash");
+    let files_in = |d: &std::path::Path| std::fs::read_dir(d).map(|e| e.count()).unwrap_or(0);
+    assert!(trash.is_dir(), "dropped files went to {}", trash.display());
+    wait_until("the trash is emptied", || files_in(&trash) == 0).await;
+    // What a stop left in the trash goes on the next start.
+    drop(store);
+    std::fs::write(trash.join("000099.sqlite"), b"left by a stop").expect("write");
+    let _store = SqliteStore::open(&tiny_segments(dir.path())).expect("reopen");
+    wait_until("the trash is emptied on start", || files_in(&trash) == 0).await;
+}
+
+/// Polls `done` every 20 ms for up to 10 s.
+async fn wait_until(what: &str, done: impl Fn() -> bool) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !done() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "waited 10 s for {what}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
 }

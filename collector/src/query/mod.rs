@@ -1,13 +1,16 @@
-//! The HTTP query API on `--http`: Jaeger-compatible trace routes ([`jaeger`]), logs
-//! ([`logs`]), correlation timelines ([`correlation`]), and the collector's own health,
-//! readiness and Prometheus metrics. Only this module speaks the query API.
+//! The HTTP query API on `--http`: Jaeger-compatible trace routes ([`jaeger`]) and service
+//! dependencies ([`dependencies`]), logs ([`logs`]), correlation timelines ([`correlation`]),
+//! RED metrics ([`red`]), and the collector's own health, readiness and Prometheus metrics.
+//! Only this module speaks the query API.
 //!
 //! Every error is a JSON body in Jaeger's envelope, `{"data": null, "errors": [{"code", "msg"}]}`,
 //! with the matching HTTP status; a failing store is 503, never 500.
 
 pub mod correlation;
+pub mod dependencies;
 pub mod jaeger;
 pub mod logs;
+pub mod red;
 
 use std::sync::Arc;
 
@@ -37,6 +40,8 @@ pub fn router(state: QueryState) -> Router {
         .route("/api/operations", get(jaeger::operations))
         .route("/api/traces", get(jaeger::find_traces))
         .route("/api/traces/{trace_id}", get(jaeger::get_trace))
+        .route("/api/dependencies", get(dependencies::dependencies))
+        .route("/api/v1/red", get(red::red))
         .route("/api/v1/logs", get(logs::logs))
         .route("/api/v1/correlations/{id}", get(correlation::timeline))
         .route("/health", get(health))

@@ -172,6 +172,50 @@ pub struct PruneReport {
     pub more: bool,
 }
 
+/// Which spans the aggregates (RED, dependencies) read: those that started in a window,
+/// optionally of one service, operation and some kinds.
+#[derive(Debug, Clone, Default)]
+pub struct SampleQuery {
+    pub service: Option<String>,
+    pub operation: Option<String>,
+    /// Any kind when empty.
+    pub kinds: Vec<SpanKind>,
+    pub start_ns: i64,
+    pub end_ns: i64,
+    /// At most this many spans, the newest first.
+    pub limit: usize,
+}
+
+/// What an aggregate needs of a span. Names are indexes into [`Samples::names`], so that a
+/// million samples do not carry a million strings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SpanSample {
+    pub trace_id: TraceId,
+    pub span_id: [u8; 8],
+    pub parent_span_id: Option<[u8; 8]>,
+    pub service: u32,
+    pub operation: u32,
+    pub kind: SpanKind,
+    pub start_ns: i64,
+    pub duration_ns: i64,
+    pub error: bool,
+}
+
+/// The answer to a [`SampleQuery`].
+#[derive(Debug, Clone, Default)]
+pub struct Samples {
+    pub spans: Vec<SpanSample>,
+    pub names: Vec<String>,
+    /// More spans matched than the limit: `spans` are the newest.
+    pub truncated: bool,
+}
+
+impl Samples {
+    pub fn name(&self, index: u32) -> &str {
+        self.names.get(index as usize).map_or("", String::as_str)
+    }
+}
+
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
     /// Commits the batch durably; on error nothing of it is visible.
@@ -213,6 +257,10 @@ pub trait Store: Send + Sync + 'static {
         traces: &[TraceId],
         limit: usize,
     ) -> Result<Vec<LogRecord>, StoreError>;
+
+    /// The spans that started in the window, for aggregates computed by the query layer
+    /// (the same computation over every store, so every store gives the same answer).
+    async fn span_samples(&self, query: &SampleQuery) -> Result<Samples, StoreError>;
 
     /// One bounded step of retention, so ingest is never stalled for long.
     async fn prune(&self, policy: RetentionPolicy) -> Result<PruneReport, StoreError>;

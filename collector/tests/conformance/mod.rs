@@ -10,7 +10,9 @@ use std::sync::Arc;
 use gauntlet_collector::model::{
     Batch, LogRecord, Resource, STATUS_ERROR, SpanKind, SpanRecord, TraceId, now_ns,
 };
-use gauntlet_collector::store::{LogQuery, RetentionPolicy, SpanFilter, Store, TraceQuery};
+use gauntlet_collector::store::{
+    LogQuery, RetentionPolicy, SampleQuery, SpanFilter, Store, TraceQuery,
+};
 
 pub const T0: i64 = 1_700_000_000_000_000_000;
 
@@ -296,7 +298,7 @@ pub async fn logs_filter_and_page(store: &Arc<dyn Store>) {
     .await;
     assert_eq!(page.logs.len(), 10);
     assert_eq!(page.logs[0].record.body, "debug line 24");
-    let mut seen = page.logs.len();
+    let mut paged: Vec<i64> = page.logs.iter().map(|l| l.id).collect();
     let mut next = page.next;
     while let Some(cursor) = next {
         let p = logs(LogQuery {
@@ -305,10 +307,22 @@ pub async fn logs_filter_and_page(store: &Arc<dyn Store>) {
             ..Default::default()
         })
         .await;
-        seen += p.logs.len();
+        paged.extend(p.logs.iter().map(|l| l.id));
         next = p.next;
     }
-    assert_eq!(seen, 27, "pagination visits every log once");
+    assert_eq!(paged.len(), 27, "pagination visits every log once");
+    let all = logs(LogQuery {
+        limit: 100,
+        ..Default::default()
+    })
+    .await;
+    let order: Vec<(i64, i64)> = all.logs.iter().map(|l| (l.record.time_ns, l.id)).collect();
+    assert!(
+        order.windows(2).all(|w| w[0] > w[1]),
+        "newest first: {order:?}"
+    );
+    let ids: Vec<i64> = all.logs.iter().map(|l| l.id).collect();
+    assert_eq!(paged, ids, "pages follow the one-page order");
     let errors = logs(LogQuery {
         severity_min: Some(17),
         limit: 10,
@@ -352,6 +366,179 @@ pub async fn logs_filter_and_page(store: &Arc<dyn Store>) {
     })
     .await;
     assert_eq!(in_window.logs.len(), 5);
+}
+
+/// Logs that arrive late (older than logs already stored, as a delayed exporter sends
+/// them) still page newest first, each once, with their trace and correlation IDs found.
+pub async fn late_logs_page_in_time_order(store: &Arc<dyn Store>) {
+    let base = T0 + 1_000_000;
+    // Three exports whose times interleave: 0, 30, 60, ...; then 10, 40, ...; then 20, 50, ...
+    for offset in [0, 10, 20] {
+        let mut batch = Batch::default();
+        for k in 0..4 {
+            let t = base + offset + 30 * k;
+            let mut l = log("late", t, 9, &format!("late {t}"));
+            l.trace_id = Some([0xa0 + offset as u8; 16]);
+            l.correlation_id = Some(format!("late-{offset}"));
+            batch.logs.push(l);
+        }
+        store.write(batch).await.expect("write");
+    }
+    let query = |before, limit| LogQuery {
+        service: Some("late".into()),
+        before,
+        limit,
+        ..Default::default()
+    };
+    let all = store.logs(&query(None, 100)).await.expect("logs");
+    let times: Vec<i64> = all.logs.iter().map(|l| l.record.time_ns - base).collect();
+    let mut want: Vec<i64> = (0..12).map(|k| k * 10).collect();
+    want.reverse();
+    assert_eq!(times, want, "one page, newest first");
+    let (mut paged, mut next) = (Vec::new(), None);
+    loop {
+        let page = store.logs(&query(next, 2)).await.expect("logs");
+        paged.extend(page.logs.iter().map(|l| l.record.time_ns - base));
+        match page.next {
+            Some(cursor) => next = Some(cursor),
+            None => break,
+        }
+    }
+    assert_eq!(paged, want, "pages of two, newest first, each log once");
+    for offset in [0u8, 10, 20] {
+        let by_trace = store
+            .logs(&LogQuery {
+                trace_id: Some([0xa0 + offset; 16]),
+                limit: 10,
+                ..Default::default()
+            })
+            .await
+            .expect("logs");
+        assert_eq!(by_trace.logs.len(), 4, "trace of export +{offset}");
+        let by_correlation = store
+            .logs(&LogQuery {
+                correlation_id: Some(format!("late-{offset}")),
+                limit: 10,
+                ..Default::default()
+            })
+            .await
+            .expect("logs");
+        assert_eq!(
+            by_correlation.logs.len(),
+            4,
+            "correlation of export +{offset}"
+        );
+    }
+}
+
+/// The spans aggregates read (RED, dependencies): by window, service, operation and kind,
+/// newest first, with a limit that says when it cut; and the shared computations over them.
+pub async fn span_samples_for_aggregates(store: &Arc<dyn Store>) {
+    let samples = |q: SampleQuery| {
+        let store = store.clone();
+        async move { store.span_samples(&q).await.expect("samples") }
+    };
+    let window = SampleQuery {
+        start_ns: T0,
+        end_ns: T0 + 10_000,
+        limit: 100,
+        ..Default::default()
+    };
+    let all = samples(window.clone()).await;
+    let seen: Vec<(&str, &str, i64)> = all
+        .spans
+        .iter()
+        .map(|s| (all.name(s.service), all.name(s.operation), s.start_ns - T0))
+        .collect();
+    assert_eq!(
+        seen,
+        [
+            ("gateway", "GET /health", 5_000),
+            ("orders", "POST /orders", 3_000),
+            ("orders", "SELECT orders", 2_000),
+            ("gateway", "call orders", 1_000),
+            ("gateway", "GET /orders", 0),
+        ],
+        "every span of the window, newest first"
+    );
+    assert!(!all.truncated);
+    let select = &all.spans[2];
+    assert_eq!(select.trace_id, [1; 16]);
+    assert_eq!(select.span_id, [3; 8]);
+    assert_eq!(select.parent_span_id, Some([2; 8]));
+    assert_eq!(select.duration_ns, 30_000_000);
+    assert!(!select.error);
+    assert_eq!(all.spans[4].parent_span_id, None);
+    let failing = &all.spans[1];
+    assert!(failing.error);
+    assert_eq!(failing.kind, SpanKind::Consumer);
+
+    let served = samples(SampleQuery {
+        service: Some("orders".into()),
+        operation: Some("POST /orders".into()),
+        kinds: vec![SpanKind::Server, SpanKind::Consumer],
+        ..window.clone()
+    })
+    .await;
+    assert_eq!(served.spans.len(), 1);
+    assert_eq!(served.name(served.spans[0].operation), "POST /orders");
+    let consumers = samples(SampleQuery {
+        kinds: vec![SpanKind::Consumer],
+        ..window.clone()
+    })
+    .await;
+    assert_eq!(consumers.spans.len(), 1);
+    let narrow = samples(SampleQuery {
+        start_ns: T0 + 2_500,
+        end_ns: T0 + 4_000,
+        ..window.clone()
+    })
+    .await;
+    assert_eq!(narrow.spans.len(), 1, "only what started in the window");
+    let newest = samples(SampleQuery {
+        limit: 2,
+        ..window.clone()
+    })
+    .await;
+    assert!(newest.truncated, "more matched than the limit");
+    let starts: Vec<i64> = newest.spans.iter().map(|s| s.start_ns - T0).collect();
+    assert_eq!(starts, [5_000, 3_000]);
+    for unknown in [
+        SampleQuery {
+            service: Some("nobody".into()),
+            ..window.clone()
+        },
+        SampleQuery {
+            service: Some("orders".into()),
+            operation: Some("no such operation".into()),
+            ..window.clone()
+        },
+    ] {
+        assert!(samples(unknown).await.spans.is_empty());
+    }
+
+    // The shared computations give every store the same answers.
+    let links = gauntlet_collector::query::dependencies::links(&all);
+    let edges: Vec<(&str, &str, u64, u64, f64)> = links
+        .iter()
+        .map(|l| {
+            (
+                l.parent.as_str(),
+                l.child.as_str(),
+                l.call_count,
+                l.error_count,
+                l.p99_ms,
+            )
+        })
+        .collect();
+    assert_eq!(edges, [("gateway", "orders", 1, 0, 30.0)]);
+    let red = gauntlet_collector::query::red::series(&served, false, T0, T0 + 10_000, 5_000);
+    let points: Vec<(u64, u64, Option<f64>)> = red[0]
+        .points
+        .iter()
+        .map(|p| (p.requests, p.errors, p.p99_ms))
+        .collect();
+    assert_eq!(points, [(1, 1, Some(2.0)), (0, 0, None)]);
 }
 
 /// Correlation: the traces and logs sharing an ID.

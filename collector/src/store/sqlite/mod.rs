@@ -253,6 +253,8 @@ impl SqliteStore {
         segments.push(open.clone());
         let checkpointer = Checkpointer::start(&open_file)?;
         let sealer = Sealer::start(path.clone())?;
+        // What retention dropped before the last stop and no one deleted yet.
+        sealer.submit(Job::EmptyTrash(segment::trash_dir(&open_file)));
         for seg in to_seal {
             sealer.submit(Job::Seal(SealJob {
                 segment: seg,

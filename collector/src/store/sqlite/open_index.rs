@@ -145,6 +145,64 @@ impl SegmentFilters {
     }
 }
 
+/// What a sealed segment's logs hold: their trace and correlation IDs and their time range,
+/// so that a log query opens only the segments that may answer it, newest first.
+pub(super) struct LogFilters {
+    traces: BloomFilter,
+    correlations: BloomFilter,
+    range: Option<(i64, i64)>,
+}
+
+impl LogFilters {
+    /// Reads a sealed segment's logs (on the sealer's thread).
+    pub(super) fn read(conn: &Connection) -> Result<Self, StoreError> {
+        let mut traces = Vec::new();
+        let mut correlations = Vec::new();
+        let mut stmt = conn.prepare(
+            "SELECT trace_id, correlation_id FROM logs
+             WHERE trace_id IS NOT NULL OR correlation_id IS NOT NULL",
+        )?;
+        let mut rows = stmt.query([])?;
+        while let Some(row) = rows.next()? {
+            if let Some(t) = row.get_ref(0)?.as_blob_or_null()? {
+                traces.push(key_of(&super::read::blob_id::<16>(t)));
+            }
+            if let Some(c) = row.get_ref(1)?.as_str_or_null()? {
+                correlations.push(key_of(c));
+            }
+        }
+        Ok(Self {
+            traces: bloom(traces.iter().copied(), traces.len()),
+            correlations: bloom(correlations.iter().copied(), correlations.len()),
+            range: log_range(conn)?,
+        })
+    }
+
+    pub(super) fn may_hold_trace(&self, trace: &TraceId) -> bool {
+        self.traces.contains(&key_of(trace))
+    }
+
+    pub(super) fn may_hold_correlation(&self, correlation: &str) -> bool {
+        self.correlations.contains(&key_of(correlation))
+    }
+
+    /// The oldest and newest log times (`None`: no logs).
+    pub(super) fn range(&self) -> Option<(i64, i64)> {
+        self.range
+    }
+}
+
+/// The oldest and newest log times of a segment, through its time index (two lookups: a
+/// query asking for both at once would scan the table).
+pub(super) fn log_range(conn: &Connection) -> Result<Option<(i64, i64)>, StoreError> {
+    let (lo, hi): (Option<i64>, Option<i64>) = conn.query_row(
+        "SELECT (SELECT min(time_ns) FROM logs), (SELECT max(time_ns) FROM logs)",
+        [],
+        |r| Ok((r.get(0)?, r.get(1)?)),
+    )?;
+    Ok(lo.zip(hi))
+}
+
 fn bloom(keys: impl Iterator<Item = u64>, count: usize) -> BloomFilter {
     let mut filter = BloomFilter::with_false_pos(0.02).expected_items(count.max(1));
     for k in keys {

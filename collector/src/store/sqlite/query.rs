@@ -14,11 +14,11 @@ use super::read::{
 };
 use super::segment::{Segment, file_len, wal_path};
 use super::{SqliteStore, with_segment};
-use crate::model::{Batch, LogRecord, SpanKind, SpanRecord, TraceId};
+use crate::model::{Batch, LogRecord, STATUS_ERROR, SpanKind, SpanRecord, TraceId};
 use crate::store::schema::current_version;
 use crate::store::{
-    LogCursor, LogPage, LogQuery, Operation, PruneReport, RetentionPolicy, Store, StoreError,
-    TraceQuery, TraceSummary,
+    LogCursor, LogPage, LogQuery, Operation, PruneReport, RetentionPolicy, SampleQuery, Samples,
+    SpanSample, Store, StoreError, TraceQuery, TraceSummary,
 };
 
 /// Rows one trace search walks at most, over all segments, before it answers with what it
@@ -216,8 +216,34 @@ impl Store for SqliteStore {
             if let Some(end) = q.end_ns {
                 add("l.time_ns <= ?", end.into());
             }
+            // Only segments that may answer, newest logs first: once a page (and one more, to
+            // know there is a next page) is full, a segment whose newest log is older than
+            // the page's oldest cannot change it.
+            let mut candidates = Vec::new();
+            for segment in segments.iter() {
+                if q.trace_id.is_some_and(|t| !segment.may_hold_log_trace(&t))
+                    || q.correlation_id
+                        .as_deref()
+                        .is_some_and(|c| !segment.may_hold_log_correlation(c))
+                {
+                    continue;
+                }
+                let Some((lo, hi)) = segment.log_range()? else {
+                    continue;
+                };
+                let newer_than_cursor = q.before.is_some_and(|c| lo > c.time_ns);
+                if q.start_ns.is_some_and(|s| hi < s)
+                    || q.end_ns.is_some_and(|e| lo > e)
+                    || newer_than_cursor
+                {
+                    continue;
+                }
+                candidates.push((segment, hi));
+            }
+            candidates.sort_by_key(|&(segment, hi)| std::cmp::Reverse((hi, segment.id)));
+            let page = q.limit + 1;
             let mut logs = Vec::new();
-            for segment in segments.iter().rev() {
+            for (k, &(segment, _)) in candidates.iter().enumerate() {
                 let mut clauses = clauses.clone();
                 let mut args = args.clone();
                 if let Some(c) = q.before {
@@ -250,6 +276,14 @@ impl Store for SqliteStore {
                         .collect::<Result<Vec<_>, _>>()?;
                     Ok(rows)
                 })?);
+                if logs.len() >= page {
+                    logs.sort_unstable_by_key(|l| std::cmp::Reverse((l.record.time_ns, l.id)));
+                    logs.truncate(page);
+                    let oldest = logs[page - 1].record.time_ns;
+                    if candidates.get(k + 1).is_none_or(|&(_, hi)| hi < oldest) {
+                        break;
+                    }
+                }
             }
             logs.sort_unstable_by_key(|l| std::cmp::Reverse((l.record.time_ns, l.id)));
             let next = if logs.len() > q.limit {
@@ -300,7 +334,7 @@ impl Store for SqliteStore {
         let traces = traces.to_vec();
         self.with_segments(move |dictionary, segments| {
             let names = dictionary.read();
-            let mut args: Vec<SqlValue> = vec![cid.into()];
+            let mut args: Vec<SqlValue> = vec![cid.clone().into()];
             let mut sql = format!("{LOG_SELECT} WHERE l.correlation_id = ?1");
             if !traces.is_empty() {
                 let marks: Vec<String> = (0..traces.len()).map(|i| format!("?{}", i + 2)).collect();
@@ -310,7 +344,10 @@ impl Store for SqliteStore {
             args.push((limit as i64).into());
             sql.push_str(&format!(" ORDER BY l.time_ns, l.id LIMIT ?{}", args.len()));
             let mut logs = Vec::new();
-            for segment in segments {
+            let may_answer = |s: &Segment| {
+                s.may_hold_log_correlation(&cid) || traces.iter().any(|t| s.may_hold_log_trace(t))
+            };
+            for segment in segments.iter().filter(|s| may_answer(s)) {
                 logs.extend(with_segment(segment, |conn| {
                     let mut stmt = conn.prepare_cached(&sql)?;
                     let rows = stmt
@@ -324,6 +361,123 @@ impl Store for SqliteStore {
             logs.sort_unstable_by_key(|l| (l.record.time_ns, l.id));
             logs.truncate(limit);
             Ok(logs.into_iter().map(|l| l.record).collect())
+        })
+        .await
+    }
+
+    async fn span_samples(&self, query: &SampleQuery) -> Result<Samples, StoreError> {
+        let q = query.clone();
+        self.with_segments(move |dictionary, segments| {
+            let names = dictionary.read();
+            let service_ids: Vec<i64> = match &q.service {
+                Some(service) => match names.service_id(service) {
+                    Some(sid) => vec![sid],
+                    None => return Ok(Samples::default()),
+                },
+                None => names.service_ids.values().copied().collect(),
+            };
+            let mut sql = String::from(
+                "SELECT s.trace_id, s.span_id, s.parent_span_id, s.op_id, s.kind, s.start_ns,
+                        s.duration_ns, s.status_code
+                 FROM spans s INDEXED BY spans_by_service
+                 WHERE s.service_id = ?1 AND s.start_ns >= ?2 AND s.start_ns <= ?3",
+            );
+            if !q.kinds.is_empty() {
+                let kinds: Vec<String> = q.kinds.iter().map(|k| (*k as i32).to_string()).collect();
+                sql.push_str(&format!(" AND s.kind IN ({})", kinds.join(", ")));
+            }
+            if let Some(op) = &q.operation {
+                // Operation IDs are per service: one name, one list for each service asked.
+                let ids: Vec<String> = service_ids
+                    .iter()
+                    .flat_map(|sid| names.operation_ids(*sid, op))
+                    .map(|id| id.to_string())
+                    .collect();
+                if ids.is_empty() {
+                    return Ok(Samples::default());
+                }
+                sql.push_str(&format!(" AND s.op_id IN ({})", ids.join(", ")));
+            }
+            sql.push_str(" ORDER BY s.start_ns DESC LIMIT ?4");
+
+            let mut out = Samples::default();
+            let mut index: HashMap<(bool, i64), u32> = HashMap::new();
+            let mut name_of = |out: &mut Samples, operation: bool, id: i64| -> u32 {
+                *index.entry((operation, id)).or_insert_with(|| {
+                    let name = if operation {
+                        names.operation(id)
+                    } else {
+                        names.service(id)
+                    };
+                    out.names.push(name.to_string());
+                    (out.names.len() - 1) as u32
+                })
+            };
+            // Newest segments first, skipping those outside the window; once more than the
+            // limit is in hand, a segment whose newest span is older than the limit-th cannot
+            // change the answer.
+            let keep = q.limit.saturating_add(1);
+            let mut candidates: Vec<(&std::sync::Arc<Segment>, i64)> = segments
+                .iter()
+                .filter_map(|s| s.start_range().map(|r| (s, r)))
+                .filter(|(_, (lo, hi))| *hi >= q.start_ns && *lo <= q.end_ns)
+                .map(|(s, (_, hi))| (s, hi))
+                .collect();
+            candidates.sort_by_key(|&(s, hi)| std::cmp::Reverse((hi, s.id)));
+            for (k, &(segment, _)) in candidates.iter().enumerate() {
+                for &sid in &service_ids {
+                    let rows = with_segment(segment, |conn| {
+                        let mut stmt = conn.prepare_cached(&sql)?;
+                        let rows = stmt
+                            .query_map(
+                                rusqlite::params![sid, q.start_ns, q.end_ns, keep as i64],
+                                |r| {
+                                    Ok((
+                                        blob_id::<16>(r.get_ref(0)?.as_blob()?),
+                                        blob_id::<8>(r.get_ref(1)?.as_blob()?),
+                                        r.get_ref(2)?.as_blob_or_null()?.map(blob_id::<8>),
+                                        r.get::<_, i64>(3)?,
+                                        r.get::<_, i32>(4)?,
+                                        r.get::<_, i64>(5)?,
+                                        r.get::<_, i64>(6)?,
+                                        r.get::<_, i32>(7)?,
+                                    ))
+                                },
+                            )?
+                            .collect::<Result<Vec<_>, _>>()?;
+                        Ok(rows)
+                    })?;
+                    for (trace_id, span_id, parent, op, kind, start, duration, status) in rows {
+                        let service = name_of(&mut out, false, sid);
+                        let operation = name_of(&mut out, true, op);
+                        out.spans.push(SpanSample {
+                            trace_id,
+                            span_id,
+                            parent_span_id: parent,
+                            service,
+                            operation,
+                            kind: SpanKind::from_i32(kind),
+                            start_ns: start,
+                            duration_ns: duration,
+                            error: status == STATUS_ERROR,
+                        });
+                    }
+                }
+                if out.spans.len() >= keep {
+                    out.spans
+                        .sort_unstable_by_key(|s| std::cmp::Reverse((s.start_ns, s.span_id)));
+                    out.spans.truncate(keep);
+                    let oldest = out.spans[keep - 1].start_ns;
+                    if candidates.get(k + 1).is_none_or(|&(_, hi)| hi < oldest) {
+                        break;
+                    }
+                }
+            }
+            out.spans
+                .sort_unstable_by_key(|s| std::cmp::Reverse((s.start_ns, s.span_id)));
+            out.truncated = out.spans.len() > q.limit;
+            out.spans.truncate(q.limit);
+            Ok(out)
         })
         .await
     }

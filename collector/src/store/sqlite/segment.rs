@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex, OnceLock, RwLock, RwLockReadGuard, RwLockWriteGuard}
 use rusqlite::{Connection, OptionalExtension, params};
 
 use super::connections::{Checkpointer, Readers};
-use super::open_index::{OpenIndex, SegmentFilters};
+use super::open_index::{LogFilters, OpenIndex, SegmentFilters, log_range};
 use super::{Sync, configure};
 use crate::model::TraceId;
 use crate::store::StoreError;
@@ -37,6 +37,8 @@ pub(super) struct Segment {
     /// Once sealed: which IDs it may hold. Until they are built (after a restart, on the
     /// sealer's thread), lookups probe the segment's indexes.
     filters: OnceLock<SegmentFilters>,
+    /// Once sealed: which trace and correlation IDs its logs may hold, and their time range.
+    log_filters: OnceLock<LogFilters>,
     /// Dropped by retention: readers that still hold it skip it.
     pub(super) retired: AtomicBool,
 }
@@ -68,6 +70,7 @@ impl Segment {
             index: RwLock::new(index),
             start_range: Mutex::new(start_range),
             filters: OnceLock::new(),
+            log_filters: OnceLock::new(),
             retired: AtomicBool::new(false),
         }
     }
@@ -96,6 +99,29 @@ impl Segment {
             (Some(index), _) => !index.correlation_parts(correlation).is_empty(),
             (None, Some(filters)) => filters.may_hold_correlation(correlation),
             (None, None) => true,
+        }
+    }
+
+    /// False only if the segment surely has no log of the trace.
+    pub(super) fn may_hold_log_trace(&self, trace: &TraceId) -> bool {
+        self.log_filters
+            .get()
+            .is_none_or(|f| f.may_hold_trace(trace))
+    }
+
+    /// False only if the segment surely has no log with the correlation ID.
+    pub(super) fn may_hold_log_correlation(&self, correlation: &str) -> bool {
+        self.log_filters
+            .get()
+            .is_none_or(|f| f.may_hold_correlation(correlation))
+    }
+
+    /// The oldest and newest log times (`None`: no logs): kept once sealed, read through the
+    /// time index while open.
+    pub(super) fn log_range(&self) -> Result<Option<(i64, i64)>, StoreError> {
+        match self.log_filters.get() {
+            Some(f) => Ok(f.range()),
+            None => super::with_segment(self, log_range),
         }
     }
 
@@ -132,21 +158,51 @@ impl Segment {
         file_len(&self.path) + file_len(&wal_path(&self.path))
     }
 
-    /// Deletes the segment's files (readers holding a connection keep reading what they had).
-    pub(super) fn remove_files(&self) -> std::io::Result<()> {
+    /// Moves the segment's files to the trash (readers holding a connection keep reading what
+    /// they had); the sealer's thread deletes them.
+    pub(super) fn retire_files(&self) -> std::io::Result<()> {
         self.retired.store(true, Ordering::Release);
+        let trash = trash_dir(&self.path);
+        std::fs::create_dir_all(&trash)?;
         for p in [
             self.path.clone(),
             wal_path(&self.path),
             PathBuf::from(format!("{}-shm", self.path.display())),
         ] {
-            match std::fs::remove_file(&p) {
+            let Some(name) = p.file_name() else { continue };
+            match std::fs::rename(&p, trash.join(name)) {
                 Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
                 _ => {}
             }
         }
         Ok(())
     }
+}
+
+/// Where retired segment files wait to be deleted, beside the segments. Renaming is instant;
+/// deleting a large file is not (the kernel frees its cached pages: ~100 ms for a 1M-span
+/// segment), and the writer, which retires segments, must not wait for it. Whatever a stop
+/// leaves there is deleted on the next start.
+pub(super) fn trash_dir(segment_path: &Path) -> PathBuf {
+    segment_path
+        .parent()
+        .unwrap_or_else(|| Path::new("."))
+        .join("trash")
+}
+
+/// Deletes every file in the trash.
+fn empty_trash(trash: &Path) -> std::io::Result<()> {
+    let entries = match std::fs::read_dir(trash) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        other => other?,
+    };
+    for entry in entries {
+        let path = entry?.path();
+        if path.is_file() {
+            std::fs::remove_file(&path)?;
+        }
+    }
+    Ok(())
 }
 
 pub(super) fn wal_path(path: &Path) -> PathBuf {
@@ -205,6 +261,8 @@ pub(super) enum Job {
     Seal(SealJob),
     /// Builds the filters of a segment sealed before this start.
     Filter(Arc<Segment>),
+    /// Deletes the files retention moved to this trash directory.
+    EmptyTrash(PathBuf),
 }
 
 /// Seals segments one after another on its own thread. Dropping it lets the segment being
@@ -234,6 +292,13 @@ impl Sealer {
                                 tracing::warn!(segment = id, error = %e,
                                     "sealing a segment failed; it stays indexed in memory \
                                      and is sealed again on the next start");
+                            }
+                        }
+                        Job::EmptyTrash(trash) => {
+                            if let Err(e) = empty_trash(&trash) {
+                                tracing::warn!(trash = %trash.display(), error = %e,
+                                    "cannot delete dropped segment files; trying again on \
+                                     the next drop or start");
                             }
                         }
                         Job::Filter(segment) => {
@@ -302,6 +367,8 @@ fn seal(catalog: &Path, job: SealJob) -> Result<(), StoreError> {
         }
         *index = None;
     }
+    // Log queries skip it by ID and time from here (until then they probe its indexes).
+    let _ = segment.log_filters.set(LogFilters::read(&conn)?);
     tracing::debug!(segment = segment.id, elapsed = ?started.elapsed(), "segment sealed");
     Ok(())
 }
@@ -316,5 +383,6 @@ fn build_filters(segment: &Segment) -> Result<(), StoreError> {
     )?;
     conn.execute_batch("PRAGMA busy_timeout = 10000;")?;
     let _ = segment.filters.set(SegmentFilters::read(&conn)?);
+    let _ = segment.log_filters.set(LogFilters::read(&conn)?);
     Ok(())
 }

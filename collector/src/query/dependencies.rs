@@ -1,0 +1,189 @@
+//! Jaeger's `GET /api/dependencies?endTs=&lookback=`: which service calls which, counted from
+//! the spans that started in the window. A span whose parent is a span of another service is
+//! one call from the parent's service to its own; beside Jaeger's `callCount` each link says
+//! how many of those calls failed and their p99, for the service map.
+
+use std::collections::{BTreeMap, HashMap};
+
+use axum::extract::{Query, State};
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+
+use super::red::percentile_ms;
+use super::{ApiError, Params, QueryState, param};
+use crate::model::now_ns;
+use crate::store::{SampleQuery, Samples};
+
+/// Spans one answer reads at most (the newest in the window); past it, `truncated` is true.
+pub const MAX_SPANS: usize = 2_000_000;
+const DEFAULT_LOOKBACK_MS: i64 = 3_600_000;
+
+/// One edge of the service graph, in Jaeger's shape plus errors and latency.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DependencyLink {
+    pub parent: String,
+    pub child: String,
+    pub call_count: u64,
+    pub error_count: u64,
+    /// The p99 of the called spans' durations, in milliseconds.
+    pub p99_ms: f64,
+}
+
+/// Jaeger's envelope, and whether the window held more spans than were read.
+#[derive(Debug, Serialize)]
+struct Answer {
+    data: Vec<DependencyLink>,
+    total: usize,
+    limit: usize,
+    offset: usize,
+    errors: Option<()>,
+    truncated: bool,
+}
+
+pub async fn dependencies(
+    State(s): State<QueryState>,
+    Query(params): Query<Params>,
+) -> Result<Response, ApiError> {
+    let millis = |key: &str| -> Result<Option<i64>, ApiError> {
+        param(&params, key)
+            .map(|v| {
+                v.parse::<i64>().ok().filter(|n| *n >= 0).ok_or_else(|| {
+                    ApiError::bad_request(format!(
+                        "{key}={v:?} is not a whole number of milliseconds{}",
+                        if key == "endTs" {
+                            " since the epoch"
+                        } else {
+                            ""
+                        }
+                    ))
+                })
+            })
+            .transpose()
+    };
+    let end_ms = millis("endTs")?.unwrap_or(now_ns() / 1_000_000);
+    let lookback_ms = millis("lookback")?.unwrap_or(DEFAULT_LOOKBACK_MS);
+    let end_ns = end_ms.saturating_mul(1_000_000);
+    let samples = s
+        .store
+        .span_samples(&SampleQuery {
+            start_ns: end_ns.saturating_sub(lookback_ms.saturating_mul(1_000_000)),
+            end_ns,
+            limit: MAX_SPANS,
+            ..Default::default()
+        })
+        .await?;
+    let data = links(&samples);
+    Ok(axum::Json(Answer {
+        total: data.len(),
+        data,
+        limit: 0,
+        offset: 0,
+        errors: None,
+        truncated: samples.truncated,
+    })
+    .into_response())
+}
+
+/// The calls between services among the samples, sorted by parent then child.
+pub fn links(samples: &Samples) -> Vec<DependencyLink> {
+    let owner: HashMap<(&[u8; 16], &[u8; 8]), u32> = samples
+        .spans
+        .iter()
+        .map(|s| ((&s.trace_id, &s.span_id), s.service))
+        .collect();
+    let mut edges: BTreeMap<(&str, &str), (u64, Vec<i64>)> = BTreeMap::new();
+    for span in &samples.spans {
+        let Some(parent) = &span.parent_span_id else {
+            continue;
+        };
+        let Some(&caller) = owner.get(&(&span.trace_id, parent)) else {
+            continue;
+        };
+        if caller == span.service {
+            continue;
+        }
+        let edge = edges
+            .entry((samples.name(caller), samples.name(span.service)))
+            .or_default();
+        edge.0 += u64::from(span.error);
+        edge.1.push(span.duration_ns);
+    }
+    edges
+        .into_iter()
+        .map(
+            |((parent, child), (errors, mut durations))| DependencyLink {
+                parent: parent.to_string(),
+                child: child.to_string(),
+                call_count: durations.len() as u64,
+                error_count: errors,
+                p99_ms: percentile_ms(&mut durations, 0.99).unwrap_or_default(),
+            },
+        )
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::SpanKind;
+    use crate::store::SpanSample;
+
+    fn sample(trace: u8, span: u8, parent: Option<u8>, service: u32, ms: i64) -> SpanSample {
+        SpanSample {
+            trace_id: [trace; 16],
+            span_id: [span; 8],
+            parent_span_id: parent.map(|p| [p; 8]),
+            service,
+            operation: 0,
+            kind: SpanKind::Server,
+            start_ns: 0,
+            duration_ns: ms * 1_000_000,
+            error: false,
+        }
+    }
+
+    #[test]
+    fn a_call_is_a_span_whose_parent_belongs_to_another_service() {
+        let names = vec!["gateway".into(), "orders".into(), "payments".into()];
+        let mut spans = vec![
+            // Trace 1: gateway → gateway (internal) → orders → payments (failed).
+            sample(1, 1, None, 0, 50),
+            sample(1, 2, Some(1), 0, 45),
+            sample(1, 3, Some(2), 1, 40),
+            sample(1, 4, Some(3), 2, 30),
+            // Trace 2: gateway → orders twice; span 9's parent never arrived.
+            sample(2, 1, None, 0, 20),
+            sample(2, 2, Some(1), 1, 10),
+            sample(2, 3, Some(1), 1, 12),
+            sample(2, 9, Some(7), 2, 5),
+            // Same span IDs in another trace do not join across traces.
+            sample(3, 4, Some(3), 2, 1),
+        ];
+        spans[3].error = true;
+        let got = links(&Samples {
+            spans,
+            names,
+            truncated: false,
+        });
+        assert_eq!(
+            got,
+            vec![
+                DependencyLink {
+                    parent: "gateway".into(),
+                    child: "orders".into(),
+                    call_count: 3,
+                    error_count: 0,
+                    p99_ms: 40.0,
+                },
+                DependencyLink {
+                    parent: "orders".into(),
+                    child: "payments".into(),
+                    call_count: 1,
+                    error_count: 1,
+                    p99_ms: 30.0,
+                },
+            ]
+        );
+    }
+}

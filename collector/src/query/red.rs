@@ -1,0 +1,261 @@
+//! `GET /api/v1/red?service=&operation=&start=&end=&step=`: rate, errors and duration (p50,
+//! p95, p99) of the requests a service served over time, computed from its SERVER and
+//! CONSUMER spans: the whole service and each operation, or one operation.
+
+use std::collections::HashMap;
+
+use axum::extract::{Query, State};
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+
+use super::jaeger::go_duration_ns;
+use super::{ApiError, Params, QueryState, param, time_param};
+use crate::model::{SpanKind, now_ns};
+use crate::store::{SampleQuery, Samples, SpanSample};
+
+/// Spans one answer reads at most (the newest in the window); past it, `truncated` is true.
+pub const MAX_SPANS: usize = 2_000_000;
+/// Points a series has at most: a finer step over a longer window is refused.
+pub const MAX_POINTS: i64 = 1_440;
+const DEFAULT_WINDOW_NS: i64 = 3_600_000_000_000;
+
+#[derive(Debug, Serialize)]
+pub struct RedAnswer {
+    pub service: String,
+    pub operation: Option<String>,
+    /// The window and the step, in microseconds as Jaeger's API gives times.
+    pub start: i64,
+    pub end: i64,
+    pub step: i64,
+    /// The whole service first (`operation: null`) and then each operation, busiest first;
+    /// or only the operation asked for.
+    pub series: Vec<RedSeries>,
+    /// The window held more than [`MAX_SPANS`] requests: the oldest were not counted.
+    pub truncated: bool,
+}
+
+#[derive(Debug, PartialEq, Serialize)]
+pub struct RedSeries {
+    pub operation: Option<String>,
+    pub points: Vec<RedPoint>,
+}
+
+/// One step: requests that started in `[time, time + step)`.
+#[derive(Debug, PartialEq, Serialize)]
+pub struct RedPoint {
+    /// Microseconds since the epoch.
+    pub time: i64,
+    pub requests: u64,
+    /// Requests per second.
+    pub rate: f64,
+    pub errors: u64,
+    /// Percentage of requests that failed (0 when there were none).
+    pub error_pct: f64,
+    /// Duration percentiles in milliseconds (`null` with no requests).
+    pub p50_ms: Option<f64>,
+    pub p95_ms: Option<f64>,
+    pub p99_ms: Option<f64>,
+}
+
+pub async fn red(
+    State(s): State<QueryState>,
+    Query(params): Query<Params>,
+) -> Result<Response, ApiError> {
+    let service = param(&params, "service")
+        .ok_or_else(|| ApiError::bad_request("service is required (GET /api/services lists them)"))?
+        .to_string();
+    let operation = param(&params, "operation").map(str::to_string);
+    let end = time_param(&params, "end")?.unwrap_or_else(now_ns);
+    let start = time_param(&params, "start")?.unwrap_or(end - DEFAULT_WINDOW_NS);
+    if start >= end {
+        return Err(ApiError::bad_request(format!(
+            "start ({start} ns) must be before end ({end} ns)"
+        )));
+    }
+    let step = match param(&params, "step") {
+        Some(v) => go_duration_ns(v)
+            .filter(|ns| *ns >= 1_000_000_000)
+            .ok_or_else(|| {
+                ApiError::bad_request(format!(
+                    "step={v:?} is not a duration of at least 1s (15s, 1m, 1h)"
+                ))
+            })?,
+        // Sixty points, each a whole number of seconds.
+        None => ceil_div((end - start) / 60, 1_000_000_000).max(1) * 1_000_000_000,
+    };
+    let points = ceil_div(end - start, step);
+    if points > MAX_POINTS {
+        return Err(ApiError::bad_request(format!(
+            "{points} steps of {}s: at most {MAX_POINTS}; give a longer step or a shorter window",
+            step / 1_000_000_000
+        )));
+    }
+    let samples = s
+        .store
+        .span_samples(&SampleQuery {
+            service: Some(service.clone()),
+            operation: operation.clone(),
+            kinds: vec![SpanKind::Server, SpanKind::Consumer],
+            start_ns: start,
+            end_ns: end,
+            limit: MAX_SPANS,
+        })
+        .await?;
+    Ok(axum::Json(RedAnswer {
+        series: series(&samples, operation.is_none(), start, end, step),
+        service,
+        operation,
+        start: start / 1000,
+        end: end / 1000,
+        step: step / 1000,
+        truncated: samples.truncated,
+    })
+    .into_response())
+}
+
+/// The whole series (and, with `per_operation`, one per operation, busiest first).
+pub fn series(
+    samples: &Samples,
+    per_operation: bool,
+    start: i64,
+    end: i64,
+    step: i64,
+) -> Vec<RedSeries> {
+    let all: Vec<&SpanSample> = samples.spans.iter().collect();
+    let mut out = vec![RedSeries {
+        operation: None,
+        points: points(&all, start, end, step),
+    }];
+    if !per_operation {
+        return out;
+    }
+    let mut by_op: HashMap<u32, Vec<&SpanSample>> = HashMap::new();
+    for s in &samples.spans {
+        by_op.entry(s.operation).or_default().push(s);
+    }
+    let mut ops: Vec<(u32, Vec<&SpanSample>)> = by_op.into_iter().collect();
+    ops.sort_by(|a, b| {
+        b.1.len()
+            .cmp(&a.1.len())
+            .then_with(|| samples.name(a.0).cmp(samples.name(b.0)))
+    });
+    out.extend(ops.into_iter().map(|(op, spans)| RedSeries {
+        operation: Some(samples.name(op).to_string()),
+        points: points(&spans, start, end, step),
+    }));
+    out
+}
+
+fn points(spans: &[&SpanSample], start: i64, end: i64, step: i64) -> Vec<RedPoint> {
+    let n = ceil_div(end - start, step).max(1) as usize;
+    let mut buckets: Vec<(u64, Vec<i64>)> = (0..n).map(|_| (0, Vec::new())).collect();
+    for s in spans {
+        let k = ((s.start_ns - start) / step) as usize;
+        if let Some(b) = buckets.get_mut(k) {
+            b.0 += u64::from(s.error);
+            b.1.push(s.duration_ns);
+        }
+    }
+    let step_s = step as f64 / 1e9;
+    buckets
+        .into_iter()
+        .enumerate()
+        .map(|(k, (errors, mut durations))| {
+            let requests = durations.len() as u64;
+            RedPoint {
+                time: (start + k as i64 * step) / 1000,
+                requests,
+                rate: requests as f64 / step_s,
+                errors,
+                error_pct: if requests == 0 {
+                    0.0
+                } else {
+                    100.0 * errors as f64 / requests as f64
+                },
+                p50_ms: percentile_ms(&mut durations, 0.50),
+                p95_ms: percentile_ms(&mut durations, 0.95),
+                p99_ms: percentile_ms(&mut durations, 0.99),
+            }
+        })
+        .collect()
+}
+
+/// `a / b` rounded up, for `a >= 0` and `b > 0` (`i64::div_ceil` is not stable).
+fn ceil_div(a: i64, b: i64) -> i64 {
+    a / b + i64::from(a % b != 0)
+}
+
+/// The nearest-rank percentile `q` of durations in ns, in milliseconds: an exact value that
+/// was measured, the same on every store.
+pub fn percentile_ms(durations_ns: &mut [i64], q: f64) -> Option<f64> {
+    if durations_ns.is_empty() {
+        return None;
+    }
+    let rank = ((q * durations_ns.len() as f64).ceil() as usize).clamp(1, durations_ns.len());
+    let (_, v, _) = durations_ns.select_nth_unstable(rank - 1);
+    Some(*v as f64 / 1e6)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample(op: u32, start_s: i64, ms: i64, error: bool) -> SpanSample {
+        SpanSample {
+            trace_id: [1; 16],
+            span_id: [start_s as u8; 8],
+            parent_span_id: None,
+            service: 0,
+            operation: op,
+            kind: SpanKind::Server,
+            start_ns: start_s * 1_000_000_000,
+            duration_ns: ms * 1_000_000,
+            error,
+        }
+    }
+
+    #[test]
+    fn nearest_rank_percentiles() {
+        let mut d: Vec<i64> = (1..=100).map(|ms| ms * 1_000_000).collect();
+        assert_eq!(percentile_ms(&mut d, 0.50), Some(50.0));
+        assert_eq!(percentile_ms(&mut d, 0.99), Some(99.0));
+        assert_eq!(percentile_ms(&mut [7_000_000], 0.99), Some(7.0));
+        assert_eq!(percentile_ms(&mut [], 0.5), None);
+    }
+
+    #[test]
+    fn requests_fall_in_their_step_and_empty_steps_are_kept() {
+        let samples = Samples {
+            spans: vec![
+                sample(0, 0, 10, false),
+                sample(0, 5, 30, true),
+                sample(1, 9, 20, false),
+                sample(1, 25, 40, false),
+                // Outside the window: not counted.
+                sample(1, 30, 1, false),
+            ],
+            names: vec!["GET /a".into(), "GET /b".into()],
+            truncated: false,
+        };
+        let s = 1_000_000_000;
+        let got = series(&samples, true, 0, 30 * s, 10 * s);
+        assert_eq!(got.len(), 3);
+        let all = &got[0];
+        assert_eq!(all.operation, None);
+        let counts: Vec<u64> = all.points.iter().map(|p| p.requests).collect();
+        assert_eq!(counts, [3, 0, 1]);
+        assert_eq!(all.points[0].time, 0);
+        assert_eq!(all.points[1].time, 10_000_000);
+        assert_eq!(all.points[0].errors, 1);
+        assert!((all.points[0].error_pct - 100.0 / 3.0).abs() < 1e-9);
+        assert!((all.points[0].rate - 0.3).abs() < 1e-9);
+        assert_eq!(all.points[0].p50_ms, Some(20.0));
+        assert_eq!(all.points[0].p99_ms, Some(30.0));
+        assert_eq!(all.points[1].p50_ms, None);
+        // GET /b served more requests than GET /a: it comes first.
+        assert_eq!(got[1].operation.as_deref(), Some("GET /b"));
+        assert_eq!(got[2].operation.as_deref(), Some("GET /a"));
+        let b: Vec<u64> = got[1].points.iter().map(|p| p.requests).collect();
+        assert_eq!(b, [1, 0, 1]);
+    }
+}
