@@ -142,6 +142,21 @@ fn markers_reached_the_collector(handle: &DemoHandle, report: &Report) {
             assert_eq!(service, "gauntlet-chaos");
             let corr = api_correlation(&api, &report.run_id);
             assert!(corr, "the run ID is the markers' correlation ID");
+            // The markers API lists the run's start, stop and fault window.
+            let listed = get_json(&format!("{api}/api/v1/markers"));
+            let mut ours: Vec<&str> = listed["data"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter(|m| m["run_id"] == report.run_id.as_str() && m["kind"] == "chaos")
+                .filter_map(|m| m["name"].as_str())
+                .collect();
+            ours.sort_unstable();
+            assert_eq!(
+                ours,
+                ["chaos.fault_window", "chaos.start", "chaos.stop"],
+                "{listed}"
+            );
             return;
         }
         assert!(

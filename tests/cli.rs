@@ -181,6 +181,9 @@ fn help_teaches_and_bad_flags_say_what_to_write() {
         "--max-disk",
         "--segment-rows",
         "--cors-origin",
+        "--auth-token",
+        "GAUNTLET_AUTH_TOKEN",
+        "--insecure-ui",
         "OTEL_EXPORTER_OTLP_ENDPOINT",
         "Examples:",
     ] {
@@ -193,6 +196,7 @@ fn help_teaches_and_bad_flags_say_what_to_write() {
         ("--zipkin", "nowhere", "or off"),
         ("--segment-rows", "5", "1000.."),
         ("--cors-origin", "localhost:3000", "scheme://host[:port]"),
+        ("--auth-token", "two words", "whitespace"),
     ] {
         let out = Command::new(BIN)
             .args(["collector", flag, value])
@@ -205,6 +209,44 @@ fn help_teaches_and_bad_flags_say_what_to_write() {
             "{flag} {value}: {err}"
         );
     }
+}
+
+/// A query API on a non-loopback address needs a token or an explicit `--insecure-ui`; the
+/// collector says so before it listens on anything.
+#[test]
+fn an_exposed_query_api_without_a_token_is_refused() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = Command::new(BIN)
+        .args([
+            "collector",
+            "--http",
+            "0.0.0.0:0",
+            "--otlp-grpc",
+            "127.0.0.1:0",
+        ])
+        .args([
+            "--otlp-http",
+            "127.0.0.1:0",
+            "--zipkin",
+            "off",
+            "--data-dir",
+        ])
+        .arg(dir.path().join("data"))
+        .env_remove("GAUNTLET_AUTH_TOKEN")
+        .output()
+        .expect("runs");
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    for needle in [
+        "0.0.0.0:0",
+        "not loopback",
+        "--auth-token",
+        "GAUNTLET_AUTH_TOKEN",
+        "--insecure-ui",
+    ] {
+        assert!(err.contains(needle), "lacks {needle}: {err}");
+    }
+    assert!(!dir.path().join("data").exists(), "nothing was created");
 }
 
 #[test]

@@ -255,6 +255,13 @@ fn the_demo_scenario_runs_against_the_demo_and_its_window_is_in_the_collector() 
             tokio::time::sleep(Duration::from_millis(200)).await;
         };
         assert!(markers.contains(&"load.start".to_string()) && markers.contains(&"load.stop".to_string()), "{markers:?}");
+        // And the markers API (what the UI's charts read) lists them with their run.
+        let listed: serde_json::Value = http.get(format!("{api}/api/v1/markers")).send().await.expect("collector").json().await.expect("markers JSON");
+        let ours: Vec<&serde_json::Value> = listed["data"].as_array().into_iter().flatten()
+            .filter(|m| m["run_id"] == run_id.as_str()).collect();
+        let names: Vec<&str> = ours.iter().filter_map(|m| m["name"].as_str()).collect();
+        assert!(names.contains(&"load.start") && names.contains(&"load.stop"), "{listed}");
+        assert!(ours.iter().all(|m| m["kind"] == "load" && m["time"].as_i64() <= m["end"].as_i64()), "{listed}");
         // A failed request is there as an error span, in the same trace as the gateway's.
         let found: serde_json::Value = loop {
             let q: serde_json::Value = http.get(format!("{api}/api/traces?service=gauntlet-loadgen&tags=%7B%22error%22%3A%22true%22%7D&limit=5"))

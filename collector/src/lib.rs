@@ -60,6 +60,10 @@ pub struct Config {
     pub max_inflight: usize,
     /// Browser origins allowed to export to OTLP/HTTP (CORS); none by default.
     pub cors_origins: Vec<otlp::http::CorsOrigin>,
+    /// The bearer token the query API requires; none by default.
+    pub auth_token: Option<query::access::AuthToken>,
+    /// Serve the query API on a non-loopback address without a token.
+    pub insecure_ui: bool,
     /// Delete data received longer ago than this.
     pub retention: Option<Duration>,
     /// Delete the oldest data while the store uses more than this many bytes.
@@ -82,6 +86,8 @@ impl Config {
             max_body: 64 << 20,
             max_inflight: 256 << 20,
             cors_origins: Vec::new(),
+            auth_token: None,
+            insecure_ui: false,
             retention: Some(Duration::from_secs(72 * 3600)),
             max_disk: Some(10 << 30),
             retention_interval: Duration::from_secs(60),
@@ -113,6 +119,12 @@ pub enum CollectorError {
         #[source]
         source: std::io::Error,
     },
+    #[error(
+        "the query API would listen on {addr}, which is not loopback, without a token: anyone \
+         who reaches it could read every trace and log. Set a token with --auth-token (or the \
+         environment variable GAUNTLET_AUTH_TOKEN), or pass --insecure-ui to serve it anyway"
+    )]
+    Unprotected { addr: SocketAddr },
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -161,6 +173,9 @@ async fn bind(
 impl Collector {
     /// Opens the store, binds every listener and starts serving.
     pub async fn start(config: Config) -> Result<Self, CollectorError> {
+        if !config.http.ip().is_loopback() && config.auth_token.is_none() && !config.insecure_ui {
+            return Err(CollectorError::Unprotected { addr: config.http });
+        }
         let grpc = bind(config.otlp_grpc, "OTLP/gRPC", "--otlp-grpc").await?;
         let otlp_http = bind(config.otlp_http, "OTLP/HTTP", "--otlp-http").await?;
         let zipkin = match config.zipkin {
@@ -219,10 +234,13 @@ impl Collector {
             );
         }
         drop(receiver);
-        let query = query::router(query::QueryState {
-            store: store.clone(),
-            metrics,
-        });
+        let query = query::access::protect(
+            query::router(query::QueryState {
+                store: store.clone(),
+                metrics,
+            }),
+            config.auth_token.clone(),
+        );
         serve_http(&mut servers, http, query, &stopped);
         let retention = RetentionConfig {
             max_age: config.retention,

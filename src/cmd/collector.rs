@@ -8,6 +8,7 @@ use std::io::Write;
 
 use anyhow::Context;
 use clap::{Args, ValueEnum};
+use gauntlet_collector::query::access::AuthToken;
 use gauntlet_collector::store::StoreConfig;
 use gauntlet_collector::store::sqlite::{SegmentLimits, SqliteConfig, Sync};
 use gauntlet_collector::{Collector, Config};
@@ -72,6 +73,20 @@ pub struct CollectorArgs {
     /// `scheme://host[:port]` as the browser sends it, or `*` for any. None by default.
     #[arg(long, value_name = "ORIGIN")]
     cors_origin: Vec<gauntlet_collector::otlp::http::CorsOrigin>,
+    /// A bearer token the query API requires (`Authorization: Bearer TOKEN`); /health and
+    /// /ready stay open. Prefer the environment variable: a command line is visible to
+    /// every user of the machine.
+    #[arg(long, value_name = "TOKEN", env = "GAUNTLET_AUTH_TOKEN", hide_env_values = true,
+          value_parser = parse_token)]
+    auth_token: Option<AuthToken>,
+    /// Serve the query API on a non-loopback --http address without a token. Without this
+    /// (or a token) the collector refuses to: anyone who reaches it could read everything.
+    #[arg(long)]
+    insecure_ui: bool,
+}
+
+fn parse_token(s: &str) -> Result<AuthToken, String> {
+    AuthToken::new(s)
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -152,6 +167,8 @@ pub async fn run(args: CollectorArgs) -> anyhow::Result<()> {
         max_disk: args.max_disk.0,
         retention_interval: args.retention_interval,
         cors_origins: args.cors_origin,
+        auth_token: args.auth_token,
+        insecure_ui: args.insecure_ui,
         ..Config::with_defaults()
     };
     let collector = Collector::start(config).await?;

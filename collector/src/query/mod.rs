@@ -1,15 +1,17 @@
 //! The HTTP query API on `--http`: Jaeger-compatible trace routes ([`jaeger`]) and service
 //! dependencies ([`dependencies`]), logs ([`logs`]), correlation timelines ([`correlation`]),
-//! RED metrics ([`red`]), and the collector's own health, readiness and Prometheus metrics.
-//! Only this module speaks the query API.
+//! RED metrics ([`red`]), load and chaos markers ([`markers`]), and the collector's own health, readiness and Prometheus metrics.
+//! Only this module speaks the query API; [`access`] guards it.
 //!
 //! Every error is a JSON body in Jaeger's envelope, `{"data": null, "errors": [{"code", "msg"}]}`,
 //! with the matching HTTP status; a failing store is 503, never 500.
 
+pub mod access;
 pub mod correlation;
 pub mod dependencies;
 pub mod jaeger;
 pub mod logs;
+pub mod markers;
 pub mod red;
 
 use std::sync::Arc;
@@ -42,6 +44,7 @@ pub fn router(state: QueryState) -> Router {
         .route("/api/traces/{trace_id}", get(jaeger::get_trace))
         .route("/api/dependencies", get(dependencies::dependencies))
         .route("/api/v1/red", get(red::red))
+        .route("/api/v1/markers", get(markers::markers))
         .route("/api/v1/logs", get(logs::logs))
         .route("/api/v1/correlations/{id}", get(correlation::timeline))
         .route("/health", get(health))
