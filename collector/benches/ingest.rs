@@ -704,8 +704,8 @@ async fn log_lookups(api: &str, reqs: &[Encoded], acked_seqs: &[u64], n: usize) 
 }
 
 /// Patched requests still decode, with new trace IDs and shifted span times.
-fn self_check(reqs: &[Encoded], shape: Shape) {
-    let r = &reqs[0];
+/// Every trace ID, correlation ID and time of a request was located for patching.
+fn every_field_located(r: &Encoded, shape: Shape) {
     for (found, want, what) in [
         (r.trace_id_offsets.len(), SPANS_PER_REQUEST, "trace ID"),
         (
@@ -713,10 +713,15 @@ fn self_check(reqs: &[Encoded], shape: Shape) {
             SPANS_PER_REQUEST,
             "correlation ID",
         ),
-        (r.time_offsets.len(), 2 * SPANS_PER_REQUEST, "span time"),
+        (r.time_offsets.len(), 2 * SPANS_PER_REQUEST, "time"),
     ] {
         assert_eq!(found, want, "{}: every {what} found", shape.name);
     }
+}
+
+fn self_check(reqs: &[Encoded], shape: Shape) {
+    let r = &reqs[0];
+    every_field_located(r, shape);
     let spans = |bytes: Vec<u8>| {
         ExportTraceServiceRequest::decode(bytes.as_slice())
             .expect("patched request decodes")
@@ -810,7 +815,7 @@ fn main() {
             let sent = runtime().block_on(send(&url, Arc::new(reqs), connections, until, "spans"));
             print_sent(&sent, connections, "spans");
         }
-        Some("grow") => {
+        Some(mode @ ("grow" | "logs")) => {
             let (url, api) = (
                 arg(2).unwrap_or_else(|| usage()),
                 arg(3).unwrap_or_else(|| usage()),
@@ -820,48 +825,21 @@ fn main() {
                 .unwrap_or_else(|| usage());
             let connections = num(5, 4) as usize;
             let every = num(6, (target / 10).max(SPANS_PER_REQUEST as u64));
-            let reqs = Arc::new(reqs);
+            let logs = mode == "logs";
+            let unit = if logs { "logs" } else { "spans" };
+            let reqs = Arc::new(if logs { logs_requests(64, shape) } else { reqs });
             runtime().block_on(async {
-                let sent = send(
-                    &url,
-                    reqs.clone(),
-                    connections,
-                    Until::Acked {
-                        spans: target,
-                        every,
-                    },
-                    "spans",
-                )
-                .await;
-                print_sent(&sent, connections, "spans");
-                lookups(&api, &reqs, &sent.acked_seqs, 200).await;
-            });
-        }
-        Some("logs") => {
-            let (url, api) = (
-                arg(2).unwrap_or_else(|| usage()),
-                arg(3).unwrap_or_else(|| usage()),
-            );
-            let target: u64 = arg(4)
-                .and_then(|v| v.parse().ok())
-                .unwrap_or_else(|| usage());
-            let connections = num(5, 4) as usize;
-            let every = num(6, (target / 10).max(SPANS_PER_REQUEST as u64));
-            let reqs = Arc::new(logs_requests(64, shape));
-            runtime().block_on(async {
-                let sent = send(
-                    &url,
-                    reqs.clone(),
-                    connections,
-                    Until::Acked {
-                        spans: target,
-                        every,
-                    },
-                    "logs",
-                )
-                .await;
-                print_sent(&sent, connections, "logs");
-                log_lookups(&api, &reqs, &sent.acked_seqs, 1000).await;
+                let until = Until::Acked {
+                    spans: target,
+                    every,
+                };
+                let sent = send(&url, reqs.clone(), connections, until, unit).await;
+                print_sent(&sent, connections, unit);
+                if logs {
+                    log_lookups(&api, &reqs, &sent.acked_seqs, 1000).await;
+                } else {
+                    lookups(&api, &reqs, &sent.acked_seqs, 200).await;
+                }
             });
         }
         _ => usage(),
@@ -871,24 +849,7 @@ fn main() {
 /// Patched log exports still decode, with new trace and correlation IDs and shifted times.
 fn self_check_logs(reqs: &[Encoded], shape: Shape) {
     let r = &reqs[0];
-    assert_eq!(
-        r.trace_id_offsets.len(),
-        SPANS_PER_REQUEST,
-        "{}",
-        shape.name
-    );
-    assert_eq!(
-        r.correlation_offsets.len(),
-        SPANS_PER_REQUEST,
-        "{}",
-        shape.name
-    );
-    assert_eq!(
-        r.time_offsets.len(),
-        2 * SPANS_PER_REQUEST,
-        "{}",
-        shape.name
-    );
+    every_field_located(r, shape);
     let records = |bytes: Vec<u8>| {
         ExportLogsServiceRequest::decode(bytes.as_slice())
             .expect("patched logs request decodes")

@@ -8,7 +8,24 @@ use common::{TestCollector, json_span, json_traces};
 use gauntlet_collector::model::now_ns;
 use serde_json::json;
 
-fn with_run(mut span: serde_json::Value, run: &str, failed: bool) -> serde_json::Value {
+/// A span of a tool's run: `trace` and `span` are the hex digit their IDs repeat.
+fn run_span(
+    trace: char,
+    span: char,
+    name: &str,
+    start: u64,
+    end: u64,
+    run: &str,
+    failed: bool,
+) -> serde_json::Value {
+    let mut span = json_span(
+        &trace.to_string().repeat(32),
+        &span.to_string().repeat(16),
+        "",
+        name,
+        start,
+        end,
+    );
     span["attributes"] = json!([
         {"key": "gauntlet.run_id", "value": {"stringValue": run}},
         {"key": "correlation_id", "value": {"stringValue": run}},
@@ -26,70 +43,34 @@ async fn marker_spans_of_the_tools_are_listed_with_their_run() {
     let chaos = json_traces(
         "gauntlet-chaos",
         vec![
-            with_run(
-                json_span(&"c".repeat(32), &"1".repeat(16), "", "chaos.start", t, t),
-                "chaos-1",
-                false,
-            ),
-            with_run(
-                json_span(
-                    &"c".repeat(32),
-                    &"2".repeat(16),
-                    "",
-                    "chaos.stop",
-                    t + 9 * s,
-                    t + 9 * s,
-                ),
+            run_span('c', '1', "chaos.start", t, t, "chaos-1", false),
+            run_span(
+                'c',
+                '2',
+                "chaos.stop",
+                t + 9 * s,
+                t + 9 * s,
                 "chaos-1",
                 true,
             ),
-            with_run(
-                json_span(
-                    &"c".repeat(32),
-                    &"3".repeat(16),
-                    "",
-                    "chaos.fault_window",
-                    t,
-                    t + 9 * s,
-                ),
+            run_span(
+                'c',
+                '3',
+                "chaos.fault_window",
+                t,
+                t + 9 * s,
                 "chaos-1",
                 true,
             ),
             // Not a marker: another span of the same tool.
-            with_run(
-                json_span(&"c".repeat(32), &"4".repeat(16), "", "probe", t, t + s),
-                "chaos-1",
-                false,
-            ),
+            run_span('c', '4', "probe", t, t + s, "chaos-1", false),
         ],
     );
     let load = json_traces(
         "gauntlet-loadgen",
         vec![
-            with_run(
-                json_span(
-                    &"d".repeat(32),
-                    &"5".repeat(16),
-                    "",
-                    "load.start",
-                    t + s,
-                    t + s,
-                ),
-                "run-7",
-                false,
-            ),
-            with_run(
-                json_span(
-                    &"d".repeat(32),
-                    &"6".repeat(16),
-                    "",
-                    "load.stop",
-                    t + 5 * s,
-                    t + 5 * s,
-                ),
-                "run-7",
-                false,
-            ),
+            run_span('d', '5', "load.start", t + s, t + s, "run-7", false),
+            run_span('d', '6', "load.stop", t + 5 * s, t + 5 * s, "run-7", false),
         ],
     );
     // A service's own span named like a marker is not one.
