@@ -1,7 +1,9 @@
 //! Jaeger's `GET /api/dependencies?endTs=&lookback=`: which service calls which, counted from
 //! the spans that started in the window. A span whose parent is a span of another service is
-//! one call from the parent's service to its own; beside Jaeger's `callCount` each link says
-//! how many of those calls failed and their p99, for the service map.
+//! one call from the parent's service to its own; so is a span without such a parent that
+//! links to one (a consumer and the producer of its message: an asynchronous hop). Beside
+//! Jaeger's `callCount` each link says how many of those calls failed and their p99, for the
+//! service map.
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -12,7 +14,7 @@ use serde::Serialize;
 use super::red::percentile_ms;
 use super::{ApiError, Params, QueryState, param};
 use crate::model::now_ns;
-use crate::store::{SampleQuery, Samples};
+use crate::store::{SampleQuery, Samples, SpanSample};
 
 /// Spans one answer reads at most (the newest in the window); past it, `truncated` is true.
 pub const MAX_SPANS: usize = 2_000_000;
@@ -93,16 +95,22 @@ pub fn links(samples: &Samples) -> Vec<DependencyLink> {
         .map(|s| ((&s.trace_id, &s.span_id), s.service))
         .collect();
     let mut edges: BTreeMap<(&str, &str), (u64, Vec<i64>)> = BTreeMap::new();
+    let other_service = |span: &SpanSample, key: (&[u8; 16], &[u8; 8])| {
+        owner.get(&key).copied().filter(|s| *s != span.service)
+    };
     for span in &samples.spans {
-        let Some(parent) = &span.parent_span_id else {
+        let by_parent = span
+            .parent_span_id
+            .as_ref()
+            .and_then(|p| other_service(span, (&span.trace_id, p)));
+        let by_link = || {
+            span.link
+                .as_ref()
+                .and_then(|(t, s)| other_service(span, (t, s)))
+        };
+        let Some(caller) = by_parent.or_else(by_link) else {
             continue;
         };
-        let Some(&caller) = owner.get(&(&span.trace_id, parent)) else {
-            continue;
-        };
-        if caller == span.service {
-            continue;
-        }
         let edge = edges
             .entry((samples.name(caller), samples.name(span.service)))
             .or_default();
@@ -127,13 +135,13 @@ pub fn links(samples: &Samples) -> Vec<DependencyLink> {
 mod tests {
     use super::*;
     use crate::model::SpanKind;
-    use crate::store::SpanSample;
 
     fn sample(trace: u8, span: u8, parent: Option<u8>, service: u32, ms: i64) -> SpanSample {
         SpanSample {
             trace_id: [trace; 16],
             span_id: [span; 8],
             parent_span_id: parent.map(|p| [p; 8]),
+            link: None,
             service,
             operation: 0,
             kind: SpanKind::Server,
@@ -159,8 +167,14 @@ mod tests {
             sample(2, 9, Some(7), 2, 5),
             // Same span IDs in another trace do not join across traces.
             sample(3, 4, Some(3), 2, 1),
+            // A consumer in payments, a new trace linked to orders' span 3 of trace 1: an
+            // asynchronous hop. One linked to its own service's span is not a call.
+            sample(4, 1, None, 2, 7),
+            sample(5, 1, None, 1, 9),
         ];
         spans[3].error = true;
+        spans[9].link = Some(([1; 16], [3; 8]));
+        spans[10].link = Some(([1; 16], [3; 8]));
         let got = links(&Samples {
             spans,
             names,
@@ -179,7 +193,7 @@ mod tests {
                 DependencyLink {
                     parent: "orders".into(),
                     child: "payments".into(),
-                    call_count: 1,
+                    call_count: 2,
                     error_count: 1,
                     p99_ms: 30.0,
                 },

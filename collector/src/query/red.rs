@@ -205,6 +205,7 @@ mod tests {
             trace_id: [1; 16],
             span_id: [start_s as u8; 8],
             parent_span_id: None,
+            link: None,
             service: 0,
             operation: op,
             kind: SpanKind::Server,

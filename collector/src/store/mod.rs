@@ -193,6 +193,8 @@ pub struct SpanSample {
     pub trace_id: TraceId,
     pub span_id: [u8; 8],
     pub parent_span_id: Option<[u8; 8]>,
+    /// The first span it links to: for a consumer, the producer of the message it handled.
+    pub link: Option<(TraceId, [u8; 8])>,
     pub service: u32,
     pub operation: u32,
     pub kind: SpanKind,

@@ -539,6 +539,38 @@ pub async fn span_samples_for_aggregates(store: &Arc<dyn Store>) {
         .map(|p| (p.requests, p.errors, p.p99_ms))
         .collect();
     assert_eq!(points, [(1, 1, Some(2.0)), (0, 0, None)]);
+
+    // An asynchronous hop: a consumer's new trace linked to the producing span in orders.
+    let mut consumer = span(
+        5,
+        1,
+        None,
+        "notifications",
+        "order.placed process",
+        T0 + 6_000,
+        4_000_000,
+    );
+    consumer.kind = SpanKind::Consumer;
+    consumer.links = format!(
+        r#"[{{"trace_id":"{}","span_id":"{}","attributes":{{}}}}]"#,
+        "01".repeat(16),
+        "03".repeat(8)
+    );
+    let mut batch = Batch::default();
+    batch.spans.push(consumer);
+    store.write(batch).await.expect("write");
+    let all = samples(window).await;
+    assert_eq!(all.spans[0].link, Some(([1; 16], [3; 8])), "its first link");
+    assert!(all.spans[1..].iter().all(|s| s.link.is_none()));
+    let links = gauntlet_collector::query::dependencies::links(&all);
+    let edges: Vec<(&str, &str, u64)> = links
+        .iter()
+        .map(|l| (l.parent.as_str(), l.child.as_str(), l.call_count))
+        .collect();
+    assert_eq!(
+        edges,
+        [("gateway", "orders", 1), ("orders", "notifications", 1)]
+    );
 }
 
 /// Correlation: the traces and logs sharing an ID.

@@ -378,7 +378,7 @@ impl Store for SqliteStore {
             };
             let mut sql = String::from(
                 "SELECT s.trace_id, s.span_id, s.parent_span_id, s.op_id, s.kind, s.start_ns,
-                        s.duration_ns, s.status_code
+                        s.duration_ns, s.status_code, s.links
                  FROM spans s INDEXED BY spans_by_service
                  WHERE s.service_id = ?1 AND s.start_ns >= ?2 AND s.start_ns <= ?3",
             );
@@ -441,19 +441,22 @@ impl Store for SqliteStore {
                                         r.get::<_, i64>(5)?,
                                         r.get::<_, i64>(6)?,
                                         r.get::<_, i32>(7)?,
+                                        r.get_ref(8)?.as_str_or_null()?.and_then(first_link),
                                     ))
                                 },
                             )?
                             .collect::<Result<Vec<_>, _>>()?;
                         Ok(rows)
                     })?;
-                    for (trace_id, span_id, parent, op, kind, start, duration, status) in rows {
+                    for (trace_id, span_id, parent, op, kind, start, duration, status, link) in rows
+                    {
                         let service = name_of(&mut out, false, sid);
                         let operation = name_of(&mut out, true, op);
                         out.spans.push(SpanSample {
                             trace_id,
                             span_id,
                             parent_span_id: parent,
+                            link,
                             service,
                             operation,
                             kind: SpanKind::from_i32(kind),
@@ -574,5 +577,21 @@ fn search_segment(
             ids.push((id, start));
         }
         Ok(ids)
+    })
+}
+
+/// The first well-formed link of a span's stored links (`[{"trace_id", "span_id", ...}]`).
+fn first_link(links: &str) -> Option<(TraceId, [u8; 8])> {
+    #[derive(serde::Deserialize)]
+    struct Stored {
+        trace_id: String,
+        span_id: String,
+    }
+    let links: Vec<Stored> = serde_json::from_str(links).ok()?;
+    links.into_iter().find_map(|l| {
+        Some((
+            crate::model::parse_trace_id(&l.trace_id)?,
+            crate::model::parse_span_id(&l.span_id)?,
+        ))
     })
 }
