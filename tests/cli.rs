@@ -41,7 +41,14 @@ fn collector_command(data_dir: &Path) -> Command {
 }
 
 fn start(data_dir: &Path) -> Running {
-    let mut child = collector_command(data_dir)
+    start_with(data_dir, |_| {})
+}
+
+/// [`start`], with more flags or environment from `tweak`.
+fn start_with(data_dir: &Path, tweak: impl FnOnce(&mut Command)) -> Running {
+    let mut cmd = collector_command(data_dir);
+    tweak(&mut cmd);
+    let mut child = cmd
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
@@ -247,6 +254,42 @@ fn an_exposed_query_api_without_a_token_is_refused() {
         assert!(err.contains(needle), "lacks {needle}: {err}");
     }
     assert!(!dir.path().join("data").exists(), "nothing was created");
+}
+
+/// A collector given a token in the environment answers its query API only with it; `gauntlet
+/// contracts drift` passes it along (`--token`).
+#[test]
+fn a_collector_with_a_token_answers_drift_only_with_it() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let c = start_with(&dir.path().join("data"), |cmd| {
+        cmd.env("GAUNTLET_AUTH_TOKEN", "t0ken-1");
+    });
+    let drift = |token: Option<&str>| {
+        let mut cmd = Command::new(BIN);
+        cmd.args(["contracts", "drift", "--since", "5m", "--collector"])
+            .arg(format!("http://{}", c.api))
+            .env_remove("GAUNTLET_AUTH_TOKEN");
+        if let Some(t) = token {
+            cmd.args(["--token", t]);
+        }
+        cmd.output().expect("runs")
+    };
+    let refused = drift(None);
+    assert!(!refused.status.success());
+    let err = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        err.contains("401") && err.contains("Authorization: Bearer"),
+        "{err}"
+    );
+    let wrong = drift(Some("t0ken-2"));
+    assert!(!wrong.status.success(), "a wrong token is refused too");
+    let out = drift(Some("t0ken-1"));
+    assert!(
+        out.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 #[test]

@@ -259,9 +259,11 @@ mod jaeger {
 /// Traces asked for per service: enough for the demo's traffic, bounded for a busy one.
 const TRACES_PER_SERVICE: usize = 1500;
 
-/// What the collector at `collector` (its query API) saw in the last `since`.
+/// What the collector at `collector` (its query API) saw in the last `since`; `token` is
+/// the bearer token a collector started with `--auth-token` wants.
 pub async fn observe(
     collector: &str,
+    token: Option<&str>,
     since: Duration,
 ) -> Result<(Vec<Seen>, usize), ContractsError> {
     let collector = collector.trim_end_matches('/');
@@ -282,12 +284,11 @@ pub async fn observe(
             url: url.clone(),
             reason,
         };
-        let resp = http
-            .get(&url)
-            .timeout(Duration::from_secs(30))
-            .send()
-            .await
-            .map_err(|e| failed(e.to_string()))?;
+        let mut request = http.get(&url).timeout(Duration::from_secs(30));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        let resp = request.send().await.map_err(|e| failed(e.to_string()))?;
         let status = resp.status();
         if !status.is_success() {
             let body = resp.text().await.unwrap_or_default();

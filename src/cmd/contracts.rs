@@ -135,6 +135,14 @@ struct DriftArgs {
     /// The collector's query API.
     #[arg(long, value_name = "URL", default_value = "http://127.0.0.1:16686")]
     collector: String,
+    /// The bearer token of a collector started with --auth-token.
+    #[arg(
+        long,
+        value_name = "TOKEN",
+        env = "GAUNTLET_AUTH_TOKEN",
+        hide_env_values = true
+    )]
+    token: Option<String>,
     /// How far back to look.
     #[arg(long, value_name = "DURATION", default_value = "1h", value_parser = humantime::parse_duration)]
     since: std::time::Duration,
@@ -280,7 +288,7 @@ async fn run_broker(a: BrokerArgs) -> anyhow::Result<ExitCode> {
 async fn run_drift(a: DriftArgs) -> anyhow::Result<ExitCode> {
     let pacts = pacts::all(&a.pacts)?;
     let contracts = drift::contracted(&pacts)?;
-    let (seen, traces) = drift::observe(&a.collector, a.since).await?;
+    let (seen, traces) = drift::observe(&a.collector, a.token.as_deref(), a.since).await?;
     let d = drift::compare(contracts, seen, traces);
     print!("{}", d.render());
     Ok(if a.strict && d.any() {

@@ -367,8 +367,15 @@ fn seal(catalog: &Path, job: SealJob) -> Result<(), StoreError> {
         }
         *index = None;
     }
-    // Log queries skip it by ID and time from here (until then they probe its indexes).
-    let _ = segment.log_filters.set(LogFilters::read(&conn)?);
+    // Log queries skip it by ID and time from here (without them they probe its indexes,
+    // so a failure here costs speed, not the seal).
+    match LogFilters::read(&conn) {
+        Ok(filters) => {
+            let _ = segment.log_filters.set(filters);
+        }
+        Err(e) => tracing::warn!(segment = segment.id, error = %e,
+            "cannot build a sealed segment's log filters; log queries probe its indexes"),
+    }
     tracing::debug!(segment = segment.id, elapsed = ?started.elapsed(), "segment sealed");
     Ok(())
 }
