@@ -89,6 +89,7 @@ async fn store_files_written_by_earlier_versions_open_and_answer() {
         conformance::search_matches_jaeger_queries(&store).await;
         conformance::logs_filter_and_page(&store).await;
         conformance::correlation_spans_traces_and_logs(&store).await;
+        conformance::span_samples_for_aggregates(&store).await;
         let mut b = Batch::default();
         b.spans
             .push(span(9, 1, None, "after-upgrade", "op", T0, 10));
