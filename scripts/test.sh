@@ -9,6 +9,8 @@ command -v curl >/dev/null 2>&1 || need_apt+=(curl)
 command -v cc >/dev/null 2>&1 || need_apt+=(gcc)
 command -v python3 >/dev/null 2>&1 || need_apt+=(python3 python3-pip)
 command -v npm >/dev/null 2>&1 || need_apt+=(npm)
+# The UI's browser test drives Debian's Chromium.
+[ -x "${CHROMIUM:-/usr/bin/chromium}" ] || need_apt+=(chromium)
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "==> installing ${need_apt[*]}"
   if [ "$(id -u)" -eq 0 ]; then
@@ -29,6 +31,15 @@ for component in rustfmt clippy; do
     rustup component add "$component"
   fi
 done
+
+# The UI: its Node packages from the committed lockfile, a type check, and a rebuild that must
+# give the committed bundle byte for byte (the binary embeds dashboards/dist).
+echo "==> dashboards/web: npm ci, type check, rebuild the bundle"
+(cd dashboards/web && npm ci --no-audit --no-fund --loglevel=error && npm run --silent typecheck && npm run --silent build)
+if git rev-parse --is-inside-work-tree >/dev/null 2>&1; then
+  git diff --exit-code --stat -- dashboards/dist ||
+    { echo "dashboards/dist differs from a build of dashboards/web: run 'npm run build' there and commit dashboards/dist" >&2; exit 1; }
+fi
 
 # A CI run builds once: incremental caches would only double target/ on a small disk.
 export CARGO_INCREMENTAL="${CARGO_INCREMENTAL:-0}"

@@ -239,6 +239,7 @@ impl Collector {
                 store: store.clone(),
                 metrics,
             }),
+            gauntlet_dashboards::router(),
             config.auth_token.clone(),
         );
         serve_http(&mut servers, http, query, &stopped);

@@ -12,6 +12,7 @@ use gauntlet_collector::query::access::AuthToken;
 use gauntlet_collector::store::StoreConfig;
 use gauntlet_collector::store::sqlite::{SegmentLimits, SqliteConfig, Sync};
 use gauntlet_collector::{Collector, Config};
+use gauntlet_dashboards::links;
 
 #[derive(Debug, Args)]
 #[command(after_help = "Examples:
@@ -180,9 +181,11 @@ pub async fn run(args: CollectorArgs) -> anyhow::Result<()> {
     if let Some(z) = a.zipkin {
         banner += &format!("  Zipkin      http://{z}/api/v2/spans\n");
     }
+    let base = format!("http://{}", a.http);
     banner += &format!(
-        "  Query API   http://{0}/api/services\n  Metrics     http://{0}/metrics\nPress Ctrl-C to stop.\n",
-        a.http
+        "  UI          {}   (service map: {})\n  Query API   {base}/api/services\n  Metrics     {base}/metrics\nPress Ctrl-C to stop.\n",
+        links::search(&base),
+        links::map(&base),
     );
     // Not println!: a closed stdout (e.g. `| head`) must not take the collector down.
     let mut out = std::io::stdout().lock();

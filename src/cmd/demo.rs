@@ -12,6 +12,7 @@ use gauntlet_chaos::NewProxy;
 use gauntlet_collector::store::StoreConfig;
 use gauntlet_collector::store::sqlite::SqliteConfig;
 use gauntlet_collector::{Collector, Config};
+use gauntlet_dashboards::links;
 use gauntlet_demo_system::config::DemoConfig;
 use gauntlet_demo_system::handle::{ChaosHandle, CollectorHandle, DemoHandle, ProxyRoute};
 use gauntlet_demo_system::runner::{self, Instance};
@@ -280,7 +281,11 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     handle.write(&demo_json)?;
 
     let looking = match &collector_api {
-        Some(api) => format!("{api}/api/services"),
+        Some(api) => format!(
+            "{}   (the UI; map: {})",
+            links::search(api),
+            links::map(api)
+        ),
         None => format!("the collector at {otlp_http}"),
     };
     let mut out = format!(
@@ -305,7 +310,8 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
                 if let (Some(api), Some(cid)) = (&collector_api, r.correlation_of(Intent::Declined))
                 {
                     out += &format!(
-                        "  one request across services (a declined payment, compensated): {api}/api/v1/correlations/{cid}\n"
+                        "  one request across services (a declined payment, compensated): {}\n",
+                        links::correlation(api, cid)
                     );
                 }
             }

@@ -1,7 +1,7 @@
 //! Who may read the query API: a bearer token when one is set (`--auth-token`), and headers
 //! that keep a browser from running anything the API returns (a Content-Security-Policy
 //! without inline scripts, `nosniff`, no framing). `/health` and `/ready` stay open for
-//! probes, which carry no token.
+//! probes, which carry no token, and so does the web UI's shell, which holds no data.
 
 use axum::extract::{Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
@@ -58,13 +58,15 @@ impl std::fmt::Debug for AuthToken {
     }
 }
 
-/// The query router with the security headers and, given a token, the token check.
-pub fn protect(router: axum::Router, token: Option<AuthToken>) -> axum::Router {
-    let router = match token {
-        Some(token) => router.layer(axum::middleware::from_fn_with_state(token, require_token)),
-        None => router,
+/// The query router behind the token check (given a token), the UI's routes beside it (its
+/// shell and assets hold no telemetry: the page asks for the token and sends it with every
+/// API call), and the security headers on both.
+pub fn protect(api: axum::Router, ui: axum::Router, token: Option<AuthToken>) -> axum::Router {
+    let api = match token {
+        Some(token) => api.layer(axum::middleware::from_fn_with_state(token, require_token)),
+        None => api,
     };
-    router
+    api.merge(ui)
         .layer(SetResponseHeaderLayer::overriding(
             header::CONTENT_SECURITY_POLICY,
             HeaderValue::from_static(CONTENT_SECURITY_POLICY),

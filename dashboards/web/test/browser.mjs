@@ -1,0 +1,210 @@
+// Drives Debian's Chromium (headless, through playwright-core) over a running collector's UI
+// and saves screenshots. Two phases:
+//
+//   node test/browser.mjs --phase demo --base http://127.0.0.1:PORT --correlation ID --out DIR
+//     every page over the demo's own traffic, asserting on the rendered DOM;
+//   node test/browser.mjs --phase hostile --base URL --xss-trace ID --xss-service NAME \
+//        --big-trace ID --big-spans N --out DIR
+//     stored <script>/<img onerror> payloads stay text; a large trace's render is timed.
+//
+// Exits 1 with the failed check's message; prints one `figure:` line per measurement.
+// Run by tests/ui.rs (cargo test), which starts the demo and stores the data first.
+import assert from "node:assert/strict";
+import { mkdirSync } from "node:fs";
+import { parseArgs } from "node:util";
+import { chromium } from "playwright-core";
+
+const { values: arg } = parseArgs({
+  options: {
+    phase: { type: "string" },
+    base: { type: "string" },
+    correlation: { type: "string" },
+    "xss-trace": { type: "string" },
+    "xss-service": { type: "string" },
+    "big-trace": { type: "string" },
+    "big-spans": { type: "string" },
+    otlp: { type: "string" },
+    "token-base": { type: "string" },
+    token: { type: "string" },
+    out: { type: "string", default: "target/ui-screenshots" },
+    chromium: { type: "string", default: process.env.CHROMIUM ?? "/usr/bin/chromium" },
+  },
+});
+const needs = { demo: ["base", "correlation"], hostile: ["base", "otlp", "xss-trace", "xss-service", "big-trace", "big-spans", "token-base", "token"] };
+assert.ok(needs[arg.phase], "--phase is demo or hostile");
+for (const k of needs[arg.phase]) assert.ok(arg[k], `--${k} is required`);
+mkdirSync(arg.out, { recursive: true });
+
+const browser = await chromium.launch({
+  executablePath: arg.chromium,
+  // Flags this machine's closed network needs (no background fetches, no QUIC probes).
+  args: ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+    "--disable-component-update", "--disable-sync"],
+});
+const page = await browser.newPage({ viewport: { width: 1400, height: 900 } });
+const problems = [];
+page.on("pageerror", (e) => problems.push(`page error: ${e.message}`));
+page.on("console", (m) => m.type() === "error" && problems.push(`console error: ${m.text()}`));
+page.on("dialog", async (d) => {
+  problems.push(`a dialog opened (${d.type()}: ${d.message()}): a payload executed`);
+  await d.dismiss();
+});
+
+/** Opens a UI path and waits until the page says it is done (or failed). */
+async function open(path) {
+  await page.goto(`${arg.base}${path}`);
+  await page.waitForSelector("main[data-ready]", { timeout: 20_000 });
+  const error = await page.$("main .notice.error");
+  assert.equal(error, null, `${path} showed an error: ${error && (await error.textContent())}`);
+}
+const shot = (name) => page.screenshot({ path: `${arg.out}/${name}.png`, fullPage: false });
+const texts = (sel) => page.$$eval(sel, (els) => els.map((e) => e.textContent ?? ""));
+
+async function demoPhase() {
+// Search: the demo's gateway traces, a scatter plot and a result list.
+await open("/search?service=gateway&lookback=1h");
+const results = await texts("table.results tbody tr");
+assert.ok(results.length >= 5, `search listed ${results.length} traces`);
+assert.ok(results.some((r) => r.includes("POST /api/orders")), "an order placement is among the results");
+assert.ok(await page.$(".scatter canvas"), "the scatter plot is drawn");
+await shot("search");
+
+// Trace: the declined order's gateway trace, found from its correlation timeline.
+const timeline = await (await page.request.get(`${arg.base}/api/v1/correlations/${encodeURIComponent(arg.correlation)}`)).json();
+const orderTrace = timeline.trace_summaries.find((t) => t.root_service === "gateway")?.trace_id;
+assert.ok(orderTrace, "the declined order has a gateway trace");
+await open(`/trace/${orderTrace}`);
+const rows = await texts(".wf-row .wf-name");
+for (const expected of ["gateway", "orders", "payments", "inventory"]) {
+  assert.ok(rows.some((r) => r.includes(expected)), `the waterfall shows a ${expected} span`);
+}
+assert.ok(rows.some((r) => r.includes("POST /api/orders")), "the root span's name is shown");
+assert.ok((await page.$$(".wf-row.on-critical")).length >= 2, "the critical path is marked");
+assert.ok(await page.$(`.facts a[href="/correlation/${encodeURIComponent(arg.correlation)}"]`), "a link to the request's timeline");
+// Collapsing the root hides every other row; expanding shows them again.
+const visible = () => page.$$eval(".wf-row", (els) => els.filter((e) => !e.hidden).length);
+const all = await visible();
+await page.click(".wf-row .twisty");
+assert.equal(await visible(), 1, "collapsing the root leaves one row");
+await page.click(".wf-row .twisty");
+assert.equal(await visible(), all, "expanding shows every row again");
+// A span's details: attributes, status, its logs.
+await page.click(".wf-row .wf-line .op");
+const details = await page.textContent(".span-details");
+assert.match(details, /http\.request\.method|http\.method/, "the root span's attributes are shown");
+await shot("trace");
+
+// Logs: the explorer with its histogram; a filter by correlation ID narrows to the request.
+await open("/logs?lookback=1h");
+assert.ok((await texts(".log-line")).length > 0, "logs are listed");
+assert.ok(await page.$(".chart canvas"), "the severity histogram is drawn");
+await open(`/logs?correlation_id=${encodeURIComponent(arg.correlation)}&lookback=1h`);
+const requestLogs = await page.$$eval(".log-line .refs a[href^='/correlation/']", (as) => as.map((a) => a.getAttribute("href")));
+assert.ok(requestLogs.length > 0, "the request's logs are found by its correlation ID");
+assert.ok(requestLogs.every((h) => h === `/correlation/${encodeURIComponent(arg.correlation)}`), "and only its logs");
+await shot("logs");
+
+// Correlation: the declined order across services and its asynchronous hops.
+await open(`/correlation/${encodeURIComponent(arg.correlation)}`);
+const items = await texts(".tl-row .tl-label");
+for (const service of ["gateway", "orders", "payments", "notifications"]) {
+  assert.ok(items.some((t) => t.includes(service)), `the timeline holds ${service}`);
+}
+assert.ok((await page.$$(".tl-row.tl-kind-log")).length > 0, "the timeline holds logs");
+await shot("correlation");
+
+// Map: every service is a node; the gateway calls orders.
+const services = (await (await page.request.get(`${arg.base}/api/services`)).json()).data;
+await open("/map?lookback=1h");
+const nodes = await page.$$eval(".service-map .node", (ns) => ns.map((n) => n.getAttribute("data-service")));
+for (const s of services) assert.ok(nodes.includes(s), `the map has a node for ${s}`);
+const edges = await page.$$eval(".service-map .edge", (es) => es.map((e) => e.getAttribute("data-edge")));
+assert.ok(edges.includes("gateway->orders"), `the map shows gateway → orders (edges: ${edges.join(", ")})`);
+await shot("map");
+await page.click('.service-map .node[data-service="orders"]');
+await page.waitForSelector("main[data-ready]");
+assert.equal(new URL(page.url()).pathname, "/search", "a node opens that service's traces");
+assert.equal(new URL(page.url()).searchParams.get("service"), "orders");
+
+// RED: three charts for the gateway and a row per operation.
+await open("/red?service=gateway&lookback=5m");
+assert.equal((await page.$$(".red-charts canvas")).length, 3, "rate, errors and duration charts");
+assert.ok((await texts("table.results tbody tr")).some((r) => r.includes("POST /api/orders")), "a row per operation");
+const marks = await texts(".markers li");
+assert.ok(marks.some((m) => m.includes("load") && m.includes("load.start")), `the load run is marked (markers: ${marks.join(" | ")})`);
+await shot("red");
+
+}
+
+async function hostilePhase() {
+// Payloads stay text: the service, span names, attributes and log bodies hold markup.
+const payloadTexts = ["<script>window.__pwned=1</script>", "<img src=x onerror=\"window.__pwned=1\">"];
+for (const path of [`/trace/${arg["xss-trace"]}`, `/search?service=${encodeURIComponent(arg["xss-service"])}`,
+  `/logs?trace_id=${arg["xss-trace"]}`, "/map?lookback=1h"]) {
+  await open(path);
+  if (path.startsWith("/trace/")) await page.click(".wf-row .wf-line .op");
+  const body = await page.textContent("body");
+  assert.ok(payloadTexts.some((p) => body.includes(p)), `${path}: the payload is shown as text`);
+  assert.equal(await page.evaluate(() => window.__pwned), undefined, `${path}: a payload ran`);
+  assert.equal(await page.$("main script, main img"), null, `${path}: a payload became an element`);
+}
+await shot("payloads");
+
+// A large trace: time from navigation to the rendered waterfall.
+// Live tail: a log sent after the page opened appears without a reload.
+const tailService = `tail-probe-${Date.now()}`;
+await open(`/logs?service=${tailService}&tail=1&lookback=5m`);
+const body = `arrived while tailing ${Math.random()}`;
+const sent = await fetch(`${arg.otlp}/v1/logs`, {
+  method: "POST", headers: { "content-type": "application/json" },
+  body: JSON.stringify({ resourceLogs: [{ resource: { attributes: [{ key: "service.name", value: { stringValue: tailService } }] },
+    scopeLogs: [{ logRecords: [{ timeUnixNano: String(BigInt(Date.now()) * 1_000_000n), severityNumber: 9, body: { stringValue: body } }] }] }] }),
+});
+assert.ok(sent.ok, `the tail probe's log was refused: ${sent.status}`);
+await page.waitForFunction((b) => [...document.querySelectorAll(".log-line .body")].some((e) => e.textContent === b), body, { timeout: 15_000 });
+
+// A collector with --auth-token: the page asks for the token, refuses a wrong one, then works.
+const before = problems.length;
+await page.goto(`${arg["token-base"]}/search`);
+await page.waitForSelector("main[data-ready]");
+assert.ok(await page.$(".token-form"), "a token is asked for");
+await page.fill(".token-form input", "not-the-token");
+await page.click(".token-form button");
+await page.waitForSelector(".token-form .notice.error", { timeout: 10_000 });
+await page.fill(".token-form input", arg.token);
+await page.click(".token-form button");
+await page.waitForFunction(() => document.querySelector("main[data-ready]") && !document.querySelector(".token-form"), null, { timeout: 10_000 });
+assert.match(await page.textContent("main"), /No traces yet/, "with the token the page answers (an empty collector)");
+// The two refused calls (no token, the wrong one) are expected here, and only they.
+const refused = problems.splice(before);
+assert.equal(refused.length, 2, `two 401s, and nothing else: ${refused.join(" | ")}`);
+assert.ok(refused.every((p) => p.includes("401")), refused.join(" | "));
+
+// Three loads; each split into the API's answer (resource timing) and the rest (parse,
+// build, DOM, first paint of what is on screen).
+const runs = [];
+for (let i = 0; i < 3; i++) {
+  const started = Date.now();
+  await open(`/trace/${arg["big-trace"]}`);
+  await page.evaluate(() => new Promise((r) => requestAnimationFrame(() => requestAnimationFrame(r))));
+  const total = Date.now() - started;
+  assert.equal((await page.$$(".wf-row")).length, Number(arg["big-spans"]), "every span is a row");
+  const apiMs = await page.evaluate(() => {
+    const e = performance.getEntriesByType("resource").find((r) => r.name.includes("/api/traces/"));
+    return e ? e.responseEnd - e.startTime : NaN;
+  });
+  const buildMs = Number(await page.getAttribute("main .page", "data-render-ms"));
+  runs.push({ total, apiMs, buildMs });
+}
+const fmt = (k) => runs.map((r) => r[k].toFixed(0)).join(", ");
+console.log(`figure: trace page with ${arg["big-spans"]} spans, navigation to painted: ${fmt("total")} ms; ` +
+  `of which the API answer ${fmt("apiMs")} ms, tree and DOM ${fmt("buildMs")} ms`);
+await shot("big-trace");
+}
+
+if (arg.phase === "demo") await demoPhase();
+else await hostilePhase();
+
+assert.deepEqual(problems, [], "the pages ran without errors");
+await browser.close();
+console.log(`ui: ${arg.phase} phase checked`);
