@@ -25,6 +25,13 @@ if ! python3 -c 'import toxiproxy' >/dev/null 2>&1; then
   python3 -m pip install --quiet --disable-pip-version-check toxiproxy-python==0.1.1 ||
     python3 -m pip install --quiet --disable-pip-version-check --break-system-packages toxiproxy-python==0.1.1
 fi
+# The ClickHouse engine for the ClickHouse store's tests: chDB in-process behind
+# scripts/chdb_http.py (lz4 and clickhouse-cityhash read the client's compressed inserts).
+if ! python3 -c 'import chdb, lz4.block, clickhouse_cityhash' >/dev/null 2>&1; then
+  echo "==> installing chdb, lz4, clickhouse-cityhash (the ClickHouse engine the store tests use)"
+  python3 -m pip install --quiet --disable-pip-version-check chdb==4.4.0 lz4==4.4.5 clickhouse-cityhash==1.0.2.6 ||
+    python3 -m pip install --quiet --disable-pip-version-check --break-system-packages chdb==4.4.0 lz4==4.4.5 clickhouse-cityhash==1.0.2.6
+fi
 for component in rustfmt clippy; do
   if ! cargo "${component/rustfmt/fmt}" --version >/dev/null 2>&1; then
     echo "==> installing $component"

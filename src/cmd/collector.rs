@@ -10,6 +10,7 @@ use anyhow::Context;
 use clap::{Args, ValueEnum};
 use gauntlet_collector::query::access::AuthToken;
 use gauntlet_collector::store::StoreConfig;
+use gauntlet_collector::store::clickhouse::ClickHouseConfig;
 use gauntlet_collector::store::sqlite::{SegmentLimits, SqliteConfig, Sync};
 use gauntlet_collector::{Collector, Config};
 use gauntlet_dashboards::links;
@@ -19,6 +20,8 @@ use gauntlet_dashboards::links;
   gauntlet collector
   gauntlet collector --data-dir /var/lib/gauntlet --retention 7d --max-disk 50GiB
   gauntlet collector --otlp-http 0.0.0.0:4318 --http 0.0.0.0:16686   # listen beyond loopback
+  GAUNTLET_CLICKHOUSE_PASSWORD=... gauntlet collector --store clickhouse \
+      --clickhouse-url http://127.0.0.1:8123 --clickhouse-database otel --clickhouse-user gauntlet
 
 Send telemetry with OTEL_EXPORTER_OTLP_ENDPOINT=http://127.0.0.1:4318 (HTTP) or
 http://127.0.0.1:4317 (gRPC); query it at http://127.0.0.1:16686/api/services.")]
@@ -35,9 +38,23 @@ pub struct CollectorArgs {
     /// Where to serve the query API (Jaeger-compatible /api/..., logs, correlations, /metrics).
     #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:16686")]
     http: SocketAddr,
-    /// Which store keeps the data: the embedded SQLite store in --data-dir.
+    /// Which store keeps the data.
     #[arg(long, value_enum, default_value_t = StoreArg::Sqlite)]
     store: StoreArg,
+    /// ClickHouse's HTTP interface (with --store clickhouse).
+    #[arg(long, value_name = "URL", default_value = "http://127.0.0.1:8123")]
+    clickhouse_url: String,
+    /// The database of the OpenTelemetry tables (created with them when missing).
+    #[arg(long, value_name = "NAME", default_value = "otel")]
+    clickhouse_database: String,
+    /// The ClickHouse user; its password comes from GAUNTLET_CLICKHOUSE_PASSWORD, never from
+    /// the command line (which every user of the machine can read).
+    #[arg(long, value_name = "USER")]
+    clickhouse_user: Option<String>,
+    /// Create replicated tables ON CLUSTER this cluster, with distributed tables in front
+    /// sharded by trace ID (see the README for a 3-node cluster with ClickHouse Keeper).
+    #[arg(long, value_name = "CLUSTER")]
+    clickhouse_cluster: Option<String>,
     /// Directory of the embedded SQLite store; created if missing.
     #[arg(long, value_name = "DIR", default_value = "gauntlet-data")]
     data_dir: PathBuf,
@@ -92,8 +109,11 @@ fn parse_token(s: &str) -> Result<AuthToken, String> {
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
 enum StoreArg {
-    /// One SQLite file under --data-dir: nothing to install, one machine.
+    /// SQLite files under --data-dir: nothing to install, one machine.
     Sqlite,
+    /// A ClickHouse server or cluster (--clickhouse-*), in the OpenTelemetry Collector's
+    /// schema; --retention becomes the tables' TTL on the data's own timestamps.
+    Clickhouse,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -146,6 +166,14 @@ pub async fn run(args: CollectorArgs) -> anyhow::Result<()> {
         zipkin: args.zipkin.0,
         http: args.http,
         store: match args.store {
+            StoreArg::Clickhouse => StoreConfig::ClickHouse(ClickHouseConfig {
+                url: args.clickhouse_url.clone(),
+                database: args.clickhouse_database.clone(),
+                user: args.clickhouse_user.clone(),
+                password: std::env::var("GAUNTLET_CLICKHOUSE_PASSWORD").ok(),
+                cluster: args.clickhouse_cluster.clone(),
+                ttl: args.retention.0,
+            }),
             StoreArg::Sqlite => StoreConfig::Sqlite(SqliteConfig {
                 sync: match args.sync {
                     SyncArg::Normal => Sync::Normal,

@@ -1,11 +1,12 @@
 //! Where spans and logs live. [`Store`] is what ingest writes to and the query API reads
-//! from; [`sqlite::SqliteStore`] is the embedded implementation (ClickHouse comes next and
-//! must fit the same trait and pass the same conformance cases in `tests/conformance/`). The
-//! store is chosen by a [`StoreConfig`].
+//! from; [`sqlite::SqliteStore`] is the embedded implementation and
+//! [`clickhouse::ClickHouseStore`] the one for more than a machine; both pass the
+//! conformance cases in `tests/conformance/`. The store is chosen by a [`StoreConfig`].
 //!
 //! A successful [`Store::write`] means the batch is committed: the ingest pipeline only
 //! answers an export after it returns.
 
+pub mod clickhouse;
 pub mod schema;
 pub mod sqlite;
 
@@ -43,6 +44,8 @@ pub enum StoreError {
 pub enum StoreConfig {
     /// The embedded SQLite store in a directory.
     Sqlite(sqlite::SqliteConfig),
+    /// A ClickHouse server (or cluster), through its HTTP interface.
+    ClickHouse(clickhouse::ClickHouseConfig),
 }
 
 impl StoreConfig {
@@ -55,6 +58,9 @@ impl StoreConfig {
                     .map_err(|e| StoreError::Task(e.to_string()))??;
                 Ok(Arc::new(store))
             }
+            StoreConfig::ClickHouse(c) => {
+                Ok(Arc::new(clickhouse::ClickHouseStore::open(&c).await?))
+            }
         }
     }
 
@@ -62,6 +68,7 @@ impl StoreConfig {
     pub fn location(&self) -> String {
         match self {
             StoreConfig::Sqlite(c) => c.dir.display().to_string(),
+            StoreConfig::ClickHouse(c) => c.location(),
         }
     }
 }
@@ -218,6 +225,17 @@ impl Samples {
     }
 }
 
+/// What a store keeps beyond the common contract (the conformance suite reads these).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Capabilities {
+    /// Attribute values keep their JSON types (numbers, booleans, arrays); without it every
+    /// value reads back as text, as the OpenTelemetry ClickHouse schema keeps them.
+    pub typed_attributes: bool,
+    /// [`RetentionPolicy::older_than_ns`] deletes by when data arrived; without it, age is
+    /// the backend's own TTL on the data's timestamps.
+    pub retention_by_arrival: bool,
+}
+
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
     /// Commits the batch durably; on error nothing of it is visible.
@@ -272,4 +290,11 @@ pub trait Store: Send + Sync + 'static {
 
     /// Fails unless the store can be read and written.
     async fn check_ready(&self) -> Result<(), StoreError>;
+
+    fn capabilities(&self) -> Capabilities {
+        Capabilities {
+            typed_attributes: true,
+            retention_by_arrival: true,
+        }
+    }
 }

@@ -1,0 +1,825 @@
+//! The ClickHouse store, for when one machine is not enough: the OpenTelemetry Collector's
+//! ClickHouse schema ([`schema`]), so data written by the OpenTelemetry Collector, rotel or
+//! Gauntlet is interchangeable and Grafana's ClickHouse data source reads what Gauntlet wrote.
+//! Spoken to with the official `clickhouse` crate (HTTP, RowBinary, LZ4).
+//!
+//! Differences from the SQLite store, declared by [`Store::capabilities`]: attribute values
+//! are kept as text (as the exporter keeps them), and retention by age is ClickHouse's TTL on
+//! the rows' own timestamps (`--retention`), not on when they were received.
+
+pub mod rows;
+pub mod schema;
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use async_trait::async_trait;
+
+use self::rows::{
+    LOG_COLUMNS, LOG_ID, LogRow, ResourceCache, SPAN_COLUMNS, SpanRow, StoredLogRow, kind_names,
+    parse_hex, parse_kind, parse_status, status_names,
+};
+use self::schema::{CORRELATIONS, LOGS, Layout, REQUIRED_COLUMNS, TRACE_ID_TS, TRACES};
+use super::{
+    Capabilities, LogCursor, LogPage, LogQuery, Operation, PruneReport, RetentionPolicy,
+    SampleQuery, Samples, SpanFilter, SpanSample, Store, StoreError, StoredLog, TraceQuery,
+    TraceSummary,
+};
+use crate::model::{Batch, LogRecord, STATUS_ERROR, SpanKind, SpanRecord, TraceId, hex};
+
+/// Where the ClickHouse store is and how to reach it.
+#[derive(Clone)]
+pub struct ClickHouseConfig {
+    /// The HTTP interface, e.g. `http://127.0.0.1:8123`.
+    pub url: String,
+    pub database: String,
+    pub user: Option<String>,
+    pub password: Option<String>,
+    /// Create replicated tables `ON CLUSTER` with distributed ones in front.
+    pub cluster: Option<String>,
+    /// Rows older than this (by their own timestamps) are dropped by ClickHouse.
+    pub ttl: Option<Duration>,
+}
+
+impl std::fmt::Debug for ClickHouseConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClickHouseConfig")
+            .field("url", &self.url)
+            .field("database", &self.database)
+            .field("user", &self.user)
+            .field("password", &self.password.as_ref().map(|_| ".."))
+            .field("cluster", &self.cluster)
+            .field("ttl", &self.ttl)
+            .finish()
+    }
+}
+
+impl ClickHouseConfig {
+    pub fn new(url: impl Into<String>, database: impl Into<String>) -> Self {
+        Self {
+            url: url.into(),
+            database: database.into(),
+            user: None,
+            password: None,
+            cluster: None,
+            ttl: None,
+        }
+    }
+
+    pub fn location(&self) -> String {
+        format!("{} (database {})", self.url, self.database)
+    }
+}
+
+/// Trace IDs one query reads at most (a query parameter of that many IDs stays small).
+const MAX_IDS: usize = 2_000;
+
+pub struct ClickHouseStore {
+    client: ::clickhouse::Client,
+    layout: Layout,
+    location: String,
+}
+
+fn backend(e: ::clickhouse::error::Error) -> StoreError {
+    match e {
+        ::clickhouse::error::Error::Network(source) => StoreError::Unavailable {
+            location: "ClickHouse".into(),
+            reason: source.to_string(),
+        },
+        other => StoreError::Backend {
+            backend: "ClickHouse",
+            message: other.to_string(),
+        },
+    }
+}
+
+impl ClickHouseStore {
+    /// Connects, creates what is missing (idempotent DDL) and checks that what exists has
+    /// the columns Gauntlet reads and writes; an incompatible table is reported, not changed.
+    pub async fn open(config: &ClickHouseConfig) -> Result<Self, StoreError> {
+        let location = config.location();
+        let mut client = ::clickhouse::Client::default().with_url(&config.url);
+        if let Some(user) = &config.user {
+            client = client.with_user(user);
+        }
+        if let Some(password) = &config.password {
+            client = client.with_password(password);
+        }
+        let layout = Layout {
+            database: config.database.clone(),
+            cluster: config.cluster.clone(),
+            ttl: config.ttl,
+        };
+        client
+            .query("SELECT 1")
+            .execute()
+            .await
+            .map_err(|e| StoreError::Unavailable {
+                location: location.clone(),
+                reason: e.to_string(),
+            })?;
+        let (tables, views) = layout.ddl_parts();
+        let run = |statements: Vec<String>| {
+            let client = client.clone();
+            let location = location.clone();
+            async move {
+                for statement in statements {
+                    client.query(&statement).execute().await.map_err(|e| {
+                        StoreError::Incompatible {
+                            location: location.clone(),
+                            reason: format!(
+                                "creating the schema failed ({e}) at: {}",
+                                first_line(&statement)
+                            ),
+                        }
+                    })?;
+                }
+                Ok::<(), StoreError>(())
+            }
+        };
+        run(tables).await?;
+        let store = Self {
+            client: client.clone().with_database(&config.database),
+            layout,
+            location: location.clone(),
+        };
+        // Tables that existed already (another collector's, or a user's) are checked before
+        // anything is built on them.
+        store.check_schema().await?;
+        run(views).await?;
+        Ok(store)
+    }
+
+    async fn check_schema(&self) -> Result<(), StoreError> {
+        #[derive(::clickhouse::Row, serde::Deserialize)]
+        struct Column {
+            table: String,
+            name: String,
+            r#type: String,
+        }
+        let columns: Vec<Column> = self
+            .client
+            .query("SELECT table, name, type FROM system.columns WHERE database = ?")
+            .bind(&self.layout.database)
+            .fetch_all()
+            .await
+            .map_err(backend)?;
+        let have: HashMap<(&str, &str), &str> = columns
+            .iter()
+            .map(|c| ((c.table.as_str(), c.name.as_str()), c.r#type.as_str()))
+            .collect();
+        let mut problems = Vec::new();
+        for (table, required) in REQUIRED_COLUMNS {
+            for (name, ty) in *required {
+                match have.get(&(*table, *name)) {
+                    None => problems.push(format!("{table}.{name} is missing (want {ty})")),
+                    Some(got) if !same_type(got, ty) => {
+                        problems.push(format!("{table}.{name} is {got}, want {ty}"))
+                    }
+                    Some(_) => {}
+                }
+            }
+        }
+        if problems.is_empty() {
+            Ok(())
+        } else {
+            Err(StoreError::Incompatible {
+                location: self.location.clone(),
+                reason: format!(
+                    "the tables in database {} are not the OpenTelemetry schema Gauntlet reads \
+                     and writes (nothing was changed): {}",
+                    self.layout.database,
+                    problems.join("; ")
+                ),
+            })
+        }
+    }
+
+    fn t(&self, table: &str) -> String {
+        self.layout.table(table)
+    }
+
+    /// Each trace's time range from the trace-ID index, for reading only that range.
+    async fn trace_ranges(&self, ids: &[String]) -> Result<Option<(u32, u32)>, StoreError> {
+        #[derive(::clickhouse::Row, serde::Deserialize)]
+        struct Range {
+            lo: u32,
+            hi: u32,
+            n: u64,
+        }
+        let r: Range = self
+            .client
+            .query(&format!(
+                "SELECT toUInt32(min(Start)) AS lo, toUInt32(max(End)) AS hi, count() AS n \
+                 FROM {} WHERE TraceId IN {{ids:Array(String)}}",
+                self.t(TRACE_ID_TS)
+            ))
+            .param("ids", ids)
+            .fetch_one()
+            .await
+            .map_err(backend)?;
+        Ok((r.n > 0).then_some((r.lo, r.hi)))
+    }
+
+    async fn log_rows(
+        &self,
+        sql: String,
+        bind: Vec<Param>,
+    ) -> Result<Vec<StoredLogRow>, StoreError> {
+        let mut q = self.client.query(&sql);
+        for p in bind {
+            q = p.apply(q);
+        }
+        q.fetch_all().await.map_err(backend)
+    }
+}
+
+fn first_line(s: &str) -> &str {
+    s.lines().next().unwrap_or(s)
+}
+
+/// Types as `system.columns` prints them: the same modulo spaces.
+fn same_type(got: &str, want: &str) -> bool {
+    let norm = |s: &str| s.chars().filter(|c| !c.is_whitespace()).collect::<String>();
+    norm(got) == norm(want)
+}
+
+/// A query parameter, bound by name (`{name:Type}` in the SQL).
+enum Param {
+    Str(&'static str, String),
+    Strs(&'static str, Vec<String>),
+    I64(&'static str, i64),
+    U64(&'static str, u64),
+}
+
+impl Param {
+    fn apply(self, q: ::clickhouse::query::Query) -> ::clickhouse::query::Query {
+        match self {
+            Param::Str(n, v) => q.param(n, v),
+            Param::Strs(n, v) => q.param(n, v),
+            Param::I64(n, v) => q.param(n, v),
+            Param::U64(n, v) => q.param(n, v),
+        }
+    }
+}
+
+fn ids_hex(ids: &[TraceId]) -> Vec<String> {
+    ids.iter().take(MAX_IDS).map(|t| hex(t)).collect()
+}
+
+#[async_trait]
+impl Store for ClickHouseStore {
+    async fn write(&self, batch: Batch) -> Result<(), StoreError> {
+        if !batch.spans.is_empty() {
+            let mut insert = self
+                .client
+                .insert::<SpanRow>(TRACES)
+                .await
+                .map_err(backend)?;
+            for span in &batch.spans {
+                insert
+                    .write(&SpanRow::from_record(span))
+                    .await
+                    .map_err(backend)?;
+            }
+            insert.end().await.map_err(backend)?;
+        }
+        if !batch.logs.is_empty() {
+            let mut insert = self.client.insert::<LogRow>(LOGS).await.map_err(backend)?;
+            for log in &batch.logs {
+                insert
+                    .write(&LogRow::from_record(log))
+                    .await
+                    .map_err(backend)?;
+            }
+            insert.end().await.map_err(backend)?;
+        }
+        Ok(())
+    }
+
+    async fn services(&self) -> Result<Vec<String>, StoreError> {
+        self.client
+            .query(&format!(
+                "SELECT DISTINCT toString(ServiceName) FROM {} ORDER BY 1",
+                self.t(TRACES)
+            ))
+            .fetch_all()
+            .await
+            .map_err(backend)
+    }
+
+    async fn operations(
+        &self,
+        service: &str,
+        kind: Option<SpanKind>,
+    ) -> Result<Vec<Operation>, StoreError> {
+        let rows: Vec<(String, String)> = self
+            .client
+            .query(&format!(
+                "SELECT DISTINCT toString(SpanName), toString(SpanKind) FROM {} \
+                 WHERE ServiceName = {{service:String}}",
+                self.t(TRACES)
+            ))
+            .param("service", service)
+            .fetch_all()
+            .await
+            .map_err(backend)?;
+        let mut ops: Vec<Operation> = rows
+            .into_iter()
+            .map(|(name, k)| Operation {
+                name,
+                kind: parse_kind(&k),
+            })
+            .filter(|o| kind.is_none_or(|k| o.kind == k))
+            .collect();
+        ops.sort();
+        ops.dedup();
+        Ok(ops)
+    }
+
+    async fn find_trace_ids(&self, query: &TraceQuery) -> Result<Vec<TraceId>, StoreError> {
+        let mut cond = vec!["ServiceName = {service:String}".to_string()];
+        let mut bind = vec![Param::Str("service", query.service.clone())];
+        if let Some(op) = &query.operation {
+            cond.push("SpanName = {op:String}".into());
+            bind.push(Param::Str("op", op.clone()));
+        }
+        if let Some(start) = query.start_ns {
+            cond.push("Timestamp >= fromUnixTimestamp64Nano({start:Int64})".into());
+            bind.push(Param::I64("start", start));
+        }
+        if let Some(end) = query.end_ns {
+            cond.push("Timestamp <= fromUnixTimestamp64Nano({end:Int64})".into());
+            bind.push(Param::I64("end", end));
+        }
+        if let Some(min) = query.min_duration_ns {
+            cond.push("Duration >= {min:UInt64}".into());
+            bind.push(Param::U64("min", u64::try_from(min).unwrap_or(0)));
+        }
+        if let Some(max) = query.max_duration_ns {
+            cond.push("Duration <= {max:UInt64}".into());
+            bind.push(Param::U64("max", u64::try_from(max).unwrap_or(0)));
+        }
+        // Parameter names must be static: a few slots for filters.
+        const KEYS: [&str; 8] = ["k0", "k1", "k2", "k3", "k4", "k5", "k6", "k7"];
+        const VALUES: [&str; 8] = ["v0", "v1", "v2", "v3", "v4", "v5", "v6", "v7"];
+        if query.filters.len() > KEYS.len() {
+            return Err(StoreError::Backend {
+                backend: "ClickHouse",
+                message: format!("at most {} search conditions at once", KEYS.len()),
+            });
+        }
+        for (i, filter) in query.filters.iter().enumerate() {
+            match filter {
+                SpanFilter::Error(true) => cond.push(format!(
+                    "StatusCode IN ('{}', '{}')",
+                    status_names(STATUS_ERROR)[0],
+                    status_names(STATUS_ERROR)[1]
+                )),
+                SpanFilter::Error(false) => cond.push(format!(
+                    "StatusCode NOT IN ('{}', '{}')",
+                    status_names(STATUS_ERROR)[0],
+                    status_names(STATUS_ERROR)[1]
+                )),
+                SpanFilter::Kind(k) => {
+                    let [a, b] = kind_names(*k);
+                    cond.push(format!("SpanKind IN ('{a}', '{b}')"));
+                }
+                SpanFilter::StatusCode(code) => {
+                    let [a, b] = status_names(*code);
+                    cond.push(format!("StatusCode IN ('{a}', '{b}')"));
+                }
+                SpanFilter::Attribute { key, value } => {
+                    let (k, v) = (KEYS[i], VALUES[i]);
+                    cond.push(format!(
+                        "(if(mapContains(SpanAttributes, {{{k}:String}}), \
+                         SpanAttributes[{{{k}:String}}] = {{{v}:String}}, \
+                         ResourceAttributes[{{{k}:String}}] = {{{v}:String}}))"
+                    ));
+                    bind.push(Param::Str(k, key.clone()));
+                    bind.push(Param::Str(v, value.clone()));
+                }
+            }
+        }
+        let sql = format!(
+            "SELECT TraceId FROM {} WHERE {} GROUP BY TraceId ORDER BY max(Timestamp) DESC, TraceId LIMIT {}",
+            self.t(TRACES),
+            cond.join(" AND "),
+            query.limit
+        );
+        let mut q = self.client.query(&sql);
+        for p in bind {
+            q = p.apply(q);
+        }
+        let ids: Vec<String> = q.fetch_all().await.map_err(backend)?;
+        Ok(ids.iter().filter_map(|s| parse_hex(s)).collect())
+    }
+
+    async fn traces(&self, ids: &[TraceId]) -> Result<Vec<(TraceId, Vec<SpanRecord>)>, StoreError> {
+        let wanted = ids_hex(ids);
+        if wanted.is_empty() {
+            return Ok(Vec::new());
+        }
+        // The trace-ID index first: then only the days the traces lie in are read.
+        let Some((lo, hi)) = self.trace_ranges(&wanted).await? else {
+            return Ok(Vec::new());
+        };
+        let rows: Vec<SpanRow> = self
+            .client
+            .query(&format!(
+                "SELECT {SPAN_COLUMNS} FROM {} WHERE TraceId IN {{ids:Array(String)}} \
+                 AND Timestamp >= toDateTime64({{lo:UInt32}}, 9) \
+                 AND Timestamp < toDateTime64({{hi:UInt32}} + 1, 9) \
+                 ORDER BY Timestamp, SpanId",
+                self.t(TRACES)
+            ))
+            .param("ids", &wanted)
+            .param("lo", lo)
+            .param("hi", hi)
+            .fetch_all()
+            .await
+            .map_err(backend)?;
+        let mut resources = ResourceCache::default();
+        let mut by_trace: HashMap<TraceId, Vec<SpanRecord>> = HashMap::new();
+        for row in rows {
+            if let Some(span) = row.into_record(&mut resources) {
+                by_trace.entry(span.trace_id).or_default().push(span);
+            }
+        }
+        Ok(ids
+            .iter()
+            .filter_map(|id| by_trace.remove(id).map(|spans| (*id, spans)))
+            .collect())
+    }
+
+    async fn trace_summaries(&self, ids: &[TraceId]) -> Result<Vec<TraceSummary>, StoreError> {
+        let wanted = ids_hex(ids);
+        if wanted.is_empty() {
+            return Ok(Vec::new());
+        }
+        let Some((lo, hi)) = self.trace_ranges(&wanted).await? else {
+            return Ok(Vec::new());
+        };
+        #[derive(::clickhouse::Row, serde::Deserialize)]
+        struct Row {
+            trace_id: String,
+            start: i64,
+            end: i64,
+            roots: u64,
+            root_service: String,
+            root_operation: String,
+            spans: u64,
+            errors: u64,
+        }
+        let rows: Vec<Row> = self
+            .client
+            .query(&format!(
+                "SELECT TraceId AS trace_id, min(toUnixTimestamp64Nano(Timestamp)) AS start, \
+                 max(toUnixTimestamp64Nano(Timestamp) + toInt64(Duration)) AS end, \
+                 countIf(ParentSpanId = '') AS roots, \
+                 toString(argMinIf(ServiceName, Timestamp, ParentSpanId = '')) AS root_service, \
+                 toString(argMinIf(SpanName, Timestamp, ParentSpanId = '')) AS root_operation, \
+                 count() AS spans, countIf(StatusCode IN ('{}', '{}')) AS errors \
+                 FROM {} WHERE TraceId IN {{ids:Array(String)}} \
+                 AND Timestamp >= toDateTime64({{lo:UInt32}}, 9) \
+                 AND Timestamp < toDateTime64({{hi:UInt32}} + 1, 9) GROUP BY TraceId",
+                status_names(STATUS_ERROR)[0],
+                status_names(STATUS_ERROR)[1],
+                self.t(TRACES)
+            ))
+            .param("ids", &wanted)
+            .param("lo", lo)
+            .param("hi", hi)
+            .fetch_all()
+            .await
+            .map_err(backend)?;
+        let mut by_id: HashMap<TraceId, TraceSummary> = HashMap::new();
+        for r in rows {
+            let Some(trace_id) = parse_hex(&r.trace_id) else {
+                continue;
+            };
+            by_id.insert(
+                trace_id,
+                TraceSummary {
+                    trace_id,
+                    start_ns: r.start,
+                    end_ns: r.end,
+                    root: (r.roots > 0).then_some((r.root_service, r.root_operation)),
+                    span_count: i64::try_from(r.spans).unwrap_or(i64::MAX),
+                    error: r.errors > 0,
+                },
+            );
+        }
+        Ok(ids.iter().filter_map(|id| by_id.remove(id)).collect())
+    }
+
+    async fn logs(&self, query: &LogQuery) -> Result<LogPage, StoreError> {
+        let mut cond = vec!["1".to_string()];
+        let mut bind = Vec::new();
+        if let Some(s) = &query.service {
+            cond.push("ServiceName = {service:String}".into());
+            bind.push(Param::Str("service", s.clone()));
+        }
+        if let Some(t) = &query.trace_id {
+            cond.push("TraceId = {trace:String}".into());
+            bind.push(Param::Str("trace", hex(t)));
+        }
+        if let Some(s) = &query.span_id {
+            cond.push("SpanId = {span:String}".into());
+            bind.push(Param::Str("span", hex(s)));
+        }
+        if let Some(c) = &query.correlation_id {
+            // The correlation index narrows to the logs' moments; the attribute decides.
+            cond.push(format!(
+                "Timestamp IN (SELECT Timestamp FROM {} WHERE CorrelationId = {{corr:String}} \
+                 AND Signal = 'log') AND {} = {{corr:String}}",
+                self.t(CORRELATIONS),
+                schema::correlation_expr("LogAttributes")
+            ));
+            bind.push(Param::Str("corr", c.clone()));
+        }
+        if let Some(min) = query.severity_min {
+            cond.push("SeverityNumber >= {sev:UInt8}".into());
+            bind.push(Param::U64(
+                "sev",
+                u64::try_from(min.clamp(0, 255)).unwrap_or(0),
+            ));
+        }
+        if let Some(text) = &query.text {
+            cond.push("positionCaseInsensitiveUTF8(Body, {text:String}) > 0".into());
+            bind.push(Param::Str("text", text.clone()));
+        }
+        if let Some(start) = query.start_ns {
+            cond.push("Timestamp >= fromUnixTimestamp64Nano({start:Int64})".into());
+            bind.push(Param::I64("start", start));
+        }
+        if let Some(end) = query.end_ns {
+            cond.push("Timestamp <= fromUnixTimestamp64Nano({end:Int64})".into());
+            bind.push(Param::I64("end", end));
+        }
+        if let Some(c) = &query.before {
+            cond.push(format!(
+                "(toUnixTimestamp64Nano(Timestamp), {LOG_ID}) < ({{bt:Int64}}, {{bid:Int64}})"
+            ));
+            bind.push(Param::I64("bt", c.time_ns));
+            bind.push(Param::I64("bid", c.id));
+        }
+        let sql = format!(
+            "SELECT {LOG_COLUMNS}, {LOG_ID} AS LogId FROM {} WHERE {} \
+             ORDER BY Timestamp DESC, LogId DESC LIMIT {}",
+            self.t(LOGS),
+            cond.join(" AND "),
+            query.limit + 1
+        );
+        let mut rows = self.log_rows(sql, bind).await?;
+        let more = rows.len() > query.limit;
+        rows.truncate(query.limit);
+        let mut resources = ResourceCache::default();
+        let logs: Vec<StoredLog> = rows
+            .into_iter()
+            .map(|r| {
+                let (id, row) = r.split();
+                StoredLog {
+                    id,
+                    record: row.into_record(&mut resources),
+                }
+            })
+            .collect();
+        let next = if more {
+            logs.last().map(|l| LogCursor {
+                time_ns: l.record.time_ns,
+                id: l.id,
+            })
+        } else {
+            None
+        };
+        Ok(LogPage { logs, next })
+    }
+
+    async fn correlated_trace_ids(
+        &self,
+        correlation_id: &str,
+        limit: usize,
+    ) -> Result<Vec<TraceId>, StoreError> {
+        let ids: Vec<String> = self
+            .client
+            .query(&format!(
+                "SELECT TraceId FROM {} WHERE CorrelationId = {{corr:String}} AND Signal = 'span' \
+                 GROUP BY TraceId ORDER BY min(Timestamp), TraceId LIMIT {limit}",
+                self.t(CORRELATIONS)
+            ))
+            .param("corr", correlation_id)
+            .fetch_all()
+            .await
+            .map_err(backend)?;
+        Ok(ids.iter().filter_map(|s| parse_hex(s)).collect())
+    }
+
+    async fn correlated_logs(
+        &self,
+        correlation_id: &str,
+        traces: &[TraceId],
+        limit: usize,
+    ) -> Result<Vec<LogRecord>, StoreError> {
+        let sql = format!(
+            "SELECT {LOG_COLUMNS}, {LOG_ID} AS LogId FROM {} WHERE TraceId IN {{ids:Array(String)}} \
+             OR (Timestamp IN (SELECT Timestamp FROM {} WHERE CorrelationId = {{corr:String}} \
+             AND Signal = 'log') AND {} = {{corr:String}}) \
+             ORDER BY Timestamp, LogId LIMIT {limit}",
+            self.t(LOGS),
+            self.t(CORRELATIONS),
+            schema::correlation_expr("LogAttributes")
+        );
+        let rows = self
+            .log_rows(
+                sql,
+                vec![
+                    Param::Strs("ids", ids_hex(traces)),
+                    Param::Str("corr", correlation_id.to_string()),
+                ],
+            )
+            .await?;
+        let mut resources = ResourceCache::default();
+        Ok(rows
+            .into_iter()
+            .map(|r| r.split().1.into_record(&mut resources))
+            .collect())
+    }
+
+    async fn span_samples(&self, query: &SampleQuery) -> Result<Samples, StoreError> {
+        let mut cond = vec![
+            "Timestamp >= fromUnixTimestamp64Nano({start:Int64})".to_string(),
+            "Timestamp <= fromUnixTimestamp64Nano({end:Int64})".to_string(),
+        ];
+        let mut bind = vec![
+            Param::I64("start", query.start_ns),
+            Param::I64("end", query.end_ns),
+        ];
+        if let Some(s) = &query.service {
+            cond.push("ServiceName = {service:String}".into());
+            bind.push(Param::Str("service", s.clone()));
+        }
+        if let Some(op) = &query.operation {
+            cond.push("SpanName = {op:String}".into());
+            bind.push(Param::Str("op", op.clone()));
+        }
+        if !query.kinds.is_empty() {
+            let names: Vec<String> = query
+                .kinds
+                .iter()
+                .flat_map(|k| kind_names(*k))
+                .map(|n| format!("'{n}'"))
+                .collect();
+            cond.push(format!("SpanKind IN ({})", names.join(", ")));
+        }
+        #[derive(::clickhouse::Row, serde::Deserialize)]
+        struct Row {
+            trace_id: String,
+            span_id: String,
+            parent_span_id: String,
+            link_trace_id: String,
+            link_span_id: String,
+            service: String,
+            operation: String,
+            kind: String,
+            start: i64,
+            duration: u64,
+            status: String,
+        }
+        let sql = format!(
+            "SELECT TraceId AS trace_id, SpanId AS span_id, ParentSpanId AS parent_span_id, \
+             `Links.TraceId`[1] AS link_trace_id, `Links.SpanId`[1] AS link_span_id, \
+             toString(ServiceName) AS service, toString(SpanName) AS operation, \
+             toString(SpanKind) AS kind, toUnixTimestamp64Nano(Timestamp) AS start, \
+             Duration AS duration, toString(StatusCode) AS status \
+             FROM {} WHERE {} ORDER BY Timestamp DESC LIMIT {}",
+            self.t(TRACES),
+            cond.join(" AND "),
+            query.limit + 1
+        );
+        let mut q = self.client.query(&sql);
+        for p in bind {
+            q = p.apply(q);
+        }
+        let mut rows: Vec<Row> = q.fetch_all().await.map_err(backend)?;
+        let truncated = rows.len() > query.limit;
+        rows.truncate(query.limit);
+        let mut names: Vec<String> = Vec::new();
+        let mut index: HashMap<String, u32> = HashMap::new();
+        let mut intern = |s: String| -> u32 {
+            if let Some(i) = index.get(&s) {
+                return *i;
+            }
+            let i = u32::try_from(names.len()).unwrap_or(u32::MAX);
+            names.push(s.clone());
+            index.insert(s, i);
+            i
+        };
+        let mut spans = Vec::with_capacity(rows.len());
+        for r in rows {
+            let (Some(trace_id), Some(span_id)) = (parse_hex(&r.trace_id), parse_hex(&r.span_id))
+            else {
+                continue;
+            };
+            let link = match (parse_hex(&r.link_trace_id), parse_hex(&r.link_span_id)) {
+                (Some(t), Some(s)) => Some((t, s)),
+                _ => None,
+            };
+            spans.push(SpanSample {
+                trace_id,
+                span_id,
+                parent_span_id: parse_hex(&r.parent_span_id),
+                link,
+                service: intern(r.service),
+                operation: intern(r.operation),
+                kind: parse_kind(&r.kind),
+                start_ns: r.start,
+                duration_ns: i64::try_from(r.duration).unwrap_or(i64::MAX),
+                error: parse_status(&r.status) == STATUS_ERROR,
+            });
+        }
+        Ok(Samples {
+            spans,
+            names,
+            truncated,
+        })
+    }
+
+    async fn prune(&self, policy: RetentionPolicy) -> Result<PruneReport, StoreError> {
+        // By age: ClickHouse's TTL (from --retention) drops parts on its own.
+        let Some(max) = policy.max_bytes else {
+            return Ok(PruneReport::default());
+        };
+        if self.disk_usage().await? <= max {
+            return Ok(PruneReport::default());
+        }
+        // By size: the oldest day of every table goes, one day per step.
+        #[derive(::clickhouse::Row, serde::Deserialize)]
+        struct Part {
+            table: String,
+            partition_id: String,
+            rows: u64,
+        }
+        let oldest: Vec<Part> = self
+            .client
+            .query(
+                "SELECT table, partition_id, sum(rows) AS rows FROM system.parts \
+                 WHERE database = ? AND active AND table IN (?, ?, ?) \
+                 AND partition_id = (SELECT min(partition_id) FROM system.parts \
+                   WHERE database = ? AND active AND table = ?) \
+                 GROUP BY table, partition_id",
+            )
+            .bind(&self.layout.database)
+            .bind(TRACES)
+            .bind(LOGS)
+            .bind(CORRELATIONS)
+            .bind(&self.layout.database)
+            .bind(TRACES)
+            .fetch_all()
+            .await
+            .map_err(backend)?;
+        let mut report = PruneReport::default();
+        for part in &oldest {
+            self.client
+                .query(&format!(
+                    "ALTER TABLE {} DROP PARTITION ID {{id:String}}",
+                    self.layout.table(&part.table)
+                ))
+                .param("id", &part.partition_id)
+                .execute()
+                .await
+                .map_err(backend)?;
+            match part.table.as_str() {
+                TRACES => report.spans += part.rows,
+                LOGS => report.logs += part.rows,
+                _ => {}
+            }
+        }
+        report.more = !oldest.is_empty() && self.disk_usage().await? > max;
+        Ok(report)
+    }
+
+    async fn disk_usage(&self) -> Result<u64, StoreError> {
+        self.client
+            .query("SELECT sum(bytes_on_disk) FROM system.parts WHERE database = ? AND active")
+            .bind(&self.layout.database)
+            .fetch_one::<u64>()
+            .await
+            .map_err(backend)
+    }
+
+    async fn check_ready(&self) -> Result<(), StoreError> {
+        self.client
+            .query(&format!("SELECT count() FROM {} WHERE 0", self.t(TRACES)))
+            .execute()
+            .await
+            .map_err(backend)
+    }
+
+    fn capabilities(&self) -> Capabilities {
+        Capabilities {
+            typed_attributes: false,
+            retention_by_arrival: false,
+        }
+    }
+}
