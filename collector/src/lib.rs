@@ -272,6 +272,7 @@ impl Collector {
         while self.servers.join_next().await.is_some() {}
         // The servers held the last pipeline handles: the committer drains and ends.
         let _ = self.committer.await;
+        self.store.close().await;
     }
 
     /// Runs until `signal` resolves, then shuts down cleanly.

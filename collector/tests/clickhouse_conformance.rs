@@ -262,3 +262,53 @@ async fn rows_another_writer_inserted_are_answered() {
     assert_eq!(logs.logs.len(), 1, "indexed by the view over otel_logs");
     assert_eq!(logs.logs[0].record.body, "cart is empty");
 }
+
+/// A batch inserted again with its token (the spool retrying after an unclear failure) is
+/// stored once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_inserted_twice_is_stored_once() {
+    use gauntlet_collector::store::clickhouse::rows::{LogRow, SpanRow};
+    use gauntlet_collector::store::clickhouse::spool::SpooledBatch;
+    let store = ClickHouseStore::open(&config("dedup")).await.expect("open");
+    let batch = SpooledBatch {
+        token: "retry-me".into(),
+        spans: vec![SpanRow::from_record(&conformance::span(
+            9,
+            1,
+            None,
+            "svc",
+            "op",
+            conformance::T0,
+            10,
+        ))],
+        logs: vec![LogRow::from_record(&conformance::log(
+            "svc",
+            conformance::T0,
+            9,
+            "once",
+        ))],
+    };
+    store.insert_batch(&batch).await.expect("first");
+    store.insert_batch(&batch).await.expect("again");
+    let spans = store.traces(&[[9; 16]]).await.expect("traces");
+    assert_eq!(spans[0].1.len(), 1, "the span once");
+    let logs = store
+        .logs(&gauntlet_collector::store::LogQuery {
+            service: Some("svc".into()),
+            limit: 10,
+            ..Default::default()
+        })
+        .await
+        .expect("logs");
+    assert_eq!(logs.logs.len(), 1, "the log once");
+    let other = SpooledBatch {
+        token: "another".into(),
+        ..batch
+    };
+    store.insert_batch(&other).await.expect("another token");
+    assert_eq!(
+        store.traces(&[[9; 16]]).await.expect("traces")[0].1.len(),
+        2,
+        "a new token is a new insert (the check can fail)"
+    );
+}

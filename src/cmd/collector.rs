@@ -55,7 +55,13 @@ pub struct CollectorArgs {
     /// sharded by trace ID (see the README for a 3-node cluster with ClickHouse Keeper).
     #[arg(long, value_name = "CLUSTER")]
     clickhouse_cluster: Option<String>,
-    /// Directory of the embedded SQLite store; created if missing.
+    /// While ClickHouse is down or failing, exports are acknowledged once written to a spool
+    /// under --data-dir and inserted in order when it is back; past this size, exports are
+    /// refused (503 with Retry-After) until it drains.
+    #[arg(long, value_name = "SIZE", default_value = "1GiB", value_parser = parse_size)]
+    clickhouse_spool_max: u64,
+    /// Directory of the embedded SQLite store (with --store clickhouse: of the spool);
+    /// created if missing.
     #[arg(long, value_name = "DIR", default_value = "gauntlet-data")]
     data_dir: PathBuf,
     /// Largest request accepted, before and after decompression (e.g. 64MiB).
@@ -173,6 +179,8 @@ pub async fn run(args: CollectorArgs) -> anyhow::Result<()> {
                 password: std::env::var("GAUNTLET_CLICKHOUSE_PASSWORD").ok(),
                 cluster: args.clickhouse_cluster.clone(),
                 ttl: args.retention.0,
+                spool_dir: Some(args.data_dir.join("clickhouse-spool")),
+                spool_max_bytes: args.clickhouse_spool_max,
             }),
             StoreArg::Sqlite => StoreConfig::Sqlite(SqliteConfig {
                 sync: match args.sync {

@@ -291,6 +291,9 @@ pub trait Store: Send + Sync + 'static {
     /// Fails unless the store can be read and written.
     async fn check_ready(&self) -> Result<(), StoreError>;
 
+    /// Ends the store's background work (joined); called once the last write returned.
+    async fn close(&self) {}
+
     fn capabilities(&self) -> Capabilities {
         Capabilities {
             typed_attributes: true,

@@ -9,9 +9,15 @@
 
 pub mod rows;
 pub mod schema;
+pub mod spool;
 
 use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
+
+use tokio::sync::{Notify, watch};
 
 use async_trait::async_trait;
 
@@ -20,6 +26,7 @@ use self::rows::{
     parse_hex, parse_kind, parse_status, status_names,
 };
 use self::schema::{CORRELATIONS, LOGS, Layout, REQUIRED_COLUMNS, TRACE_ID_TS, TRACES};
+use self::spool::{Spool, SpoolError, SpooledBatch};
 use super::{
     Capabilities, LogCursor, LogPage, LogQuery, Operation, PruneReport, RetentionPolicy,
     SampleQuery, Samples, SpanFilter, SpanSample, Store, StoreError, StoredLog, TraceQuery,
@@ -39,6 +46,11 @@ pub struct ClickHouseConfig {
     pub cluster: Option<String>,
     /// Rows older than this (by their own timestamps) are dropped by ClickHouse.
     pub ttl: Option<Duration>,
+    /// Where batches wait while ClickHouse is down (acknowledged once written here); without
+    /// one, a write fails whenever ClickHouse does.
+    pub spool_dir: Option<PathBuf>,
+    /// Bytes the spool may hold; past it, writes fail (exporters are told to retry).
+    pub spool_max_bytes: u64,
 }
 
 impl std::fmt::Debug for ClickHouseConfig {
@@ -50,6 +62,8 @@ impl std::fmt::Debug for ClickHouseConfig {
             .field("password", &self.password.as_ref().map(|_| ".."))
             .field("cluster", &self.cluster)
             .field("ttl", &self.ttl)
+            .field("spool_dir", &self.spool_dir)
+            .field("spool_max_bytes", &self.spool_max_bytes)
             .finish()
     }
 }
@@ -63,6 +77,8 @@ impl ClickHouseConfig {
             password: None,
             cluster: None,
             ttl: None,
+            spool_dir: None,
+            spool_max_bytes: 1 << 30,
         }
     }
 
@@ -78,6 +94,15 @@ pub struct ClickHouseStore {
     client: ::clickhouse::Client,
     layout: Layout,
     location: String,
+    spool: Option<Arc<Spool>>,
+    /// The schema is in place (false while an unreachable ClickHouse delays it).
+    ready: Arc<AtomicBool>,
+    wake: Arc<Notify>,
+    stop: watch::Sender<bool>,
+    drainer: std::sync::Mutex<Option<tokio::task::JoinHandle<()>>>,
+    /// Makes each write's deduplication token unique: this run's start, then a counter.
+    run: i64,
+    writes: AtomicU64,
 }
 
 fn backend(e: ::clickhouse::error::Error) -> StoreError {
@@ -96,6 +121,8 @@ fn backend(e: ::clickhouse::error::Error) -> StoreError {
 impl ClickHouseStore {
     /// Connects, creates what is missing (idempotent DDL) and checks that what exists has
     /// the columns Gauntlet reads and writes; an incompatible table is reported, not changed.
+    /// With a spool, an unreachable ClickHouse is not fatal: writes are spooled and the
+    /// schema is prepared once ClickHouse answers.
     pub async fn open(config: &ClickHouseConfig) -> Result<Self, StoreError> {
         let location = config.location();
         let mut client = ::clickhouse::Client::default().with_url(&config.url);
@@ -105,52 +132,166 @@ impl ClickHouseStore {
         if let Some(password) = &config.password {
             client = client.with_password(password);
         }
-        let layout = Layout {
-            database: config.database.clone(),
-            cluster: config.cluster.clone(),
-            ttl: config.ttl,
+        let schema = Schema {
+            client: client.clone(),
+            layout: Layout {
+                database: config.database.clone(),
+                cluster: config.cluster.clone(),
+                ttl: config.ttl,
+            },
+            location: location.clone(),
         };
-        client
+        let ready = match schema.prepare().await {
+            Ok(()) => true,
+            Err(StoreError::Unavailable { reason, .. }) if config.spool_dir.is_some() => {
+                tracing::warn!(%location, %reason, "ClickHouse is not reachable: spooling until it is");
+                false
+            }
+            Err(e) => return Err(e),
+        };
+        let spool = match &config.spool_dir {
+            Some(dir) => {
+                let (dir, max) = (dir.clone(), config.spool_max_bytes);
+                let spool = tokio::task::spawn_blocking(move || Spool::open(&dir, max))
+                    .await
+                    .map_err(|e| StoreError::Task(e.to_string()))?
+                    .map_err(|e| StoreError::Unavailable {
+                        location: location.clone(),
+                        reason: e.to_string(),
+                    })?;
+                Some(Arc::new(spool))
+            }
+            None => None,
+        };
+        let client = client.with_database(&config.database);
+        let ready = Arc::new(AtomicBool::new(ready));
+        let (stop, stopped) = watch::channel(false);
+        let wake = Arc::new(Notify::new());
+        let drainer = spool.as_ref().map(|spool| {
+            tokio::spawn(drain(Drainer {
+                client: client.clone(),
+                schema: schema.clone(),
+                ready: ready.clone(),
+                spool: spool.clone(),
+                wake: wake.clone(),
+                stop: stopped,
+            }))
+        });
+        Ok(Self {
+            client,
+            layout: schema.layout,
+            location,
+            spool,
+            ready,
+            wake,
+            stop,
+            drainer: std::sync::Mutex::new(drainer),
+            run: crate::model::now_ns(),
+            writes: AtomicU64::new(0),
+        })
+    }
+
+    /// Inserts rows as the spool drainer does, token and all (a retry of the same batch
+    /// stores nothing twice).
+    pub async fn insert_batch(&self, rows: &SpooledBatch) -> Result<(), StoreError> {
+        insert(&self.client, rows).await.map_err(backend)
+    }
+
+    /// Batches and bytes waiting in the spool for ClickHouse.
+    pub fn spool_backlog(&self) -> (usize, u64) {
+        self.spool.as_ref().map_or((0, 0), |s| s.backlog())
+    }
+
+    fn t(&self, table: &str) -> String {
+        self.layout.table(table)
+    }
+
+    /// Each trace's time range from the trace-ID index, for reading only that range.
+    async fn trace_ranges(&self, ids: &[String]) -> Result<Option<(u32, u32)>, StoreError> {
+        #[derive(::clickhouse::Row, serde::Deserialize)]
+        struct Range {
+            lo: u32,
+            hi: u32,
+            n: u64,
+        }
+        let r: Range = self
+            .client
+            .query(&format!(
+                "SELECT toUInt32(min(Start)) AS lo, toUInt32(max(End)) AS hi, count() AS n \
+                 FROM {} WHERE TraceId IN {{ids:Array(String)}}",
+                self.t(TRACE_ID_TS)
+            ))
+            .param("ids", ids)
+            .fetch_one()
+            .await
+            .map_err(backend)?;
+        Ok((r.n > 0).then_some((r.lo, r.hi)))
+    }
+
+    async fn log_rows(
+        &self,
+        sql: String,
+        bind: Vec<Param>,
+    ) -> Result<Vec<StoredLogRow>, StoreError> {
+        let mut q = self.client.query(&sql);
+        for p in bind {
+            q = p.apply(q);
+        }
+        q.fetch_all().await.map_err(backend)
+    }
+}
+
+/// What it takes to make the tables ready: the server (no default database), the layout.
+#[derive(Clone)]
+struct Schema {
+    client: ::clickhouse::Client,
+    layout: Layout,
+    location: String,
+}
+
+impl Schema {
+    /// Reaches ClickHouse, creates what is missing, checks what exists, adds the views.
+    async fn prepare(&self) -> Result<(), StoreError> {
+        self.client
             .query("SELECT 1")
             .execute()
             .await
             .map_err(|e| StoreError::Unavailable {
-                location: location.clone(),
+                location: self.location.clone(),
                 reason: e.to_string(),
             })?;
-        let (tables, views) = layout.ddl_parts();
-        let run = |statements: Vec<String>| {
-            let client = client.clone();
-            let location = location.clone();
-            async move {
-                for statement in statements {
-                    client.query(&statement).execute().await.map_err(|e| {
-                        StoreError::Incompatible {
-                            location: location.clone(),
-                            reason: format!(
-                                "creating the schema failed ({e}) at: {}",
-                                first_line(&statement)
-                            ),
-                        }
-                    })?;
-                }
-                Ok::<(), StoreError>(())
-            }
-        };
-        run(tables).await?;
-        let store = Self {
-            client: client.clone().with_database(&config.database),
-            layout,
-            location: location.clone(),
-        };
+        let (tables, views) = self.layout.ddl_parts();
+        self.run(tables).await?;
         // Tables that existed already (another collector's, or a user's) are checked before
         // anything is built on them.
-        store.check_schema().await?;
-        run(views).await?;
-        Ok(store)
+        self.check().await?;
+        self.run(views).await
     }
 
-    async fn check_schema(&self) -> Result<(), StoreError> {
+    async fn run(&self, statements: Vec<String>) -> Result<(), StoreError> {
+        for statement in statements {
+            self.client
+                .query(&statement)
+                .execute()
+                .await
+                .map_err(|e| match e {
+                    ::clickhouse::error::Error::Network(source) => StoreError::Unavailable {
+                        location: self.location.clone(),
+                        reason: source.to_string(),
+                    },
+                    e => StoreError::Incompatible {
+                        location: self.location.clone(),
+                        reason: format!(
+                            "creating the schema failed ({e}) at: {}",
+                            first_line(&statement)
+                        ),
+                    },
+                })?;
+        }
+        Ok(())
+    }
+
+    async fn check(&self) -> Result<(), StoreError> {
         #[derive(::clickhouse::Row, serde::Deserialize)]
         struct Column {
             table: String,
@@ -194,44 +335,124 @@ impl ClickHouseStore {
             })
         }
     }
+}
 
-    fn t(&self, table: &str) -> String {
-        self.layout.table(table)
-    }
-
-    /// Each trace's time range from the trace-ID index, for reading only that range.
-    async fn trace_ranges(&self, ids: &[String]) -> Result<Option<(u32, u32)>, StoreError> {
-        #[derive(::clickhouse::Row, serde::Deserialize)]
-        struct Range {
-            lo: u32,
-            hi: u32,
-            n: u64,
+/// Inserts one write's rows; each table's insert carries a deduplication token, so that
+/// inserting the same batch again (a retry after an unclear failure) stores nothing twice.
+async fn insert(
+    client: &::clickhouse::Client,
+    rows: &SpooledBatch,
+) -> Result<(), ::clickhouse::error::Error> {
+    if !rows.spans.is_empty() {
+        let mut insert = client.insert::<SpanRow>(TRACES).await?.with_setting(
+            "insert_deduplication_token",
+            format!("{}-spans", rows.token),
+        );
+        for span in &rows.spans {
+            insert.write(span).await?;
         }
-        let r: Range = self
-            .client
-            .query(&format!(
-                "SELECT toUInt32(min(Start)) AS lo, toUInt32(max(End)) AS hi, count() AS n \
-                 FROM {} WHERE TraceId IN {{ids:Array(String)}}",
-                self.t(TRACE_ID_TS)
-            ))
-            .param("ids", ids)
-            .fetch_one()
-            .await
-            .map_err(backend)?;
-        Ok((r.n > 0).then_some((r.lo, r.hi)))
+        insert.end().await?;
     }
-
-    async fn log_rows(
-        &self,
-        sql: String,
-        bind: Vec<Param>,
-    ) -> Result<Vec<StoredLogRow>, StoreError> {
-        let mut q = self.client.query(&sql);
-        for p in bind {
-            q = p.apply(q);
+    if !rows.logs.is_empty() {
+        let mut insert = client
+            .insert::<LogRow>(LOGS)
+            .await?
+            .with_setting("insert_deduplication_token", format!("{}-logs", rows.token));
+        for log in &rows.logs {
+            insert.write(log).await?;
         }
-        q.fetch_all().await.map_err(backend)
+        insert.end().await?;
     }
+    Ok(())
+}
+
+/// What the drainer needs: the tables' client, how to prepare the schema, the spool.
+struct Drainer {
+    client: ::clickhouse::Client,
+    schema: Schema,
+    ready: Arc<AtomicBool>,
+    spool: Arc<Spool>,
+    wake: Arc<Notify>,
+    stop: watch::Receiver<bool>,
+}
+
+/// Prepares the schema if ClickHouse was unreachable at start, then inserts spooled batches,
+/// oldest first, whenever there are some and ClickHouse takes them; waits a second after a
+/// failure. Ends when the store closes.
+async fn drain(mut d: Drainer) {
+    const BACKOFF: Duration = Duration::from_secs(1);
+    loop {
+        let pause = if drain_once(&d).await {
+            Duration::from_secs(3600)
+        } else {
+            BACKOFF
+        };
+        tokio::select! {
+            _ = d.wake.notified() => {}
+            _ = tokio::time::sleep(pause) => {}
+            _ = d.stop.changed() => return,
+        }
+        if *d.stop.borrow() {
+            return;
+        }
+    }
+}
+
+/// One pass; false when something failed and the pass should be retried.
+async fn drain_once(d: &Drainer) -> bool {
+    if !d.ready.load(Ordering::Acquire) {
+        match d.schema.prepare().await {
+            Ok(()) => {
+                tracing::info!(location = %d.schema.location, "ClickHouse answers: schema ready, draining the spool");
+                d.ready.store(true, Ordering::Release);
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "ClickHouse is still not ready");
+                return false;
+            }
+        }
+    }
+    loop {
+        if *d.stop.borrow() {
+            return true;
+        }
+        let s = d.spool.clone();
+        let next = match tokio::task::spawn_blocking(move || s.oldest()).await {
+            Ok(r) => r,
+            Err(_) => return false,
+        };
+        match next {
+            Ok(None) => return true,
+            Ok(Some((seq, batch))) => match insert(&d.client, &batch).await {
+                Ok(()) => {
+                    let s = d.spool.clone();
+                    if let Ok(Err(e)) = tokio::task::spawn_blocking(move || s.remove(seq)).await {
+                        tracing::error!(error = %e, "a drained batch could not be removed from the spool");
+                        return false;
+                    }
+                    if d.spool.is_empty() {
+                        tracing::info!("ClickHouse took the whole spool");
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, backlog = d.spool.backlog().0, "ClickHouse still refuses the spooled batches; retrying");
+                    return false;
+                }
+            },
+            Err(e @ SpoolError::Corrupt { .. }) => {
+                tracing::error!(error = %e, "set aside an unreadable spooled batch");
+                d.spool.quarantine(spool_front(&d.spool));
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "reading the spool failed; retrying");
+                return false;
+            }
+        }
+    }
+}
+
+fn spool_front(spool: &Spool) -> u64 {
+    spool.front().unwrap_or(0)
 }
 
 fn first_line(s: &str) -> &str {
@@ -270,30 +491,34 @@ fn ids_hex(ids: &[TraceId]) -> Vec<String> {
 #[async_trait]
 impl Store for ClickHouseStore {
     async fn write(&self, batch: Batch) -> Result<(), StoreError> {
-        if !batch.spans.is_empty() {
-            let mut insert = self
-                .client
-                .insert::<SpanRow>(TRACES)
-                .await
-                .map_err(backend)?;
-            for span in &batch.spans {
-                insert
-                    .write(&SpanRow::from_record(span))
-                    .await
-                    .map_err(backend)?;
+        let rows = SpooledBatch {
+            token: format!(
+                "gauntlet-{:x}-{:x}",
+                self.run,
+                self.writes.fetch_add(1, Ordering::Relaxed)
+            ),
+            spans: batch.spans.iter().map(SpanRow::from_record).collect(),
+            logs: batch.logs.iter().map(LogRow::from_record).collect(),
+        };
+        let Some(spool) = &self.spool else {
+            return insert(&self.client, &rows).await.map_err(backend);
+        };
+        // Behind a backlog, a batch waits its turn: the spool drains in order.
+        if spool.is_empty() && self.ready.load(Ordering::Acquire) {
+            match insert(&self.client, &rows).await {
+                Ok(()) => return Ok(()),
+                Err(e) => tracing::warn!(error = %e, "ClickHouse refused an insert; spooling it"),
             }
-            insert.end().await.map_err(backend)?;
         }
-        if !batch.logs.is_empty() {
-            let mut insert = self.client.insert::<LogRow>(LOGS).await.map_err(backend)?;
-            for log in &batch.logs {
-                insert
-                    .write(&LogRow::from_record(log))
-                    .await
-                    .map_err(backend)?;
-            }
-            insert.end().await.map_err(backend)?;
-        }
+        let (to, location) = (spool.clone(), self.location.clone());
+        tokio::task::spawn_blocking(move || to.append(&rows))
+            .await
+            .map_err(|e| StoreError::Task(e.to_string()))?
+            .map_err(|e| StoreError::Unavailable {
+                location,
+                reason: e.to_string(),
+            })?;
+        self.wake.notify_one();
         Ok(())
     }
 
@@ -814,6 +1039,18 @@ impl Store for ClickHouseStore {
             .execute()
             .await
             .map_err(backend)
+    }
+
+    async fn close(&self) {
+        let _ = self.stop.send(true);
+        let handle = self
+            .drainer
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
+        if let Some(h) = handle {
+            let _ = h.await;
+        }
     }
 
     fn capabilities(&self) -> Capabilities {

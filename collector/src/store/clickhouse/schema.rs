@@ -151,6 +151,12 @@ impl Layout {
     /// have the expected columns, which a store checks in between.
     pub fn ddl_parts(&self) -> (Vec<String>, Vec<String>) {
         let on = self.on_cluster();
+        // Inserts carry deduplication tokens (a spooled batch may be inserted twice); a
+        // replicated table keeps the tokens by itself, a plain MergeTree only when told to.
+        let dedup = match self.cluster {
+            None => ", non_replicated_deduplication_window = 1000",
+            Some(_) => "",
+        };
         let mut out = vec![format!(
             "CREATE DATABASE IF NOT EXISTS {}{on}",
             ident(&self.database)
@@ -193,7 +199,7 @@ impl Layout {
 PARTITION BY toDate(Timestamp)
 ORDER BY (ServiceName, SpanName, toDateTime(Timestamp))
 {}
-SETTINGS index_granularity = 8192, ttl_only_drop_parts = 1",
+SETTINGS index_granularity = 8192, ttl_only_drop_parts = 1{dedup}",
             self.local(TRACES),
             self.engine("MergeTree", TRACES),
             self.ttl("toDateTime(Timestamp)"),
@@ -230,7 +236,7 @@ PARTITION BY toDate(TimestampTime)
 PRIMARY KEY (ServiceName, TimestampTime)
 ORDER BY (ServiceName, TimestampTime, Timestamp)
 {}
-SETTINGS index_granularity = 8192, ttl_only_drop_parts = 1",
+SETTINGS index_granularity = 8192, ttl_only_drop_parts = 1{dedup}",
             self.local(LOGS),
             self.engine("MergeTree", LOGS),
             self.ttl("TimestampTime"),
@@ -383,6 +389,10 @@ mod tests {
             "ENGINE = ReplicatedMergeTree('/clickhouse/tables/{shard}/otel/otel_traces', '{replica}')"
         ));
         assert!(ddl[3].contains("ReplicatedAggregatingMergeTree("));
+        assert!(
+            !ddl[1].contains("non_replicated"),
+            "replicated tables deduplicate anyway"
+        );
         assert_eq!(
             ddl[5],
             "CREATE TABLE IF NOT EXISTS `otel`.`otel_traces` ON CLUSTER `gauntlet` AS \
