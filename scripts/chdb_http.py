@@ -8,6 +8,9 @@ RowBinary, schema validation) uses, so Gauntlet's ClickHouse store runs against 
 engine without knowing this exists:
 
   GET|HEAD /ping                      -> "Ok."
+  GET /adapter-stats                  -> this adapter's own accounting (JSON): requests, their
+                                         seconds, and the seconds chDB spent on them (the rest
+                                         is the adapter's cost, which a real server has not)
   the SQL in ?query= or in the body   (a body is INSERT data when ?query= holds an INSERT)
   multipart/form-data bodies          (the crate sends `query` and `param_*` parts this way)
   ?decompress=1                       (INSERT data in ClickHouse's LZ4 compressed-block framing)
@@ -28,8 +31,10 @@ import email.policy
 import os
 import re
 import sys
+import json
 import tempfile
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qsl, urlsplit
 
@@ -81,6 +86,7 @@ class Engine:
     def __init__(self, path: str):
         self.session = chdb.session.Session(path)
         self.lock = threading.Lock()
+        self.engine_seconds = 0.0
         self.spool = tempfile.mkdtemp(prefix="chdb-http-")
 
     def run(self, sql: str, database: str | None, settings: dict, params: dict,
@@ -90,36 +96,55 @@ class Engine:
         if match:
             fmt = match.group(1)
         with self.lock:
+            started = time.perf_counter()
+            try:
+                return self._run(sql, match, fmt, database, settings, params, data)
+            finally:
+                self.engine_seconds += time.perf_counter() - started
+
+    def _run(self, sql, match, fmt, database, settings, params, data) -> bytes:
+        # Settings in the URL hold for this request only, as on a server: set, then reset.
+        applied = []
+        try:
             if database:
                 self.session.query(f"USE `{database}`")
             for key, value in settings.items():
                 if re.fullmatch(r"\w+", key):
                     try:
                         self.session.query(f"SET {key} = '{value}'")
+                        applied.append(key)
                     except Exception:  # a setting chDB lacks: ClickHouse would refuse it too
                         pass
-            if data is not None:
-                # INSERT ... FORMAT F with the rows in the body: chDB reads them from a file.
-                fd, path = tempfile.mkstemp(dir=self.spool)
-                try:
-                    with os.fdopen(fd, "wb") as f:
-                        f.write(data)
-                    head = sql[:match.start()] if match else sql
-                    self.session.query(f"{head} FROM INFILE '{path}' FORMAT {fmt}")
-                finally:
-                    os.unlink(path)
-                return b""
-            body = sql[:match.start()] if match else sql
-            if not body.strip():
-                return b""
-            result = self.session.query(body, fmt, params=params) if params else self.session.query(body, fmt)
-            return result.bytes() if result is not None else b""
+            return self._query(sql, match, fmt, params, data)
+        finally:
+            for key in applied:
+                self.session.query(f"SET {key} = DEFAULT")
+
+    def _query(self, sql, match, fmt, params, data) -> bytes:
+        if data is not None:
+            # INSERT ... FORMAT F with the rows in the body: chDB reads them from a file.
+            fd, path = tempfile.mkstemp(dir=self.spool)
+            try:
+                with os.fdopen(fd, "wb") as f:
+                    f.write(data)
+                head = sql[:match.start()] if match else sql
+                self.session.query(f"{head} FROM INFILE '{path}' FORMAT {fmt}")
+            finally:
+                os.unlink(path)
+            return b""
+        body = sql[:match.start()] if match else sql
+        if not body.strip():
+            return b""
+        result = self.session.query(body, fmt, params=params) if params else self.session.query(body, fmt)
+        return result.bytes() if result is not None else b""
 
 
 class Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     engine: Engine = None  # set in main
     verbose = False
+    requests = 0
+    request_seconds = 0.0
 
     def log_message(self, *args):  # quiet: tests read stdout
         pass
@@ -138,8 +163,13 @@ class Handler(BaseHTTPRequestHandler):
         self.do_GET()
 
     def do_GET(self):
-        if urlsplit(self.path).path == "/ping":
+        path = urlsplit(self.path).path
+        if path == "/ping":
             return self.reply(200, b"Ok.\n")
+        if path == "/adapter-stats":
+            stats = {"requests": Handler.requests, "request_seconds": Handler.request_seconds,
+                     "engine_seconds": self.engine.engine_seconds}
+            return self.reply(200, json.dumps(stats).encode())
         self.handle_query(b"")
 
     def do_POST(self):
@@ -161,6 +191,14 @@ class Handler(BaseHTTPRequestHandler):
             self.rfile.readline()
 
     def handle_query(self, body: bytes):
+        started = time.perf_counter()
+        try:
+            self._handle_query(body)
+        finally:
+            Handler.requests += 1
+            Handler.request_seconds += time.perf_counter() - started
+
+    def _handle_query(self, body: bytes):
         url = dict(parse_qsl(urlsplit(self.path).query, keep_blank_values=True))
         ctype = self.headers.get("Content-Type") or ""
         if ctype.startswith("multipart/form-data"):

@@ -2,7 +2,7 @@
 //! behind `scripts/chdb_http.py`): OTLP in, the query API out; and the faults: ClickHouse
 //! killed for 30 s under load, the collector restarted in the middle of the outage, then
 //! ClickHouse back: every acknowledged span is stored exactly once. A full spool answers 503
-//! with Retry-After.
+//! with Retry-After. And the Grafana dashboards' SQL, run on what the collector wrote.
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -154,6 +154,27 @@ impl Drop for Collector {
     }
 }
 
+/// Waits until `table` holds at least `n` rows: an acknowledgement means the spool has the
+/// data, and the drainer puts it in ClickHouse right after.
+fn wait_for_rows(ch: &ClickHouse, table: &str, n: u64) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let have: u64 = ch
+            .sql(&format!("SELECT count() FROM otel.{table}"))
+            .trim()
+            .parse()
+            .expect("count");
+        if have >= n {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{table} holds {have} rows, want {n}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
 /// An OTLP/JSON export of one trace with `n` spans whose IDs come from `first`.
 fn export(first: u64, n: u64) -> Value {
     let now = std::time::SystemTime::now()
@@ -194,6 +215,7 @@ fn spans_go_in_over_otlp_and_come_back_through_the_query_api() {
         .send()
         .expect("export");
     assert_eq!(r.status(), 200, "{:?}", r.text());
+    wait_for_rows(&ch, "otel_traces", 3);
     let trace = format!("{:032x}", 1);
     let t: Value = http
         .get(format!("{}/api/traces/{trace}", c.api))
@@ -391,5 +413,146 @@ fn a_full_spool_refuses_with_retry_after_and_keeps_serving() {
         "{stored} stored of {} accepted",
         accepted * 20
     );
+    c.stop();
+}
+
+/// The Grafana ClickHouse data source's macros, expanded as the plugin expands them
+/// (`pkg/macros` of grafana/clickhouse-datasource), and dashboard variables substituted.
+fn expand(sql: &str, from_s: i64, to_s: i64, interval_s: i64, vars: &[(&str, &str)]) -> String {
+    let mut out = sql.to_string();
+    for (name, value) in vars {
+        out = out.replace(&format!("${{{name}}}"), value);
+    }
+    out = out.replace("$__interval_s", &interval_s.to_string());
+    out = out.replace(
+        "$__fromTime",
+        &format!("toDateTime(intDiv({},1000))", from_s * 1000),
+    );
+    out = out.replace(
+        "$__toTime",
+        &format!("toDateTime(intDiv({},1000))", to_s * 1000),
+    );
+    let call = |out: &str, name: &str, f: &dyn Fn(&str) -> String| -> String {
+        let mut s = out.to_string();
+        while let Some(at) = s.find(&format!("{name}(")) {
+            let open = at + name.len() + 1;
+            let close = open + s[open..].find(')').expect("a closing parenthesis");
+            let replaced = f(s[open..close].trim());
+            s.replace_range(at..=close, &replaced);
+        }
+        s
+    };
+    out = call(&out, "$__timeFilter", &|c| {
+        format!("{c} >= '{from_s}' AND {c} <= '{to_s}'")
+    });
+    out = call(&out, "$__timeInterval", &|c| {
+        format!("toStartOfInterval(toDateTime({c}), INTERVAL {interval_s} second)")
+    });
+    assert!(
+        !out.contains("$__") && !out.contains("${"),
+        "unexpanded: {out}"
+    );
+    out
+}
+
+#[test]
+fn every_grafana_panel_runs_on_what_the_collector_wrote() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let ch = ClickHouse::start(&dir.path().join("ch"), free_port());
+    let c = Collector::start(
+        &dir.path().join("c"),
+        &ch.url(),
+        free_port(),
+        free_port(),
+        &[],
+    );
+    let http = reqwest::blocking::Client::new();
+    // Spans of two services (one failing), and logs of every severity band, one request.
+    let mut spans = export(0, 5);
+    spans["resourceSpans"][0]["scopeSpans"][0]["spans"][4]["status"] = json!({"code": 2});
+    let mut other = export(100, 3);
+    other["resourceSpans"][0]["resource"]["attributes"][0]["value"]["stringValue"] =
+        json!("billing");
+    for body in [spans, other] {
+        let r = http
+            .post(format!("{}/v1/traces", c.otlp))
+            .json(&body)
+            .send()
+            .expect("export");
+        assert_eq!(r.status(), 200);
+    }
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock");
+    let records: Vec<Value> = [5, 9, 13, 17, 21]
+        .iter()
+        .map(|sev| {
+            json!({"timeUnixNano": now.as_nanos().to_string(), "severityNumber": sev,
+                   "severityText": format!("S{sev}"), "body": {"stringValue": format!("line {sev}")},
+                   "traceId": format!("{:032x}", 1),
+                   "attributes": [{"key": "correlation_id", "value": {"stringValue": "c-0"}}]})
+        })
+        .collect();
+    let logs = json!({"resourceLogs": [{"resource": {"attributes": [
+        {"key": "service.name", "value": {"stringValue": "loaded"}}]},
+        "scopeLogs": [{"logRecords": records}]}]});
+    let r = http
+        .post(format!("{}/v1/logs", c.otlp))
+        .json(&logs)
+        .send()
+        .expect("logs");
+    assert_eq!(r.status(), 200);
+    wait_for_rows(&ch, "otel_traces", 8);
+    wait_for_rows(&ch, "otel_logs", 5);
+
+    let to = now.as_secs() as i64 + 60;
+    let vars = [
+        ("database", "otel"),
+        ("service", "loaded"),
+        ("correlation_id", "c-0"),
+    ];
+    let boards = std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/dashboards/grafana"))
+        .expect("dashboards/grafana");
+    let mut ran = 0;
+    for entry in boards.map(|e| e.expect("entry").path()) {
+        if entry.extension().is_none_or(|e| e != "json") {
+            continue;
+        }
+        let board: Value =
+            serde_json::from_str(&std::fs::read_to_string(&entry).expect("read")).expect("JSON");
+        let name = entry
+            .file_name()
+            .expect("name")
+            .to_string_lossy()
+            .into_owned();
+        let mut queries: Vec<(String, String)> = Vec::new();
+        for v in board["templating"]["list"].as_array().expect("templating") {
+            if v["type"] == "query" {
+                queries.push((
+                    format!("variable {}", v["name"]),
+                    v["query"].as_str().expect("sql").into(),
+                ));
+            }
+        }
+        let panels = board["panels"].as_array().expect("panels");
+        assert!(!panels.is_empty(), "{name} has no panels");
+        for p in panels {
+            for t in p["targets"].as_array().expect("targets") {
+                queries.push((
+                    format!("panel {}", p["title"]),
+                    t["rawSql"].as_str().expect("rawSql").into(),
+                ));
+            }
+        }
+        for (what, sql) in queries {
+            let sql = expand(&sql, to - 3600, to, 60, &vars);
+            let answer = ch.sql(&format!("{sql} FORMAT JSONCompact"));
+            let answer: Value = serde_json::from_str(&answer).expect("JSON answer");
+            let rows = answer["rows"].as_u64().unwrap_or(0);
+            assert!(rows > 0, "{name}, {what}: no rows from\n{sql}");
+            ran += 1;
+        }
+    }
+    assert!(ran >= 13, "only {ran} queries ran");
     c.stop();
 }

@@ -443,6 +443,60 @@ fn store_only(reqs: &[Encoded], total_spans: usize, per_commit: usize) -> (f64, 
     (rows as f64 / secs, rows)
 }
 
+/// The limit for the ClickHouse store: the same rows (converted as the collector converts
+/// them, prepared outside the timed part) inserted straight through the `clickhouse` crate's
+/// inserter, `per_insert` rows an INSERT, into the tables the store created.
+fn clickhouse_raw(
+    reqs: &[Encoded],
+    url: &str,
+    database: &str,
+    total: usize,
+    per_insert: u64,
+) -> f64 {
+    use gauntlet_collector::store::clickhouse::rows::SpanRow;
+    use gauntlet_collector::store::clickhouse::{ClickHouseConfig, ClickHouseStore};
+    let mut rows = Vec::with_capacity(total);
+    let mut seq = 1u64 << 41;
+    while rows.len() < total {
+        let r = &reqs[seq as usize % reqs.len()];
+        let shift = seq * SPANS_PER_REQUEST as u64 * 6_667;
+        let req =
+            ExportTraceServiceRequest::decode(fresh(r, seq, shift).as_slice()).expect("decodes");
+        rows.extend(
+            convert::traces(req)
+                .batch
+                .spans
+                .iter()
+                .map(SpanRow::from_record),
+        );
+        seq += 1;
+    }
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    rt.block_on(async {
+        // Creates the tables if this is the first run on the database.
+        ClickHouseStore::open(&ClickHouseConfig::new(url, database))
+            .await
+            .expect("ClickHouse reachable");
+        let client = clickhouse::Client::default()
+            .with_url(url)
+            .with_database(database);
+        let mut inserter = client
+            .inserter::<SpanRow>("otel_traces")
+            .with_max_rows(per_insert);
+        let started = Instant::now();
+        for row in &rows {
+            inserter.write(row).await.expect("write");
+            inserter.commit().await.expect("commit");
+        }
+        inserter.end().await.expect("end");
+        rows.len() as f64 / started.elapsed().as_secs_f64()
+    })
+}
+
 /// When a send phase stops.
 #[derive(Clone, Copy)]
 enum Until {
@@ -561,6 +615,33 @@ fn print_sent(sent: &Sent, connections: usize, unit: &str) {
     println!("acked_{unit}_per_sec={:.0}", sent.acked as f64 / sent.secs);
     println!("refused_{unit}={}", sent.refused);
     println!("failed_requests={}", sent.failed);
+}
+
+/// Seconds until the newest acknowledged trace can be read back: none for a store that
+/// commits before it acknowledges (SQLite), the drain of the spool for ClickHouse.
+async fn settle(api: &str, reqs: &[Encoded], acked_seqs: &[u64]) -> f64 {
+    let started = Instant::now();
+    let Some(&seq) = acked_seqs.iter().max() else {
+        return 0.0;
+    };
+    let req = &reqs[seq as usize % reqs.len()];
+    let decoded =
+        ExportTraceServiceRequest::decode(fresh(req, seq, 0).as_slice()).expect("decodes");
+    let trace = const_hex::encode(&decoded.resource_spans[0].scope_spans[0].spans[0].trace_id);
+    let client = reqwest::Client::new();
+    while started.elapsed() < Duration::from_secs(600) {
+        let ok = client
+            .get(format!("{api}/api/traces/{trace}"))
+            .send()
+            .await
+            .map(|r| r.status().is_success())
+            .unwrap_or(false);
+        if ok {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    started.elapsed().as_secs_f64()
 }
 
 /// p50 and p99 of `ms`, in milliseconds.
@@ -779,7 +860,7 @@ fn main() {
     }
     let usage = || -> ! {
         eprintln!(
-            "usage: ingest limits SHAPE [SPANS] [REQUESTS_PER_COMMIT]\n       ingest blast SHAPE URL [CONNECTIONS] [SECONDS]\n       ingest grow SHAPE URL API TARGET_SPANS [CONNECTIONS] [EVERY_SPANS]\n       ingest logs SHAPE URL API TARGET_LOGS [CONNECTIONS] [EVERY_LOGS]\nSHAPE: friendly, realistic or worst"
+            "usage: ingest limits SHAPE [SPANS] [REQUESTS_PER_COMMIT]\n       ingest blast SHAPE URL [CONNECTIONS] [SECONDS]\n       ingest grow SHAPE URL API TARGET_SPANS [CONNECTIONS] [EVERY_SPANS]\n       ingest logs SHAPE URL API TARGET_LOGS [CONNECTIONS] [EVERY_LOGS]\n       ingest clickhouse-raw SHAPE CLICKHOUSE_URL DATABASE [SPANS] [ROWS_PER_INSERT]\nSHAPE: friendly, realistic or worst"
         );
         std::process::exit(2)
     };
@@ -807,6 +888,18 @@ fn main() {
             let (rate, rows) = store_only(&reqs, num(2, 2_000_000) as usize, num(3, 8) as usize);
             println!("store_only_rows={rows}");
             println!("store_only_rows_per_sec={rate:.0}");
+        }
+        Some("clickhouse-raw") => {
+            let (url, database) = (
+                arg(2).unwrap_or_else(|| usage()),
+                arg(3).unwrap_or_else(|| usage()),
+            );
+            let total = num(4, 1_000_000) as usize;
+            let per_insert = num(5, 4096);
+            let rate = clickhouse_raw(&reqs, &url, &database, total, per_insert);
+            println!("raw_insert_rows={total}");
+            println!("raw_insert_rows_per_insert={per_insert}");
+            println!("raw_insert_rows_per_sec={rate:.0}");
         }
         Some("blast") => {
             let url = arg(2).unwrap_or_else(|| usage());
@@ -838,6 +931,12 @@ fn main() {
                 if logs {
                     log_lookups(&api, &reqs, &sent.acked_seqs, 1000).await;
                 } else {
+                    let settled = settle(&api, &reqs, &sent.acked_seqs).await;
+                    println!("settle_seconds={settled:.2}");
+                    println!(
+                        "readable_spans_per_sec={:.0}",
+                        sent.acked as f64 / (sent.secs + settled)
+                    );
                     lookups(&api, &reqs, &sent.acked_seqs, 200).await;
                 }
             });

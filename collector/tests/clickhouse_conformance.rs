@@ -312,3 +312,55 @@ async fn a_batch_inserted_twice_is_stored_once() {
         "a new token is a new insert (the check can fail)"
     );
 }
+
+/// Retention by age is ClickHouse's TTL on the rows' own timestamps: after a merge, rows older
+/// than the TTL are gone and newer ones stay.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retention_by_age_is_the_tables_ttl() {
+    let mut config = config("ttl");
+    config.ttl = Some(std::time::Duration::from_secs(3600));
+    let store: Arc<dyn Store> = Arc::new(ClickHouseStore::open(&config).await.expect("open"));
+    conformance::write_fixture(&store).await;
+    let mut fresh = gauntlet_collector::model::Batch::default();
+    fresh.spans.push(conformance::span(
+        8,
+        1,
+        None,
+        "recent",
+        "now",
+        gauntlet_collector::model::now_ns(),
+        1_000,
+    ));
+    store.write(fresh).await.expect("write");
+    let client = clickhouse::Client::default()
+        .with_url(&config.url)
+        .with_database(&config.database);
+    for table in ["otel_traces", "otel_logs"] {
+        client
+            .query(&format!("OPTIMIZE TABLE {table} FINAL"))
+            .execute()
+            .await
+            .expect("merge");
+    }
+    assert!(
+        store
+            .traces(&[[1; 16], [3; 16]])
+            .await
+            .expect("traces")
+            .is_empty(),
+        "expired"
+    );
+    assert_eq!(
+        store.traces(&[[8; 16]]).await.expect("traces").len(),
+        1,
+        "recent kept"
+    );
+    let logs = store
+        .logs(&gauntlet_collector::store::LogQuery {
+            limit: 10,
+            ..Default::default()
+        })
+        .await
+        .expect("logs");
+    assert!(logs.logs.is_empty(), "the fixture's logs (2023) expired");
+}

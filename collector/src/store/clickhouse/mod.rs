@@ -26,7 +26,7 @@ use self::rows::{
     parse_hex, parse_kind, parse_status, status_names,
 };
 use self::schema::{CORRELATIONS, LOGS, Layout, REQUIRED_COLUMNS, TRACE_ID_TS, TRACES};
-use self::spool::{Spool, SpoolError, SpooledBatch};
+use self::spool::{Spool, SpooledBatch};
 use super::{
     Capabilities, LogCursor, LogPage, LogQuery, Operation, PruneReport, RetentionPolicy,
     SampleQuery, Samples, SpanFilter, SpanSample, Store, StoreError, StoredLog, TraceQuery,
@@ -95,8 +95,6 @@ pub struct ClickHouseStore {
     layout: Layout,
     location: String,
     spool: Option<Arc<Spool>>,
-    /// The schema is in place (false while an unreachable ClickHouse delays it).
-    ready: Arc<AtomicBool>,
     wake: Arc<Notify>,
     stop: watch::Sender<bool>,
     drainer: std::sync::Mutex<Option<tokio::task::JoinHandle<()>>>,
@@ -182,7 +180,6 @@ impl ClickHouseStore {
             layout: schema.layout,
             location,
             spool,
-            ready,
             wake,
             stop,
             drainer: std::sync::Mutex::new(drainer),
@@ -398,6 +395,9 @@ async fn drain(mut d: Drainer) {
     }
 }
 
+/// Rows one insert gathers from the spool at most (more when one batch is larger).
+const INSERT_ROWS: usize = 32_768;
+
 /// One pass; false when something failed and the pass should be retried.
 async fn drain_once(d: &Drainer) -> bool {
     if !d.ready.load(Ordering::Acquire) {
@@ -417,42 +417,37 @@ async fn drain_once(d: &Drainer) -> bool {
             return true;
         }
         let s = d.spool.clone();
-        let next = match tokio::task::spawn_blocking(move || s.oldest()).await {
+        let next = match tokio::task::spawn_blocking(move || s.next_insert(INSERT_ROWS)).await {
             Ok(r) => r,
             Err(_) => return false,
         };
-        match next {
+        let (flight, batches) = match next {
             Ok(None) => return true,
-            Ok(Some((seq, batch))) => match insert(&d.client, &batch).await {
-                Ok(()) => {
-                    let s = d.spool.clone();
-                    if let Ok(Err(e)) = tokio::task::spawn_blocking(move || s.remove(seq)).await {
-                        tracing::error!(error = %e, "a drained batch could not be removed from the spool");
-                        return false;
-                    }
-                    if d.spool.is_empty() {
-                        tracing::info!("ClickHouse took the whole spool");
-                    }
-                }
-                Err(e) => {
-                    tracing::warn!(error = %e, backlog = d.spool.backlog().0, "ClickHouse still refuses the spooled batches; retrying");
-                    return false;
-                }
-            },
-            Err(e @ SpoolError::Corrupt { .. }) => {
-                tracing::error!(error = %e, "set aside an unreadable spooled batch");
-                d.spool.quarantine(spool_front(&d.spool));
-            }
+            Ok(Some(n)) => n,
             Err(e) => {
                 tracing::error!(error = %e, "reading the spool failed; retrying");
                 return false;
             }
+        };
+        let mut rows = SpooledBatch {
+            token: flight.token.clone(),
+            spans: Vec::new(),
+            logs: Vec::new(),
+        };
+        for (_, b) in batches {
+            rows.spans.extend(b.spans);
+            rows.logs.extend(b.logs);
+        }
+        if let Err(e) = insert(&d.client, &rows).await {
+            tracing::warn!(error = %e, backlog = d.spool.backlog().0, "ClickHouse refuses the spooled batches; retrying");
+            return false;
+        }
+        let s = d.spool.clone();
+        if let Ok(Err(e)) = tokio::task::spawn_blocking(move || s.done(&flight)).await {
+            tracing::error!(error = %e, "an inserted range could not be removed from the spool");
+            return false;
         }
     }
-}
-
-fn spool_front(spool: &Spool) -> u64 {
-    spool.front().unwrap_or(0)
 }
 
 fn first_line(s: &str) -> &str {
@@ -503,13 +498,8 @@ impl Store for ClickHouseStore {
         let Some(spool) = &self.spool else {
             return insert(&self.client, &rows).await.map_err(backend);
         };
-        // Behind a backlog, a batch waits its turn: the spool drains in order.
-        if spool.is_empty() && self.ready.load(Ordering::Acquire) {
-            match insert(&self.client, &rows).await {
-                Ok(()) => return Ok(()),
-                Err(e) => tracing::warn!(error = %e, "ClickHouse refused an insert; spooling it"),
-            }
-        }
+        // The spool is the write-ahead log: the batch is durable there, and the drainer puts
+        // it in ClickHouse with others in one large insert (ClickHouse pays per insert).
         let (to, location) = (spool.clone(), self.location.clone());
         tokio::task::spawn_blocking(move || to.append(&rows))
             .await

@@ -1,8 +1,10 @@
-//! The durable local spool in front of ClickHouse: while ClickHouse is down or failing, a
-//! batch is written here (one file, fsynced, then renamed into place) and acknowledged; a
-//! drainer inserts the spooled batches in order once ClickHouse answers again, each with a
-//! deduplication token, so a batch retried after an unclear failure is not stored twice.
-//! Bounded by bytes: when full, writes fail and exporters are told to retry (503).
+//! The durable local spool in front of ClickHouse, a write-ahead log: a write is acknowledged
+//! once its batch is here (one file, fsynced, then renamed into place); a drainer inserts the
+//! spooled batches in order, many at once (ClickHouse wants large inserts), and while
+//! ClickHouse is down they wait here. Each insert's range of batches is recorded before it is
+//! sent and named by a token, so an insert retried after a crash or an unclear failure covers
+//! the same batches with the same token and ClickHouse stores it once. Bounded by bytes: when
+//! full, writes fail and exporters are told to retry (503).
 
 use std::collections::VecDeque;
 use std::fs;
@@ -38,6 +40,17 @@ pub enum SpoolError {
     Corrupt { path: String, reason: String },
 }
 
+/// Spooled batches with their sequence numbers, oldest first.
+pub type Batches = Vec<(u64, SpooledBatch)>;
+
+/// An insert being made: a range of batches and the token that names it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InFlight {
+    pub first: u64,
+    pub last: u64,
+    pub token: String,
+}
+
 #[derive(Debug)]
 struct State {
     next: u64,
@@ -51,6 +64,9 @@ struct State {
 pub struct Spool {
     dir: PathBuf,
     max_bytes: u64,
+    /// Names this spool's batches in tokens: set whenever the spool starts empty, so a token
+    /// is never reused for other rows (ClickHouse remembers recent tokens).
+    epoch: String,
     state: Mutex<State>,
 }
 
@@ -83,9 +99,20 @@ impl Spool {
         }
         files.sort_unstable();
         let next = files.last().map_or(0, |(seq, _)| seq + 1);
+        let epoch_file = dir.join("epoch");
+        let epoch = match fs::read_to_string(&epoch_file) {
+            Ok(e) if !files.is_empty() && !e.trim().is_empty() => e.trim().to_string(),
+            _ => {
+                let e = format!("{:x}", crate::model::now_ns());
+                fs::write(&epoch_file, &e).map_err(io)?;
+                fs::File::open(dir).and_then(|d| d.sync_all()).map_err(io)?;
+                e
+            }
+        };
         Ok(Self {
             dir: dir.to_path_buf(),
             max_bytes,
+            epoch,
             state: Mutex::new(State {
                 next,
                 bytes,
@@ -96,11 +123,6 @@ impl Spool {
 
     fn state(&self) -> std::sync::MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    /// The oldest batch's sequence number.
-    pub fn front(&self) -> Option<u64> {
-        self.state().files.front().map(|(seq, _)| *seq)
     }
 
     pub fn is_empty(&self) -> bool {
@@ -177,6 +199,113 @@ impl Spool {
             reason: e.to_string(),
         })?;
         Ok(Some((seq, batch)))
+    }
+
+    /// The oldest batches, in order, until they hold `rows` rows (at least one batch), and
+    /// the insert that carries them: the one recorded before a crash if there is one (the
+    /// same batches under the same token), else a new one, recorded before it is returned.
+    pub fn next_insert(&self, rows: usize) -> Result<Option<(InFlight, Batches)>, SpoolError> {
+        let seqs: Vec<u64> = self.state().files.iter().map(|(q, _)| *q).collect();
+        let Some(&front) = seqs.first() else {
+            return Ok(None);
+        };
+        let marker = self.dir.join("inflight");
+        let recorded = fs::read(&marker)
+            .ok()
+            .and_then(|b| serde_json::from_slice::<InFlight>(&b).ok())
+            .filter(|f| f.last >= front);
+        let mut batches = Vec::new();
+        let flight = match recorded {
+            Some(f) => {
+                for seq in seqs
+                    .iter()
+                    .copied()
+                    .filter(|q| (f.first..=f.last).contains(q))
+                {
+                    if let Some(b) = self.read_or_set_aside(seq)? {
+                        batches.push((seq, b));
+                    }
+                }
+                f
+            }
+            None => {
+                let mut n = 0;
+                for seq in seqs {
+                    if n >= rows && !batches.is_empty() {
+                        break;
+                    }
+                    let Some(b) = self.read_or_set_aside(seq)? else {
+                        continue;
+                    };
+                    n += b.spans.len() + b.logs.len();
+                    batches.push((seq, b));
+                }
+                if batches.is_empty() {
+                    return Ok(None);
+                }
+                let (first, last) = (batches[0].0, batches[batches.len() - 1].0);
+                let f = InFlight {
+                    first,
+                    last,
+                    token: format!("spool-{}-{first}-{last}", self.epoch),
+                };
+                let io = |source| SpoolError::Io {
+                    dir: self.dir.display().to_string(),
+                    source,
+                };
+                let tmp = self.dir.join("inflight.tmp");
+                let body = serde_json::to_vec(&f).map_err(|e| io(std::io::Error::other(e)))?;
+                fs::write(&tmp, body).map_err(io)?;
+                fs::File::open(&tmp)
+                    .and_then(|f| f.sync_all())
+                    .map_err(io)?;
+                fs::rename(&tmp, &marker).map_err(io)?;
+                f
+            }
+        };
+        Ok(Some((flight, batches)))
+    }
+
+    /// A batch, or `None` when it is unreadable: it is set aside (`.corrupt`) so the ones
+    /// after it can drain, and said so in the log.
+    fn read_or_set_aside(&self, seq: u64) -> Result<Option<SpooledBatch>, SpoolError> {
+        match self.read(seq) {
+            Ok(b) => Ok(Some(b)),
+            Err(e @ SpoolError::Corrupt { .. }) => {
+                tracing::error!(error = %e, "set aside an unreadable spooled batch");
+                self.quarantine(seq);
+                Ok(None)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    fn read(&self, seq: u64) -> Result<SpooledBatch, SpoolError> {
+        let path = self.path(seq);
+        let body = fs::read(&path).map_err(|source| SpoolError::Io {
+            dir: self.dir.display().to_string(),
+            source,
+        })?;
+        serde_json::from_slice(&body).map_err(|e| SpoolError::Corrupt {
+            path: path.display().to_string(),
+            reason: e.to_string(),
+        })
+    }
+
+    /// Forgets an insert ClickHouse confirmed: its batches, then its record (blocking).
+    pub fn done(&self, flight: &InFlight) -> Result<(), SpoolError> {
+        let seqs: Vec<u64> = self
+            .state()
+            .files
+            .iter()
+            .map(|(q, _)| *q)
+            .filter(|q| (flight.first..=flight.last).contains(q))
+            .collect();
+        for seq in seqs {
+            self.remove(seq)?;
+        }
+        let _ = fs::remove_file(self.dir.join("inflight"));
+        Ok(())
     }
 
     /// Forgets a batch ClickHouse confirmed (blocking).
@@ -259,6 +388,75 @@ mod tests {
         let (seq, _) = spool.oldest().expect("read").expect("x");
         spool.remove(seq).expect("remove");
         spool.append(&batch("z")).expect("room again");
+    }
+
+    fn rows(token: &str, n: usize) -> SpooledBatch {
+        let span =
+            crate::store::clickhouse::rows::SpanRow::from_record(&crate::model::SpanRecord {
+                trace_id: [1; 16],
+                span_id: [2; 8],
+                parent_span_id: None,
+                resource: std::sync::Arc::new(crate::model::Resource {
+                    service: "s".into(),
+                    attributes: "{}".into(),
+                }),
+                scope_name: String::new(),
+                scope_version: String::new(),
+                name: "op".into(),
+                kind: crate::model::SpanKind::Server,
+                start_ns: 1,
+                end_ns: 2,
+                status_code: 0,
+                status_message: String::new(),
+                attributes: "{}".into(),
+                events: "[]".into(),
+                links: "[]".into(),
+                correlation_id: None,
+                trace_state: String::new(),
+                flags: 1,
+            });
+        SpooledBatch {
+            token: token.into(),
+            spans: vec![span; n],
+            logs: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn inserts_gather_batches_and_a_retry_after_a_crash_is_the_same_insert() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let spool = Spool::open(dir.path(), 1 << 24).expect("open");
+        for t in ["a", "b", "c", "d"] {
+            spool.append(&rows(t, 10)).expect("append");
+        }
+        let (flight, batches) = spool.next_insert(25).expect("read").expect("some");
+        let tokens: Vec<&str> = batches.iter().map(|(_, b)| b.token.as_str()).collect();
+        assert_eq!(tokens, ["a", "b", "c"], "until 25 rows are gathered");
+        // A crash before the insert was confirmed: the next run retries the same insert,
+        // even though it would now gather differently.
+        drop(spool);
+        let again = Spool::open(dir.path(), 1 << 24).expect("reopen");
+        again.append(&rows("e", 10)).expect("append");
+        let (retry, batches) = again.next_insert(1000).expect("read").expect("some");
+        assert_eq!(retry, flight, "same batches, same token");
+        assert_eq!(batches.len(), 3);
+        again.done(&retry).expect("done");
+        let (next, batches) = again.next_insert(1000).expect("read").expect("rest");
+        assert_ne!(next.token, flight.token);
+        let tokens: Vec<&str> = batches.iter().map(|(_, b)| b.token.as_str()).collect();
+        assert_eq!(tokens, ["d", "e"]);
+        again.done(&next).expect("done");
+        assert!(again.next_insert(1000).expect("read").is_none());
+        // Empty again: a new epoch, so tokens are never reused for other rows.
+        drop(again);
+        let fresh = Spool::open(dir.path(), 1 << 24).expect("reopen");
+        fresh.append(&rows("f", 1)).expect("append");
+        let (f, _) = fresh.next_insert(1).expect("read").expect("one");
+        assert_ne!(
+            f.token.split('-').nth(1),
+            next.token.split('-').nth(1),
+            "a new epoch"
+        );
     }
 
     #[test]
