@@ -154,6 +154,13 @@ impl Drop for Collector {
     }
 }
 
+/// ClickHouse and a collector storing into it, under `dir`.
+fn started(dir: &Path, extra: &[&str]) -> (ClickHouse, Collector) {
+    let ch = ClickHouse::start(&dir.join("ch"), free_port());
+    let c = Collector::start(&dir.join("c"), &ch.url(), free_port(), free_port(), extra);
+    (ch, c)
+}
+
 /// Waits until `table` holds at least `n` rows: an acknowledgement means the spool has the
 /// data, and the drainer puts it in ClickHouse right after.
 fn wait_for_rows(ch: &ClickHouse, table: &str, n: u64) {
@@ -200,14 +207,7 @@ fn export(first: u64, n: u64) -> Value {
 #[test]
 fn spans_go_in_over_otlp_and_come_back_through_the_query_api() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let ch = ClickHouse::start(&dir.path().join("ch"), free_port());
-    let c = Collector::start(
-        &dir.path().join("c"),
-        &ch.url(),
-        free_port(),
-        free_port(),
-        &[],
-    );
+    let (ch, c) = started(dir.path(), &[]);
     let http = reqwest::blocking::Client::new();
     let r = http
         .post(format!("{}/v1/traces", c.otlp))
@@ -350,14 +350,7 @@ fn an_outage_under_load_loses_nothing_and_stores_nothing_twice() {
 #[test]
 fn a_full_spool_refuses_with_retry_after_and_keeps_serving() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let mut ch = ClickHouse::start(&dir.path().join("ch"), free_port());
-    let c = Collector::start(
-        &dir.path().join("c"),
-        &ch.url(),
-        free_port(),
-        free_port(),
-        &["--clickhouse-spool-max", "64KiB"],
-    );
+    let (mut ch, c) = started(dir.path(), &["--clickhouse-spool-max", "64KiB"]);
     ch.kill();
     let http = reqwest::blocking::Client::new();
     let mut accepted = 0;
@@ -458,14 +451,7 @@ fn expand(sql: &str, from_s: i64, to_s: i64, interval_s: i64, vars: &[(&str, &st
 #[test]
 fn every_grafana_panel_runs_on_what_the_collector_wrote() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let ch = ClickHouse::start(&dir.path().join("ch"), free_port());
-    let c = Collector::start(
-        &dir.path().join("c"),
-        &ch.url(),
-        free_port(),
-        free_port(),
-        &[],
-    );
+    let (ch, c) = started(dir.path(), &[]);
     let http = reqwest::blocking::Client::new();
     // Spans of two services (one failing), and logs of every severity band, one request.
     let mut spans = export(0, 5);

@@ -225,16 +225,11 @@ impl ClickHouseStore {
         Ok((r.n > 0).then_some((r.lo, r.hi)))
     }
 
-    async fn log_rows(
-        &self,
-        sql: String,
-        bind: Vec<Param>,
-    ) -> Result<Vec<StoredLogRow>, StoreError> {
-        let mut q = self.client.query(&sql);
-        for p in bind {
-            q = p.apply(q);
-        }
-        q.fetch_all().await.map_err(backend)
+    async fn log_rows(&self, sql: String, w: Where) -> Result<Vec<StoredLogRow>, StoreError> {
+        w.query(&self.client, &sql)
+            .fetch_all()
+            .await
+            .map_err(backend)
     }
 }
 
@@ -479,6 +474,54 @@ impl Param {
     }
 }
 
+/// A WHERE clause and the query parameters it names.
+#[derive(Default)]
+struct Where {
+    cond: Vec<String>,
+    bind: Vec<Param>,
+}
+
+impl Where {
+    fn raw(&mut self, condition: impl Into<String>) {
+        self.cond.push(condition.into());
+    }
+
+    fn with(&mut self, condition: impl Into<String>, param: Param) {
+        self.cond.push(condition.into());
+        self.bind.push(param);
+    }
+
+    /// `Timestamp` within `[start, end]` (nanoseconds), either bound optional.
+    fn window(&mut self, start: Option<i64>, end: Option<i64>) {
+        if let Some(start) = start {
+            self.with(
+                "Timestamp >= fromUnixTimestamp64Nano({start:Int64})",
+                Param::I64("start", start),
+            );
+        }
+        if let Some(end) = end {
+            self.with(
+                "Timestamp <= fromUnixTimestamp64Nano({end:Int64})",
+                Param::I64("end", end),
+            );
+        }
+    }
+
+    fn sql(&self) -> String {
+        if self.cond.is_empty() {
+            "1".into()
+        } else {
+            self.cond.join(" AND ")
+        }
+    }
+
+    fn query(self, client: &::clickhouse::Client, sql: &str) -> ::clickhouse::query::Query {
+        self.bind
+            .into_iter()
+            .fold(client.query(sql), |q, p| p.apply(q))
+    }
+}
+
 fn ids_hex(ids: &[TraceId]) -> Vec<String> {
     ids.iter().take(MAX_IDS).map(|t| hex(t)).collect()
 }
@@ -553,27 +596,26 @@ impl Store for ClickHouseStore {
     }
 
     async fn find_trace_ids(&self, query: &TraceQuery) -> Result<Vec<TraceId>, StoreError> {
-        let mut cond = vec!["ServiceName = {service:String}".to_string()];
-        let mut bind = vec![Param::Str("service", query.service.clone())];
+        let mut w = Where::default();
+        w.with(
+            "ServiceName = {service:String}",
+            Param::Str("service", query.service.clone()),
+        );
         if let Some(op) = &query.operation {
-            cond.push("SpanName = {op:String}".into());
-            bind.push(Param::Str("op", op.clone()));
+            w.with("SpanName = {op:String}", Param::Str("op", op.clone()));
         }
-        if let Some(start) = query.start_ns {
-            cond.push("Timestamp >= fromUnixTimestamp64Nano({start:Int64})".into());
-            bind.push(Param::I64("start", start));
-        }
-        if let Some(end) = query.end_ns {
-            cond.push("Timestamp <= fromUnixTimestamp64Nano({end:Int64})".into());
-            bind.push(Param::I64("end", end));
-        }
+        w.window(query.start_ns, query.end_ns);
         if let Some(min) = query.min_duration_ns {
-            cond.push("Duration >= {min:UInt64}".into());
-            bind.push(Param::U64("min", u64::try_from(min).unwrap_or(0)));
+            w.with(
+                "Duration >= {min:UInt64}",
+                Param::U64("min", u64::try_from(min).unwrap_or(0)),
+            );
         }
         if let Some(max) = query.max_duration_ns {
-            cond.push("Duration <= {max:UInt64}".into());
-            bind.push(Param::U64("max", u64::try_from(max).unwrap_or(0)));
+            w.with(
+                "Duration <= {max:UInt64}",
+                Param::U64("max", u64::try_from(max).unwrap_or(0)),
+            );
         }
         // Parameter names must be static: a few slots for filters.
         const KEYS: [&str; 8] = ["k0", "k1", "k2", "k3", "k4", "k5", "k6", "k7"];
@@ -586,46 +628,45 @@ impl Store for ClickHouseStore {
         }
         for (i, filter) in query.filters.iter().enumerate() {
             match filter {
-                SpanFilter::Error(true) => cond.push(format!(
+                SpanFilter::Error(true) => w.raw(format!(
                     "StatusCode IN ('{}', '{}')",
                     status_names(STATUS_ERROR)[0],
                     status_names(STATUS_ERROR)[1]
                 )),
-                SpanFilter::Error(false) => cond.push(format!(
+                SpanFilter::Error(false) => w.raw(format!(
                     "StatusCode NOT IN ('{}', '{}')",
                     status_names(STATUS_ERROR)[0],
                     status_names(STATUS_ERROR)[1]
                 )),
                 SpanFilter::Kind(k) => {
                     let [a, b] = kind_names(*k);
-                    cond.push(format!("SpanKind IN ('{a}', '{b}')"));
+                    w.raw(format!("SpanKind IN ('{a}', '{b}')"));
                 }
                 SpanFilter::StatusCode(code) => {
                     let [a, b] = status_names(*code);
-                    cond.push(format!("StatusCode IN ('{a}', '{b}')"));
+                    w.raw(format!("StatusCode IN ('{a}', '{b}')"));
                 }
                 SpanFilter::Attribute { key, value } => {
                     let (k, v) = (KEYS[i], VALUES[i]);
-                    cond.push(format!(
-                        "(if(mapContains(SpanAttributes, {{{k}:String}}), \
+                    w.with(
+                        format!(
+                            "(if(mapContains(SpanAttributes, {{{k}:String}}), \
                          SpanAttributes[{{{k}:String}}] = {{{v}:String}}, \
                          ResourceAttributes[{{{k}:String}}] = {{{v}:String}}))"
-                    ));
-                    bind.push(Param::Str(k, key.clone()));
-                    bind.push(Param::Str(v, value.clone()));
+                        ),
+                        Param::Str(k, key.clone()),
+                    );
+                    w.bind.push(Param::Str(v, value.clone()));
                 }
             }
         }
         let sql = format!(
             "SELECT TraceId FROM {} WHERE {} GROUP BY TraceId ORDER BY max(Timestamp) DESC, TraceId LIMIT {}",
             self.t(TRACES),
-            cond.join(" AND "),
+            w.sql(),
             query.limit
         );
-        let mut q = self.client.query(&sql);
-        for p in bind {
-            q = p.apply(q);
-        }
+        let q = w.query(&self.client, &sql);
         let ids: Vec<String> = q.fetch_all().await.map_err(backend)?;
         Ok(ids.iter().filter_map(|s| parse_hex(s)).collect())
     }
@@ -729,64 +770,61 @@ impl Store for ClickHouseStore {
     }
 
     async fn logs(&self, query: &LogQuery) -> Result<LogPage, StoreError> {
-        let mut cond = vec!["1".to_string()];
-        let mut bind = Vec::new();
+        let mut w = Where::default();
         if let Some(s) = &query.service {
-            cond.push("ServiceName = {service:String}".into());
-            bind.push(Param::Str("service", s.clone()));
+            w.with(
+                "ServiceName = {service:String}",
+                Param::Str("service", s.clone()),
+            );
         }
         if let Some(t) = &query.trace_id {
-            cond.push("TraceId = {trace:String}".into());
-            bind.push(Param::Str("trace", hex(t)));
+            w.with("TraceId = {trace:String}", Param::Str("trace", hex(t)));
         }
         if let Some(s) = &query.span_id {
-            cond.push("SpanId = {span:String}".into());
-            bind.push(Param::Str("span", hex(s)));
+            w.with("SpanId = {span:String}", Param::Str("span", hex(s)));
         }
         if let Some(c) = &query.correlation_id {
             // The correlation index narrows to the logs' moments; the attribute decides.
-            cond.push(format!(
-                "Timestamp IN (SELECT Timestamp FROM {} WHERE CorrelationId = {{corr:String}} \
+            w.with(
+                format!(
+                    "Timestamp IN (SELECT Timestamp FROM {} WHERE CorrelationId = {{corr:String}} \
                  AND Signal = 'log') AND {} = {{corr:String}}",
-                self.t(CORRELATIONS),
-                schema::correlation_expr("LogAttributes")
-            ));
-            bind.push(Param::Str("corr", c.clone()));
+                    self.t(CORRELATIONS),
+                    schema::correlation_expr("LogAttributes")
+                ),
+                Param::Str("corr", c.clone()),
+            );
         }
         if let Some(min) = query.severity_min {
-            cond.push("SeverityNumber >= {sev:UInt8}".into());
-            bind.push(Param::U64(
-                "sev",
-                u64::try_from(min.clamp(0, 255)).unwrap_or(0),
-            ));
+            w.with(
+                "SeverityNumber >= {sev:UInt8}",
+                Param::U64("sev", u64::try_from(min.clamp(0, 255)).unwrap_or(0)),
+            );
         }
         if let Some(text) = &query.text {
-            cond.push("positionCaseInsensitiveUTF8(Body, {text:String}) > 0".into());
-            bind.push(Param::Str("text", text.clone()));
+            w.with(
+                "positionCaseInsensitiveUTF8(Body, {text:String}) > 0",
+                Param::Str("text", text.clone()),
+            );
         }
-        if let Some(start) = query.start_ns {
-            cond.push("Timestamp >= fromUnixTimestamp64Nano({start:Int64})".into());
-            bind.push(Param::I64("start", start));
-        }
-        if let Some(end) = query.end_ns {
-            cond.push("Timestamp <= fromUnixTimestamp64Nano({end:Int64})".into());
-            bind.push(Param::I64("end", end));
-        }
+        w.window(query.start_ns, query.end_ns);
         if let Some(c) = &query.before {
-            cond.push(format!(
-                "(toUnixTimestamp64Nano(Timestamp), {LOG_ID}) < ({{bt:Int64}}, {{bid:Int64}})"
-            ));
-            bind.push(Param::I64("bt", c.time_ns));
-            bind.push(Param::I64("bid", c.id));
+            w.with(
+                format!(
+                    "(toUnixTimestamp64Nano(Timestamp), {LOG_ID}) < ({{bt:Int64}}, {{bid:Int64}})"
+                ),
+                Param::I64("bt", c.time_ns),
+            );
+            w.bind.push(Param::I64("bid", c.id));
         }
         let sql = format!(
             "SELECT {LOG_COLUMNS}, {LOG_ID} AS LogId FROM {} WHERE {} \
              ORDER BY Timestamp DESC, LogId DESC LIMIT {}",
             self.t(LOGS),
-            cond.join(" AND "),
+            w.sql(),
             query.limit + 1
         );
-        let mut rows = self.log_rows(sql, bind).await?;
+        let mut rows = self.log_rows(sql, w).await?;
         let more = rows.len() > query.limit;
         rows.truncate(query.limit);
         let mut resources = ResourceCache::default();
@@ -845,15 +883,14 @@ impl Store for ClickHouseStore {
             self.t(CORRELATIONS),
             schema::correlation_expr("LogAttributes")
         );
-        let rows = self
-            .log_rows(
-                sql,
-                vec![
-                    Param::Strs("ids", ids_hex(traces)),
-                    Param::Str("corr", correlation_id.to_string()),
-                ],
-            )
-            .await?;
+        let params = Where {
+            cond: Vec::new(),
+            bind: vec![
+                Param::Strs("ids", ids_hex(traces)),
+                Param::Str("corr", correlation_id.to_string()),
+            ],
+        };
+        let rows = self.log_rows(sql, params).await?;
         let mut resources = ResourceCache::default();
         Ok(rows
             .into_iter()
@@ -862,21 +899,16 @@ impl Store for ClickHouseStore {
     }
 
     async fn span_samples(&self, query: &SampleQuery) -> Result<Samples, StoreError> {
-        let mut cond = vec![
-            "Timestamp >= fromUnixTimestamp64Nano({start:Int64})".to_string(),
-            "Timestamp <= fromUnixTimestamp64Nano({end:Int64})".to_string(),
-        ];
-        let mut bind = vec![
-            Param::I64("start", query.start_ns),
-            Param::I64("end", query.end_ns),
-        ];
+        let mut w = Where::default();
+        w.window(Some(query.start_ns), Some(query.end_ns));
         if let Some(s) = &query.service {
-            cond.push("ServiceName = {service:String}".into());
-            bind.push(Param::Str("service", s.clone()));
+            w.with(
+                "ServiceName = {service:String}",
+                Param::Str("service", s.clone()),
+            );
         }
         if let Some(op) = &query.operation {
-            cond.push("SpanName = {op:String}".into());
-            bind.push(Param::Str("op", op.clone()));
+            w.with("SpanName = {op:String}", Param::Str("op", op.clone()));
         }
         if !query.kinds.is_empty() {
             let names: Vec<String> = query
@@ -885,7 +917,7 @@ impl Store for ClickHouseStore {
                 .flat_map(|k| kind_names(*k))
                 .map(|n| format!("'{n}'"))
                 .collect();
-            cond.push(format!("SpanKind IN ({})", names.join(", ")));
+            w.raw(format!("SpanKind IN ({})", names.join(", ")));
         }
         #[derive(::clickhouse::Row, serde::Deserialize)]
         struct Row {
@@ -909,13 +941,10 @@ impl Store for ClickHouseStore {
              Duration AS duration, toString(StatusCode) AS status \
              FROM {} WHERE {} ORDER BY Timestamp DESC LIMIT {}",
             self.t(TRACES),
-            cond.join(" AND "),
+            w.sql(),
             query.limit + 1
         );
-        let mut q = self.client.query(&sql);
-        for p in bind {
-            q = p.apply(q);
-        }
+        let q = w.query(&self.client, &sql);
         let mut rows: Vec<Row> = q.fetch_all().await.map_err(backend)?;
         let truncated = rows.len() > query.limit;
         rows.truncate(query.limit);
