@@ -55,9 +55,10 @@ pub struct CollectorArgs {
     /// sharded by trace ID (see the README for a 3-node cluster with ClickHouse Keeper).
     #[arg(long, value_name = "CLUSTER")]
     clickhouse_cluster: Option<String>,
-    /// While ClickHouse is down or failing, exports are acknowledged once written to a spool
-    /// under --data-dir and inserted in order when it is back; past this size, exports are
-    /// refused (503 with Retry-After) until it drains.
+    /// Exports are acknowledged once written to a spool under --data-dir (a write-ahead log)
+    /// and inserted into ClickHouse from it, in order and in large inserts; while ClickHouse
+    /// is down they wait there. Past this size, exports are refused (503 with Retry-After)
+    /// until it drains.
     #[arg(long, value_name = "SIZE", default_value = "1GiB", value_parser = parse_size)]
     clickhouse_spool_max: u64,
     /// Directory of the embedded SQLite store (with --store clickhouse: of the spool);

@@ -1,7 +1,8 @@
 //! The ClickHouse store, for when one machine is not enough: the OpenTelemetry Collector's
 //! ClickHouse schema ([`schema`]), so data written by the OpenTelemetry Collector, rotel or
 //! Gauntlet is interchangeable and Grafana's ClickHouse data source reads what Gauntlet wrote.
-//! Spoken to with the official `clickhouse` crate (HTTP, RowBinary, LZ4).
+//! Spoken to with the official `clickhouse` crate (HTTP, RowBinary, LZ4); writes go through
+//! the write-ahead [`spool`], which ClickHouse drains in large inserts.
 //!
 //! Differences from the SQLite store, declared by [`Store::capabilities`]: attribute values
 //! are kept as text (as the exporter keeps them), and retention by age is ClickHouse's TTL on
@@ -46,8 +47,9 @@ pub struct ClickHouseConfig {
     pub cluster: Option<String>,
     /// Rows older than this (by their own timestamps) are dropped by ClickHouse.
     pub ttl: Option<Duration>,
-    /// Where batches wait while ClickHouse is down (acknowledged once written here); without
-    /// one, a write fails whenever ClickHouse does.
+    /// The write-ahead spool: a batch is acknowledged once written here and inserted into
+    /// ClickHouse from here, with others; without one, a write is one INSERT and fails
+    /// whenever ClickHouse does.
     pub spool_dir: Option<PathBuf>,
     /// Bytes the spool may hold; past it, writes fail (exporters are told to retry).
     pub spool_max_bytes: u64,
