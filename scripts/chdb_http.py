@@ -87,7 +87,9 @@ class Engine:
         self.session = chdb.session.Session(path)
         self.lock = threading.Lock()
         self.engine_seconds = 0.0
-        self.spool = tempfile.mkdtemp(prefix="chdb-http-")
+        # INSERT bodies pass through files next to the data, so they go with it.
+        self.spool = os.path.join(path, "adapter-inserts")
+        os.makedirs(self.spool, exist_ok=True)
 
     def run(self, sql: str, database: str | None, settings: dict, params: dict,
             data: bytes | None, default_format: str | None) -> bytes:

@@ -58,6 +58,14 @@ const browser = await chromium.launch({
   args: ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
     "--disable-component-update", "--disable-sync"],
 });
+// A failed check exits through here too, so the browser and its temporary profile go.
+const closeOnFailure = async (e) => {
+  await browser.close().catch(() => {});
+  console.error(e);
+  process.exit(1);
+};
+process.on("uncaughtException", closeOnFailure);
+process.on("unhandledRejection", closeOnFailure);
 const page = await browser.newPage({ viewport: { width: 1400, height: 900 } });
 
 async function pageMs(path) {
