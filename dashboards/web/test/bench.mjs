@@ -7,7 +7,7 @@
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
 import { parseArgs } from "node:util";
-import { chromium } from "playwright-core";
+import { launch } from "./chromium.mjs";
 
 const { values: arg } = parseArgs({
   options: {
@@ -53,19 +53,7 @@ for (let i = 0; ; i++) {
   await new Promise((r) => setTimeout(r, 100));
 }
 
-const browser = await chromium.launch({
-  executablePath: arg.chromium,
-  args: ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-    "--disable-component-update", "--disable-sync"],
-});
-// A failed check exits through here too, so the browser and its temporary profile go.
-const closeOnFailure = async (e) => {
-  await browser.close().catch(() => {});
-  console.error(e);
-  process.exit(1);
-};
-process.on("uncaughtException", closeOnFailure);
-process.on("unhandledRejection", closeOnFailure);
+const browser = await launch(arg.chromium);
 const page = await browser.newPage({ viewport: { width: 1400, height: 900 } });
 
 async function pageMs(path) {

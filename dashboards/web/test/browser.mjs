@@ -12,7 +12,7 @@
 import assert from "node:assert/strict";
 import { mkdirSync } from "node:fs";
 import { parseArgs } from "node:util";
-import { chromium } from "playwright-core";
+import { launch } from "./chromium.mjs";
 
 const { values: arg } = parseArgs({
   options: {
@@ -35,20 +35,7 @@ assert.ok(needs[arg.phase], "--phase is demo or hostile");
 for (const k of needs[arg.phase]) assert.ok(arg[k], `--${k} is required`);
 mkdirSync(arg.out, { recursive: true });
 
-const browser = await chromium.launch({
-  executablePath: arg.chromium,
-  // Flags this machine's closed network needs (no background fetches, no QUIC probes).
-  args: ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-    "--disable-component-update", "--disable-sync"],
-});
-// A failed check exits through here too, so the browser and its temporary profile go.
-const closeOnFailure = async (e) => {
-  await browser.close().catch(() => {});
-  console.error(e);
-  process.exit(1);
-};
-process.on("uncaughtException", closeOnFailure);
-process.on("unhandledRejection", closeOnFailure);
+const browser = await launch(arg.chromium);
 const page = await browser.newPage({ viewport: { width: 1400, height: 900 } });
 const problems = [];
 page.on("pageerror", (e) => problems.push(`page error: ${e.message}`));

@@ -227,6 +227,37 @@ impl ClickHouseStore {
         Ok((r.n > 0).then_some((r.lo, r.hi)))
     }
 
+    /// `SELECT {select} FROM otel_traces` over the traces' spans, reading only the seconds
+    /// the trace-ID index gives for them, then `{tail}` (GROUP BY, ORDER BY); `None` when
+    /// the index knows none of the traces.
+    async fn trace_rows<T>(
+        &self,
+        ids: &[String],
+        select: &str,
+        tail: &str,
+    ) -> Result<Option<Vec<T>>, StoreError>
+    where
+        T: ::clickhouse::RowOwned + ::clickhouse::RowRead,
+    {
+        let Some((lo, hi)) = self.trace_ranges(ids).await? else {
+            return Ok(None);
+        };
+        self.client
+            .query(&format!(
+                "SELECT {select} FROM {} WHERE TraceId IN {{ids:Array(String)}} \
+                 AND Timestamp >= toDateTime64({{lo:UInt32}}, 9) \
+                 AND Timestamp < toDateTime64({{hi:UInt32}} + 1, 9) {tail}",
+                self.t(TRACES)
+            ))
+            .param("ids", ids)
+            .param("lo", lo)
+            .param("hi", hi)
+            .fetch_all()
+            .await
+            .map(Some)
+            .map_err(backend)
+    }
+
     async fn log_rows(&self, sql: String, w: Where) -> Result<Vec<StoredLogRow>, StoreError> {
         w.query(&self.client, &sql)
             .fetch_all()
@@ -678,25 +709,13 @@ impl Store for ClickHouseStore {
         if wanted.is_empty() {
             return Ok(Vec::new());
         }
-        // The trace-ID index first: then only the days the traces lie in are read.
-        let Some((lo, hi)) = self.trace_ranges(&wanted).await? else {
+        // The trace-ID index first: then only the seconds the traces lie in are read.
+        let Some(rows) = self
+            .trace_rows::<SpanRow>(&wanted, SPAN_COLUMNS, "ORDER BY Timestamp, SpanId")
+            .await?
+        else {
             return Ok(Vec::new());
         };
-        let rows: Vec<SpanRow> = self
-            .client
-            .query(&format!(
-                "SELECT {SPAN_COLUMNS} FROM {} WHERE TraceId IN {{ids:Array(String)}} \
-                 AND Timestamp >= toDateTime64({{lo:UInt32}}, 9) \
-                 AND Timestamp < toDateTime64({{hi:UInt32}} + 1, 9) \
-                 ORDER BY Timestamp, SpanId",
-                self.t(TRACES)
-            ))
-            .param("ids", &wanted)
-            .param("lo", lo)
-            .param("hi", hi)
-            .fetch_all()
-            .await
-            .map_err(backend)?;
         let mut resources = ResourceCache::default();
         let mut by_trace: HashMap<TraceId, Vec<SpanRecord>> = HashMap::new();
         for row in rows {
@@ -715,9 +734,6 @@ impl Store for ClickHouseStore {
         if wanted.is_empty() {
             return Ok(Vec::new());
         }
-        let Some((lo, hi)) = self.trace_ranges(&wanted).await? else {
-            return Ok(Vec::new());
-        };
         #[derive(::clickhouse::Row, serde::Deserialize)]
         struct Row {
             trace_id: String,
@@ -729,28 +745,22 @@ impl Store for ClickHouseStore {
             spans: u64,
             errors: u64,
         }
-        let rows: Vec<Row> = self
-            .client
-            .query(&format!(
-                "SELECT TraceId AS trace_id, min(toUnixTimestamp64Nano(Timestamp)) AS start, \
-                 max(toUnixTimestamp64Nano(Timestamp) + toInt64(Duration)) AS end, \
-                 countIf(ParentSpanId = '') AS roots, \
-                 toString(argMinIf(ServiceName, Timestamp, ParentSpanId = '')) AS root_service, \
-                 toString(argMinIf(SpanName, Timestamp, ParentSpanId = '')) AS root_operation, \
-                 count() AS spans, countIf(StatusCode IN ('{}', '{}')) AS errors \
-                 FROM {} WHERE TraceId IN {{ids:Array(String)}} \
-                 AND Timestamp >= toDateTime64({{lo:UInt32}}, 9) \
-                 AND Timestamp < toDateTime64({{hi:UInt32}} + 1, 9) GROUP BY TraceId",
-                status_names(STATUS_ERROR)[0],
-                status_names(STATUS_ERROR)[1],
-                self.t(TRACES)
-            ))
-            .param("ids", &wanted)
-            .param("lo", lo)
-            .param("hi", hi)
-            .fetch_all()
-            .await
-            .map_err(backend)?;
+        let select = format!(
+            "TraceId AS trace_id, min(toUnixTimestamp64Nano(Timestamp)) AS start, \
+             max(toUnixTimestamp64Nano(Timestamp) + toInt64(Duration)) AS end, \
+             countIf(ParentSpanId = '') AS roots, \
+             toString(argMinIf(ServiceName, Timestamp, ParentSpanId = '')) AS root_service, \
+             toString(argMinIf(SpanName, Timestamp, ParentSpanId = '')) AS root_operation, \
+             count() AS spans, countIf(StatusCode IN ('{}', '{}')) AS errors",
+            status_names(STATUS_ERROR)[0],
+            status_names(STATUS_ERROR)[1],
+        );
+        let Some(rows) = self
+            .trace_rows::<Row>(&wanted, &select, "GROUP BY TraceId")
+            .await?
+        else {
+            return Ok(Vec::new());
+        };
         let mut by_id: HashMap<TraceId, TraceSummary> = HashMap::new();
         for r in rows {
             let Some(trace_id) = parse_hex(&r.trace_id) else {
