@@ -102,6 +102,34 @@ async fn store_files_written_by_earlier_versions_open_and_answer() {
     }
 }
 
+/// Segments of format 1 that a stop left sealing (their `CREATE INDEX` not run yet) are
+/// brought to format 2 on open and sealed with key tables; they answer as before.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn format_1_segments_left_sealing_are_sealed_with_key_tables() {
+    let fixture =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/store-v3-sealed");
+    let dir = tempfile::tempdir().expect("tempdir");
+    copy_tree(&fixture, dir.path());
+    rusqlite::Connection::open(dir.path().join(DB_FILE))
+        .expect("catalog")
+        .execute("UPDATE segments SET state = 1 WHERE state = 2", [])
+        .expect("unseal");
+    let store = Arc::new(SqliteStore::open(&SqliteConfig::new(dir.path())).expect("opens"));
+    let segments = sealed(&store).await;
+    assert_eq!(segments.len(), 3, "{segments:?}");
+    for s in &segments[..2] {
+        let conn = rusqlite::Connection::open(&s.path).expect("segment");
+        let version: i64 = conn
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .expect("version");
+        assert_eq!(version, 2, "{s:?}");
+        assert_ne!(key_rows(&s.path).0, 0, "{s:?}");
+    }
+    let store: Arc<dyn Store> = store;
+    conformance::a_trace_joins_its_batches(&store).await;
+    conformance::correlation_spans_traces_and_logs(&store).await;
+}
+
 fn copy_tree(from: &std::path::Path, to: &std::path::Path) {
     std::fs::create_dir_all(to).expect("mkdir");
     for entry in std::fs::read_dir(from).expect("read fixture") {
@@ -220,8 +248,20 @@ fn sqlite_indexes(file: &std::path::Path) -> Vec<String> {
         .expect("names")
 }
 
+/// (key, part) pairs in a segment's trace and correlation key tables (16 bytes a pair).
+fn key_rows(file: &std::path::Path) -> (i64, i64) {
+    let conn = rusqlite::Connection::open(file).expect("open segment");
+    conn.query_row(
+        "SELECT (SELECT coalesce(sum(length(entries)), 0) / 16 FROM trace_keys),
+                (SELECT coalesce(sum(length(entries)), 0) / 16 FROM correlation_keys)",
+        [],
+        |r| Ok((r.get(0)?, r.get(1)?)),
+    )
+    .expect("key tables")
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn full_segments_are_sealed_and_answer_through_their_own_indexes() {
+async fn full_segments_are_sealed_and_answer_through_their_own_key_tables() {
     let dir = tempfile::tempdir().expect("tempdir");
     let store = SqliteStore::open(&tiny_segments(dir.path())).expect("open");
     write_traces(&store, 1).await;
@@ -229,17 +269,22 @@ async fn full_segments_are_sealed_and_answer_through_their_own_indexes() {
     assert!(segments.len() >= 10, "{segments:?}");
     let open = segments.last().expect("an open segment");
     assert!(!open.sealed);
-    assert!(
-        sqlite_indexes(&open.path).is_empty(),
-        "the open segment has no trace-part index"
+    assert_eq!(
+        key_rows(&open.path),
+        (0, 0),
+        "the open segment's lookups are in memory"
     );
+    let mut parts = 0;
     for s in &segments[..segments.len() - 1] {
-        assert_eq!(
-            sqlite_indexes(&s.path),
-            vec!["trace_parts_by_correlation", "trace_parts_by_trace"],
-            "{s:?}"
+        assert!(
+            sqlite_indexes(&s.path).is_empty(),
+            "no sort by SQLite: {s:?}"
         );
+        let (traces, correlations) = key_rows(&s.path);
+        assert_eq!(traces, correlations, "one correlation ID a part: {s:?}");
+        parts += traces;
     }
+    assert_eq!(parts, 20, "one key row per trace part");
     for trace in 1..=20u8 {
         let found = store.traces(&[[trace; 16]]).await.expect("read");
         assert_eq!(found.len(), 1, "trace {trace}");
@@ -253,6 +298,22 @@ async fn full_segments_are_sealed_and_answer_through_their_own_indexes() {
     let summaries = store.trace_summaries(&[[20; 16]]).await.expect("summaries");
     assert_eq!(summaries[0].span_count, 2);
     assert_eq!(summaries[0].root, Some(("svc".into(), "op".into())));
+    // Lookups in a sealed segment go through its key tables: without their rows, its
+    // traces are not found (the others still are).
+    let first = &segments[0];
+    rusqlite::Connection::open(&first.path)
+        .expect("segment")
+        .execute_batch("DELETE FROM trace_keys; DELETE FROM correlation_keys;")
+        .expect("empty the key tables");
+    assert!(store.traces(&[[1; 16]]).await.expect("read").is_empty());
+    assert!(
+        store
+            .correlated_trace_ids("c-1", 10)
+            .await
+            .expect("correlation")
+            .is_empty()
+    );
+    assert_eq!(store.traces(&[[20; 16]]).await.expect("read").len(), 1);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -263,7 +324,7 @@ async fn a_reopened_store_seals_what_a_stop_left_open_and_keeps_every_row() {
         write_traces(&store, 1).await;
         sealed(&store).await
     };
-    // As a stop in the middle of sealing leaves them: listed as sealing, no index yet.
+    // As a stop in the middle of sealing leaves them: listed as sealing, key tables empty.
     let catalog = rusqlite::Connection::open(dir.path().join(DB_FILE)).expect("catalog");
     catalog
         .execute("UPDATE segments SET state = 1 WHERE state = 2", [])
@@ -271,10 +332,8 @@ async fn a_reopened_store_seals_what_a_stop_left_open_and_keeps_every_row() {
     for s in &segments[..segments.len() - 1] {
         rusqlite::Connection::open(&s.path)
             .expect("segment")
-            .execute_batch(
-                "DROP INDEX trace_parts_by_trace; DROP INDEX trace_parts_by_correlation;",
-            )
-            .expect("drop indexes");
+            .execute_batch("DELETE FROM trace_keys; DELETE FROM correlation_keys;")
+            .expect("empty the key tables");
     }
     let store = SqliteStore::open(&tiny_segments(dir.path())).expect("reopen");
     // Lookups work at once, through the rebuilt in-memory maps, and after sealing.
@@ -298,6 +357,9 @@ async fn a_reopened_store_seals_what_a_stop_left_open_and_keeps_every_row() {
         })
         .expect("states");
     assert_eq!(sealed_rows as usize, store.segments().len() - 1);
+    for s in &segments[..segments.len() - 1] {
+        assert_ne!(key_rows(&s.path), (0, 0), "sealed again: {s:?}");
+    }
     // New rows go on after the reopened open segment.
     write_traces(&store, 100).await;
     assert_eq!(store.traces(&[[119; 16]]).await.expect("read").len(), 1);

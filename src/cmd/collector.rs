@@ -87,7 +87,8 @@ pub struct CollectorArgs {
     #[arg(long, value_enum, default_value_t = SyncArg::Normal)]
     sync: SyncArg,
     /// Spans and logs a segment file takes before it is sealed (its trace-ID and
-    /// correlation-ID indexes built in one pass, on another thread) and the next one begins.
+    /// correlation-ID lookups written into it in key order, on another thread) and the next
+    /// one begins.
     /// The open segment finds IDs through maps in memory: about 60 bytes per trace it holds,
     /// twice that while the previous one is being sealed. Smaller segments use less memory;
     /// each lookup then visits more files.

@@ -11,8 +11,12 @@
 //! - Rows go to the open segment (`segments/NNNNNN.sqlite`). `spans` has no trace-ID index:
 //!   each commit writes a trace's spans contiguously and one `trace_parts` row per trace
 //!   saying where (first/last span rowid). While the segment is open, trace and correlation
-//!   IDs are found through a map in memory; when it is sealed, its trace-part indexes are built
-//!   in one sorted pass ([`SEAL_INDEXES`]).
+//!   IDs are found through a map in memory from 64-bit keys (SipHash under the segment's own
+//!   secret, `segment_keys`) to part rowids; sealing writes those pairs, sorted, in blocks
+//!   into the `trace_keys` and `correlation_keys` tables: a few thousand rows appended in
+//!   order, nothing sorted by SQLite.
+//!   Segment format 1 built `trace_parts` indexes with `CREATE INDEX` instead (an external
+//!   sort of a million rows, the seal's whole cost); its sealed files are read as they are.
 //! - `spans_by_service` is a covering index for search: (service, start, operation, duration),
 //!   cheap to keep live because each service's start times mostly grow.
 
@@ -145,8 +149,19 @@ pub const SEGMENTS_TABLE: &str = r#"
     );
 "#;
 
-/// The `user_version` of a segment file.
-pub const SEGMENT_VERSION: i64 = 1;
+/// The `user_version` of a segment file this build writes: 2 since the key tables.
+pub const SEGMENT_VERSION: i64 = 2;
+
+/// What segment format 2 adds to format 1: the secret of the segment's ID keys (one row),
+/// and the sealed segment's lookups, filled when it is sealed: its sorted (key, part rowid)
+/// pairs in blocks of about a page, each row keyed by its first key (so one rowid lookup
+/// finds the block a key is in; equal keys never straddle two blocks). An unsealed file of
+/// format 1 gets them on open.
+pub const SEGMENT_KEY_TABLES: &str = r#"
+    CREATE TABLE segment_keys (k0 INTEGER NOT NULL, k1 INTEGER NOT NULL);
+    CREATE TABLE trace_keys (first_key INTEGER PRIMARY KEY, entries BLOB NOT NULL);
+    CREATE TABLE correlation_keys (first_key INTEGER PRIMARY KEY, entries BLOB NOT NULL);
+"#;
 
 /// A segment file: the catalog's data tables, with only indexes whose entries arrive in
 /// about the order they are kept (time, or service then time) and the log lookups.
@@ -214,12 +229,4 @@ pub const SEGMENT_SCHEMA: &str = r#"
     CREATE INDEX logs_by_service ON logs (service_id, time_ns);
     CREATE INDEX logs_by_trace ON logs (trace_id) WHERE trace_id IS NOT NULL;
     CREATE INDEX logs_by_correlation ON logs (correlation_id) WHERE correlation_id IS NOT NULL;
-"#;
-
-/// Built when a segment is sealed: one sort over a finished table, written sequentially,
-/// instead of a random B-tree descent per row while ingesting.
-pub const SEAL_INDEXES: &str = r#"
-    CREATE INDEX IF NOT EXISTS trace_parts_by_trace ON trace_parts (trace_id);
-    CREATE INDEX IF NOT EXISTS trace_parts_by_correlation ON trace_parts (correlation_id)
-        WHERE correlation_id IS NOT NULL;
 "#;

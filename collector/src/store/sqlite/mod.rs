@@ -1,20 +1,23 @@
 //! The embedded store: a directory of SQLite files in WAL mode. The catalog
 //! (`gauntlet.sqlite`) interns names and lists the segments; rows go to the open segment
-//! (`segments/NNNNNN.sqlite`) until it is full, then it is sealed (its trace-ID and
-//! correlation-ID indexes built in one pass, on another thread) and the next one opens.
+//! (`segments/NNNNNN.sqlite`) until it is full, then it is sealed (its in-memory trace-ID and
+//! correlation-ID lookups written, sorted, into its key tables, on another thread) and the
+//! next one opens.
 //! Retention drops whole segments. Every write goes through one writer behind a mutex
 //! (SQLite has one writer per file anyway); queries use per-file pools of read-only
 //! connections, which WAL lets run beside the writer, and merge what the segments hold.
 //!
 //! Rusqlite is blocking, so every call runs on tokio's blocking pool. The parts:
 //! [`connections`] (checkpointer, reader pools), [`dictionary`] (names in memory),
-//! [`open_index`] (the open segment's lookups), [`segment`] (segment files, sealing),
+//! [`open_index`] (the open segment's lookups), [`key_blocks`] (a sealed segment's),
+//! [`segment`] (segment files, sealing),
 //! [`write`], [`prune`] (retention), [`read`] (rows into records, per-segment lookups),
 //! [`query`] (the [`Store`] implementation). `rusqlite` errors stop here: they become
 //! [`StoreError::Backend`].
 
 mod connections;
 mod dictionary;
+mod key_blocks;
 mod open_index;
 mod prune;
 mod query;
@@ -30,8 +33,8 @@ use rusqlite::{Connection, OptionalExtension};
 
 use self::connections::{Checkpointer, Readers};
 use self::dictionary::Dictionary;
-use self::open_index::OpenIndex;
-use self::segment::{Job, LEGACY, OPEN, SEALED, SEALING, SealJob, Sealer, Segment};
+use self::open_index::{Keys, OpenIndex};
+use self::segment::{Job, LEGACY, Lookup, OPEN, SEALED, SEALING, SealJob, Sealer, Segment};
 use self::write::Writer;
 use super::StoreError;
 use super::schema::{MIGRATIONS, current_version};
@@ -183,6 +186,7 @@ impl SqliteStore {
             segments.push(Arc::new(Segment::new(
                 LEGACY,
                 path.clone(),
+                (Keys::random(), Lookup::PartIndexes),
                 None,
                 Some((i64::MIN, i64::MAX)),
             )));
@@ -205,15 +209,16 @@ impl SqliteStore {
             }
             if state == SEALED {
                 let range = min.zip(max);
-                segments.push(Arc::new(Segment::new(id, file, None, range)));
+                let format = segment::sealed_format(&file)?;
+                segments.push(Arc::new(Segment::new(id, file, format, None, range)));
                 continue;
             }
             if is_last && state == OPEN {
                 // Becomes the writer's segment below (created if the stop came first).
                 continue;
             }
-            let conn = segment::open_for_writing(&file, config.sync, 4 << 20)?;
-            let index = OpenIndex::rebuild(&conn)?;
+            let (conn, keys) = segment::open_for_writing(&file, config.sync, 4 << 20)?;
+            let index = OpenIndex::rebuild(&conn, keys)?;
             let range = Segment::read_start_range(&conn)?;
             drop(conn);
             if state != SEALING {
@@ -222,7 +227,8 @@ impl SqliteStore {
                     [SEALING, id],
                 )?;
             }
-            let seg = Arc::new(Segment::new(id, file, Some(index), range));
+            let format = (keys, Lookup::KeyTables);
+            let seg = Arc::new(Segment::new(id, file, format, Some(index), range));
             to_seal.push(seg.clone());
             segments.push(seg);
         }
@@ -241,15 +247,22 @@ impl SqliteStore {
             }
         };
         let open_file = Segment::file(&config.dir, open_id);
-        let conn = segment::open_for_writing(&open_file, config.sync, config.cache_bytes)?;
-        let index = OpenIndex::rebuild(&conn)?;
+        let (conn, keys) = segment::open_for_writing(&open_file, config.sync, config.cache_bytes)?;
+        let index = OpenIndex::rebuild(&conn, keys)?;
         let rows: u64 = conn.query_row(
             "SELECT (SELECT count(*) FROM spans) + (SELECT count(*) FROM logs)",
             [],
             |r| r.get::<_, i64>(0),
         )? as u64;
         let range = Segment::read_start_range(&conn)?;
-        let open = Arc::new(Segment::new(open_id, open_file.clone(), Some(index), range));
+        let format = (keys, Lookup::KeyTables);
+        let open = Arc::new(Segment::new(
+            open_id,
+            open_file.clone(),
+            format,
+            Some(index),
+            range,
+        ));
         segments.push(open.clone());
         let checkpointer = Checkpointer::start(&open_file)?;
         let sealer = Sealer::start(path.clone())?;

@@ -1,48 +1,103 @@
 //! The trace-ID and correlation-ID lookups of a segment that is not sealed yet, in memory:
 //! an index on random keys updated per row is what made ingest slow (every commit dirtied
 //! hundreds of scattered B-tree pages). Rebuilt from the segment's `trace_parts` on start;
-//! dropped once the sealed segment's own indexes exist.
+//! when the segment is sealed, its pairs are written, sorted, into the segment's key tables.
 //!
-//! Each key is kept as a 64-bit hash (seeded at random per process, so that no sender can
-//! choose IDs that collide) mapping to its newest part; older parts of the same key are
-//! chained through arrays indexed by part rowid. About 60 bytes per part in all. Callers
-//! check every candidate row against the key in SQL, so a hash collision or a stale entry
-//! costs a probe, never a wrong answer.
+//! Each key is kept as a 64-bit hash under the segment's own secret key ([`Keys`]) mapping to
+//! its newest part; older parts of the same key are chained through arrays indexed by part
+//! rowid. About 60 bytes per part in all. Callers check every candidate row against the key
+//! in SQL, so a hash collision or a stale entry costs a probe, never a wrong answer.
 
 use std::collections::HashMap;
-use std::hash::{BuildHasher, Hash};
-use std::sync::LazyLock;
+use std::hash::{BuildHasher, Hasher};
 
 use fastbloom::BloomFilter;
 use foldhash::fast::RandomState as FastState;
-use foldhash::quality::RandomState as KeyState;
 use rusqlite::Connection;
+use siphasher::sip::SipHasher13;
 
+use super::key_blocks::{self, KeyTable};
 use crate::model::TraceId;
 use crate::store::StoreError;
 
-/// One seed per process for every key hash, so that a sealed segment's filters, built from
-/// its open index's keys, answer for IDs hashed later.
-static KEYS: LazyLock<KeyState> = LazyLock::new(KeyState::default);
-
-/// The 64-bit key of a trace ID or a correlation ID.
-pub(super) fn key_of<T: Hash + ?Sized>(id: &T) -> u64 {
-    KEYS.hash_one(id)
+/// How one segment turns trace and correlation IDs into 64-bit keys: SipHash-1-3 under a
+/// random key kept in the segment's file. Keys outlive the process in a sealed segment's
+/// key tables, so the hash must be one whose output a specification fixes (a faster hasher's
+/// may change with its version); the secret key keeps senders from choosing IDs that collide.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct Keys {
+    k0: u64,
+    k1: u64,
 }
 
-#[derive(Debug, Default)]
+impl Keys {
+    /// Fresh secret keys, from the standard library's randomly seeded hasher.
+    pub(super) fn random() -> Self {
+        let state = std::hash::RandomState::new();
+        Self {
+            k0: state.hash_one(0u8),
+            k1: state.hash_one(1u8),
+        }
+    }
+
+    /// The keys as a segment file stores them (SQLite integers are signed).
+    pub(super) fn to_stored(self) -> (i64, i64) {
+        (self.k0 as i64, self.k1 as i64)
+    }
+
+    pub(super) fn from_stored(k0: i64, k1: i64) -> Self {
+        Self {
+            k0: k0 as u64,
+            k1: k1 as u64,
+        }
+    }
+
+    pub(super) fn trace(&self, trace: &TraceId) -> u64 {
+        self.hash(trace)
+    }
+
+    pub(super) fn correlation(&self, correlation: &str) -> u64 {
+        self.hash(correlation.as_bytes())
+    }
+
+    fn hash(&self, bytes: &[u8]) -> u64 {
+        let mut h = SipHasher13::new_with_keys(self.k0, self.k1);
+        h.write(bytes);
+        h.finish()
+    }
+}
+
+/// A sealed segment's key tables' rows: (key, part rowid), sorted as SQLite orders them, so
+/// that inserting them appends to each table's B-tree.
+pub(super) type KeyRows = Vec<(i64, i64)>;
+
+#[derive(Debug)]
 pub(super) struct OpenIndex {
+    keys: Keys,
     traces: HashMap<u64, u32, FastState>,
     correlations: HashMap<u64, u32, FastState>,
     /// `prev_trace[rowid]`: the previous part of the same trace, 0 for none.
     prev_trace: Vec<u32>,
     prev_correlation: Vec<u32>,
+    /// A part whose rowid did not fit was left out: the pairs must be read from the file.
+    incomplete: bool,
 }
 
 impl OpenIndex {
+    pub(super) fn new(keys: Keys) -> Self {
+        Self {
+            keys,
+            traces: HashMap::default(),
+            correlations: HashMap::default(),
+            prev_trace: Vec::new(),
+            prev_correlation: Vec::new(),
+            incomplete: false,
+        }
+    }
+
     /// Reads a segment's parts back into memory (after a restart, or a seal cut short).
-    pub(super) fn rebuild(conn: &Connection) -> Result<Self, StoreError> {
-        let mut index = Self::default();
+    pub(super) fn rebuild(conn: &Connection, keys: Keys) -> Result<Self, StoreError> {
+        let mut index = Self::new(keys);
         let mut stmt =
             conn.prepare("SELECT id, trace_id, correlation_id FROM trace_parts ORDER BY id")?;
         let mut rows = stmt.query([])?;
@@ -57,7 +112,8 @@ impl OpenIndex {
     pub(super) fn add(&mut self, part: i64, trace: &TraceId, correlation: Option<&str>) {
         let Ok(part) = u32::try_from(part) else {
             // A segment is sealed long before 4 billion parts; a larger rowid is not indexed
-            // here, and its segment's sealed index will find it.
+            // here, and the seal reads the segment's pairs from its file instead.
+            self.incomplete = true;
             return;
         };
         let slot = part as usize;
@@ -66,11 +122,11 @@ impl OpenIndex {
             self.prev_trace.resize(len, 0);
             self.prev_correlation.resize(len, 0);
         }
-        let key = key_of(trace);
+        let key = self.keys.trace(trace);
         self.prev_trace[slot] = self.traces.insert(key, part).unwrap_or(0);
         self.prev_correlation[slot] = match correlation {
             Some(c) => {
-                let key = key_of(c);
+                let key = self.keys.correlation(c);
                 self.correlations.insert(key, part).unwrap_or(0)
             }
             None => 0,
@@ -79,19 +135,31 @@ impl OpenIndex {
 
     /// Part rowids that may belong to the trace, newest first.
     pub(super) fn trace_parts(&self, trace: &TraceId) -> Vec<i64> {
-        let key = key_of(trace);
-        chain(self.traces.get(&key).copied(), &self.prev_trace)
+        let key = self.keys.trace(trace);
+        chain(self.traces.get(&key).copied(), &self.prev_trace).collect()
     }
 
     /// Part rowids that may carry the correlation ID, newest first.
     pub(super) fn correlation_parts(&self, correlation: &str) -> Vec<i64> {
-        let key = key_of(correlation);
-        chain(self.correlations.get(&key).copied(), &self.prev_correlation)
+        let key = self.keys.correlation(correlation);
+        chain(self.correlations.get(&key).copied(), &self.prev_correlation).collect()
+    }
+
+    /// Every (key, part) pair of the trace and the correlation lookups, sorted: the rows of
+    /// the sealed segment's key tables. `None` if a part was left out.
+    pub(super) fn key_rows(&self) -> Option<(KeyRows, KeyRows)> {
+        (!self.incomplete).then(|| {
+            (
+                pairs(&self.traces, &self.prev_trace),
+                pairs(&self.correlations, &self.prev_correlation),
+            )
+        })
     }
 
     /// Bloom filters of every key, for the segment once sealed.
     pub(super) fn filters(&self) -> SegmentFilters {
         SegmentFilters {
+            keys: self.keys,
             traces: bloom(self.traces.keys().copied(), self.traces.len()),
             correlations: bloom(self.correlations.keys().copied(), self.correlations.len()),
         }
@@ -100,10 +168,7 @@ impl OpenIndex {
     /// Forgets everything: the segment's parts were all deleted, and SQLite may hand out
     /// their rowids again.
     pub(super) fn clear(&mut self) {
-        self.traces = HashMap::default();
-        self.correlations = HashMap::default();
-        self.prev_trace = Vec::new();
-        self.prev_correlation = Vec::new();
+        *self = Self::new(self.keys);
     }
 }
 
@@ -111,43 +176,71 @@ impl OpenIndex {
 /// whose filter says no, without opening it. About one byte per ID; 2% false positives.
 #[derive(Debug)]
 pub(super) struct SegmentFilters {
+    keys: Keys,
     traces: BloomFilter,
     correlations: BloomFilter,
 }
 
 impl SegmentFilters {
-    /// Builds the filters of a sealed segment from its trace parts (after a restart).
-    pub(super) fn read(conn: &Connection) -> Result<Self, StoreError> {
-        let mut traces = Vec::new();
-        let mut correlations = Vec::new();
-        let mut stmt = conn.prepare("SELECT trace_id, correlation_id FROM trace_parts")?;
-        let mut rows = stmt.query([])?;
-        while let Some(row) = rows.next()? {
-            traces.push(key_of(&super::read::blob_id::<16>(
-                row.get_ref(0)?.as_blob()?,
-            )));
-            if let Some(c) = row.get_ref(1)?.as_str_or_null()? {
-                correlations.push(key_of(c));
-            }
-        }
+    /// Builds the filters of a sealed segment from its key tables (after a restart).
+    pub(super) fn from_key_tables(conn: &Connection, keys: Keys) -> Result<Self, StoreError> {
+        let traces = key_blocks::all_keys(conn, KeyTable::Traces)?;
+        let correlations = key_blocks::all_keys(conn, KeyTable::Correlations)?;
         Ok(Self {
+            keys,
             traces: bloom(traces.iter().copied(), traces.len()),
             correlations: bloom(correlations.iter().copied(), correlations.len()),
         })
     }
 
+    /// Builds the filters of a segment sealed with trace-part indexes (segment format 1),
+    /// from its trace parts.
+    pub(super) fn from_parts(conn: &Connection, keys: Keys) -> Result<Self, StoreError> {
+        let (traces, correlations) = key_rows_of_parts(conn, keys)?;
+        Ok(Self {
+            keys,
+            traces: bloom(traces.iter().map(|r| r.0 as u64), traces.len()),
+            correlations: bloom(correlations.iter().map(|r| r.0 as u64), correlations.len()),
+        })
+    }
+
     pub(super) fn may_hold_trace(&self, trace: &TraceId) -> bool {
-        self.traces.contains(&key_of(trace))
+        self.traces.contains(&self.keys.trace(trace))
     }
 
     pub(super) fn may_hold_correlation(&self, correlation: &str) -> bool {
-        self.correlations.contains(&key_of(correlation))
+        self.correlations
+            .contains(&self.keys.correlation(correlation))
     }
+}
+
+/// The key-table rows of a segment, read from its trace parts: for a seal whose in-memory
+/// lookups left a part out, and for filters over a segment without key tables.
+pub(super) fn key_rows_of_parts(
+    conn: &Connection,
+    keys: Keys,
+) -> Result<(KeyRows, KeyRows), StoreError> {
+    let mut traces = Vec::new();
+    let mut correlations = Vec::new();
+    let mut stmt = conn.prepare("SELECT id, trace_id, correlation_id FROM trace_parts")?;
+    let mut rows = stmt.query([])?;
+    while let Some(row) = rows.next()? {
+        let part: i64 = row.get(0)?;
+        let trace = super::read::blob_id::<16>(row.get_ref(1)?.as_blob()?);
+        traces.push((keys.trace(&trace) as i64, part));
+        if let Some(c) = row.get_ref(2)?.as_str_or_null()? {
+            correlations.push((keys.correlation(c) as i64, part));
+        }
+    }
+    traces.sort_unstable();
+    correlations.sort_unstable();
+    Ok((traces, correlations))
 }
 
 /// What a sealed segment's logs hold: their trace and correlation IDs and their time range,
 /// so that a log query opens only the segments that may answer it, newest first.
 pub(super) struct LogFilters {
+    keys: Keys,
     traces: BloomFilter,
     correlations: BloomFilter,
     range: Option<(i64, i64)>,
@@ -155,7 +248,7 @@ pub(super) struct LogFilters {
 
 impl LogFilters {
     /// Reads a sealed segment's logs (on the sealer's thread).
-    pub(super) fn read(conn: &Connection) -> Result<Self, StoreError> {
+    pub(super) fn read(conn: &Connection, keys: Keys) -> Result<Self, StoreError> {
         let mut traces = Vec::new();
         let mut correlations = Vec::new();
         let mut stmt = conn.prepare(
@@ -165,13 +258,14 @@ impl LogFilters {
         let mut rows = stmt.query([])?;
         while let Some(row) = rows.next()? {
             if let Some(t) = row.get_ref(0)?.as_blob_or_null()? {
-                traces.push(key_of(&super::read::blob_id::<16>(t)));
+                traces.push(keys.trace(&super::read::blob_id::<16>(t)));
             }
             if let Some(c) = row.get_ref(1)?.as_str_or_null()? {
-                correlations.push(key_of(c));
+                correlations.push(keys.correlation(c));
             }
         }
         Ok(Self {
+            keys,
             traces: bloom(traces.iter().copied(), traces.len()),
             correlations: bloom(correlations.iter().copied(), correlations.len()),
             range: log_range(conn)?,
@@ -179,11 +273,12 @@ impl LogFilters {
     }
 
     pub(super) fn may_hold_trace(&self, trace: &TraceId) -> bool {
-        self.traces.contains(&key_of(trace))
+        self.traces.contains(&self.keys.trace(trace))
     }
 
     pub(super) fn may_hold_correlation(&self, correlation: &str) -> bool {
-        self.correlations.contains(&key_of(correlation))
+        self.correlations
+            .contains(&self.keys.correlation(correlation))
     }
 
     /// The oldest and newest log times (`None`: no logs).
@@ -211,19 +306,28 @@ fn bloom(keys: impl Iterator<Item = u64>, count: usize) -> BloomFilter {
     filter
 }
 
-/// Follows a chain of strictly decreasing rowids, so that a stale link can never loop.
-fn chain(head: Option<u32>, prev: &[u32]) -> Vec<i64> {
-    let mut out = Vec::new();
-    let mut at = head.unwrap_or(0);
-    while at != 0 {
-        out.push(i64::from(at));
-        let next = prev.get(at as usize).copied().unwrap_or(0);
-        if next >= at {
-            break;
-        }
-        at = next;
+/// Every (key, part) pair of one lookup, sorted as SQLite sorts signed integers.
+fn pairs(heads: &HashMap<u64, u32, FastState>, prev: &[u32]) -> KeyRows {
+    let mut rows = Vec::with_capacity(heads.len());
+    for (&key, &head) in heads {
+        rows.extend(chain(Some(head), prev).map(|part| (key as i64, part)));
     }
-    out
+    rows.sort_unstable();
+    rows
+}
+
+/// Follows a chain of strictly decreasing rowids, so that a stale link can never loop.
+fn chain(head: Option<u32>, prev: &[u32]) -> impl Iterator<Item = i64> + '_ {
+    let mut at = head.unwrap_or(0);
+    std::iter::from_fn(move || {
+        if at == 0 {
+            return None;
+        }
+        let here = at;
+        let next = prev.get(at as usize).copied().unwrap_or(0);
+        at = if next < at { next } else { 0 };
+        Some(i64::from(here))
+    })
 }
 
 #[cfg(test)]
@@ -232,7 +336,7 @@ mod tests {
 
     #[test]
     fn keys_find_all_their_parts_newest_first() {
-        let mut index = OpenIndex::default();
+        let mut index = OpenIndex::new(Keys::random());
         index.add(1, &[1; 16], Some("c-1"));
         index.add(2, &[2; 16], None);
         index.add(3, &[1; 16], Some("c-2"));
@@ -249,7 +353,7 @@ mod tests {
 
     #[test]
     fn filters_hold_every_key_and_few_others() {
-        let mut index = OpenIndex::default();
+        let mut index = OpenIndex::new(Keys::random());
         for i in 1..=10_000u32 {
             let mut trace = [0u8; 16];
             trace[..4].copy_from_slice(&i.to_le_bytes());
@@ -288,7 +392,7 @@ mod tests {
             )
             .expect("insert");
         }
-        let filters = SegmentFilters::read(&conn).expect("read");
+        let filters = SegmentFilters::from_parts(&conn, Keys::random()).expect("read");
         for i in 1..=100u8 {
             assert!(filters.may_hold_trace(&[i; 16]), "trace {i}");
             if i % 2 == 0 {
@@ -303,7 +407,7 @@ mod tests {
 
     #[test]
     fn a_reused_rowid_cannot_make_a_chain_loop() {
-        let mut index = OpenIndex::default();
+        let mut index = OpenIndex::new(Keys::random());
         index.add(5, &[1; 16], None);
         // Rowid 2 handed out again after a delete, chained to the newer head 5.
         index.add(2, &[1; 16], None);

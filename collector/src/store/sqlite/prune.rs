@@ -6,7 +6,7 @@
 
 use rusqlite::{Connection, OptionalExtension, params};
 
-use super::segment::{Job, LEGACY, Segment, trash_dir};
+use super::segment::{self, Job, LEGACY, Segment, trash_dir};
 use super::write::Writer;
 use crate::store::{PruneReport, RetentionPolicy, StoreError};
 
@@ -178,7 +178,8 @@ impl Writer {
 
     /// Bytes in use: the catalog and every segment file with its WAL.
     fn used_bytes(&self, segments: &[std::sync::Arc<Segment>]) -> u64 {
-        let catalog = Segment::new(LEGACY, self.catalog_path(), None, None).disk_bytes();
+        let catalog = segment::file_len(&self.catalog_path())
+            + segment::file_len(&segment::wal_path(&self.catalog_path()));
         catalog
             + segments
                 .iter()

@@ -5,7 +5,8 @@
 use rusqlite::{Connection, params};
 
 use super::dictionary::Names;
-use super::segment::Segment;
+use super::key_blocks::{self, KeyTable};
+use super::segment::{Lookup, Segment};
 use crate::model::{LogRecord, STATUS_ERROR, SpanKind, SpanRecord, TraceId};
 use crate::store::{SpanFilter, StoreError, StoredLog};
 
@@ -132,7 +133,15 @@ pub(super) fn trace_parts(
     segment: &Segment,
     trace: &TraceId,
 ) -> Result<Vec<Part>, StoreError> {
-    let candidates = segment.index().as_ref().map(|i| i.trace_parts(trace));
+    let open = segment.index().as_ref().map(|i| i.trace_parts(trace));
+    let candidates = match (open, segment.lookup) {
+        (Some(parts), _) => Some(parts),
+        (None, Lookup::KeyTables) => {
+            let key = segment.keys.trace(trace) as i64;
+            Some(key_blocks::find(conn, KeyTable::Traces, key)?)
+        }
+        (None, Lookup::PartIndexes) => None,
+    };
     let mut parts = Vec::new();
     match candidates {
         Some(rowids) => {
@@ -166,10 +175,18 @@ pub(super) fn correlated_traces(
     segment: &Segment,
     correlation: &str,
 ) -> Result<Vec<(TraceId, i64)>, StoreError> {
-    let candidates = segment
+    let open = segment
         .index()
         .as_ref()
         .map(|i| i.correlation_parts(correlation));
+    let candidates = match (open, segment.lookup) {
+        (Some(parts), _) => Some(parts),
+        (None, Lookup::KeyTables) => {
+            let key = segment.keys.correlation(correlation) as i64;
+            Some(key_blocks::find(conn, KeyTable::Correlations, key)?)
+        }
+        (None, Lookup::PartIndexes) => None,
+    };
     let mut out: Vec<(TraceId, i64)> = Vec::new();
     let row = |r: &rusqlite::Row<'_>| -> rusqlite::Result<(TraceId, i64)> {
         Ok((blob_id::<16>(r.get_ref(0)?.as_blob()?), r.get(1)?))

@@ -1,7 +1,8 @@
 //! A segment: one SQLite file of spans, trace parts and logs, written while it is open and
 //! never again once sealed (retention drops it whole, or cuts its oldest batches when it
-//! straddles the cut). Sealing builds the trace-part indexes on the sealer's own thread and
-//! connection: another file, so ingest into the next segment never waits for it.
+//! straddles the cut). Sealing writes the in-memory lookups into the file's key tables on the
+//! sealer's own thread and connection: another file, so ingest into the next segment never
+//! waits for it.
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -11,11 +12,14 @@ use std::sync::{Arc, Mutex, OnceLock, RwLock, RwLockReadGuard, RwLockWriteGuard}
 use rusqlite::{Connection, OptionalExtension, params};
 
 use super::connections::{Checkpointer, Readers};
-use super::open_index::{LogFilters, OpenIndex, SegmentFilters, log_range};
+use super::key_blocks::{self, KeyTable};
+use super::open_index::{
+    Keys, LogFilters, OpenIndex, SegmentFilters, key_rows_of_parts, log_range,
+};
 use super::{Sync, configure};
 use crate::model::TraceId;
 use crate::store::StoreError;
-use crate::store::schema::{SEAL_INDEXES, SEGMENT_SCHEMA, SEGMENT_VERSION};
+use crate::store::schema::{SEGMENT_KEY_TABLES, SEGMENT_SCHEMA, SEGMENT_VERSION};
 
 /// The catalog's `segments.state` values.
 pub(super) const OPEN: i64 = 0;
@@ -25,10 +29,22 @@ pub(super) const SEALED: i64 = 2;
 /// The catalog file's own data tables, read as one more sealed segment.
 pub(super) const LEGACY: i64 = 0;
 
+/// How a sealed segment finds trace and correlation IDs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Lookup {
+    /// Segment format 2: the key tables its seal filled.
+    KeyTables,
+    /// Segment format 1, and the catalog's own tables: indexes on `trace_parts`.
+    PartIndexes,
+}
+
 pub(super) struct Segment {
     pub(super) id: i64,
     pub(super) path: PathBuf,
     pub(super) readers: Readers,
+    /// Turns IDs into the keys of its lookups and filters.
+    pub(super) keys: Keys,
+    pub(super) lookup: Lookup,
     /// `Some` until the sealed segment's own indexes exist.
     index: RwLock<Option<OpenIndex>>,
     /// The span start times it holds (`None`: no spans), kept up to date by the writer while
@@ -60,6 +76,7 @@ impl Segment {
     pub(super) fn new(
         id: i64,
         path: PathBuf,
+        (keys, lookup): (Keys, Lookup),
         index: Option<OpenIndex>,
         start_range: Option<(i64, i64)>,
     ) -> Self {
@@ -67,6 +84,8 @@ impl Segment {
             id,
             readers: Readers::new(path.clone(), 2),
             path,
+            keys,
+            lookup,
             index: RwLock::new(index),
             start_range: Mutex::new(start_range),
             filters: OnceLock::new(),
@@ -213,12 +232,13 @@ pub(super) fn file_len(path: &Path) -> u64 {
     std::fs::metadata(path).map(|m| m.len()).unwrap_or(0)
 }
 
-/// Opens a segment file for writing, creating its tables if it is new.
+/// Opens a segment file for writing, creating its tables if it is new (and adding the key
+/// tables to an unsealed file of format 1); returns it with the segment's keys.
 pub(super) fn open_for_writing(
     path: &Path,
     sync: Sync,
     cache_bytes: u64,
-) -> Result<Connection, StoreError> {
+) -> Result<(Connection, Keys), StoreError> {
     if let Some(parent) = path.parent() {
         std::fs::create_dir_all(parent)?;
     }
@@ -229,25 +249,52 @@ pub(super) fn open_for_writing(
     let conn = Connection::open(path).map_err(unavailable)?;
     configure(&conn, sync, cache_bytes).map_err(unavailable)?;
     let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
-    match version {
-        0 => {
-            conn.execute_batch(&format!(
-                "BEGIN; {SEGMENT_SCHEMA} PRAGMA user_version = {SEGMENT_VERSION}; COMMIT;"
-            ))?;
-        }
-        SEGMENT_VERSION => {}
+    let tables = match version {
+        0 => format!("{SEGMENT_SCHEMA} {SEGMENT_KEY_TABLES}"),
+        1 => SEGMENT_KEY_TABLES.to_string(),
+        SEGMENT_VERSION => String::new(),
         other => {
             return Err(StoreError::Incompatible {
                 location: path.display().to_string(),
                 reason: format!(
-                    "segment format {other}, this build of gauntlet reads format \
+                    "segment format {other}, this build of gauntlet reads formats 1 to \
                      {SEGMENT_VERSION}; run a newer gauntlet, or point --data-dir elsewhere"
                 ),
             });
         }
+    };
+    if !tables.is_empty() {
+        let (k0, k1) = Keys::random().to_stored();
+        conn.execute_batch(&format!(
+            "BEGIN; {tables} INSERT INTO segment_keys (k0, k1) VALUES ({k0}, {k1});
+             PRAGMA user_version = {SEGMENT_VERSION}; COMMIT;"
+        ))?;
     }
+    let keys = read_keys(&conn)?;
     conn.set_prepared_statement_cache_capacity(64);
-    Ok(conn)
+    Ok((conn, keys))
+}
+
+fn read_keys(conn: &Connection) -> Result<Keys, StoreError> {
+    Ok(conn.query_row("SELECT k0, k1 FROM segment_keys", [], |r| {
+        Ok(Keys::from_stored(r.get(0)?, r.get(1)?))
+    })?)
+}
+
+/// The keys and lookup of a sealed segment file, read from it. A file of format 1 has no
+/// stored keys: its filters, built on each start, get fresh ones.
+pub(super) fn sealed_format(path: &Path) -> Result<(Keys, Lookup), StoreError> {
+    let conn = Connection::open_with_flags(
+        path,
+        rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )?;
+    conn.execute_batch("PRAGMA busy_timeout = 10000;")?;
+    let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+    Ok(if version >= 2 {
+        (read_keys(&conn)?, Lookup::KeyTables)
+    } else {
+        (Keys::random(), Lookup::PartIndexes)
+    })
 }
 
 /// One segment to seal, with the checkpointer that kept its WAL short while it was open.
@@ -347,10 +394,17 @@ fn seal(catalog: &Path, job: SealJob) -> Result<(), StoreError> {
         return Ok(());
     }
     let started = std::time::Instant::now();
-    let conn = Connection::open(&segment.path)?;
-    // The index sort spills to a temporary file past this cache: memory stays bounded.
+    let mut conn = Connection::open(&segment.path)?;
     conn.execute_batch("PRAGMA busy_timeout = 10000; PRAGMA cache_size = -16384;")?;
-    conn.execute_batch(&format!("BEGIN IMMEDIATE; {SEAL_INDEXES} COMMIT;"))?;
+    let rows = segment.index().as_ref().and_then(OpenIndex::key_rows);
+    let (traces, correlations) = match rows {
+        Some(rows) => rows,
+        None => key_rows_of_parts(&conn, segment.keys)?,
+    };
+    let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+    key_blocks::write(&tx, KeyTable::Traces, &traces)?;
+    key_blocks::write(&tx, KeyTable::Correlations, &correlations)?;
+    tx.commit()?;
     let range = segment.start_range();
     let _ = conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()));
     let cat = Connection::open(catalog)?;
@@ -369,7 +423,7 @@ fn seal(catalog: &Path, job: SealJob) -> Result<(), StoreError> {
     }
     // Log queries skip it by ID and time from here (without them they probe its indexes,
     // so a failure here costs speed, not the seal).
-    match LogFilters::read(&conn) {
+    match LogFilters::read(&conn, segment.keys) {
         Ok(filters) => {
             let _ = segment.log_filters.set(filters);
         }
@@ -389,7 +443,13 @@ fn build_filters(segment: &Segment) -> Result<(), StoreError> {
         rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
     )?;
     conn.execute_batch("PRAGMA busy_timeout = 10000;")?;
-    let _ = segment.filters.set(SegmentFilters::read(&conn)?);
-    let _ = segment.log_filters.set(LogFilters::read(&conn)?);
+    let filters = match segment.lookup {
+        Lookup::KeyTables => SegmentFilters::from_key_tables(&conn, segment.keys)?,
+        Lookup::PartIndexes => SegmentFilters::from_parts(&conn, segment.keys)?,
+    };
+    let _ = segment.filters.set(filters);
+    let _ = segment
+        .log_filters
+        .set(LogFilters::read(&conn, segment.keys)?);
     Ok(())
 }

@@ -13,7 +13,7 @@ use rusqlite::{Connection, Transaction, params};
 use super::connections::Checkpointer;
 use super::dictionary::{Dictionary, NewName, OperationName};
 use super::open_index::OpenIndex;
-use super::segment::{self, Job, OPEN, SEALING, SealJob, Sealer, Segment};
+use super::segment::{self, Job, Lookup, OPEN, SEALING, SealJob, Sealer, Segment};
 use super::{SegmentLimits, Sync};
 use crate::model::{
     Batch, LogRecord, Resource, STATUS_ERROR, SpanKind, SpanRecord, TraceId, now_ns,
@@ -54,8 +54,8 @@ struct RowIds {
     scope: i64,
 }
 
-/// Per-trace totals of the spans of one commit.
-struct TraceAgg {
+/// Per-trace totals of the spans of one commit (borrowing its correlation IDs from them).
+struct TraceAgg<'a> {
     trace_id: TraceId,
     first: i64,
     last: i64,
@@ -64,14 +64,15 @@ struct TraceAgg {
     end: i64,
     error: bool,
     root: Option<(i64, i64)>,
-    correlations: Vec<String>,
+    /// Nearly always one or none.
+    correlations: Vec<&'a str>,
 }
 
 /// A trace-part row as committed, for the open segment's in-memory lookups.
-struct PartRow {
+struct PartRow<'a> {
     id: i64,
     trace_id: TraceId,
-    correlation: Option<String>,
+    correlation: Option<&'a str>,
 }
 
 impl Writer {
@@ -92,7 +93,7 @@ impl Writer {
         let parts = write_rows(&mut self.conn, &batch, &span_ids, &log_ids)?;
         if let Some(index) = self.segment.index_mut().as_mut() {
             for p in &parts {
-                index.add(p.id, &p.trace_id, p.correlation.as_deref());
+                index.add(p.id, &p.trace_id, p.correlation);
             }
         }
         if let (Some(lo), Some(hi)) = (
@@ -189,9 +190,16 @@ impl Writer {
         let id = tx.last_insert_rowid();
         tx.commit()?;
         let path = Segment::file(&self.dir, id);
-        let conn = segment::open_for_writing(&path, self.sync, self.cache_bytes)?;
+        let (conn, keys) = segment::open_for_writing(&path, self.sync, self.cache_bytes)?;
         let checkpointer = Checkpointer::start(&path)?;
-        let next = Arc::new(Segment::new(id, path, Some(OpenIndex::default()), None));
+        let format = (keys, Lookup::KeyTables);
+        let next = Arc::new(Segment::new(
+            id,
+            path,
+            format,
+            Some(OpenIndex::new(keys)),
+            None,
+        ));
         self.segments
             .write()
             .unwrap_or_else(|p| p.into_inner())
@@ -211,12 +219,12 @@ impl Writer {
 }
 
 /// The rows of a batch into the open segment, in one transaction.
-fn write_rows(
+fn write_rows<'a>(
     conn: &mut Connection,
-    batch: &Batch,
+    batch: &'a Batch,
     span_ids: &[RowIds],
     log_ids: &[RowIds],
-) -> Result<Vec<PartRow>, StoreError> {
+) -> Result<Vec<PartRow<'a>>, StoreError> {
     let tx = conn.transaction()?;
     tx.execute("INSERT INTO batches (received_ns) VALUES (?1)", [now_ns()])?;
     let batch_id = tx.last_insert_rowid();
@@ -233,12 +241,12 @@ fn write_rows(
 
 /// Inserts the spans (sorted by trace); returns this commit's per-trace totals and the last
 /// span row.
-fn insert_spans(
+fn insert_spans<'a>(
     tx: &Transaction<'_>,
-    spans: &[SpanRecord],
+    spans: &'a [SpanRecord],
     ids: &[RowIds],
-) -> Result<(Vec<TraceAgg>, Option<i64>), StoreError> {
-    let mut traces: Vec<TraceAgg> = Vec::new();
+) -> Result<(Vec<TraceAgg<'a>>, Option<i64>), StoreError> {
+    let mut traces: Vec<TraceAgg<'a>> = Vec::with_capacity(spans.len());
     let mut last_span = None;
     let mut insert = tx.prepare_cached(
         "INSERT INTO spans (trace_id, span_id, parent_span_id, service_id, op_id,
@@ -281,10 +289,10 @@ fn insert_spans(
                 t.end = t.end.max(span.end_ns);
                 t.error |= span.status_code == STATUS_ERROR;
                 t.root = t.root.or(root);
-                if let Some(c) = &span.correlation_id
-                    && !t.correlations.contains(c)
+                if let Some(c) = span.correlation_id.as_deref()
+                    && !t.correlations.contains(&c)
                 {
-                    t.correlations.push(c.clone());
+                    t.correlations.push(c);
                 }
             }
             _ => traces.push(TraceAgg {
@@ -296,7 +304,7 @@ fn insert_spans(
                 end: span.end_ns,
                 error: span.status_code == STATUS_ERROR,
                 root,
-                correlations: span.correlation_id.iter().cloned().collect(),
+                correlations: span.correlation_id.as_deref().into_iter().collect(),
             }),
         }
     }
@@ -304,10 +312,10 @@ fn insert_spans(
 }
 
 /// One summary row per trace of this commit (plus one per extra correlation ID).
-fn insert_trace_parts(
+fn insert_trace_parts<'a>(
     tx: &Transaction<'_>,
-    traces: &[TraceAgg],
-) -> Result<Vec<PartRow>, StoreError> {
+    traces: &[TraceAgg<'a>],
+) -> Result<Vec<PartRow<'a>>, StoreError> {
     let mut rows = Vec::with_capacity(traces.len());
     let mut part = tx.prepare_cached(
         "INSERT INTO trace_parts (trace_id, first_span, last_span, span_count, start_ns,
@@ -330,7 +338,7 @@ fn insert_trace_parts(
         rows.push(PartRow {
             id: tx.last_insert_rowid(),
             trace_id: t.trace_id,
-            correlation: t.correlations.first().cloned(),
+            correlation: t.correlations.first().copied(),
         });
         // Rare: more than one correlation ID in one part; each gets an empty row.
         for c in t.correlations.iter().skip(1) {
@@ -349,7 +357,7 @@ fn insert_trace_parts(
             rows.push(PartRow {
                 id: tx.last_insert_rowid(),
                 trace_id: t.trace_id,
-                correlation: Some(c.clone()),
+                correlation: Some(c),
             });
         }
     }
