@@ -181,8 +181,7 @@ mod tests {
 
     #[test]
     fn writing_again_replaces_the_blocks() {
-        let conn = table(&vec![(1, 1), (2, 2)]);
-        let mut conn = conn;
+        let mut conn = table(&vec![(1, 1), (2, 2)]);
         let tx = conn.transaction().expect("tx");
         write(&tx, KeyTable::Traces, &vec![(3, 3)]).expect("write");
         tx.commit().expect("commit");

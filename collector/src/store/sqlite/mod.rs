@@ -209,7 +209,10 @@ impl SqliteStore {
             }
             if state == SEALED {
                 let range = min.zip(max);
-                let format = segment::sealed_format(&file)?;
+                let format = segment::sealed_format(&file).map_err(|e| StoreError::Unavailable {
+                    location: file.display().to_string(),
+                    reason: format!("cannot read this sealed segment: {e}"),
+                })?;
                 segments.push(Arc::new(Segment::new(id, file, format, None, range)));
                 continue;
             }
