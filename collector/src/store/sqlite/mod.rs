@@ -25,7 +25,6 @@ mod read;
 mod segment;
 mod write;
 
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, RwLock};
 
@@ -209,10 +208,11 @@ impl SqliteStore {
             }
             if state == SEALED {
                 let range = min.zip(max);
-                let format = segment::sealed_format(&file).map_err(|e| StoreError::Unavailable {
-                    location: file.display().to_string(),
-                    reason: format!("cannot read this sealed segment: {e}"),
-                })?;
+                let format =
+                    segment::sealed_format(&file).map_err(|e| StoreError::Unavailable {
+                        location: file.display().to_string(),
+                        reason: format!("cannot read this sealed segment: {e}"),
+                    })?;
                 segments.push(Arc::new(Segment::new(id, file, format, None, range)));
                 continue;
             }
@@ -295,10 +295,10 @@ impl SqliteStore {
                 checkpointer: Some(checkpointer),
                 segments: segments.clone(),
                 dictionary: dictionary.clone(),
-                services: HashMap::new(),
-                operations: HashMap::new(),
-                resources: HashMap::new(),
-                scopes: HashMap::new(),
+                services: Default::default(),
+                operations: Default::default(),
+                resources: Default::default(),
+                scopes: Default::default(),
                 sealer,
             })),
             segments,

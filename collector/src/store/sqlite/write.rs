@@ -4,10 +4,10 @@
 //! When the open segment is full, the writer starts the next one and hands the full one to
 //! the sealer.
 
-use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::{Arc, RwLock};
 
+use foldhash::HashMap;
 use rusqlite::{Connection, Transaction, params};
 
 use super::connections::Checkpointer;
@@ -36,6 +36,8 @@ pub(super) struct Writer {
     /// Every segment, oldest first; readers take a snapshot.
     pub(super) segments: Arc<RwLock<Vec<Arc<Segment>>>>,
     pub(super) dictionary: Arc<Dictionary>,
+    /// Looked up per span: foldhash (randomly seeded per map) costs less per lookup than the
+    /// standard library's SipHash.
     pub(super) services: HashMap<String, i64>,
     /// (service, kind) → name → ID: looked up by `&str`, no key built per span.
     pub(super) operations: HashMap<(i64, i32), HashMap<String, i64>>,
