@@ -6,6 +6,7 @@ use rusqlite::{Connection, params};
 
 use super::dictionary::Names;
 use super::key_blocks::{self, KeyTable};
+use super::open_index::Keys;
 use super::segment::{Lookup, Segment};
 use crate::model::{LogRecord, STATUS_ERROR, SpanKind, SpanRecord, TraceId};
 use crate::store::{SpanFilter, StoreError, StoredLog};
@@ -127,6 +128,24 @@ fn part_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Part> {
     })
 }
 
+/// The part rowids that may hold an ID: from the open segment's maps (`open`), or a sealed
+/// segment's key tables; `None` for a sealed segment of format 1, whose indexes answer in SQL.
+fn candidates(
+    conn: &Connection,
+    segment: &Segment,
+    open: Option<Vec<i64>>,
+    table: KeyTable,
+    key: impl FnOnce(&Keys) -> u64,
+) -> Result<Option<Vec<i64>>, StoreError> {
+    Ok(match (open, segment.lookup) {
+        (Some(parts), _) => Some(parts),
+        (None, Lookup::KeyTables) => {
+            Some(key_blocks::find(conn, table, key(&segment.keys) as i64)?)
+        }
+        (None, Lookup::PartIndexes) => None,
+    })
+}
+
 /// The parts of a trace in one segment.
 pub(super) fn trace_parts(
     conn: &Connection,
@@ -134,14 +153,7 @@ pub(super) fn trace_parts(
     trace: &TraceId,
 ) -> Result<Vec<Part>, StoreError> {
     let open = segment.index().as_ref().map(|i| i.trace_parts(trace));
-    let candidates = match (open, segment.lookup) {
-        (Some(parts), _) => Some(parts),
-        (None, Lookup::KeyTables) => {
-            let key = segment.keys.trace(trace) as i64;
-            Some(key_blocks::find(conn, KeyTable::Traces, key)?)
-        }
-        (None, Lookup::PartIndexes) => None,
-    };
+    let candidates = candidates(conn, segment, open, KeyTable::Traces, |k| k.trace(trace))?;
     let mut parts = Vec::new();
     match candidates {
         Some(rowids) => {
@@ -179,14 +191,9 @@ pub(super) fn correlated_traces(
         .index()
         .as_ref()
         .map(|i| i.correlation_parts(correlation));
-    let candidates = match (open, segment.lookup) {
-        (Some(parts), _) => Some(parts),
-        (None, Lookup::KeyTables) => {
-            let key = segment.keys.correlation(correlation) as i64;
-            Some(key_blocks::find(conn, KeyTable::Correlations, key)?)
-        }
-        (None, Lookup::PartIndexes) => None,
-    };
+    let candidates = candidates(conn, segment, open, KeyTable::Correlations, |k| {
+        k.correlation(correlation)
+    })?;
     let mut out: Vec<(TraceId, i64)> = Vec::new();
     let row = |r: &rusqlite::Row<'_>| -> rusqlite::Result<(TraceId, i64)> {
         Ok((blob_id::<16>(r.get_ref(0)?.as_blob()?), r.get(1)?))
