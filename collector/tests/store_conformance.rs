@@ -97,7 +97,12 @@ async fn store_files_written_by_earlier_versions_open_and_answer() {
         assert_eq!(store.traces(&[[9; 16]]).await.expect("read").len(), 1);
         opened.push(kept.file_name().map(|n| n.to_string_lossy().to_string()));
     }
-    for version in ["store-v2", "store-v3", "store-v3-sealed"] {
+    for version in [
+        "store-v2",
+        "store-v3",
+        "store-v3-sealed",
+        "store-v3-format2-sealed",
+    ] {
         assert!(opened.contains(&Some(version.to_string())), "{opened:?}");
     }
 }
