@@ -102,6 +102,7 @@ async fn store_files_written_by_earlier_versions_open_and_answer() {
         "store-v3",
         "store-v3-sealed",
         "store-v3-format2-sealed",
+        "store-v3-format3-sealed",
     ] {
         assert!(opened.contains(&Some(version.to_string())), "{opened:?}");
     }
@@ -121,18 +122,90 @@ async fn format_1_segments_left_sealing_are_sealed_with_key_tables() {
         .expect("unseal");
     let store = Arc::new(SqliteStore::open(&SqliteConfig::new(dir.path())).expect("opens"));
     let segments = sealed(&store).await;
-    assert_eq!(segments.len(), 3, "{segments:?}");
-    for s in &segments[..2] {
-        let conn = rusqlite::Connection::open(&s.path).expect("segment");
-        let version: i64 = conn
-            .query_row("PRAGMA user_version", [], |r| r.get(0))
-            .expect("version");
-        assert_eq!(version, 2, "{s:?}");
-        assert_ne!(key_rows(&s.path).0, 0, "{s:?}");
+    // The fixture's open segment (empty, format 1) is sealed too; a fourth one opens.
+    assert_eq!(segments.len(), 4, "{segments:?}");
+    for (i, s) in segments[..3].iter().enumerate() {
+        assert_eq!(user_version(&s.path), 2, "{s:?}");
+        assert_eq!(key_rows(&s.path).0 != 0, i < 2, "{s:?}");
     }
+    assert_eq!(user_version(&segments[3].path), 3);
     let store: Arc<dyn Store> = store;
     conformance::a_trace_joins_its_batches(&store).await;
     conformance::correlation_spans_traces_and_logs(&store).await;
+}
+
+/// The open segment of a store written before segment format 3 (here of format 1, from the
+/// `store-v3` fixture) is sealed in its own format on open; new rows go to a new segment.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_open_segment_of_an_older_format_is_sealed_and_rows_go_to_a_new_one() {
+    let fixture = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/store-v3");
+    let dir = tempfile::tempdir().expect("tempdir");
+    copy_tree(&fixture, dir.path());
+    let store = Arc::new(SqliteStore::open(&SqliteConfig::new(dir.path())).expect("opens"));
+    let segments = sealed(&store).await;
+    assert_eq!(segments.len(), 2, "{segments:?}");
+    assert!(segments[0].sealed);
+    assert_eq!(user_version(&segments[0].path), 2);
+    assert_ne!(
+        key_rows(&segments[0].path),
+        (0, 0),
+        "sealed with key tables"
+    );
+    assert!(!segments[1].sealed);
+    assert_eq!(user_version(&segments[1].path), 3);
+    let store: Arc<dyn Store> = store;
+    conformance::a_trace_joins_its_batches(&store).await;
+    conformance::correlation_spans_traces_and_logs(&store).await;
+}
+
+/// Runs of one trace written by consecutive commits touch (the first commit ends with the
+/// trace, the next starts with it): its spans are read once, its totals counted once, with
+/// the lookups of the open segment, of sealed segments, and rebuilt after a restart.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn runs_of_a_trace_that_touch_are_read_once() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    for config in [
+        SqliteConfig::new(dir.path()),
+        tiny_segments(&dir.path().join("tiny")),
+    ] {
+        {
+            let store = SqliteStore::open(&config).expect("open");
+            let mut first = Batch::default();
+            first.spans.push(span(1, 1, None, "svc", "op", T0, 10));
+            let mut root = span(5, 1, None, "svc", "root", T0, 50);
+            root.correlation_id = Some("c-5".into());
+            first.spans.push(root);
+            store.write(first).await.expect("write");
+            let mut second = Batch::default();
+            for id in 2..=3u8 {
+                let mut child = span(5, id, Some(1), "svc", "child", T0 + i64::from(id), 10);
+                child.correlation_id = Some("c-5".into());
+                second.spans.push(child);
+            }
+            second.spans.push(span(9, 1, None, "svc", "op", T0, 10));
+            store.write(second).await.expect("write");
+            trace_5_is_read_once(&store).await;
+        }
+        let store = SqliteStore::open(&config).expect("reopen");
+        trace_5_is_read_once(&store).await;
+    }
+}
+
+async fn trace_5_is_read_once(store: &SqliteStore) {
+    let traces = store.traces(&[[5; 16]]).await.expect("read");
+    assert_eq!(traces.len(), 1);
+    let ids: Vec<u8> = traces[0].1.iter().map(|s| s.span_id[0]).collect();
+    assert_eq!(ids, vec![1, 2, 3], "each span once");
+    let summaries = store.trace_summaries(&[[5; 16]]).await.expect("summaries");
+    assert_eq!(summaries[0].span_count, 3);
+    assert_eq!(summaries[0].root, Some(("svc".into(), "root".into())));
+    assert_eq!((summaries[0].start_ns, summaries[0].end_ns), (T0, T0 + 50));
+    assert_eq!(
+        store.correlated_trace_ids("c-5", 10).await.expect("c-5"),
+        vec![[5; 16]]
+    );
+    assert_eq!(store.traces(&[[1; 16]]).await.expect("read")[0].1.len(), 1);
+    assert_eq!(store.traces(&[[9; 16]]).await.expect("read")[0].1.len(), 1);
 }
 
 fn copy_tree(from: &std::path::Path, to: &std::path::Path) {
@@ -242,10 +315,11 @@ async fn write_traces(store: &SqliteStore, first: u8) {
     }
 }
 
-fn sqlite_indexes(file: &std::path::Path) -> Vec<String> {
+/// The tables and indexes of a segment file that hold or index trace parts.
+fn trace_part_objects(file: &std::path::Path) -> Vec<String> {
     let conn = rusqlite::Connection::open(file).expect("open segment");
     let mut stmt = conn
-        .prepare("SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'trace_parts' ORDER BY name")
+        .prepare("SELECT name FROM sqlite_master WHERE tbl_name = 'trace_parts' ORDER BY name")
         .expect("prepare");
     stmt.query_map([], |r| r.get(0))
         .expect("query")
@@ -253,7 +327,14 @@ fn sqlite_indexes(file: &std::path::Path) -> Vec<String> {
         .expect("names")
 }
 
-/// (key, part) pairs in a segment's trace and correlation key tables (16 bytes a pair).
+fn user_version(file: &std::path::Path) -> i64 {
+    rusqlite::Connection::open(file)
+        .expect("segment")
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .expect("version")
+}
+
+/// (key, rowid) pairs in a segment's trace and correlation key tables (16 bytes a pair).
 fn key_rows(file: &std::path::Path) -> (i64, i64) {
     let conn = rusqlite::Connection::open(file).expect("open segment");
     conn.query_row(
@@ -279,17 +360,18 @@ async fn full_segments_are_sealed_and_answer_through_their_own_key_tables() {
         (0, 0),
         "the open segment's lookups are in memory"
     );
-    let mut parts = 0;
+    let mut runs = 0;
     for s in &segments[..segments.len() - 1] {
         assert!(
-            sqlite_indexes(&s.path).is_empty(),
-            "no sort by SQLite: {s:?}"
+            trace_part_objects(&s.path).is_empty(),
+            "no trace parts, no sort by SQLite: {s:?}"
         );
+        assert_eq!(user_version(&s.path), 3, "{s:?}");
         let (traces, correlations) = key_rows(&s.path);
-        assert_eq!(traces, correlations, "one correlation ID a part: {s:?}");
-        parts += traces;
+        assert_eq!(traces, correlations, "one correlation ID a run: {s:?}");
+        runs += traces;
     }
-    assert_eq!(parts, 20, "one key row per trace part");
+    assert_eq!(runs, 20, "one key row per run of a trace");
     for trace in 1..=20u8 {
         let found = store.traces(&[[trace; 16]]).await.expect("read");
         assert_eq!(found.len(), 1, "trace {trace}");

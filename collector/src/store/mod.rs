@@ -173,7 +173,8 @@ pub struct RetentionPolicy {
 pub struct PruneReport {
     pub spans: u64,
     pub logs: u64,
-    /// Trace summary rows (one per trace per commit).
+    /// Trace summary rows (one per trace per commit), where a store keeps them (SQLite
+    /// segments of formats 1 and 2).
     pub traces: u64,
     /// More is due: call again (after letting ingest in).
     pub more: bool,

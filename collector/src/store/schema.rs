@@ -9,14 +9,17 @@
 //!   a store of schema version 2 wrote before segments existed; they are read as one more
 //!   sealed segment and take no new rows.
 //! - Rows go to the open segment (`segments/NNNNNN.sqlite`). `spans` has no trace-ID index:
-//!   each commit writes a trace's spans contiguously and one `trace_parts` row per trace
-//!   saying where (first/last span rowid). While the segment is open, trace and correlation
-//!   IDs are found through a map in memory from 64-bit keys (SipHash under the segment's own
-//!   secret, `segment_keys`) to part rowids; sealing writes those pairs, sorted, in blocks
-//!   into the `trace_keys` and `correlation_keys` tables: a few thousand rows appended in
-//!   order, nothing sorted by SQLite.
-//!   Segment format 1 built `trace_parts` indexes with `CREATE INDEX` instead (an external
-//!   sort of a million rows, the seal's whole cost); its sealed files are read as they are.
+//!   each commit writes a trace's spans contiguously (a run), so a trace is found from the
+//!   rowid of the first span of each of its runs, and a correlation ID from the first span of
+//!   a run that carries it. While the segment is open, those rowids are found through a map
+//!   in memory from 64-bit keys (SipHash under the segment's own secret, `segment_keys`);
+//!   sealing writes the (key, rowid) pairs, sorted, in blocks into the `trace_keys` and
+//!   `correlation_keys` tables: a few thousand rows appended in order, nothing sorted by
+//!   SQLite.
+//!   Segment formats 1 and 2 also wrote a `trace_parts` row per run (where it starts and
+//!   ends, its totals), and their keys point at those rows; format 1 indexed them with
+//!   `CREATE INDEX` when sealed (an external sort of a million rows). Their sealed files are
+//!   read as they are; an unsealed one is sealed in its own format on open.
 //! - `spans_by_service` is a covering index for search: (service, start, operation, duration),
 //!   cheap to keep live because each service's start times mostly grow.
 
@@ -149,11 +152,12 @@ pub const SEGMENTS_TABLE: &str = r#"
     );
 "#;
 
-/// The `user_version` of a segment file this build writes: 2 since the key tables.
-pub const SEGMENT_VERSION: i64 = 2;
+/// The `user_version` of a segment file this build writes: 2 since the key tables, 3 since
+/// the keys point at span rows (no `trace_parts`).
+pub const SEGMENT_VERSION: i64 = 3;
 
-/// What segment format 2 adds to format 1: the secret of the segment's ID keys (one row),
-/// and the sealed segment's lookups, filled when it is sealed: its sorted (key, part rowid)
+/// What segment format 2 added to format 1: the secret of the segment's ID keys (one row),
+/// and the sealed segment's lookups, filled when it is sealed: its sorted (key, rowid)
 /// pairs in blocks of about a page, each row keyed by its first key (so one rowid lookup
 /// finds the block a key is in; equal keys never straddle two blocks). An unsealed file of
 /// format 1 gets them on open.
@@ -165,6 +169,7 @@ pub const SEGMENT_KEY_TABLES: &str = r#"
 
 /// A segment file: the catalog's data tables, with only indexes whose entries arrive in
 /// about the order they are kept (time, or service then time) and the log lookups.
+/// `batches.last_part` stays NULL from format 3 on.
 pub const SEGMENT_SCHEMA: &str = r#"
     CREATE TABLE batches (
         id INTEGER PRIMARY KEY,
@@ -195,19 +200,6 @@ pub const SEGMENT_SCHEMA: &str = r#"
         flags INTEGER NOT NULL
     );
     CREATE INDEX spans_by_service ON spans (service_id, start_ns, op_id, duration_ns);
-    CREATE TABLE trace_parts (
-        id INTEGER PRIMARY KEY,
-        trace_id BLOB NOT NULL,
-        first_span INTEGER NOT NULL,
-        last_span INTEGER NOT NULL,
-        span_count INTEGER NOT NULL,
-        start_ns INTEGER NOT NULL,
-        end_ns INTEGER NOT NULL,
-        error INTEGER NOT NULL,
-        root_service_id INTEGER,
-        root_op_id INTEGER,
-        correlation_id TEXT
-    );
     CREATE TABLE logs (
         id INTEGER PRIMARY KEY,
         time_ns INTEGER NOT NULL,
@@ -229,4 +221,23 @@ pub const SEGMENT_SCHEMA: &str = r#"
     CREATE INDEX logs_by_service ON logs (service_id, time_ns);
     CREATE INDEX logs_by_trace ON logs (trace_id) WHERE trace_id IS NOT NULL;
     CREATE INDEX logs_by_correlation ON logs (correlation_id) WHERE correlation_id IS NOT NULL;
+"#;
+
+/// The per-run summary rows of segment formats 1 and 2 (one per trace per commit; extra
+/// correlation IDs of a run got extra rows with span_count 0 and an empty range). Files of
+/// those formats have it; this build reads and prunes them but writes none.
+pub const SEGMENT_PARTS_TABLE: &str = r#"
+    CREATE TABLE trace_parts (
+        id INTEGER PRIMARY KEY,
+        trace_id BLOB NOT NULL,
+        first_span INTEGER NOT NULL,
+        last_span INTEGER NOT NULL,
+        span_count INTEGER NOT NULL,
+        start_ns INTEGER NOT NULL,
+        end_ns INTEGER NOT NULL,
+        error INTEGER NOT NULL,
+        root_service_id INTEGER,
+        root_op_id INTEGER,
+        correlation_id TEXT
+    );
 "#;

@@ -75,7 +75,7 @@ pub enum Sync {
 #[derive(Debug, Clone, Copy)]
 pub struct SegmentLimits {
     /// Spans and logs written to it. Bounds the memory of its in-memory lookups (about
-    /// 60 bytes per trace part) and how much one seal sorts.
+    /// 60 bytes per run of a trace) and how much one seal sorts.
     pub rows: u64,
     /// Bytes of its file: the unit retention by disk use drops.
     pub bytes: u64,
@@ -216,12 +216,18 @@ impl SqliteStore {
                 segments.push(Arc::new(Segment::new(id, file, format, None, range)));
                 continue;
             }
-            if is_last && state == OPEN {
-                // Becomes the writer's segment below (created if the stop came first).
+            if may_be_absent && !file.is_file() {
+                // Created below: the stop came before its first row.
                 continue;
             }
-            let (conn, keys) = segment::open_for_writing(&file, config.sync, 4 << 20)?;
-            let index = OpenIndex::rebuild(&conn, keys)?;
+            let (conn, format) = segment::open_for_writing(&file, config.sync, 4 << 20)?;
+            if may_be_absent && format.1 == Lookup::SpanKeys {
+                // Of the current format: the writer's segment again, reopened below.
+                continue;
+            }
+            // Left sealing by a stop, or open in an older format (sealed in it: new rows go
+            // to a new segment of the current format).
+            let index = OpenIndex::rebuild(&conn, format.0, format.1)?;
             let range = Segment::read_start_range(&conn)?;
             drop(conn);
             if state != SEALING {
@@ -230,7 +236,6 @@ impl SqliteStore {
                     [SEALING, id],
                 )?;
             }
-            let format = (keys, Lookup::KeyTables);
             let seg = Arc::new(Segment::new(id, file, format, Some(index), range));
             to_seal.push(seg.clone());
             segments.push(seg);
@@ -250,15 +255,15 @@ impl SqliteStore {
             }
         };
         let open_file = Segment::file(&config.dir, open_id);
-        let (conn, keys) = segment::open_for_writing(&open_file, config.sync, config.cache_bytes)?;
-        let index = OpenIndex::rebuild(&conn, keys)?;
+        let (conn, format) =
+            segment::open_for_writing(&open_file, config.sync, config.cache_bytes)?;
+        let index = OpenIndex::rebuild(&conn, format.0, format.1)?;
         let rows: u64 = conn.query_row(
             "SELECT (SELECT count(*) FROM spans) + (SELECT count(*) FROM logs)",
             [],
             |r| r.get::<_, i64>(0),
         )? as u64;
         let range = Segment::read_start_range(&conn)?;
-        let format = (keys, Lookup::KeyTables);
         let open = Arc::new(Segment::new(
             open_id,
             open_file.clone(),

@@ -1,12 +1,14 @@
 //! The trace-ID and correlation-ID lookups of a segment that is not sealed yet, in memory:
 //! an index on random keys updated per row is what made ingest slow (every commit dirtied
-//! hundreds of scattered B-tree pages). Rebuilt from the segment's `trace_parts` on start;
-//! when the segment is sealed, its pairs are written, sorted, into the segment's key tables.
+//! hundreds of scattered B-tree pages). Rebuilt from the segment's rows on start; when the
+//! segment is sealed, its pairs are written, sorted, into the segment's key tables.
 //!
 //! Each key is kept as a 64-bit hash under the segment's own secret key ([`Keys`]) mapping to
-//! its newest part; older parts of the same key are chained through arrays indexed by part
-//! rowid. About 60 bytes per part in all. Callers check every candidate row against the key
-//! in SQL, so a hash collision or a stale entry costs a probe, never a wrong answer.
+//! its newest reference (a span rowid where a run of the trace starts, or where a run first
+//! carries the correlation ID; a `trace_parts` rowid in formats 1 and 2); older references
+//! of the same key are chained through arrays indexed by rowid. About 60 bytes per reference
+//! in all. Callers check every candidate row against the ID, so a hash collision or a stale
+//! entry costs a probe, never a wrong answer.
 
 use std::collections::HashMap;
 use std::hash::{BuildHasher, Hasher};
@@ -17,6 +19,7 @@ use rusqlite::Connection;
 use siphasher::sip::SipHasher13;
 
 use super::key_blocks::{self, KeyTable};
+use super::segment::Lookup;
 use crate::model::TraceId;
 use crate::store::StoreError;
 
@@ -67,8 +70,8 @@ impl Keys {
     }
 }
 
-/// A sealed segment's key tables' rows: (key, part rowid), sorted as SQLite orders them, so
-/// that inserting them appends to each table's B-tree.
+/// A sealed segment's key tables' rows: (key, rowid), sorted as SQLite orders them, so that
+/// inserting them appends to each table's B-tree.
 pub(super) type KeyRows = Vec<(i64, i64)>;
 
 #[derive(Debug)]
@@ -76,10 +79,10 @@ pub(super) struct OpenIndex {
     keys: Keys,
     traces: HashMap<u64, u32, FastState>,
     correlations: HashMap<u64, u32, FastState>,
-    /// `prev_trace[rowid]`: the previous part of the same trace, 0 for none.
+    /// `prev_trace[rowid]`: the previous reference of the same trace, 0 for none.
     prev_trace: Vec<u32>,
     prev_correlation: Vec<u32>,
-    /// A part whose rowid did not fit was left out: the pairs must be read from the file.
+    /// A reference whose rowid did not fit was left out: the pairs must be read from the file.
     incomplete: bool,
 }
 
@@ -95,58 +98,58 @@ impl OpenIndex {
         }
     }
 
-    /// Reads a segment's parts back into memory (after a restart, or a seal cut short).
-    pub(super) fn rebuild(conn: &Connection, keys: Keys) -> Result<Self, StoreError> {
+    /// Reads a segment's references back into memory (after a restart, or a seal cut short).
+    pub(super) fn rebuild(
+        conn: &Connection,
+        keys: Keys,
+        lookup: Lookup,
+    ) -> Result<Self, StoreError> {
         let mut index = Self::new(keys);
-        let mut stmt =
-            conn.prepare("SELECT id, trace_id, correlation_id FROM trace_parts ORDER BY id")?;
-        let mut rows = stmt.query([])?;
-        while let Some(row) = rows.next()? {
-            let trace = super::read::blob_id::<16>(row.get_ref(1)?.as_blob()?);
-            index.add(row.get(0)?, &trace, row.get_ref(2)?.as_str_or_null()?);
-        }
+        for_each_reference(conn, lookup, |row, trace, correlation| {
+            index.add(row, trace, correlation)
+        })?;
         Ok(index)
     }
 
-    /// Records a committed part row.
-    pub(super) fn add(&mut self, part: i64, trace: &TraceId, correlation: Option<&str>) {
-        let Ok(part) = u32::try_from(part) else {
-            // A segment is sealed long before 4 billion parts; a larger rowid is not indexed
+    /// Records a committed reference: `row` is where a run of `trace` starts, and/or where a
+    /// run first carries `correlation`.
+    pub(super) fn add(&mut self, row: i64, trace: Option<&TraceId>, correlation: Option<&str>) {
+        let Ok(row) = u32::try_from(row) else {
+            // A segment is sealed long before 4 billion rows; a larger rowid is not indexed
             // here, and the seal reads the segment's pairs from its file instead.
             self.incomplete = true;
             return;
         };
-        let slot = part as usize;
+        let slot = row as usize;
         if self.prev_trace.len() <= slot {
             let len = (slot + 1).max(self.prev_trace.len() * 2);
             self.prev_trace.resize(len, 0);
             self.prev_correlation.resize(len, 0);
         }
-        let key = self.keys.trace(trace);
-        self.prev_trace[slot] = self.traces.insert(key, part).unwrap_or(0);
-        self.prev_correlation[slot] = match correlation {
-            Some(c) => {
-                let key = self.keys.correlation(c);
-                self.correlations.insert(key, part).unwrap_or(0)
-            }
-            None => 0,
-        };
+        if let Some(trace) = trace {
+            let key = self.keys.trace(trace);
+            self.prev_trace[slot] = self.traces.insert(key, row).unwrap_or(0);
+        }
+        if let Some(c) = correlation {
+            let key = self.keys.correlation(c);
+            self.prev_correlation[slot] = self.correlations.insert(key, row).unwrap_or(0);
+        }
     }
 
-    /// Part rowids that may belong to the trace, newest first.
-    pub(super) fn trace_parts(&self, trace: &TraceId) -> Vec<i64> {
+    /// Rowids that may start a run of the trace, newest first.
+    pub(super) fn trace_refs(&self, trace: &TraceId) -> Vec<i64> {
         let key = self.keys.trace(trace);
         chain(self.traces.get(&key).copied(), &self.prev_trace).collect()
     }
 
-    /// Part rowids that may carry the correlation ID, newest first.
-    pub(super) fn correlation_parts(&self, correlation: &str) -> Vec<i64> {
+    /// Rowids that may carry the correlation ID, newest first.
+    pub(super) fn correlation_refs(&self, correlation: &str) -> Vec<i64> {
         let key = self.keys.correlation(correlation);
         chain(self.correlations.get(&key).copied(), &self.prev_correlation).collect()
     }
 
     /// Every (key, part) pair of the trace and the correlation lookups, sorted: the rows of
-    /// the sealed segment's key tables. `None` if a part was left out.
+    /// the sealed segment's key tables. `None` if a reference was left out.
     pub(super) fn key_rows(&self) -> Option<(KeyRows, KeyRows)> {
         (!self.incomplete).then(|| {
             (
@@ -165,7 +168,7 @@ impl OpenIndex {
         }
     }
 
-    /// Forgets everything: the segment's parts were all deleted, and SQLite may hand out
+    /// Forgets everything: the segment's rows were all deleted, and SQLite may hand out
     /// their rowids again.
     pub(super) fn clear(&mut self) {
         *self = Self::new(self.keys);
@@ -194,9 +197,9 @@ impl SegmentFilters {
     }
 
     /// Builds the filters of a segment sealed with trace-part indexes (segment format 1),
-    /// from its trace parts.
+    /// from its `trace_parts` rows.
     pub(super) fn from_parts(conn: &Connection, keys: Keys) -> Result<Self, StoreError> {
-        let (traces, correlations) = key_rows_of_parts(conn, keys)?;
+        let (traces, correlations) = key_rows_of_file(conn, keys, Lookup::PartIndexes)?;
         Ok(Self {
             keys,
             traces: bloom(traces.iter().map(|r| r.0 as u64), traces.len()),
@@ -214,27 +217,101 @@ impl SegmentFilters {
     }
 }
 
-/// The key-table rows of a segment, read from its trace parts: for a seal whose in-memory
-/// lookups left a part out, and for filters over a segment without key tables.
-pub(super) fn key_rows_of_parts(
+/// The key-table rows of a segment, read from its file: for a seal whose in-memory lookups
+/// left a reference out, and for filters over a segment without key tables.
+pub(super) fn key_rows_of_file(
     conn: &Connection,
     keys: Keys,
+    lookup: Lookup,
 ) -> Result<(KeyRows, KeyRows), StoreError> {
     let mut traces = Vec::new();
     let mut correlations = Vec::new();
-    let mut stmt = conn.prepare("SELECT id, trace_id, correlation_id FROM trace_parts")?;
-    let mut rows = stmt.query([])?;
-    while let Some(row) = rows.next()? {
-        let part: i64 = row.get(0)?;
-        let trace = super::read::blob_id::<16>(row.get_ref(1)?.as_blob()?);
-        traces.push((keys.trace(&trace) as i64, part));
-        if let Some(c) = row.get_ref(2)?.as_str_or_null()? {
-            correlations.push((keys.correlation(c) as i64, part));
+    for_each_reference(conn, lookup, |row, trace, correlation| {
+        if let Some(t) = trace {
+            traces.push((keys.trace(t) as i64, row));
         }
-    }
+        if let Some(c) = correlation {
+            correlations.push((keys.correlation(c) as i64, row));
+        }
+    })?;
     traces.sort_unstable();
     correlations.sort_unstable();
     Ok((traces, correlations))
+}
+
+/// Calls `f(rowid, trace, correlation)` for each reference a segment's rows make, in rowid
+/// order. Format 3: each span that starts a run of its trace (a span whose predecessor
+/// belongs to another trace), and each span that first carries a correlation ID in its
+/// run. Formats 1 and 2: each `trace_parts` row.
+fn for_each_reference(
+    conn: &Connection,
+    lookup: Lookup,
+    mut f: impl FnMut(i64, Option<&TraceId>, Option<&str>),
+) -> Result<(), StoreError> {
+    let table = match lookup {
+        Lookup::SpanKeys => "spans",
+        Lookup::PartKeys | Lookup::PartIndexes => "trace_parts",
+    };
+    let mut stmt = conn.prepare(&format!(
+        "SELECT id, trace_id, correlation_id FROM {table} ORDER BY id"
+    ))?;
+    let mut rows = stmt.query([])?;
+    let mut runs = Runs::<String>::default();
+    while let Some(row) = rows.next()? {
+        let id: i64 = row.get(0)?;
+        let trace = super::read::blob_id::<16>(row.get_ref(1)?.as_blob()?);
+        let correlation = row.get_ref(2)?.as_str_or_null()?;
+        if lookup != Lookup::SpanKeys {
+            f(id, Some(&trace), correlation);
+            continue;
+        }
+        let (starts, first_carrier) = runs.next(&trace, correlation, str::to_string);
+        if starts || first_carrier.is_some() {
+            f(id, starts.then_some(&trace), first_carrier);
+        }
+    }
+    Ok(())
+}
+
+/// Follows span rows in rowid order to tell which of them the lookups reference: one that
+/// starts a run of its trace (its predecessor belongs to another trace), one that is the
+/// first of its run to carry its correlation ID. `C` keeps the run's correlation IDs.
+pub(super) struct Runs<C> {
+    trace: Option<TraceId>,
+    /// Nearly always one or none.
+    correlations: Vec<C>,
+}
+
+impl<C> Default for Runs<C> {
+    fn default() -> Self {
+        Self {
+            trace: None,
+            correlations: Vec::new(),
+        }
+    }
+}
+
+impl<C: AsRef<str>> Runs<C> {
+    /// Whether the next row starts a run, and its correlation ID if the run had not carried
+    /// it yet.
+    pub(super) fn next<'c>(
+        &mut self,
+        trace: &TraceId,
+        correlation: Option<&'c str>,
+        keep: impl FnOnce(&'c str) -> C,
+    ) -> (bool, Option<&'c str>) {
+        let starts = self.trace.as_ref() != Some(trace);
+        if starts {
+            self.trace = Some(*trace);
+            self.correlations.clear();
+        }
+        let first_carrier =
+            correlation.filter(|c| !self.correlations.iter().any(|r| r.as_ref() == *c));
+        if let Some(c) = first_carrier {
+            self.correlations.push(keep(c));
+        }
+        (starts, first_carrier)
+    }
 }
 
 /// What a sealed segment's logs hold: their trace and correlation IDs and their time range,
@@ -335,20 +412,22 @@ mod tests {
     use super::*;
 
     #[test]
-    fn keys_find_all_their_parts_newest_first() {
+    fn keys_find_all_their_references_newest_first() {
         let mut index = OpenIndex::new(Keys::random());
-        index.add(1, &[1; 16], Some("c-1"));
-        index.add(2, &[2; 16], None);
-        index.add(3, &[1; 16], Some("c-2"));
-        index.add(7, &[1; 16], Some("c-1"));
-        assert_eq!(index.trace_parts(&[1; 16]), vec![7, 3, 1]);
-        assert_eq!(index.trace_parts(&[2; 16]), vec![2]);
-        assert!(index.trace_parts(&[9; 16]).is_empty());
-        assert_eq!(index.correlation_parts("c-1"), vec![7, 1]);
-        assert_eq!(index.correlation_parts("c-2"), vec![3]);
-        assert!(index.correlation_parts("c-3").is_empty());
+        index.add(1, Some(&[1; 16]), Some("c-1"));
+        index.add(2, Some(&[2; 16]), None);
+        index.add(3, Some(&[1; 16]), Some("c-2"));
+        // A correlation ID first carried by a span inside a run: no trace reference.
+        index.add(5, None, Some("c-2"));
+        index.add(7, Some(&[1; 16]), Some("c-1"));
+        assert_eq!(index.trace_refs(&[1; 16]), vec![7, 3, 1]);
+        assert_eq!(index.trace_refs(&[2; 16]), vec![2]);
+        assert!(index.trace_refs(&[9; 16]).is_empty());
+        assert_eq!(index.correlation_refs("c-1"), vec![7, 1]);
+        assert_eq!(index.correlation_refs("c-2"), vec![5, 3]);
+        assert!(index.correlation_refs("c-3").is_empty());
         index.clear();
-        assert!(index.trace_parts(&[1; 16]).is_empty());
+        assert!(index.trace_refs(&[1; 16]).is_empty());
     }
 
     #[test]
@@ -357,7 +436,7 @@ mod tests {
         for i in 1..=10_000u32 {
             let mut trace = [0u8; 16];
             trace[..4].copy_from_slice(&i.to_le_bytes());
-            index.add(i64::from(i), &trace, Some(&format!("c-{i}")));
+            index.add(i64::from(i), Some(&trace), Some(&format!("c-{i}")));
         }
         let filters = index.filters();
         let mut wrong = 0;
@@ -382,7 +461,7 @@ mod tests {
     #[test]
     fn filters_read_from_a_sealed_file_hold_its_ids() {
         let conn = Connection::open_in_memory().expect("sqlite");
-        conn.execute_batch(crate::store::schema::SEGMENT_SCHEMA)
+        conn.execute_batch(crate::store::schema::SEGMENT_PARTS_TABLE)
             .expect("schema");
         for i in 1..=100u8 {
             conn.execute(
@@ -408,9 +487,46 @@ mod tests {
     #[test]
     fn a_reused_rowid_cannot_make_a_chain_loop() {
         let mut index = OpenIndex::new(Keys::random());
-        index.add(5, &[1; 16], None);
+        index.add(5, Some(&[1; 16]), None);
         // Rowid 2 handed out again after a delete, chained to the newer head 5.
-        index.add(2, &[1; 16], None);
-        assert_eq!(index.trace_parts(&[1; 16]), vec![2]);
+        index.add(2, Some(&[1; 16]), None);
+        assert_eq!(index.trace_refs(&[1; 16]), vec![2]);
+    }
+
+    #[test]
+    fn span_rows_reference_where_runs_start_and_where_correlations_first_appear() {
+        let conn = Connection::open_in_memory().expect("sqlite");
+        conn.execute_batch(crate::store::schema::SEGMENT_SCHEMA)
+            .expect("schema");
+        // Rowids 1..=7: (trace, correlation ID). Rows 1-3 and 6 are two runs of trace 1.
+        let rows: [(u8, Option<&str>); 7] = [
+            (1, Some("a")),
+            (1, Some("a")),
+            (1, Some("b")),
+            (2, None),
+            (2, Some("a")),
+            (1, Some("a")),
+            (3, None),
+        ];
+        for (trace, correlation) in rows {
+            conn.execute(
+                "INSERT INTO spans (trace_id, span_id, service_id, op_id, resource_id, scope_id,
+                    kind, start_ns, duration_ns, status_code, attributes, correlation_id, flags)
+                 VALUES (?1, x'0102030405060708', 1, 1, 1, 1, 0, 0, 0, 0, '{}', ?2, 0)",
+                rusqlite::params![&[trace; 16][..], correlation],
+            )
+            .expect("insert");
+        }
+        let keys = Keys::random();
+        let index = OpenIndex::rebuild(&conn, keys, Lookup::SpanKeys).expect("rebuild");
+        assert_eq!(index.trace_refs(&[1; 16]), vec![6, 1]);
+        assert_eq!(index.trace_refs(&[2; 16]), vec![4]);
+        assert_eq!(index.trace_refs(&[3; 16]), vec![7]);
+        assert_eq!(index.correlation_refs("a"), vec![6, 5, 1]);
+        assert_eq!(index.correlation_refs("b"), vec![3]);
+        // The seal's pairs read from the file are the ones the rebuilt maps hold.
+        let (traces, correlations) =
+            key_rows_of_file(&conn, keys, Lookup::SpanKeys).expect("from the file");
+        assert_eq!(Some((traces, correlations)), index.key_rows());
     }
 }

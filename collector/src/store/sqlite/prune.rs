@@ -104,16 +104,24 @@ impl Writer {
 
     fn drop_segment(&mut self, segment: &Segment) -> Result<PruneReport, StoreError> {
         let started = std::time::Instant::now();
+        let has_parts = segment.lookup.has_parts();
         let (spans, traces, logs) = self.with_conn(segment, |conn| {
             // Rows are only ever deleted oldest first (a prefix of rowids), so each table's
             // rowids are contiguous and two rowid lookups count it; count(*) would read every
             // page of an index while the writer waits (~120 ms for a 1M-span segment). Each
             // min and max is its own subquery: only a lone min() or max() is a lookup.
+            let rows = |table: &str| {
+                format!(
+                    "coalesce((SELECT max(id) FROM {table}) - (SELECT min(id) FROM {table}) + 1, 0)"
+                )
+            };
+            let parts = if has_parts {
+                rows("trace_parts")
+            } else {
+                "0".to_string()
+            };
             Ok(conn.query_row(
-                "SELECT coalesce((SELECT max(id) FROM spans) - (SELECT min(id) FROM spans) + 1, 0),
-                        coalesce((SELECT max(id) FROM trace_parts)
-                                 - (SELECT min(id) FROM trace_parts) + 1, 0),
-                        coalesce((SELECT max(id) FROM logs) - (SELECT min(id) FROM logs) + 1, 0)",
+                &format!("SELECT {}, {parts}, {}", rows("spans"), rows("logs")),
                 [],
                 |r| {
                     Ok((
@@ -154,12 +162,11 @@ impl Writer {
         };
         let (mut report, batches) = self.with_conn(segment, |conn| delete_up_to(conn, last))?;
         let open = segment.id == self.segment.id;
-        if open && report.traces > 0 {
+        if open && report.spans > 0 {
+            // The open segment is of the current format: its lookups point at span rows.
             let empty: bool =
                 self.conn
-                    .query_row("SELECT NOT EXISTS (SELECT 1 FROM trace_parts)", [], |r| {
-                        r.get(0)
-                    })?;
+                    .query_row("SELECT NOT EXISTS (SELECT 1 FROM spans)", [], |r| r.get(0))?;
             if empty && let Some(index) = segment.index_mut().as_mut() {
                 index.clear();
             }
@@ -231,6 +238,7 @@ fn delete_up_to(conn: &mut Connection, cutoff: i64) -> Result<(PruneReport, u64)
         )? as u64)
     };
     report.spans = delete("spans", last_span)?;
+    // NULL from segment format 3 on, which has no trace_parts.
     report.traces = delete("trace_parts", last_part)?;
     report.logs = delete("logs", last_log)?;
     let mut batches = 0;

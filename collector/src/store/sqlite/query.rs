@@ -9,8 +9,8 @@ use rusqlite::types::Value as SqlValue;
 
 use super::dictionary::Names;
 use super::read::{
-    LOG_SELECT, Part, blob_id, correlated_traces, filters_match, log_from_row, spans_of,
-    trace_parts,
+    LOG_SELECT, Totals, blob_id, correlated_traces, filters_match, log_from_row, trace_spans,
+    trace_totals,
 };
 use super::segment::{Segment, file_len, wal_path};
 use super::{SqliteStore, with_segment};
@@ -129,8 +129,7 @@ impl Store for SqliteStore {
                 let mut spans = Vec::new();
                 for segment in segments.iter().filter(|s| s.may_hold_trace(&id)) {
                     with_segment(segment, |conn| {
-                        let parts = trace_parts(conn, segment, &id)?;
-                        spans_of(conn, &parts, &id, &names, &mut spans)
+                        trace_spans(conn, segment, &id, &names, &mut spans)
                     })?;
                 }
                 if spans.is_empty() {
@@ -149,10 +148,10 @@ impl Store for SqliteStore {
         self.with_segments(move |dictionary, segments| {
             let mut out = Vec::with_capacity(ids.len());
             for id in ids {
-                let mut parts: Vec<Part> = Vec::new();
+                let mut parts: Vec<Totals> = Vec::new();
                 for segment in segments.iter().filter(|s| s.may_hold_trace(&id)) {
                     parts.extend(with_segment(segment, |conn| {
-                        trace_parts(conn, segment, &id)
+                        trace_totals(conn, segment, &id)
                     })?);
                 }
                 if parts.is_empty() {

@@ -1,6 +1,6 @@
 //! Rows into records (names from the shared dictionary, one `Arc<Resource>` per resource),
-//! a trace's parts in one segment (through the open segment's map in memory, or the sealed
-//! segment's index), and tag matching for trace search.
+//! a trace's spans and totals in one segment (found through the open segment's maps in
+//! memory, or the sealed segment's key tables or indexes), and tag matching for trace search.
 
 use rusqlite::{Connection, params};
 
@@ -11,12 +11,17 @@ use super::segment::{Lookup, Segment};
 use crate::model::{LogRecord, STATUS_ERROR, SpanKind, SpanRecord, TraceId};
 use crate::store::{SpanFilter, StoreError, StoredLog};
 
-pub(super) const SPAN_SELECT: &str =
-    "SELECT s.trace_id, s.span_id, s.parent_span_id, s.service_id, s.resource_id,
-        s.scope_id, s.op_id, s.kind, s.start_ns, s.duration_ns, s.status_code,
-        s.status_message, s.attributes, s.events, s.links, s.correlation_id, s.trace_state,
-        s.flags
-    FROM spans s";
+/// The columns [`span_from_row`] reads, in its order (a macro, so that SQL built from it
+/// is a literal).
+macro_rules! span_columns {
+    () => {
+        "s.trace_id, s.span_id, s.parent_span_id, s.service_id, s.resource_id, s.scope_id,
+        s.op_id, s.kind, s.start_ns, s.duration_ns, s.status_code, s.status_message,
+        s.attributes, s.events, s.links, s.correlation_id, s.trace_state, s.flags"
+    };
+}
+
+pub(super) const SPAN_SELECT: &str = concat!("SELECT ", span_columns!(), " FROM spans s");
 
 pub(super) fn span_from_row(
     row: &rusqlite::Row<'_>,
@@ -98,16 +103,22 @@ pub(super) fn blob_id<const N: usize>(b: &[u8]) -> [u8; N] {
     id
 }
 
-/// One trace-part row as a summary needs it.
+/// What a trace summary needs of a trace's spans in one segment (or in one part).
 #[derive(Debug, Clone, Copy)]
-pub(super) struct Part {
-    pub(super) first_span: i64,
-    pub(super) last_span: i64,
+pub(super) struct Totals {
     pub(super) span_count: i64,
     pub(super) start_ns: i64,
     pub(super) end_ns: i64,
     pub(super) error: bool,
     pub(super) root: Option<(i64, i64)>,
+}
+
+/// One `trace_parts` row (segment formats 1 and 2): a run's span rowids and totals.
+#[derive(Debug, Clone, Copy)]
+struct Part {
+    first_span: i64,
+    last_span: i64,
+    totals: Totals,
 }
 
 const PART_COLUMNS: &str =
@@ -117,19 +128,22 @@ fn part_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Part> {
     Ok(Part {
         first_span: r.get(0)?,
         last_span: r.get(1)?,
-        span_count: r.get(2)?,
-        start_ns: r.get(3)?,
-        end_ns: r.get(4)?,
-        error: r.get(5)?,
-        root: match (r.get::<_, Option<i64>>(6)?, r.get::<_, Option<i64>>(7)?) {
-            (Some(s), Some(o)) => Some((s, o)),
-            _ => None,
+        totals: Totals {
+            span_count: r.get(2)?,
+            start_ns: r.get(3)?,
+            end_ns: r.get(4)?,
+            error: r.get(5)?,
+            root: match (r.get::<_, Option<i64>>(6)?, r.get::<_, Option<i64>>(7)?) {
+                (Some(s), Some(o)) => Some((s, o)),
+                _ => None,
+            },
         },
     })
 }
 
-/// The part rowids that may hold an ID: from the open segment's maps (`open`), or a sealed
-/// segment's key tables; `None` for a sealed segment of format 1, whose indexes answer in SQL.
+/// The rowids that may hold an ID (span rows, or part rows in formats 1 and 2): from the
+/// open segment's maps (`open`), or a sealed segment's key tables; `None` for a sealed
+/// segment of format 1, whose indexes answer in SQL.
 fn candidates(
     conn: &Connection,
     segment: &Segment,
@@ -139,23 +153,127 @@ fn candidates(
 ) -> Result<Option<Vec<i64>>, StoreError> {
     Ok(match (open, segment.lookup) {
         (Some(parts), _) => Some(parts),
-        (None, Lookup::KeyTables) => {
+        (None, Lookup::SpanKeys | Lookup::PartKeys) => {
             Some(key_blocks::find(conn, table, key(&segment.keys) as i64)?)
         }
         (None, Lookup::PartIndexes) => None,
     })
 }
 
-/// The parts of a trace in one segment.
-pub(super) fn trace_parts(
+/// The spans of a trace in one segment.
+pub(super) fn trace_spans(
+    conn: &Connection,
+    segment: &Segment,
+    trace: &TraceId,
+    names: &Names,
+    out: &mut Vec<SpanRecord>,
+) -> Result<(), StoreError> {
+    if segment.lookup.has_parts() {
+        let parts = trace_parts(conn, segment, trace)?;
+        return spans_of(conn, &parts, trace, names, out);
+    }
+    let starts = trace_candidates(conn, segment, trace)?.unwrap_or_default();
+    const RUN: &str = concat!(
+        "SELECT ",
+        span_columns!(),
+        ", s.id FROM spans s WHERE s.id >= ?1 ORDER BY s.id"
+    );
+    walk_runs(conn, RUN, 18, starts, trace, |row| {
+        out.push(span_from_row(row, names)?);
+        Ok(())
+    })
+}
+
+/// A trace's totals in one segment (none if it has no span there; one per part in formats
+/// 1 and 2).
+pub(super) fn trace_totals(
+    conn: &Connection,
+    segment: &Segment,
+    trace: &TraceId,
+) -> Result<Vec<Totals>, StoreError> {
+    if segment.lookup.has_parts() {
+        let parts = trace_parts(conn, segment, trace)?;
+        return Ok(parts.into_iter().map(|p| p.totals).collect());
+    }
+    let starts = trace_candidates(conn, segment, trace)?.unwrap_or_default();
+    let mut totals = Totals {
+        span_count: 0,
+        start_ns: i64::MAX,
+        end_ns: i64::MIN,
+        error: false,
+        root: None,
+    };
+    const RUN: &str = "SELECT s.trace_id, s.start_ns, s.duration_ns, s.status_code,
+            s.parent_span_id IS NULL, s.service_id, s.op_id, s.id
+        FROM spans s WHERE s.id >= ?1 ORDER BY s.id";
+    walk_runs(conn, RUN, 7, starts, trace, |row| {
+        let start: i64 = row.get(1)?;
+        totals.span_count += 1;
+        totals.start_ns = totals.start_ns.min(start);
+        totals.end_ns = totals.end_ns.max(start.saturating_add(row.get(2)?));
+        totals.error |= row.get::<_, i32>(3)? == STATUS_ERROR;
+        if row.get(4)? && totals.root.is_none() {
+            totals.root = Some((row.get(5)?, row.get(6)?));
+        }
+        Ok(())
+    })?;
+    Ok(if totals.span_count > 0 {
+        vec![totals]
+    } else {
+        Vec::new()
+    })
+}
+
+/// Reads a trace's runs from the rowids where they start (segment format 3): each walk goes
+/// up from its start and stops at the first row of another trace, so a stale or colliding
+/// start costs one row. `sql` takes the start as `?1` and selects `trace_id` first and the
+/// rowid at `id_column`. Runs of one trace written by consecutive commits touch: a start
+/// inside what was read already is skipped.
+fn walk_runs(
+    conn: &Connection,
+    sql: &str,
+    id_column: usize,
+    mut starts: Vec<i64>,
+    trace: &TraceId,
+    mut each: impl FnMut(&rusqlite::Row<'_>) -> Result<(), StoreError>,
+) -> Result<(), StoreError> {
+    starts.sort_unstable();
+    let mut stmt = conn.prepare_cached(sql)?;
+    let mut read_up_to = 0;
+    for start in starts {
+        if start <= read_up_to {
+            continue;
+        }
+        let mut rows = stmt.query([start])?;
+        while let Some(row) = rows.next()? {
+            if row.get_ref(0)?.as_blob()? != &trace[..] {
+                break;
+            }
+            read_up_to = row.get(id_column)?;
+            each(row)?;
+        }
+    }
+    Ok(())
+}
+
+/// The rowids that may hold the trace in one segment (see [`candidates`]).
+fn trace_candidates(
+    conn: &Connection,
+    segment: &Segment,
+    trace: &TraceId,
+) -> Result<Option<Vec<i64>>, StoreError> {
+    let open = segment.index().as_ref().map(|i| i.trace_refs(trace));
+    candidates(conn, segment, open, KeyTable::Traces, |k| k.trace(trace))
+}
+
+/// The parts of a trace in one segment of format 1 or 2.
+fn trace_parts(
     conn: &Connection,
     segment: &Segment,
     trace: &TraceId,
 ) -> Result<Vec<Part>, StoreError> {
-    let open = segment.index().as_ref().map(|i| i.trace_parts(trace));
-    let candidates = candidates(conn, segment, open, KeyTable::Traces, |k| k.trace(trace))?;
     let mut parts = Vec::new();
-    match candidates {
+    match trace_candidates(conn, segment, trace)? {
         Some(rowids) => {
             let mut stmt = conn.prepare_cached(&format!(
                 "SELECT {PART_COLUMNS} FROM trace_parts WHERE id = ?1 AND trace_id = ?2"
@@ -181,7 +299,8 @@ pub(super) fn trace_parts(
     Ok(parts)
 }
 
-/// Traces carrying the correlation ID in one segment, with their earliest start there.
+/// Traces carrying the correlation ID in one segment, with their earliest start there (in
+/// format 3: the start of the first span of each run that carries it).
 pub(super) fn correlated_traces(
     conn: &Connection,
     segment: &Segment,
@@ -190,7 +309,7 @@ pub(super) fn correlated_traces(
     let open = segment
         .index()
         .as_ref()
-        .map(|i| i.correlation_parts(correlation));
+        .map(|i| i.correlation_refs(correlation));
     let candidates = candidates(conn, segment, open, KeyTable::Correlations, |k| {
         k.correlation(correlation)
     })?;
@@ -200,9 +319,14 @@ pub(super) fn correlated_traces(
     };
     match candidates {
         Some(rowids) => {
-            let mut stmt = conn.prepare_cached(
-                "SELECT trace_id, start_ns FROM trace_parts WHERE id = ?1 AND correlation_id = ?2",
-            )?;
+            let table = if segment.lookup.has_parts() {
+                "trace_parts"
+            } else {
+                "spans"
+            };
+            let mut stmt = conn.prepare_cached(&format!(
+                "SELECT trace_id, start_ns FROM {table} WHERE id = ?1 AND correlation_id = ?2"
+            ))?;
             for id in rowids {
                 if let Some(found) = stmt.query_map(params![id, correlation], row)?.next() {
                     let (trace, start) = found?;
@@ -227,7 +351,7 @@ pub(super) fn correlated_traces(
 }
 
 /// The spans of a trace in one segment, from its parts' rowid ranges.
-pub(super) fn spans_of(
+fn spans_of(
     conn: &Connection,
     parts: &[Part],
     trace: &TraceId,
@@ -237,7 +361,7 @@ pub(super) fn spans_of(
     let mut stmt = conn.prepare_cached(&format!(
         "{SPAN_SELECT} WHERE s.id BETWEEN ?1 AND ?2 AND s.trace_id = ?3"
     ))?;
-    for p in parts.iter().filter(|p| p.span_count > 0) {
+    for p in parts.iter().filter(|p| p.totals.span_count > 0) {
         for span in stmt.query_map(params![p.first_span, p.last_span, &trace[..]], |r| {
             span_from_row(r, names)
         })? {

@@ -1,4 +1,4 @@
-//! A segment: one SQLite file of spans, trace parts and logs, written while it is open and
+//! A segment: one SQLite file of spans and logs, written while it is open and
 //! never again once sealed (retention drops it whole, or cuts its oldest batches when it
 //! straddles the cut). Sealing writes the in-memory lookups into the file's key tables on the
 //! sealer's own thread and connection: another file, so ingest into the next segment never
@@ -13,9 +13,7 @@ use rusqlite::{Connection, OptionalExtension, params};
 
 use super::connections::{Checkpointer, Readers};
 use super::key_blocks::{self, KeyTable};
-use super::open_index::{
-    Keys, LogFilters, OpenIndex, SegmentFilters, key_rows_of_parts, log_range,
-};
+use super::open_index::{Keys, LogFilters, OpenIndex, SegmentFilters, key_rows_of_file, log_range};
 use super::{Sync, configure};
 use crate::model::TraceId;
 use crate::store::StoreError;
@@ -29,13 +27,32 @@ pub(super) const SEALED: i64 = 2;
 /// The catalog file's own data tables, read as one more sealed segment.
 pub(super) const LEGACY: i64 = 0;
 
-/// How a sealed segment finds trace and correlation IDs.
+/// How a segment finds trace and correlation IDs, by its format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum Lookup {
-    /// Segment format 2: the key tables its seal filled.
-    KeyTables,
-    /// Segment format 1, and the catalog's own tables: indexes on `trace_parts`.
+    /// Format 3: keys (in memory while open, in the key tables once sealed) point at span
+    /// rows: where a run of the trace starts, where a run first carries the correlation ID.
+    SpanKeys,
+    /// Format 2: keys point at `trace_parts` rows.
+    PartKeys,
+    /// Format 1 sealed, and the catalog's own tables: indexes on `trace_parts`.
     PartIndexes,
+}
+
+impl Lookup {
+    /// The lookup of a segment file of this `user_version`.
+    fn of_version(version: i64) -> Self {
+        match version {
+            3.. => Self::SpanKeys,
+            2 => Self::PartKeys,
+            _ => Self::PartIndexes,
+        }
+    }
+
+    /// Whether the file has a `trace_parts` table.
+    pub(super) fn has_parts(self) -> bool {
+        self != Self::SpanKeys
+    }
 }
 
 pub(super) struct Segment {
@@ -106,7 +123,7 @@ impl Segment {
     /// False only if the segment surely has no part of the trace.
     pub(super) fn may_hold_trace(&self, trace: &TraceId) -> bool {
         match (self.index().as_ref(), self.filters.get()) {
-            (Some(index), _) => !index.trace_parts(trace).is_empty(),
+            (Some(index), _) => !index.trace_refs(trace).is_empty(),
             (None, Some(filters)) => filters.may_hold_trace(trace),
             (None, None) => true,
         }
@@ -115,7 +132,7 @@ impl Segment {
     /// False only if the segment surely has no part with the correlation ID.
     pub(super) fn may_hold_correlation(&self, correlation: &str) -> bool {
         match (self.index().as_ref(), self.filters.get()) {
-            (Some(index), _) => !index.correlation_parts(correlation).is_empty(),
+            (Some(index), _) => !index.correlation_refs(correlation).is_empty(),
             (None, Some(filters)) => filters.may_hold_correlation(correlation),
             (None, None) => true,
         }
@@ -233,12 +250,14 @@ pub(super) fn file_len(path: &Path) -> u64 {
 }
 
 /// Opens a segment file for writing, creating its tables if it is new (and adding the key
-/// tables to an unsealed file of format 1); returns it with the segment's keys.
+/// tables to an unsealed file of format 1, which makes it format 2); returns it with the
+/// segment's keys and lookup. Only a file of the current format takes new rows: an older
+/// unsealed one is sealed in its own format.
 pub(super) fn open_for_writing(
     path: &Path,
     sync: Sync,
     cache_bytes: u64,
-) -> Result<(Connection, Keys), StoreError> {
+) -> Result<(Connection, (Keys, Lookup)), StoreError> {
     if let Some(parent) = path.parent() {
         std::fs::create_dir_all(parent)?;
     }
@@ -249,10 +268,13 @@ pub(super) fn open_for_writing(
     let conn = Connection::open(path).map_err(unavailable)?;
     configure(&conn, sync, cache_bytes).map_err(unavailable)?;
     let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
-    let tables = match version {
-        0 => format!("{SEGMENT_SCHEMA} {SEGMENT_KEY_TABLES}"),
-        1 => SEGMENT_KEY_TABLES.to_string(),
-        SEGMENT_VERSION => String::new(),
+    let (tables, version) = match version {
+        0 => (
+            format!("{SEGMENT_SCHEMA} {SEGMENT_KEY_TABLES}"),
+            SEGMENT_VERSION,
+        ),
+        1 => (SEGMENT_KEY_TABLES.to_string(), 2),
+        2 | SEGMENT_VERSION => (String::new(), version),
         other => {
             return Err(StoreError::Incompatible {
                 location: path.display().to_string(),
@@ -267,12 +289,12 @@ pub(super) fn open_for_writing(
         let (k0, k1) = Keys::random().to_stored();
         conn.execute_batch(&format!(
             "BEGIN; {tables} INSERT INTO segment_keys (k0, k1) VALUES ({k0}, {k1});
-             PRAGMA user_version = {SEGMENT_VERSION}; COMMIT;"
+             PRAGMA user_version = {version}; COMMIT;"
         ))?;
     }
     let keys = read_keys(&conn)?;
     conn.set_prepared_statement_cache_capacity(64);
-    Ok((conn, keys))
+    Ok((conn, (keys, Lookup::of_version(version))))
 }
 
 fn read_keys(conn: &Connection) -> Result<Keys, StoreError> {
@@ -290,10 +312,9 @@ pub(super) fn sealed_format(path: &Path) -> Result<(Keys, Lookup), StoreError> {
     )?;
     conn.execute_batch("PRAGMA busy_timeout = 10000;")?;
     let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
-    Ok(if version >= 2 {
-        (read_keys(&conn)?, Lookup::KeyTables)
-    } else {
-        (Keys::random(), Lookup::PartIndexes)
+    Ok(match Lookup::of_version(version) {
+        Lookup::PartIndexes => (Keys::random(), Lookup::PartIndexes),
+        lookup => (read_keys(&conn)?, lookup),
     })
 }
 
@@ -399,7 +420,7 @@ fn seal(catalog: &Path, job: SealJob) -> Result<(), StoreError> {
     let rows = segment.index().as_ref().and_then(OpenIndex::key_rows);
     let (traces, correlations) = match rows {
         Some(rows) => rows,
-        None => key_rows_of_parts(&conn, segment.keys)?,
+        None => key_rows_of_file(&conn, segment.keys, segment.lookup)?,
     };
     let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
     key_blocks::write(&tx, KeyTable::Traces, &traces)?;
@@ -444,7 +465,9 @@ fn build_filters(segment: &Segment) -> Result<(), StoreError> {
     )?;
     conn.execute_batch("PRAGMA busy_timeout = 10000;")?;
     let filters = match segment.lookup {
-        Lookup::KeyTables => SegmentFilters::from_key_tables(&conn, segment.keys)?,
+        Lookup::SpanKeys | Lookup::PartKeys => {
+            SegmentFilters::from_key_tables(&conn, segment.keys)?
+        }
         Lookup::PartIndexes => SegmentFilters::from_parts(&conn, segment.keys)?,
     };
     let _ = segment.filters.set(filters);

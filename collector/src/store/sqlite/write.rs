@@ -1,8 +1,9 @@
 //! A batch in two commits: new names into the catalog (rare: most batches intern nothing),
-//! then the rows into the open segment in one transaction: spans (with the per-trace totals
-//! of this commit), the trace summary rows, logs, and the batch row that retention cuts by.
-//! When the open segment is full, the writer starts the next one and hands the full one to
-//! the sealer.
+//! then the rows into the open segment in one transaction: spans (sorted by trace, so each
+//! trace's spans form one run), logs, and the batch row that retention cuts by. Where each
+//! run starts, and where it first carries each correlation ID, goes into the open segment's
+//! lookups in memory. When the open segment is full, the writer starts the next one and
+//! hands the full one to the sealer.
 
 use std::path::PathBuf;
 use std::sync::{Arc, RwLock};
@@ -12,12 +13,10 @@ use rusqlite::{Connection, Transaction, params};
 
 use super::connections::Checkpointer;
 use super::dictionary::{Dictionary, NewName, OperationName};
-use super::open_index::OpenIndex;
+use super::open_index::{OpenIndex, Runs};
 use super::segment::{self, Job, Lookup, OPEN, SEALING, SealJob, Sealer, Segment};
 use super::{SegmentLimits, Sync};
-use crate::model::{
-    Batch, LogRecord, Resource, STATUS_ERROR, SpanKind, SpanRecord, TraceId, now_ns,
-};
+use crate::model::{Batch, LogRecord, Resource, SpanKind, SpanRecord, TraceId, now_ns};
 use crate::store::StoreError;
 
 /// The writer: the catalog and open-segment connections, and the names it has interned, so
@@ -56,30 +55,17 @@ struct RowIds {
     scope: i64,
 }
 
-/// Per-trace totals of the spans of one commit (borrowing its correlation IDs from them).
-struct TraceAgg<'a> {
-    trace_id: TraceId,
-    first: i64,
-    last: i64,
-    count: i64,
-    start: i64,
-    end: i64,
-    error: bool,
-    root: Option<(i64, i64)>,
-    /// Nearly always one or none.
-    correlations: Vec<&'a str>,
-}
-
-/// A trace-part row as committed, for the open segment's in-memory lookups.
-struct PartRow<'a> {
-    id: i64,
-    trace_id: TraceId,
+/// A committed span row the open segment's lookups point at: the start of a run of `trace`,
+/// and/or the first span of its run carrying `correlation`.
+struct Reference<'a> {
+    row: i64,
+    trace: Option<TraceId>,
     correlation: Option<&'a str>,
 }
 
 impl Writer {
     pub(super) fn write(&mut self, mut batch: Batch) -> Result<(), StoreError> {
-        // Contiguous spans per trace let the trace summary point at rowid ranges.
+        // Contiguous spans per trace: one reference finds all of a trace's spans in a commit.
         batch.spans.sort_unstable_by_key(|s| s.trace_id);
         let (span_ids, log_ids) = match self.intern(&batch) {
             Ok(ids) => ids,
@@ -92,10 +78,10 @@ impl Writer {
                 return Err(e);
             }
         };
-        let parts = write_rows(&mut self.conn, &batch, &span_ids, &log_ids)?;
+        let references = write_rows(&mut self.conn, &batch, &span_ids, &log_ids)?;
         if let Some(index) = self.segment.index_mut().as_mut() {
-            for p in &parts {
-                index.add(p.id, &p.trace_id, p.correlation);
+            for r in &references {
+                index.add(r.row, r.trace.as_ref(), r.correlation);
             }
         }
         if let (Some(lo), Some(hi)) = (
@@ -192,14 +178,18 @@ impl Writer {
         let id = tx.last_insert_rowid();
         tx.commit()?;
         let path = Segment::file(&self.dir, id);
-        let (conn, keys) = segment::open_for_writing(&path, self.sync, self.cache_bytes)?;
+        let (conn, format) = segment::open_for_writing(&path, self.sync, self.cache_bytes)?;
+        debug_assert_eq!(
+            format.1,
+            Lookup::SpanKeys,
+            "a new file is of the current format"
+        );
         let checkpointer = Checkpointer::start(&path)?;
-        let format = (keys, Lookup::KeyTables);
         let next = Arc::new(Segment::new(
             id,
             path,
             format,
-            Some(OpenIndex::new(keys)),
+            Some(OpenIndex::new(format.0)),
             None,
         ));
         self.segments
@@ -220,35 +210,35 @@ impl Writer {
     }
 }
 
-/// The rows of a batch into the open segment, in one transaction.
+/// The rows of a batch into the open segment, in one transaction; returns the references
+/// its spans add to the segment's lookups.
 fn write_rows<'a>(
     conn: &mut Connection,
     batch: &'a Batch,
     span_ids: &[RowIds],
     log_ids: &[RowIds],
-) -> Result<Vec<PartRow<'a>>, StoreError> {
+) -> Result<Vec<Reference<'a>>, StoreError> {
     let tx = conn.transaction()?;
     tx.execute("INSERT INTO batches (received_ns) VALUES (?1)", [now_ns()])?;
     let batch_id = tx.last_insert_rowid();
-    let (traces, last_span) = insert_spans(&tx, &batch.spans, span_ids)?;
-    let parts = insert_trace_parts(&tx, &traces)?;
+    let (references, last_span) = insert_spans(&tx, &batch.spans, span_ids)?;
     let last_log = insert_logs(&tx, &batch.logs, log_ids)?;
     tx.execute(
-        "UPDATE batches SET last_span = ?1, last_part = ?2, last_log = ?3 WHERE id = ?4",
-        params![last_span, parts.last().map(|p| p.id), last_log, batch_id],
+        "UPDATE batches SET last_span = ?1, last_log = ?2 WHERE id = ?3",
+        params![last_span, last_log, batch_id],
     )?;
     tx.commit()?;
-    Ok(parts)
+    Ok(references)
 }
 
-/// Inserts the spans (sorted by trace); returns this commit's per-trace totals and the last
-/// span row.
+/// Inserts the spans (sorted by trace); returns the references they make and the last span
+/// row.
 fn insert_spans<'a>(
     tx: &Transaction<'_>,
     spans: &'a [SpanRecord],
     ids: &[RowIds],
-) -> Result<(Vec<TraceAgg<'a>>, Option<i64>), StoreError> {
-    let mut traces: Vec<TraceAgg<'a>> = Vec::with_capacity(spans.len());
+) -> Result<(Vec<Reference<'a>>, Option<i64>), StoreError> {
+    let mut references: Vec<Reference<'a>> = Vec::with_capacity(spans.len());
     let mut last_span = None;
     let mut insert = tx.prepare_cached(
         "INSERT INTO spans (trace_id, span_id, parent_span_id, service_id, op_id,
@@ -256,6 +246,7 @@ fn insert_spans<'a>(
             status_message, attributes, events, links, correlation_id, trace_state, flags)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18)",
     )?;
+    let mut runs = Runs::<&'a str>::default();
     for (span, ids) in spans.iter().zip(ids) {
         insert.execute(params![
             &span.trace_id[..],
@@ -277,93 +268,19 @@ fn insert_spans<'a>(
             non_empty(&span.trace_state),
             span.flags,
         ])?;
-        let id = tx.last_insert_rowid();
-        last_span = Some(id);
-        let root = span
-            .parent_span_id
-            .is_none()
-            .then_some((ids.service, ids.op));
-        match traces.last_mut() {
-            Some(t) if t.trace_id == span.trace_id => {
-                t.last = id;
-                t.count += 1;
-                t.start = t.start.min(span.start_ns);
-                t.end = t.end.max(span.end_ns);
-                t.error |= span.status_code == STATUS_ERROR;
-                t.root = t.root.or(root);
-                if let Some(c) = span.correlation_id.as_deref()
-                    && !t.correlations.contains(&c)
-                {
-                    t.correlations.push(c);
-                }
-            }
-            _ => traces.push(TraceAgg {
-                trace_id: span.trace_id,
-                first: id,
-                last: id,
-                count: 1,
-                start: span.start_ns,
-                end: span.end_ns,
-                error: span.status_code == STATUS_ERROR,
-                root,
-                correlations: span.correlation_id.as_deref().into_iter().collect(),
-            }),
-        }
-    }
-    Ok((traces, last_span))
-}
-
-/// One summary row per trace of this commit (plus one per extra correlation ID).
-fn insert_trace_parts<'a>(
-    tx: &Transaction<'_>,
-    traces: &[TraceAgg<'a>],
-) -> Result<Vec<PartRow<'a>>, StoreError> {
-    let mut rows = Vec::with_capacity(traces.len());
-    let mut part = tx.prepare_cached(
-        "INSERT INTO trace_parts (trace_id, first_span, last_span, span_count, start_ns,
-            end_ns, error, root_service_id, root_op_id, correlation_id)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
-    )?;
-    for t in traces {
-        part.execute(params![
-            &t.trace_id[..],
-            t.first,
-            t.last,
-            t.count,
-            t.start,
-            t.end,
-            t.error,
-            t.root.map(|r| r.0),
-            t.root.map(|r| r.1),
-            t.correlations.first(),
-        ])?;
-        rows.push(PartRow {
-            id: tx.last_insert_rowid(),
-            trace_id: t.trace_id,
-            correlation: t.correlations.first().copied(),
-        });
-        // Rare: more than one correlation ID in one part; each gets an empty row.
-        for c in t.correlations.iter().skip(1) {
-            part.execute(params![
-                &t.trace_id[..],
-                0,
-                -1,
-                0,
-                t.start,
-                t.end,
-                false,
-                None::<i64>,
-                None::<i64>,
-                c
-            ])?;
-            rows.push(PartRow {
-                id: tx.last_insert_rowid(),
-                trace_id: t.trace_id,
-                correlation: Some(c),
+        let row = tx.last_insert_rowid();
+        last_span = Some(row);
+        let (starts, first_carrier) =
+            runs.next(&span.trace_id, span.correlation_id.as_deref(), |c| c);
+        if starts || first_carrier.is_some() {
+            references.push(Reference {
+                row,
+                trace: starts.then_some(span.trace_id),
+                correlation: first_carrier,
             });
         }
     }
-    Ok(rows)
+    Ok((references, last_span))
 }
 
 /// Inserts the logs; returns the last log row.
