@@ -8,7 +8,7 @@ use std::sync::Arc;
 use conformance::{T0, log, span};
 use gauntlet_collector::model::Batch;
 use gauntlet_collector::store::sqlite::{DB_FILE, SegmentInfo, SqliteConfig, SqliteStore};
-use gauntlet_collector::store::{LogQuery, Store};
+use gauntlet_collector::store::{LogQuery, Store, TraceQuery};
 
 /// One test per conformance case, each on a fresh SQLite store holding the fixture: once
 /// with the default segments (the fixture fits in the open one), once with segments of two
@@ -103,6 +103,7 @@ async fn store_files_written_by_earlier_versions_open_and_answer() {
         "store-v3-sealed",
         "store-v3-format2-sealed",
         "store-v3-format3-sealed",
+        "store-v3-format4-sealed",
     ] {
         assert!(opened.contains(&Some(version.to_string())), "{opened:?}");
     }
@@ -128,7 +129,7 @@ async fn format_1_segments_left_sealing_are_sealed_with_key_tables() {
         assert_eq!(user_version(&s.path), 2, "{s:?}");
         assert_eq!(key_rows(&s.path).0 != 0, i < 2, "{s:?}");
     }
-    assert_eq!(user_version(&segments[3].path), 3);
+    assert_eq!(user_version(&segments[3].path), 4);
     let store: Arc<dyn Store> = store;
     conformance::a_trace_joins_its_batches(&store).await;
     conformance::correlation_spans_traces_and_logs(&store).await;
@@ -152,7 +153,7 @@ async fn an_open_segment_of_an_older_format_is_sealed_and_rows_go_to_a_new_one()
         "sealed with key tables"
     );
     assert!(!segments[1].sealed);
-    assert_eq!(user_version(&segments[1].path), 3);
+    assert_eq!(user_version(&segments[1].path), 4);
     let store: Arc<dyn Store> = store;
     conformance::a_trace_joins_its_batches(&store).await;
     conformance::correlation_spans_traces_and_logs(&store).await;
@@ -334,6 +335,18 @@ fn user_version(file: &std::path::Path) -> i64 {
         .expect("version")
 }
 
+/// Spans in a segment's `span_times` blocks (32 bytes an entry).
+fn span_times_entries(file: &std::path::Path) -> i64 {
+    rusqlite::Connection::open(file)
+        .expect("open segment")
+        .query_row(
+            "SELECT coalesce(sum(length(entries)), 0) / 32 FROM span_times",
+            [],
+            |r| r.get(0),
+        )
+        .expect("span_times")
+}
+
 /// (key, rowid) pairs in a segment's trace and correlation key tables (16 bytes a pair).
 fn key_rows(file: &std::path::Path) -> (i64, i64) {
     let conn = rusqlite::Connection::open(file).expect("open segment");
@@ -360,13 +373,15 @@ async fn full_segments_are_sealed_and_answer_through_their_own_key_tables() {
         (0, 0),
         "the open segment's lookups are in memory"
     );
+    assert_eq!(span_times_entries(&open.path), 0);
     let mut runs = 0;
     for s in &segments[..segments.len() - 1] {
         assert!(
             trace_part_objects(&s.path).is_empty(),
             "no trace parts, no sort by SQLite: {s:?}"
         );
-        assert_eq!(user_version(&s.path), 3, "{s:?}");
+        assert_eq!(user_version(&s.path), 4, "{s:?}");
+        assert_eq!(span_times_entries(&s.path), 4, "its spans by time: {s:?}");
         let (traces, correlations) = key_rows(&s.path);
         assert_eq!(traces, correlations, "one correlation ID a run: {s:?}");
         runs += traces;
@@ -385,6 +400,23 @@ async fn full_segments_are_sealed_and_answer_through_their_own_key_tables() {
     let summaries = store.trace_summaries(&[[20; 16]]).await.expect("summaries");
     assert_eq!(summaries[0].span_count, 2);
     assert_eq!(summaries[0].root, Some(("svc".into(), "op".into())));
+    let search = TraceQuery {
+        service: "svc".into(),
+        limit: 100,
+        ..Default::default()
+    };
+    let mut found = store.find_trace_ids(&search).await.expect("search");
+    found.sort();
+    assert_eq!(found, (1..=20u8).map(|t| [t; 16]).collect::<Vec<_>>());
+    // Search in a sealed segment goes through its span_times blocks: without them, its
+    // traces are not found (the others still are).
+    rusqlite::Connection::open(&segments[0].path)
+        .expect("segment")
+        .execute("DELETE FROM span_times", [])
+        .expect("empty span_times");
+    let found = store.find_trace_ids(&search).await.expect("search");
+    assert_eq!(found.len(), 18, "{found:?}");
+    assert!(!found.contains(&[1; 16]) && !found.contains(&[2; 16]));
     // Lookups in a sealed segment go through its key tables: without their rows, its
     // traces are not found (the others still are).
     let first = &segments[0];

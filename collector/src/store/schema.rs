@@ -20,8 +20,11 @@
 //!   ends, its totals), and their keys point at those rows; format 1 indexed them with
 //!   `CREATE INDEX` when sealed (an external sort of a million rows). Their sealed files are
 //!   read as they are; an unsealed one is sealed in its own format on open.
-//! - `spans_by_service` is a covering index for search: (service, start, operation, duration),
-//!   cheap to keep live because each service's start times mostly grow.
+//! - Search finds a service's spans by start time: in the open segment through an ordered
+//!   map in memory, in a sealed one through `span_times`, blocks of (start, span rowid,
+//!   operation, duration) written in order by the seal. Formats 1 to 3 kept a live index,
+//!   `spans_by_service`, instead: an exporter's batch spans seconds of start times, so its
+//!   inserts scattered over each service's recent pages and every commit rewrote hundreds.
 
 /// Each entry is one migration; the schema version is the number applied.
 pub const MIGRATIONS: &[&str] = &[
@@ -153,8 +156,9 @@ pub const SEGMENTS_TABLE: &str = r#"
 "#;
 
 /// The `user_version` of a segment file this build writes: 2 since the key tables, 3 since
-/// the keys point at span rows (no `trace_parts`).
-pub const SEGMENT_VERSION: i64 = 3;
+/// the keys point at span rows (no `trace_parts`), 4 since search finds spans by service and
+/// time through `span_times` (no live `spans_by_service` index).
+pub const SEGMENT_VERSION: i64 = 4;
 
 /// What segment format 2 added to format 1: the secret of the segment's ID keys (one row),
 /// and the sealed segment's lookups, filled when it is sealed: its sorted (key, rowid)
@@ -168,8 +172,9 @@ pub const SEGMENT_KEY_TABLES: &str = r#"
 "#;
 
 /// A segment file: the catalog's data tables, with only indexes whose entries arrive in
-/// about the order they are kept (time, or service then time) and the log lookups.
-/// `batches.last_part` stays NULL from format 3 on.
+/// about the order they are kept (time) and the log lookups. `batches.last_part` stays NULL
+/// from format 3 on. Formats 1 to 3 had a live covering index for search,
+/// `spans_by_service (service_id, start_ns, op_id, duration_ns)`.
 pub const SEGMENT_SCHEMA: &str = r#"
     CREATE TABLE batches (
         id INTEGER PRIMARY KEY,
@@ -199,7 +204,16 @@ pub const SEGMENT_SCHEMA: &str = r#"
         trace_state TEXT,
         flags INTEGER NOT NULL
     );
-    CREATE INDEX spans_by_service ON spans (service_id, start_ns, op_id, duration_ns);
+    -- Filled when the segment is sealed (span_times.rs): its spans by service and start, in
+    -- blocks of about a page; the open segment keeps them in memory.
+    CREATE TABLE span_times (
+        id INTEGER PRIMARY KEY,
+        service_id INTEGER NOT NULL,
+        first_start INTEGER NOT NULL,
+        last_start INTEGER NOT NULL,
+        entries BLOB NOT NULL
+    );
+    CREATE INDEX span_times_by_service ON span_times (service_id, last_start);
     CREATE TABLE logs (
         id INTEGER PRIMARY KEY,
         time_ns INTEGER NOT NULL,

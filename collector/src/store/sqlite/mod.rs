@@ -23,6 +23,7 @@ mod prune;
 mod query;
 mod read;
 mod segment;
+mod span_times;
 mod write;
 
 use std::path::{Path, PathBuf};
@@ -32,8 +33,8 @@ use rusqlite::{Connection, OptionalExtension};
 
 use self::connections::{Checkpointer, Readers};
 use self::dictionary::Dictionary;
-use self::open_index::{Keys, OpenIndex};
-use self::segment::{Job, LEGACY, Lookup, OPEN, SEALED, SEALING, SealJob, Sealer, Segment};
+use self::open_index::OpenIndex;
+use self::segment::{Format, Job, LEGACY, OPEN, SEALED, SEALING, SealJob, Sealer, Segment};
 use self::write::Writer;
 use super::StoreError;
 use super::schema::{MIGRATIONS, current_version};
@@ -185,7 +186,7 @@ impl SqliteStore {
             segments.push(Arc::new(Segment::new(
                 LEGACY,
                 path.clone(),
-                (Keys::random(), Lookup::PartIndexes),
+                Format::legacy(),
                 None,
                 Some((i64::MIN, i64::MAX)),
             )));
@@ -221,13 +222,13 @@ impl SqliteStore {
                 continue;
             }
             let (conn, format) = segment::open_for_writing(&file, config.sync, 4 << 20)?;
-            if may_be_absent && format.1 == Lookup::SpanKeys {
+            if may_be_absent && format.is_current() {
                 // Of the current format: the writer's segment again, reopened below.
                 continue;
             }
             // Left sealing by a stop, or open in an older format (sealed in it: new rows go
             // to a new segment of the current format).
-            let index = OpenIndex::rebuild(&conn, format.0, format.1)?;
+            let index = OpenIndex::rebuild(&conn, format)?;
             let range = Segment::read_start_range(&conn)?;
             drop(conn);
             if state != SEALING {
@@ -257,7 +258,7 @@ impl SqliteStore {
         let open_file = Segment::file(&config.dir, open_id);
         let (conn, format) =
             segment::open_for_writing(&open_file, config.sync, config.cache_bytes)?;
-        let index = OpenIndex::rebuild(&conn, format.0, format.1)?;
+        let index = OpenIndex::rebuild(&conn, format)?;
         let rows: u64 = conn.query_row(
             "SELECT (SELECT count(*) FROM spans) + (SELECT count(*) FROM logs)",
             [],

@@ -19,7 +19,8 @@ use rusqlite::Connection;
 use siphasher::sip::SipHasher13;
 
 use super::key_blocks::{self, KeyTable};
-use super::segment::Lookup;
+use super::segment::{Format, Lookup, Search};
+use super::span_times::ServiceTimes;
 use crate::model::TraceId;
 use crate::store::StoreError;
 
@@ -84,6 +85,9 @@ pub(super) struct OpenIndex {
     prev_correlation: Vec<u32>,
     /// A reference whose rowid did not fit was left out: the pairs must be read from the file.
     incomplete: bool,
+    /// The spans by service and start time (segment format 4; empty for older formats,
+    /// whose files index them).
+    times: ServiceTimes,
 }
 
 impl OpenIndex {
@@ -95,20 +99,28 @@ impl OpenIndex {
             prev_trace: Vec::new(),
             prev_correlation: Vec::new(),
             incomplete: false,
+            times: ServiceTimes::default(),
         }
     }
 
     /// Reads a segment's references back into memory (after a restart, or a seal cut short).
-    pub(super) fn rebuild(
-        conn: &Connection,
-        keys: Keys,
-        lookup: Lookup,
-    ) -> Result<Self, StoreError> {
-        let mut index = Self::new(keys);
-        for_each_reference(conn, lookup, |row, trace, correlation| {
+    pub(super) fn rebuild(conn: &Connection, format: Format) -> Result<Self, StoreError> {
+        let mut index = Self::new(format.keys);
+        for_each_reference(conn, format.lookup(), |row, trace, correlation| {
             index.add(row, trace, correlation)
         })?;
+        if format.search() == Search::SpanTimes {
+            index.times = ServiceTimes::rebuild(conn)?;
+        }
         Ok(index)
+    }
+
+    pub(super) fn times(&self) -> &ServiceTimes {
+        &self.times
+    }
+
+    pub(super) fn times_mut(&mut self) -> &mut ServiceTimes {
+        &mut self.times
     }
 
     /// Records a committed reference: `row` is where a run of `trace` starts, and/or where a
@@ -518,7 +530,8 @@ mod tests {
             .expect("insert");
         }
         let keys = Keys::random();
-        let index = OpenIndex::rebuild(&conn, keys, Lookup::SpanKeys).expect("rebuild");
+        let format = Format { keys, version: 3 };
+        let index = OpenIndex::rebuild(&conn, format).expect("rebuild");
         assert_eq!(index.trace_refs(&[1; 16]), vec![6, 1]);
         assert_eq!(index.trace_refs(&[2; 16]), vec![4]);
         assert_eq!(index.trace_refs(&[3; 16]), vec![7]);

@@ -12,7 +12,8 @@ use super::read::{
     LOG_SELECT, Totals, blob_id, correlated_traces, filters_match, log_from_row, trace_spans,
     trace_totals,
 };
-use super::segment::{Segment, file_len, wal_path};
+use super::segment::{Search, Segment, file_len, wal_path};
+use super::span_times::{self, SpanTime, Wanted};
 use super::{SqliteStore, with_segment};
 use crate::model::{Batch, LogRecord, STATUS_ERROR, SpanKind, SpanRecord, TraceId};
 use crate::store::schema::current_version;
@@ -68,10 +69,9 @@ impl Store for SqliteStore {
             };
             let start = q.start_ns.unwrap_or(i64::MIN);
             let end = q.end_ns.unwrap_or(i64::MAX);
-            let mut sql = String::from(
-                "SELECT s.trace_id, s.attributes, s.status_code, s.kind, s.resource_id, s.start_ns
-                 FROM spans s INDEXED BY spans_by_service
-                 WHERE s.service_id = ?1 AND s.start_ns >= ?2 AND s.start_ns <= ?3",
+            let mut sql = format!(
+                "SELECT {SEARCH_COLUMNS} FROM spans s INDEXED BY spans_by_service
+                 WHERE s.service_id = ?1 AND s.start_ns >= ?2 AND s.start_ns <= ?3"
             );
             let mut args: Vec<SqlValue> = vec![sid.into(), start.into(), end.into()];
             if let Some(ids) = &op_ids {
@@ -87,6 +87,15 @@ impl Store for SqliteStore {
                 sql.push_str(&format!(" AND s.duration_ns <= ?{}", args.len()));
             }
             sql.push_str(" ORDER BY s.start_ns DESC");
+            let by = ByService {
+                service: sid,
+                window: (start, end),
+                wanted: Wanted {
+                    ops: op_ids.clone(),
+                    min_duration_ns: q.min_duration_ns,
+                    max_duration_ns: q.max_duration_ns,
+                },
+            };
 
             // Newest segments first; one whose spans all started outside the window is
             // skipped, and so is one that cannot beat the traces already found.
@@ -102,8 +111,15 @@ impl Store for SqliteStore {
                 if found.len() >= q.limit && kth_newest(&found, q.limit) > hi {
                     continue;
                 }
-                let per_segment =
-                    search_segment(segment, &sql, &args, &q, &names, &mut scanned, &found)?;
+                let per_segment = search_segment(
+                    segment,
+                    (&sql, &args),
+                    &by,
+                    &q,
+                    &names,
+                    &mut scanned,
+                    &found,
+                )?;
                 for (id, start) in per_segment {
                     let newest = found.entry(id).or_insert(start);
                     *newest = (*newest).max(start);
@@ -375,27 +391,28 @@ impl Store for SqliteStore {
                 },
                 None => names.service_ids.values().copied().collect(),
             };
-            let mut sql = String::from(
-                "SELECT s.trace_id, s.span_id, s.parent_span_id, s.op_id, s.kind, s.start_ns,
-                        s.duration_ns, s.status_code, s.links
-                 FROM spans s INDEXED BY spans_by_service
-                 WHERE s.service_id = ?1 AND s.start_ns >= ?2 AND s.start_ns <= ?3",
+            let mut sql = format!(
+                "SELECT {SAMPLE_COLUMNS} FROM spans s INDEXED BY spans_by_service
+                 WHERE s.service_id = ?1 AND s.start_ns >= ?2 AND s.start_ns <= ?3"
             );
+            let kinds: Vec<i32> = q.kinds.iter().map(|k| *k as i32).collect();
+            let mut op_ids = None;
             if !q.kinds.is_empty() {
                 let kinds: Vec<String> = q.kinds.iter().map(|k| (*k as i32).to_string()).collect();
                 sql.push_str(&format!(" AND s.kind IN ({})", kinds.join(", ")));
             }
             if let Some(op) = &q.operation {
                 // Operation IDs are per service: one name, one list for each service asked.
-                let ids: Vec<String> = service_ids
+                let ids: Vec<i64> = service_ids
                     .iter()
                     .flat_map(|sid| names.operation_ids(*sid, op))
-                    .map(|id| id.to_string())
                     .collect();
                 if ids.is_empty() {
                     return Ok(Samples::default());
                 }
-                sql.push_str(&format!(" AND s.op_id IN ({})", ids.join(", ")));
+                let list: Vec<String> = ids.iter().map(i64::to_string).collect();
+                sql.push_str(&format!(" AND s.op_id IN ({})", list.join(", ")));
+                op_ids = Some(ids);
             }
             sql.push_str(" ORDER BY s.start_ns DESC LIMIT ?4");
 
@@ -425,26 +442,45 @@ impl Store for SqliteStore {
             candidates.sort_by_key(|&(s, hi)| std::cmp::Reverse((hi, s.id)));
             for (k, &(segment, _)) in candidates.iter().enumerate() {
                 for &sid in &service_ids {
+                    let sample = |r: &rusqlite::Row<'_>| -> rusqlite::Result<_> {
+                        Ok((
+                            blob_id::<16>(r.get_ref(0)?.as_blob()?),
+                            blob_id::<8>(r.get_ref(1)?.as_blob()?),
+                            r.get_ref(2)?.as_blob_or_null()?.map(blob_id::<8>),
+                            r.get::<_, i64>(3)?,
+                            r.get::<_, i32>(4)?,
+                            r.get::<_, i64>(5)?,
+                            r.get::<_, i64>(6)?,
+                            r.get::<_, i32>(7)?,
+                            r.get_ref(8)?.as_str_or_null()?.and_then(first_link),
+                        ))
+                    };
                     let rows = with_segment(segment, |conn| {
-                        let mut stmt = conn.prepare_cached(&sql)?;
-                        let rows = stmt
-                            .query_map(
-                                rusqlite::params![sid, q.start_ns, q.end_ns, keep as i64],
-                                |r| {
-                                    Ok((
-                                        blob_id::<16>(r.get_ref(0)?.as_blob()?),
-                                        blob_id::<8>(r.get_ref(1)?.as_blob()?),
-                                        r.get_ref(2)?.as_blob_or_null()?.map(blob_id::<8>),
-                                        r.get::<_, i64>(3)?,
-                                        r.get::<_, i32>(4)?,
-                                        r.get::<_, i64>(5)?,
-                                        r.get::<_, i64>(6)?,
-                                        r.get::<_, i32>(7)?,
-                                        r.get_ref(8)?.as_str_or_null()?.and_then(first_link),
-                                    ))
-                                },
-                            )?
-                            .collect::<Result<Vec<_>, _>>()?;
+                        if segment.search == Search::ServiceIndex {
+                            let mut stmt = conn.prepare_cached(&sql)?;
+                            let rows = stmt
+                                .query_map(
+                                    rusqlite::params![sid, q.start_ns, q.end_ns, keep as i64],
+                                    sample,
+                                )?
+                                .collect::<Result<Vec<_>, _>>()?;
+                            return Ok(rows);
+                        }
+                        let by = ByService {
+                            service: sid,
+                            window: (q.start_ns, q.end_ns),
+                            wanted: Wanted {
+                                ops: op_ids.clone(),
+                                ..Wanted::default()
+                            },
+                        };
+                        let mut rows = Vec::new();
+                        by.newest_first(conn, segment, SAMPLE_COLUMNS, |r| {
+                            if kinds.is_empty() || kinds.contains(&r.get::<_, i32>(4)?) {
+                                rows.push(sample(r)?);
+                            }
+                            Ok(rows.len() < keep)
+                        })?;
                         Ok(rows)
                     })?;
                     for (trace_id, span_id, parent, op, kind, start, duration, status, link) in rows
@@ -537,32 +573,31 @@ fn kth_newest(found: &HashMap<TraceId, i64>, k: usize) -> i64 {
 /// start of its newest matching span there.
 fn search_segment(
     segment: &Segment,
-    sql: &str,
-    args: &[SqlValue],
+    (sql, args): (&str, &[SqlValue]),
+    by: &ByService,
     q: &TraceQuery,
     names: &Names,
     scanned: &mut usize,
     found_before: &HashMap<TraceId, i64>,
 ) -> Result<Vec<(TraceId, i64)>, StoreError> {
     with_segment(segment, |conn| {
-        let mut stmt = conn.prepare_cached(sql)?;
-        let mut rows = stmt.query(params_from_iter(args.iter()))?;
         let mut ids: Vec<(TraceId, i64)> = Vec::new();
         let mut seen: HashSet<TraceId> = HashSet::new();
-        while let Some(row) = rows.next()? {
+        // Rows of SEARCH_COLUMNS, newest first; false: enough.
+        let mut visit = |row: &rusqlite::Row<'_>| -> Result<bool, StoreError> {
             *scanned += 1;
             if *scanned > MAX_SEARCH_SCAN || ids.len() >= q.limit {
-                break;
+                return Ok(false);
             }
             let id: TraceId = blob_id(row.get_ref(0)?.as_blob()?);
             if seen.contains(&id) {
-                continue;
+                return Ok(true);
             }
             if !q.filters.is_empty() {
                 let attrs = row.get_ref(1)?.as_str()?;
                 let res = names.resource(row.get(4)?);
                 if !filters_match(&q.filters, attrs, &res.attributes, row.get(2)?, row.get(3)?) {
-                    continue;
+                    return Ok(true);
                 }
             }
             let start: i64 = row.get(5)?;
@@ -570,14 +605,98 @@ fn search_segment(
                 && newer >= start
             {
                 // Found in a newer segment with a later span: counts once.
-                continue;
+                return Ok(true);
             }
             seen.insert(id);
             ids.push((id, start));
+            Ok(true)
+        };
+        match segment.search {
+            Search::ServiceIndex => {
+                let mut stmt = conn.prepare_cached(sql)?;
+                let mut rows = stmt.query(params_from_iter(args.iter()))?;
+                while let Some(row) = rows.next()? {
+                    if !visit(row)? {
+                        break;
+                    }
+                }
+            }
+            Search::SpanTimes => by.newest_first(conn, segment, SEARCH_COLUMNS, visit)?,
         }
         Ok(ids)
     })
 }
+
+/// What trace search reads of each span it walks.
+const SEARCH_COLUMNS: &str =
+    "s.trace_id, s.attributes, s.status_code, s.kind, s.resource_id, s.start_ns";
+
+/// What the aggregates read of each span.
+const SAMPLE_COLUMNS: &str = "s.trace_id, s.span_id, s.parent_span_id, s.op_id, s.kind, \
+    s.start_ns, s.duration_ns, s.status_code, s.links";
+
+/// The spans of one service that started in a window, as a segment of format 4 finds them.
+struct ByService {
+    service: i64,
+    window: (i64, i64),
+    wanted: Wanted,
+}
+
+impl ByService {
+    /// Calls `each` with `columns` of the wanted spans, newest first, until it returns false:
+    /// from the open segment's map in memory (a page at a time, so the writer never waits
+    /// long for it), or a sealed segment's `span_times` blocks (also for what is left when
+    /// the segment is sealed meanwhile). A span that retention deleted is skipped.
+    fn newest_first(
+        &self,
+        conn: &rusqlite::Connection,
+        segment: &Segment,
+        columns: &str,
+        mut each: impl FnMut(&rusqlite::Row<'_>) -> Result<bool, StoreError>,
+    ) -> Result<(), StoreError> {
+        let mut stmt =
+            conn.prepare_cached(&format!("SELECT {columns} FROM spans s WHERE s.id = ?1"))?;
+        let mut visit = |t: SpanTime| -> Result<bool, StoreError> {
+            let mut rows = stmt.query([t.span])?;
+            match rows.next()? {
+                Some(row) => each(row),
+                None => Ok(true),
+            }
+        };
+        let mut last: Option<SpanTime> = None;
+        loop {
+            let page = match segment.index().as_ref() {
+                Some(open) => {
+                    open.times()
+                        .page(self.service, self.window, &self.wanted, last, SEARCH_PAGE)
+                }
+                None => break,
+            };
+            if page.is_empty() {
+                return Ok(());
+            }
+            for t in page {
+                last = Some(t);
+                if !visit(t)? {
+                    return Ok(());
+                }
+            }
+        }
+        span_times::read(
+            conn,
+            self.service,
+            self.window,
+            &self.wanted,
+            |t| match last {
+                Some(l) if (t.start_ns, t.span) >= (l.start_ns, l.span) => Ok(true),
+                _ => visit(t),
+            },
+        )
+    }
+}
+
+/// Entries a search takes from the open segment's map at a time.
+const SEARCH_PAGE: usize = 256;
 
 /// The first well-formed link of a span's stored links (`[{"trace_id", "span_id", ...}]`).
 fn first_link(links: &str) -> Option<(TraceId, [u8; 8])> {

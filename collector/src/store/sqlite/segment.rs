@@ -14,6 +14,7 @@ use rusqlite::{Connection, OptionalExtension, params};
 use super::connections::{Checkpointer, Readers};
 use super::key_blocks::{self, KeyTable};
 use super::open_index::{Keys, LogFilters, OpenIndex, SegmentFilters, key_rows_of_file, log_range};
+use super::span_times::{self, ServiceTimes};
 use super::{Sync, configure};
 use crate::model::TraceId;
 use crate::store::StoreError;
@@ -39,16 +40,53 @@ pub(super) enum Lookup {
     PartIndexes,
 }
 
-impl Lookup {
-    /// The lookup of a segment file of this `user_version`.
-    fn of_version(version: i64) -> Self {
-        match version {
-            3.. => Self::SpanKeys,
-            2 => Self::PartKeys,
-            _ => Self::PartIndexes,
+/// How a segment finds a service's spans by start time, by its format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Search {
+    /// Format 4: an ordered map in memory while open, `span_times` blocks once sealed.
+    SpanTimes,
+    /// Formats 1 to 3, and the catalog's own tables: the live index `spans_by_service`.
+    ServiceIndex,
+}
+
+/// A segment file's format (its `user_version`) and the secret of its ID keys.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Format {
+    pub(super) keys: Keys,
+    pub(super) version: i64,
+}
+
+impl Format {
+    /// The catalog's own tables: read as a sealed segment of format 1.
+    pub(super) fn legacy() -> Self {
+        Self {
+            keys: Keys::random(),
+            version: 1,
         }
     }
 
+    pub(super) fn lookup(self) -> Lookup {
+        match self.version {
+            3.. => Lookup::SpanKeys,
+            2 => Lookup::PartKeys,
+            _ => Lookup::PartIndexes,
+        }
+    }
+
+    pub(super) fn search(self) -> Search {
+        match self.version {
+            4.. => Search::SpanTimes,
+            _ => Search::ServiceIndex,
+        }
+    }
+
+    /// Whether this build writes new rows into such a file.
+    pub(super) fn is_current(self) -> bool {
+        self.version == SEGMENT_VERSION
+    }
+}
+
+impl Lookup {
     /// Whether the file has a `trace_parts` table.
     pub(super) fn has_parts(self) -> bool {
         self != Self::SpanKeys
@@ -62,6 +100,7 @@ pub(super) struct Segment {
     /// Turns IDs into the keys of its lookups and filters.
     pub(super) keys: Keys,
     pub(super) lookup: Lookup,
+    pub(super) search: Search,
     /// `Some` until the sealed segment's own indexes exist.
     index: RwLock<Option<OpenIndex>>,
     /// The span start times it holds (`None`: no spans), kept up to date by the writer while
@@ -93,7 +132,7 @@ impl Segment {
     pub(super) fn new(
         id: i64,
         path: PathBuf,
-        (keys, lookup): (Keys, Lookup),
+        format: Format,
         index: Option<OpenIndex>,
         start_range: Option<(i64, i64)>,
     ) -> Self {
@@ -101,8 +140,9 @@ impl Segment {
             id,
             readers: Readers::new(path.clone(), 2),
             path,
-            keys,
-            lookup,
+            keys: format.keys,
+            lookup: format.lookup(),
+            search: format.search(),
             index: RwLock::new(index),
             start_range: Mutex::new(start_range),
             filters: OnceLock::new(),
@@ -257,7 +297,7 @@ pub(super) fn open_for_writing(
     path: &Path,
     sync: Sync,
     cache_bytes: u64,
-) -> Result<(Connection, (Keys, Lookup)), StoreError> {
+) -> Result<(Connection, Format), StoreError> {
     if let Some(parent) = path.parent() {
         std::fs::create_dir_all(parent)?;
     }
@@ -274,7 +314,7 @@ pub(super) fn open_for_writing(
             SEGMENT_VERSION,
         ),
         1 => (SEGMENT_KEY_TABLES.to_string(), 2),
-        2 | SEGMENT_VERSION => (String::new(), version),
+        2..=SEGMENT_VERSION => (String::new(), version),
         other => {
             return Err(StoreError::Incompatible {
                 location: path.display().to_string(),
@@ -294,7 +334,7 @@ pub(super) fn open_for_writing(
     }
     let keys = read_keys(&conn)?;
     conn.set_prepared_statement_cache_capacity(64);
-    Ok((conn, (keys, Lookup::of_version(version))))
+    Ok((conn, Format { keys, version }))
 }
 
 fn read_keys(conn: &Connection) -> Result<Keys, StoreError> {
@@ -303,19 +343,20 @@ fn read_keys(conn: &Connection) -> Result<Keys, StoreError> {
     })?)
 }
 
-/// The keys and lookup of a sealed segment file, read from it. A file of format 1 has no
-/// stored keys: its filters, built on each start, get fresh ones.
-pub(super) fn sealed_format(path: &Path) -> Result<(Keys, Lookup), StoreError> {
+/// The format of a sealed segment file, read from it. A file of format 1 has no stored keys:
+/// its filters, built on each start, get fresh ones.
+pub(super) fn sealed_format(path: &Path) -> Result<Format, StoreError> {
     let conn = Connection::open_with_flags(
         path,
         rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
     )?;
     conn.execute_batch("PRAGMA busy_timeout = 10000;")?;
     let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
-    Ok(match Lookup::of_version(version) {
-        Lookup::PartIndexes => (Keys::random(), Lookup::PartIndexes),
-        lookup => (read_keys(&conn)?, lookup),
-    })
+    let keys = match version {
+        2.. => read_keys(&conn)?,
+        _ => Keys::random(),
+    };
+    Ok(Format { keys, version })
 }
 
 /// One segment to seal, with the checkpointer that kept its WAL short while it was open.
@@ -425,6 +466,13 @@ fn seal(catalog: &Path, job: SealJob) -> Result<(), StoreError> {
     let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
     key_blocks::write(&tx, KeyTable::Traces, &traces)?;
     key_blocks::write(&tx, KeyTable::Correlations, &correlations)?;
+    if segment.search == Search::SpanTimes {
+        let index = segment.index();
+        match index.as_ref() {
+            Some(open) => span_times::write(&tx, open.times())?,
+            None => span_times::write(&tx, &ServiceTimes::rebuild(&tx)?)?,
+        }
+    }
     tx.commit()?;
     let range = segment.start_range();
     let _ = conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()));

@@ -14,7 +14,8 @@ use rusqlite::{Connection, Transaction, params};
 use super::connections::Checkpointer;
 use super::dictionary::{Dictionary, NewName, OperationName};
 use super::open_index::{OpenIndex, Runs};
-use super::segment::{self, Job, Lookup, OPEN, SEALING, SealJob, Sealer, Segment};
+use super::segment::{self, Job, OPEN, SEALING, SealJob, Sealer, Search, Segment};
+use super::span_times::SpanTime;
 use super::{SegmentLimits, Sync};
 use crate::model::{Batch, LogRecord, Resource, SpanKind, SpanRecord, TraceId, now_ns};
 use crate::store::StoreError;
@@ -78,10 +79,25 @@ impl Writer {
                 return Err(e);
             }
         };
-        let references = write_rows(&mut self.conn, &batch, &span_ids, &log_ids)?;
+        let (references, first_span) = write_rows(&mut self.conn, &batch, &span_ids, &log_ids)?;
         if let Some(index) = self.segment.index_mut().as_mut() {
             for r in &references {
                 index.add(r.row, r.trace.as_ref(), r.correlation);
+            }
+            // Span rows are consecutive from the commit's first.
+            if let (Some(first), Search::SpanTimes) = (first_span, self.segment.search) {
+                let times = index.times_mut();
+                for ((span, ids), row) in batch.spans.iter().zip(&span_ids).zip(first..) {
+                    times.add(
+                        ids.service,
+                        SpanTime {
+                            start_ns: span.start_ns,
+                            span: row,
+                            op: ids.op,
+                            duration_ns: span.duration_ns(),
+                        },
+                    );
+                }
             }
         }
         if let (Some(lo), Some(hi)) = (
@@ -179,17 +195,13 @@ impl Writer {
         tx.commit()?;
         let path = Segment::file(&self.dir, id);
         let (conn, format) = segment::open_for_writing(&path, self.sync, self.cache_bytes)?;
-        debug_assert_eq!(
-            format.1,
-            Lookup::SpanKeys,
-            "a new file is of the current format"
-        );
+        debug_assert!(format.is_current(), "a new file is of the current format");
         let checkpointer = Checkpointer::start(&path)?;
         let next = Arc::new(Segment::new(
             id,
             path,
             format,
-            Some(OpenIndex::new(format.0)),
+            Some(OpenIndex::new(format.keys)),
             None,
         ));
         self.segments
@@ -211,13 +223,13 @@ impl Writer {
 }
 
 /// The rows of a batch into the open segment, in one transaction; returns the references
-/// its spans add to the segment's lookups.
+/// its spans add to the segment's lookups, and the rowid of its first span.
 fn write_rows<'a>(
     conn: &mut Connection,
     batch: &'a Batch,
     span_ids: &[RowIds],
     log_ids: &[RowIds],
-) -> Result<Vec<Reference<'a>>, StoreError> {
+) -> Result<(Vec<Reference<'a>>, Option<i64>), StoreError> {
     let tx = conn.transaction()?;
     tx.execute("INSERT INTO batches (received_ns) VALUES (?1)", [now_ns()])?;
     let batch_id = tx.last_insert_rowid();
@@ -228,7 +240,8 @@ fn write_rows<'a>(
         params![last_span, last_log, batch_id],
     )?;
     tx.commit()?;
-    Ok(references)
+    let first_span = last_span.map(|last| last + 1 - batch.spans.len() as i64);
+    Ok((references, first_span))
 }
 
 /// Inserts the spans (sorted by trace); returns the references they make and the last span
