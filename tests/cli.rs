@@ -171,6 +171,24 @@ fn kill_9_right_after_a_successful_export_loses_nothing() {
             body["items"].as_array().map(Vec::len),
             Some(spans_per_trace)
         );
+        // Search too: the open segment's spans by service and time are rebuilt from its rows.
+        let body: Value = client
+            .get(format!(
+                "http://{}/api/traces?service=durable&operation=op-3&start=1699999999000000\
+                 &end=1700000001000000&limit=100",
+                c.api
+            ))
+            .send()
+            .await
+            .expect("query answered")
+            .json()
+            .await
+            .expect("json");
+        assert_eq!(
+            body["data"].as_array().map(Vec::len),
+            Some(traces),
+            "{body}"
+        );
     });
 }
 

@@ -1,8 +1,8 @@
 //! The embedded store: a directory of SQLite files in WAL mode. The catalog
 //! (`gauntlet.sqlite`) interns names and lists the segments; rows go to the open segment
-//! (`segments/NNNNNN.sqlite`) until it is full, then it is sealed (its in-memory trace-ID and
-//! correlation-ID lookups written, sorted, into its key tables, on another thread) and the
-//! next one opens.
+//! (`segments/NNNNNN.sqlite`) until it is full, then it is sealed (its in-memory trace-ID,
+//! correlation-ID and service-time lookups written, sorted, into its key tables and
+//! `span_times`, on another thread) and the next one opens.
 //! Retention drops whole segments. Every write goes through one writer behind a mutex
 //! (SQLite has one writer per file anyway); queries use per-file pools of read-only
 //! connections, which WAL lets run beside the writer, and merge what the segments hold.
@@ -10,6 +10,7 @@
 //! Rusqlite is blocking, so every call runs on tokio's blocking pool. The parts:
 //! [`connections`] (checkpointer, reader pools), [`dictionary`] (names in memory),
 //! [`open_index`] (the open segment's lookups), [`key_blocks`] (a sealed segment's),
+//! [`span_times`] (spans by service and start time, for search),
 //! [`segment`] (segment files, sealing),
 //! [`write`], [`prune`] (retention), [`read`] (rows into records, per-segment lookups),
 //! [`query`] (the [`Store`] implementation). `rusqlite` errors stop here: they become
@@ -76,7 +77,7 @@ pub enum Sync {
 #[derive(Debug, Clone, Copy)]
 pub struct SegmentLimits {
     /// Spans and logs written to it. Bounds the memory of its in-memory lookups (about
-    /// 60 bytes per run of a trace) and how much one seal sorts.
+    /// 60 bytes per run of a trace and 60 per span) and how much one seal sorts.
     pub rows: u64,
     /// Bytes of its file: the unit retention by disk use drops.
     pub bytes: u64,

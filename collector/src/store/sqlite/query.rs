@@ -475,9 +475,9 @@ impl Store for SqliteStore {
                             },
                         };
                         let mut rows = Vec::new();
-                        by.newest_first(conn, segment, SAMPLE_COLUMNS, |r| {
-                            if kinds.is_empty() || kinds.contains(&r.get::<_, i32>(4)?) {
-                                rows.push(sample(r)?);
+                        by.newest_first(conn, segment, SAMPLE_COLUMNS, sample, |r| {
+                            if kinds.is_empty() || kinds.contains(&r.4) {
+                                rows.push(r);
                             }
                             Ok(rows.len() < keep)
                         })?;
@@ -583,48 +583,70 @@ fn search_segment(
     with_segment(segment, |conn| {
         let mut ids: Vec<(TraceId, i64)> = Vec::new();
         let mut seen: HashSet<TraceId> = HashSet::new();
-        // Rows of SEARCH_COLUMNS, newest first; false: enough.
-        let mut visit = |row: &rusqlite::Row<'_>| -> Result<bool, StoreError> {
+        // Spans newest first; false: enough.
+        let mut visit = |row: SearchRow| -> Result<bool, StoreError> {
             *scanned += 1;
             if *scanned > MAX_SEARCH_SCAN || ids.len() >= q.limit {
                 return Ok(false);
             }
-            let id: TraceId = blob_id(row.get_ref(0)?.as_blob()?);
-            if seen.contains(&id) {
+            if seen.contains(&row.trace) {
                 return Ok(true);
             }
-            if !q.filters.is_empty() {
-                let attrs = row.get_ref(1)?.as_str()?;
-                let res = names.resource(row.get(4)?);
-                if !filters_match(&q.filters, attrs, &res.attributes, row.get(2)?, row.get(3)?) {
+            if let Some(attrs) = &row.attributes {
+                let res = names.resource(row.resource);
+                if !filters_match(&q.filters, attrs, &res.attributes, row.status, row.kind) {
                     return Ok(true);
                 }
             }
-            let start: i64 = row.get(5)?;
-            if let Some(&newer) = found_before.get(&id)
-                && newer >= start
+            if let Some(&newer) = found_before.get(&row.trace)
+                && newer >= row.start
             {
                 // Found in a newer segment with a later span: counts once.
                 return Ok(true);
             }
-            seen.insert(id);
-            ids.push((id, start));
+            seen.insert(row.trace);
+            ids.push((row.trace, row.start));
             Ok(true)
         };
+        let read = |r: &rusqlite::Row<'_>| SearchRow::read(r, !q.filters.is_empty());
         match segment.search {
             Search::ServiceIndex => {
                 let mut stmt = conn.prepare_cached(sql)?;
                 let mut rows = stmt.query(params_from_iter(args.iter()))?;
                 while let Some(row) = rows.next()? {
-                    if !visit(row)? {
+                    if !visit(read(row)?)? {
                         break;
                     }
                 }
             }
-            Search::SpanTimes => by.newest_first(conn, segment, SEARCH_COLUMNS, visit)?,
+            Search::SpanTimes => by.newest_first(conn, segment, SEARCH_COLUMNS, read, visit)?,
         }
         Ok(ids)
     })
+}
+
+/// A span as trace search reads it (`attributes` only when there are filters to check).
+struct SearchRow {
+    trace: TraceId,
+    attributes: Option<String>,
+    status: i32,
+    kind: i32,
+    resource: i64,
+    start: i64,
+}
+
+impl SearchRow {
+    /// From a row of [`SEARCH_COLUMNS`].
+    fn read(r: &rusqlite::Row<'_>, attributes: bool) -> rusqlite::Result<Self> {
+        Ok(Self {
+            trace: blob_id(r.get_ref(0)?.as_blob()?),
+            attributes: if attributes { Some(r.get(1)?) } else { None },
+            status: r.get(2)?,
+            kind: r.get(3)?,
+            resource: r.get(4)?,
+            start: r.get(5)?,
+        })
+    }
 }
 
 /// What trace search reads of each span it walks.
@@ -643,60 +665,96 @@ struct ByService {
 }
 
 impl ByService {
-    /// Calls `each` with `columns` of the wanted spans, newest first, until it returns false:
-    /// from the open segment's map in memory (a page at a time, so the writer never waits
-    /// long for it), or a sealed segment's `span_times` blocks (also for what is left when
-    /// the segment is sealed meanwhile). A span that retention deleted is skipped.
-    fn newest_first(
+    /// Calls `each` with the wanted spans (`columns` of each, as `read` makes them), newest
+    /// first, until it returns false: from the open segment's map in memory (a page at a
+    /// time, so the writer never waits long for it), or a sealed segment's `span_times`
+    /// blocks (also for what is left when the segment is sealed meanwhile). Rows are read
+    /// [`FETCH`] at a time; a span that retention deleted is skipped.
+    fn newest_first<T>(
         &self,
         conn: &rusqlite::Connection,
         segment: &Segment,
         columns: &str,
-        mut each: impl FnMut(&rusqlite::Row<'_>) -> Result<bool, StoreError>,
+        read: impl Fn(&rusqlite::Row<'_>) -> rusqlite::Result<T>,
+        mut each: impl FnMut(T) -> Result<bool, StoreError>,
     ) -> Result<(), StoreError> {
-        let mut stmt =
-            conn.prepare_cached(&format!("SELECT {columns} FROM spans s WHERE s.id = ?1"))?;
-        let mut visit = |t: SpanTime| -> Result<bool, StoreError> {
-            let mut rows = stmt.query([t.span])?;
-            match rows.next()? {
-                Some(row) => each(row),
-                None => Ok(true),
+        let marks: Vec<String> = (1..=FETCH).map(|i| format!("?{i}")).collect();
+        let mut stmt = conn.prepare_cached(&format!(
+            "SELECT {columns}, s.id FROM spans s WHERE s.id IN ({})",
+            marks.join(", ")
+        ))?;
+        let id_column = stmt.column_count() - 1;
+        // Reads a batch of spans in one statement (they come back in rowid order), then
+        // hands them on in the batch's order.
+        let mut fetch = |batch: &[SpanTime]| -> Result<bool, StoreError> {
+            let mut ids = [0i64; FETCH];
+            for (id, t) in ids.iter_mut().zip(batch) {
+                *id = t.span;
             }
+            let mut got: Vec<(i64, T)> = Vec::with_capacity(batch.len());
+            let mut rows = stmt.query(params_from_iter(ids.iter()))?;
+            while let Some(row) = rows.next()? {
+                got.push((row.get(id_column)?, read(row)?));
+            }
+            drop(rows);
+            for t in batch {
+                if let Some(at) = got.iter().position(|(id, _)| *id == t.span)
+                    && !each(got.swap_remove(at).1)?
+                {
+                    return Ok(false);
+                }
+            }
+            Ok(true)
         };
         let mut last: Option<SpanTime> = None;
+        // Small first: a search often needs only a few dozen spans, and a selective one
+        // would walk much of the map to fill a large page.
+        let mut page_size = FETCH;
         loop {
             let page = match segment.index().as_ref() {
                 Some(open) => {
                     open.times()
-                        .page(self.service, self.window, &self.wanted, last, SEARCH_PAGE)
+                        .page(self.service, self.window, &self.wanted, last, page_size)
                 }
                 None => break,
             };
-            if page.is_empty() {
+            page_size = (page_size * 2).min(MAX_SEARCH_PAGE);
+            let Some(&oldest) = page.last() else {
                 return Ok(());
-            }
-            for t in page {
-                last = Some(t);
-                if !visit(t)? {
+            };
+            last = Some(oldest);
+            for batch in page.chunks(FETCH) {
+                if !fetch(batch)? {
                     return Ok(());
                 }
             }
         }
-        span_times::read(
-            conn,
-            self.service,
-            self.window,
-            &self.wanted,
-            |t| match last {
-                Some(l) if (t.start_ns, t.span) >= (l.start_ns, l.span) => Ok(true),
-                _ => visit(t),
-            },
-        )
+        let mut batch = Vec::with_capacity(FETCH);
+        let mut more = true;
+        span_times::read(conn, self.service, self.window, &self.wanted, |t| {
+            if last.is_some_and(|l| (t.start_ns, t.span) >= (l.start_ns, l.span)) {
+                return Ok(true);
+            }
+            batch.push(t);
+            if batch.len() == FETCH {
+                more = fetch(&batch)?;
+                batch.clear();
+            }
+            Ok(more)
+        })?;
+        if more && !batch.is_empty() {
+            fetch(&batch)?;
+        }
+        Ok(())
     }
 }
 
-/// Entries a search takes from the open segment's map at a time.
-const SEARCH_PAGE: usize = 256;
+/// Spans read from a segment in one statement.
+const FETCH: usize = 32;
+
+/// Entries a search takes from the open segment's map at a time, at most (the writer waits
+/// for the map while a page is taken).
+const MAX_SEARCH_PAGE: usize = 1024;
 
 /// The first well-formed link of a span's stored links (`[{"trace_id", "span_id", ...}]`).
 fn first_link(links: &str) -> Option<(TraceId, [u8; 8])> {

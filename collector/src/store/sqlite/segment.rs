@@ -1,8 +1,8 @@
 //! A segment: one SQLite file of spans and logs, written while it is open and
 //! never again once sealed (retention drops it whole, or cuts its oldest batches when it
-//! straddles the cut). Sealing writes the in-memory lookups into the file's key tables on the
-//! sealer's own thread and connection: another file, so ingest into the next segment never
-//! waits for it.
+//! straddles the cut). Sealing writes the in-memory lookups into the file's key tables and
+//! `span_times` on the sealer's own thread and connection: another file, so ingest into the
+//! next segment never waits for it.
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};

@@ -154,8 +154,7 @@ pub(super) fn read(
     )?;
     let mut rows = stmt.query(params![service, lo, hi])?;
     while let Some(row) = rows.next()? {
-        let entries: Vec<SpanTime> = decode(row.get_ref(0)?.as_blob()?).collect();
-        for t in entries.into_iter().rev() {
+        for t in decode(row.get_ref(0)?.as_blob()?).rev() {
             if t.start_ns < lo || t.start_ns > hi || !wanted.admits(&t) {
                 continue;
             }
@@ -168,7 +167,7 @@ pub(super) fn read(
 }
 
 /// A block's entries; a truncated tail (a damaged file) is ignored.
-fn decode(block: &[u8]) -> impl Iterator<Item = SpanTime> + '_ {
+fn decode(block: &[u8]) -> impl DoubleEndedIterator<Item = SpanTime> + '_ {
     block.chunks_exact(ENTRY).map(|e| {
         let v = |i: usize| i64::from_le_bytes(e[i * 8..i * 8 + 8].try_into().unwrap_or_default());
         SpanTime {
