@@ -669,7 +669,7 @@ impl ByService {
     /// first, until it returns false: from the open segment's map in memory (a page at a
     /// time, so the writer never waits long for it), or a sealed segment's `span_times`
     /// blocks (also for what is left when the segment is sealed meanwhile). Rows are read
-    /// [`FETCH`] at a time; a span that retention deleted is skipped.
+    /// [`FETCH`], then [`FETCH_MANY`] at a time; a span that retention deleted is skipped.
     fn newest_first<T>(
         &self,
         conn: &rusqlite::Connection,
@@ -678,21 +678,33 @@ impl ByService {
         read: impl Fn(&rusqlite::Row<'_>) -> rusqlite::Result<T>,
         mut each: impl FnMut(T) -> Result<bool, StoreError>,
     ) -> Result<(), StoreError> {
-        let marks: Vec<String> = (1..=FETCH).map(|i| format!("?{i}")).collect();
-        let mut stmt = conn.prepare_cached(&format!(
-            "SELECT {columns}, s.id FROM spans s WHERE s.id IN ({})",
-            marks.join(", ")
-        ))?;
-        let id_column = stmt.column_count() - 1;
+        // Two statements: few rows for a search that stops early, many for one that walks
+        // far (an aggregate over a long window), where per-statement costs add up.
+        let sql = |n: usize| {
+            let marks: Vec<String> = (1..=n).map(|i| format!("?{i}")).collect();
+            format!(
+                "SELECT {columns}, s.id FROM spans s WHERE s.id IN ({})",
+                marks.join(", ")
+            )
+        };
+        let mut few = conn.prepare_cached(&sql(FETCH))?;
+        let mut many = conn.prepare_cached(&sql(FETCH_MANY))?;
+        let id_column = few.column_count() - 1;
         // Reads a batch of spans in one statement (they come back in rowid order), then
         // hands them on in the batch's order.
         let mut fetch = |batch: &[SpanTime]| -> Result<bool, StoreError> {
-            let mut ids = [0i64; FETCH];
+            let stmt = if batch.len() <= FETCH {
+                &mut few
+            } else {
+                &mut many
+            };
+            let mut ids = [0i64; FETCH_MANY];
             for (id, t) in ids.iter_mut().zip(batch) {
                 *id = t.span;
             }
+            let params = &ids[..stmt.parameter_count()];
             let mut got: Vec<(i64, T)> = Vec::with_capacity(batch.len());
-            let mut rows = stmt.query(params_from_iter(ids.iter()))?;
+            let mut rows = stmt.query(params_from_iter(params.iter()))?;
             while let Some(row) = rows.next()? {
                 got.push((row.get(id_column)?, read(row)?));
             }
@@ -723,22 +735,24 @@ impl ByService {
                 return Ok(());
             };
             last = Some(oldest);
-            for batch in page.chunks(FETCH) {
+            for batch in page.chunks(FETCH_MANY) {
                 if !fetch(batch)? {
                     return Ok(());
                 }
             }
         }
-        let mut batch = Vec::with_capacity(FETCH);
+        let mut batch = Vec::with_capacity(FETCH_MANY);
+        let mut batch_size = FETCH;
         let mut more = true;
         span_times::read(conn, self.service, self.window, &self.wanted, |t| {
             if last.is_some_and(|l| (t.start_ns, t.span) >= (l.start_ns, l.span)) {
                 return Ok(true);
             }
             batch.push(t);
-            if batch.len() == FETCH {
+            if batch.len() == batch_size {
                 more = fetch(&batch)?;
                 batch.clear();
+                batch_size = FETCH_MANY;
             }
             Ok(more)
         })?;
@@ -749,8 +763,9 @@ impl ByService {
     }
 }
 
-/// Spans read from a segment in one statement.
+/// Spans read from a segment in one statement: first, and once a walk goes on.
 const FETCH: usize = 32;
+const FETCH_MANY: usize = 256;
 
 /// Entries a search takes from the open segment's map at a time, at most (the writer waits
 /// for the map while a page is taken).
