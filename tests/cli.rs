@@ -147,43 +147,31 @@ fn kill_9_right_after_a_successful_export_loses_nothing() {
     }
     let c = start(&data);
     rt.block_on(async {
+        let get = |path: String| {
+            let client = client.clone();
+            let url = format!("http://{}{path}", c.api);
+            async move {
+                let resp = client.get(url).send().await.expect("query answered");
+                resp.json::<Value>().await.expect("json")
+            }
+        };
         for t in 0..traces {
-            let body: Value = client
-                .get(format!("http://{}/api/traces/{:032x}", c.api, t + 1))
-                .send()
-                .await
-                .expect("query answered")
-                .json()
-                .await
-                .expect("json");
+            let body = get(format!("/api/traces/{:032x}", t + 1)).await;
             let n = body["data"][0]["spans"].as_array().map(Vec::len);
             assert_eq!(n, Some(spans_per_trace), "trace {t} after kill -9: {body}");
         }
-        let body: Value = client
-            .get(format!("http://{}/api/v1/correlations/durable-7", c.api))
-            .send()
-            .await
-            .expect("query answered")
-            .json()
-            .await
-            .expect("json");
+        let body = get("/api/v1/correlations/durable-7".into()).await;
         assert_eq!(
             body["items"].as_array().map(Vec::len),
             Some(spans_per_trace)
         );
         // Search too: the open segment's spans by service and time are rebuilt from its rows.
-        let body: Value = client
-            .get(format!(
-                "http://{}/api/traces?service=durable&operation=op-3&start=1699999999000000\
-                 &end=1700000001000000&limit=100",
-                c.api
-            ))
-            .send()
-            .await
-            .expect("query answered")
-            .json()
-            .await
-            .expect("json");
+        let body = get(
+            "/api/traces?service=durable&operation=op-3&start=1699999999000000\
+                        &end=1700000001000000&limit=100"
+                .into(),
+        )
+        .await;
         assert_eq!(
             body["data"].as_array().map(Vec::len),
             Some(traces),

@@ -113,15 +113,12 @@ async fn store_files_written_by_earlier_versions_open_and_answer() {
 /// brought to format 2 on open and sealed with key tables; they answer as before.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn format_1_segments_left_sealing_are_sealed_with_key_tables() {
-    let fixture =
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/store-v3-sealed");
-    let dir = tempfile::tempdir().expect("tempdir");
-    copy_tree(&fixture, dir.path());
-    rusqlite::Connection::open(dir.path().join(DB_FILE))
-        .expect("catalog")
-        .execute("UPDATE segments SET state = 1 WHERE state = 2", [])
-        .expect("unseal");
-    let store = Arc::new(SqliteStore::open(&SqliteConfig::new(dir.path())).expect("opens"));
+    let (_dir, store) = open_fixture("store-v3-sealed", |dir| {
+        rusqlite::Connection::open(dir.join(DB_FILE))
+            .expect("catalog")
+            .execute("UPDATE segments SET state = 1 WHERE state = 2", [])
+            .expect("unseal");
+    });
     let segments = sealed(&store).await;
     // The fixture's open segment (empty, format 1) is sealed too; a fourth one opens.
     assert_eq!(segments.len(), 4, "{segments:?}");
@@ -139,10 +136,7 @@ async fn format_1_segments_left_sealing_are_sealed_with_key_tables() {
 /// `store-v3` fixture) is sealed in its own format on open; new rows go to a new segment.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_open_segment_of_an_older_format_is_sealed_and_rows_go_to_a_new_one() {
-    let fixture = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/store-v3");
-    let dir = tempfile::tempdir().expect("tempdir");
-    copy_tree(&fixture, dir.path());
-    let store = Arc::new(SqliteStore::open(&SqliteConfig::new(dir.path())).expect("opens"));
+    let (_dir, store) = open_fixture("store-v3", |_| {});
     let segments = sealed(&store).await;
     assert_eq!(segments.len(), 2, "{segments:?}");
     assert!(segments[0].sealed);
@@ -252,6 +246,21 @@ async fn search_walks_many_spans_newest_first() {
             config.segments.rows
         );
     }
+}
+
+/// A copy of the fixture `name` in a temporary directory, changed by `prepare`, opened.
+fn open_fixture(
+    name: &str,
+    prepare: impl FnOnce(&std::path::Path),
+) -> (tempfile::TempDir, Arc<SqliteStore>) {
+    let fixture = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(name);
+    let dir = tempfile::tempdir().expect("tempdir");
+    copy_tree(&fixture, dir.path());
+    prepare(dir.path());
+    let store = Arc::new(SqliteStore::open(&SqliteConfig::new(dir.path())).expect("opens"));
+    (dir, store)
 }
 
 fn copy_tree(from: &std::path::Path, to: &std::path::Path) {

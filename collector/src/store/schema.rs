@@ -236,22 +236,3 @@ pub const SEGMENT_SCHEMA: &str = r#"
     CREATE INDEX logs_by_trace ON logs (trace_id) WHERE trace_id IS NOT NULL;
     CREATE INDEX logs_by_correlation ON logs (correlation_id) WHERE correlation_id IS NOT NULL;
 "#;
-
-/// The per-run summary rows of segment formats 1 and 2 (one per trace per commit; extra
-/// correlation IDs of a run got extra rows with span_count 0 and an empty range). Files of
-/// those formats have it; this build reads and prunes them but writes none.
-pub const SEGMENT_PARTS_TABLE: &str = r#"
-    CREATE TABLE trace_parts (
-        id INTEGER PRIMARY KEY,
-        trace_id BLOB NOT NULL,
-        first_span INTEGER NOT NULL,
-        last_span INTEGER NOT NULL,
-        span_count INTEGER NOT NULL,
-        start_ns INTEGER NOT NULL,
-        end_ns INTEGER NOT NULL,
-        error INTEGER NOT NULL,
-        root_service_id INTEGER,
-        root_op_id INTEGER,
-        correlation_id TEXT
-    );
-"#;
