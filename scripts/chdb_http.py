@@ -19,10 +19,13 @@ engine without knowing this exists:
   errors                              -> status 500 (404 for unknown tables) with the header
                                          X-ClickHouse-Exception-Code and the message as body
 
-Usage: python3 scripts/chdb_http.py --data DIR [--host 127.0.0.1] [--port 0] [--exit-with-stdin]
+Usage: python3 scripts/chdb_http.py --data DIR [--host 127.0.0.1] [--port 0] [--exit-with-stdin
+                                   [--remove-data-on-exit]]
 Prints "chdb-http listening on http://HOST:PORT" once it serves. Loopback only by default.
 With --exit-with-stdin it exits when its standard input closes: a test process that
-started it cannot leave it behind.
+started it cannot leave it behind; with --remove-data-on-exit it deletes DIR then too (for a
+test that keeps the adapter in a static, which Rust never drops, so the test's own temporary
+directory is never deleted).
 """
 
 import argparse
@@ -30,6 +33,7 @@ import email.parser
 import email.policy
 import os
 import re
+import shutil
 import sys
 import json
 import tempfile
@@ -243,11 +247,15 @@ def main():
     ap.add_argument("--host", default="127.0.0.1")
     ap.add_argument("--port", type=int, default=0)
     ap.add_argument("--exit-with-stdin", action="store_true")
+    ap.add_argument("--remove-data-on-exit", action="store_true",
+                    help="with --exit-with-stdin: delete --data when standard input closes")
     ap.add_argument("--verbose", action="store_true", help="print each request's SQL to stderr")
     args = ap.parse_args()
     if args.exit_with_stdin:
         def watch():
             sys.stdin.buffer.read()
+            if args.remove_data_on_exit:
+                shutil.rmtree(args.data, ignore_errors=True)
             os._exit(0)
         threading.Thread(target=watch, daemon=True).start()
     Handler.engine = Engine(args.data)

@@ -36,6 +36,8 @@ fn engine() -> &'static Engine {
         let mut child = Command::new("python3")
             .arg(script)
             .args(["--data", dir.path().to_str().expect("utf-8"), "--exit-with-stdin"])
+            // The engine lives in a static, never dropped: the adapter deletes the directory.
+            .arg("--remove-data-on-exit")
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
