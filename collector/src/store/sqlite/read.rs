@@ -178,7 +178,7 @@ pub(super) fn trace_spans(
         span_columns!(),
         ", s.id FROM spans s WHERE s.id >= ?1 ORDER BY s.id"
     );
-    walk_runs(conn, RUN, 18, starts, trace, |row| {
+    walk_runs(conn, RUN, starts, trace, |row| {
         out.push(span_from_row(row, names)?);
         Ok(())
     })
@@ -206,7 +206,7 @@ pub(super) fn trace_totals(
     const RUN: &str = "SELECT s.trace_id, s.start_ns, s.duration_ns, s.status_code,
             s.parent_span_id IS NULL, s.service_id, s.op_id, s.id
         FROM spans s WHERE s.id >= ?1 ORDER BY s.id";
-    walk_runs(conn, RUN, 7, starts, trace, |row| {
+    walk_runs(conn, RUN, starts, trace, |row| {
         let start: i64 = row.get(1)?;
         totals.span_count += 1;
         totals.start_ns = totals.start_ns.min(start);
@@ -227,18 +227,18 @@ pub(super) fn trace_totals(
 /// Reads a trace's runs from the rowids where they start (segment format 3): each walk goes
 /// up from its start and stops at the first row of another trace, so a stale or colliding
 /// start costs one row. `sql` takes the start as `?1` and selects `trace_id` first and the
-/// rowid at `id_column`. Runs of one trace written by consecutive commits touch: a start
+/// rowid last. Runs of one trace written by consecutive commits touch: a start
 /// inside what was read already is skipped.
 fn walk_runs(
     conn: &Connection,
     sql: &str,
-    id_column: usize,
     mut starts: Vec<i64>,
     trace: &TraceId,
     mut each: impl FnMut(&rusqlite::Row<'_>) -> Result<(), StoreError>,
 ) -> Result<(), StoreError> {
     starts.sort_unstable();
     let mut stmt = conn.prepare_cached(sql)?;
+    let id_column = stmt.column_count() - 1;
     let mut read_up_to = 0;
     for start in starts {
         if start <= read_up_to {
