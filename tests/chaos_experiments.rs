@@ -12,7 +12,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::{BIN, Demo, wait_for_file};
-use gauntlet_chaos::experiment::{Report, Status};
+use gauntlet_chaos::{Report, Status};
 use gauntlet_demo_system::handle::DemoHandle;
 
 fn experiment(name: &str) -> PathBuf {

@@ -503,18 +503,28 @@ fn a_fixed_port_already_taken_is_named_before_anything_starts() {
     assert!(!data.join("demo.json").exists());
 }
 
-#[test]
-fn the_chaos_demo_routes_every_hop_through_a_proxy_named_after_its_edge() {
+/// Started in-process through the launch library (the binary is only the services' image).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_chaos_demo_routes_every_hop_through_a_proxy_named_after_its_edge() {
+    use gauntlet_demo_launch::{LaunchOptions, launch};
     use gauntlet_demo_system::handle::DemoHandle;
     use gauntlet_demo_system::orders::{Item, OrderStatus, PlaceOrder};
     use gauntlet_demo_system::registry::RegistryClient;
 
     let dir = tempfile::tempdir().expect("tempdir");
-    let data = dir.path().join("demo");
-    let mut demo = Demo::start(&data, &["--chaos"]);
-    wait_for_file(&data.join("demo.json"), Duration::from_secs(90));
-    let handle = DemoHandle::load(&data.join("demo.json")).expect("handle");
-    let chaos = handle.chaos.clone().expect("demo.json names the chaos API");
+    let mut options = LaunchOptions::new(common::BIN.into(), dir.path().join("demo"));
+    options.chaos = true;
+    let demo = launch(options).await.expect("the demo starts");
+    let handle = demo.handle.clone();
+    assert_eq!(
+        DemoHandle::load(&demo.handle_path).ok().as_ref(),
+        Some(&handle),
+        "demo.json says what launch returned"
+    );
+    let chaos = handle
+        .chaos
+        .clone()
+        .expect("the handle names the chaos API");
     let names: Vec<&str> = chaos.proxies.keys().map(String::as_str).collect();
     assert_eq!(
         names,
@@ -530,94 +540,96 @@ fn the_chaos_demo_routes_every_hop_through_a_proxy_named_after_its_edge() {
             "orders_to_payments",
         ]
     );
-    let rt = common::runtime();
-    rt.block_on(async {
-        let http = reqwest::Client::new();
-        let listed: serde_json::Map<String, Value> = http
-            .get(format!("{}/proxies", chaos.api))
-            .send()
-            .await
-            .expect("the Toxiproxy API")
-            .json()
-            .await
-            .expect("proxies");
-        assert_eq!(listed.len(), 9);
-        assert!(listed.values().all(|p| p["enabled"] == true));
-        let gateway = common::demo_gateway(&handle.gateway).await;
-        let order = PlaceOrder {
-            customer_id: "chaos".into(),
-            items: vec![Item {
-                sku: "SKU-CABLE".into(),
-                quantity: 1,
-            }],
-        };
-        let placed = gateway.place_order(&order, None).await.expect("order");
-        assert_eq!(placed.body.status, OrderStatus::Confirmed);
-        // The saga's calls went through the proxies (bytes counted there).
-        let metrics = http
-            .get(format!("{}/metrics", chaos.api))
-            .send()
-            .await
-            .expect("metrics")
-            .text()
-            .await
-            .expect("text");
-        let bytes = |proxy: &str| -> u64 {
-            metrics
-                .lines()
-                .filter(|l| l.contains(&format!("proxy=\"{proxy}\"")))
-                .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
-                .sum()
-        };
-        assert!(bytes("orders_to_payments") > 0, "{metrics}");
-        assert!(bytes("gateway_to_orders") > 0, "{metrics}");
+    let http = reqwest::Client::new();
+    let listed: serde_json::Map<String, Value> = http
+        .get(format!("{}/proxies", chaos.api))
+        .send()
+        .await
+        .expect("the Toxiproxy API")
+        .json()
+        .await
+        .expect("proxies");
+    assert_eq!(listed.len(), 9);
+    assert!(listed.values().all(|p| p["enabled"] == true));
+    let gateway = common::demo_gateway(&handle.gateway).await;
+    let order = PlaceOrder {
+        customer_id: "chaos".into(),
+        items: vec![Item {
+            sku: "SKU-CABLE".into(),
+            quantity: 1,
+        }],
+    };
+    let placed = gateway.place_order(&order, None).await.expect("order");
+    assert_eq!(placed.body.status, OrderStatus::Confirmed);
+    // The saga's calls went through the proxies (bytes counted there).
+    let metrics = http
+        .get(format!("{}/metrics", chaos.api))
+        .send()
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("text");
+    let bytes = |proxy: &str| -> u64 {
+        metrics
+            .lines()
+            .filter(|l| l.contains(&format!("proxy=\"{proxy}\"")))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
+            .sum()
+    };
+    assert!(bytes("orders_to_payments") > 0, "{metrics}");
+    assert!(bytes("gateway_to_orders") > 0, "{metrics}");
 
-        // A fault on one edge shows in the request: payments answers 400 ms late.
-        let toxic = http
-            .post(format!("{}/proxies/orders_to_payments/toxics", chaos.api))
-            .body(r#"{"type": "latency", "attributes": {"latency": 400}}"#)
-            .send()
-            .await
-            .expect("toxic");
-        assert_eq!(toxic.status(), 200);
-        let t = Instant::now();
-        let placed = gateway.place_order(&order, None).await.expect("order");
-        assert_eq!(placed.body.status, OrderStatus::Confirmed);
-        assert!(
-            t.elapsed() >= Duration::from_millis(400),
-            "{:?}",
-            t.elapsed()
-        );
-        let reset = http
-            .post(format!("{}/reset", chaos.api))
-            .send()
-            .await
-            .expect("reset");
-        assert_eq!(reset.status(), 204);
+    // A fault on one edge shows in the request: payments answers 400 ms late.
+    let toxic = http
+        .post(format!("{}/proxies/orders_to_payments/toxics", chaos.api))
+        .body(r#"{"type": "latency", "attributes": {"latency": 400}}"#)
+        .send()
+        .await
+        .expect("toxic");
+    assert_eq!(toxic.status(), 200);
+    let t = Instant::now();
+    let placed = gateway.place_order(&order, None).await.expect("order");
+    assert_eq!(placed.body.status, OrderStatus::Confirmed);
+    assert!(
+        t.elapsed() >= Duration::from_millis(400),
+        "{:?}",
+        t.elapsed()
+    );
+    let reset = http
+        .post(format!("{}/reset", chaos.api))
+        .send()
+        .await
+        .expect("reset");
+    assert_eq!(reset.status(), 204);
 
-        // Discovery still works through the proxies: a killed instance is dropped by the
-        // registry (its health checks go to the instance itself) and orders go on.
-        http.post(format!("{}/instances/inventory-1/kill", handle.supervisor))
-            .send()
+    // Discovery still works through the proxies: a killed instance is dropped by the
+    // registry (its health checks go to the instance itself) and orders go on.
+    http.post(format!("{}/instances/inventory-1/kill", handle.supervisor))
+        .send()
+        .await
+        .expect("kill");
+    let registry = RegistryClient::new(&handle.services["registry"][0]);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let placed = gateway
+            .place_order(&order, None)
             .await
-            .expect("kill");
-        let registry = RegistryClient::new(&handle.services["registry"][0]);
-        let deadline = Instant::now() + Duration::from_secs(20);
-        loop {
-            let placed = gateway
-                .place_order(&order, None)
-                .await
-                .expect("order while inventory-1 is down");
-            assert_eq!(placed.body.status, OrderStatus::Confirmed);
-            if registry.healthy("inventory").await.map(|l| l.len()).ok() == Some(1) {
-                break;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "the registry never dropped inventory-1"
-            );
-            tokio::time::sleep(Duration::from_millis(200)).await;
+            .expect("order while inventory-1 is down");
+        assert_eq!(placed.body.status, OrderStatus::Confirmed);
+        if registry.healthy("inventory").await.map(|l| l.len()).ok() == Some(1) {
+            break;
         }
-    });
-    assert!(demo.stop().success(), "the demo stops cleanly");
+        assert!(
+            Instant::now() < deadline,
+            "the registry never dropped inventory-1"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let handle_path = demo.handle_path.clone();
+    demo.stop().await;
+    assert!(
+        !handle_path.exists(),
+        "a stopped demo leaves no handle behind"
+    );
 }

@@ -1,107 +1,260 @@
-//! Gauntlet's chaos tools: a TCP fault-injecting proxy that speaks Toxiproxy's HTTP API (so
-//! existing Toxiproxy clients drive it unchanged), and experiments that put faults on the
-//! demo and check that its resilience patterns hold.
+//! Gauntlet's chaos experiments, in Chaos Toolkit's model: a steady-state hypothesis (probes
+//! with tolerances) checked before and after a method (actions, probes and pauses, some in
+//! the background), then rollbacks that always run, against a `gauntlet demo --chaos`. The
+//! faults go through the demo's proxies (`gauntlet-chaos-proxy`, which knows nothing of
+//! experiments or the demo).
 //!
 //! # Layout
-//! - [`model`]: Toxiproxy's JSON shapes (proxy, toxic and its attributes, error).
-//! - [`proxy`]: the proxies: listeners, connections piped one task per direction, and the
-//!   toxics (latency with jitter, bandwidth, slow_close, timeout, reset_peer, slicer,
-//!   limit_data) applied per chunk, drawn per connection by toxicity.
-//! - [`http_faults`]: proxies of kind `http`: a reverse proxy that aborts or delays a share
-//!   of the requests matching a method, a path and a header (Chaos Mesh's HTTPChaos faults).
-//! - [`api`]: the HTTP API.
-//! - [`experiment`]: Chaos Toolkit-style experiments (steady state, method, rollbacks) run
-//!   against a `gauntlet demo --chaos`, with probes on HTTP, load runs, the collector's
-//!   traces, `/admin/resilience`, the registry and the demo's own data.
-//!
-//! [`serve`] runs the API on a listener until shutdown, then closes every proxy.
+//! - this file: the TOML file's shape and its checks ([`Experiment`]).
+//! - [`activity`]: actions and probes.
+//! - [`target`]: the demo an experiment acts on, through its `demo.json`.
+//! - [`run`]: before → method with background activities → after → rollbacks; markers.
+//! - [`report`]: terminal, JSON and JUnit.
 
-pub mod api;
-pub mod experiment;
-pub mod http_faults;
-pub mod model;
-pub mod proxy;
+pub mod activity;
+pub mod report;
+pub mod run;
+pub mod target;
 
-use std::future::Future;
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
 
-pub use model::{ApiError, NewProxy, ProxyView, Toxic};
-pub use proxy::Proxies;
+use serde::Deserialize;
+
+pub use activity::{Activity, Kind};
+pub use report::{Outcome, Report, Status};
+pub use run::{RunOptions, run};
+
+/// The demo pattern an experiment proves, as `gauntlet demo --disable` names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Pattern {
+    CircuitBreaker,
+    Retries,
+    HealthChecks,
+    Outbox,
+}
+
+impl Pattern {
+    pub fn name(self) -> &'static str {
+        match self {
+            Pattern::CircuitBreaker => "circuit-breaker",
+            Pattern::Retries => "retries",
+            Pattern::HealthChecks => "health-checks",
+            Pattern::Outbox => "outbox",
+        }
+    }
+}
+
+/// An experiment file.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Experiment {
+    pub title: String,
+    #[serde(default)]
+    pub description: String,
+    /// The pattern whose absence must make this experiment fail.
+    pub validates: Pattern,
+    pub steady_state: SteadyState,
+    #[serde(default)]
+    pub method: Vec<Activity>,
+    /// Actions undoing the method's faults; run after the method however it ended (and on
+    /// Ctrl-C). Removing what is already gone is not an error.
+    #[serde(default)]
+    pub rollbacks: Vec<Activity>,
+    /// Where the file was read from: load scenarios are relative to it.
+    #[serde(skip)]
+    pub dir: PathBuf,
+}
+
+/// What "working normally" means, as probes with tolerances.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SteadyState {
+    pub title: String,
+    pub probes: Vec<Activity>,
+}
 
 #[derive(Debug, thiserror::Error)]
-pub enum ChaosError {
+pub enum ExperimentError {
     #[error("cannot read {path}: {source}")]
-    Config {
+    Read {
         path: String,
         #[source]
         source: std::io::Error,
     },
-    #[error(
-        "{path} is not a list of proxies ([{{\"name\", \"listen\", \"upstream\"}}, ...]): {message}"
-    )]
-    BadConfig { path: String, message: String },
-    #[error("proxy {name}: {error}")]
-    Proxy { name: String, error: ApiError },
-    #[error("the API server failed: {0}")]
-    Serve(#[from] std::io::Error),
+    #[error("{path} is not a valid experiment: {message}")]
+    Invalid { path: String, message: String },
 }
 
-/// Reads a `--config` file: a JSON list of proxies, as `/populate` takes.
-pub fn read_config(path: &Path) -> Result<Vec<NewProxy>, ChaosError> {
-    let shown = path.display().to_string();
-    let text = std::fs::read(path).map_err(|source| ChaosError::Config {
-        path: shown.clone(),
-        source,
-    })?;
-    serde_json::from_slice(&text).map_err(|e| ChaosError::BadConfig {
-        path: shown,
-        message: e.to_string(),
-    })
-}
-
-/// The proxies and their API, bound and listening; [`Server::run`] serves the API.
-#[derive(Debug)]
-pub struct Server {
-    proxies: Proxies,
-    listener: tokio::net::TcpListener,
-}
-
-/// Creates the `initial` proxies (they listen when this returns) for an API on `listener`.
-pub async fn bind(
-    listener: tokio::net::TcpListener,
-    initial: Vec<NewProxy>,
-) -> Result<Server, ChaosError> {
-    let proxies = Proxies::default();
-    let (_, failed) = proxies.populate(initial).await;
-    if let Some(e) = failed {
-        proxies.shutdown();
-        return Err(ChaosError::Proxy {
-            name: "from --config".into(),
-            error: e,
-        });
+impl Experiment {
+    /// Reads and checks an experiment file: every activity well-formed, the steady state
+    /// made of probes, the rollbacks of actions, every toxic one the proxy accepts, every
+    /// load scenario readable.
+    pub fn load(path: &Path) -> Result<Self, ExperimentError> {
+        let shown = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|source| ExperimentError::Read {
+            path: shown.clone(),
+            source,
+        })?;
+        let invalid = |message: String| ExperimentError::Invalid {
+            path: shown.clone(),
+            message,
+        };
+        let mut e: Experiment = toml::from_str(&text).map_err(|e| invalid(e.to_string()))?;
+        e.dir = path
+            .parent()
+            .map(Path::to_path_buf)
+            .unwrap_or_else(|| PathBuf::from("."));
+        e.check().map_err(invalid)?;
+        Ok(e)
     }
-    Ok(Server { proxies, listener })
-}
 
-impl Server {
-    /// Serves the API until `shutdown`, then closes every proxy and its connections.
-    pub async fn run(
-        self,
-        shutdown: impl Future<Output = ()> + Send + 'static,
-    ) -> Result<(), ChaosError> {
-        let served = axum::serve(self.listener, api::router(self.proxies.clone()))
-            .with_graceful_shutdown(shutdown)
-            .await;
-        self.proxies.shutdown();
-        Ok(served?)
+    fn check(&self) -> Result<(), String> {
+        if self.steady_state.probes.is_empty() {
+            return Err("the steady state has no probes: nothing would be checked".into());
+        }
+        for p in &self.steady_state.probes {
+            if !p.kind.is_probe() {
+                return Err(format!(
+                    "steady_state: {:?} is an action; the steady state holds only probes",
+                    p.name
+                ));
+            }
+            if p.background {
+                return Err(format!(
+                    "steady_state: {:?} cannot run in the background",
+                    p.name
+                ));
+            }
+        }
+        for r in &self.rollbacks {
+            if r.kind.is_probe() {
+                return Err(format!(
+                    "rollbacks: {:?} is a probe; rollbacks are actions",
+                    r.name
+                ));
+            }
+        }
+        for a in self
+            .steady_state
+            .probes
+            .iter()
+            .chain(&self.method)
+            .chain(&self.rollbacks)
+        {
+            a.check(&self.dir)
+                .map_err(|m| format!("activity {:?}: {m}", a.name))?;
+        }
+        Ok(())
+    }
+
+    /// Every probe and action, for listing.
+    pub fn activities(&self) -> impl Iterator<Item = &Activity> {
+        self.steady_state
+            .probes
+            .iter()
+            .chain(&self.method)
+            .chain(&self.rollbacks)
     }
 }
 
-/// Creates `initial` proxies, then serves the API on `listener` until `shutdown`.
-pub async fn serve(
-    listener: tokio::net::TcpListener,
-    initial: Vec<NewProxy>,
-    shutdown: impl Future<Output = ()> + Send + 'static,
-) -> Result<(), ChaosError> {
-    bind(listener, initial).await?.run(shutdown).await
+/// A duration in the file: `30s`, `500ms`, `2m`.
+pub(crate) fn de_duration<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+    let s = String::deserialize(d)?;
+    humantime::parse_duration(&s)
+        .map_err(|_| serde::de::Error::custom(format!("{s:?} is not a duration (30s, 500ms, 2m)")))
+}
+
+pub(crate) fn de_opt_duration<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> Result<Option<Duration>, D::Error> {
+    de_duration(d).map(Some)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<Experiment, String> {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("e.toml");
+        std::fs::write(&path, text).expect("write");
+        std::fs::write(
+            dir.path().join("orders.load.toml"),
+            "[[scenarios]]\nname = \"s\"\nexecutor = \"constant-vus\"\nduration = \"1s\"\n[[scenarios.flows]]\n[[scenarios.flows.steps]]\nurl = \"{{gateway}}/\"\n",
+        )
+        .expect("write");
+        Experiment::load(&path).map_err(|e| e.to_string())
+    }
+
+    const HEAD: &str = "title = \"t\"\nvalidates = \"retries\"\n";
+
+    #[test]
+    fn every_bundled_experiment_parses() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("experiments");
+        let mut n = 0;
+        for entry in std::fs::read_dir(&dir).expect("experiments/") {
+            let path = entry.expect("entry").path();
+            if path.extension().is_some_and(|e| e == "toml")
+                && !path.to_string_lossy().ends_with(".load.toml")
+            {
+                Experiment::load(&path).unwrap_or_else(|e| panic!("{e}"));
+                n += 1;
+            }
+        }
+        assert_eq!(n, 4, "one experiment per pattern");
+    }
+
+    #[test]
+    fn mistakes_are_named() {
+        let cases = [
+            // A typo in a key.
+            (
+                "[steady_state]\ntitle = \"s\"\n[[steady_state.probes]]\nname = \"p\"\ntype = \"breaker\"\nservice = \"orders\"\nupstream = \"payments\"\nstat = \"closed\"\n",
+                "unknown field `stat`",
+            ),
+            // An action in the steady state.
+            (
+                "[steady_state]\ntitle = \"s\"\n[[steady_state.probes]]\nname = \"k\"\ntype = \"kill\"\ninstance = \"inventory-2\"\n",
+                "is an action",
+            ),
+            // A toxic the proxy would refuse.
+            (
+                "[steady_state]\ntitle = \"s\"\n[[steady_state.probes]]\nname = \"p\"\ntype = \"breaker\"\nservice = \"orders\"\nupstream = \"payments\"\nstate = \"closed\"\n[[method]]\nname = \"t\"\ntype = \"add-toxic\"\nedge = \"orders_to_payments\"\ntoxic = { type = \"latency\", attributes = { latency = -1 } }\n",
+                "cannot be negative",
+            ),
+            // An instance the demo does not have.
+            (
+                "[steady_state]\ntitle = \"s\"\n[[steady_state.probes]]\nname = \"p\"\ntype = \"registry\"\ninstance = \"inventory-7\"\nlisted = true\n",
+                "inventory has 2 instances",
+            ),
+            // An edge the topology does not have.
+            (
+                "[steady_state]\ntitle = \"s\"\n[[steady_state.probes]]\nname = \"p\"\ntype = \"breaker\"\nservice = \"orders\"\nupstream = \"payments\"\nstate = \"closed\"\n[[method]]\nname = \"t\"\ntype = \"disable-proxy\"\nedge = \"payments_to_orders\"\n",
+                "no edge payments_to_orders",
+            ),
+            // A load scenario that is not there.
+            (
+                "[steady_state]\ntitle = \"s\"\n[[steady_state.probes]]\nname = \"p\"\ntype = \"load\"\nscenario = \"missing.toml\"\n",
+                "missing.toml",
+            ),
+            // A bad threshold.
+            (
+                "[steady_state]\ntitle = \"s\"\n[[steady_state.probes]]\nname = \"p\"\ntype = \"load\"\nscenario = \"orders.load.toml\"\nthresholds = { all = [\"p99 <\"] }\n",
+                "p99 <",
+            ),
+            // Nothing to check.
+            ("[steady_state]\ntitle = \"s\"\nprobes = []\n", "no probes"),
+        ];
+        for (body, expected) in cases {
+            let err = parse(&format!("{HEAD}{body}")).expect_err(body);
+            assert!(err.contains(expected), "{body}\n→ {err}");
+        }
+        let err = parse(
+            "title = \"t\"\nvalidates = \"gravity\"\n[steady_state]\ntitle = \"s\"\nprobes = []\n",
+        )
+        .expect_err("bad pattern");
+        assert!(err.contains("circuit-breaker"), "{err}");
+    }
 }

@@ -10,7 +10,7 @@ pub type TraceId = [u8; 16];
 pub type SpanId = [u8; 8];
 
 /// The attribute keys that carry a correlation ID, in order of preference.
-pub const CORRELATION_KEYS: [&str; 3] = ["correlation_id", "correlation.id", "app.correlation_id"];
+pub use gauntlet_query_api::CORRELATION_KEYS;
 
 /// Service name used when a resource has no `service.name`, as the OTel SDKs do.
 pub const UNKNOWN_SERVICE: &str = "unknown_service";
@@ -23,54 +23,8 @@ pub struct Resource {
     pub attributes: String,
 }
 
-/// OTLP span kinds, with the integer values of the protocol.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-#[repr(i32)]
-pub enum SpanKind {
-    Unspecified = 0,
-    Internal = 1,
-    Server = 2,
-    Client = 3,
-    Producer = 4,
-    Consumer = 5,
-}
-
-impl SpanKind {
-    pub fn from_i32(v: i32) -> Self {
-        match v {
-            1 => Self::Internal,
-            2 => Self::Server,
-            3 => Self::Client,
-            4 => Self::Producer,
-            5 => Self::Consumer,
-            _ => Self::Unspecified,
-        }
-    }
-
-    /// The lower-case name Jaeger uses in the `span.kind` tag and the operations API.
-    pub fn jaeger_name(self) -> &'static str {
-        match self {
-            Self::Unspecified => "",
-            Self::Internal => "internal",
-            Self::Server => "server",
-            Self::Client => "client",
-            Self::Producer => "producer",
-            Self::Consumer => "consumer",
-        }
-    }
-
-    pub fn from_jaeger_name(s: &str) -> Option<Self> {
-        Some(match s.to_ascii_lowercase().as_str() {
-            "internal" => Self::Internal,
-            "server" => Self::Server,
-            "client" => Self::Client,
-            "producer" => Self::Producer,
-            "consumer" => Self::Consumer,
-            "unspecified" | "" => Self::Unspecified,
-            _ => return None,
-        })
-    }
-}
+/// OTLP span kinds: the query API's type, so the model and the answers share it.
+pub use gauntlet_query_api::SpanKind;
 
 /// OTLP status codes.
 pub const STATUS_UNSET: i32 = 0;

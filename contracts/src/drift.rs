@@ -8,6 +8,10 @@ use std::fmt;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use gauntlet_demo_system::topology::{EdgeKind, Service, edge};
+use gauntlet_query_api::SpanKind;
+use gauntlet_query_api::client::{ClientError, QueryClient};
+use gauntlet_query_api::jaeger::{Span, Trace};
+use gauntlet_query_api::params::TraceSearch;
 use serde::Deserialize;
 
 use crate::{ContractsError, PactFile};
@@ -178,84 +182,6 @@ pub fn contracted(pacts: &[PactFile]) -> Result<Vec<Contracted>, ContractsError>
     Ok(all)
 }
 
-/// The Jaeger query API's JSON, as far as drift reads it.
-mod jaeger {
-    use std::collections::BTreeMap;
-
-    use serde::Deserialize;
-
-    #[derive(Deserialize)]
-    pub struct Envelope {
-        pub data: Vec<Trace>,
-    }
-
-    #[derive(Deserialize)]
-    pub struct Trace {
-        #[serde(rename = "traceID")]
-        pub trace_id: String,
-        pub spans: Vec<Span>,
-        #[serde(default)]
-        pub processes: BTreeMap<String, Process>,
-    }
-
-    #[derive(Deserialize)]
-    #[serde(rename_all = "camelCase")]
-    pub struct Process {
-        pub service_name: String,
-    }
-
-    #[derive(Deserialize)]
-    pub struct Span {
-        #[serde(rename = "spanID")]
-        pub span_id: String,
-        #[serde(rename = "processID")]
-        pub process_id: String,
-        #[serde(default)]
-        pub references: Vec<Reference>,
-        #[serde(default)]
-        pub tags: Vec<Tag>,
-    }
-
-    #[derive(Deserialize)]
-    pub struct Reference {
-        #[serde(rename = "refType")]
-        pub ref_type: String,
-        #[serde(rename = "spanID")]
-        pub span_id: String,
-    }
-
-    #[derive(Deserialize)]
-    pub struct Tag {
-        pub key: String,
-        pub value: TagValue,
-    }
-
-    #[derive(Deserialize)]
-    #[serde(untagged)]
-    pub enum TagValue {
-        Int(i64),
-        Text(String),
-        Other(serde::de::IgnoredAny),
-    }
-
-    impl Span {
-        pub fn text(&self, key: &str) -> Option<&str> {
-            self.tags.iter().find_map(|t| match &t.value {
-                TagValue::Text(s) if t.key == key => Some(s.as_str()),
-                _ => None,
-            })
-        }
-
-        pub fn int(&self, key: &str) -> Option<i64> {
-            self.tags.iter().find_map(|t| match &t.value {
-                TagValue::Int(i) if t.key == key => Some(*i),
-                TagValue::Text(s) if t.key == key => s.parse().ok(),
-                _ => None,
-            })
-        }
-    }
-}
-
 /// Traces asked for per service: enough for the demo's traffic, bounded for a busy one.
 const TRACES_PER_SERVICE: usize = 1500;
 
@@ -266,58 +192,52 @@ pub async fn observe(
     token: Option<&str>,
     since: Duration,
 ) -> Result<(Vec<Seen>, usize), ContractsError> {
-    let collector = collector.trim_end_matches('/');
-    let http = reqwest::Client::new();
+    let client = QueryClient::new(
+        collector,
+        token.map(str::to_string),
+        Duration::from_secs(30),
+    );
     let end = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .unwrap_or_default();
     let start = end.saturating_sub(since);
-    let mut traces: BTreeMap<String, jaeger::Trace> = BTreeMap::new();
+    let mut traces: BTreeMap<String, Trace> = BTreeMap::new();
     for service in Service::ALL {
-        let url = format!(
-            "{collector}/api/traces?service={}&start={}&end={}&limit={TRACES_PER_SERVICE}",
-            service.name(),
-            start.as_micros(),
-            end.as_micros()
-        );
-        let failed = |reason: String| ContractsError::Collector {
-            url: url.clone(),
-            reason,
+        let search = TraceSearch {
+            service: service.name().to_string(),
+            start_ns: Some(start.as_nanos() as i64),
+            end_ns: Some(end.as_nanos() as i64),
+            limit: Some(TRACES_PER_SERVICE),
+            ..Default::default()
         };
-        let mut request = http.get(&url).timeout(Duration::from_secs(30));
-        if let Some(token) = token {
-            request = request.bearer_auth(token);
-        }
-        let resp = request.send().await.map_err(|e| failed(e.to_string()))?;
-        let status = resp.status();
-        if !status.is_success() {
-            let body = resp.text().await.unwrap_or_default();
-            return Err(failed(format!("{status}: {body}")));
-        }
-        let page: jaeger::Envelope = resp
-            .json()
-            .await
-            .map_err(|e| failed(format!("not the Jaeger query API's JSON: {e}")))?;
-        for t in page.data {
+        let found = client.traces(&search).await.map_err(|e| match e {
+            ClientError::Unreachable { url, reason } | ClientError::Unexpected { url, reason } => {
+                ContractsError::Collector { url, reason }
+            }
+            ClientError::Refused {
+                url,
+                status,
+                message,
+            } => ContractsError::Collector {
+                url,
+                reason: format!("{status}: {message}"),
+            },
+        })?;
+        for t in found {
             traces.insert(t.trace_id.clone(), t);
         }
     }
     let mut counts: HashMap<Interaction, usize> = HashMap::new();
     for t in traces.values() {
-        let service_of = |s: &jaeger::Span| {
-            t.processes
-                .get(&s.process_id)
-                .map(|p| p.service_name.as_str())
-        };
-        let by_id: HashMap<&str, &jaeger::Span> =
-            t.spans.iter().map(|s| (s.span_id.as_str(), s)).collect();
+        let service_of = |s: &Span| Some(t.service_of(s)).filter(|name| !name.is_empty());
+        let by_id: HashMap<&str, &Span> = t.spans.iter().map(|s| (s.span_id.as_str(), s)).collect();
         for span in &t.spans {
             let Some(here) = service_of(span).and_then(|s| s.parse::<Service>().ok()) else {
                 continue;
             };
-            let seen = match span.text("span.kind") {
-                Some("server") => http_interaction(span, here, &by_id, service_of),
-                Some("consumer") => message_interaction(span, here),
+            let seen = match span.kind() {
+                Some(SpanKind::Server) => http_interaction(span, here, &by_id, service_of),
+                Some(SpanKind::Consumer) => message_interaction(span, here),
                 _ => None,
             };
             if let Some(i) = seen {
@@ -337,16 +257,12 @@ pub async fn observe(
 /// of the topology (the registry's calls are the platform's, and an events edge's feed
 /// polling is what its message pacts cover).
 fn http_interaction<'a>(
-    span: &jaeger::Span,
+    span: &Span,
     provider: Service,
-    by_id: &HashMap<&str, &'a jaeger::Span>,
-    service_of: impl Fn(&jaeger::Span) -> Option<&'a str>,
+    by_id: &HashMap<&str, &'a Span>,
+    service_of: impl Fn(&Span) -> Option<&'a str>,
 ) -> Option<Interaction> {
-    let parent = span
-        .references
-        .iter()
-        .find(|r| r.ref_type == "CHILD_OF")
-        .and_then(|r| by_id.get(r.span_id.as_str()))?;
+    let parent = by_id.get(span.parent_span_id()?)?;
     let consumer: Service = service_of(parent)?.parse().ok()?;
     if edge(consumer, provider)?.kind != EdgeKind::Http {
         return None;
@@ -363,7 +279,7 @@ fn http_interaction<'a>(
 }
 
 /// An event a demo service processed, from the provider it reads events from.
-fn message_interaction(span: &jaeger::Span, consumer: Service) -> Option<Interaction> {
+fn message_interaction(span: &Span, consumer: Service) -> Option<Interaction> {
     let kind = span.text("messaging.message.type")?;
     // The producer's span is in another trace (a consumer starts a new one, linked to it);
     // which provider's feed a consumer reads is the topology's events edge.

@@ -11,6 +11,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
+use gauntlet_query_api::markers;
 use tokio::sync::watch;
 use tokio::time::Instant;
 
@@ -160,7 +161,7 @@ pub async fn run(
     }
     let (exporter, export_task) = match &opts.otlp {
         Some(url) => {
-            let (e, t) = Exporter::start(url, "gauntlet-loadgen", &run_id, opts.otlp_sample);
+            let (e, t) = Exporter::start(url, markers::LOADGEN_SERVICE, &run_id, opts.otlp_sample);
             (Some(e), Some(t))
         }
         None => (None, None),
@@ -188,8 +189,14 @@ pub async fn run(
                 .collect::<Vec<_>>()
                 .join(","),
         )];
-        e.marker("load.start", shared.started, shared.started, attrs, false)
-            .await;
+        e.marker(
+            markers::LOAD_START,
+            shared.started,
+            shared.started,
+            attrs,
+            false,
+        )
+        .await;
     }
 
     let mut recorders = Vec::new();
@@ -313,7 +320,7 @@ pub async fn run(
         let now = SystemTime::now();
         for v in &verdicts {
             e.marker(
-                "load.threshold",
+                markers::LOAD_THRESHOLD,
                 now,
                 now,
                 vec![
@@ -327,7 +334,7 @@ pub async fn run(
             .await;
         }
         e.marker(
-            "load.stop",
+            markers::LOAD_STOP,
             shared.started,
             now,
             vec![

@@ -6,6 +6,7 @@
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use gauntlet_query_api::markers::RUN_ID_KEY;
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use opentelemetry_proto::tonic::common::v1::{AnyValue, InstrumentationScope, KeyValue, any_value};
 use opentelemetry_proto::tonic::resource::v1::Resource;
@@ -137,7 +138,7 @@ impl Exporter {
             text("http.request.method", r.method),
             text("url.full", r.url),
             text("correlation_id", r.correlation_id),
-            text("gauntlet.run_id", self.run_id.clone()),
+            text(RUN_ID_KEY, self.run_id.clone()),
             text("gauntlet.scenario", r.scenario),
         ];
         if let Some(s) = r.status {
@@ -182,7 +183,7 @@ impl Exporter {
     ) {
         let mut attributes = vec![
             text("correlation_id", self.run_id.clone()),
-            text("gauntlet.run_id", self.run_id.clone()),
+            text(RUN_ID_KEY, self.run_id.clone()),
         ];
         attributes.extend(attrs.into_iter().map(|(k, v)| text(&k, v)));
         let span = Span {

@@ -6,7 +6,7 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::{Args, Subcommand};
-use gauntlet_chaos::experiment::{self, Experiment, RunOptions, target::Demo};
+use gauntlet_chaos::{self as experiment, Experiment, RunOptions, target::Demo};
 use gauntlet_demo_system::handle::DemoHandle;
 
 #[derive(Debug, Args)]
@@ -77,7 +77,7 @@ pub async fn run(args: ChaosArgs) -> anyhow::Result<ExitCode> {
         ChaosCommand::Run(r) => run_experiment(r).await,
         ChaosCommand::Proxy(p) => {
             let initial = match &p.config {
-                Some(f) => gauntlet_chaos::read_config(f)?,
+                Some(f) => gauntlet_chaos_proxy::read_config(f)?,
                 None => Vec::new(),
             };
             let listener = tokio::net::TcpListener::bind(&p.api)
@@ -85,7 +85,7 @@ pub async fn run(args: ChaosArgs) -> anyhow::Result<ExitCode> {
                 .with_context(|| format!("cannot listen for the API on {}", p.api))?;
             let addr = listener.local_addr()?;
             println!("chaos proxy API on http://{addr} (Toxiproxy-compatible); Ctrl-C stops it");
-            gauntlet_chaos::serve(listener, initial, super::stop_signal()).await?;
+            gauntlet_chaos_proxy::serve(listener, initial, super::stop_signal()).await?;
             Ok(ExitCode::SUCCESS)
         }
     }

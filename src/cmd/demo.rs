@@ -1,5 +1,5 @@
-//! `gauntlet demo` and the hidden `gauntlet demo-service`: flags → the collector and the
-//! demo system's supervisor, runner and traffic; glue only.
+//! `gauntlet demo` and the hidden `gauntlet demo-service`: flags → `gauntlet-demo-launch`'s
+//! options (and the runner's, for one instance); glue only.
 
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -8,17 +8,11 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use clap::{Args, ValueEnum};
-use gauntlet_chaos::NewProxy;
-use gauntlet_collector::store::StoreConfig;
-use gauntlet_collector::store::sqlite::SqliteConfig;
-use gauntlet_collector::{Collector, Config};
-use gauntlet_dashboards::links;
+use gauntlet_demo_launch::{self as launch, LaunchOptions, banner};
 use gauntlet_demo_system::config::DemoConfig;
-use gauntlet_demo_system::handle::{ChaosHandle, CollectorHandle, DemoHandle, ProxyRoute};
 use gauntlet_demo_system::runner::{self, Instance};
-use gauntlet_demo_system::supervisor::{self, Plan, Supervisor};
-use gauntlet_demo_system::topology::{EDGES, InstanceId, Service};
-use gauntlet_demo_system::traffic::{self, Intent};
+use gauntlet_demo_system::topology::{InstanceId, Service};
+use gauntlet_demo_system::traffic;
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
 enum Ports {
@@ -143,186 +137,29 @@ pub async fn run_service(args: ServiceArgs) -> anyhow::Result<()> {
 }
 
 pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
-    let auto = matches!(args.ports, Ports::Auto);
-    std::fs::create_dir_all(&args.data_dir)
-        .with_context(|| format!("cannot create --data-dir {}", args.data_dir.display()))?;
-    let data_dir = args.data_dir.canonicalize()?;
-    let mut config = match &args.config {
-        Some(f) => DemoConfig::load(f)?,
-        None => DemoConfig::default(),
-    };
-    config.contracts.provider_states |= args.provider_states;
-    for pattern in &args.disable {
-        config.disable(pattern)?;
-    }
-    let config_file = data_dir.join("effective-config.json");
-    std::fs::write(&config_file, serde_json::to_vec_pretty(&config)?)?;
-
-    let exe = std::env::current_exe()
-        .context("cannot find the gauntlet binary to start services with")?;
-    let mut plan = Plan::local(exe, data_dir.clone(), auto)?;
-    let collector_config = args.collector.is_none().then(|| {
-        let mut config = if auto {
-            Config::ephemeral(data_dir.join("collector"))
-        } else {
-            Config {
-                store: StoreConfig::Sqlite(SqliteConfig::new(data_dir.join("collector"))),
-                ..Config::with_defaults()
-            }
-        };
-        config.zipkin = None;
-        config
-    });
-    if !auto {
-        // Before anything starts: a port held by an earlier demo would otherwise surface
-        // as one service "not becoming ready".
-        let mut wanted = plan.addresses();
-        wanted.push((
-            "supervisor API".into(),
-            SocketAddr::from(([127, 0, 0, 1], supervisor::SUPERVISOR_PORT)),
-        ));
-        if args.chaos {
-            wanted.push((
-                "chaos proxy API".into(),
-                SocketAddr::from(([127, 0, 0, 1], CHAOS_API_PORT)),
-            ));
-        }
-        if let Some(c) = &collector_config {
-            wanted.push(("collector OTLP/gRPC".into(), c.otlp_grpc));
-            wanted.push(("collector OTLP/HTTP".into(), c.otlp_http));
-            wanted.push(("collector query API".into(), c.http));
-        }
-        supervisor::check_ports_free(&wanted)?;
-    }
-
-    let (collector, collector_api, otlp_http) = match collector_config {
-        // --collector: the services export there; nothing of ours to start.
-        None => (
-            None,
-            None,
-            args.collector
-                .as_deref()
-                .unwrap_or_default()
-                .trim_end_matches('/')
-                .to_string(),
-        ),
-        Some(config) => {
-            let c = Collector::start(config).await?;
-            let api = format!("http://{}", c.addrs.http);
-            let otlp = format!("http://{}", c.addrs.otlp_http);
-            (Some(c), Some(api), otlp)
-        }
-    };
-
-    plan.otlp_endpoint = Some(otlp_http.clone());
-    plan.config_file = Some(config_file);
-    let chaos = if args.chaos {
-        let (handle, routes, task) = start_chaos(&plan, auto).await?;
-        let routes_file = data_dir.join("chaos-routes.json");
-        std::fs::write(&routes_file, serde_json::to_vec_pretty(&routes)?)?;
-        plan.routes_file = Some(routes_file);
-        Some((handle, task))
-    } else {
-        None
-    };
-    eprintln!("starting {} demo instances...", plan.instances.len());
-    let sup = match Supervisor::start(plan).await {
-        Ok(s) => s,
-        Err(e) => {
-            if let Some(c) = collector {
-                c.shutdown().await;
-            }
-            return Err(e.into());
-        }
-    };
-    let sup_port = if auto {
-        supervisor::free_port()?
-    } else {
-        supervisor::SUPERVISOR_PORT
-    };
-    let sup_listener = tokio::net::TcpListener::bind(("127.0.0.1", sup_port))
-        .await
-        .with_context(|| format!("cannot listen for the supervisor API on 127.0.0.1:{sup_port}"))?;
-    let sup_url = format!("http://{}", sup_listener.local_addr()?);
-    let (stop_api, api_stopped) = tokio::sync::oneshot::channel::<()>();
-    let api = tokio::spawn({
-        let app = supervisor::app(sup.clone());
-        async move {
-            let _ = axum::serve(sup_listener, app)
-                .with_graceful_shutdown(async move {
-                    let _ = api_stopped.await;
-                })
-                .await;
-        }
-    });
-
-    let plan = sup.plan().clone();
-    let gateway = plan
-        .urls_of(Service::Gateway)
-        .into_iter()
-        .next()
-        .unwrap_or_default();
-    let services: BTreeMap<String, Vec<String>> = Service::ALL
-        .into_iter()
-        .map(|s| (s.name().to_string(), plan.urls_of(s)))
-        .collect();
-    let handle = DemoHandle {
-        gateway: gateway.clone(),
-        collector: CollectorHandle {
-            api: collector_api.clone(),
-            otlp_http: otlp_http.clone(),
-            otlp_grpc: collector.as_ref().map(|c| c.addrs.otlp_grpc.to_string()),
+    let options = LaunchOptions {
+        exe: std::env::current_exe()
+            .context("cannot find the gauntlet binary to start services with")?,
+        data_dir: args.data_dir,
+        ports: match args.ports {
+            Ports::Fixed => launch::Ports::Fixed,
+            Ports::Auto => launch::Ports::Auto,
         },
-        supervisor: sup_url.clone(),
-        services,
-        chaos: chaos.as_ref().map(|(h, _)| h.clone()),
+        collector: args.collector,
+        config: LaunchOptions::settings(
+            args.config.as_deref(),
+            &args.disable,
+            args.provider_states,
+        )?,
+        chaos: args.chaos,
     };
-    let demo_json = data_dir.join("demo.json");
-    handle.write(&demo_json)?;
-
-    let looking = match &collector_api {
-        Some(api) => format!(
-            "{}   (the UI; map: {})",
-            links::search(api),
-            links::map(api)
-        ),
-        None => format!("the collector at {otlp_http}"),
-    };
-    let mut out = format!(
-        "gauntlet demo is running\n  gateway      {gateway}/api/products\n  supervisor   {sup_url}/instances\n  telemetry    {looking}\n  handle       {}\n",
-        demo_json.display()
-    );
-    if let Some((c, _)) = &chaos {
-        out += &format!(
-            "  chaos        {}/proxies ({} proxies, Toxiproxy's API)\n",
-            c.api,
-            c.proxies.len()
-        );
-    }
+    eprintln!("starting the demo...");
+    let demo = launch::launch(options).await?;
+    let mut out = banner::running(&demo);
     if !args.no_traffic {
-        match traffic::burst(&gateway).await {
-            Ok(r) => {
-                out += &format!(
-                    "traffic: {} product views, orders {}\n",
-                    r.product_views,
-                    r.summary()
-                );
-                if let (Some(api), Some(cid)) = (&collector_api, r.correlation_of(Intent::Declined))
-                {
-                    out += &format!(
-                        "  one request across services (a declined payment, compensated): {}\n",
-                        links::correlation(api, cid)
-                    );
-                }
-            }
-            Err(e) => out += &format!("traffic failed: {e}\n"),
-        }
+        out += &banner::traffic(&demo, &traffic::burst(&demo.handle.gateway).await);
     }
-    // The scenario reads the gateway from <data-dir>/demo.json; from elsewhere, say where.
-    out += &format!(
-        "load it:  gauntlet load run loadgen/scenarios/demo.toml --var gateway={gateway}\n"
-    );
-    out += "Press Ctrl-C to stop everything.\n";
+    out += &banner::next_steps(&demo);
     let mut stdout = std::io::stdout().lock();
     let _ = stdout
         .write_all(out.as_bytes())
@@ -331,73 +168,6 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
 
     super::stop_signal().await;
     eprintln!("stopping the demo...");
-    sup.shutdown().await;
-    let _ = stop_api.send(());
-    let _ = api.await;
-    if let Some(c) = collector {
-        c.shutdown().await;
-    }
-    if let Some((_, (stop_chaos, task))) = chaos {
-        let _ = stop_chaos.send(());
-        let _ = task.await;
-    }
-    let _ = std::fs::remove_file(&demo_json);
+    demo.stop().await;
     Ok(())
-}
-
-/// The chaos proxy API's documented port (Toxiproxy's).
-const CHAOS_API_PORT: u16 = 8474;
-
-/// Chaos routes per consumer service: instance URL → proxy URL.
-type ChaosRoutes = BTreeMap<String, BTreeMap<String, String>>;
-
-/// Stops the in-process chaos API, and its task.
-type ChaosTask = (
-    tokio::sync::oneshot::Sender<()>,
-    tokio::task::JoinHandle<Result<(), gauntlet_chaos::ChaosError>>,
-);
-
-/// Starts the chaos proxy API with one TCP proxy per edge and provider instance of the
-/// topology, and says which proxy each consumer must use for each instance.
-async fn start_chaos(
-    plan: &Plan,
-    auto: bool,
-) -> anyhow::Result<(ChaosHandle, ChaosRoutes, ChaosTask)> {
-    let mut proxies = BTreeMap::new();
-    let mut initial = Vec::new();
-    let mut routes: ChaosRoutes = BTreeMap::new();
-    for edge in EDGES {
-        let instances = plan.urls_of(edge.provider);
-        for (i, url) in instances.iter().enumerate() {
-            let name = if instances.len() > 1 {
-                format!("{}_{}", edge.name(), i + 1)
-            } else {
-                edge.name()
-            };
-            let upstream = url.trim_start_matches("http://").to_string();
-            let listen = format!("127.0.0.1:{}", supervisor::free_port()?);
-            initial.push(NewProxy::tcp(&name, &listen, &upstream));
-            routes
-                .entry(edge.consumer.name().to_string())
-                .or_default()
-                .insert(url.clone(), format!("http://{listen}"));
-            proxies.insert(name, ProxyRoute { listen, upstream });
-        }
-    }
-    let port = if auto {
-        supervisor::free_port()?
-    } else {
-        CHAOS_API_PORT
-    };
-    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
-        .await
-        .with_context(|| format!("cannot listen for the chaos proxy API on 127.0.0.1:{port}"))?;
-    let api = format!("http://{}", listener.local_addr()?);
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    // Every proxy listens before the services that go through them start.
-    let server = gauntlet_chaos::bind(listener, initial).await?;
-    let task = tokio::spawn(server.run(async move {
-        let _ = stopped.await;
-    }));
-    Ok((ChaosHandle { api, proxies }, routes, (stop, task)))
 }

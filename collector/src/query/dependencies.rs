@@ -9,10 +9,11 @@ use std::collections::{BTreeMap, HashMap};
 
 use axum::extract::{Query, State};
 use axum::response::{IntoResponse, Response};
-use serde::Serialize;
+use gauntlet_query_api::dependencies::{Dependencies, DependencyLink};
+use gauntlet_query_api::params::{DependenciesQuery, Pairs};
 
 use super::red::percentile_ms;
-use super::{ApiError, Params, QueryState, param};
+use super::{ApiError, QueryState, parse};
 use crate::model::now_ns;
 use crate::store::{SampleQuery, Samples, SpanSample};
 
@@ -20,51 +21,13 @@ use crate::store::{SampleQuery, Samples, SpanSample};
 pub const MAX_SPANS: usize = 2_000_000;
 const DEFAULT_LOOKBACK_MS: i64 = 3_600_000;
 
-/// One edge of the service graph, in Jaeger's shape plus errors and latency.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct DependencyLink {
-    pub parent: String,
-    pub child: String,
-    pub call_count: u64,
-    pub error_count: u64,
-    /// The p99 of the called spans' durations, in milliseconds.
-    pub p99_ms: f64,
-}
-
-/// Jaeger's envelope, and whether the window held more spans than were read.
-#[derive(Debug, Serialize)]
-struct Answer {
-    data: Vec<DependencyLink>,
-    total: usize,
-    limit: usize,
-    offset: usize,
-    errors: Option<()>,
-    truncated: bool,
-}
-
 pub async fn dependencies(
     State(s): State<QueryState>,
-    Query(params): Query<Params>,
+    Query(pairs): Query<Pairs>,
 ) -> Result<Response, ApiError> {
-    let millis = |key: &str| -> Result<Option<i64>, ApiError> {
-        param(&params, key)
-            .map(|v| {
-                v.parse::<i64>().ok().filter(|n| *n >= 0).ok_or_else(|| {
-                    ApiError::bad_request(format!(
-                        "{key}={v:?} is not a whole number of milliseconds{}",
-                        if key == "endTs" {
-                            " since the epoch"
-                        } else {
-                            ""
-                        }
-                    ))
-                })
-            })
-            .transpose()
-    };
-    let end_ms = millis("endTs")?.unwrap_or(now_ns() / 1_000_000);
-    let lookback_ms = millis("lookback")?.unwrap_or(DEFAULT_LOOKBACK_MS);
+    let q: DependenciesQuery = parse(&pairs)?;
+    let end_ms = q.end_ts_ms.unwrap_or(now_ns() / 1_000_000);
+    let lookback_ms = q.lookback_ms.unwrap_or(DEFAULT_LOOKBACK_MS);
     let end_ns = end_ms.saturating_mul(1_000_000);
     let samples = s
         .store
@@ -76,7 +39,7 @@ pub async fn dependencies(
         })
         .await?;
     let data = links(&samples);
-    Ok(axum::Json(Answer {
+    Ok(axum::Json(Dependencies {
         total: data.len(),
         data,
         limit: 0,

@@ -1,22 +1,27 @@
 //! Jaeger's HTTP query API (the one the Jaeger UI and Grafana's Jaeger data source use):
-//! services, operations, trace search and trace by ID, with Jaeger's trace/span/process JSON.
-//! Times are microseconds; an error status becomes the tag `error=true`; a parent becomes a
-//! CHILD_OF reference and a span link a FOLLOWS_FROM one, as Jaeger's own OTLP mapping does.
+//! services, operations, trace search and trace by ID, answered with the API crate's
+//! [`gauntlet_query_api::jaeger`] types. Times are microseconds; an error status becomes the
+//! tag `error=true`; a parent becomes a CHILD_OF reference and a span link a FOLLOWS_FROM one,
+//! as Jaeger's own OTLP mapping does.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 use axum::extract::{Path, Query, State};
 use axum::response::Response;
-use serde_json::{Value, json};
+use gauntlet_query_api::jaeger::{
+    Operation, Process, RefType, Reference, Span, SpanLog, Tag, TagValue, Trace,
+};
+use gauntlet_query_api::params::{OperationsQuery, Pairs, TraceSearch, TracesQuery};
+use serde_json::Value;
 
-use super::{ApiError, Params, QueryState, envelope, limit_param, param, time_param};
+use super::{ApiError, QueryState, envelope, parse};
 use crate::model::{STATUS_ERROR, STATUS_OK, SpanKind, SpanRecord, TraceId, hex, parse_trace_id};
 use crate::store::{SpanFilter, TraceQuery};
 
 pub async fn services(State(s): State<QueryState>) -> Result<Response, ApiError> {
     let names = s.store.services().await?;
     let n = names.len();
-    Ok(envelope(json!(names), n))
+    Ok(envelope(names, n))
 }
 
 pub async fn service_operations(
@@ -32,32 +37,26 @@ pub async fn service_operations(
         .collect();
     names.dedup();
     let n = names.len();
-    Ok(envelope(json!(names), n))
+    Ok(envelope(names, n))
 }
 
 pub async fn operations(
     State(s): State<QueryState>,
-    Query(params): Query<Params>,
+    Query(pairs): Query<Pairs>,
 ) -> Result<Response, ApiError> {
-    let service = param(&params, "service")
-        .ok_or_else(|| ApiError::bad_request("parameter 'service' is required"))?;
-    let kind = match param(&params, "spanKind") {
-        None => None,
-        Some(k) => Some(SpanKind::from_jaeger_name(k).ok_or_else(|| {
-            ApiError::bad_request(format!(
-                "spanKind={k:?} is not one of server, client, producer, consumer, internal"
-            ))
-        })?),
-    };
-    let ops: Vec<Value> = s
+    let q: OperationsQuery = parse(&pairs)?;
+    let ops: Vec<Operation> = s
         .store
-        .operations(service, kind)
+        .operations(&q.service, q.span_kind)
         .await?
         .into_iter()
-        .map(|o| json!({"name": o.name, "spanKind": o.kind.jaeger_name()}))
+        .map(|o| Operation {
+            name: o.name,
+            span_kind: o.kind,
+        })
         .collect();
     let n = ops.len();
-    Ok(envelope(Value::Array(ops), n))
+    Ok(envelope(ops, n))
 }
 
 pub async fn get_trace(
@@ -76,39 +75,32 @@ pub async fn get_trace(
             hex(&trace_id)
         )));
     };
-    Ok(envelope(json!([trace_json(&tid, &spans)]), 1))
+    Ok(envelope([trace_json(&tid, &spans)], 1))
 }
 
 pub async fn find_traces(
     State(s): State<QueryState>,
-    Query(params): Query<Params>,
+    Query(pairs): Query<Pairs>,
 ) -> Result<Response, ApiError> {
-    // Jaeger also fetches several traces by ID through this route.
-    let by_id: Vec<&str> = params
-        .iter()
-        .filter(|(k, _)| k == "traceID")
-        .map(|(_, v)| v.as_str())
-        .collect();
-    let ids: Vec<TraceId> = if !by_id.is_empty() {
-        by_id
+    let ids: Vec<TraceId> = match parse(&pairs)? {
+        // Jaeger also fetches several traces by ID through this route.
+        TracesQuery::ByIds(ids) => ids
             .iter()
             .map(|v| {
                 parse_trace_id(v).ok_or_else(|| {
                     ApiError::bad_request(format!("traceID={v:?} is not a trace ID"))
                 })
             })
-            .collect::<Result<_, _>>()?
-    } else {
-        let query = trace_query(&params)?;
-        s.store.find_trace_ids(&query).await?
+            .collect::<Result<_, _>>()?,
+        TracesQuery::Search(search) => s.store.find_trace_ids(&trace_query(search)?).await?,
     };
     let traces = s.store.traces(&ids).await?;
-    let data: Vec<Value> = traces
+    let data: Vec<Trace> = traces
         .iter()
         .map(|(id, spans)| trace_json(id, spans))
         .collect();
     let n = data.len();
-    Ok(envelope(Value::Array(data), n))
+    Ok(envelope(data, n))
 }
 
 /// A Jaeger search tag as a store filter: the pseudo-tags `error`, `span.kind` and
@@ -135,91 +127,28 @@ pub fn span_filter(key: String, value: String) -> Result<SpanFilter, ApiError> {
     })
 }
 
-fn trace_query(params: &Params) -> Result<TraceQuery, ApiError> {
-    let service = param(params, "service")
-        .ok_or_else(|| ApiError::bad_request("parameter 'service' is required"))?;
-    let mut tags = Vec::new();
-    if let Some(t) = param(params, "tags") {
-        let map: serde_json::Map<String, Value> = serde_json::from_str(t).map_err(|e| {
-            ApiError::bad_request(format!(
-                "tags={t:?} is not a JSON object of strings, like {{\"http.status_code\":\"500\"}}: {e}"
-            ))
-        })?;
-        for (k, v) in map {
-            let v = match v {
-                Value::String(s) => s,
-                other => other.to_string(),
-            };
-            tags.push((k, v));
-        }
-    }
-    for (k, v) in params.iter().filter(|(k, _)| k == "tag") {
-        let (key, value) = v
-            .split_once(':')
-            .ok_or_else(|| ApiError::bad_request(format!("{k}={v:?} must be key:value")))?;
-        tags.push((key.to_string(), value.to_string()));
-    }
-    let duration = |key: &str| -> Result<Option<i64>, ApiError> {
-        param(params, key)
-            .map(|v| {
-                go_duration_ns(v).ok_or_else(|| {
-                    ApiError::bad_request(format!(
-                        "{key}={v:?} is not a duration: use forms like 250ms, 1.5s, 2m, 100us"
-                    ))
-                })
-            })
-            .transpose()
-    };
+fn trace_query(search: TraceSearch) -> Result<TraceQuery, ApiError> {
+    let limit = search.limit();
     Ok(TraceQuery {
-        service: service.to_string(),
-        operation: param(params, "operation").map(str::to_string),
-        filters: tags
+        service: search.service,
+        operation: search.operation,
+        filters: search
+            .tags
             .into_iter()
             .map(|(k, v)| span_filter(k, v))
             .collect::<Result<_, _>>()?,
-        start_ns: time_param(params, "start")?,
-        end_ns: time_param(params, "end")?,
-        min_duration_ns: duration("minDuration")?,
-        max_duration_ns: duration("maxDuration")?,
-        limit: limit_param(params, 20, 1500)?,
+        start_ns: search.start_ns,
+        end_ns: search.end_ns,
+        min_duration_ns: search.min_duration_ns,
+        max_duration_ns: search.max_duration_ns,
+        limit,
     })
 }
 
-/// Parses a Go duration (`1h2m`, `1.5s`, `300ms`, `10us`, `5µs`, `7ns`) into nanoseconds.
-pub fn go_duration_ns(s: &str) -> Option<i64> {
-    let mut rest = s.trim();
-    if rest.is_empty() {
-        return None;
-    }
-    let mut total = 0f64;
-    while !rest.is_empty() {
-        let num_len = rest
-            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-            .unwrap_or(rest.len());
-        let value: f64 = rest[..num_len].parse().ok()?;
-        rest = &rest[num_len..];
-        let unit_len = rest
-            .find(|c: char| c.is_ascii_digit() || c == '.')
-            .unwrap_or(rest.len());
-        let scale = match &rest[..unit_len] {
-            "ns" => 1.0,
-            "us" | "µs" | "μs" => 1e3,
-            "ms" => 1e6,
-            "s" => 1e9,
-            "m" => 60e9,
-            "h" => 3600e9,
-            _ => return None,
-        };
-        rest = &rest[unit_len..];
-        total += value * scale;
-    }
-    Some(total as i64)
-}
-
 /// Jaeger's trace JSON: spans plus a process table keyed `p1`, `p2`, ...
-pub fn trace_json(trace_id: &TraceId, spans: &[SpanRecord]) -> Value {
+pub fn trace_json(trace_id: &TraceId, spans: &[SpanRecord]) -> Trace {
     let mut process_ids: HashMap<&str, String> = HashMap::new();
-    let mut processes = serde_json::Map::new();
+    let mut processes = BTreeMap::new();
     let mut out = Vec::with_capacity(spans.len());
     for span in spans {
         let key = span.resource.attributes.as_str();
@@ -228,112 +157,137 @@ pub fn trace_json(trace_id: &TraceId, spans: &[SpanRecord]) -> Value {
             .entry(key)
             .or_insert_with(|| {
                 let pid = format!("p{next}");
-                let tags: Vec<Value> = attr_tags(&span.resource.attributes)
+                let tags = attr_tags(&span.resource.attributes)
                     .into_iter()
-                    .filter(|t| t["key"] != "service.name")
+                    .filter(|t| t.key != "service.name")
                     .collect();
                 processes.insert(
                     pid.clone(),
-                    json!({"serviceName": span.resource.service, "tags": tags}),
+                    Process {
+                        service_name: span.resource.service.clone(),
+                        tags,
+                    },
                 );
                 pid
             })
             .clone();
-        out.push(span_json(trace_id, span, &pid));
+        out.push(span_json(trace_id, span, pid));
     }
-    json!({
-        "traceID": hex(trace_id),
-        "spans": out,
-        "processes": processes,
-        "warnings": null,
-    })
+    Trace {
+        trace_id: hex(trace_id),
+        spans: out,
+        processes,
+        warnings: None,
+    }
 }
 
-fn span_json(trace_id: &TraceId, span: &SpanRecord, pid: &str) -> Value {
+/// A span link as the model keeps it (IDs in hex).
+#[derive(serde::Deserialize)]
+struct StoredLink {
+    trace_id: String,
+    span_id: String,
+}
+
+/// A span event as the model keeps it.
+#[derive(serde::Deserialize)]
+struct StoredEvent {
+    #[serde(default)]
+    time_unix_nano: i64,
+    #[serde(default)]
+    name: String,
+    #[serde(default)]
+    attributes: serde_json::Map<String, Value>,
+}
+
+fn references(trace_id: &TraceId, span: &SpanRecord) -> Vec<Reference> {
     let mut references = Vec::new();
     if let Some(parent) = &span.parent_span_id {
-        references.push(json!({
-            "refType": "CHILD_OF", "traceID": hex(trace_id), "spanID": hex(parent),
-        }));
+        references.push(Reference {
+            ref_type: RefType::ChildOf,
+            trace_id: hex(trace_id),
+            span_id: hex(parent),
+        });
     }
-    if let Ok(Value::Array(links)) = serde_json::from_str::<Value>(&span.links) {
-        for l in links {
-            references.push(json!({
-                "refType": "FOLLOWS_FROM", "traceID": l["trace_id"], "spanID": l["span_id"],
-            }));
-        }
-    }
+    let links: Vec<StoredLink> = serde_json::from_str(&span.links).unwrap_or_default();
+    references.extend(links.into_iter().map(|l| Reference {
+        ref_type: RefType::FollowsFrom,
+        trace_id: l.trace_id,
+        span_id: l.span_id,
+    }));
+    references
+}
+
+fn span_json(trace_id: &TraceId, span: &SpanRecord, pid: String) -> Span {
     let mut tags = attr_tags(&span.attributes);
     let kind = span.kind.jaeger_name();
     if !kind.is_empty() {
-        tags.push(tag_str("span.kind", kind));
+        tags.push(Tag::string("span.kind", kind));
     }
     match span.status_code {
         STATUS_ERROR => {
-            tags.push(json!({"key": "error", "type": "bool", "value": true}));
-            tags.push(tag_str("otel.status_code", "ERROR"));
+            tags.push(Tag {
+                key: "error".into(),
+                value: TagValue::Bool(true),
+            });
+            tags.push(Tag::string("otel.status_code", "ERROR"));
         }
-        STATUS_OK => tags.push(tag_str("otel.status_code", "OK")),
+        STATUS_OK => tags.push(Tag::string("otel.status_code", "OK")),
         _ => {}
     }
     if !span.status_message.is_empty() {
-        tags.push(tag_str("otel.status_description", &span.status_message));
+        tags.push(Tag::string("otel.status_description", &span.status_message));
     }
     if !span.scope_name.is_empty() {
-        tags.push(tag_str("otel.scope.name", &span.scope_name));
+        tags.push(Tag::string("otel.scope.name", &span.scope_name));
     }
     if !span.scope_version.is_empty() {
-        tags.push(tag_str("otel.scope.version", &span.scope_version));
+        tags.push(Tag::string("otel.scope.version", &span.scope_version));
     }
-    let logs: Vec<Value> = match serde_json::from_str::<Value>(&span.events) {
-        Ok(Value::Array(events)) => events
-            .iter()
-            .map(|e| {
-                let mut fields = vec![tag_str("event", e["name"].as_str().unwrap_or(""))];
-                if let Value::Object(attrs) = &e["attributes"] {
-                    fields.extend(attrs.iter().map(|(k, v)| tag(k, v)));
-                }
-                json!({
-                    "timestamp": e["time_unix_nano"].as_i64().unwrap_or(0) / 1000,
-                    "fields": fields,
-                })
-            })
-            .collect(),
-        _ => Vec::new(),
-    };
-    json!({
-        "traceID": hex(trace_id),
-        "spanID": hex(&span.span_id),
-        "operationName": span.name,
-        "references": references,
-        "flags": span.flags & 0xff,
-        "startTime": span.start_ns / 1000,
-        "duration": span.duration_ns() / 1000,
-        "tags": tags,
-        "logs": logs,
-        "processID": pid,
-        "warnings": null,
-    })
-}
-
-fn tag_str(key: &str, value: &str) -> Value {
-    json!({"key": key, "type": "string", "value": value})
+    let events: Vec<StoredEvent> = serde_json::from_str(&span.events).unwrap_or_default();
+    let logs = events
+        .into_iter()
+        .map(|e| {
+            let mut fields = vec![Tag::string("event", e.name)];
+            fields.extend(e.attributes.iter().map(|(k, v)| tag(k, v)));
+            SpanLog {
+                timestamp: e.time_unix_nano / 1000,
+                fields,
+            }
+        })
+        .collect();
+    Span {
+        trace_id: hex(trace_id),
+        span_id: hex(&span.span_id),
+        operation_name: span.name.clone(),
+        references: references(trace_id, span),
+        flags: span.flags & 0xff,
+        start_time: span.start_ns / 1000,
+        duration: span.duration_ns() / 1000,
+        tags,
+        logs,
+        process_id: pid,
+        warnings: None,
+    }
 }
 
 /// A Jaeger tag with the JSON value's type: string, bool, int64 or float64.
-fn tag(key: &str, v: &Value) -> Value {
-    match v {
-        Value::String(s) => tag_str(key, s),
-        Value::Bool(b) => json!({"key": key, "type": "bool", "value": b}),
-        Value::Number(n) if n.is_i64() || n.is_u64() => {
-            json!({"key": key, "type": "int64", "value": n})
-        }
-        Value::Number(n) => json!({"key": key, "type": "float64", "value": n}),
-        other => tag_str(key, &other.to_string()),
+fn tag(key: &str, v: &Value) -> Tag {
+    let value = match v {
+        Value::String(s) => TagValue::String(s.clone()),
+        Value::Bool(b) => TagValue::Bool(*b),
+        Value::Number(n) => match n.as_i64() {
+            Some(i) => TagValue::Int64(i),
+            None => TagValue::Float64(n.as_f64().unwrap_or_default()),
+        },
+        other => TagValue::String(other.to_string()),
+    };
+    Tag {
+        key: key.to_string(),
+        value,
     }
 }
 
-fn attr_tags(attributes: &str) -> Vec<Value> {
+fn attr_tags(attributes: &str) -> Vec<Tag> {
     match serde_json::from_str::<Value>(attributes) {
         Ok(Value::Object(map)) => map.iter().map(|(k, v)| tag(k, v)).collect(),
         _ => Vec::new(),
@@ -374,23 +328,18 @@ mod tests {
     }
 
     #[test]
-    fn go_durations_parse() {
-        assert_eq!(go_duration_ns("1.5s"), Some(1_500_000_000));
-        assert_eq!(go_duration_ns("250ms"), Some(250_000_000));
-        assert_eq!(go_duration_ns("1m30s"), Some(90_000_000_000));
-        assert_eq!(go_duration_ns("100us"), Some(100_000));
-        assert_eq!(go_duration_ns("7µs"), Some(7_000));
-        assert_eq!(go_duration_ns("10"), None);
-        assert_eq!(go_duration_ns("fast"), None);
-    }
-
-    #[test]
     fn tags_keep_types() {
         let tags = attr_tags(r#"{"a":"x","b":true,"c":3,"d":1.5,"e":[1]}"#);
-        let types: Vec<&str> = tags
-            .iter()
-            .map(|t| t["type"].as_str().unwrap_or("?"))
-            .collect();
-        assert_eq!(types, ["string", "bool", "int64", "float64", "string"]);
+        let values: Vec<TagValue> = tags.into_iter().map(|t| t.value).collect();
+        assert_eq!(
+            values,
+            [
+                TagValue::String("x".into()),
+                TagValue::Bool(true),
+                TagValue::Int64(3),
+                TagValue::Float64(1.5),
+                TagValue::String("[1]".into())
+            ]
+        );
     }
 }

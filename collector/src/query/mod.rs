@@ -21,7 +21,10 @@ use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use serde_json::json;
+use gauntlet_query_api::health::{Health, HealthStatus};
+use gauntlet_query_api::params::{Pairs, ParamError, QueryParams};
+use gauntlet_query_api::{Envelope, ErrorBody};
+use serde::Serialize;
 
 use crate::metrics::Metrics;
 use crate::store::{Store, StoreError};
@@ -82,96 +85,63 @@ impl ApiError {
 }
 
 impl From<StoreError> for ApiError {
+    /// The store's own words stay in the collector's log: they name files and SQL, which say
+    /// nothing a caller can act on and more than a caller should see.
     fn from(e: StoreError) -> Self {
         tracing::warn!(error = %e, "query failed in the store");
         Self::new(
             StatusCode::SERVICE_UNAVAILABLE,
-            format!("the store could not answer: {e}"),
+            "the store could not answer; the collector's log says why. Try again shortly",
         )
+    }
+}
+
+impl From<ParamError> for ApiError {
+    fn from(e: ParamError) -> Self {
+        Self::bad_request(e.0)
     }
 }
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let body = json!({
-            "data": null,
-            "total": 0,
-            "limit": 0,
-            "offset": 0,
-            "errors": [{"code": self.status.as_u16(), "msg": self.message}],
-        });
+        let body = ErrorBody::new(self.status.as_u16(), self.message);
         (self.status, axum::Json(body)).into_response()
     }
 }
 
-/// Jaeger's success envelope.
-pub fn envelope(data: serde_json::Value, total: usize) -> Response {
-    axum::Json(json!({
-        "data": data,
-        "total": total,
-        "limit": 0,
-        "offset": 0,
-        "errors": null,
-    }))
-    .into_response()
+/// Jaeger's success envelope around `data`, `total` items.
+pub fn envelope<T: Serialize>(data: T, total: usize) -> Response {
+    axum::Json(Envelope::new(data, total)).into_response()
 }
 
-/// Query parameters as pairs, so repeated keys (`tag=`, `traceID=`) are kept.
-pub type Params = Vec<(String, String)>;
-
-pub fn param<'a>(params: &'a Params, key: &str) -> Option<&'a str> {
-    params
-        .iter()
-        .find(|(k, _)| k == key)
-        .map(|(_, v)| v.as_str())
-        .filter(|v| !v.is_empty())
-}
-
-/// A time given as microseconds since the epoch (Jaeger's unit) or as RFC 3339; in ns.
-pub fn time_param(params: &Params, key: &str) -> Result<Option<i64>, ApiError> {
-    let Some(v) = param(params, key) else {
-        return Ok(None);
-    };
-    if let Ok(us) = v.parse::<i64>() {
-        return Ok(Some(us.saturating_mul(1000)));
-    }
-    humantime::parse_rfc3339_weak(v)
-        .ok()
-        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
-        .map(|d| Some(d.as_nanos() as i64))
-        .ok_or_else(|| {
-            ApiError::bad_request(format!(
-                "{key}={v:?} is not a time: give microseconds since the epoch or RFC 3339 (2026-01-02T03:04:05Z)"
-            ))
-        })
-}
-
-/// `limit`, defaulting to `default` and capped at `max`.
-pub fn limit_param(params: &Params, default: usize, max: usize) -> Result<usize, ApiError> {
-    match param(params, "limit") {
-        None => Ok(default),
-        Some(v) => match v.parse::<usize>() {
-            Ok(0) => Ok(default),
-            Ok(n) => Ok(n.min(max)),
-            Err(_) => Err(ApiError::bad_request(format!(
-                "limit={v:?} is not a whole number"
-            ))),
-        },
-    }
+/// A query's parameters, parsed from the query string by their type in the API crate.
+pub fn parse<Q: QueryParams>(pairs: &Pairs) -> Result<Q, ApiError> {
+    Ok(Q::from_pairs(pairs)?)
 }
 
 async fn health() -> Response {
-    axum::Json(json!({"status": "live"})).into_response()
+    axum::Json(Health {
+        status: HealthStatus::Live,
+        error: None,
+    })
+    .into_response()
 }
 
 async fn ready(State(s): State<QueryState>) -> Response {
     match s.store.check_ready().await {
-        Ok(()) => axum::Json(json!({"status": "ready"})).into_response(),
-        Err(e) => (
-            StatusCode::SERVICE_UNAVAILABLE,
-            axum::Json(json!({"status": "unavailable", "error": e.to_string()})),
-        )
-            .into_response(),
+        Ok(()) => axum::Json(Health {
+            status: HealthStatus::Ready,
+            error: None,
+        })
+        .into_response(),
+        Err(e) => {
+            tracing::warn!(error = %e, "not ready: the store does not answer");
+            let health = Health {
+                status: HealthStatus::Unavailable,
+                error: Some("the store does not answer; the collector's log says why".into()),
+            };
+            (StatusCode::SERVICE_UNAVAILABLE, axum::Json(health)).into_response()
+        }
     }
 }
 

@@ -6,10 +6,10 @@ use std::collections::HashMap;
 
 use axum::extract::{Query, State};
 use axum::response::{IntoResponse, Response};
-use serde::Serialize;
+use gauntlet_query_api::params::{Pairs, RedQuery};
+use gauntlet_query_api::red::{Red, RedPoint, RedSeries};
 
-use super::jaeger::go_duration_ns;
-use super::{ApiError, Params, QueryState, param, time_param};
+use super::{ApiError, QueryState, parse};
 use crate::model::{SpanKind, now_ns};
 use crate::store::{SampleQuery, Samples, SpanSample};
 
@@ -19,70 +19,22 @@ pub const MAX_SPANS: usize = 2_000_000;
 pub const MAX_POINTS: i64 = 1_440;
 const DEFAULT_WINDOW_NS: i64 = 3_600_000_000_000;
 
-#[derive(Debug, Serialize)]
-pub struct RedAnswer {
-    pub service: String,
-    pub operation: Option<String>,
-    /// The window and the step, in microseconds as Jaeger's API gives times.
-    pub start: i64,
-    pub end: i64,
-    pub step: i64,
-    /// The whole service first (`operation: null`) and then each operation, busiest first;
-    /// or only the operation asked for.
-    pub series: Vec<RedSeries>,
-    /// The window held more than [`MAX_SPANS`] requests: the oldest were not counted.
-    pub truncated: bool,
-}
-
-#[derive(Debug, PartialEq, Serialize)]
-pub struct RedSeries {
-    pub operation: Option<String>,
-    pub points: Vec<RedPoint>,
-}
-
-/// One step: requests that started in `[time, time + step)`.
-#[derive(Debug, PartialEq, Serialize)]
-pub struct RedPoint {
-    /// Microseconds since the epoch.
-    pub time: i64,
-    pub requests: u64,
-    /// Requests per second.
-    pub rate: f64,
-    pub errors: u64,
-    /// Percentage of requests that failed (0 when there were none).
-    pub error_pct: f64,
-    /// Duration percentiles in milliseconds (`null` with no requests).
-    pub p50_ms: Option<f64>,
-    pub p95_ms: Option<f64>,
-    pub p99_ms: Option<f64>,
-}
-
 pub async fn red(
     State(s): State<QueryState>,
-    Query(params): Query<Params>,
+    Query(pairs): Query<Pairs>,
 ) -> Result<Response, ApiError> {
-    let service = param(&params, "service")
-        .ok_or_else(|| ApiError::bad_request("service is required (GET /api/services lists them)"))?
-        .to_string();
-    let operation = param(&params, "operation").map(str::to_string);
-    let end = time_param(&params, "end")?.unwrap_or_else(now_ns);
-    let start = time_param(&params, "start")?.unwrap_or(end - DEFAULT_WINDOW_NS);
+    let q: RedQuery = parse(&pairs)?;
+    let end = q.end_ns.unwrap_or_else(now_ns);
+    let start = q.start_ns.unwrap_or(end - DEFAULT_WINDOW_NS);
     if start >= end {
         return Err(ApiError::bad_request(format!(
             "start ({start} ns) must be before end ({end} ns)"
         )));
     }
-    let step = match param(&params, "step") {
-        Some(v) => go_duration_ns(v)
-            .filter(|ns| *ns >= 1_000_000_000)
-            .ok_or_else(|| {
-                ApiError::bad_request(format!(
-                    "step={v:?} is not a duration of at least 1s (15s, 1m, 1h)"
-                ))
-            })?,
-        // Sixty points, each a whole number of seconds.
-        None => ceil_div((end - start) / 60, 1_000_000_000).max(1) * 1_000_000_000,
-    };
+    // By default sixty points, each a whole number of seconds.
+    let step = q
+        .step_ns
+        .unwrap_or_else(|| ceil_div((end - start) / 60, 1_000_000_000).max(1) * 1_000_000_000);
     let points = ceil_div(end - start, step);
     if points > MAX_POINTS {
         return Err(ApiError::bad_request(format!(
@@ -93,18 +45,18 @@ pub async fn red(
     let samples = s
         .store
         .span_samples(&SampleQuery {
-            service: Some(service.clone()),
-            operation: operation.clone(),
+            service: Some(q.service.clone()),
+            operation: q.operation.clone(),
             kinds: vec![SpanKind::Server, SpanKind::Consumer],
             start_ns: start,
             end_ns: end,
             limit: MAX_SPANS,
         })
         .await?;
-    Ok(axum::Json(RedAnswer {
-        series: series(&samples, operation.is_none(), start, end, step),
-        service,
-        operation,
+    Ok(axum::Json(Red {
+        series: series(&samples, q.operation.is_none(), start, end, step),
+        service: q.service,
+        operation: q.operation,
         start: start / 1000,
         end: end / 1000,
         step: step / 1000,

@@ -24,7 +24,7 @@ pub const CORRELATIONS: &str = "otel_correlation_ids";
 
 /// The span attribute keys a correlation ID is read from, in order (as the collector's
 /// ingest reads them).
-pub const CORRELATION_KEYS: [&str; 3] = crate::model::CORRELATION_KEYS;
+pub use crate::model::CORRELATION_KEYS;
 
 /// Columns every store table must have, with their types as `system.columns` reports them:
 /// what Gauntlet reads and writes. Extra columns are fine; a missing or retyped one is not.

@@ -3,7 +3,7 @@
 
 use std::time::{Duration, Instant};
 
-use gauntlet_chaos::{ApiError, NewProxy, ProxyView, Toxic};
+use gauntlet_chaos_proxy::{ApiError, NewProxy, ProxyView, Toxic};
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -12,7 +12,7 @@ use tokio::net::{TcpListener, TcpStream};
 async fn api() -> String {
     let l = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let url = format!("http://{}", l.local_addr().expect("addr"));
-    tokio::spawn(gauntlet_chaos::serve(
+    tokio::spawn(gauntlet_chaos_proxy::serve(
         l,
         Vec::<NewProxy>::new(),
         std::future::pending(),

@@ -50,7 +50,7 @@ print("ok")
 async fn the_python_toxiproxy_client_works_unchanged() {
     let api = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let api_port = api.local_addr().expect("addr").port();
-    tokio::spawn(gauntlet_chaos::serve(
+    tokio::spawn(gauntlet_chaos_proxy::serve(
         api,
         Vec::new(),
         std::future::pending(),

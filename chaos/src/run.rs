@@ -14,10 +14,14 @@ use gauntlet_loadgen::scenario::{Plan, ScenarioFile};
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 
-use super::activity::{self, Activity, HttpProbe, Kind, LoadProbe, TracesProbe, Window};
-use super::report::{Outcome, Phase, Report, SCHEMA, Status, line};
-use super::target::Demo;
-use super::{Experiment, jaeger};
+use crate::activity::{self, Activity, HttpProbe, Kind, LoadProbe, TracesProbe, Window};
+use crate::report::{Outcome, Phase, Report, SCHEMA, Status, line};
+use crate::target::Demo;
+use gauntlet_query_api::SpanKind;
+use gauntlet_query_api::jaeger::Trace;
+use gauntlet_query_api::markers;
+
+use crate::Experiment;
 
 /// How to run.
 #[derive(Debug, Clone, Default)]
@@ -64,7 +68,7 @@ pub async fn run(
     let markers = demo.handle.collector.api.as_ref().map(|_| {
         Exporter::start(
             &demo.handle.collector.otlp_http,
-            "gauntlet-chaos",
+            markers::CHAOS_SERVICE,
             &run_id,
             0.0,
         )
@@ -109,7 +113,8 @@ pub async fn run(
         let now = SystemTime::now();
         *lock(&ctx.method_started) = Some(now);
         if let Some((m, _)) = &markers {
-            m.marker("chaos.start", now, now, attrs(None), false).await;
+            m.marker(markers::CHAOS_START, now, now, attrs(None), false)
+                .await;
         }
         if !method(&ctx, exp).await {
             return;
@@ -146,7 +151,10 @@ pub async fn run(
         let start = lock(&ctx.method_started).unwrap_or(ctx.started_at);
         let now = SystemTime::now();
         // The stop, and one span over the whole fault window for views that draw ranges.
-        for (name, from) in [("chaos.stop", now), ("chaos.fault_window", start)] {
+        for (name, from) in [
+            (markers::CHAOS_STOP, now),
+            (markers::CHAOS_FAULT_WINDOW, start),
+        ] {
             m.marker(
                 name,
                 from,
@@ -301,7 +309,7 @@ fn instance(name: &str) -> Result<InstanceId, String> {
 /// Carries out an action; what was done, in words.
 async fn act(ctx: &Ctx, kind: &Kind) -> Result<String, String> {
     let demo = &ctx.demo;
-    let s = |e: super::target::TargetError| e.to_string();
+    let s = |e: crate::target::TargetError| e.to_string();
     let proxies = |edge: &str, i: &Option<String>| -> Result<Vec<String>, String> {
         let id = i.as_deref().map(instance).transpose()?;
         demo.proxies(edge, id).map_err(s)
@@ -377,7 +385,7 @@ async fn act(ctx: &Ctx, kind: &Kind) -> Result<String, String> {
 
 /// Looks once; whether the tolerance was met, and what was seen.
 async fn look(ctx: &Ctx, kind: &Kind) -> Looked {
-    let s = |e: super::target::TargetError| e.to_string();
+    let s = |e: crate::target::TargetError| e.to_string();
     let demo = &ctx.demo;
     match kind {
         Kind::Http(h) => http(ctx, h).await,
@@ -481,7 +489,7 @@ async fn look(ctx: &Ctx, kind: &Kind) -> Looked {
             let mut seen: HashMap<&str, bool> = HashMap::new();
             for t in &found {
                 for sp in t.spans_of(service) {
-                    if sp.kind().as_deref() == Some("server") {
+                    if sp.kind() == Some(SpanKind::Server) {
                         seen.insert(sp.span_id.as_str(), sp.is_error());
                     }
                 }
@@ -690,7 +698,7 @@ async fn traces(ctx: &Ctx, t: &TracesProbe) -> Looked {
         .map_err(|e| e.to_string())?;
     let matching = found
         .iter()
-        .filter(|tr: &&jaeger::Trace| match &t.event {
+        .filter(|tr: &&Trace| match &t.event {
             None => true,
             Some(ev) => tr
                 .spans_of(&t.service)

@@ -11,8 +11,8 @@ use gauntlet_loadgen::scenario::ScenarioFile;
 use gauntlet_loadgen::threshold::Threshold;
 use serde::Deserialize;
 
-use super::{de_duration, de_opt_duration};
-use crate::model::NewToxic;
+use crate::{de_duration, de_opt_duration};
+use gauntlet_chaos_proxy::model::NewToxic;
 
 /// An activity as the file writes it.
 #[derive(Debug, Clone, Deserialize)]

@@ -6,7 +6,7 @@ use std::fmt::Write as _;
 
 use serde::{Deserialize, Serialize};
 
-use super::Pattern;
+use crate::Pattern;
 
 /// The report's schema name, bumped on incompatible change.
 pub const SCHEMA: &str = "gauntlet.chaos.report/v1";

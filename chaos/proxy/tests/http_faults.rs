@@ -13,7 +13,11 @@ async fn api() -> String {
         .await
         .expect("bind");
     let url = format!("http://{}", l.local_addr().expect("addr"));
-    tokio::spawn(gauntlet_chaos::serve(l, Vec::new(), std::future::pending()));
+    tokio::spawn(gauntlet_chaos_proxy::serve(
+        l,
+        Vec::new(),
+        std::future::pending(),
+    ));
     url
 }
 

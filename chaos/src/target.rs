@@ -14,9 +14,11 @@ use gauntlet_demo_system::supervisor::ActionDone;
 use gauntlet_demo_system::topology::{InstanceId, Service};
 use serde::de::{DeserializeOwned, IgnoredAny};
 
-use super::activity::edge;
-use super::jaeger::{Envelope, Trace};
-use crate::model::NewToxic;
+use crate::activity::edge;
+use gauntlet_chaos_proxy::model::NewToxic;
+use gauntlet_query_api::client::{ClientError, QueryClient};
+use gauntlet_query_api::jaeger::Trace;
+use gauntlet_query_api::params::TraceSearch;
 
 #[derive(Debug, thiserror::Error)]
 pub enum TargetError {
@@ -250,7 +252,7 @@ impl Demo {
     }
 
     /// Traces with a span of `service` between `start_us` and `end_us` (microseconds),
-    /// at most 1500 (the query API's limit).
+    /// at most as many as the query API answers at once.
     pub async fn traces(
         &self,
         service: &str,
@@ -259,33 +261,35 @@ impl Demo {
         start_us: i64,
         end_us: i64,
     ) -> Result<Vec<Trace>, TargetError> {
-        let base = format!("{}/api/traces", self.collector_api()?);
-        let mut q: Vec<(&str, String)> = vec![
-            ("service", service.to_string()),
-            ("start", start_us.to_string()),
-            ("end", end_us.to_string()),
-            ("limit", "1500".to_string()),
-        ];
-        if let Some(op) = operation {
-            q.push(("operation", op.to_string()));
-        }
-        if !tags.is_empty() {
-            q.push((
-                "tags",
-                serde_json::to_string(tags).unwrap_or_else(|_| "{}".into()),
-            ));
-        }
-        let url = reqwest::Url::parse_with_params(&base, &q)
-            .map_err(|e| TargetError::Unreachable {
+        let collector = QueryClient::new(&self.collector_api()?, None, Duration::from_secs(10));
+        let search = TraceSearch {
+            service: service.to_string(),
+            operation: operation.map(str::to_string),
+            tags: tags.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+            start_ns: Some(start_us.saturating_mul(1000)),
+            end_ns: Some(end_us.saturating_mul(1000)),
+            limit: Some(TraceSearch::MAX_LIMIT),
+            ..Default::default()
+        };
+        collector.traces(&search).await.map_err(|e| match e {
+            ClientError::Refused {
+                url,
+                status,
+                message,
+            } => TargetError::Refused {
                 what: "the collector".into(),
-                url: base.clone(),
-                reason: e.to_string(),
-            })?
-            .to_string();
-        let sent = self.http.get(&url).send().await;
-        answer::<Envelope<Vec<Trace>>>("the collector", &url, sent)
-            .await
-            .map(|e| e.data)
+                url,
+                status,
+                message,
+            },
+            ClientError::Unreachable { url, reason } | ClientError::Unexpected { url, reason } => {
+                TargetError::Unreachable {
+                    what: "the collector".into(),
+                    url,
+                    reason,
+                }
+            }
+        })
     }
 
     fn client(&self, service: Service) -> Result<HttpClient, TargetError> {

@@ -1,0 +1,114 @@
+//! Under `gauntlet demo --chaos`: one TCP fault proxy per edge of the topology and provider
+//! instance (`orders_to_payments`, `orders_to_inventory_2`), behind the Toxiproxy-compatible
+//! API, and the routes that send each consumer through them. Every proxy binds its own port
+//! (port 0) and is listening before the services that go through it start.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+
+use gauntlet_chaos_proxy::NewProxy;
+use gauntlet_demo_system::handle::{ChaosHandle, ProxyRoute};
+use gauntlet_demo_system::supervisor::Plan;
+use gauntlet_demo_system::topology::EDGES;
+
+use crate::{Background, LaunchError};
+
+/// The chaos proxy API's documented port (Toxiproxy's).
+pub const API_PORT: u16 = 8474;
+
+/// Chaos routes per consumer service: instance URL → proxy URL.
+pub type Routes = BTreeMap<String, BTreeMap<String, String>>;
+
+/// One proxy to create: its name, the consumer it serves and the instance URL it reaches.
+struct Wanted {
+    name: String,
+    consumer: &'static str,
+    instance_url: String,
+}
+
+fn wanted(plan: &Plan) -> Vec<Wanted> {
+    let mut out = Vec::new();
+    for edge in EDGES {
+        let instances = plan.urls_of(edge.provider);
+        for (i, url) in instances.iter().enumerate() {
+            out.push(Wanted {
+                name: if instances.len() > 1 {
+                    format!("{}_{}", edge.name(), i + 1)
+                } else {
+                    edge.name()
+                },
+                consumer: edge.consumer.name(),
+                instance_url: url.clone(),
+            });
+        }
+    }
+    out
+}
+
+/// Starts the proxy API with every proxy listening; says which proxy each consumer must use
+/// for each instance.
+pub(crate) async fn start(
+    plan: &Plan,
+    auto: bool,
+) -> Result<(ChaosHandle, Routes, Background), LaunchError> {
+    let wanted = wanted(plan);
+    let initial = wanted
+        .iter()
+        .map(|w| {
+            let upstream = w.instance_url.trim_start_matches("http://");
+            NewProxy::tcp(&w.name, "127.0.0.1:0", upstream)
+        })
+        .collect();
+    let addr = SocketAddr::from(([127, 0, 0, 1], if auto { 0 } else { API_PORT }));
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|source| LaunchError::Bind {
+            what: "chaos proxy API",
+            addr,
+            source,
+        })?;
+    let api = listener
+        .local_addr()
+        .map(|a| format!("http://{a}"))
+        .map_err(|source| LaunchError::Bind {
+            what: "chaos proxy API",
+            addr,
+            source,
+        })?;
+    let server = gauntlet_chaos_proxy::bind(listener, initial).await?;
+    let views = server.proxies().views();
+    let mut proxies = BTreeMap::new();
+    let mut routes = Routes::new();
+    for w in wanted {
+        let Some(view) = views.get(&w.name) else {
+            continue;
+        };
+        routes
+            .entry(w.consumer.to_string())
+            .or_default()
+            .insert(w.instance_url, format!("http://{}", view.listen));
+        proxies.insert(
+            w.name,
+            ProxyRoute {
+                listen: view.listen.clone(),
+                upstream: view.upstream.clone(),
+            },
+        );
+    }
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(async move {
+        let served = server
+            .run(async move {
+                let _ = stopped.await;
+            })
+            .await;
+        if let Err(e) = served {
+            tracing::warn!(error = %e, "the chaos proxy API stopped");
+        }
+    });
+    Ok((
+        ChaosHandle { api, proxies },
+        routes,
+        Background { stop, task },
+    ))
+}
