@@ -34,7 +34,7 @@ printf '[{"name": "bench", "listen": "127.0.0.1:%s", "upstream": "127.0.0.1:%s"}
 
 start_nginx "$nginx_port"
 haproxy -db -f "$work/haproxy.cfg" >"$work/haproxy.log" 2>&1 & bench_pids+=($!)
-./target/release/gauntlet chaos proxy --api "127.0.0.1:$api_port" --config "$work/proxies.json" >"$work/proxy.log" 2>&1 & bench_pids+=($!)
+"${CARGO_TARGET_DIR:-target}"/release/gauntlet chaos proxy --api "127.0.0.1:$api_port" --config "$work/proxies.json" >"$work/proxy.log" 2>&1 & bench_pids+=($!)
 for p in "$haproxy_port" "$proxy_port"; do wait_http "http://127.0.0.1:$p/"; done
 echo "== nginx $(nginx -v 2>&1 | sed 's/.*\///'), $(haproxy -v | head -1 | awk '{print "HAProxy", $3}') (TCP mode); wrk -t1 -c$CONNS -d${SECS}s; $ROUNDS rounds"
 

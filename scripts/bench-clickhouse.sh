@@ -36,7 +36,7 @@ stats() { curl -s "$ch/adapter-stats"; }
 
 # Starts a collector with the given store flags; sets pid, otlp, api.
 start_collector() {
-  ./target/release/gauntlet collector --data-dir "$work/$1" --retention off --max-disk off \
+  "${CARGO_TARGET_DIR:-target}"/release/gauntlet collector --data-dir "$work/$1" --retention off --max-disk off \
     --otlp-grpc 127.0.0.1:0 --otlp-http 127.0.0.1:0 --zipkin off --http 127.0.0.1:0 "${@:2}" \
     >"$work/$1.out" 2>"$work/$1.err" &
   pid=$!

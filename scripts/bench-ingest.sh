@@ -65,7 +65,7 @@ summary=()
 # A fresh collector on ephemeral loopback ports: sets collector_pid, otlp and api.
 start_collector() {
   rm -rf "$work/data"
-  ./target/release/gauntlet collector --data-dir "$work/data" --retention off --max-disk off \
+  "${CARGO_TARGET_DIR:-target}"/release/gauntlet collector --data-dir "$work/data" --retention off --max-disk off \
     --otlp-grpc 127.0.0.1:0 --otlp-http 127.0.0.1:0 --zipkin off --http 127.0.0.1:0 \
     >"$work/out" 2>"$work/err" &
   collector_pid=$!

@@ -28,7 +28,7 @@ run_wrk() {
   echo "$reqs $(awk '{print $1 + $2}' "$work/t")"
 }
 run_gauntlet() {
-  /usr/bin/time -f "%U %S" -o "$work/t" ./target/release/gauntlet load "$url" -c "$CONNS" -d "${SECS}s" \
+  /usr/bin/time -f "%U %S" -o "$work/t" "${CARGO_TARGET_DIR:-target}"/release/gauntlet load "$url" -c "$CONNS" -d "${SECS}s" \
     --progress off --out "$work/g.json" >/dev/null
   local reqs
   reqs=$(python3 -c 'import json,sys; s=json.load(open(sys.argv[1]))["summary"]; assert s["status_codes"].keys() == {"200"}, s["status_codes"]; print(s["requests"])' "$work/g.json")

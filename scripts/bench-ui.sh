@@ -19,7 +19,7 @@ work=$(mktemp -d)
 pid=""
 cleanup() { [ -n "$pid" ] && kill "$pid" 2>/dev/null && wait "$pid" 2>/dev/null; rm -rf "$work"; }
 trap cleanup EXIT
-./target/release/gauntlet collector --data-dir "$work/data" --retention off --max-disk off \
+"${CARGO_TARGET_DIR:-target}"/release/gauntlet collector --data-dir "$work/data" --retention off --max-disk off \
   --otlp-grpc 127.0.0.1:0 --otlp-http 127.0.0.1:0 --zipkin off --http 127.0.0.1:0 >"$work/out" 2>"$work/err" &
 pid=$!
 for _ in $(seq 1 100); do grep -q "Press Ctrl-C" "$work/out" 2>/dev/null && break; sleep 0.1; done

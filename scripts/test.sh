@@ -70,6 +70,6 @@ if git rev-parse --is-inside-work-tree >/dev/null 2>&1; then
 fi
 echo "==> contracts: every provider of the running demo against its pacts"
 # The binary `cargo test` built for the CLI's own tests.
-bash scripts/verify-contracts.sh target/debug/gauntlet
+bash scripts/verify-contracts.sh "${CARGO_TARGET_DIR:-target}/debug/gauntlet"
 echo "==> contracts: the broker with the official Pact CLI (publish, verifier, can-i-deploy)"
-bash scripts/broker-compat.sh target/debug/gauntlet
+bash scripts/broker-compat.sh "${CARGO_TARGET_DIR:-target}/debug/gauntlet"

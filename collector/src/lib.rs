@@ -7,8 +7,9 @@
 //! - [`zipkin`]: Zipkin v2 JSON receiver.
 //! - [`payload`]: size-limited body reading and gzip.
 //! - [`ingest`]: the group-commit pipeline with backpressure that every receiver goes through.
-//! - [`store`]: the [`store::Store`] trait and its SQLite implementation.
-//! - [`query`]: the Jaeger-compatible query API, logs, correlation timelines, health, metrics.
+//! - [`store`]: the [`store::Store`] trait, the embedded SQLite store and the ClickHouse store.
+//! - [`query`]: the Jaeger-compatible query API, logs, correlation timelines, RED, markers,
+//!   health, metrics; its answers and parameters are the types of `gauntlet-query-api`.
 //! - [`retention`]: background deletion by age and by disk use.
 //!
 //! The one design decision to know: an export is answered only after its data is committed

@@ -1,5 +1,5 @@
 //! Consumer-driven contract testing for the demo system, on the Pact reference libraries.
-//! The consumer tests (`tests/consumers/`) drive each service's own typed client against
+//! The consumer tests (`tests/consumers.rs`) drive each service's own typed client against
 //! Pact's mock server and write V4 pacts to `contracts/pacts/`; [`verify`] replays them
 //! against a running provider with `pact_verifier` and says, per interaction, what broke.
 //!

@@ -6,7 +6,8 @@
 //!   a [`scenario::Plan`]; [`template`] (`{{uuid}}`, `{{seq}}`, captures...), [`check`]
 //!   (checks and captures) and [`threshold`] are its parts.
 //! - [`engine`]: virtual users in the closed or open model; [`http`] their connections
-//!   (hyper, keep-alive, loopback only unless allowed); [`metrics`] what they record.
+//!   (HTTP/1.1 written and parsed in place with `httparse`, HTTP/2 through hyper;
+//!   keep-alive; loopback only unless allowed); [`metrics`] what they record.
 //! - [`report`] (the `--out` JSON and the summary table), [`html`] (`--html`),
 //!   [`progress`] (live progress), [`otlp`] (the generator's own spans and run markers).
 //!

@@ -33,6 +33,7 @@ use crate::orders::{Order, OrdersClient, PlaceOrder};
 use crate::platform::client::{HttpClient, service_http};
 use crate::platform::discovery::Discovery;
 use crate::platform::http::{ApiError, Body, Health, body, idempotency_key, live};
+use crate::platform::lock;
 use crate::platform::resilience::{ConfigError, ResilienceConfig, ResilienceReport, Upstream};
 use crate::topology::Service;
 
@@ -100,10 +101,6 @@ fn now_secs() -> u64 {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs())
         .unwrap_or(0)
-}
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 impl Gateway {

@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
+use crate::platform::lock;
 use crate::registry::client::{RegistryClient, RegistryClientError};
 use crate::topology::Service;
 
@@ -108,11 +109,6 @@ impl std::fmt::Debug for Discovery {
             .field("registry", &self.inner.registry.base())
             .finish()
     }
-}
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    // The guarded maps stay consistent across a panic: keep using them.
-    m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 impl Discovery {
