@@ -197,9 +197,19 @@ async fn a_long_poll_wakes_on_the_next_commit() {
             (page, started.elapsed())
         }
     });
-    // Give the request time to reach the server; it must then be waiting, not answered
-    // with an empty page, so the commit below is what answers it.
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    // Wait until the poll is parked at the publisher, so the commit below is what answers it.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while outbox.long_polls_waiting() == 0 {
+        assert!(
+            !waiting.is_finished(),
+            "the long poll returned before anything was published"
+        );
+        assert!(
+            Instant::now() < deadline,
+            "the long poll never reached the feed"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
     assert!(
         !waiting.is_finished(),
         "the long poll returned before anything was published"

@@ -7,6 +7,8 @@ use serde_json::{Value, json};
 struct Svc {
     url: String,
     http: reqwest::Client,
+    /// The service's database, to see a request reach it.
+    db: gauntlet_demo_system::platform::db::Db,
     _dir: tempfile::TempDir,
 }
 
@@ -21,10 +23,12 @@ async fn start() -> Svc {
         .await
         .expect("bind");
     let url = format!("http://{}", listener.local_addr().expect("addr"));
+    let db = p.outbox().db().clone();
     tokio::spawn(async move { axum::serve(listener, payments::app(p)).await });
     Svc {
         url,
         http: reqwest::Client::new(),
+        db,
         _dir: dir,
     }
 }
@@ -231,8 +235,17 @@ async fn a_write_waiting_for_the_database_does_not_stall_other_requests() {
                 .map(|r| r.status().as_u16())
         }
     });
-    // Let the write reach the database and wait there.
-    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    // Wait until the write has reached the database and waits there for the lock.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    // (A write that blocked this one worker instead would finish first, and fail below.)
+    while s.db.in_progress() == 0 && !write.is_finished() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the write never reached the database"
+        );
+        tokio::task::yield_now().await;
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
     let (status, live) = s.get("/health/live").await;
     assert_eq!((status, &live["status"]), (200, &json!("live")));
     assert!(

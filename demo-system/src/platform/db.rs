@@ -4,6 +4,7 @@
 //! is entered on the blocking thread, so logs and outbox trace context stay attached.
 
 use std::path::Path;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use rusqlite::{Connection, Transaction, TransactionBehavior};
@@ -25,6 +26,26 @@ pub enum DbError {
 #[derive(Clone)]
 pub struct Db {
     conn: Arc<Mutex<Connection>>,
+    /// Transactions handed to a blocking thread and not yet finished (waiting for the
+    /// connection or another process's lock, or running): what a test waits on to know a
+    /// request reached the database, instead of guessing with a sleep.
+    in_progress: Arc<AtomicUsize>,
+}
+
+/// Counts one transaction in progress while it lives.
+struct InProgress(Arc<AtomicUsize>);
+
+impl InProgress {
+    fn new(count: &Arc<AtomicUsize>) -> Self {
+        count.fetch_add(1, Ordering::SeqCst);
+        Self(count.clone())
+    }
+}
+
+impl Drop for InProgress {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
 }
 
 impl std::fmt::Debug for Db {
@@ -45,7 +66,13 @@ impl Db {
         conn.execute_batch(schema)?;
         Ok(Self {
             conn: Arc::new(Mutex::new(conn)),
+            in_progress: Arc::new(AtomicUsize::new(0)),
         })
+    }
+
+    /// Transactions in progress on this database from this process.
+    pub fn in_progress(&self) -> usize {
+        self.in_progress.load(Ordering::SeqCst)
     }
 
     /// Runs `f` in one write transaction on a blocking thread. IMMEDIATE: the write lock is
@@ -74,7 +101,9 @@ impl Db {
     {
         let db = self.clone();
         let span = tracing::Span::current();
+        let counted = InProgress::new(&self.in_progress);
         tokio::task::spawn_blocking(move || {
+            let _counted = counted;
             let _entered = span.enter();
             db.blocking(behavior, f)
         })

@@ -9,7 +9,9 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use tokio::time::Instant;
 
 use serde::{Deserialize, Serialize};
 
@@ -221,5 +223,45 @@ impl Discovery {
             .get(&service)
             .cloned()
             .unwrap_or_default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A discovery whose registry answer for inventory is already cached (the registry's
+    /// address is never called while the answer is fresh).
+    fn with_inventory(instances: &[&str], config: DiscoveryConfig) -> Discovery {
+        let d = Discovery::new(RegistryClient::new("http://127.0.0.1:9"), config);
+        let list = instances.iter().map(|s| s.to_string()).collect();
+        lock(&d.inner.cache).insert(Service::Inventory, (Instant::now(), list));
+        d
+    }
+
+    async fn picks(d: &Discovery, n: usize) -> Vec<String> {
+        let mut out = Vec::new();
+        for _ in 0..n {
+            out.push(d.pick(Service::Inventory).await.expect("an instance"));
+        }
+        out
+    }
+
+    /// On tokio's paused clock: an ejected instance is skipped for exactly the ejection
+    /// period, then gets its turn again, with no real time spent waiting.
+    #[tokio::test(start_paused = true)]
+    async fn an_ejected_instance_is_skipped_for_the_ejection_period() {
+        let config = DiscoveryConfig {
+            ttl_ms: 3_600_000,
+            eject_ms: 5_000,
+        };
+        let d = with_inventory(&["http://a", "http://b"], config);
+        assert_eq!(picks(&d, 2).await, ["http://a", "http://b"]);
+        d.eject("http://a");
+        tokio::time::advance(Duration::from_millis(4_999)).await;
+        assert_eq!(picks(&d, 3).await, ["http://b"; 3], "still ejected");
+        tokio::time::advance(Duration::from_millis(2)).await;
+        let back = picks(&d, 2).await;
+        assert!(back.contains(&"http://a".to_string()), "{back:?}");
     }
 }

@@ -133,6 +133,9 @@ pub fn open_db(path: &std::path::Path, schema: &str) -> Result<Db, DbError> {
 pub struct Outbox {
     db: Db,
     appended: Arc<tokio::sync::Notify>,
+    /// Long polls waiting for an event: what a test waits on to know a poll reached the
+    /// publisher and is parked, instead of guessing with a sleep.
+    waiting: Arc<std::sync::atomic::AtomicUsize>,
     /// Set by [`Outbox::fire_and_forget`]: events then live only in this process's memory.
     memory: Arc<MemoryFeed>,
 }
@@ -159,8 +162,14 @@ impl Outbox {
         Self {
             db,
             appended: Arc::new(tokio::sync::Notify::new()),
+            waiting: Arc::default(),
             memory: Arc::new(MemoryFeed::default()),
         }
+    }
+
+    /// Long polls parked in [`Outbox::read_after`], waiting for an event.
+    pub fn long_polls_waiting(&self) -> usize {
+        self.waiting.load(std::sync::atomic::Ordering::SeqCst)
     }
 
     /// The service database behind the outbox.
@@ -258,7 +267,12 @@ impl Outbox {
             if !events.is_empty() || tokio::time::Instant::now() >= deadline {
                 return Ok(events);
             }
-            if tokio::time::timeout_at(deadline, appended).await.is_err() {
+            self.waiting
+                .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            let woken = tokio::time::timeout_at(deadline, appended).await;
+            self.waiting
+                .fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+            if woken.is_err() {
                 return self.read_now(after, limit).await;
             }
         }

@@ -7,7 +7,9 @@
 use std::collections::HashMap;
 use std::future::Future;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use tokio::time::Instant;
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -366,6 +368,29 @@ mod tests {
             version: "1.0.0".into(),
             health_url: "http://127.0.0.1:9/health/ready".into(),
         }
+    }
+
+    /// On tokio's paused clock: a silent instance goes at the TTL, not before, and a
+    /// heartbeat starts its TTL again.
+    #[tokio::test(start_paused = true)]
+    async fn a_silent_instance_is_evicted_at_the_ttl_and_not_before() {
+        let r = Registry::new(RegistryConfig {
+            ttl: Duration::from_secs(30),
+            ..RegistryConfig::default()
+        });
+        let quiet = r.register(reg("inventory")).expect("registers");
+        let chatty = r.register(reg("inventory")).expect("registers");
+        tokio::time::advance(Duration::from_secs(29)).await;
+        r.heartbeat(chatty).expect("known");
+        assert_eq!(r.evict_silent(), 0, "29 s of silence is within the TTL");
+        tokio::time::advance(Duration::from_secs(2)).await;
+        assert_eq!(r.evict_silent(), 1, "31 s of silence is past it");
+        let left: Vec<Uuid> = r.all().iter().map(|i| i.id).collect();
+        assert_eq!(left, [chatty]);
+        assert!(
+            r.heartbeat(quiet).is_err(),
+            "an evicted instance is unknown"
+        );
     }
 
     #[test]
