@@ -7,87 +7,47 @@
 //! Differences from the SQLite store, declared by [`Store::capabilities`]: attribute values
 //! are kept as text (as the exporter keeps them), and retention by age is ClickHouse's TTL on
 //! the rows' own timestamps (`--retention`), not on when they were received.
+//!
+//! # Layout (as `sqlite/` is split)
+//! - `config.rs`: [`ClickHouseConfig`]; `setup.rs`: creating the tables and checking the
+//!   columns of those that exist; [`schema`]: the tables' DDL, single-node or `ON CLUSTER`.
+//! - [`rows`]: rows of that schema to and from the model; [`spool`]: the durable local
+//!   write-ahead spool; `drainer.rs`: the task that moves it into ClickHouse.
+//! - `sql.rs`: WHERE clauses with bound parameters; this file: the [`Store`] implementation.
 
+mod config;
+mod drainer;
 pub mod rows;
 pub mod schema;
+mod setup;
 pub mod spool;
+mod sql;
+
+pub use config::ClickHouseConfig;
 
 use std::collections::HashMap;
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::time::Duration;
 
 use tokio::sync::{Notify, watch};
 
 use async_trait::async_trait;
 
+use self::drainer::{Drainer, drain, insert};
 use self::rows::{
     LOG_COLUMNS, LOG_ID, LogRow, ResourceCache, SPAN_COLUMNS, SpanRow, StoredLogRow, kind_names,
     parse_hex, parse_kind, parse_status, status_names,
 };
-use self::schema::{CORRELATIONS, LOGS, Layout, REQUIRED_COLUMNS, TRACE_ID_TS, TRACES};
+use self::schema::{CORRELATIONS, LOGS, Layout, TRACE_ID_TS, TRACES};
+use self::setup::Schema;
 use self::spool::{Spool, SpooledBatch};
+use self::sql::{Param, Where, ids_hex};
 use super::{
     Capabilities, LogCursor, LogPage, LogQuery, Operation, PruneReport, RetentionPolicy,
     SampleQuery, Samples, SpanFilter, SpanSample, Store, StoreError, StoredLog, TraceQuery,
     TraceSummary,
 };
 use crate::model::{Batch, LogRecord, STATUS_ERROR, SpanKind, SpanRecord, TraceId, hex};
-
-/// Where the ClickHouse store is and how to reach it.
-#[derive(Clone)]
-pub struct ClickHouseConfig {
-    /// The HTTP interface, e.g. `http://127.0.0.1:8123`.
-    pub url: String,
-    pub database: String,
-    pub user: Option<String>,
-    pub password: Option<String>,
-    /// Create replicated tables `ON CLUSTER` with distributed ones in front.
-    pub cluster: Option<String>,
-    /// Rows older than this (by their own timestamps) are dropped by ClickHouse.
-    pub ttl: Option<Duration>,
-    /// The write-ahead spool: a batch is acknowledged once written here and inserted into
-    /// ClickHouse from here, with others; without one, a write is one INSERT and fails
-    /// whenever ClickHouse does.
-    pub spool_dir: Option<PathBuf>,
-    /// Bytes the spool may hold; past it, writes fail (exporters are told to retry).
-    pub spool_max_bytes: u64,
-}
-
-impl std::fmt::Debug for ClickHouseConfig {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ClickHouseConfig")
-            .field("url", &self.url)
-            .field("database", &self.database)
-            .field("user", &self.user)
-            .field("password", &self.password.as_ref().map(|_| ".."))
-            .field("cluster", &self.cluster)
-            .field("ttl", &self.ttl)
-            .field("spool_dir", &self.spool_dir)
-            .field("spool_max_bytes", &self.spool_max_bytes)
-            .finish()
-    }
-}
-
-impl ClickHouseConfig {
-    pub fn new(url: impl Into<String>, database: impl Into<String>) -> Self {
-        Self {
-            url: url.into(),
-            database: database.into(),
-            user: None,
-            password: None,
-            cluster: None,
-            ttl: None,
-            spool_dir: None,
-            spool_max_bytes: 1 << 30,
-        }
-    }
-
-    pub fn location(&self) -> String {
-        format!("{} (database {})", self.url, self.database)
-    }
-}
 
 /// Trace IDs one query reads at most (a query parameter of that many IDs stays small).
 const MAX_IDS: usize = 2_000;
@@ -264,299 +224,6 @@ impl ClickHouseStore {
             .await
             .map_err(backend)
     }
-}
-
-/// What it takes to make the tables ready: the server (no default database), the layout.
-#[derive(Clone)]
-struct Schema {
-    client: ::clickhouse::Client,
-    layout: Layout,
-    location: String,
-}
-
-impl Schema {
-    /// Reaches ClickHouse, creates what is missing, checks what exists, adds the views.
-    async fn prepare(&self) -> Result<(), StoreError> {
-        self.client
-            .query("SELECT 1")
-            .execute()
-            .await
-            .map_err(|e| StoreError::Unavailable {
-                location: self.location.clone(),
-                reason: e.to_string(),
-            })?;
-        let (tables, views) = self.layout.ddl_parts();
-        self.run(tables).await?;
-        // Tables that existed already (another collector's, or a user's) are checked before
-        // anything is built on them.
-        self.check().await?;
-        self.run(views).await
-    }
-
-    async fn run(&self, statements: Vec<String>) -> Result<(), StoreError> {
-        for statement in statements {
-            self.client
-                .query(&statement)
-                .execute()
-                .await
-                .map_err(|e| match e {
-                    ::clickhouse::error::Error::Network(source) => StoreError::Unavailable {
-                        location: self.location.clone(),
-                        reason: source.to_string(),
-                    },
-                    e => StoreError::Incompatible {
-                        location: self.location.clone(),
-                        reason: format!(
-                            "creating the schema failed ({e}) at: {}",
-                            first_line(&statement)
-                        ),
-                    },
-                })?;
-        }
-        Ok(())
-    }
-
-    async fn check(&self) -> Result<(), StoreError> {
-        #[derive(::clickhouse::Row, serde::Deserialize)]
-        struct Column {
-            table: String,
-            name: String,
-            r#type: String,
-        }
-        let columns: Vec<Column> = self
-            .client
-            .query("SELECT table, name, type FROM system.columns WHERE database = ?")
-            .bind(&self.layout.database)
-            .fetch_all()
-            .await
-            .map_err(backend)?;
-        let have: HashMap<(&str, &str), &str> = columns
-            .iter()
-            .map(|c| ((c.table.as_str(), c.name.as_str()), c.r#type.as_str()))
-            .collect();
-        let mut problems = Vec::new();
-        for (table, required) in REQUIRED_COLUMNS {
-            for (name, ty) in *required {
-                match have.get(&(*table, *name)) {
-                    None => problems.push(format!("{table}.{name} is missing (want {ty})")),
-                    Some(got) if !same_type(got, ty) => {
-                        problems.push(format!("{table}.{name} is {got}, want {ty}"))
-                    }
-                    Some(_) => {}
-                }
-            }
-        }
-        if problems.is_empty() {
-            Ok(())
-        } else {
-            Err(StoreError::Incompatible {
-                location: self.location.clone(),
-                reason: format!(
-                    "the tables in database {} are not the OpenTelemetry schema Gauntlet reads \
-                     and writes (nothing was changed): {}",
-                    self.layout.database,
-                    problems.join("; ")
-                ),
-            })
-        }
-    }
-}
-
-/// Inserts one write's rows; each table's insert carries a deduplication token, so that
-/// inserting the same batch again (a retry after an unclear failure) stores nothing twice.
-async fn insert(
-    client: &::clickhouse::Client,
-    rows: &SpooledBatch,
-) -> Result<(), ::clickhouse::error::Error> {
-    if !rows.spans.is_empty() {
-        let mut insert = client.insert::<SpanRow>(TRACES).await?.with_setting(
-            "insert_deduplication_token",
-            format!("{}-spans", rows.token),
-        );
-        for span in &rows.spans {
-            insert.write(span).await?;
-        }
-        insert.end().await?;
-    }
-    if !rows.logs.is_empty() {
-        let mut insert = client
-            .insert::<LogRow>(LOGS)
-            .await?
-            .with_setting("insert_deduplication_token", format!("{}-logs", rows.token));
-        for log in &rows.logs {
-            insert.write(log).await?;
-        }
-        insert.end().await?;
-    }
-    Ok(())
-}
-
-/// What the drainer needs: the tables' client, how to prepare the schema, the spool.
-struct Drainer {
-    client: ::clickhouse::Client,
-    schema: Schema,
-    ready: Arc<AtomicBool>,
-    spool: Arc<Spool>,
-    wake: Arc<Notify>,
-    stop: watch::Receiver<bool>,
-}
-
-/// Prepares the schema if ClickHouse was unreachable at start, then inserts spooled batches,
-/// oldest first, whenever there are some and ClickHouse takes them; waits a second after a
-/// failure. Ends when the store closes.
-async fn drain(mut d: Drainer) {
-    const BACKOFF: Duration = Duration::from_secs(1);
-    loop {
-        let pause = if drain_once(&d).await {
-            Duration::from_secs(3600)
-        } else {
-            BACKOFF
-        };
-        tokio::select! {
-            _ = d.wake.notified() => {}
-            _ = tokio::time::sleep(pause) => {}
-            _ = d.stop.changed() => return,
-        }
-        if *d.stop.borrow() {
-            return;
-        }
-    }
-}
-
-/// Rows one insert gathers from the spool at most (more when one batch is larger).
-const INSERT_ROWS: usize = 32_768;
-
-/// One pass; false when something failed and the pass should be retried.
-async fn drain_once(d: &Drainer) -> bool {
-    if !d.ready.load(Ordering::Acquire) {
-        match d.schema.prepare().await {
-            Ok(()) => {
-                tracing::info!(location = %d.schema.location, "ClickHouse answers: schema ready, draining the spool");
-                d.ready.store(true, Ordering::Release);
-            }
-            Err(e) => {
-                tracing::warn!(error = %e, "ClickHouse is still not ready");
-                return false;
-            }
-        }
-    }
-    loop {
-        if *d.stop.borrow() {
-            return true;
-        }
-        let s = d.spool.clone();
-        let next = match tokio::task::spawn_blocking(move || s.next_insert(INSERT_ROWS)).await {
-            Ok(r) => r,
-            Err(_) => return false,
-        };
-        let (flight, batches) = match next {
-            Ok(None) => return true,
-            Ok(Some(n)) => n,
-            Err(e) => {
-                tracing::error!(error = %e, "reading the spool failed; retrying");
-                return false;
-            }
-        };
-        let mut rows = SpooledBatch {
-            token: flight.token.clone(),
-            spans: Vec::new(),
-            logs: Vec::new(),
-        };
-        for (_, b) in batches {
-            rows.spans.extend(b.spans);
-            rows.logs.extend(b.logs);
-        }
-        if let Err(e) = insert(&d.client, &rows).await {
-            tracing::warn!(error = %e, backlog = d.spool.backlog().0, "ClickHouse refuses the spooled batches; retrying");
-            return false;
-        }
-        let s = d.spool.clone();
-        if let Ok(Err(e)) = tokio::task::spawn_blocking(move || s.done(&flight)).await {
-            tracing::error!(error = %e, "an inserted range could not be removed from the spool");
-            return false;
-        }
-    }
-}
-
-fn first_line(s: &str) -> &str {
-    s.lines().next().unwrap_or(s)
-}
-
-/// Types as `system.columns` prints them: the same modulo spaces.
-fn same_type(got: &str, want: &str) -> bool {
-    let norm = |s: &str| s.chars().filter(|c| !c.is_whitespace()).collect::<String>();
-    norm(got) == norm(want)
-}
-
-/// A query parameter, bound by name (`{name:Type}` in the SQL).
-enum Param {
-    Str(&'static str, String),
-    Strs(&'static str, Vec<String>),
-    I64(&'static str, i64),
-    U64(&'static str, u64),
-}
-
-impl Param {
-    fn apply(self, q: ::clickhouse::query::Query) -> ::clickhouse::query::Query {
-        match self {
-            Param::Str(n, v) => q.param(n, v),
-            Param::Strs(n, v) => q.param(n, v),
-            Param::I64(n, v) => q.param(n, v),
-            Param::U64(n, v) => q.param(n, v),
-        }
-    }
-}
-
-/// A WHERE clause and the query parameters it names.
-#[derive(Default)]
-struct Where {
-    cond: Vec<String>,
-    bind: Vec<Param>,
-}
-
-impl Where {
-    fn raw(&mut self, condition: impl Into<String>) {
-        self.cond.push(condition.into());
-    }
-
-    fn with(&mut self, condition: impl Into<String>, param: Param) {
-        self.cond.push(condition.into());
-        self.bind.push(param);
-    }
-
-    /// `Timestamp` within `[start, end]` (nanoseconds), either bound optional.
-    fn window(&mut self, start: Option<i64>, end: Option<i64>) {
-        if let Some(start) = start {
-            self.with(
-                "Timestamp >= fromUnixTimestamp64Nano({start:Int64})",
-                Param::I64("start", start),
-            );
-        }
-        if let Some(end) = end {
-            self.with(
-                "Timestamp <= fromUnixTimestamp64Nano({end:Int64})",
-                Param::I64("end", end),
-            );
-        }
-    }
-
-    fn sql(&self) -> String {
-        if self.cond.is_empty() {
-            "1".into()
-        } else {
-            self.cond.join(" AND ")
-        }
-    }
-
-    fn query(self, client: &::clickhouse::Client, sql: &str) -> ::clickhouse::query::Query {
-        self.bind
-            .into_iter()
-            .fold(client.query(sql), |q, p| p.apply(q))
-    }
-}
-
-fn ids_hex(ids: &[TraceId]) -> Vec<String> {
-    ids.iter().take(MAX_IDS).map(|t| hex(t)).collect()
 }
 
 #[async_trait]
