@@ -79,36 +79,59 @@ pub enum Kind {
     /// Adds a toxic to every proxy of a topology edge (`orders_to_payments`), or to the one
     /// in front of `instance`.
     AddToxic {
-        edge: String,
-        instance: Option<String>,
+        #[serde(deserialize_with = "de_edge")]
+        edge: Edge,
+        #[serde(default, deserialize_with = "de_opt_instance")]
+        instance: Option<InstanceId>,
         toxic: NewToxic,
     },
     /// Removes a toxic by name (already gone is fine).
     RemoveToxic {
-        edge: String,
-        instance: Option<String>,
+        #[serde(deserialize_with = "de_edge")]
+        edge: Edge,
+        #[serde(default, deserialize_with = "de_opt_instance")]
+        instance: Option<InstanceId>,
         toxic: String,
     },
     /// Closes the edge's proxies: connections are refused, as if the provider were gone.
     DisableProxy {
-        edge: String,
-        instance: Option<String>,
+        #[serde(deserialize_with = "de_edge")]
+        edge: Edge,
+        #[serde(default, deserialize_with = "de_opt_instance")]
+        instance: Option<InstanceId>,
     },
     EnableProxy {
-        edge: String,
-        instance: Option<String>,
+        #[serde(deserialize_with = "de_edge")]
+        edge: Edge,
+        #[serde(default, deserialize_with = "de_opt_instance")]
+        instance: Option<InstanceId>,
     },
     /// SIGKILL through the demo's supervisor.
-    Kill { instance: String },
+    Kill {
+        #[serde(deserialize_with = "de_instance")]
+        instance: InstanceId,
+    },
     /// Kill (if running) and start again, waiting until it is ready.
-    Restart { instance: String },
+    Restart {
+        #[serde(deserialize_with = "de_instance")]
+        instance: InstanceId,
+    },
     /// Start a killed instance again, waiting until it is ready; a running one is left
     /// alone (what a rollback wants).
-    Start { instance: String },
+    Start {
+        #[serde(deserialize_with = "de_instance")]
+        instance: InstanceId,
+    },
     /// SIGSTOP: the process is there but answers nothing.
-    Pause { instance: String },
+    Pause {
+        #[serde(deserialize_with = "de_instance")]
+        instance: InstanceId,
+    },
     /// SIGCONT.
-    Resume { instance: String },
+    Resume {
+        #[serde(deserialize_with = "de_instance")]
+        instance: InstanceId,
+    },
     Sleep {
         #[serde(deserialize_with = "de_duration")]
         duration: Duration,
@@ -118,38 +141,66 @@ pub enum Kind {
     Http(HttpProbe),
     /// A load run (a loadgen scenario file) that must meet its thresholds.
     Load(LoadProbe),
-    /// The circuit breaker of `service` → `upstream` on every instance of `service`
-    /// (`/admin/resilience`) is in `state`.
-    Breaker {
-        service: String,
-        upstream: String,
-        state: BreakerState,
-    },
-    /// Calls `service` made to one `instance` of its upstream over `over`, counted from
-    /// `/admin/resilience`, within `min`..=`max`.
-    Calls {
-        service: String,
-        instance: String,
-        #[serde(deserialize_with = "de_duration")]
-        over: Duration,
-        min: Option<u64>,
-        max: Option<u64>,
-    },
-    /// Whether the registry lists `instance` as healthy.
-    Registry { instance: String, listed: bool },
+    Breaker(BreakerProbe),
+    Calls(CallsProbe),
+    Registry(RegistryProbe),
     /// Traces in the collector with a span of `service` (and `operation`, `tags`), counted
     /// if one of that service's spans carries `event` (with `event_attributes`), within
     /// `min`..=`max`.
     Traces(TracesProbe),
-    /// The share of `service`'s server spans with an error status is at most `max`.
-    ErrorRate {
-        service: String,
-        #[serde(default)]
-        window: Window,
-        max: f64,
-    },
-    /// Every finished order of `customer` has exactly one notification of its outcome.
-    Delivered { customer: String },
+    ErrorRate(ErrorRateProbe),
+    Delivered(DeliveredProbe),
+}
+
+/// The circuit breaker of `service` → `upstream` on every instance of `service`
+/// (`/admin/resilience`) is in `state`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BreakerProbe {
+    pub service: Service,
+    pub upstream: Service,
+    pub state: BreakerState,
+}
+
+/// Calls `service` made to one `instance` of its upstream over `over`, counted from
+/// `/admin/resilience`, within `min`..=`max`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CallsProbe {
+    pub service: Service,
+    #[serde(deserialize_with = "de_instance")]
+    pub instance: InstanceId,
+    #[serde(deserialize_with = "de_duration")]
+    pub over: Duration,
+    pub min: Option<u64>,
+    pub max: Option<u64>,
+}
+
+/// Whether the registry lists `instance` as healthy.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RegistryProbe {
+    #[serde(deserialize_with = "de_instance")]
+    pub instance: InstanceId,
+    pub listed: bool,
+}
+
+/// The share of `service`'s server spans with an error status is at most `max`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ErrorRateProbe {
+    pub service: Service,
+    #[serde(default)]
+    pub window: Window,
+    pub max: f64,
+}
+
+/// Every finished order of `customer` (`{{run}}` is this run's ID) has exactly one
+/// notification of its outcome.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeliveredProbe {
+    pub customer: String,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -174,9 +225,9 @@ impl BreakerState {
 #[serde(deny_unknown_fields)]
 pub struct HttpProbe {
     /// `gateway`, `collector`, `supervisor`, or an instance (`inventory-2`, `orders`).
-    pub target: String,
-    #[serde(default = "get")]
-    pub method: String,
+    pub target: Target,
+    #[serde(default = "get", deserialize_with = "de_method")]
+    pub method: reqwest::Method,
     #[serde(default = "root")]
     pub path: String,
     #[serde(default)]
@@ -189,8 +240,64 @@ pub struct HttpProbe {
     pub latency_under: Option<Duration>,
 }
 
-fn get() -> String {
-    "GET".into()
+fn get() -> reqwest::Method {
+    reqwest::Method::GET
+}
+
+/// What an HTTP probe asks: a part of the demo, or one instance.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Target {
+    Gateway,
+    Collector,
+    Supervisor,
+    Instance(InstanceId),
+}
+
+impl<'de> Deserialize<'de> for Target {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        Ok(match s.as_str() {
+            "gateway" => Target::Gateway,
+            "collector" => Target::Collector,
+            "supervisor" => Target::Supervisor,
+            other => Target::Instance(other.parse().map_err(|e| {
+                serde::de::Error::custom(format!(
+                    "target: gateway, collector, supervisor or an instance; {e}"
+                ))
+            })?),
+        })
+    }
+}
+
+impl std::fmt::Display for Target {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Target::Gateway => f.write_str("gateway"),
+            Target::Collector => f.write_str("collector"),
+            Target::Supervisor => f.write_str("supervisor"),
+            Target::Instance(id) => write!(f, "{id}"),
+        }
+    }
+}
+
+fn de_method<'de, D: serde::Deserializer<'de>>(d: D) -> Result<reqwest::Method, D::Error> {
+    let s = String::deserialize(d)?;
+    reqwest::Method::from_bytes(s.as_bytes())
+        .map_err(|_| serde::de::Error::custom(format!("method {s:?} is not an HTTP method")))
+}
+
+fn de_instance<'de, D: serde::Deserializer<'de>>(d: D) -> Result<InstanceId, D::Error> {
+    let s = String::deserialize(d)?;
+    s.parse().map_err(serde::de::Error::custom)
+}
+
+fn de_opt_instance<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<InstanceId>, D::Error> {
+    de_instance(d).map(Some)
+}
+
+fn de_edge<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Edge, D::Error> {
+    let s = String::deserialize(d)?;
+    edge(&s).map_err(serde::de::Error::custom)
 }
 
 fn root() -> String {
@@ -204,7 +311,8 @@ pub struct LoadProbe {
     /// gateway and `{{run}}` this run's ID.
     pub scenario: PathBuf,
     /// Every scenario of the file runs this long instead.
-    pub duration: Option<String>,
+    #[serde(default, deserialize_with = "de_opt_duration")]
+    pub duration: Option<Duration>,
     /// Arrival-rate scenarios run at this rate instead.
     pub rate: Option<f64>,
     #[serde(default)]
@@ -218,7 +326,7 @@ pub struct LoadProbe {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TracesProbe {
-    pub service: String,
+    pub service: Service,
     pub operation: Option<String>,
     #[serde(default)]
     pub tags: BTreeMap<String, String>,
@@ -265,12 +373,12 @@ impl Kind {
             self,
             Kind::Http(_)
                 | Kind::Load(_)
-                | Kind::Breaker { .. }
-                | Kind::Calls { .. }
-                | Kind::Registry { .. }
+                | Kind::Breaker(_)
+                | Kind::Calls(_)
+                | Kind::Registry(_)
                 | Kind::Traces(_)
-                | Kind::ErrorRate { .. }
-                | Kind::Delivered { .. }
+                | Kind::ErrorRate(_)
+                | Kind::Delivered(_)
         )
     }
 
@@ -300,26 +408,17 @@ impl Kind {
             Kind::Sleep { .. } => "sleep",
             Kind::Http(_) => "http",
             Kind::Load(_) => "load",
-            Kind::Breaker { .. } => "breaker",
-            Kind::Calls { .. } => "calls",
-            Kind::Registry { .. } => "registry",
+            Kind::Breaker(_) => "breaker",
+            Kind::Calls(_) => "calls",
+            Kind::Registry(_) => "registry",
             Kind::Traces(_) => "traces",
-            Kind::ErrorRate { .. } => "error-rate",
-            Kind::Delivered { .. } => "delivered",
+            Kind::ErrorRate(_) => "error-rate",
+            Kind::Delivered(_) => "delivered",
         }
     }
 }
 
 /// An instance name of the demo's topology.
-pub fn instance(name: &str) -> Result<InstanceId, String> {
-    name.parse()
-}
-
-pub fn service(name: &str) -> Result<Service, String> {
-    name.parse()
-        .map_err(|e: <Service as std::str::FromStr>::Err| e.to_string())
-}
-
 /// An edge of the demo's topology, by its proxy name.
 pub fn edge(name: &str) -> Result<Edge, String> {
     EDGES.into_iter().find(|e| e.name() == name).ok_or_else(|| {
@@ -330,19 +429,16 @@ pub fn edge(name: &str) -> Result<Edge, String> {
     })
 }
 
-/// The instance of the edge's provider, when one is named.
-fn edge_instance(e: &str, i: &Option<String>) -> Result<(), String> {
-    let edge = edge(e)?;
-    if let Some(i) = i {
-        let id = instance(i)?;
-        if id.service != edge.provider {
-            return Err(format!(
-                "instance {i} is not a {} instance, so {e} does not lead to it",
-                edge.provider
-            ));
-        }
+/// The instance, when one is named, must be one of the edge's provider.
+fn edge_instance(edge: &Edge, instance: &Option<InstanceId>) -> Result<(), String> {
+    match instance {
+        Some(id) if id.service != edge.provider => Err(format!(
+            "instance {id} is not a {} instance, so {} does not lead to it",
+            edge.provider,
+            edge.name()
+        )),
+        _ => Ok(()),
     }
-    Ok(())
 }
 
 impl Activity {
@@ -369,23 +465,16 @@ impl Activity {
             Kind::RemoveToxic { edge, instance, .. }
             | Kind::DisableProxy { edge, instance }
             | Kind::EnableProxy { edge, instance } => edge_instance(edge, instance)?,
-            Kind::Kill { instance: i }
-            | Kind::Restart { instance: i }
-            | Kind::Start { instance: i }
-            | Kind::Pause { instance: i }
-            | Kind::Resume { instance: i }
-            | Kind::Registry { instance: i, .. } => {
-                instance(i)?;
-            }
-            Kind::Sleep { .. } | Kind::Delivered { .. } => {}
+            Kind::Kill { .. }
+            | Kind::Restart { .. }
+            | Kind::Start { .. }
+            | Kind::Pause { .. }
+            | Kind::Resume { .. }
+            | Kind::Registry(_)
+            | Kind::Breaker(_)
+            | Kind::Sleep { .. }
+            | Kind::Delivered(_) => {}
             Kind::Http(h) => {
-                if !["gateway", "collector", "supervisor"].contains(&h.target.as_str()) {
-                    instance(&h.target).map_err(|e| {
-                        format!("target: gateway, collector, supervisor or an instance; {e}")
-                    })?;
-                }
-                reqwest::Method::from_bytes(h.method.as_bytes())
-                    .map_err(|_| format!("method {:?} is not an HTTP method", h.method))?;
                 if !h.path.starts_with('/') {
                     return Err(format!("path {:?} must start with /", h.path));
                 }
@@ -396,39 +485,18 @@ impl Activity {
                     .map_err(|e| format!("scenario {}: {e}", path.display()))?;
                 toml::from_str::<ScenarioFile>(&text)
                     .map_err(|e| format!("scenario {}: {e}", path.display()))?;
-                if let Some(d) = &l.duration {
-                    humantime::parse_duration(d)
-                        .map_err(|_| format!("duration {d:?} is not a duration"))?;
-                }
                 for exprs in l.thresholds.values() {
                     for x in exprs {
                         Threshold::parse(x).map_err(|e| e.to_string())?;
                     }
                 }
             }
-            Kind::Breaker {
-                service: s,
-                upstream,
-                ..
-            } => {
-                service(s)?;
-                service(upstream)?;
-            }
-            Kind::Calls {
-                service: s,
-                instance: i,
-                min,
-                max,
-                ..
-            } => {
-                service(s)?;
-                instance(i)?;
-                if min.is_none() && max.is_none() {
+            Kind::Calls(c) => {
+                if c.min.is_none() && c.max.is_none() {
                     return Err("a calls probe needs min, max or both".into());
                 }
             }
             Kind::Traces(t) => {
-                service(&t.service)?;
                 if t.min.is_none() && t.max.is_none() {
                     return Err("a traces probe needs min, max or both".into());
                 }
@@ -436,12 +504,9 @@ impl Activity {
                     return Err("event_attributes need an event".into());
                 }
             }
-            Kind::ErrorRate {
-                service: s, max, ..
-            } => {
-                service(s)?;
-                if !(0.0..=1.0).contains(max) {
-                    return Err(format!("max = {max}: an error rate is between 0 and 1"));
+            Kind::ErrorRate(e) => {
+                if !(0.0..=1.0).contains(&e.max) {
+                    return Err(format!("max = {}: an error rate is between 0 and 1", e.max));
                 }
             }
         }

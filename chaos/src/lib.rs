@@ -6,12 +6,17 @@
 //!
 //! # Layout
 //! - this file: the TOML file's shape and its checks ([`Experiment`]).
-//! - [`activity`]: actions and probes.
+//! - [`activity`]: actions and probes as the file writes them, typed when the file is read
+//!   (services, instances, edges, durations, HTTP methods); `action.rs` carries actions out,
+//!   `probe.rs` looks; [`error`] says why one could not.
 //! - [`target`]: the demo an experiment acts on, through its `demo.json`.
 //! - [`run`]: before → method with background activities → after → rollbacks; markers.
 //! - [`report`]: terminal, JSON and JUnit.
 
+mod action;
 pub mod activity;
+pub mod error;
+mod probe;
 pub mod report;
 pub mod run;
 pub mod target;

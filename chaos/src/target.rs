@@ -11,10 +11,10 @@ use gauntlet_demo_system::platform::client::HttpClient;
 use gauntlet_demo_system::platform::resilience::{ResilienceConfig, ResilienceReport};
 use gauntlet_demo_system::registry::{InstanceView, RegistryClient, RegistryClientError};
 use gauntlet_demo_system::supervisor::ActionDone;
-use gauntlet_demo_system::topology::{InstanceId, Service};
+use gauntlet_demo_system::topology::{Edge, InstanceId, Service};
 use serde::de::{DeserializeOwned, IgnoredAny};
 
-use crate::activity::edge;
+use crate::activity::Target;
 use gauntlet_chaos_proxy::model::NewToxic;
 use gauntlet_query_api::client::{ClientError, QueryClient};
 use gauntlet_query_api::jaeger::Trace;
@@ -116,17 +116,12 @@ impl Demo {
     }
 
     /// `gateway`, `collector`, `supervisor`, or an instance.
-    pub fn target_url(&self, target: &str) -> Result<String, TargetError> {
+    pub fn target_url(&self, target: &Target) -> Result<String, TargetError> {
         match target {
-            "gateway" => Ok(self.handle.gateway.clone()),
-            "supervisor" => Ok(self.handle.supervisor.clone()),
-            "collector" => self.collector_api(),
-            other => {
-                let id: InstanceId = other
-                    .parse()
-                    .map_err(|_| TargetError::NoInstance(other.to_string()))?;
-                self.url_of(id)
-            }
+            Target::Gateway => Ok(self.handle.gateway.clone()),
+            Target::Supervisor => Ok(self.handle.supervisor.clone()),
+            Target::Collector => self.collector_api(),
+            Target::Instance(id) => self.url_of(*id),
         }
     }
 
@@ -184,12 +179,13 @@ impl Demo {
     /// The proxies on `edge` (all of them, or the one in front of `instance`).
     pub fn proxies(
         &self,
-        edge_name: &str,
+        edge: &Edge,
         instance: Option<InstanceId>,
     ) -> Result<Vec<String>, TargetError> {
         let chaos = self.handle.chaos.as_ref().ok_or(TargetError::NoChaos)?;
-        let e = edge(edge_name).map_err(TargetError::NoProxy)?;
-        let several = self.urls_of(e.provider).len() > 1;
+        let edge_name = edge.name();
+        let edge_name = edge_name.as_str();
+        let several = self.urls_of(edge.provider).len() > 1;
         let names: Vec<String> = match instance {
             Some(id) if several => vec![format!("{edge_name}_{}", id.ordinal)],
             Some(_) => vec![edge_name.to_string()],

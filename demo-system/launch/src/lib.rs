@@ -212,13 +212,7 @@ pub async fn launch(opts: LaunchOptions) -> Result<RunningDemo, LaunchError> {
             .into_iter()
             .next()
             .unwrap_or_default(),
-        collector: CollectorHandle {
-            api: collector
-                .as_ref()
-                .map(|c| format!("http://{}", c.addrs.http)),
-            otlp_http,
-            otlp_grpc: collector.as_ref().map(|c| c.addrs.otlp_grpc.to_string()),
-        },
+        collector: collector_handle(collector.as_ref(), otlp_http),
         supervisor: sup_url,
         services: Service::ALL
             .into_iter()
@@ -240,6 +234,15 @@ pub async fn launch(opts: LaunchOptions) -> Result<RunningDemo, LaunchError> {
         return Err(e.into());
     }
     Ok(running)
+}
+
+/// Where the services' telemetry goes, and the query API when the collector is ours.
+fn collector_handle(collector: Option<&Collector>, otlp_http: String) -> CollectorHandle {
+    CollectorHandle {
+        api: collector.map(|c| format!("http://{}", c.addrs.http)),
+        otlp_http,
+        otlp_grpc: collector.map(|c| c.addrs.otlp_grpc.to_string()),
+    }
 }
 
 /// The collector a demo runs: its store under the data directory, no Zipkin.

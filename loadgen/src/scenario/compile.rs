@@ -399,27 +399,36 @@ fn executor(spec: &ScenarioSpec) -> Result<Executor, ScenarioError> {
             max_vus,
         },
     };
+    check_executor(spec, &stages, &executor).map_err(ctx)?;
+    Ok(executor)
+}
+
+/// What makes an executor unable to run: a ramp without stages, no VU ever, a rate of 0 or
+/// less, a negative stage target.
+fn check_executor(
+    spec: &ScenarioSpec,
+    stages: &[Stage],
+    executor: &Executor,
+) -> Result<(), String> {
     if matches!(
         spec.executor,
         ExecutorKind::RampingVus | ExecutorKind::RampingArrivalRate
     ) && stages.is_empty()
     {
-        return Err(ctx("a ramping executor needs `stages`".into()));
+        return Err("a ramping executor needs `stages`".into());
     }
     if executor.max_vus() == 0 {
-        return Err(ctx(
-            "no VU would ever run: set `vus` (or stage targets) above 0".into(),
-        ));
+        return Err("no VU would ever run: set `vus` (or stage targets) above 0".into());
     }
-    if let Executor::ConstantArrivalRate { per_second, .. } = executor
+    if let Executor::ConstantArrivalRate { per_second, .. } = *executor
         && (per_second.is_nan() || per_second <= 0.0)
     {
-        return Err(ctx("`rate` must be above 0".into()));
+        return Err("`rate` must be above 0".into());
     }
     if stages.iter().any(|s| s.target < 0.0 || s.target.is_nan()) {
-        return Err(ctx("a stage target cannot be negative".into()));
+        return Err("a stage target cannot be negative".into());
     }
-    Ok(executor)
+    Ok(())
 }
 
 /// `gauntlet load URL` flags.

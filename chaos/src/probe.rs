@@ -1,0 +1,389 @@
+//! Looking once: each probe measures what a caller of the demo would see (HTTP answers, a
+//! load run against its thresholds, traces in the collector, error rates, notifications) or
+//! what a mechanism reports (breaker states, calls per instance, the registry's list), and
+//! says whether its tolerance was met and what it saw.
+
+use std::collections::{BTreeMap, HashMap};
+use std::time::{Instant, SystemTime};
+
+use gauntlet_loadgen::ProgressMode;
+use gauntlet_loadgen::scenario::{Plan, ScenarioFile};
+use gauntlet_query_api::SpanKind;
+use gauntlet_query_api::jaeger::Trace;
+
+use crate::activity::{
+    BreakerProbe, CallsProbe, DeliveredProbe, ErrorRateProbe, HttpProbe, Kind, LoadProbe,
+    RegistryProbe, TracesProbe, Window,
+};
+use crate::error::ActivityError;
+use crate::run::{Ctx, lock, micros};
+
+/// A probe's answer: whether the tolerance was met, and what was seen.
+pub(crate) type Looked = Result<(bool, String), ActivityError>;
+
+/// Looks once.
+pub(crate) async fn look(ctx: &Ctx, kind: &Kind) -> Looked {
+    match kind {
+        Kind::Http(p) => p.look(ctx).await,
+        Kind::Load(p) => p.look(ctx).await,
+        Kind::Breaker(p) => p.look(ctx).await,
+        Kind::Calls(p) => p.look(ctx).await,
+        Kind::Registry(p) => p.look(ctx).await,
+        Kind::Traces(p) => p.look(ctx).await,
+        Kind::ErrorRate(p) => p.look(ctx).await,
+        Kind::Delivered(p) => p.look(ctx).await,
+        action => Err(ActivityError::NotAProbe(action.label())),
+    }
+}
+
+fn bounds(min: Option<u64>, max: Option<u64>) -> String {
+    match (min, max) {
+        (Some(a), Some(b)) => format!(" (want {a}-{b})"),
+        (Some(a), None) => format!(" (want at least {a})"),
+        (None, Some(b)) => format!(" (want at most {b})"),
+        (None, None) => String::new(),
+    }
+}
+
+/// The window a collector probe reads, in microseconds; the end is a little ahead so spans
+/// ending now are in.
+fn window_us(ctx: &Ctx, w: Window) -> (i64, i64) {
+    let now = SystemTime::now();
+    let start = match w {
+        Window::Experiment => ctx.started_at,
+        Window::Method => lock(&ctx.method_started).unwrap_or(ctx.started_at),
+        Window::Last(d) => now - d,
+    };
+    (micros(start), micros(now) + 1_000_000)
+}
+
+impl BreakerProbe {
+    async fn look(&self, ctx: &Ctx) -> Looked {
+        let mut seen = Vec::new();
+        for url in ctx.demo.urls_of(self.service) {
+            let report = ctx.demo.resilience(&url).await?;
+            let snap = report.upstream(self.upstream.name()).ok_or_else(|| {
+                ActivityError::NotAnUpstream {
+                    service: self.service,
+                    url: url.clone(),
+                    upstream: self.upstream,
+                }
+            })?;
+            seen.push(snap.circuit_breaker.clone());
+        }
+        let want = self.state.name();
+        Ok((
+            !seen.is_empty() && seen.iter().all(|x| x == want),
+            format!(
+                "{} → {}: {} (want {want})",
+                self.service,
+                self.upstream,
+                seen.join(", ")
+            ),
+        ))
+    }
+}
+
+impl CallsProbe {
+    /// Calls to the instance counted over every instance of the calling service.
+    async fn count(&self, ctx: &Ctx, target: &str) -> Result<u64, ActivityError> {
+        let mut n = 0;
+        for url in ctx.demo.urls_of(self.service) {
+            let report = ctx.demo.resilience(&url).await?;
+            n += report
+                .upstream(self.instance.service.name())
+                .and_then(|u| u.calls_per_instance.get(target).copied())
+                .unwrap_or(0);
+        }
+        Ok(n)
+    }
+
+    async fn look(&self, ctx: &Ctx) -> Looked {
+        let target = ctx.demo.url_of(self.instance)?;
+        let before = self.count(ctx, &target).await?;
+        tokio::time::sleep(self.over).await;
+        let calls = self.count(ctx, &target).await?.saturating_sub(before);
+        Ok((
+            self.min.is_none_or(|m| calls >= m) && self.max.is_none_or(|m| calls <= m),
+            format!(
+                "{} called {} {calls} times in {}{}",
+                self.service,
+                self.instance,
+                humantime::format_duration(self.over),
+                bounds(self.min, self.max)
+            ),
+        ))
+    }
+}
+
+impl RegistryProbe {
+    async fn look(&self, ctx: &Ctx) -> Looked {
+        let id = self.instance;
+        let url = ctx.demo.url_of(id)?;
+        let healthy = ctx.demo.healthy(id.service).await?;
+        let bare = |a: &str| {
+            a.trim_start_matches("http://")
+                .trim_end_matches('/')
+                .to_string()
+        };
+        let is_listed = healthy.iter().any(|v| bare(&v.address) == bare(&url));
+        Ok((
+            is_listed == self.listed,
+            format!(
+                "{id} {} listed ({} healthy {} instance{})",
+                if is_listed { "is" } else { "is not" },
+                healthy.len(),
+                id.service,
+                if healthy.len() == 1 { "" } else { "s" }
+            ),
+        ))
+    }
+}
+
+impl ErrorRateProbe {
+    async fn look(&self, ctx: &Ctx) -> Looked {
+        let service = self.service.name();
+        let (start, end) = window_us(ctx, self.window);
+        let found = ctx
+            .demo
+            .traces(service, None, &BTreeMap::new(), start, end)
+            .await?;
+        let mut seen: HashMap<&str, bool> = HashMap::new();
+        for t in &found {
+            for sp in t.spans_of(service) {
+                if sp.kind() == Some(SpanKind::Server) {
+                    seen.insert(sp.span_id.as_str(), sp.is_error());
+                }
+            }
+        }
+        if seen.is_empty() {
+            return Ok((false, format!("no server spans of {service} in the window")));
+        }
+        let errors = seen.values().filter(|e| **e).count();
+        let rate = errors as f64 / seen.len() as f64;
+        Ok((
+            rate <= self.max,
+            format!(
+                "{:.2}% of {} server spans of {service} failed (max {:.2}%)",
+                rate * 100.0,
+                seen.len(),
+                self.max * 100.0
+            ),
+        ))
+    }
+}
+
+impl DeliveredProbe {
+    async fn look(&self, ctx: &Ctx) -> Looked {
+        let customer = self.customer.replace("{{run}}", &ctx.run_id);
+        let orders = ctx.demo.orders_of(&customer).await?;
+        let notes = ctx.demo.notifications_of(&customer).await?;
+        let finished: Vec<_> = orders.iter().filter(|o| o.status.is_finished()).collect();
+        if finished.is_empty() {
+            return Ok((
+                false,
+                format!("{customer} has no finished orders: nothing to check"),
+            ));
+        }
+        let mut per_order: HashMap<&str, usize> = HashMap::new();
+        for n in &notes {
+            *per_order.entry(n.order_id.as_str()).or_default() += 1;
+        }
+        let missing: Vec<&str> = finished
+            .iter()
+            .filter(|o| !per_order.contains_key(o.id.as_str()))
+            .map(|o| o.id.as_str())
+            .collect();
+        let twice: Vec<&str> = per_order
+            .iter()
+            .filter(|(_, n)| **n > 1)
+            .map(|(id, _)| *id)
+            .collect();
+        let example = |ids: &[&str]| {
+            ids.first()
+                .map(|id| format!(" (e.g. {id})"))
+                .unwrap_or_default()
+        };
+        Ok((
+            missing.is_empty() && twice.is_empty(),
+            format!(
+                "{} finished orders of {customer}: {} never notified{}, {} notified more than once{}",
+                finished.len(),
+                missing.len(),
+                example(&missing),
+                twice.len(),
+                example(&twice)
+            ),
+        ))
+    }
+}
+
+impl HttpProbe {
+    async fn look(&self, ctx: &Ctx) -> Looked {
+        let h = self;
+        let base = ctx.demo.target_url(&h.target)?;
+        let url = format!("{}{}", base.trim_end_matches('/'), h.path);
+        let mut req = ctx.demo.http().request(h.method.clone(), &url);
+        for (k, v) in &h.headers {
+            req = req.header(k, v);
+        }
+        if let Some(b) = &h.body {
+            req = req.body(b.clone());
+        }
+        let t = Instant::now();
+        let r = match req.send().await {
+            Ok(r) => r,
+            Err(e) => return Ok((false, format!("{} {url}: no answer: {e}", h.method))),
+        };
+        let status = r.status().as_u16();
+        let body = r.text().await.unwrap_or_default();
+        let took = t.elapsed();
+        let mut why = Vec::new();
+        match h.status {
+            Some(want) if want != status => why.push(format!("want status {want}")),
+            None if !(200..300).contains(&status) => why.push("want a 2xx status".into()),
+            _ => {}
+        }
+        if let Some(needle) = &h.body_contains
+            && !body.contains(needle.as_str())
+        {
+            why.push(format!("the body lacks {needle:?}"));
+        }
+        if let Some(limit) = h.latency_under
+            && took >= limit
+        {
+            why.push(format!("want under {}", humantime::format_duration(limit)));
+        }
+        Ok((
+            why.is_empty(),
+            format!(
+                "{} {} → {status} in {:.0} ms{}",
+                h.method,
+                h.path,
+                took.as_secs_f64() * 1000.0,
+                if why.is_empty() {
+                    String::new()
+                } else {
+                    format!(" ({})", why.join("; "))
+                }
+            ),
+        ))
+    }
+}
+
+impl LoadProbe {
+    async fn look(&self, ctx: &Ctx) -> Looked {
+        let l = self;
+        let path = ctx.dir.join(&l.scenario);
+        let scenario = |reason: String| ActivityError::Scenario {
+            path: path.display().to_string(),
+            reason,
+        };
+        // Off the runtime's threads: the file is read on a blocking one.
+        let text = tokio::fs::read_to_string(&path)
+            .await
+            .map_err(|e| scenario(e.to_string()))?;
+        let mut file: ScenarioFile = toml::from_str(&text).map_err(|e| scenario(e.to_string()))?;
+        for s in &mut file.scenarios {
+            if let Some(d) = &l.duration
+                && s.stages.is_empty()
+            {
+                s.duration = Some(humantime::format_duration(*d).to_string());
+                s.iterations = None;
+            }
+            if let Some(r) = l.rate
+                && s.rate.is_some()
+            {
+                s.rate = Some(r);
+            }
+        }
+        if !l.thresholds.is_empty() {
+            file.thresholds = l.thresholds.clone();
+        }
+        let mut vars = vec![
+            ("gateway".to_string(), ctx.demo.handle.gateway.clone()),
+            ("run".to_string(), ctx.run_id.clone()),
+        ];
+        vars.extend(l.vars.iter().map(|(k, v)| (k.clone(), v.clone())));
+        let plan = Plan::compile(file, &vars).map_err(|e| scenario(e.to_string()))?;
+        let opts = gauntlet_loadgen::Options {
+            allow_remote: false,
+            progress: ProgressMode::Off,
+            otlp: Some(ctx.demo.handle.collector.otlp_http.clone()),
+            otlp_sample: 0.0,
+        };
+        let r = gauntlet_loadgen::run(plan, opts, ctx.stop.clone()).await?;
+        let all = &r.all;
+        let checks = all.checks_passed + all.checks_failed;
+        let mut detail = format!(
+            "{} requests, {} failed, checks {:.2}%, p50 {:.0} ms, p99 {:.0} ms",
+            all.requests,
+            all.failures,
+            if checks == 0 {
+                100.0
+            } else {
+                all.checks_passed as f64 * 100.0 / checks as f64
+            },
+            all.latency.value_at_quantile(0.5) as f64 / 1000.0,
+            all.latency.value_at_quantile(0.99) as f64 / 1000.0,
+        );
+        for v in r.verdicts.iter().filter(|v| !v.passed) {
+            detail.push_str(&format!(
+                "; breached {}: {} (measured {:.3})",
+                v.scope, v.expr, v.value
+            ));
+        }
+        if r.interrupted {
+            return Ok((false, format!("{detail} (interrupted)")));
+        }
+        Ok((!r.breached(), detail))
+    }
+}
+
+impl TracesProbe {
+    async fn look(&self, ctx: &Ctx) -> Looked {
+        let t = self;
+        let (start, end) = window_us(ctx, t.window);
+        let found = ctx
+            .demo
+            .traces(
+                t.service.name(),
+                t.operation.as_deref(),
+                &t.tags,
+                start,
+                end,
+            )
+            .await?;
+        let matching = found
+            .iter()
+            .filter(|tr: &&Trace| match &t.event {
+                None => true,
+                Some(ev) => tr
+                    .spans_of(t.service.name())
+                    .any(|sp| sp.has_event(ev, &t.event_attributes)),
+            })
+            .count();
+        let ok = t.min.is_none_or(|m| matching >= m) && t.max.is_none_or(|m| matching <= m);
+        let what = match &t.event {
+            Some(ev) if t.event_attributes.is_empty() => format!(" with event {ev}"),
+            Some(ev) => format!(
+                " with event {ev} {}",
+                t.event_attributes
+                    .iter()
+                    .map(|(k, v)| format!("{k}={v}"))
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            ),
+            None => String::new(),
+        };
+        Ok((
+            ok,
+            format!(
+                "{matching} traces of {}{what} (of {} in the window){}",
+                t.service,
+                found.len(),
+                bounds(t.min.map(|m| m as u64), t.max.map(|m| m as u64))
+            ),
+        ))
+    }
+}
