@@ -68,6 +68,11 @@ pub fn time(pairs: &Pairs, key: &str) -> Result<Option<i64>, ParamError> {
         })
 }
 
+/// A limit as given, or the route's default, and never more than its maximum.
+fn capped(limit: Option<usize>, default: usize, max: usize) -> usize {
+    limit.unwrap_or(default).min(max)
+}
+
 /// `limit` as given: `None` when absent or 0 (the route's default applies).
 fn limit(pairs: &Pairs) -> Result<Option<usize>, ParamError> {
     match pairs.get("limit") {
@@ -186,9 +191,7 @@ impl TraceSearch {
 
     /// The traces to answer at most.
     pub fn limit(&self) -> usize {
-        self.limit
-            .unwrap_or(Self::DEFAULT_LIMIT)
-            .min(Self::MAX_LIMIT)
+        capped(self.limit, Self::DEFAULT_LIMIT, Self::MAX_LIMIT)
     }
 
     fn tags(pairs: &Pairs) -> Result<Vec<(String, String)>, ParamError> {
@@ -310,9 +313,7 @@ impl LogsQuery {
     pub const MAX_LIMIT: usize = 1000;
 
     pub fn limit(&self) -> usize {
-        self.limit
-            .unwrap_or(Self::DEFAULT_LIMIT)
-            .min(Self::MAX_LIMIT)
+        capped(self.limit, Self::DEFAULT_LIMIT, Self::MAX_LIMIT)
     }
 }
 
@@ -482,9 +483,7 @@ impl MarkersQuery {
     pub const MAX_LIMIT: usize = 1500;
 
     pub fn limit(&self) -> usize {
-        self.limit
-            .unwrap_or(Self::DEFAULT_LIMIT)
-            .min(Self::MAX_LIMIT)
+        capped(self.limit, Self::DEFAULT_LIMIT, Self::MAX_LIMIT)
     }
 }
 
@@ -518,9 +517,7 @@ impl TimelineQuery {
     pub const MAX_LIMIT: usize = 50_000;
 
     pub fn limit(&self) -> usize {
-        self.limit
-            .unwrap_or(Self::DEFAULT_LIMIT)
-            .min(Self::MAX_LIMIT)
+        capped(self.limit, Self::DEFAULT_LIMIT, Self::MAX_LIMIT)
     }
 }
 

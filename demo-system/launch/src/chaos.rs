@@ -4,14 +4,13 @@
 //! (port 0) and is listening before the services that go through it start.
 
 use std::collections::BTreeMap;
-use std::net::SocketAddr;
 
 use gauntlet_chaos_proxy::NewProxy;
 use gauntlet_demo_system::handle::{ChaosHandle, ProxyRoute};
 use gauntlet_demo_system::supervisor::Plan;
 use gauntlet_demo_system::topology::EDGES;
 
-use crate::{Background, LaunchError};
+use crate::{Background, LaunchError, bind_local};
 
 /// The chaos proxy API's documented port (Toxiproxy's).
 pub const API_PORT: u16 = 8474;
@@ -59,22 +58,7 @@ pub(crate) async fn start(
             NewProxy::tcp(&w.name, "127.0.0.1:0", upstream)
         })
         .collect();
-    let addr = SocketAddr::from(([127, 0, 0, 1], if auto { 0 } else { API_PORT }));
-    let listener = tokio::net::TcpListener::bind(addr)
-        .await
-        .map_err(|source| LaunchError::Bind {
-            what: "chaos proxy API",
-            addr,
-            source,
-        })?;
-    let api = listener
-        .local_addr()
-        .map(|a| format!("http://{a}"))
-        .map_err(|source| LaunchError::Bind {
-            what: "chaos proxy API",
-            addr,
-            source,
-        })?;
+    let (listener, api) = bind_local("chaos proxy API", if auto { 0 } else { API_PORT }).await?;
     let server = gauntlet_chaos_proxy::bind(listener, initial).await?;
     let views = server.proxies().views();
     let mut proxies = BTreeMap::new();

@@ -334,29 +334,27 @@ async fn start_parts(
     }
 }
 
+/// A listener on loopback at `port` (0: a free one), and its URL.
+async fn bind_local(
+    what: &'static str,
+    port: u16,
+) -> Result<(tokio::net::TcpListener, String), LaunchError> {
+    let addr = SocketAddr::from(([127, 0, 0, 1], port));
+    let bind_error = |source| LaunchError::Bind { what, addr, source };
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(bind_error)?;
+    let url = format!("http://{}", listener.local_addr().map_err(bind_error)?);
+    Ok((listener, url))
+}
+
 /// The supervisor's HTTP API, on its documented port or a free one.
 async fn serve_supervisor(
     supervisor: &Supervisor,
     auto: bool,
 ) -> Result<(Background, String), LaunchError> {
-    let addr = SocketAddr::from(([127, 0, 0, 1], if auto { 0 } else { SUPERVISOR_PORT }));
-    let listener = tokio::net::TcpListener::bind(addr)
-        .await
-        .map_err(|source| LaunchError::Bind {
-            what: "supervisor API",
-            addr,
-            source,
-        })?;
-    let url = match listener.local_addr() {
-        Ok(a) => format!("http://{a}"),
-        Err(source) => {
-            return Err(LaunchError::Bind {
-                what: "supervisor API",
-                addr,
-                source,
-            });
-        }
-    };
+    let (listener, url) =
+        bind_local("supervisor API", if auto { 0 } else { SUPERVISOR_PORT }).await?;
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let app = supervisor::app(supervisor.clone());
     let task = tokio::spawn(async move {
