@@ -13,6 +13,7 @@
 //!   `saga.rs`), [`inventory`], [`payments`], [`notifications`], [`order_history`].
 //! - Running it: [`runner`] (one instance in this process, `gauntlet demo-service`),
 //!   [`supervisor`] (every instance as a child process; kill, restart, pause, resume),
+//!   [`ports`] (free ports held for instances until they listen),
 //!   [`traffic`] (the demo's burst), [`config`] (`demo.toml` and `--disable`), [`handle`]
 //!   (`demo.json`, where tools find a running demo).
 //!
@@ -30,6 +31,7 @@ pub mod order_history;
 pub mod orders;
 pub mod payments;
 pub mod platform;
+pub mod ports;
 pub mod registry;
 pub mod runner;
 pub mod supervisor;

@@ -110,12 +110,11 @@ async fn serve_instance(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), RunError> {
     std::fs::create_dir_all(&instance.data_dir)?;
-    let listener = tokio::net::TcpListener::bind(instance.listen)
-        .await
-        .map_err(|source| RunError::Bind {
-            addr: instance.listen,
-            source,
-        })?;
+    // The supervisor may hold the port until this instance listens on it.
+    let listener = crate::ports::listen(instance.listen).map_err(|source| RunError::Bind {
+        addr: instance.listen,
+        source,
+    })?;
     let base = format!("http://{}", listener.local_addr()?);
     let service = instance.id.service;
     let config = &instance.config;

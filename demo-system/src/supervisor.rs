@@ -5,7 +5,7 @@
 //! and each child holds a pipe from the supervisor on its stdin and exits when it closes,
 //! so even a SIGKILLed supervisor leaves nothing behind. The plan comes from [`crate::topology`].
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::Stdio;
@@ -22,6 +22,8 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::Mutex;
 
 use crate::platform::http::ApiError;
+use crate::platform::lock;
+use crate::ports::{self, HeldPort};
 use crate::topology::{InstanceId, Service};
 
 /// One instance to run.
@@ -53,33 +55,12 @@ pub struct Plan {
     pub routes_file: Option<PathBuf>,
     /// In start order: the registry first, every provider before its consumers.
     pub instances: Vec<InstanceSpec>,
+    /// Ports held for instances that do not listen on them (yet, or while killed).
+    held: Arc<std::sync::Mutex<HashMap<SocketAddr, HeldPort>>>,
 }
 
 /// The supervisor API's fixed port.
 pub const SUPERVISOR_PORT: u16 = 8700;
-
-/// A free loopback port (for `--ports auto`), never one this process handed out before:
-/// the kernel may well give a port just released to the next bind, and the demo picks
-/// every port before anything listens on them (two instances once got the same one).
-/// Another process could still take it before the child binds it, which on a test machine
-/// is rare enough.
-pub fn free_port() -> std::io::Result<u16> {
-    static HANDED: std::sync::Mutex<std::collections::BTreeSet<u16>> =
-        std::sync::Mutex::new(std::collections::BTreeSet::new());
-    let mut handed = HANDED.lock().unwrap_or_else(|p| p.into_inner());
-    for _ in 0..1000 {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")?
-            .local_addr()?
-            .port();
-        if handed.insert(port) {
-            return Ok(port);
-        }
-    }
-    Err(std::io::Error::new(
-        std::io::ErrorKind::AddrInUse,
-        "no loopback port left that this process has not handed out already",
-    ))
-}
 
 /// Fixed ports that are already taken, named, with what to do about them.
 #[derive(Debug, thiserror::Error)]
@@ -108,19 +89,36 @@ pub fn check_ports_free(wanted: &[(String, SocketAddr)]) -> Result<(), PortsInUs
 }
 
 impl Plan {
+    /// Holds `addr` for its instance while the instance does not listen on it.
+    fn hold(&self, addr: SocketAddr) {
+        match ports::hold(addr) {
+            Ok(port) => {
+                lock(&self.held).insert(addr, port);
+            }
+            Err(e) => {
+                tracing::warn!(%addr, error = %e, "cannot hold the port of a stopped instance")
+            }
+        }
+    }
+
+    fn release(&self, addr: SocketAddr) {
+        lock(&self.held).remove(&addr);
+    }
+
     /// Every instance of the demo on loopback, at the fixed ports or at free ones.
     pub fn local(exe: PathBuf, data_dir: PathBuf, auto_ports: bool) -> std::io::Result<Self> {
         let mut instances = Vec::new();
+        let mut held = HashMap::new();
         for id in InstanceId::all() {
-            let port = if auto_ports {
-                free_port()?
+            let listen = if auto_ports {
+                let port = ports::hold_free_port()?;
+                let addr = port.addr;
+                held.insert(addr, port);
+                addr
             } else {
-                id.fixed_port()
+                SocketAddr::from(([127, 0, 0, 1], id.fixed_port()))
             };
-            instances.push(InstanceSpec {
-                id,
-                listen: SocketAddr::from(([127, 0, 0, 1], port)),
-            });
+            instances.push(InstanceSpec { id, listen });
         }
         let registry_url = instances
             .iter()
@@ -135,6 +133,7 @@ impl Plan {
             config_file: None,
             routes_file: None,
             instances,
+            held: Arc::new(std::sync::Mutex::new(held)),
         })
     }
 
@@ -340,6 +339,8 @@ impl Supervisor {
         loop {
             if matches!(self.http.get(&url).timeout(Duration::from_secs(1)).send().await, Ok(r) if r.status().is_success())
             {
+                // It listens: the port needs holding no longer.
+                self.plan.release(spec.listen);
                 return Ok(());
             }
             let exited = {
@@ -381,6 +382,8 @@ impl Supervisor {
         let m = all
             .get_mut(id)
             .ok_or_else(|| SupervisorError::Unknown(id.into()))?;
+        // Held before the child dies, so the port is still this instance's when it comes back.
+        self.plan.hold(m.spec.listen);
         if let Some(mut child) = m.child.take() {
             let _ = child.kill().await;
         }
@@ -551,16 +554,4 @@ async fn act(
         }
     }
     Ok(Json(ActionDone { id, done: action }))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn free_ports_are_never_handed_out_twice() {
-        let ports: Vec<u16> = (0..300).map(|_| free_port().expect("a port")).collect();
-        let distinct: std::collections::BTreeSet<u16> = ports.iter().copied().collect();
-        assert_eq!(distinct.len(), ports.len());
-    }
 }
