@@ -139,6 +139,78 @@ pub struct Addresses {
     pub http: SocketAddr,
 }
 
+/// Every listener the collector serves, bound before anything else starts.
+struct Listeners {
+    grpc: TcpListener,
+    otlp_http: TcpListener,
+    zipkin: Option<TcpListener>,
+    http: TcpListener,
+}
+
+impl Listeners {
+    async fn bind(config: &Config) -> Result<Self, CollectorError> {
+        Ok(Self {
+            grpc: bind(config.otlp_grpc, "OTLP/gRPC", "--otlp-grpc").await?,
+            otlp_http: bind(config.otlp_http, "OTLP/HTTP", "--otlp-http").await?,
+            zipkin: match config.zipkin {
+                Some(a) => Some(bind(a, "Zipkin", "--zipkin").await?),
+                None => None,
+            },
+            http: bind(config.http, "the query API", "--http").await?,
+        })
+    }
+
+    /// Where each listens (the port it got, when asked for port 0).
+    fn addresses(&self, config: &Config) -> Addresses {
+        Addresses {
+            otlp_grpc: self.grpc.local_addr().unwrap_or(config.otlp_grpc),
+            otlp_http: self.otlp_http.local_addr().unwrap_or(config.otlp_http),
+            zipkin: self
+                .zipkin
+                .as_ref()
+                .map(|l| l.local_addr().ok())
+                .and_then(|a| a.or(config.zipkin)),
+            http: self.http.local_addr().unwrap_or(config.http),
+        }
+    }
+
+    /// Serves OTLP/gRPC, OTLP/HTTP and Zipkin into `pipeline`; gives back the query API's
+    /// listener.
+    fn serve_receivers(
+        self,
+        servers: &mut JoinSet<()>,
+        config: &Config,
+        pipeline: Pipeline,
+        metrics: &Arc<Metrics>,
+        budget: payload::BodyBudget,
+        stopped: &watch::Receiver<bool>,
+    ) -> TcpListener {
+        let receiver = otlp::http::HttpReceiver {
+            pipeline: pipeline.clone(),
+            metrics: metrics.clone(),
+            max_body: config.max_body,
+            budget: budget.clone(),
+        };
+        let grpc_receiver = otlp::grpc::GrpcReceiver {
+            pipeline,
+            metrics: metrics.clone(),
+        };
+        let (grpc, max_body) = (self.grpc, config.max_body);
+        let signal = until_stopped(stopped.clone());
+        servers.spawn(async move {
+            if let Err(e) = otlp::grpc::serve(grpc_receiver, grpc, max_body, budget, signal).await {
+                tracing::error!(error = %e, "OTLP/gRPC server failed");
+            }
+        });
+        let otlp_router = otlp::http::router(receiver.clone(), &config.cors_origins);
+        serve_http(servers, self.otlp_http, otlp_router, stopped);
+        if let Some(listener) = self.zipkin {
+            serve_http(servers, listener, zipkin::router(receiver), stopped);
+        }
+        self.http
+    }
+}
+
 /// A started collector; [`Collector::shutdown`] stops it after committing what it accepted.
 pub struct Collector {
     pub addrs: Addresses,
@@ -177,23 +249,9 @@ impl Collector {
         if !config.http.ip().is_loopback() && config.auth_token.is_none() && !config.insecure_ui {
             return Err(CollectorError::Unprotected { addr: config.http });
         }
-        let grpc = bind(config.otlp_grpc, "OTLP/gRPC", "--otlp-grpc").await?;
-        let otlp_http = bind(config.otlp_http, "OTLP/HTTP", "--otlp-http").await?;
-        let zipkin = match config.zipkin {
-            Some(a) => Some(bind(a, "Zipkin", "--zipkin").await?),
-            None => None,
-        };
-        let http = bind(config.http, "the query API", "--http").await?;
+        let listeners = Listeners::bind(&config).await?;
         let store: Arc<dyn Store> = config.store.clone().open().await?;
-        let addrs = Addresses {
-            otlp_grpc: grpc.local_addr().unwrap_or(config.otlp_grpc),
-            otlp_http: otlp_http.local_addr().unwrap_or(config.otlp_http),
-            zipkin: zipkin
-                .as_ref()
-                .map(|l| l.local_addr().ok())
-                .and_then(|a| a.or(config.zipkin)),
-            http: http.local_addr().unwrap_or(config.http),
-        };
+        let addrs = listeners.addresses(&config);
         let budget = payload::BodyBudget::new(config.max_inflight);
         let mut metrics = Metrics::default();
         metrics.register_body_budget(budget.held_gauge());
@@ -202,39 +260,8 @@ impl Collector {
             Pipeline::start(store.clone(), config.pipeline, metrics.clone());
         let (stop, stopped) = watch::channel(false);
         let mut servers = JoinSet::new();
-
-        let receiver = otlp::http::HttpReceiver {
-            pipeline: pipeline.clone(),
-            metrics: metrics.clone(),
-            max_body: config.max_body,
-            budget: budget.clone(),
-        };
-        let grpc_receiver = otlp::grpc::GrpcReceiver {
-            pipeline,
-            metrics: metrics.clone(),
-        };
-        let max_body = config.max_body;
-        let signal = until_stopped(stopped.clone());
-        servers.spawn(async move {
-            if let Err(e) = otlp::grpc::serve(grpc_receiver, grpc, max_body, budget, signal).await {
-                tracing::error!(error = %e, "OTLP/gRPC server failed");
-            }
-        });
-        serve_http(
-            &mut servers,
-            otlp_http,
-            otlp::http::router(receiver.clone(), &config.cors_origins),
-            &stopped,
-        );
-        if let Some(listener) = zipkin {
-            serve_http(
-                &mut servers,
-                listener,
-                zipkin::router(receiver.clone()),
-                &stopped,
-            );
-        }
-        drop(receiver);
+        let http =
+            listeners.serve_receivers(&mut servers, &config, pipeline, &metrics, budget, &stopped);
         let query = query::access::protect(
             query::router(query::QueryState {
                 store: store.clone(),

@@ -278,8 +278,41 @@ impl Supervisor {
             .open(self.log_path(&id))
             .map_err(spawn_err)?;
         let err_log = log.try_clone().map_err(spawn_err)?;
+        let mut child = self
+            .command(&spec)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::from(log))
+            .stderr(Stdio::from(err_log))
+            .kill_on_drop(true)
+            .spawn()
+            .map_err(spawn_err)?;
+        let lifeline = child.stdin.take();
+        let url = format!("{}/health/ready", spec.url());
+        let restarts = self
+            .instances
+            .lock()
+            .await
+            .get(&id)
+            .map_or(0, |m| m.restarts);
+        self.instances.lock().await.insert(
+            id.clone(),
+            Managed {
+                spec: spec.clone(),
+                child: Some(child),
+                _lifeline: lifeline,
+                state: InstanceState::Running,
+                restarts,
+            },
+        );
+        self.wait_ready(&spec, &id, &url).await
+    }
+
+    /// `gauntlet demo-service NAME ...` for one instance, with what it needs to find the
+    /// others and report.
+    fn command(&self, spec: &InstanceSpec) -> tokio::process::Command {
         let p = &self.plan;
-        let mut child = tokio::process::Command::new(&p.exe)
+        let mut command = tokio::process::Command::new(&p.exe);
+        command
             .arg("demo-service")
             .arg(spec.id.service.name())
             .args(["--instance", &spec.id.ordinal.to_string()])
@@ -310,34 +343,20 @@ impl Supervisor {
                     .into_iter()
                     .filter(|k| std::env::var_os(k).is_none())
                     .map(|k| (k, "500")),
-            )
-            .stdin(Stdio::piped())
-            .stdout(Stdio::from(log))
-            .stderr(Stdio::from(err_log))
-            .kill_on_drop(true)
-            .spawn()
-            .map_err(spawn_err)?;
-        let lifeline = child.stdin.take();
-        let url = format!("{}/health/ready", spec.url());
-        let restarts = self
-            .instances
-            .lock()
-            .await
-            .get(&id)
-            .map_or(0, |m| m.restarts);
-        self.instances.lock().await.insert(
-            id.clone(),
-            Managed {
-                spec: spec.clone(),
-                child: Some(child),
-                _lifeline: lifeline,
-                state: InstanceState::Running,
-                restarts,
-            },
-        );
+            );
+        command
+    }
+
+    /// Polls the instance's readiness until it answers, it exits, or [`READY_WITHIN`] ends.
+    async fn wait_ready(
+        &self,
+        spec: &InstanceSpec,
+        id: &str,
+        url: &str,
+    ) -> Result<(), SupervisorError> {
         let deadline = Instant::now() + READY_WITHIN;
         loop {
-            if matches!(self.http.get(&url).timeout(Duration::from_secs(1)).send().await, Ok(r) if r.status().is_success())
+            if matches!(self.http.get(url).timeout(Duration::from_secs(1)).send().await, Ok(r) if r.status().is_success())
             {
                 // It listens: the port needs holding no longer.
                 self.plan.release(spec.listen);
@@ -345,16 +364,16 @@ impl Supervisor {
             }
             let exited = {
                 let mut all = self.instances.lock().await;
-                all.get_mut(&id)
+                all.get_mut(id)
                     .and_then(|m| m.child.as_mut())
                     .is_some_and(|c| matches!(c.try_wait(), Ok(Some(_))))
             };
             if exited || Instant::now() > deadline {
                 return Err(SupervisorError::NotReady {
-                    id: id.clone(),
-                    url,
+                    id: id.to_string(),
+                    url: url.to_string(),
                     secs: READY_WITHIN.as_secs(),
-                    log: self.log_path(&id).display().to_string(),
+                    log: self.log_path(id).display().to_string(),
                 });
             }
             tokio::time::sleep(Duration::from_millis(50)).await;

@@ -136,43 +136,7 @@ pub async fn run(args: LoadArgs) -> anyhow::Result<ExitCode> {
                 .collect::<anyhow::Result<Vec<_>>>()?;
             (Plan::from_file(&r.scenario, &vars)?, r.output)
         }
-        None => {
-            let url = args.url.context(
-                "give a URL to load (gauntlet load http://127.0.0.1:8080/path) or a scenario (gauntlet load run FILE.toml)",
-            )?;
-            let method = http_method(&args.method)?;
-            let headers = args
-                .headers
-                .iter()
-                .map(|h| {
-                    h.split_once(':')
-                        .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
-                        .with_context(|| format!("-H {h:?}: write 'Name: value'"))
-                })
-                .collect::<anyhow::Result<Vec<_>>>()?;
-            let body = match (args.body, args.body_file) {
-                (Some(b), _) => Some(b),
-                (None, Some(f)) => Some(
-                    std::fs::read_to_string(&f)
-                        .with_context(|| format!("cannot read --body-file {}", f.display()))?,
-                ),
-                (None, None) => None,
-            };
-            let plan = Plan::quick(Quick {
-                url,
-                method,
-                headers,
-                body,
-                connections: args.connections,
-                rate: args.rate,
-                duration: args.duration,
-                requests: args.requests,
-                timeout: args.timeout,
-                http2: args.http2,
-                thresholds: args.thresholds,
-            })?;
-            (plan, args.output)
-        }
+        None => quick_plan(args)?,
     };
     let opts = Options {
         allow_remote: output.allow_remote,
@@ -216,6 +180,45 @@ pub async fn run(args: LoadArgs) -> anyhow::Result<ExitCode> {
     } else {
         ExitCode::SUCCESS
     })
+}
+
+/// `gauntlet load URL ...`: the flags as a plan, and the output flags.
+fn quick_plan(args: LoadArgs) -> anyhow::Result<(Plan, OutputArgs)> {
+    let url = args.url.context(
+        "give a URL to load (gauntlet load http://127.0.0.1:8080/path) or a scenario (gauntlet load run FILE.toml)",
+    )?;
+    let method = http_method(&args.method)?;
+    let headers = args
+        .headers
+        .iter()
+        .map(|h| {
+            h.split_once(':')
+                .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
+                .with_context(|| format!("-H {h:?}: write 'Name: value'"))
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let body = match (args.body, args.body_file) {
+        (Some(b), _) => Some(b),
+        (None, Some(f)) => Some(
+            std::fs::read_to_string(&f)
+                .with_context(|| format!("cannot read --body-file {}", f.display()))?,
+        ),
+        (None, None) => None,
+    };
+    let plan = Plan::quick(Quick {
+        url,
+        method,
+        headers,
+        body,
+        connections: args.connections,
+        rate: args.rate,
+        duration: args.duration,
+        requests: args.requests,
+        timeout: args.timeout,
+        http2: args.http2,
+        thresholds: args.thresholds,
+    })?;
+    Ok((plan, args.output))
 }
 
 fn http_method(m: &str) -> anyhow::Result<gauntlet_loadgen::scenario::HttpMethod> {
