@@ -154,24 +154,7 @@ impl Report {
 /// run or checked nothing; a [`Report`] that did not pass means the provider broke a contract.
 pub async fn verify(config: &VerifyConfig) -> Result<Report, ContractsError> {
     let provider = provider_info(config)?;
-    let sources = match &config.broker {
-        Some(b) => vec![PactSource::BrokerWithDynamicConfiguration {
-            provider_name: config.provider.clone(),
-            broker_url: b.url.trim_end_matches('/').to_string(),
-            enable_pending: b.enable_pending,
-            include_wip_pacts_since: b.include_wip_since.clone(),
-            provider_tags: Vec::new(),
-            provider_branch: b.provider_branch.clone(),
-            selectors: b.selectors.iter().map(selector).collect(),
-            auth: None,
-            links: Vec::new(),
-        }],
-        None => config
-            .pacts
-            .iter()
-            .map(|p| PactSource::File(p.path.display().to_string()))
-            .collect(),
-    };
+    let sources = sources(config);
     let publish = config.publish.as_ref().map(|p| PublishOptions {
         provider_version: Some(p.provider_version.clone()),
         build_url: None,
@@ -234,6 +217,28 @@ pub async fn verify(config: &VerifyConfig) -> Result<Report, ContractsError> {
         provider: config.provider.clone(),
         outcomes,
     })
+}
+
+/// Where the pacts come from: a broker (with its selectors, pending and WIP pacts) or files.
+fn sources(config: &VerifyConfig) -> Vec<PactSource> {
+    match &config.broker {
+        Some(b) => vec![PactSource::BrokerWithDynamicConfiguration {
+            provider_name: config.provider.clone(),
+            broker_url: b.url.trim_end_matches('/').to_string(),
+            enable_pending: b.enable_pending,
+            include_wip_pacts_since: b.include_wip_since.clone(),
+            provider_tags: Vec::new(),
+            provider_branch: b.provider_branch.clone(),
+            selectors: b.selectors.iter().map(selector).collect(),
+            auth: None,
+            links: Vec::new(),
+        }],
+        None => config
+            .pacts
+            .iter()
+            .map(|p| PactSource::File(p.path.display().to_string()))
+            .collect(),
+    }
 }
 
 fn problems(e: &MismatchResult) -> Vec<String> {

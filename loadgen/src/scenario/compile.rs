@@ -221,24 +221,7 @@ impl Plan {
                 )));
             }
         }
-        let name = match self
-            .names
-            .iter()
-            .position(|n| *n == label)
-            .filter(|i| self.name_scenario[*i] == scenario)
-        {
-            Some(i) => i,
-            None => {
-                if self.names.contains(&label) {
-                    return Err(at(
-                        "another scenario has a request of this name: name it differently".into(),
-                    ));
-                }
-                self.names.push(label.clone());
-                self.name_scenario.push(scenario);
-                self.names.len() - 1
-            }
-        };
+        let name = self.request_name(&label, scenario).map_err(at)?;
         Ok(Step {
             name,
             method,
@@ -250,6 +233,25 @@ impl Plan {
             checks,
             expect_status: s.expect_status,
         })
+    }
+
+    /// The index of a request's name: its scenario's own, or a new one; one scenario's
+    /// names are not another's, so their thresholds cannot mix.
+    fn request_name(&mut self, label: &str, scenario: usize) -> Result<usize, String> {
+        if let Some(i) = self
+            .names
+            .iter()
+            .position(|n| n == label)
+            .filter(|i| self.name_scenario[*i] == scenario)
+        {
+            return Ok(i);
+        }
+        if self.names.iter().any(|n| n == label) {
+            return Err("another scenario has a request of this name: name it differently".into());
+        }
+        self.names.push(label.to_string());
+        self.name_scenario.push(scenario);
+        Ok(self.names.len() - 1)
     }
 
     /// A one-request plan for `gauntlet load URL`.
