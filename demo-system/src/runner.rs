@@ -118,7 +118,6 @@ async fn serve_instance(
     let base = format!("http://{}", listener.local_addr()?);
     let service = instance.id.service;
     let config = &instance.config;
-    let db = |s: Service| instance.data_dir.join(format!("{}.sqlite", s.name()));
     let (stop, stopped) = tokio::sync::watch::channel(false);
     let until_stopped = move || {
         let mut rx = stopped.clone();
@@ -128,6 +127,38 @@ async fn serve_instance(
     };
     let registry = RegistryClient::new(&instance.registry_url);
     let discovery = Discovery::routed(registry.clone(), config.discovery, instance.routes.clone());
+    let mut tasks: JoinSet<std::io::Result<()>> = JoinSet::new();
+    spawn_service(&instance, listener, &discovery, &mut tasks, &until_stopped)?;
+    if service.registers() {
+        let reg = registration(service, &base);
+        background(
+            &mut tasks,
+            registry::announce(registry, reg, until_stopped()),
+        );
+    }
+    tracing::info!(instance = %instance.id, address = %base, "demo service running");
+    shutdown.await;
+    tracing::info!(instance = %instance.id, "stopping");
+    let _ = stop.send(true);
+    join_all(tasks).await
+}
+
+/// Opens the instance's service (its database, its clients through discovery) and spawns
+/// its server and background work into `tasks`.
+fn spawn_service<S, F>(
+    instance: &Instance,
+    listener: tokio::net::TcpListener,
+    discovery: &Discovery,
+    tasks: &mut JoinSet<std::io::Result<()>>,
+    until_stopped: &S,
+) -> Result<(), RunError>
+where
+    S: Fn() -> F,
+    F: Future<Output = ()> + Send + 'static,
+{
+    let service = instance.id.service;
+    let config = &instance.config;
+    let db = |s: Service| instance.data_dir.join(format!("{}.sqlite", s.name()));
     let http = service_http();
     let client = |provider: Service, r: &ResilienceConfig| -> Result<HttpClient, ConfigError> {
         Ok(HttpClient::new(Upstream::new(
@@ -139,15 +170,13 @@ async fn serve_instance(
     };
     let orders_feed = || feed_client("orders", discovery.endpoint(Service::Orders));
     // Pact's state-change routes, on providers only, only when asked for.
-    let states = config.contracts.provider_states;
     let with_states = |app: axum::Router, states_router: axum::Router| {
-        if states {
+        if config.contracts.provider_states {
             app.merge(states_router)
         } else {
             app
         }
     };
-    let mut tasks: JoinSet<std::io::Result<()>> = JoinSet::new();
     match service {
         Service::Registry => {
             let r = Registry::new(config.registry);
@@ -159,13 +188,13 @@ async fn serve_instance(
         }
         Service::Inventory => {
             let inv = Inventory::open(&db(service))?;
-            publishing(inv.outbox(), &instance);
+            publishing(inv.outbox(), instance);
             let app = with_states(inventory::app(inv.clone()), provider_states::router(inv));
             tasks.spawn(serve(listener, app, until_stopped()));
         }
         Service::Payments => {
             let pay = Payments::open(&db(service), config.payments.clone())?;
-            publishing(pay.outbox(), &instance);
+            publishing(pay.outbox(), instance);
             let app = with_states(payments::app(pay.clone()), provider_states::router(pay));
             tasks.spawn(serve(listener, app, until_stopped()));
         }
@@ -175,22 +204,8 @@ async fn serve_instance(
                 InventoryClient::new(client(Service::Inventory, &config.orders)?),
                 PaymentsClient::new(client(Service::Payments, &config.orders)?),
             )?;
-            publishing(o.outbox(), &instance);
-            // Finish what a previous run left, then keep resuming sagas that wait on a dependency.
-            let resumer = o.clone();
-            let signal = until_stopped();
-            tasks.spawn(async move {
-                tokio::pin!(signal);
-                loop {
-                    if let Err(e) = resumer.resume_all().await {
-                        tracing::warn!(error = %e, "resuming sagas failed");
-                    }
-                    tokio::select! {
-                        _ = &mut signal => return Ok(()),
-                        _ = tokio::time::sleep(Duration::from_secs(2)) => {}
-                    }
-                }
-            });
+            publishing(o.outbox(), instance);
+            tasks.spawn(resume_sagas(o.clone(), until_stopped()));
             let states_router = provider_states::router(o.clone())
                 .merge(orders::provider_states::messages_router(o.clone()));
             let app = with_states(orders::app(o), states_router);
@@ -198,32 +213,49 @@ async fn serve_instance(
         }
         Service::Notifications => {
             let n = Notifications::open(&db(service))?;
-            background(&mut tasks, n.consume(orders_feed()?, until_stopped()));
+            background(tasks, n.consume(orders_feed()?, until_stopped()));
             tasks.spawn(serve(listener, notifications::app(n), until_stopped()));
         }
         Service::OrderHistory => {
             let h = OrderHistory::open(&db(service))?;
-            background(&mut tasks, h.consume(orders_feed()?, until_stopped()));
+            background(tasks, h.consume(orders_feed()?, until_stopped()));
             let app = with_states(order_history::app(h.clone()), provider_states::router(h));
             tasks.spawn(serve(listener, app, until_stopped()));
         }
     }
-    if service.registers() {
-        let reg = Registration {
-            name: service.name().to_string(),
-            address: base.clone(),
-            version: env!("CARGO_PKG_VERSION").into(),
-            health_url: format!("{base}/health/ready"),
-        };
-        background(
-            &mut tasks,
-            registry::announce(registry, reg, until_stopped()),
-        );
+    Ok(())
+}
+
+/// Finishes what a previous run left, then keeps resuming sagas that wait on a dependency,
+/// every 2 s on tokio's clock, until `stopped`.
+async fn resume_sagas(
+    orders: Orders,
+    stopped: impl Future<Output = ()> + Send,
+) -> std::io::Result<()> {
+    tokio::pin!(stopped);
+    loop {
+        if let Err(e) = orders.resume_all().await {
+            tracing::warn!(error = %e, "resuming sagas failed");
+        }
+        tokio::select! {
+            _ = &mut stopped => return Ok(()),
+            _ = tokio::time::sleep(Duration::from_secs(2)) => {}
+        }
     }
-    tracing::info!(instance = %instance.id, address = %base, "demo service running");
-    shutdown.await;
-    tracing::info!(instance = %instance.id, "stopping");
-    let _ = stop.send(true);
+}
+
+/// How an instance announces itself to the registry.
+fn registration(service: Service, base: &str) -> Registration {
+    Registration {
+        name: service.name().to_string(),
+        address: base.to_string(),
+        version: env!("CARGO_PKG_VERSION").into(),
+        health_url: format!("{base}/health/ready"),
+    }
+}
+
+/// Joins every task of the instance; the first failure is the instance's.
+async fn join_all(mut tasks: JoinSet<std::io::Result<()>>) -> Result<(), RunError> {
     let mut result = Ok(());
     while let Some(joined) = tasks.join_next().await {
         let outcome = joined
