@@ -209,6 +209,12 @@ impl Report {
                 row(format!("  {n}"), s);
             }
         }
+        self.footer(&mut out);
+        out
+    }
+
+    /// Status codes, errors without an answer, checks, late sends and thresholds.
+    fn footer(&self, out: &mut String) {
         let codes: Vec<String> = self
             .summary
             .status_codes
@@ -263,6 +269,5 @@ impl Report {
                 );
             }
         }
-        out
     }
 }
