@@ -31,9 +31,45 @@ fn main() -> std::process::ExitCode {
     match outcome {
         Ok(code) => code,
         Err(e) => {
-            // As `main() -> anyhow::Result` would print it.
-            eprintln!("Error: {e:?}");
+            eprintln!("{}", user_error(&e));
             std::process::ExitCode::FAILURE
         }
+    }
+}
+
+/// An error as a user reads it: the message, then each cause the message does not already
+/// say (library errors usually include their source's text), and never a backtrace, which
+/// says nothing to someone who mistyped a path.
+fn user_error(e: &anyhow::Error) -> String {
+    let mut out = format!("Error: {e}");
+    let mut said = e.to_string();
+    for cause in e.chain().skip(1) {
+        let text = cause.to_string();
+        if !said.contains(&text) {
+            out.push_str(&format!("\n  because: {text}"));
+            said = text;
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_cause_the_message_already_says_is_not_said_twice() {
+        let io = std::io::Error::new(std::io::ErrorKind::NotFound, "No such file or directory");
+        let said = anyhow::Error::from(io).context("cannot read x.toml: No such file or directory");
+        assert_eq!(
+            user_error(&said),
+            "Error: cannot read x.toml: No such file or directory"
+        );
+        let io = std::io::Error::new(std::io::ErrorKind::NotFound, "No such file or directory");
+        let unsaid = anyhow::Error::from(io).context("cannot read x.toml");
+        assert_eq!(
+            user_error(&unsaid),
+            "Error: cannot read x.toml\n  because: No such file or directory"
+        );
     }
 }

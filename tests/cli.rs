@@ -384,3 +384,22 @@ fn a_port_in_use_or_a_newer_data_dir_is_a_clear_error() {
         "{err}"
     );
 }
+
+/// A user's mistake is one line: the reason once (not again as its cause), and no backtrace
+/// even where RUST_BACKTRACE is set.
+#[test]
+fn a_missing_file_is_one_line_without_a_backtrace() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let missing = dir.path().join("nope.toml");
+    let out = Command::new(BIN)
+        .args(["chaos", "run"])
+        .arg(&missing)
+        .env("RUST_BACKTRACE", "1")
+        .output()
+        .expect("runs");
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(err.contains("nope.toml"), "{err}");
+    assert_eq!(err.matches("No such file or directory").count(), 1, "{err}");
+}
