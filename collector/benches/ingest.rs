@@ -31,6 +31,11 @@ use opentelemetry_proto::tonic::resource::v1::Resource;
 use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span, Status, span};
 use prost::Message;
 
+/// The correlation ID ingest reads from these attributes.
+fn correlation_id(attributes: &[KeyValue]) -> Option<String> {
+    convert::attributes(attributes.to_vec()).correlation_id()
+}
+
 const SPANS_PER_REQUEST: usize = 512;
 
 /// How a request's spans group into traces.
@@ -667,7 +672,7 @@ async fn lookups(api: &str, reqs: &[Encoded], acked_seqs: &[u64], n: usize) {
         let spans = &decoded.resource_spans[0].scope_spans[0].spans;
         let span = &spans[(rng.next() % spans.len() as u64) as usize];
         let trace: String = span.trace_id.iter().map(|b| format!("{b:02x}")).collect();
-        let correlation = convert::correlation_id(&span.attributes).expect("correlation ID");
+        let correlation = correlation_id(&span.attributes).expect("correlation ID");
         for (url, into) in [
             (format!("{api}/api/traces/{trace}"), &mut by_id),
             (
@@ -750,7 +755,7 @@ async fn log_lookups(api: &str, reqs: &[Encoded], acked_seqs: &[u64], n: usize) 
         let record = &logs.scope_logs[0].log_records
             [(rng.next() % logs.scope_logs[0].log_records.len() as u64) as usize];
         let trace: String = record.trace_id.iter().map(|b| format!("{b:02x}")).collect();
-        let correlation = convert::correlation_id(&record.attributes).expect("correlation ID");
+        let correlation = correlation_id(&record.attributes).expect("correlation ID");
         let service = SERVICES[(rng.next() % SERVICES.len() as u64) as usize];
         let queries: [&[(&str, &str)]; 5] = [
             &[("trace_id", &trace)],
@@ -814,7 +819,7 @@ fn self_check(reqs: &[Encoded], shape: Shape) {
     let (a, b) = (spans(fresh(r, 1, 0)), spans(fresh(r, 2, 1_000)));
     assert_eq!(a.len(), SPANS_PER_REQUEST);
     assert_ne!(a[0].trace_id, b[0].trace_id);
-    let cid = |s: &Span| convert::correlation_id(&s.attributes).expect("correlation ID");
+    let cid = |s: &Span| correlation_id(&s.attributes).expect("correlation ID");
     let traces: std::collections::HashSet<&Vec<u8>> = a.iter().map(|s| &s.trace_id).collect();
     let cids: std::collections::HashSet<String> = a.iter().map(cid).collect();
     assert_eq!(
@@ -960,7 +965,7 @@ fn self_check_logs(reqs: &[Encoded], shape: Shape) {
     let (a, b) = (records(fresh(r, 1, 0)), records(fresh(r, 2, 1_000)));
     assert_eq!(a.len(), SPANS_PER_REQUEST);
     assert_ne!(a[0].trace_id, b[0].trace_id);
-    let cid = |l: &LogRecord| convert::correlation_id(&l.attributes).expect("correlation ID");
+    let cid = |l: &LogRecord| correlation_id(&l.attributes).expect("correlation ID");
     assert_ne!(cid(&a[0]), cid(&b[0]));
     assert_eq!(b[0].time_unix_nano, a[0].time_unix_nano + 1_000);
     assert_eq!(

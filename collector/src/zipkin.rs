@@ -15,8 +15,8 @@ use serde::Deserialize;
 
 use crate::metrics::{Outcome, Protocol, Signal};
 use crate::model::{
-    Batch, CORRELATION_KEYS, Rejections, Resource, STATUS_ERROR, SpanKind, SpanRecord,
-    UNKNOWN_SERVICE, parse_span_id, parse_trace_id,
+    Attributes, Batch, Event, Rejections, Resource, SpanKind, SpanRecord, StatusCode as SpanStatus,
+    UNKNOWN_SERVICE, Value, parse_span_id, parse_trace_id,
 };
 use crate::otlp::http::{HttpReceiver, ingest_error, payload_error};
 use crate::payload;
@@ -173,40 +173,40 @@ fn convert(spans: Vec<ZipkinSpan>) -> (Batch, Rejections) {
         let resource = resources
             .entry(service.clone())
             .or_insert_with(|| {
-                let mut attrs = serde_json::Map::new();
-                attrs.insert("service.name".into(), service.clone().into());
+                let mut attrs = Attributes::new();
+                attrs.insert("service.name", service.clone());
                 if let Some(e) = &z.local_endpoint
                     && let Some(ip) = e.ipv4.as_ref().or(e.ipv6.as_ref())
                 {
-                    attrs.insert("host.ip".into(), ip.clone().into());
+                    attrs.insert("host.ip", ip.clone());
                 }
                 Arc::new(Resource {
                     service: service.clone(),
-                    attributes: serde_json::Value::Object(attrs).to_string(),
+                    attributes: attrs,
                 })
             })
             .clone();
-        let mut attrs: serde_json::Map<String, serde_json::Value> = z
+        let mut attrs: Attributes = z
             .tags
             .iter()
             // Zipkin's `error` tag is the span's status here, not an attribute.
             .filter(|(k, _)| k.as_str() != "error")
-            .map(|(k, v)| (k.clone(), v.clone().into()))
+            .map(|(k, v)| (k.clone(), v.clone()))
             .collect();
         if let Some(e) = &z.remote_endpoint {
             if let Some(name) = &e.service_name {
-                attrs.insert("peer.service".into(), name.clone().into());
+                attrs.insert("peer.service", name.clone());
             }
             if let Some(ip) = e.ipv4.as_ref().or(e.ipv6.as_ref()) {
-                attrs.insert("server.address".into(), ip.clone().into());
+                attrs.insert("server.address", ip.clone());
             }
             if let Some(port) = e.port {
-                attrs.insert("server.port".into(), port.into());
+                attrs.insert("server.port", Value::Int(i64::from(port)));
             }
         }
         let (status_code, status_message) = match z.tags.get("error") {
-            Some(msg) => (STATUS_ERROR, msg.clone()),
-            None => (0, String::new()),
+            Some(msg) => (SpanStatus::Error, msg.clone()),
+            None => (SpanStatus::Unset, String::new()),
         };
         let kind = match z.kind.as_deref() {
             Some("SERVER") => SpanKind::Server,
@@ -215,20 +215,16 @@ fn convert(spans: Vec<ZipkinSpan>) -> (Batch, Rejections) {
             Some("CONSUMER") => SpanKind::Consumer,
             _ => SpanKind::Internal,
         };
-        let events: Vec<serde_json::Value> = z
+        let events = z
             .annotations
             .iter()
-            .map(|a| {
-                serde_json::json!({
-                    "time_unix_nano": us_to_ns(a.timestamp),
-                    "name": a.value,
-                    "attributes": {},
-                })
+            .map(|a| Event {
+                time_ns: us_to_ns(a.timestamp),
+                name: a.value.clone(),
+                attributes: Attributes::new(),
             })
             .collect();
-        let correlation_id = CORRELATION_KEYS
-            .iter()
-            .find_map(|k| z.tags.get(*k).filter(|v| !v.is_empty()).cloned());
+        let correlation_id = attrs.correlation_id();
         let start_ns = us_to_ns(ts_us);
         batch.spans.push(SpanRecord {
             trace_id,
@@ -243,9 +239,9 @@ fn convert(spans: Vec<ZipkinSpan>) -> (Batch, Rejections) {
             end_ns: start_ns.saturating_add(us_to_ns(z.duration.unwrap_or(0))),
             status_code,
             status_message,
-            attributes: serde_json::Value::Object(attrs).to_string(),
-            events: serde_json::Value::Array(events).to_string(),
-            links: "[]".into(),
+            attributes: attrs,
+            events,
+            links: Vec::new(),
             correlation_id,
             trace_state: String::new(),
             flags: 0,
@@ -282,9 +278,12 @@ mod tests {
         assert_eq!(s.resource.service, "frontend");
         assert_eq!(s.kind, SpanKind::Server);
         assert_eq!(s.duration_ns(), 2_500_000);
-        assert_eq!(s.status_code, STATUS_ERROR);
+        assert_eq!(s.status_code, SpanStatus::Error);
         assert_eq!(s.correlation_id.as_deref(), Some("c-9"));
-        assert!(s.attributes.contains(r#""peer.service":"browser""#));
-        assert!(s.events.contains(r#""name":"wr""#));
+        assert_eq!(s.attributes.get("peer.service"), Some(&"browser".into()));
+        assert_eq!(s.attributes.get("server.port"), Some(&Value::Int(4000)));
+        assert_eq!(s.attributes.get("error"), None);
+        assert_eq!(s.events[0].name, "wr");
+        assert_eq!(s.events[0].time_ns, 1_700_000_000_001_000_000);
     }
 }

@@ -96,6 +96,7 @@ macro_rules! clickhouse_conforms {
 clickhouse_conforms!(
     services_and_operations,
     a_trace_joins_its_batches,
+    typed_parts_read_back,
     summaries_count_each_trace_once,
     search_matches_jaeger_queries,
     logs_filter_and_page,

@@ -56,6 +56,7 @@ fn tiny_segments(dir: &std::path::Path) -> SqliteConfig {
 sqlite_conforms!(
     services_and_operations,
     a_trace_joins_its_batches,
+    typed_parts_read_back,
     summaries_count_each_trace_once,
     search_matches_jaeger_queries,
     logs_filter_and_page,

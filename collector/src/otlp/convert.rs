@@ -1,6 +1,6 @@
 //! OTLP protobuf types → the collector's model, validating each item on the way: an invalid
-//! span is counted for `partial_success` and the valid rest goes on. Attributes are written
-//! straight into JSON text (no intermediate map) because this runs for every span ingested.
+//! span is counted for `partial_success` and the valid rest goes on. The request is consumed:
+//! names and values move into the model rather than being copied.
 
 use std::sync::Arc;
 
@@ -8,12 +8,11 @@ use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value};
 use opentelemetry_proto::tonic::resource::v1::Resource as ProtoResource;
-use serde::ser::{SerializeMap, SerializeSeq};
-use serde::{Serialize, Serializer};
+use opentelemetry_proto::tonic::trace::v1::span;
 
 use crate::model::{
-    Batch, CORRELATION_KEYS, LogRecord, Rejections, Resource, SpanId, SpanKind, SpanRecord,
-    TraceId, UNKNOWN_SERVICE, hex, now_ns,
+    Attributes, Batch, Event, Link, LogRecord, Rejections, Resource, SpanId, SpanKind, SpanRecord,
+    StatusCode, TraceId, UNKNOWN_SERVICE, Value, now_ns,
 };
 
 /// Spans (or logs) of one request: what to store and what was rejected.
@@ -26,7 +25,7 @@ pub struct Converted {
 pub fn traces(req: ExportTraceServiceRequest) -> Converted {
     let mut out = Converted::default();
     for rs in req.resource_spans {
-        let resource = Arc::new(resource(rs.resource.as_ref()));
+        let resource = Arc::new(resource(rs.resource));
         for ss in rs.scope_spans {
             let (scope_name, scope_version) =
                 ss.scope.map(|s| (s.name, s.version)).unwrap_or_default();
@@ -60,9 +59,11 @@ pub fn traces(req: ExportTraceServiceRequest) -> Converted {
                     out.rejected.add("ending before they start");
                     continue;
                 }
-                let correlation_id = correlation_id(&span.attributes);
-                let (status_code, status_message) =
-                    span.status.map(|s| (s.code, s.message)).unwrap_or_default();
+                let attributes = attributes(span.attributes);
+                let (status_code, status_message) = span
+                    .status
+                    .map(|s| (StatusCode::from_i32(s.code), s.message))
+                    .unwrap_or_default();
                 out.batch.spans.push(SpanRecord {
                     trace_id,
                     span_id,
@@ -76,10 +77,10 @@ pub fn traces(req: ExportTraceServiceRequest) -> Converted {
                     end_ns: clamp_ns(span.end_time_unix_nano),
                     status_code,
                     status_message,
-                    attributes: attributes_json(&span.attributes),
-                    events: json(&Events(&span.events)),
-                    links: json(&Links(&span.links)),
-                    correlation_id,
+                    correlation_id: attributes.correlation_id(),
+                    attributes,
+                    events: span.events.into_iter().map(event).collect(),
+                    links: span.links.into_iter().filter_map(link).collect(),
                     trace_state: span.trace_state,
                     flags: span.flags,
                 });
@@ -93,7 +94,7 @@ pub fn logs(req: ExportLogsServiceRequest) -> Converted {
     let mut out = Converted::default();
     let received = now_ns();
     for rl in req.resource_logs {
-        let resource = Arc::new(resource(rl.resource.as_ref()));
+        let resource = Arc::new(resource(rl.resource));
         for sl in rl.scope_logs {
             let scope_name = sl.scope.map(|s| s.name).unwrap_or_default();
             for log in sl.log_records {
@@ -115,6 +116,7 @@ pub fn logs(req: ExportLogsServiceRequest) -> Converted {
                     0 => observed_ns,
                     t => t,
                 };
+                let attributes = attributes(log.attributes);
                 out.batch.logs.push(LogRecord {
                     time_ns,
                     observed_ns,
@@ -122,9 +124,9 @@ pub fn logs(req: ExportLogsServiceRequest) -> Converted {
                     scope_name: scope_name.clone(),
                     severity_number: log.severity_number,
                     severity_text: log.severity_text,
-                    body: body_text(log.body.as_ref()),
-                    correlation_id: correlation_id(&log.attributes),
-                    attributes: attributes_json(&log.attributes),
+                    body: body_text(log.body),
+                    correlation_id: attributes.correlation_id(),
+                    attributes,
                     trace_id: trace_id(&log.trace_id),
                     span_id: span_id_or_none(&log.span_id),
                     flags: log.flags,
@@ -154,124 +156,65 @@ fn span_id_or_none(bytes: &[u8]) -> Option<SpanId> {
     span_id(bytes)
 }
 
-fn resource(r: Option<&ProtoResource>) -> Resource {
-    let attrs: &[KeyValue] = r.map(|r| r.attributes.as_slice()).unwrap_or_default();
-    let service = attrs
-        .iter()
-        .find(|kv| kv.key == "service.name")
-        .and_then(|kv| kv.value.as_ref())
-        .and_then(|v| match &v.value {
-            Some(any_value::Value::StringValue(s)) if !s.is_empty() => Some(s.clone()),
-            _ => None,
-        })
-        .unwrap_or_else(|| UNKNOWN_SERVICE.to_string());
+fn resource(r: Option<ProtoResource>) -> Resource {
+    let attributes = attributes(r.map(|r| r.attributes).unwrap_or_default());
+    let service = match attributes.get("service.name") {
+        Some(Value::String(s)) if !s.is_empty() => s.clone(),
+        _ => UNKNOWN_SERVICE.to_string(),
+    };
     Resource {
         service,
-        attributes: attributes_json(attrs),
+        attributes,
     }
 }
 
-/// The first correlation attribute present, as text (non-string values are stringified).
-pub fn correlation_id(attrs: &[KeyValue]) -> Option<String> {
-    CORRELATION_KEYS.iter().find_map(|key| {
-        let v = attrs.iter().find(|kv| kv.key == *key)?.value.as_ref()?;
-        let s = match v.value.as_ref()? {
-            any_value::Value::StringValue(s) => s.clone(),
-            any_value::Value::IntValue(i) => i.to_string(),
-            other => json(&Any(Some(other))),
-        };
-        (!s.is_empty()).then_some(s)
+/// A list of OTLP key-values as the model's attributes, in their order.
+pub fn attributes(kvs: Vec<KeyValue>) -> Attributes {
+    kvs.into_iter().map(|kv| (kv.key, any(kv.value))).collect()
+}
+
+fn any(v: Option<AnyValue>) -> Value {
+    use any_value::Value as V;
+    match v.and_then(|v| v.value) {
+        // A string-table index only means something inside a profile; it is no value here.
+        None | Some(V::StringValueStrindex(_)) => Value::Empty,
+        Some(V::StringValue(s)) => Value::String(s),
+        Some(V::BoolValue(b)) => Value::Bool(b),
+        Some(V::IntValue(i)) => Value::Int(i),
+        Some(V::DoubleValue(d)) => Value::Double(d),
+        Some(V::BytesValue(b)) => Value::Bytes(b),
+        Some(V::ArrayValue(a)) => {
+            Value::Array(a.values.into_iter().map(|v| any(Some(v))).collect())
+        }
+        Some(V::KvlistValue(kv)) => Value::Map(attributes(kv.values)),
+    }
+}
+
+fn body_text(body: Option<AnyValue>) -> String {
+    match any(body) {
+        Value::Empty => String::new(),
+        Value::String(s) => s,
+        other => other.to_string(),
+    }
+}
+
+fn event(e: span::Event) -> Event {
+    Event {
+        time_ns: clamp_ns(e.time_unix_nano),
+        name: e.name,
+        attributes: attributes(e.attributes),
+    }
+}
+
+/// A link, or `None` when its IDs are not a valid trace and span ID: such a link points
+/// nowhere, and the span is kept without it.
+fn link(l: span::Link) -> Option<Link> {
+    Some(Link {
+        trace_id: trace_id(&l.trace_id)?,
+        span_id: span_id(&l.span_id)?,
+        trace_state: l.trace_state,
+        attributes: attributes(l.attributes),
     })
-}
-
-fn body_text(body: Option<&AnyValue>) -> String {
-    match body.and_then(|b| b.value.as_ref()) {
-        None => String::new(),
-        Some(any_value::Value::StringValue(s)) => s.clone(),
-        Some(other) => json(&Any(Some(other))),
-    }
-}
-
-pub fn attributes_json(attrs: &[KeyValue]) -> String {
-    json(&Attrs(attrs))
-}
-
-fn json<T: Serialize>(value: &T) -> String {
-    // Serializing these wrappers cannot fail: keys are strings, floats are checked below.
-    serde_json::to_string(value).unwrap_or_else(|_| "null".to_string())
-}
-
-struct Attrs<'a>(&'a [KeyValue]);
-struct Any<'a>(Option<&'a any_value::Value>);
-struct Events<'a>(&'a [opentelemetry_proto::tonic::trace::v1::span::Event]);
-struct Links<'a>(&'a [opentelemetry_proto::tonic::trace::v1::span::Link]);
-
-impl Serialize for Attrs<'_> {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let mut map = s.serialize_map(Some(self.0.len()))?;
-        for kv in self.0 {
-            map.serialize_entry(
-                &kv.key,
-                &Any(kv.value.as_ref().and_then(|v| v.value.as_ref())),
-            )?;
-        }
-        map.end()
-    }
-}
-
-impl Serialize for Any<'_> {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        use any_value::Value as V;
-        match self.0 {
-            None | Some(V::StringValueStrindex(_)) => s.serialize_none(),
-            Some(V::StringValue(v)) => s.serialize_str(v),
-            Some(V::BoolValue(v)) => s.serialize_bool(*v),
-            Some(V::IntValue(v)) => s.serialize_i64(*v),
-            // JSON has no NaN/Infinity: keep them as the strings OTLP/JSON uses.
-            Some(V::DoubleValue(v)) if !v.is_finite() => s.serialize_str(&v.to_string()),
-            Some(V::DoubleValue(v)) => s.serialize_f64(*v),
-            Some(V::BytesValue(v)) => {
-                use base64::Engine;
-                s.serialize_str(&base64::engine::general_purpose::STANDARD.encode(v))
-            }
-            Some(V::ArrayValue(a)) => {
-                let mut seq = s.serialize_seq(Some(a.values.len()))?;
-                for v in &a.values {
-                    seq.serialize_element(&Any(v.value.as_ref()))?;
-                }
-                seq.end()
-            }
-            Some(V::KvlistValue(kv)) => Attrs(&kv.values).serialize(s),
-        }
-    }
-}
-
-impl Serialize for Events<'_> {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let mut seq = s.serialize_seq(Some(self.0.len()))?;
-        for e in self.0 {
-            seq.serialize_element(&serde_json::json!({
-                "time_unix_nano": clamp_ns(e.time_unix_nano),
-                "name": e.name,
-                "attributes": serde_json::value::RawValue::from_string(attributes_json(&e.attributes)).ok(),
-            }))?;
-        }
-        seq.end()
-    }
-}
-
-impl Serialize for Links<'_> {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let mut seq = s.serialize_seq(Some(self.0.len()))?;
-        for l in self.0 {
-            seq.serialize_element(&serde_json::json!({
-                "trace_id": hex(&l.trace_id),
-                "span_id": hex(&l.span_id),
-                "attributes": serde_json::value::RawValue::from_string(attributes_json(&l.attributes)).ok(),
-            }))?;
-        }
-        seq.end()
-    }
 }
 
 #[cfg(test)]
@@ -300,13 +243,14 @@ mod tests {
     }
 
     #[test]
-    fn attributes_keep_their_types_as_json() {
+    fn attributes_keep_their_kinds_and_order() {
         use any_value::Value as V;
         let attrs = vec![
             kv("s", V::StringValue("x".into())),
             kv("b", V::BoolValue(true)),
             kv("i", V::IntValue(-7)),
             kv("d", V::DoubleValue(1.5)),
+            kv("y", V::BytesValue(vec![1, 2])),
             kv(
                 "a",
                 V::ArrayValue(ArrayValue {
@@ -322,10 +266,69 @@ mod tests {
                 }),
             ),
         ];
+        let mut map = Attributes::new();
+        map.push("k", "v");
+        let expected: Attributes = [
+            ("s", Value::from("x")),
+            ("b", Value::Bool(true)),
+            ("i", Value::Int(-7)),
+            ("d", Value::Double(1.5)),
+            ("y", Value::Bytes(vec![1, 2])),
+            ("a", Value::Array(vec![Value::Int(1)])),
+            ("m", Value::Map(map)),
+        ]
+        .into_iter()
+        .collect();
+        assert_eq!(attributes(attrs), expected);
+    }
+
+    #[test]
+    fn events_links_and_status_are_typed_and_links_to_nowhere_dropped() {
+        use opentelemetry_proto::tonic::trace::v1::Status;
+        let mut s = span(vec![1; 16], vec![2; 8], 10, 20);
+        s.status = Some(Status {
+            code: 2,
+            message: "boom".into(),
+        });
+        s.events = vec![span::Event {
+            time_unix_nano: 15,
+            name: "retry".into(),
+            attributes: vec![kv("attempt", any_value::Value::IntValue(2))],
+            ..Default::default()
+        }];
+        let link = |trace: Vec<u8>| span::Link {
+            trace_id: trace,
+            span_id: vec![3; 8],
+            trace_state: "k=v".into(),
+            ..Default::default()
+        };
+        s.links = vec![link(vec![4; 16]), link(vec![4; 3])];
+        let req = ExportTraceServiceRequest {
+            resource_spans: vec![ResourceSpans {
+                scope_spans: vec![ScopeSpans {
+                    spans: vec![s],
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }],
+        };
+        let out = traces(req);
+        let got = &out.batch.spans[0];
+        assert_eq!(got.status_code, StatusCode::Error);
+        assert_eq!(got.status_message, "boom");
+        assert_eq!(got.events.len(), 1);
+        assert_eq!(got.events[0].time_ns, 15);
         assert_eq!(
-            attributes_json(&attrs),
-            r#"{"s":"x","b":true,"i":-7,"d":1.5,"a":[1],"m":{"k":"v"}}"#
+            got.events[0].attributes.get("attempt"),
+            Some(&Value::Int(2))
         );
+        assert_eq!(
+            got.links.len(),
+            1,
+            "the link with a 3-byte trace ID is dropped"
+        );
+        assert_eq!(got.links[0].trace_id, [4; 16]);
+        assert_eq!(got.links[0].trace_state, "k=v");
     }
 
     #[test]
@@ -351,26 +354,6 @@ mod tests {
             out.rejected
                 .message("spans")
                 .contains("1 ending before they start")
-        );
-    }
-
-    #[test]
-    fn correlation_id_is_read_from_any_of_the_accepted_keys() {
-        use any_value::Value as V;
-        assert_eq!(
-            correlation_id(&[kv("app.correlation_id", V::StringValue("c-1".into()))]),
-            Some("c-1".into())
-        );
-        assert_eq!(
-            correlation_id(&[
-                kv("correlation.id", V::StringValue("second".into())),
-                kv("correlation_id", V::StringValue("first".into())),
-            ]),
-            Some("first".into())
-        );
-        assert_eq!(
-            correlation_id(&[kv("other", V::StringValue("x".into()))]),
-            None
         );
     }
 }

@@ -73,7 +73,15 @@ fn timeline_span(trace_id: &TraceId, span: &SpanRecord) -> TimelineSpan {
         duration_ns: span.duration_ns(),
         error: span.is_error(),
         correlation_id: span.correlation_id.clone(),
-        links: serde_json::from_str::<Vec<SpanLink>>(&span.links).unwrap_or_default(),
+        links: span
+            .links
+            .iter()
+            .map(|l| SpanLink {
+                trace_id: hex(&l.trace_id),
+                span_id: hex(&l.span_id),
+                attributes: super::logs::attributes(&l.attributes),
+            })
+            .collect(),
     }
 }
 

@@ -4,7 +4,7 @@
 //! tag `error=true`; a parent becomes a CHILD_OF reference and a span link a FOLLOWS_FROM one,
 //! as Jaeger's own OTLP mapping does.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 
 use axum::extract::{Path, Query, State};
 use axum::response::Response;
@@ -12,10 +12,11 @@ use gauntlet_query_api::jaeger::{
     Operation, Process, RefType, Reference, Span, SpanLog, Tag, TagValue, Trace,
 };
 use gauntlet_query_api::params::{OperationsQuery, Pairs, TraceSearch, TracesQuery};
-use serde_json::Value;
 
 use super::{ApiError, QueryState, envelope, parse};
-use crate::model::{STATUS_ERROR, STATUS_OK, SpanKind, SpanRecord, TraceId, hex, parse_trace_id};
+use crate::model::{
+    Attributes, Resource, SpanKind, SpanRecord, StatusCode, TraceId, Value, hex, parse_trace_id,
+};
 use crate::store::{SpanFilter, TraceQuery};
 
 pub async fn services(State(s): State<QueryState>) -> Result<Response, ApiError> {
@@ -117,12 +118,9 @@ pub fn span_filter(key: String, value: String) -> Result<SpanFilter, ApiError> {
             SpanKind::from_jaeger_name(&value)
                 .ok_or_else(|| bad("one of server, client, producer, consumer, internal"))?,
         ),
-        "otel.status_code" => SpanFilter::StatusCode(match value.to_ascii_uppercase().as_str() {
-            "UNSET" => 0,
-            "OK" => 1,
-            "ERROR" => 2,
-            _ => return Err(bad("one of UNSET, OK, ERROR")),
-        }),
+        "otel.status_code" => SpanFilter::StatusCode(
+            StatusCode::from_name(&value).ok_or_else(|| bad("one of UNSET, OK, ERROR"))?,
+        ),
         _ => SpanFilter::Attribute { key, value },
     })
 }
@@ -147,30 +145,31 @@ fn trace_query(search: TraceSearch) -> Result<TraceQuery, ApiError> {
 
 /// Jaeger's trace JSON: spans plus a process table keyed `p1`, `p2`, ...
 pub fn trace_json(trace_id: &TraceId, spans: &[SpanRecord]) -> Trace {
-    let mut process_ids: HashMap<&str, String> = HashMap::new();
+    // A trace has few resources: a list compared by value beats hashing attributes.
+    let mut process_ids: Vec<(&Resource, String)> = Vec::new();
     let mut processes = BTreeMap::new();
     let mut out = Vec::with_capacity(spans.len());
     for span in spans {
-        let key = span.resource.attributes.as_str();
-        let next = process_ids.len() + 1;
-        let pid = process_ids
-            .entry(key)
-            .or_insert_with(|| {
-                let pid = format!("p{next}");
-                let tags = attr_tags(&span.resource.attributes)
+        let resource = span.resource.as_ref();
+        let pid = match process_ids.iter().find(|(r, _)| *r == resource) {
+            Some((_, pid)) => pid.clone(),
+            None => {
+                let pid = format!("p{}", process_ids.len() + 1);
+                let tags = attr_tags(&resource.attributes)
                     .into_iter()
                     .filter(|t| t.key != "service.name")
                     .collect();
                 processes.insert(
                     pid.clone(),
                     Process {
-                        service_name: span.resource.service.clone(),
+                        service_name: resource.service.clone(),
                         tags,
                     },
                 );
+                process_ids.push((resource, pid.clone()));
                 pid
-            })
-            .clone();
+            }
+        };
         out.push(span_json(trace_id, span, pid));
     }
     Trace {
@@ -179,24 +178,6 @@ pub fn trace_json(trace_id: &TraceId, spans: &[SpanRecord]) -> Trace {
         processes,
         warnings: None,
     }
-}
-
-/// A span link as the model keeps it (IDs in hex).
-#[derive(serde::Deserialize)]
-struct StoredLink {
-    trace_id: String,
-    span_id: String,
-}
-
-/// A span event as the model keeps it.
-#[derive(serde::Deserialize)]
-struct StoredEvent {
-    #[serde(default)]
-    time_unix_nano: i64,
-    #[serde(default)]
-    name: String,
-    #[serde(default)]
-    attributes: serde_json::Map<String, Value>,
 }
 
 fn references(trace_id: &TraceId, span: &SpanRecord) -> Vec<Reference> {
@@ -208,11 +189,10 @@ fn references(trace_id: &TraceId, span: &SpanRecord) -> Vec<Reference> {
             span_id: hex(parent),
         });
     }
-    let links: Vec<StoredLink> = serde_json::from_str(&span.links).unwrap_or_default();
-    references.extend(links.into_iter().map(|l| Reference {
+    references.extend(span.links.iter().map(|l| Reference {
         ref_type: RefType::FollowsFrom,
-        trace_id: l.trace_id,
-        span_id: l.span_id,
+        trace_id: hex(&l.trace_id),
+        span_id: hex(&l.span_id),
     }));
     references
 }
@@ -224,15 +204,15 @@ fn span_json(trace_id: &TraceId, span: &SpanRecord, pid: String) -> Span {
         tags.push(Tag::string("span.kind", kind));
     }
     match span.status_code {
-        STATUS_ERROR => {
+        StatusCode::Error => {
             tags.push(Tag {
                 key: "error".into(),
                 value: TagValue::Bool(true),
             });
             tags.push(Tag::string("otel.status_code", "ERROR"));
         }
-        STATUS_OK => tags.push(Tag::string("otel.status_code", "OK")),
-        _ => {}
+        StatusCode::Ok => tags.push(Tag::string("otel.status_code", "OK")),
+        StatusCode::Unset => {}
     }
     if !span.status_message.is_empty() {
         tags.push(Tag::string("otel.status_description", &span.status_message));
@@ -243,14 +223,14 @@ fn span_json(trace_id: &TraceId, span: &SpanRecord, pid: String) -> Span {
     if !span.scope_version.is_empty() {
         tags.push(Tag::string("otel.scope.version", &span.scope_version));
     }
-    let events: Vec<StoredEvent> = serde_json::from_str(&span.events).unwrap_or_default();
-    let logs = events
-        .into_iter()
+    let logs = span
+        .events
+        .iter()
         .map(|e| {
-            let mut fields = vec![Tag::string("event", e.name)];
-            fields.extend(e.attributes.iter().map(|(k, v)| tag(k, v)));
+            let mut fields = vec![Tag::string("event", &e.name)];
+            fields.extend(attr_tags(&e.attributes));
             SpanLog {
-                timestamp: e.time_unix_nano / 1000,
+                timestamp: e.time_ns / 1000,
                 fields,
             }
         })
@@ -270,16 +250,14 @@ fn span_json(trace_id: &TraceId, span: &SpanRecord, pid: String) -> Span {
     }
 }
 
-/// A Jaeger tag with the JSON value's type: string, bool, int64 or float64.
+/// A Jaeger tag with the value's kind where Jaeger has one (string, bool, int64, float64);
+/// bytes as base64 text, arrays and maps as their JSON, as the OpenTelemetry exporters do.
 fn tag(key: &str, v: &Value) -> Tag {
     let value = match v {
-        Value::String(s) => TagValue::String(s.clone()),
         Value::Bool(b) => TagValue::Bool(*b),
-        Value::Number(n) => match n.as_i64() {
-            Some(i) => TagValue::Int64(i),
-            None => TagValue::Float64(n.as_f64().unwrap_or_default()),
-        },
-        other => TagValue::String(other.to_string()),
+        Value::Int(i) => TagValue::Int64(*i),
+        Value::Double(d) if d.is_finite() => TagValue::Float64(*d),
+        other => TagValue::String(other.text().into_owned()),
     };
     Tag {
         key: key.to_string(),
@@ -287,11 +265,11 @@ fn tag(key: &str, v: &Value) -> Tag {
     }
 }
 
-fn attr_tags(attributes: &str) -> Vec<Tag> {
-    match serde_json::from_str::<Value>(attributes) {
-        Ok(Value::Object(map)) => map.iter().map(|(k, v)| tag(k, v)).collect(),
-        _ => Vec::new(),
-    }
+/// Tags sorted by key, as Jaeger shows them.
+fn attr_tags(attributes: &Attributes) -> Vec<Tag> {
+    let mut tags: Vec<Tag> = attributes.iter().map(|(k, v)| tag(k, v)).collect();
+    tags.sort_by(|a, b| a.key.cmp(&b.key));
+    tags
 }
 
 #[cfg(test)]
@@ -308,7 +286,7 @@ mod tests {
         );
         assert_eq!(
             f("otel.status_code", "error").ok(),
-            Some(SpanFilter::StatusCode(2))
+            Some(SpanFilter::StatusCode(StatusCode::Error))
         );
         assert_eq!(
             f("http.route", "/x").ok(),
@@ -329,7 +307,14 @@ mod tests {
 
     #[test]
     fn tags_keep_types() {
-        let tags = attr_tags(r#"{"a":"x","b":true,"c":3,"d":1.5,"e":[1]}"#);
+        let attrs = Attributes::from_json(r#"{"e":[1],"a":"x","b":true,"c":3,"d":1.5,"f":"AQ=="}"#)
+            .unwrap_or_default();
+        let mut attrs_with_bytes = attrs.clone();
+        attrs_with_bytes.insert("f", Value::Bytes(vec![1]));
+        assert_eq!(attr_tags(&attrs), attr_tags(&attrs_with_bytes));
+        let tags = attr_tags(&attrs);
+        let keys: Vec<&str> = tags.iter().map(|t| t.key.as_str()).collect();
+        assert_eq!(keys, ["a", "b", "c", "d", "e", "f"], "sorted by key");
         let values: Vec<TagValue> = tags.into_iter().map(|t| t.value).collect();
         assert_eq!(
             values,
@@ -338,7 +323,8 @@ mod tests {
                 TagValue::Bool(true),
                 TagValue::Int64(3),
                 TagValue::Float64(1.5),
-                TagValue::String("[1]".into())
+                TagValue::String("[1]".into()),
+                TagValue::String("AQ==".into()),
             ]
         );
     }

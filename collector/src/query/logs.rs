@@ -3,12 +3,12 @@
 
 use axum::extract::{Query, State};
 use axum::response::{IntoResponse, Response};
-use gauntlet_query_api::Attributes;
 use gauntlet_query_api::logs::{LogCursor, LogEntry, LogPage, severity_name};
 use gauntlet_query_api::params::{LogsQuery, Pairs};
+use gauntlet_query_api::{AttributeValue, Attributes};
 
 use super::{ApiError, QueryState, parse};
-use crate::model::{LogRecord, hex, parse_span_id, parse_trace_id, rfc3339};
+use crate::model::{self, LogRecord, hex, parse_span_id, parse_trace_id, rfc3339};
 use crate::store::{self, LogQuery};
 
 pub async fn logs(
@@ -58,9 +58,29 @@ pub async fn logs(
     .into_response())
 }
 
-/// Attributes the model keeps as a JSON object; anything else (never written) reads as none.
-pub fn attributes(json: &str) -> Attributes {
-    serde_json::from_str(json).unwrap_or_default()
+/// The model's attributes as the API answers them: bytes as base64 text, a double JSON
+/// cannot hold (NaN, ±Infinity) as its name, and empty values left out.
+pub fn attributes(attrs: &model::Attributes) -> Attributes {
+    attrs
+        .iter()
+        .filter_map(|(k, v)| Some((k.to_string(), attribute_value(v)?)))
+        .collect()
+}
+
+fn attribute_value(v: &model::Value) -> Option<AttributeValue> {
+    use model::Value as V;
+    Some(match v {
+        V::Empty => return None,
+        V::String(s) => AttributeValue::String(s.clone()),
+        V::Bool(b) => AttributeValue::Bool(*b),
+        V::Int(i) => AttributeValue::Int(*i),
+        V::Double(d) if d.is_finite() => AttributeValue::Double(*d),
+        V::Double(_) | V::Bytes(_) => AttributeValue::String(v.text().into_owned()),
+        V::Array(values) => {
+            AttributeValue::Array(values.iter().filter_map(attribute_value).collect())
+        }
+        V::Map(map) => AttributeValue::Map(attributes(map)),
+    })
 }
 
 pub fn log_entry(l: &LogRecord) -> LogEntry {

@@ -14,7 +14,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 
-use crate::model::{Batch, LogRecord, SpanKind, SpanRecord, TraceId};
+use crate::model::{Batch, LogRecord, SpanKind, SpanRecord, StatusCode, TraceId};
 
 /// What went wrong in a store, in terms any backend can use: the query API and the CLI
 /// never see a backend's own error type.
@@ -95,8 +95,7 @@ pub enum SpanFilter {
     /// The span's status is ERROR (`true`) or is not (`false`).
     Error(bool),
     Kind(SpanKind),
-    /// The OTLP status code: 0 unset, 1 ok, 2 error.
-    StatusCode(i32),
+    StatusCode(StatusCode),
     /// A span attribute, or else a resource attribute, whose value written as text (a string
     /// as itself, any other JSON value as its JSON) equals `value`.
     Attribute {

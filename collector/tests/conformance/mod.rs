@@ -9,7 +9,8 @@
 use std::sync::Arc;
 
 use gauntlet_collector::model::{
-    Batch, LogRecord, Resource, STATUS_ERROR, SpanKind, SpanRecord, TraceId, now_ns,
+    Attributes, Batch, Link, LogRecord, Resource, SpanKind, SpanRecord, StatusCode, TraceId, Value,
+    now_ns,
 };
 use gauntlet_collector::store::{
     LogQuery, RetentionPolicy, SampleQuery, SpanFilter, Store, TraceQuery,
@@ -20,7 +21,9 @@ pub const T0: i64 = 1_700_000_000_000_000_000;
 pub fn resource(service: &str) -> Arc<Resource> {
     Arc::new(Resource {
         service: service.into(),
-        attributes: format!(r#"{{"service.name":"{service}","host.name":"h1"}}"#),
+        attributes: [("service.name", service), ("host.name", "h1")]
+            .into_iter()
+            .collect(),
     })
 }
 
@@ -44,11 +47,16 @@ pub fn span(
         kind: SpanKind::Server,
         start_ns: start,
         end_ns: start + dur,
-        status_code: 0,
+        status_code: StatusCode::Unset,
         status_message: String::new(),
-        attributes: format!(r#"{{"http.route":"/{name}","attempt":1}}"#),
-        events: "[]".into(),
-        links: "[]".into(),
+        attributes: [
+            ("http.route", Value::from(format!("/{name}"))),
+            ("attempt", Value::Int(1)),
+        ]
+        .into_iter()
+        .collect(),
+        events: Vec::new(),
+        links: Vec::new(),
         correlation_id: None,
         trace_state: String::new(),
         flags: 1,
@@ -64,7 +72,7 @@ pub fn log(service: &str, time: i64, severity: i32, body: &str) -> LogRecord {
         severity_number: severity,
         severity_text: String::new(),
         body: body.into(),
-        attributes: "{}".into(),
+        attributes: Attributes::new(),
         trace_id: None,
         span_id: None,
         correlation_id: None,
@@ -104,7 +112,7 @@ pub async fn write_fixture(store: &Arc<dyn Store>) {
 
     let mut b2 = Batch::default();
     let mut failing = span(3, 7, None, "orders", "POST /orders", T0 + 3_000, 2_000_000);
-    failing.status_code = STATUS_ERROR;
+    failing.status_code = StatusCode::Error;
     failing.correlation_id = Some("c-1".into());
     failing.kind = SpanKind::Consumer;
     b2.spans.push(span(
@@ -168,9 +176,65 @@ pub async fn a_trace_joins_its_batches(store: &Arc<dyn Store>) {
         r#""1""#
     };
     assert_eq!(
-        spans[1].attributes,
+        spans[1].attributes.to_json(),
         format!(r#"{{"http.route":"/call orders","attempt":{attempt}}}"#)
     );
+}
+
+/// Every kind of attribute value, events, links and the status come back as written; a
+/// store in the OpenTelemetry ClickHouse schema gives each value back as its text.
+pub async fn typed_parts_read_back(store: &Arc<dyn Store>) {
+    let mut map = Attributes::new();
+    map.push("k", "v");
+    let attributes: Attributes = [
+        ("s", Value::from("x")),
+        ("b", Value::Bool(true)),
+        ("i", Value::Int(-7)),
+        ("d", Value::Double(1.5)),
+        ("a", Value::Array(vec![Value::Int(1), "two".into()])),
+        ("m", Value::Map(map)),
+    ]
+    .into_iter()
+    .collect();
+    let mut written = span(77, 1, None, "typed", "all kinds", T0 + 9_000, 1_000);
+    written.attributes = attributes.clone();
+    written.status_code = StatusCode::Ok;
+    written.status_message = "fine".into();
+    written.events = vec![gauntlet_collector::model::Event {
+        time_ns: T0 + 9_500,
+        name: "retry".into(),
+        attributes: [("attempt", Value::Int(2))].into_iter().collect(),
+    }];
+    written.links = vec![Link {
+        trace_id: [78; 16],
+        span_id: [2; 8],
+        trace_state: "vendor=1".into(),
+        attributes: [("why", "follows")].into_iter().collect(),
+    }];
+    let mut batch = Batch::default();
+    batch.spans.push(written.clone());
+    store.write(batch).await.expect("write");
+    let traces = store.traces(&[[77; 16]]).await.expect("trace");
+    let read = &traces[0].1[0];
+    let as_text = |a: &Attributes| -> Attributes {
+        a.iter().map(|(k, v)| (k, v.text().into_owned())).collect()
+    };
+    if store.capabilities().typed_attributes {
+        assert_eq!(read.attributes, written.attributes);
+        assert_eq!(read.events, written.events);
+        assert_eq!(read.links, written.links);
+    } else {
+        assert_eq!(read.attributes, as_text(&written.attributes));
+        assert_eq!(
+            read.events[0].attributes,
+            as_text(&written.events[0].attributes)
+        );
+        assert_eq!(read.links[0].trace_state, "vendor=1");
+        assert_eq!(read.links[0].span_id, [2; 8]);
+    }
+    assert_eq!(read.events[0].time_ns, T0 + 9_500);
+    assert_eq!(read.status_code, StatusCode::Ok);
+    assert_eq!(read.status_message, "fine");
 }
 
 /// The summary: one row per trace, whatever number of commits brought it.
@@ -558,11 +622,12 @@ pub async fn span_samples_for_aggregates(store: &Arc<dyn Store>) {
         4_000_000,
     );
     consumer.kind = SpanKind::Consumer;
-    consumer.links = format!(
-        r#"[{{"trace_id":"{}","span_id":"{}","attributes":{{}}}}]"#,
-        "01".repeat(16),
-        "03".repeat(8)
-    );
+    consumer.links = vec![Link {
+        trace_id: [1; 16],
+        span_id: [3; 8],
+        trace_state: String::new(),
+        attributes: Attributes::new(),
+    }];
     let mut batch = Batch::default();
     batch.spans.push(consumer);
     store.write(batch).await.expect("write");

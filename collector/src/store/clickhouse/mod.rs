@@ -47,7 +47,7 @@ use super::{
     SampleQuery, Samples, SpanFilter, SpanSample, Store, StoreError, StoredLog, TraceQuery,
     TraceSummary,
 };
-use crate::model::{Batch, LogRecord, STATUS_ERROR, SpanKind, SpanRecord, TraceId, hex};
+use crate::model::{Batch, LogRecord, SpanKind, SpanRecord, StatusCode, TraceId, hex};
 
 /// Trace IDs one query reads at most (a query parameter of that many IDs stays small).
 const MAX_IDS: usize = 2_000;
@@ -330,13 +330,13 @@ impl Store for ClickHouseStore {
             match filter {
                 SpanFilter::Error(true) => w.raw(format!(
                     "StatusCode IN ('{}', '{}')",
-                    status_names(STATUS_ERROR)[0],
-                    status_names(STATUS_ERROR)[1]
+                    status_names(StatusCode::Error)[0],
+                    status_names(StatusCode::Error)[1]
                 )),
                 SpanFilter::Error(false) => w.raw(format!(
                     "StatusCode NOT IN ('{}', '{}')",
-                    status_names(STATUS_ERROR)[0],
-                    status_names(STATUS_ERROR)[1]
+                    status_names(StatusCode::Error)[0],
+                    status_names(StatusCode::Error)[1]
                 )),
                 SpanFilter::Kind(k) => {
                     let [a, b] = kind_names(*k);
@@ -419,8 +419,8 @@ impl Store for ClickHouseStore {
              toString(argMinIf(ServiceName, Timestamp, ParentSpanId = '')) AS root_service, \
              toString(argMinIf(SpanName, Timestamp, ParentSpanId = '')) AS root_operation, \
              count() AS spans, countIf(StatusCode IN ('{}', '{}')) AS errors",
-            status_names(STATUS_ERROR)[0],
-            status_names(STATUS_ERROR)[1],
+            status_names(StatusCode::Error)[0],
+            status_names(StatusCode::Error)[1],
         );
         let Some(rows) = self
             .trace_rows::<Row>(&wanted, &select, "GROUP BY TraceId")
@@ -658,7 +658,7 @@ impl Store for ClickHouseStore {
                 kind: parse_kind(&r.kind),
                 start_ns: r.start,
                 duration_ns: i64::try_from(r.duration).unwrap_or(i64::MAX),
-                error: parse_status(&r.status) == STATUS_ERROR,
+                error: parse_status(&r.status) == StatusCode::Error,
             });
         }
         Ok(Samples {

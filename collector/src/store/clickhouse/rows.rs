@@ -7,13 +7,13 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
 
 use crate::model::{
-    CORRELATION_KEYS, LogRecord, Resource, STATUS_ERROR, STATUS_OK, SpanKind, SpanRecord, TraceId,
-    hex,
+    self, CORRELATION_KEYS, Event, Link, LogRecord, Resource, SpanKind, SpanRecord, StatusCode,
+    TraceId, hex,
 };
 
+/// An attribute map as the schema keeps it: every value as text.
 pub type Attributes = Vec<(String, String)>;
 
 /// One row of `otel_traces`, written and read.
@@ -170,91 +170,36 @@ pub fn kind_names(kind: SpanKind) -> [String; 2] {
     [long.to_string(), pretty]
 }
 
-pub fn status_name(code: i32) -> &'static str {
-    match code {
-        STATUS_OK => "STATUS_CODE_OK",
-        STATUS_ERROR => "STATUS_CODE_ERROR",
-        _ => "STATUS_CODE_UNSET",
-    }
+pub fn status_name(code: StatusCode) -> &'static str {
+    status_names(code)[0]
 }
 
-pub fn parse_status(name: &str) -> i32 {
-    match name
-        .strip_prefix("STATUS_CODE_")
-        .unwrap_or(name)
-        .to_ascii_uppercase()
-        .as_str()
-    {
-        "OK" => STATUS_OK,
-        "ERROR" => STATUS_ERROR,
-        _ => 0,
-    }
+/// A status as written by any exporter version: `STATUS_CODE_ERROR` or `Error`.
+pub fn parse_status(name: &str) -> StatusCode {
+    StatusCode::from_name(name.strip_prefix("STATUS_CODE_").unwrap_or(name)).unwrap_or_default()
 }
 
 /// The names a status code has been written as.
-pub fn status_names(code: i32) -> [&'static str; 2] {
+pub fn status_names(code: StatusCode) -> [&'static str; 2] {
     match code {
-        STATUS_OK => ["STATUS_CODE_OK", "Ok"],
-        STATUS_ERROR => ["STATUS_CODE_ERROR", "Error"],
-        _ => ["STATUS_CODE_UNSET", "Unset"],
+        StatusCode::Ok => ["STATUS_CODE_OK", "Ok"],
+        StatusCode::Error => ["STATUS_CODE_ERROR", "Error"],
+        StatusCode::Unset => ["STATUS_CODE_UNSET", "Unset"],
     }
 }
 
-/// A JSON object as an attribute map, in the object's order: strings as they are, other
+/// The model's attributes as the schema's map, in their order: strings as they are, other
 /// values as their JSON.
-pub fn to_map(json: &str) -> Attributes {
-    match serde_json::from_str::<Ordered>(json) {
-        Ok(Ordered(pairs)) => pairs.into_iter().map(|(k, v)| (k, value_text(v))).collect(),
-        Err(_) => Vec::new(),
-    }
+pub fn to_map(attributes: &model::Attributes) -> Attributes {
+    attributes
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.text().into_owned()))
+        .collect()
 }
 
-/// A JSON object's members in their order (serde_json's `Map` sorts them).
-struct Ordered(Vec<(String, Value)>);
-
-impl<'de> Deserialize<'de> for Ordered {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct Members;
-        impl<'de> serde::de::Visitor<'de> for Members {
-            type Value = Ordered;
-            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-                f.write_str("a JSON object")
-            }
-            fn visit_map<A: serde::de::MapAccess<'de>>(
-                self,
-                mut map: A,
-            ) -> Result<Ordered, A::Error> {
-                let mut out = Vec::with_capacity(map.size_hint().unwrap_or(0));
-                while let Some(pair) = map.next_entry::<String, Value>()? {
-                    out.push(pair);
-                }
-                Ok(Ordered(out))
-            }
-        }
-        d.deserialize_map(Members)
-    }
-}
-
-fn value_text(v: Value) -> String {
-    match v {
-        Value::String(s) => s,
-        other => other.to_string(),
-    }
-}
-
-/// An attribute map as a JSON object of strings, in the map's order.
-pub fn to_json(map: &Attributes) -> String {
-    let mut out = String::from("{");
-    for (i, (k, v)) in map.iter().enumerate() {
-        if i > 0 {
-            out.push(',');
-        }
-        out += &Value::String(k.clone()).to_string();
-        out.push(':');
-        out += &Value::String(v.clone()).to_string();
-    }
-    out.push('}');
-    out
+/// The schema's map as the model's attributes: every value a string.
+pub fn from_map(map: Attributes) -> model::Attributes {
+    map.into_iter().collect()
 }
 
 /// The first correlation attribute present, as ingest picks it.
@@ -285,19 +230,6 @@ pub fn parse_hex<const N: usize>(s: &str) -> Option<[u8; N]> {
 
 impl SpanRow {
     pub fn from_record(s: &SpanRecord) -> Self {
-        let events: Vec<Value> = serde_json::from_str(&s.events).unwrap_or_default();
-        let links: Vec<Value> = serde_json::from_str(&s.links).unwrap_or_default();
-        let attrs = |v: &Value| match v.get("attributes") {
-            // Event and link attributes come from the model's JSON, whose order serde_json
-            // already sorted here; their text form is what matters.
-            Some(Value::Object(m)) => m
-                .iter()
-                .map(|(k, v)| (k.clone(), value_text(v.clone())))
-                .collect(),
-            _ => Vec::new(),
-        };
-        let text =
-            |v: &Value, key: &str| v.get(key).and_then(Value::as_str).unwrap_or("").to_string();
         Self {
             timestamp: s.start_ns,
             trace_id: hex(&s.trace_id),
@@ -314,20 +246,19 @@ impl SpanRow {
             duration: u64::try_from(s.duration_ns()).unwrap_or(0),
             status_code: status_name(s.status_code).to_string(),
             status_message: s.status_message.clone(),
-            events_timestamp: events
-                .iter()
-                .map(|e| e.get("time_unix_nano").and_then(Value::as_i64).unwrap_or(0))
-                .collect(),
-            events_name: events.iter().map(|e| text(e, "name")).collect(),
-            events_attributes: events.iter().map(attrs).collect(),
-            links_trace_id: links.iter().map(|l| text(l, "trace_id")).collect(),
-            links_span_id: links.iter().map(|l| text(l, "span_id")).collect(),
-            links_trace_state: links.iter().map(|l| text(l, "trace_state")).collect(),
-            links_attributes: links.iter().map(attrs).collect(),
+            events_timestamp: s.events.iter().map(|e| e.time_ns).collect(),
+            events_name: s.events.iter().map(|e| e.name.clone()).collect(),
+            events_attributes: s.events.iter().map(|e| to_map(&e.attributes)).collect(),
+            links_trace_id: s.links.iter().map(|l| hex(&l.trace_id)).collect(),
+            links_span_id: s.links.iter().map(|l| hex(&l.span_id)).collect(),
+            links_trace_state: s.links.iter().map(|l| l.trace_state.clone()).collect(),
+            links_attributes: s.links.iter().map(|l| to_map(&l.attributes)).collect(),
         }
     }
 
-    /// The record, or `None` for a row whose IDs are not hex of the right length.
+    /// The record, or `None` for a row whose IDs are not hex of the right length. The
+    /// nested columns are parallel arrays; a short one reads as empty values, and a link whose
+    /// IDs do not parse is left out.
     pub fn into_record(self, resources: &mut ResourceCache) -> Option<SpanRecord> {
         let trace_id: TraceId = parse_hex(&self.trace_id)?;
         let span_id = parse_hex(&self.span_id)?;
@@ -335,21 +266,30 @@ impl SpanRow {
             "" => None,
             p => Some(parse_hex(p)?),
         };
-        let events: Vec<Value> = (0..self.events_name.len())
-            .map(|i| {
-                serde_json::json!({
-                    "time_unix_nano": self.events_timestamp.get(i).copied().unwrap_or(0),
-                    "name": self.events_name[i],
-                    "attributes": json_object(self.events_attributes.get(i)),
-                })
+        let mut event_times = self.events_timestamp.into_iter();
+        let mut event_attrs = self.events_attributes.into_iter();
+        let events = self
+            .events_name
+            .into_iter()
+            .map(|name| Event {
+                time_ns: event_times.next().unwrap_or(0),
+                name,
+                attributes: from_map(event_attrs.next().unwrap_or_default()),
             })
             .collect();
-        let links: Vec<Value> = (0..self.links_trace_id.len())
-            .map(|i| {
-                serde_json::json!({
-                    "trace_id": self.links_trace_id[i],
-                    "span_id": self.links_span_id.get(i).cloned().unwrap_or_default(),
-                    "attributes": json_object(self.links_attributes.get(i)),
+        let mut span_ids = self.links_span_id.into_iter();
+        let mut states = self.links_trace_state.into_iter();
+        let mut link_attrs = self.links_attributes.into_iter();
+        let links = self
+            .links_trace_id
+            .into_iter()
+            .filter_map(|trace| {
+                let (span, state, attrs) = (span_ids.next(), states.next(), link_attrs.next());
+                Some(Link {
+                    trace_id: parse_hex(&trace)?,
+                    span_id: parse_hex(&span?)?,
+                    trace_state: state.unwrap_or_default(),
+                    attributes: from_map(attrs.unwrap_or_default()),
                 })
             })
             .collect();
@@ -369,25 +309,14 @@ impl SpanRow {
                 .saturating_add(i64::try_from(self.duration).unwrap_or(i64::MAX)),
             status_code: parse_status(&self.status_code),
             status_message: self.status_message,
-            attributes: to_json(&self.span_attributes),
-            events: Value::Array(events).to_string(),
-            links: Value::Array(links).to_string(),
+            attributes: from_map(self.span_attributes),
+            events,
+            links,
             correlation_id,
             trace_state: self.trace_state,
             flags: 1,
         })
     }
-}
-
-fn json_object(map: Option<&Attributes>) -> Value {
-    Value::Object(
-        map.map(|m| {
-            m.iter()
-                .map(|(k, v)| (k.clone(), Value::String(v.clone())))
-                .collect()
-        })
-        .unwrap_or_default(),
-    )
 }
 
 impl LogRow {
@@ -423,7 +352,7 @@ impl LogRow {
             severity_number: i32::from(self.severity_number),
             severity_text: self.severity_text,
             body: self.body,
-            attributes: to_json(&self.log_attributes),
+            attributes: from_map(self.log_attributes),
             trace_id: parse_hex(&self.trace_id),
             span_id: parse_hex(&self.span_id),
             correlation_id,
@@ -435,17 +364,16 @@ impl LogRow {
 
 /// Shares one `Resource` among the rows of an answer that have the same one.
 #[derive(Default)]
-pub struct ResourceCache(HashMap<(String, String), Arc<Resource>>);
+pub struct ResourceCache(HashMap<(String, Attributes), Arc<Resource>>);
 
 impl ResourceCache {
     pub fn get(&mut self, service: String, attributes: &Attributes) -> Arc<Resource> {
-        let json = to_json(attributes);
         self.0
-            .entry((service.clone(), json.clone()))
+            .entry((service.clone(), attributes.clone()))
             .or_insert_with(|| {
                 Arc::new(Resource {
                     service,
-                    attributes: json,
+                    attributes: from_map(attributes.clone()),
                 })
             })
             .clone()
@@ -458,7 +386,10 @@ mod tests {
 
     #[test]
     fn attribute_values_become_text_as_the_exporter_writes_them() {
-        let map = to_map(r#"{"s":"x","n":1,"b":true,"a":[1,"two"],"f":1.5}"#);
+        let typed =
+            model::Attributes::from_json(r#"{"s":"x","n":1,"b":true,"a":[1,"two"],"f":1.5}"#)
+                .unwrap_or_default();
+        let map = to_map(&typed);
         assert_eq!(
             map,
             [
@@ -469,11 +400,13 @@ mod tests {
                 ("f".into(), "1.5".into()),
             ]
         );
+        let back = from_map(map);
         assert_eq!(
-            to_json(&map),
-            r#"{"s":"x","n":"1","b":"true","a":"[1,\"two\"]","f":"1.5"}"#
+            back.get("n"),
+            Some(&model::Value::from("1")),
+            "read back as text"
         );
-        assert!(to_map("not json").is_empty());
+        assert_eq!(back.len(), 5);
     }
 
     #[test]
@@ -484,17 +417,20 @@ mod tests {
             assert_eq!(parse_kind(&short), kind);
         }
         assert_eq!(kind_names(SpanKind::Server)[1], "Server");
-        assert_eq!(parse_status("STATUS_CODE_ERROR"), STATUS_ERROR);
-        assert_eq!(parse_status("Ok"), STATUS_OK);
-        assert_eq!(parse_status("whatever"), 0);
+        assert_eq!(parse_status("STATUS_CODE_ERROR"), StatusCode::Error);
+        assert_eq!(parse_status("Ok"), StatusCode::Ok);
+        assert_eq!(parse_status("whatever"), StatusCode::Unset);
     }
 
     #[test]
     fn a_correlation_id_lives_in_the_attributes() {
-        let mut map = to_map(r#"{"a":"1"}"#);
+        let mut map: Attributes = vec![("a".into(), "1".into())];
         map = with_correlation(map, &Some("c-9".into()));
         assert_eq!(correlation_of(&map).as_deref(), Some("c-9"));
-        let kept = with_correlation(to_map(r#"{"correlation.id":"c-1"}"#), &Some("c-1".into()));
+        let kept = with_correlation(
+            vec![("correlation.id".into(), "c-1".into())],
+            &Some("c-1".into()),
+        );
         assert_eq!(kept.len(), 1, "not added twice");
     }
 }

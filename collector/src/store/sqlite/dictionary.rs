@@ -8,7 +8,7 @@ use std::sync::{Arc, RwLock, RwLockReadGuard};
 
 use rusqlite::Connection;
 
-use crate::model::{Resource, SpanKind};
+use crate::model::{Attributes, Resource, SpanKind};
 use crate::store::{Operation, StoreError};
 
 /// An operation as interned: its service, name and kind.
@@ -71,8 +71,14 @@ impl Dictionary {
                 r.get::<_, String>(2)?,
             ))
         })? {
-            let (id, service_id, attributes) = row?;
+            let (id, service_id, json) = row?;
             let service = names.services.get(&service_id).cloned().unwrap_or_default();
+            // A damaged resource row must not keep the store from opening: its spans read
+            // with no resource attributes, and the log says which row it was.
+            let attributes = Attributes::from_json(&json).unwrap_or_else(|e| {
+                tracing::warn!(resource = id, error = %e, "stored resource attributes do not parse");
+                Attributes::new()
+            });
             names.resources.insert(
                 id,
                 Arc::new(Resource {
@@ -169,7 +175,7 @@ impl Names {
         self.resources.get(&id).cloned().unwrap_or_else(|| {
             Arc::new(Resource {
                 service: String::new(),
-                attributes: "{}".into(),
+                attributes: Attributes::new(),
             })
         })
     }

@@ -18,6 +18,7 @@
 
 mod connections;
 mod dictionary;
+mod encoding;
 mod key_blocks;
 mod open_index;
 mod prune;
@@ -427,7 +428,7 @@ fn migrate(conn: &mut Connection, path: &Path) -> Result<(), StoreError> {
 mod tests {
     use super::read::filters_match;
     use super::*;
-    use crate::model::{STATUS_ERROR, SpanKind};
+    use crate::model::{Attributes, SpanKind, StatusCode};
     use crate::store::{SpanFilter, Store};
 
     fn store(dir: &Path) -> SqliteStore {
@@ -484,7 +485,7 @@ mod tests {
     #[test]
     fn filters_compare_attributes_as_text_and_read_status_and_kind() {
         let attrs = r#"{"http.status_code":500,"ok":true,"name":"x"}"#;
-        let res = r#"{"service.name":"svc"}"#;
+        let res = &Attributes::from_json(r#"{"service.name":"svc"}"#).unwrap_or_default();
         let attr = |k: &str, v: &str| {
             vec![SpanFilter::Attribute {
                 key: k.into(),
@@ -509,7 +510,13 @@ mod tests {
         ));
         assert!(!filters_match(&attr("name", "y"), attrs, res, 0, server));
         let error = [SpanFilter::Error(true)];
-        assert!(filters_match(&error, attrs, res, STATUS_ERROR, server));
+        assert!(filters_match(
+            &error,
+            attrs,
+            res,
+            StatusCode::Error as i32,
+            server
+        ));
         assert!(!filters_match(&error, attrs, res, 0, server));
         assert!(filters_match(
             &[SpanFilter::Error(false)],
@@ -528,14 +535,14 @@ mod tests {
             SpanKind::Client as i32
         ));
         assert!(filters_match(
-            &[SpanFilter::StatusCode(1)],
+            &[SpanFilter::StatusCode(StatusCode::Ok)],
             attrs,
             res,
             1,
             server
         ));
         assert!(!filters_match(
-            &[SpanFilter::StatusCode(1)],
+            &[SpanFilter::StatusCode(StatusCode::Ok)],
             attrs,
             res,
             2,

@@ -8,6 +8,7 @@ use rusqlite::params_from_iter;
 use rusqlite::types::Value as SqlValue;
 
 use super::dictionary::Names;
+use super::encoding;
 use super::read::{
     LOG_SELECT, Totals, blob_id, correlated_traces, filters_match, log_from_row, trace_spans,
     trace_totals,
@@ -15,7 +16,7 @@ use super::read::{
 use super::segment::{Search, Segment, file_len, wal_path};
 use super::span_times::{self, SpanTime, Wanted};
 use super::{SqliteStore, with_segment};
-use crate::model::{Batch, LogRecord, STATUS_ERROR, SpanKind, SpanRecord, TraceId};
+use crate::model::{Batch, LogRecord, SpanKind, SpanRecord, StatusCode, TraceId};
 use crate::store::schema::current_version;
 use crate::store::{
     LogCursor, LogPage, LogQuery, Operation, PruneReport, RetentionPolicy, SampleQuery, Samples,
@@ -497,7 +498,7 @@ impl Store for SqliteStore {
                             kind: SpanKind::from_i32(kind),
                             start_ns: start,
                             duration_ns: duration,
-                            error: status == STATUS_ERROR,
+                            error: StatusCode::from_i32(status) == StatusCode::Error,
                         });
                     }
                 }
@@ -771,18 +772,8 @@ const FETCH_MANY: usize = 256;
 /// for the map while a page is taken).
 const MAX_SEARCH_PAGE: usize = 1024;
 
-/// The first well-formed link of a span's stored links (`[{"trace_id", "span_id", ...}]`).
+/// The first well-formed link of a span's stored links.
 fn first_link(links: &str) -> Option<(TraceId, [u8; 8])> {
-    #[derive(serde::Deserialize)]
-    struct Stored {
-        trace_id: String,
-        span_id: String,
-    }
-    let links: Vec<Stored> = serde_json::from_str(links).ok()?;
-    links.into_iter().find_map(|l| {
-        Some((
-            crate::model::parse_trace_id(&l.trace_id)?,
-            crate::model::parse_span_id(&l.span_id)?,
-        ))
-    })
+    let links = encoding::links(Some(links)).ok()?;
+    links.first().map(|l| (l.trace_id, l.span_id))
 }

@@ -5,10 +5,11 @@
 use rusqlite::{Connection, params};
 
 use super::dictionary::Names;
+use super::encoding;
 use super::key_blocks::{self, KeyTable};
 use super::open_index::Keys;
 use super::segment::{Lookup, Segment};
-use crate::model::{LogRecord, STATUS_ERROR, SpanKind, SpanRecord, TraceId};
+use crate::model::{Attributes, LogRecord, SpanKind, SpanRecord, StatusCode, TraceId};
 use crate::store::{SpanFilter, StoreError, StoredLog};
 
 /// The columns [`span_from_row`] reads, in its order (a macro, so that SQL built from it
@@ -41,15 +42,13 @@ pub(super) fn span_from_row(
         kind: SpanKind::from_i32(row.get(7)?),
         start_ns,
         end_ns: start_ns.saturating_add(duration_ns),
-        status_code: row.get(10)?,
+        status_code: StatusCode::from_i32(row.get(10)?),
         status_message: row.get::<_, Option<String>>(11)?.unwrap_or_default(),
-        attributes: row.get(12)?,
-        events: row
-            .get::<_, Option<String>>(13)?
-            .unwrap_or_else(|| "[]".into()),
-        links: row
-            .get::<_, Option<String>>(14)?
-            .unwrap_or_else(|| "[]".into()),
+        attributes: attributes_column(row, 12)?,
+        events: encoding::events(row.get_ref(13)?.as_str_or_null()?)
+            .map_err(|e| encoding::damaged(13, e))?,
+        links: encoding::links(row.get_ref(14)?.as_str_or_null()?)
+            .map_err(|e| encoding::damaged(14, e))?,
         correlation_id: row.get(15)?,
         trace_state: row.get::<_, Option<String>>(16)?.unwrap_or_default(),
         flags: row.get(17)?,
@@ -83,7 +82,7 @@ pub(super) fn log_from_row(
             severity_number: row.get(6)?,
             severity_text: row.get(7)?,
             body: row.get(8)?,
-            attributes: row.get(9)?,
+            attributes: attributes_column(row, 9)?,
             trace_id: row
                 .get::<_, Option<Vec<u8>>>(10)?
                 .map(|b| blob_id::<16>(&b)),
@@ -93,6 +92,14 @@ pub(super) fn log_from_row(
             event_name: row.get(14)?,
         },
     })
+}
+
+/// An attributes column (a JSON object).
+pub(super) fn attributes_column(
+    row: &rusqlite::Row<'_>,
+    column: usize,
+) -> rusqlite::Result<Attributes> {
+    Attributes::from_json(row.get_ref(column)?.as_str()?).map_err(|e| encoding::damaged(column, e))
 }
 
 /// Copies a stored ID blob into a fixed array (short blobs are zero-padded; we wrote them).
@@ -211,7 +218,7 @@ pub(super) fn trace_totals(
         totals.span_count += 1;
         totals.start_ns = totals.start_ns.min(start);
         totals.end_ns = totals.end_ns.max(start.saturating_add(row.get(2)?));
-        totals.error |= row.get::<_, i32>(3)? == STATUS_ERROR;
+        totals.error |= StatusCode::from_i32(row.get(3)?) == StatusCode::Error;
         if row.get(4)? && totals.root.is_none() {
             totals.root = Some((row.get(5)?, row.get(6)?));
         }
@@ -371,30 +378,29 @@ fn spans_of(
     Ok(())
 }
 
-/// Does a span row meet every filter? Attribute values compare as text.
+/// Does a span row meet every filter? Attribute values compare as text; the span's
+/// attributes (JSON as stored) are parsed only if a filter asks for one.
 pub(super) fn filters_match(
     filters: &[SpanFilter],
     attributes: &str,
-    resource: &str,
+    resource: &Attributes,
     status_code: i32,
     kind: i32,
 ) -> bool {
-    let parse = |s: &str| {
-        serde_json::from_str::<serde_json::Map<String, serde_json::Value>>(s).unwrap_or_default()
-    };
-    let (mut attrs, mut res) = (None, None);
+    let status = StatusCode::from_i32(status_code);
+    let mut attrs = None;
     filters.iter().all(|f| match f {
-        SpanFilter::Error(e) => (status_code == STATUS_ERROR) == *e,
+        SpanFilter::Error(e) => (status == StatusCode::Error) == *e,
         SpanFilter::Kind(k) => SpanKind::from_i32(kind) == *k,
-        SpanFilter::StatusCode(c) => status_code == *c,
-        SpanFilter::Attribute { key, value } => attrs
-            .get_or_insert_with(|| parse(attributes))
-            .get(key)
-            .cloned()
-            .or_else(|| res.get_or_insert_with(|| parse(resource)).get(key).cloned())
-            .is_some_and(|v| match v {
-                serde_json::Value::String(s) => s == *value,
-                other => value.as_str() == other.to_string().as_str(),
-            }),
+        SpanFilter::StatusCode(c) => status == *c,
+        SpanFilter::Attribute { key, value } => {
+            // A row that does not parse matches no attribute filter (reading it says why).
+            let attrs = attrs.get_or_insert_with(|| Attributes::from_json(attributes).ok());
+            attrs
+                .as_ref()
+                .and_then(|a| a.get(key))
+                .or_else(|| resource.get(key))
+                .is_some_and(|v| v.text() == value.as_str())
+        }
     })
 }

@@ -13,6 +13,7 @@ use rusqlite::{Connection, Transaction, params};
 
 use super::connections::Checkpointer;
 use super::dictionary::{Dictionary, NewName, OperationName};
+use super::encoding;
 use super::open_index::{OpenIndex, Runs};
 use super::segment::{self, Job, OPEN, SEALING, SealJob, Sealer, Search, Segment};
 use super::span_times::SpanTime;
@@ -169,12 +170,23 @@ impl Writer {
             });
         }
         let mut logs = Vec::with_capacity(batch.logs.len());
+        // As for spans: records of one resource block share their `Arc<Resource>`.
+        let mut last: Option<(*const Resource, i64, i64)> = None;
         for log in &batch.logs {
-            let service = interner.service(&log.resource.service)?;
+            let (service, resource) = match last {
+                Some((ptr, service, resource)) if std::ptr::eq(ptr, Arc::as_ptr(&log.resource)) => {
+                    (service, resource)
+                }
+                _ => {
+                    let service = interner.service(&log.resource.service)?;
+                    (service, interner.resource(service, &log.resource)?)
+                }
+            };
+            last = Some((Arc::as_ptr(&log.resource), service, resource));
             logs.push(RowIds {
                 service,
                 op: 0,
-                resource: interner.resource(service, &log.resource)?,
+                resource,
                 scope: interner.scope(&log.scope_name, "")?,
             });
         }
@@ -272,11 +284,11 @@ fn insert_spans<'a>(
             span.kind as i32,
             span.start_ns,
             span.duration_ns(),
-            span.status_code,
+            span.status_code as i32,
             non_empty(&span.status_message),
-            span.attributes,
-            non_empty_list(&span.events),
-            non_empty_list(&span.links),
+            span.attributes.to_json(),
+            encoding::events_column(&span.events),
+            encoding::links_column(&span.links),
             span.correlation_id,
             non_empty(&span.trace_state),
             span.flags,
@@ -319,7 +331,7 @@ fn insert_logs(
             log.severity_number,
             log.severity_text,
             log.body,
-            log.attributes,
+            log.attributes.to_json(),
             log.trace_id.as_ref().map(|t| &t[..]),
             log.span_id.as_ref().map(|s| &s[..]),
             log.correlation_id,
@@ -331,13 +343,9 @@ fn insert_logs(
     Ok(last_log)
 }
 
-/// Most spans have no status message, trace state, events or links: store NULL, not bytes.
+/// Most spans have no status message or trace state: store NULL, not bytes.
 fn non_empty(s: &str) -> Option<&str> {
     (!s.is_empty()).then_some(s)
-}
-
-fn non_empty_list(json: &str) -> Option<&str> {
-    (json != "[]").then_some(json)
 }
 
 /// Interns names into small integer IDs within the catalog transaction, noting each new one
@@ -405,20 +413,22 @@ impl Interner<'_> {
         Ok(id)
     }
 
+    /// A resource's ID; its key is its attributes' stored JSON.
     fn resource(&mut self, service_id: i64, resource: &Arc<Resource>) -> Result<i64, StoreError> {
-        if let Some(id) = self.resources.get(&resource.attributes) {
+        let json = resource.attributes.to_json();
+        if let Some(id) = self.resources.get(&json) {
             return Ok(*id);
         }
         self.tx.execute(
             "INSERT OR IGNORE INTO resources (service_id, attributes) VALUES (?1, ?2)",
-            params![service_id, resource.attributes],
+            params![service_id, json],
         )?;
         let id = self.tx.query_row(
             "SELECT id FROM resources WHERE attributes = ?1",
-            [&resource.attributes],
+            [&json],
             |r| r.get(0),
         )?;
-        self.resources.insert(resource.attributes.clone(), id);
+        self.resources.insert(json, id);
         self.new.push(NewName::Resource(id, resource.clone()));
         Ok(id)
     }

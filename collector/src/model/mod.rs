@@ -1,8 +1,13 @@
-//! The collector's own span and log model: what every receiver (OTLP, Zipkin) produces and
-//! every store keeps. Attributes are kept as JSON objects so that stores can filter on them
-//! and the query side can give them back with their types (string, bool, int, double).
+//! The collector's own span and log model: what every receiver (OTLP, Zipkin) produces, every
+//! store keeps and every query reads. Attribute values keep OpenTelemetry's kinds, events and
+//! links are structs and the status an enum; how a store encodes them is its own business
+//! (see `store::sqlite` and `store::clickhouse::rows`).
 
 use std::sync::Arc;
+
+mod attributes;
+
+pub use attributes::{Attributes, Value};
 
 /// A 16-byte trace ID; never all zero once it is in the model.
 pub type TraceId = [u8; 16];
@@ -19,17 +24,66 @@ pub const UNKNOWN_SERVICE: &str = "unknown_service";
 #[derive(Debug, Clone, PartialEq)]
 pub struct Resource {
     pub service: String,
-    /// Resource attributes as a JSON object (includes `service.name`).
-    pub attributes: String,
+    /// Resource attributes (including `service.name`).
+    pub attributes: Attributes,
 }
 
 /// OTLP span kinds: the query API's type, so the model and the answers share it.
 pub use gauntlet_query_api::SpanKind;
 
-/// OTLP status codes.
-pub const STATUS_UNSET: i32 = 0;
-pub const STATUS_OK: i32 = 1;
-pub const STATUS_ERROR: i32 = 2;
+/// OTLP status codes; the numbers are the protocol's.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+pub enum StatusCode {
+    #[default]
+    Unset = 0,
+    Ok = 1,
+    Error = 2,
+}
+
+impl StatusCode {
+    /// The protocol's number; an unknown one is `Unset`, as the spec reads it.
+    pub fn from_i32(code: i32) -> Self {
+        match code {
+            1 => Self::Ok,
+            2 => Self::Error,
+            _ => Self::Unset,
+        }
+    }
+
+    /// `UNSET`, `OK` or `ERROR`: the names `otel.status_code` uses.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Unset => "UNSET",
+            Self::Ok => "OK",
+            Self::Error => "ERROR",
+        }
+    }
+
+    /// The name in any case, as a search tag gives it.
+    pub fn from_name(name: &str) -> Option<Self> {
+        [Self::Unset, Self::Ok, Self::Error]
+            .into_iter()
+            .find(|c| c.name().eq_ignore_ascii_case(name))
+    }
+}
+
+/// Something that happened at a point within a span.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Event {
+    pub time_ns: i64,
+    pub name: String,
+    pub attributes: Attributes,
+}
+
+/// A span this one is causally related to besides its parent (e.g. the producer of a
+/// message it consumes).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Link {
+    pub trace_id: TraceId,
+    pub span_id: SpanId,
+    pub trace_state: String,
+    pub attributes: Attributes,
+}
 
 /// One span, as received and as read back.
 #[derive(Debug, Clone, PartialEq)]
@@ -44,14 +98,11 @@ pub struct SpanRecord {
     pub kind: SpanKind,
     pub start_ns: i64,
     pub end_ns: i64,
-    pub status_code: i32,
+    pub status_code: StatusCode,
     pub status_message: String,
-    /// Span attributes as a JSON object.
-    pub attributes: String,
-    /// JSON array of `{"time_unix_nano", "name", "attributes"}`.
-    pub events: String,
-    /// JSON array of `{"trace_id", "span_id", "attributes"}` (IDs in hex).
-    pub links: String,
+    pub attributes: Attributes,
+    pub events: Vec<Event>,
+    pub links: Vec<Link>,
     pub correlation_id: Option<String>,
     pub trace_state: String,
     pub flags: u32,
@@ -62,7 +113,7 @@ impl SpanRecord {
         self.end_ns.saturating_sub(self.start_ns)
     }
     pub fn is_error(&self) -> bool {
-        self.status_code == STATUS_ERROR
+        self.status_code == StatusCode::Error
     }
 }
 
@@ -77,8 +128,7 @@ pub struct LogRecord {
     pub severity_text: String,
     /// The body as text: a string body as it is, any other value as JSON.
     pub body: String,
-    /// Log attributes as a JSON object.
-    pub attributes: String,
+    pub attributes: Attributes,
     pub trace_id: Option<TraceId>,
     pub span_id: Option<SpanId>,
     pub correlation_id: Option<String>,

@@ -1,0 +1,355 @@
+//! OpenTelemetry attribute values with their kinds (string, bool, int, double, bytes, array,
+//! map, or empty), in the order they were received, and their plain JSON form: a string as a
+//! JSON string, a number as a JSON number, bytes as base64 text, an array as a JSON array, a
+//! map as a JSON object. That form is what the SQLite store keeps (and what its files of
+//! earlier versions hold), what trace search compares a tag with (as [`Value::text`]) and
+//! what a person reads.
+
+use std::borrow::Cow;
+use std::fmt;
+
+use base64::Engine;
+use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
+use serde::ser::{SerializeMap, SerializeSeq, Serializer};
+use serde::{Deserialize, Serialize};
+
+use super::CORRELATION_KEYS;
+
+/// One attribute value, of one of OpenTelemetry's kinds.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Value {
+    /// An `AnyValue` with no value set (the protocol allows it).
+    Empty,
+    String(String),
+    Bool(bool),
+    Int(i64),
+    Double(f64),
+    Bytes(Vec<u8>),
+    Array(Vec<Value>),
+    Map(Attributes),
+}
+
+impl Value {
+    pub fn as_str(&self) -> Option<&str> {
+        match self {
+            Self::String(s) => Some(s),
+            _ => None,
+        }
+    }
+
+    /// The value as text: a string as it is, anything else as its plain JSON (how trace
+    /// search compares tags, and how the ClickHouse schema stores attribute values).
+    pub fn text(&self) -> Cow<'_, str> {
+        match self {
+            Self::String(s) => Cow::Borrowed(s),
+            Self::Double(d) if !d.is_finite() => Cow::Borrowed(non_finite_name(*d)),
+            Self::Bytes(b) => Cow::Owned(base64::engine::general_purpose::STANDARD.encode(b)),
+            other => Cow::Owned(other.to_string()),
+        }
+    }
+}
+
+/// The names OTLP/JSON gives the doubles JSON has no number for.
+fn non_finite_name(d: f64) -> &'static str {
+    if d.is_nan() {
+        "NaN"
+    } else if d > 0.0 {
+        "Infinity"
+    } else {
+        "-Infinity"
+    }
+}
+
+/// Plain JSON (see the module doc); strings are quoted.
+impl fmt::Display for Value {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&serde_json::to_string(self).map_err(|_| fmt::Error)?)
+    }
+}
+
+impl From<&str> for Value {
+    fn from(s: &str) -> Self {
+        Self::String(s.to_string())
+    }
+}
+
+impl From<String> for Value {
+    fn from(s: String) -> Self {
+        Self::String(s)
+    }
+}
+
+impl From<i64> for Value {
+    fn from(i: i64) -> Self {
+        Self::Int(i)
+    }
+}
+
+impl From<bool> for Value {
+    fn from(b: bool) -> Self {
+        Self::Bool(b)
+    }
+}
+
+/// Key-value pairs in the order received. OTLP sends a list, not a map: keys are not
+/// checked for uniqueness here, and [`Attributes::get`] answers the first.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Attributes(Vec<(String, Value)>);
+
+impl Attributes {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    pub fn with_capacity(n: usize) -> Self {
+        Self(Vec::with_capacity(n))
+    }
+
+    pub fn push(&mut self, key: impl Into<String>, value: impl Into<Value>) {
+        self.0.push((key.into(), value.into()));
+    }
+
+    /// Sets `key` to `value`, replacing the first value it had or adding it at the end.
+    pub fn insert(&mut self, key: impl Into<String>, value: impl Into<Value>) {
+        let key = key.into();
+        let value = value.into();
+        match self.0.iter_mut().find(|(k, _)| *k == key) {
+            Some((_, v)) => *v = value,
+            None => self.0.push((key, value)),
+        }
+    }
+
+    /// The first value under `key`.
+    pub fn get(&self, key: &str) -> Option<&Value> {
+        self.0.iter().find(|(k, _)| k == key).map(|(_, v)| v)
+    }
+
+    pub fn iter(&self) -> impl ExactSizeIterator<Item = (&str, &Value)> {
+        self.0.iter().map(|(k, v)| (k.as_str(), v))
+    }
+
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// The first correlation attribute present and not empty, as text (a string as it is,
+    /// any other value as its plain JSON).
+    pub fn correlation_id(&self) -> Option<String> {
+        CORRELATION_KEYS.iter().find_map(|key| {
+            let value = self.get(key)?;
+            if *value == Value::Empty {
+                return None;
+            }
+            let text = value.text();
+            (!text.is_empty()).then(|| text.into_owned())
+        })
+    }
+
+    /// The plain JSON object (what the SQLite store keeps).
+    pub fn to_json(&self) -> String {
+        // Serializing cannot fail: keys are strings and non-finite doubles become strings.
+        serde_json::to_string(self).unwrap_or_else(|_| "{}".to_string())
+    }
+
+    /// Reads a plain JSON object; anything else is an error.
+    pub fn from_json(json: &str) -> Result<Self, serde_json::Error> {
+        serde_json::from_str(json)
+    }
+}
+
+impl<K: Into<String>, V: Into<Value>> FromIterator<(K, V)> for Attributes {
+    fn from_iter<I: IntoIterator<Item = (K, V)>>(iter: I) -> Self {
+        Self(
+            iter.into_iter()
+                .map(|(k, v)| (k.into(), v.into()))
+                .collect(),
+        )
+    }
+}
+
+impl IntoIterator for Attributes {
+    type Item = (String, Value);
+    type IntoIter = std::vec::IntoIter<(String, Value)>;
+    fn into_iter(self) -> Self::IntoIter {
+        self.0.into_iter()
+    }
+}
+
+impl Serialize for Value {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Self::Empty => s.serialize_none(),
+            Self::String(v) => s.serialize_str(v),
+            Self::Bool(v) => s.serialize_bool(*v),
+            Self::Int(v) => s.serialize_i64(*v),
+            // JSON has no NaN or Infinity: keep them as the strings OTLP/JSON uses.
+            Self::Double(v) if !v.is_finite() => s.serialize_str(non_finite_name(*v)),
+            Self::Double(v) => s.serialize_f64(*v),
+            Self::Bytes(v) => s.serialize_str(&base64::engine::general_purpose::STANDARD.encode(v)),
+            Self::Array(values) => {
+                let mut seq = s.serialize_seq(Some(values.len()))?;
+                for v in values {
+                    seq.serialize_element(v)?;
+                }
+                seq.end()
+            }
+            Self::Map(map) => map.serialize(s),
+        }
+    }
+}
+
+impl Serialize for Attributes {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut map = s.serialize_map(Some(self.0.len()))?;
+        for (k, v) in &self.0 {
+            map.serialize_entry(k, v)?;
+        }
+        map.end()
+    }
+}
+
+/// Plain JSON back into values: a whole number that fits is an int, any other number a
+/// double, `null` the empty value. Bytes were written as base64 text and read as a string.
+impl<'de> Deserialize<'de> for Value {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_any(ValueVisitor)
+    }
+}
+
+impl<'de> Deserialize<'de> for Attributes {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_map(ValueVisitor).and_then(|v| match v {
+            Value::Map(m) => Ok(m),
+            _ => Err(de::Error::custom("attributes are a JSON object")),
+        })
+    }
+}
+
+struct ValueVisitor;
+
+impl<'de> Visitor<'de> for ValueVisitor {
+    type Value = Value;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("an attribute value")
+    }
+    fn visit_unit<E>(self) -> Result<Value, E> {
+        Ok(Value::Empty)
+    }
+    fn visit_none<E>(self) -> Result<Value, E> {
+        Ok(Value::Empty)
+    }
+    fn visit_bool<E>(self, v: bool) -> Result<Value, E> {
+        Ok(Value::Bool(v))
+    }
+    fn visit_i64<E>(self, v: i64) -> Result<Value, E> {
+        Ok(Value::Int(v))
+    }
+    fn visit_u64<E>(self, v: u64) -> Result<Value, E> {
+        Ok(i64::try_from(v).map_or(Value::Double(v as f64), Value::Int))
+    }
+    fn visit_f64<E>(self, v: f64) -> Result<Value, E> {
+        Ok(Value::Double(v))
+    }
+    fn visit_str<E>(self, v: &str) -> Result<Value, E> {
+        Ok(Value::String(v.to_string()))
+    }
+    fn visit_string<E>(self, v: String) -> Result<Value, E> {
+        Ok(Value::String(v))
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
+        let mut out = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(1024));
+        while let Some(v) = seq.next_element()? {
+            out.push(v);
+        }
+        Ok(Value::Array(out))
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
+        let mut out = Vec::with_capacity(map.size_hint().unwrap_or(0).min(1024));
+        while let Some(pair) = map.next_entry::<String, Value>()? {
+            out.push(pair);
+        }
+        Ok(Value::Map(Attributes(out)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample() -> Attributes {
+        let mut inner = Attributes::new();
+        inner.push("k", "v");
+        let mut a = Attributes::new();
+        a.push("s", "x");
+        a.push("b", true);
+        a.push("i", -7);
+        a.push("d", Value::Double(1.5));
+        a.push("a", Value::Array(vec![Value::Int(1), "two".into()]));
+        a.push("m", Value::Map(inner));
+        a.push("e", Value::Empty);
+        a
+    }
+
+    #[test]
+    fn plain_json_keeps_order_and_kinds() {
+        let json = sample().to_json();
+        assert_eq!(
+            json,
+            r#"{"s":"x","b":true,"i":-7,"d":1.5,"a":[1,"two"],"m":{"k":"v"},"e":null}"#
+        );
+        assert_eq!(Attributes::from_json(&json).ok(), Some(sample()));
+    }
+
+    #[test]
+    fn bytes_and_odd_doubles_become_text() {
+        let mut a = Attributes::new();
+        a.push("raw", Value::Bytes(vec![0, 255]));
+        a.push("nan", Value::Double(f64::NAN));
+        a.push("big", Value::Double(1e300));
+        a.push("low", Value::Double(f64::NEG_INFINITY));
+        assert_eq!(
+            a.to_json(),
+            r#"{"raw":"AP8=","nan":"NaN","big":1e+300,"low":"-Infinity"}"#
+        );
+        assert_eq!(Value::Bytes(vec![0, 255]).text(), "AP8=");
+        assert_eq!(Value::Double(f64::NAN).text(), "NaN");
+        let back = Attributes::from_json(&a.to_json()).unwrap_or_default();
+        assert_eq!(back.get("raw"), Some(&Value::String("AP8=".into())));
+        assert_eq!(back.get("big"), Some(&Value::Double(1e300)));
+    }
+
+    #[test]
+    fn text_is_the_string_or_the_json() {
+        assert_eq!(Value::from("x").text(), "x");
+        assert_eq!(Value::Int(500).text(), "500");
+        assert_eq!(Value::Array(vec!["a".into()]).text(), r#"["a"]"#);
+        assert_eq!(Value::Bool(true).to_string(), "true");
+    }
+
+    #[test]
+    fn anything_but_an_object_is_not_attributes() {
+        assert!(Attributes::from_json("[1]").is_err());
+        assert!(Attributes::from_json("not json").is_err());
+    }
+
+    #[test]
+    fn the_first_non_empty_correlation_key_wins() {
+        let a: Attributes = [("correlation.id", "second"), ("correlation_id", "first")]
+            .into_iter()
+            .collect();
+        assert_eq!(a.correlation_id().as_deref(), Some("first"));
+        let empty: Attributes = [("correlation_id", ""), ("app.correlation_id", "c")]
+            .into_iter()
+            .collect();
+        assert_eq!(empty.correlation_id().as_deref(), Some("c"));
+        let mut int = Attributes::new();
+        int.push("correlation_id", 42);
+        assert_eq!(int.correlation_id().as_deref(), Some("42"));
+        assert_eq!(Attributes::new().correlation_id(), None);
+    }
+}

@@ -1,0 +1,164 @@
+//! How the SQLite store writes the model's typed parts into its columns, and reads them
+//! back: attributes as their plain JSON object (see `model::Attributes`), events and links as
+//! JSON arrays (`[{"time_unix_nano", "name", "attributes"}]`, `[{"trace_id", "span_id",
+//! "trace_state", "attributes"}]`, IDs in hex), the status as the protocol's number. Every
+//! store file since the first holds these forms, so old files read as new ones do.
+
+use serde::{Deserialize, Serialize};
+
+use crate::model::{Attributes, Event, Link, hex, parse_span_id, parse_trace_id};
+
+/// An event as written (borrowed from the model) ...
+#[derive(Serialize)]
+struct EventOut<'a> {
+    time_unix_nano: i64,
+    name: &'a str,
+    attributes: &'a Attributes,
+}
+
+/// ... and as read back (older files may lack a field).
+#[derive(Deserialize)]
+struct EventIn {
+    #[serde(default)]
+    time_unix_nano: i64,
+    #[serde(default)]
+    name: String,
+    #[serde(default)]
+    attributes: Attributes,
+}
+
+#[derive(Serialize)]
+struct LinkOut<'a> {
+    trace_id: String,
+    span_id: String,
+    #[serde(skip_serializing_if = "str::is_empty")]
+    trace_state: &'a str,
+    attributes: &'a Attributes,
+}
+
+#[derive(Deserialize)]
+struct LinkIn {
+    trace_id: String,
+    span_id: String,
+    #[serde(default)]
+    trace_state: String,
+    #[serde(default)]
+    attributes: Attributes,
+}
+
+/// The events column: NULL when there are none (most spans), to spend no bytes on them.
+pub(super) fn events_column(events: &[Event]) -> Option<String> {
+    if events.is_empty() {
+        return None;
+    }
+    let stored: Vec<EventOut> = events
+        .iter()
+        .map(|e| EventOut {
+            time_unix_nano: e.time_ns,
+            name: &e.name,
+            attributes: &e.attributes,
+        })
+        .collect();
+    serde_json::to_string(&stored).ok()
+}
+
+/// The links column: NULL when there are none.
+pub(super) fn links_column(links: &[Link]) -> Option<String> {
+    if links.is_empty() {
+        return None;
+    }
+    let stored: Vec<LinkOut> = links
+        .iter()
+        .map(|l| LinkOut {
+            trace_id: hex(&l.trace_id),
+            span_id: hex(&l.span_id),
+            trace_state: &l.trace_state,
+            attributes: &l.attributes,
+        })
+        .collect();
+    serde_json::to_string(&stored).ok()
+}
+
+pub(super) fn events(column: Option<&str>) -> serde_json::Result<Vec<Event>> {
+    let Some(json) = column else {
+        return Ok(Vec::new());
+    };
+    let stored: Vec<EventIn> = serde_json::from_str(json)?;
+    Ok(stored
+        .into_iter()
+        .map(|e| Event {
+            time_ns: e.time_unix_nano,
+            name: e.name,
+            attributes: e.attributes,
+        })
+        .collect())
+}
+
+/// The stored links; one whose IDs do not parse (versions before 0.3 kept whatever bytes a
+/// sender gave) points nowhere and is left out.
+pub(super) fn links(column: Option<&str>) -> serde_json::Result<Vec<Link>> {
+    let Some(json) = column else {
+        return Ok(Vec::new());
+    };
+    let stored: Vec<LinkIn> = serde_json::from_str(json)?;
+    Ok(stored
+        .into_iter()
+        .filter_map(|l| {
+            Some(Link {
+                trace_id: parse_trace_id(&l.trace_id)?,
+                span_id: parse_span_id(&l.span_id)?,
+                trace_state: l.trace_state,
+                attributes: l.attributes,
+            })
+        })
+        .collect())
+}
+
+/// A JSON column that does not parse is a damaged row: the read fails with the column named
+/// rather than answering with the data missing.
+pub(super) fn damaged(column: usize, e: serde_json::Error) -> rusqlite::Error {
+    rusqlite::Error::FromSqlConversionFailure(column, rusqlite::types::Type::Text, Box::new(e))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::Value;
+
+    #[test]
+    fn events_and_links_read_back_as_written() {
+        let mut attributes = Attributes::new();
+        attributes.push("attempt", Value::Int(2));
+        let written_events = vec![Event {
+            time_ns: 15,
+            name: "retry".into(),
+            attributes: attributes.clone(),
+        }];
+        let written_links = vec![Link {
+            trace_id: [4; 16],
+            span_id: [3; 8],
+            trace_state: "k=v".into(),
+            attributes,
+        }];
+        let e = events_column(&written_events);
+        let l = links_column(&written_links);
+        assert_eq!(events(e.as_deref()).ok(), Some(written_events));
+        assert_eq!(links(l.as_deref()).ok(), Some(written_links));
+        assert_eq!(events_column(&[]), None);
+        assert_eq!(links(None).ok(), Some(Vec::new()));
+    }
+
+    #[test]
+    fn the_forms_older_files_hold_still_read() {
+        // As versions before the typed model wrote them (keys sorted, no trace_state).
+        let old_events = r#"[{"attributes":{"k":"v","n":null},"name":"wr","time_unix_nano":7}]"#;
+        let old_links = r#"[{"attributes":{},"span_id":"0303030303030303","trace_id":"04040404040404040404040404040404"},{"attributes":{},"span_id":"03","trace_id":""}]"#;
+        let e = events(Some(old_events)).unwrap_or_default();
+        assert_eq!(e[0].time_ns, 7);
+        assert_eq!(e[0].attributes.get("n"), Some(&Value::Empty));
+        let l = links(Some(old_links)).unwrap_or_default();
+        assert_eq!(l.len(), 1, "the link with an empty trace ID points nowhere");
+        assert_eq!(l[0].trace_id, [4; 16]);
+        assert!(events(Some("{oops")).is_err());
+    }
+}
