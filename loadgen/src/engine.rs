@@ -16,7 +16,7 @@ use tokio::sync::watch;
 use tokio::time::Instant;
 
 use crate::check::capture;
-use crate::http::{Connections, Outgoing, TargetError, resolve};
+use crate::http::{Answer, Connections, Outgoing, TargetError, resolve};
 use crate::metrics::{ErrorKind, Interval, Outcome, Recorder, Stats};
 use crate::otlp::{Exporter, RequestSpan, TraceIds};
 use crate::progress::{Progress, ProgressMode, Snapshot};
@@ -133,6 +133,13 @@ impl Shared {
     }
 }
 
+/// A step's URL (`None` when fixed), headers and body, rendered for one request.
+type Rendered = (
+    Option<String>,
+    Vec<(http::HeaderName, String)>,
+    Option<String>,
+);
+
 /// Runs `plan` until every scenario ends or `stop` turns true.
 pub async fn run(
     plan: Plan,
@@ -140,25 +147,7 @@ pub async fn run(
     stop: watch::Receiver<bool>,
 ) -> Result<RunResult, RunError> {
     let run_id = uuid::Uuid::now_v7().simple().to_string();
-    // Every host the plan can already name is checked before the first request.
-    let mut addrs = HashMap::new();
-    for s in &plan.scenarios {
-        for step in s
-            .setup
-            .iter()
-            .chain(s.flows.iter().flat_map(|f| f.steps.iter()))
-        {
-            if let Ok(url) = step.url.render(0, |v| plan.vars.get(v).map(String::as_str)) {
-                let uri: http::Uri = url
-                    .parse()
-                    .map_err(|e| RunError::Url(format!("{url:?}: {e}")))?;
-                if let Some(a) = uri.authority() {
-                    let addr = resolve(a.as_str(), opts.allow_remote).await?;
-                    addrs.insert(a.as_str().to_string(), addr);
-                }
-            }
-        }
-    }
+    let addrs = resolve_hosts(&plan, opts.allow_remote).await?;
     let (exporter, export_task) = match &opts.otlp {
         Some(url) => {
             let (e, t) = Exporter::start(url, markers::LOADGEN_SERVICE, &run_id, opts.otlp_sample);
@@ -178,27 +167,91 @@ pub async fn run(
         exporter,
         stop,
     });
-    if let Some(e) = &shared.exporter {
-        let attrs = vec![(
-            "gauntlet.scenarios".to_string(),
-            shared
-                .plan
-                .scenarios
-                .iter()
-                .map(|s| s.name.clone())
-                .collect::<Vec<_>>()
-                .join(","),
-        )];
-        e.marker(
-            markers::LOAD_START,
-            shared.started,
-            shared.started,
-            attrs,
-            false,
-        )
-        .await;
+    start_marker(&shared).await;
+    let (recorders, elapsed, timeline) = drive(&shared).await;
+    let plan = &shared.plan;
+    let tally = Tally::of(plan, &recorders);
+    let verdicts = tally.verdicts(plan, elapsed.as_secs_f64());
+    let interrupted = shared.stopped();
+    let marker_trace = end_markers(&shared, &verdicts, &tally.all).await;
+    let names = plan.names.clone();
+    let started = shared.started;
+    let (target_rps, model) = (target_rps(plan), model(plan));
+    // Dropping the last handle closes the exporter's queue; it flushes, then ends.
+    drop(shared);
+    if let Some(t) = export_task {
+        let _ = tokio::time::timeout(Duration::from_secs(10), t).await;
     }
+    Ok(RunResult {
+        run_id,
+        started,
+        elapsed,
+        names,
+        by_name: tally.by_name,
+        scenarios: tally.scenarios,
+        all: tally.all,
+        timeline,
+        verdicts,
+        target_rps,
+        model,
+        interrupted,
+        marker_trace,
+    })
+}
 
+/// Every host the plan can already name, resolved (and checked against `allow_remote`)
+/// before the first request.
+async fn resolve_hosts(
+    plan: &Plan,
+    allow_remote: bool,
+) -> Result<HashMap<String, SocketAddr>, RunError> {
+    let mut addrs = HashMap::new();
+    for s in &plan.scenarios {
+        for step in s
+            .setup
+            .iter()
+            .chain(s.flows.iter().flat_map(|f| f.steps.iter()))
+        {
+            if let Ok(url) = step.url.render(0, |v| plan.vars.get(v).map(String::as_str)) {
+                let uri: http::Uri = url
+                    .parse()
+                    .map_err(|e| RunError::Url(format!("{url:?}: {e}")))?;
+                if let Some(a) = uri.authority() {
+                    let addr = resolve(a.as_str(), allow_remote).await?;
+                    addrs.insert(a.as_str().to_string(), addr);
+                }
+            }
+        }
+    }
+    Ok(addrs)
+}
+
+/// The `load.start` marker, naming the scenarios.
+async fn start_marker(shared: &Shared) {
+    let Some(e) = &shared.exporter else {
+        return;
+    };
+    let names: Vec<&str> = shared
+        .plan
+        .scenarios
+        .iter()
+        .map(|s| s.name.as_str())
+        .collect();
+    let attrs = vec![("gauntlet.scenarios".to_string(), names.join(","))];
+    e.marker(
+        markers::LOAD_START,
+        shared.started,
+        shared.started,
+        attrs,
+        false,
+    )
+    .await;
+}
+
+/// Starts every virtual user and watches them to the end (or to the hard stop), one
+/// timeline point and one progress update a second. Returns the users' recorders, the time
+/// the run took and its timeline.
+async fn drive(shared: &Arc<Shared>) -> (Vec<Arc<Mutex<Recorder>>>, Duration, Vec<Point>) {
     let mut recorders = Vec::new();
     let mut vus = tokio::task::JoinSet::new();
     for (si, scenario) in shared.plan.scenarios.iter().enumerate() {
@@ -235,15 +288,8 @@ pub async fn run(
             _ = tick.tick() => {
                 let second = collect_interval(&recorders);
                 totals.merge(&second);
-                let t = timeline.len() as u32 + 1;
-                timeline.push(point(t, &second));
-                progress.update(&Snapshot {
-                    elapsed: shared.start.elapsed(),
-                    requests: totals.requests,
-                    errors: totals.failures,
-                    rps: second.requests as f64,
-                    p99_ms: if second.latency.is_empty() { 0.0 } else { second.latency.value_at_quantile(0.99) as f64 / 1000.0 },
-                });
+                timeline.push(point(timeline.len() as u32 + 1, &second));
+                progress.update(&snapshot(shared, &totals, &second));
             }
             _ = async {
                 match hard_stop {
@@ -263,111 +309,137 @@ pub async fn run(
         timeline.push(point(timeline.len() as u32 + 1, &last));
     }
     progress.finish();
+    (recorders, elapsed, timeline)
+}
 
-    let plan = &shared.plan;
-    let mut by_name = vec![Stats::default(); plan.names.len()];
-    for rec in &recorders {
-        let r = rec.lock().unwrap_or_else(|p| p.into_inner());
-        for (i, s) in r.by_name.iter().enumerate() {
-            if let Some(s) = s {
-                by_name[i].merge(s);
+fn snapshot(shared: &Shared, totals: &Interval, second: &Interval) -> Snapshot {
+    Snapshot {
+        elapsed: shared.start.elapsed(),
+        requests: totals.requests,
+        errors: totals.failures,
+        rps: second.requests as f64,
+        p99_ms: if second.latency.is_empty() {
+            0.0
+        } else {
+            second.latency.value_at_quantile(0.99) as f64 / 1000.0
+        },
+    }
+}
+
+/// The run's statistics by request name, by scenario and in all.
+struct Tally {
+    by_name: Vec<Stats>,
+    scenarios: Vec<(String, Stats)>,
+    all: Stats,
+}
+
+impl Tally {
+    fn of(plan: &Plan, recorders: &[Arc<Mutex<Recorder>>]) -> Self {
+        let mut by_name = vec![Stats::default(); plan.names.len()];
+        for rec in recorders {
+            let r = rec.lock().unwrap_or_else(|p| p.into_inner());
+            for (i, s) in r.by_name.iter().enumerate() {
+                if let Some(s) = s {
+                    by_name[i].merge(s);
+                }
             }
         }
+        let mut scenarios: Vec<(String, Stats)> = plan
+            .scenarios
+            .iter()
+            .map(|s| (s.name.clone(), Stats::default()))
+            .collect();
+        let mut all = Stats::default();
+        for (i, s) in by_name.iter().enumerate() {
+            scenarios[plan.name_scenario[i]].1.merge(s);
+            all.merge(s);
+        }
+        Self {
+            by_name,
+            scenarios,
+            all,
+        }
     }
-    let mut scenarios: Vec<(String, Stats)> = plan
-        .scenarios
-        .iter()
-        .map(|s| (s.name.clone(), Stats::default()))
-        .collect();
-    let mut all = Stats::default();
-    for (i, s) in by_name.iter().enumerate() {
-        scenarios[plan.name_scenario[i]].1.merge(s);
-        all.merge(s);
+
+    /// Each threshold judged on the statistics of its scope (`scenario:NAME`,
+    /// `request:NAME`, or the whole run).
+    fn verdicts(&self, plan: &Plan, secs: f64) -> Vec<Verdict> {
+        plan.thresholds
+            .iter()
+            .map(|(scope, t)| {
+                let stats = match scope.split_once(':') {
+                    Some(("scenario", n)) => self
+                        .scenarios
+                        .iter()
+                        .find(|(name, _)| name == n)
+                        .map(|(_, s)| s),
+                    Some(("request", n)) => plan
+                        .names
+                        .iter()
+                        .position(|x| x == n)
+                        .map(|i| &self.by_name[i]),
+                    _ => Some(&self.all),
+                };
+                t.judge(scope, stats.unwrap_or(&self.all), secs)
+            })
+            .collect()
     }
-    let secs = elapsed.as_secs_f64();
-    let verdicts: Vec<Verdict> = plan
-        .thresholds
-        .iter()
-        .map(|(scope, t)| {
-            let stats = match scope.split_once(':') {
-                Some(("scenario", n)) => {
-                    scenarios.iter().find(|(name, _)| name == n).map(|(_, s)| s)
-                }
-                Some(("request", n)) => plan.names.iter().position(|x| x == n).map(|i| &by_name[i]),
-                _ => Some(&all),
-            };
-            t.judge(scope, stats.unwrap_or(&all), secs)
-        })
-        .collect();
+}
+
+/// `open`, `closed` or `mixed`: the models of the plan's scenarios.
+fn model(plan: &Plan) -> &'static str {
     let open = plan
         .scenarios
         .iter()
         .filter(|s| s.executor.is_open())
         .count();
-    let model = match open {
+    match open {
         0 => "closed",
         n if n == plan.scenarios.len() => "open",
         _ => "mixed",
-    };
-    let target_rps = plan
-        .scenarios
+    }
+}
+
+/// The open scenarios' target rates summed, if any has one.
+fn target_rps(plan: &Plan) -> Option<f64> {
+    plan.scenarios
         .iter()
         .filter_map(|s| s.executor.target_rate())
-        .reduce(|a, b| a + b);
-    let interrupted = shared.stopped();
-    let mut marker_trace = None;
-    if let Some(e) = &shared.exporter {
-        let now = SystemTime::now();
-        for v in &verdicts {
-            e.marker(
-                markers::LOAD_THRESHOLD,
-                now,
-                now,
-                vec![
-                    ("gauntlet.threshold.scope".into(), v.scope.clone()),
-                    ("gauntlet.threshold.expr".into(), v.expr.clone()),
-                    ("gauntlet.threshold.value".into(), format!("{:.3}", v.value)),
-                    ("gauntlet.threshold.passed".into(), v.passed.to_string()),
-                ],
-                !v.passed,
-            )
-            .await;
-        }
+        .reduce(|a, b| a + b)
+}
+
+/// One `load.threshold` marker per verdict and the `load.stop` marker; returns the run's
+/// marker trace ID.
+async fn end_markers(shared: &Shared, verdicts: &[Verdict], all: &Stats) -> Option<String> {
+    let e = shared.exporter.as_ref()?;
+    let now = SystemTime::now();
+    for v in verdicts {
         e.marker(
-            markers::LOAD_STOP,
-            shared.started,
+            markers::LOAD_THRESHOLD,
+            now,
             now,
             vec![
-                ("gauntlet.requests".into(), all.requests.to_string()),
-                ("gauntlet.errors".into(), all.failures.to_string()),
+                ("gauntlet.threshold.scope".into(), v.scope.clone()),
+                ("gauntlet.threshold.expr".into(), v.expr.clone()),
+                ("gauntlet.threshold.value".into(), format!("{:.3}", v.value)),
+                ("gauntlet.threshold.passed".into(), v.passed.to_string()),
             ],
-            verdicts.iter().any(|v| !v.passed),
+            !v.passed,
         )
         .await;
-        marker_trace = Some(e.run_trace_hex());
     }
-    let names = plan.names.clone();
-    let started = shared.started;
-    // Dropping the last handle closes the exporter's queue; it flushes, then ends.
-    drop(shared);
-    if let Some(t) = export_task {
-        let _ = tokio::time::timeout(Duration::from_secs(10), t).await;
-    }
-    Ok(RunResult {
-        run_id,
-        started,
-        elapsed,
-        names,
-        by_name,
-        scenarios,
-        all,
-        timeline,
-        verdicts,
-        target_rps,
-        model,
-        interrupted,
-        marker_trace,
-    })
+    e.marker(
+        markers::LOAD_STOP,
+        shared.started,
+        now,
+        vec![
+            ("gauntlet.requests".into(), all.requests.to_string()),
+            ("gauntlet.errors".into(), all.failures.to_string()),
+        ],
+        verdicts.iter().any(|v| !v.passed),
+    )
+    .await;
+    Some(e.run_trace_hex())
 }
 
 fn collect_interval(recorders: &[Arc<Mutex<Recorder>>]) -> Interval {
@@ -539,49 +611,8 @@ impl Vu<'_> {
     ) -> bool {
         let shared = self.shared;
         let seq = shared.seq.fetch_add(1, Ordering::Relaxed);
-        let captured = &self.captured;
-        let lookup = |name: &str| -> Option<&str> {
-            if let Some(v) = captured.get(name) {
-                return Some(v.as_str());
-            }
-            if let (Some(col), Some((cols, vals))) = (name.strip_prefix("csv."), row) {
-                return cols
-                    .iter()
-                    .position(|c| c == col)
-                    .and_then(|i| vals.get(i))
-                    .map(String::as_str);
-            }
-            shared.plan.vars.get(name).map(String::as_str)
-        };
-        let mut outcome = Outcome {
-            name: step.name,
-            status: None,
-            error: None,
-            latency: None,
-            failed: true,
-            checks_passed: 0,
-            checks_failed: 0,
-            bytes_in: 0,
-            bytes_out: 0,
-            send_delay: None,
-        };
-        let rendered = (|| {
-            let url = match &step.fixed_url {
-                Some(_) => None,
-                None => Some(step.url.render(seq, lookup)?),
-            };
-            let mut headers = Vec::with_capacity(step.headers.len() + 3);
-            for (k, v) in &step.headers {
-                headers.push((k.clone(), v.render(seq, lookup)?));
-            }
-            let body = step
-                .body
-                .as_ref()
-                .map(|b| b.render(seq, lookup))
-                .transpose()?;
-            Ok::<_, crate::template::TemplateError>((url, headers, body))
-        })();
-        let Ok((rendered_url, mut headers, body)) = rendered else {
+        let mut outcome = Outcome::new(step.name);
+        let Ok((rendered_url, mut headers, body)) = self.render(step, seq, row) else {
             outcome.error = Some(ErrorKind::Template);
             self.record(&outcome);
             return false;
@@ -602,28 +633,19 @@ impl Vu<'_> {
             },
             (None, None) => return false,
         };
-        let addr = match &self.last_addr {
-            Some((a, addr)) if *a == target.authority => *addr,
-            _ => match shared.addr_of(&target.authority).await {
-                Ok(addr) => {
-                    self.last_addr = Some((target.authority.clone(), addr));
-                    addr
-                }
-                Err(e) => {
-                    tracing::warn!(error = %e, "request not sent");
-                    outcome.error = Some(ErrorKind::Connect);
-                    self.record(&outcome);
-                    return false;
-                }
-            },
+        let Some(addr) = self.addr_of(&target.authority).await else {
+            outcome.error = Some(ErrorKind::Connect);
+            self.record(&outcome);
+            return false;
         };
         let ids = TraceIds::random();
         let correlation_id = format!("{}-{seq}", &shared.run_id[..12.min(shared.run_id.len())]);
-        let has_type = headers
-            .iter()
-            .any(|(k, _)| *k == http::header::CONTENT_TYPE);
         let body = body.unwrap_or_default();
-        if !body.is_empty() && !has_type {
+        if !body.is_empty()
+            && !headers
+                .iter()
+                .any(|(k, _)| *k == http::header::CONTENT_TYPE)
+        {
             headers.push((http::header::CONTENT_TYPE, "application/json".into()));
         }
         headers.push((TRACEPARENT, ids.traceparent()));
@@ -655,46 +677,12 @@ impl Vu<'_> {
             .send(addr, shared.plan.http2, &req, shared.plan.timeout)
             .await;
         let done = Instant::now();
-        let latency = done.saturating_duration_since(from);
-        match &answer {
-            Ok(a) => {
-                outcome.status = Some(a.status);
-                outcome.latency = Some(latency);
-                outcome.bytes_in = a.wire_bytes;
-                outcome.failed = !step.status_ok(a.status);
-                let json = step
-                    .needs_json()
-                    .then(|| serde_json::from_slice::<serde_json::Value>(&a.body).ok())
-                    .flatten();
-                for c in &step.checks {
-                    if c.passes(a.status, &a.body, json.as_ref(), latency) {
-                        outcome.checks_passed += 1;
-                    } else {
-                        outcome.checks_failed += 1;
-                    }
-                }
-                if let Some(j) = &json {
-                    for (var, pointer) in &step.captures {
-                        match capture(j, pointer) {
-                            Some(v) => {
-                                self.captured.insert(var.clone(), v);
-                            }
-                            None => {
-                                self.captured.remove(var);
-                            }
-                        }
-                    }
-                }
-            }
-            Err(kind) => {
-                outcome.error = Some(*kind);
-                // A timeout took at least this long; other failures have no latency.
-                if *kind == ErrorKind::Timeout {
-                    outcome.latency = Some(latency);
-                }
-                outcome.checks_failed = step.checks.len() as u32;
-            }
-        }
+        self.judge(
+            step,
+            &answer,
+            done.saturating_duration_since(from),
+            &mut outcome,
+        );
         if let Some(e) = &shared.exporter
             && e.wants(outcome.failed)
         {
@@ -706,11 +694,7 @@ impl Vu<'_> {
                 url: target.text.clone(),
                 correlation_id,
                 status: outcome.status,
-                error: match (&outcome.error, outcome.status) {
-                    (Some(k), _) => Some(format!("{k:?}").to_lowercase()),
-                    (None, Some(s)) if outcome.failed => Some(s.to_string()),
-                    _ => None,
-                },
+                error: outcome.error_text(),
                 failed: outcome.failed,
                 start: shared.system_time(from),
                 end: shared.system_time(done),
@@ -718,6 +702,115 @@ impl Vu<'_> {
         }
         self.record(&outcome);
         !outcome.failed
+    }
+
+    /// The step's URL (unless it is fixed), headers and body with this request's values:
+    /// captured ones first, then the CSV row's `csv.COLUMN`, then the plan's variables.
+    fn render(
+        &self,
+        step: &Step,
+        seq: u64,
+        row: Option<(&[String], &[String])>,
+    ) -> Result<Rendered, crate::template::TemplateError> {
+        let (captured, vars) = (&self.captured, &self.shared.plan.vars);
+        let lookup = |name: &str| -> Option<&str> {
+            if let Some(v) = captured.get(name) {
+                return Some(v.as_str());
+            }
+            if let (Some(col), Some((cols, vals))) = (name.strip_prefix("csv."), row) {
+                return cols
+                    .iter()
+                    .position(|c| c == col)
+                    .and_then(|i| vals.get(i))
+                    .map(String::as_str);
+            }
+            vars.get(name).map(String::as_str)
+        };
+        let url = match &step.fixed_url {
+            Some(_) => None,
+            None => Some(step.url.render(seq, lookup)?),
+        };
+        let mut headers = Vec::with_capacity(step.headers.len() + 3);
+        for (k, v) in &step.headers {
+            headers.push((k.clone(), v.render(seq, lookup)?));
+        }
+        let body = step
+            .body
+            .as_ref()
+            .map(|b| b.render(seq, lookup))
+            .transpose()?;
+        Ok((url, headers, body))
+    }
+
+    /// The address of `authority`: the last one used when it is the same host, else
+    /// resolved (once per run). `None` when it cannot be (logged).
+    async fn addr_of(&mut self, authority: &str) -> Option<SocketAddr> {
+        if let Some((a, addr)) = &self.last_addr
+            && a == authority
+        {
+            return Some(*addr);
+        }
+        match self.shared.addr_of(authority).await {
+            Ok(addr) => {
+                self.last_addr = Some((authority.to_string(), addr));
+                Some(addr)
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "request not sent");
+                None
+            }
+        }
+    }
+
+    /// Fills `outcome` from the answer: status, latency, checks, and the captures this
+    /// virtual user keeps for its next steps.
+    fn judge(
+        &mut self,
+        step: &Step,
+        answer: &Result<Answer, ErrorKind>,
+        latency: Duration,
+        outcome: &mut Outcome,
+    ) {
+        let a = match answer {
+            Ok(a) => a,
+            Err(kind) => {
+                outcome.error = Some(*kind);
+                // A timeout took at least this long; other failures have no latency.
+                if *kind == ErrorKind::Timeout {
+                    outcome.latency = Some(latency);
+                }
+                outcome.checks_failed = step.checks.len() as u32;
+                return;
+            }
+        };
+        outcome.status = Some(a.status);
+        outcome.latency = Some(latency);
+        outcome.bytes_in = a.wire_bytes;
+        outcome.failed = !step.status_ok(a.status);
+        let json = step
+            .needs_json()
+            .then(|| serde_json::from_slice::<serde_json::Value>(&a.body).ok())
+            .flatten();
+        for c in &step.checks {
+            if c.passes(a.status, &a.body, json.as_ref(), latency) {
+                outcome.checks_passed += 1;
+            } else {
+                outcome.checks_failed += 1;
+            }
+        }
+        let Some(j) = &json else {
+            return;
+        };
+        for (var, pointer) in &step.captures {
+            match capture(j, pointer) {
+                Some(v) => {
+                    self.captured.insert(var.clone(), v);
+                }
+                None => {
+                    self.captured.remove(var);
+                }
+            }
+        }
     }
 
     fn record(&self, o: &Outcome) {

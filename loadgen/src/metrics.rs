@@ -180,6 +180,34 @@ pub struct Outcome {
     pub send_delay: Option<Duration>,
 }
 
+impl Outcome {
+    /// A request of name `name` that has not (yet) succeeded.
+    pub fn new(name: usize) -> Self {
+        Self {
+            name,
+            status: None,
+            error: None,
+            latency: None,
+            failed: true,
+            checks_passed: 0,
+            checks_failed: 0,
+            bytes_in: 0,
+            bytes_out: 0,
+            send_delay: None,
+        }
+    }
+
+    /// Why it failed, as a request span says it: the error kind, or the status when the
+    /// status failed it; `None` when it passed.
+    pub fn error_text(&self) -> Option<String> {
+        match (&self.error, self.status) {
+            (Some(k), _) => Some(format!("{k:?}").to_lowercase()),
+            (None, Some(s)) if self.failed => Some(s.to_string()),
+            _ => None,
+        }
+    }
+}
+
 /// One virtual user's measurements: per request name, and the current second.
 #[derive(Debug, Default)]
 pub struct Recorder {
