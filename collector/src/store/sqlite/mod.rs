@@ -160,6 +160,134 @@ fn configure(conn: &Connection, sync: Sync, cache_bytes: u64) -> rusqlite::Resul
     ))
 }
 
+/// Segments to read, and those of them to seal.
+type Listed = (Vec<Arc<Segment>>, Vec<Arc<Segment>>);
+
+/// The segments the catalog lists but the writer's (the legacy rows first, if any), and
+/// those of them to seal: left sealing by a stop, or open in an older format. A listed file
+/// that is gone is dropped from the catalog with a warning.
+fn listed_segments(
+    catalog: &Connection,
+    config: &SqliteConfig,
+    path: &Path,
+) -> Result<Listed, StoreError> {
+    let mut segments = Vec::new();
+    let legacy_rows: bool = catalog.query_row(
+        "SELECT EXISTS (SELECT 1 FROM spans) OR EXISTS (SELECT 1 FROM logs)",
+        [],
+        |r| r.get(0),
+    )?;
+    if legacy_rows {
+        // Written before segments existed: indexed already; a search always looks at it.
+        segments.push(Arc::new(Segment::new(
+            LEGACY,
+            path.to_path_buf(),
+            Format::legacy(),
+            None,
+            Some((i64::MIN, i64::MAX)),
+        )));
+    }
+    let listed: Vec<(i64, i64, Option<i64>, Option<i64>)> = catalog
+        .prepare("SELECT id, state, min_start_ns, max_start_ns FROM segments ORDER BY id")?
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?
+        .collect::<Result<_, _>>()?;
+    let mut to_seal = Vec::new();
+    let last_id = listed.last().map(|l| l.0);
+    for (id, state, min, max) in listed {
+        let file = Segment::file(&config.dir, id);
+        let may_be_absent = Some(id) == last_id && state == OPEN;
+        if !file.is_file() && !may_be_absent {
+            tracing::warn!(segment = id, file = %file.display(),
+                "a listed segment file is missing; its data is gone");
+            catalog.execute("DELETE FROM segments WHERE id = ?1", [id])?;
+            continue;
+        }
+        if state == SEALED {
+            let format = segment::sealed_format(&file).map_err(|e| StoreError::Unavailable {
+                location: file.display().to_string(),
+                reason: format!("cannot read this sealed segment: {e}"),
+            })?;
+            segments.push(Arc::new(Segment::new(id, file, format, None, min.zip(max))));
+            continue;
+        }
+        if may_be_absent && !file.is_file() {
+            // Created by `open_segment`: the stop came before its first row.
+            continue;
+        }
+        if let Some(seg) = unsealed(catalog, config, id, state, file, may_be_absent)? {
+            to_seal.push(seg.clone());
+            segments.push(seg);
+        }
+    }
+    Ok((segments, to_seal))
+}
+
+/// A segment not sealed yet, indexed again to be sealed; `None` for the writer's own
+/// segment of the current format (reopened by `open_segment`).
+fn unsealed(
+    catalog: &Connection,
+    config: &SqliteConfig,
+    id: i64,
+    state: i64,
+    file: PathBuf,
+    may_be_writers: bool,
+) -> Result<Option<Arc<Segment>>, StoreError> {
+    let (conn, format) = segment::open_for_writing(&file, config.sync, 4 << 20)?;
+    if may_be_writers && format.is_current() {
+        return Ok(None);
+    }
+    // Left sealing by a stop, or open in an older format (sealed in it: new rows go to a new
+    // segment of the current format).
+    let index = OpenIndex::rebuild(&conn, format)?;
+    let range = Segment::read_start_range(&conn)?;
+    drop(conn);
+    if state != SEALING {
+        catalog.execute(
+            "UPDATE segments SET state = ?1 WHERE id = ?2",
+            [SEALING, id],
+        )?;
+    }
+    Ok(Some(Arc::new(Segment::new(
+        id,
+        file,
+        format,
+        Some(index),
+        range,
+    ))))
+}
+
+/// The writer's segment (the newest open one, or a new one), its connection and its rows.
+fn open_segment(
+    catalog: &Connection,
+    config: &SqliteConfig,
+) -> Result<(Connection, Arc<Segment>, u64), StoreError> {
+    let open_id: i64 = match catalog
+        .query_row(
+            "SELECT id FROM segments WHERE state = ?1 ORDER BY id DESC LIMIT 1",
+            [OPEN],
+            |r| r.get(0),
+        )
+        .optional()?
+    {
+        Some(id) => id,
+        None => {
+            catalog.execute("INSERT INTO segments (state) VALUES (?1)", [OPEN])?;
+            catalog.last_insert_rowid()
+        }
+    };
+    let open_file = Segment::file(&config.dir, open_id);
+    let (conn, format) = segment::open_for_writing(&open_file, config.sync, config.cache_bytes)?;
+    let index = OpenIndex::rebuild(&conn, format)?;
+    let rows: u64 = conn.query_row(
+        "SELECT (SELECT count(*) FROM spans) + (SELECT count(*) FROM logs)",
+        [],
+        |r| r.get::<_, i64>(0),
+    )? as u64;
+    let range = Segment::read_start_range(&conn)?;
+    let open = Arc::new(Segment::new(open_id, open_file, format, Some(index), range));
+    Ok((conn, open, rows))
+}
+
 impl SqliteStore {
     /// Opens (creating or migrating) the store in `config.dir`: the catalog, then every
     /// segment it lists. Segments left unsealed by a stop are indexed in memory again and
@@ -176,109 +304,13 @@ impl SqliteStore {
         migrate(&mut catalog, &path)?;
         catalog.set_prepared_statement_cache_capacity(16);
         let dictionary = Arc::new(Dictionary::load(&catalog)?);
-
-        let mut segments = Vec::new();
-        let legacy_rows: bool = catalog.query_row(
-            "SELECT EXISTS (SELECT 1 FROM spans) OR EXISTS (SELECT 1 FROM logs)",
-            [],
-            |r| r.get(0),
-        )?;
-        if legacy_rows {
-            // Written before segments existed: indexed already; a search always looks at it.
-            segments.push(Arc::new(Segment::new(
-                LEGACY,
-                path.clone(),
-                Format::legacy(),
-                None,
-                Some((i64::MIN, i64::MAX)),
-            )));
-        }
-        let listed: Vec<(i64, i64, Option<i64>, Option<i64>)> = catalog
-            .prepare("SELECT id, state, min_start_ns, max_start_ns FROM segments ORDER BY id")?
-            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?
-            .collect::<Result<_, _>>()?;
-        let mut to_seal = Vec::new();
-        let last_id = listed.last().map(|l| l.0);
-        for (id, state, min, max) in listed {
-            let file = Segment::file(&config.dir, id);
-            let is_last = Some(id) == last_id;
-            let may_be_absent = is_last && state == OPEN;
-            if !file.is_file() && !may_be_absent {
-                tracing::warn!(segment = id, file = %file.display(),
-                    "a listed segment file is missing; its data is gone");
-                catalog.execute("DELETE FROM segments WHERE id = ?1", [id])?;
-                continue;
-            }
-            if state == SEALED {
-                let range = min.zip(max);
-                let format =
-                    segment::sealed_format(&file).map_err(|e| StoreError::Unavailable {
-                        location: file.display().to_string(),
-                        reason: format!("cannot read this sealed segment: {e}"),
-                    })?;
-                segments.push(Arc::new(Segment::new(id, file, format, None, range)));
-                continue;
-            }
-            if may_be_absent && !file.is_file() {
-                // Created below: the stop came before its first row.
-                continue;
-            }
-            let (conn, format) = segment::open_for_writing(&file, config.sync, 4 << 20)?;
-            if may_be_absent && format.is_current() {
-                // Of the current format: the writer's segment again, reopened below.
-                continue;
-            }
-            // Left sealing by a stop, or open in an older format (sealed in it: new rows go
-            // to a new segment of the current format).
-            let index = OpenIndex::rebuild(&conn, format)?;
-            let range = Segment::read_start_range(&conn)?;
-            drop(conn);
-            if state != SEALING {
-                catalog.execute(
-                    "UPDATE segments SET state = ?1 WHERE id = ?2",
-                    [SEALING, id],
-                )?;
-            }
-            let seg = Arc::new(Segment::new(id, file, format, Some(index), range));
-            to_seal.push(seg.clone());
-            segments.push(seg);
-        }
-        let open_id: i64 = match catalog
-            .query_row(
-                "SELECT id FROM segments WHERE state = ?1 ORDER BY id DESC LIMIT 1",
-                [OPEN],
-                |r| r.get(0),
-            )
-            .optional()?
-        {
-            Some(id) => id,
-            None => {
-                catalog.execute("INSERT INTO segments (state) VALUES (?1)", [OPEN])?;
-                catalog.last_insert_rowid()
-            }
-        };
-        let open_file = Segment::file(&config.dir, open_id);
-        let (conn, format) =
-            segment::open_for_writing(&open_file, config.sync, config.cache_bytes)?;
-        let index = OpenIndex::rebuild(&conn, format)?;
-        let rows: u64 = conn.query_row(
-            "SELECT (SELECT count(*) FROM spans) + (SELECT count(*) FROM logs)",
-            [],
-            |r| r.get::<_, i64>(0),
-        )? as u64;
-        let range = Segment::read_start_range(&conn)?;
-        let open = Arc::new(Segment::new(
-            open_id,
-            open_file.clone(),
-            format,
-            Some(index),
-            range,
-        ));
+        let (mut segments, to_seal) = listed_segments(&catalog, config, &path)?;
+        let (conn, open, rows) = open_segment(&catalog, config)?;
         segments.push(open.clone());
-        let checkpointer = Checkpointer::start(&open_file)?;
+        let checkpointer = Checkpointer::start(&open.path)?;
         let sealer = Sealer::start(path.clone())?;
         // What retention dropped before the last stop and no one deleted yet.
-        sealer.submit(Job::EmptyTrash(segment::trash_dir(&open_file)));
+        sealer.submit(Job::EmptyTrash(segment::trash_dir(&open.path)));
         for seg in to_seal {
             sealer.submit(Job::Seal(SealJob {
                 segment: seg,
