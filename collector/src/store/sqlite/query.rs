@@ -2,6 +2,7 @@
 //! may hold an answer (newest first where order matters) and merging what they return.
 
 use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
 
 use async_trait::async_trait;
 use rusqlite::params_from_iter;
@@ -20,7 +21,7 @@ use crate::model::{Batch, LogRecord, SpanKind, SpanRecord, StatusCode, TraceId};
 use crate::store::schema::current_version;
 use crate::store::{
     LogCursor, LogPage, LogQuery, Operation, PruneReport, RetentionPolicy, SampleQuery, Samples,
-    SpanSample, Store, StoreError, TraceQuery, TraceSummary,
+    SpanSample, Store, StoreError, StoredLog, TraceQuery, TraceSummary,
 };
 
 /// Rows one trace search walks at most, over all segments, before it answers with what it
@@ -70,24 +71,7 @@ impl Store for SqliteStore {
             };
             let start = q.start_ns.unwrap_or(i64::MIN);
             let end = q.end_ns.unwrap_or(i64::MAX);
-            let mut sql = format!(
-                "SELECT {SEARCH_COLUMNS} FROM spans s INDEXED BY spans_by_service
-                 WHERE s.service_id = ?1 AND s.start_ns >= ?2 AND s.start_ns <= ?3"
-            );
-            let mut args: Vec<SqlValue> = vec![sid.into(), start.into(), end.into()];
-            if let Some(ids) = &op_ids {
-                let list: Vec<String> = ids.iter().map(i64::to_string).collect();
-                sql.push_str(&format!(" AND s.op_id IN ({})", list.join(", ")));
-            }
-            if let Some(min) = q.min_duration_ns {
-                args.push(min.into());
-                sql.push_str(&format!(" AND s.duration_ns >= ?{}", args.len()));
-            }
-            if let Some(max) = q.max_duration_ns {
-                args.push(max.into());
-                sql.push_str(&format!(" AND s.duration_ns <= ?{}", args.len()));
-            }
-            sql.push_str(" ORDER BY s.start_ns DESC");
+            let (sql, args) = search_sql(&q, sid, op_ids.as_deref());
             let by = ByService {
                 service: sid,
                 window: (start, end),
@@ -195,103 +179,14 @@ impl Store for SqliteStore {
         let q = query.clone();
         self.with_segments(move |dictionary, segments| {
             let names = dictionary.read();
-            let mut clauses: Vec<String> = Vec::new();
-            let mut args: Vec<SqlValue> = Vec::new();
-            let mut add = |clause: &str, v: SqlValue| {
-                args.push(v);
-                clauses.push(clause.replace('?', &format!("?{}", args.len())));
+            let Some((clauses, args)) = log_clauses(&q, &names) else {
+                return Ok(LogPage::default());
             };
-            if let Some(service) = &q.service {
-                match names.service_id(service) {
-                    Some(sid) => add("l.service_id = ?", sid.into()),
-                    None => return Ok(LogPage::default()),
-                }
-            }
-            if let Some(t) = q.trace_id {
-                add("l.trace_id = ?", t.to_vec().into());
-            }
-            if let Some(s) = q.span_id {
-                add("l.span_id = ?", s.to_vec().into());
-            }
-            if let Some(c) = &q.correlation_id {
-                add("l.correlation_id = ?", c.clone().into());
-            }
-            if let Some(sev) = q.severity_min {
-                add("l.severity_number >= ?", i64::from(sev).into());
-            }
-            if let Some(text) = &q.text {
-                let escaped = text
-                    .replace('\\', "\\\\")
-                    .replace('%', "\\%")
-                    .replace('_', "\\_");
-                add("l.body LIKE ? ESCAPE '\\'", format!("%{escaped}%").into());
-            }
-            if let Some(start) = q.start_ns {
-                add("l.time_ns >= ?", start.into());
-            }
-            if let Some(end) = q.end_ns {
-                add("l.time_ns <= ?", end.into());
-            }
-            // Only segments that may answer, newest logs first: once a page (and one more, to
-            // know there is a next page) is full, a segment whose newest log is older than
-            // the page's oldest cannot change it.
-            let mut candidates = Vec::new();
-            for segment in segments.iter() {
-                if q.trace_id.is_some_and(|t| !segment.may_hold_log_trace(&t))
-                    || q.correlation_id
-                        .as_deref()
-                        .is_some_and(|c| !segment.may_hold_log_correlation(c))
-                {
-                    continue;
-                }
-                let Some((lo, hi)) = segment.log_range()? else {
-                    continue;
-                };
-                let newer_than_cursor = q.before.is_some_and(|c| lo > c.time_ns);
-                if q.start_ns.is_some_and(|s| hi < s)
-                    || q.end_ns.is_some_and(|e| lo > e)
-                    || newer_than_cursor
-                {
-                    continue;
-                }
-                candidates.push((segment, hi));
-            }
-            candidates.sort_by_key(|&(segment, hi)| std::cmp::Reverse((hi, segment.id)));
+            let candidates = log_candidates(&q, segments)?;
             let page = q.limit + 1;
             let mut logs = Vec::new();
             for (k, &(segment, _)) in candidates.iter().enumerate() {
-                let mut clauses = clauses.clone();
-                let mut args = args.clone();
-                if let Some(c) = q.before {
-                    // The cursor's ID is global: this segment's part of the order.
-                    args.push(c.time_ns.into());
-                    args.push(c.id.into());
-                    clauses.push(format!(
-                        "(l.time_ns < ?{t} OR (l.time_ns = ?{t} AND ({seg} << 40 | l.id) < ?{i}))",
-                        t = args.len() - 1,
-                        i = args.len(),
-                        seg = segment.id
-                    ));
-                }
-                let filter = if clauses.is_empty() {
-                    String::new()
-                } else {
-                    format!(" WHERE {}", clauses.join(" AND "))
-                };
-                args.push((q.limit as i64 + 1).into());
-                let sql = format!(
-                    "{LOG_SELECT}{filter} ORDER BY l.time_ns DESC, l.id DESC LIMIT ?{}",
-                    args.len()
-                );
-                logs.extend(with_segment(segment, |conn| {
-                    let mut stmt = conn.prepare_cached(&sql)?;
-                    let rows = stmt
-                        .query_map(params_from_iter(args), |r| {
-                            log_from_row(r, segment.id, &names)
-                        })?
-                        .collect::<Result<Vec<_>, _>>()?;
-                    Ok(rows)
-                })?);
+                logs.extend(segment_logs(segment, &clauses, &args, &q, &names)?);
                 if logs.len() >= page {
                     logs.sort_unstable_by_key(|l| std::cmp::Reverse((l.record.time_ns, l.id)));
                     logs.truncate(page);
@@ -385,56 +280,16 @@ impl Store for SqliteStore {
         let q = query.clone();
         self.with_segments(move |dictionary, segments| {
             let names = dictionary.read();
-            let service_ids: Vec<i64> = match &q.service {
-                Some(service) => match names.service_id(service) {
-                    Some(sid) => vec![sid],
-                    None => return Ok(Samples::default()),
-                },
-                None => names.service_ids.values().copied().collect(),
+            let Some(plan) = SamplePlan::new(&q, &names) else {
+                return Ok(Samples::default());
             };
-            let mut sql = format!(
-                "SELECT {SAMPLE_COLUMNS} FROM spans s INDEXED BY spans_by_service
-                 WHERE s.service_id = ?1 AND s.start_ns >= ?2 AND s.start_ns <= ?3"
-            );
-            let kinds: Vec<i32> = q.kinds.iter().map(|k| *k as i32).collect();
-            let mut op_ids = None;
-            if !q.kinds.is_empty() {
-                let kinds: Vec<String> = q.kinds.iter().map(|k| (*k as i32).to_string()).collect();
-                sql.push_str(&format!(" AND s.kind IN ({})", kinds.join(", ")));
-            }
-            if let Some(op) = &q.operation {
-                // Operation IDs are per service: one name, one list for each service asked.
-                let ids: Vec<i64> = service_ids
-                    .iter()
-                    .flat_map(|sid| names.operation_ids(*sid, op))
-                    .collect();
-                if ids.is_empty() {
-                    return Ok(Samples::default());
-                }
-                let list: Vec<String> = ids.iter().map(i64::to_string).collect();
-                sql.push_str(&format!(" AND s.op_id IN ({})", list.join(", ")));
-                op_ids = Some(ids);
-            }
-            sql.push_str(" ORDER BY s.start_ns DESC LIMIT ?4");
-
             let mut out = Samples::default();
-            let mut index: HashMap<(bool, i64), u32> = HashMap::new();
-            let mut name_of = |out: &mut Samples, operation: bool, id: i64| -> u32 {
-                *index.entry((operation, id)).or_insert_with(|| {
-                    let name = if operation {
-                        names.operation(id)
-                    } else {
-                        names.service(id)
-                    };
-                    out.names.push(name.to_string());
-                    (out.names.len() - 1) as u32
-                })
-            };
+            let mut namer = Namer::default();
             // Newest segments first, skipping those outside the window; once more than the
             // limit is in hand, a segment whose newest span is older than the limit-th cannot
             // change the answer.
             let keep = q.limit.saturating_add(1);
-            let mut candidates: Vec<(&std::sync::Arc<Segment>, i64)> = segments
+            let mut candidates: Vec<(&Arc<Segment>, i64)> = segments
                 .iter()
                 .filter_map(|s| s.start_range().map(|r| (s, r)))
                 .filter(|(_, (lo, hi))| *hi >= q.start_ns && *lo <= q.end_ns)
@@ -442,64 +297,11 @@ impl Store for SqliteStore {
                 .collect();
             candidates.sort_by_key(|&(s, hi)| std::cmp::Reverse((hi, s.id)));
             for (k, &(segment, _)) in candidates.iter().enumerate() {
-                for &sid in &service_ids {
-                    let sample = |r: &rusqlite::Row<'_>| -> rusqlite::Result<_> {
-                        Ok((
-                            blob_id::<16>(r.get_ref(0)?.as_blob()?),
-                            blob_id::<8>(r.get_ref(1)?.as_blob()?),
-                            r.get_ref(2)?.as_blob_or_null()?.map(blob_id::<8>),
-                            r.get::<_, i64>(3)?,
-                            r.get::<_, i32>(4)?,
-                            r.get::<_, i64>(5)?,
-                            r.get::<_, i64>(6)?,
-                            r.get::<_, i32>(7)?,
-                            r.get_ref(8)?.as_str_or_null()?.and_then(first_link),
-                        ))
-                    };
-                    let rows = with_segment(segment, |conn| {
-                        if segment.search == Search::ServiceIndex {
-                            let mut stmt = conn.prepare_cached(&sql)?;
-                            let rows = stmt
-                                .query_map(
-                                    rusqlite::params![sid, q.start_ns, q.end_ns, keep as i64],
-                                    sample,
-                                )?
-                                .collect::<Result<Vec<_>, _>>()?;
-                            return Ok(rows);
-                        }
-                        let by = ByService {
-                            service: sid,
-                            window: (q.start_ns, q.end_ns),
-                            wanted: Wanted {
-                                ops: op_ids.clone(),
-                                ..Wanted::default()
-                            },
-                        };
-                        let mut rows = Vec::new();
-                        by.newest_first(conn, segment, SAMPLE_COLUMNS, sample, |r| {
-                            if kinds.is_empty() || kinds.contains(&r.4) {
-                                rows.push(r);
-                            }
-                            Ok(rows.len() < keep)
-                        })?;
-                        Ok(rows)
-                    })?;
-                    for (trace_id, span_id, parent, op, kind, start, duration, status, link) in rows
-                    {
-                        let service = name_of(&mut out, false, sid);
-                        let operation = name_of(&mut out, true, op);
-                        out.spans.push(SpanSample {
-                            trace_id,
-                            span_id,
-                            parent_span_id: parent,
-                            link,
-                            service,
-                            operation,
-                            kind: SpanKind::from_i32(kind),
-                            start_ns: start,
-                            duration_ns: duration,
-                            error: StatusCode::from_i32(status) == StatusCode::Error,
-                        });
+                for &sid in &plan.service_ids {
+                    for row in plan.segment_rows(segment, sid, &q, keep)? {
+                        let service = namer.name(&mut out, &names, false, sid);
+                        let operation = namer.name(&mut out, &names, true, row.op);
+                        out.spans.push(row.sample(service, operation));
                     }
                 }
                 if out.spans.len() >= keep {
@@ -626,6 +428,295 @@ fn search_segment(
     })
 }
 
+/// Trace search's statement over one segment's service index: the service and window
+/// (`?1`–`?3`), the operations, the durations; newest first.
+fn search_sql(q: &TraceQuery, sid: i64, op_ids: Option<&[i64]>) -> (String, Vec<SqlValue>) {
+    let start = q.start_ns.unwrap_or(i64::MIN);
+    let end = q.end_ns.unwrap_or(i64::MAX);
+    let mut sql = format!(
+        "SELECT {SEARCH_COLUMNS} FROM spans s INDEXED BY spans_by_service
+         WHERE s.service_id = ?1 AND s.start_ns >= ?2 AND s.start_ns <= ?3"
+    );
+    let mut args: Vec<SqlValue> = vec![sid.into(), start.into(), end.into()];
+    if let Some(ids) = op_ids {
+        let list: Vec<String> = ids.iter().map(i64::to_string).collect();
+        sql.push_str(&format!(" AND s.op_id IN ({})", list.join(", ")));
+    }
+    if let Some(min) = q.min_duration_ns {
+        args.push(min.into());
+        sql.push_str(&format!(" AND s.duration_ns >= ?{}", args.len()));
+    }
+    if let Some(max) = q.max_duration_ns {
+        args.push(max.into());
+        sql.push_str(&format!(" AND s.duration_ns <= ?{}", args.len()));
+    }
+    sql.push_str(" ORDER BY s.start_ns DESC");
+    (sql, args)
+}
+
+/// The log query's conditions and their arguments (numbered in order); `None` when it
+/// names a service the store has never seen (no log can match).
+fn log_clauses(q: &LogQuery, names: &Names) -> Option<(Vec<String>, Vec<SqlValue>)> {
+    let mut clauses: Vec<String> = Vec::new();
+    let mut args: Vec<SqlValue> = Vec::new();
+    let mut add = |clause: &str, v: SqlValue| {
+        args.push(v);
+        clauses.push(clause.replace('?', &format!("?{}", args.len())));
+    };
+    if let Some(service) = &q.service {
+        add("l.service_id = ?", names.service_id(service)?.into());
+    }
+    if let Some(t) = q.trace_id {
+        add("l.trace_id = ?", t.to_vec().into());
+    }
+    if let Some(s) = q.span_id {
+        add("l.span_id = ?", s.to_vec().into());
+    }
+    if let Some(c) = &q.correlation_id {
+        add("l.correlation_id = ?", c.clone().into());
+    }
+    if let Some(sev) = q.severity_min {
+        add("l.severity_number >= ?", i64::from(sev).into());
+    }
+    if let Some(text) = &q.text {
+        let escaped = text
+            .replace('\\', "\\\\")
+            .replace('%', "\\%")
+            .replace('_', "\\_");
+        add("l.body LIKE ? ESCAPE '\\'", format!("%{escaped}%").into());
+    }
+    if let Some(start) = q.start_ns {
+        add("l.time_ns >= ?", start.into());
+    }
+    if let Some(end) = q.end_ns {
+        add("l.time_ns <= ?", end.into());
+    }
+    Some((clauses, args))
+}
+
+/// Only segments that may answer, with their newest log, newest first: once a page (and
+/// one more, to know there is a next page) is full, a segment whose newest log is older
+/// than the page's oldest cannot change it.
+fn log_candidates<'a>(
+    q: &LogQuery,
+    segments: &'a [Arc<Segment>],
+) -> Result<Vec<(&'a Arc<Segment>, i64)>, StoreError> {
+    let mut candidates = Vec::new();
+    for segment in segments {
+        if q.trace_id.is_some_and(|t| !segment.may_hold_log_trace(&t))
+            || q.correlation_id
+                .as_deref()
+                .is_some_and(|c| !segment.may_hold_log_correlation(c))
+        {
+            continue;
+        }
+        let Some((lo, hi)) = segment.log_range()? else {
+            continue;
+        };
+        let newer_than_cursor = q.before.is_some_and(|c| lo > c.time_ns);
+        if q.start_ns.is_some_and(|s| hi < s)
+            || q.end_ns.is_some_and(|e| lo > e)
+            || newer_than_cursor
+        {
+            continue;
+        }
+        candidates.push((segment, hi));
+    }
+    candidates.sort_by_key(|&(segment, hi)| std::cmp::Reverse((hi, segment.id)));
+    Ok(candidates)
+}
+
+/// One segment's newest logs that match, a page and one more at most.
+fn segment_logs(
+    segment: &Segment,
+    clauses: &[String],
+    args: &[SqlValue],
+    q: &LogQuery,
+    names: &Names,
+) -> Result<Vec<StoredLog>, StoreError> {
+    let mut clauses = clauses.to_vec();
+    let mut args = args.to_vec();
+    if let Some(c) = q.before {
+        // The cursor's ID is global: this segment's part of the order.
+        args.push(c.time_ns.into());
+        args.push(c.id.into());
+        clauses.push(format!(
+            "(l.time_ns < ?{t} OR (l.time_ns = ?{t} AND ({seg} << 40 | l.id) < ?{i}))",
+            t = args.len() - 1,
+            i = args.len(),
+            seg = segment.id
+        ));
+    }
+    let filter = if clauses.is_empty() {
+        String::new()
+    } else {
+        format!(" WHERE {}", clauses.join(" AND "))
+    };
+    args.push((q.limit as i64 + 1).into());
+    let sql = format!(
+        "{LOG_SELECT}{filter} ORDER BY l.time_ns DESC, l.id DESC LIMIT ?{}",
+        args.len()
+    );
+    with_segment(segment, |conn| {
+        let mut stmt = conn.prepare_cached(&sql)?;
+        let rows = stmt
+            .query_map(params_from_iter(args), |r| {
+                log_from_row(r, segment.id, names)
+            })?
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(rows)
+    })
+}
+
+/// How the aggregates read spans: the services asked, the statement over a segment's
+/// service index and the kinds and operations a walk of its span times keeps.
+struct SamplePlan {
+    service_ids: Vec<i64>,
+    sql: String,
+    kinds: Vec<i32>,
+    op_ids: Option<Vec<i64>>,
+}
+
+impl SamplePlan {
+    /// `None` when the query names a service or operation the store has never seen.
+    fn new(q: &SampleQuery, names: &Names) -> Option<Self> {
+        let service_ids: Vec<i64> = match &q.service {
+            Some(service) => vec![names.service_id(service)?],
+            None => names.service_ids.values().copied().collect(),
+        };
+        let mut sql = format!(
+            "SELECT {SAMPLE_COLUMNS} FROM spans s INDEXED BY spans_by_service
+             WHERE s.service_id = ?1 AND s.start_ns >= ?2 AND s.start_ns <= ?3"
+        );
+        let kinds: Vec<i32> = q.kinds.iter().map(|k| *k as i32).collect();
+        if !kinds.is_empty() {
+            let list: Vec<String> = kinds.iter().map(i32::to_string).collect();
+            sql.push_str(&format!(" AND s.kind IN ({})", list.join(", ")));
+        }
+        let mut op_ids = None;
+        if let Some(op) = &q.operation {
+            // Operation IDs are per service: one name, one list for each service asked.
+            let ids: Vec<i64> = service_ids
+                .iter()
+                .flat_map(|sid| names.operation_ids(*sid, op))
+                .collect();
+            if ids.is_empty() {
+                return None;
+            }
+            let list: Vec<String> = ids.iter().map(i64::to_string).collect();
+            sql.push_str(&format!(" AND s.op_id IN ({})", list.join(", ")));
+            op_ids = Some(ids);
+        }
+        sql.push_str(" ORDER BY s.start_ns DESC LIMIT ?4");
+        Some(Self {
+            service_ids,
+            sql,
+            kinds,
+            op_ids,
+        })
+    }
+
+    /// One service's newest spans in one segment, `keep` at most.
+    fn segment_rows(
+        &self,
+        segment: &Segment,
+        sid: i64,
+        q: &SampleQuery,
+        keep: usize,
+    ) -> Result<Vec<SampleRow>, StoreError> {
+        with_segment(segment, |conn| {
+            if segment.search == Search::ServiceIndex {
+                let mut stmt = conn.prepare_cached(&self.sql)?;
+                let rows = stmt
+                    .query_map(
+                        rusqlite::params![sid, q.start_ns, q.end_ns, keep as i64],
+                        SampleRow::read,
+                    )?
+                    .collect::<Result<Vec<_>, _>>()?;
+                return Ok(rows);
+            }
+            let by = ByService {
+                service: sid,
+                window: (q.start_ns, q.end_ns),
+                wanted: Wanted {
+                    ops: self.op_ids.clone(),
+                    ..Wanted::default()
+                },
+            };
+            let mut rows = Vec::new();
+            by.newest_first(conn, segment, SAMPLE_COLUMNS, SampleRow::read, |r| {
+                if self.kinds.is_empty() || self.kinds.contains(&r.kind) {
+                    rows.push(r);
+                }
+                Ok(rows.len() < keep)
+            })?;
+            Ok(rows)
+        })
+    }
+}
+
+/// A row of [`SAMPLE_COLUMNS`].
+struct SampleRow {
+    trace_id: TraceId,
+    span_id: [u8; 8],
+    parent: Option<[u8; 8]>,
+    op: i64,
+    kind: i32,
+    start: i64,
+    duration: i64,
+    status: i32,
+    link: Option<(TraceId, [u8; 8])>,
+}
+
+impl SampleRow {
+    fn read(r: &rusqlite::Row<'_>) -> rusqlite::Result<Self> {
+        Ok(Self {
+            trace_id: blob_id::<16>(r.get_ref(0)?.as_blob()?),
+            span_id: blob_id::<8>(r.get_ref(1)?.as_blob()?),
+            parent: r.get_ref(2)?.as_blob_or_null()?.map(blob_id::<8>),
+            op: r.get(3)?,
+            kind: r.get(4)?,
+            start: r.get(5)?,
+            duration: r.get(6)?,
+            status: r.get(7)?,
+            link: r.get_ref(8)?.as_str_or_null()?.and_then(first_link),
+        })
+    }
+
+    fn sample(self, service: u32, operation: u32) -> SpanSample {
+        SpanSample {
+            trace_id: self.trace_id,
+            span_id: self.span_id,
+            parent_span_id: self.parent,
+            link: self.link,
+            service,
+            operation,
+            kind: SpanKind::from_i32(self.kind),
+            start_ns: self.start,
+            duration_ns: self.duration,
+            error: StatusCode::from_i32(self.status) == StatusCode::Error,
+        }
+    }
+}
+
+/// Service and operation names of an answer, each listed once in `Samples::names`.
+#[derive(Default)]
+struct Namer(HashMap<(bool, i64), u32>);
+
+impl Namer {
+    fn name(&mut self, out: &mut Samples, names: &Names, operation: bool, id: i64) -> u32 {
+        *self.0.entry((operation, id)).or_insert_with(|| {
+            let name = if operation {
+                names.operation(id)
+            } else {
+                names.service(id)
+            };
+            out.names.push(name.to_string());
+            (out.names.len() - 1) as u32
+        })
+    }
+}
+
 /// A span as trace search reads it (`attributes` only when there are filters to check).
 struct SearchRow {
     trace: TraceId,
@@ -679,46 +770,8 @@ impl ByService {
         read: impl Fn(&rusqlite::Row<'_>) -> rusqlite::Result<T>,
         mut each: impl FnMut(T) -> Result<bool, StoreError>,
     ) -> Result<(), StoreError> {
-        // Two statements: few rows for a search that stops early, many for one that walks
-        // far (an aggregate over a long window), where per-statement costs add up.
-        let sql = |n: usize| {
-            let marks: Vec<String> = (1..=n).map(|i| format!("?{i}")).collect();
-            format!(
-                "SELECT {columns}, s.id FROM spans s WHERE s.id IN ({})",
-                marks.join(", ")
-            )
-        };
-        let mut few = conn.prepare_cached(&sql(FETCH))?;
-        let mut many = conn.prepare_cached(&sql(FETCH_MANY))?;
-        let id_column = few.column_count() - 1;
-        // Reads a batch of spans in one statement (they come back in rowid order), then
-        // hands them on in the batch's order.
-        let mut fetch = |batch: &[SpanTime]| -> Result<bool, StoreError> {
-            let stmt = if batch.len() <= FETCH {
-                &mut few
-            } else {
-                &mut many
-            };
-            let mut ids = [0i64; FETCH_MANY];
-            for (id, t) in ids.iter_mut().zip(batch) {
-                *id = t.span;
-            }
-            let params = &ids[..stmt.parameter_count()];
-            let mut got: Vec<(i64, T)> = Vec::with_capacity(batch.len());
-            let mut rows = stmt.query(params_from_iter(params.iter()))?;
-            while let Some(row) = rows.next()? {
-                got.push((row.get(id_column)?, read(row)?));
-            }
-            drop(rows);
-            for t in batch {
-                if let Some(at) = got.iter().position(|(id, _)| *id == t.span)
-                    && !each(got.swap_remove(at).1)?
-                {
-                    return Ok(false);
-                }
-            }
-            Ok(true)
-        };
+        let mut fetcher = Fetcher::new(conn, columns)?;
+        let mut fetch = |batch: &[SpanTime]| fetcher.fetch(batch, &read, &mut each);
         let mut last: Option<SpanTime> = None;
         // Small first: a search often needs only a few dozen spans, and a selective one
         // would walk much of the map to fill a large page.
@@ -761,6 +814,69 @@ impl ByService {
             fetch(&batch)?;
         }
         Ok(())
+    }
+}
+
+/// Reads spans by row ID in batches. Two statements: few rows for a search that stops
+/// early, many for one that walks far (an aggregate over a long window), where
+/// per-statement costs add up.
+struct Fetcher<'c> {
+    few: rusqlite::CachedStatement<'c>,
+    many: rusqlite::CachedStatement<'c>,
+    id_column: usize,
+}
+
+impl<'c> Fetcher<'c> {
+    fn new(conn: &'c rusqlite::Connection, columns: &str) -> Result<Self, StoreError> {
+        let sql = |n: usize| {
+            let marks: Vec<String> = (1..=n).map(|i| format!("?{i}")).collect();
+            format!(
+                "SELECT {columns}, s.id FROM spans s WHERE s.id IN ({})",
+                marks.join(", ")
+            )
+        };
+        let few = conn.prepare_cached(&sql(FETCH))?;
+        let many = conn.prepare_cached(&sql(FETCH_MANY))?;
+        let id_column = few.column_count() - 1;
+        Ok(Self {
+            few,
+            many,
+            id_column,
+        })
+    }
+
+    /// Reads a batch of spans in one statement (they come back in row ID order), then hands
+    /// them on in the batch's order; false once `each` has had enough.
+    fn fetch<T>(
+        &mut self,
+        batch: &[SpanTime],
+        read: impl Fn(&rusqlite::Row<'_>) -> rusqlite::Result<T>,
+        mut each: impl FnMut(T) -> Result<bool, StoreError>,
+    ) -> Result<bool, StoreError> {
+        let stmt = if batch.len() <= FETCH {
+            &mut self.few
+        } else {
+            &mut self.many
+        };
+        let mut ids = [0i64; FETCH_MANY];
+        for (id, t) in ids.iter_mut().zip(batch) {
+            *id = t.span;
+        }
+        let params = &ids[..stmt.parameter_count()];
+        let mut got: Vec<(i64, T)> = Vec::with_capacity(batch.len());
+        let mut rows = stmt.query(params_from_iter(params.iter()))?;
+        while let Some(row) = rows.next()? {
+            got.push((row.get(self.id_column)?, read(row)?));
+        }
+        drop(rows);
+        for t in batch {
+            if let Some(at) = got.iter().position(|(id, _)| *id == t.span)
+                && !each(got.swap_remove(at).1)?
+            {
+                return Ok(false);
+            }
+        }
+        Ok(true)
     }
 }
 
