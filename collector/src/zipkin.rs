@@ -142,112 +142,120 @@ fn convert(spans: Vec<ZipkinSpan>) -> (Batch, Rejections) {
     let mut rejected = Rejections::default();
     let mut resources: BTreeMap<String, Arc<Resource>> = BTreeMap::new();
     for z in spans {
-        let Some(trace_id) = parse_trace_id(&z.trace_id) else {
-            rejected.add("with a traceId that is not 16 or 32 hex digits (or is all zero)");
-            continue;
-        };
-        let Some(span_id) = parse_span_id(&z.id) else {
-            rejected.add("with an id that is not 16 hex digits (or is all zero)");
-            continue;
-        };
-        let parent_span_id = match z.parent_id.as_deref().map(str::trim) {
-            None | Some("") => None,
-            Some(p) => match parse_span_id(p) {
-                Some(id) => Some(id),
-                None => {
-                    rejected.add("with a parentId that is not 16 hex digits");
-                    continue;
-                }
-            },
-        };
-        let Some(ts_us) = z.timestamp else {
-            rejected.add("without a timestamp");
-            continue;
-        };
-        let service = z
-            .local_endpoint
-            .as_ref()
-            .and_then(|e| e.service_name.clone())
-            .filter(|s| !s.is_empty())
-            .unwrap_or_else(|| UNKNOWN_SERVICE.to_string());
-        let resource = resources
-            .entry(service.clone())
-            .or_insert_with(|| {
-                let mut attrs = Attributes::new();
-                attrs.insert("service.name", service.clone());
-                if let Some(e) = &z.local_endpoint
-                    && let Some(ip) = e.ipv4.as_ref().or(e.ipv6.as_ref())
-                {
-                    attrs.insert("host.ip", ip.clone());
-                }
-                Arc::new(Resource {
-                    service: service.clone(),
-                    attributes: attrs,
-                })
-            })
-            .clone();
-        let mut attrs: Attributes = z
-            .tags
-            .iter()
-            // Zipkin's `error` tag is the span's status here, not an attribute.
-            .filter(|(k, _)| k.as_str() != "error")
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect();
-        if let Some(e) = &z.remote_endpoint {
-            if let Some(name) = &e.service_name {
-                attrs.insert("peer.service", name.clone());
-            }
-            if let Some(ip) = e.ipv4.as_ref().or(e.ipv6.as_ref()) {
-                attrs.insert("server.address", ip.clone());
-            }
-            if let Some(port) = e.port {
-                attrs.insert("server.port", Value::Int(i64::from(port)));
-            }
+        match span(z, &mut resources) {
+            Ok(span) => batch.spans.push(span),
+            Err(reason) => rejected.add(reason),
         }
-        let (status_code, status_message) = match z.tags.get("error") {
-            Some(msg) => (SpanStatus::Error, msg.clone()),
-            None => (SpanStatus::Unset, String::new()),
-        };
-        let kind = match z.kind.as_deref() {
-            Some("SERVER") => SpanKind::Server,
-            Some("CLIENT") => SpanKind::Client,
-            Some("PRODUCER") => SpanKind::Producer,
-            Some("CONSUMER") => SpanKind::Consumer,
-            _ => SpanKind::Internal,
-        };
-        let events = z
-            .annotations
-            .iter()
-            .map(|a| Event {
-                time_ns: us_to_ns(a.timestamp),
-                name: a.value.clone(),
-                attributes: Attributes::new(),
-            })
-            .collect();
-        let correlation_id = attrs.correlation_id();
-        let start_ns = us_to_ns(ts_us);
-        batch.spans.push(SpanRecord {
-            trace_id,
-            span_id,
-            parent_span_id,
-            resource,
-            scope_name: "zipkin".into(),
-            scope_version: String::new(),
-            name: z.name.unwrap_or_default(),
-            kind,
-            start_ns,
-            end_ns: start_ns.saturating_add(us_to_ns(z.duration.unwrap_or(0))),
-            status_code,
-            status_message,
-            attributes: attrs,
-            events,
-            links: Vec::new(),
-            correlation_id,
-            trace_state: String::new(),
-            flags: 0,
-        });
     }
     (batch, rejected)
+}
+
+/// One Zipkin span in the model, or why it was rejected. Spans of one local service share
+/// a resource.
+fn span(
+    z: ZipkinSpan,
+    resources: &mut BTreeMap<String, Arc<Resource>>,
+) -> Result<SpanRecord, &'static str> {
+    let trace_id = parse_trace_id(&z.trace_id)
+        .ok_or("with a traceId that is not 16 or 32 hex digits (or is all zero)")?;
+    let span_id =
+        parse_span_id(&z.id).ok_or("with an id that is not 16 hex digits (or is all zero)")?;
+    let parent_span_id = match z.parent_id.as_deref().map(str::trim) {
+        None | Some("") => None,
+        Some(p) => Some(parse_span_id(p).ok_or("with a parentId that is not 16 hex digits")?),
+    };
+    let ts_us = z.timestamp.ok_or("without a timestamp")?;
+    let attrs = attributes(&z);
+    let (status_code, status_message) = match z.tags.get("error") {
+        Some(msg) => (SpanStatus::Error, msg.clone()),
+        None => (SpanStatus::Unset, String::new()),
+    };
+    let kind = match z.kind.as_deref() {
+        Some("SERVER") => SpanKind::Server,
+        Some("CLIENT") => SpanKind::Client,
+        Some("PRODUCER") => SpanKind::Producer,
+        Some("CONSUMER") => SpanKind::Consumer,
+        _ => SpanKind::Internal,
+    };
+    let events = z
+        .annotations
+        .iter()
+        .map(|a| Event {
+            time_ns: us_to_ns(a.timestamp),
+            name: a.value.clone(),
+            attributes: Attributes::new(),
+        })
+        .collect();
+    let start_ns = us_to_ns(ts_us);
+    Ok(SpanRecord {
+        trace_id,
+        span_id,
+        parent_span_id,
+        resource: resource(&z, resources),
+        scope_name: "zipkin".into(),
+        scope_version: String::new(),
+        name: z.name.unwrap_or_default(),
+        kind,
+        start_ns,
+        end_ns: start_ns.saturating_add(us_to_ns(z.duration.unwrap_or(0))),
+        status_code,
+        status_message,
+        correlation_id: attrs.correlation_id(),
+        attributes: attrs,
+        events,
+        links: Vec::new(),
+        trace_state: String::new(),
+        flags: 0,
+    })
+}
+
+/// The local endpoint as a resource: its service and address.
+fn resource(z: &ZipkinSpan, resources: &mut BTreeMap<String, Arc<Resource>>) -> Arc<Resource> {
+    let service = z
+        .local_endpoint
+        .as_ref()
+        .and_then(|e| e.service_name.clone())
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| UNKNOWN_SERVICE.to_string());
+    resources
+        .entry(service.clone())
+        .or_insert_with(|| {
+            let mut attrs = Attributes::new();
+            attrs.insert("service.name", service.clone());
+            if let Some(e) = &z.local_endpoint
+                && let Some(ip) = e.ipv4.as_ref().or(e.ipv6.as_ref())
+            {
+                attrs.insert("host.ip", ip.clone());
+            }
+            Arc::new(Resource {
+                service,
+                attributes: attrs,
+            })
+        })
+        .clone()
+}
+
+/// The tags (but `error`, which is the status here) and the remote endpoint as the
+/// semantic conventions name it.
+fn attributes(z: &ZipkinSpan) -> Attributes {
+    let mut attrs: Attributes = z
+        .tags
+        .iter()
+        .filter(|(k, _)| k.as_str() != "error")
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    if let Some(e) = &z.remote_endpoint {
+        if let Some(name) = &e.service_name {
+            attrs.insert("peer.service", name.clone());
+        }
+        if let Some(ip) = e.ipv4.as_ref().or(e.ipv6.as_ref()) {
+            attrs.insert("server.address", ip.clone());
+        }
+        if let Some(port) = e.port {
+            attrs.insert("server.port", Value::Int(i64::from(port)));
+        }
+    }
+    attrs
 }
 
 fn us_to_ns(us: u64) -> i64 {

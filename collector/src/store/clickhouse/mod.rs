@@ -578,40 +578,7 @@ impl Store for ClickHouseStore {
     }
 
     async fn span_samples(&self, query: &SampleQuery) -> Result<Samples, StoreError> {
-        let mut w = Where::default();
-        w.window(Some(query.start_ns), Some(query.end_ns));
-        if let Some(s) = &query.service {
-            w.with(
-                "ServiceName = {service:String}",
-                Param::Str("service", s.clone()),
-            );
-        }
-        if let Some(op) = &query.operation {
-            w.with("SpanName = {op:String}", Param::Str("op", op.clone()));
-        }
-        if !query.kinds.is_empty() {
-            let names: Vec<String> = query
-                .kinds
-                .iter()
-                .flat_map(|k| kind_names(*k))
-                .map(|n| format!("'{n}'"))
-                .collect();
-            w.raw(format!("SpanKind IN ({})", names.join(", ")));
-        }
-        #[derive(::clickhouse::Row, serde::Deserialize)]
-        struct Row {
-            trace_id: String,
-            span_id: String,
-            parent_span_id: String,
-            link_trace_id: String,
-            link_span_id: String,
-            service: String,
-            operation: String,
-            kind: String,
-            start: i64,
-            duration: u64,
-            status: String,
-        }
+        let w = sample_where(query);
         let sql = format!(
             "SELECT TraceId AS trace_id, SpanId AS span_id, ParentSpanId AS parent_span_id, \
              `Links.TraceId`[1] AS link_trace_id, `Links.SpanId`[1] AS link_span_id, \
@@ -624,48 +591,12 @@ impl Store for ClickHouseStore {
             query.limit + 1
         );
         let q = w.query(&self.client, &sql);
-        let mut rows: Vec<Row> = q.fetch_all().await.map_err(backend)?;
+        let mut rows: Vec<SampleRow> = q.fetch_all().await.map_err(backend)?;
         let truncated = rows.len() > query.limit;
         rows.truncate(query.limit);
-        let mut names: Vec<String> = Vec::new();
-        let mut index: HashMap<String, u32> = HashMap::new();
-        let mut intern = |s: String| -> u32 {
-            if let Some(i) = index.get(&s) {
-                return *i;
-            }
-            let i = u32::try_from(names.len()).unwrap_or(u32::MAX);
-            names.push(s.clone());
-            index.insert(s, i);
-            i
-        };
-        let mut spans = Vec::with_capacity(rows.len());
-        for r in rows {
-            let (Some(trace_id), Some(span_id)) = (parse_hex(&r.trace_id), parse_hex(&r.span_id))
-            else {
-                continue;
-            };
-            let link = match (parse_hex(&r.link_trace_id), parse_hex(&r.link_span_id)) {
-                (Some(t), Some(s)) => Some((t, s)),
-                _ => None,
-            };
-            spans.push(SpanSample {
-                trace_id,
-                span_id,
-                parent_span_id: parse_hex(&r.parent_span_id),
-                link,
-                service: intern(r.service),
-                operation: intern(r.operation),
-                kind: parse_kind(&r.kind),
-                start_ns: r.start,
-                duration_ns: i64::try_from(r.duration).unwrap_or(i64::MAX),
-                error: parse_status(&r.status) == StatusCode::Error,
-            });
-        }
-        Ok(Samples {
-            spans,
-            names,
-            truncated,
-        })
+        let mut samples = samples(rows);
+        samples.truncated = truncated;
+        Ok(samples)
     }
 
     async fn prune(&self, policy: RetentionPolicy) -> Result<PruneReport, StoreError> {
@@ -756,5 +687,90 @@ impl Store for ClickHouseStore {
             typed_attributes: false,
             retention_by_arrival: false,
         }
+    }
+}
+
+/// The aggregates' conditions: the window, and the service, operation and kinds if asked.
+fn sample_where(query: &SampleQuery) -> Where {
+    let mut w = Where::default();
+    w.window(Some(query.start_ns), Some(query.end_ns));
+    if let Some(s) = &query.service {
+        w.with(
+            "ServiceName = {service:String}",
+            Param::Str("service", s.clone()),
+        );
+    }
+    if let Some(op) = &query.operation {
+        w.with("SpanName = {op:String}", Param::Str("op", op.clone()));
+    }
+    if !query.kinds.is_empty() {
+        let names: Vec<String> = query
+            .kinds
+            .iter()
+            .flat_map(|k| kind_names(*k))
+            .map(|n| format!("'{n}'"))
+            .collect();
+        w.raw(format!("SpanKind IN ({})", names.join(", ")));
+    }
+    w
+}
+
+/// A span as the aggregates read it.
+#[derive(::clickhouse::Row, serde::Deserialize)]
+struct SampleRow {
+    trace_id: String,
+    span_id: String,
+    parent_span_id: String,
+    link_trace_id: String,
+    link_span_id: String,
+    service: String,
+    operation: String,
+    kind: String,
+    start: i64,
+    duration: u64,
+    status: String,
+}
+
+/// The rows as samples, each service and operation name listed once; a row whose IDs are
+/// not hex is left out.
+fn samples(rows: Vec<SampleRow>) -> Samples {
+    let mut names: Vec<String> = Vec::new();
+    let mut index: HashMap<String, u32> = HashMap::new();
+    let mut intern = |s: String| -> u32 {
+        if let Some(i) = index.get(&s) {
+            return *i;
+        }
+        let i = u32::try_from(names.len()).unwrap_or(u32::MAX);
+        names.push(s.clone());
+        index.insert(s, i);
+        i
+    };
+    let mut spans = Vec::with_capacity(rows.len());
+    for r in rows {
+        let (Some(trace_id), Some(span_id)) = (parse_hex(&r.trace_id), parse_hex(&r.span_id))
+        else {
+            continue;
+        };
+        let link = match (parse_hex(&r.link_trace_id), parse_hex(&r.link_span_id)) {
+            (Some(t), Some(s)) => Some((t, s)),
+            _ => None,
+        };
+        spans.push(SpanSample {
+            trace_id,
+            span_id,
+            parent_span_id: parse_hex(&r.parent_span_id),
+            link,
+            service: intern(r.service),
+            operation: intern(r.operation),
+            kind: parse_kind(&r.kind),
+            start_ns: r.start,
+            duration_ns: i64::try_from(r.duration).unwrap_or(i64::MAX),
+            error: parse_status(&r.status) == StatusCode::Error,
+        });
+    }
+    Samples {
+        spans,
+        names,
+        truncated: false,
     }
 }
