@@ -7,7 +7,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::BrokerError;
-use super::store::{Publication, Store};
+use super::store::{Environment, Publication, Store};
 
 /// One integration the answer rests on, in the Pact Broker's matrix shape.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -127,13 +127,32 @@ pub fn can_i_deploy(
         None => None,
     };
     let pubs = store.publications(None)?;
+    let mut rows = as_consumer(store, &pubs, pacticipant, version, env.as_ref())?;
+    rows.extend(as_provider(
+        store,
+        &pubs,
+        pacticipant,
+        version,
+        env.as_ref(),
+    )?);
+    Ok(answer(pacticipant, version, rows))
+}
+
+/// The version as a consumer: a row for each provider of its pacts (the one deployed to
+/// `env`, or the latest that verified it).
+fn as_consumer(
+    store: &Store,
+    pubs: &[Publication],
+    pacticipant: &str,
+    version: &str,
+    env: Option<&Environment>,
+) -> Result<Vec<Row>, BrokerError> {
     let mut rows = Vec::new();
-    // As a consumer: each provider of this version's pacts.
     for p in pubs
         .iter()
         .filter(|p| p.consumer == pacticipant && p.consumer_version == version)
     {
-        match &env {
+        match env {
             Some(e) => match store.deployed(&p.provider, &e.uuid)? {
                 None => rows.push(row(
                     p,
@@ -153,7 +172,18 @@ pub fn can_i_deploy(
             }
         }
     }
-    // As a provider: the pact of each consumer version it would meet.
+    Ok(rows)
+}
+
+/// The version as a provider: a row for the pact of each consumer version it would meet
+/// (the one deployed to `env`, or each consumer's latest).
+fn as_provider(
+    store: &Store,
+    pubs: &[Publication],
+    pacticipant: &str,
+    version: &str,
+    env: Option<&Environment>,
+) -> Result<Vec<Row>, BrokerError> {
     let mut consumers: Vec<&str> = pubs
         .iter()
         .filter(|p| p.provider == pacticipant)
@@ -161,11 +191,12 @@ pub fn can_i_deploy(
         .collect();
     consumers.sort();
     consumers.dedup();
+    let mut rows = Vec::new();
     for c in consumers {
         let theirs = pubs
             .iter()
             .filter(|p| p.provider == pacticipant && p.consumer == c);
-        let pick = match &env {
+        let pick = match env {
             Some(e) => match store.deployed(c, &e.uuid)? {
                 Some(cv) => theirs.into_iter().find(|p| p.consumer_version == cv),
                 // Not there: nothing to be compatible with.
@@ -178,6 +209,11 @@ pub fn can_i_deploy(
             rows.push(described(p, Some(version.to_string()), v.map(|(_, ok)| ok)));
         }
     }
+    Ok(rows)
+}
+
+/// The verdict over the rows: deployable only when every row verified successfully.
+fn answer(pacticipant: &str, version: &str, rows: Vec<Row>) -> Answer {
     let success = rows.iter().filter(|r| r.success() == Some(true)).count();
     let failed = rows.iter().filter(|r| r.success() == Some(false)).count();
     let unknown = rows.len() - success - failed;
@@ -207,7 +243,7 @@ pub fn can_i_deploy(
             text: r.reason.clone(),
         })
         .collect();
-    Ok(Answer {
+    Answer {
         notices,
         summary: Summary {
             deployable,
@@ -217,7 +253,7 @@ pub fn can_i_deploy(
             unknown,
         },
         matrix: rows,
-    })
+    }
 }
 
 fn described(p: &Publication, provider_version: Option<String>, success: Option<bool>) -> Row {

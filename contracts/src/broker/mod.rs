@@ -600,30 +600,56 @@ async fn publish_contracts(
     headers: HeaderMap,
     body: Result<Json<PublishContracts>, axum::extract::rejection::JsonRejection>,
 ) -> Result<Response, BrokerError> {
-    use base64::Engine;
     let Json(req) = body.map_err(|e| BrokerError::BadRequest(e.body_text()))?;
-    let mut pacts = Vec::new();
-    for c in &req.contracts {
-        if c.specification != "pact" {
+    let pacts = req
+        .contracts
+        .iter()
+        .map(|c| c.checked(&req.pacticipant_name))
+        .collect::<Result<Vec<_>, _>>()?;
+    let (c, v) = (
+        req.pacticipant_name.clone(),
+        req.pacticipant_version_number.clone(),
+    );
+    let (branch, tags) = (req.branch.clone(), req.tags.clone());
+    let published = broker
+        .with(move |s| store_publication(s, &c, &v, pacts, branch.as_deref(), &tags))
+        .await?;
+    Ok(hal(published_answer(&base(&headers), &req, &published)).into_response())
+}
+
+/// A pact to publish: its provider, its content and whether it merges into the one already
+/// published for this version.
+struct Checked {
+    provider: String,
+    content: Value,
+    merge: bool,
+}
+
+impl Contract {
+    /// The contract decoded and checked: a pact, of the version's pacticipant, base64 JSON,
+    /// written in a mode the broker knows.
+    fn checked(&self, pacticipant: &str) -> Result<Checked, BrokerError> {
+        use base64::Engine;
+        if self.specification != "pact" {
             return Err(BrokerError::BadRequest(format!(
                 "only pacts can be published here, not {:?}",
-                c.specification
+                self.specification
             )));
         }
-        if c.consumer_name != req.pacticipant_name {
+        if self.consumer_name != pacticipant {
             return Err(BrokerError::BadRequest(format!(
-                "a contract of {} cannot be published as a version of {}",
-                c.consumer_name, req.pacticipant_name
+                "a contract of {} cannot be published as a version of {pacticipant}",
+                self.consumer_name
             )));
         }
         let bytes = base64::engine::general_purpose::STANDARD
-            .decode(&c.content)
+            .decode(&self.content)
             .map_err(|e| {
                 BrokerError::BadRequest(format!("a contract's content is not base64: {e}"))
             })?;
         let content: Value = serde_json::from_slice(&bytes)
             .map_err(|e| BrokerError::BadRequest(format!("a contract is not JSON: {e}")))?;
-        let merge = match c.write_mode.as_deref() {
+        let merge = match self.write_mode.as_deref() {
             None | Some("overwrite") => false,
             Some("merge") => true,
             Some(other) => {
@@ -632,40 +658,62 @@ async fn publish_contracts(
                 )));
             }
         };
-        pacts.push((c.provider_name.clone(), content, merge));
-    }
-    let b = base(&headers);
-    let consumer = req.pacticipant_name.clone();
-    let version = req.pacticipant_version_number.clone();
-    let (branch, tags) = (req.branch.clone(), req.tags.clone());
-    let (c, v) = (consumer.clone(), version.clone());
-    let published = broker
-        .with(move |s| {
-            let mut out = Vec::new();
-            for (provider, mut content, merge) in pacts {
-                if merge {
-                    let before = s
-                        .publications(Some(&provider))?
-                        .into_iter()
-                        .find(|p| p.consumer == c && p.consumer_version == v);
-                    if let Some(before) = before
-                        && let Some(old) = s.content(&before.sha)?
-                    {
-                        content = merged(old, content);
-                    }
-                }
-                let (sha, changed) = s.publish(&c, &v, &provider, &content)?;
-                out.push((provider, sha, changed));
-            }
-            if let Some(branch) = &branch {
-                s.add_branch(&c, &v, branch)?;
-            }
-            for t in &tags {
-                s.add_tag(&c, &v, t)?;
-            }
-            Ok(out)
+        Ok(Checked {
+            provider: self.provider_name.clone(),
+            content,
+            merge,
         })
-        .await?;
+    }
+}
+
+/// Stores the pacts of consumer version `v` (merged where asked) with its branch and tags;
+/// returns each provider with its pact's SHA and whether the content changed.
+fn store_publication(
+    s: &Store,
+    c: &str,
+    v: &str,
+    pacts: Vec<Checked>,
+    branch: Option<&str>,
+    tags: &[String],
+) -> Result<Vec<(String, String, bool)>, BrokerError> {
+    let mut out = Vec::new();
+    for Checked {
+        provider,
+        mut content,
+        merge,
+    } in pacts
+    {
+        if merge {
+            let before = s
+                .publications(Some(&provider))?
+                .into_iter()
+                .find(|p| p.consumer == c && p.consumer_version == v);
+            if let Some(before) = before
+                && let Some(old) = s.content(&before.sha)?
+            {
+                content = merged(old, content);
+            }
+        }
+        let (sha, changed) = s.publish(c, v, &provider, &content)?;
+        out.push((provider, sha, changed));
+    }
+    if let Some(branch) = branch {
+        s.add_branch(c, v, branch)?;
+    }
+    for t in tags {
+        s.add_tag(c, v, t)?;
+    }
+    Ok(out)
+}
+
+/// The broker's answer to a publication, as the Pact CLI reads it: notices (and the older
+/// `logs`), the pacticipant, the version and links to each contract and tag.
+fn published_answer(
+    b: &str,
+    req: &PublishContracts,
+    published: &[(String, String, bool)],
+) -> Value {
+    let (consumer, version) = (&req.pacticipant_name, &req.pacticipant_version_number);
     let said: Vec<String> = published
         .iter()
         .map(|(provider, _, changed)| {
@@ -688,15 +736,15 @@ async fn publish_contracts(
         .iter()
         .map(|m| json!({"type": "success", "text": m}))
         .collect();
-    let pacticipant = format!("{b}/pacticipants/{}", enc(&consumer));
-    let version_url = format!("{pacticipant}/versions/{}", enc(&version));
+    let pacticipant = format!("{b}/pacticipants/{}", enc(consumer));
+    let version_url = format!("{pacticipant}/versions/{}", enc(version));
     let contracts: Vec<Value> = published
         .iter()
         .map(|(provider, sha, _)| {
             json!({
                 "title": "Pact",
                 "name": format!("Pact between {consumer} ({version}) and {provider}"),
-                "href": format!("{b}/pacts/provider/{}/consumer/{}/pact-version/{sha}", enc(provider), enc(&consumer)),
+                "href": format!("{b}/pacts/provider/{}/consumer/{}/pact-version/{sha}", enc(provider), enc(consumer)),
             })
         })
         .collect();
@@ -705,7 +753,7 @@ async fn publish_contracts(
         .iter()
         .map(|t| json!({"title": "Tag", "name": t, "href": format!("{version_url}/tags/{}", enc(t))}))
         .collect();
-    Ok(hal(json!({
+    json!({
         "logs": logs,
         "notices": notices,
         "_embedded": {
@@ -722,8 +770,7 @@ async fn publish_contracts(
             "pb:pacticipant-version-tags": tag_links,
             "pb:contracts": contracts,
         },
-    }))
-    .into_response())
+    })
 }
 
 /// `new`'s interactions added to `old`'s, those with the same description replaced.

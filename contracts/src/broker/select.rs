@@ -225,37 +225,28 @@ fn select(
     };
     let mut why = Vec::new();
     if s.main_branch == Some(true) {
-        let mut on_main = Vec::new();
-        for p in candidates {
-            if let Some(main) = store.main_branch(&p.consumer)?
-                && store
+        let on_main = kept(candidates, |p| {
+            Ok(match store.main_branch(&p.consumer)? {
+                Some(main) => store
                     .branches(&p.consumer, &p.consumer_version)?
-                    .contains(&main)
-            {
-                on_main.push(p);
-            }
-        }
+                    .contains(&main),
+                None => false,
+            })
+        })?;
         candidates = latest_per(&on_main, |p| p.consumer.clone());
         why.push("latest from the main branch".to_string());
     } else if let Some(b) = &branch {
-        let mut on = Vec::new();
-        for p in candidates {
-            if store
+        let on = kept(candidates, |p| {
+            Ok(store
                 .branches(&p.consumer, &p.consumer_version)?
-                .contains(b)
-            {
-                on.push(p);
-            }
-        }
+                .contains(b))
+        })?;
         candidates = latest_per(&on, |p| p.consumer.clone());
         why.push(format!("latest from branch {b}"));
     } else if let Some(t) = &s.tag {
-        let mut tagged = Vec::new();
-        for p in candidates {
-            if store.tags(&p.consumer, &p.consumer_version)?.contains(t) {
-                tagged.push(p);
-            }
-        }
+        let tagged = kept(candidates, |p| {
+            Ok(store.tags(&p.consumer, &p.consumer_version)?.contains(t))
+        })?;
         if s.latest == Some(true) {
             candidates = latest_per(&tagged, |p| p.consumer.clone());
             why.push(format!("latest with tag {t}"));
@@ -268,29 +259,7 @@ fn select(
         || s.released == Some(true)
         || s.environment.is_some()
     {
-        let deployed = store.deployed_anywhere()?;
-        let mut kept = Vec::new();
-        for p in candidates {
-            let here = match &s.environment {
-                Some(env) => {
-                    let uuid = store.environment(env)?.map(|e| e.uuid);
-                    match uuid {
-                        Some(u) => {
-                            store.deployed(&p.consumer, &u)?.as_deref()
-                                == Some(p.consumer_version.as_str())
-                        }
-                        None => false,
-                    }
-                }
-                None => deployed
-                    .iter()
-                    .any(|(c, v)| *c == p.consumer && *v == p.consumer_version),
-            };
-            if here {
-                kept.push(p);
-            }
-        }
-        candidates = kept;
+        candidates = deployed(store, candidates, s.environment.as_deref())?;
         why.push(match &s.environment {
             Some(env) => format!("deployed to {env}"),
             None => "deployed or released".to_string(),
@@ -301,6 +270,45 @@ fn select(
     }
     let why = why.join(", ");
     Ok(candidates.into_iter().map(|p| (p, why.clone())).collect())
+}
+
+/// The publications `keep` says yes to (it may fail: it reads the store).
+fn kept(
+    pubs: Vec<Publication>,
+    mut keep: impl FnMut(&Publication) -> Result<bool, BrokerError>,
+) -> Result<Vec<Publication>, BrokerError> {
+    let mut out = Vec::new();
+    for p in pubs {
+        if keep(&p)? {
+            out.push(p);
+        }
+    }
+    Ok(out)
+}
+
+/// The publications whose consumer version is deployed to `environment`, or, without
+/// one, deployed or released anywhere.
+fn deployed(
+    store: &Store,
+    pubs: Vec<Publication>,
+    environment: Option<&str>,
+) -> Result<Vec<Publication>, BrokerError> {
+    let anywhere = store.deployed_anywhere()?;
+    let uuid = match environment {
+        Some(env) => store.environment(env)?.map(|e| e.uuid),
+        None => None,
+    };
+    kept(pubs, |p| {
+        Ok(match (environment, &uuid) {
+            (Some(_), Some(u)) => {
+                store.deployed(&p.consumer, u)?.as_deref() == Some(p.consumer_version.as_str())
+            }
+            (Some(_), None) => false,
+            (None, _) => anywhere
+                .iter()
+                .any(|(c, v)| *c == p.consumer && *v == p.consumer_version),
+        })
+    })
 }
 
 /// `2026-11-01` or an RFC 3339 time, as ms since the epoch.
