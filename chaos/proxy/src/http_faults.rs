@@ -74,44 +74,17 @@ fn copy_headers(from: &HeaderMap, to: &mut HeaderMap) {
 }
 
 async fn forward(State(ctx): State<Ctx>, req: Request) -> Response {
-    let method = req.method().clone();
-    let path = req.uri().path().to_string();
-    let target = req
-        .uri()
+    // The request's parts, not the request: its body is not `Sync`, so no reference to it
+    // may be held across an await.
+    let (parts, body) = req.into_parts();
+    if let Some(aborted) = apply_faults(&ctx, &parts.method, parts.uri.path(), &parts.headers).await
+    {
+        return aborted;
+    }
+    let target = parts
+        .uri
         .path_and_query()
         .map_or("/".to_string(), |p| p.as_str().to_string());
-    for t in ctx.proxy.current_toxics().iter() {
-        let hit =
-            |percentage: i64| fastrand::f32() < t.toxicity && fastrand::i64(0..100) < percentage;
-        match &t.attributes {
-            Attributes::HttpAbort {
-                status,
-                percentage,
-                matching,
-            } if matching.matches(method.as_str(), &path, header_of(req.headers()))
-                && hit(*percentage) =>
-            {
-                let status =
-                    StatusCode::from_u16(*status as u16).unwrap_or(StatusCode::SERVICE_UNAVAILABLE);
-                tracing::info!(proxy = %ctx.proxy.name(), toxic = %t.name, %method, %path, "request aborted");
-                let body = serde_json::json!({
-                    "error": format!("aborted by gauntlet chaos: toxic {} on proxy {}", t.name, ctx.proxy.name())
-                });
-                return (status, axum::Json(body)).into_response();
-            }
-            Attributes::HttpDelay {
-                delay,
-                percentage,
-                matching,
-            } if matching.matches(method.as_str(), &path, header_of(req.headers()))
-                && hit(*percentage) =>
-            {
-                tokio::time::sleep(Duration::from_millis(*delay as u64)).await;
-            }
-            _ => {}
-        }
-    }
-    let (parts, body) = req.into_parts();
     let body = match axum::body::to_bytes(body, MAX_BODY).await {
         Ok(b) => b,
         Err(e) => {
@@ -132,16 +105,60 @@ async fn forward(State(ctx): State<Ctx>, req: Request) -> Response {
         .body(body)
         .send()
         .await;
-    let resp = match sent {
-        Ok(r) => r,
-        Err(e) => {
-            return (
-                StatusCode::BAD_GATEWAY,
-                axum::Json(serde_json::json!({"error": format!("upstream {url} failed: {e}")})),
-            )
-                .into_response();
+    match sent {
+        Ok(resp) => relay(resp, &url).await,
+        Err(e) => (
+            StatusCode::BAD_GATEWAY,
+            axum::Json(serde_json::json!({"error": format!("upstream {url} failed: {e}")})),
+        )
+            .into_response(),
+    }
+}
+
+/// The HTTP toxics that match the request, in order: a delay waits, an abort answers in
+/// the upstream's place (returned).
+async fn apply_faults(
+    ctx: &Ctx,
+    method: &axum::http::Method,
+    path: &str,
+    headers: &HeaderMap,
+) -> Option<Response> {
+    for t in ctx.proxy.current_toxics().iter() {
+        let hit =
+            |percentage: i64| fastrand::f32() < t.toxicity && fastrand::i64(0..100) < percentage;
+        match &t.attributes {
+            Attributes::HttpAbort {
+                status,
+                percentage,
+                matching,
+            } if matching.matches(method.as_str(), path, header_of(headers))
+                && hit(*percentage) =>
+            {
+                let status =
+                    StatusCode::from_u16(*status as u16).unwrap_or(StatusCode::SERVICE_UNAVAILABLE);
+                tracing::info!(proxy = %ctx.proxy.name(), toxic = %t.name, %method, %path, "request aborted");
+                let body = serde_json::json!({
+                    "error": format!("aborted by gauntlet chaos: toxic {} on proxy {}", t.name, ctx.proxy.name())
+                });
+                return Some((status, axum::Json(body)).into_response());
+            }
+            Attributes::HttpDelay {
+                delay,
+                percentage,
+                matching,
+            } if matching.matches(method.as_str(), path, header_of(headers))
+                && hit(*percentage) =>
+            {
+                tokio::time::sleep(Duration::from_millis(*delay as u64)).await;
+            }
+            _ => {}
         }
-    };
+    }
+    None
+}
+
+/// The upstream's answer passed on (hop-by-hop headers dropped; the length is the body's).
+async fn relay(resp: reqwest::Response, url: &str) -> Response {
     let status = resp.status();
     let mut out_headers = HeaderMap::new();
     copy_headers(resp.headers(), &mut out_headers);

@@ -467,31 +467,19 @@ async fn pump(
     loop {
         let waiting = proxy.toxics();
         let waiting = active(&waiting, dir, &mut applies);
-        // timeout: nothing passes; after `timeout` (if not 0) the connection closes.
-        if let Some(timeout) = waiting.iter().find_map(|t| match t.attributes {
-            Attributes::Timeout { timeout } => Some(timeout),
-            _ => None,
-        }) {
-            let changed = proxy.toxics_changed.notified();
-            if timeout > 0 {
-                tokio::select! {
-                    _ = changed => continue,
-                    _ = tokio::time::sleep(Duration::from_millis(timeout as u64)) => {
-                        ending.close.notify_one();
-                        return;
-                    }
-                }
-            } else {
-                changed.await;
-                continue;
+        match held(&proxy, &waiting).await {
+            Held::Not => {}
+            Held::Changed => continue,
+            Held::TimedOut => {
+                ending.close.notify_one();
+                return;
             }
         }
         let slow_close = waiting.iter().find_map(|t| match t.attributes {
             Attributes::SlowClose { delay } => Some(delay),
             _ => None,
         });
-        let read = from.read(&mut buf);
-        let n = match read.await {
+        let n = match from.read(&mut buf).await {
             Ok(0) | Err(_) => {
                 // The source closed: pass the close on, late if slow_close says so.
                 if let Some(delay) = slow_close {
@@ -519,67 +507,119 @@ async fn pump(
             Attributes::ResetPeer { timeout } => Some(timeout),
             _ => None,
         }) {
-            // reset_peer, as Toxiproxy's: the first data to arrive is dropped, and after
-            // `timeout` the connection is aborted with a RST. A zero linger never blocks
-            // the closing thread (the deprecation warns of non-zero ones).
-            tokio::time::sleep(Duration::from_millis(timeout as u64)).await;
-            #[allow(deprecated)]
-            {
-                let _ = to.as_ref().set_linger(Some(Duration::ZERO));
-                let _ = from.as_ref().set_linger(Some(Duration::ZERO));
-            }
-            // No FIN first: with a zero linger, the close of the socket we write to is a
-            // reset. (The other socket's write half, in the other task, closes normally.)
-            to.forget();
+            reset(&mut from, to, timeout).await;
             ending.close.notify_one();
             return;
         }
-        let mut data: &[u8] = &buf[..n];
-        let mut slices: Option<(usize, usize, u64)> = None;
-        let mut close_after = false;
-        for t in active_now {
-            match t.attributes {
-                Attributes::Latency { latency, jitter } => {
-                    let j = if jitter > 0 {
-                        fastrand::i64(-jitter..=jitter)
-                    } else {
-                        0
-                    };
-                    let delay = (latency + j).max(0) as u64;
-                    sleep_precisely(arrived + Duration::from_millis(delay)).await;
-                }
-                Attributes::Bandwidth { rate } if rate > 0 => {
-                    // KB/s, with Toxiproxy's 1 KB = 1000 bytes.
-                    let secs = data.len() as f64 / (rate as f64 * 1000.0);
-                    tokio::time::sleep(Duration::from_secs_f64(secs)).await;
-                }
-                Attributes::Slicer {
-                    average_size,
-                    size_variation,
-                    delay,
-                } if average_size > 0 => {
-                    slices = Some((average_size as usize, size_variation as usize, delay as u64));
-                }
-                Attributes::LimitData { bytes } if bytes > 0 => {
-                    let left = (bytes as u64).saturating_sub(sent) as usize;
-                    if data.len() >= left {
-                        data = &data[..left];
-                        close_after = true;
-                    }
-                }
-                _ => {}
-            }
-        }
-        let written = match slices {
+        let shaped = shape(&active_now, &buf[..n], arrived, sent).await;
+        let data = &buf[..shaped.len];
+        let written = match shaped.slices {
             None => to.write_all(data).await,
             Some((avg, var, delay)) => write_sliced(&mut to, data, avg, var, delay).await,
         };
         sent += data.len() as u64;
-        if written.is_err() || close_after {
+        if written.is_err() || shaped.close_after {
             ending.close.notify_one();
             return;
         }
     }
+}
+
+/// What a `timeout` toxic does to a stream before its next read.
+enum Held {
+    /// No timeout toxic: read on.
+    Not,
+    /// The toxics changed while held: look at them again.
+    Changed,
+    /// Its time ran out: the connection closes.
+    TimedOut,
+}
+
+/// timeout: nothing passes; after `timeout` (if not 0) the connection closes.
+async fn held(proxy: &Proxy, active: &[&Toxic]) -> Held {
+    let Some(timeout) = active.iter().find_map(|t| match t.attributes {
+        Attributes::Timeout { timeout } => Some(timeout),
+        _ => None,
+    }) else {
+        return Held::Not;
+    };
+    let changed = proxy.toxics_changed.notified();
+    if timeout > 0 {
+        tokio::select! {
+            _ = changed => Held::Changed,
+            _ = tokio::time::sleep(Duration::from_millis(timeout as u64)) => Held::TimedOut,
+        }
+    } else {
+        changed.await;
+        Held::Changed
+    }
+}
+
+/// reset_peer, as Toxiproxy's: the first data to arrive is dropped, and after `timeout` ms
+/// the connection is aborted with a RST. A zero linger never blocks the closing thread (the
+/// deprecation warns of non-zero ones).
+async fn reset(from: &mut OwnedReadHalf, to: OwnedWriteHalf, timeout: i64) {
+    tokio::time::sleep(Duration::from_millis(timeout as u64)).await;
+    #[allow(deprecated)]
+    {
+        let _ = to.as_ref().set_linger(Some(Duration::ZERO));
+        let _ = from.as_ref().set_linger(Some(Duration::ZERO));
+    }
+    // No FIN first: with a zero linger, the close of the socket we write to is a reset.
+    // (The other socket's write half, in the other task, closes normally.)
+    to.forget();
+}
+
+/// How a chunk goes on once latency and bandwidth have delayed it: how much of it (a
+/// `limit_data` toxic may cut it), in slices or whole, and whether the connection closes
+/// after it.
+struct Shaped {
+    len: usize,
+    slices: Option<(usize, usize, u64)>,
+    close_after: bool,
+}
+
+async fn shape(active: &[&Toxic], data: &[u8], arrived: Instant, sent: u64) -> Shaped {
+    let mut shaped = Shaped {
+        len: data.len(),
+        slices: None,
+        close_after: false,
+    };
+    for t in active {
+        match t.attributes {
+            Attributes::Latency { latency, jitter } => {
+                let j = if jitter > 0 {
+                    fastrand::i64(-jitter..=jitter)
+                } else {
+                    0
+                };
+                let delay = (latency + j).max(0) as u64;
+                sleep_precisely(arrived + Duration::from_millis(delay)).await;
+            }
+            Attributes::Bandwidth { rate } if rate > 0 => {
+                // KB/s, with Toxiproxy's 1 KB = 1000 bytes.
+                let secs = shaped.len as f64 / (rate as f64 * 1000.0);
+                tokio::time::sleep(Duration::from_secs_f64(secs)).await;
+            }
+            Attributes::Slicer {
+                average_size,
+                size_variation,
+                delay,
+            } if average_size > 0 => {
+                shaped.slices =
+                    Some((average_size as usize, size_variation as usize, delay as u64));
+            }
+            Attributes::LimitData { bytes } if bytes > 0 => {
+                let left = (bytes as u64).saturating_sub(sent) as usize;
+                if shaped.len >= left {
+                    shaped.len = left;
+                    shaped.close_after = true;
+                }
+            }
+            _ => {}
+        }
+    }
+    shaped
 }
 
 /// Sleeps until `deadline` within a fraction of a millisecond: tokio's timer wakes up to
