@@ -5,6 +5,7 @@
 //! a stalled server shows as the queueing delay its users would see (no coordinated
 //! omission); sends that went out late are counted.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -131,6 +132,20 @@ impl Shared {
     fn stopped(&self) -> bool {
         *self.stop.borrow()
     }
+}
+
+/// The request's size on the wire, near enough: request line, headers, body.
+fn wire_bytes(
+    step: &Step,
+    target: &FixedUrl,
+    headers: &[(http::HeaderName, String)],
+    body: &str,
+) -> u64 {
+    (step.method.as_str().len() + target.text.len() + 12 + body.len()) as u64
+        + headers
+            .iter()
+            .map(|(k, v)| (k.as_str().len() + v.len() + 4) as u64)
+            .sum::<u64>()
 }
 
 /// A step's URL (`None` when fixed), headers and body, rendered for one request.
@@ -617,14 +632,10 @@ impl Vu<'_> {
             self.record(&outcome);
             return false;
         };
-        let parsed;
-        let target: &FixedUrl = match (&step.fixed_url, &rendered_url) {
-            (Some(f), _) => f,
-            (None, Some(u)) => match FixedUrl::parse(u).filter(|_| u.starts_with("http://")) {
-                Some(f) => {
-                    parsed = f;
-                    &parsed
-                }
+        let target = match (&step.fixed_url, rendered_url) {
+            (Some(f), _) => Cow::Borrowed(f),
+            (None, Some(u)) => match FixedUrl::parse(&u).filter(|_| u.starts_with("http://")) {
+                Some(f) => Cow::Owned(f),
                 None => {
                     outcome.error = Some(ErrorKind::Protocol);
                     self.record(&outcome);
@@ -650,12 +661,7 @@ impl Vu<'_> {
         }
         headers.push((TRACEPARENT, ids.traceparent()));
         headers.push((CORRELATION, correlation_id.clone()));
-        outcome.bytes_out = (step.method.as_str().len() + target.text.len() + 12 + body.len())
-            as u64
-            + headers
-                .iter()
-                .map(|(k, v)| (k.as_str().len() + v.len() + 4) as u64)
-                .sum::<u64>();
+        outcome.bytes_out = wire_bytes(step, &target, &headers, &body);
         let req = Outgoing {
             method: &step.method,
             uri: &target.uri,
@@ -663,26 +669,7 @@ impl Vu<'_> {
             headers: &headers,
             body: body.as_bytes(),
         };
-        let sent = Instant::now();
-        // Latency counts from the intended time when the send was held back (every
-        // connection busy: the server's slowness); a send within the timer's granularity
-        // of its time counts from when it went out (the generator's own wake-up jitter).
-        let from = match intended {
-            Some(i) if sent.saturating_duration_since(i) > TIMER_SLACK => i,
-            _ => sent,
-        };
-        outcome.send_delay = intended.map(|i| sent.saturating_duration_since(i));
-        let answer = self
-            .conns
-            .send(addr, shared.plan.http2, &req, shared.plan.timeout)
-            .await;
-        let done = Instant::now();
-        self.judge(
-            step,
-            &answer,
-            done.saturating_duration_since(from),
-            &mut outcome,
-        );
+        let (from, done) = self.send(addr, &req, intended, &mut outcome, step).await;
         if let Some(e) = &shared.exporter
             && e.wants(outcome.failed)
         {
@@ -702,6 +689,35 @@ impl Vu<'_> {
         }
         self.record(&outcome);
         !outcome.failed
+    }
+
+    /// Sends the request and judges the answer into `outcome`; returns when its latency
+    /// counts from and when the answer was in.
+    async fn send(
+        &mut self,
+        addr: SocketAddr,
+        req: &Outgoing<'_>,
+        intended: Option<Instant>,
+        outcome: &mut Outcome,
+        step: &Step,
+    ) -> (Instant, Instant) {
+        let shared = self.shared;
+        let sent = Instant::now();
+        // Latency counts from the intended time when the send was held back (every
+        // connection busy: the server's slowness); a send within the timer's granularity
+        // of its time counts from when it went out (the generator's own wake-up jitter).
+        let from = match intended {
+            Some(i) if sent.saturating_duration_since(i) > TIMER_SLACK => i,
+            _ => sent,
+        };
+        outcome.send_delay = intended.map(|i| sent.saturating_duration_since(i));
+        let answer = self
+            .conns
+            .send(addr, shared.plan.http2, req, shared.plan.timeout)
+            .await;
+        let done = Instant::now();
+        self.judge(step, &answer, done.saturating_duration_since(from), outcome);
+        (from, done)
     }
 
     /// The step's URL (unless it is fixed), headers and body with this request's values:

@@ -129,29 +129,20 @@ fn histogram(stats: &Stats) -> String {
     svg + "</svg></figure>"
 }
 
-/// The whole page.
-pub fn render(report: &Report, all: &Stats) -> String {
+/// The latency and rate charts over the run's timeline.
+fn charts(report: &Report) -> (String, String) {
     let xs: Vec<f64> = report.timeline.iter().map(|p| f64::from(p.t)).collect();
+    let series = |f: fn(&crate::engine::Point) -> f64| -> Vec<f64> {
+        report.timeline.iter().map(f).collect()
+    };
     let latency = lines(
         "Latency over time",
         "ms",
         &xs,
         &[
-            (
-                "p50",
-                "#2a9d8f",
-                report.timeline.iter().map(|p| p.p50_ms).collect(),
-            ),
-            (
-                "p90",
-                "#e9c46a",
-                report.timeline.iter().map(|p| p.p90_ms).collect(),
-            ),
-            (
-                "p99",
-                "#e76f51",
-                report.timeline.iter().map(|p| p.p99_ms).collect(),
-            ),
+            ("p50", "#2a9d8f", series(|p| p.p50_ms)),
+            ("p90", "#e9c46a", series(|p| p.p90_ms)),
+            ("p99", "#e76f51", series(|p| p.p99_ms)),
         ],
     );
     let rate = lines(
@@ -159,18 +150,15 @@ pub fn render(report: &Report, all: &Stats) -> String {
         "req/s",
         &xs,
         &[
-            (
-                "requests",
-                "#264653",
-                report.timeline.iter().map(|p| p.requests as f64).collect(),
-            ),
-            (
-                "errors",
-                "#d62828",
-                report.timeline.iter().map(|p| p.errors as f64).collect(),
-            ),
+            ("requests", "#264653", series(|p| p.requests as f64)),
+            ("errors", "#d62828", series(|p| p.errors as f64)),
         ],
     );
+    (latency, rate)
+}
+
+/// The summary table's rows: the whole run, each scenario, each request name.
+fn summary_rows(report: &Report) -> String {
     let mut rows = String::new();
     let mut row = |label: &str, s: &crate::report::Summary| {
         let cells: String = s.cells().iter().map(|c| format!("<td>{c}</td>")).collect();
@@ -183,7 +171,12 @@ pub fn render(report: &Report, all: &Stats) -> String {
     for (n, s) in &report.requests {
         row(n, s);
     }
-    let verdicts: String = report
+    rows
+}
+
+/// One list item per threshold, passed or failed.
+fn verdict_items(report: &Report) -> String {
+    report
         .thresholds
         .iter()
         .map(|t| {
@@ -196,7 +189,14 @@ pub fn render(report: &Report, all: &Stats) -> String {
                 t.value
             )
         })
-        .collect();
+        .collect()
+}
+
+/// The whole page.
+pub fn render(report: &Report, all: &Stats) -> String {
+    let (latency, rate) = charts(report);
+    let rows = summary_rows(report);
+    let verdicts = verdict_items(report);
     format!(
         r#"<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>gauntlet load report {run}</title>

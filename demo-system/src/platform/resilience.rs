@@ -310,6 +310,115 @@ fn state_name(s: CircuitState) -> &'static str {
     }
 }
 
+/// A call through some of the layers.
+type CallService = BoxCloneSyncService<Call, Reply, CallError>;
+
+/// The service behind a bulkhead of `max_concurrent_calls` that refuses when full.
+fn with_bulkhead<S>(
+    name: &str,
+    config: &ResilienceConfig,
+    inner: S,
+) -> Result<(CallService, BulkheadHandle), ConfigError>
+where
+    S: tower::Service<Call, Response = Reply, Error = CallError> + Clone + Send + Sync + 'static,
+    S::Future: Send + 'static,
+{
+    let max = config.bulkhead.max_concurrent_calls;
+    let (bulkhead, handle) = BulkheadLayer::builder()
+        .name(format!("{name}-bulkhead"))
+        .max_concurrent_calls(max)
+        .reject_when_full()
+        .build_with_handle()
+        .map_err(|e| ConfigError::Bulkhead(e.to_string()))?;
+    let upstream = name.to_string();
+    let svc = bulkhead.layer(inner).map_err(move |e| match e {
+        BulkheadServiceError::Inner(e) => e,
+        BulkheadServiceError::Bulkhead(_) => CallError::BulkheadFull {
+            upstream: upstream.clone(),
+            max,
+        },
+    });
+    Ok((BoxCloneSyncService::new(svc), handle))
+}
+
+/// The service behind a circuit breaker when one is enabled (each state change counted in
+/// `changes` and logged as a `circuit_breaker.state_change` event).
+fn with_breaker(
+    name: &str,
+    b: &BreakerConfig,
+    inner: CallService,
+    changes: Arc<AtomicU64>,
+) -> Result<(CallService, Option<CircuitBreakerHandle>), ConfigError> {
+    if !b.enabled {
+        return Ok((inner, None));
+    }
+    let upstream = name.to_string();
+    let (layer, handle) = CircuitBreakerLayer::builder()
+        .name(format!("{name}-breaker"))
+        .sliding_window_size(b.sliding_window_size)
+        .minimum_number_of_calls(b.minimum_number_of_calls)
+        .failure_rate_threshold(b.failure_rate_threshold)
+        .slow_call_duration_threshold(Duration::from_millis(b.slow_call_duration_ms))
+        .slow_call_rate_threshold(b.slow_call_rate_threshold)
+        .wait_duration_in_open(Duration::from_millis(b.wait_duration_in_open_ms))
+        .permitted_calls_in_half_open(b.permitted_calls_in_half_open)
+        .on_state_transition({
+            let upstream = upstream.clone();
+            move |from, to| {
+                changes.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(
+                    event.name = "circuit_breaker.state_change",
+                    upstream = %upstream,
+                    from = state_name(from),
+                    to = state_name(to),
+                    "circuit_breaker.state_change"
+                );
+            }
+        })
+        .build_with_handle()
+        .map_err(|e| ConfigError::Breaker(e.to_string()))?;
+    let svc = layer.layer(inner).map_err(move |e| match e {
+        CircuitBreakerError::Inner(e) => e,
+        CircuitBreakerError::OpenCircuit => CallError::CircuitOpen {
+            upstream: upstream.clone(),
+        },
+    });
+    Ok((BoxCloneSyncService::new(svc), Some(handle)))
+}
+
+/// Retries of idempotent calls on retryable errors, with exponential random backoff; each
+/// retry counted in `retries` and logged as a `retry` event on the caller's span.
+fn retry_layer(
+    name: &str,
+    r: &RetryConfig,
+    retries: Arc<AtomicU64>,
+) -> Result<RetryLayer<Call, Reply, CallError>, ConfigError> {
+    let attempts = if r.enabled { r.max_attempts.max(1) } else { 1 };
+    let backoff = ExponentialRandomBackoff::new(
+        Duration::from_millis(r.initial_backoff_ms),
+        r.randomization_factor,
+    )
+    .map_err(|e| ConfigError::Retry(e.to_string()))?
+    .max_interval(Duration::from_millis(r.max_backoff_ms));
+    let upstream = name.to_string();
+    Ok(RetryLayer::<Call, Reply, CallError>::builder()
+        .name(format!("{name}-retry"))
+        .max_attempts_fn(move |call: &Call| if call.idempotent { attempts } else { 1 })
+        .backoff(backoff)
+        .retry_on(CallError::is_retryable)
+        .on_retry(move |attempt, _| {
+            retries.fetch_add(1, Ordering::Relaxed);
+            // An event on the caller's span: a retried call shows in its trace.
+            tracing::info!(
+                event.name = "retry",
+                upstream = %upstream,
+                retry = attempt,
+                "retry"
+            );
+        })
+        .build())
+}
+
 impl Upstream {
     /// A client for the upstream `name` at `endpoint`: each attempt picks its instance
     /// there, so a retry after a failed instance can land on a healthy one.
@@ -329,92 +438,16 @@ impl Upstream {
             })
         };
 
-        let max = config.bulkhead.max_concurrent_calls;
-        let (bulkhead, bulkhead_handle) = BulkheadLayer::builder()
-            .name(format!("{name}-bulkhead"))
-            .max_concurrent_calls(max)
-            .reject_when_full()
-            .build_with_handle()
-            .map_err(|e| ConfigError::Bulkhead(e.to_string()))?;
-        let bulkheaded = {
-            let upstream = upstream.clone();
-            bulkhead.layer(send).map_err(move |e| match e {
-                BulkheadServiceError::Inner(e) => e,
-                BulkheadServiceError::Bulkhead(_) => CallError::BulkheadFull {
-                    upstream: upstream.clone(),
-                    max,
-                },
-            })
-        };
-
+        let (bulkheaded, bulkhead_handle) = with_bulkhead(name, config, send)?;
         let state_changes = Arc::new(AtomicU64::new(0));
-        let (guarded, breaker): (BoxCloneSyncService<Call, Reply, CallError>, _) =
-            if config.circuit_breaker.enabled {
-                let b = &config.circuit_breaker;
-                let (layer, handle) = CircuitBreakerLayer::builder()
-                    .name(format!("{name}-breaker"))
-                    .sliding_window_size(b.sliding_window_size)
-                    .minimum_number_of_calls(b.minimum_number_of_calls)
-                    .failure_rate_threshold(b.failure_rate_threshold)
-                    .slow_call_duration_threshold(Duration::from_millis(b.slow_call_duration_ms))
-                    .slow_call_rate_threshold(b.slow_call_rate_threshold)
-                    .wait_duration_in_open(Duration::from_millis(b.wait_duration_in_open_ms))
-                    .permitted_calls_in_half_open(b.permitted_calls_in_half_open)
-                    .on_state_transition({
-                        let (upstream, changes) = (upstream.clone(), state_changes.clone());
-                        move |from, to| {
-                            changes.fetch_add(1, Ordering::Relaxed);
-                            tracing::warn!(
-                                event.name = "circuit_breaker.state_change",
-                                upstream = %upstream,
-                                from = state_name(from),
-                                to = state_name(to),
-                                "circuit_breaker.state_change"
-                            );
-                        }
-                    })
-                    .build_with_handle()
-                    .map_err(|e| ConfigError::Breaker(e.to_string()))?;
-                let upstream = upstream.clone();
-                let svc = layer.layer(bulkheaded).map_err(move |e| match e {
-                    CircuitBreakerError::Inner(e) => e,
-                    CircuitBreakerError::OpenCircuit => CallError::CircuitOpen {
-                        upstream: upstream.clone(),
-                    },
-                });
-                (BoxCloneSyncService::new(svc), Some(handle))
-            } else {
-                (BoxCloneSyncService::new(bulkheaded), None)
-            };
-
+        let (guarded, breaker) = with_breaker(
+            name,
+            &config.circuit_breaker,
+            bulkheaded,
+            state_changes.clone(),
+        )?;
         let retries = Arc::new(AtomicU64::new(0));
-        let r = &config.retry;
-        let attempts = if r.enabled { r.max_attempts.max(1) } else { 1 };
-        let backoff = ExponentialRandomBackoff::new(
-            Duration::from_millis(r.initial_backoff_ms),
-            r.randomization_factor,
-        )
-        .map_err(|e| ConfigError::Retry(e.to_string()))?
-        .max_interval(Duration::from_millis(r.max_backoff_ms));
-        let retry = RetryLayer::<Call, Reply, CallError>::builder()
-            .name(format!("{name}-retry"))
-            .max_attempts_fn(move |call: &Call| if call.idempotent { attempts } else { 1 })
-            .backoff(backoff)
-            .retry_on(CallError::is_retryable)
-            .on_retry({
-                let (retries, upstream) = (retries.clone(), upstream.clone());
-                move |attempt, _| {
-                    retries.fetch_add(1, Ordering::Relaxed);
-                    // An event on the caller's span: a retried call shows in its trace.
-                    tracing::info!(
-                        event.name = "retry",
-                        upstream = %upstream,
-                        retry = attempt,
-                        "retry"
-                    );
-                }
-            })
-            .build();
+        let retry = retry_layer(name, &config.retry, retries.clone())?;
         Ok(Self {
             name: upstream,
             endpoint,
