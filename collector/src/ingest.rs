@@ -13,7 +13,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, oneshot};
 
 use crate::metrics::Metrics;
 use crate::model::Batch;
-use crate::store::Store;
+use crate::store::{Encoded, Store};
 
 /// Why a batch was not committed. Both tell the client to retry later.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -63,13 +63,14 @@ impl Default for PipelineConfig {
 }
 
 struct Job {
-    batch: Batch,
+    batch: Encoded,
     _permit: Option<OwnedSemaphorePermit>,
     done: oneshot::Sender<Result<(), IngestError>>,
 }
 
 #[derive(Clone)]
 pub struct Pipeline {
+    store: Arc<dyn Store>,
     jobs: mpsc::UnboundedSender<Job>,
     room: Arc<Semaphore>,
     config: PipelineConfig,
@@ -94,9 +95,10 @@ impl Pipeline {
     ) -> (Self, tokio::task::JoinHandle<()>) {
         let (tx, rx) = mpsc::unbounded_channel();
         let room = Arc::new(Semaphore::new(config.queue_rows));
-        let task = tokio::spawn(commit_loop(rx, store, config, metrics.clone()));
+        let task = tokio::spawn(commit_loop(rx, store.clone(), config, metrics.clone()));
         (
             Self {
+                store,
                 jobs: tx,
                 room,
                 config,
@@ -130,6 +132,9 @@ impl Pipeline {
             }
         };
         self.metrics.queue_rows.inc_by(i64::from(rows));
+        // Here, on the request's own task: what the store can do before its commit runs in
+        // parallel with other requests, not inside the one commit at a time.
+        let batch = self.store.encode(batch);
         let (done, wait) = oneshot::channel();
         self.jobs
             .send(Job {
@@ -149,20 +154,21 @@ async fn commit_loop(
     metrics: Arc<Metrics>,
 ) {
     while let Some(first) = rx.recv().await {
-        let mut batch = Batch::default();
+        let mut batches = Vec::new();
+        let mut rows = 0;
         let mut waiting = Vec::new();
         let mut next = Some(first);
         while let Some(job) = next.take() {
-            batch.extend(job.batch);
+            rows += job.batch.rows();
+            batches.push(job.batch);
             waiting.push((job.done, job._permit));
-            if batch.rows() < config.max_commit_rows {
+            if rows < config.max_commit_rows {
                 next = rx.try_recv().ok();
             }
         }
-        let rows = batch.rows();
         let started = Instant::now();
         let result = store
-            .write(batch)
+            .write_encoded(batches)
             .await
             .map_err(|e| IngestError::Store(e.to_string()));
         metrics

@@ -71,3 +71,95 @@ pub async fn run(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use super::*;
+    use crate::model::{Attributes, Batch, Resource, SpanKind, SpanRecord, StatusCode, TraceId};
+    use crate::store::sqlite::{SqliteConfig, SqliteStore};
+
+    /// A span (the SQLite store ages data by when it was received, on the wall clock).
+    fn old_span(trace: u8) -> SpanRecord {
+        SpanRecord {
+            trace_id: [trace; 16],
+            span_id: [1; 8],
+            parent_span_id: None,
+            resource: Arc::new(Resource {
+                service: "svc".into(),
+                attributes: Attributes::new(),
+            }),
+            scope_name: String::new(),
+            scope_version: String::new(),
+            name: "op".into(),
+            kind: SpanKind::Server,
+            start_ns: 1_700_000_000_000_000_000,
+            end_ns: 1_700_000_000_001_000_000,
+            status_code: StatusCode::Unset,
+            status_message: String::new(),
+            attributes: Attributes::new(),
+            events: Vec::new(),
+            links: Vec::new(),
+            correlation_id: None,
+            trace_state: String::new(),
+            flags: 0,
+        }
+    }
+
+    async fn write(store: &Arc<dyn Store>, trace: u8) {
+        let mut batch = Batch::default();
+        batch.spans.push(old_span(trace));
+        store.write(batch).await.expect("write");
+    }
+
+    async fn held(store: &Arc<dyn Store>, trace: TraceId) -> bool {
+        !store.traces(&[trace]).await.expect("read").is_empty()
+    }
+
+    /// Lets the retention task run what is due now (store work runs on blocking threads,
+    /// which keep the paused clock from moving meanwhile).
+    async fn settle() {
+        for _ in 0..50 {
+            tokio::task::yield_now().await;
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn retention_runs_at_start_and_then_once_an_interval_on_tokios_clock() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store: Arc<dyn Store> =
+            Arc::new(SqliteStore::open(&SqliteConfig::new(dir.path())).expect("open"));
+        // Anything received before a pass is old enough for it: what is measured here is
+        // when passes run, on tokio's clock.
+        let config = RetentionConfig {
+            max_age: Some(Duration::ZERO),
+            max_bytes: None,
+            interval: Duration::from_secs(600),
+        };
+        let (stop, shutdown) = tokio::sync::watch::channel(false);
+        write(&store, 1).await;
+        let task = tokio::spawn(run(store.clone(), config, shutdown));
+        settle().await;
+        assert!(!held(&store, [1; 16]).await, "the first pass runs at start");
+
+        write(&store, 2).await;
+        tokio::time::advance(Duration::from_secs(590)).await;
+        settle().await;
+        assert!(
+            held(&store, [2; 16]).await,
+            "nothing runs before the interval"
+        );
+        tokio::time::advance(Duration::from_secs(10)).await;
+        settle().await;
+        assert!(
+            !held(&store, [2; 16]).await,
+            "the next pass, one interval on"
+        );
+
+        stop.send(true).expect("retention is running");
+        task.await.expect("retention ends on shutdown");
+    }
+}

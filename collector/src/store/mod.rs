@@ -236,10 +236,52 @@ pub struct Capabilities {
     pub retention_by_arrival: bool,
 }
 
+/// A batch on its way to a store: the model's records, or a store's own encoding of them,
+/// made by [`Store::encode`] on the submitting task.
+#[derive(Debug)]
+pub enum Encoded {
+    Model(Batch),
+    Sqlite(sqlite::Rows),
+}
+
+impl Encoded {
+    /// Rows it will write.
+    pub fn rows(&self) -> usize {
+        match self {
+            Self::Model(b) => b.rows(),
+            Self::Sqlite(r) => r.rows(),
+        }
+    }
+}
+
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
     /// Commits the batch durably; on error nothing of it is visible.
     async fn write(&self, batch: Batch) -> Result<(), StoreError>;
+
+    /// Readies a batch for [`Store::write_encoded`]. The ingest pipeline calls it on each
+    /// request's own task, so what a store can do before its commit (encoding columns)
+    /// runs on every core instead of inside the one commit at a time. By default, nothing.
+    fn encode(&self, batch: Batch) -> Encoded {
+        Encoded::Model(batch)
+    }
+
+    /// Commits batches [`Store::encode`] readied, together, durably; on error nothing of
+    /// them is visible.
+    async fn write_encoded(&self, batches: Vec<Encoded>) -> Result<(), StoreError> {
+        let mut all = Batch::default();
+        for b in batches {
+            match b {
+                Encoded::Model(b) => all.extend(b),
+                Encoded::Sqlite(_) => {
+                    return Err(StoreError::Task(
+                        "a batch encoded for the SQLite store reached another store".into(),
+                    ));
+                }
+            }
+        }
+        self.write(all).await
+    }
 
     /// Service names, sorted.
     async fn services(&self) -> Result<Vec<String>, StoreError>;

@@ -6,7 +6,74 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::model::{Attributes, Event, Link, hex, parse_span_id, parse_trace_id};
+use crate::model::{
+    Attributes, Batch, Event, Link, LogRecord, SpanRecord, hex, parse_span_id, parse_trace_id,
+};
+
+/// A batch as the writer inserts it: each record with its JSON columns made, and its typed
+/// parts taken out (so they are freed where they were encoded, not in the one writer).
+/// [`Rows::encode`] runs on the submitting task (see `Store::encode`), where every core can
+/// take a share; the commit only binds the text.
+#[derive(Debug, Default)]
+pub struct Rows {
+    pub(super) spans: Vec<SpanRow>,
+    pub(super) logs: Vec<LogRow>,
+}
+
+#[derive(Debug)]
+pub(super) struct SpanRow {
+    /// The span without its attributes, events and links (they are the columns below).
+    pub(super) span: SpanRecord,
+    pub(super) attributes: String,
+    pub(super) events: Option<String>,
+    pub(super) links: Option<String>,
+}
+
+#[derive(Debug)]
+pub(super) struct LogRow {
+    /// The log without its attributes (the column below).
+    pub(super) log: LogRecord,
+    pub(super) attributes: String,
+}
+
+impl Rows {
+    pub fn encode(batch: Batch) -> Self {
+        Self {
+            spans: batch.spans.into_iter().map(SpanRow::encode).collect(),
+            logs: batch.logs.into_iter().map(LogRow::encode).collect(),
+        }
+    }
+
+    pub fn extend(&mut self, other: Rows) {
+        self.spans.extend(other.spans);
+        self.logs.extend(other.logs);
+    }
+
+    pub fn rows(&self) -> usize {
+        self.spans.len() + self.logs.len()
+    }
+}
+
+impl SpanRow {
+    fn encode(mut span: SpanRecord) -> Self {
+        let attributes = std::mem::take(&mut span.attributes).to_json();
+        let events = events_column(&std::mem::take(&mut span.events));
+        let links = links_column(&std::mem::take(&mut span.links));
+        Self {
+            span,
+            attributes,
+            events,
+            links,
+        }
+    }
+}
+
+impl LogRow {
+    fn encode(mut log: LogRecord) -> Self {
+        let attributes = std::mem::take(&mut log.attributes).to_json();
+        Self { log, attributes }
+    }
+}
 
 /// An event as written (borrowed from the model) ...
 #[derive(Serialize)]

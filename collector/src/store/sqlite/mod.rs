@@ -35,6 +35,7 @@ use rusqlite::{Connection, OptionalExtension};
 
 use self::connections::{Checkpointer, Readers};
 use self::dictionary::Dictionary;
+pub use self::encoding::Rows;
 use self::open_index::OpenIndex;
 use self::segment::{Format, Job, LEGACY, OPEN, SEALED, SEALING, SealJob, Sealer, Segment};
 use self::write::Writer;
@@ -407,7 +408,7 @@ impl SqliteStore {
             .writer
             .lock()
             .map_err(|_| StoreError::Task("the writer panicked earlier".into()))?;
-        w.write(batch)
+        w.write(Rows::encode(batch))
     }
 }
 

@@ -9,7 +9,7 @@ use rusqlite::params_from_iter;
 use rusqlite::types::Value as SqlValue;
 
 use super::dictionary::Names;
-use super::encoding;
+use super::encoding::{self, Rows};
 use super::read::{
     LOG_SELECT, Totals, blob_id, correlated_traces, filters_match, log_from_row, trace_spans,
     trace_totals,
@@ -20,8 +20,8 @@ use super::{SqliteStore, with_segment};
 use crate::model::{Batch, LogRecord, SpanKind, SpanRecord, StatusCode, TraceId};
 use crate::store::schema::current_version;
 use crate::store::{
-    LogCursor, LogPage, LogQuery, Operation, PruneReport, RetentionPolicy, SampleQuery, Samples,
-    SpanSample, Store, StoreError, StoredLog, TraceQuery, TraceSummary,
+    Encoded, LogCursor, LogPage, LogQuery, Operation, PruneReport, RetentionPolicy, SampleQuery,
+    Samples, SpanSample, Store, StoreError, StoredLog, TraceQuery, TraceSummary,
 };
 
 /// Rows one trace search walks at most, over all segments, before it answers with what it
@@ -31,7 +31,23 @@ const MAX_SEARCH_SCAN: usize = 2_000_000;
 #[async_trait]
 impl Store for SqliteStore {
     async fn write(&self, batch: Batch) -> Result<(), StoreError> {
-        self.with_writer(move |w| w.write(batch)).await
+        self.with_writer(move |w| w.write(Rows::encode(batch)))
+            .await
+    }
+
+    fn encode(&self, batch: Batch) -> Encoded {
+        Encoded::Sqlite(Rows::encode(batch))
+    }
+
+    async fn write_encoded(&self, batches: Vec<Encoded>) -> Result<(), StoreError> {
+        let mut all = Rows::default();
+        for b in batches {
+            all.extend(match b {
+                Encoded::Sqlite(rows) => rows,
+                Encoded::Model(batch) => Rows::encode(batch),
+            });
+        }
+        self.with_writer(move |w| w.write(all)).await
     }
 
     async fn services(&self) -> Result<Vec<String>, StoreError> {

@@ -13,12 +13,12 @@ use rusqlite::{Connection, Transaction, params};
 
 use super::connections::Checkpointer;
 use super::dictionary::{Dictionary, NewName, OperationName};
-use super::encoding;
+use super::encoding::{LogRow, Rows, SpanRow};
 use super::open_index::{OpenIndex, Runs};
 use super::segment::{self, Job, OPEN, SEALING, SealJob, Sealer, Search, Segment};
 use super::span_times::SpanTime;
 use super::{SegmentLimits, Sync};
-use crate::model::{Batch, LogRecord, Resource, SpanKind, SpanRecord, TraceId, now_ns};
+use crate::model::{Resource, SpanKind, TraceId, now_ns};
 use crate::store::StoreError;
 
 /// The writer: the catalog and open-segment connections, and the names it has interned, so
@@ -66,9 +66,9 @@ struct Reference<'a> {
 }
 
 impl Writer {
-    pub(super) fn write(&mut self, mut batch: Batch) -> Result<(), StoreError> {
+    pub(super) fn write(&mut self, mut batch: Rows) -> Result<(), StoreError> {
         // Contiguous spans per trace: one reference finds all of a trace's spans in a commit.
-        batch.spans.sort_unstable_by_key(|s| s.trace_id);
+        batch.spans.sort_unstable_by_key(|s| s.span.trace_id);
         let (span_ids, log_ids) = match self.intern(&batch) {
             Ok(ids) => ids,
             Err(e) => {
@@ -88,7 +88,9 @@ impl Writer {
             // Span rows are consecutive from the commit's first.
             if let (Some(first), Search::SpanTimes) = (first_span, self.segment.search) {
                 let times = index.times_mut();
-                for ((span, ids), row) in batch.spans.iter().zip(&span_ids).zip(first..) {
+                for ((SpanRow { span, .. }, ids), row) in
+                    batch.spans.iter().zip(&span_ids).zip(first..)
+                {
                     times.add(
                         ids.service,
                         SpanTime {
@@ -102,8 +104,8 @@ impl Writer {
             }
         }
         if let (Some(lo), Some(hi)) = (
-            batch.spans.iter().map(|s| s.start_ns).min(),
-            batch.spans.iter().map(|s| s.start_ns).max(),
+            batch.spans.iter().map(|s| s.span.start_ns).min(),
+            batch.spans.iter().map(|s| s.span.start_ns).max(),
         ) {
             self.segment.extend_start_range(lo, hi);
         }
@@ -119,7 +121,7 @@ impl Writer {
     }
 
     /// Interns every name of the batch in one catalog transaction; only new names write.
-    fn intern(&mut self, batch: &Batch) -> Result<(Vec<RowIds>, Vec<RowIds>), StoreError> {
+    fn intern(&mut self, batch: &Rows) -> Result<(Vec<RowIds>, Vec<RowIds>), StoreError> {
         let tx = self.catalog.transaction()?;
         let mut new = Vec::new();
         let mut interner = Interner {
@@ -134,7 +136,7 @@ impl Writer {
         // Spans of one resource block share one `Arc<Resource>` and mostly one scope: the
         // previous span's IDs are reused without hashing the resource's attributes again.
         let mut last: Option<(*const Resource, i64, i64, &str, &str, i64)> = None;
-        for span in &batch.spans {
+        for SpanRow { span, .. } in &batch.spans {
             let (service, resource) = match last {
                 Some((ptr, service, resource, ..))
                     if std::ptr::eq(ptr, Arc::as_ptr(&span.resource)) =>
@@ -172,7 +174,7 @@ impl Writer {
         let mut logs = Vec::with_capacity(batch.logs.len());
         // As for spans: records of one resource block share their `Arc<Resource>`.
         let mut last: Option<(*const Resource, i64, i64)> = None;
-        for log in &batch.logs {
+        for LogRow { log, .. } in &batch.logs {
             let (service, resource) = match last {
                 Some((ptr, service, resource)) if std::ptr::eq(ptr, Arc::as_ptr(&log.resource)) => {
                     (service, resource)
@@ -238,7 +240,7 @@ impl Writer {
 /// its spans add to the segment's lookups, and the rowid of its first span.
 fn write_rows<'a>(
     conn: &mut Connection,
-    batch: &'a Batch,
+    batch: &'a Rows,
     span_ids: &[RowIds],
     log_ids: &[RowIds],
 ) -> Result<(Vec<Reference<'a>>, Option<i64>), StoreError> {
@@ -260,7 +262,7 @@ fn write_rows<'a>(
 /// row.
 fn insert_spans<'a>(
     tx: &Transaction<'_>,
-    spans: &'a [SpanRecord],
+    spans: &'a [SpanRow],
     ids: &[RowIds],
 ) -> Result<(Vec<Reference<'a>>, Option<i64>), StoreError> {
     let mut references: Vec<Reference<'a>> = Vec::with_capacity(spans.len());
@@ -272,7 +274,8 @@ fn insert_spans<'a>(
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18)",
     )?;
     let mut runs = Runs::<&'a str>::default();
-    for (span, ids) in spans.iter().zip(ids) {
+    for (row, ids) in spans.iter().zip(ids) {
+        let span = &row.span;
         insert.execute(params![
             &span.trace_id[..],
             &span.span_id[..],
@@ -286,9 +289,9 @@ fn insert_spans<'a>(
             span.duration_ns(),
             span.status_code as i32,
             non_empty(&span.status_message),
-            span.attributes.to_json(),
-            encoding::events_column(&span.events),
-            encoding::links_column(&span.links),
+            row.attributes,
+            row.events,
+            row.links,
             span.correlation_id,
             non_empty(&span.trace_state),
             span.flags,
@@ -311,7 +314,7 @@ fn insert_spans<'a>(
 /// Inserts the logs; returns the last log row.
 fn insert_logs(
     tx: &Transaction<'_>,
-    logs: &[LogRecord],
+    logs: &[LogRow],
     ids: &[RowIds],
 ) -> Result<Option<i64>, StoreError> {
     let mut last_log = None;
@@ -321,7 +324,8 @@ fn insert_logs(
             correlation_id, flags, event_name)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
     )?;
-    for (log, ids) in logs.iter().zip(ids) {
+    for (row, ids) in logs.iter().zip(ids) {
+        let log = &row.log;
         insert.execute(params![
             log.time_ns,
             log.observed_ns,
@@ -331,7 +335,7 @@ fn insert_logs(
             log.severity_number,
             log.severity_text,
             log.body,
-            log.attributes.to_json(),
+            row.attributes,
             log.trace_id.as_ref().map(|t| &t[..]),
             log.span_id.as_ref().map(|s| &s[..]),
             log.correlation_id,
