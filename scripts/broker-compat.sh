@@ -2,7 +2,10 @@
 # The broker against the official Pact CLI (a client we did not write): it publishes the
 # committed pacts to `gauntlet contracts broker`, asks can-i-deploy (no), verifies every
 # provider of a running demo through the broker with its own verifier and publishes the
-# results, and asks again (yes). Installs the Pact CLI from npm into target/pact-cli.
+# results, and asks again (yes). The broker requires credentials: the CLI logs in with basic
+# auth (read/write), a bearer token and the read-only account, and is refused without them
+# (401) and when the read-only account writes (403). Installs the Pact CLI from npm into
+# target/pact-cli.
 # Usage: bash scripts/broker-compat.sh [PATH/TO/gauntlet]   (default: target/debug/gauntlet)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -29,7 +32,10 @@ cleanup() {
 }
 trap cleanup EXIT
 
-"$bin" contracts broker --listen 127.0.0.1:0 --data-dir "$dir/broker" 2>"$dir/broker.log" &
+PACT_BROKER_BASIC_AUTH_USERNAME=ci PACT_BROKER_BASIC_AUTH_PASSWORD=ci-secret \
+PACT_BROKER_BASIC_AUTH_READ_ONLY_USERNAME=dev PACT_BROKER_BASIC_AUTH_READ_ONLY_PASSWORD=dev-secret \
+GAUNTLET_BROKER_TOKEN=token-secret \
+  "$bin" contracts broker --listen 127.0.0.1:0 --data-dir "$dir/broker" 2>"$dir/broker.log" &
 pids+=($!)
 "$bin" demo --ports auto --no-traffic --provider-states --data-dir "$dir/demo" >"$dir/demo.log" 2>&1 &
 pids+=($!)
@@ -45,25 +51,42 @@ port_of() {
     "$dir/demo/demo.json" "$1"
 }
 
-echo "==> pact broker publish (the official Pact CLI) to $broker"
-"$pact" broker publish contracts/pacts --consumer-app-version 1.0.0 --branch main \
+echo "==> pact broker publish without credentials: must be refused"
+if "$pact" broker publish contracts/pacts --consumer-app-version 0.9.0 --branch main \
+  --broker-base-url "$broker" >"$dir/anon.log" 2>&1; then
+  echo "the broker took a publication with no credentials" >&2
+  exit 1
+fi
+grep -qiE "401|unauthori[sz]ed" "$dir/anon.log" || { cat "$dir/anon.log" >&2; exit 1; }
+echo "==> pact broker publish with the read-only account: must be refused"
+if "$pact" broker publish contracts/pacts --consumer-app-version 0.9.0 --branch main \
+  --broker-base-url "$broker" --broker-username dev --broker-password dev-secret >"$dir/ro.log" 2>&1; then
+  echo "the broker took a publication from the read-only account" >&2
+  exit 1
+fi
+grep -qiE "403|forbidden" "$dir/ro.log" || { cat "$dir/ro.log" >&2; exit 1; }
+echo "==> pact broker publish (the official Pact CLI, basic auth) to $broker"
+PACT_BROKER_USERNAME=ci PACT_BROKER_PASSWORD=ci-secret \
+  "$pact" broker publish contracts/pacts --consumer-app-version 1.0.0 --branch main \
   --broker-base-url "$broker" >/dev/null
-echo "==> pact broker can-i-deploy, before any verification: must say no"
-if "$pact" broker can-i-deploy --pacticipant gateway --version 1.0.0 --broker-base-url "$broker"; then
+echo "==> pact broker can-i-deploy (bearer token), before any verification: must say no"
+if "$pact" broker can-i-deploy --pacticipant gateway --version 1.0.0 --broker-base-url "$broker" \
+  --broker-token token-secret; then
   echo "can-i-deploy said yes before the providers verified" >&2
   exit 1
 fi
 for provider in inventory payments order-history orders; do
   port="$(port_of "$provider")"
   echo "==> pact verifier (the official Pact CLI): $provider through the broker, results published"
-  "$pact" verifier --broker-url "$broker" --provider-name "$provider" \
+  "$pact" verifier --broker-url "$broker" --token token-secret --provider-name "$provider" \
     --hostname 127.0.0.1 --transports "http:$port" --transports "message:$port/_pact/messages" \
     --state-change-url "http://127.0.0.1:$port/_pact/provider-states" \
     --consumer-version-selectors '{"mainBranch": true}' \
     --provider-version 2.0.0 --provider-branch main --publish --no-colour >"$dir/verify-$provider.log" 2>&1 ||
     { cat "$dir/verify-$provider.log" >&2; exit 1; }
 done
-echo "==> pact broker can-i-deploy, after: must say yes"
+echo "==> pact broker can-i-deploy (the read-only account), after: must say yes"
+export PACT_BROKER_USERNAME=dev PACT_BROKER_PASSWORD=dev-secret
 "$pact" broker can-i-deploy --pacticipant gateway --version 1.0.0 --broker-base-url "$broker"
 "$pact" broker can-i-deploy --pacticipant notifications --version 1.0.0 --broker-base-url "$broker"
-echo "the official Pact CLI published to, verified through and asked the broker"
+echo "the official Pact CLI published to, verified through and asked the broker, with basic auth and a token"

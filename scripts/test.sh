@@ -32,6 +32,14 @@ if ! python3 -c 'import chdb, lz4.block, clickhouse_cityhash' >/dev/null 2>&1; t
   python3 -m pip install --quiet --disable-pip-version-check chdb==4.4.0 lz4==4.4.5 clickhouse-cityhash==1.0.2.6 ||
     python3 -m pip install --quiet --disable-pip-version-check --break-system-packages chdb==4.4.0 lz4==4.4.5 clickhouse-cityhash==1.0.2.6
 fi
+# The OpenTelemetry Python SDK: a real exporter sending the ingest token from
+# OTEL_EXPORTER_OTLP_HEADERS, for the collector's ingest-token test.
+if ! python3 -c 'import opentelemetry.sdk, opentelemetry.exporter.otlp.proto.http' >/dev/null 2>&1; then
+  echo "==> installing opentelemetry-sdk, opentelemetry-exporter-otlp-proto-http"
+  otel=(opentelemetry-sdk==1.45.2 opentelemetry-exporter-otlp-proto-http==1.45.2)
+  python3 -m pip install --quiet --disable-pip-version-check "${otel[@]}" ||
+    python3 -m pip install --quiet --disable-pip-version-check --break-system-packages "${otel[@]}"
+fi
 for component in rustfmt clippy; do
   if ! cargo "${component/rustfmt/fmt}" --version >/dev/null 2>&1; then
     echo "==> installing $component"

@@ -262,6 +262,57 @@ fn an_exposed_query_api_without_a_token_is_refused() {
     assert!(!dir.path().join("data").exists(), "nothing was created");
 }
 
+/// The broker and the chaos proxy's API, asked to serve off loopback with nothing to guard
+/// them, exit before binding (or creating their data directory) and name the fix.
+#[test]
+fn exposed_broker_and_proxy_api_are_refused_before_binding() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut broker = Command::new(BIN);
+    broker
+        .args(["contracts", "broker", "--listen", "0.0.0.0:0", "--data-dir"])
+        .arg(dir.path().join("broker"));
+    for var in gauntlet_contracts::broker::auth::VARIABLES {
+        broker.env_remove(var);
+    }
+    let out = broker.output().expect("runs");
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    for needle in [
+        "0.0.0.0:0",
+        "PACT_BROKER_BASIC_AUTH_USERNAME",
+        "GAUNTLET_BROKER_TOKEN",
+        "--public-unauthenticated",
+    ] {
+        assert!(err.contains(needle), "lacks {needle}: {err}");
+    }
+    assert!(!dir.path().join("broker").exists(), "nothing was created");
+    let half = Command::new(BIN)
+        .args([
+            "contracts",
+            "broker",
+            "--listen",
+            "127.0.0.1:0",
+            "--data-dir",
+        ])
+        .arg(dir.path().join("broker"))
+        .env("PACT_BROKER_BASIC_AUTH_USERNAME", "ci")
+        .env_remove("PACT_BROKER_BASIC_AUTH_PASSWORD")
+        .output()
+        .expect("runs");
+    assert!(!half.status.success());
+    assert!(String::from_utf8_lossy(&half.stderr).contains("PACT_BROKER_BASIC_AUTH_PASSWORD"));
+
+    let out = Command::new(BIN)
+        .args(["chaos", "proxy", "--api", "0.0.0.0:0"])
+        .output()
+        .expect("runs");
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    for needle in ["0.0.0.0:0", "loopback", "--insecure-api"] {
+        assert!(err.contains(needle), "lacks {needle}: {err}");
+    }
+}
+
 /// A collector given a token in the environment answers its query API only with it; `gauntlet
 /// contracts drift` passes it along (`--token`).
 #[test]

@@ -16,6 +16,7 @@
 //! ([`ingest::Pipeline::submit`] waits for the commit), so a success means durable.
 
 pub mod ingest;
+pub mod intake_token;
 pub mod metrics;
 pub mod model;
 pub mod otlp;
@@ -63,6 +64,8 @@ pub struct Config {
     pub cors_origins: Vec<otlp::http::CorsOrigin>,
     /// The bearer token the query API requires; none by default.
     pub auth_token: Option<query::access::AuthToken>,
+    /// The bearer token OTLP and Zipkin intake require; none by default.
+    pub ingest_token: Option<query::access::AuthToken>,
     /// Serve the query API on a non-loopback address without a token.
     pub insecure_ui: bool,
     /// Delete data received longer ago than this.
@@ -88,6 +91,7 @@ impl Config {
             max_inflight: 256 << 20,
             cors_origins: Vec::new(),
             auth_token: None,
+            ingest_token: None,
             insecure_ui: false,
             retention: Some(Duration::from_secs(72 * 3600)),
             max_disk: Some(10 << 30),
@@ -197,15 +201,24 @@ impl Listeners {
         };
         let (grpc, max_body) = (self.grpc, config.max_body);
         let signal = until_stopped(stopped.clone());
+        let token = config.ingest_token.clone();
         servers.spawn(async move {
-            if let Err(e) = otlp::grpc::serve(grpc_receiver, grpc, max_body, budget, signal).await {
+            let served = otlp::grpc::serve(grpc_receiver, grpc, max_body, budget, token, signal);
+            if let Err(e) = served.await {
                 tracing::error!(error = %e, "OTLP/gRPC server failed");
             }
         });
-        let otlp_router = otlp::http::router(receiver.clone(), &config.cors_origins);
+        let guard = |router: axum::Router| match &config.ingest_token {
+            Some(token) => router.layer(axum::middleware::from_fn_with_state(
+                token.clone(),
+                intake_token::require_http,
+            )),
+            None => router,
+        };
+        let otlp_router = guard(otlp::http::router(receiver.clone(), &config.cors_origins));
         serve_http(servers, self.otlp_http, otlp_router, stopped);
         if let Some(listener) = self.zipkin {
-            serve_http(servers, listener, zipkin::router(receiver), stopped);
+            serve_http(servers, listener, guard(zipkin::router(receiver)), stopped);
         }
         self.http
     }
@@ -248,6 +261,18 @@ impl Collector {
     pub async fn start(config: Config) -> Result<Self, CollectorError> {
         if !config.http.ip().is_loopback() && config.auth_token.is_none() && !config.insecure_ui {
             return Err(CollectorError::Unprotected { addr: config.http });
+        }
+        let exposed = [
+            Some(config.otlp_grpc),
+            Some(config.otlp_http),
+            config.zipkin,
+        ]
+        .into_iter()
+        .flatten()
+        .filter(|a| !a.ip().is_loopback())
+        .collect::<Vec<_>>();
+        if !exposed.is_empty() && config.ingest_token.is_none() {
+            tracing::warn!(addresses = ?exposed, "telemetry intake off loopback without --ingest-token: anyone who reaches it can send data");
         }
         let listeners = Listeners::bind(&config).await?;
         let store: Arc<dyn Store> = config.store.clone().open().await?;

@@ -51,4 +51,6 @@ pub enum ContractsError {
     Collector { url: String, reason: String },
     #[error("cannot write the JUnit report {path}: {reason}")]
     Junit { path: String, reason: String },
+    #[error("{0}")]
+    Usage(String),
 }

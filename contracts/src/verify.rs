@@ -72,6 +72,8 @@ pub struct BrokerSource {
     pub include_wip_since: Option<String>,
     /// The provider's branch (for pending, WIP and `matchingBranch`).
     pub provider_branch: Option<String>,
+    /// How to log in to the broker (fetching pacts and publishing results).
+    pub login: crate::broker::client::BrokerLogin,
 }
 
 /// Where verification results go.
@@ -230,7 +232,7 @@ fn sources(config: &VerifyConfig) -> Vec<PactSource> {
             provider_tags: Vec::new(),
             provider_branch: b.provider_branch.clone(),
             selectors: b.selectors.iter().map(selector).collect(),
-            auth: None,
+            auth: b.login.http_auth(),
             links: Vec::new(),
         }],
         None => config

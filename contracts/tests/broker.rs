@@ -76,6 +76,7 @@ async fn verify_through(
         enable_pending: pending,
         include_wip_since: wip_since.map(str::to_string),
         provider_branch: Some("main".into()),
+        login: Default::default(),
     });
     config.publish = Some(Publish {
         provider_version: "2.0.0".into(),
@@ -363,4 +364,118 @@ async fn the_broker_refuses_bad_publications_clearly() {
     .expect("answered");
     assert_eq!(bad_wip.status(), 400);
     assert!(bad_wip.text().await.expect("body").contains("not a date"));
+}
+
+/// A broker with credentials: the read/write account and token publish, the read-only
+/// account reads but may not write (403), anyone else gets 401 with `WWW-Authenticate`;
+/// a body over the limit is 413 naming it; too many contracts at once is 400.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn credentials_and_limits_guard_the_broker() {
+    use gauntlet_contracts::broker::auth::{self, Credentials};
+    use gauntlet_contracts::broker::client::BrokerLogin;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let credentials = Credentials::from_lookup(|name| {
+        match name {
+            auth::USERNAME => Some("ci"),
+            auth::PASSWORD => Some("ci-secret"),
+            auth::READ_ONLY_USERNAME => Some("dev"),
+            auth::READ_ONLY_PASSWORD => Some("dev-secret"),
+            auth::TOKEN => Some("token-secret"),
+            _ => None,
+        }
+        .map(str::to_string)
+    })
+    .expect("credentials");
+    let limits = broker::Limits {
+        max_body: 64 * 1024,
+        max_contracts: 2,
+        ..broker::Limits::default()
+    };
+    let b = Broker::open(dir.path())
+        .expect("broker")
+        .with_limits(limits);
+    let url = serve(broker::guarded_router(b, credentials)).await;
+    let pacts = pacts::all(Path::new(PACTS_DIR)).expect("pacts");
+    let client = |login: BrokerLogin| BrokerClient::new(&url).with_login(login);
+    let basic = |user: &str, password: &str| BrokerLogin::Basic {
+        username: user.into(),
+        password: password.into(),
+    };
+
+    let anonymous = client(BrokerLogin::None)
+        .publish(&pacts[..1], "1.0.0", Some("main"), &[])
+        .await
+        .expect_err("no credentials");
+    assert!(anonymous.to_string().contains("401"), "{anonymous}");
+    let wrong = client(basic("ci", "nope"))
+        .publish(&pacts[..1], "1.0.0", Some("main"), &[])
+        .await
+        .expect_err("wrong password");
+    assert!(wrong.to_string().contains("401"), "{wrong}");
+    let read_only = client(basic("dev", "dev-secret"))
+        .publish(&pacts[..1], "1.0.0", Some("main"), &[])
+        .await
+        .expect_err("read-only");
+    assert!(read_only.to_string().contains("403"), "{read_only}");
+
+    client(basic("ci", "ci-secret"))
+        .publish(&pacts[..1], "1.0.0", Some("main"), &[])
+        .await
+        .expect("the read/write account publishes");
+    client(BrokerLogin::Token("token-secret".into()))
+        .publish(&pacts[1..2], "1.0.0", Some("main"), &[])
+        .await
+        .expect("the token publishes");
+    let consumer = &pacts[0].consumer;
+    let answer = client(basic("dev", "dev-secret"))
+        .can_i_deploy(consumer, "1.0.0", None)
+        .await
+        .expect("the read-only account reads");
+    assert!(!answer.summary.deployable, "nothing verified yet");
+
+    let http = reqwest::Client::new();
+    let challenged = http.get(format!("{url}/")).send().await.expect("answered");
+    assert_eq!(challenged.status(), 401);
+    let challenge = challenged
+        .headers()
+        .get("www-authenticate")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_string();
+    assert!(challenge.starts_with("Basic"), "{challenge}");
+
+    let big = format!(
+        r#"{{"consumer": {{"name": "gateway"}}, "provider": {{"name": "orders"}}, "padding": "{}"}}"#,
+        "x".repeat(100 * 1024)
+    );
+    let too_large = http
+        .put(format!(
+            "{url}/pacts/provider/orders/consumer/gateway/version/2"
+        ))
+        .basic_auth("ci", Some("ci-secret"))
+        .header("content-type", "application/json")
+        .body(big)
+        .send()
+        .await
+        .expect("answered");
+    assert_eq!(too_large.status(), 413);
+    let said = too_large.text().await.expect("body");
+    assert!(said.contains("65536 bytes"), "{said}");
+
+    let contract = serde_json::json!({
+        "consumerName": "gateway", "providerName": "orders", "specification": "pact",
+        "contentType": "application/json", "content": "e30=",
+    });
+    let many = http
+        .post(format!("{url}/contracts/publish"))
+        .bearer_auth("token-secret")
+        .json(&serde_json::json!({
+            "pacticipantName": "gateway", "pacticipantVersionNumber": "3",
+            "contracts": [contract.clone(), contract.clone(), contract],
+        }))
+        .send()
+        .await
+        .expect("answered");
+    assert_eq!(many.status(), 400);
+    assert!(many.text().await.expect("body").contains("2 at most"));
 }

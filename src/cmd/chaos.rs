@@ -64,9 +64,16 @@ struct RunArgs {
 
 #[derive(Debug, Args)]
 struct ProxyArgs {
-    /// Where the HTTP API listens (Toxiproxy's default port).
+    /// Where the HTTP API listens (Toxiproxy's default port). Off loopback only with
+    /// --insecure-api: the API has no credentials.
     #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8474")]
     api: String,
+    /// Serve the API off loopback anyway (anyone who reaches it can add faults and relay).
+    #[arg(long)]
+    insecure_api: bool,
+    /// Let proxies listen on and connect to addresses off loopback.
+    #[arg(long)]
+    allow_remote: bool,
     /// Proxies to create at start (JSON, as POST /populate takes).
     #[arg(long, value_name = "FILE")]
     config: Option<PathBuf>,
@@ -80,12 +87,21 @@ pub async fn run(args: ChaosArgs) -> anyhow::Result<ExitCode> {
                 Some(f) => gauntlet_chaos_proxy::read_config(f)?,
                 None => Vec::new(),
             };
+            gauntlet_chaos_proxy::check_api_address(&p.api, p.insecure_api).await?;
             let listener = tokio::net::TcpListener::bind(&p.api)
                 .await
                 .with_context(|| format!("cannot listen for the API on {}", p.api))?;
             let addr = listener.local_addr()?;
+            if !addr.ip().is_loopback() {
+                tracing::warn!(api = %addr, "the chaos proxy API serves off loopback with no credentials: anyone who reaches it can add faults to every proxy");
+            }
+            let policy = gauntlet_chaos_proxy::Policy {
+                allow_remote: p.allow_remote,
+                ..Default::default()
+            };
+            let server = gauntlet_chaos_proxy::bind_with(listener, initial, policy).await?;
             println!("chaos proxy API on http://{addr} (Toxiproxy-compatible); Ctrl-C stops it");
-            gauntlet_chaos_proxy::serve(listener, initial, super::stop_signal()).await?;
+            server.run(super::stop_signal()).await?;
             Ok(ExitCode::SUCCESS)
         }
     }

@@ -106,6 +106,12 @@ pub struct CollectorArgs {
     #[arg(long, value_name = "TOKEN", env = "GAUNTLET_AUTH_TOKEN", hide_env_values = true,
           value_parser = parse_token)]
     auth_token: Option<AuthToken>,
+    /// A bearer token every OTLP (HTTP and gRPC) and Zipkin export must carry
+    /// (`Authorization: Bearer TOKEN`; the OpenTelemetry SDKs send it from
+    /// OTEL_EXPORTER_OTLP_HEADERS). Without it a receiver off loopback takes data from anyone.
+    #[arg(long, value_name = "TOKEN", env = "GAUNTLET_INGEST_TOKEN", hide_env_values = true,
+          value_parser = parse_token)]
+    ingest_token: Option<AuthToken>,
     /// Serve the query API on a non-loopback --http address without a token. Without this
     /// (or a token) the collector refuses to: anyone who reaches it could read everything.
     #[arg(long)]
@@ -208,6 +214,7 @@ pub async fn run(args: CollectorArgs) -> anyhow::Result<()> {
         retention_interval: args.retention_interval,
         cors_origins: args.cors_origin,
         auth_token: args.auth_token,
+        ingest_token: args.ingest_token,
         insecure_ui: args.insecure_ui,
         ..Config::with_defaults()
     };

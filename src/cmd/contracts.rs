@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Args, Subcommand};
-use gauntlet_contracts::broker::client::BrokerClient;
+use gauntlet_contracts::broker::client::{BrokerClient, BrokerLogin};
 use gauntlet_contracts::broker::select::Selector;
 use gauntlet_contracts::verify::{BrokerSource, Publish};
 use gauntlet_contracts::{VerifyConfig, drift, junit, pacts, verify};
@@ -53,7 +53,15 @@ to contracts/pacts/. Message pacts are asked for at BASE_URL/_pact/messages.")]
     #[command(after_help = "Examples:
   gauntlet contracts broker --data-dir /var/lib/gauntlet-broker &
   gauntlet contracts publish --broker http://127.0.0.1:9292 --consumer-version 1.4.0 --branch main
-  curl -s http://127.0.0.1:9292/ | python3 -m json.tool     # the HAL index")]
+  curl -s http://127.0.0.1:9292/ | python3 -m json.tool     # the HAL index
+
+On a network, give it credentials (from the environment or --credentials-file, never flags):
+  PACT_BROKER_BASIC_AUTH_USERNAME, PACT_BROKER_BASIC_AUTH_PASSWORD          read and write
+  PACT_BROKER_BASIC_AUTH_READ_ONLY_USERNAME, ..._READ_ONLY_PASSWORD         read only
+  GAUNTLET_BROKER_TOKEN, GAUNTLET_BROKER_READ_ONLY_TOKEN                    bearer tokens
+A wrong or missing credential gets 401; the read-only account writing gets 403. Clients
+log in with --broker-username/--broker-password or --broker-token (PACT_BROKER_USERNAME,
+PACT_BROKER_PASSWORD, PACT_BROKER_TOKEN), as the Pact CLI does.")]
     Broker(BrokerArgs),
     /// Publish every pact of a directory to a broker as one consumer version (per consumer).
     Publish(PublishArgs),
@@ -71,17 +79,69 @@ to contracts/pacts/. Message pacts are asked for at BASE_URL/_pact/messages.")]
 
 #[derive(Debug, Args)]
 struct BrokerArgs {
+    /// Where to listen. Off loopback it needs credentials (see below) or
+    /// --public-unauthenticated.
     #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:9292")]
     listen: std::net::SocketAddr,
     /// Where the broker keeps its database.
     #[arg(long, value_name = "DIR", default_value = "gauntlet-broker")]
     data_dir: PathBuf,
+    /// Read the credentials from this file of NAME=value lines (the variables' names)
+    /// instead of the environment.
+    #[arg(long, value_name = "FILE")]
+    credentials_file: Option<PathBuf>,
+    /// Serve off loopback with no credentials: anyone who reaches it may publish.
+    #[arg(long)]
+    public_unauthenticated: bool,
+    /// The largest request body taken (a pact file, most often), in bytes.
+    #[arg(long, value_name = "BYTES", default_value_t = 4 << 20)]
+    max_body: usize,
+}
+
+/// How a client logs in to a broker; the same variables as the Pact CLI.
+#[derive(Debug, Args)]
+struct BrokerLoginArgs {
+    /// The broker's basic-auth username.
+    #[arg(long, value_name = "NAME", env = "PACT_BROKER_USERNAME")]
+    broker_username: Option<String>,
+    /// Its password (better from the environment than the command line).
+    #[arg(
+        long,
+        value_name = "PASSWORD",
+        env = "PACT_BROKER_PASSWORD",
+        hide_env_values = true
+    )]
+    broker_password: Option<String>,
+    /// A bearer token instead (as PactFlow takes).
+    #[arg(
+        long,
+        value_name = "TOKEN",
+        env = "PACT_BROKER_TOKEN",
+        hide_env_values = true
+    )]
+    broker_token: Option<String>,
+}
+
+impl BrokerLoginArgs {
+    fn login(&self) -> anyhow::Result<BrokerLogin> {
+        Ok(BrokerLogin::from_parts(
+            self.broker_username.clone(),
+            self.broker_password.clone(),
+            self.broker_token.clone(),
+        )?)
+    }
+
+    fn client(&self, url: &str) -> anyhow::Result<BrokerClient> {
+        Ok(BrokerClient::new(url).with_login(self.login()?))
+    }
 }
 
 #[derive(Debug, Args)]
 struct PublishArgs {
     #[arg(long, value_name = "URL")]
     broker: String,
+    #[command(flatten)]
+    login: BrokerLoginArgs,
     /// The consumers' version (e.g. a git SHA).
     #[arg(long, value_name = "VERSION")]
     consumer_version: String,
@@ -99,6 +159,8 @@ struct PublishArgs {
 struct CanIDeployArgs {
     #[arg(long, value_name = "URL")]
     broker: String,
+    #[command(flatten)]
+    login: BrokerLoginArgs,
     #[arg(long, value_name = "NAME")]
     pacticipant: String,
     #[arg(long, value_name = "VERSION")]
@@ -112,6 +174,8 @@ struct CanIDeployArgs {
 struct CreateEnvironmentArgs {
     #[arg(long, value_name = "URL")]
     broker: String,
+    #[command(flatten)]
+    login: BrokerLoginArgs,
     #[arg(long)]
     name: String,
     #[arg(long)]
@@ -122,6 +186,8 @@ struct CreateEnvironmentArgs {
 struct RecordDeploymentArgs {
     #[arg(long, value_name = "URL")]
     broker: String,
+    #[command(flatten)]
+    login: BrokerLoginArgs,
     #[arg(long, value_name = "NAME")]
     pacticipant: String,
     #[arg(long, value_name = "VERSION")]
@@ -194,6 +260,8 @@ struct VerifyArgs {
     /// Publish the results to the broker (needs --broker and --provider-version).
     #[arg(long, requires_all = ["broker", "provider_version"])]
     publish: bool,
+    #[command(flatten)]
+    login: BrokerLoginArgs,
 }
 
 pub async fn run(args: ContractsArgs) -> anyhow::Result<ExitCode> {
@@ -227,7 +295,8 @@ pub async fn run(args: ContractsArgs) -> anyhow::Result<ExitCode> {
                     a.pacts.display()
                 );
             }
-            BrokerClient::new(&a.broker)
+            a.login
+                .client(&a.broker)?
                 .publish(&pacts, &a.consumer_version, a.branch.as_deref(), &a.tag)
                 .await?;
             println!(
@@ -238,7 +307,9 @@ pub async fn run(args: ContractsArgs) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         ContractsCommand::CanIDeploy(a) => {
-            let answer = BrokerClient::new(&a.broker)
+            let answer = a
+                .login
+                .client(&a.broker)?
                 .can_i_deploy(&a.pacticipant, &a.version, a.to_environment.as_deref())
                 .await?;
             print!("{}", answer.render());
@@ -249,14 +320,16 @@ pub async fn run(args: ContractsArgs) -> anyhow::Result<ExitCode> {
             })
         }
         ContractsCommand::CreateEnvironment(a) => {
-            BrokerClient::new(&a.broker)
+            a.login
+                .client(&a.broker)?
                 .create_environment(&a.name, a.production)
                 .await?;
             println!("environment {} created", a.name);
             Ok(ExitCode::SUCCESS)
         }
         ContractsCommand::RecordDeployment(a) => {
-            BrokerClient::new(&a.broker)
+            a.login
+                .client(&a.broker)?
                 .record_deployment(&a.pacticipant, &a.version, &a.environment)
                 .await?;
             println!(
@@ -270,18 +343,39 @@ pub async fn run(args: ContractsArgs) -> anyhow::Result<ExitCode> {
 
 async fn run_broker(a: BrokerArgs) -> anyhow::Result<ExitCode> {
     use anyhow::Context;
-    let broker = gauntlet_contracts::broker::Broker::open(&a.data_dir)?;
+    use gauntlet_contracts::broker::{Broker, Limits, auth::Credentials};
+    let credentials = match &a.credentials_file {
+        Some(path) => Credentials::from_file(path)?,
+        None => Credentials::from_env()?,
+    };
+    // Refused before anything binds or opens.
+    credentials.check_exposure(a.listen, a.public_unauthenticated)?;
+    if !a.listen.ip().is_loopback() && credentials.is_empty() {
+        tracing::warn!(listen = %a.listen, "the broker serves off loopback with no credentials: anyone who reaches it may publish pacts and record deployments");
+    }
+    let broker = Broker::open(&a.data_dir)?.with_limits(Limits {
+        max_body: a.max_body,
+        ..Limits::default()
+    });
     let listener = tokio::net::TcpListener::bind(a.listen)
         .await
         .with_context(|| format!("cannot listen on {}", a.listen))?;
     eprintln!(
-        "pact broker on http://{} (data in {})",
+        "pact broker on http://{} (data in {}; {})",
         listener.local_addr()?,
-        a.data_dir.display()
+        a.data_dir.display(),
+        if credentials.is_empty() {
+            "open to anyone who reaches it"
+        } else {
+            "credentials required"
+        }
     );
-    axum::serve(listener, gauntlet_contracts::broker::router(broker))
-        .with_graceful_shutdown(super::stop_signal())
-        .await?;
+    axum::serve(
+        listener,
+        gauntlet_contracts::broker::guarded_router(broker, credentials),
+    )
+    .with_graceful_shutdown(super::stop_signal())
+    .await?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -326,6 +420,7 @@ async fn run_verify(a: VerifyArgs) -> anyhow::Result<ExitCode> {
             enable_pending: a.enable_pending,
             include_wip_since: a.include_wip_pacts_since,
             provider_branch: a.branch.clone(),
+            login: a.login.login()?,
         });
     }
     if a.publish {

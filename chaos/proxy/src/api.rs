@@ -50,8 +50,26 @@ pub fn router(proxies: Proxies) -> Router {
         )
         .route("/version", get(version))
         .route("/metrics", get(metrics))
+        .layer(middleware::from_fn(body_limit_error))
+        .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY))
         .layer(middleware::from_fn(stop_browsers))
         .with_state(proxies)
+}
+
+/// The largest API request body: a `/populate` of the most proxies kept fits easily.
+pub const MAX_BODY: usize = 1 << 20;
+
+/// A body over the limit answered in Toxiproxy's error shape, naming the limit.
+async fn body_limit_error(req: Request, next: Next) -> Response {
+    let resp = next.run(req).await;
+    if resp.status() != StatusCode::PAYLOAD_TOO_LARGE {
+        return resp;
+    }
+    ApiError::new(
+        413,
+        format!("the request body is larger than the API's limit of {MAX_BODY} bytes"),
+    )
+    .into_response()
 }
 
 async fn stop_browsers(req: Request, next: Next) -> Response {

@@ -22,7 +22,7 @@ use std::future::Future;
 use std::path::Path;
 
 pub use model::{ApiError, NewProxy, ProxyView, Toxic};
-pub use proxy::Proxies;
+pub use proxy::{Policy, Proxies};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ChaosError {
@@ -40,6 +40,32 @@ pub enum ChaosError {
     Proxy { name: String, error: ApiError },
     #[error("the API server failed: {0}")]
     Serve(#[from] std::io::Error),
+    #[error(
+        "the API would listen on {addr}, off loopback: Toxiproxy's API has no credentials, so \
+         anyone who reaches it could relay through this machine and break every proxy. Keep it \
+         on 127.0.0.1, or pass --insecure-api if that is really meant"
+    )]
+    ExposedApi { addr: String },
+    #[error("cannot resolve the API address {addr}: {reason}")]
+    BadApiAddress { addr: String, reason: String },
+}
+
+/// Refuses an API address off loopback (names are resolved) unless `insecure` says it is
+/// meant; checked before anything binds.
+pub async fn check_api_address(addr: &str, insecure: bool) -> Result<(), ChaosError> {
+    let resolved: Vec<std::net::SocketAddr> = tokio::net::lookup_host(addr)
+        .await
+        .map_err(|e| ChaosError::BadApiAddress {
+            addr: addr.to_string(),
+            reason: e.to_string(),
+        })?
+        .collect();
+    if insecure || (!resolved.is_empty() && resolved.iter().all(|a| a.ip().is_loopback())) {
+        return Ok(());
+    }
+    Err(ChaosError::ExposedApi {
+        addr: addr.to_string(),
+    })
 }
 
 /// Reads a `--config` file: a JSON list of proxies, as `/populate` takes.
@@ -62,12 +88,22 @@ pub struct Server {
     listener: tokio::net::TcpListener,
 }
 
-/// Creates the `initial` proxies (they listen when this returns) for an API on `listener`.
+/// Creates the `initial` proxies (they listen when this returns) for an API on `listener`,
+/// loopback only.
 pub async fn bind(
     listener: tokio::net::TcpListener,
     initial: Vec<NewProxy>,
 ) -> Result<Server, ChaosError> {
-    let proxies = Proxies::default();
+    bind_with(listener, initial, Policy::default()).await
+}
+
+/// As [`bind`], under `policy`.
+pub async fn bind_with(
+    listener: tokio::net::TcpListener,
+    initial: Vec<NewProxy>,
+    policy: Policy,
+) -> Result<Server, ChaosError> {
+    let proxies = Proxies::new(policy);
     let (_, failed) = proxies.populate(initial).await;
     if let Some(e) = failed {
         proxies.shutdown();

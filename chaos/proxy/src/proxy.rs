@@ -23,10 +23,53 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
-/// Every proxy, by name; cheap to clone.
+/// Every proxy, by name, and what proxies may be made; cheap to clone.
 #[derive(Clone, Default)]
 pub struct Proxies {
     all: Arc<Mutex<BTreeMap<String, Arc<Proxy>>>>,
+    policy: Policy,
+}
+
+/// What the API may ask for. By default a proxy listens and connects on loopback only:
+/// Toxiproxy's clients send no credentials, so anything else would let whoever reaches the
+/// API relay TCP through this machine.
+#[derive(Debug, Clone, Copy)]
+pub struct Policy {
+    /// Listen addresses and upstreams off loopback are allowed.
+    pub allow_remote: bool,
+    /// Proxies at most.
+    pub max_proxies: usize,
+}
+
+impl Default for Policy {
+    fn default() -> Self {
+        Self {
+            allow_remote: false,
+            max_proxies: 256,
+        }
+    }
+}
+
+/// Refuses an address that is not on loopback (a name is resolved to see where it points),
+/// unless the policy allows remote ones.
+async fn check_local(policy: Policy, what: &str, addr: &str) -> Result<(), ApiError> {
+    if policy.allow_remote || addr.is_empty() {
+        return Ok(());
+    }
+    let refused = |why: String| {
+        ApiError::bad_request(format!(
+            "{what} {addr:?} {why}: this proxy server only relays on loopback (start it with \
+             --allow-remote to allow other addresses)"
+        ))
+    };
+    let resolved: Vec<std::net::SocketAddr> = tokio::net::lookup_host(addr)
+        .await
+        .map_err(|e| refused(format!("cannot be resolved to check it ({e})")))?
+        .collect();
+    if resolved.is_empty() || resolved.iter().any(|a| !a.ip().is_loopback()) {
+        return Err(refused("is not on loopback".into()));
+    }
+    Ok(())
 }
 
 impl std::fmt::Debug for Proxies {
@@ -188,6 +231,14 @@ impl Proxies {
             .collect()
     }
 
+    /// No proxy yet, and what the API may ask for.
+    pub fn new(policy: Policy) -> Self {
+        Self {
+            all: Arc::default(),
+            policy,
+        }
+    }
+
     /// Creates and starts a proxy.
     pub async fn create(&self, p: NewProxy) -> Result<ProxyView, ApiError> {
         if p.name.is_empty() {
@@ -195,6 +246,14 @@ impl Proxies {
         }
         if p.upstream.is_empty() {
             return Err(ApiError::bad_request("missing required field: upstream"));
+        }
+        check_local(self.policy, "listen", &p.listen).await?;
+        check_local(self.policy, "upstream", &p.upstream).await?;
+        if lock(&self.all).len() >= self.policy.max_proxies {
+            return Err(ApiError::bad_request(format!(
+                "there are {} proxies already, the most this server keeps",
+                self.policy.max_proxies
+            )));
         }
         let proxy = Arc::new(Proxy {
             name: p.name.clone(),
@@ -252,6 +311,12 @@ impl Proxies {
 
     pub async fn update(&self, name: &str, u: ProxyUpdate) -> Result<ProxyView, ApiError> {
         let proxy = self.get(name)?;
+        if let Some(l) = &u.listen {
+            check_local(self.policy, "listen", l).await?;
+        }
+        if let Some(up) = &u.upstream {
+            check_local(self.policy, "upstream", up).await?;
+        }
         let restart = {
             let mut s = lock(&proxy.settings);
             let moved = u.listen.as_ref().is_some_and(|l| {

@@ -364,3 +364,77 @@ async fn each_toxic_does_what_toxiproxy_says() {
     let (_, slow) = round_trip(&at, b"slow", 4).await.expect("echo");
     assert!(slow >= Duration::from_millis(150), "{slow:?}");
 }
+
+/// Toxiproxy's clients send no credentials, so by default a proxy may only listen and
+/// connect on loopback (names are resolved to check), the number of proxies is bounded and
+/// an oversized body is refused, each in Toxiproxy's error shape with the reason.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn proxies_stay_on_loopback_unless_remote_is_allowed() {
+    let api = api().await;
+    let http = reqwest::Client::new();
+    let create = |listen: &str, upstream: &str, name: &str| {
+        http.post(format!("{api}/proxies"))
+            .json(&json!({"name": name, "listen": listen, "upstream": upstream}))
+            .send()
+    };
+    for (listen, upstream, what) in [
+        ("127.0.0.1:0", "10.1.2.3:80", "upstream"),
+        ("0.0.0.0:0", "127.0.0.1:80", "listen"),
+    ] {
+        let refused = create(listen, upstream, "relay").await.expect("answered");
+        assert_eq!(refused.status(), 400, "{listen} -> {upstream}");
+        let e: ApiError = refused.json().await.expect("Toxiproxy's error shape");
+        assert_eq!(e.status, 400);
+        assert!(
+            e.error.contains(what) && e.error.contains("--allow-remote"),
+            "{}",
+            e.error
+        );
+    }
+    let local = create("127.0.0.1:0", "localhost:80", "local")
+        .await
+        .expect("answered");
+    assert_eq!(
+        local.status(),
+        201,
+        "a name that resolves to loopback is fine"
+    );
+    let moved = http
+        .post(format!("{api}/proxies/local"))
+        .json(&json!({"upstream": "192.0.2.1:80"}))
+        .send()
+        .await
+        .expect("answered");
+    assert_eq!(moved.status(), 400, "an update is checked too");
+
+    let huge = format!("[{}]", vec!["{}"; 400_000].join(","));
+    let too_large = http
+        .post(format!("{api}/populate"))
+        .header("content-type", "application/json")
+        .body(huge)
+        .send()
+        .await
+        .expect("answered");
+    assert_eq!(too_large.status(), 413);
+    let e: ApiError = too_large.json().await.expect("Toxiproxy's error shape");
+    assert!(e.error.contains("1048576 bytes"), "{}", e.error);
+
+    // Started with --allow-remote, the same proxy is made (it only fails when used).
+    let l = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let open_api = format!("http://{}", l.local_addr().expect("addr"));
+    let policy = gauntlet_chaos_proxy::Policy {
+        allow_remote: true,
+        ..Default::default()
+    };
+    let server = gauntlet_chaos_proxy::bind_with(l, Vec::new(), policy)
+        .await
+        .expect("bind");
+    tokio::spawn(server.run(std::future::pending()));
+    let allowed = http
+        .post(format!("{open_api}/proxies"))
+        .json(&json!({"name": "relay", "listen": "127.0.0.1:0", "upstream": "10.1.2.3:80"}))
+        .send()
+        .await
+        .expect("answered");
+    assert_eq!(allowed.status(), 201);
+}

@@ -109,8 +109,10 @@ pub async fn serve(
     listener: tokio::net::TcpListener,
     max_body: usize,
     budget: BodyBudget,
+    token: Option<crate::query::access::AuthToken>,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<(), tonic::transport::Error> {
+    let check = crate::intake_token::grpc(token);
     let traces = TraceServiceServer::new(receiver.clone())
         .max_decoding_message_size(max_body)
         .accept_compressed(CompressionEncoding::Gzip)
@@ -122,8 +124,13 @@ pub async fn serve(
     tonic::transport::Server::builder()
         .layer(ResourceExhaustedLayer)
         .layer(BudgetLayer { budget, max_body })
-        .add_service(traces)
-        .add_service(logs)
+        .add_service(tonic::service::interceptor::InterceptedService::new(
+            traces,
+            check.clone(),
+        ))
+        .add_service(tonic::service::interceptor::InterceptedService::new(
+            logs, check,
+        ))
         .serve_with_incoming_shutdown(
             tonic::transport::server::TcpIncoming::from(listener),
             shutdown,

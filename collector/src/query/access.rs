@@ -43,9 +43,12 @@ impl AuthToken {
     }
 
     fn admits(&self, request: &Request) -> bool {
-        request
-            .headers()
-            .get(header::AUTHORIZATION)
+        self.admits_header(request.headers().get(header::AUTHORIZATION))
+    }
+
+    /// Does this `Authorization` header carry the token? (Compared in constant time.)
+    pub fn admits_header(&self, authorization: Option<&HeaderValue>) -> bool {
+        authorization
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.strip_prefix("Bearer "))
             .is_some_and(|given| given.as_bytes().ct_eq(self.0.as_bytes()).into())

@@ -10,11 +10,77 @@ use serde_json::{Value, json};
 use super::matrix::Answer;
 use crate::{ContractsError, PactFile};
 
+/// How a client proves who it is to a broker: as the Pact CLI does, basic auth or a bearer
+/// token (`PACT_BROKER_USERNAME`/`PACT_BROKER_PASSWORD`, `PACT_BROKER_TOKEN`).
+#[derive(Clone, Default)]
+pub enum BrokerLogin {
+    #[default]
+    None,
+    Basic {
+        username: String,
+        password: String,
+    },
+    Token(String),
+}
+
+impl std::fmt::Debug for BrokerLogin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Never the secret: a debug print must not leak it into a log.
+        match self {
+            Self::None => f.write_str("None"),
+            Self::Basic { username, .. } => write!(f, "Basic({username}, ..)"),
+            Self::Token(_) => f.write_str("Token(..)"),
+        }
+    }
+}
+
+impl BrokerLogin {
+    /// From a client's flags: a token wins over a username; a username needs a password.
+    pub fn from_parts(
+        username: Option<String>,
+        password: Option<String>,
+        token: Option<String>,
+    ) -> Result<Self, ContractsError> {
+        match (username, password, token) {
+            (_, _, Some(token)) => Ok(Self::Token(token)),
+            (Some(username), Some(password), None) => Ok(Self::Basic { username, password }),
+            (Some(_), None, None) => Err(ContractsError::Usage(
+                "--broker-username needs --broker-password (or PACT_BROKER_PASSWORD)".into(),
+            )),
+            (None, Some(_), None) => Err(ContractsError::Usage(
+                "--broker-password needs --broker-username (or PACT_BROKER_USERNAME)".into(),
+            )),
+            (None, None, None) => Ok(Self::None),
+        }
+    }
+
+    fn apply(&self, req: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
+        match self {
+            Self::None => req,
+            Self::Basic { username, password } => req.basic_auth(username, Some(password)),
+            Self::Token(token) => req.bearer_auth(token),
+        }
+    }
+
+    /// The same login as `pact_verifier` takes it.
+    pub fn http_auth(&self) -> Option<pact_models::http_utils::HttpAuth> {
+        use pact_models::http_utils::HttpAuth;
+        match self {
+            Self::None => None,
+            Self::Basic { username, password } => {
+                Some(HttpAuth::User(username.clone(), Some(password.clone())))
+            }
+            Self::Token(token) => Some(HttpAuth::Token(token.clone())),
+        }
+    }
+}
+
 /// A broker at `url`.
 #[derive(Debug, Clone)]
 pub struct BrokerClient {
     url: String,
     http: reqwest::Client,
+    login: BrokerLogin,
 }
 
 fn enc(s: &str) -> String {
@@ -26,7 +92,14 @@ impl BrokerClient {
         Self {
             url: url.trim_end_matches('/').to_string(),
             http: reqwest::Client::new(),
+            login: BrokerLogin::None,
         }
+    }
+
+    /// The same client, logging in as `login`.
+    pub fn with_login(mut self, login: BrokerLogin) -> Self {
+        self.login = login;
+        self
     }
 
     fn failed(&self, what: &str, reason: impl std::fmt::Display) -> ContractsError {
@@ -41,7 +114,9 @@ impl BrokerClient {
         what: &str,
         req: reqwest::RequestBuilder,
     ) -> Result<Value, ContractsError> {
-        let resp = req
+        let resp = self
+            .login
+            .apply(req)
             .timeout(Duration::from_secs(30))
             .send()
             .await

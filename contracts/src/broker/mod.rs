@@ -5,8 +5,10 @@
 //! built from the request's `Host`, as the Pact clients follow them.
 //!
 //! [`store`] the database · [`select`] pacts for verification · [`matrix`] can-i-deploy ·
-//! [`client`] the same API from a publisher's or deployer's side.
+//! [`auth`] who may read and write · [`client`] the same API from a publisher's or
+//! deployer's side. Every request's cost is bounded by [`Limits`].
 
+pub mod auth;
 pub mod client;
 pub mod matrix;
 pub mod select;
@@ -14,6 +16,7 @@ pub mod store;
 
 use std::sync::{Arc, Mutex};
 
+use axum::extract::rejection::JsonRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -36,6 +39,8 @@ pub enum BrokerError {
     BadRequest(String),
     #[error("{0}")]
     Conflict(String),
+    #[error("the request body is larger than the broker's limit of {limit} bytes (--max-body)")]
+    TooLarge { limit: usize },
 }
 
 impl IntoResponse for BrokerError {
@@ -44,23 +49,64 @@ impl IntoResponse for BrokerError {
             BrokerError::NotFound(_) => StatusCode::NOT_FOUND,
             BrokerError::BadRequest(_) => StatusCode::BAD_REQUEST,
             BrokerError::Conflict(_) => StatusCode::CONFLICT,
+            BrokerError::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             BrokerError::Db(_) | BrokerError::Storage(_) => StatusCode::SERVICE_UNAVAILABLE,
         };
         (status, hal(json!({"error": self.to_string()}))).into_response()
     }
 }
 
-/// The broker's state: its database, used on blocking threads only.
+/// What one request may cost the broker.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// Bytes of a request body (a pact file, most often).
+    pub max_body: usize,
+    /// Contracts in one `/contracts/publish`.
+    pub max_contracts: usize,
+    /// Consumer version selectors in one request for pacts to verify.
+    pub max_selectors: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_body: 4 << 20,
+            max_contracts: 100,
+            max_selectors: 50,
+        }
+    }
+}
+
+/// The broker's state: its database, used on blocking threads only, and its limits.
 #[derive(Clone, Debug)]
 pub struct Broker {
     store: Arc<Mutex<Store>>,
+    limits: Limits,
 }
 
 impl Broker {
     pub fn open(dir: &std::path::Path) -> Result<Self, BrokerError> {
         Ok(Self {
             store: Arc::new(Mutex::new(Store::open(dir)?)),
+            limits: Limits::default(),
         })
+    }
+
+    pub fn with_limits(mut self, limits: Limits) -> Self {
+        self.limits = limits;
+        self
+    }
+
+    /// A JSON body, or why not: too large (`413`, naming the limit) or not the JSON asked
+    /// for (`400`; serde_json refuses nesting past 128 levels too).
+    fn body<T>(&self, body: Result<Json<T>, JsonRejection>) -> Result<T, BrokerError> {
+        match body {
+            Ok(Json(t)) => Ok(t),
+            Err(e) if e.status() == StatusCode::PAYLOAD_TOO_LARGE => Err(BrokerError::TooLarge {
+                limit: self.limits.max_body,
+            }),
+            Err(e) => Err(BrokerError::BadRequest(e.body_text())),
+        }
     }
 
     /// Runs `f` with the database on a blocking thread.
@@ -78,8 +124,24 @@ impl Broker {
     }
 }
 
-/// Every route of the broker.
+/// Every route of the broker, open to anyone.
 pub fn router(broker: Broker) -> Router {
+    guarded_router(broker, auth::Credentials::default())
+}
+
+/// Every route of the broker, behind `credentials` (none: open to anyone), each request
+/// body within the broker's limit.
+pub fn guarded_router(broker: Broker, credentials: auth::Credentials) -> Router {
+    let max_body = broker.limits.max_body;
+    routes(broker)
+        .layer(axum::extract::DefaultBodyLimit::max(max_body))
+        .layer(axum::middleware::from_fn_with_state(
+            Arc::new(credentials),
+            auth::guard,
+        ))
+}
+
+fn routes(broker: Broker) -> Router {
     Router::new()
         .route("/", get(index))
         .route(
@@ -190,10 +252,12 @@ async fn publish(
     State(broker): State<Broker>,
     Path((provider, consumer, version)): Path<(String, String, String)>,
     headers: HeaderMap,
-    body: Result<Json<Value>, axum::extract::rejection::JsonRejection>,
+    body: Result<Json<Value>, JsonRejection>,
 ) -> Result<Response, BrokerError> {
-    let Json(content) = body
-        .map_err(|e| BrokerError::BadRequest(format!("the pact is not JSON: {}", e.body_text())))?;
+    let content = broker.body(body).map_err(|e| match e {
+        BrokerError::BadRequest(m) => BrokerError::BadRequest(format!("the pact is not JSON: {m}")),
+        other => other,
+    })?;
     let names: PactHeader = serde_json::from_value(content.clone()).map_err(|e| {
         BrokerError::BadRequest(format!("the pact has no consumer and provider names: {e}"))
     })?;
@@ -285,9 +349,9 @@ struct VerificationBody {
 async fn publish_verification(
     State(broker): State<Broker>,
     Path((provider, consumer, sha)): Path<(String, String, String)>,
-    body: Result<Json<Value>, axum::extract::rejection::JsonRejection>,
+    body: Result<Json<Value>, JsonRejection>,
 ) -> Result<Response, BrokerError> {
-    let Json(raw) = body.map_err(|e| BrokerError::BadRequest(e.body_text()))?;
+    let raw = broker.body(body)?;
     let v: VerificationBody = serde_json::from_value(raw.clone()).map_err(|e| {
         BrokerError::BadRequest(format!(
             "a verification result needs success and providerApplicationVersion: {e}"
@@ -333,9 +397,16 @@ async fn for_verification(
     State(broker): State<Broker>,
     Path(provider): Path<String>,
     headers: HeaderMap,
-    body: Result<Json<select::ForVerification>, axum::extract::rejection::JsonRejection>,
+    body: Result<Json<select::ForVerification>, JsonRejection>,
 ) -> Result<Response, BrokerError> {
-    let Json(req) = body.map_err(|e| BrokerError::BadRequest(e.body_text()))?;
+    let req = broker.body(body)?;
+    if req.consumer_version_selectors.len() > broker.limits.max_selectors {
+        return Err(BrokerError::BadRequest(format!(
+            "{} consumer version selectors: a request may have {} at most",
+            req.consumer_version_selectors.len(),
+            broker.limits.max_selectors
+        )));
+    }
     let b = base(&headers);
     let p = provider.clone();
     let chosen = broker
@@ -449,9 +520,9 @@ struct NewEnvironment {
 
 async fn create_environment(
     State(broker): State<Broker>,
-    body: Result<Json<NewEnvironment>, axum::extract::rejection::JsonRejection>,
+    body: Result<Json<NewEnvironment>, JsonRejection>,
 ) -> Result<Response, BrokerError> {
-    let Json(e) = body.map_err(|e| BrokerError::BadRequest(e.body_text()))?;
+    let e = broker.body(body)?;
     if e.name.is_empty() || e.name.contains(char::is_whitespace) {
         return Err(BrokerError::BadRequest(
             "an environment name is one word, e.g. production".into(),
@@ -598,9 +669,16 @@ struct Contract {
 async fn publish_contracts(
     State(broker): State<Broker>,
     headers: HeaderMap,
-    body: Result<Json<PublishContracts>, axum::extract::rejection::JsonRejection>,
+    body: Result<Json<PublishContracts>, JsonRejection>,
 ) -> Result<Response, BrokerError> {
-    let Json(req) = body.map_err(|e| BrokerError::BadRequest(e.body_text()))?;
+    let req = broker.body(body)?;
+    if req.contracts.len() > broker.limits.max_contracts {
+        return Err(BrokerError::BadRequest(format!(
+            "{} contracts in one publication: a request may have {} at most",
+            req.contracts.len(),
+            broker.limits.max_contracts
+        )));
+    }
     let pacts = req
         .contracts
         .iter()
