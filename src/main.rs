@@ -18,9 +18,10 @@ fn main() -> std::process::ExitCode {
         tracing_subscriber::fmt()
             .with_env_filter(
                 tracing_subscriber::EnvFilter::try_from_default_env()
-                    .unwrap_or_else(|_| "info,h2=warn,hyper=warn,tower=warn".into()),
+                    .unwrap_or_else(|_| cli.default_log_filter().into()),
             )
             .with_writer(std::io::stderr)
+            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
             .init();
     }
     let outcome = tokio::runtime::Builder::new_multi_thread()

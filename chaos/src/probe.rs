@@ -327,10 +327,15 @@ impl LoadProbe {
             all.latency.value_at_quantile(0.5) as f64 / 1000.0,
             all.latency.value_at_quantile(0.99) as f64 / 1000.0,
         );
-        for v in r.verdicts.iter().filter(|v| !v.passed) {
+        // Every threshold it was judged on, kept or not: a passing step with few checks
+        // passed reads as a contradiction without the bound it met.
+        for v in &r.verdicts {
             detail.push_str(&format!(
-                "; breached {}: {} (measured {:.3})",
-                v.scope, v.expr, v.value
+                "; {} {}: {} (measured {})",
+                if v.passed { "kept" } else { "breached" },
+                v.scope,
+                v.expr,
+                v.measured()
             ));
         }
         if r.interrupted {

@@ -331,16 +331,22 @@ pub fn compare(contracts: Vec<Contracted>, seen: Vec<Seen>, traces: usize) -> Dr
         |a: &Interaction, b: &Interaction| a.consumer == b.consumer && a.provider == b.provider;
     let mut covered = Vec::new();
     let mut unseen = Vec::new();
-    for c in contracts {
-        let n: usize = seen
+    // As the pacts write them: what the seen interactions are checked against below.
+    let mut contracted_covering = Vec::new();
+    for mut c in contracts {
+        let matching: Vec<&Seen> = seen
             .iter()
             .filter(|s| {
                 same_edge(&c.interaction, &s.interaction)
                     && covers(&c.interaction.shape, &s.interaction.shape)
             })
-            .map(|s| s.count)
-            .sum();
-        if n > 0 {
+            .collect();
+        let n: usize = matching.iter().map(|s| s.count).sum();
+        if let Some(first) = matching.first() {
+            contracted_covering.push(c.interaction.clone());
+            // Shown as the route it was seen on (`/orders/{id}`), as the uncovered ones are,
+            // not as the pact's example (`/orders/ord-pact-1`).
+            c.interaction.shape = first.interaction.shape.clone();
             covered.push((c, n));
         } else {
             unseen.push(c);
@@ -350,10 +356,9 @@ pub fn compare(contracts: Vec<Contracted>, seen: Vec<Seen>, traces: usize) -> Dr
     let uncovered = seen
         .into_iter()
         .filter(|s| {
-            !covered.iter().any(|(c, _)| {
-                same_edge(&c.interaction, &s.interaction)
-                    && covers(&c.interaction.shape, &s.interaction.shape)
-            })
+            !contracted_covering
+                .iter()
+                .any(|c| same_edge(c, &s.interaction) && covers(&c.shape, &s.interaction.shape))
         })
         .collect();
     Drift {

@@ -78,6 +78,18 @@ impl ProviderStateExecutor for StateChanges {
         };
         let status = resp.status();
         let text = resp.text().await.unwrap_or_default();
+        if status == reqwest::StatusCode::NOT_FOUND && text.trim().is_empty() {
+            // No such route (a bare 404): the provider takes no state changes there at all.
+            return Err(self.refuse(
+                &state.name,
+                format!(
+                    "{status}: the provider has no state-change route at {}; a demo service \
+                     has one only when the demo runs with --provider-states (or pass \
+                     --state-change-url)",
+                    self.url
+                ),
+            ));
+        }
         if !status.is_success() {
             // The demo's services answer {"error": "..."}; others whatever they like.
             let message = serde_json::from_str::<Value>(&text)

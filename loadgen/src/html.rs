@@ -51,12 +51,19 @@ fn lines(title: &str, unit: &str, xs: &[f64], series: &[(&str, &str, Vec<f64>)])
             v
         );
     }
+    for i in 0..=4 {
+        let t = max_x * f64::from(i) / 4.0;
+        let _ = write!(
+            svg,
+            r#"<text x="{:.1}" y="{}" font-size="10" text-anchor="middle">{:.0} s</text>"#,
+            x(t),
+            H - PAD + 16.0,
+            t
+        );
+    }
     let _ = write!(
         svg,
-        r#"<text x="{}" y="{}" font-size="10" text-anchor="end">{} s</text><text x="4" y="{}" font-size="10">{}</text>"#,
-        W - PAD,
-        H - PAD + 16.0,
-        max_x,
+        r#"<text x="4" y="{}" font-size="10">{}</text>"#,
         PAD - 10.0,
         esc(unit)
     );
@@ -126,6 +133,21 @@ fn histogram(stats: &Stats) -> String {
             edge(i) / 1000.0
         );
     }
+    // The count scale: requests per bucket.
+    for (frac, label) in [(0.0, 0.0), (0.5, max / 2.0), (1.0, max)] {
+        let _ = write!(
+            svg,
+            r#"<text x="{}" y="{:.1}" font-size="10" text-anchor="end">{:.0}</text>"#,
+            PAD - 4.0,
+            H - PAD - frac * (H - 2.0 * PAD) + 3.0,
+            label
+        );
+    }
+    let _ = write!(
+        svg,
+        r#"<text x="4" y="{}" font-size="10">requests</text>"#,
+        PAD - 10.0
+    );
     svg + "</svg></figure>"
 }
 
@@ -181,12 +203,12 @@ fn verdict_items(report: &Report) -> String {
         .iter()
         .map(|t| {
             format!(
-                "<li class=\"{}\">{} {}: {} (measured {:.3})</li>",
+                "<li class=\"{}\">{} {}: {} (measured {})</li>",
                 if t.passed { "ok" } else { "fail" },
                 if t.passed { "ok" } else { "FAIL" },
                 esc(&t.scope),
                 esc(&t.expr),
-                t.value
+                esc(&t.measured())
             )
         })
         .collect()
@@ -197,6 +219,12 @@ pub fn render(report: &Report, all: &Stats) -> String {
     let (latency, rate) = charts(report);
     let rows = summary_rows(report);
     let verdicts = verdict_items(report);
+    let answers: String = report
+        .footer_lines()
+        .into_iter()
+        .filter(|l| !l.starts_with("thresholds") && !l.starts_with("  "))
+        .map(|l| format!("<li>{}</li>", esc(&l)))
+        .collect();
     format!(
         r#"<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>gauntlet load report {run}</title>
@@ -205,6 +233,7 @@ pub fn render(report: &Report, all: &Stats) -> String {
 <h1>Load report</h1>
 <p>Run {run}, started {started}: {req} requests in {dur:.1} s ({rps:.1} req/s), {model} model.</p>
 <table><tr><th></th><th>requests</th><th>req/s</th><th>errors</th><th>p50 ms</th><th>p90 ms</th><th>p99 ms</th><th>p99.9 ms</th><th>max ms</th></tr>{rows}</table>
+<ul>{answers}</ul>
 <ul>{verdicts}</ul>
 {latency}
 {rate}

@@ -173,7 +173,7 @@ impl Report {
         let mut out = String::new();
         let target = self
             .target_rps
-            .map(|t| format!("; target {t:.1}/s"))
+            .map(|t| format!("; target {t:.1} iterations/s"))
             .unwrap_or_default();
         let _ = writeln!(
             out,
@@ -215,21 +215,29 @@ impl Report {
 
     /// Status codes, errors without an answer, checks, late sends and thresholds.
     fn footer(&self, out: &mut String) {
+        for line in self.footer_lines() {
+            let _ = writeln!(out, "{line}");
+        }
+    }
+
+    /// The footer's lines: what the terminal prints under the table and the HTML report
+    /// lists, so neither leaves anything out.
+    pub fn footer_lines(&self) -> Vec<String> {
+        let mut lines = Vec::new();
         let codes: Vec<String> = self
             .summary
             .status_codes
             .iter()
             .map(|(k, v)| format!("{k} ×{v}"))
             .collect();
-        let _ = writeln!(
-            out,
+        lines.push(format!(
             "status: {}",
             if codes.is_empty() {
                 "none".into()
             } else {
                 codes.join(", ")
             }
-        );
+        ));
         if !self.summary.errors_by_kind.is_empty() {
             let kinds: Vec<String> = self
                 .summary
@@ -237,37 +245,35 @@ impl Report {
                 .iter()
                 .map(|(k, v)| format!("{k} ×{v}"))
                 .collect();
-            let _ = writeln!(out, "errors without an answer: {}", kinds.join(", "));
+            lines.push(format!("errors without an answer: {}", kinds.join(", ")));
         }
         let c = &self.summary.checks;
         if c.passed + c.failed > 0 {
-            let _ = writeln!(
-                out,
+            lines.push(format!(
                 "checks: {} passed, {} failed ({:.2}%)",
                 c.passed,
                 c.failed,
                 c.rate * 100.0
-            );
+            ));
         }
         if self.model != "closed" {
-            let _ = writeln!(
-                out,
+            lines.push(format!(
                 "late sends: {} (over 2 ms behind schedule; worst {:.1} ms; latency counts from the intended time)",
                 self.summary.late_sends, self.summary.max_send_delay_ms
-            );
+            ));
         }
         if !self.thresholds.is_empty() {
-            let _ = writeln!(out, "thresholds:");
+            lines.push("thresholds:".into());
             for t in &self.thresholds {
-                let _ = writeln!(
-                    out,
-                    "  {} {}: {} (measured {:.3})",
+                lines.push(format!(
+                    "  {} {}: {} (measured {})",
                     if t.passed { "ok  " } else { "FAIL" },
                     t.scope,
                     t.expr,
-                    t.value
-                );
+                    t.measured()
+                ));
             }
         }
+        lines
     }
 }

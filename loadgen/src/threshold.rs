@@ -53,7 +53,21 @@ pub struct Verdict {
     pub expr: String,
     /// What was measured, in the threshold's terms (latencies in ms).
     pub value: f64,
+    /// The unit of `value`: `ms`, `req/s`, or empty for ratios and counts.
+    #[serde(default)]
+    pub unit: String,
     pub passed: bool,
+}
+
+impl Verdict {
+    /// The measured value as a person reads it: `7.4 ms`, `0.9 %`, `312.0 req/s`, `1200`.
+    pub fn measured(&self) -> String {
+        match self.unit.as_str() {
+            "%" => format!("{:.2} %", self.value * 100.0),
+            "" => format!("{}", self.value),
+            unit => format!("{:.1} {unit}", self.value),
+        }
+    }
 }
 
 impl Threshold {
@@ -143,10 +157,17 @@ impl Threshold {
             Op::Gt => value > self.value,
             Op::Ge => value >= self.value,
         };
+        let unit = match self.metric {
+            Metric::Quantile(_) | Metric::Min | Metric::Max | Metric::Mean => "ms",
+            Metric::ErrorRate | Metric::Checks => "%",
+            Metric::Rps => "req/s",
+            Metric::Requests => "",
+        };
         Verdict {
             scope: scope.to_string(),
             expr: self.expr.clone(),
             value,
+            unit: unit.to_string(),
             passed,
         }
     }

@@ -41,9 +41,9 @@ pub struct LoadArgs {
     /// Open model: send this many requests a second, whatever the answers do.
     #[arg(short = 'r', long, value_name = "PER_SECOND")]
     rate: Option<f64>,
-    /// How long to run (e.g. 30s, 2m).
-    #[arg(short = 'd', long, value_name = "DURATION", default_value = "10s", value_parser = humantime::parse_duration, conflicts_with = "requests")]
-    duration: Duration,
+    /// How long to run (e.g. 30s, 2m) [default: 10s, unless -n is given].
+    #[arg(short = 'd', long, value_name = "DURATION", value_parser = humantime::parse_duration, conflicts_with = "requests")]
+    duration: Option<Duration>,
     /// Stop after this many requests instead (closed model).
     #[arg(short = 'n', long, value_name = "COUNT")]
     requests: Option<u64>,
@@ -86,8 +86,34 @@ struct RunArgs {
     /// Set a template variable, overriding [vars] (repeatable): --var gateway=http://127.0.0.1:8080
     #[arg(long = "var", value_name = "NAME=VALUE")]
     vars: Vec<String>,
+    /// Quick-run flags given after `run` by mistake, caught to say where they belong.
+    #[arg(short = 'd', long, hide = true, value_name = "DURATION")]
+    duration: Option<String>,
+    #[arg(short = 'r', long, hide = true, value_name = "PER_SECOND")]
+    rate: Option<String>,
+    #[arg(short = 'n', long, hide = true, value_name = "COUNT")]
+    requests: Option<String>,
     #[command(flatten)]
     output: OutputArgs,
+}
+
+impl RunArgs {
+    /// A quick-run flag given to a scenario run: what to do instead.
+    fn misplaced(&self) -> Option<String> {
+        let flag = [
+            ("--duration", &self.duration),
+            ("--rate", &self.rate),
+            ("--requests", &self.requests),
+        ]
+        .into_iter()
+        .find_map(|(name, v)| v.as_ref().map(|_| name))?;
+        Some(format!(
+            "{flag} belongs to quick runs (gauntlet load URL {flag} ...); a scenario file sets \
+             each scenario's executor (its duration, rate or iterations) in the file: edit {} \
+             or set a variable it uses with --var",
+            self.scenario.display()
+        ))
+    }
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -125,6 +151,9 @@ struct OutputArgs {
 pub async fn run(args: LoadArgs) -> anyhow::Result<ExitCode> {
     let (plan, output) = match args.command {
         Some(LoadCommand::Run(r)) => {
+            if let Some(said) = r.misplaced() {
+                anyhow::bail!(said);
+            }
             let vars = r
                 .vars
                 .iter()
@@ -136,7 +165,15 @@ pub async fn run(args: LoadArgs) -> anyhow::Result<ExitCode> {
                 .collect::<anyhow::Result<Vec<_>>>()?;
             (Plan::from_file(&r.scenario, &vars)?, r.output)
         }
-        None => quick_plan(args)?,
+        None => {
+            if args.duration.is_none() && args.requests.is_none() && args.url.is_some() {
+                eprintln!(
+                    "no -d or -n given: running for {} (the default)",
+                    humantime::format_duration(QUICK_DURATION)
+                );
+            }
+            quick_plan(args)?
+        }
     };
     let opts = Options {
         allow_remote: output.allow_remote,
@@ -159,6 +196,7 @@ pub async fn run(args: LoadArgs) -> anyhow::Result<ExitCode> {
     let result = result?;
     let report = Report::of(&result);
     print!("{}", report.table());
+    warn_if_mostly_failed(&result);
     if let Some(path) = &output.out {
         std::fs::write(path, serde_json::to_vec_pretty(&report)?)
             .with_context(|| format!("cannot write --out {}", path.display()))?;
@@ -212,13 +250,31 @@ fn quick_plan(args: LoadArgs) -> anyhow::Result<(Plan, OutputArgs)> {
         body,
         connections: args.connections,
         rate: args.rate,
-        duration: args.duration,
+        duration: args.duration.unwrap_or(QUICK_DURATION),
         requests: args.requests,
         timeout: args.timeout,
         http2: args.http2,
         thresholds: args.thresholds,
     })?;
     Ok((plan, args.output))
+}
+
+/// How long a quick run lasts without -d or -n.
+const QUICK_DURATION: Duration = Duration::from_secs(10);
+
+/// Without thresholds a run exits 0 whatever the answers were; when most requests failed,
+/// say so rather than let a wall of 429s or 5xx pass unnoticed.
+fn warn_if_mostly_failed(result: &gauntlet_loadgen::engine::RunResult) {
+    let all = &result.all;
+    if result.verdicts.is_empty() && all.requests > 0 && all.failures * 2 > all.requests {
+        eprintln!(
+            "warning: {} of {} requests failed ({:.0}%); add --threshold 'error_rate < 0.01' to \
+             fail the run on it",
+            all.failures,
+            all.requests,
+            100.0 * all.failures as f64 / all.requests as f64
+        );
+    }
 }
 
 fn http_method(m: &str) -> anyhow::Result<gauntlet_loadgen::scenario::HttpMethod> {

@@ -24,6 +24,9 @@ use clap::{Parser, Subcommand};
 pub struct Cli {
     #[command(subcommand)]
     command: Command,
+    /// Also log what the libraries underneath say (the Pact verifier's INFO lines, ...).
+    #[arg(short, long, global = true)]
+    verbose: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -46,6 +49,17 @@ enum Command {
 impl Cli {
     pub fn exports_own_telemetry(&self) -> bool {
         matches!(self.command, Command::DemoService(_))
+    }
+
+    /// The log filter when RUST_LOG is unset: our INFO lines, and the libraries' too only
+    /// with --verbose (the Pact verifier alone prints dozens of INFO lines per provider).
+    pub fn default_log_filter(&self) -> &'static str {
+        if self.verbose {
+            "info"
+        } else {
+            "info,h2=warn,hyper=warn,tower=warn,pact_verifier=warn,pact_matching=warn,\
+             pact_models=warn,pact_mock_server=warn"
+        }
     }
 
     pub async fn run(self) -> anyhow::Result<ExitCode> {

@@ -57,11 +57,66 @@ pub fn traffic(demo: &RunningDemo, burst: &Result<traffic::Report, TrafficError>
     }
 }
 
-/// What to run next.
+/// What to run next: commands that run from any directory (the binary and every file by
+/// absolute path), for what this demo was started with.
 pub fn next_steps(demo: &RunningDemo) -> String {
-    // The scenario reads the gateway from <data-dir>/demo.json; from elsewhere, say where.
-    format!(
-        "load it:  gauntlet load run loadgen/scenarios/demo.toml --var gateway={}\nPress Ctrl-C to stop everything.\n",
+    let exe = quoted(&demo.exe);
+    let handle = quoted(&demo.handle_path);
+    let mut out = String::from("next:\n");
+    let otlp = &demo.handle.collector.otlp_http;
+    out += &format!(
+        "  load it      {exe} load run {} --var gateway={} --otlp {otlp}\n",
+        repo_file("loadgen/scenarios/demo.toml"),
         demo.handle.gateway
-    )
+    );
+    if demo.handle.chaos.is_some() {
+        out += &format!(
+            "  break it     {exe} chaos run {} --demo {handle}\n",
+            repo_file("chaos/experiments/payments-slow.toml")
+        );
+    } else {
+        out += "  break it     start the demo with --chaos: every edge gets a fault proxy\n";
+    }
+    if demo.provider_states {
+        let orders = demo
+            .handle
+            .services
+            .get("orders")
+            .and_then(|u| u.first())
+            .cloned()
+            .unwrap_or_default();
+        out += &format!(
+            "  contracts    {exe} contracts verify --provider orders --base-url {orders} --pacts {}\n               (the provider-state routes are on: /_pact/provider-states)\n",
+            repo_file("contracts/pacts")
+        );
+    } else {
+        out += "  contracts    start the demo with --provider-states to verify its providers\n";
+    }
+    out += &format!(
+        "  the handle   {handle} (what the tools read: every URL of this demo)\n`cargo install --path .` puts gauntlet on your PATH. Press Ctrl-C to stop everything.\n"
+    );
+    out
+}
+
+/// A file of the repository this binary was built from, by absolute path when it is still
+/// there (else as the repository names it).
+fn repo_file(relative: &str) -> String {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    match root.join(relative).canonicalize() {
+        Ok(path) => quoted(&path),
+        Err(_) => relative.to_string(),
+    }
+}
+
+/// A path as a shell reads it: quoted when it holds anything but plain characters.
+fn quoted(path: &std::path::Path) -> String {
+    let text = path.display().to_string();
+    if text
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || "/._-+:".contains(c))
+    {
+        text
+    } else {
+        format!("'{}'", text.replace('\'', "'\\''"))
+    }
 }

@@ -134,6 +134,10 @@ pub struct RunningDemo {
     pub handle: DemoHandle,
     pub handle_path: PathBuf,
     pub data_dir: PathBuf,
+    /// The binary the services run as (the one to print in commands).
+    pub exe: PathBuf,
+    /// The services answer the provider-state routes (`--provider-states`).
+    pub provider_states: bool,
     supervisor: Supervisor,
     collector: Option<Collector>,
     api: Background,
@@ -223,6 +227,8 @@ pub async fn launch(opts: LaunchOptions) -> Result<RunningDemo, LaunchError> {
     let running = RunningDemo {
         handle_path: data_dir.join("demo.json"),
         data_dir,
+        exe: opts.exe.clone(),
+        provider_states: opts.config.contracts.provider_states,
         handle,
         supervisor,
         collector,

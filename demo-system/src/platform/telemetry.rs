@@ -104,8 +104,11 @@ impl Telemetry {
             EnvFilter::try_from_default_env()
                 .unwrap_or_else(|_| "info,h2=warn,hyper=warn,reqwest=warn".into())
         };
+        // The supervisor sends a service's output to a log file: colour codes only on a
+        // terminal.
         let fmt = tracing_subscriber::fmt::layer()
             .with_writer(std::io::stderr)
+            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
             .with_filter(filter());
         let Some(endpoint) = otlp_http else {
             tracing_subscriber::registry()
