@@ -119,6 +119,36 @@ impl Attributes {
         }
     }
 
+    /// Attributes from a list that may repeat a key (OpenTelemetry says keys are unique;
+    /// some senders repeat one): the last value wins, in the place the key first took, as an
+    /// SDK's `set_attribute` would have it. Long lists are checked through a map, so a
+    /// hostile sender's thousands of attributes cost linear time.
+    pub fn deduplicated(pairs: Vec<(String, Value)>) -> Self {
+        const SCAN: usize = 32;
+        let mut out: Vec<(String, Value)> = Vec::with_capacity(pairs.len());
+        if pairs.len() <= SCAN {
+            for (k, v) in pairs {
+                match out.iter_mut().find(|(key, _)| *key == k) {
+                    Some((_, old)) => *old = v,
+                    None => out.push((k, v)),
+                }
+            }
+            return Self(out);
+        }
+        let mut at: std::collections::HashMap<String, usize> =
+            std::collections::HashMap::with_capacity(pairs.len());
+        for (k, v) in pairs {
+            match at.get(&k) {
+                Some(&i) => out[i].1 = v,
+                None => {
+                    at.insert(k.clone(), out.len());
+                    out.push((k, v));
+                }
+            }
+        }
+        Self(out)
+    }
+
     /// The first value under `key`.
     pub fn get(&self, key: &str) -> Option<&Value> {
         self.0.iter().find(|(k, _)| k == key).map(|(_, v)| v)
@@ -329,6 +359,22 @@ mod tests {
         assert_eq!(Value::Int(500).text(), "500");
         assert_eq!(Value::Array(vec!["a".into()]).text(), r#"["a"]"#);
         assert_eq!(Value::Bool(true).to_string(), "true");
+    }
+
+    #[test]
+    fn a_repeated_key_keeps_its_place_and_its_last_value() {
+        let pairs = |n: usize| -> Vec<(String, Value)> {
+            let mut p: Vec<(String, Value)> = (0..n)
+                .map(|i| (format!("k{i}"), Value::Int(i as i64)))
+                .collect();
+            p.push(("k0".into(), "last".into()));
+            p
+        };
+        for n in [3, 100] {
+            let a = Attributes::deduplicated(pairs(n));
+            assert_eq!(a.len(), n, "one k0 of {n}");
+            assert_eq!(a.iter().next(), Some(("k0", &Value::from("last"))));
+        }
     }
 
     #[test]

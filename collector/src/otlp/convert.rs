@@ -168,9 +168,10 @@ fn resource(r: Option<ProtoResource>) -> Resource {
     }
 }
 
-/// A list of OTLP key-values as the model's attributes, in their order.
+/// A list of OTLP key-values as the model's attributes, in their order (a repeated key once,
+/// with its last value).
 pub fn attributes(kvs: Vec<KeyValue>) -> Attributes {
-    kvs.into_iter().map(|kv| (kv.key, any(kv.value))).collect()
+    Attributes::deduplicated(kvs.into_iter().map(|kv| (kv.key, any(kv.value))).collect())
 }
 
 fn any(v: Option<AnyValue>) -> Value {

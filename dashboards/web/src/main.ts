@@ -1,7 +1,8 @@
 // The UI's entry: the navigation bar, the token prompt for a collector started with
 // --auth-token, and the page the URL names.
 
-import { ApiError, setToken, token } from "./api";
+import { ApiError, api, setToken, token } from "./api";
+import { knowServices } from "./color";
 import { clear, h, link, notice } from "./dom";
 import { correlationPage } from "./pages/correlation";
 import { logsPage } from "./pages/logs";
@@ -36,6 +37,20 @@ nav.querySelector("form")!.addEventListener("submit", (e) => {
 });
 
 let current: AbortController | null = null;
+let servicesKnown = false;
+
+/** Gives every service the collector knows its colour, once. A refusal (401: the token is
+ * missing or wrong) is the page's failure: it asks for the token, with no second doomed
+ * call; any other failure leaves the name-hash colours and lets the page say what is wrong. */
+async function learnServices(): Promise<void> {
+  if (servicesKnown) return;
+  try {
+    knowServices(await api.services());
+    servicesKnown = true;
+  } catch (e) {
+    if (e instanceof ApiError && e.status === 401) throw e;
+  }
+}
 
 async function show(): Promise<void> {
   current?.abort();
@@ -53,6 +68,7 @@ async function show(): Promise<void> {
   main.append(page);
   document.title = `${r.page} · gauntlet`;
   try {
+    await learnServices();
     switch (r.page) {
       case "search":
         await searchPage(page, params, controller.signal);

@@ -75,6 +75,9 @@ for (const expected of ["gateway", "orders", "payments", "inventory"]) {
 }
 assert.ok(rows.some((r) => r.includes("POST /api/orders")), "the root span's name is shown");
 assert.ok((await page.$$(".wf-row.on-critical")).length >= 2, "the critical path is marked");
+// The payment was declined: the call that got the 402 is marked as failed.
+const failed = await texts(".wf-row:has(.badge.err) .wf-name");
+assert.ok(failed.some((r) => r.includes("payments")), `the declined payment's call is marked (failed rows: ${failed.join(" | ")})`);
 assert.ok(await page.$(`.facts a[href="/correlation/${encodeURIComponent(arg.correlation)}"]`), "a link to the request's timeline");
 // Collapsing the root hides every other row; expanding shows them again.
 const visible = () => page.$$eval(".wf-row", (els) => els.filter((e) => !e.hidden).length);
@@ -87,6 +90,27 @@ assert.equal(await visible(), all, "expanding shows every row again");
 await page.click(".wf-row .wf-line .op");
 const details = await page.textContent(".span-details");
 assert.match(details, /http\.request\.method|http\.method/, "the root span's attributes are shown");
+// No service is drawn in the error colour's red: every bar's hue is 30° or more from it,
+// and no two services of this trace share a hue.
+const barHues = await page.$$eval(".wf-row", (rows) => rows.map((r) => {
+  const bar = r.querySelector(".wf-timeline .bar");
+  const name = r.querySelector(".wf-name .svc")?.textContent ?? "";
+  const [red, green, blue] = (getComputedStyle(bar).backgroundColor.match(/\d+(\.\d+)?/g) ?? []).map(Number);
+  const max = Math.max(red, green, blue), min = Math.min(red, green, blue);
+  const d = max - min || 1;
+  let hue = max === red ? ((green - blue) / d) % 6 : max === green ? (blue - red) / d + 2 : (red - green) / d + 4;
+  hue = (hue * 60 + 360) % 360;
+  return [name, hue];
+}));
+const byService = new Map(barHues);
+for (const [service, hue] of byService) {
+  const fromRed = Math.min(hue, 360 - hue);
+  assert.ok(fromRed >= 30, `${service} is drawn at hue ${hue.toFixed(0)}°, ${fromRed.toFixed(0)}° from the error red`);
+}
+const hues = [...byService.values()].sort((a, b) => a - b);
+for (let i = 1; i < hues.length; i++) {
+  assert.ok(hues[i] - hues[i - 1] >= 20, `two services look alike (hues ${hues.map((h) => h.toFixed(0)).join(", ")})`);
+}
 await shot("trace");
 
 // Logs: the explorer with its histogram; a filter by correlation ID narrows to the request.

@@ -523,6 +523,11 @@ async fn send(
     match &result {
         Ok(r) => {
             span.record("http.response.status_code", i64::from(r.status));
+            // HTTP semantic conventions: a client span's 4xx is an error too (the caller did
+            // not get what it asked for, e.g. a declined payment), unlike a server span's.
+            if r.status >= 400 {
+                span.record("otel.status_code", "ERROR");
+            }
         }
         Err(e) => {
             span.record("otel.status_code", "ERROR");

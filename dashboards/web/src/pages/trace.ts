@@ -155,7 +155,7 @@ async function waterfall(table: HTMLElement, model: Model, logsBySpan: Map<strin
       " ",
       h("span", { class: "op" }, span.operationName),
       node.error ? h("span", { class: "badge err", title: "error" }, "error") : null,
-      logCount ? h("span", { class: "badge", title: "logs" }, `${logCount} logs`) : null,
+      logCount ? h("span", { class: "badge", title: "logs" }, `${logCount} log${logCount === 1 ? "" : "s"}`) : null,
     );
     name.style.paddingLeft = `${Math.min(node.depth, 40) * 14}px`;
     const bar = h("div", { class: node.error ? "bar err" : "bar" });
