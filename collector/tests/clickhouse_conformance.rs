@@ -102,6 +102,7 @@ clickhouse_conforms!(
     logs_filter_and_page,
     late_logs_page_in_time_order,
     span_samples_for_aggregates,
+    samples_carry_the_http_status,
     correlation_spans_traces_and_logs,
     retention_by_size_drops_the_oldest,
 );

@@ -37,6 +37,12 @@ pub struct RedPoint {
     pub errors: u64,
     /// Percentage of requests that failed (0 when there were none).
     pub error_pct: f64,
+    /// Requests refused as too many (HTTP 429): not errors of the server's, but no answer
+    /// for the caller either, so a rate-limit storm shows as one.
+    #[serde(default)]
+    pub throttled: u64,
+    #[serde(default)]
+    pub throttled_pct: f64,
     /// Duration percentiles in milliseconds (`null` with no requests).
     pub p50_ms: Option<f64>,
     pub p95_ms: Option<f64>,

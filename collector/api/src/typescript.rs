@@ -65,6 +65,10 @@ pub fn declarations() -> String {
         "\n/** Attribute keys under which the collector finds a correlation ID. */\nexport const CORRELATION_KEYS = {};\n",
         const_array(&crate::CORRELATION_KEYS)
     ));
+    out.push_str(&format!(
+        "\n/** The services Gauntlet's own tools report as (they export a sample of their spans). */\nexport const TOOL_SERVICES = {};\n",
+        const_array(&[crate::markers::LOADGEN_SERVICE, crate::markers::CHAOS_SERVICE])
+    ));
     out
 }
 

@@ -111,6 +111,7 @@ mod tests {
             start_ns: 0,
             duration_ns: ms * 1_000_000,
             error: false,
+            http_status: None,
         }
     }
 

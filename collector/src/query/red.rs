@@ -100,30 +100,36 @@ pub fn series(
 
 fn points(spans: &[&SpanSample], start: i64, end: i64, step: i64) -> Vec<RedPoint> {
     let n = ceil_div(end - start, step).max(1) as usize;
-    let mut buckets: Vec<(u64, Vec<i64>)> = (0..n).map(|_| (0, Vec::new())).collect();
+    let mut buckets: Vec<(u64, u64, Vec<i64>)> = (0..n).map(|_| (0, 0, Vec::new())).collect();
     for s in spans {
         let k = ((s.start_ns - start) / step) as usize;
         if let Some(b) = buckets.get_mut(k) {
             b.0 += u64::from(s.error);
-            b.1.push(s.duration_ns);
+            b.1 += u64::from(s.http_status == Some(429));
+            b.2.push(s.duration_ns);
         }
     }
+    let pct = |n: u64, of: u64| {
+        if of == 0 {
+            0.0
+        } else {
+            100.0 * n as f64 / of as f64
+        }
+    };
     let step_s = step as f64 / 1e9;
     buckets
         .into_iter()
         .enumerate()
-        .map(|(k, (errors, mut durations))| {
+        .map(|(k, (errors, throttled, mut durations))| {
             let requests = durations.len() as u64;
             RedPoint {
                 time: (start + k as i64 * step) / 1000,
                 requests,
                 rate: requests as f64 / step_s,
                 errors,
-                error_pct: if requests == 0 {
-                    0.0
-                } else {
-                    100.0 * errors as f64 / requests as f64
-                },
+                error_pct: pct(errors, requests),
+                throttled,
+                throttled_pct: pct(throttled, requests),
                 p50_ms: percentile_ms(&mut durations, 0.50),
                 p95_ms: percentile_ms(&mut durations, 0.95),
                 p99_ms: percentile_ms(&mut durations, 0.99),
@@ -164,6 +170,7 @@ mod tests {
             start_ns: start_s * 1_000_000_000,
             duration_ns: ms * 1_000_000,
             error,
+            http_status: None,
         }
     }
 
@@ -174,6 +181,23 @@ mod tests {
         assert_eq!(percentile_ms(&mut d, 0.99), Some(99.0));
         assert_eq!(percentile_ms(&mut [7_000_000], 0.99), Some(7.0));
         assert_eq!(percentile_ms(&mut [], 0.5), None);
+    }
+
+    #[test]
+    fn refused_as_too_many_is_counted_apart_from_errors() {
+        let mut throttled = sample(0, 1, 1, false);
+        throttled.http_status = Some(429);
+        let mut served = sample(0, 2, 1, false);
+        served.http_status = Some(200);
+        let samples = Samples {
+            spans: vec![throttled.clone(), throttled, served],
+            names: vec!["GET /a".into()],
+            truncated: false,
+        };
+        let s = 1_000_000_000;
+        let point = &series(&samples, true, 0, 10 * s, 10 * s)[0].points[0];
+        assert_eq!((point.requests, point.errors, point.throttled), (3, 0, 2));
+        assert!((point.throttled_pct - 200.0 / 3.0).abs() < 1e-9);
     }
 
     #[test]

@@ -208,6 +208,8 @@ pub struct SpanSample {
     pub start_ns: i64,
     pub duration_ns: i64,
     pub error: bool,
+    /// `http.response.status_code` (or the older `http.status_code`), when the span has one.
+    pub http_status: Option<u16>,
 }
 
 /// The answer to a [`SampleQuery`].

@@ -504,6 +504,34 @@ pub async fn late_logs_page_in_time_order(store: &Arc<dyn Store>) {
 
 /// The spans aggregates read (RED, dependencies): by window, service, operation and kind,
 /// newest first, with a limit that says when it cut; and the shared computations over them.
+/// A sample carries the span's HTTP status (the current attribute, or the older one), so
+/// RED can tell refused-as-too-many (429) from served.
+pub async fn samples_carry_the_http_status(store: &Arc<dyn Store>) {
+    let at = T0 + 1_000_000_000;
+    let mut throttled = span(60, 1, None, "edge", "GET /api", at, 1_000);
+    throttled
+        .attributes
+        .push("http.response.status_code", Value::Int(429));
+    let mut old = span(61, 1, None, "edge", "GET /api", at + 1_000, 1_000);
+    old.attributes.push("http.status_code", "200");
+    let none = span(62, 1, None, "edge", "GET /api", at + 2_000, 1_000);
+    let mut batch = Batch::default();
+    batch.spans.extend([throttled, old, none]);
+    store.write(batch).await.expect("write");
+    let samples = store
+        .span_samples(&SampleQuery {
+            service: Some("edge".into()),
+            start_ns: at,
+            end_ns: at + 10_000,
+            limit: 10,
+            ..Default::default()
+        })
+        .await
+        .expect("samples");
+    let statuses: Vec<Option<u16>> = samples.spans.iter().map(|s| s.http_status).collect();
+    assert_eq!(statuses, [None, Some(200), Some(429)], "newest first");
+}
+
 pub async fn span_samples_for_aggregates(store: &Arc<dyn Store>) {
     let samples = |q: SampleQuery| {
         let store = store.clone();

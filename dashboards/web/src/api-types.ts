@@ -153,6 +153,11 @@ rate: number, errors: number,
  */
 error_pct: number, 
 /**
+ * Requests refused as too many (HTTP 429): not errors of the server's, but no answer
+ * for the caller either, so a rate-limit storm shows as one.
+ */
+throttled: number, throttled_pct: number, 
+/**
  * Duration percentiles in milliseconds (`null` with no requests).
  */
 p50_ms: number | null, p95_ms: number | null, p99_ms: number | null, };
@@ -189,3 +194,6 @@ export type MarkerKind = "load" | "chaos";
 
 /** Attribute keys under which the collector finds a correlation ID. */
 export const CORRELATION_KEYS = ["correlation_id", "correlation.id", "app.correlation_id"] as const;
+
+/** The services Gauntlet's own tools report as (they export a sample of their spans). */
+export const TOOL_SERVICES = ["gauntlet-loadgen", "gauntlet-chaos"] as const;

@@ -15,7 +15,7 @@ import type {
 } from "./api-types";
 
 export type * from "./api-types";
-export { CORRELATION_KEYS } from "./api-types";
+export { CORRELATION_KEYS, TOOL_SERVICES } from "./api-types";
 
 /** A failed call: the HTTP status and the collector's own message. */
 export class ApiError extends Error {

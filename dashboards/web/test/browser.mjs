@@ -150,7 +150,13 @@ await open("/red?service=gateway&lookback=5m");
 assert.equal((await page.$$(".red-charts canvas")).length, 3, "rate, errors and duration charts");
 assert.ok((await texts("table.results tbody tr")).some((r) => r.includes("POST /api/orders")), "a row per operation");
 const marks = await texts(".markers li");
-assert.ok(marks.some((m) => m.includes("load") && m.includes("load.start")), `the load run is marked (markers: ${marks.join(" | ")})`);
+// One row per run (its start, stop and verdicts together), with its verdict.
+const loadRuns = marks.filter((m) => m.startsWith("load"));
+assert.equal(loadRuns.length, 1, `the load run is one row (markers: ${marks.join(" | ")})`);
+assert.match(loadRuns[0], /passed|failed/, "with its verdict");
+// The charts zoom to where the data and the marked runs are, not the whole 5-minute window.
+const [lo, hi] = (await page.getAttribute(".red-charts .chart", "data-range")).split(",").map(Number);
+assert.ok(hi - lo < 0.9 * 300, `the charts span ${hi - lo} s of the 300 s window`);
 await shot("red");
 
 }

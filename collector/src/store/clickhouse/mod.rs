@@ -584,7 +584,10 @@ impl Store for ClickHouseStore {
              `Links.TraceId`[1] AS link_trace_id, `Links.SpanId`[1] AS link_span_id, \
              toString(ServiceName) AS service, toString(SpanName) AS operation, \
              toString(SpanKind) AS kind, toUnixTimestamp64Nano(Timestamp) AS start, \
-             Duration AS duration, toString(StatusCode) AS status \
+             Duration AS duration, toString(StatusCode) AS status, \
+             if(mapContains(SpanAttributes, 'http.response.status_code'), \
+                SpanAttributes['http.response.status_code'], \
+                SpanAttributes['http.status_code']) AS http_status \
              FROM {} WHERE {} ORDER BY Timestamp DESC LIMIT {}",
             self.t(TRACES),
             w.sql(),
@@ -729,6 +732,7 @@ struct SampleRow {
     start: i64,
     duration: u64,
     status: String,
+    http_status: String,
 }
 
 /// The rows as samples, each service and operation name listed once; a row whose IDs are
@@ -766,6 +770,7 @@ fn samples(rows: Vec<SampleRow>) -> Samples {
             start_ns: r.start,
             duration_ns: i64::try_from(r.duration).unwrap_or(i64::MAX),
             error: parse_status(&r.status) == StatusCode::Error,
+            http_status: r.http_status.parse().ok(),
         });
     }
     Samples {

@@ -682,6 +682,7 @@ struct SampleRow {
     duration: i64,
     status: i32,
     link: Option<(TraceId, [u8; 8])>,
+    http_status: Option<i64>,
 }
 
 impl SampleRow {
@@ -696,6 +697,7 @@ impl SampleRow {
             duration: r.get(6)?,
             status: r.get(7)?,
             link: r.get_ref(8)?.as_str_or_null()?.and_then(first_link),
+            http_status: r.get(9)?,
         })
     }
 
@@ -711,6 +713,7 @@ impl SampleRow {
             start_ns: self.start,
             duration_ns: self.duration,
             error: StatusCode::from_i32(self.status) == StatusCode::Error,
+            http_status: self.http_status.and_then(|s| u16::try_from(s).ok()),
         }
     }
 }
@@ -763,7 +766,9 @@ const SEARCH_COLUMNS: &str =
 
 /// What the aggregates read of each span.
 const SAMPLE_COLUMNS: &str = "s.trace_id, s.span_id, s.parent_span_id, s.op_id, s.kind, \
-    s.start_ns, s.duration_ns, s.status_code, s.links";
+    s.start_ns, s.duration_ns, s.status_code, s.links, \
+    CAST(COALESCE(json_extract(s.attributes, '$.\"http.response.status_code\"'), \
+        json_extract(s.attributes, '$.\"http.status_code\"')) AS INTEGER)";
 
 /// The spans of one service that started in a window, as a segment of format 4 finds them.
 struct ByService {

@@ -31,12 +31,31 @@ export async function correlationPage(root: HTMLElement, id: string): Promise<vo
         h("td", {}, link(`/trace/${s.trace_id}`, `${s.root_service ?? "?"}: ${s.root_operation ?? "?"}`), s.error ? h("span", { class: "badge err" }, "error") : null),
         h("td", { class: "num" }, String(s.span_count)),
         h("td", { class: "num" }, duration(s.duration_ns / 1000)),
-        h("td", {}, s.start),
+        h("td", {}, time(rfc3339Us(s.start))),
       ))),
     ),
     h("h2", {}, "Timeline"),
-    h("div", { class: "timeline" }, t.items.map((item) => row(item, start, total))),
+    h("div", { class: "timeline" }, axis(total), t.items.map((item) => row(item, start, total))),
   );
+}
+
+/** Microseconds since the epoch of an RFC 3339 time (nanoseconds kept to the µs). */
+function rfc3339Us(text: string): number {
+  const m = /^(.*T\d\d:\d\d:\d\d)(?:\.(\d+))?(Z|[+-]\d\d:\d\d)$/.exec(text);
+  if (!m) return Date.parse(text) * 1000;
+  const fraction = (m[2] ?? "").padEnd(6, "0").slice(0, 6);
+  return Date.parse(`${m[1]}${m[3]}`) * 1000 + Number(fraction);
+}
+
+/** The time axis over the rows: offsets from the request's first item. */
+function axis(total: number): HTMLElement {
+  const ruler = h("div", { class: "tl-track wf-ruler" });
+  for (let i = 0; i <= 4; i++) {
+    const tick = h("span", { class: "tick" }, duration((total * i) / 4 / 1000));
+    tick.style.left = `${i * 25}%`;
+    ruler.append(tick);
+  }
+  return h("div", { class: "tl-row tl-axis" }, h("div", { class: "tl-label" }), ruler);
 }
 
 function row(item: TimelineItem, start: number, total: number): HTMLElement {

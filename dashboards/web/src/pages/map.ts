@@ -3,7 +3,7 @@
 // rate and p99. Laid out by dagre; a node opens that service's traces.
 
 import { Graph, layout } from "@dagrejs/dagre";
-import { api, type DependencyLink } from "../api";
+import { api, type DependencyLink, TOOL_SERVICES } from "../api";
 import { serviceColor } from "../color";
 import { h, notice, s } from "../dom";
 import { LOOKBACKS, lookbackUs, ms, percent } from "../format";
@@ -26,11 +26,21 @@ export async function mapPage(root: HTMLElement, params: URLSearchParams): Promi
     return;
   }
   if (deps.truncated) root.append(h("p", { class: "hint" }, "The window held more spans than one map reads: the oldest were left out."));
-  root.append(draw(services, deps.data, windowUs / 1e6));
-  root.append(edgeTable(deps.data, windowUs / 1e6));
+  const seconds = windowUs / 1e6;
+  const unit = rateUnit(deps.data, seconds);
+  root.append(draw(services, deps.data, seconds, unit));
+  if (deps.data.some((l) => sampled(l))) {
+    root.append(h("p", { class: "hint" }, `Calls from ${TOOL_SERVICES.join(" and ")} are counted from the share of spans they export (a sample), not every call.`));
+  }
+  root.append(edgeTable(deps.data, seconds, unit));
 }
 
-function draw(services: string[], links: DependencyLink[], seconds: number): HTMLElement {
+/** Edges from Gauntlet's own tools: they export only a sample of their spans. */
+function sampled(l: DependencyLink): boolean {
+  return (TOOL_SERVICES as readonly string[]).includes(l.parent);
+}
+
+function draw(services: string[], links: DependencyLink[], seconds: number, unit: Unit): HTMLElement {
   const g = new Graph({ multigraph: false });
   g.setGraph({ rankdir: "LR", nodesep: 24, ranksep: 70, marginx: 16, marginy: 16 });
   g.setDefaultEdgeLabel(() => ({}));
@@ -51,18 +61,23 @@ function draw(services: string[], links: DependencyLink[], seconds: number): HTM
     const e = g.edge(l.parent, l.child) as { points: { x: number; y: number }[]; x: number; y: number };
     const d = e.points.map((p, i) => `${i ? "L" : "M"} ${p.x.toFixed(1)} ${p.y.toFixed(1)}`).join(" ");
     const errors = l.callCount ? (l.errorCount / l.callCount) * 100 : 0;
+    // A box behind the label, so the line ends at it rather than running through the text.
     svg.append(s("g", { class: errors > 0 ? "edge has-errors" : "edge", "data-edge": `${l.parent}->${l.child}` },
       s("path", { d, "marker-end": "url(#arrow)" }),
-      s("text", { x: e.x, y: e.y - 6, "text-anchor": "middle" }, `${l.callCount} calls · ${rate(l.callCount, seconds)}`),
+      s("rect", { class: "label-box", x: e.x - LABEL_W / 2, y: e.y - LABEL_H / 2 - 4, width: LABEL_W, height: LABEL_H + 4, rx: 4 }),
+      s("text", { x: e.x, y: e.y - 6, "text-anchor": "middle" }, `${l.callCount} calls${sampled(l) ? " (sampled)" : ""} · ${rate(l.callCount, seconds, unit)}`),
       s("text", { x: e.x, y: e.y + 10, "text-anchor": "middle", class: "sub" }, `${percent(errors)} errors · p99 ${ms(l.p99Ms)}`),
     ));
   }
+  const calling = new Set(links.flatMap((l) => [l.parent, l.child]));
   for (const name of names) {
     const n = g.node(name);
     const rect = s("rect", { x: n.x - n.width / 2, y: n.y - n.height / 2, width: n.width, height: n.height, rx: 8 });
     (rect as SVGElement).style.stroke = serviceColor(name);
-    const node = s("g", { class: "node", "data-service": name, tabindex: 0, role: "link" },
-      rect, s("text", { x: n.x, y: n.y + 5, "text-anchor": "middle" }, name));
+    // A service with no calls in the window (a tool, a registry's heartbeats) is drawn faint.
+    const node = s("g", { class: calling.has(name) ? "node" : "node idle", "data-service": name, tabindex: 0, role: "link" },
+      rect, s("text", { x: n.x, y: n.y + 5, "text-anchor": "middle" }, name),
+      calling.has(name) ? null : s("title", {}, `${name}: no calls to or from other services in this window`));
     const open = () => navigate(`/search?service=${encodeURIComponent(name)}`);
     node.addEventListener("click", open);
     node.addEventListener("keydown", (e) => (e as KeyboardEvent).key === "Enter" && open());
@@ -71,20 +86,26 @@ function draw(services: string[], links: DependencyLink[], seconds: number): HTM
   return h("div", { class: "map-wrap" }, svg);
 }
 
-/** Calls per second, or per minute when that reads better. */
-function rate(calls: number, seconds: number): string {
-  const perSecond = calls / seconds;
-  return perSecond >= 1 ? `${perSecond.toFixed(1)}/s` : `${(perSecond * 60).toFixed(perSecond * 60 >= 10 ? 0 : 1)}/min`;
+type Unit = "/s" | "/min";
+
+/** One unit for the whole map: per second when any edge reaches one a second, else per minute. */
+function rateUnit(links: DependencyLink[], seconds: number): Unit {
+  return links.some((l) => l.callCount / seconds >= 1) ? "/s" : "/min";
 }
 
-function edgeTable(links: DependencyLink[], seconds: number): HTMLElement {
+function rate(calls: number, seconds: number, unit: Unit): string {
+  const value = unit === "/s" ? calls / seconds : (calls / seconds) * 60;
+  return `${value.toFixed(value >= 10 ? 0 : 1)}${unit}`;
+}
+
+function edgeTable(links: DependencyLink[], seconds: number, unit: Unit): HTMLElement {
   const sorted = [...links].sort((a, b) => b.callCount - a.callCount);
   return h("table", { class: "results" },
     h("thead", {}, h("tr", {}, ["Caller", "Callee", "Calls", "Rate", "Errors", "p99"].map((c) => h("th", {}, c)))),
     h("tbody", {}, sorted.map((l) => h("tr", {},
       h("td", {}, l.parent), h("td", {}, l.child),
       h("td", { class: "num" }, String(l.callCount)),
-      h("td", { class: "num" }, rate(l.callCount, seconds)),
+      h("td", { class: "num" }, rate(l.callCount, seconds, unit)),
       h("td", { class: "num" }, l.errorCount ? `${l.errorCount} (${percent((l.errorCount / l.callCount) * 100)})` : "0"),
       h("td", { class: "num" }, ms(l.p99Ms)),
     ))));

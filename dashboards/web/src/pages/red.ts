@@ -51,25 +51,46 @@ export async function redPage(root: HTMLElement, params: URLSearchParams): Promi
     const pick = (f: (p: RedPoint) => number | null) => whole.points.map((p) => (p.requests ? f(p) : null));
     const charts = h("div", { class: "red-charts" });
     root.append(charts);
-    chart(charts, "Requests per second", xs, [["rate", "#3e7bfa", pick((p) => p.rate)]], markers);
-    chart(charts, "Errors (%)", xs, [["errors", "#d64545", pick((p) => p.error_pct)]], markers);
+    const range = zoom(whole.points, red.step / 1e6, markers);
+    chart(charts, "Requests per second", xs, [["rate", "#3e7bfa", pick((p) => p.rate)]], markers, range);
+    // Refused as too many (429) is not the server's error, but no answer either: shown beside
+    // the errors, so a rate-limit storm does not read as "0 % errors".
+    chart(charts, "Errors and throttled (%)", xs, [
+      ["errors", "#d64545", pick((p) => p.error_pct)],
+      ["throttled (429)", "#b7791f", pick((p) => p.throttled_pct)],
+    ], markers, range);
     chart(charts, "Duration (ms)", xs, [
       ["p50", "#2f9e44", pick((p) => p.p50_ms)],
       ["p95", "#f0a202", pick((p) => p.p95_ms)],
       ["p99", "#d64545", pick((p) => p.p99_ms)],
-    ], markers);
+    ], markers, range);
   }
   root.append(operationTable(service, red.series.slice(params.get("operation") ? 0 : 1)), markerList(markers));
 }
 
-function chart(parent: HTMLElement, title: string, xs: number[], lines: [string, string, (number | null)[]][], markers: Marker[]): void {
-  const el = h("div", { class: "chart", "data-chart": title });
+/** The part of the window worth drawing, in seconds: from the first step with requests (or
+ * the first marked run) to the last, a step's margin each side, at least half a minute; a
+ * fresh demo's few seconds of data are not a dot at the edge of fifteen minutes. */
+function zoom(points: RedPoint[], step: number, markers: Marker[]): [number, number] {
+  const busy = points.filter((p) => p.requests > 0).map((p) => p.time / 1e6);
+  const marked = markers.flatMap((m) => [m.time / 1e6, Math.max(m.end, m.time) / 1e6]);
+  const all = [...busy, ...marked];
+  const first = (points[0]?.time ?? 0) / 1e6;
+  const last = (points[points.length - 1]?.time ?? 0) / 1e6 + step;
+  if (!all.length) return [first, last];
+  const hi = Math.min(Math.max(...all) + step, last);
+  const lo = Math.max(Math.min(Math.min(...all) - step, hi - 30), first);
+  return [lo, hi];
+}
+
+function chart(parent: HTMLElement, title: string, xs: number[], lines: [string, string, (number | null)[]][], markers: Marker[], range: [number, number]): void {
+  const el = h("div", { class: "chart", "data-chart": title, "data-range": range.map((v) => v.toFixed(0)).join(",") });
   parent.append(h("h3", {}, title), el);
   new uPlot(
     {
       width: Math.max(parent.clientWidth, 600),
       height: 160,
-      scales: { x: { time: true } },
+      scales: { x: { time: true, range: () => range } },
       series: [{}, ...lines.map(([label, stroke]) => ({ label, stroke, width: 1.5, spanGaps: false }))],
       axes: [{}, { size: 50 }],
       hooks: { drawClear: [(u: uPlot) => drawMarkers(u, markers)] },
@@ -116,17 +137,53 @@ function operationTable(service: string, series: RedSeries[]): HTMLElement {
     ))));
 }
 
+/** One run (a load run or an experiment) and its markers. */
+interface Run {
+  kind: string;
+  name: string;
+  start: number;
+  end: number;
+  failed: boolean;
+  thresholds: Marker[];
+  trace: string;
+}
+
+/** Markers grouped by their run: its start and stop make its window, threshold markers its
+ * verdicts. A marker of no run is a run of its own. */
+function runs(markers: Marker[]): Run[] {
+  const byRun = new Map<string, Marker[]>();
+  markers.forEach((m, i) => {
+    const key = m.run_id ?? `single-${i}`;
+    byRun.set(key, [...(byRun.get(key) ?? []), m]);
+  });
+  return [...byRun.values()].map((ms) => {
+    const first = ms.reduce((a, b) => (b.time < a.time ? b : a));
+    const label = ms.map((m) => ["gauntlet.experiment", "gauntlet.scenarios", "gauntlet.scenario"].map((k) => m.attributes[k]).find((v) => typeof v === "string"))
+      .find((v) => v !== undefined) as string | undefined;
+    return {
+      kind: first.kind,
+      name: label ?? first.name.replace(/\.(start|stop)$/, ""),
+      start: Math.min(...ms.map((m) => m.time)),
+      end: Math.max(...ms.map((m) => Math.max(m.end, m.time))),
+      failed: ms.some((m) => m.failed),
+      thresholds: ms.filter((m) => typeof m.attributes["gauntlet.threshold.expr"] === "string"),
+      trace: first.trace_id,
+    };
+  }).sort((a, b) => a.start - b.start);
+}
+
 function markerList(markers: Marker[]): HTMLElement {
   if (!markers.length) return h("p", { class: "hint" }, "No load runs or chaos experiments in this window.");
   return h("div", {},
     h("h2", {}, "Load runs and experiments"),
-    h("ul", { class: "markers" }, markers.map((m) => h("li", { class: m.failed ? "failed" : "" },
-      h("span", { class: `badge ${m.kind}` }, m.kind), " ",
-      link(`/trace/${m.trace_id}`, m.name), " ",
-      h("span", { class: "when" }, time(m.time)),
-      m.end > m.time ? h("span", { class: "when" }, ` for ${ms((m.end - m.time) / 1000)}`) : null,
-      m.failed ? h("span", { class: "badge err" }, "failed") : null,
-      ["gauntlet.experiment", "gauntlet.scenario", "gauntlet.threshold.expr"].map((k) =>
-        typeof m.attributes[k] === "string" ? h("span", { class: "kv" }, ` ${m.attributes[k] as string}`) : null),
-    ))));
+    h("ul", { class: "markers" }, runs(markers).map((r) => {
+      const kept = r.thresholds.filter((t) => !t.failed).length;
+      return h("li", { class: r.failed ? "failed run" : "run" },
+        h("span", { class: `badge ${r.kind}` }, r.kind), " ",
+        link(`/trace/${r.trace}`, r.name), " ",
+        h("span", { class: "when" }, `${time(r.start)} for ${ms((r.end - r.start) / 1000)}`),
+        r.thresholds.length ? h("span", { class: "kv" }, ` ${kept}/${r.thresholds.length} thresholds kept`) : null,
+        h("span", { class: r.failed ? "badge err" : "badge ok" }, r.failed ? "failed" : "passed"),
+      );
+    })));
 }

@@ -47,6 +47,9 @@ export async function searchPage(root: HTMLElement, params: URLSearchParams, sig
   const operations = await api.operations(chosen);
   const input = (name: string, placeholder: string, size = "14") =>
     h("input", { name, value: params.get(name) ?? "", placeholder, size });
+  // Suggestions come from the tags the found traces carry (below), so a search copied from
+  // the hint finds something.
+  const tagsInput = h("input", { name: "tags", value: params.get("tags") ?? "", placeholder: '{"http.response.status_code":"500"}', size: "28", list: "tag-examples" });
   const service = h("select", { name: "service" }, services.map((s) => h("option", { value: s, selected: s === chosen }, s)));
   const operation = h("select", { name: "operation" },
     h("option", { value: "" }, "all operations"),
@@ -58,7 +61,7 @@ export async function searchPage(root: HTMLElement, params: URLSearchParams, sig
   const form = h("form", { class: "filters" },
     h("label", {}, "Service ", service),
     h("label", {}, "Operation ", operation),
-    h("label", {}, "Tags ", input("tags", '{"http.status_code":"500"}', "28")),
+    h("label", {}, "Tags ", tagsInput),
     h("label", {}, "Min duration ", input("minDuration", "250ms", "7")),
     h("label", {}, "Window ", lookback),
     h("label", {}, "Limit ", limit),
@@ -84,6 +87,7 @@ export async function searchPage(root: HTMLElement, params: URLSearchParams, sig
     end,
     limit: params.get("limit") ?? "50",
   }, signal);
+  suggestTags(tagsInput, traces, chosen);
   const found = traces.map(summarize).sort((a, b) => b.start - a.start);
   if (!found.length) {
     root.append(notice("info", "No traces match. Widen the window or loosen a filter."));
@@ -92,6 +96,30 @@ export async function searchPage(root: HTMLElement, params: URLSearchParams, sig
   const chart = h("div", { class: "chart scatter" });
   root.append(chart, h("p", { class: "hint" }, `${found.length} traces, newest first`), resultList(found));
   scatter(chart, found);
+}
+
+/** Offers `{"key":"value"}` for the tags `service`'s spans in these traces carry (the most
+ * common first), and makes the placeholder one of them. */
+function suggestTags(input: HTMLInputElement, traces: Trace[], service: string): void {
+  const seen = new Map<string, { count: number; value: string }>();
+  for (const trace of traces) {
+    for (const span of trace.spans) {
+      if (trace.processes[span.processID]?.serviceName !== service) continue;
+      for (const tag of span.tags) {
+        const entry = seen.get(tag.key) ?? { count: 0, value: String(tag.value) };
+        entry.count += 1;
+        seen.set(tag.key, entry);
+      }
+    }
+  }
+  const common = [...seen.entries()].sort((a, b) => b[1].count - a[1].count).slice(0, 30);
+  const example = (key: string, value: string) => JSON.stringify({ [key]: value });
+  input.after(h("datalist", { id: "tag-examples" },
+    common.map(([key, { value }]) => h("option", { value: example(key, value) }))));
+  const status = seen.get("http.response.status_code");
+  const first = common[0];
+  if (status) input.placeholder = example("http.response.status_code", status.value);
+  else if (first) input.placeholder = example(first[0], first[1].value);
 }
 
 function resultList(found: Summary[]): HTMLElement {
