@@ -190,7 +190,7 @@ mod tests {
         let mut served = sample(0, 2, 1, false);
         served.http_status = Some(200);
         let samples = Samples {
-            spans: vec![throttled.clone(), throttled, served],
+            spans: vec![throttled, throttled, served],
             names: vec!["GET /a".into()],
             truncated: false,
         };
