@@ -51,8 +51,9 @@ struct RunArgs {
     /// The experiment (TOML).
     #[arg(value_name = "EXPERIMENT")]
     experiment: PathBuf,
-    /// The demo to run it against: the demo.json that `gauntlet demo --chaos` wrote.
-    #[arg(long, value_name = "FILE", default_value = "gauntlet-demo/demo.json")]
+    /// The demo to run it against: the demo.json that `gauntlet demo --chaos` wrote (its
+    /// banner prints the path).
+    #[arg(long, value_name = "FILE", env = "GAUNTLET_DEMO", default_value = "gauntlet-demo/demo.json")]
     demo: PathBuf,
     /// Also write the report as JSON (schema gauntlet.chaos.report/v1).
     #[arg(long, value_name = "FILE")]

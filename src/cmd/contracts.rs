@@ -288,7 +288,7 @@ pub async fn run(args: ContractsArgs) -> anyhow::Result<ExitCode> {
         ContractsCommand::Drift(a) => run_drift(a).await,
         ContractsCommand::Broker(a) => run_broker(a).await,
         ContractsCommand::Publish(a) => {
-            let pacts = pacts::all(&a.pacts)?;
+            let pacts = pacts::all(&pacts_dir(&a.pacts))?;
             if pacts.is_empty() {
                 anyhow::bail!(
                     "{} holds no pact files: nothing to publish",
@@ -341,6 +341,18 @@ pub async fn run(args: ContractsArgs) -> anyhow::Result<ExitCode> {
     }
 }
 
+/// The pacts directory: as given, or, when the default `contracts/pacts` is not where the
+/// command runs, the repository's own (this binary was built from it), so the tools work
+/// from any directory.
+fn pacts_dir(given: &std::path::Path) -> PathBuf {
+    let default = std::path::Path::new("contracts/pacts");
+    let repository = std::path::Path::new(gauntlet_contracts::PACTS_DIR);
+    if given == default && !given.exists() && repository.is_dir() {
+        return repository.to_path_buf();
+    }
+    given.to_path_buf()
+}
+
 async fn run_broker(a: BrokerArgs) -> anyhow::Result<ExitCode> {
     use anyhow::Context;
     use gauntlet_contracts::broker::{Broker, Limits, auth::Credentials};
@@ -380,7 +392,7 @@ async fn run_broker(a: BrokerArgs) -> anyhow::Result<ExitCode> {
 }
 
 async fn run_drift(a: DriftArgs) -> anyhow::Result<ExitCode> {
-    let pacts = pacts::all(&a.pacts)?;
+    let pacts = pacts::all(&pacts_dir(&a.pacts))?;
     let contracts = drift::contracted(&pacts)?;
     let (seen, traces) = drift::observe(&a.collector, a.token.as_deref(), a.since).await?;
     let d = drift::compare(contracts, seen, traces);
@@ -395,7 +407,7 @@ async fn run_drift(a: DriftArgs) -> anyhow::Result<ExitCode> {
 async fn run_verify(a: VerifyArgs) -> anyhow::Result<ExitCode> {
     let pacts = match a.broker {
         Some(_) => Vec::new(),
-        None => pacts::for_provider(&a.pacts, &a.provider)?,
+        None => pacts::for_provider(&pacts_dir(&a.pacts), &a.provider)?,
     };
     let mut config = VerifyConfig::new(&a.provider, &a.base_url, pacts);
     config.state_change_url = a.state_change_url;

@@ -93,7 +93,7 @@ pub fn next_steps(demo: &RunningDemo) -> String {
         out += "  contracts    start the demo with --provider-states to verify its providers\n";
     }
     out += &format!(
-        "  the handle   {handle} (what the tools read: every URL of this demo)\n`cargo install --path .` puts gauntlet on your PATH. Press Ctrl-C to stop everything.\n"
+        "  the handle   {handle} (every URL of this demo; `export GAUNTLET_DEMO={handle}` makes it chaos run's default)\n`cargo install --path .` puts gauntlet on your PATH. Press Ctrl-C to stop everything.\n"
     );
     out
 }
