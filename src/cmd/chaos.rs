@@ -53,7 +53,12 @@ struct RunArgs {
     experiment: PathBuf,
     /// The demo to run it against: the demo.json that `gauntlet demo --chaos` wrote (its
     /// banner prints the path).
-    #[arg(long, value_name = "FILE", env = "GAUNTLET_DEMO", default_value = "gauntlet-demo/demo.json")]
+    #[arg(
+        long,
+        value_name = "FILE",
+        env = "GAUNTLET_DEMO",
+        default_value = "gauntlet-demo/demo.json"
+    )]
     demo: PathBuf,
     /// Also write the report as JSON (schema gauntlet.chaos.report/v1).
     #[arg(long, value_name = "FILE")]
