@@ -1,7 +1,7 @@
 //! A newcomer's first hour, as the README leads it, from a directory that is not the
 //! repository: start the demo, then run exactly the commands its banner prints (the load
-//! scenario, the chaos experiment, a provider's verification). Each must work where the user
-//! is, with no path that only resolves from the repository root.
+//! scenario, the chaos experiment, a provider's verification). Each must run where the user
+//! is, with no path that only resolves from the repository root; the verification must pass.
 
 mod common;
 
@@ -83,6 +83,15 @@ fn the_printed_next_steps_run_from_any_directory() {
             "{label}: the binary by absolute path: {command}"
         );
         let (ok, said) = run_printed(home.path(), command);
-        assert!(ok, "{label}: `{command}` failed:\n{said}");
+        // What is asserted is that each command ran where the user is (its files and the
+        // demo were found, it did its work), not the verdict of a load run or an experiment
+        // under whatever else this machine is doing: tests/load.rs and
+        // tests/chaos_experiments.rs judge those.
+        let ran = match label.as_str() {
+            "load it" => said.contains("requests in") && said.contains("status:"),
+            "break it" => said.contains("steady state, before:") && said.contains("result:"),
+            _ => ok && said.contains("interactions"),
+        };
+        assert!(ran, "{label}: `{command}` did not run as printed:\n{said}");
     }
 }
