@@ -1,8 +1,12 @@
-//! The bundled chaos experiments against real demos: each holds against `gauntlet demo
-//! --chaos` (exit 0, reports written, markers in the collector), each fails (exit 1) against
-//! a demo started with `--disable <the pattern it validates>`, and Ctrl-C in the middle of
-//! one still runs its rollbacks. One test, run in order: the experiments measure latency
-//! and timing, and several demos at once on two cores would measure each other.
+//! The bundled chaos experiments against real demos, each judged with its control by
+//! `gauntlet chaos prove`: each holds against `gauntlet demo --chaos` (reports written,
+//! markers in the collector), and against a demo started with `--disable <its pattern>`
+//! it fails on the evidence probes named here, the behaviour a caller feels, not on the
+//! mechanism's reports of itself. A demo whose breaker is configured never to open and
+//! whose retries make one attempt (a config file, not `--disable`) breaks both experiments
+//! on their evidence. Ctrl-C in the middle of one still runs its rollbacks. One test, run
+//! in order: the experiments measure latency and timing, and several demos at once on two
+//! cores would measure each other.
 
 mod common;
 
@@ -12,7 +16,8 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::{BIN, Demo, wait_for_file};
-use gauntlet_chaos::{Report, Status};
+use gauntlet_chaos::proof::{Proof, Verdict};
+use gauntlet_chaos::{Pattern, Report, Status};
 use gauntlet_demo_system::handle::DemoHandle;
 
 fn experiment(name: &str) -> PathBuf {
@@ -21,11 +26,67 @@ fn experiment(name: &str) -> PathBuf {
         .join(name)
 }
 
-const EXPERIMENTS: [(&str, &str); 4] = [
-    ("payments-slow.toml", "circuit-breaker"),
-    ("inventory-resets.toml", "retries"),
-    ("inventory-instance-killed.toml", "health-checks"),
-    ("notifications-down.toml", "outbox"),
+/// Each experiment, the pattern it proves, and the evidence probes its control must fail.
+const EXPERIMENTS: [(&str, Pattern, &[&str]); 10] = [
+    (
+        "payments-slow.toml",
+        Pattern::CircuitBreaker,
+        &[
+            "payments is spared: at most 5 calls reach it in 3 s",
+            "orders fail fast while it is open",
+        ],
+    ),
+    (
+        "inventory-resets.toml",
+        Pattern::Retries,
+        &[
+            "99 % of orders are still confirmed",
+            "orders answered no request with an error",
+        ],
+    ),
+    (
+        "inventory-instance-hangs.toml",
+        Pattern::HealthChecks,
+        &[
+            "the gateway no longer calls it",
+            "once it is out, shoppers are served quickly",
+        ],
+    ),
+    (
+        "notifications-down.toml",
+        Pattern::Outbox,
+        &["every finished order is notified once"],
+    ),
+    (
+        "payments-hangs.toml",
+        Pattern::Timeouts,
+        &["no order waits past its deadlines"],
+    ),
+    (
+        "inventory-unreachable.toml",
+        Pattern::Fallback,
+        &["shoppers still see the catalogue"],
+    ),
+    (
+        "inventory-balance.toml",
+        Pattern::LoadBalancing,
+        &["each inventory instance gets half the calls (± 10 %)"],
+    ),
+    (
+        "payments-declines.toml",
+        Pattern::Compensation,
+        &["no cancelled order still holds stock"],
+    ),
+    (
+        "orders-slow-bulkhead.toml",
+        Pattern::Bulkhead,
+        &["shoppers browsing keep their latency"],
+    ),
+    (
+        "order-history-down.toml",
+        Pattern::ReadModelCatchUp,
+        &["within 10 s it lists every order of the run"],
+    ),
 ];
 
 /// `gauntlet chaos run EXPERIMENT --demo DEMO --json J --junit X`: exit code, stdout, and the
@@ -57,6 +118,33 @@ fn run(exp: &Path, demo: &Path, out: &Path) -> (i32, String, Report) {
     (o.status.code().unwrap_or(-1), stdout, report)
 }
 
+/// `gauntlet chaos prove EXPERIMENT --demo ON --control OFF --json J --junit X`.
+fn prove(exp: &Path, on: &Path, off: &Path, out: &Path) -> (i32, String, Proof) {
+    let json = out.with_extension("json");
+    let junit = out.with_extension("xml");
+    let o = Command::new(BIN)
+        .args(["chaos", "prove"])
+        .arg(exp)
+        .arg("--demo")
+        .arg(on)
+        .arg("--control")
+        .arg(off)
+        .arg("--json")
+        .arg(&json)
+        .arg("--junit")
+        .arg(&junit)
+        .output()
+        .expect("gauntlet chaos prove");
+    let stdout = String::from_utf8_lossy(&o.stdout).to_string();
+    let proof: Proof = serde_json::from_slice(
+        &std::fs::read(&json).unwrap_or_else(|e| panic!("no --json proof ({e}):\n{stdout}")),
+    )
+    .expect("the proof parses");
+    let xml = std::fs::read_to_string(&junit).expect("--junit");
+    assert_eq!(xml.matches("<testcase ").count(), 2, "{xml}");
+    (o.status.code().unwrap_or(-1), stdout, proof)
+}
+
 fn demo(dir: &Path, name: &str, extra: &[&str]) -> (Demo, PathBuf) {
     let data = dir.join(name);
     let mut args = vec!["--chaos"];
@@ -68,56 +156,81 @@ fn demo(dir: &Path, name: &str, extra: &[&str]) -> (Demo, PathBuf) {
 }
 
 #[test]
-fn the_bundled_experiments_hold_with_their_pattern_and_fail_without_it() {
+fn each_experiment_holds_with_its_pattern_and_its_control_fails_on_evidence() {
     let dir = tempfile::tempdir().expect("tempdir");
     let mut problems = Vec::new();
+    let (mut on, on_path) = demo(dir.path(), "on", &[]);
+    let handle = DemoHandle::load(&on_path).expect("demo.json");
 
-    // With every pattern on, every experiment holds.
-    let (mut on, handle_path) = demo(dir.path(), "on", &[]);
-    let handle = DemoHandle::load(&handle_path).expect("demo.json");
+    ctrl_c_runs_the_rollbacks(&on_path, &handle);
 
-    ctrl_c_runs_the_rollbacks(&handle_path, &handle);
-
-    for (file, pattern) in EXPERIMENTS {
-        let (code, stdout, report) = run(
+    for (file, pattern, evidence) in EXPERIMENTS {
+        let (mut off, off_path) = demo(dir.path(), pattern.name(), &["--disable", pattern.name()]);
+        let (code, stdout, proof) = prove(
             &experiment(file),
-            &handle_path,
-            &dir.path().join(format!("on-{pattern}")),
+            &on_path,
+            &off_path,
+            &dir.path().join(pattern.name()),
         );
+        off.stop();
         eprintln!("{stdout}");
-        if code != 0 || report.status != Status::Completed {
-            problems.push(format!("{file} did not hold (exit {code}):\n{stdout}"));
+        let failed: Vec<&str> = proof.failed_evidence.iter().map(String::as_str).collect();
+        if code != 0 || proof.verdict != Verdict::HeldAndProven || failed != evidence {
+            problems.push(format!(
+                "{file}: exit {code}, {:?}, control failed on evidence {failed:?}, want {evidence:?}:\n{}",
+                proof.verdict,
+                proof.text()
+            ));
         }
         assert!(
-            report
+            proof
+                .experiment
                 .activities
                 .iter()
-                .any(|a| a.kind == "load" && a.ok && a.detail.contains("requests")),
+                .any(|a| a.kind == "load" && a.detail.contains("requests")),
             "every experiment measures load: {stdout}"
         );
-        if code == 0 {
-            markers_reached_the_collector(&handle, &report);
+        if proof.experiment.status == Status::Completed {
+            markers_reached_the_collector(&handle, &proof.experiment);
         }
     }
     on.stop();
 
-    // With its pattern off, each one fails: an experiment that cannot fail proves nothing.
-    for (file, pattern) in EXPERIMENTS {
-        let (mut off, handle_path) = demo(dir.path(), pattern, &["--disable", pattern]);
+    misconfigured_patterns_break_on_their_evidence(dir.path(), &mut problems);
+    assert!(problems.is_empty(), "{}", problems.join("\n\n"));
+}
+
+/// A demo whose breaker can never open (it needs more calls than its window holds) and whose
+/// retries make one attempt, through its config file: both experiments fail, on evidence.
+fn misconfigured_patterns_break_on_their_evidence(dir: &Path, problems: &mut Vec<String>) {
+    let config = dir.join("weak.toml");
+    std::fs::write(
+        &config,
+        "[orders.circuit_breaker]\nminimum_number_of_calls = 1000000\n[orders.retry]\nmax_attempts = 1\n[gateway.resilience.retry]\nmax_attempts = 1\n",
+    )
+    .expect("write config");
+    let config = config.to_string_lossy().to_string();
+    let (mut weak, weak_path) = demo(dir, "weak", &["--config", &config]);
+    for (file, evidence) in [
+        ("payments-slow.toml", "orders fail fast while it is open"),
+        (
+            "inventory-resets.toml",
+            "99 % of orders are still confirmed",
+        ),
+    ] {
         let (code, stdout, report) = run(
             &experiment(file),
-            &handle_path,
-            &dir.path().join(format!("off-{pattern}")),
+            &weak_path,
+            &dir.join(format!("weak-{file}")),
         );
-        eprintln!("{stdout}");
-        if code != 1 || report.status != Status::Deviated {
+        let failed: Vec<&str> = report.failed_evidence().map(|o| o.name.as_str()).collect();
+        if code != 1 || !failed.contains(&evidence) {
             problems.push(format!(
-                "{file} did not fail with --disable {pattern} (exit {code}):\n{stdout}"
+                "{file} against a weakly configured demo: exit {code}, evidence failed {failed:?}, want {evidence:?} among them:\n{stdout}"
             ));
         }
-        off.stop();
     }
-    assert!(problems.is_empty(), "{}", problems.join("\n\n"));
+    weak.stop();
 }
 
 /// The `chaos.start` and `chaos.stop` markers are spans of `gauntlet-chaos` in the run's

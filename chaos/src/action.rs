@@ -11,7 +11,7 @@ use crate::run::{Ctx, stopped};
 /// Carries out an action; what was done, in words.
 pub(crate) async fn act(ctx: &Ctx, kind: &Kind) -> Result<String, ActivityError> {
     let demo = &ctx.demo;
-    let proxies = |edge: &Edge, i: &Option<InstanceId>| demo.proxies(edge, *i);
+    let proxies = |edge: &Option<Edge>, i: &Option<InstanceId>| demo.proxies(edge.as_ref(), *i);
     match kind {
         Kind::AddToxic {
             edge,
@@ -47,10 +47,7 @@ pub(crate) async fn act(ctx: &Ctx, kind: &Kind) -> Result<String, ActivityError>
                 }
             }
             Ok(if removed.is_empty() {
-                format!(
-                    "{toxic:?} was already gone from every proxy of {}",
-                    edge.name()
-                )
+                format!("{toxic:?} was already gone from every proxy it was on")
             } else {
                 format!("removed {toxic:?} from {}", removed.join(", "))
             })

@@ -1,6 +1,6 @@
 //! One step of an experiment: an action (a fault, a process signal, a pause) or a probe
 //! (something measured, with the tolerance it must meet), plus what every step may say
-//! (`name`, `background`, `within`, `pause_after`).
+//! (`name`, `background`, `within`, `pause_after`, and for probes `evidence`).
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -26,6 +26,10 @@ pub struct Activity {
     pub within: Option<Duration>,
     /// Wait this long after the activity.
     pub pause_after: Option<Duration>,
+    /// Probes: this one measures what a user or caller feels (latency, success, work lost
+    /// or done twice), not what the mechanism says of itself. A control run proves the
+    /// pattern only when one of these fails.
+    pub evidence: bool,
     pub kind: Kind,
 }
 
@@ -50,15 +54,15 @@ impl TryFrom<toml::Table> for Activity {
         };
         let within = duration(&mut t, "within")?;
         let pause_after = duration(&mut t, "pause_after")?;
-        let background = match t.remove("background") {
-            None => false,
-            Some(toml::Value::Boolean(b)) => b,
-            Some(other) => {
-                return Err(format!(
-                    "{name:?}: background must be true or false, not {other:?}"
-                ));
-            }
+        let flag = |t: &mut toml::Table, key: &str| match t.remove(key) {
+            None => Ok(false),
+            Some(toml::Value::Boolean(b)) => Ok(b),
+            Some(other) => Err(format!(
+                "{name:?}: {key} must be true or false, not {other:?}"
+            )),
         };
+        let background = flag(&mut t, "background")?;
+        let evidence = flag(&mut t, "evidence")?;
         let kind: Kind = toml::Value::Table(t)
             .try_into()
             .map_err(|e| format!("{name:?}: {}", e.to_string().trim()))?;
@@ -67,6 +71,7 @@ impl TryFrom<toml::Table> for Activity {
             background,
             within,
             pause_after,
+            evidence,
             kind,
         })
     }
@@ -77,32 +82,34 @@ impl TryFrom<toml::Table> for Activity {
 #[serde(tag = "type", rename_all = "kebab-case", deny_unknown_fields)]
 pub enum Kind {
     /// Adds a toxic to every proxy of a topology edge (`orders_to_payments`), or to the one
-    /// in front of `instance`.
+    /// in front of `instance`; with `instance` alone, to every proxy in front of it (its
+    /// callers' and the registry's health checks): the instance hangs or fails for
+    /// everyone while it still heartbeats.
     AddToxic {
-        #[serde(deserialize_with = "de_edge")]
-        edge: Edge,
+        #[serde(default, deserialize_with = "de_opt_edge")]
+        edge: Option<Edge>,
         #[serde(default, deserialize_with = "de_opt_instance")]
         instance: Option<InstanceId>,
         toxic: NewToxic,
     },
     /// Removes a toxic by name (already gone is fine).
     RemoveToxic {
-        #[serde(deserialize_with = "de_edge")]
-        edge: Edge,
+        #[serde(default, deserialize_with = "de_opt_edge")]
+        edge: Option<Edge>,
         #[serde(default, deserialize_with = "de_opt_instance")]
         instance: Option<InstanceId>,
         toxic: String,
     },
     /// Closes the edge's proxies: connections are refused, as if the provider were gone.
     DisableProxy {
-        #[serde(deserialize_with = "de_edge")]
-        edge: Edge,
+        #[serde(default, deserialize_with = "de_opt_edge")]
+        edge: Option<Edge>,
         #[serde(default, deserialize_with = "de_opt_instance")]
         instance: Option<InstanceId>,
     },
     EnableProxy {
-        #[serde(deserialize_with = "de_edge")]
-        edge: Edge,
+        #[serde(default, deserialize_with = "de_opt_edge")]
+        edge: Option<Edge>,
         #[serde(default, deserialize_with = "de_opt_instance")]
         instance: Option<InstanceId>,
     },
@@ -150,6 +157,36 @@ pub enum Kind {
     Traces(TracesProbe),
     ErrorRate(ErrorRateProbe),
     Delivered(DeliveredProbe),
+    Balance(BalanceProbe),
+    Released(ReleasedProbe),
+    ReadModel(ReadModelProbe),
+}
+
+/// Over `over`, each instance of `upstream` got an even share of `service`'s calls, give or
+/// take `tolerance` of that share (0.1: 45–55 % each of two).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BalanceProbe {
+    pub service: Service,
+    pub upstream: Service,
+    #[serde(deserialize_with = "de_duration")]
+    pub over: Duration,
+    pub tolerance: f64,
+}
+
+/// Every cancelled order of `customer` left no stock held: its reservation in inventory
+/// is released (or there never was one).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReleasedProbe {
+    pub customer: String,
+}
+
+/// order-history's read model lists every order orders has for `customer`, each once.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReadModelProbe {
+    pub customer: String,
 }
 
 /// The circuit breaker of `service` → `upstream` on every instance of `service`
@@ -295,9 +332,9 @@ fn de_opt_instance<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Inst
     de_instance(d).map(Some)
 }
 
-fn de_edge<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Edge, D::Error> {
+fn de_opt_edge<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Edge>, D::Error> {
     let s = String::deserialize(d)?;
-    edge(&s).map_err(serde::de::Error::custom)
+    edge(&s).map(Some).map_err(serde::de::Error::custom)
 }
 
 fn root() -> String {
@@ -379,6 +416,9 @@ impl Kind {
                 | Kind::Traces(_)
                 | Kind::ErrorRate(_)
                 | Kind::Delivered(_)
+                | Kind::Balance(_)
+                | Kind::Released(_)
+                | Kind::ReadModel(_)
         )
     }
 
@@ -414,6 +454,9 @@ impl Kind {
             Kind::Traces(_) => "traces",
             Kind::ErrorRate(_) => "error-rate",
             Kind::Delivered(_) => "delivered",
+            Kind::Balance(_) => "balance",
+            Kind::Released(_) => "released",
+            Kind::ReadModel(_) => "read-model",
         }
     }
 }
@@ -430,9 +473,13 @@ pub fn edge(name: &str) -> Result<Edge, String> {
 }
 
 /// The instance, when one is named, must be one of the edge's provider.
-fn edge_instance(edge: &Edge, instance: &Option<InstanceId>) -> Result<(), String> {
-    match instance {
-        Some(id) if id.service != edge.provider => Err(format!(
+fn edge_instance(edge: &Option<Edge>, instance: &Option<InstanceId>) -> Result<(), String> {
+    match (edge, instance) {
+        (None, None) => Err(
+            "name an `edge`, an `instance` (every proxy in front of it), or both (the edge's proxy in front of the instance)"
+                .into(),
+        ),
+        (Some(edge), Some(id)) if id.service != edge.provider => Err(format!(
             "instance {id} is not a {} instance, so {} does not lead to it",
             edge.provider,
             edge.name()
@@ -473,7 +520,17 @@ impl Activity {
             | Kind::Registry(_)
             | Kind::Breaker(_)
             | Kind::Sleep { .. }
-            | Kind::Delivered(_) => {}
+            | Kind::Delivered(_)
+            | Kind::Released(_)
+            | Kind::ReadModel(_) => {}
+            Kind::Balance(b) => {
+                if !(0.0..1.0).contains(&b.tolerance) {
+                    return Err(format!(
+                        "tolerance = {}: a share of the even share, between 0 and 1 (0.1: ±10 %)",
+                        b.tolerance
+                    ));
+                }
+            }
             Kind::Http(h) => {
                 if !h.path.starts_with('/') {
                     return Err(format!("path {:?} must start with /", h.path));

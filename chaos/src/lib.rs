@@ -12,11 +12,14 @@
 //! - [`target`]: the demo an experiment acts on, through its `demo.json`.
 //! - [`run`]: before → method with background activities → after → rollbacks; markers.
 //! - [`report`]: terminal, JSON and JUnit.
+//! - [`proof`]: an experiment's run and its control's judged together: held and proven,
+//!   broken, or unproven.
 
 mod action;
 pub mod activity;
 pub mod error;
 mod probe;
+pub mod proof;
 pub mod report;
 pub mod run;
 pub mod target;
@@ -27,29 +30,11 @@ use std::time::Duration;
 use serde::Deserialize;
 
 pub use activity::{Activity, Kind};
-pub use report::{Outcome, Report, Status};
+pub use report::{Mode, Outcome, Report, Status};
 pub use run::{RunOptions, run};
 
 /// The demo pattern an experiment proves, as `gauntlet demo --disable` names it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Pattern {
-    CircuitBreaker,
-    Retries,
-    HealthChecks,
-    Outbox,
-}
-
-impl Pattern {
-    pub fn name(self) -> &'static str {
-        match self {
-            Pattern::CircuitBreaker => "circuit-breaker",
-            Pattern::Retries => "retries",
-            Pattern::HealthChecks => "health-checks",
-            Pattern::Outbox => "outbox",
-        }
-    }
-}
+pub use gauntlet_demo_system::config::Pattern;
 
 /// An experiment file.
 #[derive(Debug, Clone, Deserialize)]
@@ -151,6 +136,19 @@ impl Experiment {
             a.check(&self.dir)
                 .map_err(|m| format!("activity {:?}: {m}", a.name))?;
         }
+        if let Some(a) = self.activities().find(|a| a.evidence && !a.kind.is_probe()) {
+            return Err(format!(
+                "{:?} is an action; only probes can be evidence",
+                a.name
+            ));
+        }
+        if !self.activities().any(|a| a.evidence) {
+            return Err(format!(
+                "no probe is marked `evidence = true`: name the probes that measure what a caller feels \
+                 (latency, success, work lost or done twice), so a run without {} can show it fails on them",
+                self.validates
+            ));
+        }
         Ok(())
     }
 
@@ -208,7 +206,18 @@ mod tests {
                 n += 1;
             }
         }
-        assert_eq!(n, 4, "one experiment per pattern");
+        assert_eq!(n, Pattern::ALL.len(), "one experiment per pattern");
+        let mut proven: Vec<Pattern> = Vec::new();
+        for entry in std::fs::read_dir(&dir).expect("experiments/") {
+            let path = entry.expect("entry").path();
+            if let Ok(e) = Experiment::load(&path)
+                && !path.to_string_lossy().ends_with(".load.toml")
+            {
+                proven.push(e.validates);
+            }
+        }
+        proven.sort();
+        assert_eq!(proven, Pattern::ALL, "each pattern has its experiment");
     }
 
     #[test]
@@ -251,6 +260,21 @@ mod tests {
             ),
             // Nothing to check.
             ("[steady_state]\ntitle = \"s\"\nprobes = []\n", "no probes"),
+            // No evidence: a control could fail only on what the mechanism says of itself.
+            (
+                "[steady_state]\ntitle = \"s\"\n[[steady_state.probes]]\nname = \"p\"\ntype = \"registry\"\ninstance = \"inventory-2\"\nlisted = true\n",
+                "no probe is marked `evidence = true`",
+            ),
+            // An action as evidence.
+            (
+                "[steady_state]\ntitle = \"s\"\n[[steady_state.probes]]\nname = \"p\"\ntype = \"registry\"\ninstance = \"inventory-2\"\nlisted = true\nevidence = true\n[[method]]\nname = \"k\"\ntype = \"kill\"\ninstance = \"inventory-2\"\nevidence = true\n",
+                "only probes can be evidence",
+            ),
+            // A toxic on nothing in particular.
+            (
+                "[steady_state]\ntitle = \"s\"\n[[steady_state.probes]]\nname = \"p\"\ntype = \"registry\"\ninstance = \"inventory-2\"\nlisted = true\nevidence = true\n[[method]]\nname = \"t\"\ntype = \"remove-toxic\"\ntoxic = \"x\"\n",
+                "name an `edge`, an `instance`",
+            ),
         ];
         for (body, expected) in cases {
             let err = parse(&format!("{HEAD}{body}")).expect_err(body);

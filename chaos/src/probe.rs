@@ -12,8 +12,8 @@ use gauntlet_query_api::SpanKind;
 use gauntlet_query_api::jaeger::Trace;
 
 use crate::activity::{
-    BreakerProbe, CallsProbe, DeliveredProbe, ErrorRateProbe, HttpProbe, Kind, LoadProbe,
-    RegistryProbe, TracesProbe, Window,
+    BalanceProbe, BreakerProbe, CallsProbe, DeliveredProbe, ErrorRateProbe, HttpProbe, Kind,
+    LoadProbe, ReadModelProbe, RegistryProbe, ReleasedProbe, TracesProbe, Window,
 };
 use crate::error::ActivityError;
 use crate::run::{Ctx, lock, micros};
@@ -32,6 +32,9 @@ pub(crate) async fn look(ctx: &Ctx, kind: &Kind) -> Looked {
         Kind::Traces(p) => p.look(ctx).await,
         Kind::ErrorRate(p) => p.look(ctx).await,
         Kind::Delivered(p) => p.look(ctx).await,
+        Kind::Balance(p) => p.look(ctx).await,
+        Kind::Released(p) => p.look(ctx).await,
+        Kind::ReadModel(p) => p.look(ctx).await,
         action => Err(ActivityError::NotAProbe(action.label())),
     }
 }
@@ -388,6 +391,140 @@ impl TracesProbe {
                 t.service,
                 found.len(),
                 bounds(t.min.map(|m| m as u64), t.max.map(|m| m as u64))
+            ),
+        ))
+    }
+}
+
+impl BalanceProbe {
+    /// Calls to each instance of the upstream, summed over every instance of the caller.
+    async fn counts(&self, ctx: &Ctx) -> Result<BTreeMap<String, u64>, ActivityError> {
+        let mut per: BTreeMap<String, u64> = ctx
+            .demo
+            .urls_of(self.upstream)
+            .into_iter()
+            .map(|u| (u, 0))
+            .collect();
+        for url in ctx.demo.urls_of(self.service) {
+            let report = ctx.demo.resilience(&url).await?;
+            let Some(up) = report.upstream(self.upstream.name()) else {
+                continue;
+            };
+            for (instance, n) in &up.calls_per_instance {
+                if let Some(c) = per.get_mut(instance) {
+                    *c += n;
+                }
+            }
+        }
+        Ok(per)
+    }
+
+    async fn look(&self, ctx: &Ctx) -> Looked {
+        let before = self.counts(ctx).await?;
+        tokio::time::sleep(self.over).await;
+        let after = self.counts(ctx).await?;
+        let calls: Vec<u64> = after
+            .iter()
+            .map(|(k, n)| n.saturating_sub(before.get(k).copied().unwrap_or(0)))
+            .collect();
+        let total: u64 = calls.iter().sum();
+        let even = 1.0 / calls.len().max(1) as f64;
+        let shares: Vec<f64> = calls
+            .iter()
+            .map(|n| *n as f64 / total.max(1) as f64)
+            .collect();
+        let ok = total > 0
+            && shares
+                .iter()
+                .all(|s| (s - even).abs() <= even * self.tolerance + 1e-9);
+        let listed: Vec<String> = shares
+            .iter()
+            .zip(&calls)
+            .enumerate()
+            .map(|(i, (s, n))| format!("{}-{}: {n} ({:.0} %)", self.upstream, i + 1, s * 100.0))
+            .collect();
+        Ok((
+            ok,
+            format!(
+                "{} called {} {total} times in {}: {} (want {:.0} % ± {:.0} % each)",
+                self.service,
+                self.upstream,
+                humantime::format_duration(self.over),
+                listed.join(", "),
+                even * 100.0,
+                even * self.tolerance * 100.0
+            ),
+        ))
+    }
+}
+
+impl ReleasedProbe {
+    async fn look(&self, ctx: &Ctx) -> Looked {
+        use gauntlet_demo_system::inventory::ReservationStatus;
+        use gauntlet_demo_system::orders::OrderStatus;
+        let customer = self.customer.replace("{{run}}", &ctx.run_id);
+        let orders = ctx.demo.orders_of(&customer).await?;
+        let cancelled: Vec<_> = orders
+            .iter()
+            .filter(|o| o.status == OrderStatus::Cancelled)
+            .collect();
+        if cancelled.is_empty() {
+            return Ok((
+                false,
+                format!("{customer} has no cancelled orders: nothing to check"),
+            ));
+        }
+        let mut held = Vec::new();
+        for o in &cancelled {
+            if let Some(r) = ctx.demo.reservation(&o.id).await?
+                && r.status != ReservationStatus::Released
+            {
+                held.push(o.id.as_str());
+            }
+        }
+        Ok((
+            held.is_empty(),
+            format!(
+                "{} cancelled orders of {customer}: {} still hold their stock{}",
+                cancelled.len(),
+                held.len(),
+                held.first()
+                    .map(|id| format!(" (e.g. {id})"))
+                    .unwrap_or_default()
+            ),
+        ))
+    }
+}
+
+impl ReadModelProbe {
+    async fn look(&self, ctx: &Ctx) -> Looked {
+        let customer = self.customer.replace("{{run}}", &ctx.run_id);
+        let orders = ctx.demo.orders_of(&customer).await?;
+        let history = ctx.demo.history_of(&customer).await?;
+        if orders.is_empty() {
+            return Ok((false, format!("{customer} has no orders: nothing to check")));
+        }
+        let mut seen: HashMap<&str, usize> = HashMap::new();
+        for v in &history {
+            *seen.entry(v.order_id.as_str()).or_default() += 1;
+        }
+        let missing: Vec<&str> = orders
+            .iter()
+            .map(|o| o.id.as_str())
+            .filter(|id| !seen.contains_key(id))
+            .collect();
+        let twice = seen.values().filter(|n| **n > 1).count();
+        Ok((
+            missing.is_empty() && twice == 0,
+            format!(
+                "orders has {} orders of {customer}; order-history lists {} of them, misses {}{}, lists {twice} twice",
+                orders.len(),
+                orders.len() - missing.len(),
+                missing.len(),
+                missing
+                    .first()
+                    .map(|id| format!(" (e.g. {id})"))
+                    .unwrap_or_default()
             ),
         ))
     }

@@ -50,6 +50,9 @@ pub struct Outcome {
     pub kind: String,
     /// A probe (measured against a tolerance), not an action.
     pub probe: bool,
+    /// A probe of what a caller feels: a control proves its pattern only by failing one.
+    #[serde(default)]
+    pub evidence: bool,
     pub background: bool,
     /// Probes: the tolerance was met. Actions: it was done.
     pub ok: bool,
@@ -98,12 +101,26 @@ impl Status {
     }
 }
 
+/// Whether the run was the experiment or its control.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Mode {
+    /// The pattern is on: the hypothesis must hold.
+    #[default]
+    Experiment,
+    /// The demo runs without the pattern (its handle says so): the whole method runs, and
+    /// the run proves the pattern only if an evidence probe failed.
+    Control,
+}
+
 /// The `--json` report.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Report {
     pub schema: String,
     pub title: String,
     pub validates: Pattern,
+    #[serde(default)]
+    pub mode: Mode,
     /// The experiment file.
     pub experiment: String,
     pub run_id: String,
@@ -117,6 +134,14 @@ pub struct Report {
     pub activities: Vec<Outcome>,
 }
 
+impl Outcome {
+    /// An evidence probe that measured and missed its tolerance (one that could not be
+    /// carried out measured nothing).
+    pub fn failed_as_evidence(&self) -> bool {
+        self.probe && self.evidence && !self.ok && self.error.is_none()
+    }
+}
+
 /// One line of the terminal report.
 pub fn line(o: &Outcome) -> String {
     let mark = match (&o.error, o.ok, o.probe) {
@@ -125,7 +150,12 @@ pub fn line(o: &Outcome) -> String {
         (None, true, false) => "done",
         (None, false, _) => "FAIL",
     };
-    let bg = if o.background { " (background)" } else { "" };
+    let bg = match (o.background, o.evidence) {
+        (true, true) => " (background, evidence)",
+        (true, false) => " (background)",
+        (false, true) => " (evidence)",
+        (false, false) => "",
+    };
     let what = o.error.as_deref().unwrap_or(&o.detail);
     format!(
         "  {mark:<5} {:<52} {what}  [{:.1}s]",
@@ -135,9 +165,58 @@ pub fn line(o: &Outcome) -> String {
 }
 
 impl Report {
+    /// The evidence probes that failed.
+    pub fn failed_evidence(&self) -> impl Iterator<Item = &Outcome> {
+        self.activities.iter().filter(|o| o.failed_as_evidence())
+    }
+
+    /// An experiment: 0 only when the hypothesis held throughout (1 deviated, 2 aborted,
+    /// 130 interrupted). A control: 0 when an evidence probe failed (the pattern is
+    /// proven), 1 when none did (unproven), 2 and 130 as for an experiment.
+    pub fn exit_code(&self) -> u8 {
+        match (self.mode, self.status) {
+            (Mode::Control, Status::Completed | Status::Deviated) => {
+                u8::from(self.failed_evidence().next().is_none())
+            }
+            (_, status) => status.exit_code(),
+        }
+    }
+
+    /// The verdict in words.
+    pub fn says(&self) -> String {
+        if self.mode == Mode::Experiment
+            || !matches!(self.status, Status::Completed | Status::Deviated)
+        {
+            return self.status.says().to_string();
+        }
+        let failed: Vec<String> = self
+            .failed_evidence()
+            .map(|o| format!("{:?}", o.name))
+            .collect();
+        if failed.is_empty() {
+            format!(
+                "control: unproven: without {} no evidence probe failed, so this run does not show what the pattern is worth",
+                self.validates
+            )
+        } else {
+            format!(
+                "control: proven: without {} the evidence failed: {}",
+                self.validates,
+                failed.join(", ")
+            )
+        }
+    }
+
     /// The whole terminal report.
     pub fn text(&self) -> String {
         let mut out = format!("{} (validates {})\n", self.title, self.validates.name());
+        if self.mode == Mode::Control {
+            let _ = writeln!(
+                out,
+                "control run: this demo runs without {}",
+                self.validates
+            );
+        }
         let mut phase = None;
         for o in &self.activities {
             if phase != Some(o.phase) {
@@ -149,8 +228,8 @@ impl Report {
         let _ = writeln!(
             out,
             "result: {} (exit {}, {:.1}s)",
-            self.status.says(),
-            self.status.exit_code(),
+            self.says(),
+            self.exit_code(),
             self.elapsed_s
         );
         out
@@ -218,7 +297,7 @@ impl Report {
 }
 
 /// Text as XML character data or attribute value.
-fn xml(s: &str) -> String {
+pub(crate) fn xml(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for c in s.chars() {
         match c {
@@ -245,6 +324,7 @@ mod tests {
             name: name.into(),
             kind: kind.into(),
             probe: kind != "add-toxic",
+            evidence: false,
             background: false,
             ok,
             error: error.map(str::to_string),
@@ -260,6 +340,7 @@ mod tests {
             schema: SCHEMA.into(),
             title: "Payments \"slow\" <3".into(),
             validates: Pattern::CircuitBreaker,
+            mode: Mode::Experiment,
             experiment: "e.toml".into(),
             run_id: "r".into(),
             status: Status::Deviated,

@@ -2,6 +2,10 @@
 //! holds), the method (background activities joined at its end), the steady state after,
 //! then the rollbacks, always, also after Ctrl-C. `chaos.start` and `chaos.stop` markers
 //! (spans of service `gauntlet-chaos`) frame the fault window in the collector.
+//!
+//! Against a demo that runs without the pattern the experiment validates (its handle lists
+//! it as disabled), the run is the pattern's *control*: every phase runs whatever the
+//! probes say, so every evidence probe is measured, and the report says whether one failed.
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -13,7 +17,7 @@ use tokio::task::JoinSet;
 use crate::action::act;
 use crate::activity::Activity;
 use crate::probe::{Looked, look};
-use crate::report::{Outcome, Phase, Report, SCHEMA, Status, line};
+use crate::report::{Mode, Outcome, Phase, Report, SCHEMA, Status, line};
 use crate::target::Demo;
 use gauntlet_query_api::markers;
 
@@ -38,6 +42,7 @@ pub(crate) struct Ctx {
     pub(crate) method_started: Mutex<Option<SystemTime>>,
     pub(crate) stop: watch::Receiver<bool>,
     live: bool,
+    mode: Mode,
     log: Mutex<Vec<Outcome>>,
 }
 
@@ -61,6 +66,11 @@ pub async fn run(
     stop: watch::Receiver<bool>,
 ) -> Report {
     let run_id = format!("chaos-{:08x}", fastrand::u32(..));
+    let mode = if demo.handle.disabled.contains(&exp.validates) {
+        Mode::Control
+    } else {
+        Mode::Experiment
+    };
     let markers = demo.handle.collector.api.as_ref().map(|_| {
         Exporter::start(
             &demo.handle.collector.otlp_http,
@@ -78,10 +88,17 @@ pub async fn run(
         method_started: Mutex::new(None),
         stop: stop.clone(),
         live: opts.live,
+        mode,
         log: Mutex::new(Vec::new()),
     });
     if ctx.live {
         println!("{} (validates {})", exp.title, exp.validates.name());
+        if mode == Mode::Control {
+            println!(
+                "control run: this demo runs without {}; every phase runs, and it proves the pattern only if an evidence probe fails",
+                exp.validates
+            );
+        }
     }
     let was_interrupted = tokio::select! {
         _ = phases(&ctx, exp, markers.as_ref().map(|(m, _)| m)) => false,
@@ -107,6 +124,7 @@ pub async fn run(
         schema: SCHEMA.into(),
         title: exp.title.clone(),
         validates: exp.validates,
+        mode,
         experiment: experiment.to_string(),
         run_id,
         status,
@@ -118,18 +136,20 @@ pub async fn run(
     if ctx.live {
         println!(
             "result: {} (exit {}, {:.1}s)",
-            status.says(),
-            status.exit_code(),
+            report.says(),
+            report.exit_code(),
             report.elapsed_s
         );
     }
     report
 }
 
-/// Steady state before, the method (its start marked), steady state after; each stops the
-/// run when it fails.
+/// Steady state before, the method (its start marked), steady state after; in an
+/// experiment each stops the run when it fails, in a control only an action that could not
+/// be carried out does.
 async fn phases(ctx: &Arc<Ctx>, exp: &Experiment, markers: Option<&Exporter>) {
-    if !steady_state(ctx, exp, Phase::Before).await {
+    let control = ctx.mode == Mode::Control;
+    if !steady_state(ctx, exp, Phase::Before).await && !control {
         return;
     }
     let now = SystemTime::now();
@@ -308,6 +328,7 @@ async fn perform(ctx: &Ctx, phase: Phase, a: &Activity) -> Outcome {
         name: a.name.clone(),
         kind: a.kind.label().to_string(),
         probe,
+        evidence: a.evidence,
         background: a.background,
         ok,
         error,

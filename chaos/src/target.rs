@@ -5,8 +5,11 @@
 use std::time::Duration;
 
 use gauntlet_demo_system::handle::DemoHandle;
+use gauntlet_demo_system::inventory::{InventoryClient, Reservation};
 use gauntlet_demo_system::notifications::{Notification, NotificationQuery, NotificationsClient};
+use gauntlet_demo_system::order_history::{OrderHistoryClient, OrderView};
 use gauntlet_demo_system::orders::{Order, OrdersClient};
+use gauntlet_demo_system::platform::client::ClientError as DemoClientError;
 use gauntlet_demo_system::platform::client::HttpClient;
 use gauntlet_demo_system::platform::resilience::{ResilienceConfig, ResilienceReport};
 use gauntlet_demo_system::registry::{InstanceView, RegistryClient, RegistryClientError};
@@ -176,13 +179,19 @@ impl Demo {
             })
     }
 
-    /// The proxies on `edge` (all of them, or the one in front of `instance`).
+    /// The proxies on `edge` (all of them, or the one in front of `instance`); with no
+    /// edge, every proxy in front of `instance`.
     pub fn proxies(
         &self,
-        edge: &Edge,
+        edge: Option<&Edge>,
         instance: Option<InstanceId>,
     ) -> Result<Vec<String>, TargetError> {
         let chaos = self.handle.chaos.as_ref().ok_or(TargetError::NoChaos)?;
+        let (edge, instance) = match (edge, instance) {
+            (Some(e), i) => (e, i),
+            (None, Some(id)) => return self.proxies_in_front_of(id),
+            (None, None) => return Err(TargetError::NoProxy("no edge or instance".into())),
+        };
         let edge_name = edge.name();
         let edge_name = edge_name.as_str();
         let several = self.urls_of(edge.provider).len() > 1;
@@ -203,6 +212,23 @@ impl Demo {
         };
         if names.is_empty() || names.iter().any(|n| !chaos.proxies.contains_key(n)) {
             return Err(TargetError::NoProxy(edge_name.to_string()));
+        }
+        Ok(names)
+    }
+
+    /// Every proxy whose upstream is `id`: its callers' and the registry's health checks.
+    fn proxies_in_front_of(&self, id: InstanceId) -> Result<Vec<String>, TargetError> {
+        let chaos = self.handle.chaos.as_ref().ok_or(TargetError::NoChaos)?;
+        let url = self.url_of(id)?;
+        let addr = url.trim_start_matches("http://").trim_end_matches('/');
+        let names: Vec<String> = chaos
+            .proxies
+            .iter()
+            .filter(|(_, route)| route.upstream == addr)
+            .map(|(name, _)| name.clone())
+            .collect();
+        if names.is_empty() {
+            return Err(TargetError::NoProxy(format!("any edge to {id}")));
         }
         Ok(names)
     }
@@ -315,6 +341,34 @@ impl Demo {
                 url: self.urls_of(Service::Orders).join(", "),
                 reason: e.to_string(),
             })
+    }
+
+    /// What `service` answered, or why it could not be had.
+    fn unreachable(&self, service: Service) -> impl Fn(DemoClientError) -> TargetError + '_ {
+        move |e| TargetError::Unreachable {
+            what: service.name().into(),
+            url: self.urls_of(service).join(", "),
+            reason: e.to_string(),
+        }
+    }
+
+    /// Inventory's reservation `id` (the saga uses the order ID), `None` if there is none.
+    pub async fn reservation(&self, id: &str) -> Result<Option<Reservation>, TargetError> {
+        let client = InventoryClient::new(self.client(Service::Inventory)?);
+        match client.reservation(id).await {
+            Ok(r) => Ok(Some(r)),
+            Err(DemoClientError::Refused { status: 404, .. }) => Ok(None),
+            Err(e) => Err(self.unreachable(Service::Inventory)(e)),
+        }
+    }
+
+    /// The orders of `customer` as order-history's read model lists them.
+    pub async fn history_of(&self, customer: &str) -> Result<Vec<OrderView>, TargetError> {
+        let client = OrderHistoryClient::new(self.client(Service::OrderHistory)?);
+        client
+            .customer_orders(customer)
+            .await
+            .map_err(self.unreachable(Service::OrderHistory))
     }
 
     pub async fn notifications_of(&self, customer: &str) -> Result<Vec<Notification>, TargetError> {

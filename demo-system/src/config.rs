@@ -12,8 +12,75 @@ use crate::platform::discovery::DiscoveryConfig;
 use crate::platform::resilience::ResilienceConfig;
 use crate::registry::RegistryConfig;
 
-/// Patterns `--disable` can switch off.
-pub const PATTERNS: [&str; 4] = ["circuit-breaker", "retries", "health-checks", "outbox"];
+/// A pattern of the demo that `--disable` can switch off, so an experiment's control can
+/// show what it is worth. One type for the demo, its handle, and the chaos experiments that
+/// name the pattern they prove.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Deserialize, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Pattern {
+    CircuitBreaker,
+    Retries,
+    HealthChecks,
+    Outbox,
+    Timeouts,
+    Fallback,
+    LoadBalancing,
+    Compensation,
+    ReadModelCatchUp,
+    Bulkhead,
+}
+
+impl Pattern {
+    pub const ALL: [Pattern; 10] = [
+        Pattern::CircuitBreaker,
+        Pattern::Retries,
+        Pattern::HealthChecks,
+        Pattern::Outbox,
+        Pattern::Timeouts,
+        Pattern::Fallback,
+        Pattern::LoadBalancing,
+        Pattern::Compensation,
+        Pattern::ReadModelCatchUp,
+        Pattern::Bulkhead,
+    ];
+
+    pub const fn name(self) -> &'static str {
+        match self {
+            Pattern::CircuitBreaker => "circuit-breaker",
+            Pattern::Retries => "retries",
+            Pattern::HealthChecks => "health-checks",
+            Pattern::Outbox => "outbox",
+            Pattern::Timeouts => "timeouts",
+            Pattern::Fallback => "fallback",
+            Pattern::LoadBalancing => "load-balancing",
+            Pattern::Compensation => "compensation",
+            Pattern::ReadModelCatchUp => "read-model-catch-up",
+            Pattern::Bulkhead => "bulkhead",
+        }
+    }
+
+    /// Every name, comma-separated, for messages.
+    pub fn names() -> String {
+        Self::ALL.map(Pattern::name).join(", ")
+    }
+}
+
+impl std::fmt::Display for Pattern {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl std::str::FromStr for Pattern {
+    type Err = ConfigFileError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Self::ALL
+            .into_iter()
+            .find(|p| p.name() == s)
+            .ok_or_else(|| ConfigFileError::UnknownPattern(s.to_string()))
+    }
+}
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
@@ -21,6 +88,12 @@ pub struct DemoConfig {
     /// Publish events through each service's transactional outbox; `false` (`--disable
     /// outbox`) publishes fire-and-forget from memory instead.
     pub transactional_outbox: bool,
+    /// Undo a failed order's earlier steps (release its stock, refund its payment);
+    /// `false` (`--disable compensation`): it is cancelled and keeps what it held.
+    pub saga_compensation: bool,
+    /// Feed consumers (notifications, order-history) resume from their stored cursor after
+    /// a restart; `false` (`--disable read-model-catch-up`): from the newest event.
+    pub consumer_catch_up: bool,
     /// How every service finds the instances of the services it calls.
     pub discovery: DiscoveryConfig,
     pub registry: RegistryConfig,
@@ -51,9 +124,7 @@ pub enum ConfigFileError {
     },
     #[error("{path} is not a valid demo config: {message}")]
     Invalid { path: String, message: String },
-    #[error(
-        "--disable {0:?} is not a pattern that can be switched off: use one of circuit-breaker, retries, health-checks, outbox"
-    )]
+    #[error("{0:?} is not a pattern that can be switched off: use one of {names}", names = Pattern::names())]
     UnknownPattern(String),
 }
 
@@ -61,6 +132,8 @@ impl Default for DemoConfig {
     fn default() -> Self {
         Self {
             transactional_outbox: true,
+            saga_compensation: true,
+            consumer_catch_up: true,
             discovery: DiscoveryConfig::default(),
             registry: RegistryConfig::default(),
             gateway: GatewayConfig::default(),
@@ -92,21 +165,60 @@ impl DemoConfig {
     }
 
     /// Switches one pattern off everywhere it is used.
-    pub fn disable(&mut self, pattern: &str) -> Result<(), ConfigFileError> {
+    pub fn disable(&mut self, pattern: Pattern) {
+        let (gateway, orders) = (&mut self.gateway.resilience, &mut self.orders);
         match pattern {
-            "circuit-breaker" => {
-                self.gateway.resilience.circuit_breaker.enabled = false;
-                self.orders.circuit_breaker.enabled = false;
+            Pattern::CircuitBreaker => {
+                gateway.circuit_breaker.enabled = false;
+                orders.circuit_breaker.enabled = false;
             }
-            "retries" => {
-                self.gateway.resilience.retry.enabled = false;
-                self.orders.retry.enabled = false;
+            Pattern::Retries => {
+                gateway.retry.enabled = false;
+                orders.retry.enabled = false;
             }
-            "health-checks" => self.registry.health_checks = false,
-            "outbox" => self.transactional_outbox = false,
-            other => return Err(ConfigFileError::UnknownPattern(other.to_string())),
+            Pattern::Timeouts => {
+                gateway.timeouts = false;
+                orders.timeouts = false;
+            }
+            Pattern::HealthChecks => self.registry.health_checks = false,
+            Pattern::Outbox => self.transactional_outbox = false,
+            Pattern::Fallback => self.gateway.fallback = false,
+            Pattern::LoadBalancing => self.discovery.load_balancing = false,
+            Pattern::Compensation => self.saga_compensation = false,
+            Pattern::ReadModelCatchUp => self.consumer_catch_up = false,
+            Pattern::Bulkhead => {
+                gateway.bulkhead.enabled = false;
+                orders.bulkhead.enabled = false;
+            }
         }
-        Ok(())
+    }
+
+    /// Whether `pattern` is off everywhere it is used (as `--disable` leaves it, or a
+    /// config file that says so): a run against this demo is the pattern's control.
+    pub fn is_disabled(&self, pattern: Pattern) -> bool {
+        let (gateway, orders) = (&self.gateway.resilience, &self.orders);
+        match pattern {
+            Pattern::CircuitBreaker => {
+                !gateway.circuit_breaker.enabled && !orders.circuit_breaker.enabled
+            }
+            Pattern::Retries => !gateway.retry.enabled && !orders.retry.enabled,
+            Pattern::Timeouts => !gateway.timeouts && !orders.timeouts,
+            Pattern::HealthChecks => !self.registry.health_checks,
+            Pattern::Outbox => !self.transactional_outbox,
+            Pattern::Fallback => !self.gateway.fallback,
+            Pattern::LoadBalancing => !self.discovery.load_balancing,
+            Pattern::Compensation => !self.saga_compensation,
+            Pattern::ReadModelCatchUp => !self.consumer_catch_up,
+            Pattern::Bulkhead => !gateway.bulkhead.enabled && !orders.bulkhead.enabled,
+        }
+    }
+
+    /// The patterns this demo runs without.
+    pub fn disabled(&self) -> Vec<Pattern> {
+        Pattern::ALL
+            .into_iter()
+            .filter(|p| self.is_disabled(*p))
+            .collect()
     }
 }
 
@@ -131,16 +243,29 @@ mod tests {
             .expect_err("unknown key")
             .to_string();
         assert!(err.contains("rate_limit_per_secnd"), "{err}");
-        let mut c = DemoConfig::default();
-        c.disable("retries").expect("known");
-        assert!(!c.gateway.resilience.retry.enabled && !c.orders.retry.enabled);
-        c.disable("circuit-breaker").expect("known");
-        assert!(!c.orders.circuit_breaker.enabled);
         assert!(
-            c.disable("gravity")
+            "gravity"
+                .parse::<Pattern>()
                 .expect_err("unknown")
                 .to_string()
-                .contains("circuit-breaker")
+                .contains("circuit-breaker, retries")
         );
+    }
+
+    /// Each switch turns its pattern off, and only its own: the handle's list of disabled
+    /// patterns is what decides whether a run is a control.
+    #[test]
+    fn each_switch_turns_off_exactly_its_pattern() {
+        assert!(DemoConfig::default().disabled().is_empty());
+        for p in Pattern::ALL {
+            let mut c = DemoConfig::default();
+            c.disable(p);
+            assert_eq!(c.disabled(), [p], "{p}");
+            assert_eq!(p.name().parse::<Pattern>().expect("round trip"), p);
+        }
+        // Off in one place only is not off.
+        let mut c = DemoConfig::default();
+        c.orders.circuit_breaker.enabled = false;
+        assert!(c.disabled().is_empty());
     }
 }

@@ -6,6 +6,8 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
+use crate::config::Pattern;
+
 /// Where a running demo's parts listen.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct DemoHandle {
@@ -19,6 +21,10 @@ pub struct DemoHandle {
     /// Under `gauntlet demo --chaos`: the proxy API and the proxy on each edge.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub chaos: Option<ChaosHandle>,
+    /// The patterns this demo runs without (`--disable`, or its config file): a chaos
+    /// experiment validating one of them runs as that pattern's control.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub disabled: Vec<Pattern>,
 }
 
 /// The chaos proxies of a demo run with `--chaos`.

@@ -179,7 +179,7 @@ where
     };
     match service {
         Service::Registry => {
-            let r = Registry::new(config.registry);
+            let r = Registry::new(config.registry).routed(instance.routes.clone());
             tasks.spawn(registry::run(r, listener, until_stopped()));
         }
         Service::Gateway => {
@@ -199,11 +199,14 @@ where
             tasks.spawn(serve(listener, app, until_stopped()));
         }
         Service::Orders => {
-            let o = Orders::open(
+            let mut o = Orders::open(
                 &db(service),
                 InventoryClient::new(client(Service::Inventory, &config.orders)?),
                 PaymentsClient::new(client(Service::Payments, &config.orders)?),
             )?;
+            if !config.saga_compensation {
+                o = o.without_compensation();
+            }
             publishing(o.outbox(), instance);
             tasks.spawn(resume_sagas(o.clone(), until_stopped()));
             let states_router = provider_states::router(o.clone())
@@ -213,12 +216,14 @@ where
         }
         Service::Notifications => {
             let n = Notifications::open(&db(service))?;
-            background(tasks, n.consume(orders_feed()?, until_stopped()));
+            let catch_up = config.consumer_catch_up;
+            background(tasks, n.consume(orders_feed()?, catch_up, until_stopped()));
             tasks.spawn(serve(listener, notifications::app(n), until_stopped()));
         }
         Service::OrderHistory => {
             let h = OrderHistory::open(&db(service))?;
-            background(tasks, h.consume(orders_feed()?, until_stopped()));
+            let catch_up = config.consumer_catch_up;
+            background(tasks, h.consume(orders_feed()?, catch_up, until_stopped()));
             let app = with_states(order_history::app(h.clone()), provider_states::router(h));
             tasks.spawn(serve(listener, app, until_stopped()));
         }

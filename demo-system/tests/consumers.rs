@@ -69,12 +69,12 @@ async fn consumers_that_were_down_catch_up_once() {
     let (hl, history_url) = bind().await;
     serve(hl, order_history::app(history.clone()));
     let (stop_h, stopped_h) = tokio::sync::oneshot::channel::<()>();
-    tokio::spawn(history.consume(orders_feed(&orders_url), async move {
+    tokio::spawn(history.consume(orders_feed(&orders_url), true, async move {
         let _ = stopped_h.await;
     }));
     let notes = Notifications::open(&d.join("notifications.sqlite")).expect("notifications");
     let (stop_n, stopped_n) = tokio::sync::oneshot::channel::<()>();
-    let first_run = tokio::spawn(notes.consume(orders_feed(&orders_url), async move {
+    let first_run = tokio::spawn(notes.consume(orders_feed(&orders_url), true, async move {
         let _ = stopped_n.await;
     }));
 

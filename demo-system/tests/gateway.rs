@@ -123,7 +123,7 @@ async fn stack(config: GatewayConfig) -> Stack {
     service(&registry_url, "orders", orders::app(orders)).await;
     let history = OrderHistory::open(&d.join("history.sqlite")).expect("history");
     let feed = feed_client("orders", discovery.endpoint(Service::Orders)).expect("feed");
-    tokio::spawn(history.consume(feed, std::future::pending()));
+    tokio::spawn(history.consume(feed, true, std::future::pending()));
     service(&registry_url, "order-history", order_history::app(history)).await;
 
     let (gl, gateway_url) = bind().await;

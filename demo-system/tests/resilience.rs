@@ -99,9 +99,11 @@ fn config() -> ResilienceConfig {
             ..RetryConfig::default()
         },
         bulkhead: BulkheadConfig {
+            enabled: true,
             max_concurrent_calls: 8,
         },
         timeout_ms: 2_000,
+        timeouts: true,
     }
 }
 
@@ -312,6 +314,7 @@ async fn a_retry_goes_to_another_instance_and_an_unreachable_one_is_skipped() {
         DiscoveryConfig {
             ttl_ms: 60_000,
             eject_ms: 60_000,
+            load_balancing: true,
         },
     );
     let mut c = config();

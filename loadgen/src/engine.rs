@@ -162,6 +162,19 @@ pub async fn run(
     stop: watch::Receiver<bool>,
 ) -> Result<RunResult, RunError> {
     let run_id = uuid::Uuid::now_v7().simple().to_string();
+    if !opts.allow_remote
+        && let Some((scenario, source)) = plan.scenarios.iter().find_map(|s| {
+            s.source
+                .filter(|ip| !ip.is_loopback())
+                .map(|ip| (s.name.clone(), ip))
+        })
+    {
+        return Err(TargetError::RemoteSource {
+            scenario,
+            from: source,
+        }
+        .into());
+    }
     let addrs = resolve_hosts(&plan, opts.allow_remote).await?;
     let (exporter, export_task) = match &opts.otlp {
         Some(url) => {
@@ -499,7 +512,7 @@ async fn run_vu(shared: Arc<Shared>, si: usize, index: u32, rec: Arc<Mutex<Recor
     let mut vu = Vu {
         shared: &shared,
         scenario,
-        conns: Connections::default(),
+        conns: Connections::from(scenario.source),
         captured: HashMap::new(),
         setup_done: false,
         rec: &rec,

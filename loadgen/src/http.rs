@@ -65,6 +65,13 @@ pub enum TargetError {
         "{host} resolves to {addr}, which is not this machine: load is only sent to loopback (127.0.0.0/8, ::1) unless you pass --allow-remote"
     )]
     Remote { host: String, addr: SocketAddr },
+    #[error(
+        "scenario {scenario:?} sends from {from}, which is not a loopback address: load comes only from and goes only to loopback (127.0.0.0/8, ::1) unless you pass --allow-remote"
+    )]
+    RemoteSource {
+        scenario: String,
+        from: std::net::IpAddr,
+    },
 }
 
 /// Resolves `authority` (host:port) and applies the loopback rule.
@@ -98,9 +105,19 @@ pub async fn resolve(authority: &str, allow_remote: bool) -> Result<SocketAddr, 
 #[derive(Default)]
 pub struct Connections {
     open: HashMap<SocketAddr, Conn>,
+    /// The local address new connections are bound to.
+    source: Option<std::net::IpAddr>,
 }
 
 impl Connections {
+    /// Connections whose local end is `source` (any port), when given.
+    pub fn from(source: Option<std::net::IpAddr>) -> Self {
+        Self {
+            open: HashMap::new(),
+            source,
+        }
+    }
+
     /// Sends `req` to `addr` (over an open connection or a new one) and reads the whole
     /// answer within `timeout`.
     pub async fn send(
@@ -137,7 +154,9 @@ impl Connections {
     ) -> Result<Answer, ErrorKind> {
         let conn = match self.open.entry(addr) {
             std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
-            std::collections::hash_map::Entry::Vacant(e) => e.insert(connect(addr, http2).await?),
+            std::collections::hash_map::Entry::Vacant(e) => {
+                e.insert(connect(addr, http2, self.source).await?)
+            }
         };
         match conn {
             Conn::H1(c) => c.exchange(req).await,
@@ -348,10 +367,27 @@ async fn read_h2(resp: http::Response<hyper::body::Incoming>) -> Result<Answer, 
     })
 }
 
-async fn connect(addr: SocketAddr, http2: bool) -> Result<Conn, ErrorKind> {
-    let stream = TcpStream::connect(addr)
-        .await
-        .map_err(|_| ErrorKind::Connect)?;
+async fn connect(
+    addr: SocketAddr,
+    http2: bool,
+    source: Option<std::net::IpAddr>,
+) -> Result<Conn, ErrorKind> {
+    let stream = match source {
+        None => TcpStream::connect(addr).await,
+        Some(ip) => {
+            let socket = if ip.is_ipv4() {
+                tokio::net::TcpSocket::new_v4()
+            } else {
+                tokio::net::TcpSocket::new_v6()
+            }
+            .map_err(|_| ErrorKind::Connect)?;
+            socket
+                .bind(SocketAddr::new(ip, 0))
+                .map_err(|_| ErrorKind::Connect)?;
+            socket.connect(addr).await
+        }
+    }
+    .map_err(|_| ErrorKind::Connect)?;
     // Small requests must not wait for Nagle.
     let _ = stream.set_nodelay(true);
     if http2 {
@@ -400,6 +436,24 @@ mod tests {
         assert!(
             resolve("10.1.2.3:80", true).await.is_ok(),
             "resolving sends nothing"
+        );
+    }
+
+    /// A scenario's source address is where the server sees its connections come from.
+    #[tokio::test]
+    async fn connections_come_from_the_source_address() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("listen");
+        let addr = listener.local_addr().expect("addr");
+        let source: std::net::IpAddr = [127, 0, 0, 2].into();
+        let (conn, accepted) = tokio::join!(connect(addr, false, Some(source)), listener.accept());
+        assert!(conn.is_ok());
+        assert_eq!(accepted.expect("accepted").1.ip(), source);
+        let (_, plain) = tokio::join!(connect(addr, false, None), listener.accept());
+        assert_eq!(
+            plain.expect("accepted").1.ip(),
+            std::net::IpAddr::from([127, 0, 0, 1])
         );
     }
 }

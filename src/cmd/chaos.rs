@@ -1,7 +1,8 @@
-//! `gauntlet chaos proxy` (the fault-injecting proxy with Toxiproxy's HTTP API) and
-//! `gauntlet chaos run` (an experiment against a running demo).
+//! `gauntlet chaos proxy` (the fault-injecting proxy with Toxiproxy's HTTP API),
+//! `gauntlet chaos run` (an experiment against a running demo) and `gauntlet chaos prove`
+//! (an experiment and its control, judged together).
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::Context;
@@ -31,19 +32,57 @@ enum ChaosCommand {
     /// before, the method (faults, probes, pauses), the steady state after, then the
     /// rollbacks, which always run (Ctrl-C too). Exit 0 only if the hypothesis held
     /// throughout; 1 if a probe's tolerance was not met; 2 if an action could not be
-    /// carried out; 130 if interrupted.
+    /// carried out; 130 if interrupted. Against a demo started without the experiment's
+    /// pattern (`--disable`), the run is its control: every phase runs, and it exits 0
+    /// only if an evidence probe failed (the pattern is proven), 1 if none did.
     #[command(after_help = "Examples:
   gauntlet demo --chaos &                      # in another terminal, or in the background
   gauntlet chaos run chaos/experiments/payments-slow.toml
   gauntlet chaos run chaos/experiments/inventory-resets.toml --junit chaos.xml --json chaos.json
 
-  # prove the experiment can fail: the same one against a demo without the pattern
+  # the control: the same experiment against a demo without the pattern
   gauntlet demo --chaos --disable retries --ports auto --data-dir /tmp/no-retries &
   gauntlet chaos run chaos/experiments/inventory-resets.toml --demo /tmp/no-retries/demo.json
 
 chaos/experiments/README.md documents the experiment file: steady_state, method, rollbacks,
-and every action and probe type.")]
+evidence, and every action and probe type.")]
     Run(RunArgs),
+    /// Run an experiment against a demo with its pattern on, then against one without it
+    /// (its control), and judge them together: held and proven (exit 0: it held, and the
+    /// control failed on an evidence probe), broken (exit 1: it did not hold), unproven
+    /// (exit 1: the control failed on no evidence probe), aborted (exit 2). Prints every
+    /// probe with the figures of both runs.
+    #[command(after_help = "Examples:
+  gauntlet demo --chaos --ports auto --data-dir /tmp/on &
+  gauntlet demo --chaos --disable circuit-breaker --ports auto --data-dir /tmp/off &
+  gauntlet chaos prove chaos/experiments/payments-slow.toml --demo /tmp/on/demo.json --control /tmp/off/demo.json --json proof.json")]
+    Prove(ProveArgs),
+}
+
+#[derive(Debug, Args)]
+struct ProveArgs {
+    /// The experiment (TOML).
+    #[arg(value_name = "EXPERIMENT")]
+    experiment: PathBuf,
+    /// The demo with the pattern on.
+    #[arg(
+        long,
+        value_name = "FILE",
+        env = "GAUNTLET_DEMO",
+        default_value = "gauntlet-demo/demo.json"
+    )]
+    demo: PathBuf,
+    /// The demo without it: started with `--disable PATTERN` (or a config file that
+    /// switches it off).
+    #[arg(long, value_name = "FILE")]
+    control: PathBuf,
+    /// Also write the proof as JSON (schema gauntlet.chaos.proof/v1: the verdict, every
+    /// probe of both runs, and both reports).
+    #[arg(long, value_name = "FILE")]
+    json: Option<PathBuf>,
+    /// Also write JUnit XML: "held" and "proven", one test case each.
+    #[arg(long, value_name = "FILE")]
+    junit: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -88,6 +127,7 @@ struct ProxyArgs {
 pub async fn run(args: ChaosArgs) -> anyhow::Result<ExitCode> {
     match args.command {
         ChaosCommand::Run(r) => run_experiment(r).await,
+        ChaosCommand::Prove(p) => prove(p).await,
         ChaosCommand::Proxy(p) => {
             let initial = match &p.config {
                 Some(f) => gauntlet_chaos_proxy::read_config(f)?,
@@ -113,15 +153,20 @@ pub async fn run(args: ChaosArgs) -> anyhow::Result<ExitCode> {
     }
 }
 
-async fn run_experiment(r: RunArgs) -> anyhow::Result<ExitCode> {
-    let exp = Experiment::load(&r.experiment)?;
-    let handle = DemoHandle::load(&r.demo)?;
+/// The demo behind `path`, checked against what `exp` needs.
+fn demo_for(exp: &Experiment, path: &Path) -> anyhow::Result<DemoHandle> {
+    let handle = DemoHandle::load(path)?;
     if handle.chaos.is_none() && exp.activities().any(|a| a.kind.needs_proxies()) {
         anyhow::bail!(
             "{} was written by a demo started without --chaos, and this experiment puts faults on its proxies: start it with `gauntlet demo --chaos`",
-            r.demo.display()
+            path.display()
         );
     }
+    Ok(handle)
+}
+
+/// Runs `exp` against `handle`, printing as it goes; Ctrl-C rolls back and ends the run.
+async fn run_live(exp: &Experiment, file: &Path, handle: DemoHandle) -> experiment::Report {
     let (stop, stopped) = tokio::sync::watch::channel(false);
     let ctrl_c = tokio::spawn(async move {
         super::stop_signal().await;
@@ -129,21 +174,72 @@ async fn run_experiment(r: RunArgs) -> anyhow::Result<ExitCode> {
         let _ = stop.send(true);
     });
     let report = experiment::run(
-        &exp,
-        &r.experiment.display().to_string(),
+        exp,
+        &file.display().to_string(),
         Demo::new(handle),
         RunOptions { live: true },
         stopped,
     )
     .await;
     ctrl_c.abort();
-    if let Some(path) = &r.json {
-        std::fs::write(path, serde_json::to_vec_pretty(&report)?)
-            .with_context(|| format!("cannot write --json {}", path.display()))?;
+    report
+}
+
+fn write(path: Option<&Path>, flag: &str, bytes: &[u8]) -> anyhow::Result<()> {
+    if let Some(path) = path {
+        std::fs::write(path, bytes)
+            .with_context(|| format!("cannot write {flag} {}", path.display()))?;
     }
-    if let Some(path) = &r.junit {
-        std::fs::write(path, report.junit())
-            .with_context(|| format!("cannot write --junit {}", path.display()))?;
+    Ok(())
+}
+
+async fn run_experiment(r: RunArgs) -> anyhow::Result<ExitCode> {
+    let exp = Experiment::load(&r.experiment)?;
+    let handle = demo_for(&exp, &r.demo)?;
+    let report = run_live(&exp, &r.experiment, handle).await;
+    write(
+        r.json.as_deref(),
+        "--json",
+        &serde_json::to_vec_pretty(&report)?,
+    )?;
+    write(r.junit.as_deref(), "--junit", report.junit().as_bytes())?;
+    Ok(ExitCode::from(report.exit_code()))
+}
+
+async fn prove(p: ProveArgs) -> anyhow::Result<ExitCode> {
+    let exp = Experiment::load(&p.experiment)?;
+    let on = demo_for(&exp, &p.demo)?;
+    let off = demo_for(&exp, &p.control)?;
+    let pattern = exp.validates;
+    if on.disabled.contains(&pattern) {
+        anyhow::bail!(
+            "{} runs without {pattern}: --demo must be a demo with the pattern on",
+            p.demo.display()
+        );
     }
-    Ok(ExitCode::from(report.status.exit_code()))
+    if !off.disabled.contains(&pattern) {
+        anyhow::bail!(
+            "{} runs with {pattern} on: start the control with `gauntlet demo --chaos --disable {pattern}`",
+            p.control.display()
+        );
+    }
+    println!("== the experiment, with {pattern} on");
+    let with = run_live(&exp, &p.experiment, on).await;
+    if with.status == experiment::Status::Interrupted {
+        return Ok(ExitCode::from(with.exit_code()));
+    }
+    println!("\n== its control, without {pattern}");
+    let without = run_live(&exp, &p.experiment, off).await;
+    let proof = experiment::proof::judge(with, without);
+    println!("\n{}", proof.text());
+    write(
+        p.json.as_deref(),
+        "--json",
+        &serde_json::to_vec_pretty(&proof)?,
+    )?;
+    write(p.junit.as_deref(), "--junit", proof.junit().as_bytes())?;
+    if proof.control.status == experiment::Status::Interrupted {
+        return Ok(ExitCode::from(130));
+    }
+    Ok(ExitCode::from(proof.verdict.exit_code()))
 }

@@ -9,7 +9,7 @@ use std::path::PathBuf;
 use anyhow::Context;
 use clap::{Args, ValueEnum};
 use gauntlet_demo_launch::{self as launch, LaunchOptions, banner};
-use gauntlet_demo_system::config::DemoConfig;
+use gauntlet_demo_system::config::{DemoConfig, Pattern};
 use gauntlet_demo_system::runner::{self, Instance};
 use gauntlet_demo_system::topology::{InstanceId, Service};
 use gauntlet_demo_system::traffic;
@@ -54,8 +54,8 @@ pub struct DemoArgs {
     #[arg(long)]
     chaos: bool,
     /// Switch a pattern off, to show what it is worth (repeatable).
-    #[arg(long, value_name = "PATTERN", value_parser = clap::builder::PossibleValuesParser::new(gauntlet_demo_system::config::PATTERNS))]
-    disable: Vec<String>,
+    #[arg(long, value_name = "PATTERN", value_parser = pattern_parser())]
+    disable: Vec<Pattern>,
     /// Serve Pact's provider-state routes on every provider, so `gauntlet contracts verify`
     /// can set each one up (they write to the databases on request: never in production).
     #[arg(long)]
@@ -170,4 +170,11 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     eprintln!("stopping the demo...");
     demo.stop().await;
     Ok(())
+}
+
+/// `--disable`'s values: the demo's patterns, listed in `--help` and checked by clap.
+fn pattern_parser() -> impl clap::builder::TypedValueParser<Value = Pattern> {
+    use clap::builder::TypedValueParser as _;
+    clap::builder::PossibleValuesParser::new(Pattern::ALL.map(Pattern::name))
+        .try_map(|s| s.parse::<Pattern>())
 }

@@ -1,14 +1,17 @@
 //! Under `gauntlet demo --chaos`: one TCP fault proxy per edge of the topology and provider
-//! instance (`orders_to_payments`, `orders_to_inventory_2`), behind the Toxiproxy-compatible
-//! API, and the routes that send each consumer through them. Every proxy binds its own port
-//! (port 0) and is listening before the services that go through it start.
+//! instance (`orders_to_payments`, `orders_to_inventory_2`), and one per registered
+//! instance for the registry's health checks (`registry_to_inventory_2`), behind the
+//! Toxiproxy-compatible API, and the routes that send each consumer through them. Every
+//! proxy binds its own port (port 0) and is listening before the services that go through
+//! it start. Heartbeats go straight to the registry: a fault on every proxy in front of an
+//! instance makes it a zombie, alive to the registry and useless to everyone else.
 
 use std::collections::BTreeMap;
 
 use gauntlet_chaos_proxy::NewProxy;
 use gauntlet_demo_system::handle::{ChaosHandle, ProxyRoute};
 use gauntlet_demo_system::supervisor::Plan;
-use gauntlet_demo_system::topology::EDGES;
+use gauntlet_demo_system::topology::{EDGES, Service};
 
 use crate::{Background, LaunchError, bind_local};
 
@@ -27,16 +30,26 @@ struct Wanted {
 
 fn wanted(plan: &Plan) -> Vec<Wanted> {
     let mut out = Vec::new();
-    for edge in EDGES {
-        let instances = plan.urls_of(edge.provider);
+    let health_checks = Service::ALL.into_iter().filter(|s| s.registers()).map(|s| {
+        (
+            Service::Registry,
+            s,
+            format!("registry_to_{}", s.name().replace('-', "_")),
+        )
+    });
+    let edges = EDGES
+        .into_iter()
+        .map(|e| (e.consumer, e.provider, e.name()));
+    for (consumer, provider, name) in edges.chain(health_checks) {
+        let instances = plan.urls_of(provider);
         for (i, url) in instances.iter().enumerate() {
             out.push(Wanted {
                 name: if instances.len() > 1 {
-                    format!("{}_{}", edge.name(), i + 1)
+                    format!("{name}_{}", i + 1)
                 } else {
-                    edge.name()
+                    name.clone()
                 },
-                consumer: edge.consumer.name(),
+                consumer: consumer.name(),
                 instance_url: url.clone(),
             });
         }

@@ -23,7 +23,7 @@ use std::path::{Path, PathBuf};
 use gauntlet_collector::store::StoreConfig;
 use gauntlet_collector::store::sqlite::SqliteConfig;
 use gauntlet_collector::{Collector, CollectorError, Config};
-use gauntlet_demo_system::config::{ConfigFileError, DemoConfig};
+use gauntlet_demo_system::config::{ConfigFileError, DemoConfig, Pattern};
 use gauntlet_demo_system::handle::{CollectorHandle, DemoHandle, HandleError};
 use gauntlet_demo_system::supervisor::{self, Plan, PortsInUse, Supervisor, SupervisorError};
 use gauntlet_demo_system::topology::Service;
@@ -71,7 +71,7 @@ impl LaunchOptions {
     /// Settings from `file` (or the defaults), then `disable`d patterns and provider states.
     pub fn settings(
         file: Option<&Path>,
-        disable: &[String],
+        disable: &[Pattern],
         provider_states: bool,
     ) -> Result<DemoConfig, ConfigFileError> {
         let mut config = match file {
@@ -80,7 +80,7 @@ impl LaunchOptions {
         };
         config.contracts.provider_states |= provider_states;
         for pattern in disable {
-            config.disable(pattern)?;
+            config.disable(*pattern);
         }
         Ok(config)
     }
@@ -223,6 +223,7 @@ pub async fn launch(opts: LaunchOptions) -> Result<RunningDemo, LaunchError> {
             .map(|s| (s.name().to_string(), supervisor.plan().urls_of(s)))
             .collect(),
         chaos: chaos.as_ref().map(|(h, _)| h.clone()),
+        disabled: opts.config.disabled(),
     };
     let running = RunningDemo {
         handle_path: data_dir.join("demo.json"),

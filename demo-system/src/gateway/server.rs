@@ -36,7 +36,9 @@ use crate::platform::client::{HttpClient, service_http};
 use crate::platform::discovery::Discovery;
 use crate::platform::http::{ApiError, Body, Health, body, idempotency_key, live};
 use crate::platform::lock;
-use crate::platform::resilience::{ConfigError, ResilienceConfig, ResilienceReport, Upstream};
+use crate::platform::resilience::{
+    ConfigError, ConnectionPool, ResilienceConfig, ResilienceReport, Upstream,
+};
 use crate::topology::Service;
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -50,6 +52,12 @@ pub struct GatewayConfig {
     pub rate_limit_burst: u32,
     /// The product list fallback is served while younger than this.
     pub fallback_max_age_ms: u64,
+    /// Serve the last good product list when inventory fails; `false` (`--disable
+    /// fallback`): the failure reaches the caller.
+    pub fallback: bool,
+    /// The most calls the gateway has in flight to all its upstreams together (its
+    /// connection pool); the next waits for a free connection within its deadline.
+    pub max_connections: usize,
     pub resilience: ResilienceConfig,
 }
 
@@ -61,6 +69,8 @@ impl Default for GatewayConfig {
             rate_limit_per_second: 200,
             rate_limit_burst: 400,
             fallback_max_age_ms: 300_000,
+            fallback: true,
+            max_connections: 24,
             resilience: ResilienceConfig::default(),
         }
     }
@@ -109,12 +119,14 @@ impl Gateway {
     /// A gateway that finds its upstreams through `discovery`.
     pub fn new(discovery: Discovery, config: GatewayConfig) -> Result<Self, ConfigError> {
         let http = service_http();
+        let pool = ConnectionPool::new(config.max_connections.max(1));
         let client = |service: Service| -> Result<HttpClient, ConfigError> {
-            Ok(HttpClient::new(Upstream::new(
+            Ok(HttpClient::new(Upstream::pooled(
                 service.name(),
                 discovery.endpoint(service),
                 http.clone(),
                 &config.resilience,
+                pool.clone(),
             )?))
         };
         let per_second =
@@ -263,7 +275,7 @@ async fn product_list(g: &Gateway) -> Result<(Vec<Product>, Option<Duration>), A
             *lock(&g.inner.products) = Some((Instant::now(), list.clone()));
             Ok((list, None))
         }
-        Err(e) if e.refused_status().is_some() => Err(e.into()),
+        Err(e) if e.refused_status().is_some() || !g.inner.config.fallback => Err(e.into()),
         Err(e) => {
             let max_age = Duration::from_millis(g.inner.config.fallback_max_age_ms);
             match lock(&g.inner.products).clone() {

@@ -26,6 +26,9 @@ pub struct Orders {
     outbox: Outbox,
     inventory: InventoryClient,
     payments: PaymentsClient,
+    /// Undo the earlier steps of an order that cannot complete; `false` (`--disable
+    /// compensation`): it is cancelled and whatever it holds stays held.
+    compensate: bool,
 }
 
 /// What one saga step decided.
@@ -46,7 +49,16 @@ impl Orders {
             outbox: Outbox::new(open_db(db_path, db::SCHEMA)?),
             inventory,
             payments,
+            compensate: true,
         })
+    }
+
+    /// `--disable compensation`: a failed order is cancelled without refunding its payment
+    /// or releasing its stock, so an experiment can show what compensation is worth.
+    pub fn without_compensation(mut self) -> Self {
+        tracing::warn!("compensation disabled: failed orders keep their stock reserved");
+        self.compensate = false;
+        self
     }
 
     pub fn outbox(&self) -> &Outbox {
@@ -208,6 +220,9 @@ impl Orders {
                 ),
                 Err(e) => Step::Wait(e),
             },
+            OrderStatus::Compensating if !self.compensate => {
+                Step::To(OrderStatus::Cancelled, None, None)
+            }
             OrderStatus::Compensating => {
                 if let Some(payment) = &order.payment_id {
                     match self.payments.refund(payment, Some(id)).await {

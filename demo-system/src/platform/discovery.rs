@@ -27,6 +27,9 @@ pub struct DiscoveryConfig {
     pub ttl_ms: u64,
     /// How long an instance that could not be reached is skipped, in milliseconds.
     pub eject_ms: u64,
+    /// Spread calls round-robin over the instances; `false` (`--disable load-balancing`):
+    /// every call goes to the first usable instance.
+    pub load_balancing: bool,
 }
 
 impl Default for DiscoveryConfig {
@@ -34,6 +37,7 @@ impl Default for DiscoveryConfig {
         Self {
             ttl_ms: 1_000,
             eject_ms: 5_000,
+            load_balancing: true,
         }
     }
 }
@@ -199,7 +203,9 @@ impl Discovery {
             let mut next = lock(&self.inner.next);
             let n = next.entry(service).or_insert(0);
             let chosen = list[*n % list.len()].clone();
-            *n = n.wrapping_add(1);
+            if self.inner.config.load_balancing {
+                *n = n.wrapping_add(1);
+            }
             chosen
         };
         *lock(&self.inner.calls)
@@ -254,6 +260,7 @@ mod tests {
         let config = DiscoveryConfig {
             ttl_ms: 3_600_000,
             eject_ms: 5_000,
+            load_balancing: true,
         };
         let d = with_inventory(&["http://a", "http://b"], config);
         assert_eq!(picks(&d, 2).await, ["http://a", "http://b"]);

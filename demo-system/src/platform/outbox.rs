@@ -421,13 +421,17 @@ pub trait FeedConsumer: 'static {
         Consumer::new(Self::FEED, client, self.db().clone())
     }
 
-    /// Reads the feed until `shutdown` resolves.
+    /// Reads the feed until `shutdown` resolves; from the stored cursor when `catch_up`,
+    /// else from the newest event.
     fn consume<S: Future<Output = ()>>(
         &self,
         client: HttpClient,
+        catch_up: bool,
         shutdown: S,
     ) -> impl Future<Output = ()> + use<Self, S> {
-        self.consumer(client).run(Self::apply, shutdown)
+        let mut consumer = self.consumer(client);
+        consumer.catch_up = catch_up;
+        consumer.run(Self::apply, shutdown)
     }
 }
 
@@ -442,6 +446,9 @@ pub struct Consumer {
     pub db: Db,
     /// How long one poll waits for new events.
     pub wait: Duration,
+    /// Resume from the stored cursor (catch up on what was missed); `false` (`--disable
+    /// read-model-catch-up`): start from the newest event, skipping what came meanwhile.
+    pub catch_up: bool,
 }
 
 impl Consumer {
@@ -453,6 +460,40 @@ impl Consumer {
             client,
             db,
             wait: Duration::from_secs(10),
+            catch_up: true,
+        }
+    }
+
+    /// Moves the cursor past every event the feed holds now, applying none of them: what
+    /// a consumer that starts "from the newest" does.
+    pub async fn skip_to_newest(&self) -> Result<usize, OutboxError> {
+        let mut skipped = 0;
+        loop {
+            let after = self.cursor().await?;
+            let page: FeedPage = self
+                .client
+                .send(Call::get(format!("/events?after={after}&limit=1000")))
+                .await
+                .map_err(|reason| OutboxError::Feed {
+                    feed: self.feed.clone(),
+                    reason,
+                })?
+                .body;
+            if page.events.is_empty() {
+                return Ok(skipped);
+            }
+            skipped += page.events.len();
+            let (feed, next) = (self.feed.clone(), page.next);
+            self.db
+                .write(move |tx| {
+                    tx.execute(
+                        "INSERT INTO consumer_cursors (feed, after) VALUES (?1, ?2)
+                         ON CONFLICT (feed) DO UPDATE SET after = excluded.after",
+                        params![feed, next],
+                    )?;
+                    Ok(())
+                })
+                .await?;
         }
     }
 
@@ -535,10 +576,34 @@ impl Consumer {
         Ok(fresh)
     }
 
+    /// [`Consumer::skip_to_newest`], retrying while the feed is unreachable.
+    async fn start_from_newest(&self) {
+        let mut backoff = Duration::from_millis(100);
+        loop {
+            match self.skip_to_newest().await {
+                Ok(n) => {
+                    tracing::warn!(feed = %self.feed, skipped = n, "catch-up disabled: started from the newest event");
+                    return;
+                }
+                Err(e) => {
+                    tracing::warn!(feed = %self.feed, error = %e, "event feed unavailable; retrying");
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(Duration::from_secs(5));
+                }
+            }
+        }
+    }
+
     /// Polls until `shutdown` resolves, backing off while the feed is unreachable.
     pub async fn run(self, apply: impl Apply, shutdown: impl Future<Output = ()>) {
         tokio::pin!(shutdown);
         let mut backoff = Duration::from_millis(100);
+        if !self.catch_up {
+            tokio::select! {
+                _ = &mut shutdown => return,
+                _ = self.start_from_newest() => {}
+            }
+        }
         loop {
             tokio::select! {
                 _ = &mut shutdown => return,

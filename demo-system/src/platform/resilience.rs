@@ -35,6 +35,9 @@ pub struct ResilienceConfig {
     pub bulkhead: BulkheadConfig,
     /// Longest one attempt may take, in milliseconds.
     pub timeout_ms: u64,
+    /// Give every attempt that deadline; `false` (`--disable timeouts`): a call waits as
+    /// long as the upstream takes.
+    pub timeouts: bool,
 }
 
 impl ResilienceConfig {
@@ -56,6 +59,7 @@ impl Default for ResilienceConfig {
             retry: RetryConfig::default(),
             bulkhead: BulkheadConfig::default(),
             timeout_ms: 2_000,
+            timeouts: true,
         }
     }
 }
@@ -122,13 +126,44 @@ impl Default for RetryConfig {
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct BulkheadConfig {
+    /// `false` (`--disable bulkhead`): no per-upstream limit, so one slow upstream's calls
+    /// can take every connection of the service's pool.
+    pub enabled: bool,
     pub max_concurrent_calls: usize,
 }
 
 impl Default for BulkheadConfig {
     fn default() -> Self {
         Self {
+            enabled: true,
             max_concurrent_calls: 16,
+        }
+    }
+}
+
+/// A service's connections to all its upstreams together, as a real HTTP client's pool
+/// bounds them: a call holds one while in flight and waits (within its deadline) for a
+/// free one. Per-upstream bulkheads keep one slow upstream from holding them all. Cheap to
+/// clone; clones share the pool.
+#[derive(Debug, Clone, Default)]
+pub struct ConnectionPool {
+    slots: Option<Arc<tokio::sync::Semaphore>>,
+}
+
+impl ConnectionPool {
+    /// A pool of `max` connections.
+    pub fn new(max: usize) -> Self {
+        Self {
+            slots: Some(Arc::new(tokio::sync::Semaphore::new(max))),
+        }
+    }
+
+    /// A connection, once one is free (`None`: the pool is unbounded).
+    async fn acquire(&self) -> Option<tokio::sync::OwnedSemaphorePermit> {
+        match &self.slots {
+            // The semaphore is never closed, so acquiring fails only if it were.
+            Some(s) => s.clone().acquire_owned().await.ok(),
+            None => None,
         }
     }
 }
@@ -272,7 +307,8 @@ pub struct UpstreamSnapshot {
     /// `closed`, `open`, `half_open`, or `disabled`.
     pub circuit_breaker: String,
     pub bulkhead_in_use: usize,
-    pub bulkhead_max: usize,
+    /// `None`: no bulkhead (`--disable bulkhead`).
+    pub bulkhead_max: Option<usize>,
     /// Retries made so far (attempts after the first).
     pub retries: u64,
     /// Breaker state changes so far.
@@ -289,7 +325,7 @@ pub struct Upstream {
     endpoint: Endpoint,
     service: BoxCloneSyncService<Call, Reply, CallError>,
     breaker: Option<CircuitBreakerHandle>,
-    bulkhead: BulkheadHandle,
+    bulkhead: Option<BulkheadHandle>,
     retries: Arc<AtomicU64>,
     state_changes: Arc<AtomicU64>,
 }
@@ -313,16 +349,20 @@ fn state_name(s: CircuitState) -> &'static str {
 /// A call through some of the layers.
 type CallService = BoxCloneSyncService<Call, Reply, CallError>;
 
-/// The service behind a bulkhead of `max_concurrent_calls` that refuses when full.
+/// The service behind a bulkhead of `max_concurrent_calls` that refuses when full, when
+/// bulkheads are on.
 fn with_bulkhead<S>(
     name: &str,
     config: &ResilienceConfig,
     inner: S,
-) -> Result<(CallService, BulkheadHandle), ConfigError>
+) -> Result<(CallService, Option<BulkheadHandle>), ConfigError>
 where
     S: tower::Service<Call, Response = Reply, Error = CallError> + Clone + Send + Sync + 'static,
     S::Future: Send + 'static,
 {
+    if !config.bulkhead.enabled {
+        return Ok((BoxCloneSyncService::new(inner), None));
+    }
     let max = config.bulkhead.max_concurrent_calls;
     let (bulkhead, handle) = BulkheadLayer::builder()
         .name(format!("{name}-bulkhead"))
@@ -338,7 +378,7 @@ where
             max,
         },
     });
-    Ok((BoxCloneSyncService::new(svc), handle))
+    Ok((BoxCloneSyncService::new(svc), Some(handle)))
 }
 
 /// The service behind a circuit breaker when one is enabled (each state change counted in
@@ -428,13 +468,27 @@ impl Upstream {
         http: reqwest::Client,
         config: &ResilienceConfig,
     ) -> Result<Self, ConfigError> {
+        Self::pooled(name, endpoint, http, config, ConnectionPool::default())
+    }
+
+    /// [`Upstream::new`], its calls holding a connection of `pool` while in flight.
+    pub fn pooled(
+        name: &str,
+        endpoint: Endpoint,
+        http: reqwest::Client,
+        config: &ResilienceConfig,
+        pool: ConnectionPool,
+    ) -> Result<Self, ConfigError> {
         let upstream = name.to_string();
-        let timeout = Duration::from_millis(config.timeout_ms);
+        let timeout = config
+            .timeouts
+            .then(|| Duration::from_millis(config.timeout_ms));
         let send = {
             let (upstream, endpoint) = (upstream.clone(), endpoint.clone());
             tower::service_fn(move |call: Call| {
                 let (http, upstream, endpoint) = (http.clone(), upstream.clone(), endpoint.clone());
-                async move { send(&http, &upstream, &endpoint, call, timeout).await }
+                let pool = pool.clone();
+                async move { send(&http, &upstream, &endpoint, &pool, call, timeout).await }
             })
         };
 
@@ -481,8 +535,8 @@ impl Upstream {
                 .as_ref()
                 .map_or("disabled", |b| state_name(b.state()))
                 .to_string(),
-            bulkhead_in_use: self.bulkhead.active_calls(),
-            bulkhead_max: self.bulkhead.max_concurrent(),
+            bulkhead_in_use: self.bulkhead.as_ref().map_or(0, |b| b.active_calls()),
+            bulkhead_max: self.bulkhead.as_ref().map(|b| b.max_concurrent()),
             retries: self.retries.load(Ordering::Relaxed),
             state_changes: self.state_changes.load(Ordering::Relaxed),
             calls_per_instance: self.calls_per_instance(),
@@ -494,10 +548,29 @@ async fn send(
     http: &reqwest::Client,
     upstream: &str,
     endpoint: &Endpoint,
+    pool: &ConnectionPool,
     call: Call,
-    timeout: Duration,
+    timeout: Option<Duration>,
 ) -> Result<Reply, CallError> {
     use tracing::Instrument;
+    let timeout = call.timeout.or(timeout);
+    // Waiting for a connection spends the call's deadline, as a pool's checkout does.
+    let started = tokio::time::Instant::now();
+    let _connection = match timeout {
+        None => pool.acquire().await,
+        Some(t) => {
+            tokio::time::timeout(t, pool.acquire())
+                .await
+                .map_err(|_| CallError::Timeout {
+                    upstream: upstream.to_string(),
+                    timeout: t,
+                })?
+        }
+    };
+    let timeout = timeout.map(|t| {
+        t.saturating_sub(started.elapsed())
+            .max(Duration::from_millis(1))
+    });
     let base = endpoint
         .resolve()
         .await
@@ -516,7 +589,6 @@ async fn send(
         peer.service = %upstream,
         http.response.status_code = tracing::field::Empty,
     );
-    let timeout = call.timeout.unwrap_or(timeout);
     let result = send_in_span(http, upstream, &url, call, timeout)
         .instrument(span.clone())
         .await;
@@ -549,9 +621,12 @@ async fn send_in_span(
     upstream: &str,
     url: &str,
     call: Call,
-    timeout: Duration,
+    timeout: Option<Duration>,
 ) -> Result<Reply, CallError> {
-    let mut req = http.request(call.method, url).timeout(timeout);
+    let mut req = http.request(call.method, url);
+    if let Some(t) = timeout {
+        req = req.timeout(t);
+    }
     // The span's context and baggage go along, so the callee continues the trace; the
     // correlation ID also travels as the plain header people grep for.
     let trace = super::telemetry::current_headers();
@@ -576,7 +651,7 @@ async fn send_in_span(
         if e.is_timeout() {
             CallError::Timeout {
                 upstream: upstream.to_string(),
-                timeout,
+                timeout: timeout.unwrap_or_default(),
             }
         } else {
             CallError::Transport {

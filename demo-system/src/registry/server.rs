@@ -19,6 +19,7 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use super::api::{InstanceView, Registered, Registration};
+use crate::platform::discovery::Routes;
 use crate::platform::http::{ApiError, Body, body, live};
 use crate::platform::resilience::ResilienceReport;
 
@@ -92,6 +93,9 @@ pub struct Registry {
     instances: Arc<Mutex<HashMap<Uuid, Instance>>>,
     config: RegistryConfig,
     http: reqwest::Client,
+    /// Under `--chaos`: instance base URL → the proxy its health checks go through, so a
+    /// fault on every proxy in front of an instance reaches its health checks too.
+    routes: Arc<Routes>,
 }
 
 impl std::fmt::Debug for Registry {
@@ -133,7 +137,27 @@ impl Registry {
                 .timeout(config.health_timeout)
                 .build()
                 .unwrap_or_default(),
+            routes: Arc::new(Routes::new()),
         }
+    }
+
+    /// A registry whose health checks reach each instance through the proxy `routes` names
+    /// for its base URL.
+    pub fn routed(mut self, routes: Routes) -> Self {
+        self.routes = Arc::new(routes);
+        self
+    }
+
+    /// Where the health check of `url` goes: through the instance's proxy, if it has one.
+    fn health_target(&self, url: &str) -> String {
+        self.routes
+            .iter()
+            .find_map(|(base, proxy)| {
+                url.strip_prefix(base.as_str())
+                    .filter(|rest| rest.is_empty() || rest.starts_with('/'))
+                    .map(|rest| format!("{proxy}{rest}"))
+            })
+            .unwrap_or_else(|| url.to_string())
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<Uuid, Instance>> {
@@ -214,7 +238,7 @@ impl Registry {
         let targets: Vec<(Uuid, String)> = self
             .lock()
             .iter()
-            .map(|(id, i)| (*id, i.registration.health_url.clone()))
+            .map(|(id, i)| (*id, self.health_target(&i.registration.health_url)))
             .collect();
         let mut checks = tokio::task::JoinSet::new();
         for (id, url) in targets {

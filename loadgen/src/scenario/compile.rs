@@ -164,6 +164,14 @@ impl Plan {
             setup,
             flows,
             csv,
+            source: match &spec.source_address {
+                None => None,
+                Some(a) => Some(a.parse().map_err(|_| {
+                    invalid(format!(
+                        "scenario {name:?}: source_address {a:?} is not an IP address (e.g. 127.0.0.2)"
+                    ))
+                })?),
+            },
         })
     }
 
@@ -318,6 +326,7 @@ impl Plan {
                     steps: vec![step],
                 }],
                 csv: None,
+                source: None,
             }],
             names: vec![label],
             name_scenario: vec![0],

@@ -81,6 +81,10 @@ pub struct ScenarioSpec {
     pub think_time: Option<String>,
     /// A CSV file with a header row; each iteration takes the next row as `{{csv.COLUMN}}`.
     pub data: Option<PathBuf>,
+    /// The local address this scenario's connections come from (e.g. `127.0.0.2`), so a
+    /// server that tells clients apart by address (a per-client rate limit) sees this
+    /// scenario as a client of its own. Loopback only unless remote targets are allowed.
+    pub source_address: Option<String>,
     /// Steps each VU runs once, before its first iteration (e.g. log in).
     #[serde(default)]
     pub setup: Vec<StepSpec>,

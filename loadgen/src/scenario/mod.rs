@@ -50,6 +50,22 @@ mod tests {
     }
 
     #[test]
+    fn a_source_address_must_be_an_address() {
+        let file = |a: &str| {
+            format!(
+                "[[scenarios]]\nname = \"s\"\nexecutor = \"constant-vus\"\nvus = 1\nduration = \"1s\"\nsource_address = \"{a}\"\n[[scenarios.flows]]\n[[scenarios.flows.steps]]\nurl = \"http://127.0.0.1:1/\"\n"
+            )
+        };
+        let ok = plan(&file("127.0.0.2")).expect("an address");
+        assert_eq!(ok.scenarios[0].source, Some([127, 0, 0, 2].into()));
+        let err = plan(&file("localhost")).expect_err("a name").to_string();
+        assert!(
+            err.contains("source_address \"localhost\" is not an IP address"),
+            "{err}"
+        );
+    }
+
+    #[test]
     fn open_model_schedules_follow_the_rate_and_the_ramp() {
         let c = Executor::ConstantArrivalRate {
             per_second: 200.0,

@@ -122,6 +122,8 @@ pub struct Scenario {
     pub setup: Vec<Step>,
     pub flows: Vec<Flow>,
     pub csv: Option<Arc<CsvData>>,
+    /// Where this scenario's connections come from (the system's choice when `None`).
+    pub source: Option<std::net::IpAddr>,
 }
 
 impl Scenario {
