@@ -40,6 +40,12 @@ if ! python3 -c 'import opentelemetry.sdk, opentelemetry.exporter.otlp.proto.htt
   python3 -m pip install --quiet --disable-pip-version-check "${otel[@]}" ||
     python3 -m pip install --quiet --disable-pip-version-check --break-system-packages "${otel[@]}"
 fi
+# Chaos Toolkit's report generator: it reads the journal `gauntlet chaos run --journal` writes.
+if ! python3 -c 'import chaosreport' >/dev/null 2>&1; then
+  echo "==> installing chaostoolkit-reporting (reads Gauntlet's Chaos Toolkit journals in the chaos tests)"
+  python3 -m pip install --quiet --disable-pip-version-check chaostoolkit-reporting==0.18.0 ||
+    python3 -m pip install --quiet --disable-pip-version-check --break-system-packages chaostoolkit-reporting==0.18.0
+fi
 for component in rustfmt clippy; do
   if ! cargo "${component/rustfmt/fmt}" --version >/dev/null 2>&1; then
     echo "==> installing $component"

@@ -12,12 +12,14 @@
 //! - [`target`]: the demo an experiment acts on, through its `demo.json`.
 //! - [`run`]: before → method with background activities → after → rollbacks; markers.
 //! - [`report`]: terminal, JSON and JUnit.
+//! - [`journal`]: a run as a Chaos Toolkit journal.
 //! - [`proof`]: an experiment's run and its control's judged together: held and proven,
 //!   broken, or unproven.
 
 mod action;
 pub mod activity;
 pub mod error;
+pub mod journal;
 mod probe;
 pub mod proof;
 pub mod report;

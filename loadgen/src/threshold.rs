@@ -115,7 +115,10 @@ impl Threshold {
             } else if let Some(n) = raw.strip_suffix('s') {
                 (n, 1000.0)
             } else {
-                (raw, 1.0)
+                // A bare number could be any unit: say which.
+                return Err(err(&format!(
+                    "{raw:?} has no unit: write {raw}ms, {raw}s or {raw}us"
+                )));
             };
             num.trim()
                 .parse::<f64>()
@@ -211,7 +214,13 @@ mod tests {
         assert!(judge("checks > 0.99").passed);
         assert!(judge("rps >= 5").passed);
         assert!((judge("p50 < 11ms").value - 10.0).abs() < 0.1);
-        for bad in ["p99 300ms", "latency < 3ms", "p99 < fast", "p101 < 1ms"] {
+        for bad in [
+            "p99 300ms",
+            "latency < 3ms",
+            "p99 < fast",
+            "p101 < 1ms",
+            "p99 < 300",
+        ] {
             let e = Threshold::parse(bad).expect_err(bad);
             assert!(e.to_string().contains("p99 < 300ms"), "{e}");
         }

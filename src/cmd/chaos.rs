@@ -105,6 +105,10 @@ struct RunArgs {
     /// Also write the report as JUnit XML, each probe and action a test case.
     #[arg(long, value_name = "FILE")]
     junit: Option<PathBuf>,
+    /// Also write the run as a Chaos Toolkit journal (journal.json's format), for tools
+    /// that read those (`chaos report`).
+    #[arg(long, value_name = "FILE")]
+    journal: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -203,6 +207,12 @@ async fn run_experiment(r: RunArgs) -> anyhow::Result<ExitCode> {
         &serde_json::to_vec_pretty(&report)?,
     )?;
     write(r.junit.as_deref(), "--junit", report.junit().as_bytes())?;
+    let journal = experiment::journal::journal(&exp, &report);
+    write(
+        r.journal.as_deref(),
+        "--journal",
+        &serde_json::to_vec_pretty(&journal)?,
+    )?;
     Ok(ExitCode::from(report.exit_code()))
 }
 

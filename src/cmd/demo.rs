@@ -173,7 +173,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
 }
 
 /// `--disable`'s values: the demo's patterns, listed in `--help` and checked by clap.
-fn pattern_parser() -> impl clap::builder::TypedValueParser<Value = Pattern> {
+pub(crate) fn pattern_parser() -> impl clap::builder::TypedValueParser<Value = Pattern> {
     use clap::builder::TypedValueParser as _;
     clap::builder::PossibleValuesParser::new(Pattern::ALL.map(Pattern::name))
         .try_map(|s| s.parse::<Pattern>())

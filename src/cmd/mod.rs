@@ -5,6 +5,7 @@ mod collector;
 mod contracts;
 mod demo;
 mod load;
+mod run;
 
 use std::process::ExitCode;
 
@@ -41,6 +42,9 @@ enum Command {
     Chaos(chaos::ChaosArgs),
     /// Consumer-driven contracts (Pact): verify providers, drift against traces, a broker.
     Contracts(contracts::ContractsArgs),
+    /// Put a system through the whole gauntlet (contracts, load, every pattern's experiment
+    /// and control) from a suite file, and answer with one verdict and one report.
+    Run(run::RunArgs),
     /// Run one demo service instance (the demo's supervisor starts these).
     #[command(hide = true)]
     DemoService(demo::ServiceArgs),
@@ -70,6 +74,7 @@ impl Cli {
             Command::Load(args) => load::run(*args).await,
             Command::Chaos(args) => chaos::run(args).await,
             Command::Contracts(args) => contracts::run(args).await,
+            Command::Run(args) => run::run(args).await,
         }
     }
 }

@@ -1,0 +1,355 @@
+//! What `gauntlet run` found, as one type (schema `gauntlet.run.report/v1`, written with
+//! `--json` and read by the tests): a row per pattern (held and proven, broken, unproven,
+//! aborted) with both runs' proof, the contracts, the load runs, the drift, and the verdict;
+//! rendered as terminal lines, JUnit, and the HTML page (`html.rs`).
+
+use std::fmt::Write as _;
+
+use gauntlet_chaos::Pattern;
+use gauntlet_chaos::proof::{Proof, Verdict};
+use gauntlet_loadgen::threshold::Verdict as Threshold;
+use serde::{Deserialize, Serialize};
+
+/// The report's schema name, bumped on incompatible change.
+pub const SCHEMA: &str = "gauntlet.run.report/v1";
+
+/// The one answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RunVerdict {
+    /// Every pattern held and was proven, every contract verified, every threshold held.
+    Passed,
+    /// Something did not.
+    Failed,
+    /// The run could not finish (a system would not start or died, Ctrl-C).
+    Aborted,
+}
+
+impl RunVerdict {
+    pub fn exit_code(self) -> u8 {
+        match self {
+            RunVerdict::Passed => 0,
+            RunVerdict::Failed => 1,
+            RunVerdict::Aborted => 2,
+        }
+    }
+}
+
+/// One pattern: its experiment and control, judged.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PatternRow {
+    pub pattern: Pattern,
+    /// The experiment file, as the suite names it.
+    pub experiment: String,
+    pub verdict: Verdict,
+    pub reason: String,
+    /// Both runs, every probe paired (absent when a run could not start).
+    pub proof: Option<Proof>,
+}
+
+/// One provider's verification.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ContractRow {
+    pub provider: String,
+    pub passed: bool,
+    pub interactions: usize,
+    /// `consumer: description: problem`, for each failed interaction; or why it could not run.
+    pub failures: Vec<String>,
+}
+
+/// One load run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LoadRow {
+    pub name: String,
+    pub passed: bool,
+    pub requests: u64,
+    pub failures: u64,
+    pub p50_ms: f64,
+    pub p99_ms: f64,
+    pub thresholds: Vec<Threshold>,
+    /// Its own HTML page, beside the report.
+    pub html: Option<String>,
+    /// Why it could not run, if it could not.
+    pub error: Option<String>,
+}
+
+/// Contracts against the calls the run caused: reported, not judged (the demo's own
+/// traffic need not exercise every contract).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DriftRow {
+    pub traces: usize,
+    pub covered: usize,
+    /// Calls seen that no contract covers.
+    pub uncovered: Vec<String>,
+    /// Contracted interactions the run never caused.
+    pub unseen: Vec<String>,
+    pub error: Option<String>,
+}
+
+/// Where the system's telemetry stays after the run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CollectorRow {
+    /// The system's collector data directory.
+    pub data_dir: String,
+    /// The command that serves it again, and the UI address it then has.
+    pub reopen: String,
+    pub ui: String,
+}
+
+/// The `--json` report.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SuiteReport {
+    pub schema: String,
+    pub title: String,
+    pub suite: String,
+    pub verdict: RunVerdict,
+    /// Why, in one sentence.
+    pub reason: String,
+    pub started_unix_ms: u64,
+    pub elapsed_s: f64,
+    pub patterns: Vec<PatternRow>,
+    pub contracts: Vec<ContractRow>,
+    pub load: Vec<LoadRow>,
+    pub drift: Option<DriftRow>,
+    /// Parts not run, and why (`--only`).
+    pub skipped: Vec<String>,
+    pub collector: Option<CollectorRow>,
+}
+
+impl SuiteReport {
+    /// The verdict and its reason, from the rows (`aborted` is decided by the runner).
+    pub fn judge(&mut self, aborted: Option<String>) {
+        let mut failed: Vec<String> = Vec::new();
+        for p in &self.patterns {
+            if p.verdict != Verdict::HeldAndProven {
+                failed.push(format!("{} {}", p.pattern, p.verdict.says()));
+            }
+        }
+        for c in self.contracts.iter().filter(|c| !c.passed) {
+            failed.push(format!("{}'s contracts failed", c.provider));
+        }
+        for l in self.load.iter().filter(|l| !l.passed) {
+            failed.push(format!("load {:?} breached a threshold", l.name));
+        }
+        (self.verdict, self.reason) = match (aborted, failed.is_empty()) {
+            (Some(why), _) => (RunVerdict::Aborted, why),
+            (None, true) => {
+                let mut held = vec![format!(
+                    "every pattern held and was proven ({})",
+                    self.patterns.len()
+                )];
+                if !self.contracts.is_empty() {
+                    held.push(format!(
+                        "every contract verified ({} providers)",
+                        self.contracts.len()
+                    ));
+                }
+                if !self.load.is_empty() {
+                    held.push("every load threshold held".into());
+                }
+                (RunVerdict::Passed, held.join(", "))
+            }
+            (None, false) => (RunVerdict::Failed, failed.join("; ")),
+        };
+    }
+
+    /// The terminal summary.
+    pub fn text(&self) -> String {
+        let mut out = format!("{}: {}\n", self.title, verdict_word(self.verdict));
+        for p in &self.patterns {
+            let _ = writeln!(
+                out,
+                "  {:<22} {:<16} {}",
+                p.pattern.name(),
+                p.verdict.says(),
+                p.reason
+            );
+        }
+        for c in &self.contracts {
+            let _ = writeln!(
+                out,
+                "  contracts {:<12} {} ({} interactions)",
+                c.provider,
+                if c.passed { "verified" } else { "FAILED" },
+                c.interactions
+            );
+        }
+        for l in &self.load {
+            let _ = writeln!(
+                out,
+                "  load {:<17} {} ({} requests, p99 {:.0} ms)",
+                l.name,
+                if l.passed { "held" } else { "BREACHED" },
+                l.requests,
+                l.p99_ms
+            );
+        }
+        for s in &self.skipped {
+            let _ = writeln!(out, "  skipped: {s}");
+        }
+        let _ = writeln!(
+            out,
+            "verdict: {}: {} (exit {}, {:.0}s)",
+            verdict_word(self.verdict),
+            self.reason,
+            self.verdict.exit_code(),
+            self.elapsed_s
+        );
+        out
+    }
+
+    /// JUnit XML: a suite per part, a case per pattern, provider and load run.
+    pub fn junit(&self) -> String {
+        let mut x = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
+        let cases: Vec<(&str, String, Option<String>)> = self
+            .patterns
+            .iter()
+            .map(|p| {
+                let failure = (p.verdict != Verdict::HeldAndProven)
+                    .then(|| format!("{}: {}", p.verdict.says(), p.reason));
+                ("patterns", p.pattern.name().to_string(), failure)
+            })
+            .chain(self.contracts.iter().map(|c| {
+                (
+                    "contracts",
+                    c.provider.clone(),
+                    (!c.passed).then(|| c.failures.join("\n")),
+                )
+            }))
+            .chain(self.load.iter().map(|l| {
+                let breached: Vec<String> = l
+                    .thresholds
+                    .iter()
+                    .filter(|t| !t.passed)
+                    .map(|t| format!("{} {} (measured {})", t.scope, t.expr, t.measured()))
+                    .collect();
+                let failure = (!l.passed).then(|| l.error.clone().unwrap_or(breached.join("\n")));
+                ("load", l.name.clone(), failure)
+            }))
+            .collect();
+        let failures = cases.iter().filter(|c| c.2.is_some()).count();
+        let _ = writeln!(
+            x,
+            "<testsuites name=\"gauntlet run\" tests=\"{}\" failures=\"{failures}\" time=\"{:.3}\">",
+            cases.len(),
+            self.elapsed_s
+        );
+        for part in ["patterns", "contracts", "load"] {
+            let mine: Vec<_> = cases.iter().filter(|c| c.0 == part).collect();
+            if mine.is_empty() {
+                continue;
+            }
+            let f = mine.iter().filter(|c| c.2.is_some()).count();
+            let _ = writeln!(
+                x,
+                "  <testsuite name=\"{part}\" tests=\"{}\" failures=\"{f}\">",
+                mine.len()
+            );
+            for (_, name, failure) in mine {
+                let name = esc(name);
+                match failure {
+                    None => {
+                        let _ =
+                            writeln!(x, "    <testcase classname=\"{part}\" name=\"{name}\" />");
+                    }
+                    Some(why) => {
+                        let why = esc(why);
+                        let _ = writeln!(
+                            x,
+                            "    <testcase classname=\"{part}\" name=\"{name}\">\n      <failure message=\"{why}\">{why}</failure>\n    </testcase>"
+                        );
+                    }
+                }
+            }
+            x.push_str("  </testsuite>\n");
+        }
+        x.push_str("</testsuites>\n");
+        x
+    }
+}
+
+pub(crate) fn verdict_word(v: RunVerdict) -> &'static str {
+    match v {
+        RunVerdict::Passed => "passed",
+        RunVerdict::Failed => "failed",
+        RunVerdict::Aborted => "aborted",
+    }
+}
+
+/// Text as XML or HTML character data and attribute values.
+pub(crate) fn esc(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c if (c as u32) < 0x20 && !matches!(c, '\t' | '\n' | '\r') => out.push(' '),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn report() -> SuiteReport {
+        SuiteReport {
+            schema: SCHEMA.into(),
+            title: "t".into(),
+            suite: "gauntlet.toml".into(),
+            verdict: RunVerdict::Passed,
+            reason: String::new(),
+            started_unix_ms: 0,
+            elapsed_s: 1.0,
+            patterns: vec![PatternRow {
+                pattern: Pattern::CircuitBreaker,
+                experiment: "e.toml".into(),
+                verdict: Verdict::HeldAndProven,
+                reason: "ok".into(),
+                proof: None,
+            }],
+            contracts: vec![ContractRow {
+                provider: "orders".into(),
+                passed: true,
+                interactions: 3,
+                failures: vec![],
+            }],
+            load: vec![],
+            drift: None,
+            skipped: vec![],
+            collector: None,
+        }
+    }
+
+    #[test]
+    fn one_unproven_pattern_or_failed_contract_fails_the_run() {
+        let mut r = report();
+        r.judge(None);
+        assert_eq!(r.verdict, RunVerdict::Passed, "{}", r.reason);
+        r.patterns[0].verdict = Verdict::Unproven;
+        r.judge(None);
+        assert_eq!(r.verdict, RunVerdict::Failed);
+        assert!(
+            r.reason.contains("circuit-breaker unproven"),
+            "{}",
+            r.reason
+        );
+        let x = r.junit();
+        assert!(x.contains("tests=\"2\" failures=\"1\""), "{x}");
+        let mut r = report();
+        r.contracts[0].passed = false;
+        r.judge(None);
+        assert!(
+            r.reason.contains("orders's contracts failed") || r.reason.contains("orders'"),
+            "{}",
+            r.reason
+        );
+        r.judge(Some("the system did not start".into()));
+        assert_eq!(r.verdict.exit_code(), 2);
+    }
+}

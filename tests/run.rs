@@ -1,0 +1,186 @@
+//! `gauntlet run` as users run it: the repository's suite with `--only circuit-breaker`
+//! proves the pattern (its experiment held, its control failed on the evidence this test
+//! names) and writes the HTML report (screenshot in Chromium), the JSON and JUnit; a suite
+//! whose demo is configured so the breaker never opens and retries make one attempt (its
+//! config file, not `--disable`) reads broken for both patterns and exits 1; a bad suite
+//! exits 2 with nothing started. One test, run in order: several demos at once on two cores
+//! would measure each other.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use common::BIN;
+use gauntlet_chaos::Pattern;
+use gauntlet_chaos::proof::Verdict;
+use gauntlet_suite::{RunVerdict, SuiteReport};
+
+const ROOT: &str = env!("CARGO_MANIFEST_DIR");
+
+/// `gauntlet run SUITE --report DIR --junit DIR/junit.xml [extra]`: exit code, stdout, report.
+fn run(suite: &Path, dir: &Path, extra: &[&str]) -> (i32, String, SuiteReport) {
+    let o = Command::new(BIN)
+        .current_dir(ROOT)
+        .arg("run")
+        .arg(suite)
+        .arg("--report")
+        .arg(dir)
+        .arg("--junit")
+        .arg(dir.join("junit.xml"))
+        .args(extra)
+        .output()
+        .expect("gauntlet run");
+    let stdout = String::from_utf8_lossy(&o.stdout).to_string();
+    let report: SuiteReport = serde_json::from_slice(
+        &std::fs::read(dir.join("report.json"))
+            .unwrap_or_else(|e| panic!("no report.json ({e}):\n{stdout}")),
+    )
+    .expect("report.json parses");
+    (o.status.code().unwrap_or(-1), stdout, report)
+}
+
+#[test]
+fn the_suite_proves_a_pattern_and_a_weakened_demo_fails_it() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    a_bad_suite_starts_nothing(dir.path());
+    one_pattern_is_held_and_proven(dir.path());
+    a_weakened_demo_breaks_its_patterns(dir.path());
+}
+
+fn a_bad_suite_starts_nothing(dir: &Path) {
+    let suite = dir.join("bad.toml");
+    std::fs::write(&suite, "title = \"t\"\nexperiments = [\"nope.toml\"]\n").expect("write");
+    let o = Command::new(BIN)
+        .arg("run")
+        .arg(&suite)
+        .arg("--report")
+        .arg(dir.join("bad"))
+        .output()
+        .expect("gauntlet run");
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("nope.toml"), "{stderr}");
+    assert!(!dir.join("bad").exists(), "nothing was started or written");
+}
+
+fn one_pattern_is_held_and_proven(dir: &Path) {
+    let out = dir.join("proven");
+    let (code, stdout, report) = run(
+        &PathBuf::from(ROOT).join("gauntlet.toml"),
+        &out,
+        &["--only", "circuit-breaker"],
+    );
+    assert_eq!(code, 0, "{stdout}");
+    assert_eq!(report.verdict, RunVerdict::Passed, "{stdout}");
+    let [row] = report.patterns.as_slice() else {
+        panic!("one pattern: {stdout}");
+    };
+    assert_eq!(row.pattern, Pattern::CircuitBreaker);
+    assert_eq!(row.verdict, Verdict::HeldAndProven, "{stdout}");
+    let proof = row.proof.as_ref().expect("both runs");
+    assert_eq!(
+        proof.failed_evidence,
+        [
+            "payments is spared: at most 5 calls reach it in 3 s",
+            "orders fail fast while it is open"
+        ],
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("circuit-breaker: its control"),
+        "progress: {stdout}"
+    );
+    let html = std::fs::read_to_string(out.join("index.html")).expect("index.html");
+    for needle in [
+        "held and proven",
+        "orders fail fast while it is open",
+        "evidence",
+    ] {
+        assert!(html.contains(needle), "{needle} not in the report");
+    }
+    assert!(
+        !html.contains("<script") && !html.contains("src=\"http"),
+        "self-contained"
+    );
+    let junit = std::fs::read_to_string(out.join("junit.xml")).expect("junit");
+    assert!(junit.contains("name=\"circuit-breaker\""), "{junit}");
+    screenshot(&out.join("index.html"));
+}
+
+/// The report in Debian's Chromium, saved where the UI test saves its screenshots.
+fn screenshot(page: &Path) {
+    let shots = PathBuf::from(ROOT).join("target/ui-screenshots");
+    std::fs::create_dir_all(&shots).expect("screenshots dir");
+    let png = shots.join("run-report.png");
+    let _ = std::fs::remove_file(&png);
+    let chromium = ["chromium", "chromium-browser"]
+        .into_iter()
+        .find(|c| Command::new(c).arg("--version").output().is_ok())
+        .expect("Chromium (scripts/test.sh installs Debian's)");
+    let status = Command::new(chromium)
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--hide-scrollbars",
+            "--window-size=1200,1100",
+        ])
+        .arg(format!("--screenshot={}", png.display()))
+        .arg(format!("file://{}", page.display()))
+        .output()
+        .expect("chromium");
+    assert!(
+        std::fs::metadata(&png).is_ok_and(|m| m.len() > 10_000),
+        "no screenshot: {}",
+        String::from_utf8_lossy(&status.stderr)
+    );
+}
+
+/// A demo whose breaker can never open (it needs more calls than its window holds) and whose
+/// retries make one attempt, through the suite's config file.
+fn a_weakened_demo_breaks_its_patterns(dir: &Path) {
+    let config = dir.join("weak-demo.toml");
+    std::fs::write(
+        &config,
+        "[orders.circuit_breaker]\nminimum_number_of_calls = 1000000\n[gateway.resilience.circuit_breaker]\nminimum_number_of_calls = 1000000\n[orders.retry]\nmax_attempts = 1\n[gateway.resilience.retry]\nmax_attempts = 1\n",
+    )
+    .expect("write config");
+    let suite = dir.join("weak.toml");
+    let exp = |f: &str| format!("{ROOT}/chaos/experiments/{f}");
+    std::fs::write(
+        &suite,
+        format!(
+            "title = \"A weakened demo\"\nexperiments = [{:?}, {:?}]\n[system]\nconfig = \"weak-demo.toml\"\n",
+            exp("payments-slow.toml"),
+            exp("inventory-resets.toml")
+        ),
+    )
+    .expect("write suite");
+    let (code, stdout, report) = run(&suite, &dir.join("weak"), &[]);
+    assert_eq!(code, 1, "{stdout}");
+    assert_eq!(report.verdict, RunVerdict::Failed);
+    for (pattern, evidence) in [
+        (Pattern::CircuitBreaker, "orders fail fast while it is open"),
+        (Pattern::Retries, "99 % of orders are still confirmed"),
+    ] {
+        let row = report
+            .patterns
+            .iter()
+            .find(|r| r.pattern == pattern)
+            .unwrap_or_else(|| panic!("no {pattern} row: {stdout}"));
+        assert_eq!(row.verdict, Verdict::Broken, "{pattern}: {stdout}");
+        let failed: Vec<&str> = row
+            .proof
+            .as_ref()
+            .expect("both runs")
+            .experiment
+            .failed_evidence()
+            .map(|o| o.name.as_str())
+            .collect();
+        assert!(
+            failed.contains(&evidence),
+            "{pattern}: the experiment failed on {failed:?}, want {evidence:?}: {stdout}"
+        );
+    }
+}
