@@ -296,8 +296,8 @@ impl Report {
     }
 }
 
-/// Text as XML character data or attribute value.
-pub(crate) fn xml(s: &str) -> String {
+/// Text as XML (or HTML) character data or attribute value.
+pub fn xml(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for c in s.chars() {
         match c {

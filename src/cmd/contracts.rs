@@ -265,23 +265,10 @@ struct VerifyArgs {
 }
 
 pub async fn run(args: ContractsArgs) -> anyhow::Result<ExitCode> {
-    // The Pact verifier sends usage data unless told not to, and a CLI cannot set its own
-    // environment safely once threads run: run again with it set (only `verify` uses it).
     if matches!(args.command, ContractsCommand::Verify(_))
-        && std::env::var("PACT_DO_NOT_TRACK").as_deref() != Ok("true")
+        && let Some(exit) = super::untracked_pact().await?
     {
-        let status = tokio::process::Command::new(std::env::current_exe()?)
-            .args(std::env::args_os().skip(1))
-            .env("PACT_DO_NOT_TRACK", "true")
-            .kill_on_drop(true)
-            .status()
-            .await?;
-        return Ok(ExitCode::from(
-            status
-                .code()
-                .and_then(|c| u8::try_from(c).ok())
-                .unwrap_or(1),
-        ));
+        return Ok(exit);
     }
     match args.command {
         ContractsCommand::Verify(a) => run_verify(a).await,

@@ -58,6 +58,11 @@ impl Cli {
     /// The log filter when RUST_LOG is unset: our INFO lines, and the libraries' too only
     /// with --verbose (the Pact verifier alone prints dozens of INFO lines per provider).
     pub fn default_log_filter(&self) -> &'static str {
+        // `gauntlet run` prints its own progress; the parts it runs in-process (collector,
+        // proxies, verifier) speak up only when something is wrong.
+        if matches!(self.command, Command::Run(_)) && !self.verbose {
+            return "warn,pact_matching=error";
+        }
         if self.verbose {
             "info"
         } else {
@@ -77,6 +82,27 @@ impl Cli {
             Command::Run(args) => run::run(args).await,
         }
     }
+}
+
+/// The Pact verifier sends usage data off the machine unless told not to, and a CLI cannot
+/// set its own environment safely once threads run: unless `PACT_DO_NOT_TRACK=true` is set
+/// already, runs this command again with it set and gives its exit (`None`: it is set, go on).
+pub async fn untracked_pact() -> anyhow::Result<Option<ExitCode>> {
+    if std::env::var("PACT_DO_NOT_TRACK").as_deref() == Ok("true") {
+        return Ok(None);
+    }
+    let status = tokio::process::Command::new(std::env::current_exe()?)
+        .args(std::env::args_os().skip(1))
+        .env("PACT_DO_NOT_TRACK", "true")
+        .kill_on_drop(true)
+        .status()
+        .await?;
+    Ok(Some(ExitCode::from(
+        status
+            .code()
+            .and_then(|c| u8::try_from(c).ok())
+            .unwrap_or(1),
+    )))
 }
 
 /// Resolves on Ctrl-C or SIGTERM.

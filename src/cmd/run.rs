@@ -41,6 +41,12 @@ pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
             return Ok(ExitCode::from(2));
         }
     };
+    if suite.contracts.is_some()
+        && suite.only.is_empty()
+        && let Some(exit) = super::untracked_pact().await?
+    {
+        return Ok(exit);
+    }
     std::fs::create_dir_all(&args.report)
         .with_context(|| format!("cannot create --report {}", args.report.display()))?;
     let opts = RunOptions {

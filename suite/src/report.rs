@@ -277,21 +277,7 @@ pub(crate) fn verdict_word(v: RunVerdict) -> &'static str {
 }
 
 /// Text as XML or HTML character data and attribute values.
-pub(crate) fn esc(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c if (c as u32) < 0x20 && !matches!(c, '\t' | '\n' | '\r') => out.push(' '),
-            c => out.push(c),
-        }
-    }
-    out
-}
+pub(crate) use gauntlet_chaos::report::xml as esc;
 
 #[cfg(test)]
 mod tests {

@@ -1,9 +1,11 @@
-//! Puts the system through the gauntlet, in order: start the bundled demo (with its chaos
-//! proxies and provider states), verify every provider's contracts against it, run the
-//! load, read back the calls it saw against the contracts (drift), then prove each pattern:
-//! its experiment against the system, its control against a second demo started with the
-//! pattern off (one at a time: two demos at once on a small machine would measure each
-//! other). Every system it started is stopped, whatever happens; Ctrl-C ends the current
+//! Puts the system through the gauntlet, in order: verify every provider's contracts against
+//! a demo of their own (provider states write to the services' databases: a product set
+//! out of stock for a contract would still be out of stock for an experiment), start the
+//! system (the bundled demo with its chaos proxies), run the load, prove each pattern (its
+//! experiment against the system, its control against a second demo started with the
+//! pattern off), then read back the calls the run caused against the contracts (drift).
+//! One demo at a time besides the system: several at once on a small machine would measure
+//! each other. Every demo it started is stopped, whatever happens; Ctrl-C ends the current
 //! experiment (its rollbacks run) and the run is reported as aborted.
 
 use std::path::{Path, PathBuf};
@@ -76,30 +78,61 @@ async fn run_parts(
     stop: watch::Receiver<bool>,
     report: &mut SuiteReport,
 ) -> Option<String> {
-    let mut config = suite.config.clone();
-    config.contracts.provider_states |= suite.contracts.is_some();
-    progress("starting the system (the bundled demo, with its chaos proxies)...");
-    let system = match start(opts, "system", config).await {
-        Ok(s) => s,
-        Err(e) => return Some(format!("the system did not start: {e}")),
-    };
-    report.collector = Some(collector_row(&system));
-    if suite.only.is_empty() {
-        whole_system_checks(suite, opts, &system, progress, &stop, report).await;
-    } else {
+    let whole = suite.only.is_empty();
+    if !whole {
         let only: Vec<&str> = suite.only.iter().map(|p| p.name()).collect();
         report.skipped.push(format!(
             "contracts, load and drift (--only {})",
             only.join(", ")
         ));
     }
+    if let Some(c) = suite.contracts.as_ref().filter(|_| whole) {
+        match contracts_demo(suite, opts, c, progress).await {
+            Ok(rows) => report.contracts = rows,
+            Err(why) => return Some(why),
+        }
+    }
+    progress("starting the system (the bundled demo, with its chaos proxies)...");
+    let system = match start(opts, "system", suite.config.clone()).await {
+        Ok(s) => s,
+        Err(e) => return Some(format!("the system did not start: {e}")),
+    };
+    let since = Instant::now();
+    report.collector = Some(collector_row(&system));
+    if whole {
+        for load in &suite.loads {
+            progress(&format!("load {:?}...", load.spec.name));
+            report
+                .load
+                .push(run_load(load, opts, &system, stop.clone()).await);
+        }
+    }
+    let aborted = patterns(suite, opts, &system, progress, &stop, report).await;
+    if let Some(c) = suite.contracts.as_ref().filter(|c| whole && c.drift) {
+        progress("drift: the calls the run caused, against the contracts...");
+        report.drift = Some(drift(c, &system, since.elapsed()).await);
+    }
+    progress("stopping the system...");
+    system.stop().await;
+    aborted
+}
+
+/// Every selected pattern proven in turn; why the run was aborted, if it was.
+async fn patterns(
+    suite: &Suite,
+    opts: &RunOptions,
+    system: &RunningDemo,
+    progress: Progress<'_>,
+    stop: &watch::Receiver<bool>,
+    report: &mut SuiteReport,
+) -> Option<String> {
     let mut aborted = None;
     for (file, exp) in suite.selected() {
         if *stop.borrow() {
             aborted = Some("interrupted (Ctrl-C)".to_string());
             break;
         }
-        let row = prove(suite, opts, file, exp, &system, progress, &stop).await;
+        let row = prove(suite, opts, file, exp, system, progress, stop).await;
         progress(&format!(
             "{}: {}: {}",
             row.pattern,
@@ -114,33 +147,25 @@ async fn run_parts(
             break;
         }
     }
-    progress("stopping the system...");
-    system.stop().await;
     aborted
 }
 
-async fn whole_system_checks(
+/// Every provider verified against a demo started for it, with Pact's provider states.
+async fn contracts_demo(
     suite: &Suite,
     opts: &RunOptions,
-    system: &RunningDemo,
+    c: &Contracts,
     progress: Progress<'_>,
-    stop: &watch::Receiver<bool>,
-    report: &mut SuiteReport,
-) {
-    let since = Instant::now();
-    if let Some(c) = &suite.contracts {
-        report.contracts = verify_contracts(c, system, progress).await;
-    }
-    for load in &suite.loads {
-        progress(&format!("load {:?}...", load.spec.name));
-        report
-            .load
-            .push(run_load(load, opts, system, stop.clone()).await);
-    }
-    if let Some(c) = suite.contracts.as_ref().filter(|c| c.drift) {
-        progress("drift: the calls the run caused, against the contracts...");
-        report.drift = Some(drift(c, system, since.elapsed()).await);
-    }
+) -> Result<Vec<ContractRow>, String> {
+    progress("contracts: starting a demo with provider states...");
+    let mut config = suite.config.clone();
+    config.contracts.provider_states = true;
+    let demo = start(opts, "contracts", config)
+        .await
+        .map_err(|e| format!("the contracts' demo did not start: {e}"))?;
+    let rows = verify_contracts(c, &demo, progress).await;
+    demo.stop().await;
+    Ok(rows)
 }
 
 /// A demo on free ports with its chaos proxies, its data under the report directory.

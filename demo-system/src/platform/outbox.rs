@@ -470,15 +470,9 @@ impl Consumer {
         let mut skipped = 0;
         loop {
             let after = self.cursor().await?;
-            let page: FeedPage = self
-                .client
-                .send(Call::get(format!("/events?after={after}&limit=1000")))
-                .await
-                .map_err(|reason| OutboxError::Feed {
-                    feed: self.feed.clone(),
-                    reason,
-                })?
-                .body;
+            let page = self
+                .page(Call::get(format!("/events?after={after}&limit=1000")))
+                .await?;
             if page.events.is_empty() {
                 return Ok(skipped);
             }
@@ -514,6 +508,19 @@ impl Consumer {
             .await
     }
 
+    /// One page of the feed.
+    async fn page(&self, call: Call) -> Result<FeedPage, OutboxError> {
+        Ok(self
+            .client
+            .send(call)
+            .await
+            .map_err(|reason| OutboxError::Feed {
+                feed: self.feed.clone(),
+                reason,
+            })?
+            .body)
+    }
+
     /// Fetches one page and applies it; returns how many events were new to this consumer.
     /// `apply` runs inside the transaction that records the event as processed, so its
     /// effect and the bookkeeping commit together: a crash repeats the event, never half of it.
@@ -524,15 +531,7 @@ impl Consumer {
             self.wait.as_millis()
         ))
         .timeout(self.wait + Duration::from_secs(5));
-        let page: FeedPage = self
-            .client
-            .send(call)
-            .await
-            .map_err(|reason| OutboxError::Feed {
-                feed: self.feed.clone(),
-                reason,
-            })?
-            .body;
+        let page = self.page(call).await?;
         let mut applied = 0;
         for event in page.events {
             applied += usize::from(self.deliver(apply, event).await?);
