@@ -538,6 +538,14 @@ async fn the_chaos_demo_routes_every_hop_through_a_proxy_named_after_its_edge() 
             "orders_to_inventory_1",
             "orders_to_inventory_2",
             "orders_to_payments",
+            // The registry's health checks of each registered instance.
+            "registry_to_gateway",
+            "registry_to_inventory_1",
+            "registry_to_inventory_2",
+            "registry_to_notifications",
+            "registry_to_order_history",
+            "registry_to_orders",
+            "registry_to_payments",
         ]
     );
     let http = reqwest::Client::new();
@@ -549,7 +557,7 @@ async fn the_chaos_demo_routes_every_hop_through_a_proxy_named_after_its_edge() 
         .json()
         .await
         .expect("proxies");
-    assert_eq!(listed.len(), 9);
+    assert_eq!(listed.len(), 16);
     assert!(listed.values().all(|p| p["enabled"] == true));
     let gateway = common::demo_gateway(&handle.gateway).await;
     let order = PlaceOrder {
@@ -579,6 +587,32 @@ async fn the_chaos_demo_routes_every_hop_through_a_proxy_named_after_its_edge() 
     };
     assert!(bytes("orders_to_payments") > 0, "{metrics}");
     assert!(bytes("gateway_to_orders") > 0, "{metrics}");
+    // The registry's health checks of an instance go through the proxy in front of it (they
+    // run every 2 s).
+    let deadline = Instant::now() + Duration::from_secs(6);
+    loop {
+        let m = http
+            .get(format!("{}/metrics", chaos.api))
+            .send()
+            .await
+            .expect("metrics")
+            .text()
+            .await
+            .expect("text");
+        let checked: u64 = m
+            .lines()
+            .filter(|l| l.contains("proxy=\"registry_to_inventory_2\""))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
+            .sum();
+        if checked > 0 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no health check through its proxy: {m}"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
 
     // A fault on one edge shows in the request: payments answers 400 ms late.
     let toxic = http

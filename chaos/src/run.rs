@@ -91,15 +91,7 @@ pub async fn run(
         mode,
         log: Mutex::new(Vec::new()),
     });
-    if ctx.live {
-        println!("{} (validates {})", exp.title, exp.validates.name());
-        if mode == Mode::Control {
-            println!(
-                "control run: this demo runs without {}; every phase runs, and it proves the pattern only if an evidence probe fails",
-                exp.validates
-            );
-        }
-    }
+    announce(&ctx, exp);
     let was_interrupted = tokio::select! {
         _ = phases(&ctx, exp, markers.as_ref().map(|(m, _)| m)) => false,
         _ = stopped(stop.clone()) => true,
@@ -142,6 +134,20 @@ pub async fn run(
         );
     }
     report
+}
+
+/// The run's first lines, when printing live.
+fn announce(ctx: &Ctx, exp: &Experiment) {
+    if !ctx.live {
+        return;
+    }
+    println!("{} (validates {})", exp.title, exp.validates.name());
+    if ctx.mode == Mode::Control {
+        println!(
+            "control run: this demo runs without {}; every phase runs, and it proves the pattern only if an evidence probe fails",
+            exp.validates
+        );
+    }
 }
 
 /// Steady state before, the method (its start marked), steady state after; in an

@@ -169,14 +169,7 @@ where
         )?))
     };
     let orders_feed = || feed_client("orders", discovery.endpoint(Service::Orders));
-    // Pact's state-change routes, on providers only, only when asked for.
-    let with_states = |app: axum::Router, states_router: axum::Router| {
-        if config.contracts.provider_states {
-            app.merge(states_router)
-        } else {
-            app
-        }
-    };
+    let with_states = |app, states_router| with_provider_states(config, app, states_router);
     match service {
         Service::Registry => {
             let r = Registry::new(config.registry).routed(instance.routes.clone());
@@ -199,14 +192,16 @@ where
             tasks.spawn(serve(listener, app, until_stopped()));
         }
         Service::Orders => {
-            let mut o = Orders::open(
+            let o = Orders::open(
                 &db(service),
                 InventoryClient::new(client(Service::Inventory, &config.orders)?),
                 PaymentsClient::new(client(Service::Payments, &config.orders)?),
             )?;
-            if !config.saga_compensation {
-                o = o.without_compensation();
-            }
+            let o = if config.saga_compensation {
+                o
+            } else {
+                o.without_compensation()
+            };
             publishing(o.outbox(), instance);
             tasks.spawn(resume_sagas(o.clone(), until_stopped()));
             let states_router = provider_states::router(o.clone())
@@ -229,6 +224,19 @@ where
         }
     }
     Ok(())
+}
+
+/// Pact's state-change routes, on providers only, only when asked for.
+fn with_provider_states(
+    config: &DemoConfig,
+    app: axum::Router,
+    states_router: axum::Router,
+) -> axum::Router {
+    if config.contracts.provider_states {
+        app.merge(states_router)
+    } else {
+        app
+    }
 }
 
 /// Finishes what a previous run left, then keeps resuming sagas that wait on a dependency,

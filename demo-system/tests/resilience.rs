@@ -1,7 +1,8 @@
 //! Each resilience pattern against a real HTTP upstream on loopback whose behaviour the
 //! test switches: the breaker opens after its threshold and half-opens after its wait,
 //! retries stop at their budget (and never repeat a non-idempotent call), the bulkhead
-//! rejects the call over its limit, and a hung upstream times out.
+//! rejects the call over its limit (and so keeps a shared connection pool from one slow
+//! upstream), and a hung upstream times out.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
@@ -9,7 +10,8 @@ use std::time::{Duration, Instant};
 
 use gauntlet_demo_system::platform::discovery::{Discovery, DiscoveryConfig, Endpoint};
 use gauntlet_demo_system::platform::resilience::{
-    BreakerConfig, BulkheadConfig, Call, CallError, ResilienceConfig, RetryConfig, Upstream,
+    BreakerConfig, BulkheadConfig, Call, CallError, ConnectionPool, ResilienceConfig, RetryConfig,
+    Upstream,
 };
 use gauntlet_demo_system::registry::{
     self, Registration, Registry, RegistryClient, RegistryConfig,
@@ -273,6 +275,60 @@ async fn a_slow_upstream_times_out() {
     let err = up.call(Call::get("/thing")).await.expect_err("times out");
     assert!(matches!(err, CallError::Timeout { .. }), "{err}");
     assert!(started.elapsed() < Duration::from_millis(350));
+}
+
+/// One connection pool for two upstreams: a slow upstream's calls hold its connections, so
+/// a call to the fast one waits, past its deadline; its bulkhead keeps one connection free.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_upstream_holds_the_pool_unless_its_bulkhead_stops_it() {
+    let (slow, fast) = (fake().await, fake().await);
+    slow.mode.store(SLOW, Ordering::SeqCst);
+    let outcome = |bulkhead: bool| {
+        let (slow_url, fast_url) = (slow.url.clone(), fast.url.clone());
+        async move {
+            let mut c = config();
+            c.bulkhead = BulkheadConfig {
+                enabled: bulkhead,
+                max_concurrent_calls: 1,
+            };
+            let pool = ConnectionPool::new(2);
+            let up = |name: &str, url: &str, timeout_ms: u64| {
+                let mut c = c.clone();
+                c.timeout_ms = timeout_ms;
+                Upstream::pooled(
+                    name,
+                    Endpoint::fixed(url),
+                    reqwest::Client::new(),
+                    &c,
+                    pool.clone(),
+                )
+                .expect("upstream")
+            };
+            // Orders' calls hold their connection the 400 ms the slow upstream takes;
+            // browsing gives up after 150 ms.
+            let (orders, inventory) = (
+                up("orders", &slow_url, 2_000),
+                up("inventory", &fast_url, 150),
+            );
+            let held: Vec<_> = (0..2)
+                .map(|_| {
+                    let o = orders.clone();
+                    tokio::spawn(async move { o.call(Call::get("/thing")).await })
+                })
+                .collect();
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            let browse = inventory.call(Call::get("/thing")).await;
+            for h in held {
+                let _ = h.await;
+            }
+            browse
+        }
+    };
+    let err = outcome(false).await.expect_err("waits for a connection");
+    assert!(matches!(err, CallError::Timeout { .. }), "{err}");
+    outcome(true)
+        .await
+        .expect("the bulkhead left a connection free");
 }
 
 /// Two registered instances of one service, found through a real registry.

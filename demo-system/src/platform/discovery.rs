@@ -271,4 +271,18 @@ mod tests {
         let back = picks(&d, 2).await;
         assert!(back.contains(&"http://a".to_string()), "{back:?}");
     }
+
+    /// `--disable load-balancing`: every call to the first instance, until it is ejected.
+    #[tokio::test(start_paused = true)]
+    async fn without_load_balancing_every_call_goes_to_the_first_instance() {
+        let config = DiscoveryConfig {
+            ttl_ms: 3_600_000,
+            eject_ms: 5_000,
+            load_balancing: false,
+        };
+        let d = with_inventory(&["http://a", "http://b"], config);
+        assert_eq!(picks(&d, 3).await, ["http://a"; 3]);
+        d.eject("http://a");
+        assert_eq!(picks(&d, 2).await, ["http://b"; 2]);
+    }
 }
