@@ -11,8 +11,8 @@ use gauntlet_suite::{RunOptions, Suite};
 
 #[derive(Debug, Args)]
 #[command(after_help = "Examples:
-  gauntlet run                                   # gauntlet.toml here: the whole demo suite (~12 min)
-  gauntlet run --only circuit-breaker            # one pattern, its experiment and control (~1 min)
+  gauntlet run                                   # gauntlet.toml here: the whole demo suite (~9 min)
+  gauntlet run --only circuit-breaker            # one pattern and its control (~1.5 min)
   gauntlet run gauntlet.toml --report out --junit gauntlet.xml   # in CI
 
 Exit 0 only when every pattern held and was proven (its control failed on evidence), every
