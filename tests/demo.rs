@@ -578,13 +578,7 @@ async fn the_chaos_demo_routes_every_hop_through_a_proxy_named_after_its_edge() 
         .text()
         .await
         .expect("text");
-    let bytes = |proxy: &str| -> u64 {
-        metrics
-            .lines()
-            .filter(|l| l.contains(&format!("proxy=\"{proxy}\"")))
-            .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
-            .sum()
-    };
+    let bytes = |proxy: &str| proxy_bytes(&metrics, proxy);
     assert!(bytes("orders_to_payments") > 0, "{metrics}");
     assert!(bytes("gateway_to_orders") > 0, "{metrics}");
     // The registry's health checks of an instance go through the proxy in front of it (they
@@ -599,12 +593,7 @@ async fn the_chaos_demo_routes_every_hop_through_a_proxy_named_after_its_edge() 
             .text()
             .await
             .expect("text");
-        let checked: u64 = m
-            .lines()
-            .filter(|l| l.contains("proxy=\"registry_to_inventory_2\""))
-            .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
-            .sum();
-        if checked > 0 {
+        if proxy_bytes(&m, "registry_to_inventory_2") > 0 {
             break;
         }
         assert!(
@@ -666,4 +655,13 @@ async fn the_chaos_demo_routes_every_hop_through_a_proxy_named_after_its_edge() 
         !handle_path.exists(),
         "a stopped demo leaves no handle behind"
     );
+}
+
+/// Bytes a proxy relayed, from the chaos API's Prometheus text.
+fn proxy_bytes(metrics: &str, proxy: &str) -> u64 {
+    metrics
+        .lines()
+        .filter(|l| l.contains(&format!("proxy=\"{proxy}\"")))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
+        .sum()
 }
