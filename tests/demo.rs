@@ -570,14 +570,7 @@ async fn the_chaos_demo_routes_every_hop_through_a_proxy_named_after_its_edge() 
     let placed = gateway.place_order(&order, None).await.expect("order");
     assert_eq!(placed.body.status, OrderStatus::Confirmed);
     // The saga's calls went through the proxies (bytes counted there).
-    let metrics = http
-        .get(format!("{}/metrics", chaos.api))
-        .send()
-        .await
-        .expect("metrics")
-        .text()
-        .await
-        .expect("text");
+    let metrics = chaos_metrics(&http, &chaos.api).await;
     let bytes = |proxy: &str| proxy_bytes(&metrics, proxy);
     assert!(bytes("orders_to_payments") > 0, "{metrics}");
     assert!(bytes("gateway_to_orders") > 0, "{metrics}");
@@ -585,14 +578,7 @@ async fn the_chaos_demo_routes_every_hop_through_a_proxy_named_after_its_edge() 
     // run every 2 s).
     let deadline = Instant::now() + Duration::from_secs(6);
     loop {
-        let m = http
-            .get(format!("{}/metrics", chaos.api))
-            .send()
-            .await
-            .expect("metrics")
-            .text()
-            .await
-            .expect("text");
+        let m = chaos_metrics(&http, &chaos.api).await;
         if proxy_bytes(&m, "registry_to_inventory_2") > 0 {
             break;
         }
@@ -655,6 +641,17 @@ async fn the_chaos_demo_routes_every_hop_through_a_proxy_named_after_its_edge() 
         !handle_path.exists(),
         "a stopped demo leaves no handle behind"
     );
+}
+
+/// The chaos API's Prometheus text.
+async fn chaos_metrics(http: &reqwest::Client, api: &str) -> String {
+    http.get(format!("{api}/metrics"))
+        .send()
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("text")
 }
 
 /// Bytes a proxy relayed, from the chaos API's Prometheus text.
