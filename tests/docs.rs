@@ -115,9 +115,14 @@ fn all_examples() -> Vec<Example> {
 /// Runs one example with bash (`-euo pipefail`) from the repository's root, with the
 /// binary under test first on `PATH` and the documented addresses replaced.
 async fn run(example: &Example, addresses: &[(String, String)]) {
+    // In two steps: a real address may begin with another documented one (a collector's
+    // OTLP port 43171 begins with 4317), which one pass of replacements would rewrite again.
     let mut script = example.script.clone();
-    for (documented, real) in addresses {
-        script = script.replace(documented.as_str(), real);
+    for (i, (documented, _)) in addresses.iter().enumerate() {
+        script = script.replace(documented.as_str(), &format!("\u{1}{i}\u{1}"));
+    }
+    for (i, (_, real)) in addresses.iter().enumerate() {
+        script = script.replace(&format!("\u{1}{i}\u{1}"), real);
     }
     let bin_dir = Path::new(common::BIN)
         .parent()

@@ -44,6 +44,7 @@ fn run(suite: &Path, dir: &Path, extra: &[&str]) -> (i32, String, SuiteReport) {
 fn the_suite_proves_a_pattern_and_a_weakened_demo_fails_it() {
     let dir = tempfile::tempdir().expect("tempdir");
     a_bad_suite_starts_nothing(dir.path());
+    trace_assertions_judge_a_load_run(dir.path());
     one_pattern_is_held_and_proven(dir.path());
     a_weakened_demo_breaks_its_patterns(dir.path());
 }
@@ -134,6 +135,99 @@ fn screenshot(page: &Path) {
         std::fs::metadata(&png).is_ok_and(|m| m.len() > 10_000),
         "no screenshot: {}",
         String::from_utf8_lossy(&status.stderr)
+    );
+}
+
+/// A suite of one short load run and three assertion files: the demo's invariants hold on
+/// their trigger's order and on every correlation of the load run; a spec the demo breaks
+/// ("payments is never called") fails the run, named in the report.
+fn trace_assertions_judge_a_load_run(dir: &Path) {
+    let broken = dir.join("never-pays.toml");
+    std::fs::write(
+        &broken,
+        "title = \"Orders never reach payments\"\n[[spec]]\nname = \"payments is never called\"\nwhen = 'span[service.name=\"orders\" name=\"POST /orders\"]'\nselector = 'span[service.name=\"payments\" kind=\"server\"]'\nassert = [\"count = 0\"]\n",
+    )
+    .expect("write");
+    let suite = dir.join("asserts.toml");
+    let orders = format!("{ROOT}/demo-system/assertions/orders.toml");
+    std::fs::write(
+        &suite,
+        format!(
+            "title = \"Assertions\"\n[[load]]\nname = \"shoppers\"\nscenario = \"{ROOT}/loadgen/scenarios/demo.toml\"\nduration = \"3s\"\n\
+             [[assert]]\nfile = {orders:?}\n[[assert]]\nfile = {orders:?}\nload = \"shoppers\"\n\
+             [[assert]]\nfile = {:?}\nload = \"shoppers\"\n",
+            broken.display().to_string()
+        ),
+    )
+    .expect("write suite");
+    let (code, stdout, report) = run(&suite, &dir.join("asserts"), &[]);
+    assert_eq!(code, 1, "{stdout}");
+    assert_eq!(report.verdict, RunVerdict::Failed, "{stdout}");
+    let [trigger, window, never] = report.assertions.as_slice() else {
+        panic!("three assertion rows: {stdout}");
+    };
+    assert!(trigger.passed && window.passed, "{stdout}");
+    let sets = |row: &gauntlet_suite::report::AssertRow| row.report.as_ref().map_or(0, |r| r.sets);
+    assert_eq!(sets(trigger), 1, "{stdout}");
+    assert!(
+        sets(window) > 10,
+        "every correlation of the load run: {stdout}"
+    );
+    assert!(!never.passed, "{stdout}");
+    let spec = &never.report.as_ref().expect("judged").specs[0];
+    assert_eq!(spec.failures[0].assertion, "count = 0", "{stdout}");
+    assert_eq!(spec.failures[0].actual, "1", "{stdout}");
+    assert!(
+        report.reason.contains("never-pays.toml did not hold"),
+        "{}",
+        report.reason
+    );
+    let html = std::fs::read_to_string(dir.join("asserts/index.html")).expect("index.html");
+    assert!(
+        html.contains("payments is never called"),
+        "the report shows the spec"
+    );
+    the_system_keeps_the_runs_markers(&dir.join("asserts/system/collector"), &report);
+}
+
+/// The system's collector, opened again as the report says: its markers hold the suite's
+/// run with its verdict, and the load run it made.
+fn the_system_keeps_the_runs_markers(data: &Path, report: &SuiteReport) {
+    use gauntlet_collector::{Collector, Config};
+    use gauntlet_query_api::client::QueryClient;
+    use gauntlet_query_api::markers::{MarkerKind, RUN_STOP, RUN_VERDICT_KEY};
+    use gauntlet_query_api::params::MarkersQuery;
+    let markers = common::runtime().block_on(async {
+        let c = Collector::start(Config::ephemeral(data))
+            .await
+            .expect("collector");
+        let client = QueryClient::new(
+            &format!("http://{}", c.addrs.http),
+            None,
+            std::time::Duration::from_secs(10),
+        );
+        let m = client
+            .markers(&MarkersQuery::default())
+            .await
+            .expect("markers");
+        c.shutdown().await;
+        m
+    });
+    let stop = markers
+        .iter()
+        .find(|m| m.kind == MarkerKind::Run && m.name == RUN_STOP)
+        .unwrap_or_else(|| panic!("no run.stop marker: {markers:?}"));
+    assert_eq!(stop.run_id.as_deref(), Some(report.run_id.as_str()));
+    assert!(stop.failed, "the run failed");
+    assert_eq!(
+        stop.attributes
+            .get(RUN_VERDICT_KEY)
+            .and_then(|v| v.as_str()),
+        Some("failed")
+    );
+    assert!(
+        markers.iter().any(|m| m.kind == MarkerKind::Load),
+        "the load run's markers: {markers:?}"
     );
 }
 

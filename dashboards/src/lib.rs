@@ -47,6 +47,7 @@ pub const PAGES: &[&str] = &[
     "/correlation/{id}",
     "/map",
     "/red",
+    "/runs",
 ];
 
 /// Where a page of the UI is, for links printed by the CLI.
@@ -64,6 +65,18 @@ pub mod links {
     }
     pub fn search(base: &str) -> String {
         format!("{base}/search")
+    }
+    /// A service's rate, errors and duration over a fixed window (microseconds since the
+    /// epoch), as the runs page links a run's window.
+    pub fn red_window(base: &str, service: &str, start_us: i64, end_us: i64) -> String {
+        format!(
+            "{base}/red?service={}&start={start_us}&end={end_us}",
+            encode(service)
+        )
+    }
+    /// Every load run, experiment and suite the collector holds markers of.
+    pub fn runs(base: &str) -> String {
+        format!("{base}/runs")
     }
 
     /// Percent-encodes all but unreserved characters (RFC 3986), for a path segment.
@@ -188,6 +201,7 @@ mod tests {
             "/correlation/a%20b",
             "/map",
             "/red",
+            "/runs",
             "/logs",
         ] {
             let r = get(path, None).await;

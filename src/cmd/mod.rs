@@ -1,5 +1,6 @@
 //! The subcommands and their flags.
 
+mod assert;
 mod chaos;
 mod collector;
 mod contracts;
@@ -45,6 +46,9 @@ enum Command {
     /// Put a system through the whole gauntlet (contracts, load, every pattern's experiment
     /// and control) from a suite file, and answer with one verdict and one report.
     Run(run::RunArgs),
+    /// Check trace-based assertions (Tracetest's selectors) on the traces a request, a
+    /// correlation ID or a load run left in the collector.
+    Assert(assert::AssertArgs),
     /// Run one demo service instance (the demo's supervisor starts these).
     #[command(hide = true)]
     DemoService(demo::ServiceArgs),
@@ -80,6 +84,7 @@ impl Cli {
             Command::Chaos(args) => chaos::run(args).await,
             Command::Contracts(args) => contracts::run(args).await,
             Command::Run(args) => run::run(args).await,
+            Command::Assert(args) => assert::run(args).await,
         }
     }
 }

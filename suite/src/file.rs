@@ -11,6 +11,8 @@ use gauntlet_chaos::{Experiment, Pattern};
 use gauntlet_contracts::PactFile;
 use gauntlet_demo_system::config::DemoConfig;
 use gauntlet_loadgen::scenario::{Plan, ScenarioFile};
+
+use crate::assertions::Assertions;
 use serde::Deserialize;
 
 /// `gauntlet.toml`.
@@ -26,6 +28,26 @@ struct SuiteFile {
     /// Experiment files; each validates one pattern, proven against a control system.
     #[serde(default)]
     experiments: Vec<PathBuf>,
+    /// Trace-based assertion files, checked after the load runs.
+    #[serde(default, rename = "assert")]
+    asserts: Vec<AssertSpec>,
+}
+
+/// `[[assert]]`: an assertion file, on the trace sets its trigger request makes, or on every
+/// set of a load run's window.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AssertSpec {
+    pub file: PathBuf,
+    /// A `[[load]]` of the suite, by name: its window's trace sets instead of the trigger's.
+    pub load: Option<String>,
+}
+
+/// An assertion file of a checked suite.
+#[derive(Debug, Clone)]
+pub struct AssertRun {
+    pub spec: AssertSpec,
+    pub assertions: Assertions,
 }
 
 /// The system put through the gauntlet: the bundled demo, started with its chaos proxies.
@@ -92,6 +114,7 @@ pub struct Suite {
     pub loads: Vec<Load>,
     /// Each experiment's file (as written in the suite) and its checked contents.
     pub experiments: Vec<(PathBuf, Experiment)>,
+    pub asserts: Vec<AssertRun>,
     /// `--only`: just these patterns' experiments (contracts and load skipped).
     pub only: Vec<Pattern>,
 }
@@ -122,6 +145,12 @@ impl Suite {
             Some(c) => DemoConfig::load(&dir.join(c)).map_err(|e| invalid(e.to_string()))?,
             None => DemoConfig::default(),
         };
+        let asserts = file
+            .asserts
+            .into_iter()
+            .map(|a| assert_run(&dir, a, &file.load))
+            .collect::<Result<_, _>>()
+            .map_err(invalid)?;
         let suite = Suite {
             title: file.title,
             path: path.to_path_buf(),
@@ -138,6 +167,7 @@ impl Suite {
                 .collect::<Result<_, _>>()
                 .map_err(invalid)?,
             experiments: experiments(&dir, &file.experiments).map_err(invalid)?,
+            asserts,
             only: only.to_vec(),
         };
         suite.check_only().map_err(invalid)?;
@@ -145,8 +175,15 @@ impl Suite {
     }
 
     fn check_only(&self) -> Result<(), String> {
-        if self.experiments.is_empty() && self.loads.is_empty() && self.contracts.is_none() {
-            return Err("it names no experiments, load runs or contracts: nothing to run".into());
+        if self.experiments.is_empty()
+            && self.loads.is_empty()
+            && self.contracts.is_none()
+            && self.asserts.is_empty()
+        {
+            return Err(
+                "it names no experiments, load runs, assertions or contracts: nothing to run"
+                    .into(),
+            );
         }
         let mut seen = Vec::new();
         for (path, e) in &self.experiments {
@@ -239,6 +276,27 @@ impl Load {
     }
 }
 
+fn assert_run(dir: &Path, spec: AssertSpec, loads: &[LoadSpec]) -> Result<AssertRun, String> {
+    let assertions = Assertions::load(&dir.join(&spec.file)).map_err(|e| e.to_string())?;
+    let what = format!("assert {}", spec.file.display());
+    match &spec.load {
+        Some(name) if !loads.iter().any(|l| &l.name == name) => {
+            let names: Vec<&str> = loads.iter().map(|l| l.name.as_str()).collect();
+            return Err(format!(
+                "{what}: load = {name:?} names no [[load]] of the suite (it has: {})",
+                names.join(", ")
+            ));
+        }
+        None if assertions.trigger.is_none() => {
+            return Err(format!(
+                "{what}: the file has no [trigger]: give it one, or name a load run (load = \"...\") whose traces it checks"
+            ));
+        }
+        _ => {}
+    }
+    Ok(AssertRun { spec, assertions })
+}
+
 fn experiments(dir: &Path, files: &[PathBuf]) -> Result<Vec<(PathBuf, Experiment)>, String> {
     files
         .iter()
@@ -294,6 +352,14 @@ mod tests {
                 "contracts.pacts no/such/dir",
             ),
             ("title = \"t\"\n[system\n", "line 2"),
+            (
+                "title = \"t\"\n[[assert]]\nfile = \"demo-system/assertions/orders.toml\"\nload = \"nope\"\n",
+                "load = \"nope\" names no [[load]]",
+            ),
+            (
+                "title = \"t\"\n[[assert]]\nfile = \"demo-system/assertions/nope.toml\"\n",
+                "assertions/nope.toml: No such file",
+            ),
         ];
         for (text, want) in cases {
             let err = suite_at(text, &[]).expect_err(text);

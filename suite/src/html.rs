@@ -8,7 +8,20 @@ use std::fmt::Write as _;
 use gauntlet_chaos::proof::{Proof, Row, Verdict};
 use gauntlet_chaos::report::Outcome;
 
+use gauntlet_dashboards::links;
+
 use crate::report::{SuiteReport, esc, verdict_word};
+
+/// A run's window on the RED page of the gateway, with a few seconds each side.
+fn red_link(ui: &str, start_ms: u64, end_ms: u64) -> String {
+    let margin_us = 5_000_000;
+    links::red_window(
+        ui,
+        "gateway",
+        (start_ms as i64) * 1000 - margin_us,
+        (end_ms as i64) * 1000 + margin_us,
+    )
+}
 
 const STYLE: &str = "body{font:14px/1.45 system-ui,sans-serif;margin:2rem auto;max-width:1100px;color:#1d232b;padding:0 1rem}
 h1{font-size:1.5rem;margin:0 0 .3rem}h2{font-size:1.1rem;margin:2rem 0 .5rem}
@@ -39,15 +52,18 @@ pub fn render(r: &SuiteReport) -> String {
     patterns(&mut h, r);
     contracts(&mut h, r);
     load(&mut h, r);
+    assertions(&mut h, r);
     drift(&mut h, r);
     if let Some(c) = &r.collector {
         let _ = write!(
             h,
-            "<h2>Traces</h2><p>The system's telemetry stays in <code>{}</code>. <code>{}</code> serves it again at <a href=\"{}\">{}</a>, where the links above open.</p>",
+            "<h2>Traces</h2><p>The system's telemetry stays in <code>{}</code>. <code>{}</code> serves it again at <a href=\"{}\">{}</a>, where the links above open; its <a href=\"{}\">runs page</a> lists this run (<code>{}</code>) with its load runs and experiments.</p>",
             esc(&c.data_dir),
             esc(&c.reopen),
             esc(&c.ui),
-            esc(&c.ui)
+            esc(&c.ui),
+            esc(&links::runs(&c.ui)),
+            esc(&r.run_id)
         );
     }
     for s in &r.skipped {
@@ -98,6 +114,13 @@ fn verdict_class(v: Verdict) -> &'static str {
 
 fn proof_table(h: &mut String, proof: &Proof, ui: &str) {
     let _ = write!(h, "<p>{}", esc(&proof.title));
+    let e = &proof.experiment;
+    let end_ms = e.started_unix_ms + (e.elapsed_s * 1000.0) as u64;
+    let _ = write!(
+        h,
+        " · <a href=\"{}\">the experiment's window on RED</a>",
+        esc(&red_link(ui, e.started_unix_ms, end_ms))
+    );
     // The control ran on a system of its own, whose traces stay in its own data directory.
     if let Some(trace) = &proof.experiment.marker_trace {
         let _ = write!(
@@ -178,12 +201,20 @@ fn load(h: &mut String, r: &SuiteReport) {
     if r.load.is_empty() {
         return;
     }
+    let ui = r.collector.as_ref().map(|c| c.ui.as_str()).unwrap_or("");
     h.push_str("<h2>Load</h2><table><tr><th>run</th><th>requests</th><th>p50 / p99</th><th>thresholds</th></tr>");
     for l in &r.load {
-        let name = match &l.html {
+        let mut name = match &l.html {
             Some(page) => format!("<a href=\"{}\">{}</a>", esc(page), esc(&l.name)),
             None => esc(&l.name),
         };
+        if l.start_unix_ms > 0 {
+            let _ = write!(
+                name,
+                " · <a href=\"{}\">RED</a>",
+                esc(&red_link(ui, l.start_unix_ms, l.end_unix_ms))
+            );
+        }
         let thresholds: Vec<String> = l
             .thresholds
             .iter()
@@ -209,6 +240,78 @@ fn load(h: &mut String, r: &SuiteReport) {
         );
     }
     h.push_str("</table>");
+}
+
+fn assertions(h: &mut String, r: &SuiteReport) {
+    if r.assertions.is_empty() {
+        return;
+    }
+    let ui = r.collector.as_ref().map(|c| c.ui.as_str()).unwrap_or("");
+    h.push_str("<h2>Trace assertions</h2>");
+    for a in &r.assertions {
+        let (class, word) = if a.passed {
+            ("ok", "held")
+        } else {
+            ("FAIL", "failed")
+        };
+        let scope = a
+            .load
+            .as_ref()
+            .map_or("its trigger's trace set".to_string(), |l| {
+                format!("every trace set of load {l:?}")
+            });
+        let _ = write!(
+            h,
+            "<details{}><summary><b>{}</b> <span class=\"verdict {class}\">{word}</span> on {}</summary>",
+            if a.passed { "" } else { " open" },
+            esc(&a.file),
+            esc(&scope)
+        );
+        if let Some(e) = &a.error {
+            let _ = write!(h, "<p class=\"FAIL\">{}</p>", esc(e));
+        }
+        if let Some(report) = &a.report {
+            let _ = write!(h, "<p class=\"muted\">{}</p>", esc(&report.trigger));
+            h.push_str("<table><tr><th>spec</th><th>sets passed</th><th>failures</th></tr>");
+            for spec in &report.specs {
+                let (class, word) = if spec.passed {
+                    ("ok", "ok")
+                } else {
+                    ("FAIL", "FAIL")
+                };
+                let failures: Vec<String> = spec
+                    .failures
+                    .iter()
+                    .map(|f| {
+                        let at = f.span.as_ref().map_or(String::new(), |s| {
+                            format!(
+                                " on <a href=\"{}/trace/{}\">{} {}</a>",
+                                esc(ui),
+                                esc(&s.trace_id),
+                                esc(&s.service),
+                                esc(&s.name)
+                            )
+                        });
+                        format!(
+                            "<code>{}</code> was {}{at} ({})",
+                            esc(&f.assertion),
+                            esc(&f.actual),
+                            esc(&f.set)
+                        )
+                    })
+                    .collect();
+                let _ = write!(
+                    h,
+                    "<tr><td><span class=\"verdict {class}\">{word}</span> {}</td><td>{}</td><td>{}</td></tr>",
+                    esc(&spec.name),
+                    esc(&spec.tally()),
+                    failures.join("<br>")
+                );
+            }
+            h.push_str("</table>");
+        }
+        h.push_str("</details>");
+    }
 }
 
 fn drift(h: &mut String, r: &SuiteReport) {

@@ -9,7 +9,9 @@
 //! - [`run`]: the order of things, and the systems it starts and always stops.
 //! - [`report`]: the one report type (JSON schema `gauntlet.run.report/v1`), its verdict,
 //!   terminal lines and JUnit; [`html`]: the self-contained page.
+//! - [`assertions`]: trace-based assertions (`gauntlet assert`, a suite's `[[assert]]`).
 
+pub mod assertions;
 pub mod file;
 pub mod html;
 pub mod report;

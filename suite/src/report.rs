@@ -10,6 +10,8 @@ use gauntlet_chaos::proof::{Proof, Verdict};
 use gauntlet_loadgen::threshold::Verdict as Threshold;
 use serde::{Deserialize, Serialize};
 
+use crate::assertions::AssertReport;
+
 /// The report's schema name, bumped on incompatible change.
 pub const SCHEMA: &str = "gauntlet.run.report/v1";
 
@@ -71,6 +73,68 @@ pub struct LoadRow {
     pub html: Option<String>,
     /// Why it could not run, if it could not.
     pub error: Option<String>,
+    /// When it ran, milliseconds since the epoch (0 when it did not).
+    #[serde(default)]
+    pub start_unix_ms: u64,
+    #[serde(default)]
+    pub end_unix_ms: u64,
+}
+
+/// One assertion file, judged on the system.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AssertRow {
+    /// The file, as the suite names it.
+    pub file: String,
+    /// The load run whose window it checked; none: its trigger request's trace set.
+    pub load: Option<String>,
+    pub passed: bool,
+    pub report: Option<AssertReport>,
+    /// Why it could not be checked, if it could not.
+    pub error: Option<String>,
+}
+
+impl AssertRow {
+    /// `held (5 of 5 specs)`, `FAILED (4 of 5 specs): ...`, or why it could not run.
+    pub fn summary(&self) -> String {
+        match (&self.report, &self.error) {
+            (_, Some(e)) => format!("FAILED: {e}"),
+            (Some(r), None) => {
+                let held = r.specs.iter().filter(|s| s.passed).count();
+                let failed: Vec<&str> = r
+                    .specs
+                    .iter()
+                    .filter(|s| !s.passed)
+                    .map(|s| s.name.as_str())
+                    .collect();
+                if failed.is_empty() {
+                    format!("held ({held} of {} specs, {} sets)", r.specs.len(), r.sets)
+                } else {
+                    format!(
+                        "FAILED ({held} of {} specs): {}",
+                        r.specs.len(),
+                        failed.join("; ")
+                    )
+                }
+            }
+            (None, None) => "not run".into(),
+        }
+    }
+
+    /// A JUnit case per spec (one for the file when it could not run).
+    fn junit_cases(&self) -> Vec<(&'static str, String, Option<String>)> {
+        match (&self.report, &self.error) {
+            (Some(r), None) => r
+                .specs
+                .iter()
+                .map(|s| {
+                    let failure = (!s.passed)
+                        .then(|| format!("{}\n{}", s.tally(), s.failure_lines().join("\n")));
+                    ("assertions", format!("{}: {}", self.file, s.name), failure)
+                })
+                .collect(),
+            _ => vec![("assertions", self.file.clone(), Some(self.summary()))],
+        }
+    }
 }
 
 /// Contracts against the calls the run caused: reported, not judged (the demo's own
@@ -102,6 +166,9 @@ pub struct SuiteReport {
     pub schema: String,
     pub title: String,
     pub suite: String,
+    /// The run's ID on its markers (`gauntlet.run_id`), as the collector's runs page lists it.
+    #[serde(default)]
+    pub run_id: String,
     pub verdict: RunVerdict,
     /// Why, in one sentence.
     pub reason: String,
@@ -110,6 +177,8 @@ pub struct SuiteReport {
     pub patterns: Vec<PatternRow>,
     pub contracts: Vec<ContractRow>,
     pub load: Vec<LoadRow>,
+    #[serde(default)]
+    pub assertions: Vec<AssertRow>,
     pub drift: Option<DriftRow>,
     /// Parts not run, and why (`--only`).
     pub skipped: Vec<String>,
@@ -131,6 +200,9 @@ impl SuiteReport {
         for l in self.load.iter().filter(|l| !l.passed) {
             failed.push(format!("load {:?} breached a threshold", l.name));
         }
+        for a in self.assertions.iter().filter(|a| !a.passed) {
+            failed.push(format!("assertions {} did not hold", a.file));
+        }
         (self.verdict, self.reason) = match (aborted, failed.is_empty()) {
             (Some(why), _) => (RunVerdict::Aborted, why),
             (None, true) => {
@@ -146,6 +218,9 @@ impl SuiteReport {
                 }
                 if !self.load.is_empty() {
                     held.push("every load threshold held".into());
+                }
+                if !self.assertions.is_empty() {
+                    held.push("every trace assertion held".into());
                 }
                 (RunVerdict::Passed, held.join(", "))
             }
@@ -183,6 +258,9 @@ impl SuiteReport {
                 l.requests,
                 l.p99_ms
             );
+        }
+        for a in &self.assertions {
+            let _ = writeln!(out, "  assert {:<15} {}", a.file, a.summary());
         }
         for s in &self.skipped {
             let _ = writeln!(out, "  skipped: {s}");
@@ -226,6 +304,7 @@ impl SuiteReport {
                 let failure = (!l.passed).then(|| l.error.clone().unwrap_or(breached.join("\n")));
                 ("load", l.name.clone(), failure)
             }))
+            .chain(self.assertions.iter().flat_map(AssertRow::junit_cases))
             .collect();
         let failures = cases.iter().filter(|c| c.2.is_some()).count();
         let _ = writeln!(
@@ -234,7 +313,7 @@ impl SuiteReport {
             cases.len(),
             self.elapsed_s
         );
-        for part in ["patterns", "contracts", "load"] {
+        for part in ["patterns", "contracts", "load", "assertions"] {
             let mine: Vec<_> = cases.iter().filter(|c| c.0 == part).collect();
             if mine.is_empty() {
                 continue;
@@ -288,6 +367,7 @@ mod tests {
             schema: SCHEMA.into(),
             title: "t".into(),
             suite: "gauntlet.toml".into(),
+            run_id: "suite-1".into(),
             verdict: RunVerdict::Passed,
             reason: String::new(),
             started_unix_ms: 0,
@@ -306,6 +386,7 @@ mod tests {
                 failures: vec![],
             }],
             load: vec![],
+            assertions: vec![],
             drift: None,
             skipped: vec![],
             collector: None,

@@ -17,12 +17,16 @@ use gauntlet_chaos::{Experiment, Pattern, RunOptions as ChaosOptions};
 use gauntlet_contracts::VerifyConfig;
 use gauntlet_demo_launch::{LaunchOptions, Ports, RunningDemo};
 use gauntlet_demo_system::config::DemoConfig;
+use gauntlet_loadgen::otlp::Exporter;
 use gauntlet_loadgen::{Options as LoadOptions, ProgressMode};
+use gauntlet_query_api::markers;
 use tokio::sync::watch;
 
-use crate::file::{Contracts, Load, Suite};
+use crate::assertions::{self, Target};
+use crate::file::{AssertRun, Contracts, Load, Suite};
 use crate::report::{
-    CollectorRow, ContractRow, DriftRow, LoadRow, PatternRow, SCHEMA, SuiteReport,
+    AssertRow, CollectorRow, ContractRow, DriftRow, LoadRow, PatternRow, RunVerdict, SCHEMA,
+    SuiteReport,
 };
 
 /// How to run a suite.
@@ -53,6 +57,7 @@ pub async fn run(
         schema: SCHEMA.into(),
         title: suite.title.clone(),
         suite: suite.path.display().to_string(),
+        run_id: format!("suite-{:016x}", fastrand::u64(..)),
         verdict: crate::report::RunVerdict::Aborted,
         reason: String::new(),
         started_unix_ms,
@@ -60,6 +65,7 @@ pub async fn run(
         patterns: Vec::new(),
         contracts: Vec::new(),
         load: Vec::new(),
+        assertions: Vec::new(),
         drift: None,
         skipped: Vec::new(),
         collector: None,
@@ -99,6 +105,7 @@ async fn run_parts(
     };
     let since = Instant::now();
     report.collector = Some(collector_row(&system));
+    let markers = RunMarkers::start(&system, suite, &report.run_id).await;
     if whole {
         for load in &suite.loads {
             progress(&format!("load {:?}...", load.spec.name));
@@ -107,14 +114,87 @@ async fn run_parts(
                 .push(run_load(load, opts, &system, stop.clone()).await);
         }
     }
+    if whole {
+        for a in &suite.asserts {
+            progress(&format!("assert {}...", a.spec.file.display()));
+            let row = check_assertions(a, &system, &report.load).await;
+            progress(&format!("assert {}: {}", row.file, row.summary()));
+            report.assertions.push(row);
+        }
+    }
     let aborted = patterns(suite, opts, &system, progress, &stop, report).await;
     if let Some(c) = suite.contracts.as_ref().filter(|c| whole && c.drift) {
         progress("drift: the calls the run caused, against the contracts...");
         report.drift = Some(drift(c, &system, since.elapsed()).await);
     }
+    // The verdict as it stands before the system stops, on the system's own collector.
+    let mut so_far = report.clone();
+    so_far.judge(aborted.clone());
+    markers.stop(&so_far).await;
     progress("stopping the system...");
     system.stop().await;
     aborted
+}
+
+/// The suite's start and stop (with its verdict) as markers on the system's collector, so
+/// its UI lists the run beside the load runs and experiments it made.
+struct RunMarkers {
+    exporter: Exporter,
+    task: tokio::task::JoinHandle<()>,
+    started: SystemTime,
+    title: String,
+}
+
+impl RunMarkers {
+    async fn start(system: &RunningDemo, suite: &Suite, run_id: &str) -> Self {
+        let (exporter, task) = Exporter::start(
+            &system.handle.collector.otlp_http,
+            markers::RUN_SERVICE,
+            run_id,
+            0.0,
+        );
+        let started = SystemTime::now();
+        let title = suite.title.clone();
+        exporter
+            .marker(
+                markers::RUN_START,
+                started,
+                started,
+                vec![("gauntlet.suite".into(), title.clone())],
+                false,
+            )
+            .await;
+        Self {
+            exporter,
+            task,
+            started,
+            title,
+        }
+    }
+
+    async fn stop(self, report: &SuiteReport) {
+        let verdict = match report.verdict {
+            RunVerdict::Passed => "passed",
+            RunVerdict::Failed => "failed",
+            RunVerdict::Aborted => "aborted",
+        };
+        self.exporter
+            .marker(
+                markers::RUN_STOP,
+                self.started,
+                SystemTime::now(),
+                vec![
+                    ("gauntlet.suite".into(), self.title),
+                    (markers::RUN_VERDICT_KEY.into(), verdict.into()),
+                    ("gauntlet.reason".into(), report.reason.clone()),
+                ],
+                report.verdict != RunVerdict::Passed,
+            )
+            .await;
+        // The sender flushes what it holds once every handle is gone.
+        drop(self.exporter);
+        let _ = self.task.await;
+    }
 }
 
 /// Every selected pattern proven in turn; why the run was aborted, if it was.
@@ -276,6 +356,8 @@ async fn run_load(
         thresholds: Vec::new(),
         html: None,
         error: Some(error),
+        start_unix_ms: 0,
+        end_unix_ms: 0,
     };
     let run_id = format!("run-{:08x}", fastrand::u32(..));
     let plan = match load.plan(&system.handle.gateway, &run_id) {
@@ -288,6 +370,7 @@ async fn run_load(
         otlp: Some(system.handle.collector.otlp_http.clone()),
         otlp_sample: 0.0,
     };
+    let started = SystemTime::now();
     let result = match gauntlet_loadgen::run(plan, options, stop).await {
         Ok(r) => r,
         Err(e) => return failed(e.to_string()),
@@ -310,7 +393,66 @@ async fn run_load(
         thresholds: result.verdicts.clone(),
         html,
         error: None,
+        start_unix_ms: unix_ms(started),
+        end_unix_ms: unix_ms(SystemTime::now()),
     }
+}
+
+fn unix_ms(t: SystemTime) -> u64 {
+    t.duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+/// One assertion file on the system: its trigger's trace set, or a load run's window.
+async fn check_assertions(a: &AssertRun, system: &RunningDemo, loads: &[LoadRow]) -> AssertRow {
+    let mut row = AssertRow {
+        file: a.spec.file.display().to_string(),
+        load: a.spec.load.clone(),
+        passed: false,
+        report: None,
+        error: None,
+    };
+    let Some(api) = system.handle.collector.api.as_deref() else {
+        row.error = Some("the system's collector has no query API".into());
+        return row;
+    };
+    let target = match &a.spec.load {
+        None => Target::Request,
+        Some(name) => match loads
+            .iter()
+            .find(|l| &l.name == name && l.start_unix_ms > 0)
+        {
+            Some(l) => {
+                let at = |ms: u64| UNIX_EPOCH + std::time::Duration::from_millis(ms);
+                Target::Window {
+                    start: at(l.start_unix_ms),
+                    end: at(l.end_unix_ms),
+                }
+            }
+            None => {
+                row.error = Some(format!("load {name:?} did not run"));
+                return row;
+            }
+        },
+    };
+    let target_system = assertions::System {
+        gateway: system.handle.gateway.clone(),
+        collector: gauntlet_query_api::client::QueryClient::new(
+            api,
+            None,
+            std::time::Duration::from_secs(30),
+        ),
+    };
+    match assertions::gather(&a.assertions, &target, &target_system).await {
+        Ok(g) => {
+            let report = assertions::judge(&a.assertions, &g);
+            row.passed = report.passed;
+            row.report = Some(report);
+        }
+        Err(e) => row.error = Some(e.to_string()),
+    }
+    row
 }
 
 async fn drift(c: &Contracts, system: &RunningDemo, since: std::time::Duration) -> DriftRow {

@@ -1,4 +1,5 @@
-//! `GET /api/v1/markers`: when load runs and chaos experiments started and stopped. The tools
+//! `GET /api/v1/markers`: when load runs, chaos experiments and `gauntlet run` suites started
+//! and stopped, and their verdicts. The tools
 //! export marker spans with these names and service names; the collector finds them by the
 //! same constants.
 
@@ -23,12 +24,22 @@ pub const CHAOS_STOP: &str = "chaos.stop";
 /// From the first fault to the end of the method.
 pub const CHAOS_FAULT_WINDOW: &str = "chaos.fault_window";
 
+/// The service name `gauntlet run` exports its markers under (to the system's collector).
+pub const RUN_SERVICE: &str = "gauntlet-run";
+pub const RUN_START: &str = "run.start";
+/// The suite's end, with its verdict ([`RUN_VERDICT_KEY`]); failed unless it passed.
+pub const RUN_STOP: &str = "run.stop";
+/// `passed`, `failed` or `aborted`.
+pub const RUN_VERDICT_KEY: &str = "gauntlet.verdict";
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 #[cfg_attr(feature = "typescript", derive(ts_rs::TS))]
 pub enum MarkerKind {
     Load,
     Chaos,
+    /// A `gauntlet run` suite.
+    Run,
 }
 
 /// A tool that exports markers: its service name, the marker kind, and the span names that
@@ -51,6 +62,11 @@ pub const SOURCES: &[Source] = &[
         service: CHAOS_SERVICE,
         kind: MarkerKind::Chaos,
         names: &[CHAOS_START, CHAOS_STOP, CHAOS_FAULT_WINDOW],
+    },
+    Source {
+        service: RUN_SERVICE,
+        kind: MarkerKind::Run,
+        names: &[RUN_START, RUN_STOP],
     },
 ];
 

@@ -67,7 +67,12 @@ pub fn declarations() -> String {
     ));
     out.push_str(&format!(
         "\n/** The services Gauntlet's own tools report as (they export a sample of their spans). */\nexport const TOOL_SERVICES = {};\n",
-        const_array(&[crate::markers::LOADGEN_SERVICE, crate::markers::CHAOS_SERVICE])
+        const_array(
+            &crate::markers::SOURCES
+                .iter()
+                .map(|s| s.service)
+                .collect::<Vec<_>>()
+        )
     ));
     out
 }

@@ -1,6 +1,7 @@
-//! `GET /api/v1/markers?start=&end=`: when load runs and chaos experiments started and stopped,
-//! read from the marker spans their tools export (`gauntlet load --otlp`, `gauntlet chaos
-//! run`), so charts can show the windows. The tools and this module share the names through
+//! `GET /api/v1/markers?start=&end=`: when load runs, chaos experiments and suites started
+//! and stopped, read from the marker spans their tools export (`gauntlet load --otlp`,
+//! `gauntlet chaos run`, `gauntlet run`), so charts can show the windows and the UI can list
+//! the runs. The tools and this module share the names through
 //! [`gauntlet_query_api::markers`]; a new kind of marker is one row of its `SOURCES`.
 
 use axum::extract::{Query, State};

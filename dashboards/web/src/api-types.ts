@@ -190,10 +190,10 @@ failed: boolean, trace_id: string,
  */
 attributes: { [key in string]: AttributeValue }, };
 
-export type MarkerKind = "load" | "chaos";
+export type MarkerKind = "load" | "chaos" | "run";
 
 /** Attribute keys under which the collector finds a correlation ID. */
 export const CORRELATION_KEYS = ["correlation_id", "correlation.id", "app.correlation_id"] as const;
 
 /** The services Gauntlet's own tools report as (they export a sample of their spans). */
-export const TOOL_SERVICES = ["gauntlet-loadgen", "gauntlet-chaos"] as const;
+export const TOOL_SERVICES = ["gauntlet-loadgen", "gauntlet-chaos", "gauntlet-run"] as const;

@@ -8,6 +8,7 @@ import { correlationPage } from "./pages/correlation";
 import { logsPage } from "./pages/logs";
 import { mapPage } from "./pages/map";
 import { redPage } from "./pages/red";
+import { runsPage } from "./pages/runs";
 import { searchPage } from "./pages/search";
 import { tracePage } from "./pages/trace";
 import { onNavigate, route } from "./router";
@@ -17,6 +18,7 @@ const NAV: [string, string][] = [
   ["/logs", "Logs"],
   ["/map", "Service map"],
   ["/red", "RED"],
+  ["/runs", "Runs"],
 ];
 
 const main = h("main", { id: "page" });
@@ -89,6 +91,9 @@ async function show(): Promise<void> {
         break;
       case "red":
         await redPage(page, params);
+        break;
+      case "runs":
+        await runsPage(page, params);
         break;
       case "missing":
         page.append(notice("error", "No such page. ", link("/search", "Search traces"), "."));

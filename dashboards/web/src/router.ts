@@ -28,6 +28,7 @@ export type Route =
   | { page: "correlation"; id: string }
   | { page: "map" }
   | { page: "red" }
+  | { page: "runs" }
   | { page: "missing" };
 
 export function route(path: string): Route {
@@ -46,6 +47,8 @@ export function route(path: string): Route {
       return { page: "map" };
     case "red":
       return { page: "red" };
+    case "runs":
+      return { page: "runs" };
     default:
       return { page: "missing" };
   }

@@ -159,6 +159,24 @@ const [lo, hi] = (await page.getAttribute(".red-charts .chart", "data-range")).s
 assert.ok(hi - lo < 0.9 * 300, `the charts span ${hi - lo} s of the 300 s window`);
 await shot("red");
 
+// Runs: the load run, with its verdict, opening the RED page over exactly its window.
+await open("/runs");
+const runRows = await page.$$eval("table.runs tbody tr", (rs) => rs.map((r) => ({
+  kind: r.getAttribute("data-kind"), text: r.textContent ?? "",
+  red: r.querySelector('a[href^="/red"]')?.getAttribute("href") ?? "" })));
+const loadRow = runRows.filter((r) => r.kind === "load");
+assert.equal(loadRow.length, 1, `one load run (rows: ${runRows.map((r) => r.text).join(" | ")})`);
+assert.match(loadRow[0].text, /passed/, "with its verdict");
+const redUrl = new URL(loadRow[0].red, "http://x");
+const [winStart, winEnd] = [Number(redUrl.searchParams.get("start")), Number(redUrl.searchParams.get("end"))];
+assert.ok(winStart > 0 && winEnd > winStart && winEnd - winStart < 300e6, `a fixed window of the run: ${loadRow[0].red}`);
+await shot("runs");
+await page.click('table.runs tbody tr[data-kind="load"] a[href^="/red"]');
+await page.waitForSelector("main[data-ready]");
+assert.equal((await page.$$(".red-charts canvas")).length, 3, "the run's window on RED");
+const [wlo, whi] = (await page.getAttribute(".red-charts .chart", "data-range")).split(",").map(Number);
+assert.ok(wlo >= winStart / 1e6 - 1 && whi <= winEnd / 1e6 + 1, `the charts stay in the run's window: ${wlo}..${whi}`);
+
 }
 
 async function hostilePhase() {

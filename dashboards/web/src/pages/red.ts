@@ -1,26 +1,36 @@
-// `/red?service=&operation=&lookback=`: rate, errors and duration of what a service served,
-// over time, with the windows of load runs and chaos experiments marked on every chart so a
-// change can be read against what caused it.
+// `/red?service=&operation=&lookback=` (or `&start=&end=` in µs, a run's own window, as the
+// runs page and `gauntlet run`'s report link it): rate, errors and duration of what a service
+// served, over time, with the windows of load runs and chaos experiments marked on every
+// chart so a change can be read against what caused it.
 
 import uPlot from "uplot";
-import { api, type Marker, type RedPoint, type RedSeries } from "../api";
+import { api, type Marker, type RedPoint, type RedSeries, TOOL_SERVICES } from "../api";
 import { h, link, notice } from "../dom";
 import { LOOKBACKS, lookbackUs, ms, nowUs, percent, time } from "../format";
 import { navigate } from "../router";
+import { runs } from "../runs-model";
 
-const TOOL_SERVICES = ["gauntlet-loadgen", "gauntlet-chaos"];
+/** The window the URL names: `start` and `end` (µs) when both are numbers with start before
+ * end, else the lookback up to now. */
+function window(params: URLSearchParams): { start: number; end: number; fixed: boolean; lookback: string } {
+  const lookback = params.get("lookback") ?? "15m";
+  const [start, end] = [Number(params.get("start")), Number(params.get("end"))];
+  if (params.has("start") && params.has("end") && Number.isFinite(start) && Number.isFinite(end) && start < end) {
+    return { start, end, fixed: true, lookback };
+  }
+  const now = nowUs();
+  return { start: now - lookbackUs(lookback, "15m"), end: now, fixed: false, lookback };
+}
 
 export async function redPage(root: HTMLElement, params: URLSearchParams): Promise<void> {
-  const services = (await api.services()).filter((s) => !TOOL_SERVICES.includes(s));
+  const services = (await api.services()).filter((s) => !(TOOL_SERVICES as readonly string[]).includes(s));
   root.append(h("h1", {}, "Rate, errors, duration"));
   if (!services.length) {
     root.append(notice("info", "No services yet."));
     return;
   }
   const service = params.get("service") ?? services.find((s) => s === "gateway") ?? services[0];
-  const lookback = params.get("lookback") ?? "15m";
-  const end = nowUs();
-  const start = end - lookbackUs(lookback, "15m");
+  const { start, end, fixed, lookback } = window(params);
   const [red, markers] = await Promise.all([
     api.red({ service, operation: params.get("operation"), start, end }),
     api.markers({ start, end }).catch(() => [] as Marker[]),
@@ -32,11 +42,15 @@ export async function redPage(root: HTMLElement, params: URLSearchParams): Promi
     (params.get("operation") ? [params.get("operation")!] : operations).map((o) =>
       h("option", { value: o, selected: params.get("operation") === o }, o)));
   const pickWindow = h("select", { name: "lookback" },
-    LOOKBACKS.map(([n]) => h("option", { value: n, selected: n === lookback }, `last ${n}`)));
+    fixed ? h("option", { value: "", selected: true }, `${time(start)} to ${time(end)}`) : null,
+    LOOKBACKS.map(([n]) => h("option", { value: n, selected: !fixed && n === lookback }, `last ${n}`)));
   const form = h("form", { class: "filters" },
     h("label", {}, "Service ", pickService), h("label", {}, "Operation ", pickOperation), h("label", {}, "Window ", pickWindow));
   form.addEventListener("change", (e) => {
-    const next = new URLSearchParams({ service: pickService.value, lookback: pickWindow.value });
+    // A fixed window stays until another window is picked.
+    const next = new URLSearchParams({ service: pickService.value });
+    if (pickWindow.value) next.set("lookback", pickWindow.value);
+    else next.set("start", String(start)), next.set("end", String(end));
     if (e.target !== pickService && pickOperation.value) next.set("operation", pickOperation.value);
     navigate(`/red?${next}`);
   });
@@ -44,7 +58,7 @@ export async function redPage(root: HTMLElement, params: URLSearchParams): Promi
   if (red.truncated) root.append(h("p", { class: "hint" }, "The window held more requests than one answer reads: the oldest were not counted."));
   const whole = red.series[0];
   if (!whole || whole.points.every((p) => p.requests === 0)) {
-    root.append(notice("info", `${service} served no requests in the last ${lookback}.`));
+    root.append(notice("info", `${service} served no requests ${fixed ? "in this window" : `in the last ${lookback}`}.`));
   }
   if (whole) {
     const xs = whole.points.map((p) => p.time / 1e6);
@@ -65,7 +79,8 @@ export async function redPage(root: HTMLElement, params: URLSearchParams): Promi
       ["p99", "#d64545", pick((p) => p.p99_ms)],
     ], markers, range);
   }
-  root.append(operationTable(service, red.series.slice(params.get("operation") ? 0 : 1)), markerList(markers));
+  const windowQuery = fixed ? `&start=${start}&end=${end}` : `&lookback=${encodeURIComponent(lookback)}`;
+  root.append(operationTable(service, red.series.slice(params.get("operation") ? 0 : 1), windowQuery), markerList(markers));
 }
 
 /** The part of the window worth drawing, in seconds: from the first step with requests (or
@@ -109,8 +124,9 @@ function drawMarkers(u: uPlot, markers: Marker[]): void {
     const x0 = u.valToPos(m.time / 1e6, "x", true);
     const x1 = u.valToPos(Math.max(m.end, m.time) / 1e6, "x", true);
     ctx.fillStyle = m.kind === "chaos" ? "rgba(214,69,69,0.12)" : "rgba(62,123,250,0.10)";
-    ctx.strokeStyle = m.kind === "chaos" ? "rgba(214,69,69,0.7)" : "rgba(62,123,250,0.7)";
-    if (x1 - x0 >= 2) ctx.fillRect(x0, top, x1 - x0, height);
+    ctx.strokeStyle = m.kind === "chaos" ? "rgba(214,69,69,0.7)" : m.kind === "run" ? "rgba(90,98,110,0.6)" : "rgba(62,123,250,0.7)";
+    // A suite spans its load runs and experiments: its edges only, not a shade over theirs.
+    if (x1 - x0 >= 2 && m.kind !== "run") ctx.fillRect(x0, top, x1 - x0, height);
     ctx.beginPath();
     ctx.moveTo(x0, top);
     ctx.lineTo(x0, top + height);
@@ -119,7 +135,7 @@ function drawMarkers(u: uPlot, markers: Marker[]): void {
   ctx.restore();
 }
 
-function operationTable(service: string, series: RedSeries[]): HTMLElement {
+function operationTable(service: string, series: RedSeries[], windowQuery: string): HTMLElement {
   const rows = series.filter((s) => s.operation !== null).map((s) => {
     const requests = s.points.reduce((n, p) => n + p.requests, 0);
     const errors = s.points.reduce((n, p) => n + p.errors, 0);
@@ -130,46 +146,11 @@ function operationTable(service: string, series: RedSeries[]): HTMLElement {
   return h("table", { class: "results" },
     h("thead", {}, h("tr", {}, ["Operation", "Requests", "Errors", "Worst p99 of a step"].map((c) => h("th", {}, c)))),
     h("tbody", {}, rows.map((r) => h("tr", {},
-      h("td", {}, link(`/red?service=${encodeURIComponent(service)}&operation=${encodeURIComponent(r.op)}`, r.op)),
+      h("td", {}, link(`/red?service=${encodeURIComponent(service)}&operation=${encodeURIComponent(r.op)}${windowQuery}`, r.op)),
       h("td", { class: "num" }, String(r.requests)),
       h("td", { class: "num" }, r.requests ? `${r.errors} (${percent((r.errors / r.requests) * 100)})` : "0"),
       h("td", { class: "num" }, ms(r.p99)),
     ))));
-}
-
-/** One run (a load run or an experiment) and its markers. */
-interface Run {
-  kind: string;
-  name: string;
-  start: number;
-  end: number;
-  failed: boolean;
-  thresholds: Marker[];
-  trace: string;
-}
-
-/** Markers grouped by their run: its start and stop make its window, threshold markers its
- * verdicts. A marker of no run is a run of its own. */
-function runs(markers: Marker[]): Run[] {
-  const byRun = new Map<string, Marker[]>();
-  markers.forEach((m, i) => {
-    const key = m.run_id ?? `single-${i}`;
-    byRun.set(key, [...(byRun.get(key) ?? []), m]);
-  });
-  return [...byRun.values()].map((ms) => {
-    const first = ms.reduce((a, b) => (b.time < a.time ? b : a));
-    const label = ms.map((m) => ["gauntlet.experiment", "gauntlet.scenarios", "gauntlet.scenario"].map((k) => m.attributes[k]).find((v) => typeof v === "string"))
-      .find((v) => v !== undefined) as string | undefined;
-    return {
-      kind: first.kind,
-      name: label ?? first.name.replace(/\.(start|stop)$/, ""),
-      start: Math.min(...ms.map((m) => m.time)),
-      end: Math.max(...ms.map((m) => Math.max(m.end, m.time))),
-      failed: ms.some((m) => m.failed),
-      thresholds: ms.filter((m) => typeof m.attributes["gauntlet.threshold.expr"] === "string"),
-      trace: first.trace_id,
-    };
-  }).sort((a, b) => a.start - b.start);
 }
 
 function markerList(markers: Marker[]): HTMLElement {
