@@ -26,7 +26,7 @@ fn experiment(name: &str) -> PathBuf {
 }
 
 /// Each experiment, the pattern it proves, and the evidence probes its control must fail.
-const EXPERIMENTS: [(&str, Pattern, &[&str]); 10] = [
+const EXPERIMENTS: [(&str, Pattern, &[&str]); 11] = [
     (
         "payments-slow.toml",
         Pattern::CircuitBreaker,
@@ -85,6 +85,11 @@ const EXPERIMENTS: [(&str, Pattern, &[&str]); 10] = [
         "order-history-down.toml",
         Pattern::ReadModelCatchUp,
         &["within 10 s it lists every order of the run"],
+    ),
+    (
+        "one-client-floods.toml",
+        Pattern::RateLimiting,
+        &["the other shoppers' orders are still confirmed quickly"],
     ),
 ];
 

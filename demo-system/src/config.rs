@@ -28,10 +28,11 @@ pub enum Pattern {
     Compensation,
     ReadModelCatchUp,
     Bulkhead,
+    RateLimiting,
 }
 
 impl Pattern {
-    pub const ALL: [Pattern; 10] = [
+    pub const ALL: [Pattern; 11] = [
         Pattern::CircuitBreaker,
         Pattern::Retries,
         Pattern::HealthChecks,
@@ -42,6 +43,7 @@ impl Pattern {
         Pattern::Compensation,
         Pattern::ReadModelCatchUp,
         Pattern::Bulkhead,
+        Pattern::RateLimiting,
     ];
 
     pub const fn name(self) -> &'static str {
@@ -56,6 +58,7 @@ impl Pattern {
             Pattern::Compensation => "compensation",
             Pattern::ReadModelCatchUp => "read-model-catch-up",
             Pattern::Bulkhead => "bulkhead",
+            Pattern::RateLimiting => "rate-limiting",
         }
     }
 
@@ -190,6 +193,7 @@ impl DemoConfig {
                 gateway.bulkhead.enabled = false;
                 orders.bulkhead.enabled = false;
             }
+            Pattern::RateLimiting => self.gateway.rate_limit = false,
         }
     }
 
@@ -210,6 +214,7 @@ impl DemoConfig {
             Pattern::Compensation => !self.saga_compensation,
             Pattern::ReadModelCatchUp => !self.consumer_catch_up,
             Pattern::Bulkhead => !gateway.bulkhead.enabled && !orders.bulkhead.enabled,
+            Pattern::RateLimiting => !self.gateway.rate_limit,
         }
     }
 

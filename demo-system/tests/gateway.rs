@@ -379,3 +379,44 @@ async fn a_client_over_its_rate_gets_429_with_retry_after() {
         .expect("Retry-After");
     assert!((1..=2).contains(&retry), "{retry}");
 }
+
+/// An order weighs what `rate_limit_order_cost` says against its client's limit; with the
+/// limit switched off (`--disable rate-limiting`) nothing is refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_order_counts_as_its_cost_and_the_switch_lifts_the_limit() {
+    let limited = |on: bool| GatewayConfig {
+        rate_limit: on,
+        rate_limit_per_second: 1,
+        rate_limit_burst: 10,
+        rate_limit_order_cost: 10,
+        ..GatewayConfig::default()
+    };
+    let s = stack(limited(true)).await;
+    // Refused for want of a token, but counted: the limiter stands before everything.
+    let order = s
+        .http
+        .post(format!("{}/api/orders", s.gateway))
+        .json(&json!({"customer_id": "c", "items": []}))
+        .send()
+        .await
+        .expect("gateway answers");
+    assert_eq!(order.status().as_u16(), 401);
+    let after = s.get("/health/live").await;
+    assert_eq!(
+        after.status().as_u16(),
+        429,
+        "the order took the whole burst"
+    );
+    let body: Value = after.json().await.expect("json");
+    assert!(
+        body["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("an order counts as 10")),
+        "{body}"
+    );
+
+    let s = stack(limited(false)).await;
+    for _ in 0..15 {
+        assert_eq!(s.get("/health/live").await.status().as_u16(), 200);
+    }
+}

@@ -165,7 +165,7 @@ pub async fn run(
     if !opts.allow_remote
         && let Some((scenario, source)) = plan.scenarios.iter().find_map(|s| {
             s.source
-                .filter(|ip| !ip.is_loopback())
+                .and_then(|src| src.ends().into_iter().find(|ip| !ip.is_loopback()))
                 .map(|ip| (s.name.clone(), ip))
         })
     {
@@ -512,7 +512,7 @@ async fn run_vu(shared: Arc<Shared>, si: usize, index: u32, rec: Arc<Mutex<Recor
     let mut vu = Vu {
         shared: &shared,
         scenario,
-        conns: Connections::from(scenario.source),
+        conns: Connections::from(scenario.source.map(|s| s.for_vu(index))),
         captured: HashMap::new(),
         setup_done: false,
         rec: &rec,

@@ -47,9 +47,16 @@ pub struct GatewayConfig {
     /// HS256 key for the demo's tokens. A demo key: never reuse it anywhere real.
     pub jwt_secret: String,
     pub token_ttl_secs: u64,
+    /// Limit each client (by address) to `rate_limit_per_second` requests a second, bursts
+    /// of `rate_limit_burst`; `false` (`--disable rate-limiting`): no limit.
+    pub rate_limit: bool,
     /// Requests a client may make per second, and in a burst.
     pub rate_limit_per_second: u32,
     pub rate_limit_burst: u32,
+    /// What placing an order costs, in requests: it runs a saga through three services
+    /// where a browse reads a cache, so a client places at most `per_second / cost` orders a
+    /// second and one client's flood of orders cannot take what the others need.
+    pub rate_limit_order_cost: u32,
     /// The product list fallback is served while younger than this.
     pub fallback_max_age_ms: u64,
     /// Serve the last good product list when inventory fails; `false` (`--disable
@@ -66,8 +73,10 @@ impl Default for GatewayConfig {
         Self {
             jwt_secret: "gauntlet-demo-key-not-a-secret".into(),
             token_ttl_secs: 3600,
+            rate_limit: true,
             rate_limit_per_second: 200,
             rate_limit_burst: 400,
+            rate_limit_order_cost: 10,
             fallback_max_age_ms: 300_000,
             fallback: true,
             max_connections: 24,
@@ -203,21 +212,37 @@ pub async fn run(
 }
 
 async fn rate_limit(State(g): State<Gateway>, req: Request, next: Next) -> Response {
+    let config = &g.inner.config;
+    if !config.rate_limit {
+        return next.run(req).await;
+    }
     let client = req
         .extensions()
         .get::<ConnectInfo<SocketAddr>>()
         .map(|c| c.0.ip().to_string())
         .unwrap_or_else(|| "unknown".into());
-    if let Err(not_until) = g.inner.limiter.check_key(&client) {
+    let cost = if req.method() == axum::http::Method::POST && req.uri().path() == "/api/orders" {
+        config.rate_limit_order_cost.max(1)
+    } else {
+        1
+    };
+    let cost = NonZeroU32::new(cost).unwrap_or(NonZeroU32::MIN);
+    let refused_for = match g.inner.limiter.check_key_n(&client, cost) {
+        Ok(Ok(())) => None,
+        Ok(Err(not_until)) => Some(not_until.wait_time_from(DefaultClock::default().now())),
+        // A cost above the burst could never pass: refused like a request over the limit.
+        Err(_) => Some(std::time::Duration::from_secs(1)),
+    };
+    if let Some(wait) = refused_for {
         g.inner
             .rate_limited
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let wait = not_until.wait_time_from(DefaultClock::default().now());
         let mut e = ApiError::new(
             StatusCode::TOO_MANY_REQUESTS,
             format!(
-                "rate limit of {} requests a second exceeded; retry later",
-                g.inner.config.rate_limit_per_second
+                "rate limit of {} requests a second exceeded (an order counts as {}); retry later",
+                config.rate_limit_per_second,
+                config.rate_limit_order_cost.max(1)
             ),
         );
         e.retry_after = Some(wait.as_secs_f64().ceil().max(1.0) as u64);

@@ -164,14 +164,12 @@ impl Plan {
             setup,
             flows,
             csv,
-            source: match &spec.source_address {
-                None => None,
-                Some(a) => Some(a.parse().map_err(|_| {
-                    invalid(format!(
-                        "scenario {name:?}: source_address {a:?} is not an IP address (e.g. 127.0.0.2)"
-                    ))
-                })?),
-            },
+            source: spec
+                .source_address
+                .as_deref()
+                .map(Sources::parse)
+                .transpose()
+                .map_err(|e| invalid(format!("scenario {name:?}: source_address {e}")))?,
         })
     }
 

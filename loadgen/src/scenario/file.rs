@@ -83,7 +83,8 @@ pub struct ScenarioSpec {
     pub data: Option<PathBuf>,
     /// The local address this scenario's connections come from (e.g. `127.0.0.2`), so a
     /// server that tells clients apart by address (a per-client rate limit) sees this
-    /// scenario as a client of its own. Loopback only unless remote targets are allowed.
+    /// scenario as a client of its own; or a range (`127.0.0.10-127.0.0.49`) its VUs take in
+    /// turn, a crowd of clients. Loopback only unless remote targets are allowed.
     pub source_address: Option<String>,
     /// Steps each VU runs once, before its first iteration (e.g. log in).
     #[serde(default)]

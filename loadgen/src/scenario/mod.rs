@@ -57,12 +57,28 @@ mod tests {
             )
         };
         let ok = plan(&file("127.0.0.2")).expect("an address");
-        assert_eq!(ok.scenarios[0].source, Some([127, 0, 0, 2].into()));
-        let err = plan(&file("localhost")).expect_err("a name").to_string();
-        assert!(
-            err.contains("source_address \"localhost\" is not an IP address"),
-            "{err}"
+        let one = ok.scenarios[0].source.expect("a source");
+        assert_eq!(one.for_vu(7), std::net::IpAddr::from([127, 0, 0, 2]));
+        let crowd = plan(&file("127.0.0.254-127.0.1.1")).expect("a range");
+        let crowd = crowd.scenarios[0].source.expect("a source");
+        let vus: Vec<std::net::IpAddr> = (0..5).map(|i| crowd.for_vu(i)).collect();
+        let ip = |d: u8, e: u8| std::net::IpAddr::from([127, 0, d, e]);
+        assert_eq!(
+            vus,
+            [ip(0, 254), ip(0, 255), ip(1, 0), ip(1, 1), ip(0, 254)]
         );
+        for (bad, says) in [
+            (
+                "localhost",
+                "source_address \"localhost\" is not an IP address",
+            ),
+            ("127.0.0.9-127.0.0.2", "first address is above its last"),
+            ("::1-::2", "a range is of IPv4 addresses"),
+            ("127.0.0.1-127.2.0.0", "at most 65536"),
+        ] {
+            let err = plan(&file(bad)).expect_err(bad).to_string();
+            assert!(err.contains(says), "{bad}: {err}");
+        }
     }
 
     #[test]

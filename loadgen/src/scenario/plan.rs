@@ -123,7 +123,7 @@ pub struct Scenario {
     pub flows: Vec<Flow>,
     pub csv: Option<Arc<CsvData>>,
     /// Where this scenario's connections come from (the system's choice when `None`).
-    pub source: Option<std::net::IpAddr>,
+    pub source: Option<Sources>,
 }
 
 impl Scenario {
@@ -181,5 +181,63 @@ impl Plan {
                 _ => None,
             })
             .sum()
+    }
+}
+
+/// Where a scenario's connections come from: one local address, or a range of IPv4 addresses
+/// its VUs take in turn (VU `i` the `i mod n`-th), so a server that tells clients apart by
+/// address sees one client, or a crowd.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Sources {
+    first: std::net::IpAddr,
+    /// How many addresses from `first` (1 for a single address).
+    count: u32,
+}
+
+impl Sources {
+    /// `127.0.0.2`, or `127.0.0.2-127.0.0.9` (IPv4, first to last, at most 65,536).
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let one = |a: &str| {
+            a.trim()
+                .parse::<std::net::IpAddr>()
+                .map_err(|_| format!("{a:?} is not an IP address (e.g. 127.0.0.2)"))
+        };
+        let Some((a, b)) = text.split_once('-') else {
+            return Ok(Self {
+                first: one(text)?,
+                count: 1,
+            });
+        };
+        match (one(a)?, one(b)?) {
+            (std::net::IpAddr::V4(a), std::net::IpAddr::V4(b)) if u32::from(a) <= u32::from(b) => {
+                let count = u32::from(b) - u32::from(a) + 1;
+                if count > 65_536 {
+                    return Err(format!("{text:?} holds {count} addresses; at most 65536"));
+                }
+                Ok(Self {
+                    first: a.into(),
+                    count,
+                })
+            }
+            (std::net::IpAddr::V4(_), std::net::IpAddr::V4(_)) => Err(format!(
+                "{text:?}: the range's first address is above its last"
+            )),
+            _ => Err(format!("{text:?}: a range is of IPv4 addresses")),
+        }
+    }
+
+    /// The address VU `index` connects from.
+    pub fn for_vu(&self, index: u32) -> std::net::IpAddr {
+        match self.first {
+            std::net::IpAddr::V4(a) if self.count > 1 => {
+                std::net::Ipv4Addr::from(u32::from(a) + index % self.count).into()
+            }
+            other => other,
+        }
+    }
+
+    /// The first and the last address (the same for one address).
+    pub fn ends(&self) -> [std::net::IpAddr; 2] {
+        [self.first, self.for_vu(self.count - 1)]
     }
 }
