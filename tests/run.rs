@@ -45,6 +45,7 @@ fn the_suite_proves_a_pattern_and_a_weakened_demo_fails_it() {
     let dir = tempfile::tempdir().expect("tempdir");
     a_bad_suite_starts_nothing(dir.path());
     trace_assertions_judge_a_load_run(dir.path());
+    a_running_system_is_used_and_left_running(dir.path());
     one_pattern_is_held_and_proven(dir.path());
     a_weakened_demo_breaks_its_patterns(dir.path());
 }
@@ -153,7 +154,7 @@ fn trace_assertions_judge_a_load_run(dir: &Path) {
     std::fs::write(
         &suite,
         format!(
-            "title = \"Assertions\"\n[[load]]\nname = \"shoppers\"\nscenario = \"{ROOT}/loadgen/scenarios/demo.toml\"\nduration = \"3s\"\n\
+            "title = \"Assertions\"\n[contracts]\npacts = \"{ROOT}/contracts/pacts\"\ndrift = false\n[[load]]\nname = \"shoppers\"\nscenario = \"{ROOT}/loadgen/scenarios/demo.toml\"\nduration = \"3s\"\n\
              [[assert]]\nfile = {orders:?}\n[[assert]]\nfile = {orders:?}\nload = \"shoppers\"\n\
              [[assert]]\nfile = {:?}\nload = \"shoppers\"\n",
             broken.display().to_string()
@@ -163,6 +164,28 @@ fn trace_assertions_judge_a_load_run(dir: &Path) {
     let (code, stdout, report) = run(&suite, &dir.join("asserts"), &[]);
     assert_eq!(code, 1, "{stdout}");
     assert_eq!(report.verdict, RunVerdict::Failed, "{stdout}");
+    // The contracts went through the run's broker: every provider verified, every
+    // pacticipant deployable at the run's version.
+    assert!(
+        report.contracts.len() >= 4 && report.contracts.iter().all(|c| c.passed),
+        "{stdout}"
+    );
+    let deployable: Vec<&str> = report
+        .can_i_deploy
+        .iter()
+        .filter(|d| d.deployable)
+        .map(|d| d.pacticipant.as_str())
+        .collect();
+    for p in [
+        "gateway",
+        "orders",
+        "inventory",
+        "payments",
+        "notifications",
+    ] {
+        assert!(deployable.contains(&p), "{p} deployable: {stdout}");
+    }
+    assert_eq!(deployable.len(), report.can_i_deploy.len(), "{stdout}");
     let [trigger, window, never] = report.assertions.as_slice() else {
         panic!("three assertion rows: {stdout}");
     };
@@ -229,6 +252,81 @@ fn the_system_keeps_the_runs_markers(data: &Path, report: &SuiteReport) {
         markers.iter().any(|m| m.kind == MarkerKind::Load),
         "the load run's markers: {markers:?}"
     );
+}
+
+/// A suite naming a running system and the running control of one of its patterns: the
+/// pattern with a control is proven, the one without is unproven (said so), and the system
+/// is still running afterwards. A control that runs with its pattern on is refused.
+fn a_running_system_is_used_and_left_running(dir: &Path) {
+    let on = common::Demo::start(&dir.join("running-on"), &["--chaos"]);
+    let off = common::Demo::start(
+        &dir.join("running-off"),
+        &["--chaos", "--disable", "load-balancing"],
+    );
+    let (on_handle, off_handle) = (
+        dir.join("running-on/demo.json"),
+        dir.join("running-off/demo.json"),
+    );
+    common::wait_for_file(&on_handle, std::time::Duration::from_secs(90));
+    common::wait_for_file(&off_handle, std::time::Duration::from_secs(90));
+    let exp = |f: &str| format!("{ROOT}/chaos/experiments/{f}");
+    let suite = |control: &Path| {
+        format!(
+            "title = \"A running system\"\nexperiments = [{:?}, {:?}]\n[system]\nhandle = {:?}\ncontrols = {{ load-balancing = {:?} }}\n",
+            exp("inventory-balance.toml"),
+            exp("inventory-unreachable.toml"),
+            on_handle.display().to_string(),
+            control.display().to_string()
+        )
+    };
+    let bad = dir.join("running-bad.toml");
+    std::fs::write(&bad, suite(&on_handle)).expect("write");
+    let o = Command::new(BIN)
+        .arg("run")
+        .arg(&bad)
+        .arg("--report")
+        .arg(dir.join("running-bad"))
+        .output()
+        .expect("gauntlet run");
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("runs with load-balancing on"), "{stderr}");
+
+    let good = dir.join("running.toml");
+    std::fs::write(&good, suite(&off_handle)).expect("write");
+    let (code, stdout, report) = run(&good, &dir.join("running"), &[]);
+    assert_eq!(code, 1, "{stdout}");
+    let verdict = |p: Pattern| {
+        report
+            .patterns
+            .iter()
+            .find(|r| r.pattern == p)
+            .unwrap_or_else(|| panic!("no {p} row: {stdout}"))
+    };
+    assert_eq!(
+        verdict(Pattern::LoadBalancing).verdict,
+        Verdict::HeldAndProven,
+        "{stdout}"
+    );
+    let fallback = verdict(Pattern::Fallback);
+    assert_eq!(fallback.verdict, Verdict::Unproven, "{stdout}");
+    assert!(
+        fallback.reason.contains("no control system"),
+        "{}",
+        fallback.reason
+    );
+    assert!(
+        !dir.join("running/system").exists(),
+        "nothing was started for the system"
+    );
+    let handle: gauntlet_demo_system::handle::DemoHandle =
+        serde_json::from_slice(&std::fs::read(&on_handle).expect("handle")).expect("parses");
+    let live = reqwest::blocking::get(format!("{}/health/live", handle.gateway)).expect("gateway");
+    assert!(
+        live.status().is_success(),
+        "the running system was left running"
+    );
+    drop((on, off));
 }
 
 /// A demo whose breaker can never open (it needs more calls than its window holds) and whose

@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 use gauntlet_chaos::{Experiment, Pattern};
 use gauntlet_contracts::PactFile;
 use gauntlet_demo_system::config::DemoConfig;
+use gauntlet_demo_system::handle::DemoHandle;
 use gauntlet_loadgen::scenario::{Plan, ScenarioFile};
 
 use crate::assertions::Assertions;
@@ -50,12 +51,26 @@ pub struct AssertRun {
     pub assertions: Assertions,
 }
 
-/// The system put through the gauntlet: the bundled demo, started with its chaos proxies.
+/// The system put through the gauntlet: the bundled demo, started with its chaos proxies;
+/// or a running system named by its handle (and its controls by theirs).
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct SystemSpec {
     /// The demo's settings (as `gauntlet demo --config` takes them).
     config: Option<PathBuf>,
+    /// A running system's handle (`demo.json`): it is used, not started or stopped.
+    handle: Option<PathBuf>,
+    /// With `handle`: pattern → the handle of a running system without it, its control.
+    #[serde(default)]
+    controls: BTreeMap<String, PathBuf>,
+}
+
+/// A running system named by its handle, and the controls named for its patterns.
+#[derive(Debug, Clone)]
+pub struct External {
+    pub handle_path: PathBuf,
+    pub handle: DemoHandle,
+    pub controls: BTreeMap<Pattern, (PathBuf, DemoHandle)>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -110,6 +125,8 @@ pub struct Suite {
     pub path: PathBuf,
     /// The demo's settings, before any pattern is switched off.
     pub config: DemoConfig,
+    /// A running system instead of the bundled demo.
+    pub external: Option<External>,
     pub contracts: Option<Contracts>,
     pub loads: Vec<Load>,
     /// Each experiment's file (as written in the suite) and its checked contents.
@@ -145,6 +162,7 @@ impl Suite {
             Some(c) => DemoConfig::load(&dir.join(c)).map_err(|e| invalid(e.to_string()))?,
             None => DemoConfig::default(),
         };
+        let external = external(&dir, &file.system).map_err(invalid)?;
         let asserts = file
             .asserts
             .into_iter()
@@ -155,6 +173,7 @@ impl Suite {
             title: file.title,
             path: path.to_path_buf(),
             config,
+            external,
             contracts: file
                 .contracts
                 .map(|c| contracts(&dir, c))
@@ -274,6 +293,47 @@ impl Load {
         ];
         Plan::compile(file, &vars).map_err(|e| e.to_string())
     }
+}
+
+/// `[system] handle` and its `controls`, each read and checked: a control must run without
+/// its pattern (its handle's `disabled` says so), or it would prove nothing.
+fn external(dir: &Path, spec: &SystemSpec) -> Result<Option<External>, String> {
+    let Some(path) = &spec.handle else {
+        if !spec.controls.is_empty() {
+            return Err("system.controls needs system.handle: the bundled demo's controls are started by the run".into());
+        }
+        return Ok(None);
+    };
+    if spec.config.is_some() {
+        return Err(
+            "system.config and system.handle: give one (a config is for the demo the run starts)"
+                .into(),
+        );
+    }
+    let read = |p: &Path| {
+        let full = dir.join(p);
+        DemoHandle::load(&full)
+            .map(|h| (full.clone(), h))
+            .map_err(|e| format!("system handle {}: {e}", p.display()))
+    };
+    let (handle_path, handle) = read(path)?;
+    let mut controls = BTreeMap::new();
+    for (name, p) in &spec.controls {
+        let pattern: Pattern = name.parse().map_err(|e| format!("system.controls: {e}"))?;
+        let (full, h) = read(p)?;
+        if !h.disabled.contains(&pattern) {
+            return Err(format!(
+                "system.controls.{name}: {} runs with {name} on (its handle does not list it as disabled), so it cannot be its control",
+                p.display()
+            ));
+        }
+        controls.insert(pattern, (full, h));
+    }
+    Ok(Some(External {
+        handle_path,
+        handle,
+        controls,
+    }))
 }
 
 fn assert_run(dir: &Path, spec: AssertSpec, loads: &[LoadSpec]) -> Result<AssertRun, String> {

@@ -195,6 +195,24 @@ fn contracts(h: &mut String, r: &SuiteReport) {
         );
     }
     h.push_str("</table>");
+    if r.can_i_deploy.is_empty() {
+        return;
+    }
+    h.push_str("<p>can-i-deploy at the run's version, after the verifications were published to the run's broker:</p><table><tr><th>pacticipant</th><th>answer</th></tr>");
+    for d in &r.can_i_deploy {
+        let (class, word) = if d.deployable {
+            ("ok", "yes")
+        } else {
+            ("FAIL", "no")
+        };
+        let _ = write!(
+            h,
+            "<tr><td>{}</td><td><span class=\"verdict {class}\">{word}</span> {}</td></tr>",
+            esc(&d.pacticipant),
+            esc(&d.reason)
+        );
+    }
+    h.push_str("</table>");
 }
 
 fn load(h: &mut String, r: &SuiteReport) {

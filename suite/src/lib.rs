@@ -7,15 +7,19 @@
 //! # Layout
 //! - [`file`]: the suite file, checked whole before anything starts.
 //! - [`run`]: the order of things, and the systems it starts and always stops.
+//! - [`contracts`]: the pacts through a broker of the run's own, verified, and can-i-deploy.
+//! - [`system`]: the system under test, started (the bundled demo) or named by its handle.
 //! - [`report`]: the one report type (JSON schema `gauntlet.run.report/v1`), its verdict,
 //!   terminal lines and JUnit; [`html`]: the self-contained page.
 //! - [`assertions`]: trace-based assertions (`gauntlet assert`, a suite's `[[assert]]`).
 
 pub mod assertions;
+pub mod contracts;
 pub mod file;
 pub mod html;
 pub mod report;
 pub mod run;
+pub mod system;
 
 pub use file::{Suite, SuiteError};
 pub use report::{RunVerdict, SuiteReport};

@@ -59,6 +59,15 @@ pub struct ContractRow {
     pub failures: Vec<String>,
 }
 
+/// One pacticipant asked `can-i-deploy` at the run's version.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DeployRow {
+    pub pacticipant: String,
+    pub deployable: bool,
+    /// The broker's reason.
+    pub reason: String,
+}
+
 /// One load run.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct LoadRow {
@@ -176,6 +185,9 @@ pub struct SuiteReport {
     pub elapsed_s: f64,
     pub patterns: Vec<PatternRow>,
     pub contracts: Vec<ContractRow>,
+    /// `can-i-deploy` for every pacticipant, after the verifications were published.
+    #[serde(default)]
+    pub can_i_deploy: Vec<DeployRow>,
     pub load: Vec<LoadRow>,
     #[serde(default)]
     pub assertions: Vec<AssertRow>,
@@ -197,6 +209,9 @@ impl SuiteReport {
         for c in self.contracts.iter().filter(|c| !c.passed) {
             failed.push(format!("{}'s contracts failed", c.provider));
         }
+        for d in self.can_i_deploy.iter().filter(|d| !d.deployable) {
+            failed.push(format!("{} cannot be deployed", d.pacticipant));
+        }
         for l in self.load.iter().filter(|l| !l.passed) {
             failed.push(format!("load {:?} breached a threshold", l.name));
         }
@@ -214,6 +229,12 @@ impl SuiteReport {
                     held.push(format!(
                         "every contract verified ({} providers)",
                         self.contracts.len()
+                    ));
+                }
+                if !self.can_i_deploy.is_empty() {
+                    held.push(format!(
+                        "can-i-deploy yes for all {}",
+                        self.can_i_deploy.len()
                     ));
                 }
                 if !self.load.is_empty() {
@@ -247,6 +268,15 @@ impl SuiteReport {
                 c.provider,
                 if c.passed { "verified" } else { "FAILED" },
                 c.interactions
+            );
+        }
+        for d in &self.can_i_deploy {
+            let _ = writeln!(
+                out,
+                "  can-i-deploy {:<10} {}: {}",
+                d.pacticipant,
+                if d.deployable { "yes" } else { "NO" },
+                d.reason
             );
         }
         for l in &self.load {
@@ -303,6 +333,13 @@ impl SuiteReport {
                     .collect();
                 let failure = (!l.passed).then(|| l.error.clone().unwrap_or(breached.join("\n")));
                 ("load", l.name.clone(), failure)
+            }))
+            .chain(self.can_i_deploy.iter().map(|d| {
+                (
+                    "contracts",
+                    format!("can-i-deploy {}", d.pacticipant),
+                    (!d.deployable).then(|| d.reason.clone()),
+                )
             }))
             .chain(self.assertions.iter().flat_map(AssertRow::junit_cases))
             .collect();
@@ -385,6 +422,11 @@ mod tests {
                 interactions: 3,
                 failures: vec![],
             }],
+            can_i_deploy: vec![DeployRow {
+                pacticipant: "gateway".into(),
+                deployable: true,
+                reason: "All required verification results are published and successful".into(),
+            }],
             load: vec![],
             assertions: vec![],
             drift: None,
@@ -407,12 +449,21 @@ mod tests {
             r.reason
         );
         let x = r.junit();
-        assert!(x.contains("tests=\"2\" failures=\"1\""), "{x}");
+        assert!(x.contains("tests=\"3\" failures=\"1\""), "{x}");
         let mut r = report();
         r.contracts[0].passed = false;
         r.judge(None);
         assert!(
             r.reason.contains("orders's contracts failed") || r.reason.contains("orders'"),
+            "{}",
+            r.reason
+        );
+        let mut r = report();
+        r.can_i_deploy[0].deployable = false;
+        r.judge(None);
+        assert_eq!(r.verdict, RunVerdict::Failed);
+        assert!(
+            r.reason.contains("gateway cannot be deployed"),
             "{}",
             r.reason
         );

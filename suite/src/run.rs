@@ -1,12 +1,14 @@
-//! Puts the system through the gauntlet, in order: verify every provider's contracts against
-//! a demo of their own (provider states write to the services' databases: a product set
-//! out of stock for a contract would still be out of stock for an experiment), start the
-//! system (the bundled demo with its chaos proxies), run the load, prove each pattern (its
-//! experiment against the system, its control against a second demo started with the
-//! pattern off), then read back the calls the run caused against the contracts (drift).
-//! One demo at a time besides the system: several at once on a small machine would measure
-//! each other. Every demo it started is stopped, whatever happens; Ctrl-C ends the current
-//! experiment (its rollbacks run) and the run is reported as aborted.
+//! Puts the system through the gauntlet, in order: verify every provider's contracts (against
+//! a demo of their own whose provider states write to the services' databases: a product set
+//! out of stock for a contract would still be out of stock for an experiment; through a
+//! broker of the run's own, then can-i-deploy), start the system (the bundled demo with its
+//! chaos proxies, or use the running one the suite names), run the load, check the trace
+//! assertions, prove each pattern (its experiment against the system, its control against a
+//! second demo started with the pattern off, or the running control the suite names), then
+//! read back the calls the run caused against the contracts (drift). One demo at a time
+//! besides the system: several at once on a small machine would measure each other. Every
+//! demo it started is stopped, whatever happens; Ctrl-C ends the current experiment (its
+//! rollbacks run) and the run is reported as aborted.
 
 use std::path::{Path, PathBuf};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
@@ -14,9 +16,7 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 use gauntlet_chaos::proof::{self, Verdict};
 use gauntlet_chaos::target::Demo;
 use gauntlet_chaos::{Experiment, Pattern, RunOptions as ChaosOptions};
-use gauntlet_contracts::VerifyConfig;
-use gauntlet_demo_launch::{LaunchOptions, Ports, RunningDemo};
-use gauntlet_demo_system::config::DemoConfig;
+use gauntlet_demo_system::handle::DemoHandle;
 use gauntlet_loadgen::otlp::Exporter;
 use gauntlet_loadgen::{Options as LoadOptions, ProgressMode};
 use gauntlet_query_api::markers;
@@ -25,9 +25,10 @@ use tokio::sync::watch;
 use crate::assertions::{self, Target};
 use crate::file::{AssertRun, Contracts, Load, Suite};
 use crate::report::{
-    AssertRow, CollectorRow, ContractRow, DriftRow, LoadRow, PatternRow, RunVerdict, SCHEMA,
+    AssertRow, ContractRow, DeployRow, DriftRow, LoadRow, PatternRow, RunVerdict, SCHEMA,
     SuiteReport,
 };
+use crate::system::{System, start_demo};
 
 /// How to run a suite.
 #[derive(Debug, Clone)]
@@ -64,6 +65,7 @@ pub async fn run(
         elapsed_s: 0.0,
         patterns: Vec::new(),
         contracts: Vec::new(),
+        can_i_deploy: Vec::new(),
         load: Vec::new(),
         assertions: Vec::new(),
         drift: None,
@@ -88,50 +90,64 @@ async fn run_parts(
     if !whole {
         let only: Vec<&str> = suite.only.iter().map(|p| p.name()).collect();
         report.skipped.push(format!(
-            "contracts, load and drift (--only {})",
+            "contracts, load, assertions and drift (--only {})",
             only.join(", ")
         ));
     }
     if let Some(c) = suite.contracts.as_ref().filter(|_| whole) {
-        match contracts_demo(suite, opts, c, progress).await {
-            Ok(rows) => report.contracts = rows,
+        let checked = match &suite.external {
+            // A running system answers its own provider states, or says it does not.
+            Some(e) => {
+                let services = &e.handle.services;
+                crate::contracts::check(c, services, &opts.report_dir, &report.run_id, progress)
+                    .await
+            }
+            None => contracts_demo(suite, opts, c, &report.run_id, progress).await,
+        };
+        match checked {
+            Ok((rows, deploy)) => (report.contracts, report.can_i_deploy) = (rows, deploy),
             Err(why) => return Some(why),
         }
     }
-    progress("starting the system (the bundled demo, with its chaos proxies)...");
-    let system = match start(opts, "system", suite.config.clone()).await {
+    progress(match &suite.external {
+        Some(_) => "the system: the running one the suite names...",
+        None => "starting the system (the bundled demo, with its chaos proxies)...",
+    });
+    let system = match System::start_or_use(suite, opts).await {
         Ok(s) => s,
-        Err(e) => return Some(format!("the system did not start: {e}")),
+        Err(e) => return Some(e),
     };
     let since = Instant::now();
-    report.collector = Some(collector_row(&system));
-    let markers = RunMarkers::start(&system, suite, &report.run_id).await;
+    report.collector = Some(system.collector_row());
+    let markers = RunMarkers::start(system.handle(), suite, &report.run_id).await;
     if whole {
         for load in &suite.loads {
             progress(&format!("load {:?}...", load.spec.name));
             report
                 .load
-                .push(run_load(load, opts, &system, stop.clone()).await);
+                .push(run_load(load, opts, system.handle(), stop.clone()).await);
         }
     }
     if whole {
         for a in &suite.asserts {
             progress(&format!("assert {}...", a.spec.file.display()));
-            let row = check_assertions(a, &system, &report.load).await;
+            let row = check_assertions(a, system.handle(), &report.load).await;
             progress(&format!("assert {}: {}", row.file, row.summary()));
             report.assertions.push(row);
         }
     }
-    let aborted = patterns(suite, opts, &system, progress, &stop, report).await;
+    let aborted = patterns(suite, opts, system.handle(), progress, &stop, report).await;
     if let Some(c) = suite.contracts.as_ref().filter(|c| whole && c.drift) {
         progress("drift: the calls the run caused, against the contracts...");
-        report.drift = Some(drift(c, &system, since.elapsed()).await);
+        report.drift = Some(drift(c, system.handle(), since.elapsed()).await);
     }
     // The verdict as it stands before the system stops, on the system's own collector.
     let mut so_far = report.clone();
     so_far.judge(aborted.clone());
     markers.stop(&so_far).await;
-    progress("stopping the system...");
+    if let System::Started(_) = &system {
+        progress("stopping the system...");
+    }
     system.stop().await;
     aborted
 }
@@ -146,9 +162,9 @@ struct RunMarkers {
 }
 
 impl RunMarkers {
-    async fn start(system: &RunningDemo, suite: &Suite, run_id: &str) -> Self {
+    async fn start(system: &DemoHandle, suite: &Suite, run_id: &str) -> Self {
         let (exporter, task) = Exporter::start(
-            &system.handle.collector.otlp_http,
+            &system.collector.otlp_http,
             markers::RUN_SERVICE,
             run_id,
             0.0,
@@ -201,7 +217,7 @@ impl RunMarkers {
 async fn patterns(
     suite: &Suite,
     opts: &RunOptions,
-    system: &RunningDemo,
+    system: &DemoHandle,
     progress: Progress<'_>,
     stop: &watch::Receiver<bool>,
     report: &mut SuiteReport,
@@ -235,115 +251,31 @@ async fn contracts_demo(
     suite: &Suite,
     opts: &RunOptions,
     c: &Contracts,
+    version: &str,
     progress: Progress<'_>,
-) -> Result<Vec<ContractRow>, String> {
+) -> Result<(Vec<ContractRow>, Vec<DeployRow>), String> {
     progress("contracts: starting a demo with provider states...");
     let mut config = suite.config.clone();
     config.contracts.provider_states = true;
-    let demo = start(opts, "contracts", config)
+    let demo = start_demo(opts, "contracts", config)
         .await
         .map_err(|e| format!("the contracts' demo did not start: {e}"))?;
-    let rows = verify_contracts(c, &demo, progress).await;
+    let checked = crate::contracts::check(
+        c,
+        &demo.handle.services,
+        &opts.report_dir,
+        version,
+        progress,
+    )
+    .await;
     demo.stop().await;
-    Ok(rows)
-}
-
-/// A demo on free ports with its chaos proxies, its data under the report directory.
-async fn start(
-    opts: &RunOptions,
-    name: &str,
-    config: DemoConfig,
-) -> Result<RunningDemo, gauntlet_demo_launch::LaunchError> {
-    gauntlet_demo_launch::launch(LaunchOptions {
-        exe: opts.exe.clone(),
-        data_dir: opts.report_dir.join(name),
-        ports: Ports::Auto,
-        collector: None,
-        config,
-        chaos: true,
-    })
-    .await
-}
-
-fn collector_row(system: &RunningDemo) -> CollectorRow {
-    let data_dir = system.data_dir.join("collector");
-    CollectorRow {
-        reopen: format!(
-            "{} collector --data-dir {}",
-            system.exe.display(),
-            data_dir.display()
-        ),
-        data_dir: data_dir.display().to_string(),
-        ui: "http://127.0.0.1:16686".into(),
-    }
-}
-
-async fn verify_contracts(
-    c: &Contracts,
-    system: &RunningDemo,
-    progress: Progress<'_>,
-) -> Vec<ContractRow> {
-    let mut providers: Vec<String> = c.pacts.iter().map(|p| p.provider.clone()).collect();
-    providers.sort();
-    providers.dedup();
-    let mut rows = Vec::new();
-    for provider in providers {
-        progress(&format!("contracts: verifying {provider}..."));
-        let base = system
-            .handle
-            .services
-            .get(&provider)
-            .and_then(|urls| urls.first())
-            .cloned();
-        let Some(base) = base else {
-            rows.push(ContractRow {
-                provider: provider.clone(),
-                passed: false,
-                interactions: 0,
-                failures: vec![format!("the system has no service named {provider}")],
-            });
-            continue;
-        };
-        let pacts: Vec<_> = c
-            .pacts
-            .iter()
-            .filter(|p| p.provider == provider)
-            .cloned()
-            .collect();
-        let row =
-            match gauntlet_contracts::verify(&VerifyConfig::new(&provider, &base, pacts)).await {
-                Ok(r) => ContractRow {
-                    provider: provider.clone(),
-                    passed: r.passed(),
-                    interactions: r.outcomes.len(),
-                    failures: r
-                        .failures()
-                        .map(|o| {
-                            format!(
-                                "{}: {}: {}",
-                                o.consumer,
-                                o.description,
-                                o.problems.join("; ")
-                            )
-                        })
-                        .collect(),
-                },
-                Err(e) => ContractRow {
-                    provider: provider.clone(),
-                    passed: false,
-                    interactions: 0,
-                    failures: vec![e.to_string()],
-                },
-            };
-        rows.push(row);
-    }
-    rows
+    checked
 }
 
 async fn run_load(
     load: &Load,
     opts: &RunOptions,
-    system: &RunningDemo,
+    system: &DemoHandle,
     stop: watch::Receiver<bool>,
 ) -> LoadRow {
     let failed = |error: String| LoadRow {
@@ -360,14 +292,14 @@ async fn run_load(
         end_unix_ms: 0,
     };
     let run_id = format!("run-{:08x}", fastrand::u32(..));
-    let plan = match load.plan(&system.handle.gateway, &run_id) {
+    let plan = match load.plan(&system.gateway, &run_id) {
         Ok(p) => p,
         Err(e) => return failed(e),
     };
     let options = LoadOptions {
         allow_remote: false,
         progress: ProgressMode::Off,
-        otlp: Some(system.handle.collector.otlp_http.clone()),
+        otlp: Some(system.collector.otlp_http.clone()),
         otlp_sample: 0.0,
     };
     let started = SystemTime::now();
@@ -405,7 +337,7 @@ fn unix_ms(t: SystemTime) -> u64 {
 }
 
 /// One assertion file on the system: its trigger's trace set, or a load run's window.
-async fn check_assertions(a: &AssertRun, system: &RunningDemo, loads: &[LoadRow]) -> AssertRow {
+async fn check_assertions(a: &AssertRun, system: &DemoHandle, loads: &[LoadRow]) -> AssertRow {
     let mut row = AssertRow {
         file: a.spec.file.display().to_string(),
         load: a.spec.load.clone(),
@@ -413,7 +345,7 @@ async fn check_assertions(a: &AssertRun, system: &RunningDemo, loads: &[LoadRow]
         report: None,
         error: None,
     };
-    let Some(api) = system.handle.collector.api.as_deref() else {
+    let Some(api) = system.collector.api.as_deref() else {
         row.error = Some("the system's collector has no query API".into());
         return row;
     };
@@ -437,7 +369,7 @@ async fn check_assertions(a: &AssertRun, system: &RunningDemo, loads: &[LoadRow]
         },
     };
     let target_system = assertions::System {
-        gateway: system.handle.gateway.clone(),
+        gateway: system.gateway.clone(),
         collector: gauntlet_query_api::client::QueryClient::new(
             api,
             None,
@@ -455,8 +387,8 @@ async fn check_assertions(a: &AssertRun, system: &RunningDemo, loads: &[LoadRow]
     row
 }
 
-async fn drift(c: &Contracts, system: &RunningDemo, since: std::time::Duration) -> DriftRow {
-    let Some(api) = system.handle.collector.api.clone() else {
+async fn drift(c: &Contracts, system: &DemoHandle, since: std::time::Duration) -> DriftRow {
+    let Some(api) = system.collector.api.clone() else {
         return DriftRow {
             traces: 0,
             covered: 0,
@@ -505,7 +437,7 @@ async fn prove(
     opts: &RunOptions,
     file: &Path,
     exp: &Experiment,
-    system: &RunningDemo,
+    system: &DemoHandle,
     progress: Progress<'_>,
     stop: &watch::Receiver<bool>,
 ) -> PatternRow {
@@ -523,23 +455,38 @@ async fn prove(
     if *stop.borrow() {
         return row(Verdict::Aborted, "interrupted (Ctrl-C)".into(), None);
     }
-    progress(&format!(
-        "{pattern}: its control, against a demo without {pattern}..."
-    ));
-    let mut config = suite.config.clone();
-    config.disable(pattern);
-    let control = match start(opts, &control_dir(pattern), config).await {
-        Ok(c) => c,
-        Err(e) => {
-            return row(
-                Verdict::Aborted,
-                format!("the control system did not start: {e}"),
-                None,
-            );
+    let without = match &suite.external {
+        Some(e) => {
+            let Some((path, control)) = e.controls.get(&pattern) else {
+                let reason = format!(
+                    "no control system: name a running one without {pattern} in [system.controls]"
+                );
+                return row(Verdict::Unproven, reason, None);
+            };
+            progress(&format!(
+                "{pattern}: its control, against {}...",
+                path.display()
+            ));
+            experiment(exp, &name, control, stop).await
+        }
+        None => {
+            progress(&format!(
+                "{pattern}: its control, against a demo without {pattern}..."
+            ));
+            let mut config = suite.config.clone();
+            config.disable(pattern);
+            let control = match start_demo(opts, &control_dir(pattern), config).await {
+                Ok(c) => c,
+                Err(e) => {
+                    let reason = format!("the control system did not start: {e}");
+                    return row(Verdict::Aborted, reason, None);
+                }
+            };
+            let without = experiment(exp, &name, &control.handle, stop).await;
+            control.stop().await;
+            without
         }
     };
-    let without = experiment(exp, &name, &control, stop).await;
-    control.stop().await;
     let proof = proof::judge(with, without);
     row(proof.verdict, proof.reason.clone(), Some(proof))
 }
@@ -551,13 +498,13 @@ fn control_dir(p: Pattern) -> String {
 async fn experiment(
     exp: &Experiment,
     name: &str,
-    system: &RunningDemo,
+    system: &DemoHandle,
     stop: &watch::Receiver<bool>,
 ) -> gauntlet_chaos::Report {
     gauntlet_chaos::run(
         exp,
         name,
-        Demo::new(system.handle.clone()),
+        Demo::new(system.clone()),
         ChaosOptions { live: false },
         stop.clone(),
     )

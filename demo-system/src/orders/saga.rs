@@ -8,6 +8,7 @@
 use std::path::Path;
 
 use axum::http::StatusCode;
+use tracing::Instrument;
 use uuid::Uuid;
 
 use super::api::{Order, OrderStatus, PlaceOrder};
@@ -254,7 +255,6 @@ impl Orders {
     /// never recorded as a failure, and a breaker behind a shorter caller timeout never
     /// opens.)
     async fn advance_detached(&self, id: String) -> Result<Order, ApiError> {
-        use tracing::Instrument;
         let saga = self.clone();
         tokio::spawn(async move { saga.advance(&id).await }.in_current_span())
             .await
@@ -267,11 +267,19 @@ impl Orders {
             .map_err(ApiError::from)
     }
 
-    /// Resumes every unfinished saga: run at start and periodically.
+    /// Resumes every unfinished saga: run at start and periodically. Each resumption is a
+    /// trace of its own (`saga resume`), so what it does is seen as a request's saga is: its
+    /// calls, and the breaker state changes they cause.
     pub async fn resume_all(&self) -> Result<usize, DbError> {
         let unfinished = self.outbox.db().read(db::unfinished).await?;
         for id in &unfinished {
-            self.advance(id).await?;
+            let span = tracing::info_span!(
+                "resume",
+                otel.name = "saga resume",
+                otel.kind = "internal",
+                order.id = %id,
+            );
+            self.advance(id).instrument(span).await?;
         }
         Ok(unfinished.len())
     }
