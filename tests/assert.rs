@@ -518,12 +518,10 @@ for = "95%"
     let [ninety, ninety_five] = &report.specs[..] else {
         panic!("two specs: {stdout}")
     };
-    // The cases' order (authorized) and these ten: 10 of 11 sets.
-    assert_eq!(
-        (ninety.passed_sets, ninety.applicable),
-        (10, 11),
-        "{stdout}"
-    );
+    // The cases' order and these ten (and a saga the resumer finished, when the machine is
+    // slow enough for one to wait): one set fails, the declined order's.
+    assert_eq!(ninety.applicable - ninety.passed_sets, 1, "{stdout}");
+    assert!((11..=15).contains(&ninety.applicable), "{stdout}");
     assert!(ninety.passed, "{stdout}");
     assert!(!ninety_five.passed, "{stdout}");
     assert_eq!(

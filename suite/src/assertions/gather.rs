@@ -225,7 +225,11 @@ async fn one_unit(
     let label = match target {
         Target::Correlation(id) => format!("correlation {id}"),
         Target::Trace(id) => format!("trace {id}"),
-        _ => unreachable!("one_unit takes an ID"),
+        Target::Request | Target::Window { .. } => {
+            return Err(GatherError::Usage(
+                "a single trace set is read by a correlation or trace ID".into(),
+            ));
+        }
     };
     let started = Instant::now();
     let (mut last_count, mut last_change) = (0usize, Instant::now());
@@ -299,7 +303,11 @@ async fn window(
     let mut traces: BTreeMap<String, Trace> = BTreeMap::new();
     let mut truncated = false;
     for service in client.services().await? {
-        if service.starts_with("gauntlet-") {
+        // Gauntlet's own tools (load, chaos, run markers) are not the system.
+        if gauntlet_query_api::markers::SOURCES
+            .iter()
+            .any(|s| s.service == service)
+        {
             continue;
         }
         let search = TraceSearch {
