@@ -380,40 +380,44 @@ async fn a_client_over_its_rate_gets_429_with_retry_after() {
     assert!((1..=2).contains(&retry), "{retry}");
 }
 
-/// An order weighs what `rate_limit_order_cost` says against its client's limit; with the
-/// limit switched off (`--disable rate-limiting`) nothing is refused.
+/// Orders have a limit of their own per client, beside the requests'; with the limit
+/// switched off (`--disable rate-limiting`) nothing is refused.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_order_counts_as_its_cost_and_the_switch_lifts_the_limit() {
+async fn orders_have_their_own_limit_and_the_switch_lifts_both() {
     let limited = |on: bool| GatewayConfig {
         rate_limit: on,
         rate_limit_per_second: 1,
         rate_limit_burst: 10,
-        rate_limit_order_cost: 10,
+        rate_limit_orders_per_second: 1,
+        rate_limit_orders_burst: 2,
         ..GatewayConfig::default()
     };
     let s = stack(limited(true)).await;
-    // Refused for want of a token, but counted: the limiter stands before everything.
-    let order = s
-        .http
-        .post(format!("{}/api/orders", s.gateway))
-        .json(&json!({"customer_id": "c", "items": []}))
-        .send()
-        .await
-        .expect("gateway answers");
-    assert_eq!(order.status().as_u16(), 401);
-    let after = s.get("/health/live").await;
-    assert_eq!(
-        after.status().as_u16(),
-        429,
-        "the order took the whole burst"
-    );
-    let body: Value = after.json().await.expect("json");
+    let order = || async {
+        // Refused for want of a token, but counted: the limiter stands before everything.
+        s.http
+            .post(format!("{}/api/orders", s.gateway))
+            .json(&json!({"customer_id": "c", "items": []}))
+            .send()
+            .await
+            .expect("gateway answers")
+    };
+    let codes = [
+        order().await.status().as_u16(),
+        order().await.status().as_u16(),
+        order().await.status().as_u16(),
+    ];
+    assert_eq!(codes, [401, 401, 429], "two orders in a burst, not three");
+    let third = order().await;
+    let body: Value = third.json().await.expect("json");
     assert!(
         body["error"]
             .as_str()
-            .is_some_and(|e| e.contains("an order counts as 10")),
+            .is_some_and(|e| e.contains("rate limit of 1 orders a second")),
         "{body}"
     );
+    // Other requests still have their own allowance left.
+    assert_eq!(s.get("/health/live").await.status().as_u16(), 200);
 
     let s = stack(limited(false)).await;
     for _ in 0..15 {

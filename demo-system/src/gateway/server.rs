@@ -53,10 +53,11 @@ pub struct GatewayConfig {
     /// Requests a client may make per second, and in a burst.
     pub rate_limit_per_second: u32,
     pub rate_limit_burst: u32,
-    /// What placing an order costs, in requests: it runs a saga through three services
-    /// where a browse reads a cache, so a client places at most `per_second / cost` orders a
-    /// second and one client's flood of orders cannot take what the others need.
-    pub rate_limit_order_cost: u32,
+    /// Orders a client may place per second, and in a burst: an order runs a saga through
+    /// three services where a browse reads a cache, so one client's flood of orders must not
+    /// take the places (bulkheads, connections) the others' orders need.
+    pub rate_limit_orders_per_second: u32,
+    pub rate_limit_orders_burst: u32,
     /// The product list fallback is served while younger than this.
     pub fallback_max_age_ms: u64,
     /// Serve the last good product list when inventory fails; `false` (`--disable
@@ -76,7 +77,8 @@ impl Default for GatewayConfig {
             rate_limit: true,
             rate_limit_per_second: 200,
             rate_limit_burst: 400,
-            rate_limit_order_cost: 10,
+            rate_limit_orders_per_second: 10,
+            rate_limit_orders_burst: 10,
             fallback_max_age_ms: 300_000,
             fallback: true,
             max_connections: 24,
@@ -105,6 +107,8 @@ struct Inner {
     /// The last good product list, for the fallback.
     products: Mutex<Option<(Instant, Vec<Product>)>>,
     limiter: DefaultKeyedRateLimiter<String>,
+    /// Orders per client, on top of `limiter`.
+    order_limiter: DefaultKeyedRateLimiter<String>,
     rate_limited: std::sync::atomic::AtomicU64,
     encoding: EncodingKey,
     decoding: DecodingKey,
@@ -141,6 +145,10 @@ impl Gateway {
         let per_second =
             NonZeroU32::new(config.rate_limit_per_second.max(1)).unwrap_or(NonZeroU32::MIN);
         let burst = NonZeroU32::new(config.rate_limit_burst.max(1)).unwrap_or(NonZeroU32::MIN);
+        let orders_per_second =
+            NonZeroU32::new(config.rate_limit_orders_per_second.max(1)).unwrap_or(NonZeroU32::MIN);
+        let orders_burst =
+            NonZeroU32::new(config.rate_limit_orders_burst.max(1)).unwrap_or(NonZeroU32::MIN);
         Ok(Self {
             inner: Arc::new(Inner {
                 inventory: InventoryClient::new(client(Service::Inventory)?),
@@ -149,6 +157,9 @@ impl Gateway {
                 discovery,
                 products: Mutex::new(None),
                 limiter: RateLimiter::keyed(Quota::per_second(per_second).allow_burst(burst)),
+                order_limiter: RateLimiter::keyed(
+                    Quota::per_second(orders_per_second).allow_burst(orders_burst),
+                ),
                 rate_limited: std::sync::atomic::AtomicU64::new(0),
                 encoding: EncodingKey::from_secret(config.jwt_secret.as_bytes()),
                 decoding: DecodingKey::from_secret(config.jwt_secret.as_bytes()),
@@ -221,29 +232,30 @@ async fn rate_limit(State(g): State<Gateway>, req: Request, next: Next) -> Respo
         .get::<ConnectInfo<SocketAddr>>()
         .map(|c| c.0.ip().to_string())
         .unwrap_or_else(|| "unknown".into());
-    let cost = if req.method() == axum::http::Method::POST && req.uri().path() == "/api/orders" {
-        config.rate_limit_order_cost.max(1)
-    } else {
-        1
+    let is_order = req.method() == axum::http::Method::POST && req.uri().path() == "/api/orders";
+    let now = DefaultClock::default().now();
+    let refused = match g.inner.limiter.check_key(&client) {
+        Err(not_until) => Some((
+            not_until.wait_time_from(now),
+            config.rate_limit_per_second,
+            "requests",
+        )),
+        Ok(()) if is_order => g.inner.order_limiter.check_key(&client).err().map(|n| {
+            (
+                n.wait_time_from(now),
+                config.rate_limit_orders_per_second,
+                "orders",
+            )
+        }),
+        Ok(()) => None,
     };
-    let cost = NonZeroU32::new(cost).unwrap_or(NonZeroU32::MIN);
-    let refused_for = match g.inner.limiter.check_key_n(&client, cost) {
-        Ok(Ok(())) => None,
-        Ok(Err(not_until)) => Some(not_until.wait_time_from(DefaultClock::default().now())),
-        // A cost above the burst could never pass: refused like a request over the limit.
-        Err(_) => Some(std::time::Duration::from_secs(1)),
-    };
-    if let Some(wait) = refused_for {
+    if let Some((wait, limit, what)) = refused {
         g.inner
             .rate_limited
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let mut e = ApiError::new(
             StatusCode::TOO_MANY_REQUESTS,
-            format!(
-                "rate limit of {} requests a second exceeded (an order counts as {}); retry later",
-                config.rate_limit_per_second,
-                config.rate_limit_order_cost.max(1)
-            ),
+            format!("rate limit of {limit} {what} a second exceeded; retry later"),
         );
         e.retry_after = Some(wait.as_secs_f64().ceil().max(1.0) as u64);
         return e.into_response();
