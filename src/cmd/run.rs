@@ -11,7 +11,7 @@ use gauntlet_suite::{RunOptions, Suite};
 
 #[derive(Debug, Args)]
 #[command(after_help = "Examples:
-  gauntlet run                                   # gauntlet.toml here: the whole demo suite (~9 min)
+  gauntlet run                                   # gauntlet.toml here: the whole demo suite (~8.5 min)
   gauntlet run --only circuit-breaker            # one pattern and its control (~1.5 min)
   gauntlet run gauntlet.toml --report out --junit gauntlet.xml   # in CI
 
