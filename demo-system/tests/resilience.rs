@@ -316,7 +316,17 @@ async fn a_slow_upstream_holds_the_pool_unless_its_bulkhead_stops_it() {
                     tokio::spawn(async move { o.call(Call::get("/thing")).await })
                 })
                 .collect();
-            tokio::time::sleep(Duration::from_millis(50)).await;
+            // Until the calls that will get a connection hold it: both without a bulkhead,
+            // one with it (the other is refused at once).
+            let free_while_held = usize::from(bulkhead);
+            let deadline = tokio::time::Instant::now() + Duration::from_secs(2);
+            while pool.available() != Some(free_while_held) {
+                assert!(
+                    tokio::time::Instant::now() < deadline,
+                    "the slow calls never took their connections"
+                );
+                tokio::task::yield_now().await;
+            }
             let browse = inventory.call(Call::get("/thing")).await;
             for h in held {
                 let _ = h.await;

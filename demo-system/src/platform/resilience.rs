@@ -158,6 +158,11 @@ impl ConnectionPool {
         }
     }
 
+    /// Connections free now (`None`: the pool is unbounded).
+    pub fn available(&self) -> Option<usize> {
+        self.slots.as_ref().map(|s| s.available_permits())
+    }
+
     /// A connection, once one is free (`None`: the pool is unbounded).
     async fn acquire(&self) -> Option<tokio::sync::OwnedSemaphorePermit> {
         match &self.slots {
