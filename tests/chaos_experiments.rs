@@ -26,7 +26,7 @@ fn experiment(name: &str) -> PathBuf {
 }
 
 /// Each experiment, the pattern it proves, and the evidence probes its control must fail.
-const EXPERIMENTS: [(&str, Pattern, &[&str]); 11] = [
+const EXPERIMENTS: [(&str, Pattern, &[&str]); 12] = [
     (
         "payments-slow.toml",
         Pattern::CircuitBreaker,
@@ -90,6 +90,11 @@ const EXPERIMENTS: [(&str, Pattern, &[&str]); 11] = [
         "one-client-floods.toml",
         Pattern::RateLimiting,
         &["the other shoppers' orders are still confirmed quickly"],
+    ),
+    (
+        "payments-hangs-details.toml",
+        Pattern::CompositionDeadlines,
+        &["details answer within their deadline, without payments"],
     ),
 ];
 

@@ -197,6 +197,7 @@ fn the_demo_scenario_runs_against_the_demo_and_its_window_is_in_the_collector() 
         "browse",
         "place order",
         "order by id",
+        "order details",
         "order history",
         "mobile products",
     ] {

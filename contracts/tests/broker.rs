@@ -10,6 +10,7 @@ use gauntlet_contracts::broker::{self, Broker};
 use gauntlet_contracts::verify::{BrokerSource, Publish};
 use gauntlet_contracts::{PACTS_DIR, Report, VerifyConfig, pacts, verify};
 use gauntlet_demo_system::inventory::{self, Inventory, InventoryClient};
+use gauntlet_demo_system::notifications::{self, Notifications};
 use gauntlet_demo_system::order_history::{self, OrderHistory};
 use gauntlet_demo_system::orders::{self, Orders};
 use gauntlet_demo_system::payments::{self, Payments, PaymentsClient, PaymentsConfig};
@@ -50,11 +51,14 @@ async fn providers(dir: &Path) -> Vec<(&'static str, String)> {
     .await;
     let h = OrderHistory::open(&dir.join("history.sqlite")).expect("history");
     let history = serve(order_history::app(h.clone()).merge(provider_states::router(h))).await;
+    let n = Notifications::open(&dir.join("notifications.sqlite")).expect("notifications");
+    let notes = serve(notifications::app(n.clone()).merge(provider_states::router(n))).await;
     vec![
         ("inventory", inventory),
         ("payments", payments),
         ("orders", orders),
         ("order-history", history),
+        ("notifications", notes),
     ]
 }
 
@@ -119,7 +123,7 @@ async fn pacts_go_through_the_broker_and_can_i_deploy_follows_the_verifications(
         .await
         .expect("answer");
     assert!(!before.summary.deployable, "{}", before.render());
-    assert_eq!(before.summary.unknown, 3, "{}", before.render());
+    assert_eq!(before.summary.unknown, 5, "{}", before.render());
 
     let servers = providers(dir.path()).await;
     let default = ["mainBranch", "deployedOrReleased"];
@@ -127,13 +131,13 @@ async fn pacts_go_through_the_broker_and_can_i_deploy_follows_the_verifications(
         let report = verify_through(&broker, name, url, &default, false, None).await;
         assert!(report.passed(), "{name}: {}", report.render());
         if *name == "inventory" {
-            // One of three providers verified: still no, and the answer says which are missing.
+            // One of five providers verified: still no, and the answer says which are missing.
             let partial = client
                 .can_i_deploy("gateway", "1.0.0", None)
                 .await
                 .expect("answer");
             assert!(!partial.summary.deployable);
-            assert_eq!((partial.summary.success, partial.summary.unknown), (1, 2));
+            assert_eq!((partial.summary.success, partial.summary.unknown), (1, 4));
             assert!(
                 partial.summary.reason.contains("orders"),
                 "{}",
@@ -146,7 +150,7 @@ async fn pacts_go_through_the_broker_and_can_i_deploy_follows_the_verifications(
         .await
         .expect("answer");
     assert!(after.summary.deployable, "{}", after.render());
-    assert_eq!(after.summary.success, 3);
+    assert_eq!(after.summary.success, 5);
     let orders = client
         .can_i_deploy("orders", "2.0.0", None)
         .await
@@ -171,7 +175,13 @@ async fn pacts_go_through_the_broker_and_can_i_deploy_follows_the_verifications(
         "{}",
         empty.render()
     );
-    for p in ["inventory", "orders", "order-history"] {
+    for p in [
+        "inventory",
+        "orders",
+        "order-history",
+        "payments",
+        "notifications",
+    ] {
         client
             .record_deployment(p, "2.0.0", "production")
             .await
@@ -226,7 +236,14 @@ async fn pacts_go_through_the_broker_and_can_i_deploy_follows_the_verifications(
         &std::fs::read(Path::new(PACTS_DIR).join("gateway-inventory.json")).expect("pact"),
     )
     .expect("json");
-    let body = &mut changed["interactions"][0]["response"]["body"]["content"][0];
+    let list = changed["interactions"]
+        .as_array_mut()
+        .and_then(|all| {
+            all.iter_mut()
+                .find(|i| i["description"] == "a request for the product list")
+        })
+        .expect("the product list's interaction");
+    let body = &mut list["response"]["body"]["content"][0];
     body["units_free"] = body["stock"].take();
     body.as_object_mut().expect("object").remove("stock");
     let feature = dir.path().join("feature");

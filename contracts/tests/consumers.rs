@@ -8,7 +8,8 @@ use gauntlet_contracts::PACTS_DIR;
 use gauntlet_demo_system::gateway::GatewayConfig;
 use gauntlet_demo_system::inventory::provider_states as inventory_states;
 use gauntlet_demo_system::inventory::{InventoryClient, ReserveRequest};
-use gauntlet_demo_system::notifications::{NotificationQuery, Notifications};
+use gauntlet_demo_system::notifications::provider_states as notifications_states;
+use gauntlet_demo_system::notifications::{NotificationQuery, Notifications, NotificationsClient};
 use gauntlet_demo_system::order_history::provider_states as history_states;
 use gauntlet_demo_system::order_history::{OrderHistory, OrderHistoryClient};
 use gauntlet_demo_system::orders::provider_states as orders_states;
@@ -179,6 +180,113 @@ mod gateway_to_order_history {
         let orders = history.customer_orders("cust-pact").await.expect("orders");
         assert_eq!(orders.len(), 1);
         assert_eq!(orders[0].status, OrderStatus::Confirmed);
+    }
+}
+
+/// The order details the gateway composes: an order's reservation, authorizations and
+/// notifications, each asked of its own service.
+mod gateway_order_details {
+    use super::*;
+
+    #[tokio::test]
+    async fn the_gateway_reads_an_orders_reservation_or_learns_there_is_none() {
+        let mut p = pact("gateway", "inventory");
+        p.interaction("a request for an order's reservation", "", |mut i| {
+            i.given_with_params(
+                inventory_states::RESERVATION_HELD,
+                &json!({"reservation_id": "ord-pact-d1", "sku": "SKU-KEYBOARD", "quantity": 1}),
+            );
+            i.request.get().path("/reservations/ord-pact-d1");
+            i.response.ok().json_body(json_pattern!({
+                "reservation_id": like!("ord-pact-d1"),
+                "status": like!("reserved"),
+                "items": each_like!({"sku": like!("SKU-KEYBOARD"), "quantity": like!(1)})
+            }));
+            i
+        });
+        p.interaction(
+            "a request for the reservation of an order that has none",
+            "",
+            |mut i| {
+                i.given_with_params(
+                    inventory_states::NO_RESERVATION,
+                    &json!({"reservation_id": "ord-pact-d2"}),
+                );
+                i.request.get().path("/reservations/ord-pact-d2");
+                i.response
+                    .status(404)
+                    .json_body(json_pattern!({"error": like!("no reservation ord-pact-d2")}));
+                i
+            },
+        );
+        let server = p.start_mock_server(None, None);
+        let inventory = InventoryClient::new(client("inventory", &*server, &gateway()));
+        let held = inventory.reservation("ord-pact-d1").await.expect("held");
+        assert_eq!(held.reservation_id, "ord-pact-d1");
+        let none = inventory.reservation("ord-pact-d2").await.expect_err("404");
+        assert_eq!(none.refused_status(), Some(404), "{none}");
+    }
+
+    #[tokio::test]
+    async fn the_gateway_reads_an_orders_authorizations() {
+        let mut p = pact("gateway", "payments");
+        p.interaction("a request for an order's authorizations", "", |mut i| {
+            i.given_with_params(
+                payments_states::AUTHORIZED,
+                &json!({"authorization_id": "auth-pact-d1", "order_id": "ord-pact-d1", "amount_cents": 8900}),
+            );
+            i.request
+                .get()
+                .path("/payments/authorizations")
+                .query_param("order_id", "ord-pact-d1");
+            i.response.ok().json_body(each_like!({
+                "id": like!("auth-pact-d1"),
+                "order_id": "ord-pact-d1",
+                "amount_cents": like!(8900),
+                "status": term!("^(authorized|declined|refunded)$", "authorized")
+            }));
+            i
+        });
+        let server = p.start_mock_server(None, None);
+        let payments = PaymentsClient::new(client("payments", &*server, &gateway()));
+        let list = payments
+            .of_order("ord-pact-d1")
+            .await
+            .expect("authorizations");
+        assert_eq!(list.len(), 1);
+        assert_eq!(list[0].status, AuthorizationStatus::Authorized);
+    }
+
+    #[tokio::test]
+    async fn the_gateway_reads_what_a_customer_was_told_about_an_order() {
+        let mut p = pact("gateway", "notifications");
+        p.interaction("a request for an order's notifications", "", |mut i| {
+            i.given_with_params(
+                notifications_states::ORDER_NOTIFIED,
+                &json!({"order_id": "ord-pact-d1", "customer_id": "cust-pact"}),
+            );
+            i.request
+                .get()
+                .path("/notifications")
+                .query_param("order_id", "ord-pact-d1");
+            i.response.ok().json_body(each_like!({
+                "order_id": "ord-pact-d1",
+                "customer_id": like!("cust-pact"),
+                "kind": term!("^order_(confirmed|cancelled|rejected)$", "order_confirmed"),
+                "message": like!("Your order ord-pact-d1 is confirmed."),
+                "event_id": like!("0")
+            }));
+            i
+        });
+        let server = p.start_mock_server(None, None);
+        let notifications = NotificationsClient::new(client("notifications", &*server, &gateway()));
+        let q = NotificationQuery {
+            order_id: Some("ord-pact-d1".into()),
+            customer_id: None,
+        };
+        let list = notifications.list(&q).await.expect("notifications");
+        assert_eq!(list.len(), 1);
+        assert_eq!(list[0].kind, "order_confirmed");
     }
 }
 

@@ -29,10 +29,11 @@ pub enum Pattern {
     ReadModelCatchUp,
     Bulkhead,
     RateLimiting,
+    CompositionDeadlines,
 }
 
 impl Pattern {
-    pub const ALL: [Pattern; 11] = [
+    pub const ALL: [Pattern; 12] = [
         Pattern::CircuitBreaker,
         Pattern::Retries,
         Pattern::HealthChecks,
@@ -44,6 +45,7 @@ impl Pattern {
         Pattern::ReadModelCatchUp,
         Pattern::Bulkhead,
         Pattern::RateLimiting,
+        Pattern::CompositionDeadlines,
     ];
 
     pub const fn name(self) -> &'static str {
@@ -59,6 +61,7 @@ impl Pattern {
             Pattern::ReadModelCatchUp => "read-model-catch-up",
             Pattern::Bulkhead => "bulkhead",
             Pattern::RateLimiting => "rate-limiting",
+            Pattern::CompositionDeadlines => "composition-deadlines",
         }
     }
 
@@ -161,10 +164,18 @@ impl DemoConfig {
         } else {
             toml::from_str(&text).map_err(|e| e.to_string())
         };
-        parsed.map_err(|message| ConfigFileError::Invalid {
-            path: shown,
+        let config: Self = parsed.map_err(|message| ConfigFileError::Invalid {
+            path: shown.clone(),
             message,
-        })
+        })?;
+        config
+            .gateway
+            .check()
+            .map_err(|message| ConfigFileError::Invalid {
+                path: shown,
+                message: format!("[gateway] {message}"),
+            })?;
+        Ok(config)
     }
 
     /// Switches one pattern off everywhere it is used.
@@ -194,6 +205,7 @@ impl DemoConfig {
                 orders.bulkhead.enabled = false;
             }
             Pattern::RateLimiting => self.gateway.rate_limit = false,
+            Pattern::CompositionDeadlines => self.gateway.composition_deadlines = false,
         }
     }
 
@@ -215,6 +227,7 @@ impl DemoConfig {
             Pattern::ReadModelCatchUp => !self.consumer_catch_up,
             Pattern::Bulkhead => !gateway.bulkhead.enabled && !orders.bulkhead.enabled,
             Pattern::RateLimiting => !self.gateway.rate_limit,
+            Pattern::CompositionDeadlines => !self.gateway.composition_deadlines,
         }
     }
 
@@ -248,6 +261,20 @@ mod tests {
             .expect_err("unknown key")
             .to_string();
         assert!(err.contains("rate_limit_per_secnd"), "{err}");
+        std::fs::write(
+            &file,
+            "[gateway]\ndetails_deadline_ms = 300\ndetails_part_deadline_ms = 500\n",
+        )
+        .expect("write");
+        let err = DemoConfig::load(&file)
+            .expect_err("a part's deadline past the request's")
+            .to_string();
+        assert!(
+            err.contains(
+                "details_part_deadline_ms (500) must fit inside details_deadline_ms (300)"
+            ),
+            "{err}"
+        );
         assert!(
             "gravity"
                 .parse::<Pattern>()

@@ -212,8 +212,12 @@ where
         Service::Notifications => {
             let n = Notifications::open(&db(service))?;
             let catch_up = config.consumer_catch_up;
-            background(tasks, n.consume(orders_feed()?, catch_up, until_stopped()));
-            tasks.spawn(serve(listener, notifications::app(n), until_stopped()));
+            background(
+                tasks,
+                n.clone().consume(orders_feed()?, catch_up, until_stopped()),
+            );
+            let app = with_states(notifications::app(n.clone()), provider_states::router(n));
+            tasks.spawn(serve(listener, app, until_stopped()));
         }
         Service::OrderHistory => {
             let h = OrderHistory::open(&db(service))?;

@@ -142,10 +142,13 @@ const fn http(consumer: Service, provider: Service) -> Edge {
 
 /// Every service-to-service dependency of the demo. Calls to the registry (registration,
 /// heartbeats, discovery) are the platform's, not an edge: every service makes them.
-pub const EDGES: [Edge; 7] = [
+pub const EDGES: [Edge; 9] = [
     http(Service::Gateway, Service::Inventory),
     http(Service::Gateway, Service::Orders),
     http(Service::Gateway, Service::OrderHistory),
+    // The order details the gateway composes: the order's payments and notifications.
+    http(Service::Gateway, Service::Payments),
+    http(Service::Gateway, Service::Notifications),
     http(Service::Orders, Service::Inventory),
     http(Service::Orders, Service::Payments),
     Edge {

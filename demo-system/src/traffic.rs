@@ -1,6 +1,6 @@
 //! The short burst of realistic traffic `gauntlet demo` sends through the gateway, with the
 //! gateway's typed client: browsing, orders that go through, one declined payment (a lamp
-//! costs 34.13) and one order larger than the stock. Bounded in count; loopback only, like
+//! costs 34.13) and one order larger than the stock, each order's details read back. Bounded in count; loopback only, like
 //! everything the demo starts.
 
 use serde::Serialize;
@@ -57,6 +57,8 @@ pub struct OrderOutcome {
 pub struct Report {
     pub product_views: u32,
     pub orders: Vec<OrderOutcome>,
+    /// Orders whose details (composed from four services) were read back.
+    pub details_views: u32,
 }
 
 impl Report {
@@ -115,10 +117,14 @@ pub async fn burst(gateway: &str) -> Result<Report, TrafficError> {
                 quantity,
             }],
         };
-        let outcome = authed
-            .with_correlation_id(&correlation_id)
-            .place_order(&order, Some(&correlation_id))
-            .await
+        let client = authed.with_correlation_id(&correlation_id);
+        let placed = client.place_order(&order, Some(&correlation_id)).await;
+        if let Ok(placed) = &placed
+            && client.order_details(&placed.body.id).await.is_ok()
+        {
+            report.details_views += 1;
+        }
+        let outcome = placed
             .map(|placed| placed.body.status)
             .map_err(|e| e.to_string());
         report.orders.push(OrderOutcome {

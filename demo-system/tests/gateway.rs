@@ -1,17 +1,18 @@
 //! The gateway in front of the real services, all on loopback and found through the real
 //! registry: tokens, correlation IDs, round-robin, the product fallback, the BFF shapes,
-//! and rate limiting.
+//! order details composed under deadlines, and rate limiting.
 
 mod common;
 
 use common::bind;
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use gauntlet_demo_system::gateway::{self, Gateway, GatewayConfig};
+use gauntlet_demo_system::gateway::{self, Gateway, GatewayConfig, OrderDetails};
 use gauntlet_demo_system::inventory::{self, Inventory, InventoryClient};
+use gauntlet_demo_system::notifications::{self, Notifications};
 use gauntlet_demo_system::order_history::{self, OrderHistory};
 use gauntlet_demo_system::orders::{self, Orders};
 use gauntlet_demo_system::payments::{self, Payments, PaymentsClient, PaymentsConfig};
@@ -58,9 +59,25 @@ fn switchable(app: axum::Router, down: Arc<AtomicBool>) -> axum::Router {
 }
 use axum::response::IntoResponse;
 
+/// Holds every answer of an instance for the given milliseconds (0: none), as a service
+/// that hangs would.
+fn holdable(app: axum::Router, hold_ms: Arc<AtomicU64>) -> axum::Router {
+    app.layer(axum::middleware::from_fn(
+        move |req: axum::extract::Request, next: axum::middleware::Next| {
+            let hold = hold_ms.load(Ordering::SeqCst);
+            async move {
+                tokio::time::sleep(Duration::from_millis(hold)).await;
+                next.run(req).await
+            }
+        },
+    ))
+}
+
 struct Stack {
     gateway: String,
     inventory_down: Arc<AtomicBool>,
+    /// How long payments holds its answers.
+    payments_hold_ms: Arc<AtomicU64>,
     http: reqwest::Client,
     _dir: tempfile::TempDir,
 }
@@ -91,10 +108,12 @@ async fn stack(config: GatewayConfig) -> Stack {
         processing_delay_ms: 1,
         ..PaymentsConfig::default()
     };
+    let payments_hold_ms = Arc::new(AtomicU64::new(0));
+    let pay = payments::app(Payments::open(&d.join("payments.sqlite"), cfg).expect("pay"));
     service(
         &registry_url,
         "payments",
-        payments::app(Payments::open(&d.join("payments.sqlite"), cfg).expect("pay")),
+        holdable(pay, payments_hold_ms.clone()),
     )
     .await;
     // Orders, the consumer and the gateway all find their upstreams through the registry.
@@ -125,6 +144,10 @@ async fn stack(config: GatewayConfig) -> Stack {
     let feed = feed_client("orders", discovery.endpoint(Service::Orders)).expect("feed");
     tokio::spawn(history.consume(feed, true, std::future::pending()));
     service(&registry_url, "order-history", order_history::app(history)).await;
+    let notes = Notifications::open(&d.join("notifications.sqlite")).expect("notifications");
+    let feed = feed_client("orders", discovery.endpoint(Service::Orders)).expect("feed");
+    tokio::spawn(notes.clone().consume(feed, true, std::future::pending()));
+    service(&registry_url, "notifications", notifications::app(notes)).await;
 
     let (gl, gateway_url) = bind().await;
     // The gateway's own view of the registry, as in its own process.
@@ -139,7 +162,13 @@ async fn stack(config: GatewayConfig) -> Stack {
     tokio::spawn(gateway::run(g, gl, std::future::pending()));
     // Ready once every upstream is discoverable.
     let deadline = Instant::now() + Duration::from_secs(10);
-    for name in ["inventory", "orders", "order-history"] {
+    for name in [
+        "inventory",
+        "orders",
+        "order-history",
+        "payments",
+        "notifications",
+    ] {
         loop {
             let r = http
                 .get(format!("{registry_url}/services/{name}"))
@@ -161,6 +190,7 @@ async fn stack(config: GatewayConfig) -> Stack {
     Stack {
         gateway: gateway_url,
         inventory_down,
+        payments_hold_ms,
         http,
         _dir: dir,
     }
@@ -423,4 +453,95 @@ async fn orders_have_their_own_limit_and_the_switch_lifts_both() {
     for _ in 0..15 {
         assert_eq!(s.get("/health/live").await.status().as_u16(), 200);
     }
+}
+
+impl Stack {
+    /// Places an order of one mouse and waits until every part of its details is known
+    /// (the notification comes through the feed, a little after the order).
+    async fn confirmed_order(&self, customer: &str) -> String {
+        let token = self.token().await;
+        let placed: Value = self
+            .http
+            .post(format!("{}/api/orders", self.gateway))
+            .bearer_auth(&token)
+            .json(&json!({"customer_id": customer, "items": [{"sku": "SKU-MOUSE", "quantity": 1}]}))
+            .send()
+            .await
+            .expect("answer")
+            .json()
+            .await
+            .expect("json");
+        assert_eq!(placed["status"], "confirmed", "{placed}");
+        let id = placed["id"].as_str().expect("id").to_string();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let details: Value = self
+                .get(&format!("/api/orders/{id}/details"))
+                .await
+                .json()
+                .await
+                .expect("json");
+            if details["notifications"]
+                .as_array()
+                .is_some_and(|n| n.len() == 1)
+            {
+                return id;
+            }
+            assert!(Instant::now() < deadline, "never notified: {details}");
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+    }
+
+    /// The details of `id`, and how long they took.
+    async fn details(&self, id: &str) -> (OrderDetails, Duration) {
+        let started = Instant::now();
+        let resp = self.get(&format!("/api/orders/{id}/details")).await;
+        assert_eq!(resp.status(), 200);
+        let details = resp.json().await.expect("details");
+        (details, started.elapsed())
+    }
+}
+
+/// Composition: the order with its reservation, payments and notifications in one answer;
+/// a part that misses its deadline is left out and named, and the answer does not wait for
+/// it. Without the deadlines, the same answer waits for the slow part.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn order_details_come_within_their_deadline_whatever_one_part_does() {
+    let s = stack(GatewayConfig::default()).await;
+    let id = s.confirmed_order("cust-details").await;
+    let (d, _) = s.details(&id).await;
+    assert_eq!(d.order.id, id);
+    assert!(d.missing.is_empty(), "{d:?}");
+    let reservation = d.reservation.expect("the order's reservation");
+    assert_eq!(reservation.reservation_id, id);
+    assert_eq!(reservation.status.as_str(), "confirmed");
+    let statuses: Vec<&str> = d.payments.iter().map(|p| p.status.as_str()).collect();
+    assert_eq!(statuses, ["authorized"]);
+    assert_eq!(d.notifications[0].kind, "order_confirmed");
+
+    // An unknown order is a 404, not a partial answer.
+    let unknown = s.get("/api/orders/no-such-order/details").await;
+    assert_eq!(unknown.status(), 404);
+
+    // Payments holds its answers 1.5 s: past the part's 500 ms deadline.
+    s.payments_hold_ms.store(1_500, Ordering::SeqCst);
+    let (d, took) = s.details(&id).await;
+    assert_eq!(d.missing, [Service::Payments], "{d:?}");
+    assert!(d.payments.is_empty() && d.reservation.is_some() && d.notifications.len() == 1);
+    assert!(
+        took < Duration::from_millis(1_200),
+        "answered after {took:?}, past the 1 s deadline"
+    );
+
+    // Without the deadlines the answer is whole, but waits for payments.
+    let config = GatewayConfig {
+        composition_deadlines: false,
+        ..GatewayConfig::default()
+    };
+    let s = stack(config).await;
+    let id = s.confirmed_order("cust-details").await;
+    s.payments_hold_ms.store(1_500, Ordering::SeqCst);
+    let (d, took) = s.details(&id).await;
+    assert!(d.missing.is_empty(), "{d:?}");
+    assert!(took >= Duration::from_millis(1_500), "{took:?}");
 }

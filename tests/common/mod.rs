@@ -73,6 +73,17 @@ impl Drop for Demo {
     }
 }
 
+/// A child process killed when dropped, so a failing assertion does not leave it running
+/// (and holding the test's output pipes open).
+pub struct KillOnDrop(pub std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 /// The JSON file at `path`, once it exists and parses.
 pub fn wait_for_file(path: &Path, within: Duration) -> Value {
     let deadline = Instant::now() + within;

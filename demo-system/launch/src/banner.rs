@@ -38,9 +38,10 @@ pub fn traffic(demo: &RunningDemo, burst: &Result<traffic::Report, TrafficError>
     match burst {
         Ok(r) => {
             let mut out = format!(
-                "traffic: {} product views, orders {}\n",
+                "traffic: {} product views, orders {}, {} orders' details\n",
                 r.product_views,
-                r.summary()
+                r.summary(),
+                r.details_views
             );
             if let (Some(api), Some(cid)) = (
                 &demo.handle.collector.api,

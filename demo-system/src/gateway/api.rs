@@ -39,6 +39,23 @@ pub struct MobileOrder {
     pub total: String,
 }
 
+/// The answer to `GET /api/orders/{id}/details`: the order, composed with what inventory,
+/// payments and notifications hold about it. A part whose service failed or missed its
+/// deadline is left empty and named in `missing` (a partial answer, still `200`).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct OrderDetails {
+    pub order: crate::orders::Order,
+    /// The order's stock reservation; `None` when inventory holds none (an order rejected
+    /// before reserving) or inventory is missing.
+    pub reservation: Option<crate::inventory::Reservation>,
+    /// The order's payment authorizations, oldest first.
+    pub payments: Vec<crate::payments::Authorization>,
+    /// What the customer was told about the order.
+    pub notifications: Vec<crate::notifications::Notification>,
+    /// The services that did not answer in time: their parts are empty, not known empty.
+    pub missing: Vec<crate::topology::Service>,
+}
+
 /// Cents as a decimal amount: 3413 → `34.13`.
 pub fn format_cents(cents: i64) -> String {
     let sign = if cents < 0 { "-" } else { "" };

@@ -1,6 +1,6 @@
 //! The gateway's typed client: what the demo's traffic, load scenarios and tests use.
 
-use super::api::{Credentials, MobileOrder, MobileProduct, TokenResponse};
+use super::api::{Credentials, MobileOrder, MobileProduct, OrderDetails, TokenResponse};
 use crate::inventory::Product;
 use crate::order_history::OrderView;
 use crate::orders::{Order, PlaceOrder};
@@ -60,6 +60,14 @@ impl GatewayClient {
 
     pub async fn order(&self, id: &str) -> Result<Order, ClientError> {
         self.http.get(&format!("/api/orders/{}", escape(id))).await
+    }
+
+    /// The order composed with its reservation, payments and notifications; a part that
+    /// did not come in time is named in `missing`.
+    pub async fn order_details(&self, id: &str) -> Result<OrderDetails, ClientError> {
+        self.http
+            .get(&format!("/api/orders/{}/details", escape(id)))
+            .await
     }
 
     pub async fn customer_orders(&self, customer_id: &str) -> Result<Vec<OrderView>, ClientError> {

@@ -9,6 +9,8 @@
 //! - Every response echoes `X-Correlation-ID` (taken from the request or a new UUID v7),
 //!   and it travels upstream in W3C baggage and as the header.
 //! - `/mobile/...` serves trimmed shapes of the same data.
+//! - `GET /api/orders/{id}/details` composes the order with its reservation, payments and
+//!   notifications, each part under its own deadline ([`super::composition`]).
 
 use std::net::SocketAddr;
 use std::num::NonZeroU32;
@@ -28,10 +30,15 @@ use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
 
-use super::api::{Credentials, MobileOrder, MobileProduct, TokenResponse, format_cents};
+use super::api::{
+    Credentials, MobileOrder, MobileProduct, OrderDetails, TokenResponse, format_cents,
+};
+use super::composition::{Composer, Deadlines};
 use crate::inventory::{InventoryClient, Product};
+use crate::notifications::NotificationsClient;
 use crate::order_history::{OrderHistoryClient, OrderView};
 use crate::orders::{Order, OrdersClient, PlaceOrder};
+use crate::payments::PaymentsClient;
 use crate::platform::client::{HttpClient, service_http};
 use crate::platform::discovery::Discovery;
 use crate::platform::http::{ApiError, Body, Health, body, idempotency_key, live};
@@ -63,6 +70,12 @@ pub struct GatewayConfig {
     /// Serve the last good product list when inventory fails; `false` (`--disable
     /// fallback`): the failure reaches the caller.
     pub fallback: bool,
+    /// Give each part of an order's details its own deadline and answer without the late
+    /// ones; `false` (`--disable composition-deadlines`): wait for every part.
+    pub composition_deadlines: bool,
+    /// The details request's deadline, and each part's inside it, in milliseconds.
+    pub details_deadline_ms: u64,
+    pub details_part_deadline_ms: u64,
     /// The most calls the gateway has in flight to all its upstreams together (its
     /// connection pool); the next waits for a free connection within its deadline.
     pub max_connections: usize,
@@ -81,9 +94,29 @@ impl Default for GatewayConfig {
             rate_limit_orders_burst: 10,
             fallback_max_age_ms: 300_000,
             fallback: true,
+            composition_deadlines: true,
+            details_deadline_ms: 1_000,
+            details_part_deadline_ms: 500,
             max_connections: 24,
             resilience: ResilienceConfig::default(),
         }
+    }
+}
+
+impl GatewayConfig {
+    /// Why these settings cannot run, if they cannot.
+    pub fn check(&self) -> Result<(), String> {
+        if self.details_deadline_ms == 0 || self.details_part_deadline_ms == 0 {
+            return Err("details_deadline_ms and details_part_deadline_ms must be above 0".into());
+        }
+        if self.details_part_deadline_ms > self.details_deadline_ms {
+            return Err(format!(
+                "details_part_deadline_ms ({}) must fit inside details_deadline_ms ({}): \
+                 a part's deadline is inside the request's",
+                self.details_part_deadline_ms, self.details_deadline_ms
+            ));
+        }
+        Ok(())
     }
 }
 
@@ -104,6 +137,8 @@ struct Inner {
     inventory: InventoryClient,
     orders: OrdersClient,
     history: OrderHistoryClient,
+    /// Order details: orders, inventory, payments and notifications.
+    composer: Composer,
     /// The last good product list, for the fallback.
     products: Mutex<Option<(Instant, Vec<Product>)>>,
     limiter: DefaultKeyedRateLimiter<String>,
@@ -149,10 +184,24 @@ impl Gateway {
             NonZeroU32::new(config.rate_limit_orders_per_second.max(1)).unwrap_or(NonZeroU32::MIN);
         let orders_burst =
             NonZeroU32::new(config.rate_limit_orders_burst.max(1)).unwrap_or(NonZeroU32::MIN);
+        let inventory = InventoryClient::new(client(Service::Inventory)?);
+        let orders = OrdersClient::new(client(Service::Orders)?);
+        let composer = Composer {
+            orders: orders.clone(),
+            inventory: inventory.clone(),
+            payments: PaymentsClient::new(client(Service::Payments)?),
+            notifications: NotificationsClient::new(client(Service::Notifications)?),
+            deadlines: Deadlines {
+                request: Duration::from_millis(config.details_deadline_ms.max(1)),
+                part: Duration::from_millis(config.details_part_deadline_ms.max(1)),
+                enabled: config.composition_deadlines,
+            },
+        };
         Ok(Self {
             inner: Arc::new(Inner {
-                inventory: InventoryClient::new(client(Service::Inventory)?),
-                orders: OrdersClient::new(client(Service::Orders)?),
+                inventory,
+                orders,
+                composer,
                 history: OrderHistoryClient::new(client(Service::OrderHistory)?),
                 discovery,
                 products: Mutex::new(None),
@@ -173,6 +222,8 @@ impl Gateway {
             self.inner.inventory.http().upstream().clone(),
             self.inner.orders.http().upstream().clone(),
             self.inner.history.http().upstream().clone(),
+            self.inner.composer.payments.http().upstream().clone(),
+            self.inner.composer.notifications.http().upstream().clone(),
         ]
     }
 
@@ -194,6 +245,7 @@ pub fn app(gateway: Gateway) -> Router {
         .route("/api/products", get(products))
         .route("/api/orders", post(place_order))
         .route("/api/orders/{id}", get(get_order))
+        .route("/api/orders/{id}/details", get(order_details))
         .route("/api/customers/{id}/orders", get(customer_orders))
         .route("/mobile/products", get(mobile_products))
         .route("/mobile/orders/{id}", get(mobile_order))
@@ -378,6 +430,13 @@ async fn get_order(
     UrlPath(id): UrlPath<String>,
 ) -> Result<Json<Order>, ApiError> {
     Ok(Json(g.inner.orders.order(&id).await?))
+}
+
+async fn order_details(
+    State(g): State<Gateway>,
+    UrlPath(id): UrlPath<String>,
+) -> Result<Json<OrderDetails>, ApiError> {
+    Ok(Json(g.inner.composer.details(&id).await?))
 }
 
 async fn customer_orders(

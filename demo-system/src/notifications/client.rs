@@ -13,6 +13,10 @@ impl NotificationsClient {
         Self { http }
     }
 
+    pub fn http(&self) -> &HttpClient {
+        &self.http
+    }
+
     /// The notifications recorded: all, or those of one order or customer.
     pub async fn list(&self, q: &NotificationQuery) -> Result<Vec<Notification>, ClientError> {
         let filters: Vec<String> = [("order_id", &q.order_id), ("customer_id", &q.customer_id)]

@@ -2,11 +2,12 @@
 //! would send for each order outcome, once per event however often it is delivered.
 //!
 //! [`api`] wire types · [`db`] schema and queries · [`server`] consumer and routes ·
-//! [`client`] typed client.
+//! [`client`] typed client · [`provider_states`] Pact's states.
 
 pub mod api;
 pub mod client;
 pub mod db;
+pub mod provider_states;
 pub mod server;
 
 pub use api::{Notification, NotificationQuery};

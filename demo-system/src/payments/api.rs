@@ -12,6 +12,13 @@ pub struct AuthorizeRequest {
     pub amount_cents: i64,
 }
 
+/// `GET /payments/authorizations?order_id=`: the authorizations of one order, oldest first.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct AuthorizationQuery {
+    pub order_id: String,
+}
+
 text_enum! {
     pub enum AuthorizationStatus {
         Authorized = "authorized",

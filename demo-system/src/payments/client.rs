@@ -1,4 +1,5 @@
-//! The payments service's typed client: what the orders saga calls it with.
+//! The payments service's typed client: what the orders saga calls it with, and the
+//! gateway's order details read.
 
 use super::api::{Authorization, AuthorizeRequest};
 use crate::platform::client::{ClientError, HttpClient, escape};
@@ -37,6 +38,16 @@ impl PaymentsClient {
     pub async fn authorization(&self, id: &str) -> Result<Authorization, ClientError> {
         self.http
             .get(&format!("/payments/authorizations/{}", escape(id)))
+            .await
+    }
+
+    /// The authorizations of one order, oldest first (none: an empty list).
+    pub async fn of_order(&self, order_id: &str) -> Result<Vec<Authorization>, ClientError> {
+        self.http
+            .get(&format!(
+                "/payments/authorizations?order_id={}",
+                escape(order_id)
+            ))
             .await
     }
 

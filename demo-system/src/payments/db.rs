@@ -15,6 +15,7 @@ pub const SCHEMA: &str = "
         reason TEXT,
         created_unix_ms INTEGER NOT NULL
     );
+    CREATE INDEX IF NOT EXISTS authorizations_by_order ON authorizations (order_id, created_unix_ms);
     CREATE TABLE IF NOT EXISTS idempotency_keys (
         key TEXT PRIMARY KEY,
         request TEXT NOT NULL,
@@ -39,22 +40,36 @@ pub fn insert(tx: &Transaction<'_>, a: &Authorization) -> Result<(), DbError> {
     Ok(())
 }
 
+fn authorization(r: &rusqlite::Row<'_>) -> rusqlite::Result<Authorization> {
+    Ok(Authorization {
+        id: r.get(0)?,
+        order_id: r.get(1)?,
+        amount_cents: r.get(2)?,
+        status: text_column(r, 3, AuthorizationStatus::parse)?,
+        reason: r.get(4)?,
+    })
+}
+
 pub fn load(tx: &Transaction<'_>, id: &str) -> Result<Option<Authorization>, DbError> {
     Ok(tx
         .query_row(
             "SELECT id, order_id, amount_cents, status, reason FROM authorizations WHERE id = ?1",
             [id],
-            |r| {
-                Ok(Authorization {
-                    id: r.get(0)?,
-                    order_id: r.get(1)?,
-                    amount_cents: r.get(2)?,
-                    status: text_column(r, 3, AuthorizationStatus::parse)?,
-                    reason: r.get(4)?,
-                })
-            },
+            authorization,
         )
         .optional()?)
+}
+
+/// The authorizations of one order, oldest first.
+pub fn of_order(tx: &Transaction<'_>, order_id: &str) -> Result<Vec<Authorization>, DbError> {
+    let mut stmt = tx.prepare_cached(
+        "SELECT id, order_id, amount_cents, status, reason FROM authorizations
+         WHERE order_id = ?1 ORDER BY created_unix_ms, id",
+    )?;
+    let rows = stmt
+        .query_map([order_id], authorization)?
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(rows)
 }
 
 pub fn mark_refunded(tx: &Transaction<'_>, id: &str) -> Result<(), DbError> {

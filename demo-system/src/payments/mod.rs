@@ -11,6 +11,6 @@ pub mod db;
 pub mod provider_states;
 pub mod server;
 
-pub use api::{Authorization, AuthorizationStatus, AuthorizeRequest};
+pub use api::{Authorization, AuthorizationQuery, AuthorizationStatus, AuthorizeRequest};
 pub use client::PaymentsClient;
 pub use server::{Payments, PaymentsConfig, app};

@@ -6,14 +6,14 @@
 use std::path::Path;
 use std::time::Duration;
 
-use axum::extract::{Path as UrlPath, State};
+use axum::extract::{Path as UrlPath, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use super::api::{Authorization, AuthorizationStatus, AuthorizeRequest};
+use super::api::{Authorization, AuthorizationQuery, AuthorizationStatus, AuthorizeRequest};
 use super::db;
 use crate::platform::db::DbError;
 use crate::platform::http::{ApiError, Body, body, found, idempotency_key, service_router};
@@ -63,7 +63,10 @@ impl Payments {
 pub fn app(payments: Payments) -> Router {
     let outbox = payments.outbox.clone();
     let routes = Router::new()
-        .route("/payments/authorizations", post(authorize))
+        .route(
+            "/payments/authorizations",
+            post(authorize).get(authorizations_of_order),
+        )
         .route("/payments/authorizations/{id}", get(get_authorization))
         .route("/payments/authorizations/{id}/refund", post(refund))
         .with_state(payments)
@@ -180,6 +183,24 @@ async fn get_authorization(
     let key = id.clone();
     let a = p.outbox.db().read(move |tx| db::load(tx, &key)).await?;
     found(a, || format!("no authorization {id}"))
+}
+
+/// An order's authorizations (none is an empty list: the order may not have reached
+/// payment, and payments does not know which orders exist).
+async fn authorizations_of_order(
+    State(p): State<Payments>,
+    q: Result<Query<AuthorizationQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<Vec<Authorization>>, ApiError> {
+    let Query(q) = q?;
+    if q.order_id.is_empty() {
+        return Err(ApiError::bad_request("order_id must not be empty"));
+    }
+    let list = p
+        .outbox
+        .db()
+        .read(move |tx| db::of_order(tx, &q.order_id))
+        .await?;
+    Ok(Json(list))
 }
 
 /// Refunds an authorization. Refunding twice is the same as once (the saga may repeat it).
