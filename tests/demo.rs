@@ -67,7 +67,7 @@ fn the_demo_runs_real_processes_and_leaves_nothing_behind() {
         // `--disable circuit-breaker` reached the gateway process.
         let admin: Value = http.get(format!("{gateway}/admin/resilience")).send().await.expect("admin").json().await.expect("json");
         let breakers: Vec<&str> = admin["upstreams"].as_array().expect("upstreams").iter().filter_map(|u| u["circuit_breaker"].as_str()).collect();
-        assert_eq!(breakers, ["disabled"; 5], "{admin}");
+        assert_eq!(breakers, ["disabled"; 6], "{admin}");
 
         // The supervisor kills and restarts an instance; it comes back ready.
         let killed: Value = http.post(format!("{supervisor}/instances/inventory-2/kill")).send().await.expect("kill").json().await.expect("json");
@@ -78,13 +78,16 @@ fn the_demo_runs_real_processes_and_leaves_nothing_behind() {
         let restarted = http.post(format!("{supervisor}/instances/inventory-2/restart")).send().await.expect("restart");
         assert_eq!(restarted.status(), 200);
         let list: Vec<Value> = http.get(format!("{supervisor}/instances")).send().await.expect("list").json().await.expect("json");
-        assert_eq!(list.len(), 8);
+        assert_eq!(list.len(), gauntlet_demo_system::topology::InstanceId::all().count());
         assert!(list.iter().all(|i| i["state"] == "running"), "{list:?}");
         let unknown = http.post(format!("{supervisor}/instances/nope/kill")).send().await.expect("answer");
         assert_eq!(unknown.status(), 404);
         list.iter().filter_map(|i| i["pid"].as_i64()).map(|p| p as i32).collect()
     });
-    assert_eq!(pids.len(), 8);
+    assert_eq!(
+        pids.len(),
+        gauntlet_demo_system::topology::InstanceId::all().count()
+    );
 
     // SIGTERM, as Ctrl-C or a process manager would send it.
     let status = demo.stop();
@@ -242,8 +245,113 @@ fn one_request_is_one_story_in_the_collector_across_services_and_async_hops() {
             let link = hop["links"][0]["trace_id"].as_str().expect("a span link to the producer");
             assert_eq!(link, trace, "{consumer} links back to the request's trace");
         }
+        the_old_shop_is_strangled_and_its_sidecar_speaks_for_it(&http, &gateway, &api).await;
     });
     assert!(demo.stop().success(), "the demo stops cleanly");
+}
+
+/// The strangler fig and the sidecar, on the default route table: the catalogue has moved to
+/// inventory (the legacy is not called for it), order lookups still reach the legacy
+/// monolith, which has no OpenTelemetry in it and still appears in the trace, under the
+/// gateway's call, and in the logs, through its sidecar.
+async fn the_old_shop_is_strangled_and_its_sidecar_speaks_for_it(
+    http: &reqwest::Client,
+    gateway: &str,
+    api: &str,
+) {
+    let cid = format!("shop-{}", std::process::id());
+    for path in ["/shop/products", "/shop/orders/L-1001"] {
+        let resp = http
+            .get(format!("{gateway}{path}"))
+            .header("x-correlation-id", &cid)
+            .send()
+            .await
+            .expect("gateway");
+        assert_eq!(resp.status(), 200, "{path}");
+    }
+    let has = |t: &Value, kind: &str, service: &str, name: &str| {
+        t["items"].as_array().is_some_and(|a| {
+            a.iter()
+                .any(|i| i["kind"] == kind && i["service"] == service && i["name"] == name)
+        })
+    };
+    let tl = timeline(http, api, &cid, |t| {
+        has(t, "span", "legacy", "GET /shop/orders/{order_number}")
+            && has(t, "span", "inventory", "GET /products")
+            && has(t, "span", "gateway", "GET legacy")
+            && t["items"].as_array().is_some_and(|a| {
+                a.iter()
+                    .any(|i| i["kind"] == "log" && i["service"] == "legacy")
+            })
+    })
+    .await;
+    let spans: Vec<&Value> = tl["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .filter(|i| i["kind"] == "span")
+        .collect();
+    let find = |service: &str, name: &str| {
+        *spans
+            .iter()
+            .find(|s| s["service"] == service && s["name"] == name)
+            .unwrap_or_else(|| panic!("no {service} span {name} in {tl}"))
+    };
+    // The catalogue's request never reached the legacy: its trace is the gateway's and
+    // inventory's.
+    let catalogue = find("gateway", "GET /shop/products");
+    let in_trace = |root: &Value| -> Vec<&Value> {
+        spans
+            .iter()
+            .filter(|s| s["trace_id"] == root["trace_id"])
+            .copied()
+            .collect()
+    };
+    let reached: std::collections::BTreeSet<&str> = in_trace(catalogue)
+        .iter()
+        .filter_map(|s| s["service"].as_str())
+        .collect();
+    assert_eq!(reached, ["gateway", "inventory"].into(), "{tl}");
+    // The order lookup did: the legacy's server span (the sidecar's) is a child of the
+    // gateway's call to it.
+    let lookup = in_trace(find("gateway", "GET /shop/orders/{order_number}"));
+    let named = |service: &str, name: &str| {
+        *lookup
+            .iter()
+            .find(|s| s["service"] == service && s["name"] == name)
+            .unwrap_or_else(|| panic!("no {service} span {name} in the lookup's trace: {tl}"))
+    };
+    assert_eq!(
+        named("legacy", "GET /shop/orders/{order_number}")["parent_span_id"],
+        named("gateway", "GET legacy")["span_id"],
+        "{tl}"
+    );
+    // Who answered is on the gateway's span.
+    for (span, backend) in [
+        (catalogue, "inventory"),
+        (find("gateway", "GET /shop/orders/{order_number}"), "legacy"),
+    ] {
+        let trace = span["trace_id"].as_str().expect("trace id");
+        let jaeger: Value = http
+            .get(format!("{api}/api/traces/{trace}"))
+            .send()
+            .await
+            .expect("trace")
+            .json()
+            .await
+            .expect("json");
+        let server = jaeger["data"][0]["spans"]
+            .as_array()
+            .expect("spans")
+            .iter()
+            .find(|s| s["spanID"] == span["span_id"])
+            .expect("the server span");
+        let tag = server["tags"]
+            .as_array()
+            .and_then(|t| t.iter().find(|t| t["key"] == "strangler.backend"))
+            .map(|t| t["value"].clone());
+        assert_eq!(tag, Some(json!(backend)), "{server}");
+    }
 }
 
 /// The orders service's calls to each inventory instance so far.
@@ -440,7 +548,10 @@ fn a_demo_killed_with_sigkill_takes_its_children_with_it() {
         .filter_map(|i| i.pid)
         .map(|p| p as i32)
         .collect();
-    assert_eq!(pids.len(), 8);
+    assert_eq!(
+        pids.len(),
+        gauntlet_demo_system::topology::InstanceId::all().count()
+    );
     assert!(pids.iter().all(|p| alive(*p)));
 
     // No SIGTERM, no cleanup: the supervisor just vanishes.
@@ -531,6 +642,7 @@ async fn the_chaos_demo_routes_every_hop_through_a_proxy_named_after_its_edge() 
         [
             "gateway_to_inventory_1",
             "gateway_to_inventory_2",
+            "gateway_to_legacy",
             "gateway_to_notifications",
             "gateway_to_order_history",
             "gateway_to_orders",
@@ -544,6 +656,7 @@ async fn the_chaos_demo_routes_every_hop_through_a_proxy_named_after_its_edge() 
             "registry_to_gateway",
             "registry_to_inventory_1",
             "registry_to_inventory_2",
+            "registry_to_legacy",
             "registry_to_notifications",
             "registry_to_order_history",
             "registry_to_orders",
@@ -559,7 +672,7 @@ async fn the_chaos_demo_routes_every_hop_through_a_proxy_named_after_its_edge() 
         .json()
         .await
         .expect("proxies");
-    assert_eq!(listed.len(), 18);
+    assert_eq!(listed.len(), 20);
     assert!(listed.values().all(|p| p["enabled"] == true));
     let gateway = common::demo_gateway(&handle.gateway).await;
     let order = PlaceOrder {

@@ -199,6 +199,8 @@ fn the_demo_scenario_runs_against_the_demo_and_its_window_is_in_the_collector() 
         "order by id",
         "order details",
         "order history",
+        "old shop catalogue",
+        "old shop order",
         "mobile products",
     ] {
         let s = report

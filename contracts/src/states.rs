@@ -58,6 +58,12 @@ impl ProviderStateExecutor for StateChanges {
         setup: bool,
         client: Option<&reqwest::Client>,
     ) -> anyhow::Result<HashMap<String, Value>> {
+        // The verifier calls with an empty state before an interaction that names none:
+        // there is nothing to set up, and a provider whose pacts name no state (the
+        // legacy shop, or the gateway serving its moved routes) need not have the route.
+        if state.name.is_empty() {
+            return Ok(HashMap::new());
+        }
         let body = serde_json::json!({
             "state": state.name,
             "params": state.params,

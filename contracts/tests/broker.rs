@@ -10,6 +10,7 @@ use gauntlet_contracts::broker::{self, Broker};
 use gauntlet_contracts::verify::{BrokerSource, Publish};
 use gauntlet_contracts::{PACTS_DIR, Report, VerifyConfig, pacts, verify};
 use gauntlet_demo_system::inventory::{self, Inventory, InventoryClient};
+use gauntlet_demo_system::legacy::{self, Legacy};
 use gauntlet_demo_system::notifications::{self, Notifications};
 use gauntlet_demo_system::order_history::{self, OrderHistory};
 use gauntlet_demo_system::orders::{self, Orders};
@@ -53,12 +54,16 @@ async fn providers(dir: &Path) -> Vec<(&'static str, String)> {
     let history = serve(order_history::app(h.clone()).merge(provider_states::router(h))).await;
     let n = Notifications::open(&dir.join("notifications.sqlite")).expect("notifications");
     let notes = serve(notifications::app(n.clone()).merge(provider_states::router(n))).await;
+    let l = Legacy::open(&dir.join("legacy.sqlite")).expect("legacy");
+    l.seed().await.expect("seeded");
+    let legacy = serve(legacy::app(l)).await;
     vec![
         ("inventory", inventory),
         ("payments", payments),
         ("orders", orders),
         ("order-history", history),
         ("notifications", notes),
+        ("legacy", legacy),
     ]
 }
 
@@ -123,7 +128,7 @@ async fn pacts_go_through_the_broker_and_can_i_deploy_follows_the_verifications(
         .await
         .expect("answer");
     assert!(!before.summary.deployable, "{}", before.render());
-    assert_eq!(before.summary.unknown, 5, "{}", before.render());
+    assert_eq!(before.summary.unknown, 6, "{}", before.render());
 
     let servers = providers(dir.path()).await;
     let default = ["mainBranch", "deployedOrReleased"];
@@ -131,13 +136,13 @@ async fn pacts_go_through_the_broker_and_can_i_deploy_follows_the_verifications(
         let report = verify_through(&broker, name, url, &default, false, None).await;
         assert!(report.passed(), "{name}: {}", report.render());
         if *name == "inventory" {
-            // One of five providers verified: still no, and the answer says which are missing.
+            // One of six providers verified: still no, and the answer says which are missing.
             let partial = client
                 .can_i_deploy("gateway", "1.0.0", None)
                 .await
                 .expect("answer");
             assert!(!partial.summary.deployable);
-            assert_eq!((partial.summary.success, partial.summary.unknown), (1, 4));
+            assert_eq!((partial.summary.success, partial.summary.unknown), (1, 5));
             assert!(
                 partial.summary.reason.contains("orders"),
                 "{}",
@@ -150,7 +155,7 @@ async fn pacts_go_through_the_broker_and_can_i_deploy_follows_the_verifications(
         .await
         .expect("answer");
     assert!(after.summary.deployable, "{}", after.render());
-    assert_eq!(after.summary.success, 5);
+    assert_eq!(after.summary.success, 6);
     let orders = client
         .can_i_deploy("orders", "2.0.0", None)
         .await
@@ -181,6 +186,7 @@ async fn pacts_go_through_the_broker_and_can_i_deploy_follows_the_verifications(
         "order-history",
         "payments",
         "notifications",
+        "legacy",
     ] {
         client
             .record_deployment(p, "2.0.0", "production")

@@ -8,6 +8,7 @@ use gauntlet_contracts::PACTS_DIR;
 use gauntlet_demo_system::gateway::GatewayConfig;
 use gauntlet_demo_system::inventory::provider_states as inventory_states;
 use gauntlet_demo_system::inventory::{InventoryClient, ReserveRequest};
+use gauntlet_demo_system::legacy::LegacyClient;
 use gauntlet_demo_system::notifications::provider_states as notifications_states;
 use gauntlet_demo_system::notifications::{NotificationQuery, Notifications, NotificationsClient};
 use gauntlet_demo_system::order_history::provider_states as history_states;
@@ -287,6 +288,59 @@ mod gateway_order_details {
         let list = notifications.list(&q).await.expect("notifications");
         assert_eq!(list.len(), 1);
         assert_eq!(list[0].kind, "order_confirmed");
+    }
+}
+
+/// The strangler fig: the old shop's routes the gateway still sends to the legacy. The same
+/// pact holds for the new side of a moved route (`tests/contracts.rs` verifies the
+/// catalogue's interaction against the gateway serving it from inventory).
+mod gateway_to_legacy {
+    use super::*;
+
+    #[tokio::test]
+    async fn the_gateway_reads_the_old_shops_catalogue_and_orders() {
+        let mut p = pact("gateway", "legacy");
+        p.interaction("a request for the old shop's catalogue", "", |mut i| {
+            i.request.get().path("/shop/products");
+            i.response.ok().json_body(json_pattern!({
+                "products": each_like!({
+                    "code": term!("^SKU-[A-Z]+$", "SKU-KEYBOARD"),
+                    "title": like!("Mechanical keyboard"),
+                    "price": term!("^[0-9]+\\.[0-9]{2}$", "89.00"),
+                    "available": like!(120)
+                })
+            }));
+            i
+        });
+        p.interaction("a request for an order the old shop took", "", |mut i| {
+            i.request.get().path("/shop/orders/L-1001");
+            i.response.ok().json_body(json_pattern!({
+                "order_number": "L-1001",
+                "customer": like!("customer-1"),
+                "total": term!("^[0-9]+\\.[0-9]{2}$", "89.00"),
+                "state": term!("^[A-Z_]+$", "CONFIRMED")
+            }));
+            i
+        });
+        p.interaction(
+            "a request for an order the old shop does not know",
+            "",
+            |mut i| {
+                i.request.get().path("/shop/orders/L-0");
+                i.response
+                    .status(404)
+                    .json_body(json_pattern!({"error": like!("no order L-0")}));
+                i
+            },
+        );
+        let server = p.start_mock_server(None, None);
+        let legacy = LegacyClient::new(client("legacy", &*server, &gateway()));
+        let catalogue = legacy.catalogue().await.expect("catalogue");
+        assert_eq!(catalogue.products[0].code, "SKU-KEYBOARD");
+        let old = legacy.order("L-1001").await.expect("order");
+        assert_eq!(old.state, "CONFIRMED");
+        let unknown = legacy.order("L-0").await.expect_err("404");
+        assert_eq!(unknown.refused_status(), Some(404), "{unknown}");
     }
 }
 

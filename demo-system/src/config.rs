@@ -275,6 +275,24 @@ mod tests {
             ),
             "{err}"
         );
+        for (routes, says) in [
+            (
+                r#""/shop/prods" = "legacy""#,
+                "\"/shop/prods\" is not a route of the old shop",
+            ),
+            (
+                r#""/shop/products" = "payments""#,
+                "only legacy or inventory can answer it",
+            ),
+            (
+                r#""/shop/products" = "warehouse""#,
+                "unknown variant `warehouse`",
+            ),
+        ] {
+            std::fs::write(&file, format!("[gateway.shop_routes]\n{routes}\n")).expect("write");
+            let err = DemoConfig::load(&file).expect_err(routes).to_string();
+            assert!(err.contains(says), "{routes}: {err}");
+        }
         assert!(
             "gravity"
                 .parse::<Pattern>()

@@ -10,7 +10,9 @@
 //! - One folder per service, each with `api.rs` (wire types, serde only), `db.rs` (schema
 //!   and queries), `server.rs` (routes), `client.rs` (the typed client other services, the
 //!   traffic and contract tests use): [`registry`], [`gateway`], [`orders`] (plus its
-//!   `saga.rs`), [`inventory`], [`payments`], [`notifications`], [`order_history`].
+//!   `saga.rs`), [`inventory`], [`payments`], [`notifications`], [`order_history`], and
+//!   [`legacy`] (the old shop the strangler fig replaces, without OpenTelemetry) with its
+//!   [`sidecar`] (spans, logs, health and registration from outside).
 //! - Running it: [`runner`] (one instance in this process, `gauntlet demo-service`),
 //!   [`supervisor`] (every instance as a child process; kill, restart, pause, resume),
 //!   [`ports`] (free ports held for instances until they listen),
@@ -26,6 +28,7 @@ pub mod config;
 pub mod gateway;
 pub mod handle;
 pub mod inventory;
+pub mod legacy;
 pub mod notifications;
 pub mod order_history;
 pub mod orders;
@@ -34,6 +37,7 @@ pub mod platform;
 pub mod ports;
 pub mod registry;
 pub mod runner;
+pub mod sidecar;
 pub mod supervisor;
 pub mod topology;
 pub mod traffic;

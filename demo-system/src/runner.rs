@@ -15,6 +15,7 @@ use tokio::task::JoinSet;
 use crate::config::DemoConfig;
 use crate::gateway::{self, Gateway};
 use crate::inventory::{self, Inventory, InventoryClient};
+use crate::legacy::{self, Legacy};
 use crate::notifications::{self, Notifications};
 use crate::order_history::{self, OrderHistory};
 use crate::orders::{self, Orders};
@@ -26,6 +27,7 @@ use crate::platform::outbox::{FeedConsumer, Outbox, feed_client};
 use crate::platform::provider_states;
 use crate::platform::resilience::{ConfigError, ResilienceConfig, Upstream};
 use crate::registry::{self, Registration, Registry, RegistryClient};
+use crate::sidecar::{self, Sidecar};
 use crate::topology::{InstanceId, Service};
 
 /// Where one instance runs and what it talks to.
@@ -44,6 +46,8 @@ pub struct Instance {
     pub otlp_endpoint: Option<String>,
     /// Under `--chaos`: the proxy through which each upstream instance is reached.
     pub routes: Routes,
+    /// For a sidecar: the base URL of the app it stands beside.
+    pub app: Option<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -62,6 +66,8 @@ pub enum RunError {
     Serve(#[from] std::io::Error),
     #[error(transparent)]
     Telemetry(#[from] crate::platform::telemetry::TelemetryError),
+    #[error("{0} is a sidecar: start it with --app URL, the app it stands beside")]
+    NoApp(Service),
 }
 
 /// Runs `instance` until `shutdown` resolves.
@@ -69,9 +75,13 @@ pub async fn run(
     instance: Instance,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), RunError> {
+    let service = instance.id.service;
     let telemetry = crate::platform::telemetry::Telemetry::init(
-        instance.id.service.name(),
-        instance.otlp_endpoint.as_deref(),
+        service.reports_as().name(),
+        instance
+            .otlp_endpoint
+            .as_deref()
+            .filter(|_| service.instrumented()),
     )?;
     let result = serve_instance(instance, shutdown).await;
     // Flush what the exporters still hold: the last requests' spans and logs.
@@ -129,8 +139,8 @@ async fn serve_instance(
     let discovery = Discovery::routed(registry.clone(), config.discovery, instance.routes.clone());
     let mut tasks: JoinSet<std::io::Result<()>> = JoinSet::new();
     spawn_service(&instance, listener, &discovery, &mut tasks, &until_stopped)?;
-    if service.registers() {
-        let reg = registration(service, &base);
+    if let Some(name) = service.registers_as() {
+        let reg = registration(name, &base);
         background(
             &mut tasks,
             registry::announce(registry, reg, until_stopped()),
@@ -218,6 +228,22 @@ where
             );
             let app = with_states(notifications::app(n.clone()), provider_states::router(n));
             tasks.spawn(serve(listener, app, until_stopped()));
+        }
+        Service::Legacy => {
+            let l = Legacy::open(&db(service))?;
+            let app = with_states(legacy::app(l.clone()), provider_states::router(l.clone()));
+            let serving = serve(listener, app, until_stopped());
+            tasks.spawn(async move {
+                l.seed().await.map_err(std::io::Error::other)?;
+                serving.await
+            });
+        }
+        Service::LegacySidecar => {
+            let app = instance.app.as_deref().ok_or(RunError::NoApp(service))?;
+            let app_service = service.sidecar_of().unwrap_or(Service::Legacy);
+            let sc = Sidecar::new(app, app_service.ready_path());
+            let routes = sidecar::app(sc, &legacy::ROUTES);
+            tasks.spawn(serve(listener, routes, until_stopped()));
         }
         Service::OrderHistory => {
             let h = OrderHistory::open(&db(service))?;

@@ -146,6 +146,16 @@ impl Plan {
             .collect()
     }
 
+    /// The base URLs of the instances that register under `service`'s name: what callers
+    /// discover (the sidecar's, for the legacy).
+    pub fn registered_urls(&self, service: Service) -> Vec<String> {
+        self.instances
+            .iter()
+            .filter(|i| i.id.service.registers_as() == Some(service))
+            .map(InstanceSpec::url)
+            .collect()
+    }
+
     /// Every address the plan listens on, named: for [`check_ports_free`].
     pub fn addresses(&self) -> Vec<(String, SocketAddr)> {
         self.instances
@@ -287,7 +297,7 @@ impl Supervisor {
             .spawn()
             .map_err(spawn_err)?;
         let lifeline = child.stdin.take();
-        let url = format!("{}/health/ready", spec.url());
+        let url = format!("{}{}", spec.url(), spec.id.service.ready_path());
         let restarts = self
             .instances
             .lock()
@@ -320,6 +330,14 @@ impl Supervisor {
             .arg("--data-dir")
             .arg(p.data_dir.join("services"))
             .args(["--registry", &p.registry_url])
+            .args(
+                spec.id
+                    .service
+                    .sidecar_of()
+                    .and_then(|app| p.urls_of(app).into_iter().next())
+                    .into_iter()
+                    .flat_map(|app| ["--app".to_string(), app]),
+            )
             .arg("--exit-with-parent")
             .args(
                 p.otlp_endpoint

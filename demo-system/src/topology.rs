@@ -18,18 +18,26 @@ pub enum Service {
     Orders,
     Notifications,
     OrderHistory,
+    /// The old shop: a monolith with its own database, no OpenTelemetry and no registry
+    /// client (the strangler fig's legacy side).
+    Legacy,
+    /// The sidecar beside the legacy monolith: its server spans, request logs, health
+    /// checks and registration, registered under `legacy`.
+    LegacySidecar,
     Gateway,
 }
 
 impl Service {
     /// Every service, providers before consumers (the order the supervisor starts them in).
-    pub const ALL: [Service; 7] = [
+    pub const ALL: [Service; 9] = [
         Service::Registry,
         Service::Payments,
         Service::Inventory,
         Service::Orders,
         Service::Notifications,
         Service::OrderHistory,
+        Service::Legacy,
+        Service::LegacySidecar,
         Service::Gateway,
     ];
 
@@ -42,6 +50,8 @@ impl Service {
             Service::Orders => "orders",
             Service::Notifications => "notifications",
             Service::OrderHistory => "order-history",
+            Service::Legacy => "legacy",
+            Service::LegacySidecar => "legacy-sidecar",
             Service::Gateway => "gateway",
         }
     }
@@ -55,6 +65,8 @@ impl Service {
             Service::Orders => &[8200],
             Service::Notifications => &[8400],
             Service::OrderHistory => &[8600],
+            Service::Legacy => &[8900],
+            Service::LegacySidecar => &[8901],
             Service::Gateway => &[8080],
         }
     }
@@ -64,10 +76,49 @@ impl Service {
         EDGES.into_iter().filter(move |e| e.consumer == self)
     }
 
-    /// Whether the service finds its upstreams through the registry and announces itself
-    /// there (every service but the registry itself).
-    pub fn registers(self) -> bool {
-        self != Service::Registry
+    /// The name an instance of this service announces itself under in the registry: its
+    /// own, but none for the registry itself and for the legacy monolith (which knows
+    /// nothing of it), and `legacy` for the legacy's sidecar, which stands in for it.
+    pub fn registers_as(self) -> Option<Service> {
+        match self {
+            Service::Registry | Service::Legacy => None,
+            Service::LegacySidecar => Some(Service::Legacy),
+            other => Some(other),
+        }
+    }
+
+    /// Whether callers find this service through the registry: some instance registers
+    /// under its name.
+    pub fn is_discoverable(self) -> bool {
+        Service::ALL.iter().any(|s| s.registers_as() == Some(self))
+    }
+
+    /// The app a sidecar stands beside, for the sidecar.
+    pub fn sidecar_of(self) -> Option<Service> {
+        match self {
+            Service::LegacySidecar => Some(Service::Legacy),
+            _ => None,
+        }
+    }
+
+    /// Whether the service has OpenTelemetry in it (the legacy monolith has none: its
+    /// sidecar reports for it).
+    pub fn instrumented(self) -> bool {
+        self != Service::Legacy
+    }
+
+    /// The `service.name` its telemetry carries: a sidecar's is the app's.
+    pub fn reports_as(self) -> Service {
+        self.sidecar_of().unwrap_or(self)
+    }
+
+    /// Where the supervisor asks whether an instance is ready: the health route, except
+    /// for the legacy monolith, which has none and is ready when it serves its catalogue.
+    pub fn ready_path(self) -> &'static str {
+        match self {
+            Service::Legacy => "/shop/products",
+            _ => "/health/ready",
+        }
     }
 }
 
@@ -142,13 +193,16 @@ const fn http(consumer: Service, provider: Service) -> Edge {
 
 /// Every service-to-service dependency of the demo. Calls to the registry (registration,
 /// heartbeats, discovery) are the platform's, not an edge: every service makes them.
-pub const EDGES: [Edge; 9] = [
+pub const EDGES: [Edge; 10] = [
     http(Service::Gateway, Service::Inventory),
     http(Service::Gateway, Service::Orders),
     http(Service::Gateway, Service::OrderHistory),
     // The order details the gateway composes: the order's payments and notifications.
     http(Service::Gateway, Service::Payments),
     http(Service::Gateway, Service::Notifications),
+    // The strangler fig: shop routes not yet moved to the new services reach the legacy
+    // monolith (through its sidecar, which registers as `legacy`).
+    http(Service::Gateway, Service::Legacy),
     http(Service::Orders, Service::Inventory),
     http(Service::Orders, Service::Payments),
     Edge {
@@ -248,6 +302,19 @@ mod tests {
             );
         }
         assert_eq!(Service::ALL[0], Service::Registry, "everyone registers");
+        for e in EDGES {
+            assert!(
+                e.provider.is_discoverable(),
+                "{} is found through the registry",
+                e.name()
+            );
+        }
+        // A sidecar starts after the app it stands beside.
+        for s in Service::ALL {
+            if let Some(app) = s.sidecar_of() {
+                assert!(position(app) < position(s), "{s}");
+            }
+        }
     }
 
     #[test]
@@ -294,10 +361,15 @@ mod tests {
                 "orders",
                 "notifications",
                 "order-history",
+                "legacy",
+                "legacy-sidecar",
                 "gateway"
             ]
         );
         let ports: Vec<u16> = InstanceId::all().map(InstanceId::fixed_port).collect();
-        assert_eq!(ports, [8500, 8300, 8101, 8102, 8200, 8400, 8600, 8080]);
+        assert_eq!(
+            ports,
+            [8500, 8300, 8101, 8102, 8200, 8400, 8600, 8900, 8901, 8080]
+        );
     }
 }

@@ -39,6 +39,7 @@ async fn a_stopped_instance_has_deregistered_when_run_returns() {
             config,
             otlp_endpoint: None,
             routes: Default::default(),
+            app: None,
         },
         async move {
             let _ = stopped.await;

@@ -65,7 +65,8 @@ pub struct DemoArgs {
 /// Flags of one demo instance; the supervisor sets them.
 #[derive(Debug, Args)]
 pub struct ServiceArgs {
-    /// One of: registry, payments, inventory, orders, notifications, order-history, gateway.
+    /// One of: registry, payments, inventory, orders, notifications, order-history, legacy,
+    /// legacy-sidecar, gateway.
     name: Service,
     /// Which instance of the service this is (1-based).
     #[arg(long, default_value_t = 1)]
@@ -90,6 +91,9 @@ pub struct ServiceArgs {
     /// Under --chaos: per consumer service, which proxy reaches each instance (JSON).
     #[arg(long, value_name = "FILE")]
     routes: Option<PathBuf>,
+    /// For a sidecar (legacy-sidecar): the app it stands beside, e.g. http://127.0.0.1:8900.
+    #[arg(long, value_name = "URL")]
+    app: Option<String>,
 }
 
 pub async fn run_service(args: ServiceArgs) -> anyhow::Result<()> {
@@ -119,6 +123,7 @@ pub async fn run_service(args: ServiceArgs) -> anyhow::Result<()> {
         registry_url: args.registry,
         config,
         otlp_endpoint: args.otlp_endpoint,
+        app: args.app,
     };
     let parent = args.exit_with_parent.then(runner::parent_gone);
     let shutdown = async move {

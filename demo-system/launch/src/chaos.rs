@@ -30,18 +30,23 @@ struct Wanted {
 
 fn wanted(plan: &Plan) -> Vec<Wanted> {
     let mut out = Vec::new();
-    let health_checks = Service::ALL.into_iter().filter(|s| s.registers()).map(|s| {
-        (
-            Service::Registry,
-            s,
-            format!("registry_to_{}", s.name().replace('-', "_")),
-        )
-    });
+    let health_checks = Service::ALL
+        .into_iter()
+        .filter(|s| s.is_discoverable())
+        .map(|s| {
+            (
+                Service::Registry,
+                s,
+                format!("registry_to_{}", s.name().replace('-', "_")),
+            )
+        });
     let edges = EDGES
         .into_iter()
         .map(|e| (e.consumer, e.provider, e.name()));
     for (consumer, provider, name) in edges.chain(health_checks) {
-        let instances = plan.urls_of(provider);
+        // Callers and health checks reach what registered under the provider's name (the
+        // legacy's sidecar, for the legacy).
+        let instances = plan.registered_urls(provider);
         for (i, url) in instances.iter().enumerate() {
             out.push(Wanted {
                 name: if instances.len() > 1 {

@@ -9,6 +9,8 @@
 //! - Every response echoes `X-Correlation-ID` (taken from the request or a new UUID v7),
 //!   and it travels upstream in W3C baggage and as the header.
 //! - `/mobile/...` serves trimmed shapes of the same data.
+//! - `/shop/...` serves the old shop's routes, each from the legacy monolith or from the
+//!   new services as `shop_routes` says ([`super::strangler`]).
 //! - `GET /api/orders/{id}/details` composes the order with its reservation, payments and
 //!   notifications, each part under its own deadline ([`super::composition`]).
 
@@ -34,7 +36,9 @@ use super::api::{
     Credentials, MobileOrder, MobileProduct, OrderDetails, TokenResponse, format_cents,
 };
 use super::composition::{Composer, Deadlines};
+use super::strangler::{self, ShopRoute, ShopRoutes, Strangler, default_routes};
 use crate::inventory::{InventoryClient, Product};
+use crate::legacy::{LegacyClient, ShopCatalogue, ShopOrder};
 use crate::notifications::NotificationsClient;
 use crate::order_history::{OrderHistoryClient, OrderView};
 use crate::orders::{Order, OrdersClient, PlaceOrder};
@@ -76,6 +80,9 @@ pub struct GatewayConfig {
     /// The details request's deadline, and each part's inside it, in milliseconds.
     pub details_deadline_ms: u64,
     pub details_part_deadline_ms: u64,
+    /// The strangler fig's route table: who answers each of the old shop's routes
+    /// (`legacy`, or the new service that replaces it).
+    pub shop_routes: ShopRoutes,
     /// The most calls the gateway has in flight to all its upstreams together (its
     /// connection pool); the next waits for a free connection within its deadline.
     pub max_connections: usize,
@@ -97,6 +104,7 @@ impl Default for GatewayConfig {
             composition_deadlines: true,
             details_deadline_ms: 1_000,
             details_part_deadline_ms: 500,
+            shop_routes: default_routes(),
             max_connections: 24,
             resilience: ResilienceConfig::default(),
         }
@@ -116,7 +124,7 @@ impl GatewayConfig {
                 self.details_part_deadline_ms, self.details_deadline_ms
             ));
         }
-        Ok(())
+        strangler::check(&self.shop_routes)
     }
 }
 
@@ -139,6 +147,8 @@ struct Inner {
     history: OrderHistoryClient,
     /// Order details: orders, inventory, payments and notifications.
     composer: Composer,
+    /// The old shop's routes.
+    strangler: Strangler,
     /// The last good product list, for the fallback.
     products: Mutex<Option<(Instant, Vec<Product>)>>,
     limiter: DefaultKeyedRateLimiter<String>,
@@ -197,11 +207,18 @@ impl Gateway {
                 enabled: config.composition_deadlines,
             },
         };
+        let strangler = Strangler {
+            routes: config.shop_routes.clone(),
+            legacy: LegacyClient::new(client(Service::Legacy)?),
+            inventory: inventory.clone(),
+            orders: orders.clone(),
+        };
         Ok(Self {
             inner: Arc::new(Inner {
                 inventory,
                 orders,
                 composer,
+                strangler,
                 history: OrderHistoryClient::new(client(Service::OrderHistory)?),
                 discovery,
                 products: Mutex::new(None),
@@ -224,6 +241,7 @@ impl Gateway {
             self.inner.history.http().upstream().clone(),
             self.inner.composer.payments.http().upstream().clone(),
             self.inner.composer.notifications.http().upstream().clone(),
+            self.inner.strangler.legacy.http().upstream().clone(),
         ]
     }
 
@@ -247,6 +265,8 @@ pub fn app(gateway: Gateway) -> Router {
         .route("/api/orders/{id}", get(get_order))
         .route("/api/orders/{id}/details", get(order_details))
         .route("/api/customers/{id}/orders", get(customer_orders))
+        .route(ShopRoute::Products.path(), get(shop_products))
+        .route(ShopRoute::Order.path(), get(shop_order))
         .route("/mobile/products", get(mobile_products))
         .route("/mobile/orders/{id}", get(mobile_order))
         .route("/admin/resilience", get(admin))
@@ -437,6 +457,17 @@ async fn order_details(
     UrlPath(id): UrlPath<String>,
 ) -> Result<Json<OrderDetails>, ApiError> {
     Ok(Json(g.inner.composer.details(&id).await?))
+}
+
+async fn shop_products(State(g): State<Gateway>) -> Result<Json<ShopCatalogue>, ApiError> {
+    Ok(Json(g.inner.strangler.catalogue().await?))
+}
+
+async fn shop_order(
+    State(g): State<Gateway>,
+    UrlPath(number): UrlPath<String>,
+) -> Result<Json<ShopOrder>, ApiError> {
+    Ok(Json(g.inner.strangler.order(&number).await?))
 }
 
 async fn customer_orders(
