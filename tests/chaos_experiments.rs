@@ -26,7 +26,7 @@ fn experiment(name: &str) -> PathBuf {
 }
 
 /// Each experiment, the pattern it proves, and the evidence probes its control must fail.
-const EXPERIMENTS: [(&str, Pattern, &[&str]); 12] = [
+const EXPERIMENTS: [(&str, Pattern, &[&str]); 13] = [
     (
         "payments-slow.toml",
         Pattern::CircuitBreaker,
@@ -95,6 +95,11 @@ const EXPERIMENTS: [(&str, Pattern, &[&str]); 12] = [
         "payments-hangs-details.toml",
         Pattern::CompositionDeadlines,
         &["details answer within their deadline, without payments"],
+    ),
+    (
+        "shadow-slow.toml",
+        Pattern::ShadowIsolation,
+        &["browsing keeps its latency"],
     ),
 ];
 

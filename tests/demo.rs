@@ -642,6 +642,7 @@ async fn the_chaos_demo_routes_every_hop_through_a_proxy_named_after_its_edge() 
         [
             "gateway_to_inventory_1",
             "gateway_to_inventory_2",
+            "gateway_to_inventory_shadow",
             "gateway_to_legacy",
             "gateway_to_notifications",
             "gateway_to_order_history",
@@ -656,6 +657,7 @@ async fn the_chaos_demo_routes_every_hop_through_a_proxy_named_after_its_edge() 
             "registry_to_gateway",
             "registry_to_inventory_1",
             "registry_to_inventory_2",
+            "registry_to_inventory_shadow",
             "registry_to_legacy",
             "registry_to_notifications",
             "registry_to_order_history",
@@ -672,7 +674,7 @@ async fn the_chaos_demo_routes_every_hop_through_a_proxy_named_after_its_edge() 
         .json()
         .await
         .expect("proxies");
-    assert_eq!(listed.len(), 20);
+    assert_eq!(listed.len(), 22);
     assert!(listed.values().all(|p| p["enabled"] == true));
     let gateway = common::demo_gateway(&handle.gateway).await;
     let order = PlaceOrder {

@@ -30,10 +30,11 @@ pub enum Pattern {
     Bulkhead,
     RateLimiting,
     CompositionDeadlines,
+    ShadowIsolation,
 }
 
 impl Pattern {
-    pub const ALL: [Pattern; 12] = [
+    pub const ALL: [Pattern; 13] = [
         Pattern::CircuitBreaker,
         Pattern::Retries,
         Pattern::HealthChecks,
@@ -46,6 +47,7 @@ impl Pattern {
         Pattern::Bulkhead,
         Pattern::RateLimiting,
         Pattern::CompositionDeadlines,
+        Pattern::ShadowIsolation,
     ];
 
     pub const fn name(self) -> &'static str {
@@ -62,6 +64,7 @@ impl Pattern {
             Pattern::Bulkhead => "bulkhead",
             Pattern::RateLimiting => "rate-limiting",
             Pattern::CompositionDeadlines => "composition-deadlines",
+            Pattern::ShadowIsolation => "shadow-isolation",
         }
     }
 
@@ -108,6 +111,16 @@ pub struct DemoConfig {
     /// Resilience of the orders service's calls to inventory and payments.
     pub orders: ResilienceConfig,
     pub contracts: ContractsConfig,
+    pub shadow: ShadowConfig,
+}
+
+/// The shadow deployment's candidate (`inventory-shadow`).
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ShadowConfig {
+    /// Added to every price the candidate shows: a candidate whose answers differ from
+    /// the primary's in one field, which the gateway's comparison must report.
+    pub candidate_price_offset_cents: i64,
 }
 
 /// What contract verification needs from the services.
@@ -146,6 +159,7 @@ impl Default for DemoConfig {
             payments: PaymentsConfig::default(),
             orders: ResilienceConfig::saga(),
             contracts: ContractsConfig::default(),
+            shadow: ShadowConfig::default(),
         }
     }
 }
@@ -206,6 +220,7 @@ impl DemoConfig {
             }
             Pattern::RateLimiting => self.gateway.rate_limit = false,
             Pattern::CompositionDeadlines => self.gateway.composition_deadlines = false,
+            Pattern::ShadowIsolation => self.gateway.shadow.isolation = false,
         }
     }
 
@@ -228,6 +243,7 @@ impl DemoConfig {
             Pattern::Bulkhead => !gateway.bulkhead.enabled && !orders.bulkhead.enabled,
             Pattern::RateLimiting => !self.gateway.rate_limit,
             Pattern::CompositionDeadlines => !self.gateway.composition_deadlines,
+            Pattern::ShadowIsolation => !self.gateway.shadow.isolation,
         }
     }
 

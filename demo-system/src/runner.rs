@@ -195,6 +195,12 @@ where
             let app = with_states(inventory::app(inv.clone()), provider_states::router(inv));
             tasks.spawn(serve(listener, app, until_stopped()));
         }
+        Service::InventoryShadow => {
+            // A candidate version reading inventory's own data, serving reads only.
+            let inv = Inventory::open(&db(Service::Inventory))?
+                .with_price_offset(config.shadow.candidate_price_offset_cents);
+            tasks.spawn(serve(listener, inventory::shadow_app(inv), until_stopped()));
+        }
         Service::Payments => {
             let pay = Payments::open(&db(service), config.payments.clone())?;
             publishing(pay.outbox(), instance);

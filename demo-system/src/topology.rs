@@ -15,6 +15,9 @@ pub enum Service {
     Registry,
     Payments,
     Inventory,
+    /// A candidate version of inventory that only gets copies of the gateway's reads
+    /// (shadow deployment): its answers are compared, never used.
+    InventoryShadow,
     Orders,
     Notifications,
     OrderHistory,
@@ -29,10 +32,11 @@ pub enum Service {
 
 impl Service {
     /// Every service, providers before consumers (the order the supervisor starts them in).
-    pub const ALL: [Service; 9] = [
+    pub const ALL: [Service; 10] = [
         Service::Registry,
         Service::Payments,
         Service::Inventory,
+        Service::InventoryShadow,
         Service::Orders,
         Service::Notifications,
         Service::OrderHistory,
@@ -47,6 +51,7 @@ impl Service {
             Service::Registry => "registry",
             Service::Payments => "payments",
             Service::Inventory => "inventory",
+            Service::InventoryShadow => "inventory-shadow",
             Service::Orders => "orders",
             Service::Notifications => "notifications",
             Service::OrderHistory => "order-history",
@@ -62,6 +67,7 @@ impl Service {
             Service::Registry => &[8500],
             Service::Payments => &[8300],
             Service::Inventory => &[8101, 8102],
+            Service::InventoryShadow => &[8103],
             Service::Orders => &[8200],
             Service::Notifications => &[8400],
             Service::OrderHistory => &[8600],
@@ -150,6 +156,10 @@ pub enum EdgeKind {
     Http,
     /// The consumer reads the provider's outbox feed (`GET /events`) and applies its events.
     Events,
+    /// The consumer sends the provider copies of requests it has already answered and
+    /// compares the answers, never using them (shadow deployment): its contract is the
+    /// primary's.
+    Mirror,
 }
 
 /// A consumer → provider dependency. Its [`Edge::name`] is stable (`orders_to_payments`):
@@ -193,7 +203,7 @@ const fn http(consumer: Service, provider: Service) -> Edge {
 
 /// Every service-to-service dependency of the demo. Calls to the registry (registration,
 /// heartbeats, discovery) are the platform's, not an edge: every service makes them.
-pub const EDGES: [Edge; 10] = [
+pub const EDGES: [Edge; 11] = [
     http(Service::Gateway, Service::Inventory),
     http(Service::Gateway, Service::Orders),
     http(Service::Gateway, Service::OrderHistory),
@@ -203,6 +213,12 @@ pub const EDGES: [Edge; 10] = [
     // The strangler fig: shop routes not yet moved to the new services reach the legacy
     // monolith (through its sidecar, which registers as `legacy`).
     http(Service::Gateway, Service::Legacy),
+    // Shadow deployment: the gateway mirrors product reads to inventory's candidate.
+    Edge {
+        consumer: Service::Gateway,
+        provider: Service::InventoryShadow,
+        kind: EdgeKind::Mirror,
+    },
     http(Service::Orders, Service::Inventory),
     http(Service::Orders, Service::Payments),
     Edge {
@@ -358,6 +374,7 @@ mod tests {
                 "payments",
                 "inventory-1",
                 "inventory-2",
+                "inventory-shadow",
                 "orders",
                 "notifications",
                 "order-history",
@@ -369,7 +386,9 @@ mod tests {
         let ports: Vec<u16> = InstanceId::all().map(InstanceId::fixed_port).collect();
         assert_eq!(
             ports,
-            [8500, 8300, 8101, 8102, 8200, 8400, 8600, 8900, 8901, 8080]
+            [
+                8500, 8300, 8101, 8102, 8103, 8200, 8400, 8600, 8900, 8901, 8080
+            ]
         );
     }
 }

@@ -10,8 +10,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+use gauntlet_demo_system::gateway::shadow::ShadowReport;
 use gauntlet_demo_system::gateway::{self, Gateway, GatewayConfig, OrderDetails};
-use gauntlet_demo_system::inventory::{self, Inventory, InventoryClient};
+use gauntlet_demo_system::inventory::{self, Inventory, InventoryClient, Product};
 use gauntlet_demo_system::notifications::{self, Notifications};
 use gauntlet_demo_system::order_history::{self, OrderHistory};
 use gauntlet_demo_system::orders::{self, Orders};
@@ -78,6 +79,10 @@ struct Stack {
     inventory_down: Arc<AtomicBool>,
     /// How long payments holds its answers.
     payments_hold_ms: Arc<AtomicU64>,
+    /// How long the shadow (a candidate pricing everything a cent higher) holds its
+    /// answers, and whether it is down.
+    shadow_hold_ms: Arc<AtomicU64>,
+    shadow_down: Arc<AtomicBool>,
     http: reqwest::Client,
     _dir: tempfile::TempDir,
 }
@@ -108,6 +113,16 @@ async fn stack(config: GatewayConfig) -> Stack {
         processing_delay_ms: 1,
         ..PaymentsConfig::default()
     };
+    let shadow_hold_ms = Arc::new(AtomicU64::new(0));
+    let shadow_down = Arc::new(AtomicBool::new(false));
+    let candidate = Inventory::open(&d.join("inventory.sqlite"))
+        .expect("inv")
+        .with_price_offset(1);
+    let shadow = holdable(
+        switchable(inventory::shadow_app(candidate), shadow_down.clone()),
+        shadow_hold_ms.clone(),
+    );
+    service(&registry_url, "inventory-shadow", shadow).await;
     let payments_hold_ms = Arc::new(AtomicU64::new(0));
     let pay = payments::app(Payments::open(&d.join("payments.sqlite"), cfg).expect("pay"));
     service(
@@ -168,6 +183,7 @@ async fn stack(config: GatewayConfig) -> Stack {
         "order-history",
         "payments",
         "notifications",
+        "inventory-shadow",
     ] {
         loop {
             let r = http
@@ -191,6 +207,8 @@ async fn stack(config: GatewayConfig) -> Stack {
         gateway: gateway_url,
         inventory_down,
         payments_hold_ms,
+        shadow_hold_ms,
+        shadow_down,
         http,
         _dir: dir,
     }
@@ -543,5 +561,87 @@ async fn order_details_come_within_their_deadline_whatever_one_part_does() {
     s.payments_hold_ms.store(1_500, Ordering::SeqCst);
     let (d, took) = s.details(&id).await;
     assert!(d.missing.is_empty(), "{d:?}");
+    assert!(took >= Duration::from_millis(1_500), "{took:?}");
+}
+
+impl Stack {
+    async fn shadow_report(&self) -> ShadowReport {
+        self.get("/admin/shadow")
+            .await
+            .json()
+            .await
+            .expect("shadow report")
+    }
+
+    /// The report once `n` comparisons (or failures) are in.
+    async fn shadow_after(&self, n: u64) -> ShadowReport {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let r = self.shadow_report().await;
+            if r.compared + r.candidate_failures >= n {
+                return r;
+            }
+            assert!(Instant::now() < deadline, "mirroring stalled: {r:?}");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// Browses once: the prices the client got, and how long it took.
+    async fn browse(&self) -> (Vec<i64>, Duration) {
+        let started = Instant::now();
+        let resp = self.get("/api/products").await;
+        assert_eq!(resp.status(), 200);
+        let list: Vec<Product> = resp.json().await.expect("products");
+        (
+            list.iter().map(|p| p.price_cents).collect(),
+            started.elapsed(),
+        )
+    }
+}
+
+/// Shadow deployment: product reads are mirrored to a candidate that prices everything a
+/// cent higher; the comparison names that field and nothing else, and a slow or failing
+/// shadow changes neither the client's answer nor when it comes. Without isolation the
+/// client waits for the shadow.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_shadow_is_compared_field_by_field_and_never_changes_an_answer() {
+    let s = stack(GatewayConfig::default()).await;
+    let (prices, _) = s.browse().await;
+    for _ in 0..7 {
+        assert_eq!(s.browse().await.0, prices, "the primary's prices, always");
+    }
+    let report = s.shadow_after(8).await;
+    assert_eq!(report.differences, ["/*/price_cents"], "{report:?}");
+    assert_eq!(report.candidate_failures, 0);
+
+    // A shadow that hangs 1.5 s: clients are answered as quickly, with the same prices.
+    s.shadow_hold_ms.store(1_500, Ordering::SeqCst);
+    for _ in 0..5 {
+        let (got, took) = s.browse().await;
+        assert_eq!(got, prices);
+        assert!(
+            took < Duration::from_millis(1_000),
+            "{took:?}: waited for the shadow"
+        );
+    }
+    // A shadow that fails: the same, and the failures are counted.
+    s.shadow_hold_ms.store(0, Ordering::SeqCst);
+    s.shadow_down.store(true, Ordering::SeqCst);
+    let before = s.shadow_report().await.candidate_failures;
+    for _ in 0..3 {
+        assert_eq!(s.browse().await.0, prices);
+    }
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while s.shadow_report().await.candidate_failures <= before {
+        assert!(Instant::now() < deadline, "shadow failures never counted");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+
+    // Without isolation, the same slow shadow holds every client's answer.
+    let mut config = GatewayConfig::default();
+    config.shadow.isolation = false;
+    let s = stack(config).await;
+    s.shadow_hold_ms.store(1_500, Ordering::SeqCst);
+    let (_, took) = s.browse().await;
     assert!(took >= Duration::from_millis(1_500), "{took:?}");
 }

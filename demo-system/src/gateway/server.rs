@@ -11,6 +11,8 @@
 //! - `/mobile/...` serves trimmed shapes of the same data.
 //! - `/shop/...` serves the old shop's routes, each from the legacy monolith or from the
 //!   new services as `shop_routes` says ([`super::strangler`]).
+//! - `GET /api/products` reads are mirrored to inventory's shadow and compared
+//!   ([`super::shadow`]); `GET /admin/shadow` says what differed.
 //! - `GET /api/orders/{id}/details` composes the order with its reservation, payments and
 //!   notifications, each part under its own deadline ([`super::composition`]).
 
@@ -36,6 +38,7 @@ use super::api::{
     Credentials, MobileOrder, MobileProduct, OrderDetails, TokenResponse, format_cents,
 };
 use super::composition::{Composer, Deadlines};
+use super::shadow::{Mirror, ShadowReport, ShadowSettings};
 use super::strangler::{self, ShopRoute, ShopRoutes, Strangler, default_routes};
 use crate::inventory::{InventoryClient, Product};
 use crate::legacy::{LegacyClient, ShopCatalogue, ShopOrder};
@@ -83,6 +86,8 @@ pub struct GatewayConfig {
     /// The strangler fig's route table: who answers each of the old shop's routes
     /// (`legacy`, or the new service that replaces it).
     pub shop_routes: ShopRoutes,
+    /// Shadow deployment: product reads mirrored to inventory's candidate and compared.
+    pub shadow: ShadowSettings,
     /// The most calls the gateway has in flight to all its upstreams together (its
     /// connection pool); the next waits for a free connection within its deadline.
     pub max_connections: usize,
@@ -105,6 +110,7 @@ impl Default for GatewayConfig {
             details_deadline_ms: 1_000,
             details_part_deadline_ms: 500,
             shop_routes: default_routes(),
+            shadow: ShadowSettings::default(),
             max_connections: 24,
             resilience: ResilienceConfig::default(),
         }
@@ -124,6 +130,7 @@ impl GatewayConfig {
                 self.details_part_deadline_ms, self.details_deadline_ms
             ));
         }
+        self.shadow.check()?;
         strangler::check(&self.shop_routes)
     }
 }
@@ -149,6 +156,8 @@ struct Inner {
     composer: Composer,
     /// The old shop's routes.
     strangler: Strangler,
+    /// Product reads mirrored to the shadow.
+    mirror: Arc<Mirror>,
     /// The last good product list, for the fallback.
     products: Mutex<Option<(Instant, Vec<Product>)>>,
     limiter: DefaultKeyedRateLimiter<String>,
@@ -213,12 +222,33 @@ impl Gateway {
             inventory: inventory.clone(),
             orders: orders.clone(),
         };
+        // The mirror's calls have connections of their own and are made once: a shadow
+        // must not take what the clients' calls need.
+        let mirror_pool = ConnectionPool::new(config.shadow.max_in_flight.max(1) * 2);
+        let mirror_discovery = discovery.separate();
+        let mut once = config.resilience.clone();
+        once.retry.enabled = false;
+        let mirrored = |service: Service, name: &str| -> Result<InventoryClient, ConfigError> {
+            Ok(InventoryClient::new(HttpClient::new(Upstream::pooled(
+                name,
+                mirror_discovery.endpoint(service),
+                http.clone(),
+                &once,
+                mirror_pool.clone(),
+            )?)))
+        };
+        let mirror = Arc::new(Mirror::new(
+            config.shadow.clone(),
+            mirrored(Service::InventoryShadow, Service::InventoryShadow.name())?,
+            mirrored(Service::Inventory, "inventory (mirror)")?,
+        ));
         Ok(Self {
             inner: Arc::new(Inner {
                 inventory,
                 orders,
                 composer,
                 strangler,
+                mirror,
                 history: OrderHistoryClient::new(client(Service::OrderHistory)?),
                 discovery,
                 products: Mutex::new(None),
@@ -270,6 +300,7 @@ pub fn app(gateway: Gateway) -> Router {
         .route("/mobile/products", get(mobile_products))
         .route("/mobile/orders/{id}", get(mobile_order))
         .route("/admin/resilience", get(admin))
+        .route("/admin/shadow", get(shadow_report))
         .route("/health/live", get(live))
         .route("/health/ready", get(ready))
         .layer(middleware::from_fn_with_state(gateway.clone(), rate_limit))
@@ -286,12 +317,15 @@ pub async fn run(
     listener: tokio::net::TcpListener,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(
+    let mirror = gateway.inner.mirror.clone();
+    let served = axum::serve(
         listener,
         app(gateway).into_make_service_with_connect_info::<SocketAddr>(),
     )
     .with_graceful_shutdown(shutdown)
-    .await
+    .await;
+    mirror.finish().await;
+    served
 }
 
 async fn rate_limit(State(g): State<Gateway>, req: Request, next: Next) -> Response {
@@ -412,6 +446,10 @@ fn fallback(mut resp: Response, age: Option<Duration>) -> Response {
 
 async fn products(State(g): State<Gateway>) -> Result<Response, ApiError> {
     let (list, age) = product_list(&g).await?;
+    // Only inventory's own answers are worth comparing, not the fallback's copy.
+    if age.is_none() {
+        g.inner.mirror.mirror(&list).await;
+    }
     Ok(fallback(Json(list).into_response(), age))
 }
 
@@ -491,6 +529,10 @@ async fn mobile_order(
 
 async fn admin(State(g): State<Gateway>) -> Json<ResilienceReport> {
     Json(g.report())
+}
+
+async fn shadow_report(State(g): State<Gateway>) -> Json<ShadowReport> {
+    Json(g.inner.mirror.report())
 }
 
 async fn ready(State(g): State<Gateway>) -> Result<Json<Health>, ApiError> {

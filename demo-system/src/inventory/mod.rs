@@ -12,4 +12,4 @@ pub mod server;
 
 pub use api::{CATALOG, Item, Product, Reservation, ReservationStatus, ReserveRequest};
 pub use client::InventoryClient;
-pub use server::{Inventory, app};
+pub use server::{Inventory, app, shadow_app};

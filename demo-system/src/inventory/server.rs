@@ -18,6 +18,9 @@ use crate::platform::outbox::{NewEvent, Outbox, feed_router, open_db};
 #[derive(Clone, Debug)]
 pub struct Inventory {
     outbox: Outbox,
+    /// Added to every price it shows: how a candidate version that prices differently
+    /// (`[shadow] candidate_price_offset_cents`) is made; 0 for the real instances.
+    price_offset_cents: i64,
 }
 
 impl Inventory {
@@ -27,7 +30,19 @@ impl Inventory {
         db::stock_catalog(&db)?;
         Ok(Self {
             outbox: Outbox::new(db),
+            price_offset_cents: 0,
         })
+    }
+
+    /// The same inventory, showing every price `cents` higher (a candidate version).
+    pub fn with_price_offset(mut self, cents: i64) -> Self {
+        self.price_offset_cents = cents;
+        self
+    }
+
+    fn priced(&self, mut p: Product) -> Product {
+        p.price_cents += self.price_offset_cents;
+        p
     }
 
     pub fn outbox(&self) -> &Outbox {
@@ -49,8 +64,20 @@ pub fn app(inventory: Inventory) -> Router {
     service_router(routes, outbox.db().clone(), Vec::new())
 }
 
+/// A shadow (candidate) instance: the reads only. It gets copies of requests the gateway
+/// has already answered, so it must change nothing; writes are not routes here.
+pub fn shadow_app(inventory: Inventory) -> Router {
+    let db = inventory.outbox.db().clone();
+    let routes = Router::new()
+        .route("/products", get(products))
+        .route("/products/{sku}", get(product))
+        .with_state(inventory);
+    service_router(routes, db, Vec::new())
+}
+
 async fn products(State(inv): State<Inventory>) -> Result<Json<Vec<Product>>, ApiError> {
-    Ok(Json(inv.outbox.db().read(db::products).await?))
+    let list = inv.outbox.db().read(db::products).await?;
+    Ok(Json(list.into_iter().map(|p| inv.priced(p)).collect()))
 }
 
 async fn product(
@@ -63,7 +90,7 @@ async fn product(
         .db()
         .read(move |tx| db::product(tx, &key))
         .await?;
-    found(p, || format!("no product {sku}"))
+    found(p.map(|p| inv.priced(p)), || format!("no product {sku}"))
 }
 
 async fn get_reservation(

@@ -139,6 +139,14 @@ impl Discovery {
         }
     }
 
+    /// The same registry, settings and routes, with a cache, round-robin positions,
+    /// ejections and call counts of its own: for calls that must not be counted as the
+    /// service's own (the gateway's mirrored reads).
+    pub fn separate(&self) -> Self {
+        let i = &self.inner;
+        Self::routed(i.registry.clone(), i.config, i.routes.clone())
+    }
+
     /// An endpoint for `service` through this discovery.
     pub fn endpoint(&self, service: Service) -> Endpoint {
         Endpoint::Discovered {

@@ -213,6 +213,9 @@ pub async fn trace_request(mut req: Request, next: Next) -> Response {
         .map(|p| p.as_str().to_string())
         .unwrap_or_else(|| req.uri().path().to_string());
     let method = req.method().to_string();
+    let mirrored = req
+        .headers()
+        .contains_key(crate::gateway::shadow::MIRROR_HEADER);
     let host = req
         .headers()
         .get(axum::http::header::HOST)
@@ -235,7 +238,12 @@ pub async fn trace_request(mut req: Request, next: Next) -> Response {
         server.port = server_port,
         http.response.status_code = tracing::field::Empty,
         correlation_id = %correlation,
+        shadow.mirror = tracing::field::Empty,
     );
+    // A copy the gateway mirrored to compare answers (shadow deployment), not a client's.
+    if mirrored {
+        span.record("shadow.mirror", true);
+    }
     let _ = span.set_parent(parent);
     let mut resp = next.run(req).instrument(span.clone()).await;
     let status = resp.status().as_u16();
