@@ -193,12 +193,16 @@ impl Serialize for Edge {
     }
 }
 
-const fn http(consumer: Service, provider: Service) -> Edge {
+const fn of_kind(consumer: Service, provider: Service, kind: EdgeKind) -> Edge {
     Edge {
         consumer,
         provider,
-        kind: EdgeKind::Http,
+        kind,
     }
+}
+
+const fn http(consumer: Service, provider: Service) -> Edge {
+    of_kind(consumer, provider, EdgeKind::Http)
 }
 
 /// Every service-to-service dependency of the demo. Calls to the registry (registration,
@@ -214,23 +218,11 @@ pub const EDGES: [Edge; 11] = [
     // monolith (through its sidecar, which registers as `legacy`).
     http(Service::Gateway, Service::Legacy),
     // Shadow deployment: the gateway mirrors product reads to inventory's candidate.
-    Edge {
-        consumer: Service::Gateway,
-        provider: Service::InventoryShadow,
-        kind: EdgeKind::Mirror,
-    },
+    of_kind(Service::Gateway, Service::InventoryShadow, EdgeKind::Mirror),
     http(Service::Orders, Service::Inventory),
     http(Service::Orders, Service::Payments),
-    Edge {
-        consumer: Service::Notifications,
-        provider: Service::Orders,
-        kind: EdgeKind::Events,
-    },
-    Edge {
-        consumer: Service::OrderHistory,
-        provider: Service::Orders,
-        kind: EdgeKind::Events,
-    },
+    of_kind(Service::Notifications, Service::Orders, EdgeKind::Events),
+    of_kind(Service::OrderHistory, Service::Orders, EdgeKind::Events),
 ];
 
 /// The edge from `consumer` to `provider`, if the demo has one.
