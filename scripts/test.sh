@@ -46,6 +46,13 @@ if ! python3 -c 'import chaosreport' >/dev/null 2>&1; then
   python3 -m pip install --quiet --disable-pip-version-check chaostoolkit-reporting==0.18.0 ||
     python3 -m pip install --quiet --disable-pip-version-check --break-system-packages chaostoolkit-reporting==0.18.0
 fi
+# Python's GraphQL client: the web page's queries, validated against the web BFF's
+# checked-in SDL, sent through the gateway in the demo's end-to-end test.
+if ! python3 -c 'import gql, requests' >/dev/null 2>&1; then
+  echo "==> installing gql[requests] (a GraphQL client the demo's end-to-end test drives)"
+  python3 -m pip install --quiet --disable-pip-version-check "gql[requests]==3.5.3" ||
+    python3 -m pip install --quiet --disable-pip-version-check --break-system-packages "gql[requests]==3.5.3"
+fi
 for component in rustfmt clippy; do
   if ! cargo "${component/rustfmt/fmt}" --version >/dev/null 2>&1; then
     echo "==> installing $component"

@@ -67,7 +67,7 @@ fn the_demo_runs_real_processes_and_leaves_nothing_behind() {
         // `--disable circuit-breaker` reached the gateway process.
         let admin: Value = http.get(format!("{gateway}/admin/resilience")).send().await.expect("admin").json().await.expect("json");
         let breakers: Vec<&str> = admin["upstreams"].as_array().expect("upstreams").iter().filter_map(|u| u["circuit_breaker"].as_str()).collect();
-        assert_eq!(breakers, ["disabled"; 6], "{admin}");
+        assert_eq!(breakers, ["disabled"; 8], "{admin}");
 
         // The supervisor kills and restarts an instance; it comes back ready.
         let killed: Value = http.post(format!("{supervisor}/instances/inventory-2/kill")).send().await.expect("kill").json().await.expect("json");
@@ -246,6 +246,7 @@ fn one_request_is_one_story_in_the_collector_across_services_and_async_hops() {
             assert_eq!(link, trace, "{consumer} links back to the request's trace");
         }
         the_old_shop_is_strangled_and_its_sidecar_speaks_for_it(&http, &gateway, &api).await;
+        the_web_page_asks_its_bff_with_a_real_graphql_client(&http, &gateway, &api).await;
     });
     assert!(demo.stop().success(), "the demo stops cleanly");
 }
@@ -352,6 +353,114 @@ async fn the_old_shop_is_strangled_and_its_sidecar_speaks_for_it(
             .map(|t| t["value"].clone());
         assert_eq!(tag, Some(json!(backend)), "{server}");
     }
+}
+
+/// The web BFF, asked as a web page would with a GraphQL client we did not write (Python's
+/// gql, validating against the checked-in SDL): the page's query comes back whole, the
+/// customer's cancelled order with its declined payment; a query the SDL does not have
+/// never leaves the client; one past the server's limits is refused by it. The BFF is a
+/// service of its own in the trace: under the gateway's call, asking inventory,
+/// order-history and payments, with the operation's name on its span.
+async fn the_web_page_asks_its_bff_with_a_real_graphql_client(
+    http: &reqwest::Client,
+    gateway: &str,
+    api: &str,
+) {
+    let cid = format!("page-{}", std::process::id());
+    let sdl = Path::new(env!("CARGO_MANIFEST_DIR")).join("demo-system/src/web_bff/schema.graphql");
+    let out = tokio::process::Command::new("python3")
+        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/clients/web_page.py"))
+        .arg(format!("{gateway}/graphql"))
+        .arg(&sdl)
+        .args([cid.as_str(), "e2e"])
+        .output()
+        .await
+        .expect("python3 (scripts/test.sh installs gql)");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let got: Value = serde_json::from_slice(&out.stdout).expect("the client's JSON");
+    let page = &got["page"];
+    assert!(
+        page["products"].as_array().is_some_and(|p| p.len() >= 3),
+        "{got}"
+    );
+    let order = &page["customerOrders"][0];
+    assert_eq!(order["status"], "cancelled", "{got}");
+    assert_eq!(order["payments"][0]["status"], "declined", "{got}");
+    let local = got["refused_by_client"].as_str().unwrap_or_default();
+    assert!(local.contains("Cannot query field 'colour'"), "{got}");
+    assert!(
+        got["refused_by_server"][0]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("too complex")),
+        "{got}"
+    );
+
+    let has = |t: &Value, service: &str, name: &str| {
+        t["items"].as_array().is_some_and(|a| {
+            a.iter()
+                .any(|i| i["kind"] == "span" && i["service"] == service && i["name"] == name)
+        })
+    };
+    let tl = timeline(http, api, &cid, |t| {
+        has(t, "web-bff", "POST /graphql")
+            && has(t, "gateway", "POST web-bff")
+            && has(t, "inventory", "GET /products")
+            && has(t, "order-history", "GET /customers/{id}/orders")
+            && has(t, "payments", "GET /payments/authorizations")
+    })
+    .await;
+    let spans: Vec<&Value> = tl["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .filter(|i| i["kind"] == "span")
+        .collect();
+    let find = |service: &str, name: &str| {
+        *spans
+            .iter()
+            .find(|s| s["service"] == service && s["name"] == name)
+            .unwrap_or_else(|| panic!("no {service} span {name} in {tl}"))
+    };
+    let bff = find("web-bff", "POST /graphql");
+    assert_eq!(
+        bff["parent_span_id"],
+        find("gateway", "POST web-bff")["span_id"],
+        "{tl}"
+    );
+    for (service, name) in [
+        ("inventory", "GET /products"),
+        ("payments", "GET /payments/authorizations"),
+    ] {
+        assert_eq!(
+            find(service, name)["trace_id"],
+            bff["trace_id"],
+            "{service}: {tl}"
+        );
+    }
+    let trace = bff["trace_id"].as_str().expect("trace id");
+    let jaeger: Value = http
+        .get(format!("{api}/api/traces/{trace}"))
+        .send()
+        .await
+        .expect("trace")
+        .json()
+        .await
+        .expect("json");
+    let server = jaeger["data"][0]["spans"]
+        .as_array()
+        .expect("spans")
+        .iter()
+        .find(|s| s["spanID"] == bff["span_id"])
+        .expect("the BFF's server span");
+    let operation = server["tags"]
+        .as_array()
+        .and_then(|t| t.iter().find(|t| t["key"] == "graphql.operation.name"))
+        .map(|t| t["value"].clone());
+    assert_eq!(operation, Some(json!("Page")), "{server}");
 }
 
 /// The orders service's calls to each inventory instance so far.
@@ -644,25 +753,35 @@ async fn the_chaos_demo_routes_every_hop_through_a_proxy_named_after_its_edge() 
             "gateway_to_inventory_2",
             "gateway_to_inventory_shadow",
             "gateway_to_legacy",
+            "gateway_to_mobile_bff",
             "gateway_to_notifications",
             "gateway_to_order_history",
             "gateway_to_orders",
             "gateway_to_payments",
+            "gateway_to_web_bff",
+            "mobile_bff_to_inventory_1",
+            "mobile_bff_to_inventory_2",
+            "mobile_bff_to_orders",
             "notifications_to_orders",
             "order_history_to_orders",
             "orders_to_inventory_1",
             "orders_to_inventory_2",
             "orders_to_payments",
-            // The registry's health checks of each registered instance.
             "registry_to_gateway",
             "registry_to_inventory_1",
             "registry_to_inventory_2",
             "registry_to_inventory_shadow",
             "registry_to_legacy",
+            "registry_to_mobile_bff",
             "registry_to_notifications",
             "registry_to_order_history",
             "registry_to_orders",
             "registry_to_payments",
+            "registry_to_web_bff",
+            "web_bff_to_inventory_1",
+            "web_bff_to_inventory_2",
+            "web_bff_to_order_history",
+            "web_bff_to_payments",
         ]
     );
     let http = reqwest::Client::new();
@@ -674,7 +793,7 @@ async fn the_chaos_demo_routes_every_hop_through_a_proxy_named_after_its_edge() 
         .json()
         .await
         .expect("proxies");
-    assert_eq!(listed.len(), 22);
+    assert_eq!(listed.len(), 33);
     assert!(listed.values().all(|p| p["enabled"] == true));
     let gateway = common::demo_gateway(&handle.gateway).await;
     let order = PlaceOrder {

@@ -201,6 +201,7 @@ fn the_demo_scenario_runs_against_the_demo_and_its_window_is_in_the_collector() 
         "order history",
         "old shop catalogue",
         "old shop order",
+        "web page",
         "mobile products",
     ] {
         let s = report

@@ -11,13 +11,16 @@ use gauntlet_contracts::verify::{BrokerSource, Publish};
 use gauntlet_contracts::{PACTS_DIR, Report, VerifyConfig, pacts, verify};
 use gauntlet_demo_system::inventory::{self, Inventory, InventoryClient};
 use gauntlet_demo_system::legacy::{self, Legacy};
+use gauntlet_demo_system::mobile_bff::{self, MobileBff};
 use gauntlet_demo_system::notifications::{self, Notifications};
-use gauntlet_demo_system::order_history::{self, OrderHistory};
-use gauntlet_demo_system::orders::{self, Orders};
+use gauntlet_demo_system::order_history::{self, OrderHistory, OrderHistoryClient};
+use gauntlet_demo_system::orders::{self, Orders, OrdersClient};
 use gauntlet_demo_system::payments::{self, Payments, PaymentsClient, PaymentsConfig};
 use gauntlet_demo_system::platform::client::HttpClient;
 use gauntlet_demo_system::platform::provider_states;
 use gauntlet_demo_system::platform::resilience::ResilienceConfig;
+use gauntlet_demo_system::registry::RegistryClient;
+use gauntlet_demo_system::web_bff::{self, WebBff, WebBffConfig};
 
 async fn serve(app: axum::Router) -> String {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
@@ -30,7 +33,7 @@ async fn serve(app: axum::Router) -> String {
     url
 }
 
-/// The four providers, each with its provider states, on loopback: name → base URL.
+/// Every provider, each with its provider states, on loopback: name → base URL.
 async fn providers(dir: &Path) -> Vec<(&'static str, String)> {
     let inv = Inventory::open(&dir.join("inventory.sqlite")).expect("inventory");
     let inventory = serve(inventory::app(inv.clone()).merge(provider_states::router(inv))).await;
@@ -57,6 +60,26 @@ async fn providers(dir: &Path) -> Vec<(&'static str, String)> {
     let l = Legacy::open(&dir.join("legacy.sqlite")).expect("legacy");
     l.seed().await.expect("seeded");
     let legacy = serve(legacy::app(l)).await;
+    // The BFFs keep no data: they answer from the providers above. Their registry is only
+    // asked by their readiness check, which verification does not call.
+    let registry = RegistryClient::new("http://127.0.0.1:9");
+    let edge = ResilienceConfig::default();
+    let at = |name: &str, url: &str| HttpClient::at(name, url, &edge).expect("client");
+    let upstreams = web_bff::Upstreams {
+        inventory: InventoryClient::new(at("inventory", &inventory)),
+        history: OrderHistoryClient::new(at("order-history", &history)),
+        payments: PaymentsClient::new(at("payments", &payments)),
+    };
+    let web = serve(web_bff::app(
+        WebBff::new(upstreams, &WebBffConfig::default()),
+        registry.clone(),
+    ))
+    .await;
+    let mobile = MobileBff {
+        inventory: InventoryClient::new(at("inventory", &inventory)),
+        orders: OrdersClient::new(at("orders", &orders)),
+    };
+    let mobile = serve(mobile_bff::app(mobile, registry)).await;
     vec![
         ("inventory", inventory),
         ("payments", payments),
@@ -64,6 +87,8 @@ async fn providers(dir: &Path) -> Vec<(&'static str, String)> {
         ("order-history", history),
         ("notifications", notes),
         ("legacy", legacy),
+        ("web-bff", web),
+        ("mobile-bff", mobile),
     ]
 }
 
@@ -128,7 +153,9 @@ async fn pacts_go_through_the_broker_and_can_i_deploy_follows_the_verifications(
         .await
         .expect("answer");
     assert!(!before.summary.deployable, "{}", before.render());
-    assert_eq!(before.summary.unknown, 6, "{}", before.render());
+    let gateway_pacts = all.iter().filter(|p| p.consumer == "gateway").count();
+    assert_eq!(gateway_pacts, 8, "the gateway's providers");
+    assert_eq!(before.summary.unknown, gateway_pacts, "{}", before.render());
 
     let servers = providers(dir.path()).await;
     let default = ["mainBranch", "deployedOrReleased"];
@@ -136,13 +163,17 @@ async fn pacts_go_through_the_broker_and_can_i_deploy_follows_the_verifications(
         let report = verify_through(&broker, name, url, &default, false, None).await;
         assert!(report.passed(), "{name}: {}", report.render());
         if *name == "inventory" {
-            // One of six providers verified: still no, and the answer says which are missing.
+            // One of the gateway's providers verified: still no, and the answer says which
+            // are missing.
             let partial = client
                 .can_i_deploy("gateway", "1.0.0", None)
                 .await
                 .expect("answer");
             assert!(!partial.summary.deployable);
-            assert_eq!((partial.summary.success, partial.summary.unknown), (1, 5));
+            assert_eq!(
+                (partial.summary.success, partial.summary.unknown),
+                (1, gateway_pacts - 1)
+            );
             assert!(
                 partial.summary.reason.contains("orders"),
                 "{}",
@@ -155,7 +186,7 @@ async fn pacts_go_through_the_broker_and_can_i_deploy_follows_the_verifications(
         .await
         .expect("answer");
     assert!(after.summary.deployable, "{}", after.render());
-    assert_eq!(after.summary.success, 6);
+    assert_eq!(after.summary.success, gateway_pacts);
     let orders = client
         .can_i_deploy("orders", "2.0.0", None)
         .await
@@ -187,6 +218,8 @@ async fn pacts_go_through_the_broker_and_can_i_deploy_follows_the_verifications(
         "payments",
         "notifications",
         "legacy",
+        "web-bff",
+        "mobile-bff",
     ] {
         client
             .record_deployment(p, "2.0.0", "production")

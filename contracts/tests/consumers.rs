@@ -9,6 +9,7 @@ use gauntlet_demo_system::gateway::GatewayConfig;
 use gauntlet_demo_system::inventory::provider_states as inventory_states;
 use gauntlet_demo_system::inventory::{InventoryClient, ReserveRequest};
 use gauntlet_demo_system::legacy::LegacyClient;
+use gauntlet_demo_system::mobile_bff::MobileBffClient;
 use gauntlet_demo_system::notifications::provider_states as notifications_states;
 use gauntlet_demo_system::notifications::{NotificationQuery, Notifications, NotificationsClient};
 use gauntlet_demo_system::order_history::provider_states as history_states;
@@ -20,6 +21,7 @@ use gauntlet_demo_system::payments::{AuthorizationStatus, AuthorizeRequest, Paym
 use gauntlet_demo_system::platform::client::{ClientError, HttpClient};
 use gauntlet_demo_system::platform::outbox::{Event, FeedConsumer};
 use gauntlet_demo_system::platform::resilience::ResilienceConfig;
+use gauntlet_demo_system::web_bff::{GraphQlMedia, GraphQlRequest, GraphQlResponse, WebBffClient};
 use pact_consumer::prelude::*;
 use serde_json::json;
 
@@ -288,6 +290,310 @@ mod gateway_order_details {
         let list = notifications.list(&q).await.expect("notifications");
         assert_eq!(list.len(), 1);
         assert_eq!(list[0].kind, "order_confirmed");
+    }
+}
+
+/// The backends for frontends: the gateway passes the web page's GraphQL and the mobile
+/// app's routes on to them; they ask the services that hold the data.
+mod gateway_to_bffs {
+    use super::*;
+
+    #[tokio::test]
+    async fn the_gateway_passes_a_pages_query_on_and_relays_a_refusal() {
+        let mut p = pact("gateway", "web-bff");
+        p.interaction("a GraphQL query for the product list", "", |mut i| {
+            i.request
+                .post()
+                .path("/graphql")
+                .content_type("application/json")
+                .json_body(json!({"query": "{ products { sku price inStock } }"}));
+            i.response.ok().json_body(json_pattern!({
+                "data": {
+                    "products": each_like!({
+                        "sku": like!("SKU-KEYBOARD"),
+                        "price": term!("^[0-9]+\\.[0-9]{2}$", "89.00"),
+                        "inStock": like!(true)
+                    })
+                }
+            }));
+            i
+        });
+        p.interaction("a GraphQL query naming an unknown field", "", |mut i| {
+            i.request
+                .post()
+                .path("/graphql")
+                .header("accept", GraphQlMedia::GRAPHQL_RESPONSE_JSON)
+                .content_type("application/json")
+                .json_body(json!({"query": "{ products { colour } }"}));
+            i.response.status(400).json_body(json_pattern!({
+                "errors": each_like!({
+                    "message": like!("Unknown field \"colour\" on type \"Product\"."),
+                    "locations": each_like!({"line": like!(1), "column": like!(14)})
+                })
+            }));
+            i
+        });
+        let server = p.start_mock_server(None, None);
+        let web = WebBffClient::new(client("web-bff", &*server, &gateway()));
+        let page = web
+            .query(&GraphQlRequest {
+                query: "{ products { sku price inStock } }".into(),
+                operation_name: None,
+                variables: None,
+                extensions: None,
+            })
+            .await
+            .expect("page");
+        assert_eq!(page.data.expect("data")["products"][0]["price"], "89.00");
+        let refused = web
+            .forward(
+                r#"{"query":"{ products { colour } }"}"#.into(),
+                Some(GraphQlMedia::GRAPHQL_RESPONSE_JSON),
+            )
+            .await
+            .expect("relayed, not an error");
+        assert_eq!(refused.status, 400);
+        let body: GraphQlResponse = serde_json::from_slice(&refused.body).expect("errors");
+        assert!(body.is_request_error());
+        assert_eq!(body.errors[0].locations[0].column, 14);
+    }
+
+    #[tokio::test]
+    async fn the_gateway_passes_the_apps_routes_on() {
+        let mut p = pact("gateway", "mobile-bff");
+        p.interaction("a request for the mobile product list", "", |mut i| {
+            i.request.get().path("/mobile/products");
+            i.response.ok().json_body(each_like!({
+                "sku": like!("SKU-KEYBOARD"),
+                "name": like!("Mechanical keyboard"),
+                "price": term!("^[0-9]+\\.[0-9]{2}$", "89.00"),
+                "in_stock": like!(true)
+            }));
+            i
+        });
+        p.interaction("a request for an order nobody placed", "", |mut i| {
+            i.request.get().path("/mobile/orders/ord-nobody");
+            i.response
+                .status(404)
+                .json_body(json_pattern!({"error": like!("no order ord-nobody")}));
+            i
+        });
+        let server = p.start_mock_server(None, None);
+        let mobile = MobileBffClient::new(client("mobile-bff", &*server, &gateway()));
+        let list = mobile.products().await.expect("products");
+        assert_eq!((list[0].price.as_str(), list[0].in_stock), ("89.00", true));
+        let none = mobile.order("ord-nobody").await.expect_err("404");
+        assert_eq!(none.refused_status(), Some(404), "{none}");
+    }
+}
+
+/// The web BFF's schema resolved against Pact's mock servers: each test runs a GraphQL
+/// query through the BFF's own resolvers, so the pact holds exactly the calls they make.
+mod web_bff_to_services {
+    use super::*;
+    use gauntlet_demo_system::web_bff::{Upstreams, WebBff, WebBffConfig};
+
+    /// The web BFF with each service at `url` (a mock server) or nowhere.
+    fn bff(inventory: &str, history: &str, payments: &str) -> WebBff {
+        let at = |name: &str, url: &str| {
+            HttpClient::at(name, url.trim_end_matches('/'), &gateway()).expect("client")
+        };
+        let upstreams = Upstreams {
+            inventory: InventoryClient::new(at("inventory", inventory)),
+            history: OrderHistoryClient::new(at("order-history", history)),
+            payments: PaymentsClient::new(at("payments", payments)),
+        };
+        WebBff::new(upstreams, &WebBffConfig::default())
+    }
+
+    fn query(q: &str) -> GraphQlRequest {
+        GraphQlRequest {
+            query: q.into(),
+            operation_name: None,
+            variables: None,
+            extensions: None,
+        }
+    }
+
+    const NOWHERE: &str = "http://127.0.0.1:9";
+
+    #[tokio::test]
+    async fn the_web_bff_lists_products_with_their_stock() {
+        let mut p = pact("web-bff", "inventory");
+        p.interaction("a request for the product list", "", |mut i| {
+            i.given(inventory_states::IN_STOCK);
+            i.request.get().path("/products");
+            i.response.ok().json_body(each_like!({
+                "sku": term!("^SKU-[A-Z]+$", "SKU-KEYBOARD"),
+                "name": like!("Mechanical keyboard"),
+                "price_cents": like!(8900),
+                "stock": like!(120)
+            }));
+            i
+        });
+        let server = p.start_mock_server(None, None);
+        let web = bff(server.url().as_str(), NOWHERE, NOWHERE);
+        let answer = web
+            .execute(query("{ products { sku price stock inStock } }"))
+            .await;
+        assert!(answer.errors.is_empty(), "{answer:?}");
+        assert_eq!(
+            answer.data.expect("data")["products"][0],
+            json!({"sku": "SKU-KEYBOARD", "price": "89.00", "stock": 120, "inStock": true})
+        );
+    }
+
+    /// A customer's orders (order-history) with each order's payments (payments): one
+    /// query, two services, a pact with each.
+    #[tokio::test]
+    async fn the_web_bff_reads_a_customers_orders_with_their_payments_and_one_order() {
+        let mut pay = pact("web-bff", "payments");
+        pay.interaction("a request for an order's authorizations", "", |mut i| {
+            i.given_with_params(
+                payments_states::AUTHORIZED,
+                &json!({"authorization_id": "auth-pact-w1", "order_id": "ord-pact-w1", "amount_cents": 8900}),
+            );
+            i.request
+                .get()
+                .path("/payments/authorizations")
+                .query_param("order_id", "ord-pact-w1");
+            i.response.ok().json_body(each_like!({
+                "id": like!("auth-pact-w1"),
+                "order_id": "ord-pact-w1",
+                "amount_cents": like!(8900),
+                "status": term!("^(authorized|declined|refunded)$", "authorized")
+            }));
+            i
+        });
+        let mut p = pact("web-bff", "order-history");
+        let view = || {
+            json_pattern!({
+                "order_id": like!("ord-pact-w1"),
+                "customer_id": like!("cust-pact"),
+                "status": term!(ORDER_STATUS, "confirmed"),
+                "total_cents": like!(8900),
+                "items": each_like!({"sku": like!("SKU-KEYBOARD"), "quantity": like!(1)})
+            })
+        };
+        p.interaction("a request for a customer's orders", "", |mut i| {
+            i.given_with_params(
+                history_states::CUSTOMER_HAS_ORDER,
+                &json!({"customer_id": "cust-pact", "order_id": "ord-pact-w1"}),
+            );
+            i.request.get().path("/customers/cust-pact/orders");
+            i.response.ok().json_body(each_like!(view()));
+            i
+        });
+        p.interaction("a request for an order's history", "", |mut i| {
+            i.given_with_params(
+                history_states::CUSTOMER_HAS_ORDER,
+                &json!({"customer_id": "cust-pact", "order_id": "ord-pact-w1"}),
+            );
+            i.request.get().path("/orders/ord-pact-w1/history");
+            i.response.ok().json_body(json_pattern!({
+                "order_id": like!("ord-pact-w1"),
+                "customer_id": like!("cust-pact"),
+                "status": term!(ORDER_STATUS, "confirmed"),
+                "total_cents": like!(8900),
+                "items": each_like!({"sku": like!("SKU-KEYBOARD"), "quantity": like!(1)}),
+                "history": each_like!({
+                    "status": term!(ORDER_STATUS, "confirmed"),
+                    "at_unix_ms": like!(1_700_000_000_000_i64)
+                })
+            }));
+            i
+        });
+        p.interaction(
+            "a request for the history of an order nobody placed",
+            "",
+            |mut i| {
+                i.request.get().path("/orders/ord-nobody/history");
+                i.response.status(404).json_body(
+                    json_pattern!({"error": like!("no order ord-nobody in the history")}),
+                );
+                i
+            },
+        );
+        let server = p.start_mock_server(None, None);
+        let payments = pay.start_mock_server(None, None);
+        let web = bff(NOWHERE, server.url().as_str(), payments.url().as_str());
+        let answer = web
+            .execute(query(
+                r#"{ customerOrders(customerId: "cust-pact") { id status total items { sku }
+                       payments { id status amountCents } }
+                     order(id: "ord-pact-w1") { id customerId }
+                     nobody: order(id: "ord-nobody") { id } }"#,
+            ))
+            .await;
+        assert!(answer.errors.is_empty(), "{answer:?}");
+        assert_eq!(
+            answer.data.expect("data"),
+            json!({
+                "customerOrders": [{
+                    "id": "ord-pact-w1", "status": "confirmed", "total": "89.00",
+                    "items": [{"sku": "SKU-KEYBOARD"}],
+                    "payments": [{"id": "auth-pact-w1", "status": "authorized", "amountCents": 8900}]
+                }],
+                "order": {"id": "ord-pact-w1", "customerId": "cust-pact"},
+                "nobody": null
+            })
+        );
+    }
+}
+
+/// The mobile BFF's calls: the product list, and an order or its absence.
+mod mobile_bff_to_services {
+    use super::*;
+    use gauntlet_demo_system::mobile_bff::MobileBff;
+
+    #[tokio::test]
+    async fn the_mobile_bff_trims_the_product_list_and_an_order() {
+        let mut inv = pact("mobile-bff", "inventory");
+        inv.interaction("a request for the product list", "", |mut i| {
+            i.given(inventory_states::IN_STOCK);
+            i.request.get().path("/products");
+            i.response.ok().json_body(each_like!({
+                "sku": term!("^SKU-[A-Z]+$", "SKU-KEYBOARD"),
+                "name": like!("Mechanical keyboard"),
+                "price_cents": like!(8900),
+                "stock": like!(120)
+            }));
+            i
+        });
+        let mut ord = pact("mobile-bff", "orders");
+        ord.interaction("a request for an order", "", |mut i| {
+            i.given_with_params(
+                orders_states::ORDER_REACHED,
+                &reached("ord-pact-m1", "confirmed"),
+            );
+            i.request.get().path("/orders/ord-pact-m1");
+            i.response.ok().json_body(order_pattern(
+                "ord-pact-m1",
+                term!(ORDER_STATUS, "confirmed").into(),
+            ));
+            i
+        });
+        ord.interaction("a request for an order nobody placed", "", |mut i| {
+            i.request.get().path("/orders/ord-nobody");
+            i.response
+                .status(404)
+                .json_body(json_pattern!({"error": like!("no order ord-nobody")}));
+            i
+        });
+        let (inv, ord) = (
+            inv.start_mock_server(None, None),
+            ord.start_mock_server(None, None),
+        );
+        let bff = MobileBff {
+            inventory: InventoryClient::new(client("inventory", &*inv, &gateway())),
+            orders: OrdersClient::new(client("orders", &*ord, &gateway())),
+        };
+        let list = bff.products().await.expect("products");
+        assert_eq!((list[0].price.as_str(), list[0].in_stock), ("89.00", true));
+        let order = bff.order("ord-pact-m1").await.expect("order");
+        assert_eq!(order.total, "89.00");
+        let none = bff.order("ord-nobody").await.expect_err("404");
+        assert_eq!(none.status.as_u16(), 404, "{}", none.message);
     }
 }
 

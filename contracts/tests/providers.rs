@@ -35,7 +35,7 @@ async fn verify_inventory(url: &str) -> Report {
             .iter()
             .map(|p| p.consumer.as_str())
             .collect::<Vec<_>>(),
-        ["gateway", "orders"]
+        ["gateway", "mobile-bff", "orders", "web-bff"]
     );
     verify(&VerifyConfig::new("inventory", url, pacts))
         .await
@@ -48,9 +48,10 @@ async fn inventory_honours_every_contract_it_is_named_in() {
     let (url, server) = inventory(dir.path(), None).await;
     let report = verify_inventory(&url).await;
     assert!(report.passed(), "{}", report.render());
-    // Both consumers' interactions ran: the product list, a product and an unknown one,
-    // reservations made, refused, confirmed and released, an order's reservation and none.
-    assert_eq!(report.outcomes.len(), 9, "{}", report.render());
+    // Every consumer's interactions ran: the product list (the gateway's and each BFF's), a
+    // product and an unknown one, reservations made, refused, confirmed and released, an
+    // order's reservation and none.
+    assert_eq!(report.outcomes.len(), 11, "{}", report.render());
     // Run again on the same database: every state setup resets what it touches.
     let again = verify_inventory(&url).await;
     assert!(again.passed(), "{}", again.render());
@@ -63,7 +64,8 @@ async fn a_renamed_field_fails_verification_with_a_diff_naming_it() {
     let (url, server) = inventory(dir.path(), Some(("stock", "units_free"))).await;
     let report = verify_inventory(&url).await;
     assert!(!report.passed(), "{}", report.render());
-    // Both consumers read `stock`: the gateway in the list, the saga in one product.
+    // Every consumer reads `stock`: the gateway and both BFFs in the list, the saga in one
+    // product.
     let failed: Vec<_> = report
         .failures()
         .map(|o| (o.consumer.as_str(), o.description.as_str()))
@@ -72,7 +74,9 @@ async fn a_renamed_field_fails_verification_with_a_diff_naming_it() {
         failed,
         [
             ("gateway", "a request for the product list"),
+            ("mobile-bff", "a request for the product list"),
             ("orders", "a request for a product"),
+            ("web-bff", "a request for the product list"),
         ],
         "{}",
         report.render()
@@ -90,7 +94,7 @@ async fn a_renamed_field_fails_verification_with_a_diff_naming_it() {
     gauntlet_contracts::junit::write(&report, &junit).expect("junit");
     let xml = std::fs::read_to_string(&junit).expect("read");
     assert!(
-        xml.contains("tests=\"9\"") && xml.contains("failures=\"2\""),
+        xml.contains("tests=\"11\"") && xml.contains("failures=\"4\""),
         "{xml}"
     );
     assert!(xml.contains("stock"), "{xml}");

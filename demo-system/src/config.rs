@@ -11,6 +11,7 @@ use crate::payments::PaymentsConfig;
 use crate::platform::discovery::DiscoveryConfig;
 use crate::platform::resilience::ResilienceConfig;
 use crate::registry::RegistryConfig;
+use crate::web_bff::WebBffConfig;
 
 /// A pattern of the demo that `--disable` can switch off, so an experiment's control can
 /// show what it is worth. One type for the demo, its handle, and the chaos experiments that
@@ -112,6 +113,8 @@ pub struct DemoConfig {
     pub orders: ResilienceConfig,
     pub contracts: ContractsConfig,
     pub shadow: ShadowConfig,
+    /// The web BFF's GraphQL limits.
+    pub web_bff: WebBffConfig,
 }
 
 /// The shadow deployment's candidate (`inventory-shadow`).
@@ -160,6 +163,7 @@ impl Default for DemoConfig {
             orders: ResilienceConfig::saga(),
             contracts: ContractsConfig::default(),
             shadow: ShadowConfig::default(),
+            web_bff: WebBffConfig::default(),
         }
     }
 }
@@ -182,13 +186,16 @@ impl DemoConfig {
             path: shown.clone(),
             message,
         })?;
-        config
-            .gateway
-            .check()
-            .map_err(|message| ConfigFileError::Invalid {
-                path: shown,
-                message: format!("[gateway] {message}"),
+        let checks = [
+            ("gateway", config.gateway.check()),
+            ("web_bff", config.web_bff.check()),
+        ];
+        for (section, check) in checks {
+            check.map_err(|message| ConfigFileError::Invalid {
+                path: shown.clone(),
+                message: format!("[{section}] {message}"),
             })?;
+        }
         Ok(config)
     }
 

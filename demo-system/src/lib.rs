@@ -12,7 +12,8 @@
 //!   traffic and contract tests use): [`registry`], [`gateway`], [`orders`] (plus its
 //!   `saga.rs`), [`inventory`], [`payments`], [`notifications`], [`order_history`], and
 //!   [`legacy`] (the old shop the strangler fig replaces, without OpenTelemetry) with its
-//!   [`sidecar`] (spans, logs, health and registration from outside).
+//!   [`sidecar`] (spans, logs, health and registration from outside); the backends for
+//!   frontends [`web_bff`] (GraphQL) and [`mobile_bff`] (trimmed REST), which keep no data.
 //! - Running it: [`runner`] (one instance in this process, `gauntlet demo-service`),
 //!   [`supervisor`] (every instance as a child process; kill, restart, pause, resume),
 //!   [`ports`] (free ports held for instances until they listen),
@@ -29,6 +30,7 @@ pub mod gateway;
 pub mod handle;
 pub mod inventory;
 pub mod legacy;
+pub mod mobile_bff;
 pub mod notifications;
 pub mod order_history;
 pub mod orders;
@@ -41,3 +43,4 @@ pub mod sidecar;
 pub mod supervisor;
 pub mod topology;
 pub mod traffic;
+pub mod web_bff;

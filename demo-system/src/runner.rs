@@ -16,9 +16,10 @@ use crate::config::DemoConfig;
 use crate::gateway::{self, Gateway};
 use crate::inventory::{self, Inventory, InventoryClient};
 use crate::legacy::{self, Legacy};
+use crate::mobile_bff::{self, MobileBff};
 use crate::notifications::{self, Notifications};
-use crate::order_history::{self, OrderHistory};
-use crate::orders::{self, Orders};
+use crate::order_history::{self, OrderHistory, OrderHistoryClient};
+use crate::orders::{self, Orders, OrdersClient};
 use crate::payments::{self, Payments, PaymentsClient};
 use crate::platform::client::{HttpClient, service_http};
 use crate::platform::db::DbError;
@@ -29,6 +30,7 @@ use crate::platform::resilience::{ConfigError, ResilienceConfig, Upstream};
 use crate::registry::{self, Registration, Registry, RegistryClient};
 use crate::sidecar::{self, Sidecar};
 use crate::topology::{InstanceId, Service};
+use crate::web_bff::{self, WebBff};
 
 /// Where one instance runs and what it talks to.
 #[derive(Debug, Clone)]
@@ -250,6 +252,28 @@ where
             let sc = Sidecar::new(app, app_service.ready_path());
             let routes = sidecar::app(sc, &legacy::ROUTES);
             tasks.spawn(serve(listener, routes, until_stopped()));
+        }
+        Service::WebBff => {
+            // The BFFs are the gateway's extension for one kind of client: they call with
+            // its resilience settings.
+            let r = &config.gateway.resilience;
+            let upstreams = web_bff::Upstreams {
+                inventory: InventoryClient::new(client(Service::Inventory, r)?),
+                history: OrderHistoryClient::new(client(Service::OrderHistory, r)?),
+                payments: PaymentsClient::new(client(Service::Payments, r)?),
+            };
+            let bff = WebBff::new(upstreams, &config.web_bff);
+            let app = web_bff::app(bff, discovery.registry().clone());
+            tasks.spawn(serve(listener, app, until_stopped()));
+        }
+        Service::MobileBff => {
+            let r = &config.gateway.resilience;
+            let bff = MobileBff {
+                inventory: InventoryClient::new(client(Service::Inventory, r)?),
+                orders: OrdersClient::new(client(Service::Orders, r)?),
+            };
+            let app = mobile_bff::app(bff, discovery.registry().clone());
+            tasks.spawn(serve(listener, app, until_stopped()));
         }
         Service::OrderHistory => {
             let h = OrderHistory::open(&db(service))?;

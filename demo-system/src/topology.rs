@@ -27,12 +27,16 @@ pub enum Service {
     /// The sidecar beside the legacy monolith: its server spans, request logs, health
     /// checks and registration, registered under `legacy`.
     LegacySidecar,
+    /// The web page's backend for frontend: one GraphQL query for what a page shows.
+    WebBff,
+    /// The mobile app's backend for frontend: REST with trimmed shapes.
+    MobileBff,
     Gateway,
 }
 
 impl Service {
     /// Every service, providers before consumers (the order the supervisor starts them in).
-    pub const ALL: [Service; 10] = [
+    pub const ALL: [Service; 12] = [
         Service::Registry,
         Service::Payments,
         Service::Inventory,
@@ -42,6 +46,8 @@ impl Service {
         Service::OrderHistory,
         Service::Legacy,
         Service::LegacySidecar,
+        Service::WebBff,
+        Service::MobileBff,
         Service::Gateway,
     ];
 
@@ -57,6 +63,8 @@ impl Service {
             Service::OrderHistory => "order-history",
             Service::Legacy => "legacy",
             Service::LegacySidecar => "legacy-sidecar",
+            Service::WebBff => "web-bff",
+            Service::MobileBff => "mobile-bff",
             Service::Gateway => "gateway",
         }
     }
@@ -73,6 +81,8 @@ impl Service {
             Service::OrderHistory => &[8600],
             Service::Legacy => &[8900],
             Service::LegacySidecar => &[8901],
+            Service::WebBff => &[8700],
+            Service::MobileBff => &[8710],
             Service::Gateway => &[8080],
         }
     }
@@ -207,7 +217,7 @@ const fn http(consumer: Service, provider: Service) -> Edge {
 
 /// Every service-to-service dependency of the demo. Calls to the registry (registration,
 /// heartbeats, discovery) are the platform's, not an edge: every service makes them.
-pub const EDGES: [Edge; 11] = [
+pub const EDGES: [Edge; 18] = [
     http(Service::Gateway, Service::Inventory),
     http(Service::Gateway, Service::Orders),
     http(Service::Gateway, Service::OrderHistory),
@@ -219,6 +229,15 @@ pub const EDGES: [Edge; 11] = [
     http(Service::Gateway, Service::Legacy),
     // Shadow deployment: the gateway mirrors product reads to inventory's candidate.
     of_kind(Service::Gateway, Service::InventoryShadow, EdgeKind::Mirror),
+    // Backends for frontends: the gateway passes the web page's GraphQL and the mobile
+    // app's routes to their own services, which ask the services that hold the data.
+    http(Service::Gateway, Service::WebBff),
+    http(Service::Gateway, Service::MobileBff),
+    http(Service::WebBff, Service::Inventory),
+    http(Service::WebBff, Service::OrderHistory),
+    http(Service::WebBff, Service::Payments),
+    http(Service::MobileBff, Service::Inventory),
+    http(Service::MobileBff, Service::Orders),
     http(Service::Orders, Service::Inventory),
     http(Service::Orders, Service::Payments),
     of_kind(Service::Notifications, Service::Orders, EdgeKind::Events),
@@ -372,6 +391,8 @@ mod tests {
                 "order-history",
                 "legacy",
                 "legacy-sidecar",
+                "web-bff",
+                "mobile-bff",
                 "gateway"
             ]
         );
@@ -379,7 +400,7 @@ mod tests {
         assert_eq!(
             ports,
             [
-                8500, 8300, 8101, 8102, 8103, 8200, 8400, 8600, 8900, 8901, 8080
+                8500, 8300, 8101, 8102, 8103, 8200, 8400, 8600, 8900, 8901, 8700, 8710, 8080
             ]
         );
     }

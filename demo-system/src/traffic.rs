@@ -1,7 +1,8 @@
 //! The short burst of realistic traffic `gauntlet demo` sends through the gateway, with the
 //! gateway's typed client: browsing, orders that go through, one declined payment (a lamp
-//! costs 34.13) and one order larger than the stock, each order's details read back. Bounded in count; loopback only, like
-//! everything the demo starts.
+//! costs 34.13) and one order larger than the stock, each order's details read back, then
+//! the web page's GraphQL query and the mobile app's product list for three customers.
+//! Bounded in count; loopback only, like everything the demo starts.
 
 use serde::Serialize;
 
@@ -9,6 +10,7 @@ use crate::gateway::{Credentials, GatewayClient};
 use crate::orders::{Item, OrderStatus, PlaceOrder};
 use crate::platform::client::ClientError;
 use crate::platform::resilience::ConfigError;
+use crate::web_bff::GraphQlRequest;
 
 #[derive(Debug, thiserror::Error)]
 pub enum TrafficError {
@@ -59,7 +61,16 @@ pub struct Report {
     pub orders: Vec<OrderOutcome>,
     /// Orders whose details (composed from four services) were read back.
     pub details_views: u32,
+    /// Web pages (one GraphQL query to the web BFF each) answered without errors.
+    pub page_views: u32,
+    /// Product lists the mobile app got (through the mobile BFF).
+    pub mobile_views: u32,
 }
+
+/// What the shop's web page asks the web BFF for a customer: the products and their
+/// orders with their payments.
+pub const PAGE_QUERY: &str = "query Page($customer: String!) { products { sku price inStock } \
+    customerOrders(customerId: $customer) { id status total payments { status } } }";
 
 impl Report {
     /// The correlation ID of the first order sent with `intent`.
@@ -132,6 +143,24 @@ pub async fn burst(gateway: &str) -> Result<Report, TrafficError> {
             correlation_id,
             outcome,
         });
+    }
+    for customer in ["customer-1", "customer-2", "customer-3"] {
+        let page = GraphQlRequest {
+            query: PAGE_QUERY.into(),
+            operation_name: Some("Page".into()),
+            variables: Some(serde_json::json!({ "customer": customer })),
+            extensions: None,
+        };
+        if client
+            .graphql(&page)
+            .await
+            .is_ok_and(|answer| answer.errors.is_empty())
+        {
+            report.page_views += 1;
+        }
+        if client.mobile_products().await.is_ok() {
+            report.mobile_views += 1;
+        }
     }
     Ok(report)
 }

@@ -13,9 +13,10 @@ use std::time::{Duration, Instant};
 use gauntlet_demo_system::gateway::shadow::ShadowReport;
 use gauntlet_demo_system::gateway::{self, Gateway, GatewayConfig, OrderDetails};
 use gauntlet_demo_system::inventory::{self, Inventory, InventoryClient, Product};
+use gauntlet_demo_system::mobile_bff::{self, MobileBff};
 use gauntlet_demo_system::notifications::{self, Notifications};
-use gauntlet_demo_system::order_history::{self, OrderHistory};
-use gauntlet_demo_system::orders::{self, Orders};
+use gauntlet_demo_system::order_history::{self, OrderHistory, OrderHistoryClient};
+use gauntlet_demo_system::orders::{self, Orders, OrdersClient};
 use gauntlet_demo_system::payments::{self, Payments, PaymentsClient, PaymentsConfig};
 use gauntlet_demo_system::platform::client::HttpClient;
 use gauntlet_demo_system::platform::discovery::{Discovery, DiscoveryConfig};
@@ -25,6 +26,7 @@ use gauntlet_demo_system::registry::{
     self, Registration, Registry, RegistryClient, RegistryConfig,
 };
 use gauntlet_demo_system::topology::Service;
+use gauntlet_demo_system::web_bff::{self, GraphQlResponse, WebBff, WebBffConfig};
 use serde_json::{Value, json};
 
 /// Serves `app` and announces it to the registry under `name`.
@@ -76,6 +78,8 @@ fn holdable(app: axum::Router, hold_ms: Arc<AtomicU64>) -> axum::Router {
 
 struct Stack {
     gateway: String,
+    /// The web BFF's own address, to read what it asked of its services.
+    web_bff: String,
     inventory_down: Arc<AtomicBool>,
     /// How long payments holds its answers.
     payments_hold_ms: Arc<AtomicU64>,
@@ -163,6 +167,30 @@ async fn stack(config: GatewayConfig) -> Stack {
     let feed = feed_client("orders", discovery.endpoint(Service::Orders)).expect("feed");
     tokio::spawn(notes.clone().consume(feed, true, std::future::pending()));
     service(&registry_url, "notifications", notifications::app(notes)).await;
+    // The backends for frontends, each its own server with its own clients.
+    let upstreams = web_bff::Upstreams {
+        inventory: InventoryClient::new(up(Service::Inventory)),
+        history: OrderHistoryClient::new(up(Service::OrderHistory)),
+        payments: PaymentsClient::new(up(Service::Payments)),
+    };
+    let web = WebBff::new(upstreams, &WebBffConfig::default());
+    let registry_client = RegistryClient::new(&registry_url);
+    let web_bff = service(
+        &registry_url,
+        "web-bff",
+        web_bff::app(web, registry_client.clone()),
+    )
+    .await;
+    let mobile = MobileBff {
+        inventory: InventoryClient::new(up(Service::Inventory)),
+        orders: OrdersClient::new(up(Service::Orders)),
+    };
+    service(
+        &registry_url,
+        "mobile-bff",
+        mobile_bff::app(mobile, registry_client),
+    )
+    .await;
 
     let (gl, gateway_url) = bind().await;
     // The gateway's own view of the registry, as in its own process.
@@ -184,6 +212,8 @@ async fn stack(config: GatewayConfig) -> Stack {
         "payments",
         "notifications",
         "inventory-shadow",
+        "web-bff",
+        "mobile-bff",
     ] {
         loop {
             let r = http
@@ -205,6 +235,7 @@ async fn stack(config: GatewayConfig) -> Stack {
     }
     Stack {
         gateway: gateway_url,
+        web_bff,
         inventory_down,
         payments_hold_ms,
         shadow_hold_ms,
@@ -644,4 +675,188 @@ async fn the_shadow_is_compared_field_by_field_and_never_changes_an_answer() {
     s.shadow_hold_ms.store(1_500, Ordering::SeqCst);
     let (_, took) = s.browse().await;
     assert!(took >= Duration::from_millis(1_500), "{took:?}");
+}
+
+impl Stack {
+    /// `body` posted to the gateway's `/graphql` with `accept`: the status, the content
+    /// type, and the answer.
+    async fn graphql(&self, body: &Value, accept: &str) -> (u16, String, GraphQlResponse) {
+        let resp = self
+            .http
+            .post(format!("{}/graphql", self.gateway))
+            .header("accept", accept)
+            .json(body)
+            .send()
+            .await
+            .expect("gateway answers");
+        let status = resp.status().as_u16();
+        let media = resp
+            .headers()
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_string();
+        (status, media, resp.json().await.expect("a GraphQL answer"))
+    }
+
+    /// Every call the web BFF has made to its services.
+    async fn web_bff_calls(&self) -> u64 {
+        let report: ResilienceReport = self
+            .http
+            .get(format!("{}/admin/resilience", self.web_bff))
+            .send()
+            .await
+            .expect("web BFF answers")
+            .json()
+            .await
+            .expect("report");
+        report
+            .upstreams
+            .iter()
+            .flat_map(|u| u.calls_per_instance.values())
+            .sum()
+    }
+}
+
+const NEW: &str = "application/graphql-response+json";
+
+/// The web BFF through the gateway: one query brings a page's products with their stock
+/// and a customer's orders with their payments; a query that does not parse, names an
+/// unknown field or goes past a limit is refused in the GraphQL error shape, with
+/// locations, before any service is asked; a failing service is a field error.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_web_bff_answers_a_page_in_one_query_and_refuses_bad_ones_before_asking_anyone() {
+    let s = stack(GatewayConfig::default()).await;
+    let token = s.token().await;
+    let placed: Value = s
+        .http
+        .post(format!("{}/api/orders", s.gateway))
+        .bearer_auth(&token)
+        .json(&json!({"customer_id": "cust-web", "items": [{"sku": "SKU-MOUSE", "quantity": 2}]}))
+        .send()
+        .await
+        .expect("placed")
+        .json()
+        .await
+        .expect("json");
+    let id = placed["id"].as_str().expect("id").to_string();
+    let page = json!({
+        "query": "query Page($c: String!) { products { sku stock inStock price } \
+                  customerOrders(customerId: $c) { id status total items { sku quantity } \
+                  payments { status amountCents } } }",
+        "operationName": "Page",
+        "variables": {"c": "cust-web"},
+    });
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let data = loop {
+        let (status, media, answer) = s.graphql(&page, NEW).await;
+        assert_eq!((status, media.as_str()), (200, NEW), "{answer:?}");
+        assert!(answer.errors.is_empty(), "{answer:?}");
+        let data = answer.data.expect("data");
+        if data["customerOrders"][0]["id"] == id.as_str() {
+            break data;
+        }
+        assert!(Instant::now() < deadline, "the order never showed: {data}");
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    };
+    assert_eq!(
+        data["products"].as_array().map(Vec::len),
+        Some(inventory::CATALOG.len())
+    );
+    assert!(data["products"][0]["stock"].as_i64().is_some(), "{data}");
+    assert_eq!(
+        data["customerOrders"][0]["payments"],
+        json!([{"status": "authorized", "amountCents": placed["total_cents"]}])
+    );
+    let (_, _, none) = s
+        .graphql(
+            &json!({"query": "{ order(id: \"ord-nobody\") { id } }"}),
+            NEW,
+        )
+        .await;
+    assert_eq!(none.data, Some(json!({"order": null})), "{none:?}");
+
+    let asked = s.web_bff_calls().await;
+    let costly = (0..3)
+        .map(|n| format!("o{n}: customerOrders(customerId: \"c\") {{ id payments {{ id status amountCents reason }} }}"))
+        .collect::<Vec<_>>()
+        .join(" ");
+    let costly = format!("{{ {costly} }}");
+    let refusals = [
+        ("{ products { sku ", "expected selection_set", Some((1, 18))),
+        (
+            "{ products { colour } }",
+            "Unknown field \"colour\"",
+            Some((1, 14)),
+        ),
+        (costly.as_str(), "Query is too complex", None),
+        (
+            "{ __schema { types { fields { type { ofType { ofType { name } } } } } } }",
+            "Query is nested too deep",
+            None,
+        ),
+    ];
+    for (query, says, at) in refusals {
+        let (status, media, answer) = s.graphql(&json!({ "query": query }), NEW).await;
+        assert_eq!((status, media.as_str()), (400, NEW), "{query}: {answer:?}");
+        assert!(answer.data.is_none(), "{query}: a refusal has no data");
+        let e = &answer.errors[0];
+        assert!(e.message.contains(says), "{query}: {}", e.message);
+        if let Some((line, column)) = at {
+            assert_eq!(
+                (e.locations[0].line, e.locations[0].column),
+                (line, column),
+                "{query}"
+            );
+        }
+        // Older clients asked for plain JSON: the same refusal, with 200.
+        let (status, media, _) = s
+            .graphql(&json!({ "query": query }), "application/json")
+            .await;
+        assert_eq!(
+            (status, media.as_str()),
+            (200, "application/json"),
+            "{query}"
+        );
+    }
+    for (body, says) in [
+        (
+            json!({"qurey": "{ products { sku } }"}),
+            "unknown field `qurey`",
+        ),
+        (
+            json!({"query": "{ products { sku } }", "variables": [1]}),
+            "variables must be a JSON object",
+        ),
+    ] {
+        let (status, _, answer) = s.graphql(&body, "application/json").await;
+        assert!(
+            answer.errors[0].message.contains(says),
+            "{body}: {answer:?}"
+        );
+        assert!(
+            status == 400 || body.get("variables").is_some(),
+            "{body}: {status}"
+        );
+    }
+    assert_eq!(
+        s.web_bff_calls().await,
+        asked,
+        "no refused query asked any service"
+    );
+
+    // A failing service is a field error the page can read; the answer still comes.
+    s.inventory_down.store(true, Ordering::SeqCst);
+    let (status, _, answer) = s
+        .graphql(&json!({"query": "{ products { sku } }"}), NEW)
+        .await;
+    assert_eq!(status, 200, "{answer:?}");
+    assert_eq!(answer.data, Some(Value::Null));
+    let e = &answer.errors[0];
+    assert_eq!(e.path.len(), 1, "{e:?}");
+    let ext = serde_json::to_value(&e.extensions).expect("extensions");
+    assert_eq!(
+        ext,
+        json!({"code": "UPSTREAM_UNAVAILABLE", "service": "inventory"})
+    );
 }

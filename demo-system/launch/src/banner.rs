@@ -38,10 +38,13 @@ pub fn traffic(demo: &RunningDemo, burst: &Result<traffic::Report, TrafficError>
     match burst {
         Ok(r) => {
             let mut out = format!(
-                "traffic: {} product views, orders {}, {} orders' details\n",
+                "traffic: {} product views, orders {}, {} orders' details, {} web pages \
+                 (GraphQL), {} mobile product lists\n",
                 r.product_views,
                 r.summary(),
-                r.details_views
+                r.details_views,
+                r.page_views,
+                r.mobile_views
             );
             if let (Some(api), Some(cid)) = (
                 &demo.handle.collector.api,

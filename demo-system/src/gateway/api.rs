@@ -20,25 +20,6 @@ pub struct TokenResponse {
     pub expires_in: u64,
 }
 
-/// A product as the mobile BFF serves it (`GET /mobile/products`).
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
-pub struct MobileProduct {
-    pub sku: String,
-    pub name: String,
-    /// Formatted, e.g. `34.13`.
-    pub price: String,
-    pub in_stock: bool,
-}
-
-/// An order as the mobile BFF serves it (`GET /mobile/orders/{id}`).
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
-pub struct MobileOrder {
-    pub id: String,
-    pub status: crate::orders::OrderStatus,
-    /// Formatted, e.g. `29.00`.
-    pub total: String,
-}
-
 /// The answer to `GET /api/orders/{id}/details`: the order, composed with what inventory,
 /// payments and notifications hold about it. A part whose service failed or missed its
 /// deadline is left empty and named in `missing` (a partial answer, still `200`).
@@ -54,10 +35,4 @@ pub struct OrderDetails {
     pub notifications: Vec<crate::notifications::Notification>,
     /// The services that did not answer in time: their parts are empty, not known empty.
     pub missing: Vec<crate::topology::Service>,
-}
-
-/// Cents as a decimal amount: 3413 → `34.13`.
-pub fn format_cents(cents: i64) -> String {
-    let sign = if cents < 0 { "-" } else { "" };
-    format!("{sign}{}.{:02}", cents.abs() / 100, cents.abs() % 100)
 }

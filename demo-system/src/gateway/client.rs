@@ -1,11 +1,13 @@
 //! The gateway's typed client: what the demo's traffic, load scenarios and tests use.
 
-use super::api::{Credentials, MobileOrder, MobileProduct, OrderDetails, TokenResponse};
+use super::api::{Credentials, OrderDetails, TokenResponse};
 use crate::inventory::Product;
+use crate::mobile_bff::{MobileOrder, MobileProduct};
 use crate::order_history::OrderView;
 use crate::orders::{Order, PlaceOrder};
 use crate::platform::client::{Answer, ClientError, HttpClient, escape};
-use crate::platform::resilience::{ConfigError, ResilienceConfig};
+use crate::platform::resilience::{Call, ConfigError, ResilienceConfig};
+use crate::web_bff::{GraphQlRequest, GraphQlResponse};
 
 #[derive(Clone, Debug)]
 pub struct GatewayClient {
@@ -84,5 +86,14 @@ impl GatewayClient {
         self.http
             .get(&format!("/mobile/orders/{}", escape(id)))
             .await
+    }
+
+    /// A GraphQL query for the web BFF, answered whatever its status (a refused query's
+    /// answer is its errors).
+    pub async fn graphql(&self, req: &GraphQlRequest) -> Result<GraphQlResponse, ClientError> {
+        let call =
+            Call::post("/graphql", req, None).map_err(|e| ClientError::Encode(e.to_string()))?;
+        let reply = self.http.reply(call).await?;
+        Ok(self.http.decode(&reply)?.body)
     }
 }

@@ -8,7 +8,8 @@
 //!   limited (429 + `Retry-After`).
 //! - Every response echoes `X-Correlation-ID` (taken from the request or a new UUID v7),
 //!   and it travels upstream in W3C baggage and as the header.
-//! - `/mobile/...` serves trimmed shapes of the same data.
+//! - `/mobile/...` is the mobile BFF's and `POST /graphql` the web BFF's: passed on to
+//!   those services and their answers relayed.
 //! - `/shop/...` serves the old shop's routes, each from the legacy monolith or from the
 //!   new services as `shop_routes` says ([`super::strangler`]).
 //! - `GET /api/products` reads are mirrored to inventory's shadow and compared
@@ -34,26 +35,26 @@ use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
 
-use super::api::{
-    Credentials, MobileOrder, MobileProduct, OrderDetails, TokenResponse, format_cents,
-};
+use super::api::{Credentials, OrderDetails, TokenResponse};
 use super::composition::{Composer, Deadlines};
 use super::shadow::{Mirror, ShadowReport, ShadowSettings};
 use super::strangler::{self, ShopRoute, ShopRoutes, Strangler, default_routes};
 use crate::inventory::{InventoryClient, Product};
 use crate::legacy::{LegacyClient, ShopCatalogue, ShopOrder};
+use crate::mobile_bff::{MobileBffClient, MobileOrder, MobileProduct};
 use crate::notifications::NotificationsClient;
 use crate::order_history::{OrderHistoryClient, OrderView};
 use crate::orders::{Order, OrdersClient, PlaceOrder};
 use crate::payments::PaymentsClient;
 use crate::platform::client::{HttpClient, service_http};
 use crate::platform::discovery::Discovery;
-use crate::platform::http::{ApiError, Body, Health, body, idempotency_key, live};
+use crate::platform::http::{ApiError, Body, Health, body, idempotency_key, live, registry_ready};
 use crate::platform::lock;
 use crate::platform::resilience::{
     ConfigError, ConnectionPool, ResilienceConfig, ResilienceReport, Upstream,
 };
 use crate::topology::Service;
+use crate::web_bff::{self, GraphQlMedia, GraphQlResponse, WebBffClient};
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
@@ -158,6 +159,9 @@ struct Inner {
     strangler: Strangler,
     /// Product reads mirrored to the shadow.
     mirror: Arc<Mirror>,
+    /// The backends for frontends: the web page's GraphQL, the mobile app's routes.
+    web: WebBffClient,
+    mobile: MobileBffClient,
     /// The last good product list, for the fallback.
     products: Mutex<Option<(Instant, Vec<Product>)>>,
     limiter: DefaultKeyedRateLimiter<String>,
@@ -250,6 +254,8 @@ impl Gateway {
                 strangler,
                 mirror,
                 history: OrderHistoryClient::new(client(Service::OrderHistory)?),
+                web: WebBffClient::new(client(Service::WebBff)?),
+                mobile: MobileBffClient::new(client(Service::MobileBff)?),
                 discovery,
                 products: Mutex::new(None),
                 limiter: RateLimiter::keyed(Quota::per_second(per_second).allow_burst(burst)),
@@ -272,6 +278,8 @@ impl Gateway {
             self.inner.composer.payments.http().upstream().clone(),
             self.inner.composer.notifications.http().upstream().clone(),
             self.inner.strangler.legacy.http().upstream().clone(),
+            self.inner.web.http().upstream().clone(),
+            self.inner.mobile.http().upstream().clone(),
         ]
     }
 
@@ -299,6 +307,7 @@ pub fn app(gateway: Gateway) -> Router {
         .route(ShopRoute::Order.path(), get(shop_order))
         .route("/mobile/products", get(mobile_products))
         .route("/mobile/orders/{id}", get(mobile_order))
+        .route("/graphql", post(graphql))
         .route("/admin/resilience", get(admin))
         .route("/admin/shadow", get(shadow_report))
         .route("/health/live", get(live))
@@ -453,20 +462,6 @@ async fn products(State(g): State<Gateway>) -> Result<Response, ApiError> {
     Ok(fallback(Json(list).into_response(), age))
 }
 
-async fn mobile_products(State(g): State<Gateway>) -> Result<Response, ApiError> {
-    let (list, age) = product_list(&g).await?;
-    let trimmed: Vec<MobileProduct> = list
-        .into_iter()
-        .map(|p| MobileProduct {
-            price: format_cents(p.price_cents),
-            in_stock: p.stock > 0,
-            sku: p.sku,
-            name: p.name,
-        })
-        .collect();
-    Ok(fallback(Json(trimmed).into_response(), age))
-}
-
 async fn place_order(
     State(g): State<Gateway>,
     headers: HeaderMap,
@@ -515,16 +510,43 @@ async fn customer_orders(
     Ok(Json(g.inner.history.customer_orders(&id).await?))
 }
 
+async fn mobile_products(State(g): State<Gateway>) -> Result<Json<Vec<MobileProduct>>, ApiError> {
+    Ok(Json(g.inner.mobile.products().await?))
+}
+
 async fn mobile_order(
     State(g): State<Gateway>,
     UrlPath(id): UrlPath<String>,
 ) -> Result<Json<MobileOrder>, ApiError> {
-    let o = g.inner.orders.order(&id).await?;
-    Ok(Json(MobileOrder {
-        id: o.id,
-        status: o.status,
-        total: format_cents(o.total_cents),
-    }))
+    Ok(Json(g.inner.mobile.order(&id).await?))
+}
+
+/// Passes the page's GraphQL request to the web BFF and relays its answer; when the BFF
+/// cannot answer, says so in the GraphQL error shape the page reads.
+async fn graphql(State(g): State<Gateway>, headers: HeaderMap, body: bytes::Bytes) -> Response {
+    let accept = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok());
+    let media = GraphQlMedia::negotiate(accept);
+    match g.inner.web.forward(body, accept).await {
+        Ok(reply) => {
+            let status = StatusCode::from_u16(reply.status).unwrap_or(StatusCode::BAD_GATEWAY);
+            let mut resp = (status, reply.body).into_response();
+            resp.headers_mut().insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static(media.content_type()),
+            );
+            resp
+        }
+        Err(e) => {
+            let status = ApiError::from(e.clone()).status;
+            tracing::warn!(error = %e, "the web BFF did not answer");
+            let mut resp = web_bff::server::answer(
+                media,
+                &GraphQlResponse::refused("the web BFF did not answer; try again shortly"),
+            );
+            *resp.status_mut() = status;
+            resp
+        }
+    }
 }
 
 async fn admin(State(g): State<Gateway>) -> Json<ResilienceReport> {
@@ -536,14 +558,5 @@ async fn shadow_report(State(g): State<Gateway>) -> Json<ShadowReport> {
 }
 
 async fn ready(State(g): State<Gateway>) -> Result<Json<Health>, ApiError> {
-    if g.inner.discovery.registry().ready().await {
-        Ok(Json(Health {
-            status: "ready".into(),
-        }))
-    } else {
-        Err(ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "the registry is unreachable",
-        ))
-    }
+    registry_ready(g.inner.discovery.registry()).await
 }

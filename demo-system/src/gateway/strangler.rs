@@ -10,11 +10,11 @@ use std::collections::BTreeMap;
 use axum::http::StatusCode;
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 
-use super::api::format_cents;
 use crate::inventory::InventoryClient;
 use crate::legacy::{LegacyClient, ShopCatalogue, ShopOrder, ShopProduct};
 use crate::orders::OrdersClient;
 use crate::platform::http::ApiError;
+use crate::platform::money::format_cents;
 use crate::topology::Service;
 
 /// A route of the old shop the gateway serves.

@@ -4,9 +4,9 @@
 use rusqlite::{OptionalExtension, Transaction, params};
 
 use super::api::{ShopOrder, ShopProduct};
-use crate::gateway::api::format_cents;
 use crate::inventory::CATALOG;
 use crate::platform::db::DbError;
+use crate::platform::money::format_cents;
 
 pub const SCHEMA: &str = "
     CREATE TABLE IF NOT EXISTS shop_products (

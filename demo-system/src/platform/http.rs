@@ -13,6 +13,7 @@ use serde::{Deserialize, Serialize};
 
 use super::db::{Db, DbError};
 use super::resilience::{ResilienceReport, Upstream};
+use crate::registry::RegistryClient;
 
 /// The body of every error answer of every demo service.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
@@ -125,6 +126,40 @@ pub fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> 
 pub fn service_router(routes: Router, db: Db, upstreams: Vec<Upstream>) -> Router {
     with_health(with_resilience_admin(routes, upstreams), db)
         .layer(axum::middleware::from_fn(super::telemetry::trace_request))
+}
+
+/// The whole router of a service that keeps no data of its own (the backends for
+/// frontends): as [`service_router`], but ready while the registry, through which it finds
+/// every service it asks, answers.
+pub fn stateless_router(
+    routes: Router,
+    registry: RegistryClient,
+    upstreams: Vec<Upstream>,
+) -> Router {
+    with_resilience_admin(routes, upstreams)
+        .route("/health/live", get(live))
+        .route(
+            "/health/ready",
+            get(move || {
+                let registry = registry.clone();
+                async move { registry_ready(&registry).await }
+            }),
+        )
+        .layer(axum::middleware::from_fn(super::telemetry::trace_request))
+}
+
+/// `GET /health/ready` of a service that finds everything through the registry.
+pub async fn registry_ready(registry: &RegistryClient) -> Result<Json<Health>, ApiError> {
+    if registry.ready().await {
+        Ok(Json(Health {
+            status: "ready".into(),
+        }))
+    } else {
+        Err(ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the registry is unreachable",
+        ))
+    }
 }
 
 /// `Some(v)` as JSON; `None` as a 404 saying what is missing.

@@ -6,13 +6,14 @@
 //!   and how it is protected (retry, circuit breaker, bulkhead, timeout);
 //! - [`client`]: typed JSON calls over those, which every service client is built from;
 //! - [`telemetry`]: OTLP traces and logs, W3C propagation, the correlation ID everywhere;
-//! - [`text_enum`]: states that travel and are stored as text;
+//! - [`text_enum`]: states that travel and are stored as text; [`money`]: cents as people read them;
 //! - [`provider_states`]: Pact provider states, for contract verification (off by default).
 
 pub mod client;
 pub mod db;
 pub mod discovery;
 pub mod http;
+pub mod money;
 pub mod outbox;
 pub mod provider_states;
 pub mod resilience;
