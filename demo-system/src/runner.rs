@@ -264,6 +264,7 @@ where
             };
             let bff = WebBff::new(upstreams, &config.web_bff);
             let app = web_bff::app(bff, discovery.registry().clone());
+            let app = with_states(app, provider_states::router(provider_states::Stateless));
             tasks.spawn(serve(listener, app, until_stopped()));
         }
         Service::MobileBff => {
@@ -273,6 +274,7 @@ where
                 orders: OrdersClient::new(client(Service::Orders, r)?),
             };
             let app = mobile_bff::app(bff, discovery.registry().clone());
+            let app = with_states(app, provider_states::router(provider_states::Stateless));
             tasks.spawn(serve(listener, app, until_stopped()));
         }
         Service::OrderHistory => {

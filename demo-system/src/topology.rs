@@ -81,8 +81,8 @@ impl Service {
             Service::OrderHistory => &[8600],
             Service::Legacy => &[8900],
             Service::LegacySidecar => &[8901],
-            Service::WebBff => &[8700],
-            Service::MobileBff => &[8710],
+            Service::WebBff => &[8081],
+            Service::MobileBff => &[8082],
             Service::Gateway => &[8080],
         }
     }
@@ -400,7 +400,7 @@ mod tests {
         assert_eq!(
             ports,
             [
-                8500, 8300, 8101, 8102, 8103, 8200, 8400, 8600, 8900, 8901, 8700, 8710, 8080
+                8500, 8300, 8101, 8102, 8103, 8200, 8400, 8600, 8900, 8901, 8081, 8082, 8080
             ]
         );
     }

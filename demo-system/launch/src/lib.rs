@@ -404,3 +404,31 @@ impl RunningDemo {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use gauntlet_demo_system::topology::InstanceId;
+
+    /// With `Ports::Fixed` every documented port is listened on at once: none may be two
+    /// things' (a service once took the supervisor's 8700).
+    #[test]
+    fn the_documented_ports_are_all_different() {
+        let collector = gauntlet_collector::Config::with_defaults();
+        let mut ports: Vec<(u16, String)> = InstanceId::all()
+            .map(|i| (i.fixed_port(), i.to_string()))
+            .collect();
+        ports.push((super::supervisor::SUPERVISOR_PORT, "supervisor".into()));
+        ports.push((super::chaos::API_PORT, "chaos API".into()));
+        for (addr, what) in [
+            (collector.otlp_grpc, "OTLP gRPC"),
+            (collector.otlp_http, "OTLP HTTP"),
+            (collector.http, "query API"),
+        ] {
+            ports.push((addr.port(), what.into()));
+        }
+        ports.sort();
+        for pair in ports.windows(2) {
+            assert_ne!(pair[0].0, pair[1].0, "{} and {}", pair[0].1, pair[1].1);
+        }
+    }
+}

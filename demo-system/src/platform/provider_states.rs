@@ -69,7 +69,7 @@ pub struct MessageState {
 
 #[derive(Debug, thiserror::Error)]
 pub enum StateError {
-    #[error("unknown provider state {state:?}: this provider knows {}", known.join(", "))]
+    #[error("unknown provider state {state:?}: {}", known_states(known))]
     Unknown {
         state: String,
         known: &'static [&'static str],
@@ -78,6 +78,14 @@ pub enum StateError {
     BadParams { state: String, reason: String },
     #[error(transparent)]
     Db(#[from] DbError),
+}
+
+fn known_states(known: &[&str]) -> String {
+    if known.is_empty() {
+        "this provider keeps no data and knows no states; its pacts name none".into()
+    } else {
+        format!("this provider knows {}", known.join(", "))
+    }
 }
 
 impl From<StateError> for ApiError {
@@ -105,6 +113,20 @@ pub trait ProviderStates: Clone + Send + Sync + 'static {
             state: change.state.clone(),
             known: Self::STATES,
         }
+    }
+}
+
+/// A provider that keeps no data of its own (the BFFs): it knows no states, but still takes
+/// the empty setup verifiers send before every interaction, so the official Pact CLI's
+/// `--state-change-url` works against it as against every other provider.
+#[derive(Debug, Clone, Copy)]
+pub struct Stateless;
+
+impl ProviderStates for Stateless {
+    const STATES: &'static [&'static str] = &[];
+
+    async fn set_up(&self, change: StateChange) -> Result<(), StateError> {
+        Err(Self::unknown(&change))
     }
 }
 
@@ -191,6 +213,32 @@ mod tests {
         assert_eq!(bare.action, StateAction::Setup);
         let err = bare.params::<P>().err().expect("missing order_id");
         assert!(err.to_string().contains("order_id"), "{err}");
+    }
+
+    async fn post_change(app: Router, body: &str) -> (StatusCode, String) {
+        use tower::ServiceExt;
+        let req = axum::http::Request::post(STATE_CHANGE_PATH)
+            .header("content-type", "application/json")
+            .body(axum::body::Body::from(body.to_string()))
+            .expect("request");
+        let resp = app.oneshot(req).await.expect("infallible");
+        let status = resp.status();
+        let bytes = axum::body::to_bytes(resp.into_body(), 1 << 16)
+            .await
+            .expect("body");
+        (status, String::from_utf8_lossy(&bytes).into_owned())
+    }
+
+    #[tokio::test]
+    async fn a_stateless_provider_takes_the_empty_setup_and_refuses_a_named_state() {
+        // What the official Pact CLI sends before an interaction that names no state.
+        let empty = r#"{"state":"","params":{},"action":"setup"}"#;
+        let (status, body) = post_change(router(Stateless), empty).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        let named = r#"{"state":"an order exists","action":"setup"}"#;
+        let (status, body) = post_change(router(Stateless), named).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+        assert!(body.contains("knows no states"), "{body}");
     }
 
     #[test]
