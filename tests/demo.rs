@@ -529,11 +529,15 @@ fn a_dead_inventory_instance_costs_no_order_and_a_restarted_one_gets_traffic_aga
             assert_eq!(placed.body.status, OrderStatus::Confirmed);
         }
         let before = orders_to_inventory(&http, &orders).await;
-        assert_eq!(
-            before.len(),
-            2,
-            "orders called both inventory instances: {before:?}"
-        );
+        let inv2 = handle.services["inventory"][1].clone();
+        let next = handle.services["inventory-v2"][0].clone();
+        for instance in [&inv1, &inv2, &next] {
+            // inventory-v2 gets one call in ten (the canary's 90/10): the 6th call is its.
+            assert!(
+                before.contains_key(instance),
+                "orders called both v1 instances and v2's: {before:?}"
+            );
+        }
 
         // inventory-1 crashes. Every order still goes through: the retry lands on
         // inventory-2, and the dead instance is skipped until the registry drops it.
@@ -558,10 +562,10 @@ fn a_dead_inventory_instance_costs_no_order_and_a_restarted_one_gets_traffic_aga
             );
             during += 1;
             let listed = registry.healthy("inventory").await.expect("registry");
-            if listed.len() == 1 && during >= 10 {
-                assert_ne!(
-                    listed[0].address, inv1,
-                    "the registry dropped the dead instance"
+            if listed.len() == 2 && during >= 10 {
+                assert!(
+                    listed.iter().all(|i| i.address != inv1),
+                    "the registry dropped the dead instance: {listed:?}"
                 );
                 break;
             }
@@ -752,6 +756,7 @@ async fn the_chaos_demo_routes_every_hop_through_a_proxy_named_after_its_edge() 
             "gateway_to_inventory_1",
             "gateway_to_inventory_2",
             "gateway_to_inventory_shadow",
+            "gateway_to_inventory_v2",
             "gateway_to_legacy",
             "gateway_to_mobile_bff",
             "gateway_to_notifications",
@@ -761,16 +766,19 @@ async fn the_chaos_demo_routes_every_hop_through_a_proxy_named_after_its_edge() 
             "gateway_to_web_bff",
             "mobile_bff_to_inventory_1",
             "mobile_bff_to_inventory_2",
+            "mobile_bff_to_inventory_v2",
             "mobile_bff_to_orders",
             "notifications_to_orders",
             "order_history_to_orders",
             "orders_to_inventory_1",
             "orders_to_inventory_2",
+            "orders_to_inventory_v2",
             "orders_to_payments",
             "registry_to_gateway",
             "registry_to_inventory_1",
             "registry_to_inventory_2",
             "registry_to_inventory_shadow",
+            "registry_to_inventory_v2",
             "registry_to_legacy",
             "registry_to_mobile_bff",
             "registry_to_notifications",
@@ -780,6 +788,7 @@ async fn the_chaos_demo_routes_every_hop_through_a_proxy_named_after_its_edge() 
             "registry_to_web_bff",
             "web_bff_to_inventory_1",
             "web_bff_to_inventory_2",
+            "web_bff_to_inventory_v2",
             "web_bff_to_order_history",
             "web_bff_to_payments",
         ]
@@ -793,7 +802,7 @@ async fn the_chaos_demo_routes_every_hop_through_a_proxy_named_after_its_edge() 
         .json()
         .await
         .expect("proxies");
-    assert_eq!(listed.len(), 33);
+    assert_eq!(listed.len(), 38);
     assert!(listed.values().all(|p| p["enabled"] == true));
     let gateway = common::demo_gateway(&handle.gateway).await;
     let order = PlaceOrder {
@@ -862,7 +871,8 @@ async fn the_chaos_demo_routes_every_hop_through_a_proxy_named_after_its_edge() 
             .await
             .expect("order while inventory-1 is down");
         assert_eq!(placed.body.status, OrderStatus::Confirmed);
-        if registry.healthy("inventory").await.map(|l| l.len()).ok() == Some(1) {
+        // Left: inventory-2 and inventory-v2 (the canary, registered as inventory too).
+        if registry.healthy("inventory").await.map(|l| l.len()).ok() == Some(2) {
             break;
         }
         assert!(

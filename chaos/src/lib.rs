@@ -15,11 +15,14 @@
 //! - [`journal`]: a run as a Chaos Toolkit journal.
 //! - [`proof`]: an experiment's run and its control's judged together: held and proven,
 //!   broken, or unproven.
+//! - [`judge`]: the canary judge: a candidate version's requests against the baseline's
+//!   over one window (Mann–Whitney U with tolerances), pass, fail or inconclusive.
 
 mod action;
 pub mod activity;
 pub mod error;
 pub mod journal;
+pub mod judge;
 mod probe;
 pub mod proof;
 pub mod report;

@@ -193,25 +193,16 @@ impl Demo {
             (None, None) => return Err(TargetError::NoProxy("no edge or instance".into())),
         };
         let edge_name = edge.name();
-        let edge_name = edge_name.as_str();
-        let several = self.urls_of(edge.provider).len() > 1;
         let names: Vec<String> = match instance {
-            Some(id) if several => vec![format!("{edge_name}_{}", id.ordinal)],
-            Some(_) => vec![edge_name.to_string()],
-            None => chaos
-                .proxies
-                .keys()
-                .filter(|n| {
-                    *n == edge_name
-                        || n.strip_prefix(edge_name)
-                            .and_then(|rest| rest.strip_prefix('_'))
-                            .is_some_and(|k| k.parse::<u16>().is_ok())
-                })
-                .cloned()
+            Some(id) => vec![edge.proxy_name(id)],
+            None => edge
+                .provider_instances()
+                .map(|id| edge.proxy_name(id))
+                .filter(|n| chaos.proxies.contains_key(n))
                 .collect(),
         };
         if names.is_empty() || names.iter().any(|n| !chaos.proxies.contains_key(n)) {
-            return Err(TargetError::NoProxy(edge_name.to_string()));
+            return Err(TargetError::NoProxy(edge_name));
         }
         Ok(names)
     }

@@ -6,11 +6,15 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
+use std::collections::{BTreeMap, BTreeSet};
+
 use crate::gateway::GatewayConfig;
+use crate::inventory::CandidateFaults;
 use crate::payments::PaymentsConfig;
 use crate::platform::discovery::DiscoveryConfig;
 use crate::platform::resilience::ResilienceConfig;
-use crate::registry::RegistryConfig;
+use crate::registry::{RegistryConfig, Weights};
+use crate::topology::Service;
 use crate::web_bff::WebBffConfig;
 
 /// A pattern of the demo that `--disable` can switch off, so an experiment's control can
@@ -115,6 +119,53 @@ pub struct DemoConfig {
     pub shadow: ShadowConfig,
     /// The web BFF's GraphQL limits.
     pub web_bff: WebBffConfig,
+    /// Version weights at start, and what makes inventory's next version worse.
+    pub canary: CanaryConfig,
+}
+
+/// Canary releases and blue-green switches: the share of a service's calls each version
+/// gets when the demo starts (changed at run time through the registry's `PUT
+/// /admin/weights/{service}`), and faults for inventory's next version (`inventory-v2`).
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CanaryConfig {
+    /// Service → version → percent of its calls; a service not listed spreads its calls
+    /// over every instance, whatever its version.
+    pub weights: BTreeMap<Service, Weights>,
+    pub candidate: CandidateFaults,
+}
+
+impl Default for CanaryConfig {
+    fn default() -> Self {
+        let inventory = Weights([("v1".to_string(), 90), ("v2".to_string(), 10)].into());
+        Self {
+            weights: [(Service::Inventory, inventory)].into(),
+            candidate: CandidateFaults::default(),
+        }
+    }
+}
+
+impl CanaryConfig {
+    /// Weights that add up to 100 and give calls only to versions the demo runs.
+    pub fn check(&self) -> Result<(), String> {
+        for (service, weights) in &self.weights {
+            let running: BTreeSet<String> = Service::ALL
+                .into_iter()
+                .filter(|s| s.registers_as() == Some(*service))
+                .map(|s| s.version().to_string())
+                .collect();
+            weights.check(service.name(), &running)?;
+        }
+        self.candidate.check()
+    }
+
+    /// The weights as the registry keeps them, by service name.
+    pub fn registry_weights(&self) -> BTreeMap<String, Weights> {
+        self.weights
+            .iter()
+            .map(|(s, w)| (s.name().to_string(), w.clone()))
+            .collect()
+    }
 }
 
 /// The shadow deployment's candidate (`inventory-shadow`).
@@ -164,6 +215,7 @@ impl Default for DemoConfig {
             contracts: ContractsConfig::default(),
             shadow: ShadowConfig::default(),
             web_bff: WebBffConfig::default(),
+            canary: CanaryConfig::default(),
         }
     }
 }
@@ -189,6 +241,7 @@ impl DemoConfig {
         let checks = [
             ("gateway", config.gateway.check()),
             ("web_bff", config.web_bff.check()),
+            ("canary", config.canary.check()),
         ];
         for (section, check) in checks {
             check.map_err(|message| ConfigFileError::Invalid {
@@ -315,6 +368,32 @@ mod tests {
             std::fs::write(&file, format!("[gateway.shop_routes]\n{routes}\n")).expect("write");
             let err = DemoConfig::load(&file).expect_err(routes).to_string();
             assert!(err.contains(says), "{routes}: {err}");
+        }
+        for (canary, says) in [
+            (
+                "[canary.weights.inventory]\nv1 = 90\nv2 = 20\n",
+                "[canary] the weights of inventory add up to 110 %, not 100 %",
+            ),
+            (
+                "[canary.weights.inventory]\nv1 = 50\nv3 = 50\n",
+                "no instance of inventory runs version v3 (running: v1, v2)",
+            ),
+            (
+                "[canary.weights.payments]\nv2 = 100\n",
+                "no instance of payments runs version v2 (running: v1)",
+            ),
+            (
+                "[canary.weights.warehouse]\nv1 = 100\n",
+                "unknown variant `warehouse`",
+            ),
+            (
+                "[canary.candidate]\nerror_percent = 120\n",
+                "error_percent (120) is a percentage",
+            ),
+        ] {
+            std::fs::write(&file, canary).expect("write");
+            let err = DemoConfig::load(&file).expect_err(canary).to_string();
+            assert!(err.contains(says), "{canary}: {err}");
         }
         assert!(
             "gravity"

@@ -80,6 +80,7 @@ pub async fn run(
     let service = instance.id.service;
     let telemetry = crate::platform::telemetry::Telemetry::init(
         service.reports_as().name(),
+        service.version(),
         instance
             .otlp_endpoint
             .as_deref()
@@ -142,7 +143,7 @@ async fn serve_instance(
     let mut tasks: JoinSet<std::io::Result<()>> = JoinSet::new();
     spawn_service(&instance, listener, &discovery, &mut tasks, &until_stopped)?;
     if let Some(name) = service.registers_as() {
-        let reg = registration(name, &base);
+        let reg = registration(name, service.version(), &base);
         background(
             &mut tasks,
             registry::announce(registry, reg, until_stopped()),
@@ -184,7 +185,9 @@ where
     let with_states = |app, states_router| with_provider_states(config, app, states_router);
     match service {
         Service::Registry => {
-            let r = Registry::new(config.registry).routed(instance.routes.clone());
+            let r = Registry::new(config.registry)
+                .routed(instance.routes.clone())
+                .weighted(config.canary.registry_weights());
             tasks.spawn(registry::run(r, listener, until_stopped()));
         }
         Service::Gateway => {
@@ -202,6 +205,14 @@ where
             let inv = Inventory::open(&db(Service::Inventory))?
                 .with_price_offset(config.shadow.candidate_price_offset_cents);
             tasks.spawn(serve(listener, inventory::shadow_app(inv), until_stopped()));
+        }
+        Service::InventoryV2 => {
+            // Inventory's next version: the same code and database, made slower or failing
+            // by `[canary.candidate]` when an experiment needs a bad release.
+            let inv = Inventory::open(&db(Service::Inventory))?;
+            publishing(inv.outbox(), instance);
+            let app = inventory::candidate_app(inv, config.canary.candidate);
+            tasks.spawn(serve(listener, app, until_stopped()));
         }
         Service::Payments => {
             let pay = Payments::open(&db(service), config.payments.clone())?;
@@ -320,11 +331,11 @@ async fn resume_sagas(
 }
 
 /// How an instance announces itself to the registry.
-fn registration(service: Service, base: &str) -> Registration {
+fn registration(service: Service, version: &str, base: &str) -> Registration {
     Registration {
         name: service.name().to_string(),
         address: base.to_string(),
-        version: env!("CARGO_PKG_VERSION").into(),
+        version: version.into(),
         health_url: format!("{base}/health/ready"),
     }
 }

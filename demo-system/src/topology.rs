@@ -18,6 +18,10 @@ pub enum Service {
     /// A candidate version of inventory that only gets copies of the gateway's reads
     /// (shadow deployment): its answers are compared, never used.
     InventoryShadow,
+    /// Inventory's next version (`v2`): same code and database, registered under
+    /// `inventory` with its own version, so discovery's version weights decide how many of
+    /// inventory's calls it gets (canary releases, blue-green switches).
+    InventoryV2,
     Orders,
     Notifications,
     OrderHistory,
@@ -36,11 +40,12 @@ pub enum Service {
 
 impl Service {
     /// Every service, providers before consumers (the order the supervisor starts them in).
-    pub const ALL: [Service; 12] = [
+    pub const ALL: [Service; 13] = [
         Service::Registry,
         Service::Payments,
         Service::Inventory,
         Service::InventoryShadow,
+        Service::InventoryV2,
         Service::Orders,
         Service::Notifications,
         Service::OrderHistory,
@@ -58,6 +63,7 @@ impl Service {
             Service::Payments => "payments",
             Service::Inventory => "inventory",
             Service::InventoryShadow => "inventory-shadow",
+            Service::InventoryV2 => "inventory-v2",
             Service::Orders => "orders",
             Service::Notifications => "notifications",
             Service::OrderHistory => "order-history",
@@ -76,6 +82,7 @@ impl Service {
             Service::Payments => &[8300],
             Service::Inventory => &[8101, 8102],
             Service::InventoryShadow => &[8103],
+            Service::InventoryV2 => &[8104],
             Service::Orders => &[8200],
             Service::Notifications => &[8400],
             Service::OrderHistory => &[8600],
@@ -94,12 +101,23 @@ impl Service {
 
     /// The name an instance of this service announces itself under in the registry: its
     /// own, but none for the registry itself and for the legacy monolith (which knows
-    /// nothing of it), and `legacy` for the legacy's sidecar, which stands in for it.
+    /// nothing of it), `legacy` for the legacy's sidecar, which stands in for it, and
+    /// `inventory` for inventory's next version.
     pub fn registers_as(self) -> Option<Service> {
         match self {
             Service::Registry | Service::Legacy => None,
             Service::LegacySidecar => Some(Service::Legacy),
+            Service::InventoryV2 => Some(Service::Inventory),
             other => Some(other),
+        }
+    }
+
+    /// The version its instances register and report (`service.version`): `v2` for
+    /// inventory's next version, `v1` for everything else.
+    pub const fn version(self) -> &'static str {
+        match self {
+            Service::InventoryV2 => "v2",
+            _ => "v1",
         }
     }
 
@@ -123,9 +141,13 @@ impl Service {
         self != Service::Legacy
     }
 
-    /// The `service.name` its telemetry carries: a sidecar's is the app's.
+    /// The `service.name` its telemetry carries: a sidecar's is the app's, and a next
+    /// version's is its service's (its `service.version` tells them apart).
     pub fn reports_as(self) -> Service {
-        self.sidecar_of().unwrap_or(self)
+        match self {
+            Service::InventoryV2 => Service::Inventory,
+            other => other.sidecar_of().unwrap_or(other),
+        }
     }
 
     /// Where the supervisor asks whether an instance is ready: the health route, except
@@ -188,6 +210,35 @@ impl Edge {
             self.consumer.name().replace('-', "_"),
             self.provider.name().replace('-', "_")
         )
+    }
+}
+
+impl Edge {
+    /// The chaos proxy on this edge in front of `instance` (one that registers as the
+    /// provider): the edge's name when one instance does, else the consumer's and the
+    /// instance's (`orders_to_inventory_2`, `orders_to_inventory_v2`).
+    pub fn proxy_name(&self, instance: InstanceId) -> String {
+        let several = Service::ALL
+            .into_iter()
+            .filter(|s| s.registers_as() == Some(self.provider))
+            .map(|s| s.fixed_ports().len())
+            .sum::<usize>()
+            > 1;
+        if several {
+            format!(
+                "{}_to_{}",
+                self.consumer.name().replace('-', "_"),
+                instance.to_string().replace('-', "_")
+            )
+        } else {
+            self.name()
+        }
+    }
+
+    /// Every instance callers on this edge reach: those registering as the provider.
+    pub fn provider_instances(&self) -> impl Iterator<Item = InstanceId> {
+        let provider = self.provider;
+        InstanceId::all().filter(move |i| i.service.registers_as() == Some(provider))
     }
 }
 
@@ -386,6 +437,7 @@ mod tests {
                 "inventory-1",
                 "inventory-2",
                 "inventory-shadow",
+                "inventory-v2",
                 "orders",
                 "notifications",
                 "order-history",
@@ -400,7 +452,7 @@ mod tests {
         assert_eq!(
             ports,
             [
-                8500, 8300, 8101, 8102, 8103, 8200, 8400, 8600, 8900, 8901, 8081, 8082, 8080
+                8500, 8300, 8101, 8102, 8103, 8104, 8200, 8400, 8600, 8900, 8901, 8081, 8082, 8080
             ]
         );
     }

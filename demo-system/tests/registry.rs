@@ -206,3 +206,104 @@ async fn bad_registrations_get_a_clear_400() {
         assert!(msg.contains(needle), "{body}: {msg}");
     }
 }
+
+/// Canary and blue-green over real HTTP: three instances (two of v1, one of v2) registered
+/// with a real registry, a caller's discovery reading their weights from it. 90/10 gives
+/// v2 exactly a tenth of the calls; a switch to v2 moves every call at once, and back;
+/// weights that do not add up or name a version nobody runs are refused with the reason
+/// and change nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn version_weights_split_the_calls_and_a_switch_moves_them_all() {
+    use gauntlet_demo_system::platform::discovery::{Discovery, DiscoveryConfig};
+    use gauntlet_demo_system::registry::{Registration, RegistryClient, Weights};
+    use gauntlet_demo_system::topology::Service;
+
+    let reg = start_registry(RegistryConfig::default()).await;
+    let client = RegistryClient::new(&reg);
+    let mut by_version = Vec::new();
+    for version in ["v1", "v1", "v2"] {
+        let address = instance(Arc::new(AtomicBool::new(true))).await;
+        client
+            .register(&Registration {
+                name: "inventory".into(),
+                address: address.clone(),
+                version: version.into(),
+                health_url: format!("{address}/health/ready"),
+            })
+            .await
+            .expect("registered");
+        by_version.push((address, version));
+    }
+    let weights =
+        |pairs: &[(&str, u32)]| Weights(pairs.iter().map(|(v, n)| (v.to_string(), *n)).collect());
+    // A fresh answer from the registry on every call: a change shows at once.
+    let config = DiscoveryConfig {
+        ttl_ms: 0,
+        ..DiscoveryConfig::default()
+    };
+    let discovery = Discovery::new(client.clone(), config);
+    let v2_calls = |n: usize| {
+        let discovery = discovery.clone();
+        let v2 = by_version[2].0.clone();
+        async move {
+            let mut hits = 0;
+            for _ in 0..n {
+                let picked = discovery.pick(Service::Inventory).await.expect("picked");
+                hits += usize::from(picked == v2);
+            }
+            hits
+        }
+    };
+    assert_eq!(v2_calls(30).await, 10, "no weights: every instance alike");
+    client
+        .set_weights("inventory", &weights(&[("v1", 90), ("v2", 10)]))
+        .await
+        .expect("90/10");
+    assert_eq!(v2_calls(100).await, 10, "90/10");
+    client
+        .set_weights("inventory", &weights(&[("v1", 0), ("v2", 100)]))
+        .await
+        .expect("the switch");
+    assert_eq!(v2_calls(20).await, 20, "switched to v2");
+    client
+        .set_weights("inventory", &weights(&[("v1", 100)]))
+        .await
+        .expect("switched back");
+    assert_eq!(v2_calls(20).await, 0, "switched back to v1");
+
+    let http = reqwest::Client::new();
+    for (body, status, says) in [
+        (
+            json!({"v1": 90, "v2": 20}),
+            400,
+            "add up to 110 %, not 100 %",
+        ),
+        (
+            json!({"v1": 50, "v3": 50}),
+            400,
+            "no instance of inventory runs version v3",
+        ),
+        (json!({"v1": "most"}), 400, "invalid type"),
+        (json!({"v1": 100}), 404, "no service named \"warehouse\""),
+    ] {
+        let service = if status == 404 {
+            "warehouse"
+        } else {
+            "inventory"
+        };
+        let resp = http
+            .put(format!("{reg}/admin/weights/{service}"))
+            .json(&body)
+            .send()
+            .await
+            .expect("answer");
+        assert_eq!(resp.status().as_u16(), status, "{body}");
+        let v: Value = resp.json().await.expect("json error");
+        let msg = v["error"].as_str().unwrap_or_default();
+        assert!(msg.contains(says), "{body}: {msg}");
+    }
+    let kept = client.weights().await.expect("weights");
+    assert_eq!(kept.get("inventory"), Some(&weights(&[("v1", 100)])));
+    client.clear_weights("inventory").await.expect("cleared");
+    assert!(client.weights().await.expect("weights").is_empty());
+}

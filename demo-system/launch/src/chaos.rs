@@ -1,5 +1,5 @@
 //! Under `gauntlet demo --chaos`: one TCP fault proxy per edge of the topology and provider
-//! instance (`orders_to_payments`, `orders_to_inventory_2`), and one per registered
+//! instance (`orders_to_payments`, `orders_to_inventory_2`, `orders_to_inventory_v2`), and one per registered
 //! instance for the registry's health checks (`registry_to_inventory_2`), behind the
 //! Toxiproxy-compatible API, and the routes that send each consumer through them. Every
 //! proxy binds its own port (port 0) and is listening before the services that go through
@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 use gauntlet_chaos_proxy::NewProxy;
 use gauntlet_demo_system::handle::{ChaosHandle, ProxyRoute};
 use gauntlet_demo_system::supervisor::Plan;
-use gauntlet_demo_system::topology::{EDGES, Service};
+use gauntlet_demo_system::topology::{EDGES, Edge, EdgeKind, Service};
 
 use crate::{Background, LaunchError, bind_local};
 
@@ -30,32 +30,26 @@ struct Wanted {
 
 fn wanted(plan: &Plan) -> Vec<Wanted> {
     let mut out = Vec::new();
+    // The registry's health checks are an edge of their own to every discoverable service.
     let health_checks = Service::ALL
         .into_iter()
         .filter(|s| s.is_discoverable())
-        .map(|s| {
-            (
-                Service::Registry,
-                s,
-                format!("registry_to_{}", s.name().replace('-', "_")),
-            )
+        .map(|s| Edge {
+            consumer: Service::Registry,
+            provider: s,
+            kind: EdgeKind::Http,
         });
-    let edges = EDGES
-        .into_iter()
-        .map(|e| (e.consumer, e.provider, e.name()));
-    for (consumer, provider, name) in edges.chain(health_checks) {
+    for edge in EDGES.into_iter().chain(health_checks) {
         // Callers and health checks reach what registered under the provider's name (the
-        // legacy's sidecar, for the legacy).
-        let instances = plan.registered_urls(provider);
-        for (i, url) in instances.iter().enumerate() {
+        // legacy's sidecar, for the legacy; inventory's next version, for inventory).
+        for id in edge.provider_instances() {
+            let Some(spec) = plan.instances.iter().find(|i| i.id == id) else {
+                continue;
+            };
             out.push(Wanted {
-                name: if instances.len() > 1 {
-                    format!("{name}_{}", i + 1)
-                } else {
-                    name.clone()
-                },
-                consumer: consumer.name(),
-                instance_url: url.clone(),
+                name: edge.proxy_name(id),
+                consumer: edge.consumer.name(),
+                instance_url: spec.url(),
             });
         }
     }

@@ -2,14 +2,17 @@
 //! instances share the file). The order saga reserves stock, then confirms the reservation
 //! or releases it. Published events: `stock.reserved`, `stock.confirmed`, `stock.released`.
 //!
-//! [`api`] wire types · [`db`] schema and queries · [`server`] routes · [`client`] typed client.
+//! [`api`] wire types · [`db`] schema and queries · [`server`] routes · [`client`] typed
+//! client · [`candidate`] its next version (`inventory-v2`), which can be made worse.
 
 pub mod api;
+pub mod candidate;
 pub mod client;
 pub mod db;
 pub mod provider_states;
 pub mod server;
 
 pub use api::{CATALOG, Item, Product, Reservation, ReservationStatus, ReserveRequest};
+pub use candidate::{CandidateFaults, candidate_app};
 pub use client::InventoryClient;
 pub use server::{Inventory, app, shadow_app};

@@ -52,7 +52,13 @@ impl Inventory {
 
 pub fn app(inventory: Inventory) -> Router {
     let outbox = inventory.outbox.clone();
-    let routes = Router::new()
+    let routes = own_routes(inventory).merge(feed_router(outbox.clone()));
+    service_router(routes, outbox.db().clone(), Vec::new())
+}
+
+/// Products and reservations: what callers ask inventory (its feed aside).
+pub(super) fn own_routes(inventory: Inventory) -> Router {
+    Router::new()
         .route("/products", get(products))
         .route("/products/{sku}", get(product))
         .route("/reservations", post(reserve))
@@ -60,8 +66,6 @@ pub fn app(inventory: Inventory) -> Router {
         .route("/reservations/{id}/confirm", post(confirm))
         .route("/reservations/{id}/release", post(release))
         .with_state(inventory)
-        .merge(feed_router(outbox.clone()));
-    service_router(routes, outbox.db().clone(), Vec::new())
 }
 
 /// A shadow (candidate) instance: the reads only. It gets copies of requests the gateway

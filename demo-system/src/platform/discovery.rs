@@ -3,11 +3,13 @@
 //! found through the registry: its healthy instances (cached briefly; a stale list beats
 //! none while the registry is down), taken round-robin, skipping for a while an instance
 //! that could not be reached (outlier ejection), so retries land elsewhere at once instead
-//! of waiting for the registry to notice. Under `gauntlet demo --chaos`, an instance found
+//! of waiting for the registry to notice. When the registry holds version weights for the
+//! service (a canary, a blue-green switch), each call first picks a version by its weight
+//! (smooth weighted round-robin), then an instance of that version round-robin. Under `gauntlet demo --chaos`, an instance found
 //! is reached through the chaos proxy of its edge ([`Routes`]), while the registry (and its
 //! health checks) still see the instance itself, so a killed instance is still noticed.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -17,6 +19,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::platform::lock;
 use crate::registry::client::{RegistryClient, RegistryClientError};
+use crate::registry::weights::{SmoothWeights, Weights};
 use crate::topology::Service;
 
 /// Discovery settings, shared by every service that calls another.
@@ -93,13 +96,30 @@ pub struct Discovery {
     inner: Arc<Inner>,
 }
 
+/// An instance as discovery keeps it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Found {
+    /// Base URL, without a trailing slash.
+    address: String,
+    version: String,
+}
+
+/// A service's routing, as the registry last gave it.
+#[derive(Debug, Clone, Default)]
+struct Known {
+    instances: Vec<Found>,
+    weights: Weights,
+}
+
 struct Inner {
     registry: RegistryClient,
     config: DiscoveryConfig,
-    /// Service → when the registry was asked, and the healthy instances it named.
-    cache: Mutex<HashMap<Service, (Instant, Vec<String>)>>,
-    /// Round-robin position per service.
-    next: Mutex<HashMap<Service, usize>>,
+    /// Service → when the registry was asked, and what it answered.
+    cache: Mutex<HashMap<Service, (Instant, Known)>>,
+    /// Round-robin position per service and version ("" without weights).
+    next: Mutex<HashMap<(Service, String), usize>>,
+    /// The weighted choice of a version, per service.
+    versions: Mutex<HashMap<Service, SmoothWeights>>,
     /// Instance base URL → until when it is skipped.
     ejected: Mutex<HashMap<String, Instant>>,
     /// Calls per service and instance, for `/admin/resilience`.
@@ -131,6 +151,7 @@ impl Discovery {
                 config,
                 cache: Mutex::new(HashMap::new()),
                 next: Mutex::new(HashMap::new()),
+                versions: Mutex::new(HashMap::new()),
                 ejected: Mutex::new(HashMap::new()),
                 calls: Mutex::new(HashMap::new()),
                 routes,
@@ -159,57 +180,72 @@ impl Discovery {
         &self.inner.registry
     }
 
-    /// Healthy instances of `service`, from the registry or its recent answer.
-    async fn instances(&self, service: Service) -> Result<Vec<String>, String> {
+    /// Healthy instances of `service` and its version weights, from the registry or its
+    /// recent answer.
+    async fn instances(&self, service: Service) -> Result<Known, String> {
         let ttl = Duration::from_millis(self.inner.config.ttl_ms);
         let cached = lock(&self.inner.cache).get(&service).cloned();
-        if let Some((at, list)) = &cached
+        if let Some((at, known)) = &cached
             && at.elapsed() < ttl
-            && !list.is_empty()
+            && !known.instances.is_empty()
         {
-            return Ok(list.clone());
+            return Ok(known.clone());
         }
-        match self.inner.registry.healthy(service.name()).await {
-            Ok(found) => {
-                let list: Vec<String> = found
-                    .into_iter()
-                    .map(|i| i.address.trim_end_matches('/').to_string())
-                    .collect();
-                lock(&self.inner.cache).insert(service, (Instant::now(), list.clone()));
-                if list.is_empty() {
+        match self.inner.registry.routing(service.name()).await {
+            Ok(routing) => {
+                let known = Known {
+                    instances: routing
+                        .instances
+                        .into_iter()
+                        .map(|i| Found {
+                            address: i.address.trim_end_matches('/').to_string(),
+                            version: i.version,
+                        })
+                        .collect(),
+                    weights: routing.weights,
+                };
+                lock(&self.inner.cache).insert(service, (Instant::now(), known.clone()));
+                if known.instances.is_empty() {
                     return Err(format!("no healthy instance of {service} is registered"));
                 }
-                Ok(list)
+                Ok(known)
             }
             Err(RegistryClientError::Refused { status: 404, .. }) => {
-                lock(&self.inner.cache).insert(service, (Instant::now(), Vec::new()));
+                lock(&self.inner.cache).insert(service, (Instant::now(), Known::default()));
                 Err(format!("no instance of {service} has registered"))
             }
             // The registry is unreachable: a stale list beats no list.
             Err(e) => cached
-                .map(|(_, l)| l)
-                .filter(|l| !l.is_empty())
+                .map(|(_, k)| k)
+                .filter(|k| !k.instances.is_empty())
                 .ok_or_else(|| format!("no instance of {service} is known ({e})")),
         }
     }
 
-    /// The base URL of the next instance of `service`, round-robin over those not ejected
+    /// The base URL of the next instance of `service`: a version by its weight, if the
+    /// service has weights, then round-robin over that version's instances not ejected
     /// (over all of them if every one is: better a doubtful instance than none).
     pub async fn pick(&self, service: Service) -> Result<String, String> {
-        let all = self.instances(service).await?;
-        let usable: Vec<String> = {
+        let known = self.instances(service).await?;
+        let usable: Vec<&Found> = {
             let mut ejected = lock(&self.inner.ejected);
             let now = Instant::now();
             ejected.retain(|_, until| *until > now);
-            all.iter()
-                .filter(|a| !ejected.contains_key(*a))
-                .cloned()
+            known
+                .instances
+                .iter()
+                .filter(|f| !ejected.contains_key(&f.address))
                 .collect()
         };
-        let list = if usable.is_empty() { all } else { usable };
+        let usable = if usable.is_empty() {
+            known.instances.iter().collect()
+        } else {
+            usable
+        };
+        let (version, list) = self.of_version(service, &known.weights, usable);
         let chosen = {
             let mut next = lock(&self.inner.next);
-            let n = next.entry(service).or_insert(0);
+            let n = next.entry((service, version)).or_insert(0);
             let chosen = list[*n % list.len()].clone();
             if self.inner.config.load_balancing {
                 *n = n.wrapping_add(1);
@@ -222,6 +258,41 @@ impl Discovery {
             .entry(chosen.clone())
             .or_insert(0) += 1;
         Ok(self.inner.routes.get(&chosen).cloned().unwrap_or(chosen))
+    }
+
+    /// The version the next call goes to ("" without weights) and its usable instances'
+    /// addresses; every usable instance when no version given calls has one.
+    fn of_version(
+        &self,
+        service: Service,
+        weights: &Weights,
+        usable: Vec<&Found>,
+    ) -> (String, Vec<String>) {
+        let addresses = |only: Option<&str>| -> Vec<String> {
+            usable
+                .iter()
+                .filter(|f| only.is_none_or(|v| f.version == v))
+                .map(|f| f.address.clone())
+                .collect()
+        };
+        if weights.is_empty() {
+            return (String::new(), addresses(None));
+        }
+        let available: BTreeSet<&str> = usable.iter().map(|f| f.version.as_str()).collect();
+        let picked = lock(&self.inner.versions)
+            .entry(service)
+            .or_default()
+            .pick(weights, &available);
+        match picked {
+            Some(v) => {
+                let list = addresses(Some(&v));
+                (v, list)
+            }
+            None => {
+                tracing::warn!(%service, %weights, "no instance of a version given calls is usable; calling any instance");
+                (String::new(), addresses(None))
+            }
+        }
     }
 
     /// Skips `base` for the ejection period.
@@ -247,10 +318,56 @@ mod tests {
     /// A discovery whose registry answer for inventory is already cached (the registry's
     /// address is never called while the answer is fresh).
     fn with_inventory(instances: &[&str], config: DiscoveryConfig) -> Discovery {
+        let versioned: Vec<(&str, &str)> = instances.iter().map(|a| (*a, "v1")).collect();
+        with_versions(&versioned, Weights::default(), config)
+    }
+
+    /// As [`with_inventory`], with each instance's version and the service's weights.
+    fn with_versions(
+        instances: &[(&str, &str)],
+        weights: Weights,
+        config: DiscoveryConfig,
+    ) -> Discovery {
         let d = Discovery::new(RegistryClient::new("http://127.0.0.1:9"), config);
-        let list = instances.iter().map(|s| s.to_string()).collect();
-        lock(&d.inner.cache).insert(Service::Inventory, (Instant::now(), list));
+        let instances = instances
+            .iter()
+            .map(|(a, v)| Found {
+                address: a.to_string(),
+                version: v.to_string(),
+            })
+            .collect();
+        let known = Known { instances, weights };
+        lock(&d.inner.cache).insert(Service::Inventory, (Instant::now(), known));
         d
+    }
+
+    fn count(picked: &[String], address: &str) -> usize {
+        picked.iter().filter(|p| *p == address).count()
+    }
+
+    /// 90/10 over three instances: the candidate gets its tenth, the two baseline
+    /// instances split the rest evenly; a blue-green switch moves every call at once.
+    #[tokio::test(start_paused = true)]
+    async fn calls_follow_the_version_weights_and_a_switch_moves_them_all() {
+        let config = DiscoveryConfig {
+            ttl_ms: 3_600_000,
+            ..DiscoveryConfig::default()
+        };
+        let w = |pairs: &[(&str, u32)]| {
+            Weights(pairs.iter().map(|(v, n)| (v.to_string(), *n)).collect())
+        };
+        let instances = [("http://a", "v1"), ("http://b", "v1"), ("http://c", "v2")];
+        let d = with_versions(&instances, w(&[("v1", 90), ("v2", 10)]), config);
+        let got = picks(&d, 100).await;
+        assert_eq!(count(&got, "http://c"), 10, "{got:?}");
+        assert_eq!(count(&got, "http://a"), 45);
+        assert_eq!(count(&got, "http://b"), 45);
+        let green = with_versions(&instances, w(&[("v1", 0), ("v2", 100)]), config);
+        assert_eq!(picks(&green, 20).await, ["http://c"; 20]);
+        // The candidate unreachable: its share goes to the baseline, not to errors.
+        d.eject("http://c");
+        let got = picks(&d, 20).await;
+        assert_eq!(count(&got, "http://c"), 0, "{got:?}");
     }
 
     async fn picks(d: &Discovery, n: usize) -> Vec<String> {

@@ -95,7 +95,11 @@ impl LogProcessor for CorrelationLogs {
 impl Telemetry {
     /// Installs this process's subscriber: logs to stderr always; traces and logs to
     /// `otlp_http` (e.g. `http://127.0.0.1:4318`) when given.
-    pub fn init(service: &str, otlp_http: Option<&str>) -> Result<Self, TelemetryError> {
+    pub fn init(
+        service: &str,
+        version: &str,
+        otlp_http: Option<&str>,
+    ) -> Result<Self, TelemetryError> {
         global::set_text_map_propagator(TextMapCompositePropagator::new(vec![
             Box::new(TraceContextPropagator::new()),
             Box::new(BaggagePropagator::new()),
@@ -123,6 +127,7 @@ impl Telemetry {
         let endpoint = endpoint.trim_end_matches('/');
         let resource = Resource::builder_empty()
             .with_service_name(service.to_string())
+            .with_attribute(KeyValue::new("service.version", version.to_string()))
             .with_attribute(KeyValue::new("service.namespace", "gauntlet-demo"))
             .build();
         let spans = SpanExporter::builder()

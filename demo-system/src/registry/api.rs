@@ -3,6 +3,8 @@
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+use super::weights::Weights;
+
 /// What an instance says about itself when it registers (`POST /instances`).
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
@@ -35,4 +37,13 @@ pub struct InstanceView {
     pub healthy: bool,
     /// Milliseconds since the last heartbeat.
     pub last_heartbeat_ms: u64,
+}
+
+/// What a caller needs to route to a service (`GET /services/{name}/routing`): its healthy
+/// instances, and the share of calls each version gets (empty: every instance alike).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Routing {
+    pub instances: Vec<InstanceView>,
+    #[serde(default)]
+    pub weights: Weights,
 }

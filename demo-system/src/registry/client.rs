@@ -9,7 +9,8 @@ use reqwest::StatusCode;
 use serde::de::DeserializeOwned;
 use uuid::Uuid;
 
-use super::api::{InstanceView, Registered, Registration};
+use super::api::{InstanceView, Registered, Registration, Routing};
+use super::weights::Weights;
 use crate::platform::client::error_message;
 
 #[derive(Debug, Clone, thiserror::Error)]
@@ -99,6 +100,49 @@ impl RegistryClient {
     pub async fn healthy(&self, name: &str) -> Result<Vec<InstanceView>, RegistryClientError> {
         self.json(self.http.get(format!("{}/services/{name}", self.base)))
             .await
+    }
+
+    /// Healthy instances of `name` and its version weights (`GET /services/{name}/routing`).
+    pub async fn routing(&self, name: &str) -> Result<Routing, RegistryClientError> {
+        self.json(
+            self.http
+                .get(format!("{}/services/{name}/routing", self.base)),
+        )
+        .await
+    }
+
+    /// Every service's version weights (`GET /admin/weights`).
+    pub async fn weights(
+        &self,
+    ) -> Result<std::collections::BTreeMap<String, Weights>, RegistryClientError> {
+        self.json(self.http.get(format!("{}/admin/weights", self.base)))
+            .await
+    }
+
+    /// Sets the share of `name`'s calls each version gets (`PUT /admin/weights/{name}`):
+    /// a canary's step, or a blue-green switch (one version at 100). `Refused { status:
+    /// 400 }` with the reason when they do not add up to 100 or name a version nobody runs.
+    pub async fn set_weights(
+        &self,
+        name: &str,
+        weights: &Weights,
+    ) -> Result<Weights, RegistryClientError> {
+        self.json(
+            self.http
+                .put(format!("{}/admin/weights/{name}", self.base))
+                .json(weights),
+        )
+        .await
+    }
+
+    /// Drops `name`'s version weights: its calls spread over every instance again.
+    pub async fn clear_weights(&self, name: &str) -> Result<(), RegistryClientError> {
+        self.answer(
+            self.http
+                .delete(format!("{}/admin/weights/{name}", self.base)),
+        )
+        .await
+        .map(drop)
     }
 
     /// Every registered instance, healthy or not.

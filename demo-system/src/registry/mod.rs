@@ -3,12 +3,15 @@
 //! pass their health checks.
 //!
 //! - [`api`]: the wire types; [`server`]: the state, routes and background checks;
-//!   [`client`]: the typed client and `announce`, which every other instance runs.
+//!   [`client`]: the typed client and `announce`, which every other instance runs;
+//!   [`weights`]: the share of calls each version of a service gets (canary, blue-green).
 
 pub mod api;
 pub mod client;
 pub mod server;
+pub mod weights;
 
-pub use api::{InstanceView, Registered, Registration};
+pub use api::{InstanceView, Registered, Registration, Routing};
 pub use client::{RegistryClient, RegistryClientError, announce};
 pub use server::{Registry, RegistryConfig, RegistryError, app, run};
+pub use weights::Weights;

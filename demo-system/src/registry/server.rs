@@ -2,9 +2,11 @@
 //! heartbeating is evicted after the TTL, and one whose health URL fails is kept but no
 //! longer listed as healthy, so discovery (`GET /services/{name}`) only ever hands out
 //! instances that answered recently. Eviction and health checks run in the background
-//! until shutdown, and are joined before [`run`] returns.
+//! until shutdown, and are joined before [`run`] returns. It also keeps each service's
+//! version weights (canary releases, blue-green switches: [`super::weights`]) and hands
+//! them out with the instances (`GET /services/{name}/routing`).
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::future::Future;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -18,7 +20,8 @@ use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use super::api::{InstanceView, Registered, Registration};
+use super::api::{InstanceView, Registered, Registration, Routing};
+use super::weights::Weights;
 use crate::platform::discovery::Routes;
 use crate::platform::http::{ApiError, Body, body, live};
 use crate::platform::resilience::ResilienceReport;
@@ -91,6 +94,8 @@ impl Instance {
 #[derive(Clone)]
 pub struct Registry {
     instances: Arc<Mutex<HashMap<Uuid, Instance>>>,
+    /// Service name → the share of its calls each version gets; absent: every instance alike.
+    weights: Arc<Mutex<BTreeMap<String, Weights>>>,
     config: RegistryConfig,
     http: reqwest::Client,
     /// Under `--chaos`: instance base URL → the proxy its health checks go through, so a
@@ -114,12 +119,14 @@ pub enum RegistryError {
     UnknownInstance(Uuid),
     #[error("no service named {0:?} has ever registered")]
     UnknownService(String),
+    #[error("{0}")]
+    BadWeights(String),
 }
 
 impl From<RegistryError> for ApiError {
     fn from(e: RegistryError) -> Self {
         let status = match e {
-            RegistryError::Invalid(_) => StatusCode::BAD_REQUEST,
+            RegistryError::Invalid(_) | RegistryError::BadWeights(_) => StatusCode::BAD_REQUEST,
             RegistryError::UnknownInstance(_) | RegistryError::UnknownService(_) => {
                 StatusCode::NOT_FOUND
             }
@@ -132,6 +139,7 @@ impl Registry {
     pub fn new(config: RegistryConfig) -> Self {
         Self {
             instances: Arc::new(Mutex::new(HashMap::new())),
+            weights: Arc::new(Mutex::new(BTreeMap::new())),
             config,
             http: reqwest::Client::builder()
                 .timeout(config.health_timeout)
@@ -146,6 +154,56 @@ impl Registry {
     pub fn routed(mut self, routes: Routes) -> Self {
         self.routes = Arc::new(routes);
         self
+    }
+
+    /// A registry that starts with these version weights (checked against the demo's
+    /// topology before it starts: the instances have not registered yet).
+    pub fn weighted(self, initial: BTreeMap<String, Weights>) -> Self {
+        *crate::platform::lock(&self.weights) = initial;
+        self
+    }
+
+    /// Sets the version weights of `name`, refused unless they add up to 100 and every
+    /// version given calls is one a registered instance of it runs.
+    pub fn set_weights(&self, name: &str, weights: Weights) -> Result<Weights, RegistryError> {
+        let running: BTreeSet<String> = self
+            .lock()
+            .values()
+            .filter(|i| i.registration.name == name)
+            .map(|i| i.registration.version.clone())
+            .collect();
+        if running.is_empty() {
+            return Err(RegistryError::UnknownService(name.to_string()));
+        }
+        weights
+            .check(name, &running)
+            .map_err(RegistryError::BadWeights)?;
+        tracing::info!(service = %name, weights = %weights, "version weights set");
+        crate::platform::lock(&self.weights).insert(name.to_string(), weights.clone());
+        Ok(weights)
+    }
+
+    /// Drops the version weights of `name`: its calls spread over every instance again.
+    pub fn clear_weights(&self, name: &str) {
+        if crate::platform::lock(&self.weights).remove(name).is_some() {
+            tracing::info!(service = %name, "version weights cleared");
+        }
+    }
+
+    /// Every service's version weights.
+    pub fn weights(&self) -> BTreeMap<String, Weights> {
+        crate::platform::lock(&self.weights).clone()
+    }
+
+    /// What a caller of `name` routes by: its healthy instances and its version weights.
+    pub fn routing(&self, name: &str) -> Result<Routing, RegistryError> {
+        Ok(Routing {
+            instances: self.healthy(name)?,
+            weights: crate::platform::lock(&self.weights)
+                .get(name)
+                .cloned()
+                .unwrap_or_default(),
+        })
     }
 
     /// Where the health check of `url` goes: through the instance's proxy, if it has one.
@@ -303,6 +361,27 @@ pub fn app(registry: Registry) -> Router {
             get(|State(r): State<Registry>| async move { Json(r.all()) }),
         )
         .route("/services/{name}", get(service_handler))
+        .route(
+            "/services/{name}/routing",
+            get(
+                |State(r): State<Registry>, Path(name): Path<String>| async move {
+                    r.routing(&name).map(Json).map_err(ApiError::from)
+                },
+            ),
+        )
+        .route(
+            "/admin/weights",
+            get(|State(r): State<Registry>| async move { Json(r.weights()) }),
+        )
+        .route(
+            "/admin/weights/{name}",
+            put(set_weights_handler).delete(
+                |State(r): State<Registry>, Path(name): Path<String>| async move {
+                    r.clear_weights(&name);
+                    StatusCode::NO_CONTENT
+                },
+            ),
+        )
         .route("/health/live", get(live))
         // The registry keeps no database: it is ready as soon as it answers.
         .route("/health/ready", get(live))
@@ -341,6 +420,14 @@ async fn deregister_handler(
     Path(id): Path<Uuid>,
 ) -> Result<StatusCode, ApiError> {
     Ok(r.deregister(id).map(|()| StatusCode::NO_CONTENT)?)
+}
+
+async fn set_weights_handler(
+    State(r): State<Registry>,
+    Path(name): Path<String>,
+    weights: Body<Weights>,
+) -> Result<Json<Weights>, ApiError> {
+    Ok(r.set_weights(&name, body(weights)?).map(Json)?)
 }
 
 async fn service_handler(
@@ -448,6 +535,38 @@ mod tests {
             r.heartbeat(id),
             Err(RegistryError::UnknownInstance(_))
         ));
+    }
+
+    #[test]
+    fn weights_are_refused_unless_they_add_up_and_name_running_versions() {
+        let r = Registry::new(RegistryConfig::default());
+        let mut v2 = reg("inventory");
+        v2.version = "2.0.0".into();
+        r.register(reg("inventory")).expect("v1");
+        r.register(v2).expect("v2");
+        let w = |pairs: &[(&str, u32)]| {
+            Weights(pairs.iter().map(|(v, n)| (v.to_string(), *n)).collect())
+        };
+        let set = r
+            .set_weights("inventory", w(&[("1.0.0", 90), ("2.0.0", 10)]))
+            .expect("valid");
+        assert_eq!(r.routing("inventory").expect("known").weights, set);
+        let err = r
+            .set_weights("inventory", w(&[("1.0.0", 90), ("3.0.0", 10)]))
+            .expect_err("3.0.0 runs nowhere");
+        assert!(matches!(err, RegistryError::BadWeights(_)), "{err}");
+        assert!(err.to_string().contains("(running: 1.0.0, 2.0.0)"), "{err}");
+        assert_eq!(
+            r.routing("inventory").expect("known").weights,
+            set,
+            "a refused change leaves the weights as they were"
+        );
+        assert!(matches!(
+            r.set_weights("warehouse", w(&[("1.0.0", 100)])),
+            Err(RegistryError::UnknownService(_))
+        ));
+        r.clear_weights("inventory");
+        assert!(r.routing("inventory").expect("known").weights.is_empty());
     }
 
     #[test]
