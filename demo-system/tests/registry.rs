@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
+use gauntlet_demo_system::platform::http::ErrorBody;
 use gauntlet_demo_system::platform::resilience::ResilienceReport;
 use gauntlet_demo_system::registry::{self, InstanceView, Registry, RegistryConfig};
 use serde_json::{Value, json};
@@ -201,8 +202,7 @@ async fn bad_registrations_get_a_clear_400() {
             .await
             .expect("answer");
         assert_eq!(resp.status(), 400, "{body}");
-        let v: Value = resp.json().await.expect("json error");
-        let msg = v["error"].as_str().unwrap_or_default();
+        let msg = error_message(resp).await;
         assert!(msg.contains(needle), "{body}: {msg}");
     }
 }
@@ -298,12 +298,16 @@ async fn version_weights_split_the_calls_and_a_switch_moves_them_all() {
             .await
             .expect("answer");
         assert_eq!(resp.status().as_u16(), status, "{body}");
-        let v: Value = resp.json().await.expect("json error");
-        let msg = v["error"].as_str().unwrap_or_default();
+        let msg = error_message(resp).await;
         assert!(msg.contains(says), "{body}: {msg}");
     }
     let kept = client.weights().await.expect("weights");
     assert_eq!(kept.get("inventory"), Some(&weights(&[("v1", 100)])));
     client.clear_weights("inventory").await.expect("cleared");
     assert!(client.weights().await.expect("weights").is_empty());
+}
+
+/// The message of an error answer, read as every demo service writes it.
+async fn error_message(resp: reqwest::Response) -> String {
+    resp.json::<ErrorBody>().await.expect("an error body").error
 }
