@@ -26,7 +26,7 @@ fn experiment(name: &str) -> PathBuf {
 }
 
 /// Each experiment, the pattern it proves, and the evidence probes its control must fail.
-const EXPERIMENTS: [(&str, Pattern, &[&str]); 13] = [
+const EXPERIMENTS: [(&str, Pattern, &[&str]); 14] = [
     (
         "payments-slow.toml",
         Pattern::CircuitBreaker,
@@ -100,6 +100,11 @@ const EXPERIMENTS: [(&str, Pattern, &[&str]); 13] = [
         "shadow-slow.toml",
         Pattern::ShadowIsolation,
         &["browsing keeps its latency"],
+    ),
+    (
+        "canary-rollback.toml",
+        Pattern::CanaryAnalysis,
+        &["shoppers browse quickly after the release"],
     ),
 ];
 

@@ -395,6 +395,54 @@ fn chaos_run_says_what_is_wrong_before_touching_anything() {
     }
 }
 
+/// `gauntlet canary` refuses a plan that makes no sense, or a demo it cannot find, before
+/// it sets any weight; its help teaches the steps, the judge and the exit codes.
+#[test]
+fn canary_says_what_is_wrong_before_setting_any_weight() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let missing = dir.path().join("nope.json");
+    let base = ["canary", "--service", "inventory", "--baseline", "v1"];
+    let cases: [(&[&str], &str); 5] = [
+        (&["--candidate", "v1"], "both \"v1\""),
+        (
+            &["--candidate", "v2", "--steps", "10,25,50"],
+            "must end at 100",
+        ),
+        (
+            &["--candidate", "v2", "--steps", "50,10,100"],
+            "must not fall",
+        ),
+        (&["--candidate", "v2", "--alpha", "0.7"], "--alpha 0.7"),
+        (&["--candidate", "v2"], "cannot be read"),
+    ];
+    for (args, says) in cases {
+        let out = Command::new(BIN)
+            .args(base)
+            .args(args)
+            .arg("--demo")
+            .arg(&missing)
+            .output()
+            .expect("runs");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {err}");
+        assert!(err.contains(says), "{args:?}: {err}");
+    }
+    let help = Command::new(BIN)
+        .args(["canary", "--help"])
+        .output()
+        .expect("runs");
+    let help = String::from_utf8_lossy(&help.stdout);
+    for needle in [
+        "--steps",
+        "--window",
+        "Mann-Whitney",
+        "Examples:",
+        "rolled back",
+    ] {
+        assert!(help.contains(needle), "help lacks {needle}: {help}");
+    }
+}
+
 #[test]
 fn a_port_in_use_or_a_newer_data_dir_is_a_clear_error() {
     let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");

@@ -1,12 +1,35 @@
 //! Carrying out an action: a toxic on an edge's proxies (or the one in front of an
 //! instance), a proxy closed or opened, an instance killed, restarted, started, paused or
-//! resumed through the supervisor, a pause.
+//! resumed through the supervisor, a pause, version weights set, a candidate made worse
+//! or well, an automated canary rollout.
 
 use gauntlet_demo_system::topology::{Edge, InstanceId};
 
+use crate::Pattern;
 use crate::activity::Kind;
+use crate::canary::{RolloutPlan, roll_out};
 use crate::error::ActivityError;
 use crate::run::{Ctx, stopped};
+
+/// The automated canary against the demo: judged unless the demo runs without
+/// `canary-analysis` (the control). Where it ended is the action's outcome in words; it
+/// fails only when the registry or the collector could not be used.
+async fn canary(ctx: &Ctx, plan: &RolloutPlan) -> Result<String, ActivityError> {
+    let mut plan = plan.clone();
+    plan.judged &= !ctx.demo.handle.disabled.contains(&Pattern::CanaryAnalysis);
+    let to = ctx.demo.canary_endpoints()?;
+    let rollout = roll_out(&plan, &to, &|_| {}, ctx.stop.clone())
+        .await
+        .map_err(|e| ActivityError::Canary(e.to_string()))?;
+    Ok(format!(
+        "{}{rollout}",
+        if plan.judged {
+            ""
+        } else {
+            "unjudged (the demo runs without canary-analysis): "
+        }
+    ))
+}
 
 /// Carries out an action; what was done, in words.
 pub(crate) async fn act(ctx: &Ctx, kind: &Kind) -> Result<String, ActivityError> {
@@ -79,6 +102,18 @@ pub(crate) async fn act(ctx: &Ctx, kind: &Kind) -> Result<String, ActivityError>
             }
             Ok(format!("waited {}", humantime::format_duration(*duration)))
         }
+        Kind::SetWeights { service, weights } => {
+            let set = demo.set_weights(*service, weights).await?;
+            Ok(format!("{service} weights: {set}"))
+        }
+        Kind::CandidateFaults { instance, faults } => {
+            let set = demo.set_candidate_faults(*instance, faults).await?;
+            Ok(format!(
+                "{instance}: {} ms added, {} % failed",
+                set.latency_ms, set.error_percent
+            ))
+        }
+        Kind::Canary(plan) => canary(ctx, plan).await,
         probe => Err(ActivityError::NotAnAction(probe.label())),
     }
 }

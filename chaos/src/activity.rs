@@ -6,11 +6,14 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use gauntlet_demo_system::inventory::CandidateFaults;
+use gauntlet_demo_system::registry::Weights;
 use gauntlet_demo_system::topology::{EDGES, Edge, InstanceId, Service};
 use gauntlet_loadgen::scenario::ScenarioFile;
 use gauntlet_loadgen::threshold::Threshold;
 use serde::Deserialize;
 
+use crate::canary::RolloutPlan;
 use crate::{de_duration, de_opt_duration};
 use gauntlet_chaos_proxy::model::NewToxic;
 
@@ -143,6 +146,23 @@ pub enum Kind {
         #[serde(deserialize_with = "de_duration")]
         duration: Duration,
     },
+    /// Sets a service's version weights in the registry (`{ v1 = 90, v2 = 10 }`; a
+    /// blue-green switch is `{ v1 = 0, v2 = 100 }`).
+    SetWeights {
+        service: Service,
+        weights: Weights,
+    },
+    /// Replaces the faults of a candidate version's instance (`PUT /admin/candidate`):
+    /// `faults = { latency_ms = 300 }`; `faults = {}` makes it well.
+    CandidateFaults {
+        #[serde(deserialize_with = "de_instance")]
+        instance: InstanceId,
+        faults: CandidateFaults,
+    },
+    /// The automated canary ([`crate::canary`]): steps the candidate's share up while the
+    /// judge passes, back to 0 when it fails; unjudged when the demo runs without
+    /// `canary-analysis`.
+    Canary(RolloutPlan),
 
     /// An HTTP request to a part of the demo, with the answer it must get.
     Http(HttpProbe),
@@ -446,6 +466,9 @@ impl Kind {
             Kind::Pause { .. } => "pause",
             Kind::Resume { .. } => "resume",
             Kind::Sleep { .. } => "sleep",
+            Kind::SetWeights { .. } => "set-weights",
+            Kind::CandidateFaults { .. } => "candidate-faults",
+            Kind::Canary(_) => "canary",
             Kind::Http(_) => "http",
             Kind::Load(_) => "load",
             Kind::Breaker(_) => "breaker",
@@ -520,9 +543,12 @@ impl Activity {
             | Kind::Registry(_)
             | Kind::Breaker(_)
             | Kind::Sleep { .. }
+            | Kind::SetWeights { .. }
             | Kind::Delivered(_)
             | Kind::Released(_)
             | Kind::ReadModel(_) => {}
+            Kind::CandidateFaults { faults, .. } => faults.check()?,
+            Kind::Canary(plan) => plan.check()?,
             Kind::Balance(b) => {
                 if !(0.0..1.0).contains(&b.tolerance) {
                     return Err(format!(

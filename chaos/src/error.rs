@@ -24,6 +24,8 @@ pub enum ActivityError {
     },
     #[error("scenario {path}: {reason}")]
     Scenario { path: String, reason: String },
+    #[error("the canary could not go on: {0}")]
+    Canary(String),
     #[error("the load run could not start: {0}")]
     Load(#[from] gauntlet_loadgen::RunError),
 }

@@ -17,9 +17,12 @@
 //!   broken, or unproven.
 //! - [`judge`]: the canary judge: a candidate version's requests against the baseline's
 //!   over one window (Mann–Whitney U with tolerances), pass, fail or inconclusive.
+//! - [`canary`]: the automated canary: steps a candidate's share up through the registry
+//!   while the judge passes each step, back to 0 when one fails.
 
 mod action;
 pub mod activity;
+pub mod canary;
 pub mod error;
 pub mod journal;
 pub mod judge;

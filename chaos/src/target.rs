@@ -5,19 +5,20 @@
 use std::time::Duration;
 
 use gauntlet_demo_system::handle::DemoHandle;
-use gauntlet_demo_system::inventory::{InventoryClient, Reservation};
+use gauntlet_demo_system::inventory::{CandidateFaults, InventoryClient, Reservation};
 use gauntlet_demo_system::notifications::{Notification, NotificationQuery, NotificationsClient};
 use gauntlet_demo_system::order_history::{OrderHistoryClient, OrderView};
 use gauntlet_demo_system::orders::{Order, OrdersClient};
 use gauntlet_demo_system::platform::client::ClientError as DemoClientError;
 use gauntlet_demo_system::platform::client::HttpClient;
 use gauntlet_demo_system::platform::resilience::{ResilienceConfig, ResilienceReport};
-use gauntlet_demo_system::registry::{InstanceView, RegistryClient, RegistryClientError};
+use gauntlet_demo_system::registry::{InstanceView, RegistryClient, RegistryClientError, Weights};
 use gauntlet_demo_system::supervisor::ActionDone;
 use gauntlet_demo_system::topology::{Edge, InstanceId, Service};
 use serde::de::{DeserializeOwned, IgnoredAny};
 
 use crate::activity::Target;
+use crate::canary::Endpoints;
 use gauntlet_chaos_proxy::model::NewToxic;
 use gauntlet_query_api::client::{ClientError, QueryClient};
 use gauntlet_query_api::jaeger::Trace;
@@ -156,6 +157,50 @@ impl Demo {
     pub async fn resilience(&self, base: &str) -> Result<ResilienceReport, TargetError> {
         let url = format!("{base}/admin/resilience");
         answer("/admin/resilience", &url, self.http.get(&url).send().await).await
+    }
+
+    fn registry(&self) -> Result<RegistryClient, TargetError> {
+        self.urls_of(Service::Registry)
+            .into_iter()
+            .next()
+            .map(|base| RegistryClient::new(&base))
+            .ok_or_else(|| TargetError::NoInstance("registry".into()))
+    }
+
+    /// Sets `service`'s version weights in the registry; the weights it now uses.
+    pub async fn set_weights(
+        &self,
+        service: Service,
+        weights: &Weights,
+    ) -> Result<Weights, TargetError> {
+        let registry = self.registry()?;
+        registry
+            .set_weights(service.name(), weights)
+            .await
+            .map_err(|e| TargetError::Unreachable {
+                what: "the registry".into(),
+                url: registry.base().to_string(),
+                reason: e.to_string(),
+            })
+    }
+
+    /// Replaces a candidate instance's faults (`PUT /admin/candidate`).
+    pub async fn set_candidate_faults(
+        &self,
+        id: InstanceId,
+        faults: &CandidateFaults,
+    ) -> Result<CandidateFaults, TargetError> {
+        let url = format!("{}/admin/candidate", self.url_of(id)?);
+        let sent = self.http.put(&url).json(faults).send().await;
+        answer(&format!("{id}'s /admin/candidate"), &url, sent).await
+    }
+
+    /// The registry and the collector, for the automated canary.
+    pub fn canary_endpoints(&self) -> Result<Endpoints, TargetError> {
+        Ok(Endpoints {
+            registry: self.registry()?,
+            collector: QueryClient::new(&self.collector_api()?, None, Duration::from_secs(10)),
+        })
     }
 
     /// The instances the registry lists as healthy.

@@ -5,6 +5,8 @@
 mod common;
 
 use common::{TestCollector, spans_by_name, tag};
+use gauntlet_query_api::client::QueryClient;
+use gauntlet_query_api::params::{RedQuery, RequestsQuery};
 use opentelemetry::trace::{
     Link, Span, SpanKind, Status, TraceContextExt, Tracer, TracerProvider as _,
 };
@@ -430,6 +432,111 @@ impl TracerForTest for Service {
     fn tracer_for_test(&self) -> opentelemetry_sdk::trace::SdkTracer {
         self.traces.tracer("test")
     }
+}
+
+/// One instance of `inventory` at `version`, exporting spans over OTLP/HTTP protobuf.
+fn inventory_at(version: &str, c: &TestCollector) -> SdkTracerProvider {
+    let resource = Resource::builder_empty()
+        .with_service_name("inventory")
+        .with_attribute(KeyValue::new("service.version", version.to_string()))
+        .with_attribute(KeyValue::new(
+            "service.instance.id",
+            format!("inventory-{version}"),
+        ))
+        .build();
+    let spans = SpanExporter::builder()
+        .with_http()
+        .with_protocol(Protocol::HttpBinary)
+        .with_endpoint(c.otlp_http("/v1/traces"))
+        .build()
+        .expect("span exporter");
+    SdkTracerProvider::builder()
+        .with_resource(resource)
+        .with_batch_exporter(spans)
+        .build()
+}
+
+/// A canary's two versions of one service, as two SDKs report them: RED and the served
+/// requests of one `service.version` count only that version's server spans.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn versions_of_one_service_are_told_apart() {
+    let c = TestCollector::start().await;
+    let started = opentelemetry::time::now();
+    for (version, served, failed) in [("v1", 5, 0), ("v2", 3, 1)] {
+        let provider = inventory_at(version, &c);
+        let tracer = provider.tracer("test");
+        for k in 0..served {
+            let mut span = tracer
+                .span_builder("GET /products")
+                .with_kind(SpanKind::Server)
+                .start(&tracer);
+            if k < failed {
+                span.set_status(Status::error("503"));
+            }
+            span.end();
+        }
+        // A call it made is not a request it served.
+        tracer
+            .span_builder("GET stock")
+            .with_kind(SpanKind::Client)
+            .start(&tracer)
+            .end();
+        tokio::task::spawn_blocking(move || provider.shutdown().expect("shutdown"))
+            .await
+            .expect("flush");
+    }
+    let client = QueryClient::new(&c.api(""), None, std::time::Duration::from_secs(5));
+    let start_ns = started
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos() as i64)
+        .expect("after the epoch")
+        - 1_000_000_000;
+    let requests = |version: Option<&str>| RequestsQuery {
+        service: "inventory".into(),
+        version: version.map(str::to_string),
+        start_ns,
+        ..Default::default()
+    };
+    let v2 = client.requests(&requests(Some("v2"))).await.expect("v2");
+    let errors = v2.requests.iter().filter(|r| r.error).count();
+    assert_eq!((v2.requests.len(), errors), (3, 1), "{v2:?}");
+    assert_eq!(v2.version.as_deref(), Some("v2"));
+    let all = client.requests(&requests(None)).await.expect("all");
+    assert_eq!(all.requests.len(), 8, "both versions, server spans only");
+    let none = client.requests(&requests(Some("v3"))).await.expect("v3");
+    assert!(none.requests.is_empty(), "nobody runs v3: {none:?}");
+
+    let red = client
+        .red(&RedQuery {
+            service: "inventory".into(),
+            version: Some("v1".into()),
+            start_ns: Some(start_ns),
+            ..Default::default()
+        })
+        .await
+        .expect("red");
+    assert_eq!(red.version.as_deref(), Some("v1"));
+    let (served, errors) = red.series[0]
+        .points
+        .iter()
+        .fold((0, 0), |(n, e), p| (n + p.requests, e + p.errors));
+    assert_eq!((served, errors), (5, 0), "v1's requests only");
+
+    // A window that ends before it starts, and no start at all, are refused with the reason.
+    for (bad, says) in [
+        ("/api/v1/requests?service=inventory", "start is required"),
+        (
+            "/api/v1/requests?service=inventory&start=2026-01-02T00:00:00Z&end=2026-01-01T00:00:00Z",
+            "before end",
+        ),
+    ] {
+        let (status, body) = c.get(bad).await;
+        assert_eq!(status, 400, "{bad}: {body}");
+        let refused: gauntlet_query_api::ErrorBody =
+            serde_json::from_value(body).expect("the error body");
+        assert!(refused.errors[0].msg.contains(says), "{bad}: {refused:?}");
+    }
+    c.shutdown().await;
 }
 
 fn urlencode(s: &str) -> String {

@@ -36,10 +36,11 @@ pub enum Pattern {
     RateLimiting,
     CompositionDeadlines,
     ShadowIsolation,
+    CanaryAnalysis,
 }
 
 impl Pattern {
-    pub const ALL: [Pattern; 13] = [
+    pub const ALL: [Pattern; 14] = [
         Pattern::CircuitBreaker,
         Pattern::Retries,
         Pattern::HealthChecks,
@@ -53,6 +54,7 @@ impl Pattern {
         Pattern::RateLimiting,
         Pattern::CompositionDeadlines,
         Pattern::ShadowIsolation,
+        Pattern::CanaryAnalysis,
     ];
 
     pub const fn name(self) -> &'static str {
@@ -70,6 +72,7 @@ impl Pattern {
             Pattern::RateLimiting => "rate-limiting",
             Pattern::CompositionDeadlines => "composition-deadlines",
             Pattern::ShadowIsolation => "shadow-isolation",
+            Pattern::CanaryAnalysis => "canary-analysis",
         }
     }
 
@@ -133,6 +136,10 @@ pub struct CanaryConfig {
     /// over every instance, whatever its version.
     pub weights: BTreeMap<Service, Weights>,
     pub candidate: CandidateFaults,
+    /// The tools' automated canary (`gauntlet canary`, the canary experiment) asks the
+    /// judge before each step; false (`--disable canary-analysis`): it steps up regardless.
+    /// No service reads it: it travels to the tools in `demo.json`'s disabled patterns.
+    pub analysis: bool,
 }
 
 impl Default for CanaryConfig {
@@ -141,6 +148,7 @@ impl Default for CanaryConfig {
         Self {
             weights: [(Service::Inventory, inventory)].into(),
             candidate: CandidateFaults::default(),
+            analysis: true,
         }
     }
 }
@@ -281,6 +289,7 @@ impl DemoConfig {
             Pattern::RateLimiting => self.gateway.rate_limit = false,
             Pattern::CompositionDeadlines => self.gateway.composition_deadlines = false,
             Pattern::ShadowIsolation => self.gateway.shadow.isolation = false,
+            Pattern::CanaryAnalysis => self.canary.analysis = false,
         }
     }
 
@@ -304,6 +313,7 @@ impl DemoConfig {
             Pattern::RateLimiting => !self.gateway.rate_limit,
             Pattern::CompositionDeadlines => !self.gateway.composition_deadlines,
             Pattern::ShadowIsolation => !self.gateway.shadow.isolation,
+            Pattern::CanaryAnalysis => !self.canary.analysis,
         }
     }
 

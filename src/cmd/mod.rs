@@ -1,6 +1,7 @@
 //! The subcommands and their flags.
 
 mod assert;
+mod canary;
 mod chaos;
 mod collector;
 mod contracts;
@@ -41,6 +42,21 @@ enum Command {
     Load(Box<load::LoadArgs>),
     /// Inject faults (a Toxiproxy-compatible proxy) and run chaos experiments on the demo.
     Chaos(chaos::ChaosArgs),
+    /// Release a new version step by step (10 → 25 → 50 → 100 % of a service's calls through
+    /// the registry) while a statistical judge finds it no worse than the current one; roll
+    /// it back the moment it does not.
+    #[command(after_help = "Examples:
+  gauntlet demo &                                    # inventory v1 and v2 run, v2 gets 10 %
+  gauntlet canary --service inventory --baseline v1 --candidate v2
+  curl -X PUT localhost:8104/admin/candidate -d '{\"latency_ms\": 300}' -H 'content-type: application/json'
+  gauntlet canary --service inventory --baseline v1 --candidate v2 --window 10s --min-requests 30
+
+Each step is judged once, after --window, on the requests each version served (read from the
+collector): latency by a one-sided Mann-Whitney U test against the baseline's latencies scaled
+by --latency-tolerance, failures by Fisher's exact test against the baseline's rate plus
+--error-tolerance. docs/demo.md has the figures (false alarms on identical versions, catches).
+Exit 0 promoted, 1 rolled back, 130 interrupted.")]
+    Canary(canary::CanaryArgs),
     /// Consumer-driven contracts (Pact): verify providers, drift against traces, a broker.
     Contracts(contracts::ContractsArgs),
     /// Put a system through the whole gauntlet (contracts, load, every pattern's experiment
@@ -85,6 +101,7 @@ impl Cli {
             Command::Contracts(args) => contracts::run(args).await,
             Command::Run(args) => run::run(args).await,
             Command::Assert(args) => assert::run(args).await,
+            Command::Canary(args) => canary::run(args).await,
         }
     }
 }

@@ -11,10 +11,11 @@ use crate::jaeger::Trace;
 use crate::logs::LogPage;
 use crate::markers::{Marker, Markers};
 use crate::params::{
-    DependenciesQuery, LogsQuery, MarkersQuery, QueryParams, RedQuery, TimelineQuery, TraceSearch,
-    TracesQuery,
+    DependenciesQuery, LogsQuery, MarkersQuery, QueryParams, RedQuery, RequestsQuery,
+    TimelineQuery, TraceSearch, TracesQuery,
 };
 use crate::red::Red;
+use crate::requests::ServedRequests;
 use crate::{Envelope, ErrorBody};
 
 #[derive(Debug, thiserror::Error)]
@@ -132,6 +133,10 @@ impl QueryClient {
 
     pub async fn red(&self, query: &RedQuery) -> Result<Red, ClientError> {
         self.get("/api/v1/red", &query.to_pairs()).await
+    }
+
+    pub async fn requests(&self, query: &RequestsQuery) -> Result<ServedRequests, ClientError> {
+        self.get("/api/v1/requests", &query.to_pairs()).await
     }
 
     pub async fn dependencies(

@@ -7,7 +7,8 @@
 //! - [`health`]: `/health` and `/ready`.
 //! - [`attributes`]: attribute values with OpenTelemetry's value kinds.
 //! - [`jaeger`]: Jaeger's trace, span, process and tag JSON; operations; span kinds.
-//! - [`logs`], [`correlation`], [`red`], [`dependencies`], [`markers`]: the other answers.
+//! - [`logs`], [`correlation`], [`red`], [`requests`], [`dependencies`], [`markers`]: the
+//!   other answers.
 //! - [`params`]: every query's parameters, parsed from the query string once (with the
 //!   messages a caller sees on a bad value) and written back by clients.
 //! - `client` (feature `client`): a typed client over reqwest.
@@ -29,6 +30,7 @@ pub mod logs;
 pub mod markers;
 pub mod params;
 pub mod red;
+pub mod requests;
 #[cfg(feature = "typescript")]
 pub mod typescript;
 

@@ -387,6 +387,9 @@ impl QueryParams for LogsQuery {
 pub struct RedQuery {
     pub service: String,
     pub operation: Option<String>,
+    /// Only the instances reporting this `service.version` (a canary's baseline or
+    /// candidate).
+    pub version: Option<String>,
     pub start_ns: Option<i64>,
     pub end_ns: Option<i64>,
     /// At least one second; by default the window in sixty whole seconds.
@@ -415,6 +418,7 @@ impl QueryParams for RedQuery {
             )?
             .to_string(),
             operation: text(pairs, "operation"),
+            version: text(pairs, "version"),
             start_ns: time(pairs, "start")?,
             end_ns: time(pairs, "end")?,
             step_ns,
@@ -423,10 +427,66 @@ impl QueryParams for RedQuery {
     fn to_pairs(&self) -> Vec<(&'static str, String)> {
         let mut out = vec![("service", self.service.clone())];
         push_text(&mut out, "operation", &self.operation);
+        push_text(&mut out, "version", &self.version);
         push_time(&mut out, "start", self.start_ns);
         push_time(&mut out, "end", self.end_ns);
         if let Some(ns) = self.step_ns {
             out.push(("step", go_duration_text(ns)));
+        }
+        out
+    }
+}
+
+/// `GET /api/v1/requests`: each request one service (one version of it) served in a
+/// window, for tests that need the requests themselves, not percentiles (a canary judge).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct RequestsQuery {
+    pub service: String,
+    pub version: Option<String>,
+    pub operation: Option<String>,
+    /// Required: a window's requests, not "the latest".
+    pub start_ns: i64,
+    /// Default: now.
+    pub end_ns: Option<i64>,
+    pub limit: Option<usize>,
+}
+
+impl RequestsQuery {
+    pub const DEFAULT_LIMIT: usize = 10_000;
+    pub const MAX_LIMIT: usize = 100_000;
+
+    pub fn limit(&self) -> usize {
+        capped(self.limit, Self::DEFAULT_LIMIT, Self::MAX_LIMIT)
+    }
+}
+
+impl QueryParams for RequestsQuery {
+    fn from_pairs(pairs: &Pairs) -> Result<Self, ParamError> {
+        let service = required(
+            pairs,
+            "service",
+            "service is required (GET /api/services lists them)",
+        )?;
+        let start_ns = time(pairs, "start")?.ok_or_else(|| {
+            ParamError("start is required: the window's start (microseconds or RFC 3339)".into())
+        })?;
+        Ok(Self {
+            service: service.to_string(),
+            version: text(pairs, "version"),
+            operation: text(pairs, "operation"),
+            start_ns,
+            end_ns: time(pairs, "end")?,
+            limit: limit(pairs)?,
+        })
+    }
+    fn to_pairs(&self) -> Vec<(&'static str, String)> {
+        let mut out = vec![("service", self.service.clone())];
+        push_text(&mut out, "version", &self.version);
+        push_text(&mut out, "operation", &self.operation);
+        push_time(&mut out, "start", Some(self.start_ns));
+        push_time(&mut out, "end", self.end_ns);
+        if let Some(n) = self.limit {
+            out.push(("limit", n.to_string()));
         }
         out
     }
@@ -592,6 +652,7 @@ mod tests {
         round_trips(RedQuery {
             service: "s".into(),
             operation: None,
+            version: Some("v2".into()),
             start_ns: Some(1_000),
             end_ns: None,
             step_ns: Some(15_000_000_000),
@@ -606,6 +667,14 @@ mod tests {
             limit: Some(5),
         });
         round_trips(TimelineQuery { limit: Some(9) });
+        round_trips(RequestsQuery {
+            service: "inventory".into(),
+            version: Some("v2".into()),
+            operation: None,
+            start_ns: 5_000,
+            end_ns: Some(9_000),
+            limit: Some(50),
+        });
     }
 
     #[test]
@@ -633,6 +702,8 @@ mod tests {
         assert!(logs.is_err_and(|e| e.0.contains("cursor=\"abc\" is not a next_cursor")));
         let red = RedQuery::from_pairs(&pairs(&[("service", "s"), ("step", "500ms")]));
         assert!(red.is_err_and(|e| e.0.contains("step=\"500ms\"")));
+        let served = RequestsQuery::from_pairs(&pairs(&[("service", "s")]));
+        assert!(served.is_err_and(|e| e.0.contains("start is required")));
     }
 
     #[test]

@@ -7,6 +7,9 @@ use serde::{Deserialize, Serialize};
 pub struct Red {
     pub service: String,
     pub operation: Option<String>,
+    /// The `service.version` asked for; all versions together when `null`.
+    #[serde(default)]
+    pub version: Option<String>,
     /// The window and the step, in microseconds as Jaeger's API gives times.
     pub start: i64,
     pub end: i64,

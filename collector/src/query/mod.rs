@@ -1,6 +1,6 @@
 //! The HTTP query API on `--http`: Jaeger-compatible trace routes ([`jaeger`]) and service
 //! dependencies ([`dependencies`]), logs ([`logs`]), correlation timelines ([`correlation`]),
-//! RED metrics ([`red`]), load and chaos markers ([`markers`]), and the collector's own health, readiness and Prometheus metrics.
+//! RED metrics ([`red`]), the requests behind them ([`requests`]), load and chaos markers ([`markers`]), and the collector's own health, readiness and Prometheus metrics.
 //! Only this module speaks the query API; [`access`] guards it.
 //!
 //! Every error is a JSON body in Jaeger's envelope, `{"data": null, "errors": [{"code", "msg"}]}`,
@@ -13,6 +13,7 @@ pub mod jaeger;
 pub mod logs;
 pub mod markers;
 pub mod red;
+pub mod requests;
 
 use std::sync::Arc;
 
@@ -47,6 +48,7 @@ pub fn router(state: QueryState) -> Router {
         .route("/api/traces/{trace_id}", get(jaeger::get_trace))
         .route("/api/dependencies", get(dependencies::dependencies))
         .route("/api/v1/red", get(red::red))
+        .route("/api/v1/requests", get(requests::requests))
         .route("/api/v1/markers", get(markers::markers))
         .route("/api/v1/logs", get(logs::logs))
         .route("/api/v1/correlations/{id}", get(correlation::timeline))

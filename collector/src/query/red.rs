@@ -1,6 +1,7 @@
-//! `GET /api/v1/red?service=&operation=&start=&end=&step=`: rate, errors and duration (p50,
-//! p95, p99) of the requests a service served over time, computed from its SERVER and
-//! CONSUMER spans: the whole service and each operation, or one operation.
+//! `GET /api/v1/red?service=&operation=&version=&start=&end=&step=`: rate, errors and
+//! duration (p50, p95, p99) of the requests a service served over time, computed from its
+//! SERVER and CONSUMER spans: the whole service and each operation, or one operation; all
+//! its versions, or the instances of one `service.version` (a canary's two sides).
 
 use std::collections::HashMap;
 
@@ -47,6 +48,7 @@ pub async fn red(
         .span_samples(&SampleQuery {
             service: Some(q.service.clone()),
             operation: q.operation.clone(),
+            version: q.version.clone(),
             kinds: vec![SpanKind::Server, SpanKind::Consumer],
             start_ns: start,
             end_ns: end,
@@ -57,6 +59,7 @@ pub async fn red(
         series: series(&samples, q.operation.is_none(), start, end, step),
         service: q.service,
         operation: q.operation,
+        version: q.version,
         start: start / 1000,
         end: end / 1000,
         step: step / 1000,

@@ -179,12 +179,14 @@ pub struct PruneReport {
     pub more: bool,
 }
 
-/// Which spans the aggregates (RED, dependencies) read: those that started in a window,
-/// optionally of one service, operation and some kinds.
+/// Which spans the aggregates (RED, dependencies, served requests) read: those that started
+/// in a window, optionally of one service, operation, version and some kinds.
 #[derive(Debug, Clone, Default)]
 pub struct SampleQuery {
     pub service: Option<String>,
     pub operation: Option<String>,
+    /// Only spans whose resource says `service.version` is this (a canary's versions).
+    pub version: Option<String>,
     /// Any kind when empty.
     pub kinds: Vec<SpanKind>,
     pub start_ns: i64,

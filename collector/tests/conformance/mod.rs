@@ -532,6 +532,69 @@ pub async fn samples_carry_the_http_status(store: &Arc<dyn Store>) {
     assert_eq!(statuses, [None, Some(200), Some(429)], "newest first");
 }
 
+/// A canary's two versions of one service: samples of one version are the spans whose
+/// resource says `service.version` is that version; a version nobody reports has none.
+pub async fn samples_by_service_version(store: &Arc<dyn Store>) {
+    let at = T0 + 2_000_000_000;
+    let versioned = |version: &str| {
+        Arc::new(Resource {
+            service: "stock".into(),
+            attributes: [
+                ("service.name", "stock"),
+                ("service.version", version),
+                ("service.instance.id", version),
+            ]
+            .into_iter()
+            .collect(),
+        })
+    };
+    let mut batch = Batch::default();
+    for (k, version) in ["v1", "v2", "v1", "v1", "v2"].into_iter().enumerate() {
+        let mut s = span(
+            70 + k as u8,
+            1,
+            None,
+            "stock",
+            "GET /products",
+            at + k as i64,
+            1_000,
+        );
+        s.resource = versioned(version);
+        batch.spans.push(s);
+    }
+    // Another service reporting v2: not stock's.
+    let mut other = span(80, 1, None, "edge", "GET /products", at + 9, 1_000);
+    other.resource = Arc::new(Resource {
+        service: "edge".into(),
+        attributes: [("service.name", "edge"), ("service.version", "v2")]
+            .into_iter()
+            .collect(),
+    });
+    batch.spans.push(other);
+    store.write(batch).await.expect("write");
+    let starts = |version: &str| {
+        let store = store.clone();
+        let q = SampleQuery {
+            service: Some("stock".into()),
+            version: Some(version.into()),
+            start_ns: at,
+            end_ns: at + 100,
+            limit: 10,
+            ..Default::default()
+        };
+        async move {
+            let got = store.span_samples(&q).await.expect("samples");
+            got.spans
+                .iter()
+                .map(|s| s.start_ns - at)
+                .collect::<Vec<i64>>()
+        }
+    };
+    assert_eq!(starts("v1").await, [3, 2, 0]);
+    assert_eq!(starts("v2").await, [4, 1]);
+    assert!(starts("v3").await.is_empty(), "a version nobody reports");
+}
+
 pub async fn span_samples_for_aggregates(store: &Arc<dyn Store>) {
     let samples = |q: SampleQuery| {
         let store = store.clone();

@@ -124,6 +124,10 @@ start: string, duration_ns: number, root_service: string | null, root_operation:
 
 export type Red = { service: string, operation: string | null, 
 /**
+ * The `service.version` asked for; all versions together when `null`.
+ */
+version: string | null, 
+/**
  * The window and the step, in microseconds as Jaeger's API gives times.
  */
 start: number, end: number, step: number, 

@@ -1,21 +1,23 @@
 //! Inventory's next version (`inventory-v2`, version `v2`): the same routes on the same
-//! database, which `[canary.candidate]` can make slower or failing, so a canary release of
-//! a bad version can be watched being caught. The faults sit inside the service's span,
-//! so the collector sees them as the version's own latency and errors.
+//! database, which `[canary.candidate]` (at start) or `PUT /admin/candidate` (while it
+//! runs) can make slower or failing, so a canary release of a bad version can be watched
+//! being caught. The faults sit inside the service's span, so the collector sees them as
+//! the version's own latency and errors.
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
-use axum::Router;
-use axum::extract::Request;
+use axum::extract::{Request, State};
 use axum::http::StatusCode;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 
 use super::server::{Inventory, own_routes};
-use crate::platform::http::{ApiError, service_router};
+use crate::platform::http::{ApiError, Body, body, service_router};
 use crate::platform::outbox::feed_router;
 
 /// How much worse the next version is than the current one; nothing by default.
@@ -48,19 +50,53 @@ impl CandidateFaults {
     }
 }
 
-/// The next version's router: inventory's, with `faults` on callers' routes (its feed and
-/// health checks are left alone, so it stays listed and its events flow).
+/// The faults in force, changed at run time by `PUT /admin/candidate`.
+type Faults = Arc<RwLock<CandidateFaults>>;
+
+fn current(faults: &Faults) -> CandidateFaults {
+    *faults.read().unwrap_or_else(|e| e.into_inner())
+}
+
+/// The next version's router: inventory's, with `faults` on callers' routes (its feed,
+/// health checks and `/admin/candidate` are left alone, so it stays listed, its events
+/// flow and it can be made well again).
 pub fn candidate_app(inventory: Inventory, faults: CandidateFaults) -> Router {
     let outbox = inventory.outbox().clone();
+    let faults: Faults = Arc::new(RwLock::new(faults));
     let seen = Arc::new(AtomicU64::new(0));
+    let in_force = faults.clone();
     let worse = axum::middleware::from_fn(move |req: Request, next: Next| {
-        let seen = seen.clone();
+        let (faults, seen) = (current(&in_force), seen.clone());
         async move { with_faults(faults, &seen, req, next).await }
     });
+    let admin = Router::new()
+        .route("/admin/candidate", get(show).put(change))
+        .with_state(faults);
     let routes = own_routes(inventory)
         .route_layer(worse)
+        .merge(admin)
         .merge(feed_router(outbox.clone()));
     service_router(routes, outbox.db().clone(), Vec::new())
+}
+
+async fn show(State(faults): State<Faults>) -> Json<CandidateFaults> {
+    Json(current(&faults))
+}
+
+/// Replaces the faults in force (all of them: `{}` makes the version well again).
+async fn change(
+    State(faults): State<Faults>,
+    asked: Body<CandidateFaults>,
+) -> Result<Json<CandidateFaults>, ApiError> {
+    let asked = body(asked)?;
+    asked.check().map_err(ApiError::bad_request)?;
+    *faults.write().unwrap_or_else(|e| e.into_inner()) = asked;
+    tracing::info!(
+        latency_ms = asked.latency_ms,
+        error_percent = asked.error_percent,
+        "candidate faults changed"
+    );
+    Ok(Json(asked))
 }
 
 async fn with_faults(

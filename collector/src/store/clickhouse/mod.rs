@@ -693,7 +693,8 @@ impl Store for ClickHouseStore {
     }
 }
 
-/// The aggregates' conditions: the window, and the service, operation and kinds if asked.
+/// The aggregates' conditions: the window, and the service, operation, version and kinds if
+/// asked.
 fn sample_where(query: &SampleQuery) -> Where {
     let mut w = Where::default();
     w.window(Some(query.start_ns), Some(query.end_ns));
@@ -705,6 +706,12 @@ fn sample_where(query: &SampleQuery) -> Where {
     }
     if let Some(op) = &query.operation {
         w.with("SpanName = {op:String}", Param::Str("op", op.clone()));
+    }
+    if let Some(v) = &query.version {
+        w.with(
+            "ResourceAttributes['service.version'] = {version:String}",
+            Param::Str("version", v.clone()),
+        );
     }
     if !query.kinds.is_empty() {
         let names: Vec<String> = query

@@ -591,10 +591,13 @@ struct SamplePlan {
     sql: String,
     kinds: Vec<i32>,
     op_ids: Option<Vec<i64>>,
+    /// With a version asked: the resources that report it (resources are interned whole,
+    /// so a version is a set of resource IDs, not a per-span attribute to parse).
+    resource_ids: Option<Vec<i64>>,
 }
 
 impl SamplePlan {
-    /// `None` when the query names a service or operation the store has never seen.
+    /// `None` when the query names a service, operation or version the store has never seen.
     fn new(q: &SampleQuery, names: &Names) -> Option<Self> {
         let service_ids: Vec<i64> = match &q.service {
             Some(service) => vec![names.service_id(service)?],
@@ -623,12 +626,25 @@ impl SamplePlan {
             sql.push_str(&format!(" AND s.op_id IN ({})", list.join(", ")));
             op_ids = Some(ids);
         }
+        let resource_ids = match &q.version {
+            Some(version) => {
+                let ids = resources_of_version(names, &service_ids, version);
+                if ids.is_empty() {
+                    return None;
+                }
+                let list: Vec<String> = ids.iter().map(i64::to_string).collect();
+                sql.push_str(&format!(" AND s.resource_id IN ({})", list.join(", ")));
+                Some(ids)
+            }
+            None => None,
+        };
         sql.push_str(" ORDER BY s.start_ns DESC LIMIT ?4");
         Some(Self {
             service_ids,
             sql,
             kinds,
             op_ids,
+            resource_ids,
         })
     }
 
@@ -661,7 +677,12 @@ impl SamplePlan {
             };
             let mut rows = Vec::new();
             by.newest_first(conn, segment, SAMPLE_COLUMNS, SampleRow::read, |r| {
-                if self.kinds.is_empty() || self.kinds.contains(&r.kind) {
+                if (self.kinds.is_empty() || self.kinds.contains(&r.kind))
+                    && self
+                        .resource_ids
+                        .as_ref()
+                        .is_none_or(|ids| ids.contains(&r.resource))
+                {
                     rows.push(r);
                 }
                 Ok(rows.len() < keep)
@@ -669,6 +690,27 @@ impl SamplePlan {
             Ok(rows)
         })
     }
+}
+
+/// The resources of the services asked whose `service.version` is `version`.
+fn resources_of_version(names: &Names, service_ids: &[i64], version: &str) -> Vec<i64> {
+    let services: Vec<&str> = service_ids
+        .iter()
+        .filter_map(|id| names.services.get(id).map(String::as_str))
+        .collect();
+    let mut ids: Vec<i64> = names
+        .resources
+        .iter()
+        .filter(|(_, r)| services.contains(&r.service.as_str()))
+        .filter(|(_, r)| {
+            r.attributes
+                .get("service.version")
+                .is_some_and(|v| v.text() == version)
+        })
+        .map(|(id, _)| *id)
+        .collect();
+    ids.sort_unstable();
+    ids
 }
 
 /// A row of [`SAMPLE_COLUMNS`].
@@ -683,6 +725,7 @@ struct SampleRow {
     status: i32,
     link: Option<(TraceId, [u8; 8])>,
     http_status: Option<i64>,
+    resource: i64,
 }
 
 impl SampleRow {
@@ -698,6 +741,7 @@ impl SampleRow {
             status: r.get(7)?,
             link: r.get_ref(8)?.as_str_or_null()?.and_then(first_link),
             http_status: r.get(9)?,
+            resource: r.get(10)?,
         })
     }
 
@@ -768,7 +812,7 @@ const SEARCH_COLUMNS: &str =
 const SAMPLE_COLUMNS: &str = "s.trace_id, s.span_id, s.parent_span_id, s.op_id, s.kind, \
     s.start_ns, s.duration_ns, s.status_code, s.links, \
     CAST(COALESCE(json_extract(s.attributes, '$.\"http.response.status_code\"'), \
-        json_extract(s.attributes, '$.\"http.status_code\"')) AS INTEGER)";
+        json_extract(s.attributes, '$.\"http.status_code\"')) AS INTEGER), s.resource_id";
 
 /// The spans of one service that started in a window, as a segment of format 4 finds them.
 struct ByService {
