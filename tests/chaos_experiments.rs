@@ -26,7 +26,7 @@ fn experiment(name: &str) -> PathBuf {
 }
 
 /// Each experiment, the pattern it proves, and the evidence probes its control must fail.
-const EXPERIMENTS: [(&str, Pattern, &[&str]); 14] = [
+const EXPERIMENTS: [(&str, Pattern, &[&str]); 15] = [
     (
         "payments-slow.toml",
         Pattern::CircuitBreaker,
@@ -105,6 +105,11 @@ const EXPERIMENTS: [(&str, Pattern, &[&str]); 14] = [
         "canary-rollback.toml",
         Pattern::CanaryAnalysis,
         &["shoppers browse quickly after the release"],
+    ),
+    (
+        "inventory-crashes.toml",
+        Pattern::SelfHealing,
+        &["inventory-2 takes the gateway's calls again within 12 s"],
     ),
 ];
 

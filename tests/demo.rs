@@ -9,6 +9,8 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::{BIN, Demo, wait_for_file};
+use gauntlet_demo_system::supervisor::{InstanceInfo, InstanceState};
+use nix::sys::signal::Signal;
 use serde_json::{Value, json};
 
 #[test]
@@ -75,6 +77,13 @@ fn the_demo_runs_real_processes_and_leaves_nothing_behind() {
         let list: Vec<Value> = http.get(format!("{supervisor}/instances")).send().await.expect("list").json().await.expect("json");
         let inv2 = list.iter().find(|i| i["id"] == "inventory-2").expect("inventory-2");
         assert_eq!(inv2["state"], "killed");
+        // An operator's kill is left alone by self-healing: still down after its checks ran.
+        tokio::time::sleep(Duration::from_millis(2500)).await;
+        assert_eq!(instance(&http, &supervisor, "inventory-2").await.state, InstanceState::Killed);
+        // A crash nobody asked for (SIGKILL from outside the supervisor) is healed, and so
+        // is a process that stops answering (SIGSTOP from outside: its liveness checks fail).
+        healed(&http, &supervisor, "payments", Signal::SIGKILL).await;
+        healed(&http, &supervisor, "notifications", Signal::SIGSTOP).await;
         let restarted = http.post(format!("{supervisor}/instances/inventory-2/restart")).send().await.expect("restart");
         assert_eq!(restarted.status(), 200);
         let list: Vec<Value> = http.get(format!("{supervisor}/instances")).send().await.expect("list").json().await.expect("json");
@@ -107,6 +116,51 @@ fn the_demo_runs_real_processes_and_leaves_nothing_behind() {
         !data.join("demo.json").exists(),
         "a stale handle was left behind"
     );
+}
+
+/// One instance as the supervisor lists it.
+async fn instance(http: &reqwest::Client, supervisor: &str, id: &str) -> InstanceInfo {
+    let list: Vec<InstanceInfo> = http
+        .get(format!("{supervisor}/instances"))
+        .send()
+        .await
+        .expect("list")
+        .json()
+        .await
+        .expect("the supervisor's list");
+    list.into_iter()
+        .find(|i| i.id == id)
+        .unwrap_or_else(|| panic!("no {id} in the supervisor's list"))
+}
+
+/// Sends `signal` to `id`'s process directly (SIGKILL: a crash; SIGSTOP: a hang); the
+/// supervisor starts it again, on a new process, ready, within 10 s, and counts the crash.
+async fn healed(http: &reqwest::Client, supervisor: &str, id: &str, signal: Signal) {
+    let before = instance(http, supervisor, id).await;
+    let pid = before.pid.expect("a running process");
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), signal).expect("the signal");
+    let crashed = Instant::now();
+    loop {
+        let now = instance(http, supervisor, id).await;
+        let ready = http
+            .get(format!("{}/health/ready", now.url))
+            .send()
+            .await
+            .is_ok_and(|r| r.status().is_success());
+        if now.state == InstanceState::Running && now.pid.is_some_and(|p| p != pid) && ready {
+            assert_eq!(now.crashes, before.crashes + 1, "{now:?}");
+            println!(
+                "{id} after {signal}: back, ready, after {:.1} s",
+                crashed.elapsed().as_secs_f64()
+            );
+            return;
+        }
+        assert!(
+            crashed.elapsed() < Duration::from_secs(10),
+            "{id} was not started again within 10 s of {signal}: {now:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }
 
 /// A span of the gateway's trace in timeline `t` whose parent is not (yet) in that trace.

@@ -1,6 +1,6 @@
 //! Carrying out an action: a toxic on an edge's proxies (or the one in front of an
 //! instance), a proxy closed or opened, an instance killed, restarted, started, paused or
-//! resumed through the supervisor, a pause, version weights set, a candidate made worse
+//! resumed through the supervisor, or crashed from outside it, a pause, version weights set, a candidate made worse
 //! or well, an automated canary rollout.
 
 use gauntlet_demo_system::topology::{Edge, InstanceId};
@@ -94,6 +94,12 @@ pub(crate) async fn act(ctx: &Ctx, kind: &Kind) -> Result<String, ActivityError>
         | Kind::Resume { instance: i } => {
             let done = demo.supervise(*i, kind.label()).await?;
             Ok(format!("{}: {}", done.id, done.done))
+        }
+        Kind::Crash { instance } => {
+            let pid = demo.crash(*instance).await?;
+            Ok(format!(
+                "{instance}: SIGKILL to process {pid}, not through the supervisor"
+            ))
         }
         Kind::Sleep { duration } => {
             tokio::select! {

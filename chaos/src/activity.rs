@@ -116,6 +116,13 @@ pub enum Kind {
         #[serde(default, deserialize_with = "de_opt_instance")]
         instance: Option<InstanceId>,
     },
+    /// SIGKILL to the instance's process from outside the supervisor (its PID from the
+    /// supervisor's list): a crash the supervisor did not ask for, which self-healing
+    /// answers; `kill` is an operator's and is left down.
+    Crash {
+        #[serde(deserialize_with = "de_instance")]
+        instance: InstanceId,
+    },
     /// SIGKILL through the demo's supervisor.
     Kill {
         #[serde(deserialize_with = "de_instance")]
@@ -460,6 +467,7 @@ impl Kind {
             Kind::RemoveToxic { .. } => "remove-toxic",
             Kind::DisableProxy { .. } => "disable-proxy",
             Kind::EnableProxy { .. } => "enable-proxy",
+            Kind::Crash { .. } => "crash",
             Kind::Kill { .. } => "kill",
             Kind::Restart { .. } => "restart",
             Kind::Start { .. } => "start",
@@ -536,6 +544,7 @@ impl Activity {
             | Kind::DisableProxy { edge, instance }
             | Kind::EnableProxy { edge, instance } => edge_instance(edge, instance)?,
             Kind::Kill { .. }
+            | Kind::Crash { .. }
             | Kind::Restart { .. }
             | Kind::Start { .. }
             | Kind::Pause { .. }

@@ -13,8 +13,10 @@ use gauntlet_demo_system::platform::client::ClientError as DemoClientError;
 use gauntlet_demo_system::platform::client::HttpClient;
 use gauntlet_demo_system::platform::resilience::{ResilienceConfig, ResilienceReport};
 use gauntlet_demo_system::registry::{InstanceView, RegistryClient, RegistryClientError, Weights};
-use gauntlet_demo_system::supervisor::ActionDone;
+use gauntlet_demo_system::supervisor::{ActionDone, InstanceInfo};
 use gauntlet_demo_system::topology::{Edge, InstanceId, Service};
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::Pid;
 use serde::de::{DeserializeOwned, IgnoredAny};
 
 use crate::activity::Target;
@@ -152,6 +154,28 @@ impl Demo {
             .send()
             .await;
         answer("the supervisor", &url, sent).await
+    }
+
+    /// SIGKILLs `id`'s process directly, as a crash would end it; its PID.
+    pub async fn crash(&self, id: InstanceId) -> Result<u32, TargetError> {
+        let url = format!("{}/instances", self.handle.supervisor);
+        let sent = self.http.get(&url).send().await;
+        let listed: Vec<InstanceInfo> = answer("the supervisor", &url, sent).await?;
+        let name = id.to_string();
+        let pid = listed
+            .iter()
+            .find(|i| i.id == name)
+            .and_then(|i| i.pid)
+            .ok_or_else(|| TargetError::NoInstance(format!("running process of {name}")))?;
+        let signalled = i32::try_from(pid)
+            .map_err(|e| e.to_string())
+            .and_then(|p| kill(Pid::from_raw(p), Signal::SIGKILL).map_err(|e| e.to_string()));
+        signalled.map_err(|reason| TargetError::Unreachable {
+            what: format!("{name}'s process {pid}"),
+            url,
+            reason,
+        })?;
+        Ok(pid)
     }
 
     pub async fn resilience(&self, base: &str) -> Result<ResilienceReport, TargetError> {

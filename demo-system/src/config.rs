@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
 
 use crate::gateway::GatewayConfig;
+use crate::healing::HealingConfig;
 use crate::inventory::CandidateFaults;
 use crate::payments::PaymentsConfig;
 use crate::platform::discovery::DiscoveryConfig;
@@ -37,10 +38,11 @@ pub enum Pattern {
     CompositionDeadlines,
     ShadowIsolation,
     CanaryAnalysis,
+    SelfHealing,
 }
 
 impl Pattern {
-    pub const ALL: [Pattern; 14] = [
+    pub const ALL: [Pattern; 15] = [
         Pattern::CircuitBreaker,
         Pattern::Retries,
         Pattern::HealthChecks,
@@ -55,6 +57,7 @@ impl Pattern {
         Pattern::CompositionDeadlines,
         Pattern::ShadowIsolation,
         Pattern::CanaryAnalysis,
+        Pattern::SelfHealing,
     ];
 
     pub const fn name(self) -> &'static str {
@@ -73,6 +76,7 @@ impl Pattern {
             Pattern::CompositionDeadlines => "composition-deadlines",
             Pattern::ShadowIsolation => "shadow-isolation",
             Pattern::CanaryAnalysis => "canary-analysis",
+            Pattern::SelfHealing => "self-healing",
         }
     }
 
@@ -124,6 +128,8 @@ pub struct DemoConfig {
     pub web_bff: WebBffConfig,
     /// Version weights at start, and what makes inventory's next version worse.
     pub canary: CanaryConfig,
+    /// Restarting instances that crash or stop answering.
+    pub supervisor: HealingConfig,
 }
 
 /// Canary releases and blue-green switches: the share of a service's calls each version
@@ -224,6 +230,7 @@ impl Default for DemoConfig {
             shadow: ShadowConfig::default(),
             web_bff: WebBffConfig::default(),
             canary: CanaryConfig::default(),
+            supervisor: HealingConfig::default(),
         }
     }
 }
@@ -250,6 +257,7 @@ impl DemoConfig {
             ("gateway", config.gateway.check()),
             ("web_bff", config.web_bff.check()),
             ("canary", config.canary.check()),
+            ("supervisor", config.supervisor.check()),
         ];
         for (section, check) in checks {
             check.map_err(|message| ConfigFileError::Invalid {
@@ -290,6 +298,7 @@ impl DemoConfig {
             Pattern::CompositionDeadlines => self.gateway.composition_deadlines = false,
             Pattern::ShadowIsolation => self.gateway.shadow.isolation = false,
             Pattern::CanaryAnalysis => self.canary.analysis = false,
+            Pattern::SelfHealing => self.supervisor.self_healing = false,
         }
     }
 
@@ -314,6 +323,7 @@ impl DemoConfig {
             Pattern::CompositionDeadlines => !self.gateway.composition_deadlines,
             Pattern::ShadowIsolation => !self.gateway.shadow.isolation,
             Pattern::CanaryAnalysis => !self.canary.analysis,
+            Pattern::SelfHealing => !self.supervisor.self_healing,
         }
     }
 

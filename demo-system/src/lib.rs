@@ -15,7 +15,8 @@
 //!   [`sidecar`] (spans, logs, health and registration from outside); the backends for
 //!   frontends [`web_bff`] (GraphQL) and [`mobile_bff`] (trimmed REST), which keep no data.
 //! - Running it: [`runner`] (one instance in this process, `gauntlet demo-service`),
-//!   [`supervisor`] (every instance as a child process; kill, restart, pause, resume),
+//!   [`supervisor`] (every instance as a child process; kill, restart, pause, resume;
+//!   [`healing`]: crashed or unresponsive instances started again after a backoff),
 //!   [`ports`] (free ports held for instances until they listen),
 //!   [`traffic`] (the demo's burst), [`config`] (`demo.toml` and `--disable`), [`handle`]
 //!   (`demo.json`, where tools find a running demo).
@@ -28,6 +29,7 @@
 pub mod config;
 pub mod gateway;
 pub mod handle;
+pub mod healing;
 pub mod inventory;
 pub mod legacy;
 pub mod mobile_bff;

@@ -4,6 +4,10 @@
 //! (SIGTERM, then SIGKILL after a grace period) and reaps it, so nothing is left running;
 //! and each child holds a pipe from the supervisor on its stdin and exits when it closes,
 //! so even a SIGKILLed supervisor leaves nothing behind. The plan comes from [`crate::topology`].
+//!
+//! With self-healing on ([`HealingConfig`]), a watcher task starts again an instance that
+//! exits on its own or fails its liveness check too often, after a backoff; what the API
+//! does (kill, pause) is an operator's decision and is left alone.
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
@@ -19,8 +23,10 @@ use axum::{Json, Router};
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 use serde::{Deserialize, Serialize};
-use tokio::sync::Mutex;
+use tokio::sync::{Mutex, watch};
+use tokio::task::JoinHandle;
 
+use crate::healing::HealingConfig;
 use crate::platform::http::ApiError;
 use crate::platform::lock;
 use crate::ports::{self, HeldPort};
@@ -55,6 +61,8 @@ pub struct Plan {
     pub routes_file: Option<PathBuf>,
     /// In start order: the registry first, every provider before its consumers.
     pub instances: Vec<InstanceSpec>,
+    /// Restarting what crashes.
+    pub healing: HealingConfig,
     /// Ports held for instances that do not listen on them (yet, or while killed).
     held: Arc<std::sync::Mutex<HashMap<SocketAddr, HeldPort>>>,
 }
@@ -133,6 +141,7 @@ impl Plan {
             config_file: None,
             routes_file: None,
             instances,
+            healing: HealingConfig::default(),
             held: Arc::new(std::sync::Mutex::new(held)),
         })
     }
@@ -170,7 +179,11 @@ impl Plan {
 pub enum InstanceState {
     Running,
     Paused,
+    /// Killed through the API: down until an operator starts it.
     Killed,
+    /// Exited on its own, or failed its liveness checks: started again after a backoff
+    /// (with self-healing on).
+    Crashed,
 }
 
 /// One instance as `GET /instances` lists it.
@@ -183,6 +196,9 @@ pub struct InstanceInfo {
     pub pid: Option<u32>,
     pub state: InstanceState,
     pub restarts: u32,
+    /// Times it exited on its own or failed its liveness checks.
+    #[serde(default)]
+    pub crashes: u32,
     pub log: PathBuf,
 }
 
@@ -201,6 +217,14 @@ struct Managed {
     _lifeline: Option<tokio::process::ChildStdin>,
     state: InstanceState,
     restarts: u32,
+    crashes: u32,
+    /// Crashes in a row (the backoff's exponent); forgotten once it stays up long enough.
+    crash_run: u32,
+    /// Liveness checks failed in a row.
+    failed_checks: u32,
+    started_at: Instant,
+    /// When a crashed instance is due to start again.
+    restart_at: Option<Instant>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -239,6 +263,9 @@ pub struct Supervisor {
     plan: Arc<Plan>,
     instances: Arc<Mutex<BTreeMap<String, Managed>>>,
     http: reqwest::Client,
+    /// Tells the healer to stop; it is joined on shutdown.
+    stop: Arc<watch::Sender<bool>>,
+    healer: Arc<std::sync::Mutex<Option<JoinHandle<()>>>>,
 }
 
 impl std::fmt::Debug for Supervisor {
@@ -261,12 +288,18 @@ impl Supervisor {
             plan: Arc::new(plan),
             instances: Arc::new(Mutex::new(BTreeMap::new())),
             http: reqwest::Client::new(),
+            stop: Arc::new(watch::channel(false).0),
+            healer: Arc::default(),
         };
         for spec in sup.plan.instances.clone() {
             if let Err(e) = sup.launch(spec).await {
                 sup.shutdown().await;
                 return Err(e);
             }
+        }
+        if sup.plan.healing.self_healing {
+            let healer = tokio::spawn(sup.clone().heal(sup.stop.subscribe()));
+            *lock(&sup.healer) = Some(healer);
         }
         Ok(sup)
     }
@@ -298,22 +331,27 @@ impl Supervisor {
             .map_err(spawn_err)?;
         let lifeline = child.stdin.take();
         let url = format!("{}{}", spec.url(), spec.id.service.ready_path());
-        let restarts = self
-            .instances
-            .lock()
-            .await
-            .get(&id)
-            .map_or(0, |m| m.restarts);
-        self.instances.lock().await.insert(
-            id.clone(),
-            Managed {
-                spec: spec.clone(),
-                child: Some(child),
-                _lifeline: lifeline,
-                state: InstanceState::Running,
-                restarts,
-            },
-        );
+        {
+            let mut all = self.instances.lock().await;
+            let before = all.get(&id);
+            let (restarts, crashes, crash_run) =
+                before.map_or((0, 0, 0), |m| (m.restarts, m.crashes, m.crash_run));
+            all.insert(
+                id.clone(),
+                Managed {
+                    spec: spec.clone(),
+                    child: Some(child),
+                    _lifeline: lifeline,
+                    state: InstanceState::Running,
+                    restarts,
+                    crashes,
+                    crash_run,
+                    failed_checks: 0,
+                    started_at: Instant::now(),
+                    restart_at: None,
+                },
+            );
+        }
         self.wait_ready(&spec, &id, &url).await
     }
 
@@ -448,12 +486,13 @@ impl Supervisor {
     /// Starts a killed instance again; one that runs (or is paused) is left alone, so a
     /// rollback can always say `start`.
     pub async fn start_again(&self, id: &str) -> Result<bool, SupervisorError> {
+        self.find_exits().await;
         let (spec, restarts) = {
             let all = self.instances.lock().await;
             let m = all
                 .get(id)
                 .ok_or_else(|| SupervisorError::Unknown(id.into()))?;
-            if m.state != InstanceState::Killed {
+            if !matches!(m.state, InstanceState::Killed | InstanceState::Crashed) {
                 return Ok(false);
             }
             (m.spec.clone(), m.restarts)
@@ -492,6 +531,7 @@ impl Supervisor {
 
     /// Every instance with its URL, PID and state, in start order.
     pub async fn list(&self) -> Vec<InstanceInfo> {
+        self.find_exits().await;
         let all = self.instances.lock().await;
         self.plan
             .instances
@@ -505,6 +545,7 @@ impl Supervisor {
                     pid: m.child.as_ref().and_then(|c| c.id()),
                     state: m.state,
                     restarts: m.restarts,
+                    crashes: m.crashes,
                     log: self.log_path(&id),
                     id,
                 })
@@ -529,6 +570,12 @@ impl Supervisor {
     }
 
     pub async fn shutdown(&self) {
+        // The healer first, so nothing is started again while everything stops.
+        let _ = self.stop.send(true);
+        let healer = lock(&self.healer).take();
+        if let Some(h) = healer {
+            let _ = h.await;
+        }
         let mut all = self.instances.lock().await;
         // Reverse start order: the gateway and the consumers (whose long polls hold the
         // orders feed open) stop before what they depend on.
@@ -550,6 +597,163 @@ impl Supervisor {
             }
             m._lifeline = None;
             m.state = InstanceState::Killed;
+        }
+    }
+}
+
+/// Self-healing's watching (the settings and the backoff are [`crate::healing`]'s).
+impl Supervisor {
+    /// Every `liveness_interval_ms`: finds instances that exited on their own, checks the
+    /// running ones' liveness, and starts again those whose backoff is over.
+    async fn heal(self, mut stop: watch::Receiver<bool>) {
+        let mut tick = tokio::time::interval(self.plan.healing.interval());
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = tick.tick() => {}
+                _ = stop.wait_for(|s| *s) => return,
+            }
+            self.find_exits().await;
+            self.check_liveness().await;
+            for spec in self.due_restarts().await {
+                if *stop.borrow() {
+                    return;
+                }
+                self.bring_back(spec).await;
+            }
+        }
+    }
+
+    /// Running instances whose process is gone (a crash, or a kill from outside): the
+    /// healer's first look, and what the list and `start` see with self-healing off too.
+    async fn find_exits(&self) {
+        let mut all = self.instances.lock().await;
+        for m in all.values_mut() {
+            if m.state != InstanceState::Running {
+                continue;
+            }
+            let Some(child) = m.child.as_mut() else {
+                continue;
+            };
+            if let Ok(Some(status)) = child.try_wait() {
+                m.child = None;
+                self.crashed(m, &format!("exited on its own ({status})"));
+            }
+        }
+    }
+
+    /// Marks `m` crashed and schedules its start after the backoff.
+    fn crashed(&self, m: &mut Managed, why: &str) {
+        let healing = &self.plan.healing;
+        // Held while it is down, so its port is still its own when it comes back.
+        self.plan.hold(m.spec.listen);
+        m._lifeline = None;
+        if m.started_at.elapsed() >= healing.reset_after() {
+            m.crash_run = 0;
+        }
+        m.crash_run += 1;
+        m.crashes += 1;
+        m.failed_checks = 0;
+        m.state = InstanceState::Crashed;
+        if !healing.self_healing {
+            tracing::warn!(id = %m.spec.id, why, "instance down; self-healing is off: it stays down until started");
+            return;
+        }
+        let wait = healing.backoff(m.crash_run);
+        m.restart_at = Some(Instant::now() + wait);
+        tracing::warn!(
+            id = %m.spec.id,
+            why,
+            restart_in_ms = wait.as_millis() as u64,
+            "instance down; starting it again after the backoff"
+        );
+    }
+
+    /// Checks every running instance's liveness at once; one that failed
+    /// `liveness_failures` checks in a row is killed and handled as crashed.
+    async fn check_liveness(&self) {
+        let targets: Vec<(String, String)> = {
+            let all = self.instances.lock().await;
+            all.iter()
+                .filter(|(_, m)| m.state == InstanceState::Running && m.child.is_some())
+                .map(|(id, m)| {
+                    let path = m.spec.id.service.live_path();
+                    (id.clone(), format!("{}{path}", m.spec.url()))
+                })
+                .collect()
+        };
+        let mut checks = tokio::task::JoinSet::new();
+        for (id, url) in targets {
+            let sent = self
+                .http
+                .get(url)
+                .timeout(self.plan.healing.timeout())
+                .send();
+            checks
+                .spawn(async move { (id, matches!(sent.await, Ok(r) if r.status().is_success())) });
+        }
+        let answers = checks.join_all().await;
+        let mut all = self.instances.lock().await;
+        for (id, alive) in answers {
+            // An operator may have acted while it was checked.
+            let Some(m) = all
+                .get_mut(&id)
+                .filter(|m| m.state == InstanceState::Running)
+            else {
+                continue;
+            };
+            m.failed_checks = if alive { 0 } else { m.failed_checks + 1 };
+            if m.failed_checks >= self.plan.healing.liveness_failures {
+                if let Some(mut child) = m.child.take() {
+                    let _ = child.kill().await;
+                }
+                let why = format!("failed {} liveness checks in a row", m.failed_checks);
+                self.crashed(m, &why);
+            }
+        }
+    }
+
+    async fn due_restarts(&self) -> Vec<InstanceSpec> {
+        let now = Instant::now();
+        self.instances
+            .lock()
+            .await
+            .values()
+            .filter(|m| m.state == InstanceState::Crashed && m.restart_at.is_some_and(|t| t <= now))
+            .map(|m| m.spec.clone())
+            .collect()
+    }
+
+    /// Starts a crashed instance again (unless an operator acted since); one that does not
+    /// become ready is crashed again, with a longer backoff.
+    async fn bring_back(&self, spec: InstanceSpec) {
+        let id = spec.id.to_string();
+        let still_crashed = self
+            .instances
+            .lock()
+            .await
+            .get(&id)
+            .is_some_and(|m| m.state == InstanceState::Crashed);
+        if !still_crashed {
+            return;
+        }
+        let started = self.launch(spec).await;
+        let mut all = self.instances.lock().await;
+        let Some(m) = all.get_mut(&id) else {
+            return;
+        };
+        match started {
+            Ok(()) => {
+                m.restarts += 1;
+                tracing::info!(id, restarts = m.restarts, "started again after a crash");
+            }
+            Err(e) if m.state == InstanceState::Running => {
+                if let Some(mut child) = m.child.take() {
+                    let _ = child.kill().await;
+                }
+                self.crashed(m, &e.to_string());
+            }
+            Err(_) => {}
         }
     }
 }

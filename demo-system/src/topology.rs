@@ -152,6 +152,15 @@ impl Service {
 
     /// Where the supervisor asks whether an instance is ready: the health route, except
     /// for the legacy monolith, which has none and is ready when it serves its catalogue.
+    /// Where the supervisor checks that the process still answers at all (the legacy shop
+    /// has no health routes of its own).
+    pub fn live_path(self) -> &'static str {
+        match self {
+            Service::Legacy => "/shop/products",
+            _ => "/health/live",
+        }
+    }
+
     pub fn ready_path(self) -> &'static str {
         match self {
             Service::Legacy => "/shop/products",

@@ -199,6 +199,7 @@ pub async fn launch(opts: LaunchOptions) -> Result<RunningDemo, LaunchError> {
     };
     plan.otlp_endpoint = Some(otlp_http.clone());
     plan.config_file = Some(config_file);
+    plan.healing = opts.config.supervisor;
     let started = start_parts(plan, opts.chaos, auto, &data_dir).await;
     let (supervisor, chaos, api, sup_url) = match started {
         Ok(parts) => parts,
