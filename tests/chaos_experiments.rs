@@ -26,7 +26,7 @@ fn experiment(name: &str) -> PathBuf {
 }
 
 /// Each experiment, the pattern it proves, and the evidence probes its control must fail.
-const EXPERIMENTS: [(&str, Pattern, &[&str]); 15] = [
+const EXPERIMENTS: [(&str, Pattern, &[&str]); 16] = [
     (
         "payments-slow.toml",
         Pattern::CircuitBreaker,
@@ -110,6 +110,11 @@ const EXPERIMENTS: [(&str, Pattern, &[&str]); 15] = [
         "inventory-crashes.toml",
         Pattern::SelfHealing,
         &["inventory-2 takes the gateway's calls again within 12 s"],
+    ),
+    (
+        "poison-event.toml",
+        Pattern::DeadLetters,
+        &["every order after the poison one is notified once, within 10 s"],
     ),
 ];
 

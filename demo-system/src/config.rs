@@ -39,10 +39,11 @@ pub enum Pattern {
     ShadowIsolation,
     CanaryAnalysis,
     SelfHealing,
+    DeadLetters,
 }
 
 impl Pattern {
-    pub const ALL: [Pattern; 15] = [
+    pub const ALL: [Pattern; 16] = [
         Pattern::CircuitBreaker,
         Pattern::Retries,
         Pattern::HealthChecks,
@@ -58,6 +59,7 @@ impl Pattern {
         Pattern::ShadowIsolation,
         Pattern::CanaryAnalysis,
         Pattern::SelfHealing,
+        Pattern::DeadLetters,
     ];
 
     pub const fn name(self) -> &'static str {
@@ -77,6 +79,7 @@ impl Pattern {
             Pattern::ShadowIsolation => "shadow-isolation",
             Pattern::CanaryAnalysis => "canary-analysis",
             Pattern::SelfHealing => "self-healing",
+            Pattern::DeadLetters => "dead-letters",
         }
     }
 
@@ -115,6 +118,11 @@ pub struct DemoConfig {
     /// Feed consumers (notifications, order-history) resume from their stored cursor after
     /// a restart; `false` (`--disable read-model-catch-up`): from the newest event.
     pub consumer_catch_up: bool,
+    /// Feed consumers park an event their handler failed on `dead_letter_after` times in a
+    /// row and go on (`GET /admin/dead-letters`); false (`--disable dead-letters`): they
+    /// retry it for ever, and every event after it waits.
+    pub dead_letters: bool,
+    pub dead_letter_after: u32,
     /// How every service finds the instances of the services it calls.
     pub discovery: DiscoveryConfig,
     pub registry: RegistryConfig,
@@ -221,6 +229,8 @@ impl Default for DemoConfig {
             transactional_outbox: true,
             saga_compensation: true,
             consumer_catch_up: true,
+            dead_letters: true,
+            dead_letter_after: 3,
             discovery: DiscoveryConfig::default(),
             registry: RegistryConfig::default(),
             gateway: GatewayConfig::default(),
@@ -258,6 +268,17 @@ impl DemoConfig {
             ("web_bff", config.web_bff.check()),
             ("canary", config.canary.check()),
             ("supervisor", config.supervisor.check()),
+            (
+                "top level",
+                if config.dead_letter_after == 0 {
+                    Err(
+                        "dead_letter_after must be at least 1 (dead_letters = false never parks)"
+                            .into(),
+                    )
+                } else {
+                    Ok(())
+                },
+            ),
         ];
         for (section, check) in checks {
             check.map_err(|message| ConfigFileError::Invalid {
@@ -299,6 +320,7 @@ impl DemoConfig {
             Pattern::ShadowIsolation => self.gateway.shadow.isolation = false,
             Pattern::CanaryAnalysis => self.canary.analysis = false,
             Pattern::SelfHealing => self.supervisor.self_healing = false,
+            Pattern::DeadLetters => self.dead_letters = false,
         }
     }
 
@@ -324,6 +346,15 @@ impl DemoConfig {
             Pattern::ShadowIsolation => !self.gateway.shadow.isolation,
             Pattern::CanaryAnalysis => !self.canary.analysis,
             Pattern::SelfHealing => !self.supervisor.self_healing,
+            Pattern::DeadLetters => !self.dead_letters,
+        }
+    }
+
+    /// How the feed consumers read (catch-up, dead letters).
+    pub fn consume_options(&self) -> crate::platform::outbox::ConsumeOptions {
+        crate::platform::outbox::ConsumeOptions {
+            catch_up: self.consumer_catch_up,
+            dead_letter_after: self.dead_letters.then_some(self.dead_letter_after),
         }
     }
 

@@ -25,8 +25,8 @@ use crate::platform::client::{HttpClient, service_http};
 use crate::platform::db::DbError;
 use crate::platform::discovery::{Discovery, Routes};
 use crate::platform::outbox::{FeedConsumer, Outbox, feed_client};
-use crate::platform::provider_states;
 use crate::platform::resilience::{ConfigError, ResilienceConfig, Upstream};
+use crate::platform::{dead_letters, provider_states};
 use crate::registry::{self, Registration, Registry, RegistryClient};
 use crate::sidecar::{self, Sidecar};
 use crate::topology::{InstanceId, Service};
@@ -240,12 +240,14 @@ where
         }
         Service::Notifications => {
             let n = Notifications::open(&db(service))?;
-            let catch_up = config.consumer_catch_up;
+            let options = config.consume_options();
             background(
                 tasks,
-                n.clone().consume(orders_feed()?, catch_up, until_stopped()),
+                n.clone().consume(orders_feed()?, options, until_stopped()),
             );
+            let parked = dead_letters::router(n.db().clone(), Notifications::apply);
             let app = with_states(notifications::app(n.clone()), provider_states::router(n));
+            let app = app.merge(parked);
             tasks.spawn(serve(listener, app, until_stopped()));
         }
         Service::Legacy => {
@@ -290,9 +292,11 @@ where
         }
         Service::OrderHistory => {
             let h = OrderHistory::open(&db(service))?;
-            let catch_up = config.consumer_catch_up;
-            background(tasks, h.consume(orders_feed()?, catch_up, until_stopped()));
+            let options = config.consume_options();
+            background(tasks, h.consume(orders_feed()?, options, until_stopped()));
+            let parked = dead_letters::router(h.db().clone(), OrderHistory::apply);
             let app = with_states(order_history::app(h.clone()), provider_states::router(h));
+            let app = app.merge(parked);
             tasks.spawn(serve(listener, app, until_stopped()));
         }
     }

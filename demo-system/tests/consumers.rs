@@ -9,11 +9,12 @@ use common::{bind, eventually, orders_at, orders_feed, serve};
 use std::time::Duration;
 
 use gauntlet_demo_system::inventory::{self, Inventory};
-use gauntlet_demo_system::notifications::Notifications;
+use gauntlet_demo_system::notifications::{self, Notifications};
 use gauntlet_demo_system::order_history::{self, OrderHistory};
 use gauntlet_demo_system::orders;
 use gauntlet_demo_system::payments::{self, Payments, PaymentsConfig};
-use gauntlet_demo_system::platform::outbox::{Consumer, FeedConsumer};
+use gauntlet_demo_system::platform::dead_letters::{self, DeadLetter};
+use gauntlet_demo_system::platform::outbox::{ConsumeOptions, Consumer, Event, FeedConsumer};
 use gauntlet_demo_system::platform::resilience::ResilienceConfig;
 use serde_json::{Value, json};
 
@@ -69,14 +70,22 @@ async fn consumers_that_were_down_catch_up_once() {
     let (hl, history_url) = bind().await;
     serve(hl, order_history::app(history.clone()));
     let (stop_h, stopped_h) = tokio::sync::oneshot::channel::<()>();
-    tokio::spawn(history.consume(orders_feed(&orders_url), true, async move {
-        let _ = stopped_h.await;
-    }));
+    tokio::spawn(history.consume(
+        orders_feed(&orders_url),
+        ConsumeOptions::default(),
+        async move {
+            let _ = stopped_h.await;
+        },
+    ));
     let notes = Notifications::open(&d.join("notifications.sqlite")).expect("notifications");
     let (stop_n, stopped_n) = tokio::sync::oneshot::channel::<()>();
-    let first_run = tokio::spawn(notes.consume(orders_feed(&orders_url), true, async move {
-        let _ = stopped_n.await;
-    }));
+    let first_run = tokio::spawn(notes.consume(
+        orders_feed(&orders_url),
+        ConsumeOptions::default(),
+        async move {
+            let _ = stopped_n.await;
+        },
+    ));
 
     eventually("three notifications", || async {
         notes
@@ -149,10 +158,8 @@ async fn consumers_that_were_down_catch_up_once() {
     first_run.await.expect("stopped");
     let again = Notifications::open(&d.join("notifications.sqlite")).expect("reopen");
     // A short long-poll: there is nothing new to wait for.
-    let reader = Consumer {
-        wait: Duration::from_millis(100),
-        ..again.consumer(orders_feed(&orders_url))
-    };
+    let mut reader = again.consumer(orders_feed(&orders_url));
+    reader.wait = Duration::from_millis(100);
     assert!(
         reader.cursor().await.expect("cursor") > 0,
         "it remembers where it was"
@@ -163,4 +170,187 @@ async fn consumers_that_were_down_catch_up_once() {
     );
     assert_eq!(again.list(Default::default()).await.expect("list").len(), 3);
     let _ = stop_h.send(());
+}
+
+/// Orders, inventory and payments on real sockets; the orders service's URL.
+async fn shop(d: &std::path::Path) -> String {
+    let (il, inventory_url) = bind().await;
+    serve(
+        il,
+        inventory::app(Inventory::open(&d.join("inventory.sqlite")).expect("inv")),
+    );
+    let (pl, payments_url) = bind().await;
+    let cfg = PaymentsConfig {
+        processing_delay_ms: 1,
+        ..PaymentsConfig::default()
+    };
+    serve(
+        pl,
+        payments::app(Payments::open(&d.join("payments.sqlite"), cfg).expect("pay")),
+    );
+    let orders = orders_at(
+        d,
+        &inventory_url,
+        &payments_url,
+        &ResilienceConfig::default(),
+    );
+    let (ol, orders_url) = bind().await;
+    serve(ol, orders::app(orders));
+    orders_url
+}
+
+async fn place(http: &reqwest::Client, orders_url: &str, customer: &str) {
+    let placed = http
+        .post(format!("{orders_url}/orders"))
+        .json(&json!({"customer_id": customer, "items": [{"sku": "SKU-MOUSE", "quantity": 1}]}))
+        .send()
+        .await
+        .expect("place");
+    assert_eq!(placed.status(), 201);
+}
+
+/// A poison event (an order whose customer ID notifications' mailer does not take) is
+/// parked after three failed deliveries, with its error and trace context, and the events
+/// after it flow; without dead letters the consumer stays stuck on it. A replay after the
+/// fix applies it once; a replay of an event handled meanwhile changes nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_poison_event_is_parked_and_the_events_after_it_flow() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = dir.path();
+    let orders_url = shop(d).await;
+    let http = reqwest::Client::new();
+    let poison = "p".repeat(notifications::MAX_RECIPIENT + 1);
+    for customer in ["before", poison.as_str(), "after"] {
+        place(&http, &orders_url, customer).await;
+    }
+    let told = |n: &Notifications, who: &'static str| {
+        let n = n.clone();
+        async move {
+            let all = n.list(Default::default()).await.expect("list");
+            all.iter().filter(|x| x.customer_id == who).count()
+        }
+    };
+
+    // Without dead letters: stuck on the poison event, poll after poll.
+    let stuck = Notifications::open(&d.join("stuck.sqlite")).expect("open");
+    let mut reader = stuck.consumer(orders_feed(&orders_url));
+    (reader.wait, reader.dead_letter_after) = (Duration::from_millis(100), None);
+    for _ in 0..5 {
+        assert!(reader.poll_once(&Notifications::apply).await.is_err());
+    }
+    assert_eq!(told(&stuck, "after").await, 0, "nobody after it is told");
+
+    // With them: parked on the third failure, and the rest flow.
+    let n = Notifications::open(&d.join("notifications.sqlite")).expect("open");
+    let mut reader = n.consumer(orders_feed(&orders_url));
+    (reader.wait, reader.dead_letter_after) = (Duration::from_millis(100), Some(3));
+    let went: Vec<bool> = polls(&reader, 3).await;
+    assert_eq!(
+        went,
+        [false, false, true],
+        "failed, failed, parked and went on"
+    );
+    assert_eq!((told(&n, "before").await, told(&n, "after").await), (1, 1));
+
+    let (al, admin) = bind().await;
+    serve(
+        al,
+        dead_letters::router(n.db().clone(), Notifications::apply),
+    );
+    let parked: Vec<DeadLetter> = http
+        .get(format!("{admin}/admin/dead-letters"))
+        .send()
+        .await
+        .expect("list")
+        .json()
+        .await
+        .expect("dead letters");
+    assert_eq!(parked.len(), 1, "{parked:?}");
+    let letter = &parked[0];
+    assert_eq!((letter.attempts, letter.feed.as_str()), (3, "orders"));
+    assert!(
+        letter
+            .error
+            .contains("the mailer takes recipients of at most"),
+        "{letter:?}"
+    );
+    // The event as it came (its trace context too, which this test's orders, without a
+    // tracer, do not send; the demo's do).
+    let order: orders::Order = letter.event.payload_as().expect("an order event");
+    assert_eq!(
+        (order.customer_id.as_str(), letter.event.kind.as_str()),
+        (poison.as_str(), "order.confirmed")
+    );
+    let id = letter.event.id;
+
+    // Replayed before the fix: still failing, still parked, one attempt more.
+    let replay = |base: &str| format!("{base}/admin/dead-letters/{id}/replay");
+    let again = http.post(replay(&admin)).send().await.expect("replay");
+    assert_eq!(again.status(), 409);
+    // After the fix (a mailer that takes it): applied once, unparked; twice is a 404.
+    let (fl, fixed) = bind().await;
+    serve(
+        fl,
+        dead_letters::router(
+            n.db().clone(),
+            |_: &rusqlite::Transaction<'_>, _: &Event| Ok(()),
+        ),
+    );
+    assert_eq!(
+        http.post(replay(&fixed))
+            .send()
+            .await
+            .expect("replay")
+            .status(),
+        200
+    );
+    assert_eq!(
+        http.post(replay(&fixed))
+            .send()
+            .await
+            .expect("replay")
+            .status(),
+        404
+    );
+    let left: Vec<DeadLetter> = http
+        .get(format!("{admin}/admin/dead-letters"))
+        .send()
+        .await
+        .expect("list")
+        .json()
+        .await
+        .expect("dead letters");
+    assert!(left.is_empty(), "{left:?}");
+
+    // A parked event delivered meanwhile (redelivered after a fix) is not applied twice.
+    place(&http, &orders_url, &poison).await;
+    assert_eq!(polls(&reader, 3).await, [false, false, true]);
+    let parked: Vec<DeadLetter> = http
+        .get(format!("{admin}/admin/dead-letters"))
+        .send()
+        .await
+        .expect("list")
+        .json()
+        .await
+        .expect("dead letters");
+    let event = parked[0].event.clone();
+    let ok = |_: &rusqlite::Transaction<'_>, _: &Event| Ok(());
+    assert!(reader.deliver(&ok, event.clone()).await.expect("deliver"));
+    let twice = http
+        .post(format!("{fixed}/admin/dead-letters/{}/replay", event.id))
+        .send()
+        .await
+        .expect("replay");
+    assert_eq!(twice.status(), 409);
+    let says = twice.text().await.unwrap_or_default();
+    assert!(says.contains("already handled"), "{says}");
+}
+
+/// `n` polls of `reader`: whether each went through.
+async fn polls(reader: &Consumer, n: usize) -> Vec<bool> {
+    let mut out = Vec::new();
+    for _ in 0..n {
+        out.push(reader.poll_once(&Notifications::apply).await.is_ok());
+    }
+    out
 }

@@ -20,7 +20,7 @@ use gauntlet_demo_system::orders::{self, Orders, OrdersClient};
 use gauntlet_demo_system::payments::{self, Payments, PaymentsClient, PaymentsConfig};
 use gauntlet_demo_system::platform::client::HttpClient;
 use gauntlet_demo_system::platform::discovery::{Discovery, DiscoveryConfig};
-use gauntlet_demo_system::platform::outbox::{FeedConsumer, feed_client};
+use gauntlet_demo_system::platform::outbox::{ConsumeOptions, FeedConsumer, feed_client};
 use gauntlet_demo_system::platform::resilience::{ResilienceConfig, ResilienceReport, Upstream};
 use gauntlet_demo_system::registry::{
     self, Registration, Registry, RegistryClient, RegistryConfig,
@@ -161,11 +161,15 @@ async fn stack(config: GatewayConfig) -> Stack {
     service(&registry_url, "orders", orders::app(orders)).await;
     let history = OrderHistory::open(&d.join("history.sqlite")).expect("history");
     let feed = feed_client("orders", discovery.endpoint(Service::Orders)).expect("feed");
-    tokio::spawn(history.consume(feed, true, std::future::pending()));
+    tokio::spawn(history.consume(feed, ConsumeOptions::default(), std::future::pending()));
     service(&registry_url, "order-history", order_history::app(history)).await;
     let notes = Notifications::open(&d.join("notifications.sqlite")).expect("notifications");
     let feed = feed_client("orders", discovery.endpoint(Service::Orders)).expect("feed");
-    tokio::spawn(notes.clone().consume(feed, true, std::future::pending()));
+    tokio::spawn(
+        notes
+            .clone()
+            .consume(feed, ConsumeOptions::default(), std::future::pending()),
+    );
     service(&registry_url, "notifications", notifications::app(notes)).await;
     // The backends for frontends, each its own server with its own clients.
     let upstreams = web_bff::Upstreams {

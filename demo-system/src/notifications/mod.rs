@@ -12,4 +12,4 @@ pub mod server;
 
 pub use api::{Notification, NotificationQuery};
 pub use client::NotificationsClient;
-pub use server::{Notifications, app};
+pub use server::{MAX_RECIPIENT, Notifications, app};

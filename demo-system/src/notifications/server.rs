@@ -16,6 +16,9 @@ use crate::platform::db::{Db, DbError};
 use crate::platform::http::{ApiError, service_router};
 use crate::platform::outbox::{Event, FeedConsumer, open_db};
 
+/// The longest recipient (customer ID) the mailer takes.
+pub const MAX_RECIPIENT: usize = 100;
+
 #[derive(Clone, Debug)]
 pub struct Notifications {
     db: Db,
@@ -50,6 +53,15 @@ fn notification(e: &Event) -> Result<Option<Notification>, String> {
         ),
         _ => return Ok(None),
     };
+    // The mailer takes shorter recipients than orders takes customer IDs: such an order is
+    // a poison event here (valid where it came from, never deliverable here), which the
+    // consumer parks as a dead letter rather than stall every notification after it.
+    if order.customer_id.chars().count() > MAX_RECIPIENT {
+        return Err(format!(
+            "customer ID of {} characters: the mailer takes recipients of at most {MAX_RECIPIENT}",
+            order.customer_id.chars().count()
+        ));
+    }
     Ok(Some(Notification {
         order_id: order.id.clone(),
         customer_id: order.customer_id.clone(),

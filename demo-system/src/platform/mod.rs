@@ -1,6 +1,7 @@
 //! What every demo service stands on, whatever it does:
 //! - [`db`]: its own SQLite database, used only from blocking threads;
 //! - [`outbox`]: the transactional outbox, the long-poll event feed and the idempotent consumer;
+//!   [`dead_letters`]: where that consumer parks an event its handler keeps failing on;
 //! - [`http`]: the HTTP edge (the one error envelope, health and admin routes);
 //! - [`discovery`] and [`resilience`]: where a call goes (registry, round-robin, ejection)
 //!   and how it is protected (retry, circuit breaker, bulkhead, timeout);
@@ -11,6 +12,7 @@
 
 pub mod client;
 pub mod db;
+pub mod dead_letters;
 pub mod discovery;
 pub mod http;
 pub mod money;

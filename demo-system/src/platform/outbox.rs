@@ -5,6 +5,7 @@
 //! apply each event idempotently ([`Consumer`]): their cursor and the IDs of the events
 //! they processed live in their own database, committed with the effect of the event.
 
+use std::collections::HashMap;
 use std::future::Future;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -123,9 +124,13 @@ pub const SCHEMA: &str = "
     ) WITHOUT ROWID;
 ";
 
-/// Opens a service database with the outbox tables and the service's own `schema`.
+/// Opens a service database with the outbox and dead-letter tables and the service's own
+/// `schema`.
 pub fn open_db(path: &std::path::Path, schema: &str) -> Result<Db, DbError> {
-    Db::open(path, &format!("{SCHEMA}\n{schema}"))
+    Db::open(
+        path,
+        &format!("{SCHEMA}\n{}\n{schema}", super::dead_letters::SCHEMA),
+    )
 }
 
 /// The publishing side: a service's database plus a wake-up for long-pollers.
@@ -421,17 +426,36 @@ pub trait FeedConsumer: 'static {
         Consumer::new(Self::FEED, client, self.db().clone())
     }
 
-    /// Reads the feed until `shutdown` resolves; from the stored cursor when `catch_up`,
-    /// else from the newest event.
+    /// Reads the feed until `shutdown` resolves, as `options` say.
     fn consume<S: Future<Output = ()>>(
         &self,
         client: HttpClient,
-        catch_up: bool,
+        options: ConsumeOptions,
         shutdown: S,
     ) -> impl Future<Output = ()> + use<Self, S> {
         let mut consumer = self.consumer(client);
-        consumer.catch_up = catch_up;
+        consumer.catch_up = options.catch_up;
+        consumer.dead_letter_after = options.dead_letter_after;
         consumer.run(Self::apply, shutdown)
+    }
+}
+
+/// How a consumer reads its feed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ConsumeOptions {
+    /// From the stored cursor (`true`), or from the newest event.
+    pub catch_up: bool,
+    /// Park an event the handler failed on this many times in a row (`None`: retry it
+    /// for ever, and every event after it waits).
+    pub dead_letter_after: Option<u32>,
+}
+
+impl Default for ConsumeOptions {
+    fn default() -> Self {
+        Self {
+            catch_up: true,
+            dead_letter_after: Some(3),
+        }
     }
 }
 
@@ -449,6 +473,29 @@ pub struct Consumer {
     /// Resume from the stored cursor (catch up on what was missed); `false` (`--disable
     /// read-model-catch-up`): start from the newest event, skipping what came meanwhile.
     pub catch_up: bool,
+    /// Park an event after this many failed deliveries in a row (see
+    /// [`super::dead_letters`]); `None` (`--disable dead-letters`): retry it for ever.
+    pub dead_letter_after: Option<u32>,
+    /// Failed deliveries so far, per event not yet handled or parked.
+    pub failures: FailureCounts,
+}
+
+/// Failed deliveries per event, shared by a consumer's clones.
+#[derive(Debug, Clone, Default)]
+pub struct FailureCounts(Arc<Mutex<HashMap<Uuid, u32>>>);
+
+impl FailureCounts {
+    /// One more failure of `event`; how many in a row now.
+    fn count(&self, event: Uuid) -> u32 {
+        let mut all = super::lock(&self.0);
+        let n = all.entry(event).or_insert(0);
+        *n += 1;
+        *n
+    }
+
+    fn forget(&self, event: Uuid) {
+        super::lock(&self.0).remove(&event);
+    }
 }
 
 impl Consumer {
@@ -461,6 +508,8 @@ impl Consumer {
             db,
             wait: Duration::from_secs(10),
             catch_up: true,
+            dead_letter_after: ConsumeOptions::default().dead_letter_after,
+            failures: FailureCounts::default(),
         }
     }
 
@@ -534,9 +583,56 @@ impl Consumer {
         let page = self.page(call).await?;
         let mut applied = 0;
         for event in page.events {
-            applied += usize::from(self.deliver(apply, event).await?);
+            match self.deliver(apply, event.clone()).await {
+                Ok(fresh) => {
+                    applied += usize::from(fresh);
+                    self.failures.forget(event.id);
+                }
+                Err(OutboxError::Handler { event_id, reason }) => {
+                    if !self.failed(&event, &reason).await? {
+                        return Err(OutboxError::Handler { event_id, reason });
+                    }
+                }
+                Err(e) => return Err(e),
+            }
         }
         Ok(applied)
+    }
+
+    /// Counts a failed delivery of `event`; parks it once it has failed `dead_letter_after`
+    /// times in a row (`true`: parked, go on with the next).
+    async fn failed(&self, event: &Event, reason: &str) -> Result<bool, OutboxError> {
+        let attempts = self.failures.count(event.id);
+        if self.dead_letter_after.is_none_or(|max| attempts < max) {
+            return Ok(false);
+        }
+        let span = super::telemetry::consumer_span(
+            &event.kind,
+            event.traceparent.as_deref(),
+            event.baggage.as_deref(),
+        );
+        let (feed, parked, error) = (self.feed.clone(), event.clone(), reason.to_string());
+        self.db
+            .write(move |tx| {
+                super::dead_letters::park(tx, &feed, &parked, &error, attempts)?;
+                tx.execute(
+                    "INSERT INTO consumer_cursors (feed, after) VALUES (?1, ?2)
+                     ON CONFLICT (feed) DO UPDATE SET after = excluded.after",
+                    params![feed, parked.seq],
+                )?;
+                tracing::warn!(
+                    event_id = %parked.id,
+                    event_kind = %parked.kind,
+                    attempts,
+                    error = %error,
+                    "dead_letter.parked: the handler keeps failing on this event; parked, going on with the next"
+                );
+                Ok(())
+            })
+            .instrument(span)
+            .await?;
+        self.failures.forget(event.id);
+        Ok(true)
     }
 
     /// Applies one event as [`Consumer::poll_once`] does: `apply` runs in the transaction
@@ -609,7 +705,7 @@ impl Consumer {
                 result = self.poll_once(&apply) => match result {
                     Ok(_) => backoff = Duration::from_millis(100),
                     Err(e) => {
-                        tracing::warn!(feed = %self.feed, error = %e, "event feed unavailable; retrying");
+                        tracing::warn!(feed = %self.feed, error = %e, "consuming the feed failed; retrying");
                         tokio::select! {
                             _ = &mut shutdown => return,
                             _ = tokio::time::sleep(backoff) => {}
