@@ -22,29 +22,8 @@ use serde_json::{Value, json};
 async fn consumers_that_were_down_catch_up_once() {
     let dir = tempfile::tempdir().expect("tempdir");
     let d = dir.path();
-    let (il, inventory_url) = bind().await;
-    serve(
-        il,
-        inventory::app(Inventory::open(&d.join("inventory.sqlite")).expect("inv")),
-    );
-    let (pl, payments_url) = bind().await;
-    let cfg = PaymentsConfig {
-        processing_delay_ms: 1,
-        ..PaymentsConfig::default()
-    };
-    serve(
-        pl,
-        payments::app(Payments::open(&d.join("payments.sqlite"), cfg).expect("pay")),
-    );
+    let orders_url = shop(d).await;
     let http = reqwest::Client::new();
-    let orders = orders_at(
-        d,
-        &inventory_url,
-        &payments_url,
-        &ResilienceConfig::default(),
-    );
-    let (ol, orders_url) = bind().await;
-    serve(ol, orders::app(orders));
 
     let mut ids = Vec::new();
     for (sku, qty) in [("SKU-MOUSE", 1), ("SKU-LAMP", 1), ("SKU-MONITOR", 99)] {
