@@ -11,10 +11,13 @@
 //! - [`query`]: the Jaeger-compatible query API, logs, correlation timelines, RED, markers,
 //!   health, metrics; its answers and parameters are the types of `gauntlet-query-api`.
 //! - [`retention`]: background deletion by age and by disk use.
+//! - [`fuzzing`]: the decoders' entry points the fuzz targets (`fuzz/`) and their corpus
+//!   replay share.
 //!
 //! The one design decision to know: an export is answered only after its data is committed
 //! ([`ingest::Pipeline::submit`] waits for the commit), so a success means durable.
 
+pub mod fuzzing;
 pub mod ingest;
 pub mod intake_token;
 pub mod metrics;

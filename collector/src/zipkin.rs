@@ -83,16 +83,10 @@ async fn spans(State(r): State<HttpReceiver>, headers: HeaderMap, body: Body) ->
         Ok(b) => b,
         Err(e) => return rpc_error(payload_error(e)),
     };
-    let spans: Vec<ZipkinSpan> = match serde_json::from_slice(&bytes) {
-        Ok(s) => s,
-        Err(e) => {
-            return error(
-                StatusCode::BAD_REQUEST,
-                format!("invalid Zipkin v2 JSON (expected an array of spans): {e}"),
-            );
-        }
+    let (batch, rejected) = match decode(&bytes) {
+        Ok(decoded) => decoded,
+        Err(message) => return error(StatusCode::BAD_REQUEST, message),
     };
-    let (batch, rejected) = convert(spans);
     let n = batch.rows() as u64;
     let p = Protocol::ZipkinJson;
     r.metrics
@@ -115,6 +109,14 @@ async fn spans(State(r): State<HttpReceiver>, headers: HeaderMap, body: Body) ->
             rpc_error(ingest_error(&e))
         }
     }
+}
+
+/// A Zipkin v2 JSON body (decompressed) as spans of the model, and the spans refused (with
+/// why); the error says what is wrong with the body as a whole.
+pub fn decode(body: &[u8]) -> Result<(Batch, Rejections), String> {
+    let spans: Vec<ZipkinSpan> = serde_json::from_slice(body)
+        .map_err(|e| format!("invalid Zipkin v2 JSON (expected an array of spans): {e}"))?;
+    Ok(convert(spans))
 }
 
 /// A refusal as Zipkin clients read it: the status, `Retry-After` when there is one, text.

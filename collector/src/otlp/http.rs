@@ -229,13 +229,22 @@ async fn read<M: Message + Default + DeserializeOwned>(
     let (bytes, held) = payload::read(body, encoding, r.max_body, &r.budget)
         .await
         .map_err(|e| (format, payload_error(e)))?;
-    let decoded = match format {
-        Format::Protobuf => M::decode(bytes).map_err(|e| format!("invalid OTLP protobuf: {e}")),
-        Format::Json => json::decode::<M>(&bytes),
-    };
-    decoded
+    decode(format, &bytes)
         .map(|m| (format, m, held))
         .map_err(|msg| (format, RpcError::bad_request(msg)))
+}
+
+/// An OTLP/HTTP body (decompressed) as the request type `M`; the error says what is wrong.
+/// What the receivers, the fuzz targets and their corpus replay (`tests/fuzz_corpus.rs`)
+/// all decode with.
+pub fn decode<M: Message + Default + DeserializeOwned>(
+    format: Format,
+    bytes: &[u8],
+) -> Result<M, String> {
+    match format {
+        Format::Protobuf => M::decode(bytes).map_err(|e| format!("invalid OTLP protobuf: {e}")),
+        Format::Json => json::decode::<M>(bytes),
+    }
 }
 
 pub fn payload_error(e: PayloadError) -> RpcError {
