@@ -236,14 +236,7 @@ async fn a_poison_event_is_parked_and_the_events_after_it_flow() {
         al,
         dead_letters::router(n.db().clone(), Notifications::apply),
     );
-    let parked: Vec<DeadLetter> = http
-        .get(format!("{admin}/admin/dead-letters"))
-        .send()
-        .await
-        .expect("list")
-        .json()
-        .await
-        .expect("dead letters");
+    let parked: Vec<DeadLetter> = dead_letters(&http, &admin).await;
     assert_eq!(parked.len(), 1, "{parked:?}");
     let letter = &parked[0];
     assert_eq!((letter.attempts, letter.feed.as_str()), (3, "orders"));
@@ -291,27 +284,13 @@ async fn a_poison_event_is_parked_and_the_events_after_it_flow() {
             .status(),
         404
     );
-    let left: Vec<DeadLetter> = http
-        .get(format!("{admin}/admin/dead-letters"))
-        .send()
-        .await
-        .expect("list")
-        .json()
-        .await
-        .expect("dead letters");
+    let left: Vec<DeadLetter> = dead_letters(&http, &admin).await;
     assert!(left.is_empty(), "{left:?}");
 
     // A parked event delivered meanwhile (redelivered after a fix) is not applied twice.
     place(&http, &orders_url, &poison).await;
     assert_eq!(polls(&reader, 3).await, [false, false, true]);
-    let parked: Vec<DeadLetter> = http
-        .get(format!("{admin}/admin/dead-letters"))
-        .send()
-        .await
-        .expect("list")
-        .json()
-        .await
-        .expect("dead letters");
+    let parked: Vec<DeadLetter> = dead_letters(&http, &admin).await;
     let event = parked[0].event.clone();
     let ok = |_: &rusqlite::Transaction<'_>, _: &Event| Ok(());
     assert!(reader.deliver(&ok, event.clone()).await.expect("deliver"));
@@ -323,6 +302,17 @@ async fn a_poison_event_is_parked_and_the_events_after_it_flow() {
     assert_eq!(twice.status(), 409);
     let says = twice.text().await.unwrap_or_default();
     assert!(says.contains("already handled"), "{says}");
+}
+
+/// The parked events `GET /admin/dead-letters` lists at `admin`.
+async fn dead_letters(http: &reqwest::Client, admin: &str) -> Vec<DeadLetter> {
+    http.get(format!("{admin}/admin/dead-letters"))
+        .send()
+        .await
+        .expect("list")
+        .json()
+        .await
+        .expect("dead letters")
 }
 
 /// `n` polls of `reader`: whether each went through.
