@@ -19,11 +19,13 @@
 //!   over one window (Mann–Whitney U with tolerances), pass, fail or inconclusive.
 //! - [`canary`]: the automated canary: steps a candidate's share up through the registry
 //!   while the judge passes each step, back to 0 when one fails.
+//! - [`fuzzing`]: the entry point of the fuzz target in `fuzz/` for experiment files.
 
 mod action;
 pub mod activity;
 pub mod canary;
 pub mod error;
+pub mod fuzzing;
 pub mod journal;
 pub mod judge;
 mod probe;

@@ -10,6 +10,7 @@
 //!   keep-alive; loopback only unless allowed); [`metrics`] what they record.
 //! - [`report`] (the `--out` JSON and the summary table), [`html`] (`--html`),
 //!   [`progress`] (live progress), [`otlp`] (the generator's own spans and run markers).
+//! - [`fuzzing`]: the entry points of the fuzz targets in `fuzz/`.
 //!
 //! The one design decision to know: in the open model every VU takes the next ticket of a
 //! shared schedule and latency counts from the ticket's intended time, so a stalled server
@@ -17,6 +18,7 @@
 
 pub mod check;
 pub mod engine;
+pub mod fuzzing;
 pub mod html;
 pub mod http;
 pub mod metrics;

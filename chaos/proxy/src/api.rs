@@ -12,7 +12,7 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::de::DeserializeOwned;
 
-use crate::model::{ApiError, Attributes, NewProxy, NewToxic, ProxyUpdate, ToxicUpdate};
+use crate::model::{ApiError, NewProxy, NewToxic, ProxyUpdate, ToxicUpdate};
 use crate::proxy::Proxies;
 
 /// The version `/version` reports: Toxiproxy's API level this follows, and ours.
@@ -162,26 +162,7 @@ async fn update_toxic(
     body: Bytes,
 ) -> Result<Response, ApiError> {
     let current = p.toxic(&name, &toxic)?;
-    let u: ToxicUpdate = parse(&body)?;
-    // New attributes are merged over the current ones; the rest keeps its value.
-    let mut attrs =
-        serde_json::to_value(&current.attributes).map_err(|e| ApiError::new(500, e.to_string()))?;
-    if let (Some(into), Some(from)) = (attrs.as_object_mut(), u.attributes.as_object()) {
-        for (k, v) in from {
-            into.insert(k.clone(), v.clone());
-        }
-    }
-    let toxicity = u.toxicity.unwrap_or(current.toxicity);
-    if !(0.0..=1.0).contains(&toxicity) {
-        return Err(ApiError::bad_request(
-            "bad request body: toxicity must be between 0 and 1",
-        ));
-    }
-    let updated = crate::model::Toxic {
-        attributes: Attributes::parse(&current.kind, &attrs)?,
-        toxicity,
-        ..current
-    };
+    let updated = current.updated(parse::<ToxicUpdate>(&body)?)?;
     Ok(Json(p.replace_toxic(&name, updated)?).into_response())
 }
 

@@ -10,10 +10,12 @@
 //! - [`http_faults`]: proxies of kind `http`: a reverse proxy that aborts or delays a share
 //!   of the requests matching a method, a path and a header (Chaos Mesh's HTTPChaos faults).
 //! - [`api`]: the HTTP API.
+//! - [`fuzzing`]: the entry point of the fuzz target in `fuzz/` for the API's bodies.
 //!
 //! [`serve`] runs the API on a listener until shutdown, then closes every proxy.
 
 pub mod api;
+pub mod fuzzing;
 pub mod http_faults;
 pub mod model;
 pub mod proxy;

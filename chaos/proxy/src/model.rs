@@ -395,6 +395,31 @@ impl NewToxic {
     }
 }
 
+impl Toxic {
+    /// This toxic with `u` applied: its attributes merged over the current ones (the rest
+    /// keeps its value), checked as a new toxic's are.
+    pub fn updated(self, u: ToxicUpdate) -> Result<Toxic, ApiError> {
+        let mut attrs = serde_json::to_value(&self.attributes)
+            .map_err(|e| ApiError::new(500, e.to_string()))?;
+        if let (Some(into), Some(from)) = (attrs.as_object_mut(), u.attributes.as_object()) {
+            for (k, v) in from {
+                into.insert(k.clone(), v.clone());
+            }
+        }
+        let toxicity = u.toxicity.unwrap_or(self.toxicity);
+        if !(0.0..=1.0).contains(&toxicity) {
+            return Err(ApiError::bad_request(
+                "bad request body: toxicity must be between 0 and 1",
+            ));
+        }
+        Ok(Toxic {
+            attributes: Attributes::parse(&self.kind, &attrs)?,
+            toxicity,
+            ..self
+        })
+    }
+}
+
 /// An update of a toxic: new attributes (merged over the current ones) and toxicity.
 #[derive(Debug, Clone, Default, Deserialize)]
 pub struct ToxicUpdate {

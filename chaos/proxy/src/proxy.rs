@@ -653,13 +653,11 @@ async fn shape(active: &[&Toxic], data: &[u8], arrived: Instant, sent: u64) -> S
     for t in active {
         match t.attributes {
             Attributes::Latency { latency, jitter } => {
-                let j = if jitter > 0 {
-                    fastrand::i64(-jitter..=jitter)
-                } else {
-                    0
-                };
-                let delay = (latency + j).max(0) as u64;
-                sleep_precisely(arrived + Duration::from_millis(delay)).await;
+                let delay = latency_delay(latency, jitter);
+                match arrived.checked_add(delay) {
+                    Some(deadline) => sleep_precisely(deadline).await,
+                    None => tokio::time::sleep(delay).await,
+                }
             }
             Attributes::Bandwidth { rate } if rate > 0 => {
                 // KB/s, with Toxiproxy's 1 KB = 1000 bytes.
@@ -685,6 +683,18 @@ async fn shape(active: &[&Toxic], data: &[u8], arrived: Instant, sent: u64) -> S
         }
     }
     shaped
+}
+
+/// How long a latency toxic holds a chunk: its latency plus a jitter drawn per chunk,
+/// never below 0. Saturating: the API takes any whole number, and an absurd one must be a
+/// long wait, not an overflow in the connection's task.
+fn latency_delay(latency: i64, jitter: i64) -> Duration {
+    let j = if jitter > 0 {
+        fastrand::i64(-jitter..=jitter)
+    } else {
+        0
+    };
+    Duration::from_millis(latency.saturating_add(j).max(0) as u64)
 }
 
 /// Sleeps until `deadline` within a fraction of a millisecond: tokio's timer wakes up to
@@ -724,4 +734,20 @@ async fn write_sliced(
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn latency_with_jitter_saturates() {
+        for _ in 0..100 {
+            let d = latency_delay(i64::MAX, i64::MAX);
+            assert!(d <= Duration::from_millis(i64::MAX as u64));
+            assert!(latency_delay(0, i64::MAX) <= Duration::from_millis(i64::MAX as u64));
+        }
+        assert_eq!(latency_delay(100, 0), Duration::from_millis(100));
+        assert_eq!(latency_delay(-5, 0), Duration::ZERO);
+    }
 }

@@ -363,6 +363,19 @@ async fn each_toxic_does_what_toxiproxy_says() {
     .await;
     let (_, slow) = round_trip(&at, b"slow", 4).await.expect("echo");
     assert!(slow >= Duration::from_millis(150), "{slow:?}");
+
+    // An absurd latency (i64::MAX ms, with as much jitter) holds the bytes: it must not end
+    // the connection (latency plus jitter once overflowed and panicked the connection's task).
+    let at = with_toxic(
+        &api,
+        json!({"type": "latency", "attributes": {"latency": i64::MAX, "jitter": i64::MAX}}),
+    )
+    .await;
+    let mut s = TcpStream::connect(&at).await.expect("connect");
+    s.write_all(b"held").await.expect("write");
+    let mut buf = [0u8; 4];
+    let held = tokio::time::timeout(Duration::from_millis(300), s.read(&mut buf)).await;
+    assert!(held.is_err(), "the connection ended: {held:?}");
 }
 
 /// Toxiproxy's clients send no credentials, so by default a proxy may only listen and
