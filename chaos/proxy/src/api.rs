@@ -131,7 +131,7 @@ async fn remove(
     State(p): State<Proxies>,
     Path(name): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    p.delete(&name)?;
+    p.delete(&name).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

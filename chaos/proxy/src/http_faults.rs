@@ -12,8 +12,9 @@ use axum::body::Body;
 use axum::extract::{Request, State};
 use axum::http::{HeaderMap, HeaderName, StatusCode};
 use axum::response::{IntoResponse, Response};
-use tokio::net::TcpListener;
-use tokio::sync::watch;
+use axum::serve::Listener;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{oneshot, watch};
 
 use crate::model::Attributes;
 use crate::proxy::Proxy;
@@ -39,8 +40,34 @@ struct Ctx {
     http: reqwest::Client,
 }
 
+/// The proxy's listening socket with the sender that tells the proxy it closed: axum drops
+/// its listener as soon as shutdown begins, before the open connections have ended.
+pub struct OwnedListener {
+    inner: TcpListener,
+    _open: oneshot::Sender<()>,
+}
+
+impl OwnedListener {
+    pub fn new(inner: TcpListener, open: oneshot::Sender<()>) -> Self {
+        Self { inner, _open: open }
+    }
+}
+
+impl Listener for OwnedListener {
+    type Io = TcpStream;
+    type Addr = std::net::SocketAddr;
+
+    async fn accept(&mut self) -> (TcpStream, std::net::SocketAddr) {
+        Listener::accept(&mut self.inner).await
+    }
+
+    fn local_addr(&self) -> std::io::Result<std::net::SocketAddr> {
+        self.inner.local_addr()
+    }
+}
+
 /// Serves the proxy's requests on `listener` until its epoch changes.
-pub async fn serve(proxy: Arc<Proxy>, listener: TcpListener, mut epoch: watch::Receiver<u64>) {
+pub async fn serve(proxy: Arc<Proxy>, listener: OwnedListener, mut epoch: watch::Receiver<u64>) {
     let ctx = Ctx {
         proxy,
         http: reqwest::Client::builder()

@@ -108,7 +108,7 @@ pub async fn bind_with(
     let proxies = Proxies::new(policy);
     let (_, failed) = proxies.populate(initial).await;
     if let Some(e) = failed {
-        proxies.shutdown();
+        proxies.shutdown().await;
         return Err(ChaosError::Proxy {
             name: "from --config".into(),
             error: e,
@@ -131,7 +131,7 @@ impl Server {
         let served = axum::serve(self.listener, api::router(self.proxies.clone()))
             .with_graceful_shutdown(shutdown)
             .await;
-        self.proxies.shutdown();
+        self.proxies.shutdown().await;
         Ok(served?)
     }
 }

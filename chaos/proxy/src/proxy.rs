@@ -14,7 +14,7 @@ use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{Notify, watch};
+use tokio::sync::{Notify, oneshot, watch};
 use tokio::time::Instant;
 
 use crate::model::{ApiError, Attributes, Kind, NewProxy, ProxyUpdate, ProxyView, Stream, Toxic};
@@ -84,6 +84,8 @@ struct Settings {
     enabled: bool,
     /// Where it listens while enabled.
     bound: Option<SocketAddr>,
+    /// Resolves when the listening socket is closed (its owner dropped the sender).
+    listener_closed: Option<oneshot::Receiver<()>>,
 }
 
 /// One proxy.
@@ -177,22 +179,28 @@ impl Proxy {
         let bound = listener
             .local_addr()
             .map_err(|e| ApiError::new(500, e.to_string()))?;
+        // Whoever owns the listener owns `open`: it drops with the socket, which is how
+        // `stop` knows the port is free again.
+        let (open, closed) = oneshot::channel::<()>();
         {
             // As Toxiproxy does: the address it got is its address from now on, so a
             // proxy disabled and enabled again comes back on the same port.
             let mut st = lock(&self.settings);
             st.bound = Some(bound);
             st.listen = bound.to_string();
+            st.listener_closed = Some(closed);
         }
         let mut epoch = self.epoch.subscribe();
         epoch.mark_unchanged();
         let me = self.clone();
         if self.kind == Kind::Http {
+            let listener = crate::http_faults::OwnedListener::new(listener, open);
             tokio::spawn(crate::http_faults::serve(me, listener, epoch));
             tracing::info!(proxy = %self.name, listen = %bound, "HTTP proxy listening");
             return Ok(());
         }
         tokio::spawn(async move {
+            let _open = open;
             loop {
                 tokio::select! {
                     _ = epoch.changed() => break,
@@ -210,9 +218,20 @@ impl Proxy {
         Ok(())
     }
 
-    fn stop(&self) {
+    /// Closes the listener and every connection; returns once the port is closed, so
+    /// a connection attempt is refused and the address can be bound again (as Toxiproxy's
+    /// API answers only after its listener has closed).
+    async fn stop(&self) {
         self.close_all();
-        lock(&self.settings).bound = None;
+        let closed = {
+            let mut s = lock(&self.settings);
+            s.bound = None;
+            s.listener_closed.take()
+        };
+        if let Some(closed) = closed {
+            // An error is the answer here: the sender went with the listener.
+            let _ = closed.await;
+        }
     }
 }
 
@@ -263,6 +282,7 @@ impl Proxies {
                 upstream: p.upstream,
                 enabled: p.enabled,
                 bound: None,
+                listener_closed: None,
             }),
             toxics: RwLock::new(Arc::new(Vec::new())),
             toxics_changed: Notify::new(),
@@ -299,7 +319,7 @@ impl Proxies {
                     done.push(existing.view());
                     continue;
                 }
-                let _ = self.delete(&p.name);
+                let _ = self.delete(&p.name).await;
             }
             match self.create(p).await {
                 Ok(v) => done.push(v),
@@ -335,10 +355,10 @@ impl Proxies {
             (was, s.enabled, moved)
         };
         match restart {
-            (true, false, _) => proxy.stop(),
+            (true, false, _) => proxy.stop().await,
             (false, true, _) => proxy.start().await?,
             (true, true, true) => {
-                proxy.stop();
+                proxy.stop().await;
                 proxy.start().await?;
             }
             _ => {}
@@ -346,11 +366,11 @@ impl Proxies {
         Ok(proxy.view())
     }
 
-    pub fn delete(&self, name: &str) -> Result<(), ApiError> {
+    pub async fn delete(&self, name: &str) -> Result<(), ApiError> {
         let proxy = lock(&self.all)
             .remove(name)
             .ok_or_else(ApiError::proxy_not_found)?;
-        proxy.stop();
+        proxy.stop().await;
         Ok(())
     }
 
@@ -455,9 +475,10 @@ impl Proxies {
     }
 
     /// Stops every proxy and its connections.
-    pub fn shutdown(&self) {
-        for p in lock(&self.all).values() {
-            p.stop();
+    pub async fn shutdown(&self) {
+        let all: Vec<Arc<Proxy>> = lock(&self.all).values().cloned().collect();
+        for p in all {
+            p.stop().await;
         }
     }
 }
