@@ -301,6 +301,8 @@ fn one_request_is_one_story_in_the_collector_across_services_and_async_hops() {
         }
         the_old_shop_is_strangled_and_its_sidecar_speaks_for_it(&http, &gateway, &api).await;
         the_web_page_asks_its_bff_with_a_real_graphql_client(&http, &gateway, &api).await;
+        let notifications = handle["services"]["notifications"][0].as_str().expect("notifications");
+        the_stock_team_hears_of_a_product_running_low(&http, &gateway, &token, &api, notifications).await;
     });
     assert!(demo.stop().success(), "the demo stops cleanly");
 }
@@ -407,6 +409,98 @@ async fn the_old_shop_is_strangled_and_its_sidecar_speaks_for_it(
             .map(|t| t["value"].clone());
         assert_eq!(tag, Some(json!(backend)), "{server}");
     }
+}
+
+/// Choreography: an order that takes monitors low makes inventory publish `stock.low`,
+/// and notifications, which nobody calls for it, alerts the stock team: once, in a trace of
+/// its own linked to the order's, under the order's correlation ID. An order after that,
+/// with the product already low, alerts nobody.
+async fn the_stock_team_hears_of_a_product_running_low(
+    http: &reqwest::Client,
+    gateway: &str,
+    token: &str,
+    api: &str,
+    notifications: &str,
+) {
+    use gauntlet_demo_system::inventory::{CATALOG, LOW_STOCK_UNITS};
+    use gauntlet_demo_system::notifications::StockAlert;
+    let on_hand = CATALOG
+        .iter()
+        .find(|p| p.0 == "SKU-MONITOR")
+        .expect("monitors")
+        .3;
+    let order = |cid: String, quantity: i64| async move {
+        let resp = http.post(format!("{gateway}/api/orders")).bearer_auth(token)
+            .header("x-correlation-id", &cid)
+            .json(&json!({"customer_id": "e2e-stock", "items": [{"sku": "SKU-MONITOR", "quantity": quantity}]}))
+            .send().await.expect("order");
+        let order: Value = resp.json().await.expect("json");
+        assert_eq!(order["status"], "confirmed", "{order}");
+        order["id"].as_str().expect("id").to_string()
+    };
+    let heard = |cid: String, kind: &'static str| async move {
+        timeline(http, api, &cid, |t| {
+            t["items"].as_array().is_some_and(|a| {
+                a.iter()
+                    .any(|i| i["service"] == "notifications" && i["name"] == kind)
+            })
+        })
+        .await
+    };
+    let cid = format!("low-{}", std::process::id());
+    let id = order(cid.clone(), on_hand - LOW_STOCK_UNITS).await;
+    let tl = heard(cid, "stock.low process").await;
+    let spans: Vec<&Value> = tl["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .filter(|i| i["kind"] == "span")
+        .collect();
+    let root = spans
+        .iter()
+        .find(|s| s["service"] == "gateway" && s["name"] == "POST /api/orders")
+        .expect("the order's span");
+    let confirm = spans
+        .iter()
+        .find(|s| s["service"] == "inventory" && s["name"] == "POST /reservations/{id}/confirm")
+        .expect("inventory's confirmation, which published stock.low");
+    assert_eq!(
+        confirm["trace_id"], root["trace_id"],
+        "the confirmation is the order's"
+    );
+    let hop = spans
+        .iter()
+        .find(|s| s["service"] == "notifications" && s["name"] == "stock.low process")
+        .unwrap_or_else(|| panic!("no notifications span for stock.low in {tl}"));
+    assert_ne!(
+        hop["trace_id"], root["trace_id"],
+        "notifications reacts in a trace of its own"
+    );
+    assert_eq!(
+        hop["links"][0]["trace_id"], root["trace_id"],
+        "linked back to the order's trace"
+    );
+    let alerts = || async {
+        http.get(format!("{notifications}/stock-alerts"))
+            .send()
+            .await
+            .expect("alerts")
+            .json::<Vec<StockAlert>>()
+            .await
+            .expect("alerts json")
+    };
+    let first = alerts().await;
+    assert_eq!(first.len(), 1, "{first:?}");
+    assert_eq!(
+        (first[0].sku.as_str(), first[0].reservation_id.as_str()),
+        ("SKU-MONITOR", id.as_str())
+    );
+    assert_eq!(first[0].on_hand, LOW_STOCK_UNITS);
+    // Already low: this one takes a monitor, publishes no stock.low, and alerts nobody.
+    let cid = format!("lower-{}", std::process::id());
+    order(cid.clone(), 1).await;
+    heard(cid, "stock.confirmed process").await;
+    assert_eq!(alerts().await, first, "one alert per crossing");
 }
 
 /// The web BFF, asked as a web page would with a GraphQL client we did not write (Python's
@@ -822,6 +916,9 @@ async fn the_chaos_demo_routes_every_hop_through_a_proxy_named_after_its_edge() 
             "mobile_bff_to_inventory_2",
             "mobile_bff_to_inventory_v2",
             "mobile_bff_to_orders",
+            "notifications_to_inventory_1",
+            "notifications_to_inventory_2",
+            "notifications_to_inventory_v2",
             "notifications_to_orders",
             "order_history_to_orders",
             "orders_to_inventory_1",
@@ -856,7 +953,11 @@ async fn the_chaos_demo_routes_every_hop_through_a_proxy_named_after_its_edge() 
         .json()
         .await
         .expect("proxies");
-    assert_eq!(listed.len(), 38);
+    assert_eq!(
+        listed.len(),
+        names.len(),
+        "the API lists every proxy the handle names"
+    );
     assert!(listed.values().all(|p| p["enabled"] == true));
     let gateway = common::demo_gateway(&handle.gateway).await;
     let order = PlaceOrder {

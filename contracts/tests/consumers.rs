@@ -1073,3 +1073,72 @@ mod order_events {
         assert_eq!(rejected.order.status, Rejected);
     }
 }
+
+/// Inventory's `stock.low`, as a message pact: the choreographed flow's one event, fed to
+/// notifications' own handler through its consumer of inventory's feed.
+mod stock_events {
+    use super::*;
+    use gauntlet_demo_system::inventory::{LOW_STOCK_UNITS, STOCK_LOW};
+    use gauntlet_demo_system::notifications::INVENTORY_FEED;
+    use gauntlet_demo_system::platform::outbox::Consumer;
+
+    #[tokio::test]
+    async fn notifications_tell_the_stock_team_a_product_ran_low() {
+        let mut p = pact("notifications", "inventory");
+        p.message_interaction("a stock.low event", |mut i| {
+            i.given_with_params(
+                inventory_states::RAN_LOW,
+                &json!({"sku": "SKU-MONITOR", "reservation_id": "ord-pact-low", "quantity": 3}),
+            );
+            i.json_body(json_pattern!({
+                "seq": like!(1),
+                "id": term!(UUID, "0190b4b2-6f7e-7c0e-9d4c-1b2a3c4d5eff"),
+                "type": STOCK_LOW,
+                "aggregate_id": like!("SKU-MONITOR"),
+                "payload": {
+                    "sku": like!("SKU-MONITOR"),
+                    "name": like!("27\" monitor"),
+                    "on_hand": like!(LOW_STOCK_UNITS),
+                    "threshold": like!(LOW_STOCK_UNITS),
+                    "reservation_id": like!("ord-pact-low")
+                },
+                "created_unix_ms": like!(1_700_000_000_000_i64)
+            }));
+            i
+        });
+        let dir = tempfile::tempdir().expect("tempdir");
+        let n = Notifications::open(&dir.path().join("n.sqlite")).expect("db");
+        let unused = HttpClient::at("inventory", "http://127.0.0.1:9", &saga()).expect("client");
+        let consumer = Consumer::new(INVENTORY_FEED, unused, n.db().clone());
+        let m = p.messages().next().expect("one message");
+        let e: Event = serde_json::from_slice(&m.contents.contents.value().expect("a body"))
+            .expect("an Event");
+        assert!(
+            consumer
+                .deliver(&Notifications::apply, e.clone())
+                .await
+                .expect("applied")
+        );
+        assert!(
+            !consumer
+                .deliver(&Notifications::apply, e)
+                .await
+                .expect("again"),
+            "applied once"
+        );
+        let alerts = n.stock_alerts().await.expect("alerts");
+        assert_eq!(alerts.len(), 1, "{alerts:?}");
+        assert_eq!(
+            (alerts[0].sku.as_str(), alerts[0].reservation_id.as_str()),
+            ("SKU-MONITOR", "ord-pact-low")
+        );
+        assert!(
+            alerts[0].message.starts_with("Restock 27\" monitor"),
+            "{}",
+            alerts[0].message
+        );
+        // An order event is no stock alert.
+        let told = n.list(NotificationQuery::default()).await.expect("list");
+        assert!(told.is_empty(), "{told:?}");
+    }
+}

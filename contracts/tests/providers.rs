@@ -13,7 +13,9 @@ async fn inventory(
     rename: Option<(&'static str, &'static str)>,
 ) -> (String, tokio::task::JoinHandle<()>) {
     let inv = Inventory::open(&dir.join("inventory.sqlite")).expect("inventory db");
-    let mut app = inventory::app(inv.clone()).merge(provider_states::router(inv));
+    let mut app = inventory::app(inv.clone())
+        .merge(provider_states::router(inv.clone()))
+        .merge(inventory::provider_states::messages_router(inv));
     if let Some((from, to)) = rename {
         app = provider_states::with_renamed_field(app, from, to);
     }
@@ -35,7 +37,13 @@ async fn verify_inventory(url: &str) -> Report {
             .iter()
             .map(|p| p.consumer.as_str())
             .collect::<Vec<_>>(),
-        ["gateway", "mobile-bff", "orders", "web-bff"]
+        [
+            "gateway",
+            "mobile-bff",
+            "notifications",
+            "orders",
+            "web-bff"
+        ]
     );
     verify(&VerifyConfig::new("inventory", url, pacts))
         .await
@@ -50,8 +58,8 @@ async fn inventory_honours_every_contract_it_is_named_in() {
     assert!(report.passed(), "{}", report.render());
     // Every consumer's interactions ran: the product list (the gateway's and each BFF's), a
     // product and an unknown one, reservations made, refused, confirmed and released, an
-    // order's reservation and none.
-    assert_eq!(report.outcomes.len(), 11, "{}", report.render());
+    // order's reservation and none, and the stock.low event of a product taken low.
+    assert_eq!(report.outcomes.len(), 12, "{}", report.render());
     // Run again on the same database: every state setup resets what it touches.
     let again = verify_inventory(&url).await;
     assert!(again.passed(), "{}", again.render());
@@ -94,7 +102,7 @@ async fn a_renamed_field_fails_verification_with_a_diff_naming_it() {
     gauntlet_contracts::junit::write(&report, &junit).expect("junit");
     let xml = std::fs::read_to_string(&junit).expect("read");
     assert!(
-        xml.contains("tests=\"11\"") && xml.contains("failures=\"4\""),
+        xml.contains("tests=\"12\"") && xml.contains("failures=\"4\""),
         "{xml}"
     );
     assert!(xml.contains("stock"), "{xml}");

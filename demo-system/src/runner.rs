@@ -1,7 +1,7 @@
 //! Runs one demo instance in this process: opens its own database under the data
 //! directory, serves on its port, announces itself to the registry (the registry excepted),
 //! finds its upstreams through the registry, and runs its background work (saga
-//! resumption for orders, the orders-feed consumers for notifications and order-history).
+//! resumption for orders, the feed consumers of notifications and order-history).
 //! When `shutdown` resolves every task is stopped and joined, deregistration included.
 //! `gauntlet demo-service NAME ...` calls [`run`]; the supervisor starts one per instance.
 
@@ -197,7 +197,9 @@ where
         Service::Inventory => {
             let inv = Inventory::open(&db(service))?;
             publishing(inv.outbox(), instance);
-            let app = with_states(inventory::app(inv.clone()), provider_states::router(inv));
+            let states_router = provider_states::router(inv.clone())
+                .merge(inventory::provider_states::messages_router(inv.clone()));
+            let app = with_states(inventory::app(inv), states_router);
             tasks.spawn(serve(listener, app, until_stopped()));
         }
         Service::InventoryShadow => {
@@ -244,6 +246,11 @@ where
             background(
                 tasks,
                 n.clone().consume(orders_feed()?, options, until_stopped()),
+            );
+            let inventory_feed = feed_client("inventory", discovery.endpoint(Service::Inventory))?;
+            background(
+                tasks,
+                n.consume_inventory(inventory_feed, options, until_stopped()),
             );
             let parked = dead_letters::router(n.db().clone(), Notifications::apply);
             let app = with_states(notifications::app(n.clone()), provider_states::router(n));

@@ -277,7 +277,7 @@ const fn http(consumer: Service, provider: Service) -> Edge {
 
 /// Every service-to-service dependency of the demo. Calls to the registry (registration,
 /// heartbeats, discovery) are the platform's, not an edge: every service makes them.
-pub const EDGES: [Edge; 18] = [
+pub const EDGES: [Edge; 19] = [
     http(Service::Gateway, Service::Inventory),
     http(Service::Gateway, Service::Orders),
     http(Service::Gateway, Service::OrderHistory),
@@ -302,6 +302,8 @@ pub const EDGES: [Edge; 18] = [
     http(Service::Orders, Service::Payments),
     of_kind(Service::Notifications, Service::Orders, EdgeKind::Events),
     of_kind(Service::OrderHistory, Service::Orders, EdgeKind::Events),
+    // Choreography: notifications reacts to inventory's `stock.low`; nobody asks it to.
+    of_kind(Service::Notifications, Service::Inventory, EdgeKind::Events),
 ];
 
 /// The edge from `consumer` to `provider`, if the demo has one.

@@ -224,6 +224,41 @@ async fn a_long_poll_wakes_on_the_next_commit() {
     );
 }
 
+/// Inventory's instances share one database, and a consumer's poll may park at either:
+/// a commit by another process (here another `Outbox` on the same file, which wakes nobody
+/// in this one) answers it within the recheck, not at the poll's timeout. Not shared, the
+/// same poll waits for its timeout (the control: the test's deadline fails).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_long_poll_sees_what_another_instance_commits_to_the_shared_file() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let schema = "CREATE TABLE IF NOT EXISTS orders (id INTEGER PRIMARY KEY)";
+    let path = dir.path().join("shared.sqlite");
+    let here = Outbox::new(open_db(&path, schema).expect("db")).shared();
+    let there = Outbox::new(open_db(&path, schema).expect("db"));
+    let waiting = tokio::spawn({
+        let here = here.clone();
+        async move { here.read_after(0, 10, Duration::from_secs(60)).await }
+    });
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while here.long_polls_waiting() == 0 {
+        assert!(Instant::now() < deadline, "the long poll never parked");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    place_order(&there, 8).await.expect("placed over there");
+    let events = tokio::time::timeout(Duration::from_secs(10), waiting)
+        .await
+        .expect("answered long before the poll's 60 s: it read the file again")
+        .expect("task")
+        .expect("read");
+    assert_eq!(
+        events
+            .iter()
+            .map(|e| e.aggregate_id.as_str())
+            .collect::<Vec<_>>(),
+        ["order-8"]
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_feed_parameters_get_a_400() {
     let dir = tempfile::tempdir().expect("tempdir");

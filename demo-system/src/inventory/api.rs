@@ -46,6 +46,34 @@ impl ReservationStatus {
     }
 }
 
+/// A product with this many units on hand or fewer is low: the confirmed reservation that
+/// takes it there publishes [`STOCK_LOW`] (once: the demo never restocks).
+pub const LOW_STOCK_UNITS: i64 = 5;
+
+/// The event inventory publishes when a product runs low; nobody asks for it: whoever
+/// cares (notifications tells the stock team) reads inventory's feed.
+pub const STOCK_LOW: &str = "stock.low";
+
+/// The payload of a [`STOCK_LOW`] event, whose aggregate is the product's SKU.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct StockLow {
+    pub sku: String,
+    pub name: String,
+    /// Units on hand after the reservation that took the product low.
+    pub on_hand: i64,
+    /// [`LOW_STOCK_UNITS`] when it was published.
+    pub threshold: i64,
+    /// The reservation (for the saga: the order) that took it there.
+    pub reservation_id: String,
+}
+
+impl StockLow {
+    /// Whether taking `taken` units from `before` on hand crosses the threshold.
+    pub fn crossed(before: i64, taken: i64) -> bool {
+        before > LOW_STOCK_UNITS && before - taken <= LOW_STOCK_UNITS
+    }
+}
+
 /// Why `items` cannot be ordered or reserved, if they cannot.
 pub fn check_items(items: &[Item]) -> Result<(), String> {
     if items.is_empty() {
@@ -76,3 +104,17 @@ pub const CATALOG: [(&str, &str, i64, i64); 6] = [
     ("SKU-LAMP", "Desk lamp", 3413, 25),
     ("SKU-STICKER", "Gauntlet sticker", 300, 10_000_000),
 ];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stock_is_low_once_it_crosses_the_threshold_from_above() {
+        let t = LOW_STOCK_UNITS;
+        assert!(StockLow::crossed(t + 1, 1));
+        assert!(StockLow::crossed(40, 40));
+        assert!(!StockLow::crossed(t + 2, 1), "still above");
+        assert!(!StockLow::crossed(t, 1), "already low: published before");
+    }
+}

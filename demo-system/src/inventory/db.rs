@@ -2,7 +2,7 @@
 
 use rusqlite::{OptionalExtension, Transaction, params};
 
-use super::api::{CATALOG, Item, Product, Reservation, ReservationStatus};
+use super::api::{CATALOG, Item, Product, Reservation, ReservationStatus, StockLow};
 use crate::platform::db::{Db, DbError, text_column};
 
 pub const SCHEMA: &str = "
@@ -127,4 +127,25 @@ pub fn set_status(tx: &Transaction<'_>, id: &str, to: ReservationStatus) -> Resu
         params![id, to.as_str()],
     )?;
     Ok(())
+}
+
+/// The products that confirming `r` (already done in `tx`) took low: on hand now at or
+/// below the threshold, above it before.
+pub fn taken_low(tx: &Transaction<'_>, r: &Reservation) -> Result<Vec<StockLow>, DbError> {
+    let mut stmt = tx.prepare_cached("SELECT name, on_hand FROM products WHERE sku = ?1")?;
+    let mut low = Vec::new();
+    for item in &r.items {
+        let (name, on_hand): (String, i64) =
+            stmt.query_row([&item.sku], |row| Ok((row.get(0)?, row.get(1)?)))?;
+        if StockLow::crossed(on_hand + item.quantity, item.quantity) {
+            low.push(StockLow {
+                sku: item.sku.clone(),
+                name,
+                on_hand,
+                threshold: super::api::LOW_STOCK_UNITS,
+                reservation_id: r.reservation_id.clone(),
+            });
+        }
+    }
+    Ok(low)
 }

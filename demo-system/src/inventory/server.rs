@@ -1,6 +1,7 @@
 //! The inventory service's routes. Each reservation step is idempotent on the reservation
 //! ID, so a retried or resumed saga step does no harm; every state change publishes its
-//! `stock.*` event through the outbox in the same transaction.
+//! `stock.*` event through the outbox in the same transaction, and a confirmation that
+//! takes a product low adds `stock.low`.
 
 use std::path::Path;
 
@@ -9,7 +10,7 @@ use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::{Json, Router};
 
-use super::api::{Product, Reservation, ReservationStatus, ReserveRequest, check_items};
+use super::api::{Product, Reservation, ReservationStatus, ReserveRequest, STOCK_LOW, check_items};
 use super::db;
 use crate::platform::db::DbError;
 use crate::platform::http::{ApiError, Body, body, found, service_router};
@@ -29,7 +30,8 @@ impl Inventory {
         let db = open_db(db_path, db::SCHEMA)?;
         db::stock_catalog(&db)?;
         Ok(Self {
-            outbox: Outbox::new(db),
+            // Its instances share the file: each one's feed must see the others' events.
+            outbox: Outbox::new(db).shared(),
             price_offset_cents: 0,
         })
     }
@@ -166,7 +168,7 @@ async fn reserve(
 }
 
 /// Moves an open reservation to `to`; repeating a finished move is a no-op.
-async fn settle(
+pub(super) async fn settle(
     inv: &Inventory,
     id: String,
     to: ReservationStatus,
@@ -197,6 +199,14 @@ async fn settle(
                 ..current
             };
             publish(tx, &settled)?;
+            if to == ReservationStatus::Confirmed {
+                // Choreography: inventory says a product ran low and nothing more; who
+                // acts on it is up to whoever reads the feed.
+                for low in db::taken_low(tx, &settled)? {
+                    tracing::info!(sku = %low.sku, on_hand = low.on_hand, "stock.low: a product ran low");
+                    Outbox::append(tx, &NewEvent::new(STOCK_LOW, &low.sku, &low)?)?;
+                }
+            }
             Ok(Ok(settled))
         })
         .await??;

@@ -21,3 +21,16 @@ pub struct NotificationQuery {
     pub order_id: Option<String>,
     pub customer_id: Option<String>,
 }
+
+/// What the stock team is told when inventory says a product ran low (`GET /stock-alerts`).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct StockAlert {
+    pub sku: String,
+    /// Units on hand when it ran low.
+    pub on_hand: i64,
+    pub message: String,
+    /// The reservation (the order) whose confirmation took it low.
+    pub reservation_id: String,
+    /// The `stock.low` event that caused it.
+    pub event_id: String,
+}

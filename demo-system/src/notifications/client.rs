@@ -1,6 +1,6 @@
 //! The notifications service's typed client.
 
-use super::api::{Notification, NotificationQuery};
+use super::api::{Notification, NotificationQuery, StockAlert};
 use crate::platform::client::{ClientError, HttpClient, escape};
 
 #[derive(Clone, Debug)]
@@ -30,5 +30,10 @@ impl NotificationsClient {
                 .get(&format!("/notifications?{}", filters.join("&")))
                 .await
         }
+    }
+
+    /// The alerts the stock team was sent, oldest first.
+    pub async fn stock_alerts(&self) -> Result<Vec<StockAlert>, ClientError> {
+        self.http.get("/stock-alerts").await
     }
 }

@@ -1,8 +1,9 @@
-//! The notifications database: every notification recorded, once per order event.
+//! The notifications database: every notification recorded, once per order event, and
+//! every stock alert, once per `stock.low` event.
 
 use rusqlite::{Transaction, params};
 
-use super::api::{Notification, NotificationQuery};
+use super::api::{Notification, NotificationQuery, StockAlert};
 use crate::platform::db::DbError;
 
 pub const SCHEMA: &str = "
@@ -15,6 +16,14 @@ pub const SCHEMA: &str = "
         event_id TEXT NOT NULL
     );
     CREATE INDEX IF NOT EXISTS notifications_by_order ON notifications (order_id);
+    CREATE TABLE IF NOT EXISTS stock_alerts (
+        id INTEGER PRIMARY KEY,
+        sku TEXT NOT NULL,
+        on_hand INTEGER NOT NULL,
+        message TEXT NOT NULL,
+        reservation_id TEXT NOT NULL,
+        event_id TEXT NOT NULL
+    );
 ";
 
 pub fn insert(tx: &Transaction<'_>, n: &Notification) -> rusqlite::Result<()> {
@@ -37,6 +46,32 @@ pub fn list(tx: &Transaction<'_>, q: &NotificationQuery) -> Result<Vec<Notificat
                 customer_id: r.get(1)?,
                 kind: r.get(2)?,
                 message: r.get(3)?,
+                event_id: r.get(4)?,
+            })
+        })?
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(rows)
+}
+
+pub fn insert_alert(tx: &Transaction<'_>, a: &StockAlert) -> rusqlite::Result<()> {
+    tx.execute(
+        "INSERT INTO stock_alerts (sku, on_hand, message, reservation_id, event_id) VALUES (?1, ?2, ?3, ?4, ?5)",
+        params![a.sku, a.on_hand, a.message, a.reservation_id, a.event_id],
+    )
+    .map(drop)
+}
+
+pub fn alerts(tx: &Transaction<'_>) -> Result<Vec<StockAlert>, DbError> {
+    let mut stmt = tx.prepare_cached(
+        "SELECT sku, on_hand, message, reservation_id, event_id FROM stock_alerts ORDER BY id",
+    )?;
+    let rows = stmt
+        .query_map([], |r| {
+            Ok(StockAlert {
+                sku: r.get(0)?,
+                on_hand: r.get(1)?,
+                message: r.get(2)?,
+                reservation_id: r.get(3)?,
                 event_id: r.get(4)?,
             })
         })?

@@ -1,6 +1,8 @@
 //! The notifications service: consumes the orders feed and records the notification it
-//! would send for each outcome (confirmed, cancelled, rejected). Idempotent through the
-//! outbox consumer: a redelivered event records nothing new.
+//! would send for each outcome (confirmed, cancelled, rejected), and inventory's feed for
+//! the alert it would send the stock team when a product runs low (`stock.low`: a
+//! choreographed flow, no service asks it to). Idempotent through the outbox consumer: a
+//! redelivered event records nothing new.
 
 use std::path::Path;
 
@@ -9,12 +11,14 @@ use axum::routing::get;
 use axum::{Json, Router};
 use rusqlite::Transaction;
 
-use super::api::{Notification, NotificationQuery};
+use super::api::{Notification, NotificationQuery, StockAlert};
 use super::db;
+use crate::inventory::{STOCK_LOW, StockLow};
 use crate::orders::{Order, OrderStatus};
+use crate::platform::client::HttpClient;
 use crate::platform::db::{Db, DbError};
 use crate::platform::http::{ApiError, service_router};
-use crate::platform::outbox::{Event, FeedConsumer, open_db};
+use crate::platform::outbox::{ConsumeOptions, Event, FeedConsumer, open_db};
 
 /// The longest recipient (customer ID) the mailer takes.
 pub const MAX_RECIPIENT: usize = 100;
@@ -71,7 +75,26 @@ fn notification(e: &Event) -> Result<Option<Notification>, String> {
     }))
 }
 
-/// Reads the orders feed: each order outcome records one notification.
+/// The alert for a `stock.low` event.
+fn stock_alert(e: &Event) -> Result<StockAlert, String> {
+    let low: StockLow = e
+        .payload_as()
+        .map_err(|err| format!("{STOCK_LOW} payload: {err}"))?;
+    Ok(StockAlert {
+        message: format!(
+            "Restock {} ({}): {} left on hand.",
+            low.name, low.sku, low.on_hand
+        ),
+        sku: low.sku,
+        on_hand: low.on_hand,
+        reservation_id: low.reservation_id,
+        event_id: e.id.to_string(),
+    })
+}
+
+/// Reads the orders feed (each order outcome records one notification) and, through
+/// [`Notifications::consume_inventory`], inventory's (each `stock.low` one alert). One
+/// handler for both, so a parked event of either feed replays through it.
 impl FeedConsumer for Notifications {
     const FEED: &'static str = "orders";
 
@@ -80,6 +103,11 @@ impl FeedConsumer for Notifications {
     }
 
     fn apply(tx: &Transaction<'_>, e: &Event) -> Result<(), String> {
+        if e.kind == STOCK_LOW {
+            let a = stock_alert(e)?;
+            tracing::info!(sku = %a.sku, on_hand = a.on_hand, "stock alert recorded");
+            return db::insert_alert(tx, &a).map_err(|err| err.to_string());
+        }
         let Some(n) = notification(e)? else {
             return Ok(());
         };
@@ -98,12 +126,31 @@ impl Notifications {
     pub async fn list(&self, q: NotificationQuery) -> Result<Vec<Notification>, DbError> {
         self.db.read(move |tx| db::list(tx, &q)).await
     }
+
+    pub async fn stock_alerts(&self) -> Result<Vec<StockAlert>, DbError> {
+        self.db.read(db::alerts).await
+    }
+
+    /// Reads inventory's feed (through `client`, see
+    /// [`crate::platform::outbox::feed_client`]) until `shutdown` resolves.
+    pub fn consume_inventory<S: Future<Output = ()>>(
+        &self,
+        client: HttpClient,
+        options: ConsumeOptions,
+        shutdown: S,
+    ) -> impl Future<Output = ()> + use<S> {
+        self.consume_from(INVENTORY_FEED, client, options, shutdown)
+    }
 }
+
+/// Inventory's feed, as notifications' cursor table names it.
+pub const INVENTORY_FEED: &str = "inventory";
 
 pub fn app(n: Notifications) -> Router {
     let db = n.db.clone();
     let routes = Router::new()
         .route("/notifications", get(list))
+        .route("/stock-alerts", get(stock_alerts))
         .with_state(n);
     service_router(routes, db, Vec::new())
 }
@@ -114,4 +161,8 @@ async fn list(
 ) -> Result<Json<Vec<Notification>>, ApiError> {
     let Query(q) = q?;
     Ok(Json(n.list(q).await?))
+}
+
+async fn stock_alerts(State(n): State<Notifications>) -> Result<Json<Vec<StockAlert>>, ApiError> {
+    Ok(Json(n.stock_alerts().await?))
 }

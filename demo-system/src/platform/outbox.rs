@@ -133,6 +133,10 @@ pub fn open_db(path: &std::path::Path, schema: &str) -> Result<Db, DbError> {
     )
 }
 
+/// How often a parked long poll reads the database again when other processes append to
+/// it too (see [`Outbox::shared`]).
+const RECHECK: Duration = Duration::from_millis(250);
+
 /// The publishing side: a service's database plus a wake-up for long-pollers.
 #[derive(Clone)]
 pub struct Outbox {
@@ -143,6 +147,8 @@ pub struct Outbox {
     waiting: Arc<std::sync::atomic::AtomicUsize>,
     /// Set by [`Outbox::fire_and_forget`]: events then live only in this process's memory.
     memory: Arc<MemoryFeed>,
+    /// Other processes append to the same database (see [`Outbox::shared`]).
+    shared: bool,
 }
 
 /// The fire-and-forget alternative to the outbox (`--disable outbox`): events are handed
@@ -169,7 +175,16 @@ impl Outbox {
             appended: Arc::new(tokio::sync::Notify::new()),
             waiting: Arc::default(),
             memory: Arc::new(MemoryFeed::default()),
+            shared: false,
         }
+    }
+
+    /// The outbox of a database other instances of the service also append to (inventory's
+    /// share one file): their appends wake nobody here, so a parked long poll reads again
+    /// every 250 ms instead of waiting for this process's own appends only.
+    pub fn shared(mut self) -> Self {
+        self.shared = true;
+        self
     }
 
     /// Long polls parked in [`Outbox::read_after`], waiting for an event.
@@ -269,17 +284,22 @@ impl Outbox {
             // Register interest before reading, so an append in between is not missed.
             let appended = self.appended.notified();
             let events = self.read_now(after, limit).await?;
-            if !events.is_empty() || tokio::time::Instant::now() >= deadline {
+            let now = tokio::time::Instant::now();
+            if !events.is_empty() || now >= deadline {
                 return Ok(events);
             }
             self.waiting
                 .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-            let woken = tokio::time::timeout_at(deadline, appended).await;
+            // Woken by this process's appends; another process sharing the database wakes
+            // nobody here, so a shared outbox looks again every RECHECK.
+            let until = if self.shared {
+                deadline.min(now + RECHECK)
+            } else {
+                deadline
+            };
+            let _ = tokio::time::timeout_at(until, appended).await;
             self.waiting
                 .fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
-            if woken.is_err() {
-                return self.read_now(after, limit).await;
-            }
         }
     }
 
@@ -433,7 +453,19 @@ pub trait FeedConsumer: 'static {
         options: ConsumeOptions,
         shutdown: S,
     ) -> impl Future<Output = ()> + use<Self, S> {
-        let mut consumer = self.consumer(client);
+        self.consume_from(Self::FEED, client, options, shutdown)
+    }
+
+    /// As [`FeedConsumer::consume`], for another feed `feed` this service also reads with
+    /// the same handler (its cursor kept under that name).
+    fn consume_from<S: Future<Output = ()>>(
+        &self,
+        feed: &str,
+        client: HttpClient,
+        options: ConsumeOptions,
+        shutdown: S,
+    ) -> impl Future<Output = ()> + use<Self, S> {
+        let mut consumer = Consumer::new(feed, client, self.db().clone());
         consumer.catch_up = options.catch_up;
         consumer.dead_letter_after = options.dead_letter_after;
         consumer.run(Self::apply, shutdown)
