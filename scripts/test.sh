@@ -53,6 +53,13 @@ if ! python3 -c 'import gql, requests' >/dev/null 2>&1; then
   python3 -m pip install --quiet --disable-pip-version-check "gql[requests]==3.5.3" ||
     python3 -m pip install --quiet --disable-pip-version-check --break-system-packages "gql[requests]==3.5.3"
 fi
+# A Consul client: the demo registry's configuration store speaks Consul's KV API, and the
+# demo's end-to-end test drives it with py-consul.
+if ! python3 -c 'import consul' >/dev/null 2>&1; then
+  echo "==> installing py-consul (a Consul client the demo's end-to-end test drives)"
+  python3 -m pip install --quiet --disable-pip-version-check py-consul==1.8.0 ||
+    python3 -m pip install --quiet --disable-pip-version-check --break-system-packages py-consul==1.8.0
+fi
 for component in rustfmt clippy; do
   if ! cargo "${component/rustfmt/fmt}" --version >/dev/null 2>&1; then
     echo "==> installing $component"

@@ -303,6 +303,8 @@ fn one_request_is_one_story_in_the_collector_across_services_and_async_hops() {
         the_web_page_asks_its_bff_with_a_real_graphql_client(&http, &gateway, &api).await;
         let notifications = handle["services"]["notifications"][0].as_str().expect("notifications");
         the_stock_team_hears_of_a_product_running_low(&http, &gateway, &token, &api, notifications).await;
+        let supervisor = handle["supervisor"].as_str().expect("supervisor");
+        settings_change_live_without_a_restart(&http, &data.join("demo.json"), supervisor, &api).await;
     });
     assert!(demo.stop().success(), "the demo stops cleanly");
 }
@@ -438,11 +440,18 @@ async fn the_stock_team_hears_of_a_product_running_low(
         assert_eq!(order["status"], "confirmed", "{order}");
         order["id"].as_str().expect("id").to_string()
     };
+    // Each service exports on its own timer: wait for every span the test reads.
     let heard = |cid: String, kind: &'static str| async move {
+        let wanted = [
+            ("notifications", kind),
+            ("gateway", "POST /api/orders"),
+            ("inventory", "POST /reservations/{id}/confirm"),
+        ];
         timeline(http, api, &cid, |t| {
             t["items"].as_array().is_some_and(|a| {
-                a.iter()
-                    .any(|i| i["service"] == "notifications" && i["name"] == kind)
+                wanted
+                    .iter()
+                    .all(|(s, n)| a.iter().any(|i| i["service"] == *s && i["name"] == *n))
             })
         })
         .await
@@ -609,6 +618,156 @@ async fn the_web_page_asks_its_bff_with_a_real_graphql_client(
         .and_then(|t| t.iter().find(|t| t["key"] == "graphql.operation.name"))
         .map(|t| t["value"].clone());
     assert_eq!(operation, Some(json!("Page")), "{server}");
+}
+
+/// `gauntlet demo config`: a key set through the CLI reaches the running orders instance
+/// (its client of inventory reports one attempt, and it logs `config.applied` to the
+/// collector) on the same process; bad keys and values are refused with the reason and
+/// change nothing; unset gives the file's setting back. (What one attempt does to calls is
+/// measured at an upstream in demo-system/tests/resilience.rs.)
+async fn settings_change_live_without_a_restart(
+    http: &reqwest::Client,
+    handle: &Path,
+    supervisor: &str,
+    api: &str,
+) {
+    let config = |args: &[&str]| {
+        let o = Command::new(BIN)
+            .args(["demo", "config"])
+            .args(args)
+            .arg("--demo")
+            .arg(handle)
+            .output()
+            .expect("gauntlet demo config");
+        let text = |b: &[u8]| String::from_utf8_lossy(b).trim().to_string();
+        (o.status.code(), text(&o.stdout), text(&o.stderr))
+    };
+    let orders = instance(http, supervisor, "orders").await;
+    let started_with = orders_inventory_upstream(http, &orders.url)
+        .await
+        .max_attempts;
+    assert!(started_with > 1, "orders retries inventory by default");
+    let key = "orders/inventory/retry/max_attempts";
+    let (code, out, err) = config(&["set", key, "1"]);
+    assert_eq!(code, Some(0), "{out} {err}");
+    let url = orders.url.as_str();
+    let applied = |want: usize| async move {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if orders_inventory_upstream(http, url).await.max_attempts == want {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "orders never took {want} attempts"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    };
+    applied(1).await;
+    assert_eq!(config(&["get", key]).1, "1");
+    assert!(
+        config(&["list"])
+            .1
+            .lines()
+            .any(|l| l.starts_with(key) && l.ends_with(" 1"))
+    );
+    let again = instance(http, supervisor, "orders").await;
+    assert_eq!(
+        (again.pid, again.restarts),
+        (orders.pid, orders.restarts),
+        "no restart"
+    );
+
+    let (code, _, err) = config(&["set", key, "zero"]);
+    assert_eq!(code, Some(1));
+    assert!(err.contains("from 1 to 10"), "{err}");
+    let (code, _, err) = config(&["get", "orders/inventory/retries"]);
+    assert_eq!(code, Some(1));
+    assert!(err.contains(key), "the keys are listed: {err}");
+    assert_eq!(
+        config(&["get", key]).1,
+        "1",
+        "a refused value changed nothing"
+    );
+
+    // The change is in orders' logs in the collector.
+    let logs = format!("{api}/api/v1/logs?service=orders&text=config.applied");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let page: Value = http
+            .get(&logs)
+            .send()
+            .await
+            .expect("logs")
+            .json()
+            .await
+            .expect("json");
+        if page["data"].as_array().is_some_and(|d| !d.is_empty()) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no config.applied log from orders: {page}"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+
+    let (code, out, err) = config(&["unset", key]);
+    assert_eq!(code, Some(0), "{out} {err}");
+    applied(started_with).await;
+    assert_eq!(config(&["get", key]).0, Some(1), "not set any more");
+    a_consul_client_reads_and_writes_the_settings(http, handle, url).await;
+}
+
+/// py-consul, a Consul client we did not write, against the registry: it writes a deadline,
+/// reads it back, and its blocking read wakes on another writer's change, which the
+/// running orders process takes; a value out of range comes back as Consul's client
+/// reports a refusal.
+async fn a_consul_client_reads_and_writes_the_settings(
+    http: &reqwest::Client,
+    handle: &Path,
+    orders: &str,
+) {
+    let h: Value = serde_json::from_slice(&std::fs::read(handle).expect("handle")).expect("json");
+    let registry = h["services"]["registry"][0].as_str().expect("registry");
+    let key = "orders/inventory/timeout_ms";
+    let out = tokio::process::Command::new("python3")
+        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/clients/consul_kv.py"))
+        .args([registry, key, "1500", "1700"])
+        .output()
+        .await
+        .expect("python3 (scripts/test.sh installs py-consul)");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let seen: Value = serde_json::from_slice(&out.stdout).expect("the client's JSON");
+    assert_eq!(
+        (&seen["put"], &seen["got"]),
+        (&json!(true), &json!("1500")),
+        "{seen}"
+    );
+    assert_eq!(
+        seen["index_moved"], true,
+        "the blocking read answered a later index: {seen}"
+    );
+    assert_eq!(seen["after"][key], "1700", "woken by the change: {seen}");
+    let refused = seen["bad"]["refused"].as_str().unwrap_or_default();
+    assert!(refused.contains("from 1 to 600000"), "{seen}");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while orders_inventory_upstream(http, orders).await.timeout_ms != Some(1700) {
+        assert!(
+            Instant::now() < deadline,
+            "orders never took the 1700 ms deadline"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let _ = Command::new(BIN)
+        .args(["demo", "config", "unset", key, "--demo"])
+        .arg(handle)
+        .status();
 }
 
 /// The orders service's calls to each inventory instance so far.

@@ -24,10 +24,11 @@ use crate::payments::{self, Payments, PaymentsClient};
 use crate::platform::client::{HttpClient, service_http};
 use crate::platform::db::DbError;
 use crate::platform::discovery::{Discovery, Routes};
+use crate::platform::live_config::{self, LIVE_SERVICES, Tuned};
 use crate::platform::outbox::{FeedConsumer, Outbox, feed_client};
 use crate::platform::resilience::{ConfigError, ResilienceConfig, Upstream};
 use crate::platform::{dead_letters, provider_states};
-use crate::registry::{self, Registration, Registry, RegistryClient};
+use crate::registry::{self, KvStore, Registration, Registry, RegistryClient};
 use crate::sidecar::{self, Sidecar};
 use crate::topology::{InstanceId, Service};
 use crate::web_bff::{self, WebBff};
@@ -173,19 +174,25 @@ where
     let config = &instance.config;
     let db = |s: Service| instance.data_dir.join(format!("{}.sqlite", s.name()));
     let http = service_http();
+    // The live settings of every upstream client built here, for the registry's keys.
+    let tuned = std::cell::RefCell::new(Tuned::new());
     let client = |provider: Service, r: &ResilienceConfig| -> Result<HttpClient, ConfigError> {
-        Ok(HttpClient::new(Upstream::new(
+        let upstream = Upstream::new(
             provider.name(),
             discovery.endpoint(provider),
             http.clone(),
             r,
-        )?))
+        )?;
+        tuned.borrow_mut().push((provider, upstream.knobs()));
+        Ok(HttpClient::new(upstream))
     };
     let orders_feed = || feed_client("orders", discovery.endpoint(Service::Orders));
     let with_states = |app, states_router| with_provider_states(config, app, states_router);
     match service {
         Service::Registry => {
+            let kv = KvStore::open(&db(service))?;
             let r = Registry::new(config.registry)
+                .with_kv(kv)
                 .routed(instance.routes.clone())
                 .weighted(config.canary.registry_weights());
             tasks.spawn(registry::run(r, listener, until_stopped()));
@@ -306,6 +313,14 @@ where
             let app = app.merge(parked);
             tasks.spawn(serve(listener, app, until_stopped()));
         }
+    }
+    if LIVE_SERVICES.contains(&service) {
+        let registry = discovery.registry().clone();
+        let tuned = tuned.into_inner();
+        background(
+            tasks,
+            live_config::follow(registry, service, tuned, until_stopped()),
+        );
     }
     Ok(())
 }

@@ -425,3 +425,128 @@ async fn a_retry_goes_to_another_instance_and_an_unreachable_one_is_skipped() {
     );
     assert!(up.snapshot().retries >= 1);
 }
+
+/// Externalized configuration: orders' client of payments follows its keys in the
+/// registry. Measured at the upstream (requests it received per call): three attempts as
+/// configured, one while the registry says one, three again once the key is removed; a
+/// deadline set live cuts a slow call short. A value the services would not take is refused
+/// by the registry and changes nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retry_attempts_and_deadlines_follow_the_registry_live() {
+    use gauntlet_demo_system::platform::live_config;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let registry_url = format!("http://{}", listener.local_addr().expect("addr"));
+    tokio::spawn(registry::run(
+        Registry::new(RegistryConfig::default()),
+        listener,
+        std::future::pending(),
+    ));
+    let f = fake().await;
+    let mut c = config();
+    c.circuit_breaker.enabled = false;
+    c.retry = RetryConfig {
+        enabled: true,
+        max_attempts: 3,
+        initial_backoff_ms: 10,
+        max_backoff_ms: 40,
+        randomization_factor: 0.5,
+    };
+    let up = Upstream::new(
+        "payments",
+        Endpoint::fixed(&f.url),
+        reqwest::Client::new(),
+        &c,
+    )
+    .expect("upstream");
+    let reg = RegistryClient::new(&registry_url);
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let following = tokio::spawn(live_config::follow(
+        reg.clone(),
+        Service::Orders,
+        vec![(Service::Payments, up.knobs())],
+        async move {
+            let _ = stopped.await;
+        },
+    ));
+    f.mode.store(FAIL, Ordering::SeqCst);
+    let attempts_of_one_call = || async {
+        let before = f.hits.load(Ordering::SeqCst);
+        let err = up.call(Call::get("/thing")).await.expect_err("failing");
+        assert!(
+            matches!(err, CallError::Status { status: 503, .. }),
+            "{err}"
+        );
+        f.hits.load(Ordering::SeqCst) - before
+    };
+    // Applied: what the client reports, only to know when to measure.
+    let applied = |attempts: usize| {
+        let up = up.clone();
+        async move {
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while up.snapshot().max_attempts != attempts {
+                assert!(
+                    Instant::now() < deadline,
+                    "never applied {attempts} attempts"
+                );
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        }
+    };
+    assert_eq!(attempts_of_one_call().await, 3, "as configured");
+
+    let key = "orders/payments/retry/max_attempts";
+    reg.kv_put(key, "1").await.expect("set");
+    applied(1).await;
+    assert_eq!(attempts_of_one_call().await, 1, "one attempt, live");
+    assert_eq!(attempts_of_one_call().await, 1);
+
+    let refused = reg.kv_put(key, "0").await.expect_err("0 attempts");
+    assert!(
+        refused.to_string().contains("from 1 to 10"),
+        "the reason is given: {refused}"
+    );
+    let bad_key = reg
+        .kv_put("orders/payment/retry/max_attempts", "2")
+        .await
+        .expect_err("no such key");
+    assert!(
+        bad_key.to_string().contains(key),
+        "the keys are listed: {bad_key}"
+    );
+    let kept = reg.kv_get(key).await.expect("read").expect("still set");
+    assert_eq!(
+        kept.text().as_deref(),
+        Some("1"),
+        "a refused write changed nothing"
+    );
+
+    reg.kv_delete(key).await.expect("unset");
+    applied(3).await;
+    assert_eq!(attempts_of_one_call().await, 3, "back to the start");
+
+    // A deadline lowered live: a 400 ms answer is cut at 50 ms (one attempt per call, so the
+    // measure is one timeout, not three).
+    reg.kv_put(key, "1").await.expect("set");
+    reg.kv_put("orders/payments/timeout_ms", "50")
+        .await
+        .expect("set");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while up.snapshot().timeout_ms != Some(50) {
+        assert!(Instant::now() < deadline, "never applied the deadline");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    f.mode.store(SLOW, Ordering::SeqCst);
+    let started = Instant::now();
+    let err = up.call(Call::get("/thing")).await.expect_err("cut short");
+    assert!(matches!(err, CallError::Timeout { .. }), "{err}");
+    assert!(
+        started.elapsed() < Duration::from_millis(350),
+        "{:?}",
+        started.elapsed()
+    );
+
+    let _ = stop.send(());
+    following.await.expect("the follower stops on shutdown");
+}

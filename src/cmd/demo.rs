@@ -23,6 +23,7 @@ enum Ports {
 }
 
 #[derive(Debug, Args)]
+#[command(args_conflicts_with_subcommands = true)]
 #[command(after_help = "Examples:
   gauntlet demo                          # everything on its documented port, then a burst of traffic
   gauntlet demo --ports auto --no-traffic --data-dir /tmp/demo
@@ -30,8 +31,11 @@ enum Ports {
   gauntlet demo --ports auto --no-traffic --provider-states   # for `gauntlet contracts verify`
 
 DIR/demo.json says where everything listens; tests, load and chaos tools read it.
-Ctrl-C (or SIGTERM) stops every process the demo started.")]
+Ctrl-C (or SIGTERM) stops every process the demo started.
+`gauntlet demo config --help`: the settings a running demo's services follow live.")]
 pub struct DemoArgs {
+    #[command(subcommand)]
+    command: Option<DemoCommand>,
     /// Where the demo keeps its databases, logs and demo.json.
     #[arg(long, value_name = "DIR", default_value = "gauntlet-demo")]
     data_dir: PathBuf,
@@ -60,6 +64,13 @@ pub struct DemoArgs {
     /// can set each one up (they write to the databases on request: never in production).
     #[arg(long)]
     provider_states: bool,
+}
+
+#[derive(Debug, clap::Subcommand)]
+enum DemoCommand {
+    /// Read and change the settings a running demo's services follow live (retry attempts,
+    /// deadlines), without a restart.
+    Config(super::demo_config::ConfigArgs),
 }
 
 /// Flags of one demo instance; the supervisor sets them.
@@ -142,6 +153,9 @@ pub async fn run_service(args: ServiceArgs) -> anyhow::Result<()> {
 }
 
 pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
+    if let Some(DemoCommand::Config(config)) = args.command {
+        return super::demo_config::run(config).await;
+    }
     let options = LaunchOptions {
         exe: std::env::current_exe()
             .context("cannot find the gauntlet binary to start services with")?,

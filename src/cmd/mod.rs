@@ -6,6 +6,7 @@ mod chaos;
 mod collector;
 mod contracts;
 mod demo;
+mod demo_config;
 mod load;
 mod run;
 

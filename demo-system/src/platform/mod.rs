@@ -4,7 +4,8 @@
 //!   [`dead_letters`]: where that consumer parks an event its handler keeps failing on;
 //! - [`http`]: the HTTP edge (the one error envelope, health and admin routes);
 //! - [`discovery`] and [`resilience`]: where a call goes (registry, round-robin, ejection)
-//!   and how it is protected (retry, circuit breaker, bulkhead, timeout);
+//!   and how it is protected (retry, circuit breaker, bulkhead, timeout); [`live_config`]:
+//!   the attempts and deadlines a service follows from the registry's keys, live;
 //! - [`client`]: typed JSON calls over those, which every service client is built from;
 //! - [`telemetry`]: OTLP traces and logs, W3C propagation, the correlation ID everywhere;
 //! - [`text_enum`]: states that travel and are stored as text; [`money`]: cents as people read them;
@@ -15,6 +16,7 @@ pub mod db;
 pub mod dead_letters;
 pub mod discovery;
 pub mod http;
+pub mod live_config;
 pub mod money;
 pub mod outbox;
 pub mod provider_states;

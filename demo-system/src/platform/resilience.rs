@@ -24,6 +24,7 @@ use tower_resilience::circuitbreaker::{
 use tower_resilience::retry::{ExponentialRandomBackoff, RetryLayer};
 
 use super::discovery::Endpoint;
+use super::live_config::Knobs;
 
 /// Settings of every upstream of a service; each switch lets an experiment show what the
 /// pattern is worth by turning it off.
@@ -321,6 +322,12 @@ pub struct UpstreamSnapshot {
     /// Calls sent to each instance (base URL) found through discovery.
     #[serde(default)]
     pub calls_per_instance: BTreeMap<String, u64>,
+    /// Attempts an idempotent call gets now (the registry's configuration can change it).
+    #[serde(default)]
+    pub max_attempts: usize,
+    /// One attempt's deadline now, in milliseconds (`None`: no deadline).
+    #[serde(default)]
+    pub timeout_ms: Option<u64>,
 }
 
 /// A resilient client for one upstream. Cheap to clone; clones share breaker and bulkhead.
@@ -333,6 +340,9 @@ pub struct Upstream {
     bulkhead: Option<BulkheadHandle>,
     retries: Arc<AtomicU64>,
     state_changes: Arc<AtomicU64>,
+    /// Attempts and deadline, read on every call: the registry's configuration can change
+    /// them live ([`super::live_config`]).
+    knobs: Knobs,
 }
 
 impl std::fmt::Debug for Upstream {
@@ -436,9 +446,9 @@ fn with_breaker(
 fn retry_layer(
     name: &str,
     r: &RetryConfig,
+    knobs: Knobs,
     retries: Arc<AtomicU64>,
 ) -> Result<RetryLayer<Call, Reply, CallError>, ConfigError> {
-    let attempts = if r.enabled { r.max_attempts.max(1) } else { 1 };
     let backoff = ExponentialRandomBackoff::new(
         Duration::from_millis(r.initial_backoff_ms),
         r.randomization_factor,
@@ -448,7 +458,11 @@ fn retry_layer(
     let upstream = name.to_string();
     Ok(RetryLayer::<Call, Reply, CallError>::builder()
         .name(format!("{name}-retry"))
-        .max_attempts_fn(move |call: &Call| if call.idempotent { attempts } else { 1 })
+        .max_attempts_fn(
+            move |call: &Call| {
+                if call.idempotent { knobs.attempts() } else { 1 }
+            },
+        )
         .backoff(backoff)
         .retry_on(CallError::is_retryable)
         .on_retry(move |attempt, _| {
@@ -485,14 +499,13 @@ impl Upstream {
         pool: ConnectionPool,
     ) -> Result<Self, ConfigError> {
         let upstream = name.to_string();
-        let timeout = config
-            .timeouts
-            .then(|| Duration::from_millis(config.timeout_ms));
+        let knobs = Knobs::from_config(config);
         let send = {
-            let (upstream, endpoint) = (upstream.clone(), endpoint.clone());
+            let (upstream, endpoint, knobs) = (upstream.clone(), endpoint.clone(), knobs.clone());
             tower::service_fn(move |call: Call| {
                 let (http, upstream, endpoint) = (http.clone(), upstream.clone(), endpoint.clone());
                 let pool = pool.clone();
+                let timeout = knobs.timeout();
                 async move { send(&http, &upstream, &endpoint, &pool, call, timeout).await }
             })
         };
@@ -506,7 +519,7 @@ impl Upstream {
             state_changes.clone(),
         )?;
         let retries = Arc::new(AtomicU64::new(0));
-        let retry = retry_layer(name, &config.retry, retries.clone())?;
+        let retry = retry_layer(name, &config.retry, knobs.clone(), retries.clone())?;
         Ok(Self {
             name: upstream,
             endpoint,
@@ -515,7 +528,13 @@ impl Upstream {
             bulkhead: bulkhead_handle,
             retries,
             state_changes,
+            knobs,
         })
+    }
+
+    /// The client's live settings (attempts, deadline), for [`super::live_config::follow`].
+    pub fn knobs(&self) -> Knobs {
+        self.knobs.clone()
     }
 
     /// Sends `call` through retry, breaker, bulkhead and timeout.
@@ -545,6 +564,8 @@ impl Upstream {
             retries: self.retries.load(Ordering::Relaxed),
             state_changes: self.state_changes.load(Ordering::Relaxed),
             calls_per_instance: self.calls_per_instance(),
+            max_attempts: self.knobs.attempts(),
+            timeout_ms: self.knobs.timeout().map(|t| t.as_millis() as u64),
         }
     }
 }

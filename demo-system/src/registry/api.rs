@@ -47,3 +47,34 @@ pub struct Routing {
     #[serde(default)]
     pub weights: Weights,
 }
+
+/// One key of the configuration store as `GET /v1/kv/{key}` answers it, in Consul's shape
+/// (so Consul's tools and libraries read it): the value base64-encoded, with the indexes
+/// of the change that created the key and of the last one that modified it.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "PascalCase")]
+pub struct KvEntry {
+    pub key: String,
+    /// Base64 of the stored bytes.
+    pub value: Option<String>,
+    pub create_index: u64,
+    pub modify_index: u64,
+    /// Consul's session locks; this store has none, always 0.
+    pub lock_index: u64,
+    pub flags: u64,
+}
+
+impl KvEntry {
+    /// The value as text (`None`: not base64 of UTF-8, or no value).
+    pub fn text(&self) -> Option<String> {
+        use base64::Engine;
+        let bytes = base64::engine::general_purpose::STANDARD
+            .decode(self.value.as_deref()?)
+            .ok()?;
+        String::from_utf8(bytes).ok()
+    }
+}
+
+/// The header a configuration read's index comes back in; send it back as `?index=` to
+/// wait for the next change.
+pub const KV_INDEX_HEADER: &str = "x-consul-index";

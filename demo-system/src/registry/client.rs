@@ -9,7 +9,7 @@ use reqwest::StatusCode;
 use serde::de::DeserializeOwned;
 use uuid::Uuid;
 
-use super::api::{InstanceView, Registered, Registration, Routing};
+use super::api::{InstanceView, KV_INDEX_HEADER, KvEntry, Registered, Registration, Routing};
 use super::weights::Weights;
 use crate::platform::client::error_message;
 
@@ -149,6 +149,98 @@ impl RegistryClient {
     pub async fn all(&self) -> Result<Vec<InstanceView>, RegistryClientError> {
         self.json(self.http.get(format!("{}/services", self.base)))
             .await
+    }
+
+    /// The configuration under `prefix` once the store's index passes `index` (or `wait`
+    /// ends): each key with its value as text, and the index to wait on next. `index` 0
+    /// answers at once.
+    pub async fn kv_watch(
+        &self,
+        prefix: &str,
+        index: u64,
+        wait: Duration,
+    ) -> Result<(Vec<(String, String)>, u64), RegistryClientError> {
+        let req = self
+            .http
+            .get(format!(
+                "{}/v1/kv/{prefix}?recurse&index={index}&wait={}ms",
+                self.base,
+                wait.as_millis()
+            ))
+            // The registry holds the read for `wait`: give it that long, and a margin.
+            .timeout(wait + Duration::from_secs(5));
+        let (entries, index) = self.kv_read(req).await?;
+        let values = entries
+            .into_iter()
+            .filter_map(|e| Some((e.key.clone(), e.text()?)))
+            .collect();
+        Ok((values, index))
+    }
+
+    /// The entry at `key` (`None`: not set).
+    pub async fn kv_get(&self, key: &str) -> Result<Option<KvEntry>, RegistryClientError> {
+        let req = self.http.get(format!("{}/v1/kv/{key}", self.base));
+        Ok(self.kv_read(req).await?.0.into_iter().next())
+    }
+
+    /// Every entry under `prefix` (`""`: all of them).
+    pub async fn kv_list(&self, prefix: &str) -> Result<Vec<KvEntry>, RegistryClientError> {
+        let req = self
+            .http
+            .get(format!("{}/v1/kv/{prefix}?recurse", self.base));
+        Ok(self.kv_read(req).await?.0)
+    }
+
+    /// A read's entries (none on `404`) and the store's index.
+    async fn kv_read(
+        &self,
+        req: reqwest::RequestBuilder,
+    ) -> Result<(Vec<KvEntry>, u64), RegistryClientError> {
+        let unreachable = |e: reqwest::Error| RegistryClientError::Unreachable {
+            url: self.base.clone(),
+            reason: e.to_string(),
+        };
+        let resp = req.send().await.map_err(unreachable)?;
+        let index = resp
+            .headers()
+            .get(KV_INDEX_HEADER)
+            .and_then(|v| v.to_str().ok()?.parse().ok())
+            .ok_or_else(|| {
+                RegistryClientError::Decode(format!("no {KV_INDEX_HEADER} header in the answer"))
+            });
+        if resp.status() == StatusCode::NOT_FOUND {
+            return Ok((Vec::new(), index?));
+        }
+        let status = resp.status();
+        let body = resp.bytes().await.map_err(unreachable)?;
+        if !status.is_success() {
+            return Err(RegistryClientError::Refused {
+                status: status.as_u16(),
+                message: error_message(&body),
+            });
+        }
+        let entries = serde_json::from_slice(&body)
+            .map_err(|e| RegistryClientError::Decode(e.to_string()))?;
+        Ok((entries, index?))
+    }
+
+    /// Sets `key` to `value`; `Refused { status: 400 }` with the reason when the services
+    /// would not take it.
+    pub async fn kv_put(&self, key: &str, value: &str) -> Result<(), RegistryClientError> {
+        self.answer(
+            self.http
+                .put(format!("{}/v1/kv/{key}", self.base))
+                .body(value.to_string()),
+        )
+        .await
+        .map(drop)
+    }
+
+    /// Removes `key` (the services go back to the settings they started with).
+    pub async fn kv_delete(&self, key: &str) -> Result<(), RegistryClientError> {
+        self.answer(self.http.delete(format!("{}/v1/kv/{key}", self.base)))
+            .await
+            .map(drop)
     }
 
     /// Whether the registry answers its readiness check.

@@ -4,14 +4,17 @@
 //!
 //! - [`api`]: the wire types; [`server`]: the state, routes and background checks;
 //!   [`client`]: the typed client and `announce`, which every other instance runs;
-//!   [`weights`]: the share of calls each version of a service gets (canary, blue-green).
+//!   [`weights`]: the share of calls each version of a service gets (canary, blue-green);
+//!   [`kv`]: the configuration the services follow live, as keys with versions (Consul's KV).
 
 pub mod api;
 pub mod client;
+pub mod kv;
 pub mod server;
 pub mod weights;
 
-pub use api::{InstanceView, Registered, Registration, Routing};
+pub use api::{InstanceView, KvEntry, Registered, Registration, Routing};
 pub use client::{RegistryClient, RegistryClientError, announce};
+pub use kv::KvStore;
 pub use server::{Registry, RegistryConfig, RegistryError, app, run};
 pub use weights::Weights;

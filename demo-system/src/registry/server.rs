@@ -4,7 +4,8 @@
 //! instances that answered recently. Eviction and health checks run in the background
 //! until shutdown, and are joined before [`run`] returns. It also keeps each service's
 //! version weights (canary releases, blue-green switches: [`super::weights`]) and hands
-//! them out with the instances (`GET /services/{name}/routing`).
+//! them out with the instances (`GET /services/{name}/routing`), and serves the services'
+//! configuration from its key/value store ([`super::kv`], `/v1/kv/...`).
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::future::Future;
@@ -21,6 +22,7 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use super::api::{InstanceView, Registered, Registration, Routing};
+use super::kv::{self, KvStore};
 use super::weights::Weights;
 use crate::platform::discovery::Routes;
 use crate::platform::http::{ApiError, Body, body, live};
@@ -101,6 +103,8 @@ pub struct Registry {
     /// Under `--chaos`: instance base URL → the proxy its health checks go through, so a
     /// fault on every proxy in front of an instance reaches its health checks too.
     routes: Arc<Routes>,
+    /// The configuration the services follow.
+    kv: KvStore,
 }
 
 impl std::fmt::Debug for Registry {
@@ -146,7 +150,15 @@ impl Registry {
                 .build()
                 .unwrap_or_default(),
             routes: Arc::new(Routes::new()),
+            kv: KvStore::in_memory().expect("an in-memory SQLite database opens"),
         }
+    }
+
+    /// A registry whose configuration lives in `kv` (the demo's: a file in its data
+    /// directory, so a restarted registry serves the same settings).
+    pub fn with_kv(mut self, kv: KvStore) -> Self {
+        self.kv = kv;
+        self
     }
 
     /// A registry whose health checks reach each instance through the proxy `routes` names
@@ -352,6 +364,7 @@ fn validate(r: &Registration) -> Result<(), RegistryError> {
 }
 
 pub fn app(registry: Registry) -> Router {
+    let config = kv::router(registry.kv.clone());
     Router::new()
         .route("/instances", post(register_handler))
         .route("/instances/{id}", axum::routing::delete(deregister_handler))
@@ -383,9 +396,10 @@ pub fn app(registry: Registry) -> Router {
             ),
         )
         .route("/health/live", get(live))
-        // The registry keeps no database: it is ready as soon as it answers.
+        // Its one database is opened before it serves: it is ready as soon as it answers.
         .route("/health/ready", get(live))
         .with_state(registry)
+        .merge(config)
         // It calls no upstream: its resilience report is empty, in every service's format.
         .route(
             "/admin/resilience",

@@ -1,0 +1,276 @@
+//! Externalized configuration, the services' side: the keys a service reads live from the
+//! registry's key/value store (Consul's KV is the model: [`crate::registry::kv`]), what
+//! each one may hold, and [`follow`], which blocks on the registry for changes under the
+//! service's prefix and applies them to its upstream clients at once, no restart. A key
+//! that is not set (or is deleted) gives the upstream back the setting it started with.
+//!
+//! Keys are `{consumer}/{provider}/retry/max_attempts` and `{consumer}/{provider}/timeout_ms`
+//! for the upstream clients of orders and the two BFFs (the gateway's clients are built
+//! inside it and read their settings from the file only).
+
+use std::fmt;
+use std::future::Future;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::time::Duration;
+
+use crate::registry::RegistryClient;
+use crate::topology::{EDGES, EdgeKind, Service};
+
+use super::resilience::ResilienceConfig;
+
+/// The services whose upstream clients follow the registry's keys.
+pub const LIVE_SERVICES: [Service; 3] = [Service::Orders, Service::WebBff, Service::MobileBff];
+
+/// What one key sets on an upstream client.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Knob {
+    /// Attempts per idempotent call, the first included: 1 to 10 (1: no retry).
+    RetryMaxAttempts,
+    /// The deadline of one attempt, in milliseconds: 1 to 600000.
+    TimeoutMs,
+}
+
+impl Knob {
+    const ALL: [Knob; 2] = [Knob::RetryMaxAttempts, Knob::TimeoutMs];
+
+    fn path(self) -> &'static str {
+        match self {
+            Knob::RetryMaxAttempts => "retry/max_attempts",
+            Knob::TimeoutMs => "timeout_ms",
+        }
+    }
+
+    /// The value as the knob takes it, or why not.
+    pub fn check(self, value: &str) -> Result<u64, String> {
+        let (low, high) = match self {
+            Knob::RetryMaxAttempts => (1, 10),
+            Knob::TimeoutMs => (1, 600_000),
+        };
+        match value.trim().parse::<u64>() {
+            Ok(n) if (low..=high).contains(&n) => Ok(n),
+            _ => Err(format!(
+                "{} takes a whole number from {low} to {high}, not {value:?}",
+                self.path()
+            )),
+        }
+    }
+}
+
+/// One key of the catalog: a knob of the client `consumer` calls `provider` with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct LiveKey {
+    pub consumer: Service,
+    pub provider: Service,
+    pub knob: Knob,
+}
+
+impl fmt::Display for LiveKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{}/{}/{}",
+            self.consumer,
+            self.provider,
+            self.knob.path()
+        )
+    }
+}
+
+impl LiveKey {
+    /// Every key a service follows, in a stable order.
+    pub fn all() -> impl Iterator<Item = LiveKey> {
+        EDGES
+            .into_iter()
+            .filter(|e| e.kind == EdgeKind::Http && LIVE_SERVICES.contains(&e.consumer))
+            .flat_map(|e| {
+                Knob::ALL.into_iter().map(move |knob| LiveKey {
+                    consumer: e.consumer,
+                    provider: e.provider,
+                    knob,
+                })
+            })
+    }
+
+    /// The catalog's key named `name`, or a message naming the keys there are.
+    pub fn parse(name: &str) -> Result<LiveKey, String> {
+        Self::all().find(|k| k.to_string() == name).ok_or_else(|| {
+            let known: Vec<String> = Self::all().map(|k| k.to_string()).collect();
+            format!(
+                "unknown configuration key {name:?}; the keys are: {}",
+                known.join(", ")
+            )
+        })
+    }
+}
+
+/// The live settings of one upstream client, read on every call; clones share them.
+#[derive(Debug, Clone)]
+pub struct Knobs {
+    attempts: Arc<AtomicUsize>,
+    /// 0: no deadline.
+    timeout_ms: Arc<AtomicU64>,
+    started_with: (usize, u64),
+}
+
+impl Knobs {
+    /// The settings `config` gives (retries off: one attempt; timeouts off: none).
+    pub fn from_config(config: &ResilienceConfig) -> Self {
+        let attempts = if config.retry.enabled {
+            config.retry.max_attempts.max(1)
+        } else {
+            1
+        };
+        let timeout_ms = if config.timeouts {
+            config.timeout_ms
+        } else {
+            0
+        };
+        Self {
+            attempts: Arc::new(AtomicUsize::new(attempts)),
+            timeout_ms: Arc::new(AtomicU64::new(timeout_ms)),
+            started_with: (attempts, timeout_ms),
+        }
+    }
+
+    pub fn attempts(&self) -> usize {
+        self.attempts.load(Ordering::Relaxed)
+    }
+
+    pub fn timeout(&self) -> Option<Duration> {
+        match self.timeout_ms.load(Ordering::Relaxed) {
+            0 => None,
+            ms => Some(Duration::from_millis(ms)),
+        }
+    }
+
+    /// Sets `knob` to `value`, or back to what the client started with; whether it changed.
+    fn set(&self, knob: Knob, value: Option<u64>) -> bool {
+        let (cell, start): (&dyn Fn(u64) -> u64, u64) = match knob {
+            Knob::RetryMaxAttempts => (
+                &|v| self.attempts.swap(v as usize, Ordering::Relaxed) as u64,
+                self.started_with.0 as u64,
+            ),
+            Knob::TimeoutMs => (
+                &|v| self.timeout_ms.swap(v, Ordering::Relaxed),
+                self.started_with.1,
+            ),
+        };
+        let new = value.unwrap_or(start);
+        cell(new) != new
+    }
+}
+
+/// A service's upstream clients, by provider, as [`follow`] tunes them.
+pub type Tuned = Vec<(Service, Knobs)>;
+
+/// Applies the registry's values under `service`'s prefix to `upstreams` (missing keys:
+/// the started-with settings); each change logged.
+fn apply(service: Service, upstreams: &Tuned, values: &[(String, String)]) {
+    for (provider, knobs) in upstreams {
+        for knob in Knob::ALL {
+            let key = LiveKey {
+                consumer: service,
+                provider: *provider,
+                knob,
+            }
+            .to_string();
+            let raw = values.iter().find(|(k, _)| *k == key).map(|(_, v)| v);
+            let value = match raw.map(|v| knob.check(v)) {
+                Some(Ok(v)) => Some(v),
+                Some(Err(e)) => {
+                    tracing::warn!(%key, error = %e, "config.ignored: keeping the started-with setting");
+                    None
+                }
+                None => None,
+            };
+            if knobs.set(knob, value) {
+                let shown = value.map_or_else(|| "started-with".to_string(), |v| v.to_string());
+                tracing::info!(event.name = "config.applied", %key, value = %shown, "config.applied");
+            }
+        }
+    }
+}
+
+/// How long one blocking read of the registry waits for a change.
+const WAIT: Duration = Duration::from_secs(10);
+
+/// Follows `service`'s keys in the registry until `shutdown`: a blocking read per change,
+/// backing off while the registry is unreachable (the clients keep their settings).
+pub async fn follow(
+    registry: RegistryClient,
+    service: Service,
+    upstreams: Tuned,
+    shutdown: impl Future<Output = ()>,
+) {
+    tokio::pin!(shutdown);
+    let prefix = format!("{service}/");
+    let mut index = 0;
+    let mut backoff = Duration::from_millis(100);
+    loop {
+        tokio::select! {
+            _ = &mut shutdown => return,
+            read = registry.kv_watch(&prefix, index, WAIT) => match read {
+                Ok((values, next)) => {
+                    apply(service, &upstreams, &values);
+                    // A registry that restarted counts from the beginning again.
+                    index = if next < index { 0 } else { next };
+                    backoff = Duration::from_millis(100);
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "configuration unavailable; retrying");
+                    tokio::select! {
+                        _ = &mut shutdown => return,
+                        _ = tokio::time::sleep(backoff) => {}
+                    }
+                    backoff = (backoff * 2).min(Duration::from_secs(5));
+                }
+            },
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_round_trip_and_values_are_checked() {
+        let keys: Vec<String> = LiveKey::all().map(|k| k.to_string()).collect();
+        assert!(keys.contains(&"orders/payments/retry/max_attempts".to_string()));
+        assert!(keys.contains(&"web-bff/order-history/timeout_ms".to_string()));
+        for k in LiveKey::all() {
+            assert_eq!(LiveKey::parse(&k.to_string()), Ok(k));
+        }
+        let unknown = LiveKey::parse("orders/payments/retry/tries").expect_err("unknown");
+        assert!(
+            unknown.contains("orders/payments/retry/max_attempts"),
+            "{unknown}"
+        );
+        assert!(LiveKey::parse("gateway/orders/timeout_ms").is_err());
+        assert_eq!(Knob::RetryMaxAttempts.check("1"), Ok(1));
+        assert!(Knob::RetryMaxAttempts.check("0").is_err());
+        assert!(Knob::RetryMaxAttempts.check("three").is_err());
+        assert!(Knob::TimeoutMs.check("600001").is_err());
+    }
+
+    #[test]
+    fn a_key_sets_its_knob_and_its_absence_gives_the_start_back() {
+        let knobs = Knobs::from_config(&ResilienceConfig::default());
+        let start = (knobs.attempts(), knobs.timeout());
+        let tuned = vec![(Service::Payments, knobs.clone())];
+        let set = |v: &str| {
+            vec![(
+                "orders/payments/retry/max_attempts".to_string(),
+                v.to_string(),
+            )]
+        };
+        apply(Service::Orders, &tuned, &set("1"));
+        assert_eq!(knobs.attempts(), 1);
+        apply(Service::Orders, &tuned, &set("not a number"));
+        assert_eq!(knobs.attempts(), start.0, "a bad value keeps the start");
+        apply(Service::Orders, &tuned, &set("1"));
+        apply(Service::Orders, &tuned, &[]);
+        assert_eq!((knobs.attempts(), knobs.timeout()), start);
+    }
+}
