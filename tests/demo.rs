@@ -305,6 +305,8 @@ fn one_request_is_one_story_in_the_collector_across_services_and_async_hops() {
         the_stock_team_hears_of_a_product_running_low(&http, &gateway, &token, &api, notifications).await;
         let supervisor = handle["supervisor"].as_str().expect("supervisor");
         settings_change_live_without_a_restart(&http, &data.join("demo.json"), supervisor, &api).await;
+        let history = handle["services"]["order-history"][0].as_str().expect("order-history");
+        the_history_survives_a_kill_9(&http, &gateway, &token, supervisor, history).await;
     });
     assert!(demo.stop().success(), "the demo stops cleanly");
 }
@@ -768,6 +770,86 @@ async fn a_consul_client_reads_and_writes_the_settings(
         .args(["demo", "config", "unset", key, "--demo"])
         .arg(handle)
         .status();
+}
+
+/// Polyglot persistence keeps the SQLite services' guarantee: order-history's read model
+/// (documents in redb) holds every order it had taken before a `kill -9` of its process,
+/// each with the same steps (none lost, none twice), and takes the next order after it.
+async fn the_history_survives_a_kill_9(
+    http: &reqwest::Client,
+    gateway: &str,
+    token: &str,
+    supervisor: &str,
+    history: &str,
+) {
+    use gauntlet_demo_system::order_history::{OrderHistoryView, OrderView};
+    let customer = format!("durable-{}", std::process::id());
+    let order = || async {
+        let resp = http
+            .post(format!("{gateway}/api/orders"))
+            .bearer_auth(token)
+            .json(
+                &json!({"customer_id": customer, "items": [{"sku": "SKU-STICKER", "quantity": 1}]}),
+            )
+            .send()
+            .await
+            .expect("order");
+        assert_eq!(resp.status(), 201);
+    };
+    let listed = || async {
+        http.get(format!("{history}/customers/{customer}/orders"))
+            .send()
+            .await
+            .expect("history")
+            .json::<Vec<OrderView>>()
+            .await
+            .expect("views")
+    };
+    let settled = |n: usize| async move {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let views = listed().await;
+            if views.len() == n && views.iter().all(|v| v.status.as_str() == "confirmed") {
+                return views;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "order-history never showed {n} confirmed: {views:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    };
+    let histories = |views: Vec<OrderView>| async move {
+        let mut out = Vec::new();
+        for v in views {
+            let h: OrderHistoryView = http
+                .get(format!("{history}/orders/{}/history", v.order_id))
+                .send()
+                .await
+                .expect("history")
+                .json()
+                .await
+                .expect("view");
+            out.push(h);
+        }
+        out
+    };
+    for _ in 0..3 {
+        order().await;
+    }
+    let before = histories(settled(3).await).await;
+    healed(http, supervisor, "order-history", Signal::SIGKILL).await;
+    let after = histories(listed().await).await;
+    assert_eq!(
+        after, before,
+        "every order and step the read model held before the kill"
+    );
+    order().await;
+    assert_eq!(
+        settled(4).await.len(),
+        4,
+        "it reads the feed on from where it was"
+    );
 }
 
 /// The orders service's calls to each inventory instance so far.

@@ -36,7 +36,12 @@ async fn serve(app: axum::Router) -> String {
 /// Every provider, each with its provider states, on loopback: name → base URL.
 async fn providers(dir: &Path) -> Vec<(&'static str, String)> {
     let inv = Inventory::open(&dir.join("inventory.sqlite")).expect("inventory");
-    let inventory = serve(inventory::app(inv.clone()).merge(provider_states::router(inv))).await;
+    let inventory = serve(
+        inventory::app(inv.clone())
+            .merge(provider_states::router(inv.clone()))
+            .merge(inventory::provider_states::messages_router(inv)),
+    )
+    .await;
     let pay =
         Payments::open(&dir.join("payments.sqlite"), PaymentsConfig::default()).expect("payments");
     let payments = serve(payments::app(pay.clone()).merge(provider_states::router(pay))).await;

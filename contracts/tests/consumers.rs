@@ -1036,12 +1036,7 @@ mod order_events {
             let mut e = decode(m.contents.contents.value());
             // In feed order.
             e.seq = seq as i64 + 1;
-            assert!(
-                consumer
-                    .deliver(&OrderHistory::apply, e)
-                    .await
-                    .expect("applied")
-            );
+            assert!(consumer.deliver(&h.handler(), e).await.expect("applied"));
         }
         let view = h
             .history("ord-pact-10")

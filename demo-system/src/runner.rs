@@ -64,6 +64,8 @@ pub enum RunError {
     #[error(transparent)]
     Db(#[from] DbError),
     #[error(transparent)]
+    OrderHistory(#[from] crate::order_history::server::OpenError),
+    #[error(transparent)]
     Config(#[from] ConfigError),
     #[error("server failed: {0}")]
     Serve(#[from] std::io::Error),
@@ -308,7 +310,7 @@ where
             let h = OrderHistory::open(&db(service))?;
             let options = config.consume_options();
             background(tasks, h.consume(orders_feed()?, options, until_stopped()));
-            let parked = dead_letters::router(h.db().clone(), OrderHistory::apply);
+            let parked = dead_letters::router(h.db().clone(), h.handler());
             let app = with_states(order_history::app(h.clone()), provider_states::router(h));
             let app = app.merge(parked);
             tasks.spawn(serve(listener, app, until_stopped()));

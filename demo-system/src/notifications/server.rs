@@ -18,7 +18,7 @@ use crate::orders::{Order, OrderStatus};
 use crate::platform::client::HttpClient;
 use crate::platform::db::{Db, DbError};
 use crate::platform::http::{ApiError, service_router};
-use crate::platform::outbox::{ConsumeOptions, Event, FeedConsumer, open_db};
+use crate::platform::outbox::{Apply, ConsumeOptions, Event, FeedConsumer, open_db};
 
 /// The longest recipient (customer ID) the mailer takes.
 pub const MAX_RECIPIENT: usize = 100;
@@ -102,7 +102,15 @@ impl FeedConsumer for Notifications {
         &self.db
     }
 
-    fn apply(tx: &Transaction<'_>, e: &Event) -> Result<(), String> {
+    fn handler(&self) -> impl Apply + use<> {
+        Self::apply
+    }
+}
+
+impl Notifications {
+    /// Applies one event of either feed: an order outcome records a notification, a
+    /// `stock.low` an alert.
+    pub fn apply(tx: &Transaction<'_>, e: &Event) -> Result<(), String> {
         if e.kind == STOCK_LOW {
             let a = stock_alert(e)?;
             tracing::info!(sku = %a.sku, on_hand = a.on_hand, "stock alert recorded");
@@ -114,9 +122,7 @@ impl FeedConsumer for Notifications {
         tracing::info!(order_id = %n.order_id, kind = %n.kind, "notification recorded");
         db::insert(tx, &n).map_err(|err| err.to_string())
     }
-}
 
-impl Notifications {
     pub fn open(db_path: &Path) -> Result<Self, DbError> {
         Ok(Self {
             db: open_db(db_path, db::SCHEMA)?,

@@ -1,11 +1,11 @@
 //! The order-history service: the CQRS read model built from the orders feed.
 //!
-//! [`api`] wire types · [`db`] schema and queries · [`server`] consumer and routes ·
-//! [`client`] typed client.
+//! [`api`] wire types · [`documents`] the read model, as documents in redb (the demo's
+//! polyglot persistence) · [`server`] consumer and routes · [`client`] typed client.
 
 pub mod api;
 pub mod client;
-pub mod db;
+pub mod documents;
 pub mod provider_states;
 pub mod server;
 

@@ -3,11 +3,9 @@
 
 use serde::Deserialize;
 
-use super::db;
 use super::server::OrderHistory;
 use crate::orders::{Item, Order, OrderStatus};
 use crate::platform::http::now_unix_ms;
-use crate::platform::outbox::FeedConsumer;
 use crate::platform::provider_states::{ProviderStates, StateChange, StateError};
 
 /// A customer with one confirmed order of one keyboard (params: `customer_id`, `order_id`).
@@ -39,14 +37,9 @@ impl ProviderStates for OrderHistory {
             payment_id: None,
             reason: None,
         };
-        self.db()
-            .write(move |tx| {
-                tx.execute("DELETE FROM order_views WHERE order_id = ?1", [&order.id])?;
-                tx.execute("DELETE FROM order_history WHERE order_id = ?1", [&order.id])?;
-                // As if the order's event were the first of the feed: the view takes it.
-                db::apply(tx, &order, 1, now_unix_ms())
-            })
-            .await?;
-        Ok(())
+        // As if the order's event were the first of the feed: the view takes it.
+        self.replace(order, now_unix_ms())
+            .await
+            .map_err(|e| StateError::Store(e.to_string()))
     }
 }

@@ -1,24 +1,47 @@
 //! The order-history service, the CQRS query side: it builds its own read model from the
 //! orders feed and answers `GET /orders/{id}/history` and `GET /customers/{id}/orders`
-//! without ever asking the orders service.
+//! without ever asking the orders service. The read model lives in [`super::documents`]
+//! (redb); the feed's bookkeeping in the platform's SQLite file.
 
 use std::path::Path;
 
 use axum::extract::{Path as UrlPath, State};
+use axum::http::StatusCode;
 use axum::routing::get;
 use axum::{Json, Router};
-use rusqlite::Transaction;
+use rusqlite::TransactionBehavior;
 
 use super::api::{OrderHistoryView, OrderView};
-use super::db;
+use super::documents::{Documents, DocumentsError};
 use crate::orders::{Order, OrderStatus};
 use crate::platform::db::{Db, DbError};
 use crate::platform::http::{ApiError, found, service_router};
-use crate::platform::outbox::{Event, FeedConsumer, open_db};
+use crate::platform::outbox::{Apply, Event, FeedConsumer, open_db};
+
+#[derive(Debug, thiserror::Error)]
+pub enum OpenError {
+    #[error(transparent)]
+    Db(#[from] DbError),
+    #[error(transparent)]
+    Documents(#[from] DocumentsError),
+}
+
+impl From<DocumentsError> for ApiError {
+    fn from(e: DocumentsError) -> Self {
+        tracing::error!(error = %e, "order-history's document store failed");
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the order history cannot read its document store; try again",
+        )
+    }
+}
 
 #[derive(Clone, Debug)]
 pub struct OrderHistory {
+    /// The consumer's cursor, processed event IDs and dead letters.
     db: Db,
+    /// The read model.
+    docs: Documents,
 }
 
 /// Reads the orders feed: each order event updates the read model.
@@ -29,43 +52,79 @@ impl FeedConsumer for OrderHistory {
         &self.db
     }
 
-    fn apply(tx: &Transaction<'_>, e: &Event) -> Result<(), String> {
-        if OrderStatus::of_event(&e.kind).is_none() {
-            return Ok(());
-        }
-        let order: Order = e
-            .payload_as()
-            .map_err(|err| format!("{} is not an order event: {err}", e.kind))?;
-        tracing::info!(order_id = %order.id, status = order.status.as_str(), "order history updated");
-        db::apply(tx, &order, e.seq, e.created_unix_ms).map_err(|err| err.to_string())
+    fn handler(&self) -> impl Apply + use<> {
+        let docs = self.docs.clone();
+        move |_: &rusqlite::Transaction<'_>, e: &Event| apply(&docs, e)
     }
 }
 
+/// Takes one order event into the documents (committed before the consumer's
+/// transaction, idempotent: see [`super::documents`]).
+fn apply(docs: &Documents, e: &Event) -> Result<(), String> {
+    if OrderStatus::of_event(&e.kind).is_none() {
+        return Ok(());
+    }
+    let order: Order = e
+        .payload_as()
+        .map_err(|err| format!("{} is not an order event: {err}", e.kind))?;
+    tracing::info!(order_id = %order.id, status = order.status.as_str(), "order history updated");
+    docs.apply(&order, e.seq, e.created_unix_ms)
+        .map_err(|err| err.to_string())
+}
+
 impl OrderHistory {
-    pub fn open(db_path: &Path) -> Result<Self, DbError> {
-        Ok(Self {
-            db: open_db(db_path, db::SCHEMA)?,
-        })
+    /// Opens the feed's bookkeeping at `db_path` (SQLite) and the read model beside it
+    /// (the same name, `.redb`). A read model file that was never built from the feed's
+    /// start (new, or replacing a lost one) has the bookkeeping reset first, so the feed
+    /// is replayed into it: the projection is rebuilt from the events.
+    pub fn open(db_path: &Path) -> Result<Self, OpenError> {
+        let db = open_db(db_path, "")?;
+        let docs = Documents::open(&db_path.with_extension("redb"))?;
+        if docs.needs_replay()? {
+            let feed = <Self as FeedConsumer>::FEED;
+            db.blocking(TransactionBehavior::Immediate, |tx| {
+                tx.execute("DELETE FROM consumer_cursors WHERE feed = ?1", [feed])?;
+                tx.execute("DELETE FROM processed_events", [])?;
+                Ok(())
+            })?;
+            docs.replayed()?;
+        }
+        Ok(Self { db, docs })
     }
 
-    pub async fn history(&self, order_id: &str) -> Result<Option<OrderHistoryView>, DbError> {
+    /// Runs `f` on the documents on a blocking thread.
+    async fn read<T, F>(&self, f: F) -> Result<T, DocumentsError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Documents) -> Result<T, DocumentsError> + Send + 'static,
+    {
+        let docs = self.docs.clone();
+        tokio::task::spawn_blocking(move || f(&docs))
+            .await
+            .map_err(|e| DocumentsError::Task(e.to_string()))?
+    }
+
+    pub async fn history(
+        &self,
+        order_id: &str,
+    ) -> Result<Option<OrderHistoryView>, DocumentsError> {
         let order_id = order_id.to_string();
-        self.db
-            .read(move |tx| {
-                let Some(order) = db::view(tx, &order_id)? else {
-                    return Ok(None);
-                };
-                let history = db::steps(tx, &order_id)?;
-                Ok(Some(OrderHistoryView { order, history }))
-            })
-            .await
+        self.read(move |d| d.history(&order_id)).await
     }
 
-    pub async fn of_customer(&self, customer_id: &str) -> Result<Vec<OrderView>, DbError> {
+    pub async fn of_customer(&self, customer_id: &str) -> Result<Vec<OrderView>, DocumentsError> {
         let customer_id = customer_id.to_string();
-        self.db
-            .read(move |tx| db::of_customer(tx, &customer_id))
-            .await
+        self.read(move |d| d.of_customer(&customer_id)).await
+    }
+
+    /// Replaces whatever the read model holds of `order` with it, as of feed position 1
+    /// (Pact's provider states).
+    pub async fn replace(&self, order: Order, at_unix_ms: i64) -> Result<(), DocumentsError> {
+        self.read(move |d| {
+            d.remove(&order.id)?;
+            d.apply(&order, 1, at_unix_ms)
+        })
+        .await
     }
 }
 

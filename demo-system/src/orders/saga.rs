@@ -269,15 +269,24 @@ impl Orders {
 
     /// Resumes every unfinished saga: run at start and periodically. Each resumption is a
     /// trace of its own (`saga resume`), so what it does is seen as a request's saga is: its
-    /// calls, and the breaker state changes they cause.
+    /// calls, and the breaker state changes they cause. It carries on the order's story:
+    /// linked to the request that placed it, under that request's correlation ID (read
+    /// from the order's `order.pending` event, which keeps the request's trace context).
     pub async fn resume_all(&self) -> Result<usize, DbError> {
         let unfinished = self.outbox.db().read(db::unfinished).await?;
+        let placed_kind = OrderStatus::Pending.event_kind();
         for id in &unfinished {
-            let span = tracing::info_span!(
-                "resume",
-                otel.name = "saga resume",
-                otel.kind = "internal",
-                order.id = %id,
+            let placed = self.outbox.latest(id, &placed_kind).await?;
+            let span = crate::platform::telemetry::linked_root(
+                tracing::info_span!(
+                    "resume",
+                    otel.name = "saga resume",
+                    otel.kind = "internal",
+                    order.id = %id,
+                    correlation_id = tracing::field::Empty,
+                ),
+                placed.as_ref().and_then(|e| e.traceparent.as_deref()),
+                placed.as_ref().and_then(|e| e.baggage.as_deref()),
             );
             self.advance(id).instrument(span).await?;
         }

@@ -437,8 +437,9 @@ pub trait FeedConsumer: 'static {
     /// The consumer's own database.
     fn db(&self) -> &Db;
 
-    /// Applies one event inside the transaction that records it as processed.
-    fn apply(tx: &Transaction<'_>, e: &Event) -> Result<(), String>;
+    /// What applies one event, inside the transaction that records it as processed (and
+    /// what the dead-letter replay applies a parked one with).
+    fn handler(&self) -> impl Apply + use<Self>;
 
     /// A reader of the feed through `client` (see [`feed_client`]) that remembers its
     /// place in this service's database.
@@ -468,7 +469,7 @@ pub trait FeedConsumer: 'static {
         let mut consumer = Consumer::new(feed, client, self.db().clone());
         consumer.catch_up = options.catch_up;
         consumer.dead_letter_after = options.dead_letter_after;
-        consumer.run(Self::apply, shutdown)
+        consumer.run(self.handler(), shutdown)
     }
 }
 

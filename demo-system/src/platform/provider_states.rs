@@ -78,6 +78,9 @@ pub enum StateError {
     BadParams { state: String, reason: String },
     #[error(transparent)]
     Db(#[from] DbError),
+    /// A store other than the service's SQLite database (order-history's documents).
+    #[error("the provider's store failed: {0}")]
+    Store(String),
 }
 
 fn known_states(known: &[&str]) -> String {
@@ -92,6 +95,13 @@ impl From<StateError> for ApiError {
     fn from(e: StateError) -> Self {
         match e {
             StateError::Db(db) => db.into(),
+            StateError::Store(e) => {
+                tracing::error!(error = %e, "a provider state could not be set up");
+                ApiError::new(
+                    axum::http::StatusCode::SERVICE_UNAVAILABLE,
+                    "the provider could not write its store; try again",
+                )
+            }
             other => ApiError::bad_request(other.to_string()),
         }
     }

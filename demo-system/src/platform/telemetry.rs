@@ -281,6 +281,27 @@ pub fn consumer_span(
     traceparent: Option<&str>,
     baggage: Option<&str>,
 ) -> tracing::Span {
+    let span = tracing::info_span!(
+        "consume",
+        otel.name = %format!("{kind} process"),
+        otel.kind = "consumer",
+        messaging.operation.type = "process",
+        messaging.message.type = %kind,
+        correlation_id = tracing::field::Empty,
+    );
+    linked_root(span, traceparent, baggage)
+}
+
+/// Makes `span` the root of a new trace that carries on the story of the context in
+/// `traceparent` and `baggage` (an event's, an order's): it keeps that baggage, so the
+/// correlation ID crosses (recorded on `span`'s `correlation_id` field, which it must
+/// declare), and links to that span. For work done later than the request it belongs to:
+/// consuming its event, resuming its saga.
+pub fn linked_root(
+    span: tracing::Span,
+    traceparent: Option<&str>,
+    baggage: Option<&str>,
+) -> tracing::Span {
     let mut carrier = axum::http::HeaderMap::new();
     for (k, v) in [("traceparent", traceparent), ("baggage", baggage)] {
         if let Some(v) = v.and_then(|v| HeaderValue::from_str(v).ok()) {
@@ -288,20 +309,9 @@ pub fn consumer_span(
         }
     }
     let producer = global::get_text_map_propagator(|p| p.extract(&HeaderExtractor(&carrier)));
-    let correlation = producer
-        .baggage()
-        .get(CORRELATION_KEY)
-        .map(|v| v.to_string())
-        .unwrap_or_default();
-    let span = tracing::info_span!(
-        "consume",
-        otel.name = %format!("{kind} process"),
-        otel.kind = "consumer",
-        messaging.operation.type = "process",
-        messaging.message.type = %kind,
-        correlation_id = %correlation,
-    );
-    // A new root that keeps the baggage: the correlation ID crosses the asynchronous hop.
+    if let Some(correlation) = producer.baggage().get(CORRELATION_KEY) {
+        span.record(CORRELATION_KEY, correlation.to_string());
+    }
     let root = Context::new().with_baggage(
         producer
             .baggage()
