@@ -306,7 +306,7 @@ fn one_request_is_one_story_in_the_collector_across_services_and_async_hops() {
         let supervisor = handle["supervisor"].as_str().expect("supervisor");
         settings_change_live_without_a_restart(&http, &data.join("demo.json"), supervisor, &api).await;
         let history = handle["services"]["order-history"][0].as_str().expect("order-history");
-        the_history_survives_a_kill_9(&http, &gateway, &token, supervisor, history).await;
+        the_history_survives_a_kill_9(&http, &gateway, &token, supervisor, history, &data).await;
     });
     assert!(demo.stop().success(), "the demo stops cleanly");
 }
@@ -775,12 +775,15 @@ async fn a_consul_client_reads_and_writes_the_settings(
 /// Polyglot persistence keeps the SQLite services' guarantee: order-history's read model
 /// (documents in redb) holds every order it had taken before a `kill -9` of its process,
 /// each with the same steps (none lost, none twice), and takes the next order after it.
+/// And it is a projection: its file lost while the service was down, the next start
+/// rebuilds it from the feed's beginning to the same orders and steps.
 async fn the_history_survives_a_kill_9(
     http: &reqwest::Client,
     gateway: &str,
     token: &str,
     supervisor: &str,
     history: &str,
+    demo_dir: &Path,
 ) {
     use gauntlet_demo_system::order_history::{OrderHistoryView, OrderView};
     let customer = format!("durable-{}", std::process::id());
@@ -845,10 +848,25 @@ async fn the_history_survives_a_kill_9(
         "every order and step the read model held before the kill"
     );
     order().await;
+    let four = histories(settled(4).await).await;
+    assert_eq!(four.len(), 4, "it reads the feed on from where it was");
+
+    let act = |action: &'static str| async move {
+        let resp = http
+            .post(format!("{supervisor}/instances/order-history/{action}"))
+            .send()
+            .await
+            .expect("supervisor");
+        assert_eq!(resp.status(), 200, "{action}");
+    };
+    act("kill").await;
+    std::fs::remove_file(demo_dir.join("services/order-history.redb"))
+        .expect("the read model's file");
+    act("start").await;
+    let rebuilt = histories(settled(4).await).await;
     assert_eq!(
-        settled(4).await.len(),
-        4,
-        "it reads the feed on from where it was"
+        rebuilt, four,
+        "rebuilt from the feed: every order and step, once"
     );
 }
 

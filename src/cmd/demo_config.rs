@@ -12,9 +12,9 @@ use gauntlet_demo_system::registry::RegistryClient;
 #[derive(Debug, Args)]
 #[command(after_help = "Examples:
   gauntlet demo config list
-  gauntlet demo config set orders/payments/retry/max_attempts 1    # orders stops retrying payments, at once
+  gauntlet demo config set orders/payments/retry/max_attempts 1   # no more retries, at once
   gauntlet demo config get orders/payments/retry/max_attempts
-  gauntlet demo config unset orders/payments/retry/max_attempts    # back to the settings file's value
+  gauntlet demo config unset orders/payments/retry/max_attempts   # the file's value again
 
 The keys are {service}/{upstream}/retry/max_attempts (1 to 10) and {service}/{upstream}/timeout_ms
 (1 to 600000) for the upstream clients of orders, web-bff and mobile-bff. Each instance of them
@@ -76,6 +76,17 @@ fn known(key: &str) -> anyhow::Result<LiveKey> {
 }
 
 pub async fn run(args: ConfigArgs) -> anyhow::Result<()> {
+    // A key no service follows, or a value it would not take, is named before anything is
+    // looked up or sent (the registry checks writes again: it takes them from anyone).
+    match &args.action {
+        Action::Get { key } | Action::Unset { key } => {
+            known(key)?;
+        }
+        Action::Set { key, value } => {
+            known(key)?.knob.check(value).map_err(anyhow::Error::msg)?;
+        }
+        Action::List => {}
+    }
     let registry = args.registry()?;
     match &args.action {
         Action::List => {
@@ -89,19 +100,15 @@ pub async fn run(args: ConfigArgs) -> anyhow::Result<()> {
                 println!("{key:<48} {value}");
             }
         }
-        Action::Get { key } => {
-            known(key)?;
-            match registry.kv_get(key).await?.and_then(|e| e.text()) {
-                Some(value) => println!("{value}"),
-                None => bail!("{key} is not set: the services use the settings file's value"),
-            }
-        }
+        Action::Get { key } => match registry.kv_get(key).await?.and_then(|e| e.text()) {
+            Some(value) => println!("{value}"),
+            None => bail!("{key} is not set: the services use the settings file's value"),
+        },
         Action::Set { key, value } => {
             registry.kv_put(key, value).await?;
             println!("{key} = {value}: applied live by every instance that follows it");
         }
         Action::Unset { key } => {
-            known(key)?;
             registry.kv_delete(key).await?;
             println!("{key} unset: back to the settings file's value");
         }

@@ -127,11 +127,6 @@ async fn authorize(
     }
     tokio::time::sleep(Duration::from_millis(p.config.processing_delay_ms)).await;
     let declined = req.amount_cents % 100 == i64::from(p.config.decline_cents);
-    if declined {
-        tracing::warn!(order_id = %req.order_id, amount_cents = req.amount_cents, "payment declined");
-    } else {
-        tracing::info!(order_id = %req.order_id, amount_cents = req.amount_cents, "payment authorized");
-    }
     let (status, auth) = if declined {
         (
             StatusCode::PAYMENT_REQUIRED,
@@ -164,16 +159,26 @@ async fn authorize(
             // A concurrent request with the same key may have won while we were processing.
             if let Some(key) = &key {
                 if let Some(replayed) = replay(tx, key, &request)? {
-                    return Ok(replayed);
+                    return Ok(replayed.map(|r| (r, false)));
                 }
                 db::remember(tx, key, &request, status.as_u16(), &auth)?;
             }
             db::insert(tx, &auth)?;
             publish(tx, &auth)?;
-            Ok(Ok((status, auth)))
+            Ok(Ok(((status, auth), true)))
         })
         .await??;
-    Ok((answer.0, Json(answer.1)))
+    let ((status, auth), made_here) = answer;
+    // Said once the decision is committed, and only by the request that made it: a
+    // concurrent one with the same key answered with the winner's says nothing.
+    if made_here {
+        if declined {
+            tracing::warn!(order_id = %auth.order_id, amount_cents = auth.amount_cents, "payment declined");
+        } else {
+            tracing::info!(order_id = %auth.order_id, amount_cents = auth.amount_cents, "payment authorized");
+        }
+    }
+    Ok((status, Json(auth)))
 }
 
 async fn get_authorization(
