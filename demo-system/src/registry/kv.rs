@@ -210,10 +210,14 @@ impl KvStore {
         Ok(true)
     }
 
-    /// Waits until the index passes `after` or `wait` ends, whichever is first.
-    pub async fn changed_after(&self, after: u64, wait: Duration) {
+    /// Waits until the index passes `after` or `wait` ends, whichever is first; whether it
+    /// passed.
+    pub async fn changed_after(&self, after: u64, wait: Duration) -> bool {
         let mut seen = self.index.subscribe();
-        let _ = tokio::time::timeout(wait, seen.wait_for(|i| *i > after)).await;
+        matches!(
+            tokio::time::timeout(wait, seen.wait_for(|i| *i > after)).await,
+            Ok(Ok(_))
+        )
     }
 }
 
@@ -300,7 +304,8 @@ async fn read(
             ))
         })?;
         let wait = q.wait.as_deref().map_or(Ok(DEFAULT_WAIT), parse_wait);
-        store
+        // Woken or not, the read answers what is there now, as Consul's does.
+        let _changed = store
             .changed_after(after, wait.map_err(ApiError::bad_request)?)
             .await;
     }
@@ -387,9 +392,14 @@ mod tests {
             .put("orders/payments/timeout_ms", b"500".to_vec())
             .await
             .expect("put");
-        waiting
-            .await
-            .expect("woken by the change, not the 30 s wait");
+        assert!(
+            waiting.await.expect("the waiting task"),
+            "woken by the change, not the 30 s wait"
+        );
+        assert!(
+            !kv.changed_after(1, Duration::from_millis(10)).await,
+            "nothing changed after index 1"
+        );
         let second = kv
             .put("orders/payments/timeout_ms", b"700".to_vec())
             .await
