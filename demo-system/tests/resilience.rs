@@ -109,6 +109,20 @@ fn config() -> ResilienceConfig {
     }
 }
 
+/// Three attempts per idempotent call, quick backoff, no breaker to cut them short.
+fn retrying() -> ResilienceConfig {
+    let mut c = config();
+    c.circuit_breaker.enabled = false;
+    c.retry = RetryConfig {
+        enabled: true,
+        max_attempts: 3,
+        initial_backoff_ms: 10,
+        max_backoff_ms: 40,
+        randomization_factor: 0.5,
+    };
+    c
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_breaker_opens_after_its_threshold_and_half_opens_after_its_wait() {
     let f = fake().await;
@@ -171,15 +185,7 @@ async fn the_breaker_opens_after_its_threshold_and_half_opens_after_its_wait() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn retries_stop_at_their_budget_and_never_repeat_unsafe_calls() {
     let f = fake().await;
-    let mut c = config();
-    c.circuit_breaker.enabled = false;
-    c.retry = RetryConfig {
-        enabled: true,
-        max_attempts: 3,
-        initial_backoff_ms: 10,
-        max_backoff_ms: 40,
-        randomization_factor: 0.5,
-    };
+    let mut c = retrying();
     let up = Upstream::new(
         "payments",
         Endpoint::fixed(&f.url),
@@ -444,15 +450,7 @@ async fn retry_attempts_and_deadlines_follow_the_registry_live() {
         std::future::pending(),
     ));
     let f = fake().await;
-    let mut c = config();
-    c.circuit_breaker.enabled = false;
-    c.retry = RetryConfig {
-        enabled: true,
-        max_attempts: 3,
-        initial_backoff_ms: 10,
-        max_backoff_ms: 40,
-        randomization_factor: 0.5,
-    };
+    let c = retrying();
     let up = Upstream::new(
         "payments",
         Endpoint::fixed(&f.url),

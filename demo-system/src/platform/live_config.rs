@@ -146,18 +146,16 @@ impl Knobs {
 
     /// Sets `knob` to `value`, or back to what the client started with; whether it changed.
     fn set(&self, knob: Knob, value: Option<u64>) -> bool {
-        let (cell, start): (&dyn Fn(u64) -> u64, u64) = match knob {
-            Knob::RetryMaxAttempts => (
-                &|v| self.attempts.swap(v as usize, Ordering::Relaxed) as u64,
-                self.started_with.0 as u64,
-            ),
-            Knob::TimeoutMs => (
-                &|v| self.timeout_ms.swap(v, Ordering::Relaxed),
-                self.started_with.1,
-            ),
-        };
-        let new = value.unwrap_or(start);
-        cell(new) != new
+        match knob {
+            Knob::RetryMaxAttempts => {
+                let new = value.map_or(self.started_with.0, |v| v as usize);
+                self.attempts.swap(new, Ordering::Relaxed) != new
+            }
+            Knob::TimeoutMs => {
+                let new = value.unwrap_or(self.started_with.1);
+                self.timeout_ms.swap(new, Ordering::Relaxed) != new
+            }
+        }
     }
 }
 

@@ -45,23 +45,38 @@ impl RegistryClient {
         &self.base
     }
 
-    async fn answer(
+    /// The registry's answer to `req` as it came: status, headers, body.
+    async fn send(
         &self,
         req: reqwest::RequestBuilder,
-    ) -> Result<(StatusCode, bytes::Bytes), RegistryClientError> {
+    ) -> Result<(StatusCode, reqwest::header::HeaderMap, bytes::Bytes), RegistryClientError> {
         let unreachable = |e: reqwest::Error| RegistryClientError::Unreachable {
             url: self.base.clone(),
             reason: e.to_string(),
         };
         let resp = req.send().await.map_err(unreachable)?;
-        let status = resp.status();
+        let (status, headers) = (resp.status(), resp.headers().clone());
         let body = resp.bytes().await.map_err(unreachable)?;
-        if !status.is_success() {
-            return Err(RegistryClientError::Refused {
-                status: status.as_u16(),
-                message: error_message(&body),
-            });
+        Ok((status, headers, body))
+    }
+
+    /// `Refused` with the registry's message unless `status` is a success.
+    fn accepted(status: StatusCode, body: &[u8]) -> Result<(), RegistryClientError> {
+        if status.is_success() {
+            return Ok(());
         }
+        Err(RegistryClientError::Refused {
+            status: status.as_u16(),
+            message: error_message(body),
+        })
+    }
+
+    async fn answer(
+        &self,
+        req: reqwest::RequestBuilder,
+    ) -> Result<(StatusCode, bytes::Bytes), RegistryClientError> {
+        let (status, _, body) = self.send(req).await?;
+        Self::accepted(status, &body)?;
         Ok((status, body))
     }
 
@@ -196,29 +211,17 @@ impl RegistryClient {
         &self,
         req: reqwest::RequestBuilder,
     ) -> Result<(Vec<KvEntry>, u64), RegistryClientError> {
-        let unreachable = |e: reqwest::Error| RegistryClientError::Unreachable {
-            url: self.base.clone(),
-            reason: e.to_string(),
-        };
-        let resp = req.send().await.map_err(unreachable)?;
-        let index = resp
-            .headers()
+        let (status, headers, body) = self.send(req).await?;
+        let index = headers
             .get(KV_INDEX_HEADER)
             .and_then(|v| v.to_str().ok()?.parse().ok())
             .ok_or_else(|| {
                 RegistryClientError::Decode(format!("no {KV_INDEX_HEADER} header in the answer"))
             });
-        if resp.status() == StatusCode::NOT_FOUND {
+        if status == StatusCode::NOT_FOUND {
             return Ok((Vec::new(), index?));
         }
-        let status = resp.status();
-        let body = resp.bytes().await.map_err(unreachable)?;
-        if !status.is_success() {
-            return Err(RegistryClientError::Refused {
-                status: status.as_u16(),
-                message: error_message(&body),
-            });
-        }
+        Self::accepted(status, &body)?;
         let entries = serde_json::from_slice(&body)
             .map_err(|e| RegistryClientError::Decode(e.to_string()))?;
         Ok((entries, index?))
