@@ -5,7 +5,9 @@
 //! stopped ([`Orders::resume_all`]); every call it makes is idempotent on the order ID, so
 //! resuming a step that had in fact completed is harmless.
 
+use std::collections::HashSet;
 use std::path::Path;
+use std::sync::{Arc, Mutex};
 
 use axum::http::StatusCode;
 use tracing::Instrument;
@@ -30,6 +32,34 @@ pub struct Orders {
     /// Undo the earlier steps of an order that cannot complete; `false` (`--disable
     /// compensation`): it is cancelled and whatever it holds stays held.
     compensate: bool,
+    /// Orders whose saga this process is running now: the resumer leaves them to it,
+    /// rather than running the same steps beside it (harmless, every step is idempotent,
+    /// but every call twice).
+    in_flight: Arc<Mutex<HashSet<String>>>,
+}
+
+/// Marks an order's saga as running here while it lives.
+struct Running {
+    id: String,
+    in_flight: Arc<Mutex<HashSet<String>>>,
+}
+
+impl Running {
+    /// `None` when this process already runs the saga of `id`.
+    fn start(in_flight: &Arc<Mutex<HashSet<String>>>, id: &str) -> Option<Self> {
+        crate::platform::lock(in_flight)
+            .insert(id.to_string())
+            .then(|| Self {
+                id: id.to_string(),
+                in_flight: in_flight.clone(),
+            })
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        crate::platform::lock(&self.in_flight).remove(&self.id);
+    }
 }
 
 /// What one saga step decided.
@@ -51,6 +81,7 @@ impl Orders {
             inventory,
             payments,
             compensate: true,
+            in_flight: Arc::default(),
         })
     }
 
@@ -154,6 +185,7 @@ impl Orders {
 
     /// Runs the saga of `id` forward until it finishes or must wait for a dependency.
     pub async fn advance(&self, id: &str) -> Result<Order, DbError> {
+        let _running = Running::start(&self.in_flight, id);
         let mut order = self
             .order(id)
             .await?
@@ -276,6 +308,9 @@ impl Orders {
         let unfinished = self.outbox.db().read(db::unfinished).await?;
         let placed_kind = OrderStatus::Pending.event_kind();
         for id in &unfinished {
+            if crate::platform::lock(&self.in_flight).contains(id) {
+                continue;
+            }
             let placed = self.outbox.latest(id, &placed_kind).await?;
             let span = crate::platform::telemetry::linked_root(
                 tracing::info_span!(
@@ -347,6 +382,8 @@ impl Orders {
             payment_id: None,
             reason: None,
         };
+        // Running from before it is stored, so the resumer never sees it unclaimed.
+        let _running = Running::start(&self.in_flight, &order.id);
         let created = self
             .outbox
             .transaction(move |tx| {
