@@ -26,7 +26,13 @@ fn experiment(name: &str) -> PathBuf {
 }
 
 /// Each experiment, the pattern it proves, and the evidence probes its control must fail.
-const EXPERIMENTS: [(&str, Pattern, &[&str]); 16] = [
+const EXPERIMENTS: [(&str, Pattern, &[&str]); 17] = [
+    // First: the rebuild replays every order the shared demo has taken so far.
+    (
+        "order-history-lost.toml",
+        Pattern::EventReplay,
+        &["within 10 s it lists every order of the run again, each once, in orders' state"],
+    ),
     (
         "payments-slow.toml",
         Pattern::CircuitBreaker,

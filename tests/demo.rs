@@ -86,6 +86,11 @@ fn the_demo_runs_real_processes_and_leaves_nothing_behind() {
         healed(&http, &supervisor, "notifications", Signal::SIGSTOP).await;
         let restarted = http.post(format!("{supervisor}/instances/inventory-2/restart")).send().await.expect("restart");
         assert_eq!(restarted.status(), 200);
+        // A database other instances share is not wiped, and nothing is killed for it.
+        let shared = http.post(format!("{supervisor}/instances/inventory-1/wipe")).send().await.expect("answer");
+        assert_eq!(shared.status(), 409);
+        let why = shared.text().await.expect("body");
+        assert!(why.contains("shared with") && why.contains("inventory-2"), "{why}");
         let list: Vec<Value> = http.get(format!("{supervisor}/instances")).send().await.expect("list").json().await.expect("json");
         assert_eq!(list.len(), gauntlet_demo_system::topology::InstanceId::all().count());
         assert!(list.iter().all(|i| i["state"] == "running"), "{list:?}");

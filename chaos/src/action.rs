@@ -88,6 +88,7 @@ pub(crate) async fn act(ctx: &Ctx, kind: &Kind) -> Result<String, ActivityError>
             ))
         }
         Kind::Kill { instance: i }
+        | Kind::Wipe { instance: i }
         | Kind::Restart { instance: i }
         | Kind::Start { instance: i }
         | Kind::Pause { instance: i }

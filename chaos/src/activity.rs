@@ -128,6 +128,13 @@ pub enum Kind {
         #[serde(deserialize_with = "de_instance")]
         instance: InstanceId,
     },
+    /// Kill through the supervisor and delete the instance's database files (the loss of
+    /// its disk), leaving it down until a `start`. Refused for a database other instances
+    /// share (inventory's).
+    Wipe {
+        #[serde(deserialize_with = "de_instance")]
+        instance: InstanceId,
+    },
     /// Kill (if running) and start again, waiting until it is ready.
     Restart {
         #[serde(deserialize_with = "de_instance")]
@@ -469,6 +476,7 @@ impl Kind {
             Kind::EnableProxy { .. } => "enable-proxy",
             Kind::Crash { .. } => "crash",
             Kind::Kill { .. } => "kill",
+            Kind::Wipe { .. } => "wipe",
             Kind::Restart { .. } => "restart",
             Kind::Start { .. } => "start",
             Kind::Pause { .. } => "pause",
@@ -544,6 +552,7 @@ impl Activity {
             | Kind::DisableProxy { edge, instance }
             | Kind::EnableProxy { edge, instance } => edge_instance(edge, instance)?,
             Kind::Kill { .. }
+            | Kind::Wipe { .. }
             | Kind::Crash { .. }
             | Kind::Restart { .. }
             | Kind::Start { .. }

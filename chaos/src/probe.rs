@@ -504,20 +504,26 @@ impl ReadModelProbe {
         if orders.is_empty() {
             return Ok((false, format!("{customer} has no orders: nothing to check")));
         }
-        let mut seen: HashMap<&str, usize> = HashMap::new();
+        let mut seen: HashMap<&str, Vec<gauntlet_demo_system::orders::OrderStatus>> =
+            HashMap::new();
         for v in &history {
-            *seen.entry(v.order_id.as_str()).or_default() += 1;
+            seen.entry(v.order_id.as_str()).or_default().push(v.status);
         }
         let missing: Vec<&str> = orders
             .iter()
             .map(|o| o.id.as_str())
             .filter(|id| !seen.contains_key(id))
             .collect();
-        let twice = seen.values().filter(|n| **n > 1).count();
+        let twice = seen.values().filter(|s| s.len() > 1).count();
+        // Converged: the read model shows each order in the state orders has it in.
+        let behind = orders
+            .iter()
+            .filter(|o| seen.get(o.id.as_str()).is_some_and(|s| s[0] != o.status))
+            .count();
         Ok((
-            missing.is_empty() && twice == 0,
+            missing.is_empty() && twice == 0 && behind == 0,
             format!(
-                "orders has {} orders of {customer}; order-history lists {} of them, misses {}{}, lists {twice} twice",
+                "orders has {} orders of {customer}; order-history lists {} of them, misses {}{}, lists {twice} twice, {behind} in another state than orders",
                 orders.len(),
                 orders.len() - missing.len(),
                 missing.len(),

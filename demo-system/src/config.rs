@@ -40,10 +40,11 @@ pub enum Pattern {
     CanaryAnalysis,
     SelfHealing,
     DeadLetters,
+    EventReplay,
 }
 
 impl Pattern {
-    pub const ALL: [Pattern; 16] = [
+    pub const ALL: [Pattern; 17] = [
         Pattern::CircuitBreaker,
         Pattern::Retries,
         Pattern::HealthChecks,
@@ -60,6 +61,7 @@ impl Pattern {
         Pattern::CanaryAnalysis,
         Pattern::SelfHealing,
         Pattern::DeadLetters,
+        Pattern::EventReplay,
     ];
 
     pub const fn name(self) -> &'static str {
@@ -80,6 +82,7 @@ impl Pattern {
             Pattern::CanaryAnalysis => "canary-analysis",
             Pattern::SelfHealing => "self-healing",
             Pattern::DeadLetters => "dead-letters",
+            Pattern::EventReplay => "event-replay",
         }
     }
 
@@ -123,6 +126,10 @@ pub struct DemoConfig {
     /// retry it for ever, and every event after it waits.
     pub dead_letters: bool,
     pub dead_letter_after: u32,
+    /// A consumer whose read model is new or was lost (order-history's documents) replays
+    /// the feed from its first event to rebuild it; `false` (`--disable event-replay`): it
+    /// starts from the newest event, and what came before is missing from it.
+    pub event_replay: bool,
     /// How every service finds the instances of the services it calls.
     pub discovery: DiscoveryConfig,
     pub registry: RegistryConfig,
@@ -231,6 +238,7 @@ impl Default for DemoConfig {
             consumer_catch_up: true,
             dead_letters: true,
             dead_letter_after: 3,
+            event_replay: true,
             discovery: DiscoveryConfig::default(),
             registry: RegistryConfig::default(),
             gateway: GatewayConfig::default(),
@@ -321,6 +329,7 @@ impl DemoConfig {
             Pattern::CanaryAnalysis => self.canary.analysis = false,
             Pattern::SelfHealing => self.supervisor.self_healing = false,
             Pattern::DeadLetters => self.dead_letters = false,
+            Pattern::EventReplay => self.event_replay = false,
         }
     }
 
@@ -347,6 +356,7 @@ impl DemoConfig {
             Pattern::CanaryAnalysis => !self.canary.analysis,
             Pattern::SelfHealing => !self.supervisor.self_healing,
             Pattern::DeadLetters => !self.dead_letters,
+            Pattern::EventReplay => !self.event_replay,
         }
     }
 

@@ -174,7 +174,7 @@ where
 {
     let service = instance.id.service;
     let config = &instance.config;
-    let db = |s: Service| instance.data_dir.join(format!("{}.sqlite", s.name()));
+    let db = |s: Service| database_path(&instance.data_dir, s);
     let http = service_http();
     // The live settings of every upstream client built here, for the registry's keys.
     let tuned = std::cell::RefCell::new(Tuned::new());
@@ -213,14 +213,14 @@ where
         }
         Service::InventoryShadow => {
             // A candidate version reading inventory's own data, serving reads only.
-            let inv = Inventory::open(&db(Service::Inventory))?
+            let inv = Inventory::open(&db(service))?
                 .with_price_offset(config.shadow.candidate_price_offset_cents);
             tasks.spawn(serve(listener, inventory::shadow_app(inv), until_stopped()));
         }
         Service::InventoryV2 => {
             // Inventory's next version: the same code and database, made slower or failing
             // by `[canary.candidate]` when an experiment needs a bad release.
-            let inv = Inventory::open(&db(Service::Inventory))?;
+            let inv = Inventory::open(&db(service))?;
             publishing(inv.outbox(), instance);
             let app = inventory::candidate_app(inv, config.canary.candidate);
             tasks.spawn(serve(listener, app, until_stopped()));
@@ -308,7 +308,7 @@ where
         }
         Service::OrderHistory => {
             let h = OrderHistory::open(&db(service))?;
-            let options = config.consume_options();
+            let options = h.consume_options(config.consume_options(), config.event_replay);
             background(tasks, h.consume(orders_feed()?, options, until_stopped()));
             let parked = dead_letters::router(h.db().clone(), h.handler());
             let app = with_states(order_history::app(h.clone()), provider_states::router(h));
@@ -366,6 +366,12 @@ fn registration(service: Service, version: &str, base: &str) -> Registration {
         version: version.into(),
         health_url: format!("{base}/health/ready"),
     }
+}
+
+/// The SQLite file an instance of `service` opens under `data_dir` (see
+/// [`Service::database`]).
+pub fn database_path(data_dir: &std::path::Path, service: Service) -> PathBuf {
+    data_dir.join(format!("{}.sqlite", service.database().name()))
 }
 
 /// Joins every task of the instance; the first failure is the instance's.

@@ -147,6 +147,11 @@ impl Plan {
     }
 
     /// The base URLs of every instance of `service`.
+    /// Where the instances keep their databases.
+    pub fn services_dir(&self) -> PathBuf {
+        self.data_dir.join("services")
+    }
+
     pub fn urls_of(&self, service: Service) -> Vec<String> {
         self.instances
             .iter()
@@ -246,6 +251,8 @@ pub enum SupervisorError {
     Unknown(String),
     #[error("cannot signal {id}: {reason}")]
     Signal { id: String, reason: String },
+    #[error("cannot wipe {id}'s data: {reason}")]
+    Wipe { id: String, reason: String },
 }
 
 impl From<SupervisorError> for ApiError {
@@ -366,7 +373,7 @@ impl Supervisor {
             .args(["--instance", &spec.id.ordinal.to_string()])
             .args(["--listen", &spec.listen.to_string()])
             .arg("--data-dir")
-            .arg(p.data_dir.join("services"))
+            .arg(p.services_dir())
             .args(["--registry", &p.registry_url])
             .args(
                 spec.id
@@ -502,6 +509,47 @@ impl Supervisor {
             m.restarts = restarts + 1;
         }
         Ok(true)
+    }
+
+    /// Kills `id` as [`Supervisor::kill`] does and deletes its service's database files,
+    /// leaving it down: the loss of a disk, for experiments on rebuilding state. Refused
+    /// for a database other instances also use (inventory's). The files it removed.
+    pub async fn wipe(&self, id: &str) -> Result<Vec<String>, SupervisorError> {
+        let spec = {
+            let all = self.instances.lock().await;
+            all.get(id)
+                .ok_or_else(|| SupervisorError::Unknown(id.into()))?
+                .spec
+                .clone()
+        };
+        let database = spec.id.service.database();
+        let sharing: Vec<String> = (self.plan.instances.iter())
+            .filter(|s| s.id != spec.id && s.id.service.database() == database)
+            .map(|s| s.id.to_string())
+            .collect();
+        if !sharing.is_empty() {
+            return Err(SupervisorError::Wipe {
+                id: id.into(),
+                reason: format!("its database is shared with {}", sharing.join(", ")),
+            });
+        }
+        self.kill(id).await?;
+        let db = crate::runner::database_path(&self.plan.services_dir(), database);
+        let mut removed = Vec::new();
+        for suffix in ["sqlite", "sqlite-wal", "sqlite-shm", "redb"] {
+            let path = db.with_extension(suffix);
+            match std::fs::remove_file(&path) {
+                Ok(()) => removed.push(path.display().to_string()),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => {
+                    return Err(SupervisorError::Wipe {
+                        id: id.into(),
+                        reason: format!("{}: {e}", path.display()),
+                    });
+                }
+            }
+        }
+        Ok(removed)
     }
 
     pub async fn pause(&self, id: &str) -> Result<(), SupervisorError> {
@@ -759,7 +807,7 @@ impl Supervisor {
 }
 
 /// The supervisor API: `GET /instances`,
-/// `POST /instances/{id}/{kill|restart|start|pause|resume}`.
+/// `POST /instances/{id}/{kill|restart|start|pause|resume|wipe}`.
 pub fn app(sup: Supervisor) -> Router {
     Router::new()
         .route(
@@ -787,10 +835,17 @@ async fn act(
         }
         "pause" => s.pause(&id).await?,
         "resume" => s.resume(&id).await?,
+        "wipe" => {
+            let removed = s.wipe(&id).await?;
+            return Ok(Json(ActionDone {
+                id,
+                done: format!("killed; removed {}", removed.join(", ")),
+            }));
+        }
         other => {
             return Err(ApiError::new(
                 StatusCode::NOT_FOUND,
-                format!("unknown action {other:?}: kill, restart, start, pause or resume"),
+                format!("unknown action {other:?}: kill, restart, start, pause, resume or wipe"),
             ));
         }
     }

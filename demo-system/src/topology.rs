@@ -127,6 +127,16 @@ impl Service {
         Service::ALL.iter().any(|s| s.registers_as() == Some(self))
     }
 
+    /// Whose database an instance of this service opens: inventory's next version and
+    /// its shadow read inventory's own; the others their own (`<name>.sqlite`, and beside
+    /// it whatever else the service keeps under that name, e.g. `order-history.redb`).
+    pub const fn database(self) -> Service {
+        match self {
+            Service::InventoryV2 | Service::InventoryShadow => Service::Inventory,
+            other => other,
+        }
+    }
+
     /// The app a sidecar stands beside, for the sidecar.
     pub fn sidecar_of(self) -> Option<Service> {
         match self {

@@ -1,6 +1,7 @@
 //! The order saga over real inventory and payments services on loopback, each with its own
 //! SQLite file: confirmation, compensation of a declined payment, rejection for lack of
-//! stock, idempotent placement, and a saga that resumes after a restart.
+//! stock, idempotent placement, a saga that resumes after a restart, and overlapping runs
+//! that record each step once (the event store's optimistic concurrency).
 
 mod common;
 
@@ -9,7 +10,7 @@ use common::{bind, orders_at, serve};
 use std::path::Path;
 
 use gauntlet_demo_system::inventory::{self, Inventory};
-use gauntlet_demo_system::orders::{self, Order, OrderStatus, Orders};
+use gauntlet_demo_system::orders::{self, Order, OrderStatus, OrderStream, Orders};
 use gauntlet_demo_system::payments::{self, Payments, PaymentsConfig};
 use gauntlet_demo_system::platform::resilience::{BreakerConfig, ResilienceConfig, RetryConfig};
 use serde_json::{Value, json};
@@ -153,6 +154,40 @@ async fn an_order_goes_through_reserve_authorize_confirm() {
         .await
         .expect("json");
     assert_eq!(got.status, OrderStatus::Confirmed);
+
+    // The order is its stream of events: one per step, versions 1..4, making the order
+    // every other answer shows.
+    let stream: OrderStream = d
+        .http
+        .get(format!("{}/orders/{}/events", d.orders, got.id))
+        .send()
+        .await
+        .expect("get")
+        .json()
+        .await
+        .expect("json");
+    let steps: Vec<(i64, OrderStatus)> = stream
+        .events
+        .iter()
+        .map(|e| (e.version, e.change.status()))
+        .collect();
+    assert_eq!(
+        steps,
+        [
+            (1, OrderStatus::Pending),
+            (2, OrderStatus::StockReserved),
+            (3, OrderStatus::PaymentAuthorized),
+            (4, OrderStatus::Confirmed)
+        ]
+    );
+    assert_eq!((stream.version, &stream.order), (4, &got));
+    let unknown = d
+        .http
+        .get(format!("{}/orders/nope/events", d.orders))
+        .send()
+        .await
+        .expect("get");
+    assert_eq!(unknown.status(), 404);
 
     // Its upstreams' breakers, bulkheads and retries are visible.
     let admin: Value = d

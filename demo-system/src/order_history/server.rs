@@ -16,7 +16,7 @@ use super::documents::{Documents, DocumentsError};
 use crate::orders::{Order, OrderStatus};
 use crate::platform::db::{Db, DbError};
 use crate::platform::http::{ApiError, found, service_router};
-use crate::platform::outbox::{Apply, Event, FeedConsumer, open_db};
+use crate::platform::outbox::{Apply, ConsumeOptions, Event, FeedConsumer, open_db};
 
 #[derive(Debug, thiserror::Error)]
 pub enum OpenError {
@@ -42,6 +42,9 @@ pub struct OrderHistory {
     db: Db,
     /// The read model.
     docs: Documents,
+    /// The read model was new when opened (first start, or its file was lost): it is
+    /// rebuilt by replaying the feed from its first event.
+    rebuilding: bool,
 }
 
 /// Reads the orders feed: each order event updates the read model.
@@ -80,7 +83,8 @@ impl OrderHistory {
     pub fn open(db_path: &Path) -> Result<Self, OpenError> {
         let db = open_db(db_path, "")?;
         let docs = Documents::open(&db_path.with_extension("redb"))?;
-        if docs.needs_replay()? {
+        let rebuilding = docs.needs_replay()?;
+        if rebuilding {
             let feed = <Self as FeedConsumer>::FEED;
             db.blocking(TransactionBehavior::Immediate, |tx| {
                 tx.execute("DELETE FROM consumer_cursors WHERE feed = ?1", [feed])?;
@@ -89,7 +93,32 @@ impl OrderHistory {
             })?;
             docs.replayed()?;
         }
-        Ok(Self { db, docs })
+        Ok(Self {
+            db,
+            docs,
+            rebuilding,
+        })
+    }
+
+    /// How to read the feed: as `options` say, except that a read model being rebuilt
+    /// without `replay` (`--disable event-replay`) starts from the newest event, so the
+    /// orders placed before it are missing from it for good.
+    pub fn consume_options(&self, options: ConsumeOptions, replay: bool) -> ConsumeOptions {
+        if self.rebuilding && !replay {
+            tracing::warn!(
+                "event replay disabled: the new read model starts from the newest event"
+            );
+            return ConsumeOptions {
+                catch_up: false,
+                ..options
+            };
+        }
+        if self.rebuilding {
+            tracing::info!(
+                "read model new or lost: replaying the orders feed from its first event"
+            );
+        }
+        options
     }
 
     /// Runs `f` on the documents on a blocking thread.

@@ -1,7 +1,7 @@
 //! The orders service's typed client: what the gateway calls it with, and what reads its
 //! event feed.
 
-use super::api::{Order, PlaceOrder};
+use super::api::{Order, OrderStream, PlaceOrder};
 use crate::platform::client::{Answer, ClientError, HttpClient, escape};
 
 #[derive(Clone, Debug)]
@@ -38,5 +38,12 @@ impl OrdersClient {
 
     pub async fn order(&self, id: &str) -> Result<Order, ClientError> {
         self.http.get(&format!("/orders/{}", escape(id))).await
+    }
+
+    /// The order's stream of events and the order it makes.
+    pub async fn events(&self, id: &str) -> Result<OrderStream, ClientError> {
+        self.http
+            .get(&format!("/orders/{}/events", escape(id)))
+            .await
     }
 }

@@ -1,7 +1,8 @@
-//! The orders database: each order with its saga state, and the idempotency keys of
-//! `POST /orders`.
+//! The orders database's projection and keys: the `orders` table, each order as its
+//! stream of events makes it (see [`super::events`]), with the stream's version; and the
+//! idempotency keys of `POST /orders`.
 
-use rusqlite::{OptionalExtension, Transaction, params};
+use rusqlite::{Connection, OptionalExtension, Transaction, params};
 
 use super::api::{Order, OrderStatus};
 use crate::platform::db::{DbError, json_column, text_column};
@@ -17,7 +18,8 @@ pub const SCHEMA: &str = "
         payment_id TEXT,
         reason TEXT,
         created_unix_ms INTEGER NOT NULL,
-        updated_unix_ms INTEGER NOT NULL
+        updated_unix_ms INTEGER NOT NULL,
+        version INTEGER NOT NULL DEFAULT 0
     );
     CREATE INDEX IF NOT EXISTS orders_by_customer ON orders (customer_id, created_unix_ms);
     CREATE TABLE IF NOT EXISTS idempotency_keys (
@@ -41,19 +43,40 @@ fn order_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Order> {
     })
 }
 
-pub fn load(tx: &Transaction<'_>, id: &str) -> Result<Option<Order>, DbError> {
-    Ok(tx
+/// Adds the stream version to an `orders` table from before the event store.
+pub fn migrate(conn: &Connection) -> Result<(), DbError> {
+    let has_version: bool = conn.query_row(
+        "SELECT count(*) > 0 FROM pragma_table_info('orders') WHERE name = 'version'",
+        [],
+        |r| r.get(0),
+    )?;
+    if !has_version {
+        conn.execute(
+            "ALTER TABLE orders ADD COLUMN version INTEGER NOT NULL DEFAULT 0",
+            [],
+        )?;
+    }
+    Ok(())
+}
+
+pub fn load(conn: &Connection, id: &str) -> Result<Option<Order>, DbError> {
+    Ok(load_versioned(conn, id)?.map(|(o, _)| o))
+}
+
+/// The order and the version of its stream it reflects.
+pub fn load_versioned(conn: &Connection, id: &str) -> Result<Option<(Order, i64)>, DbError> {
+    Ok(conn
         .query_row(
-            &format!("SELECT {COLUMNS} FROM orders WHERE id = ?1"),
+            &format!("SELECT {COLUMNS}, version FROM orders WHERE id = ?1"),
             [id],
-            order_row,
+            |r| Ok((order_row(r)?, r.get(7)?)),
         )
         .optional()?)
 }
 
 /// A customer's orders, oldest first.
-pub fn of_customer(tx: &Transaction<'_>, customer_id: &str) -> Result<Vec<Order>, DbError> {
-    let mut stmt = tx.prepare_cached(&format!(
+pub fn of_customer(conn: &Connection, customer_id: &str) -> Result<Vec<Order>, DbError> {
+    let mut stmt = conn.prepare_cached(&format!(
         "SELECT {COLUMNS} FROM orders WHERE customer_id = ?1 ORDER BY created_unix_ms, id"
     ))?;
     let rows = stmt
@@ -62,45 +85,34 @@ pub fn of_customer(tx: &Transaction<'_>, customer_id: &str) -> Result<Vec<Order>
     Ok(rows)
 }
 
-pub fn insert(tx: &Transaction<'_>, o: &Order) -> Result<(), DbError> {
+/// Writes `order` as its stream's version `version` makes it (placed at `created_unix_ms`).
+pub fn project(
+    tx: &Transaction<'_>,
+    order: &Order,
+    version: i64,
+    created_unix_ms: i64,
+) -> Result<(), DbError> {
     tx.execute(
-        "INSERT INTO orders (id, customer_id, items, total_cents, status, created_unix_ms, updated_unix_ms)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6)",
+        "INSERT INTO orders (id, customer_id, items, total_cents, status, payment_id, reason,
+             created_unix_ms, updated_unix_ms, version)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
+         ON CONFLICT (id) DO UPDATE SET status = excluded.status,
+             payment_id = excluded.payment_id, reason = excluded.reason,
+             updated_unix_ms = excluded.updated_unix_ms, version = excluded.version",
         params![
-            o.id,
-            o.customer_id,
-            serde_json::to_string(&o.items)?,
-            o.total_cents,
-            o.status.as_str(),
-            now_unix_ms()
+            order.id,
+            order.customer_id,
+            serde_json::to_string(&order.items)?,
+            order.total_cents,
+            order.status.as_str(),
+            order.payment_id,
+            order.reason,
+            created_unix_ms,
+            now_unix_ms(),
+            version
         ],
     )?;
     Ok(())
-}
-
-/// Moves an order from `from` to `status`, setting its payment ID and reason when given;
-/// `false` if it was no longer in `from` (another run of its saga moved it first).
-pub fn update(
-    tx: &Transaction<'_>,
-    id: &str,
-    from: OrderStatus,
-    status: OrderStatus,
-    payment_id: Option<&str>,
-    reason: Option<&str>,
-) -> Result<bool, DbError> {
-    let changed = tx.execute(
-        "UPDATE orders SET status = ?2, payment_id = coalesce(?3, payment_id),
-            reason = coalesce(?4, reason), updated_unix_ms = ?5 WHERE id = ?1 AND status = ?6",
-        params![
-            id,
-            status.as_str(),
-            payment_id,
-            reason,
-            now_unix_ms(),
-            from.as_str()
-        ],
-    )?;
-    Ok(changed == 1)
 }
 
 /// Orders whose saga has not finished, oldest first.

@@ -9,7 +9,7 @@ use axum::routing::post;
 use axum::{Json, Router};
 use serde::Deserialize;
 
-use super::api::{Item, Order, OrderStatus};
+use super::api::{Item, Order, OrderChange, OrderStatus};
 use super::saga::Orders;
 use crate::platform::http::{ApiError, Body, body};
 use crate::platform::outbox::Event;
@@ -50,9 +50,39 @@ impl ProviderStates for Orders {
             payment_id: None,
             reason: None,
         };
-        let payment = (r.status == OrderStatus::Confirmed).then(|| format!("pay-{}", r.order_id));
-        self.stage(pending, r.status, payment, r.reason).await?;
+        let changes = path_to(r.status, &format!("pay-{}", r.order_id), r.reason);
+        self.stage(pending, changes).await?;
         Ok(())
+    }
+}
+
+/// The events that take a placed order to `status` the way the saga does.
+fn path_to(status: OrderStatus, payment_id: &str, reason: Option<String>) -> Vec<OrderChange> {
+    let authorized = OrderChange::PaymentAuthorized {
+        payment_id: payment_id.to_string(),
+    };
+    let compensating = OrderChange::Compensating {
+        payment_id: None,
+        reason: reason.clone(),
+    };
+    match status {
+        OrderStatus::Pending => vec![],
+        OrderStatus::StockReserved => vec![OrderChange::StockReserved],
+        OrderStatus::PaymentAuthorized => vec![OrderChange::StockReserved, authorized],
+        OrderStatus::Confirmed => vec![
+            OrderChange::StockReserved,
+            authorized,
+            OrderChange::Confirmed,
+        ],
+        OrderStatus::Compensating => vec![OrderChange::StockReserved, compensating],
+        OrderStatus::Cancelled => {
+            vec![
+                OrderChange::StockReserved,
+                compensating,
+                OrderChange::Cancelled,
+            ]
+        }
+        OrderStatus::Rejected => vec![OrderChange::Rejected { reason }],
     }
 }
 

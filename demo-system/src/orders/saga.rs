@@ -1,9 +1,11 @@
 //! The order saga: reserve stock → authorize payment → confirm the reservation; a declined
 //! payment compensates in reverse (refund if anything was authorized, release the stock).
-//! The saga state is written to the orders database (with an outbox event) *before* each
-//! next call, so a crashed or restarted instance resumes every unfinished order where it
-//! stopped ([`Orders::resume_all`]); every call it makes is idempotent on the order ID, so
-//! resuming a step that had in fact completed is harmless.
+//! Each step's outcome is an event appended to the order's stream (see [`super::events`])
+//! *before* the next call, so a crashed or restarted instance resumes every unfinished order
+//! where it stopped ([`Orders::resume_all`]); every call it makes is idempotent on the order
+//! ID, so resuming a step that had in fact completed is harmless, and an append that
+//! follows a version another run already moved past is refused, so each step is recorded
+//! once.
 
 use std::collections::HashSet;
 use std::path::Path;
@@ -13,15 +15,16 @@ use axum::http::StatusCode;
 use tracing::Instrument;
 use uuid::Uuid;
 
-use super::api::{Order, OrderStatus, PlaceOrder};
+use super::api::{Order, OrderChange, OrderStatus, OrderStream, PlaceOrder};
 use super::db;
+use super::events::{self, Appended};
 use crate::inventory::api::check_items;
 use crate::inventory::{InventoryClient, ReserveRequest};
 use crate::payments::{AuthorizationStatus, AuthorizeRequest, PaymentsClient};
 use crate::platform::client::ClientError;
 use crate::platform::db::DbError;
 use crate::platform::http::ApiError;
-use crate::platform::outbox::{NewEvent, Outbox, open_db};
+use crate::platform::outbox::{Outbox, open_db};
 use crate::platform::resilience::Upstream;
 
 #[derive(Clone, Debug)]
@@ -64,10 +67,16 @@ impl Drop for Running {
 
 /// What one saga step decided.
 enum Step {
-    /// Move to this state (with a payment ID or a reason, if any) and go on.
-    To(OrderStatus, Option<String>, Option<String>),
+    /// Record this and go on.
+    Record(OrderChange),
     /// A dependency is unavailable: leave the order where it is; resume later.
     Wait(ClientError),
+    /// The saga has finished.
+    Done,
+}
+
+fn vanished(id: &str) -> DbError {
+    DbError::Aborted(format!("order {id} has no stream"))
 }
 
 impl Orders {
@@ -76,8 +85,27 @@ impl Orders {
         inventory: InventoryClient,
         payments: PaymentsClient,
     ) -> Result<Self, DbError> {
+        let db = open_db(db_path, &format!("{}\n{}", db::SCHEMA, events::SCHEMA))?;
+        db.blocking(rusqlite::TransactionBehavior::Immediate, |tx| {
+            db::migrate(tx)?;
+            let imported = events::import_outbox(tx)?;
+            if imported > 0 {
+                tracing::warn!(
+                    events = imported,
+                    "order events moved from the outbox into streams"
+                );
+            }
+            if !events::projection_is_current(tx)? {
+                let orders = events::rebuild_projection(tx)?;
+                tracing::warn!(
+                    orders,
+                    "the orders projection did not match the event store: rebuilt from the streams"
+                );
+            }
+            Ok(())
+        })?;
         Ok(Self {
-            outbox: Outbox::new(open_db(db_path, db::SCHEMA)?),
+            outbox: Outbox::from_source(db, events::FEED),
             inventory,
             payments,
             compensate: true,
@@ -118,90 +146,110 @@ impl Orders {
         self.outbox.db().read(move |tx| db::load(tx, &id)).await
     }
 
-    /// Records the move from `from` to `status` and its event in one transaction. Two runs
-    /// of one saga can overlap (a retried request, the periodic resume): only the first
-    /// makes each move, so each state is published once; the other gets the order as the
-    /// first left it and goes on from there.
-    async fn transition(
-        &self,
-        id: &str,
-        from: OrderStatus,
-        status: OrderStatus,
-        payment_id: Option<String>,
-        reason: Option<String>,
-    ) -> Result<Order, DbError> {
+    /// The order's stream and the order it makes; `None` for an unknown order.
+    pub async fn stream(&self, id: &str) -> Result<Option<OrderStream>, DbError> {
         let id = id.to_string();
         self.outbox
-            .transaction(move |tx| {
-                let moved = db::update(
-                    tx,
-                    &id,
-                    from,
-                    status,
-                    payment_id.as_deref(),
-                    reason.as_deref(),
-                )?;
-                let order = db::load(tx, &id)?
-                    .ok_or_else(|| DbError::Aborted(format!("order {id} vanished")))?;
-                if moved {
-                    Outbox::append(tx, &NewEvent::new(status.event_kind(), &id, &order)?)?;
-                }
-                Ok(order)
+            .db()
+            .read(move |tx| {
+                let events = events::stream(tx, &id)?;
+                let Some(last) = events.last() else {
+                    return Ok(None);
+                };
+                let version = last.version;
+                let order = Order::replay(&id, events.iter().map(|e| &e.change))
+                    .ok_or_else(|| vanished(&id))?;
+                Ok(Some(OrderStream {
+                    order,
+                    version,
+                    events,
+                }))
             })
             .await
     }
 
-    /// Stores `order` (pending) as placing it does, then moves it to `status` as a saga step
-    /// does, each with its event: what contract verification starts from. An order with the
-    /// same ID is replaced.
+    async fn current(&self, id: &str) -> Result<(Order, i64), DbError> {
+        let id = id.to_string();
+        self.outbox
+            .db()
+            .read(move |tx| db::load_versioned(tx, &id)?.ok_or_else(|| vanished(&id)))
+            .await
+    }
+
+    /// Appends `change` to the order's stream if it is still at `expected`, and projects
+    /// it, in one transaction. Two runs of one saga can overlap (a retried request, the
+    /// periodic resume, another instance): only the first records each step, so each is
+    /// published once; the other gets the order as the first left it and goes on from there.
+    async fn record(
+        &self,
+        id: &str,
+        expected: i64,
+        change: OrderChange,
+    ) -> Result<(Order, i64), DbError> {
+        let id = id.to_string();
+        self.outbox
+            .transaction(move |tx| match events::append(tx, &id, expected, &change)? {
+                Appended::At(version) => {
+                    let (mut order, _) = db::load_versioned(tx, &id)?.ok_or_else(|| vanished(&id))?;
+                    order.apply(&change);
+                    db::project(tx, &order, version, crate::platform::http::now_unix_ms())?;
+                    Ok((order, version))
+                }
+                Appended::Conflict { current } => {
+                    tracing::info!(order_id = %id, expected, current, "saga step not recorded: another run moved the order first");
+                    db::load_versioned(tx, &id)?.ok_or_else(|| vanished(&id))
+                }
+            })
+            .await
+    }
+
+    /// Replaces any order with `placed`'s ID by a new stream: `placed` (pending) then
+    /// `changes`, each an event as the saga would append it; what contract verification
+    /// starts from.
     pub(super) async fn stage(
         &self,
-        order: Order,
-        status: OrderStatus,
-        payment_id: Option<String>,
-        reason: Option<String>,
+        placed: Order,
+        changes: Vec<OrderChange>,
     ) -> Result<Order, DbError> {
-        let id = order.id.clone();
         self.outbox
             .transaction(move |tx| {
-                tx.execute("DELETE FROM orders WHERE id = ?1", [&order.id])?;
-                db::insert(tx, &order)?;
-                Outbox::append(
-                    tx,
-                    &NewEvent::new(order.status.event_kind(), &order.id, &order)?,
-                )?;
-                Ok(())
+                let id = placed.id.clone();
+                tx.execute("DELETE FROM order_events WHERE order_id = ?1", [&id])?;
+                tx.execute("DELETE FROM orders WHERE id = ?1", [&id])?;
+                let mut order = placed;
+                let mut version = 0;
+                for change in std::iter::once(placed_change(&order)).chain(changes) {
+                    match events::append(tx, &id, version, &change)? {
+                        Appended::At(v) => version = v,
+                        Appended::Conflict { current } => {
+                            return Err(DbError::Aborted(format!(
+                                "order {id}'s stream moved to {current} while staged"
+                            )));
+                        }
+                    }
+                    order.apply(&change);
+                }
+                db::project(tx, &order, version, crate::platform::http::now_unix_ms())?;
+                Ok(order)
             })
-            .await?;
-        if status == OrderStatus::Pending {
-            return self
-                .order(&id)
-                .await?
-                .ok_or_else(|| DbError::Aborted(format!("order {id} vanished")));
-        }
-        self.transition(&id, OrderStatus::Pending, status, payment_id, reason)
             .await
     }
 
     /// Runs the saga of `id` forward until it finishes or must wait for a dependency.
     pub async fn advance(&self, id: &str) -> Result<Order, DbError> {
         let _running = Running::start(&self.in_flight, id);
-        let mut order = self
-            .order(id)
-            .await?
-            .ok_or_else(|| DbError::Aborted(format!("no order {id}")))?;
-        while !order.status.is_finished() {
+        let (mut order, mut version) = self.current(id).await?;
+        loop {
             match self.step(&order).await {
-                Step::To(status, payment, reason) => {
-                    tracing::info!(order_id = %id, from = order.status.as_str(), to = status.as_str(), "saga step");
-                    order = self
-                        .transition(id, order.status, status, payment, reason)
-                        .await?;
+                Step::Record(change) => {
+                    tracing::info!(order_id = %id, from = order.status.as_str(), to = change.status().as_str(), "saga step");
+                    (order, version) = self.record(id, version, change).await?;
                 }
                 Step::Wait(e) => {
                     tracing::warn!(order_id = %id, status = order.status.as_str(), error = %e, "saga waits for a dependency");
                     break;
                 }
+                Step::Done => break,
             }
         }
         Ok(order)
@@ -216,10 +264,12 @@ impl Orders {
                     items: order.items.clone(),
                 };
                 match self.inventory.reserve(&req).await {
-                    Ok(_) => Step::To(OrderStatus::StockReserved, None, None),
+                    Ok(_) => Step::Record(OrderChange::StockReserved),
                     // No such product, not enough stock: nothing was reserved.
                     Err(ClientError::Refused { message, .. }) => {
-                        Step::To(OrderStatus::Rejected, None, Some(message))
+                        Step::Record(OrderChange::Rejected {
+                            reason: Some(message),
+                        })
                     }
                     Err(e) => Step::Wait(e),
                 }
@@ -232,52 +282,55 @@ impl Orders {
                 let key = format!("order-{id}-authorize");
                 match self.payments.authorize(&req, Some(&key)).await {
                     Ok(a) if a.status == AuthorizationStatus::Declined => {
-                        Step::To(OrderStatus::Compensating, Some(a.id), a.reason)
+                        Step::Record(OrderChange::Compensating {
+                            payment_id: Some(a.id),
+                            reason: a.reason,
+                        })
                     }
-                    Ok(a) => Step::To(OrderStatus::PaymentAuthorized, Some(a.id), None),
-                    Err(ClientError::Refused { message, .. }) => Step::To(
-                        OrderStatus::Compensating,
-                        None,
-                        Some(format!("payments refused: {message}")),
-                    ),
+                    Ok(a) => Step::Record(OrderChange::PaymentAuthorized { payment_id: a.id }),
+                    Err(ClientError::Refused { message, .. }) => {
+                        Step::Record(OrderChange::Compensating {
+                            payment_id: None,
+                            reason: Some(format!("payments refused: {message}")),
+                        })
+                    }
                     Err(e) => Step::Wait(e),
                 }
             }
             OrderStatus::PaymentAuthorized => match self.inventory.confirm(id).await {
-                Ok(_) => Step::To(OrderStatus::Confirmed, None, None),
+                Ok(_) => Step::Record(OrderChange::Confirmed),
                 // The reservation is gone: undo the payment too.
-                Err(ClientError::Refused { message, .. }) => Step::To(
-                    OrderStatus::Compensating,
-                    None,
-                    Some(format!("confirming stock failed: {message}")),
-                ),
+                Err(ClientError::Refused { message, .. }) => {
+                    Step::Record(OrderChange::Compensating {
+                        payment_id: None,
+                        reason: Some(format!("confirming stock failed: {message}")),
+                    })
+                }
                 Err(e) => Step::Wait(e),
             },
-            OrderStatus::Compensating if !self.compensate => {
-                Step::To(OrderStatus::Cancelled, None, None)
-            }
-            OrderStatus::Compensating => {
-                if let Some(payment) = &order.payment_id {
-                    match self.payments.refund(payment, Some(id)).await {
-                        Ok(_) => {}
-                        // 409: it was declined, nothing to refund.
-                        Err(ClientError::Refused { status: 409, .. }) => {}
-                        Err(ClientError::Refused { status, .. }) => {
-                            tracing::warn!(order_id = %id, status, "refund refused; releasing stock anyway")
-                        }
-                        Err(e) => return Step::Wait(e),
-                    }
+            OrderStatus::Compensating if !self.compensate => Step::Record(OrderChange::Cancelled),
+            OrderStatus::Compensating => self.undo(order).await,
+            OrderStatus::Confirmed | OrderStatus::Cancelled | OrderStatus::Rejected => Step::Done,
+        }
+    }
+
+    /// Refunds the payment if there is one, then releases the stock.
+    async fn undo(&self, order: &Order) -> Step {
+        let id = &order.id;
+        if let Some(payment) = &order.payment_id {
+            match self.payments.refund(payment, Some(id)).await {
+                Ok(_) => {}
+                // 409: it was declined, nothing to refund.
+                Err(ClientError::Refused { status: 409, .. }) => {}
+                Err(ClientError::Refused { status, .. }) => {
+                    tracing::warn!(order_id = %id, status, "refund refused; releasing stock anyway")
                 }
-                match self.inventory.release(id).await {
-                    Ok(_) | Err(ClientError::Refused { .. }) => {
-                        Step::To(OrderStatus::Cancelled, None, None)
-                    }
-                    Err(e) => Step::Wait(e),
-                }
+                Err(e) => return Step::Wait(e),
             }
-            OrderStatus::Confirmed | OrderStatus::Cancelled | OrderStatus::Rejected => {
-                Step::To(order.status, None, None)
-            }
+        }
+        match self.inventory.release(id).await {
+            Ok(_) | Err(ClientError::Refused { .. }) => Step::Record(OrderChange::Cancelled),
+            Err(e) => Step::Wait(e),
         }
     }
 
@@ -394,11 +447,11 @@ impl Orders {
                     }
                     db::remember_key(tx, key, &request, &order.id)?;
                 }
-                db::insert(tx, &order)?;
-                Outbox::append(
-                    tx,
-                    &NewEvent::new(order.status.event_kind(), &order.id, &order)?,
-                )?;
+                let placed = placed_change(&order);
+                if events::append(tx, &order.id, 0, &placed)? != Appended::At(1) {
+                    return Err(DbError::Aborted(format!("order {} exists", order.id)));
+                }
+                db::project(tx, &order, 1, crate::platform::http::now_unix_ms())?;
                 Ok(Ok(order.id))
             })
             .await?;
@@ -411,5 +464,14 @@ impl Orders {
             StatusCode::ACCEPTED
         };
         Ok((status, order))
+    }
+}
+
+/// The first event of `order`'s stream.
+fn placed_change(order: &Order) -> OrderChange {
+    OrderChange::Placed {
+        customer_id: order.customer_id.clone(),
+        items: order.items.clone(),
+        total_cents: order.total_cents,
     }
 }

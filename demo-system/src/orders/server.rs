@@ -1,6 +1,6 @@
 //! The orders service's routes: `POST /orders` (honouring `Idempotency-Key`), `GET
-//! /orders/{id}`, `GET /orders?customer_id=`, and the orders feed that notifications and
-//! order-history consume.
+//! /orders/{id}`, `GET /orders/{id}/events` (the order's stream), `GET /orders?customer_id=`,
+//! and the orders feed that notifications and order-history consume.
 
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path as UrlPath, Query, State};
@@ -8,7 +8,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 
-use super::api::{Order, OrderQuery, PlaceOrder};
+use super::api::{Order, OrderQuery, OrderStream, PlaceOrder};
 use super::saga::Orders;
 use crate::platform::http::{ApiError, Body, body, found, idempotency_key, service_router};
 use crate::platform::outbox::feed_router;
@@ -19,6 +19,7 @@ pub fn app(orders: Orders) -> Router {
     let routes = Router::new()
         .route("/orders", post(place).get(of_customer))
         .route("/orders/{id}", get(get_order))
+        .route("/orders/{id}/events", get(get_stream))
         .with_state(orders)
         .merge(feed_router(outbox.clone()));
     service_router(routes, outbox.db().clone(), upstreams)
@@ -48,4 +49,11 @@ async fn get_order(
     UrlPath(id): UrlPath<String>,
 ) -> Result<Json<Order>, ApiError> {
     found(o.order(&id).await?, || format!("no order {id}"))
+}
+
+async fn get_stream(
+    State(o): State<Orders>,
+    UrlPath(id): UrlPath<String>,
+) -> Result<Json<OrderStream>, ApiError> {
+    found(o.stream(&id).await?, || format!("no order {id}"))
 }

@@ -137,6 +137,40 @@ pub fn open_db(path: &std::path::Path, schema: &str) -> Result<Db, DbError> {
 /// it too (see [`Outbox::shared`]).
 const RECHECK: Duration = Duration::from_millis(250);
 
+/// Where a feed's events are read from: the `outbox` table, a publication log, by default;
+/// orders serves its feed from its event store instead ([`Outbox::from_source`]).
+#[derive(Clone, Copy)]
+pub struct FeedSource {
+    /// Events after a position, in order, at most `limit`.
+    pub after: fn(&Connection, i64, usize) -> Result<Vec<Event>, DbError>,
+    /// The newest event of a type about an aggregate (`aggregate_id`, `kind`).
+    pub latest: fn(&Connection, &str, &str) -> Result<Option<Event>, DbError>,
+    /// The position of the newest event (0 when there is none).
+    pub end: fn(&Connection) -> Result<i64, DbError>,
+    /// What fire-and-forget does with events once handed over: an outbox deletes them
+    /// (they were only there to be published); an event store keeps them (they are the
+    /// state) and only its feed forgets them.
+    pub clear: Option<Clear>,
+}
+
+/// Deletes what a fire-and-forget transaction handed over (see [`FeedSource::clear`]).
+pub type Clear = fn(&Connection) -> Result<(), DbError>;
+
+impl FeedSource {
+    /// The `outbox` table.
+    pub const OUTBOX: Self = Self {
+        after: rows_after,
+        latest: latest_row,
+        end: |conn| {
+            Ok(conn.query_row("SELECT coalesce(max(seq), 0) FROM outbox", [], |r| r.get(0))?)
+        },
+        clear: Some(|conn| {
+            conn.execute("DELETE FROM outbox", [])?;
+            Ok(())
+        }),
+    };
+}
+
 /// The publishing side: a service's database plus a wake-up for long-pollers.
 #[derive(Clone)]
 pub struct Outbox {
@@ -149,6 +183,7 @@ pub struct Outbox {
     memory: Arc<MemoryFeed>,
     /// Other processes append to the same database (see [`Outbox::shared`]).
     shared: bool,
+    source: FeedSource,
 }
 
 /// The fire-and-forget alternative to the outbox (`--disable outbox`): events are handed
@@ -170,12 +205,19 @@ impl std::fmt::Debug for Outbox {
 impl Outbox {
     /// The outbox of `db` (opened with [`open_db`]).
     pub fn new(db: Db) -> Self {
+        Self::from_source(db, FeedSource::OUTBOX)
+    }
+
+    /// The feed of `db` read from `source` instead of the `outbox` table; events appended
+    /// to it inside [`Outbox::transaction`] wake long polls as outbox rows do.
+    pub fn from_source(db: Db, source: FeedSource) -> Self {
         Self {
             db,
             appended: Arc::new(tokio::sync::Notify::new()),
             waiting: Arc::default(),
             memory: Arc::new(MemoryFeed::default()),
             shared: false,
+            source,
         }
     }
 
@@ -218,16 +260,20 @@ impl Outbox {
         F: FnOnce(&Transaction<'_>) -> Result<T, DbError> + Send + 'static,
     {
         let in_memory = self.in_memory();
+        let source = self.source;
         let (out, handed_over) = self
             .db
             .write(move |tx| {
+                if !in_memory {
+                    return Ok((f(tx)?, Vec::new()));
+                }
+                // Take the events this transaction appends (off the disk, for an outbox);
+                // they are handed over only once it commits.
+                let end = (source.end)(tx)?;
                 let out = f(tx)?;
-                let mut handed_over = Vec::new();
-                if in_memory {
-                    // Take the events off the disk in the same transaction; they are
-                    // handed over only once it commits.
-                    handed_over = rows_after(tx, 0, usize::MAX)?;
-                    tx.execute("DELETE FROM outbox", [])?;
+                let handed_over = (source.after)(tx, end, usize::MAX)?;
+                if let Some(clear) = source.clear {
+                    clear(tx)?;
                 }
                 Ok((out, handed_over))
             })
@@ -313,7 +359,8 @@ impl Outbox {
                 .cloned()
                 .collect());
         }
-        self.db.read(move |tx| rows_after(tx, after, limit)).await
+        let read = self.source.after;
+        self.db.read(move |tx| read(tx, after, limit)).await
     }
 
     /// The newest event of type `kind` about `aggregate_id`, exactly as the feed serves it.
@@ -327,21 +374,25 @@ impl Outbox {
                 .cloned());
         }
         let (aggregate_id, kind) = (aggregate_id.to_string(), kind.to_string());
+        let latest = self.source.latest;
         self.db
-            .read(move |tx| {
-                Ok(tx
-                    .query_row(
-                        &format!(
-                            "SELECT {EVENT_COLUMNS} FROM outbox WHERE aggregate_id = ?1 AND type = ?2
-                             ORDER BY seq DESC LIMIT 1"
-                        ),
-                        params![aggregate_id, kind],
-                        event_row,
-                    )
-                    .optional()?)
-            })
+            .read(move |tx| latest(tx, &aggregate_id, &kind))
             .await
     }
+}
+
+/// The newest outbox row of type `kind` about `aggregate_id`.
+fn latest_row(conn: &Connection, aggregate_id: &str, kind: &str) -> Result<Option<Event>, DbError> {
+    Ok(conn
+        .query_row(
+            &format!(
+                "SELECT {EVENT_COLUMNS} FROM outbox WHERE aggregate_id = ?1 AND type = ?2
+                 ORDER BY seq DESC LIMIT 1"
+            ),
+            params![aggregate_id, kind],
+            event_row,
+        )
+        .optional()?)
 }
 
 /// Outbox rows after `after`, in order.
@@ -354,6 +405,17 @@ fn rows_after(conn: &Connection, after: i64, limit: usize) -> Result<Vec<Event>,
             params![after, i64::try_from(limit).unwrap_or(i64::MAX)],
             event_row,
         )?
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(events)
+}
+
+/// Outbox rows whose type starts with `prefix`, in order.
+pub fn rows_of_kinds(conn: &Connection, prefix: &str) -> Result<Vec<Event>, DbError> {
+    let mut stmt = conn.prepare_cached(&format!(
+        "SELECT {EVENT_COLUMNS} FROM outbox WHERE substr(type, 1, length(?1)) = ?1 ORDER BY seq"
+    ))?;
+    let events = stmt
+        .query_map([prefix], event_row)?
         .collect::<Result<Vec<_>, _>>()?;
     Ok(events)
 }
