@@ -310,7 +310,7 @@ where
             let h = OrderHistory::open(&db(service))?;
             let options = h.consume_options(config.consume_options(), config.event_replay);
             background(tasks, h.consume(orders_feed()?, options, until_stopped()));
-            let parked = dead_letters::router(h.db().clone(), h.handler());
+            let parked = dead_letters::router(h.db().clone(), h.durable_handler());
             let app = with_states(order_history::app(h.clone()), provider_states::router(h));
             let app = app.merge(parked);
             tasks.spawn(serve(listener, app, until_stopped()));

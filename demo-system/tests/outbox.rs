@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use gauntlet_demo_system::platform::db::{Db, DbError};
 use gauntlet_demo_system::platform::discovery::Endpoint;
 use gauntlet_demo_system::platform::outbox::{
-    Consumer, Event, NewEvent, Outbox, feed_client, feed_router, open_db,
+    Consumer, Event, Flush, NewEvent, Outbox, feed_client, feed_router, open_db,
 };
 use rusqlite::{Transaction, params};
 use serde::{Deserialize, Serialize};
@@ -314,4 +314,54 @@ async fn without_the_outbox_a_publisher_restart_loses_events() {
         .await
         .expect("count");
     assert_eq!(orders, 4);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_page_is_committed_only_after_its_flush_and_once_per_page() {
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (outbox, url, _server) = publisher(dir.path()).await;
+    for id in 1..=5 {
+        place_order(&outbox, id).await.expect("placed");
+    }
+    let flushes = std::sync::Arc::new(AtomicUsize::new(0));
+    let failing = std::sync::Arc::new(AtomicBool::new(true));
+    let mut c = consumer(dir.path(), &url);
+    c.flush = {
+        let (flushes, failing) = (flushes.clone(), failing.clone());
+        Flush::new(move || {
+            flushes.fetch_add(1, Ordering::SeqCst);
+            if failing.load(Ordering::SeqCst) {
+                Err("the disk is full".into())
+            } else {
+                Ok(())
+            }
+        })
+    };
+    // The flush fails: nothing of the page is recorded, so it comes again; a store that
+    // cannot sync is not the events' fault, so however often it fails none is parked.
+    for _ in 0..4 {
+        assert!(c.poll_once(&record).await.is_err());
+    }
+    assert_eq!(
+        c.cursor().await.expect("cursor"),
+        0,
+        "no cursor past an unflushed page"
+    );
+    assert_eq!(sent(&c.db).await, Vec::<i64>::new(), "no effect either");
+    let parked: i64 =
+        c.db.read(|tx| Ok(tx.query_row("SELECT count(*) FROM dead_letters", [], |r| r.get(0))?))
+            .await
+            .expect("dead letters");
+    assert_eq!(parked, 0, "a flush failure parks nothing");
+
+    failing.store(false, Ordering::SeqCst);
+    flushes.store(0, Ordering::SeqCst);
+    assert_eq!(c.poll_once(&record).await.expect("poll"), 5);
+    assert_eq!(sent(&c.db).await, [1, 2, 3, 4, 5]);
+    assert_eq!(
+        flushes.load(Ordering::SeqCst),
+        1,
+        "one flush for the page of five"
+    );
 }

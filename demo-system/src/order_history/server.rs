@@ -16,7 +16,7 @@ use super::documents::{Documents, DocumentsError};
 use crate::orders::{Order, OrderStatus};
 use crate::platform::db::{Db, DbError};
 use crate::platform::http::{ApiError, found, service_router};
-use crate::platform::outbox::{Apply, ConsumeOptions, Event, FeedConsumer, open_db};
+use crate::platform::outbox::{Apply, ConsumeOptions, Event, FeedConsumer, Flush, open_db};
 
 #[derive(Debug, thiserror::Error)]
 pub enum OpenError {
@@ -55,15 +55,22 @@ impl FeedConsumer for OrderHistory {
         &self.db
     }
 
+    /// Each event's document is committed unsynced; the consumer syncs them once per page
+    /// ([`FeedConsumer::flush`]) before its bookkeeping commits.
     fn handler(&self) -> impl Apply + use<> {
         let docs = self.docs.clone();
-        move |_: &rusqlite::Transaction<'_>, e: &Event| apply(&docs, e)
+        move |_: &rusqlite::Transaction<'_>, e: &Event| apply(&docs, e, Documents::apply_unsynced)
+    }
+
+    fn flush(&self) -> Flush {
+        let docs = self.docs.clone();
+        Flush::new(move || docs.sync().map_err(|e| e.to_string()))
     }
 }
 
-/// Takes one order event into the documents (committed before the consumer's
+/// Takes one order event into the documents with `write` (committed before the consumer's
 /// transaction, idempotent: see [`super::documents`]).
-fn apply(docs: &Documents, e: &Event) -> Result<(), String> {
+fn apply(docs: &Documents, e: &Event, write: Write) -> Result<(), String> {
     if OrderStatus::of_event(&e.kind).is_none() {
         return Ok(());
     }
@@ -71,9 +78,11 @@ fn apply(docs: &Documents, e: &Event) -> Result<(), String> {
         .payload_as()
         .map_err(|err| format!("{} is not an order event: {err}", e.kind))?;
     tracing::info!(order_id = %order.id, status = order.status.as_str(), "order history updated");
-    docs.apply(&order, e.seq, e.created_unix_ms)
-        .map_err(|err| err.to_string())
+    write(docs, &order, e.seq, e.created_unix_ms).map_err(|err| err.to_string())
 }
+
+/// How an event's document is committed: synced or not.
+type Write = fn(&Documents, &Order, i64, i64) -> Result<(), DocumentsError>;
 
 impl OrderHistory {
     /// Opens the feed's bookkeeping at `db_path` (SQLite) and the read model beside it
@@ -119,6 +128,13 @@ impl OrderHistory {
             );
         }
         options
+    }
+
+    /// Applies one event with its document on disk when it returns: for replaying a dead
+    /// letter, which no consumer's page flush follows.
+    pub fn durable_handler(&self) -> impl Apply + use<> {
+        let docs = self.docs.clone();
+        move |_: &rusqlite::Transaction<'_>, e: &Event| apply(&docs, e, Documents::apply)
     }
 
     /// Runs `f` on the documents on a blocking thread.

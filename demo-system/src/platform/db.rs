@@ -20,6 +20,10 @@ pub enum DbError {
     /// The caller's own reason to roll the transaction back.
     #[error("{0}")]
     Aborted(String),
+    /// A store kept beside the database (committed first, synced before the database
+    /// commits) could not be synced: nothing was committed.
+    #[error("the store beside the database could not sync: {0}")]
+    Sync(String),
 }
 
 /// A connection to a service database; cheap to clone (clones share the connection).

@@ -490,6 +490,34 @@ impl<F> Apply for F where
 {
 }
 
+/// Makes durable what a handler wrote outside the consumer's SQLite transaction (a store of
+/// its own that commits without syncing: order-history's documents), run inside that
+/// transaction before it commits, once per page. None for a handler that writes only
+/// through the transaction. Its failure is the store's, not the event's: the delivery is
+/// retried like any database failure, never counted toward parking the event.
+#[derive(Clone, Default)]
+pub struct Flush(Option<Arc<dyn Fn() -> Result<(), String> + Send + Sync>>);
+
+impl Flush {
+    pub fn new(f: impl Fn() -> Result<(), String> + Send + Sync + 'static) -> Self {
+        Self(Some(Arc::new(f)))
+    }
+
+    fn run(&self) -> Result<(), String> {
+        self.0.as_ref().map_or(Ok(()), |f| f())
+    }
+}
+
+impl std::fmt::Debug for Flush {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(if self.0.is_some() {
+            "Flush(..)"
+        } else {
+            "Flush(none)"
+        })
+    }
+}
+
 /// A service that keeps state of its own from another service's feed (notifications and
 /// order-history read the orders feed).
 pub trait FeedConsumer: 'static {
@@ -503,10 +531,17 @@ pub trait FeedConsumer: 'static {
     /// what the dead-letter replay applies a parked one with).
     fn handler(&self) -> impl Apply + use<Self>;
 
+    /// What makes the handler's writes outside the transaction durable (see [`Flush`]).
+    fn flush(&self) -> Flush {
+        Flush::default()
+    }
+
     /// A reader of the feed through `client` (see [`feed_client`]) that remembers its
     /// place in this service's database.
     fn consumer(&self, client: HttpClient) -> Consumer {
-        Consumer::new(Self::FEED, client, self.db().clone())
+        let mut consumer = Consumer::new(Self::FEED, client, self.db().clone());
+        consumer.flush = self.flush();
+        consumer
     }
 
     /// Reads the feed until `shutdown` resolves, as `options` say.
@@ -529,6 +564,7 @@ pub trait FeedConsumer: 'static {
         shutdown: S,
     ) -> impl Future<Output = ()> + use<Self, S> {
         let mut consumer = Consumer::new(feed, client, self.db().clone());
+        consumer.flush = self.flush();
         consumer.catch_up = options.catch_up;
         consumer.dead_letter_after = options.dead_letter_after;
         consumer.run(self.handler(), shutdown)
@@ -573,6 +609,8 @@ pub struct Consumer {
     pub dead_letter_after: Option<u32>,
     /// Failed deliveries so far, per event not yet handled or parked.
     pub failures: FailureCounts,
+    /// Run before each delivery's transaction commits (see [`Flush`]).
+    pub flush: Flush,
 }
 
 /// Failed deliveries per event, shared by a consumer's clones.
@@ -605,6 +643,7 @@ impl Consumer {
             catch_up: true,
             dead_letter_after: ConsumeOptions::default().dead_letter_after,
             failures: FailureCounts::default(),
+            flush: Flush::default(),
         }
     }
 
@@ -676,6 +715,20 @@ impl Consumer {
         ))
         .timeout(self.wait + Duration::from_secs(5));
         let page = self.page(call).await?;
+        if page.events.len() > 1 {
+            match self.deliver_page(apply, &page.events).await {
+                Ok(fresh) => {
+                    for e in &page.events {
+                        self.failures.forget(e.id);
+                    }
+                    return Ok(fresh);
+                }
+                // One of them failed: deliver them one by one, so the failure is counted
+                // against that event alone (the page's transaction changed nothing).
+                Err(OutboxError::Handler { .. }) => {}
+                Err(e) => return Err(e),
+            }
+        }
         let mut applied = 0;
         for event in page.events {
             match self.deliver(apply, event.clone()).await {
@@ -740,6 +793,7 @@ impl Consumer {
             event.baggage.as_deref(),
         );
         let (apply, feed, event_id) = (apply.clone(), self.feed.clone(), event.id);
+        let flush = self.flush.clone();
         let fresh = self
             .db
             .write(move |tx| {
@@ -749,6 +803,7 @@ impl Consumer {
                 )? == 0;
                 if !seen {
                     apply(tx, &event).map_err(DbError::Aborted)?;
+                    flush.run().map_err(DbError::Sync)?;
                 }
                 tx.execute(
                     "INSERT INTO consumer_cursors (feed, after) VALUES (?1, ?2)
@@ -764,6 +819,60 @@ impl Consumer {
                 other => OutboxError::Db(other),
             })?;
         Ok(fresh)
+    }
+
+    /// Applies a page of events in one transaction, each as [`Consumer::deliver`] would
+    /// (under its own consumer span, recorded as processed, skipped if it was before), with
+    /// one flush and one commit for all: what replaying a long feed costs. How many were new.
+    async fn deliver_page(
+        &self,
+        apply: &impl Apply,
+        events: &[Event],
+    ) -> Result<usize, OutboxError> {
+        let spans: Vec<tracing::Span> = events
+            .iter()
+            .map(|e| {
+                super::telemetry::consumer_span(
+                    &e.kind,
+                    e.traceparent.as_deref(),
+                    e.baggage.as_deref(),
+                )
+            })
+            .collect();
+        let (apply, feed, flush) = (apply.clone(), self.feed.clone(), self.flush.clone());
+        let events = events.to_vec();
+        let last = events.last().map_or(0, |e| e.seq);
+        self.db
+            .write(move |tx| {
+                let mut fresh = 0;
+                for (event, span) in events.iter().zip(&spans) {
+                    let _entered = span.enter();
+                    let seen = tx.execute(
+                        "INSERT OR IGNORE INTO processed_events (id, processed_unix_ms) VALUES (?1, ?2)",
+                        params![event.id.to_string(), super::http::now_unix_ms()],
+                    )? == 0;
+                    if !seen {
+                        apply(tx, event).map_err(DbError::Aborted)?;
+                        fresh += 1;
+                    }
+                }
+                flush.run().map_err(DbError::Sync)?;
+                tx.execute(
+                    "INSERT INTO consumer_cursors (feed, after) VALUES (?1, ?2)
+                     ON CONFLICT (feed) DO UPDATE SET after = excluded.after",
+                    params![feed, last],
+                )?;
+                Ok(fresh)
+            })
+            .await
+            .map_err(|e| match e {
+                // Which event failed is found again by delivering them one by one.
+                DbError::Aborted(reason) => OutboxError::Handler {
+                    event_id: Uuid::nil(),
+                    reason,
+                },
+                other => OutboxError::Db(other),
+            })
     }
 
     /// [`Consumer::skip_to_newest`], retrying while the feed is unreachable.
