@@ -311,3 +311,52 @@ async fn version_weights_split_the_calls_and_a_switch_moves_them_all() {
 async fn error_message(resp: reqwest::Response) -> String {
     resp.json::<ErrorBody>().await.expect("an error body").error
 }
+
+/// py-consul, a client we did not write, elects a leader through the registry's sessions
+/// and locks: one holder at a time, the lock passes on when the holder's session ends (a
+/// blocking read wakes for it), and the new holder's `LockIndex` is larger.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_consul_client_elects_a_leader_through_sessions_and_locks() {
+    let reg = start_registry(RegistryConfig::default()).await;
+    let script =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/clients/consul_lock.py");
+    let out = tokio::process::Command::new("python3")
+        .arg(script)
+        .args([reg.as_str(), "service/orders/leader"])
+        .output()
+        .await
+        .expect("python3 (scripts/test.sh installs py-consul)");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let seen: Value = serde_json::from_slice(&out.stdout).expect("the client's JSON");
+    for taken in [
+        "a_acquires",
+        "b_refused",
+        "held_by_a",
+        "released",
+        "b_acquires",
+        "renewed",
+    ] {
+        assert_eq!(seen[taken], true, "{taken}: {seen}");
+    }
+    assert_eq!(
+        (&seen["lock_index_a"], &seen["lock_index_b"]),
+        (&json!(1), &json!(2)),
+        "each new holder a larger fencing token: {seen}"
+    );
+    assert_eq!(seen["value"], "b");
+    assert!(
+        seen["held_ms"]
+            .as_u64()
+            .is_some_and(|ms| (400..5000).contains(&ms)),
+        "the blocking read was held until the session ended: {seen}"
+    );
+    assert_eq!(
+        seen["a_renewed"], "not found",
+        "an ended session stays ended: {seen}"
+    );
+    assert_eq!(seen["listed"], json!(["candidate-b"]), "{seen}");
+}

@@ -59,9 +59,13 @@ pub struct KvEntry {
     pub value: Option<String>,
     pub create_index: u64,
     pub modify_index: u64,
-    /// Consul's session locks; this store has none, always 0.
+    /// How many times the key's lock was acquired by a session: a fencing token that grows
+    /// with each new holder.
     pub lock_index: u64,
     pub flags: u64,
+    /// The session holding the key's lock, if one does.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub session: Option<String>,
 }
 
 impl KvEntry {
@@ -78,3 +82,85 @@ impl KvEntry {
 /// The header a configuration read's index comes back in; send it back as `?index=` to
 /// wait for the next change.
 pub const KV_INDEX_HEADER: &str = "x-consul-index";
+
+/// `PUT /v1/session/create`'s body, in Consul's shape (its field names in either case, as
+/// Consul reads them: py-consul sends `ttl`, `lockdelay`).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct SessionRequest {
+    #[serde(
+        rename = "Name",
+        alias = "name",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub name: Option<String>,
+    /// `10s`, `500ms`, `1m`: the session ends unless renewed within it. None: until
+    /// destroyed.
+    #[serde(
+        rename = "TTL",
+        alias = "ttl",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub ttl: Option<String>,
+    /// `release` (default): the locks it holds are released when it ends; `delete`: their
+    /// keys are deleted.
+    #[serde(
+        rename = "Behavior",
+        alias = "behavior",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub behavior: Option<String>,
+    /// How long a lock its end released cannot be acquired (`15s`, Consul's default).
+    #[serde(
+        rename = "LockDelay",
+        alias = "lockdelay",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub lock_delay: Option<String>,
+    /// Consul's node the session belongs to; the registry is one node, whatever is named.
+    #[serde(
+        rename = "Node",
+        alias = "node",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub node: Option<String>,
+    /// Health checks that end the session when they fail: none are supported (use a TTL).
+    #[serde(
+        rename = "Checks",
+        alias = "checks",
+        default,
+        skip_serializing_if = "Vec::is_empty"
+    )]
+    pub checks: Vec<String>,
+}
+
+/// `PUT /v1/session/create`'s answer.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct SessionCreated {
+    #[serde(rename = "ID")]
+    pub id: String,
+}
+
+/// A session as `GET /v1/session/info/{id}`, `/v1/session/list` and a renewal answer it, in
+/// Consul's shape.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "PascalCase")]
+pub struct SessionEntry {
+    #[serde(rename = "ID")]
+    pub id: String,
+    pub name: String,
+    pub node: String,
+    /// Nanoseconds, as Consul gives it.
+    pub lock_delay: u64,
+    pub behavior: String,
+    /// `10s`; empty for a session without one.
+    #[serde(rename = "TTL")]
+    pub ttl: String,
+    pub checks: Vec<String>,
+    pub create_index: u64,
+    pub modify_index: u64,
+}

@@ -43,7 +43,9 @@ CREATE TABLE IF NOT EXISTS kv (
     key TEXT PRIMARY KEY,
     value BLOB NOT NULL,
     create_index INTEGER NOT NULL,
-    modify_index INTEGER NOT NULL
+    modify_index INTEGER NOT NULL,
+    session TEXT,
+    lock_index INTEGER NOT NULL DEFAULT 0
 );
 CREATE TABLE IF NOT EXISTS kv_index (
     one INTEGER PRIMARY KEY CHECK (one = 1),
@@ -60,10 +62,15 @@ const DEFAULT_WAIT: Duration = Duration::from_secs(300);
 const MAX_VALUE: usize = 64 * 1024;
 
 #[derive(Debug, Clone)]
-struct Stored {
-    value: Vec<u8>,
-    create_index: u64,
-    modify_index: u64,
+pub(super) struct Stored {
+    pub(super) value: Vec<u8>,
+    pub(super) create_index: u64,
+    pub(super) modify_index: u64,
+    /// The session holding the key's lock (see [`super::locks`]).
+    pub(super) session: Option<uuid::Uuid>,
+    /// How many times the key's lock was acquired: a fencing token, larger for each new
+    /// holder.
+    pub(super) lock_index: u64,
 }
 
 impl Stored {
@@ -73,8 +80,9 @@ impl Stored {
             value: Some(base64::engine::general_purpose::STANDARD.encode(&self.value)),
             create_index: self.create_index,
             modify_index: self.modify_index,
-            lock_index: 0,
+            lock_index: self.lock_index,
             flags: 0,
+            session: self.session.map(|s| s.to_string()),
         }
     }
 }
@@ -82,13 +90,15 @@ impl Stored {
 /// The store; cheap to clone (clones share it).
 #[derive(Clone)]
 pub struct KvStore {
-    db: Db,
+    pub(super) db: Db,
     /// What the file holds, for reads without a transaction.
-    entries: Arc<Mutex<BTreeMap<String, Stored>>>,
+    pub(super) entries: Arc<Mutex<BTreeMap<String, Stored>>>,
     /// The index of the last committed change; readers wait on it.
-    index: Arc<tokio::sync::watch::Sender<u64>>,
+    pub(super) index: Arc<tokio::sync::watch::Sender<u64>>,
     /// One change at a time, so indexes are committed and published in order.
-    writing: Arc<tokio::sync::Mutex<()>>,
+    pub(super) writing: Arc<tokio::sync::Mutex<()>>,
+    /// The live sessions and the lock delays of keys their end released.
+    pub(super) sessions: Arc<Mutex<super::locks::Sessions>>,
 }
 
 impl std::fmt::Debug for KvStore {
@@ -103,28 +113,38 @@ impl KvStore {
     /// Opens (creating) the store in the SQLite file at `path`. Blocking: call it before
     /// serving.
     pub fn open(path: &Path) -> Result<Self, DbError> {
-        let db = Db::open(path, SCHEMA)?;
-        let (entries, index) = db.blocking(rusqlite::TransactionBehavior::Deferred, |tx| {
-            let index = tx.query_row("SELECT value FROM kv_index", [], |r| index_at(r, 0))?;
-            let mut stmt = tx.prepare("SELECT key, value, create_index, modify_index FROM kv")?;
-            let rows = stmt.query_map([], |r| {
-                Ok((
-                    r.get::<_, String>(0)?,
-                    Stored {
-                        value: r.get(1)?,
-                        create_index: index_at(r, 2)?,
-                        modify_index: index_at(r, 3)?,
-                    },
-                ))
+        let db = Db::open(path, &format!("{SCHEMA}\n{}", super::locks::SCHEMA))?;
+        let (entries, index, sessions) =
+            db.blocking(rusqlite::TransactionBehavior::Immediate, |tx| {
+                add_lock_columns(tx)?;
+                let index = tx.query_row("SELECT value FROM kv_index", [], |r| index_at(r, 0))?;
+                let mut stmt = tx.prepare(
+                    "SELECT key, value, create_index, modify_index, session, lock_index FROM kv",
+                )?;
+                let rows = stmt.query_map([], |r| {
+                    Ok((
+                        r.get::<_, String>(0)?,
+                        Stored {
+                            value: r.get(1)?,
+                            create_index: index_at(r, 2)?,
+                            modify_index: index_at(r, 3)?,
+                            session: r
+                                .get::<_, Option<String>>(4)?
+                                .and_then(|s| uuid::Uuid::parse_str(&s).ok()),
+                            lock_index: index_at(r, 5)?,
+                        },
+                    ))
+                })?;
+                let entries = rows.collect::<Result<BTreeMap<_, _>, _>>()?;
+                let sessions = super::locks::Sessions::load(tx)?;
+                Ok((entries, index, sessions))
             })?;
-            let entries = rows.collect::<Result<BTreeMap<_, _>, _>>()?;
-            Ok((entries, index))
-        })?;
         Ok(Self {
             db,
             entries: Arc::new(Mutex::new(entries)),
             index: Arc::new(tokio::sync::watch::channel(index).0),
             writing: Arc::new(tokio::sync::Mutex::new(())),
+            sessions: Arc::new(Mutex::new(sessions)),
         })
     }
 
@@ -161,15 +181,29 @@ impl KvStore {
             .db
             .write(move |tx| {
                 let index = next_index(tx)?;
-                let created = tx
-                    .query_row("SELECT create_index FROM kv WHERE key = ?1", [&k], |r| {
-                        index_at(r, 0)
-                    })
+                let held = tx
+                    .query_row(
+                        "SELECT create_index, session, lock_index FROM kv WHERE key = ?1",
+                        [&k],
+                        |r| {
+                            Ok((
+                                index_at(r, 0)?,
+                                r.get::<_, Option<String>>(1)?,
+                                index_at(r, 2)?,
+                            ))
+                        },
+                    )
                     .optional()?;
+                // A plain write changes the value, not who holds the key's lock.
                 let stored = Stored {
                     value,
-                    create_index: created.unwrap_or(index),
+                    create_index: held.as_ref().map_or(index, |h| h.0),
                     modify_index: index,
+                    session: held
+                        .as_ref()
+                        .and_then(|h| h.1.as_deref())
+                        .and_then(|s| uuid::Uuid::parse_str(s).ok()),
+                    lock_index: held.map_or(0, |h| h.2),
                 };
                 tx.execute(
                     "INSERT INTO kv (key, value, create_index, modify_index) VALUES (?1, ?2, ?3, ?4)
@@ -221,8 +255,24 @@ impl KvStore {
     }
 }
 
+/// Adds the lock columns to a `kv` table from before sessions.
+fn add_lock_columns(tx: &rusqlite::Transaction<'_>) -> Result<(), DbError> {
+    let has: bool = tx.query_row(
+        "SELECT count(*) > 0 FROM pragma_table_info('kv') WHERE name = 'lock_index'",
+        [],
+        |r| r.get(0),
+    )?;
+    if !has {
+        tx.execute_batch(
+            "ALTER TABLE kv ADD COLUMN session TEXT;
+             ALTER TABLE kv ADD COLUMN lock_index INTEGER NOT NULL DEFAULT 0;",
+        )?;
+    }
+    Ok(())
+}
+
 /// Takes the next index in the transaction that makes the change.
-fn next_index(tx: &rusqlite::Transaction<'_>) -> Result<u64, DbError> {
+pub(super) fn next_index(tx: &rusqlite::Transaction<'_>) -> Result<u64, DbError> {
     Ok(tx.query_row(
         "UPDATE kv_index SET value = value + 1 RETURNING value",
         [],
@@ -231,7 +281,7 @@ fn next_index(tx: &rusqlite::Transaction<'_>) -> Result<u64, DbError> {
 }
 
 /// Column `n` as an index (SQLite's integers are signed; indexes start at 0).
-fn index_at(row: &rusqlite::Row<'_>, n: usize) -> rusqlite::Result<u64> {
+pub(super) fn index_at(row: &rusqlite::Row<'_>, n: usize) -> rusqlite::Result<u64> {
     row.get::<_, i64>(n).map(|v| v.max(0) as u64)
 }
 
@@ -327,19 +377,36 @@ async fn read(
     Ok(answer)
 }
 
-/// Whether the services would take `value` at `key`: the catalog's key, a value its knob
-/// accepts.
+/// Keys under this prefix are free: what services coordinate through (a leader's lock at
+/// `service/{name}/leader`, as Consul's leader-election guide puts it), not settings.
+pub const COORDINATION_PREFIX: &str = "service/";
+
+/// Whether `value` may be stored at `key`: anything under [`COORDINATION_PREFIX`]; else
+/// the catalog's key and a value its knob accepts.
 fn check(key: &str, value: &[u8]) -> Result<(), String> {
+    if key.starts_with(COORDINATION_PREFIX) {
+        return Ok(());
+    }
     let live = LiveKey::parse(key)?;
     let text = std::str::from_utf8(value).map_err(|_| format!("the value of {key} is not text"))?;
     live.knob.check(text).map(drop)
 }
 
+/// The query of a write: take or give up the key's lock for a session (see
+/// [`super::locks`]).
+#[derive(Debug, Default, Deserialize)]
+struct WriteQuery {
+    acquire: Option<String>,
+    release: Option<String>,
+}
+
 async fn write_key(
     State(store): State<KvStore>,
     UrlPath(key): UrlPath<String>,
+    query: Result<Query<WriteQuery>, axum::extract::rejection::QueryRejection>,
     value: Bytes,
 ) -> Result<Response, ApiError> {
+    let Query(q) = query?;
     if value.len() > MAX_VALUE {
         return Err(ApiError::new(
             StatusCode::PAYLOAD_TOO_LARGE,
@@ -347,6 +414,22 @@ async fn write_key(
         ));
     }
     check(&key, &value).map_err(ApiError::bad_request)?;
+    match (q.acquire, q.release) {
+        (Some(_), Some(_)) => {
+            return Err(ApiError::bad_request(
+                "acquire and release in one write: send one of them",
+            ));
+        }
+        (Some(session), None) => {
+            let taken = store.acquire(&key, value.to_vec(), &session).await?;
+            return Ok(json_bool(taken));
+        }
+        (None, Some(session)) => {
+            let given = store.release(&key, value.to_vec(), &session).await?;
+            return Ok(json_bool(given));
+        }
+        (None, None) => {}
+    }
     let index = store.put(&key, value.to_vec()).await?;
     tracing::info!(%key, index, "configuration set");
     Ok(json_true())
@@ -364,7 +447,13 @@ async fn delete_key(
 
 /// Consul's answer to a write: the JSON `true`.
 fn json_true() -> Response {
-    ([(header::CONTENT_TYPE, "application/json")], "true").into_response()
+    json_bool(true)
+}
+
+/// The JSON `true` or `false`, as Consul answers writes.
+pub(super) fn json_bool(b: bool) -> Response {
+    let body = if b { "true" } else { "false" };
+    ([(header::CONTENT_TYPE, "application/json")], body).into_response()
 }
 
 #[cfg(test)]
@@ -432,6 +521,29 @@ mod tests {
                 .is_empty()
         );
         assert_eq!(kv.index(), 3);
+    }
+
+    #[test]
+    fn a_file_from_before_sessions_opens_with_its_keys_unlocked() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("registry.sqlite");
+        let old = rusqlite::Connection::open(&path).expect("old file");
+        old.execute_batch(
+            "CREATE TABLE kv (key TEXT PRIMARY KEY, value BLOB NOT NULL,
+                 create_index INTEGER NOT NULL, modify_index INTEGER NOT NULL);
+             CREATE TABLE kv_index (one INTEGER PRIMARY KEY CHECK (one = 1), value INTEGER NOT NULL);
+             INSERT INTO kv_index VALUES (1, 4);
+             INSERT INTO kv VALUES ('orders/payments/timeout_ms', CAST('900' AS BLOB), 3, 4);",
+        )
+        .expect("old layout");
+        drop(old);
+        let kv = KvStore::open(&path).expect("opens");
+        let e = &kv.get("orders/payments/timeout_ms", false)[0];
+        assert_eq!(
+            (e.text().as_deref(), e.lock_index, &e.session),
+            (Some("900"), 0, &None)
+        );
+        assert_eq!(kv.index(), 4);
     }
 
     #[test]

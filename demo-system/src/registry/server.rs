@@ -364,7 +364,7 @@ fn validate(r: &Registration) -> Result<(), RegistryError> {
 }
 
 pub fn app(registry: Registry) -> Router {
-    let config = kv::router(registry.kv.clone());
+    let config = kv::router(registry.kv.clone()).merge(super::locks::router(registry.kv.clone()));
     Router::new()
         .route("/instances", post(register_handler))
         .route("/instances/{id}", axum::routing::delete(deregister_handler))
@@ -465,10 +465,18 @@ pub async fn run(
             let mut evict =
                 tokio::time::interval((r.config.ttl / 4).max(Duration::from_millis(10)));
             let mut health = tokio::time::interval(r.config.health_interval);
+            // Sessions whose TTL passed end within this of it (Consul allows itself twice
+            // the TTL).
+            let mut sessions = tokio::time::interval(Duration::from_millis(250));
             loop {
                 tokio::select! {
                     _ = stopped.changed() => break,
                     _ = evict.tick() => { r.evict_silent(); }
+                    _ = sessions.tick() => {
+                        if let Err(e) = r.kv.end_expired_sessions().await {
+                            tracing::warn!(error = %e, "ending expired sessions failed; trying again");
+                        }
+                    }
                     _ = health.tick(), if r.config.health_checks => r.check_health().await,
                 }
             }
