@@ -26,7 +26,7 @@ fn experiment(name: &str) -> PathBuf {
 }
 
 /// Each experiment, the pattern it proves, and the evidence probes its control must fail.
-const EXPERIMENTS: [(&str, Pattern, &[&str]); 17] = [
+const EXPERIMENTS: [(&str, Pattern, &[&str]); 18] = [
     // First: the rebuild replays every order the shared demo has taken so far.
     (
         "order-history-lost.toml",
@@ -116,6 +116,11 @@ const EXPERIMENTS: [(&str, Pattern, &[&str]); 17] = [
         "inventory-crashes.toml",
         Pattern::SelfHealing,
         &["inventory-2 takes the gateway's calls again within 12 s"],
+    ),
+    (
+        "orders-leader-paused.toml",
+        Pattern::LeaderElection,
+        &["each period is settled once"],
     ),
     (
         "poison-event.toml",

@@ -649,7 +649,7 @@ async fn settings_change_live_without_a_restart(
         let text = |b: &[u8]| String::from_utf8_lossy(b).trim().to_string();
         (o.status.code(), text(&o.stdout), text(&o.stderr))
     };
-    let orders = instance(http, supervisor, "orders").await;
+    let orders = instance(http, supervisor, "orders-1").await;
     let started_with = orders_inventory_upstream(http, &orders.url)
         .await
         .max_attempts;
@@ -679,7 +679,7 @@ async fn settings_change_live_without_a_restart(
             .lines()
             .any(|l| l.starts_with(key) && l.ends_with(" 1"))
     );
-    let again = instance(http, supervisor, "orders").await;
+    let again = instance(http, supervisor, "orders-1").await;
     assert_eq!(
         (again.pid, again.restarts),
         (orders.pid, orders.restarts),
@@ -1173,18 +1173,22 @@ async fn the_chaos_demo_routes_every_hop_through_a_proxy_named_after_its_edge() 
             "gateway_to_mobile_bff",
             "gateway_to_notifications",
             "gateway_to_order_history",
-            "gateway_to_orders",
+            "gateway_to_orders_1",
+            "gateway_to_orders_2",
             "gateway_to_payments",
             "gateway_to_web_bff",
             "mobile_bff_to_inventory_1",
             "mobile_bff_to_inventory_2",
             "mobile_bff_to_inventory_v2",
-            "mobile_bff_to_orders",
+            "mobile_bff_to_orders_1",
+            "mobile_bff_to_orders_2",
             "notifications_to_inventory_1",
             "notifications_to_inventory_2",
             "notifications_to_inventory_v2",
-            "notifications_to_orders",
-            "order_history_to_orders",
+            "notifications_to_orders_1",
+            "notifications_to_orders_2",
+            "order_history_to_orders_1",
+            "order_history_to_orders_2",
             "orders_to_inventory_1",
             "orders_to_inventory_2",
             "orders_to_inventory_v2",
@@ -1198,7 +1202,8 @@ async fn the_chaos_demo_routes_every_hop_through_a_proxy_named_after_its_edge() 
             "registry_to_mobile_bff",
             "registry_to_notifications",
             "registry_to_order_history",
-            "registry_to_orders",
+            "registry_to_orders_1",
+            "registry_to_orders_2",
             "registry_to_payments",
             "registry_to_web_bff",
             "web_bff_to_inventory_1",
@@ -1237,7 +1242,10 @@ async fn the_chaos_demo_routes_every_hop_through_a_proxy_named_after_its_edge() 
     let metrics = chaos_metrics(&http, &chaos.api).await;
     let bytes = |proxy: &str| proxy_bytes(&metrics, proxy);
     assert!(bytes("orders_to_payments") > 0, "{metrics}");
-    assert!(bytes("gateway_to_orders") > 0, "{metrics}");
+    assert!(
+        bytes("gateway_to_orders_1") + bytes("gateway_to_orders_2") > 0,
+        "{metrics}"
+    );
     // The registry's health checks of an instance go through the proxy in front of it (they
     // run every 2 s).
     let deadline = Instant::now() + Duration::from_secs(6);

@@ -10,6 +10,7 @@ use crate::activity::Kind;
 use crate::canary::{RolloutPlan, roll_out};
 use crate::error::ActivityError;
 use crate::run::{Ctx, stopped};
+use crate::target::TargetError;
 
 /// The automated canary against the demo: judged unless the demo runs without
 /// `canary-analysis` (the control). Where it ended is the action's outcome in words; it
@@ -95,6 +96,23 @@ pub(crate) async fn act(ctx: &Ctx, kind: &Kind) -> Result<String, ActivityError>
         | Kind::Resume { instance: i } => {
             let done = demo.supervise(*i, kind.label()).await?;
             Ok(format!("{}: {}", done.id, done.done))
+        }
+        Kind::PauseLeader { service } => {
+            // Without election (a control run) nobody holds the lock: the first instance
+            // stands for the one the others would rely on.
+            let (target, which) = match demo.leader_of(*service).await {
+                Ok(leader) => (leader, format!("the leader of {service}")),
+                Err(TargetError::NoInstance(why)) => (
+                    InstanceId {
+                        service: *service,
+                        ordinal: 1,
+                    },
+                    format!("no leader ({why}): the first instance"),
+                ),
+                Err(e) => return Err(e.into()),
+            };
+            let done = demo.supervise(target, "pause").await?;
+            Ok(format!("{}: {} ({which})", done.id, done.done))
         }
         Kind::Crash { instance } => {
             let pid = demo.crash(*instance).await?;

@@ -151,6 +151,11 @@ pub enum Kind {
         #[serde(deserialize_with = "de_instance")]
         instance: InstanceId,
     },
+    /// SIGSTOP to whichever instance of `service` holds its leader lock in the registry
+    /// (`service/{name}/leader`): the leader stops answering and renewing, without exiting.
+    PauseLeader {
+        service: Service,
+    },
     /// SIGCONT.
     Resume {
         #[serde(deserialize_with = "de_instance")]
@@ -194,6 +199,7 @@ pub enum Kind {
     Balance(BalanceProbe),
     Released(ReleasedProbe),
     ReadModel(ReadModelProbe),
+    Orders(OrdersProbe),
 }
 
 /// Over `over`, each instance of `upstream` got an even share of `service`'s calls, give or
@@ -221,6 +227,14 @@ pub struct ReleasedProbe {
 #[serde(deny_unknown_fields)]
 pub struct ReadModelProbe {
     pub customer: String,
+}
+
+/// Every order orders has for `customer` is in `status` (none stranded on the way).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OrdersProbe {
+    pub customer: String,
+    pub status: gauntlet_demo_system::orders::OrderStatus,
 }
 
 /// The circuit breaker of `service` → `upstream` on every instance of `service`
@@ -407,6 +421,9 @@ pub struct TracesProbe {
     pub event_attributes: BTreeMap<String, String>,
     #[serde(default)]
     pub window: Window,
+    /// Count per value of this tag of the operation's span (`settlement.period`), and hold
+    /// `min`/`max` to the largest group: "at most one run per period".
+    pub per: Option<String>,
     pub min: Option<usize>,
     pub max: Option<usize>,
 }
@@ -453,6 +470,7 @@ impl Kind {
                 | Kind::Balance(_)
                 | Kind::Released(_)
                 | Kind::ReadModel(_)
+                | Kind::Orders(_)
         )
     }
 
@@ -496,6 +514,8 @@ impl Kind {
             Kind::Balance(_) => "balance",
             Kind::Released(_) => "released",
             Kind::ReadModel(_) => "read-model",
+            Kind::Orders(_) => "orders",
+            Kind::PauseLeader { .. } => "pause-leader",
         }
     }
 }
@@ -564,7 +584,9 @@ impl Activity {
             | Kind::SetWeights { .. }
             | Kind::Delivered(_)
             | Kind::Released(_)
-            | Kind::ReadModel(_) => {}
+            | Kind::ReadModel(_)
+            | Kind::Orders(_)
+            | Kind::PauseLeader { .. } => {}
             Kind::CandidateFaults { faults, .. } => faults.check()?,
             Kind::Canary(plan) => plan.check()?,
             Kind::Balance(b) => {

@@ -13,7 +13,7 @@ use gauntlet_query_api::jaeger::Trace;
 
 use crate::activity::{
     BalanceProbe, BreakerProbe, CallsProbe, DeliveredProbe, ErrorRateProbe, HttpProbe, Kind,
-    LoadProbe, ReadModelProbe, RegistryProbe, ReleasedProbe, TracesProbe, Window,
+    LoadProbe, OrdersProbe, ReadModelProbe, RegistryProbe, ReleasedProbe, TracesProbe, Window,
 };
 use crate::error::ActivityError;
 use crate::run::{Ctx, lock, micros};
@@ -35,6 +35,7 @@ pub(crate) async fn look(ctx: &Ctx, kind: &Kind) -> Looked {
         Kind::Balance(p) => p.look(ctx).await,
         Kind::Released(p) => p.look(ctx).await,
         Kind::ReadModel(p) => p.look(ctx).await,
+        Kind::Orders(p) => p.look(ctx).await,
         action => Err(ActivityError::NotAProbe(action.label())),
     }
 }
@@ -362,7 +363,7 @@ impl TracesProbe {
                 end,
             )
             .await?;
-        let matching = found
+        let matched: Vec<&Trace> = found
             .iter()
             .filter(|tr: &&Trace| match &t.event {
                 None => true,
@@ -370,7 +371,11 @@ impl TracesProbe {
                     .spans_of(t.service.name())
                     .any(|sp| sp.has_event(ev, &t.event_attributes)),
             })
-            .count();
+            .collect();
+        if let Some(tag) = &t.per {
+            return Ok(t.per_tag(tag, &matched));
+        }
+        let matching = matched.len();
         let ok = t.min.is_none_or(|m| matching >= m) && t.max.is_none_or(|m| matching <= m);
         let what = match &t.event {
             Some(ev) if t.event_attributes.is_empty() => format!(" with event {ev}"),
@@ -391,6 +396,78 @@ impl TracesProbe {
                 t.service,
                 found.len(),
                 bounds(t.min.map(|m| m as u64), t.max.map(|m| m as u64))
+            ),
+        ))
+    }
+}
+
+impl TracesProbe {
+    /// The matching traces grouped by the value of `tag` on the operation's span; the
+    /// largest group held to min/max.
+    fn per_tag(&self, tag: &str, traces: &[&Trace]) -> (bool, String) {
+        let mut groups: BTreeMap<String, usize> = BTreeMap::new();
+        for tr in traces {
+            let value = tr
+                .spans_of(self.service.name())
+                .filter(|sp| {
+                    self.operation
+                        .as_deref()
+                        .is_none_or(|op| sp.operation_name == op)
+                })
+                .find_map(|sp| {
+                    sp.text(tag)
+                        .map(str::to_string)
+                        .or_else(|| sp.int(tag).map(|v| v.to_string()))
+                });
+            if let Some(v) = value {
+                *groups.entry(v).or_default() += 1;
+            }
+        }
+        let largest = groups.iter().max_by_key(|(_, n)| **n);
+        let most = largest.map_or(0, |(_, n)| *n);
+        let ok = !groups.is_empty()
+            && self.min.is_none_or(|m| most >= m)
+            && self.max.is_none_or(|m| most <= m);
+        let twice = groups.values().filter(|n| **n > 1).count();
+        (
+            ok,
+            format!(
+                "{} traces of {} over {} values of {tag}; the most for one: {most}{} ({twice} values with more than one){}",
+                traces.len(),
+                self.service,
+                groups.len(),
+                largest
+                    .map(|(v, _)| format!(" ({tag} = {v})"))
+                    .unwrap_or_default(),
+                bounds(self.min.map(|m| m as u64), self.max.map(|m| m as u64))
+            ),
+        )
+    }
+}
+
+impl OrdersProbe {
+    async fn look(&self, ctx: &Ctx) -> Looked {
+        let customer = self.customer.replace("{{run}}", &ctx.run_id);
+        let orders = ctx.demo.orders_of(&customer).await?;
+        if orders.is_empty() {
+            return Ok((false, format!("{customer} has no orders: nothing to check")));
+        }
+        let mut by_status: BTreeMap<&str, usize> = BTreeMap::new();
+        for o in &orders {
+            *by_status.entry(o.status.as_str()).or_default() += 1;
+        }
+        let wanted = by_status.get(self.status.as_str()).copied().unwrap_or(0);
+        Ok((
+            wanted == orders.len(),
+            format!(
+                "{wanted} of {customer}'s {} orders {}; by status: {}",
+                orders.len(),
+                self.status.as_str(),
+                by_status
+                    .iter()
+                    .map(|(s, n)| format!("{s} {n}"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
             ),
         ))
     }

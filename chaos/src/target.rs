@@ -380,10 +380,19 @@ impl Demo {
             .into_iter()
             .next()
             .ok_or_else(|| TargetError::NoInstance(service.name().into()))?;
-        // A probe looks once: no retries, no breaker of its own.
+        Self::client_at(service, base, ResilienceConfig::default().timeout_ms)
+    }
+
+    /// A probe looks once: no retries, no breaker of its own.
+    fn client_at(
+        service: Service,
+        base: String,
+        timeout_ms: u64,
+    ) -> Result<HttpClient, TargetError> {
         let mut config = ResilienceConfig::default();
         config.retry.enabled = false;
         config.circuit_breaker.enabled = false;
+        config.timeout_ms = timeout_ms;
         HttpClient::at(service.name(), &base, &config).map_err(|e| TargetError::Unreachable {
             what: service.name().into(),
             url: base,
@@ -391,16 +400,48 @@ impl Demo {
         })
     }
 
+    /// The customer's orders, from the first orders instance that answers within 2 s (one
+    /// may be paused by the experiment).
     pub async fn orders_of(&self, customer: &str) -> Result<Vec<Order>, TargetError> {
-        let client = OrdersClient::new(self.client(Service::Orders)?);
-        client
-            .of_customer(customer)
+        let mut last = None;
+        for base in self.urls_of(Service::Orders) {
+            let client = OrdersClient::new(Self::client_at(Service::Orders, base.clone(), 2000)?);
+            match client.of_customer(customer).await {
+                Ok(orders) => return Ok(orders),
+                Err(e) => last = Some((base, e)),
+            }
+        }
+        let (url, reason) = last.map_or((String::new(), "no instance".to_string()), |(u, e)| {
+            (u, e.to_string())
+        });
+        Err(TargetError::Unreachable {
+            what: "orders".into(),
+            url,
+            reason,
+        })
+    }
+
+    /// The instance holding `service`'s leader lock in the registry.
+    pub async fn leader_of(&self, service: Service) -> Result<InstanceId, TargetError> {
+        let registry = self.registry()?;
+        let key = gauntlet_demo_system::platform::leadership::Campaign::key_of(service.name());
+        let entry = registry
+            .kv_get(&key)
             .await
             .map_err(|e| TargetError::Unreachable {
-                what: "orders".into(),
-                url: self.urls_of(Service::Orders).join(", "),
+                what: "the registry".into(),
+                url: registry.base().to_string(),
                 reason: e.to_string(),
-            })
+            })?;
+        let holder = entry
+            .filter(|e| e.session.is_some())
+            .and_then(|e| e.text())
+            .ok_or_else(|| {
+                TargetError::NoInstance(format!("leader of {service} (nobody holds {key})"))
+            })?;
+        holder.parse().map_err(|_| {
+            TargetError::NoInstance(format!("leader of {service}: {holder:?} is no instance"))
+        })
     }
 
     /// What `service` answered, or why it could not be had.

@@ -41,10 +41,11 @@ pub enum Pattern {
     SelfHealing,
     DeadLetters,
     EventReplay,
+    LeaderElection,
 }
 
 impl Pattern {
-    pub const ALL: [Pattern; 17] = [
+    pub const ALL: [Pattern; 18] = [
         Pattern::CircuitBreaker,
         Pattern::Retries,
         Pattern::HealthChecks,
@@ -62,6 +63,7 @@ impl Pattern {
         Pattern::SelfHealing,
         Pattern::DeadLetters,
         Pattern::EventReplay,
+        Pattern::LeaderElection,
     ];
 
     pub const fn name(self) -> &'static str {
@@ -83,6 +85,7 @@ impl Pattern {
             Pattern::SelfHealing => "self-healing",
             Pattern::DeadLetters => "dead-letters",
             Pattern::EventReplay => "event-replay",
+            Pattern::LeaderElection => "leader-election",
         }
     }
 
@@ -130,6 +133,10 @@ pub struct DemoConfig {
     /// the feed from its first event to rebuild it; `false` (`--disable event-replay`): it
     /// starts from the newest event, and what came before is missing from it.
     pub event_replay: bool,
+    /// Orders' two instances elect a leader through the registry, and only it resumes
+    /// parked sagas and settles each period; `false` (`--disable leader-election`): both do.
+    pub leader_election: bool,
+    pub leadership: LeadershipConfig,
     /// How every service finds the instances of the services it calls.
     pub discovery: DiscoveryConfig,
     pub registry: RegistryConfig,
@@ -230,6 +237,52 @@ pub enum ConfigFileError {
     UnknownPattern(String),
 }
 
+/// Orders' leader election and the singleton work it guards.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LeadershipConfig {
+    /// The leader's session TTL: a leader that stops renewing (paused, cut off) is
+    /// replaced within it.
+    pub ttl_ms: u64,
+    /// How often the leader resumes sagas parked for `parked_after_ms`.
+    pub resume_every_ms: u64,
+    pub parked_after_ms: u64,
+    /// The length of a settlement period.
+    pub settlement_period_ms: u64,
+}
+
+impl LeadershipConfig {
+    /// A TTL the registry takes, and periods long enough to mean something.
+    pub fn check(&self) -> Result<(), String> {
+        if !(1000..=86_400_000).contains(&self.ttl_ms) {
+            return Err(format!(
+                "ttl_ms = {}: the registry takes 1000 to 86400000",
+                self.ttl_ms
+            ));
+        }
+        for (name, ms) in [
+            ("resume_every_ms", self.resume_every_ms),
+            ("settlement_period_ms", self.settlement_period_ms),
+        ] {
+            if ms < 100 {
+                return Err(format!("{name} = {ms}: at least 100"));
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Default for LeadershipConfig {
+    fn default() -> Self {
+        Self {
+            ttl_ms: 3000,
+            resume_every_ms: 2000,
+            parked_after_ms: 2000,
+            settlement_period_ms: 5000,
+        }
+    }
+}
+
 impl Default for DemoConfig {
     fn default() -> Self {
         Self {
@@ -239,6 +292,8 @@ impl Default for DemoConfig {
             dead_letters: true,
             dead_letter_after: 3,
             event_replay: true,
+            leader_election: true,
+            leadership: LeadershipConfig::default(),
             discovery: DiscoveryConfig::default(),
             registry: RegistryConfig::default(),
             gateway: GatewayConfig::default(),
@@ -276,6 +331,7 @@ impl DemoConfig {
             ("web_bff", config.web_bff.check()),
             ("canary", config.canary.check()),
             ("supervisor", config.supervisor.check()),
+            ("leadership", config.leadership.check()),
             (
                 "top level",
                 if config.dead_letter_after == 0 {
@@ -330,6 +386,7 @@ impl DemoConfig {
             Pattern::SelfHealing => self.supervisor.self_healing = false,
             Pattern::DeadLetters => self.dead_letters = false,
             Pattern::EventReplay => self.event_replay = false,
+            Pattern::LeaderElection => self.leader_election = false,
         }
     }
 
@@ -357,6 +414,7 @@ impl DemoConfig {
             Pattern::SelfHealing => !self.supervisor.self_healing,
             Pattern::DeadLetters => !self.dead_letters,
             Pattern::EventReplay => !self.event_replay,
+            Pattern::LeaderElection => !self.leader_election,
         }
     }
 

@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use tokio::task::JoinSet;
 
-use crate::config::DemoConfig;
+use crate::config::{DemoConfig, LeadershipConfig};
 use crate::gateway::{self, Gateway};
 use crate::inventory::{self, Inventory, InventoryClient};
 use crate::legacy::{self, Legacy};
@@ -24,6 +24,7 @@ use crate::payments::{self, Payments, PaymentsClient};
 use crate::platform::client::{HttpClient, service_http};
 use crate::platform::db::DbError;
 use crate::platform::discovery::{Discovery, Routes};
+use crate::platform::leadership::{self, Campaign, Leadership};
 use crate::platform::live_config::{self, LIVE_SERVICES, Tuned};
 use crate::platform::outbox::{FeedConsumer, Outbox, feed_client};
 use crate::platform::resilience::{ConfigError, ResilienceConfig, Upstream};
@@ -243,7 +244,13 @@ where
                 o.without_compensation()
             };
             publishing(o.outbox(), instance);
-            tasks.spawn(resume_sagas(o.clone(), until_stopped()));
+            let o = o.led_by(
+                leadership(instance, discovery, tasks, &until_stopped),
+                &instance.id.to_string(),
+            );
+            let lead = config.leadership;
+            tasks.spawn(resume_sagas(o.clone(), lead, until_stopped()));
+            background(tasks, settle_periods(o.clone(), lead, until_stopped()));
             let states_router = provider_states::router(o.clone())
                 .merge(orders::provider_states::messages_router(o.clone()));
             let app = with_states(orders::app(o), states_router);
@@ -342,18 +349,72 @@ fn with_provider_states(
 
 /// Finishes what a previous run left, then keeps resuming sagas that wait on a dependency,
 /// every 2 s on tokio's clock, until `stopped`.
+/// Orders' leadership: a campaign through the registry (joined on shutdown), or every
+/// instance leading under `--disable leader-election`.
+fn leadership<S, F>(
+    instance: &Instance,
+    discovery: &Discovery,
+    tasks: &mut JoinSet<std::io::Result<()>>,
+    until_stopped: &S,
+) -> Leadership
+where
+    S: Fn() -> F,
+    F: Future<Output = ()> + Send + 'static,
+{
+    if !instance.config.leader_election {
+        tracing::warn!(instance = %instance.id, "leader election disabled: this instance runs the singleton work whatever the others do");
+        return Leadership::everyone();
+    }
+    let leadership = Leadership::candidate();
+    let campaign = Campaign {
+        registry: discovery.registry().clone(),
+        key: Campaign::key_of(instance.id.service.name()),
+        holder: instance.id.to_string(),
+        ttl: Duration::from_millis(instance.config.leadership.ttl_ms),
+    };
+    background(
+        tasks,
+        leadership::campaign(leadership.clone(), campaign, until_stopped()),
+    );
+    leadership
+}
+
+/// Resumes parked sagas while this instance leads.
 async fn resume_sagas(
     orders: Orders,
+    lead: LeadershipConfig,
     stopped: impl Future<Output = ()> + Send,
 ) -> std::io::Result<()> {
     tokio::pin!(stopped);
+    let parked = Duration::from_millis(lead.parked_after_ms);
     loop {
-        if let Err(e) = orders.resume_all().await {
+        if let Err(e) = orders.resume_all(parked).await {
             tracing::warn!(error = %e, "resuming sagas failed");
         }
         tokio::select! {
             _ = &mut stopped => return Ok(()),
-            _ = tokio::time::sleep(Duration::from_secs(2)) => {}
+            _ = tokio::time::sleep(Duration::from_millis(lead.resume_every_ms)) => {}
+        }
+    }
+}
+
+/// Settles each period just after it ends, while this instance leads. Every instance
+/// wakes at the same moments (the periods are aligned to the clock), so two that both
+/// lead settle the same period.
+async fn settle_periods(orders: Orders, lead: LeadershipConfig, stopped: impl Future<Output = ()>) {
+    tokio::pin!(stopped);
+    let period = lead.settlement_period_ms as i64;
+    loop {
+        let now = crate::platform::http::now_unix_ms();
+        let next = (now / period + 1) * period;
+        // A little after the boundary, so the period's last orders are in.
+        let wait = Duration::from_millis((next - now) as u64 + 200);
+        tokio::select! {
+            _ = &mut stopped => return,
+            _ = tokio::time::sleep(wait) => {}
+        }
+        if let Err(e) = orders.settle(next - period, period).await {
+            tracing::warn!(error = %e, "settling the period failed");
         }
     }
 }

@@ -75,7 +75,8 @@ impl Service {
         }
     }
 
-    /// The documented port of each instance (inventory runs two, sharing one database).
+    /// The documented port of each instance (inventory and orders run two each, each
+    /// service's sharing one database).
     pub const fn fixed_ports(self) -> &'static [u16] {
         match self {
             Service::Registry => &[8500],
@@ -83,7 +84,7 @@ impl Service {
             Service::Inventory => &[8101, 8102],
             Service::InventoryShadow => &[8103],
             Service::InventoryV2 => &[8104],
-            Service::Orders => &[8200],
+            Service::Orders => &[8200, 8201],
             Service::Notifications => &[8400],
             Service::OrderHistory => &[8600],
             Service::Legacy => &[8900],
@@ -432,8 +433,8 @@ mod tests {
             assert_eq!(id.to_string().parse::<InstanceId>(), Ok(id));
         }
         assert_eq!(
-            "orders-1".parse::<InstanceId>().map(|i| i.to_string()),
-            Ok("orders".to_string())
+            "payments-1".parse::<InstanceId>().map(|i| i.to_string()),
+            Ok("payments".to_string())
         );
         for bad in ["inventory-3", "inventory-0", "gravity-1"] {
             assert!(bad.parse::<InstanceId>().is_err(), "{bad}");
@@ -459,7 +460,8 @@ mod tests {
                 "inventory-2",
                 "inventory-shadow",
                 "inventory-v2",
-                "orders",
+                "orders-1",
+                "orders-2",
                 "notifications",
                 "order-history",
                 "legacy",
@@ -473,7 +475,8 @@ mod tests {
         assert_eq!(
             ports,
             [
-                8500, 8300, 8101, 8102, 8103, 8104, 8200, 8400, 8600, 8900, 8901, 8081, 8082, 8080
+                8500, 8300, 8101, 8102, 8103, 8104, 8200, 8201, 8400, 8600, 8900, 8901, 8081, 8082,
+                8080
             ]
         );
     }

@@ -375,7 +375,13 @@ async fn the_saga_resumes_after_a_restart() {
     // Payments comes up; a new orders instance on the same database resumes the saga.
     payments_comes_up(dir.path(), payments, 1);
     let restarted = orders_service(dir.path(), &inventory_url, &payments_url);
-    assert_eq!(restarted.resume_all().await.expect("resume"), 1);
+    assert_eq!(
+        restarted
+            .resume_all(std::time::Duration::ZERO)
+            .await
+            .expect("resume"),
+        1
+    );
     let done = restarted
         .order(&order.id)
         .await
@@ -392,7 +398,10 @@ async fn the_saga_resumes_after_a_restart() {
         .expect("json");
     assert_eq!(kb["stock"], 119, "reserved once, confirmed once");
     assert_eq!(
-        restarted.resume_all().await.expect("resume"),
+        restarted
+            .resume_all(std::time::Duration::ZERO)
+            .await
+            .expect("resume"),
         0,
         "nothing left to do"
     );

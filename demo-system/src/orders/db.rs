@@ -115,13 +115,15 @@ pub fn project(
     Ok(())
 }
 
-/// Orders whose saga has not finished, oldest first.
-pub fn unfinished(tx: &Transaction<'_>) -> Result<Vec<String>, DbError> {
+/// Orders whose saga has not finished and that have not moved since `before` (parked,
+/// rather than in the middle of a request's saga), oldest first.
+pub fn unfinished(tx: &Transaction<'_>, before: i64) -> Result<Vec<String>, DbError> {
     let mut stmt = tx.prepare_cached(
-        "SELECT id FROM orders WHERE status NOT IN ('confirmed', 'cancelled', 'rejected') ORDER BY created_unix_ms",
+        "SELECT id FROM orders WHERE status NOT IN ('confirmed', 'cancelled', 'rejected')
+             AND updated_unix_ms <= ?1 ORDER BY created_unix_ms",
     )?;
     let ids = stmt
-        .query_map([], |r| r.get(0))?
+        .query_map([before], |r| r.get(0))?
         .collect::<Result<Vec<String>, _>>()?;
     Ok(ids)
 }

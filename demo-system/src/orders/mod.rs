@@ -4,7 +4,8 @@
 //! (`order.<status>`, payload the [`Order`] after it) feeds notifications and order-history.
 //!
 //! [`api`] wire types · [`events`] the event store · [`db`] the projection and idempotency
-//! keys · [`saga`] the saga · [`server`] routes · [`client`] typed client.
+//! keys · [`saga`] the saga · [`settlement`] the leader's periodic job · [`server`] routes ·
+//! [`client`] typed client.
 
 pub mod api;
 pub mod client;
@@ -13,6 +14,7 @@ pub mod events;
 pub mod provider_states;
 pub mod saga;
 pub mod server;
+pub mod settlement;
 
 pub use api::{
     Item, Order, OrderChange, OrderEvent, OrderQuery, OrderStatus, OrderStream, PlaceOrder,

@@ -10,6 +10,7 @@
 use std::collections::HashSet;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use axum::http::StatusCode;
 use tracing::Instrument;
@@ -18,12 +19,14 @@ use uuid::Uuid;
 use super::api::{Order, OrderChange, OrderStatus, OrderStream, PlaceOrder};
 use super::db;
 use super::events::{self, Appended};
+use super::settlement::{self, Recorded, Settlement};
 use crate::inventory::api::check_items;
 use crate::inventory::{InventoryClient, ReserveRequest};
 use crate::payments::{AuthorizationStatus, AuthorizeRequest, PaymentsClient};
 use crate::platform::client::ClientError;
 use crate::platform::db::DbError;
 use crate::platform::http::ApiError;
+use crate::platform::leadership::Leadership;
 use crate::platform::outbox::{Outbox, open_db};
 use crate::platform::resilience::Upstream;
 
@@ -39,6 +42,11 @@ pub struct Orders {
     /// rather than running the same steps beside it (harmless, every step is idempotent,
     /// but every call twice).
     in_flight: Arc<Mutex<HashSet<String>>>,
+    /// Whether this instance leads, for the singleton work: resuming parked sagas and
+    /// settling each period (everyone leads until [`Orders::led_by`] says otherwise).
+    leadership: Leadership,
+    /// This instance's name (`orders-1`), recorded with what it settles.
+    instance: String,
 }
 
 /// Marks an order's saga as running here while it lives.
@@ -85,7 +93,8 @@ impl Orders {
         inventory: InventoryClient,
         payments: PaymentsClient,
     ) -> Result<Self, DbError> {
-        let db = open_db(db_path, &format!("{}\n{}", db::SCHEMA, events::SCHEMA))?;
+        let schema = format!("{}\n{}\n{}", db::SCHEMA, events::SCHEMA, settlement::SCHEMA);
+        let db = open_db(db_path, &schema)?;
         db.blocking(rusqlite::TransactionBehavior::Immediate, |tx| {
             db::migrate(tx)?;
             let imported = events::import_outbox(tx)?;
@@ -105,12 +114,22 @@ impl Orders {
             Ok(())
         })?;
         Ok(Self {
-            outbox: Outbox::from_source(db, events::FEED),
+            // The other orders instance appends to the same file.
+            outbox: Outbox::from_source(db, events::FEED).shared(),
             inventory,
             payments,
             compensate: true,
             in_flight: Arc::default(),
+            leadership: Leadership::everyone(),
+            instance: "orders".into(),
         })
+    }
+
+    /// Runs the singleton work only while `leadership` leads; `instance` names this one.
+    pub fn led_by(mut self, leadership: Leadership, instance: &str) -> Self {
+        self.leadership = leadership;
+        self.instance = instance.to_string();
+        self
     }
 
     /// `--disable compensation`: a failed order is cancelled without refunding its payment
@@ -352,13 +371,23 @@ impl Orders {
             .map_err(ApiError::from)
     }
 
-    /// Resumes every unfinished saga: run at start and periodically. Each resumption is a
-    /// trace of its own (`saga resume`), so what it does is seen as a request's saga is: its
-    /// calls, and the breaker state changes they cause. It carries on the order's story:
-    /// linked to the request that placed it, under that request's correlation ID (read
-    /// from the order's `order.pending` event, which keeps the request's trace context).
-    pub async fn resume_all(&self) -> Result<usize, DbError> {
-        let unfinished = self.outbox.db().read(db::unfinished).await?;
+    /// Resumes every saga parked for `parked_for` or longer, if this instance leads: run
+    /// at start and periodically. Each resumption is a trace of its own (`saga resume`,
+    /// with the leader's `leader.token`), so what it does is seen as a request's saga is:
+    /// its calls, and the breaker state changes they cause. It carries on the order's
+    /// story: linked to the request that placed it, under that request's correlation ID
+    /// (read from the order's `order.pending` event, which keeps the request's trace
+    /// context).
+    pub async fn resume_all(&self, parked_for: Duration) -> Result<usize, DbError> {
+        let Some(token) = self.leadership.token() else {
+            return Ok(0);
+        };
+        let before = crate::platform::http::now_unix_ms() - parked_for.as_millis() as i64;
+        let unfinished = self
+            .outbox
+            .db()
+            .read(move |tx| db::unfinished(tx, before))
+            .await?;
         let placed_kind = OrderStatus::Pending.event_kind();
         for id in &unfinished {
             if crate::platform::lock(&self.in_flight).contains(id) {
@@ -371,6 +400,7 @@ impl Orders {
                     otel.name = "saga resume",
                     otel.kind = "internal",
                     order.id = %id,
+                    leader.token = token,
                     correlation_id = tracing::field::Empty,
                 ),
                 placed.as_ref().and_then(|e| e.traceparent.as_deref()),
@@ -379,6 +409,57 @@ impl Orders {
             self.advance(id).instrument(span).await?;
         }
         Ok(unfinished.len())
+    }
+
+    /// Settles the period of `period_ms` starting at `start`, if this instance leads: a
+    /// trace of its own (`settlement run`), its write behind the leader's fencing token.
+    pub async fn settle(&self, start: i64, period_ms: i64) -> Result<Option<Recorded>, DbError> {
+        let Some(token) = self.leadership.token() else {
+            return Ok(None);
+        };
+        let span = tracing::info_span!(
+            "settlement",
+            otel.name = "settlement run",
+            otel.kind = "internal",
+            settlement.period = start,
+            leader.token = token,
+        );
+        let (holder, token) = (self.instance.clone(), token as i64);
+        let recorded = self
+            .outbox
+            .db()
+            .write(move |tx| settlement::record(tx, start, period_ms, token, &holder))
+            .instrument(span.clone())
+            .await?;
+        let _entered = span.enter();
+        match &recorded {
+            Recorded::Settled(s) => {
+                tracing::info!(
+                    period = start,
+                    orders = s.orders,
+                    total_cents = s.total_cents,
+                    "settlement.recorded"
+                )
+            }
+            Recorded::AlreadySettled => {
+                tracing::info!(period = start, "settlement: the period was settled already")
+            }
+            Recorded::Fenced { token, newest } => tracing::warn!(
+                period = start,
+                token,
+                newest,
+                "leader.fenced: a newer leader wrote already; this instance's write is refused"
+            ),
+        }
+        Ok(Some(recorded))
+    }
+
+    /// The settlements, newest first.
+    pub async fn settlements(&self, limit: usize) -> Result<Vec<Settlement>, DbError> {
+        self.outbox
+            .db()
+            .read(move |tx| settlement::list(tx, limit))
+            .await
     }
 
     /// Looks up prices, creates the order in `pending`, and runs its saga. `201` once the

@@ -1,6 +1,7 @@
 //! The orders service's routes: `POST /orders` (honouring `Idempotency-Key`), `GET
 //! /orders/{id}`, `GET /orders/{id}/events` (the order's stream), `GET /orders?customer_id=`,
-//! and the orders feed that notifications and order-history consume.
+//! `GET /settlements` (what the leader settled, newest first), and the orders feed that
+//! notifications and order-history consume.
 
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path as UrlPath, Query, State};
@@ -10,6 +11,7 @@ use axum::{Json, Router};
 
 use super::api::{Order, OrderQuery, OrderStream, PlaceOrder};
 use super::saga::Orders;
+use super::settlement::Settlement;
 use crate::platform::http::{ApiError, Body, body, found, idempotency_key, service_router};
 use crate::platform::outbox::feed_router;
 
@@ -20,6 +22,7 @@ pub fn app(orders: Orders) -> Router {
         .route("/orders", post(place).get(of_customer))
         .route("/orders/{id}", get(get_order))
         .route("/orders/{id}/events", get(get_stream))
+        .route("/settlements", get(settlements))
         .with_state(orders)
         .merge(feed_router(outbox.clone()));
     service_router(routes, outbox.db().clone(), upstreams)
@@ -56,4 +59,8 @@ async fn get_stream(
     UrlPath(id): UrlPath<String>,
 ) -> Result<Json<OrderStream>, ApiError> {
     found(o.stream(&id).await?, || format!("no order {id}"))
+}
+
+async fn settlements(State(o): State<Orders>) -> Result<Json<Vec<Settlement>>, ApiError> {
+    Ok(Json(o.settlements(100).await?))
 }

@@ -6,6 +6,7 @@
 //! - [`discovery`] and [`resilience`]: where a call goes (registry, round-robin, ejection)
 //!   and how it is protected (retry, circuit breaker, bulkhead, timeout); [`live_config`]:
 //!   the attempts and deadlines a service follows from the registry's keys, live;
+//!   [`leadership`]: leader election among a service's instances, with a fencing token;
 //! - [`client`]: typed JSON calls over those, which every service client is built from;
 //! - [`telemetry`]: OTLP traces and logs, W3C propagation, the correlation ID everywhere;
 //! - [`text_enum`]: states that travel and are stored as text; [`money`]: cents as people read them;
@@ -16,6 +17,7 @@ pub mod db;
 pub mod dead_letters;
 pub mod discovery;
 pub mod http;
+pub mod leadership;
 pub mod live_config;
 pub mod money;
 pub mod outbox;

@@ -9,7 +9,10 @@ use reqwest::StatusCode;
 use serde::de::DeserializeOwned;
 use uuid::Uuid;
 
-use super::api::{InstanceView, KV_INDEX_HEADER, KvEntry, Registered, Registration, Routing};
+use super::api::{
+    InstanceView, KV_INDEX_HEADER, KvEntry, Registered, Registration, Routing, SessionCreated,
+    SessionRequest,
+};
 use super::weights::Weights;
 use crate::platform::client::error_message;
 
@@ -244,6 +247,64 @@ impl RegistryClient {
         self.answer(self.http.delete(format!("{}/v1/kv/{key}", self.base)))
             .await
             .map(drop)
+    }
+
+    /// Makes a session that ends unless renewed within `ttl`, releasing its locks with no
+    /// lock delay (the holder's fencing token guards instead).
+    pub async fn session_create(
+        &self,
+        name: &str,
+        ttl: Duration,
+    ) -> Result<Uuid, RegistryClientError> {
+        let req = SessionRequest {
+            name: Some(name.to_string()),
+            ttl: Some(format!("{}ms", ttl.as_millis())),
+            lock_delay: Some("0s".into()),
+            ..SessionRequest::default()
+        };
+        let made: SessionCreated = self
+            .json(
+                self.http
+                    .put(format!("{}/v1/session/create", self.base))
+                    .json(&req),
+            )
+            .await?;
+        Uuid::parse_str(&made.id).map_err(|e| RegistryClientError::Decode(e.to_string()))
+    }
+
+    /// Starts the session's TTL again; `false` once it has ended.
+    pub async fn session_renew(&self, id: Uuid) -> Result<bool, RegistryClientError> {
+        let req = self
+            .http
+            .put(format!("{}/v1/session/renew/{id}", self.base));
+        let (status, _, body) = self.send(req).await?;
+        if status == StatusCode::NOT_FOUND {
+            return Ok(false);
+        }
+        Self::accepted(status, &body).map(|()| true)
+    }
+
+    /// Ends the session now, releasing its locks.
+    pub async fn session_destroy(&self, id: Uuid) -> Result<(), RegistryClientError> {
+        let req = self
+            .http
+            .put(format!("{}/v1/session/destroy/{id}", self.base));
+        self.answer(req).await.map(drop)
+    }
+
+    /// Takes `key`'s lock for `session`, setting its value: `false` while another holds it.
+    pub async fn kv_acquire(
+        &self,
+        key: &str,
+        session: Uuid,
+        value: &str,
+    ) -> Result<bool, RegistryClientError> {
+        self.json(
+            self.http
+                .put(format!("{}/v1/kv/{key}?acquire={session}", self.base))
+                .body(value.to_string()),
+        )
+        .await
     }
 
     /// Whether the registry answers its readiness check.
