@@ -45,12 +45,7 @@ fn order_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Order> {
 
 /// Adds the stream version to an `orders` table from before the event store.
 pub fn migrate(conn: &Connection) -> Result<(), DbError> {
-    let has_version: bool = conn.query_row(
-        "SELECT count(*) > 0 FROM pragma_table_info('orders') WHERE name = 'version'",
-        [],
-        |r| r.get(0),
-    )?;
-    if !has_version {
+    if !crate::platform::db::has_column(conn, "orders", "version")? {
         conn.execute(
             "ALTER TABLE orders ADD COLUMN version INTEGER NOT NULL DEFAULT 0",
             [],

@@ -131,6 +131,15 @@ impl Db {
     }
 }
 
+/// Whether `table` has `column` (a file from before the column was added has not).
+pub fn has_column(conn: &Connection, table: &str, column: &str) -> Result<bool, DbError> {
+    Ok(conn.query_row(
+        "SELECT count(*) > 0 FROM pragma_table_info(?1) WHERE name = ?2",
+        [table, column],
+        |r| r.get(0),
+    )?)
+}
+
 /// Column `idx` as one of a text enum's values (see [`super::text_enum`]).
 pub fn text_column<T>(
     row: &rusqlite::Row<'_>,

@@ -30,7 +30,6 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use base64::Engine;
-use rusqlite::OptionalExtension;
 use serde::Deserialize;
 
 use super::api::{KV_INDEX_HEADER, KvEntry};
@@ -173,46 +172,51 @@ impl KvStore {
         }
     }
 
-    /// Sets `key` to `value`, committed before it returns; the change's index.
+    /// Sets `key` to `value`, committed before it returns; the change's index. Who holds
+    /// the key's lock does not change.
     pub async fn put(&self, key: &str, value: Vec<u8>) -> Result<u64, DbError> {
         let _one = self.writing.lock().await;
+        let held = crate::platform::lock(&self.entries).get(key).cloned();
+        let (session, lock_index) = held
+            .as_ref()
+            .map_or((None, 0), |h| (h.session, h.lock_index));
+        self.commit(key, value, session, lock_index, held).await
+    }
+
+    /// Commits `key` with `value`, its lock held by `session`, then shows it to readers; the
+    /// change's index. The caller holds the write lock, and `held` is what the key was.
+    pub(super) async fn commit(
+        &self,
+        key: &str,
+        value: Vec<u8>,
+        session: Option<uuid::Uuid>,
+        lock_index: u64,
+        held: Option<Stored>,
+    ) -> Result<u64, DbError> {
         let k = key.to_string();
         let stored = self
             .db
             .write(move |tx| {
                 let index = next_index(tx)?;
-                let held = tx
-                    .query_row(
-                        "SELECT create_index, session, lock_index FROM kv WHERE key = ?1",
-                        [&k],
-                        |r| {
-                            Ok((
-                                index_at(r, 0)?,
-                                r.get::<_, Option<String>>(1)?,
-                                index_at(r, 2)?,
-                            ))
-                        },
-                    )
-                    .optional()?;
-                // A plain write changes the value, not who holds the key's lock.
                 let stored = Stored {
                     value,
-                    create_index: held.as_ref().map_or(index, |h| h.0),
+                    create_index: held.map_or(index, |h| h.create_index),
                     modify_index: index,
-                    session: held
-                        .as_ref()
-                        .and_then(|h| h.1.as_deref())
-                        .and_then(|s| uuid::Uuid::parse_str(s).ok()),
-                    lock_index: held.map_or(0, |h| h.2),
+                    session,
+                    lock_index,
                 };
                 tx.execute(
-                    "INSERT INTO kv (key, value, create_index, modify_index) VALUES (?1, ?2, ?3, ?4)
-                     ON CONFLICT (key) DO UPDATE SET value = ?2, modify_index = ?4",
+                    "INSERT INTO kv (key, value, create_index, modify_index, session, lock_index)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+                     ON CONFLICT (key) DO UPDATE SET value = ?2, modify_index = ?4,
+                         session = ?5, lock_index = ?6",
                     rusqlite::params![
                         k,
                         stored.value,
                         stored.create_index as i64,
-                        stored.modify_index as i64
+                        stored.modify_index as i64,
+                        stored.session.map(|s| s.to_string()),
+                        stored.lock_index as i64
                     ],
                 )?;
                 Ok(stored)
@@ -257,12 +261,7 @@ impl KvStore {
 
 /// Adds the lock columns to a `kv` table from before sessions.
 fn add_lock_columns(tx: &rusqlite::Transaction<'_>) -> Result<(), DbError> {
-    let has: bool = tx.query_row(
-        "SELECT count(*) > 0 FROM pragma_table_info('kv') WHERE name = 'lock_index'",
-        [],
-        |r| r.get(0),
-    )?;
-    if !has {
+    if !crate::platform::db::has_column(tx, "kv", "lock_index")? {
         tx.execute_batch(
             "ALTER TABLE kv ADD COLUMN session TEXT;
              ALTER TABLE kv ADD COLUMN lock_index INTEGER NOT NULL DEFAULT 0;",
@@ -294,21 +293,32 @@ struct ReadQuery {
     wait: Option<String>,
 }
 
-/// A Consul duration (`10s`, `500ms`, `5m`), within [`MAX_WAIT`].
-fn parse_wait(text: &str) -> Result<Duration, String> {
+/// A duration as Consul writes one (`10s`, `500ms`, `5m`, `1h`; a bare number is seconds);
+/// `what` names it in the error.
+pub(super) fn parse_duration(what: &str, text: &str) -> Result<Duration, String> {
     let split = text
         .find(|c: char| !c.is_ascii_digit())
         .unwrap_or(text.len());
     let (number, unit) = text.split_at(split);
     let n: u64 = number
         .parse()
-        .map_err(|_| format!("wait {text:?} is not a duration such as 10s, 500ms or 5m"))?;
-    let wait = match unit {
+        .map_err(|_| format!("{what} {text:?} is not a duration such as 10s, 500ms or 5m"))?;
+    Ok(match unit {
         "ms" => Duration::from_millis(n),
         "s" | "" => Duration::from_secs(n),
         "m" => Duration::from_secs(n.saturating_mul(60)),
-        _ => return Err(format!("wait {text:?} has unit {unit:?}; use ms, s or m")),
-    };
+        "h" => Duration::from_secs(n.saturating_mul(3600)),
+        _ => {
+            return Err(format!(
+                "{what} {text:?} has unit {unit:?}; use ms, s, m or h"
+            ));
+        }
+    })
+}
+
+/// A blocking read's wait, within [`MAX_WAIT`].
+fn parse_wait(text: &str) -> Result<Duration, String> {
+    let wait = parse_duration("wait", text)?;
     if wait > MAX_WAIT {
         return Err(format!("wait {text:?} is longer than the limit of 10m"));
     }

@@ -33,7 +33,7 @@ use tokio::time::Instant;
 use uuid::Uuid;
 
 use super::api::{KV_INDEX_HEADER, SessionCreated, SessionEntry, SessionRequest};
-use super::kv::{KvStore, Stored, index_at, json_bool, next_index};
+use super::kv::{KvStore, index_at, json_bool, next_index, parse_duration};
 use crate::platform::db::DbError;
 use crate::platform::http::ApiError;
 
@@ -150,24 +150,6 @@ impl Sessions {
             lock_delays: HashMap::new(),
         })
     }
-}
-
-/// A duration as Consul writes one (`10s`, `500ms`, `1m`, `1h`).
-fn parse_duration(what: &str, text: &str) -> Result<Duration, String> {
-    let split = text
-        .find(|c: char| !c.is_ascii_digit())
-        .unwrap_or(text.len());
-    let (number, unit) = text.split_at(split);
-    let n: u64 = number
-        .parse()
-        .map_err(|_| format!("{what} {text:?} is not a duration such as 10s, 500ms or 1m"))?;
-    Ok(match unit {
-        "ms" => Duration::from_millis(n),
-        "s" => Duration::from_secs(n),
-        "m" => Duration::from_secs(n.saturating_mul(60)),
-        "h" => Duration::from_secs(n.saturating_mul(3600)),
-        _ => return Err(format!("{what} {text:?}: use ms, s, m or h")),
-    })
 }
 
 /// The session a create request describes, or why it cannot be made.
@@ -396,8 +378,7 @@ impl KvStore {
             Some(h) => h.lock_index + 1,
             None => 1,
         };
-        self.write_lock(key, value, Some(id), lock_index, held)
-            .await?;
+        self.commit(key, value, Some(id), lock_index, held).await?;
         Ok(true)
     }
 
@@ -416,54 +397,8 @@ impl KvStore {
             return Ok(false);
         };
         let lock_index = h.lock_index;
-        self.write_lock(key, value, None, lock_index, Some(h))
-            .await?;
+        self.commit(key, value, None, lock_index, Some(h)).await?;
         Ok(true)
-    }
-
-    /// Commits `key` with `value`, held by `session`, then shows it (the caller holds the
-    /// write lock).
-    async fn write_lock(
-        &self,
-        key: &str,
-        value: Vec<u8>,
-        session: Option<Uuid>,
-        lock_index: u64,
-        held: Option<Stored>,
-    ) -> Result<(), DbError> {
-        let k = key.to_string();
-        let stored = self
-            .db
-            .write(move |tx| {
-                let index = next_index(tx)?;
-                let stored = Stored {
-                    value,
-                    create_index: held.map_or(index, |h| h.create_index),
-                    modify_index: index,
-                    session,
-                    lock_index,
-                };
-                tx.execute(
-                    "INSERT INTO kv (key, value, create_index, modify_index, session, lock_index)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6)
-                     ON CONFLICT (key) DO UPDATE SET value = ?2, modify_index = ?4,
-                         session = ?5, lock_index = ?6",
-                    params![
-                        k,
-                        stored.value,
-                        stored.create_index as i64,
-                        stored.modify_index as i64,
-                        stored.session.map(|s| s.to_string()),
-                        stored.lock_index as i64
-                    ],
-                )?;
-                Ok(stored)
-            })
-            .await?;
-        let index = stored.modify_index;
-        crate::platform::lock(&self.entries).insert(key.to_string(), stored);
-        self.index.send_replace(index);
-        Ok(())
     }
 }
 
