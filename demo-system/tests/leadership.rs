@@ -92,10 +92,15 @@ async fn one_instance_leads_and_the_other_takes_over_with_a_larger_token() {
     );
 
     // orders-1 stops: its session ends, and orders-2 takes the lock at its next try.
+    let stopped = Instant::now();
     drop(stop_a);
     task_a.await.expect("the campaign ends");
     assert_eq!(la.token(), None);
     until("orders-2 leads", || lb.token().is_some()).await;
+    eprintln!(
+        "orders-2 leads {:?} after orders-1 stopped",
+        stopped.elapsed()
+    );
     assert_eq!(lb.token(), Some(2), "a new leader, a larger token");
     assert!(matches!(
         b.settle(1000, 1000).await.expect("settle"),
