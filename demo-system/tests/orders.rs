@@ -446,3 +446,64 @@ async fn overlapping_runs_of_one_saga_publish_each_state_once() {
         "each state published once"
     );
 }
+
+/// A data directory from before the event store: an `orders` table without versions and
+/// the order events in the outbox. Opening it makes streams of those events at the same
+/// feed positions and projects them, so answers and consumers' cursors hold.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_orders_file_from_before_the_event_store_opens_with_its_orders_and_positions() {
+    use gauntlet_demo_system::platform::outbox;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("orders.sqlite");
+    let old = rusqlite::Connection::open(&path).expect("old file");
+    old.execute_batch(outbox::SCHEMA).expect("outbox");
+    old.execute_batch(
+        "CREATE TABLE orders (id TEXT PRIMARY KEY, customer_id TEXT NOT NULL, items TEXT NOT NULL,
+             total_cents INTEGER NOT NULL, status TEXT NOT NULL, payment_id TEXT, reason TEXT,
+             created_unix_ms INTEGER NOT NULL, updated_unix_ms INTEGER NOT NULL);
+         INSERT INTO orders VALUES ('o-1', 'c-9', '[{\"sku\":\"SKU-LAMP\",\"quantity\":1}]', 3413,
+             'cancelled', 'pay-1', 'declined', 1, 2);",
+    )
+    .expect("old orders");
+    let mut order = json!({"id": "o-1", "customer_id": "c-9", "items": [{"sku": "SKU-LAMP", "quantity": 1}],
+        "total_cents": 3413, "status": "pending", "payment_id": null, "reason": null});
+    for (seq, status) in [
+        (3, "pending"),
+        (5, "stock_reserved"),
+        (6, "compensating"),
+        (8, "cancelled"),
+    ] {
+        order["status"] = json!(status);
+        if status == "compensating" {
+            order["payment_id"] = json!("pay-1");
+            order["reason"] = json!("declined");
+        }
+        old.execute(
+            "INSERT INTO outbox (seq, id, type, aggregate_id, payload, created_unix_ms)
+             VALUES (?1, ?2, ?3, 'o-1', ?4, 1)",
+            rusqlite::params![
+                seq,
+                uuid::Uuid::now_v7().to_string(),
+                format!("order.{status}"),
+                order.to_string()
+            ],
+        )
+        .expect("old event");
+    }
+    drop(old);
+
+    let orders = orders_service(dir.path(), "http://127.0.0.1:9", "http://127.0.0.1:9");
+    let o = orders.order("o-1").await.expect("db").expect("the order");
+    assert_eq!(
+        (o.status, o.reason.as_deref()),
+        (OrderStatus::Cancelled, Some("declined"))
+    );
+    let stream = orders.stream("o-1").await.expect("db").expect("its stream");
+    let kept: Vec<(i64, i64)> = stream.events.iter().map(|e| (e.version, e.seq)).collect();
+    assert_eq!(
+        kept,
+        [(1, 3), (2, 5), (3, 6), (4, 8)],
+        "versions 1..4 at the old positions"
+    );
+    assert_eq!(stream.order, o);
+}
