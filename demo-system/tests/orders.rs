@@ -507,3 +507,74 @@ async fn an_orders_file_from_before_the_event_store_opens_with_its_orders_and_po
     );
     assert_eq!(stream.order, o);
 }
+
+/// The periodic resume runs beside requests: an order whose saga this process is running
+/// (waiting on payments) is left to it, so payments gets one authorization call, not two.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_resumer_leaves_a_saga_this_process_is_running_to_it() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (il, inventory_url) = bind().await;
+    serve(
+        il,
+        inventory::app(Inventory::open(&dir.path().join("inventory.sqlite")).expect("inv")),
+    );
+    // Payments, answering in 200 ms, with every authorization request it gets counted.
+    let (pl, payments_url) = bind().await;
+    let asked = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counted = asked.clone();
+    let cfg = PaymentsConfig {
+        processing_delay_ms: 200,
+        ..PaymentsConfig::default()
+    };
+    let app = payments::app(Payments::open(&dir.path().join("payments.sqlite"), cfg).expect("pay"))
+        .layer(axum::middleware::from_fn(
+            move |req: axum::extract::Request, next: axum::middleware::Next| {
+                if req.method() == axum::http::Method::POST
+                    && req.uri().path() == "/payments/authorizations"
+                {
+                    counted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                }
+                next.run(req)
+            },
+        ));
+    serve(pl, app);
+    let orders = orders_service(dir.path(), &inventory_url, &payments_url);
+    let placing = {
+        let o = orders.clone();
+        let req = orders::PlaceOrder {
+            customer_id: "c-in-flight".into(),
+            items: vec![orders::Item {
+                sku: "SKU-CABLE".into(),
+                quantity: 1,
+            }],
+        };
+        tokio::spawn(async move { o.place(req, None).await })
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    loop {
+        let mine = orders.of_customer("c-in-flight").await.expect("db");
+        if mine
+            .first()
+            .is_some_and(|o| o.status == OrderStatus::StockReserved)
+        {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the order never reached payments"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+    // The request's saga waits on payments now; the resumer runs.
+    orders
+        .resume_all(std::time::Duration::ZERO)
+        .await
+        .expect("resume");
+    let (_, order) = placing.await.expect("the request").expect("placed");
+    assert_eq!(order.status, OrderStatus::Confirmed);
+    assert_eq!(
+        asked.load(std::sync::atomic::Ordering::SeqCst),
+        1,
+        "one authorization request: the resumer left the order to its request"
+    );
+}
