@@ -116,7 +116,7 @@ impl std::str::FromStr for Pattern {
 #[serde(deny_unknown_fields, default)]
 pub struct DemoConfig {
     /// Publish events through each service's transactional outbox; `false` (`--disable
-    /// outbox`) publishes fire-and-forget from memory instead.
+    /// outbox`) publishes fire-and-forget instead (see `Outbox::fire_and_forget`).
     pub transactional_outbox: bool,
     /// Undo a failed order's earlier steps (release its stock, refund its payment);
     /// `false` (`--disable compensation`): it is cancelled and keeps what it held.

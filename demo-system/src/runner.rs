@@ -206,7 +206,7 @@ where
         }
         Service::Inventory => {
             let inv = Inventory::open(&db(service))?;
-            publishing(inv.outbox(), instance);
+            publishing(inv.outbox(), instance)?;
             let states_router = provider_states::router(inv.clone())
                 .merge(inventory::provider_states::messages_router(inv.clone()));
             let app = with_states(inventory::app(inv), states_router);
@@ -222,13 +222,13 @@ where
             // Inventory's next version: the same code and database, made slower or failing
             // by `[canary.candidate]` when an experiment needs a bad release.
             let inv = Inventory::open(&db(service))?;
-            publishing(inv.outbox(), instance);
+            publishing(inv.outbox(), instance)?;
             let app = inventory::candidate_app(inv, config.canary.candidate);
             tasks.spawn(serve(listener, app, until_stopped()));
         }
         Service::Payments => {
             let pay = Payments::open(&db(service), config.payments.clone())?;
-            publishing(pay.outbox(), instance);
+            publishing(pay.outbox(), instance)?;
             let app = with_states(payments::app(pay.clone()), provider_states::router(pay));
             tasks.spawn(serve(listener, app, until_stopped()));
         }
@@ -243,7 +243,7 @@ where
             } else {
                 o.without_compensation()
             };
-            publishing(o.outbox(), instance);
+            publishing(o.outbox(), instance)?;
             let o = o.led_by(
                 leadership(instance, discovery, tasks, &until_stopped),
                 &instance.id.to_string(),
@@ -463,11 +463,12 @@ fn background(
 }
 
 /// `--disable outbox`: the service publishes fire-and-forget instead.
-fn publishing(outbox: &Outbox, instance: &Instance) {
+fn publishing(outbox: &Outbox, instance: &Instance) -> Result<(), DbError> {
     if !instance.config.transactional_outbox {
-        tracing::warn!(instance = %instance.id, "outbox disabled: events are published fire-and-forget from memory");
-        outbox.fire_and_forget();
+        tracing::warn!(instance = %instance.id, "outbox disabled: events are published fire-and-forget (lost when a publisher restarts before they are read)");
+        outbox.fire_and_forget()?;
     }
+    Ok(())
 }
 
 async fn serve(

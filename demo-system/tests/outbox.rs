@@ -275,7 +275,7 @@ async fn bad_feed_parameters_get_a_400() {
 async fn without_the_outbox_a_publisher_restart_loses_events() {
     let dir = tempfile::tempdir().expect("tempdir");
     let (outbox, url, server) = publisher(dir.path()).await;
-    outbox.fire_and_forget();
+    outbox.fire_and_forget().expect("fire and forget");
     place_order(&outbox, 1).await.expect("placed");
     place_order(&outbox, 2).await.expect("placed");
     let c = consumer(dir.path(), &url);
@@ -293,7 +293,7 @@ async fn without_the_outbox_a_publisher_restart_loses_events() {
         .await
         .expect("placed before the restart");
     let (restarted, url2, _server2) = publisher(dir.path()).await;
-    restarted.fire_and_forget();
+    restarted.fire_and_forget().expect("fire and forget");
     place_order(&restarted, 4)
         .await
         .expect("placed after the restart");

@@ -114,6 +114,16 @@ pub const SCHEMA: &str = "
         baggage TEXT,
         created_unix_ms INTEGER NOT NULL
     );
+    CREATE TABLE IF NOT EXISTS volatile_feed (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+        id TEXT NOT NULL UNIQUE,
+        type TEXT NOT NULL,
+        aggregate_id TEXT NOT NULL,
+        payload TEXT NOT NULL,
+        traceparent TEXT,
+        baggage TEXT,
+        created_unix_ms INTEGER NOT NULL
+    );
     CREATE TABLE IF NOT EXISTS consumer_cursors (
         feed TEXT PRIMARY KEY,
         after INTEGER NOT NULL
@@ -159,8 +169,8 @@ pub type Clear = fn(&Connection) -> Result<(), DbError>;
 impl FeedSource {
     /// The `outbox` table.
     pub const OUTBOX: Self = Self {
-        after: rows_after,
-        latest: latest_row,
+        after: |conn, after, limit| rows_in(conn, "outbox", after, limit),
+        latest: |conn, aggregate, kind| latest_in(conn, "outbox", aggregate, kind),
         end: |conn| {
             Ok(conn.query_row("SELECT coalesce(max(seq), 0) FROM outbox", [], |r| r.get(0))?)
         },
@@ -179,21 +189,11 @@ pub struct Outbox {
     /// Long polls waiting for an event: what a test waits on to know a poll reached the
     /// publisher and is parked, instead of guessing with a sleep.
     waiting: Arc<std::sync::atomic::AtomicUsize>,
-    /// Set by [`Outbox::fire_and_forget`]: events then live only in this process's memory.
-    memory: Arc<MemoryFeed>,
+    /// Set by [`Outbox::fire_and_forget`]: events then go to the volatile feed.
+    volatile: Arc<std::sync::atomic::AtomicBool>,
     /// Other processes append to the same database (see [`Outbox::shared`]).
     shared: bool,
     source: FeedSource,
-}
-
-/// The fire-and-forget alternative to the outbox (`--disable outbox`): events are handed
-/// over after the commit and kept only in memory, so a restart of the publisher loses the
-/// ones not yet read, and its positions start again at 1 (consumers holding a later cursor
-/// miss what follows). What the outbox prevents, on demand.
-#[derive(Default)]
-struct MemoryFeed {
-    enabled: std::sync::atomic::AtomicBool,
-    events: Mutex<Vec<Event>>,
 }
 
 impl std::fmt::Debug for Outbox {
@@ -215,7 +215,7 @@ impl Outbox {
             db,
             appended: Arc::new(tokio::sync::Notify::new()),
             waiting: Arc::default(),
-            memory: Arc::new(MemoryFeed::default()),
+            volatile: Arc::default(),
             shared: false,
             source,
         }
@@ -239,17 +239,31 @@ impl Outbox {
         &self.db
     }
 
-    /// Publishes fire-and-forget from now on instead of through the outbox.
-    pub fn fire_and_forget(&self) {
-        self.memory
-            .enabled
+    /// Publishes fire-and-forget from now on instead of through the outbox (`--disable
+    /// outbox`): the feed serves the `volatile_feed` table, which every publisher's start
+    /// empties and numbers from 1 again, as if its events had lived only in the memory of
+    /// the processes that published them: a restart loses the ones not yet read, and
+    /// consumers holding a later position miss what follows. (A table rather than each
+    /// process's memory, so the instances sharing a database serve one feed, as one broker
+    /// would; in memory, a consumer alternating between them would mix two numberings and
+    /// lose events with no fault at all.) What the outbox prevents, on demand.
+    /// Blocking: call it before serving, as opening the database is.
+    pub fn fire_and_forget(&self) -> Result<(), DbError> {
+        self.db
+            .blocking(rusqlite::TransactionBehavior::Immediate, |tx| {
+                tx.execute_batch(
+                    "DELETE FROM volatile_feed;
+                     DELETE FROM sqlite_sequence WHERE name = 'volatile_feed';",
+                )?;
+                Ok(())
+            })?;
+        self.volatile
             .store(true, std::sync::atomic::Ordering::SeqCst);
+        Ok(())
     }
 
-    fn in_memory(&self) -> bool {
-        self.memory
-            .enabled
-            .load(std::sync::atomic::Ordering::SeqCst)
+    fn is_volatile(&self) -> bool {
+        self.volatile.load(std::sync::atomic::Ordering::SeqCst)
     }
 
     /// Runs `f` in one write transaction (on a blocking thread); events appended inside it
@@ -259,32 +273,28 @@ impl Outbox {
         T: Send + 'static,
         F: FnOnce(&Transaction<'_>) -> Result<T, DbError> + Send + 'static,
     {
-        let in_memory = self.in_memory();
+        let volatile = self.is_volatile();
         let source = self.source;
-        let (out, handed_over) = self
+        let out = self
             .db
             .write(move |tx| {
-                if !in_memory {
-                    return Ok((f(tx)?, Vec::new()));
+                if !volatile {
+                    return f(tx);
                 }
-                // Take the events this transaction appends (off the disk, for an outbox);
-                // they are handed over only once it commits.
+                // Take the events this transaction appends (off the disk, for an outbox)
+                // to the volatile feed, where they show when it commits.
                 let end = (source.end)(tx)?;
                 let out = f(tx)?;
                 let handed_over = (source.after)(tx, end, usize::MAX)?;
                 if let Some(clear) = source.clear {
                     clear(tx)?;
                 }
-                Ok((out, handed_over))
+                for e in &handed_over {
+                    insert_row(tx, "volatile_feed", e)?;
+                }
+                Ok(out)
             })
             .await?;
-        if !handed_over.is_empty() {
-            let mut mem = self.memory.events.lock().unwrap_or_else(|p| p.into_inner());
-            for mut e in handed_over {
-                e.seq = mem.len() as i64 + 1;
-                mem.push(e);
-            }
-        }
         self.appended.notify_waiters();
         Ok(out)
     }
@@ -350,14 +360,11 @@ impl Outbox {
     }
 
     async fn read_now(&self, after: i64, limit: usize) -> Result<Vec<Event>, DbError> {
-        if self.in_memory() {
-            let mem = self.memory.events.lock().unwrap_or_else(|p| p.into_inner());
-            return Ok(mem
-                .iter()
-                .filter(|e| e.seq > after)
-                .take(limit)
-                .cloned()
-                .collect());
+        if self.is_volatile() {
+            return self
+                .db
+                .read(move |tx| rows_in(tx, "volatile_feed", after, limit))
+                .await;
         }
         let read = self.source.after;
         self.db.read(move |tx| read(tx, after, limit)).await
@@ -365,28 +372,30 @@ impl Outbox {
 
     /// The newest event of type `kind` about `aggregate_id`, exactly as the feed serves it.
     pub async fn latest(&self, aggregate_id: &str, kind: &str) -> Result<Option<Event>, DbError> {
-        if self.in_memory() {
-            let mem = self.memory.events.lock().unwrap_or_else(|p| p.into_inner());
-            return Ok(mem
-                .iter()
-                .rev()
-                .find(|e| e.aggregate_id == aggregate_id && e.kind == kind)
-                .cloned());
-        }
         let (aggregate_id, kind) = (aggregate_id.to_string(), kind.to_string());
-        let latest = self.source.latest;
+        let latest = if self.is_volatile() {
+            |c: &Connection, a: &str, k: &str| latest_in(c, "volatile_feed", a, k)
+        } else {
+            self.source.latest
+        };
         self.db
             .read(move |tx| latest(tx, &aggregate_id, &kind))
             .await
     }
 }
 
-/// The newest outbox row of type `kind` about `aggregate_id`.
-fn latest_row(conn: &Connection, aggregate_id: &str, kind: &str) -> Result<Option<Event>, DbError> {
+/// The newest row of `table` (the outbox or the volatile feed) of type `kind` about
+/// `aggregate_id`.
+fn latest_in(
+    conn: &Connection,
+    table: &str,
+    aggregate_id: &str,
+    kind: &str,
+) -> Result<Option<Event>, DbError> {
     Ok(conn
         .query_row(
             &format!(
-                "SELECT {EVENT_COLUMNS} FROM outbox WHERE aggregate_id = ?1 AND type = ?2
+                "SELECT {EVENT_COLUMNS} FROM {table} WHERE aggregate_id = ?1 AND type = ?2
                  ORDER BY seq DESC LIMIT 1"
             ),
             params![aggregate_id, kind],
@@ -395,10 +404,35 @@ fn latest_row(conn: &Connection, aggregate_id: &str, kind: &str) -> Result<Optio
         .optional()?)
 }
 
-/// Outbox rows after `after`, in order.
-fn rows_after(conn: &Connection, after: i64, limit: usize) -> Result<Vec<Event>, DbError> {
+/// Adds `e` to `table` (the volatile feed) at the next position.
+fn insert_row(conn: &Connection, table: &str, e: &Event) -> Result<(), DbError> {
+    conn.execute(
+        &format!(
+            "INSERT INTO {table} (id, type, aggregate_id, payload, traceparent, baggage, created_unix_ms)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)"
+        ),
+        params![
+            e.id.to_string(),
+            e.kind,
+            e.aggregate_id,
+            serde_json::to_string(&e.payload)?,
+            e.traceparent,
+            e.baggage,
+            e.created_unix_ms
+        ],
+    )?;
+    Ok(())
+}
+
+/// Rows of `table` (the outbox or the volatile feed) after `after`, in order.
+fn rows_in(
+    conn: &Connection,
+    table: &str,
+    after: i64,
+    limit: usize,
+) -> Result<Vec<Event>, DbError> {
     let mut stmt = conn.prepare_cached(&format!(
-        "SELECT {EVENT_COLUMNS} FROM outbox WHERE seq > ?1 ORDER BY seq LIMIT ?2"
+        "SELECT {EVENT_COLUMNS} FROM {table} WHERE seq > ?1 ORDER BY seq LIMIT ?2"
     ))?;
     let events = stmt
         .query_map(
