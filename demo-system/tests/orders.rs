@@ -35,6 +35,16 @@ fn orders_service(dir: &Path, inventory_url: &str, payments_url: &str) -> Orders
     orders_at(dir, inventory_url, payments_url, &resilience())
 }
 
+/// Inventory on its own SQLite file in `dir`, served on loopback; its URL.
+async fn inventory_at(dir: &Path) -> String {
+    let (il, url) = bind().await;
+    serve(
+        il,
+        inventory::app(Inventory::open(&dir.join("inventory.sqlite")).expect("inv")),
+    );
+    url
+}
+
 struct Demo {
     orders: String,
     inventory: String,
@@ -44,11 +54,7 @@ struct Demo {
 
 async fn demo() -> Demo {
     let dir = tempfile::tempdir().expect("tempdir");
-    let (il, inventory) = bind().await;
-    serve(
-        il,
-        inventory::app(Inventory::open(&dir.path().join("inventory.sqlite")).expect("inv")),
-    );
+    let inventory = inventory_at(dir.path()).await;
     let (pl, payments_url) = bind().await;
     let cfg = PaymentsConfig {
         processing_delay_ms: 1,
@@ -322,11 +328,7 @@ struct Waiting {
 }
 
 async fn an_order_waiting_for_payments(dir: &Path, sku: &str) -> Waiting {
-    let (il, inventory_url) = bind().await;
-    serve(
-        il,
-        inventory::app(Inventory::open(&dir.join("inventory.sqlite")).expect("inv")),
-    );
+    let inventory_url = inventory_at(dir).await;
     // Payments' port is bound but nobody answers yet: calls time out.
     let (payments, payments_url) = bind().await;
     let first = orders_service(dir, &inventory_url, &payments_url);
@@ -513,11 +515,7 @@ async fn an_orders_file_from_before_the_event_store_opens_with_its_orders_and_po
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_resumer_leaves_a_saga_this_process_is_running_to_it() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let (il, inventory_url) = bind().await;
-    serve(
-        il,
-        inventory::app(Inventory::open(&dir.path().join("inventory.sqlite")).expect("inv")),
-    );
+    let inventory_url = inventory_at(dir.path()).await;
     // Payments, answering in 200 ms, with every authorization request it gets counted.
     let (pl, payments_url) = bind().await;
     let asked = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));

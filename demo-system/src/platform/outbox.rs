@@ -102,28 +102,32 @@ impl NewEvent {
     }
 }
 
+/// A table of events as the feed serves them: the outbox, and the volatile feed of
+/// `--disable outbox` (see [`Outbox::fire_and_forget`]).
+macro_rules! event_table {
+    ($name:literal) => {
+        concat!(
+            "CREATE TABLE IF NOT EXISTS ",
+            $name,
+            " (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+        id TEXT NOT NULL UNIQUE,
+        type TEXT NOT NULL,
+        aggregate_id TEXT NOT NULL,
+        payload TEXT NOT NULL,
+        traceparent TEXT,
+        baggage TEXT,
+        created_unix_ms INTEGER NOT NULL
+    );"
+        )
+    };
+}
+
 /// The outbox and consumer tables, created in every service database that uses them.
-pub const SCHEMA: &str = "
-    CREATE TABLE IF NOT EXISTS outbox (
-        seq INTEGER PRIMARY KEY AUTOINCREMENT,
-        id TEXT NOT NULL UNIQUE,
-        type TEXT NOT NULL,
-        aggregate_id TEXT NOT NULL,
-        payload TEXT NOT NULL,
-        traceparent TEXT,
-        baggage TEXT,
-        created_unix_ms INTEGER NOT NULL
-    );
-    CREATE TABLE IF NOT EXISTS volatile_feed (
-        seq INTEGER PRIMARY KEY AUTOINCREMENT,
-        id TEXT NOT NULL UNIQUE,
-        type TEXT NOT NULL,
-        aggregate_id TEXT NOT NULL,
-        payload TEXT NOT NULL,
-        traceparent TEXT,
-        baggage TEXT,
-        created_unix_ms INTEGER NOT NULL
-    );
+pub const SCHEMA: &str = concat!(
+    event_table!("outbox"),
+    event_table!("volatile_feed"),
+    "
     CREATE TABLE IF NOT EXISTS consumer_cursors (
         feed TEXT PRIMARY KEY,
         after INTEGER NOT NULL
@@ -132,7 +136,8 @@ pub const SCHEMA: &str = "
         id TEXT PRIMARY KEY,
         processed_unix_ms INTEGER NOT NULL
     ) WITHOUT ROWID;
-";
+",
+);
 
 /// Opens a service database with the outbox and dead-letter tables and the service's own
 /// `schema`.
