@@ -88,14 +88,26 @@ impl Campaign {
     }
 
     /// One try: renew (or make) the session, take the lock, read the token. The term it
-    /// gives lasts the TTL from before the first request.
+    /// gives lasts the TTL from before the first request. A leader whose session renews
+    /// holds the lock still (only its session's end or its own release frees it), so it
+    /// only renews: no write, so the store's index, which wakes every blocking reader of
+    /// the registry's keys, does not move each second.
     async fn attempt(
         &self,
         session: &mut Option<Uuid>,
+        held: Option<u64>,
     ) -> Result<Option<Term>, RegistryClientError> {
         let sent = Instant::now();
         let id = match *session {
-            Some(id) if self.registry.session_renew(id).await? => id,
+            Some(id) if self.registry.session_renew(id).await? => {
+                if let Some(token) = held {
+                    return Ok(Some(Term {
+                        token,
+                        until: sent + self.ttl,
+                    }));
+                }
+                id
+            }
             _ => {
                 let id = self.registry.session_create(&self.holder, self.ttl).await?;
                 *session = Some(id);
@@ -130,7 +142,8 @@ pub async fn campaign(
     let mut session = None;
     let every = campaign.ttl / 3;
     loop {
-        let term = match campaign.attempt(&mut session).await {
+        let held = *crate::platform::lock(&leadership.term);
+        let term = match campaign.attempt(&mut session, held.map(|t| t.token)).await {
             Ok(term) => term,
             Err(e) => {
                 tracing::warn!(error = %e, "leader election: the registry did not answer; not leading until it does");
