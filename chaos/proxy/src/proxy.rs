@@ -597,7 +597,7 @@ async fn pump(
             ending.close.notify_one();
             return;
         }
-        let shaped = shape(&active_now, &buf[..n], arrived, sent).await;
+        let shaped = shape(&proxy, &active_now, &buf[..n], arrived, sent).await;
         let data = &buf[..shaped.len];
         let written = match shaped.slices {
             None => to.write_all(data).await,
@@ -665,7 +665,13 @@ struct Shaped {
     close_after: bool,
 }
 
-async fn shape(active: &[&Toxic], data: &[u8], arrived: Instant, sent: u64) -> Shaped {
+async fn shape(
+    proxy: &Proxy,
+    active: &[&Toxic],
+    data: &[u8],
+    arrived: Instant,
+    sent: u64,
+) -> Shaped {
     let mut shaped = Shaped {
         len: data.len(),
         slices: None,
@@ -675,10 +681,7 @@ async fn shape(active: &[&Toxic], data: &[u8], arrived: Instant, sent: u64) -> S
         match t.attributes {
             Attributes::Latency { latency, jitter } => {
                 let delay = latency_delay(latency, jitter);
-                match arrived.checked_add(delay) {
-                    Some(deadline) => sleep_precisely(deadline).await,
-                    None => tokio::time::sleep(delay).await,
-                }
+                held_back(proxy, &t.name, arrived.checked_add(delay)).await;
             }
             Attributes::Bandwidth { rate } if rate > 0 => {
                 // KB/s, with Toxiproxy's 1 KB = 1000 bytes.
@@ -722,6 +725,33 @@ fn latency_delay(latency: i64, jitter: i64) -> Duration {
 /// ~2 ms late (it rounds to whole milliseconds twice), so it is used up to 2 ms before the
 /// deadline and the rest is waited by yielding. A latency toxic of 100 ms then adds 100 ms,
 /// not 102.
+/// Holds a chunk until `deadline` (`None`: too far to name, for ever) or until the latency
+/// toxic `name` is removed, whichever comes first: as Toxiproxy's latency toxic, which
+/// passes what it holds on at once when it is interrupted, so data held when the fault
+/// ends is not late for the whole of the fault's latency.
+async fn held_back(proxy: &Proxy, name: &str, deadline: Option<Instant>) {
+    let until = async {
+        match deadline {
+            Some(d) => sleep_precisely(d).await,
+            None => std::future::pending().await,
+        }
+    };
+    tokio::pin!(until);
+    loop {
+        let changed = proxy.toxics_changed.notified();
+        tokio::pin!(changed);
+        // Registered before the check, so a removal between the two is not missed.
+        changed.as_mut().enable();
+        if !proxy.toxics().iter().any(|t| t.name == name) {
+            return;
+        }
+        tokio::select! {
+            _ = &mut until => return,
+            _ = changed => {}
+        }
+    }
+}
+
 async fn sleep_precisely(deadline: Instant) {
     let slack = Duration::from_millis(2);
     if deadline > Instant::now() + slack {

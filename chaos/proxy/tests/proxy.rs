@@ -378,6 +378,49 @@ async fn each_toxic_does_what_toxiproxy_says() {
     assert!(held.is_err(), "the connection ended: {held:?}");
 }
 
+/// As Toxiproxy's latency toxic, which passes what it holds on when it is interrupted: a
+/// chunk held by a 20 s latency arrives as soon as the toxic is removed, not 20 s after it
+/// was sent (a fault's end must reach connections already open).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn removing_a_latency_toxic_releases_what_it_held() {
+    let api = api().await;
+    let up = upstream().await;
+    let (_, p) = call(
+        reqwest::Method::POST,
+        format!("{api}/proxies"),
+        Some(json!({"name": "held", "listen": "127.0.0.1:0", "upstream": up})),
+    )
+    .await;
+    let p: ProxyView = serde_json::from_value(p).expect("a proxy");
+    let toxic = json!({"name": "hang", "type": "latency", "attributes": {"latency": 20_000}});
+    let (s, _) = call(
+        reqwest::Method::POST,
+        format!("{api}/proxies/held/toxics"),
+        Some(toxic),
+    )
+    .await;
+    assert_eq!(s, 200);
+    let mut s = TcpStream::connect(&p.listen).await.expect("connect");
+    s.write_all(b"held").await.expect("write");
+    let mut buf = [0u8; 4];
+    let early = tokio::time::timeout(Duration::from_millis(300), s.read(&mut buf)).await;
+    assert!(early.is_err(), "the latency did not hold it: {early:?}");
+    let removed = Instant::now();
+    let (status, _) = call(
+        reqwest::Method::DELETE,
+        format!("{api}/proxies/held/toxics/hang"),
+        None,
+    )
+    .await;
+    assert_eq!(status, 204);
+    tokio::time::timeout(Duration::from_secs(5), s.read_exact(&mut buf))
+        .await
+        .expect("released when the toxic went, not 20 s after it was sent")
+        .expect("the echo");
+    assert_eq!(&buf, b"held");
+    assert!(removed.elapsed() < Duration::from_secs(5));
+}
+
 /// Toxiproxy's clients send no credentials, so by default a proxy may only listen and
 /// connect on loopback (names are resolved to check), the number of proxies is bounded and
 /// an oversized body is refused, each in Toxiproxy's error shape with the reason.
