@@ -26,7 +26,7 @@ fn experiment(name: &str) -> PathBuf {
 }
 
 /// Each experiment, the pattern it proves, and the evidence probes its control must fail.
-const EXPERIMENTS: [(&str, Pattern, &[&str]); 18] = [
+const EXPERIMENTS: [(&str, Pattern, &[&str]); 19] = [
     // First: the rebuild replays every order the shared demo has taken so far.
     (
         "order-history-lost.toml",
@@ -91,6 +91,14 @@ const EXPERIMENTS: [(&str, Pattern, &[&str]); 18] = [
         "order-history-down.toml",
         Pattern::ReadModelCatchUp,
         &["within 10 s it lists every order of the run"],
+    ),
+    (
+        "order-history-shard-down.toml",
+        Pattern::Sharding,
+        &[
+            "the other shard's customers are served as quickly as before",
+            "about half of all shoppers still see their orders (blast radius 1/2)",
+        ],
     ),
     (
         "one-client-floods.toml",
@@ -164,6 +172,24 @@ fn demo(dir: &Path, name: &str, extra: &[&str]) -> (Demo, PathBuf) {
     let handle = data.join("demo.json");
     wait_for_file(&handle, Duration::from_secs(90));
     (d, handle)
+}
+
+/// The sharding experiment's "other shard" customers are all held by order-history's
+/// second shard of two, as its scenario says.
+#[test]
+fn the_other_shards_customers_are_on_the_other_shard() {
+    use gauntlet_demo_system::platform::sharding::Shard;
+    let scenario =
+        std::fs::read_to_string(experiment("history-shard-2.load.toml")).expect("the scenario");
+    let customers: Vec<&str> = scenario
+        .split("/api/customers/")
+        .skip(1)
+        .filter_map(|rest| rest.split('/').next())
+        .collect();
+    assert!(customers.len() >= 3, "{customers:?}");
+    for c in customers {
+        assert_eq!(Shard::index_of(c, 2), 2, "{c} is not on shard 2 of 2");
+    }
 }
 
 #[test]

@@ -310,8 +310,9 @@ fn one_request_is_one_story_in_the_collector_across_services_and_async_hops() {
         the_stock_team_hears_of_a_product_running_low(&http, &gateway, &token, &api, notifications).await;
         let supervisor = handle["supervisor"].as_str().expect("supervisor");
         settings_change_live_without_a_restart(&http, &data.join("demo.json"), supervisor, &api).await;
-        let history = handle["services"]["order-history"][0].as_str().expect("order-history");
-        the_history_survives_a_kill_9(&http, &gateway, &token, supervisor, history, &data).await;
+        let shards: Vec<&str> = handle["services"]["order-history"].as_array().expect("order-history")
+            .iter().filter_map(|u| u.as_str()).collect();
+        the_history_survives_a_kill_9(&http, &gateway, &token, supervisor, &shards, &data).await;
     });
     assert!(demo.stop().success(), "the demo stops cleanly");
 }
@@ -787,11 +788,17 @@ async fn the_history_survives_a_kill_9(
     gateway: &str,
     token: &str,
     supervisor: &str,
-    history: &str,
+    shards: &[&str],
     demo_dir: &Path,
 ) {
     use gauntlet_demo_system::order_history::{OrderHistoryView, OrderView};
+    use gauntlet_demo_system::platform::sharding::Shard;
     let customer = format!("durable-{}", std::process::id());
+    // The shard that keeps this customer's orders: its instance, its files.
+    let shard = Shard::index_of(&customer, shards.len() as u16);
+    let history = shards[usize::from(shard - 1)];
+    let instance = format!("order-history-{shard}");
+    let instance = instance.as_str();
     let order = || async {
         let resp = http
             .post(format!("{gateway}/api/orders"))
@@ -846,7 +853,7 @@ async fn the_history_survives_a_kill_9(
         order().await;
     }
     let before = histories(settled(3).await).await;
-    healed(http, supervisor, "order-history", Signal::SIGKILL).await;
+    healed(http, supervisor, instance, Signal::SIGKILL).await;
     let after = histories(listed().await).await;
     assert_eq!(
         after, before,
@@ -858,14 +865,14 @@ async fn the_history_survives_a_kill_9(
 
     let act = |action: &'static str| async move {
         let resp = http
-            .post(format!("{supervisor}/instances/order-history/{action}"))
+            .post(format!("{supervisor}/instances/{instance}/{action}"))
             .send()
             .await
             .expect("supervisor");
         assert_eq!(resp.status(), 200, "{action}");
     };
     act("kill").await;
-    std::fs::remove_file(demo_dir.join("services/order-history.redb"))
+    std::fs::remove_file(demo_dir.join(format!("services/{instance}.redb")))
         .expect("the read model's file");
     act("start").await;
     let rebuilt = histories(settled(4).await).await;

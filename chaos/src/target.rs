@@ -4,6 +4,7 @@
 
 use std::time::Duration;
 
+use gauntlet_demo_system::config::Pattern;
 use gauntlet_demo_system::handle::DemoHandle;
 use gauntlet_demo_system::inventory::{CandidateFaults, InventoryClient, Reservation};
 use gauntlet_demo_system::notifications::{Notification, NotificationQuery, NotificationsClient};
@@ -463,9 +464,21 @@ impl Demo {
         }
     }
 
-    /// The orders of `customer` as order-history's read model lists them.
+    /// The orders of `customer` as order-history's read model lists them: from the shard
+    /// that holds them (the first instance holds every customer under `--disable sharding`).
     pub async fn history_of(&self, customer: &str) -> Result<Vec<OrderView>, TargetError> {
-        let client = OrderHistoryClient::new(self.client(Service::OrderHistory)?);
+        let timeout = ResilienceConfig::default().timeout_ms;
+        let shards = if self.handle.disabled.contains(&Pattern::Sharding) {
+            1
+        } else {
+            usize::MAX
+        };
+        let clients = (self.urls_of(Service::OrderHistory).into_iter())
+            .take(shards)
+            .map(|base| Self::client_at(Service::OrderHistory, base, timeout))
+            .collect::<Result<Vec<_>, _>>()?;
+        let client = OrderHistoryClient::sharded(clients)
+            .ok_or_else(|| TargetError::NoInstance(Service::OrderHistory.name().into()))?;
         client
             .customer_orders(customer)
             .await

@@ -42,10 +42,11 @@ pub enum Pattern {
     DeadLetters,
     EventReplay,
     LeaderElection,
+    Sharding,
 }
 
 impl Pattern {
-    pub const ALL: [Pattern; 18] = [
+    pub const ALL: [Pattern; 19] = [
         Pattern::CircuitBreaker,
         Pattern::Retries,
         Pattern::HealthChecks,
@@ -64,6 +65,7 @@ impl Pattern {
         Pattern::DeadLetters,
         Pattern::EventReplay,
         Pattern::LeaderElection,
+        Pattern::Sharding,
     ];
 
     pub const fn name(self) -> &'static str {
@@ -86,6 +88,7 @@ impl Pattern {
             Pattern::DeadLetters => "dead-letters",
             Pattern::EventReplay => "event-replay",
             Pattern::LeaderElection => "leader-election",
+            Pattern::Sharding => "sharding",
         }
     }
 
@@ -387,6 +390,7 @@ impl DemoConfig {
             Pattern::DeadLetters => self.dead_letters = false,
             Pattern::EventReplay => self.event_replay = false,
             Pattern::LeaderElection => self.leader_election = false,
+            Pattern::Sharding => self.discovery.sharding = false,
         }
     }
 
@@ -415,6 +419,7 @@ impl DemoConfig {
             Pattern::DeadLetters => !self.dead_letters,
             Pattern::EventReplay => !self.event_replay,
             Pattern::LeaderElection => !self.leader_election,
+            Pattern::Sharding => !self.discovery.sharding,
         }
     }
 

@@ -23,7 +23,7 @@ use crate::orders::{self, Orders, OrdersClient};
 use crate::payments::{self, Payments, PaymentsClient};
 use crate::platform::client::{HttpClient, service_http};
 use crate::platform::db::DbError;
-use crate::platform::discovery::{Discovery, Routes};
+use crate::platform::discovery::{Discovery, Endpoint, Routes};
 use crate::platform::leadership::{self, Campaign, Leadership};
 use crate::platform::live_config::{self, LIVE_SERVICES, Tuned};
 use crate::platform::outbox::{FeedConsumer, Outbox, feed_client};
@@ -147,7 +147,8 @@ async fn serve_instance(
     let mut tasks: JoinSet<std::io::Result<()>> = JoinSet::new();
     spawn_service(&instance, listener, &discovery, &mut tasks, &until_stopped)?;
     if let Some(name) = service.registers_as() {
-        let reg = registration(name, service.version(), &base);
+        let mut reg = registration(name, service.version(), &base);
+        reg.shard = instance.id.shard(config.discovery.sharding);
         background(
             &mut tasks,
             registry::announce(registry, reg, until_stopped()),
@@ -175,25 +176,26 @@ where
 {
     let service = instance.id.service;
     let config = &instance.config;
-    let db = |s: Service| database_path(&instance.data_dir, s);
+    let db = || database_path(&instance.data_dir, instance.id);
     let http = service_http();
     // The live settings of every upstream client built here, for the registry's keys.
     let tuned = std::cell::RefCell::new(Tuned::new());
-    let client = |provider: Service, r: &ResilienceConfig| -> Result<HttpClient, ConfigError> {
-        let upstream = Upstream::new(
-            provider.name(),
-            discovery.endpoint(provider),
-            http.clone(),
-            r,
-        )?;
+    let client_at = |provider: Service,
+                     endpoint: Endpoint,
+                     r: &ResilienceConfig|
+     -> Result<HttpClient, ConfigError> {
+        let upstream = Upstream::new(provider.name(), endpoint, http.clone(), r)?;
         tuned.borrow_mut().push((provider, upstream.knobs()));
         Ok(HttpClient::new(upstream))
+    };
+    let client = |provider: Service, r: &ResilienceConfig| {
+        client_at(provider, discovery.endpoint(provider), r)
     };
     let orders_feed = || feed_client("orders", discovery.endpoint(Service::Orders));
     let with_states = |app, states_router| with_provider_states(config, app, states_router);
     match service {
         Service::Registry => {
-            let kv = KvStore::open(&db(service))?;
+            let kv = KvStore::open(&db())?;
             let r = Registry::new(config.registry)
                 .with_kv(kv)
                 .routed(instance.routes.clone())
@@ -205,7 +207,7 @@ where
             tasks.spawn(gateway::run(g, listener, until_stopped()));
         }
         Service::Inventory => {
-            let inv = Inventory::open(&db(service))?;
+            let inv = Inventory::open(&db())?;
             publishing(inv.outbox(), instance)?;
             let states_router = provider_states::router(inv.clone())
                 .merge(inventory::provider_states::messages_router(inv.clone()));
@@ -214,27 +216,27 @@ where
         }
         Service::InventoryShadow => {
             // A candidate version reading inventory's own data, serving reads only.
-            let inv = Inventory::open(&db(service))?
+            let inv = Inventory::open(&db())?
                 .with_price_offset(config.shadow.candidate_price_offset_cents);
             tasks.spawn(serve(listener, inventory::shadow_app(inv), until_stopped()));
         }
         Service::InventoryV2 => {
             // Inventory's next version: the same code and database, made slower or failing
             // by `[canary.candidate]` when an experiment needs a bad release.
-            let inv = Inventory::open(&db(service))?;
+            let inv = Inventory::open(&db())?;
             publishing(inv.outbox(), instance)?;
             let app = inventory::candidate_app(inv, config.canary.candidate);
             tasks.spawn(serve(listener, app, until_stopped()));
         }
         Service::Payments => {
-            let pay = Payments::open(&db(service), config.payments.clone())?;
+            let pay = Payments::open(&db(), config.payments.clone())?;
             publishing(pay.outbox(), instance)?;
             let app = with_states(payments::app(pay.clone()), provider_states::router(pay));
             tasks.spawn(serve(listener, app, until_stopped()));
         }
         Service::Orders => {
             let o = Orders::open(
-                &db(service),
+                &db(),
                 InventoryClient::new(client(Service::Inventory, &config.orders)?),
                 PaymentsClient::new(client(Service::Payments, &config.orders)?),
             )?;
@@ -257,7 +259,7 @@ where
             tasks.spawn(serve(listener, app, until_stopped()));
         }
         Service::Notifications => {
-            let n = Notifications::open(&db(service))?;
+            let n = Notifications::open(&db())?;
             let options = config.consume_options();
             background(
                 tasks,
@@ -274,7 +276,7 @@ where
             tasks.spawn(serve(listener, app, until_stopped()));
         }
         Service::Legacy => {
-            let l = Legacy::open(&db(service))?;
+            let l = Legacy::open(&db())?;
             let app = with_states(legacy::app(l.clone()), provider_states::router(l.clone()));
             let serving = serve(listener, app, until_stopped());
             tasks.spawn(async move {
@@ -295,7 +297,9 @@ where
             let r = &config.gateway.resilience;
             let upstreams = web_bff::Upstreams {
                 inventory: InventoryClient::new(client(Service::Inventory, r)?),
-                history: OrderHistoryClient::new(client(Service::OrderHistory, r)?),
+                history: OrderHistoryClient::discovered(discovery, |endpoint| {
+                    client_at(Service::OrderHistory, endpoint, r)
+                })?,
                 payments: PaymentsClient::new(client(Service::Payments, r)?),
             };
             let bff = WebBff::new(upstreams, &config.web_bff);
@@ -314,7 +318,11 @@ where
             tasks.spawn(serve(listener, app, until_stopped()));
         }
         Service::OrderHistory => {
-            let h = OrderHistory::open(&db(service))?;
+            let h = OrderHistory::open(&db())?;
+            let h = match instance.id.shard(config.discovery.sharding) {
+                Some(shard) => h.holding(shard),
+                None => h,
+            };
             let options = h.consume_options(config.consume_options(), config.event_replay);
             background(tasks, h.consume(orders_feed()?, options, until_stopped()));
             let parked = dead_letters::router(h.db().clone(), h.durable_handler());
@@ -426,13 +434,13 @@ fn registration(service: Service, version: &str, base: &str) -> Registration {
         address: base.to_string(),
         version: version.into(),
         health_url: format!("{base}/health/ready"),
+        shard: None,
     }
 }
 
-/// The SQLite file an instance of `service` opens under `data_dir` (see
-/// [`Service::database`]).
-pub fn database_path(data_dir: &std::path::Path, service: Service) -> PathBuf {
-    data_dir.join(format!("{}.sqlite", service.database().name()))
+/// The SQLite file instance `id` opens under `data_dir` (see [`InstanceId::database`]).
+pub fn database_path(data_dir: &std::path::Path, id: InstanceId) -> PathBuf {
+    data_dir.join(format!("{}.sqlite", id.database()))
 }
 
 /// Joins every task of the instance; the first failure is the instance's.

@@ -522,9 +522,9 @@ impl Supervisor {
                 .spec
                 .clone()
         };
-        let database = spec.id.service.database();
+        let database = spec.id.database();
         let sharing: Vec<String> = (self.plan.instances.iter())
-            .filter(|s| s.id != spec.id && s.id.service.database() == database)
+            .filter(|s| s.id != spec.id && s.id.database() == database)
             .map(|s| s.id.to_string())
             .collect();
         if !sharing.is_empty() {
@@ -534,7 +534,7 @@ impl Supervisor {
             });
         }
         self.kill(id).await?;
-        let db = crate::runner::database_path(&self.plan.services_dir(), database);
+        let db = crate::runner::database_path(&self.plan.services_dir(), spec.id);
         let mut removed = Vec::new();
         for suffix in ["sqlite", "sqlite-wal", "sqlite-shm", "redb"] {
             let path = db.with_extension(suffix);

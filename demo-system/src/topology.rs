@@ -8,6 +8,8 @@ use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 
+use crate::platform::sharding::Shard;
+
 /// A demo service. [`Service::ALL`] is the start order: every provider before its consumers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
@@ -76,7 +78,7 @@ impl Service {
     }
 
     /// The documented port of each instance (inventory and orders run two each, each
-    /// service's sharing one database).
+    /// service's sharing one database; order-history two shards, each its own).
     pub const fn fixed_ports(self) -> &'static [u16] {
         match self {
             Service::Registry => &[8500],
@@ -86,7 +88,7 @@ impl Service {
             Service::InventoryV2 => &[8104],
             Service::Orders => &[8200, 8201],
             Service::Notifications => &[8400],
-            Service::OrderHistory => &[8600],
+            Service::OrderHistory => &[8600, 8601],
             Service::Legacy => &[8900],
             Service::LegacySidecar => &[8901],
             Service::WebBff => &[8081],
@@ -136,6 +138,13 @@ impl Service {
             Service::InventoryV2 | Service::InventoryShadow => Service::Inventory,
             other => other,
         }
+    }
+
+    /// Whether the service's data is partitioned by key over its instances, one shard
+    /// each with its own database ([`crate::platform::sharding`]): order-history's read
+    /// model, by customer.
+    pub const fn sharded(self) -> bool {
+        matches!(self, Service::OrderHistory)
     }
 
     /// The app a sidecar stands beside, for the sidecar.
@@ -348,6 +357,37 @@ impl InstanceId {
     }
 }
 
+impl InstanceId {
+    /// The shard this instance holds, for a sharded service: its ordinal, of as many shards
+    /// as the service has instances, or of one when `sharding` is off (every key on the
+    /// first instance; the others hold none).
+    pub fn shard(self, sharding: bool) -> Option<Shard> {
+        self.service.sharded().then(|| Shard {
+            index: self.ordinal,
+            of: Self::shards(self.service, sharding),
+        })
+    }
+
+    /// How many shards `service`'s data is split into (1 for a service not sharded).
+    pub fn shards(service: Service, sharding: bool) -> u16 {
+        if service.sharded() && sharding {
+            service.fixed_ports().len() as u16
+        } else {
+            1
+        }
+    }
+
+    /// The name of the database this instance opens (`<name>.sqlite` and its companions):
+    /// its service's (see [`Service::database`]), or its own for a shard.
+    pub fn database(self) -> String {
+        if self.service.sharded() {
+            self.to_string()
+        } else {
+            self.service.database().name().to_string()
+        }
+    }
+}
+
 impl fmt::Display for InstanceId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         if self.service.fixed_ports().len() > 1 {
@@ -463,7 +503,8 @@ mod tests {
                 "orders-1",
                 "orders-2",
                 "notifications",
-                "order-history",
+                "order-history-1",
+                "order-history-2",
                 "legacy",
                 "legacy-sidecar",
                 "web-bff",
@@ -475,9 +516,29 @@ mod tests {
         assert_eq!(
             ports,
             [
-                8500, 8300, 8101, 8102, 8103, 8104, 8200, 8201, 8400, 8600, 8900, 8901, 8081, 8082,
-                8080
+                8500, 8300, 8101, 8102, 8103, 8104, 8200, 8201, 8400, 8600, 8601, 8900, 8901, 8081,
+                8082, 8080
             ]
         );
+    }
+
+    /// Each shard has a database of its own; instances of an unsharded service share
+    /// their service's. With sharding off, the first instance holds every key.
+    #[test]
+    fn shards_have_their_own_databases() {
+        let id = |s: &str| s.parse::<InstanceId>().expect("an instance");
+        assert_eq!(id("order-history-2").database(), "order-history-2");
+        assert_eq!(id("inventory-2").database(), "inventory");
+        assert_eq!(id("inventory-v2").database(), "inventory");
+        assert_eq!(
+            id("order-history-2").shard(true),
+            Some(Shard { index: 2, of: 2 })
+        );
+        assert_eq!(
+            id("order-history-2").shard(false),
+            Some(Shard { index: 2, of: 1 })
+        );
+        assert_eq!(id("inventory-2").shard(true), None);
+        assert_eq!(InstanceId::shards(Service::OrderHistory, false), 1);
     }
 }

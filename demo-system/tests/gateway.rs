@@ -22,6 +22,7 @@ use gauntlet_demo_system::platform::client::HttpClient;
 use gauntlet_demo_system::platform::discovery::{Discovery, DiscoveryConfig};
 use gauntlet_demo_system::platform::outbox::{ConsumeOptions, FeedConsumer, feed_client};
 use gauntlet_demo_system::platform::resilience::{ResilienceConfig, ResilienceReport, Upstream};
+use gauntlet_demo_system::platform::sharding::Shard;
 use gauntlet_demo_system::registry::{
     self, Registration, Registry, RegistryClient, RegistryConfig,
 };
@@ -31,6 +32,11 @@ use serde_json::{Value, json};
 
 /// Serves `app` and announces it to the registry under `name`.
 async fn service(registry: &str, name: &str, app: axum::Router) -> String {
+    shard(registry, name, app, None).await
+}
+
+/// Serves `app` and announces it to the registry under `name`, holding `shard` of its data.
+async fn shard(registry: &str, name: &str, app: axum::Router, shard: Option<Shard>) -> String {
     let (l, url) = bind().await;
     tokio::spawn(async move { axum::serve(l, app).await });
     let reg = Registration {
@@ -38,6 +44,7 @@ async fn service(registry: &str, name: &str, app: axum::Router) -> String {
         address: url.clone(),
         version: "test".into(),
         health_url: format!("{url}/health/ready"),
+        shard,
     };
     let registry = registry.to_string();
     let registry = RegistryClient::new(&registry);
@@ -159,10 +166,17 @@ async fn stack(config: GatewayConfig) -> Stack {
     )
     .expect("orders");
     service(&registry_url, "orders", orders::app(orders)).await;
-    let history = OrderHistory::open(&d.join("history.sqlite")).expect("history");
-    let feed = feed_client("orders", discovery.endpoint(Service::Orders)).expect("feed");
-    tokio::spawn(history.consume(feed, ConsumeOptions::default(), std::future::pending()));
-    service(&registry_url, "order-history", order_history::app(history)).await;
+    // Order-history in two shards, each its own database, each keeping its customers.
+    for index in 1..=2 {
+        let held = Shard { index, of: 2 };
+        let history = OrderHistory::open(&d.join(format!("history-{index}.sqlite")))
+            .expect("history")
+            .holding(held);
+        let feed = feed_client("orders", discovery.endpoint(Service::Orders)).expect("feed");
+        tokio::spawn(history.consume(feed, ConsumeOptions::default(), std::future::pending()));
+        let app = order_history::app(history);
+        shard(&registry_url, "order-history", app, Some(held)).await;
+    }
     let notes = Notifications::open(&d.join("notifications.sqlite")).expect("notifications");
     let feed = feed_client("orders", discovery.endpoint(Service::Orders)).expect("feed");
     tokio::spawn(
@@ -174,7 +188,16 @@ async fn stack(config: GatewayConfig) -> Stack {
     // The backends for frontends, each its own server with its own clients.
     let upstreams = web_bff::Upstreams {
         inventory: InventoryClient::new(up(Service::Inventory)),
-        history: OrderHistoryClient::new(up(Service::OrderHistory)),
+        history: OrderHistoryClient::discovered(&discovery, |endpoint| {
+            Upstream::new(
+                "order-history",
+                endpoint,
+                http.clone(),
+                &ResilienceConfig::default(),
+            )
+            .map(HttpClient::new)
+        })
+        .expect("upstreams"),
         payments: PaymentsClient::new(up(Service::Payments)),
     };
     let web = WebBff::new(upstreams, &WebBffConfig::default());
@@ -378,6 +401,21 @@ async fn orders_go_through_the_gateway_with_a_token_and_a_correlation_id() {
         );
         tokio::time::sleep(Duration::from_millis(25)).await;
     }
+    // cust-g is shard 1's customer (CRC-32 of the ID is even): every one of those reads
+    // went to shard 1's instance, none to shard 2's.
+    assert_eq!(Shard::index_of("cust-g", 2), 1);
+    let admin: ResilienceReport = s
+        .get("/admin/resilience")
+        .await
+        .json()
+        .await
+        .expect("report");
+    let calls: Vec<u64> = (admin.upstreams.iter())
+        .filter(|u| u.upstream == "order-history")
+        .map(|u| u.calls_per_instance.values().sum())
+        .collect();
+    assert_eq!(calls.len(), 2, "one upstream per shard: {admin:?}");
+    assert!(calls[0] > 0 && calls[1] == 0, "calls per shard: {calls:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

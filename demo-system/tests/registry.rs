@@ -229,6 +229,7 @@ async fn version_weights_split_the_calls_and_a_switch_moves_them_all() {
                 address: address.clone(),
                 version: version.into(),
                 health_url: format!("{address}/health/ready"),
+                shard: None,
             })
             .await
             .expect("registered");

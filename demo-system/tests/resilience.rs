@@ -358,6 +358,7 @@ async fn two_instances(registry_url: &str) -> (Fake, Fake) {
                 address: f.url.clone(),
                 version: "test".into(),
                 health_url: format!("{}/thing", f.url),
+                shard: None,
             })
             .await
             .expect("registered");
@@ -386,7 +387,7 @@ async fn a_retry_goes_to_another_instance_and_an_unreachable_one_is_skipped() {
         DiscoveryConfig {
             ttl_ms: 60_000,
             eject_ms: 60_000,
-            load_balancing: true,
+            ..DiscoveryConfig::default()
         },
     );
     let mut c = config();

@@ -253,7 +253,15 @@ impl Gateway {
                 composer,
                 strangler,
                 mirror,
-                history: OrderHistoryClient::new(client(Service::OrderHistory)?),
+                history: OrderHistoryClient::discovered(&discovery, |endpoint| {
+                    Ok::<_, ConfigError>(HttpClient::new(Upstream::pooled(
+                        Service::OrderHistory.name(),
+                        endpoint,
+                        http.clone(),
+                        &config.resilience,
+                        pool.clone(),
+                    )?))
+                })?,
                 web: WebBffClient::new(client(Service::WebBff)?),
                 mobile: MobileBffClient::new(client(Service::MobileBff)?),
                 discovery,
@@ -274,13 +282,15 @@ impl Gateway {
         vec![
             self.inner.inventory.http().upstream().clone(),
             self.inner.orders.http().upstream().clone(),
-            self.inner.history.http().upstream().clone(),
             self.inner.composer.payments.http().upstream().clone(),
             self.inner.composer.notifications.http().upstream().clone(),
             self.inner.strangler.legacy.http().upstream().clone(),
             self.inner.web.http().upstream().clone(),
             self.inner.mobile.http().upstream().clone(),
         ]
+        .into_iter()
+        .chain(self.inner.history.upstreams())
+        .collect()
     }
 
     pub fn report(&self) -> ResilienceReport {

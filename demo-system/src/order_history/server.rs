@@ -1,7 +1,8 @@
 //! The order-history service, the CQRS query side: it builds its own read model from the
 //! orders feed and answers `GET /orders/{id}/history` and `GET /customers/{id}/orders`
 //! without ever asking the orders service. The read model lives in [`super::documents`]
-//! (redb); the feed's bookkeeping in the platform's SQLite file.
+//! (redb); the feed's bookkeeping in the platform's SQLite file. A shard
+//! ([`OrderHistory::holding`]) reads the whole feed and keeps only its customers' orders.
 
 use std::path::Path;
 
@@ -17,6 +18,7 @@ use crate::orders::{Order, OrderStatus};
 use crate::platform::db::{Db, DbError};
 use crate::platform::http::{ApiError, found, service_router};
 use crate::platform::outbox::{Apply, ConsumeOptions, Event, FeedConsumer, Flush, open_db};
+use crate::platform::sharding::Shard;
 
 #[derive(Debug, thiserror::Error)]
 pub enum OpenError {
@@ -45,6 +47,8 @@ pub struct OrderHistory {
     /// The read model was new when opened (first start, or its file was lost): it is
     /// rebuilt by replaying the feed from its first event.
     rebuilding: bool,
+    /// The customers it keeps: a shard's, or every one (`None`).
+    shard: Option<Shard>,
 }
 
 /// Reads the orders feed: each order event updates the read model.
@@ -58,8 +62,10 @@ impl FeedConsumer for OrderHistory {
     /// Each event's document is committed unsynced; the consumer syncs them once per page
     /// ([`FeedConsumer::flush`]) before its bookkeeping commits.
     fn handler(&self) -> impl Apply + use<> {
-        let docs = self.docs.clone();
-        move |_: &rusqlite::Transaction<'_>, e: &Event| apply(&docs, e, Documents::apply_unsynced)
+        let (docs, shard) = (self.docs.clone(), self.shard);
+        move |_: &rusqlite::Transaction<'_>, e: &Event| {
+            apply(&docs, shard, e, Documents::apply_unsynced)
+        }
     }
 
     fn flush(&self) -> Flush {
@@ -69,14 +75,21 @@ impl FeedConsumer for OrderHistory {
 }
 
 /// Takes one order event into the documents with `write` (committed before the consumer's
-/// transaction, idempotent: see [`super::documents`]).
-fn apply(docs: &Documents, e: &Event, write: Write) -> Result<(), String> {
+/// transaction, idempotent: see [`super::documents`]), if `shard` keeps its customer; the
+/// other shards' events are passed over (the cursor moves past them all the same).
+fn apply(docs: &Documents, shard: Option<Shard>, e: &Event, write: Write) -> Result<(), String> {
     if OrderStatus::of_event(&e.kind).is_none() {
         return Ok(());
     }
     let order: Order = e
         .payload_as()
         .map_err(|err| format!("{} is not an order event: {err}", e.kind))?;
+    if let Some(shard) = shard
+        && !shard.holds(&order.customer_id)
+    {
+        tracing::debug!(order_id = %order.id, %shard, "another shard's customer");
+        return Ok(());
+    }
     tracing::info!(order_id = %order.id, status = order.status.as_str(), "order history updated");
     write(docs, &order, e.seq, e.created_unix_ms).map_err(|err| err.to_string())
 }
@@ -106,7 +119,16 @@ impl OrderHistory {
             db,
             docs,
             rebuilding,
+            shard: None,
         })
+    }
+
+    /// The same read model keeping only the customers of `shard`.
+    pub fn holding(self, shard: Shard) -> Self {
+        Self {
+            shard: Some(shard),
+            ..self
+        }
     }
 
     /// How to read the feed: as `options` say, except that a read model being rebuilt
@@ -133,8 +155,8 @@ impl OrderHistory {
     /// Applies one event with its document on disk when it returns: for replaying a dead
     /// letter, which no consumer's page flush follows.
     pub fn durable_handler(&self) -> impl Apply + use<> {
-        let docs = self.docs.clone();
-        move |_: &rusqlite::Transaction<'_>, e: &Event| apply(&docs, e, Documents::apply)
+        let (docs, shard) = (self.docs.clone(), self.shard);
+        move |_: &rusqlite::Transaction<'_>, e: &Event| apply(&docs, shard, e, Documents::apply)
     }
 
     /// Runs `f` on the documents on a blocking thread.
@@ -196,4 +218,58 @@ async fn customer(
     UrlPath(id): UrlPath<String>,
 ) -> Result<Json<Vec<OrderView>>, ApiError> {
     Ok(Json(h.of_customer(&id).await?))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::orders::Item;
+
+    fn event(seq: i64, customer: &str) -> Event {
+        let order = Order {
+            id: format!("order-{seq}"),
+            customer_id: customer.into(),
+            items: vec![Item {
+                sku: "SKU-MOUSE".into(),
+                quantity: 1,
+            }],
+            total_cents: 2500,
+            status: OrderStatus::Confirmed,
+            payment_id: None,
+            reason: None,
+        };
+        Event {
+            seq,
+            id: uuid::Uuid::now_v7(),
+            kind: "order.confirmed".into(),
+            aggregate_id: order.id.clone(),
+            payload: serde_json::to_value(&order).expect("an order"),
+            traceparent: None,
+            baggage: None,
+            created_unix_ms: 1,
+        }
+    }
+
+    /// A shard keeps its own customers' orders and passes over the others' (the handler
+    /// succeeds, so the cursor moves on); an unsharded read model keeps every one.
+    #[tokio::test]
+    async fn a_shard_keeps_only_its_customers() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (mine, theirs) = ("cust-g", "cust-h");
+        assert_eq!(Shard::index_of(mine, 2), 1);
+        assert_eq!(Shard::index_of(theirs, 2), 2);
+        let shard = OrderHistory::open(&dir.path().join("h1.sqlite"))
+            .expect("open")
+            .holding(Shard { index: 1, of: 2 });
+        let all = OrderHistory::open(&dir.path().join("all.sqlite")).expect("open");
+        for (seq, customer) in [(1, mine), (2, theirs)] {
+            let e = event(seq, customer);
+            apply(&shard.docs, shard.shard, &e, Documents::apply).expect("applied");
+            apply(&all.docs, all.shard, &e, Documents::apply).expect("applied");
+        }
+        assert_eq!(shard.of_customer(mine).await.expect("read").len(), 1);
+        assert!(shard.of_customer(theirs).await.expect("read").is_empty());
+        assert!(shard.history("order-2").await.expect("read").is_none());
+        assert_eq!(all.of_customer(theirs).await.expect("read").len(), 1);
+    }
 }

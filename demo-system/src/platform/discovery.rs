@@ -18,9 +18,10 @@ use tokio::time::Instant;
 use serde::{Deserialize, Serialize};
 
 use crate::platform::lock;
+use crate::platform::sharding::Shard;
 use crate::registry::client::{RegistryClient, RegistryClientError};
 use crate::registry::weights::{SmoothWeights, Weights};
-use crate::topology::Service;
+use crate::topology::{InstanceId, Service};
 
 /// Discovery settings, shared by every service that calls another.
 #[derive(Debug, Clone, Copy, Deserialize, Serialize)]
@@ -33,6 +34,10 @@ pub struct DiscoveryConfig {
     /// Spread calls round-robin over the instances; `false` (`--disable load-balancing`):
     /// every call goes to the first usable instance.
     pub load_balancing: bool,
+    /// A sharded service's data is split over its instances, and a call for a key goes to
+    /// the instance of its shard; `false` (`--disable sharding`): the first instance holds
+    /// every key.
+    pub sharding: bool,
 }
 
 impl Default for DiscoveryConfig {
@@ -41,6 +46,7 @@ impl Default for DiscoveryConfig {
             ttl_ms: 1_000,
             eject_ms: 5_000,
             load_balancing: true,
+            sharding: true,
         }
     }
 }
@@ -59,6 +65,12 @@ pub enum Endpoint {
         service: Service,
         discovery: Discovery,
     },
+    /// The instance of a sharded `service` that holds shard `index`: no other will do.
+    Shard {
+        service: Service,
+        index: u16,
+        discovery: Discovery,
+    },
 }
 
 impl Endpoint {
@@ -71,6 +83,19 @@ impl Endpoint {
         match self {
             Self::Fixed(url) => Ok(url.clone()),
             Self::Discovered { service, discovery } => discovery.pick(*service).await,
+            Self::Shard {
+                service,
+                index,
+                discovery,
+            } => discovery.pick_shard(*service, *index).await,
+        }
+    }
+
+    /// The shard this endpoint is bound to, if it is one.
+    pub fn shard(&self) -> Option<u16> {
+        match self {
+            Self::Shard { index, .. } => Some(*index),
+            _ => None,
         }
     }
 
@@ -81,11 +106,35 @@ impl Endpoint {
         }
     }
 
+    /// Calls made so far to the instances of `service` (for a shard: to its instance).
+    fn calls_of(
+        discovery: &Discovery,
+        service: Service,
+        only: Option<&str>,
+    ) -> BTreeMap<String, u64> {
+        let mut calls = discovery.calls_of(service);
+        if let Some(address) = only {
+            calls.retain(|a, _| a == address);
+        }
+        calls
+    }
+
     /// Calls made so far per instance (empty for a fixed endpoint).
     pub fn calls_per_instance(&self) -> BTreeMap<String, u64> {
         match self {
             Self::Fixed(_) => BTreeMap::new(),
-            Self::Discovered { service, discovery } => discovery.calls_of(*service),
+            Self::Discovered { service, discovery } => Self::calls_of(discovery, *service, None),
+            Self::Shard {
+                service,
+                index,
+                discovery,
+            } => {
+                let address = discovery.shard_address(*service, *index);
+                match address {
+                    Some(a) => Self::calls_of(discovery, *service, Some(&a)),
+                    None => BTreeMap::new(),
+                }
+            }
         }
     }
 }
@@ -102,6 +151,7 @@ struct Found {
     /// Base URL, without a trailing slash.
     address: String,
     version: String,
+    shard: Option<Shard>,
 }
 
 /// A service's routing, as the registry last gave it.
@@ -180,6 +230,61 @@ impl Discovery {
         &self.inner.registry
     }
 
+    /// How many shards `service`'s data is split into, as this discovery routes (1 for a
+    /// service not sharded, or with sharding off).
+    pub fn shards(&self, service: Service) -> u16 {
+        InstanceId::shards(service, self.inner.config.sharding)
+    }
+
+    /// One endpoint per shard of `service`, in shard order; one plain endpoint for a
+    /// service that is not sharded.
+    pub fn shard_endpoints(&self, service: Service) -> Vec<Endpoint> {
+        if !service.sharded() {
+            return vec![self.endpoint(service)];
+        }
+        (1..=self.shards(service))
+            .map(|index| Endpoint::Shard {
+                service,
+                index,
+                discovery: self.clone(),
+            })
+            .collect()
+    }
+
+    /// The base URL of the healthy instance that holds shard `index` of `service`: the
+    /// one place its keys are, so an instance that is down is an error at once (never
+    /// another shard, which would answer for keys it does not hold).
+    pub async fn pick_shard(&self, service: Service, index: u16) -> Result<String, String> {
+        let known = self.instances(service).await?;
+        let of = self.shards(service);
+        let chosen = known
+            .instances
+            .iter()
+            .find(|f| f.shard == Some(Shard { index, of }))
+            .map(|f| f.address.clone())
+            .ok_or_else(|| {
+                format!("no healthy instance of {service} holds shard {index} of {of}")
+            })?;
+        *lock(&self.inner.calls)
+            .entry(service)
+            .or_default()
+            .entry(chosen.clone())
+            .or_insert(0) += 1;
+        Ok(self.inner.routes.get(&chosen).cloned().unwrap_or(chosen))
+    }
+
+    /// The instance last known to hold shard `index` of `service`.
+    fn shard_address(&self, service: Service, index: u16) -> Option<String> {
+        let of = self.shards(service);
+        let cache = lock(&self.inner.cache);
+        let (_, known) = cache.get(&service)?;
+        known
+            .instances
+            .iter()
+            .find(|f| f.shard == Some(Shard { index, of }))
+            .map(|f| f.address.clone())
+    }
+
     /// Healthy instances of `service` and its version weights, from the registry or its
     /// recent answer.
     async fn instances(&self, service: Service) -> Result<Known, String> {
@@ -200,6 +305,7 @@ impl Discovery {
                         .map(|i| Found {
                             address: i.address.trim_end_matches('/').to_string(),
                             version: i.version,
+                            shard: i.shard,
                         })
                         .collect(),
                     weights: routing.weights,
@@ -334,11 +440,76 @@ mod tests {
             .map(|(a, v)| Found {
                 address: a.to_string(),
                 version: v.to_string(),
+                shard: None,
             })
             .collect();
         let known = Known { instances, weights };
         lock(&d.inner.cache).insert(Service::Inventory, (Instant::now(), known));
         d
+    }
+
+    /// A discovery whose cached answer for order-history lists `instances` with their
+    /// shards, with sharding on or off.
+    fn with_shards(instances: &[(&str, Shard)], sharding: bool) -> Discovery {
+        let config = DiscoveryConfig {
+            ttl_ms: 3_600_000,
+            sharding,
+            ..DiscoveryConfig::default()
+        };
+        let d = Discovery::new(RegistryClient::new("http://127.0.0.1:9"), config);
+        let instances = instances
+            .iter()
+            .map(|(a, shard)| Found {
+                address: a.to_string(),
+                version: "v1".into(),
+                shard: Some(*shard),
+            })
+            .collect();
+        let known = Known {
+            instances,
+            weights: Weights::default(),
+        };
+        lock(&d.inner.cache).insert(Service::OrderHistory, (Instant::now(), known));
+        d
+    }
+
+    /// Each shard's calls go to the instance that holds it, and only there: a shard whose
+    /// instance is gone is an error naming it, never another shard's instance. With
+    /// sharding off there is one shard, held by the first instance.
+    #[tokio::test(start_paused = true)]
+    async fn a_shards_calls_go_to_its_instance_and_nowhere_else() {
+        let (s1, s2) = (Shard { index: 1, of: 2 }, Shard { index: 2, of: 2 });
+        let d = with_shards(&[("http://a", s1), ("http://b", s2)], true);
+        let ends = d.shard_endpoints(Service::OrderHistory);
+        assert_eq!(ends.len(), 2);
+        for _ in 0..3 {
+            assert_eq!(ends[0].resolve().await.as_deref(), Ok("http://a"));
+            assert_eq!(ends[1].resolve().await.as_deref(), Ok("http://b"));
+        }
+        assert_eq!(ends[1].calls_per_instance().get("http://b"), Some(&3));
+        assert_eq!(
+            ends[1].calls_per_instance().len(),
+            1,
+            "only its own instance"
+        );
+        let one_left = with_shards(&[("http://a", s1)], true);
+        let ends = one_left.shard_endpoints(Service::OrderHistory);
+        assert_eq!(ends[0].resolve().await.as_deref(), Ok("http://a"));
+        assert_eq!(
+            ends[1].resolve().await,
+            Err("no healthy instance of order-history holds shard 2 of 2".to_string())
+        );
+        let off = with_shards(
+            &[
+                ("http://a", Shard { index: 1, of: 1 }),
+                ("http://b", Shard { index: 2, of: 1 }),
+            ],
+            false,
+        );
+        let ends = off.shard_endpoints(Service::OrderHistory);
+        assert_eq!(ends.len(), 1);
+        assert_eq!(ends[0].resolve().await.as_deref(), Ok("http://a"));
+        assert_eq!(off.shard_endpoints(Service::Inventory).len(), 1);
     }
 
     fn count(picked: &[String], address: &str) -> usize {
@@ -386,6 +557,7 @@ mod tests {
             ttl_ms: 3_600_000,
             eject_ms: 5_000,
             load_balancing: true,
+            sharding: true,
         };
         let d = with_inventory(&["http://a", "http://b"], config);
         assert_eq!(picks(&d, 2).await, ["http://a", "http://b"]);
@@ -404,6 +576,7 @@ mod tests {
             ttl_ms: 3_600_000,
             eject_ms: 5_000,
             load_balancing: false,
+            sharding: true,
         };
         let d = with_inventory(&["http://a", "http://b"], config);
         assert_eq!(picks(&d, 3).await, ["http://a"; 3]);

@@ -7,6 +7,7 @@
 //!   and how it is protected (retry, circuit breaker, bulkhead, timeout); [`live_config`]:
 //!   the attempts and deadlines a service follows from the registry's keys, live;
 //!   [`leadership`]: leader election among a service's instances, with a fencing token;
+//!   [`sharding`]: which shard of a sharded service holds a key;
 //! - [`client`]: typed JSON calls over those, which every service client is built from;
 //! - [`telemetry`]: OTLP traces and logs, W3C propagation, the correlation ID everywhere;
 //! - [`text_enum`]: states that travel and are stored as text; [`money`]: cents as people read them;
@@ -23,6 +24,7 @@ pub mod money;
 pub mod outbox;
 pub mod provider_states;
 pub mod resilience;
+pub mod sharding;
 pub mod telemetry;
 pub mod text_enum;
 

@@ -1,6 +1,8 @@
 //! The registry's wire types, shared by its server and [`super::client::RegistryClient`].
 
 use serde::{Deserialize, Serialize};
+
+use crate::platform::sharding::Shard;
 use uuid::Uuid;
 
 use super::weights::Weights;
@@ -15,6 +17,10 @@ pub struct Registration {
     pub version: String,
     /// Polled with GET; any 2xx is healthy.
     pub health_url: String,
+    /// The shard of its service's data it holds, for a sharded service: callers route a
+    /// key's calls to the instance of its shard.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shard: Option<Shard>,
 }
 
 /// The answer to a registration (`201`).
@@ -37,6 +43,8 @@ pub struct InstanceView {
     pub healthy: bool,
     /// Milliseconds since the last heartbeat.
     pub last_heartbeat_ms: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shard: Option<Shard>,
 }
 
 /// What a caller needs to route to a service (`GET /services/{name}/routing`): its healthy

@@ -88,6 +88,7 @@ impl Instance {
             health_url: self.registration.health_url.clone(),
             healthy: self.healthy,
             last_heartbeat_ms: self.last_heartbeat.elapsed().as_millis() as u64,
+            shard: self.registration.shard,
         }
     }
 }
@@ -500,6 +501,7 @@ mod tests {
             address: "http://127.0.0.1:9".into(),
             version: "1.0.0".into(),
             health_url: "http://127.0.0.1:9/health/ready".into(),
+            shard: None,
         }
     }
 

@@ -71,11 +71,11 @@ impl WebBff {
 /// The web BFF's whole router: its routes, health (ready while the registry answers) and
 /// `/admin/resilience` for its upstreams.
 pub fn app(bff: WebBff, registry: RegistryClient) -> Router {
-    let upstreams = vec![
+    let mut upstreams = vec![
         bff.upstreams.inventory.http().upstream().clone(),
-        bff.upstreams.history.http().upstream().clone(),
         bff.upstreams.payments.http().upstream().clone(),
     ];
+    upstreams.extend(bff.upstreams.history.upstreams());
     let routes = Router::new()
         .route("/graphql", post(graphql))
         .route("/graphql/schema", get(schema_sdl))
