@@ -69,7 +69,8 @@ fn the_demo_runs_real_processes_and_leaves_nothing_behind() {
         // `--disable circuit-breaker` reached the gateway process.
         let admin: Value = http.get(format!("{gateway}/admin/resilience")).send().await.expect("admin").json().await.expect("json");
         let breakers: Vec<&str> = admin["upstreams"].as_array().expect("upstreams").iter().filter_map(|u| u["circuit_breaker"].as_str()).collect();
-        assert_eq!(breakers, ["disabled"; 8], "{admin}");
+        // Nine upstreams: one per order-history shard.
+        assert_eq!(breakers, ["disabled"; 9], "{admin}");
 
         // The supervisor kills and restarts an instance; it comes back ready.
         let killed: Value = http.post(format!("{supervisor}/instances/inventory-2/kill")).send().await.expect("kill").json().await.expect("json");
@@ -626,6 +627,20 @@ async fn the_web_page_asks_its_bff_with_a_real_graphql_client(
         .and_then(|t| t.iter().find(|t| t["key"] == "graphql.operation.name"))
         .map(|t| t["value"].clone());
     assert_eq!(operation, Some(json!("Page")), "{server}");
+    // The BFF's call for customer e2e's orders went to e2e's shard of order-history, and
+    // its span says which.
+    let shard = gauntlet_demo_system::platform::sharding::Shard::index_of("e2e", 2);
+    let call = jaeger["data"][0]["spans"]
+        .as_array()
+        .expect("spans")
+        .iter()
+        .find(|s| s["operationName"] == "GET order-history")
+        .expect("the BFF's call to order-history");
+    let tag = call["tags"]
+        .as_array()
+        .and_then(|t| t.iter().find(|t| t["key"] == "shard"))
+        .map(|t| t["value"].clone());
+    assert_eq!(tag, Some(json!(shard)), "{call}");
 }
 
 /// `gauntlet demo config`: a key set through the CLI reaches the running orders instance
@@ -1179,7 +1194,8 @@ async fn the_chaos_demo_routes_every_hop_through_a_proxy_named_after_its_edge() 
             "gateway_to_legacy",
             "gateway_to_mobile_bff",
             "gateway_to_notifications",
-            "gateway_to_order_history",
+            "gateway_to_order_history_1",
+            "gateway_to_order_history_2",
             "gateway_to_orders_1",
             "gateway_to_orders_2",
             "gateway_to_payments",
@@ -1208,7 +1224,8 @@ async fn the_chaos_demo_routes_every_hop_through_a_proxy_named_after_its_edge() 
             "registry_to_legacy",
             "registry_to_mobile_bff",
             "registry_to_notifications",
-            "registry_to_order_history",
+            "registry_to_order_history_1",
+            "registry_to_order_history_2",
             "registry_to_orders_1",
             "registry_to_orders_2",
             "registry_to_payments",
@@ -1216,7 +1233,8 @@ async fn the_chaos_demo_routes_every_hop_through_a_proxy_named_after_its_edge() 
             "web_bff_to_inventory_1",
             "web_bff_to_inventory_2",
             "web_bff_to_inventory_v2",
-            "web_bff_to_order_history",
+            "web_bff_to_order_history_1",
+            "web_bff_to_order_history_2",
             "web_bff_to_payments",
         ]
     );

@@ -90,7 +90,8 @@ fn apply(docs: &Documents, shard: Option<Shard>, e: &Event, write: Write) -> Res
         tracing::debug!(order_id = %order.id, %shard, "another shard's customer");
         return Ok(());
     }
-    tracing::info!(order_id = %order.id, status = order.status.as_str(), "order history updated");
+    let shard = shard.map(|s| i64::from(s.index));
+    tracing::info!(order_id = %order.id, status = order.status.as_str(), shard, "order history updated");
     write(docs, &order, e.seq, e.created_unix_ms).map_err(|err| err.to_string())
 }
 

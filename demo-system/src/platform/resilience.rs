@@ -328,6 +328,10 @@ pub struct UpstreamSnapshot {
     /// One attempt's deadline now, in milliseconds (`None`: no deadline).
     #[serde(default)]
     pub timeout_ms: Option<u64>,
+    /// The shard this upstream reaches, for one of a sharded service's (each shard has its
+    /// own breaker and bulkhead).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shard: Option<u16>,
 }
 
 /// A resilient client for one upstream. Cheap to clone; clones share breaker and bulkhead.
@@ -566,6 +570,7 @@ impl Upstream {
             calls_per_instance: self.calls_per_instance(),
             max_attempts: self.knobs.attempts(),
             timeout_ms: self.knobs.timeout().map(|t| t.as_millis() as u64),
+            shard: self.endpoint.shard(),
         }
     }
 }
@@ -614,7 +619,13 @@ async fn send(
         url.full = %url,
         peer.service = %upstream,
         http.response.status_code = tracing::field::Empty,
+        shard = tracing::field::Empty,
     );
+    // A sharded upstream's calls say which shard they went to (in the collector: which
+    // customers a failing shard's errors belong to).
+    if let Some(index) = endpoint.shard() {
+        span.record("shard", i64::from(index));
+    }
     let result = send_in_span(http, upstream, &url, call, timeout)
         .instrument(span.clone())
         .await;
