@@ -741,6 +741,82 @@ async fn settings_change_live_without_a_restart(
     applied(started_with).await;
     assert_eq!(config(&["get", key]).0, Some(1), "not set any more");
     a_consul_client_reads_and_writes_the_settings(http, handle, url).await;
+    a_route_flag_and_the_weights_change_live(http, handle, &config).await;
+}
+
+/// A `gauntlet` command's exit code, stdout and stderr.
+type CliRun = (Option<i32>, String, String);
+
+/// A feature flag and the canary's weights from the configuration store, live: the old
+/// shop's order lookups move from the legacy monolith to orders and back (the legacy knows
+/// its order L-1001, orders does not), and inventory's version weights set and cleared; a
+/// value their reader would not take is refused.
+async fn a_route_flag_and_the_weights_change_live(
+    http: &reqwest::Client,
+    handle: &Path,
+    config: &dyn Fn(&[&str]) -> CliRun,
+) {
+    let demo = gauntlet_demo_system::handle::DemoHandle::load(handle).expect("demo.json");
+    let registry = demo.services["registry"][0].clone();
+    let lookup = format!("{}/shop/orders/L-1001", demo.gateway);
+    let until = |want: u16| {
+        let lookup = lookup.clone();
+        async move {
+            let deadline = Instant::now() + Duration::from_secs(20);
+            loop {
+                let got = http.get(&lookup).send().await.expect("gateway").status();
+                if got.as_u16() == want {
+                    return;
+                }
+                assert!(
+                    Instant::now() < deadline,
+                    "L-1001 still answers {got}, want {want}"
+                );
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    };
+    until(200).await;
+    let flag = "gateway/shop_routes/order";
+    let (code, out, err) = config(&["set", flag, "orders"]);
+    assert_eq!(code, Some(0), "{out} {err}");
+    until(404).await;
+    let (code, _, err) = config(&["set", flag, "inventory"]);
+    assert_eq!(code, Some(1));
+    assert!(err.contains("legacy or orders"), "{err}");
+    assert_eq!(config(&["unset", flag]).0, Some(0));
+    until(200).await;
+
+    let weights = "registry/weights/inventory";
+    let routing = || async {
+        http.get(format!("{registry}/services/inventory/routing"))
+            .send()
+            .await
+            .expect("registry")
+            .json::<gauntlet_demo_system::registry::Routing>()
+            .await
+            .expect("routing")
+            .weights
+    };
+    let (code, out, err) = config(&["set", weights, r#"{"v1": 90, "v2": 10}"#]);
+    assert_eq!(code, Some(0), "{out} {err}");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while routing().await.of("v2") != 10 {
+        assert!(
+            Instant::now() < deadline,
+            "the registry never took the weights"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let (code, _, err) = config(&["set", weights, r#"{"v1": 90}"#]);
+    assert_eq!(code, Some(1));
+    assert!(err.contains("add up to 90"), "{err}");
+    assert_eq!(config(&["unset", weights]).0, Some(0));
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !routing().await.is_empty() {
+        assert!(Instant::now() < deadline, "the weights were never cleared");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }
 
 /// py-consul, a Consul client we did not write, against the registry: it writes a deadline,

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use anyhow::{Context, bail};
 use clap::{Args, Subcommand};
 use gauntlet_demo_system::handle::DemoHandle;
-use gauntlet_demo_system::platform::live_config::LiveKey;
+use gauntlet_demo_system::platform::live_config::ConfigKey;
 use gauntlet_demo_system::registry::RegistryClient;
 
 #[derive(Debug, Args)]
@@ -15,11 +15,16 @@ use gauntlet_demo_system::registry::RegistryClient;
   gauntlet demo config set orders/payments/retry/max_attempts 1   # no more retries, at once
   gauntlet demo config get orders/payments/retry/max_attempts
   gauntlet demo config unset orders/payments/retry/max_attempts   # the file's value again
+  gauntlet demo config set gateway/shop_routes/order orders       # the old shop's order lookups move
+  gauntlet demo config set registry/weights/inventory '{\"v1\": 90, \"v2\": 10}'
 
 The keys are {service}/{upstream}/retry/max_attempts (1 to 10) and {service}/{upstream}/timeout_ms
-(1 to 600000) for the upstream clients of orders, web-bff and mobile-bff. Each instance of them
-holds a blocking read on the registry (GET /v1/kv/{service}/?recurse&index=N) and applies a change
-as it lands, logging config.applied; no restart. The registry keeps the keys in its data
+(1 to 600000) for the upstream clients of orders, web-bff and mobile-bff; gateway/shop_routes/{route}
+(legacy, or the route's new owner: a feature flag of the strangler fig; unset: the file's route);
+registry/weights/{service} (JSON, version to percent, adding up to 100; unset: calls spread over
+every instance). Each reader holds a blocking read on the registry (GET
+/v1/kv/{prefix}?recurse&index=N) and applies a change as it lands, logging config.applied; no
+restart. The registry keeps the keys in its data
 directory, so they survive its restart; a new `gauntlet demo` on the same directory keeps them.")]
 pub struct ConfigArgs {
     #[command(subcommand)]
@@ -71,8 +76,8 @@ impl ConfigArgs {
 }
 
 /// A key of the catalog, or the error listing them (before anything is sent).
-fn known(key: &str) -> anyhow::Result<LiveKey> {
-    LiveKey::parse(key).map_err(anyhow::Error::msg)
+fn known(key: &str) -> anyhow::Result<ConfigKey> {
+    ConfigKey::parse(key).map_err(anyhow::Error::msg)
 }
 
 pub async fn run(args: ConfigArgs) -> anyhow::Result<()> {
@@ -83,7 +88,7 @@ pub async fn run(args: ConfigArgs) -> anyhow::Result<()> {
             known(key)?;
         }
         Action::Set { key, value } => {
-            known(key)?.knob.check(value).map_err(anyhow::Error::msg)?;
+            known(key)?.check(value).map_err(anyhow::Error::msg)?;
         }
         Action::List => {}
     }
@@ -91,7 +96,7 @@ pub async fn run(args: ConfigArgs) -> anyhow::Result<()> {
     match &args.action {
         Action::List => {
             let set = registry.kv_list("").await?;
-            for key in LiveKey::all().map(|k| k.to_string()) {
+            for key in ConfigKey::all().map(|k| k.to_string()) {
                 let value = set
                     .iter()
                     .find(|e| e.key == key)

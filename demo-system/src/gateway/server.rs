@@ -49,6 +49,7 @@ use crate::payments::PaymentsClient;
 use crate::platform::client::{HttpClient, service_http};
 use crate::platform::discovery::Discovery;
 use crate::platform::http::{ApiError, Body, Health, body, idempotency_key, live, registry_ready};
+use crate::platform::live_config::{self, SHOP_ROUTES_PREFIX};
 use crate::platform::lock;
 use crate::platform::resilience::{
     ConfigError, ConnectionPool, ResilienceConfig, ResilienceReport, Upstream,
@@ -220,12 +221,12 @@ impl Gateway {
                 enabled: config.composition_deadlines,
             },
         };
-        let strangler = Strangler {
-            routes: config.shop_routes.clone(),
-            legacy: LegacyClient::new(client(Service::Legacy)?),
-            inventory: inventory.clone(),
-            orders: orders.clone(),
-        };
+        let strangler = Strangler::new(
+            config.shop_routes.clone(),
+            LegacyClient::new(client(Service::Legacy)?),
+            inventory.clone(),
+            orders.clone(),
+        );
         // The mirror's calls have connections of their own and are made once: a shadow
         // must not take what the clients' calls need.
         let mirror_pool = ConnectionPool::new(config.shadow.max_in_flight.max(1) * 2);
@@ -337,12 +338,28 @@ pub async fn run(
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let mirror = gateway.inner.mirror.clone();
+    // The old shop's routes follow the configuration store's feature flags, live; the
+    // watcher is joined before returning.
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let flags = {
+        let strangler = gateway.inner.strangler.clone();
+        let registry = gateway.inner.discovery.registry().clone();
+        let mut stopped = stopped.clone();
+        tokio::spawn(async move {
+            let until = async move {
+                let _ = stopped.wait_for(|s| *s).await;
+            };
+            live_config::watch(registry, SHOP_ROUTES_PREFIX, |v| strangler.follow(v), until).await
+        })
+    };
     let served = axum::serve(
         listener,
         app(gateway).into_make_service_with_connect_info::<SocketAddr>(),
     )
     .with_graceful_shutdown(shutdown)
     .await;
+    let _ = stop.send(true);
+    let _ = flags.await;
     mirror.finish().await;
     served
 }

@@ -35,7 +35,7 @@ use serde::Deserialize;
 use super::api::{KV_INDEX_HEADER, KvEntry};
 use crate::platform::db::{Db, DbError};
 use crate::platform::http::ApiError;
-use crate::platform::live_config::LiveKey;
+use crate::platform::live_config::ConfigKey;
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS kv (
@@ -392,14 +392,14 @@ async fn read(
 pub const COORDINATION_PREFIX: &str = "service/";
 
 /// Whether `value` may be stored at `key`: anything under [`COORDINATION_PREFIX`]; else
-/// the catalog's key and a value its knob accepts.
+/// the catalog's key and a value its reader takes.
 fn check(key: &str, value: &[u8]) -> Result<(), String> {
     if key.starts_with(COORDINATION_PREFIX) {
         return Ok(());
     }
-    let live = LiveKey::parse(key)?;
+    let known = ConfigKey::parse(key)?;
     let text = std::str::from_utf8(value).map_err(|_| format!("the value of {key} is not text"))?;
-    live.knob.check(text).map(drop)
+    known.check(text)
 }
 
 /// The query of a write: take or give up the key's lock for a session (see

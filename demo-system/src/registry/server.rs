@@ -26,7 +26,9 @@ use super::kv::{self, KvStore};
 use super::weights::Weights;
 use crate::platform::discovery::Routes;
 use crate::platform::http::{ApiError, Body, body, live};
+use crate::platform::live_config::{WEIGHTS_PREFIX, weights_of};
 use crate::platform::resilience::ResilienceReport;
+use crate::topology::Service;
 
 #[derive(Debug, Clone, Copy, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
@@ -201,6 +203,36 @@ impl Registry {
         if crate::platform::lock(&self.weights).remove(name).is_some() {
             tracing::info!(service = %name, "version weights cleared");
         }
+    }
+
+    /// Takes the configuration store's version weights (`registry/weights/{service}`, as
+    /// checked when they were written): a key set or changed since `seen` sets its service's
+    /// weights, a key gone clears them; what it took is `seen` for the next call. A change
+    /// through `PUT /admin/weights` stands until the service's key changes.
+    pub fn follow_weights(&self, seen: &mut BTreeMap<String, Weights>) {
+        let mut now = BTreeMap::new();
+        for entry in self.kv.get(WEIGHTS_PREFIX, true) {
+            let service = entry.key.trim_start_matches(WEIGHTS_PREFIX);
+            let parsed = (service.parse::<Service>().map_err(|e| e.to_string()))
+                .and_then(|s| weights_of(s, &entry.text().unwrap_or_default()));
+            match parsed {
+                Ok(w) => {
+                    now.insert(service.to_string(), w);
+                }
+                Err(e) => tracing::warn!(key = %entry.key, error = %e, "config.ignored"),
+            }
+        }
+        for (service, weights) in &now {
+            if seen.get(service) != Some(weights) {
+                tracing::info!(event.name = "config.applied", key = %format!("{WEIGHTS_PREFIX}{service}"), value = %weights, "config.applied");
+                crate::platform::lock(&self.weights).insert(service.clone(), weights.clone());
+            }
+        }
+        for service in seen.keys().filter(|s| !now.contains_key(*s)) {
+            tracing::info!(event.name = "config.applied", key = %format!("{WEIGHTS_PREFIX}{service}"), value = "unset", "config.applied");
+            self.clear_weights(service);
+        }
+        *seen = now;
     }
 
     /// Every service's version weights.
@@ -469,9 +501,18 @@ pub async fn run(
             // Sessions whose TTL passed end within this of it (Consul allows itself twice
             // the TTL).
             let mut sessions = tokio::time::interval(Duration::from_millis(250));
+            // The weights in the configuration store, taken at start and on each change.
+            let mut weights_seen = BTreeMap::new();
+            let mut weights_index = 0;
             loop {
                 tokio::select! {
                     _ = stopped.changed() => break,
+                    changed = r.kv.changed_after(weights_index, Duration::from_secs(10)) => {
+                        if changed || weights_index == 0 {
+                            weights_index = r.kv.index();
+                            r.follow_weights(&mut weights_seen);
+                        }
+                    }
                     _ = evict.tick() => { r.evict_silent(); }
                     _ = sessions.tick() => {
                         if let Err(e) = r.kv.end_expired_sessions().await {
@@ -559,6 +600,36 @@ mod tests {
             r.heartbeat(id),
             Err(RegistryError::UnknownInstance(_))
         ));
+    }
+
+    /// The configuration store's weights key sets the service's weights; a change through
+    /// the admin route stands until the key changes again; the key gone clears them.
+    #[tokio::test]
+    async fn the_weights_key_sets_and_clears_a_services_weights() {
+        let r = Registry::new(RegistryConfig::default());
+        r.register(reg("inventory")).expect("registered");
+        let key = format!("{WEIGHTS_PREFIX}inventory");
+        let w = |pairs: &[(&str, u32)]| {
+            Weights(pairs.iter().map(|(v, n)| (v.to_string(), *n)).collect())
+        };
+        let mut seen = BTreeMap::new();
+        r.kv.put(&key, br#"{"v1": 90, "v2": 10}"#.to_vec())
+            .await
+            .expect("put");
+        r.follow_weights(&mut seen);
+        let canary = w(&[("v1", 90), ("v2", 10)]);
+        assert_eq!(r.routing("inventory").expect("known").weights, canary);
+        r.set_weights("inventory", w(&[("1.0.0", 100)]))
+            .expect("the admin route's change");
+        r.follow_weights(&mut seen);
+        assert_eq!(
+            r.routing("inventory").expect("known").weights,
+            w(&[("1.0.0", 100)]),
+            "an unchanged key does not undo it"
+        );
+        r.kv.delete(&key).await.expect("delete");
+        r.follow_weights(&mut seen);
+        assert!(r.routing("inventory").expect("known").weights.is_empty());
     }
 
     #[test]
