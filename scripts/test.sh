@@ -60,6 +60,13 @@ if ! python3 -c 'import consul' >/dev/null 2>&1; then
   python3 -m pip install --quiet --disable-pip-version-check py-consul==1.8.0 ||
     python3 -m pip install --quiet --disable-pip-version-check --break-system-packages py-consul==1.8.0
 fi
+# A JSON-RPC client: notifications answers JSON-RPC 2.0, and the demo's end-to-end test
+# drives it with jsonrpcclient.
+if ! python3 -c 'import jsonrpcclient' >/dev/null 2>&1; then
+  echo "==> installing jsonrpcclient (a JSON-RPC client the demo's end-to-end test drives)"
+  python3 -m pip install --quiet --disable-pip-version-check jsonrpcclient==4.0.3 ||
+    python3 -m pip install --quiet --disable-pip-version-check --break-system-packages jsonrpcclient==4.0.3
+fi
 for component in rustfmt clippy; do
   if ! cargo "${component/rustfmt/fmt}" --version >/dev/null 2>&1; then
     echo "==> installing $component"

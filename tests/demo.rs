@@ -308,7 +308,8 @@ fn one_request_is_one_story_in_the_collector_across_services_and_async_hops() {
         the_old_shop_is_strangled_and_its_sidecar_speaks_for_it(&http, &gateway, &api).await;
         the_web_page_asks_its_bff_with_a_real_graphql_client(&http, &gateway, &api).await;
         let notifications = handle["services"]["notifications"][0].as_str().expect("notifications");
-        the_stock_team_hears_of_a_product_running_low(&http, &gateway, &token, &api, notifications).await;
+        let low = the_stock_team_hears_of_a_product_running_low(&http, &gateway, &token, &api, notifications).await;
+        notifications_answers_a_json_rpc_client_we_did_not_write(notifications, &low).await;
         let supervisor = handle["supervisor"].as_str().expect("supervisor");
         settings_change_live_without_a_restart(&http, &data.join("demo.json"), supervisor, &api).await;
         let shards: Vec<&str> = handle["services"]["order-history"].as_array().expect("order-history")
@@ -425,16 +426,15 @@ async fn the_old_shop_is_strangled_and_its_sidecar_speaks_for_it(
 /// Choreography: an order that takes monitors low makes inventory publish `stock.low`,
 /// and notifications, which nobody calls for it, alerts the stock team: once, in a trace of
 /// its own linked to the order's, under the order's correlation ID. An order after that,
-/// with the product already low, alerts nobody.
+/// with the product already low, alerts nobody. Returns the order that took it low.
 async fn the_stock_team_hears_of_a_product_running_low(
     http: &reqwest::Client,
     gateway: &str,
     token: &str,
     api: &str,
     notifications: &str,
-) {
+) -> String {
     use gauntlet_demo_system::inventory::{CATALOG, LOW_STOCK_UNITS};
-    use gauntlet_demo_system::notifications::StockAlert;
     let on_hand = CATALOG
         .iter()
         .find(|p| p.0 == "SKU-MONITOR")
@@ -498,15 +498,8 @@ async fn the_stock_team_hears_of_a_product_running_low(
         hop["links"][0]["trace_id"], root["trace_id"],
         "linked back to the order's trace"
     );
-    let alerts = || async {
-        http.get(format!("{notifications}/stock-alerts"))
-            .send()
-            .await
-            .expect("alerts")
-            .json::<Vec<StockAlert>>()
-            .await
-            .expect("alerts json")
-    };
+    let client = notifications_client(notifications);
+    let alerts = || async { client.stock_alerts().await.expect("the stock alerts") };
     let first = alerts().await;
     assert_eq!(first.len(), 1, "{first:?}");
     assert_eq!(
@@ -519,6 +512,97 @@ async fn the_stock_team_hears_of_a_product_running_low(
     order(cid.clone(), 1).await;
     heard(cid, "stock.confirmed process").await;
     assert_eq!(alerts().await, first, "one alert per crossing");
+    id
+}
+
+/// Notifications' own typed client (JSON-RPC over the demo's resilient HTTP client).
+fn notifications_client(url: &str) -> gauntlet_demo_system::notifications::NotificationsClient {
+    use gauntlet_demo_system::platform::client::HttpClient;
+    use gauntlet_demo_system::platform::resilience::ResilienceConfig;
+    let http = HttpClient::at("notifications", url, &ResilienceConfig::default()).expect("client");
+    gauntlet_demo_system::notifications::NotificationsClient::new(http)
+}
+
+/// Notifications speaks JSON-RPC 2.0 to a client we did not write (Python's
+/// jsonrpcclient): a call, a batch answered call by call in its order (the notification in it
+/// unanswered; an unknown method and bad params as their error codes), a body that is not
+/// JSON refused with a parse error; the answers are what the typed client reads.
+async fn notifications_answers_a_json_rpc_client_we_did_not_write(
+    notifications: &str,
+    order_id: &str,
+) {
+    use gauntlet_demo_system::notifications::NotificationQuery;
+    let client = notifications_client(notifications);
+    let q = NotificationQuery {
+        order_id: Some(order_id.to_string()),
+        customer_id: None,
+    };
+    // The confirmation reaches notifications through the orders feed, on its own time.
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let told = loop {
+        let told = client.list(&q).await.expect("the order's notifications");
+        if !told.is_empty() || Instant::now() > deadline {
+            break told;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert_eq!(told.len(), 1, "{told:?}");
+    assert_eq!(told[0].kind, "order_confirmed");
+    let out = tokio::process::Command::new("python3")
+        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/clients/json_rpc.py"))
+        .args([notifications, order_id])
+        .output()
+        .await
+        .expect("python3 (scripts/test.sh installs jsonrpcclient)");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let got: Value = serde_json::from_slice(&out.stdout).expect("the client's JSON");
+    let alerts = client.stock_alerts().await.expect("alerts");
+    assert_eq!(got["alerts"]["status"], 200, "{got}");
+    assert_eq!(
+        got["alerts"]["ok"],
+        serde_json::to_value(&alerts).expect("alerts"),
+        "{got}"
+    );
+    let batch = &got["batch"];
+    assert_eq!(batch["status"], 200, "{got}");
+    let answers = batch["answers"].as_array().expect("answers");
+    assert_eq!(answers.len(), 4, "the notification is not answered: {got}");
+    let sent = batch["sent"].as_array().expect("sent");
+    for (answer, id) in answers.iter().zip(sent) {
+        assert_eq!(&answer["id"], id, "answered in order: {got}");
+    }
+    assert_eq!(
+        answers[0]["ok"],
+        serde_json::to_value(&told).expect("told"),
+        "{got}"
+    );
+    assert_eq!(answers[1]["ok"], got["alerts"]["ok"], "{got}");
+    assert_eq!(answers[2]["code"], -32601, "{got}");
+    assert!(
+        answers[2]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("notifications.send")),
+        "{got}"
+    );
+    assert_eq!(answers[3]["code"], -32602, "{got}");
+    assert!(
+        answers[3]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("colour")),
+        "{got}"
+    );
+    assert_eq!(
+        (
+            got["garbage"]["status"].clone(),
+            got["garbage"]["code"].clone()
+        ),
+        (json!(400), json!(-32700)),
+        "{got}"
+    );
 }
 
 /// The web BFF, asked as a web page would with a GraphQL client we did not write (Python's

@@ -103,6 +103,7 @@ clickhouse_conforms!(
     late_logs_page_in_time_order,
     span_samples_for_aggregates,
     samples_carry_the_http_status,
+    samples_carry_the_protocol,
     samples_by_service_version,
     correlation_spans_traces_and_logs,
     retention_by_size_drops_the_oldest,

@@ -10,6 +10,7 @@ use gauntlet_demo_system::inventory::provider_states as inventory_states;
 use gauntlet_demo_system::inventory::{InventoryClient, ReserveRequest};
 use gauntlet_demo_system::legacy::LegacyClient;
 use gauntlet_demo_system::mobile_bff::MobileBffClient;
+use gauntlet_demo_system::notifications::api::LIST_NOTIFICATIONS;
 use gauntlet_demo_system::notifications::provider_states as notifications_states;
 use gauntlet_demo_system::notifications::{NotificationQuery, Notifications, NotificationsClient};
 use gauntlet_demo_system::order_history::provider_states as history_states;
@@ -260,27 +261,43 @@ mod gateway_order_details {
         assert_eq!(list[0].status, AuthorizationStatus::Authorized);
     }
 
+    /// Over JSON-RPC 2.0: the interaction is the HTTP exchange that carries the call, its
+    /// request ID matched by type (the client numbers its calls).
     #[tokio::test]
     async fn the_gateway_reads_what_a_customer_was_told_about_an_order() {
         let mut p = pact("gateway", "notifications");
-        p.interaction("a request for an order's notifications", "", |mut i| {
-            i.given_with_params(
-                notifications_states::ORDER_NOTIFIED,
-                &json!({"order_id": "ord-pact-d1", "customer_id": "cust-pact"}),
-            );
-            i.request
-                .get()
-                .path("/notifications")
-                .query_param("order_id", "ord-pact-d1");
-            i.response.ok().json_body(each_like!({
-                "order_id": "ord-pact-d1",
-                "customer_id": like!("cust-pact"),
-                "kind": term!("^order_(confirmed|cancelled|rejected)$", "order_confirmed"),
-                "message": like!("Your order ord-pact-d1 is confirmed."),
-                "event_id": like!("0")
-            }));
-            i
-        });
+        p.interaction(
+            "a JSON-RPC call for an order's notifications",
+            "",
+            |mut i| {
+                i.given_with_params(
+                    notifications_states::ORDER_NOTIFIED,
+                    &json!({"order_id": "ord-pact-d1", "customer_id": "cust-pact"}),
+                );
+                i.request
+                    .post()
+                    .path("/rpc")
+                    .content_type("application/json")
+                    .json_body(json_pattern!({
+                        "jsonrpc": "2.0",
+                        "id": like!(1),
+                        "method": LIST_NOTIFICATIONS,
+                        "params": {"order_id": "ord-pact-d1"}
+                    }));
+                i.response.ok().json_body(json_pattern!({
+                    "jsonrpc": "2.0",
+                    "id": like!(1),
+                    "result": each_like!({
+                        "order_id": "ord-pact-d1",
+                        "customer_id": like!("cust-pact"),
+                        "kind": term!("^order_(confirmed|cancelled|rejected)$", "order_confirmed"),
+                        "message": like!("Your order ord-pact-d1 is confirmed."),
+                        "event_id": like!("0")
+                    })
+                }));
+                i
+            },
+        );
         let server = p.start_mock_server(None, None);
         let notifications = NotificationsClient::new(client("notifications", &*server, &gateway()));
         let q = NotificationQuery {

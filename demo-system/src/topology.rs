@@ -223,6 +223,31 @@ pub enum EdgeKind {
     Mirror,
 }
 
+/// What the calls on an edge travel as. The collector tells the RPC protocols apart by their
+/// spans' `rpc.system` (see [`Protocol::rpc_system`]); the others all read as HTTP there.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Protocol {
+    /// JSON resources over HTTP.
+    Rest,
+    /// GraphQL over HTTP (`POST /graphql`).
+    Graphql,
+    /// JSON-RPC 2.0 over HTTP (`POST /rpc`).
+    JsonRpc,
+    /// The provider's outbox read as an HTTP long-poll feed (`GET /events`).
+    HttpFeed,
+}
+
+impl Protocol {
+    /// The `rpc.system` its spans carry, for an RPC protocol.
+    pub const fn rpc_system(self) -> Option<&'static str> {
+        match self {
+            Protocol::JsonRpc => Some(crate::platform::jsonrpc::RPC_SYSTEM),
+            _ => None,
+        }
+    }
+}
+
 /// A consumer → provider dependency. Its [`Edge::name`] is stable (`orders_to_payments`):
 /// contract files and chaos proxies are named after it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -230,6 +255,7 @@ pub struct Edge {
     pub consumer: Service,
     pub provider: Service,
     pub kind: EdgeKind,
+    pub protocol: Protocol,
 }
 
 impl Edge {
@@ -274,20 +300,34 @@ impl Edge {
 impl Serialize for Edge {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         use serde::ser::SerializeStruct;
-        let mut st = s.serialize_struct("Edge", 4)?;
+        let mut st = s.serialize_struct("Edge", 5)?;
         st.serialize_field("name", &self.name())?;
         st.serialize_field("consumer", &self.consumer)?;
         st.serialize_field("provider", &self.provider)?;
         st.serialize_field("kind", &self.kind)?;
+        st.serialize_field("protocol", &self.protocol)?;
         st.end()
     }
 }
 
+/// An edge of `kind`: an event feed's over [`Protocol::HttpFeed`], the others REST until
+/// [`Edge::over`] says otherwise.
 const fn of_kind(consumer: Service, provider: Service, kind: EdgeKind) -> Edge {
     Edge {
         consumer,
         provider,
         kind,
+        protocol: match kind {
+            EdgeKind::Events => Protocol::HttpFeed,
+            EdgeKind::Http | EdgeKind::Mirror => Protocol::Rest,
+        },
+    }
+}
+
+impl Edge {
+    /// The same edge over `protocol`.
+    const fn over(self, protocol: Protocol) -> Edge {
+        Edge { protocol, ..self }
     }
 }
 
@@ -303,7 +343,7 @@ pub const EDGES: [Edge; 19] = [
     http(Service::Gateway, Service::OrderHistory),
     // The order details the gateway composes: the order's payments and notifications.
     http(Service::Gateway, Service::Payments),
-    http(Service::Gateway, Service::Notifications),
+    http(Service::Gateway, Service::Notifications).over(Protocol::JsonRpc),
     // The strangler fig: shop routes not yet moved to the new services reach the legacy
     // monolith (through its sidecar, which registers as `legacy`).
     http(Service::Gateway, Service::Legacy),
@@ -311,7 +351,7 @@ pub const EDGES: [Edge; 19] = [
     of_kind(Service::Gateway, Service::InventoryShadow, EdgeKind::Mirror),
     // Backends for frontends: the gateway passes the web page's GraphQL and the mobile
     // app's routes to their own services, which ask the services that hold the data.
-    http(Service::Gateway, Service::WebBff),
+    http(Service::Gateway, Service::WebBff).over(Protocol::Graphql),
     http(Service::Gateway, Service::MobileBff),
     http(Service::WebBff, Service::Inventory),
     http(Service::WebBff, Service::OrderHistory),

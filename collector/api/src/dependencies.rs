@@ -17,6 +17,11 @@ pub struct DependencyLink {
     /// The p99 of the called spans' durations, in milliseconds.
     #[serde(default)]
     pub p99_ms: f64,
+    /// What the calls were carried by, as the called spans say (`http`, `jsonrpc`, `grpc`,
+    /// `rabbitmq`, ...: their `rpc.system`, else `messaging.system`, else `http` for an HTTP
+    /// span), sorted; empty when they say nothing (e.g. an event feed's consumer).
+    #[serde(default)]
+    pub protocols: Vec<String>,
 }
 
 /// Jaeger's envelope, and whether the window held more spans than were read.

@@ -2,10 +2,11 @@
 //! the spans that started in the window. A span whose parent is a span of another service is
 //! one call from the parent's service to its own; so is a span without such a parent that
 //! links to one (a consumer and the producer of its message: an asynchronous hop). Beside
-//! Jaeger's `callCount` each link says how many of those calls failed and their p99, for the
-//! service map.
+//! Jaeger's `callCount` each link says how many of those calls failed, their p99 and the
+//! protocols the called spans say they were carried by (see
+//! [`crate::store::SpanSample::protocol`]), for the service map.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use axum::extract::{Query, State};
 use axum::response::{IntoResponse, Response};
@@ -35,6 +36,7 @@ pub async fn dependencies(
             start_ns: end_ns.saturating_sub(lookback_ms.saturating_mul(1_000_000)),
             end_ns,
             limit: MAX_SPANS,
+            protocols: true,
             ..Default::default()
         })
         .await?;
@@ -57,7 +59,7 @@ pub fn links(samples: &Samples) -> Vec<DependencyLink> {
         .iter()
         .map(|s| ((&s.trace_id, &s.span_id), s.service))
         .collect();
-    let mut edges: BTreeMap<(&str, &str), (u64, Vec<i64>)> = BTreeMap::new();
+    let mut edges: BTreeMap<(&str, &str), Edge> = BTreeMap::new();
     let other_service = |span: &SpanSample, key: (&[u8; 16], &[u8; 8])| {
         owner.get(&key).copied().filter(|s| *s != span.service)
     };
@@ -77,21 +79,31 @@ pub fn links(samples: &Samples) -> Vec<DependencyLink> {
         let edge = edges
             .entry((samples.name(caller), samples.name(span.service)))
             .or_default();
-        edge.0 += u64::from(span.error);
-        edge.1.push(span.duration_ns);
+        edge.errors += u64::from(span.error);
+        edge.durations.push(span.duration_ns);
+        if let Some(p) = span.protocol {
+            edge.protocols.insert(samples.name(p));
+        }
     }
     edges
         .into_iter()
-        .map(
-            |((parent, child), (errors, mut durations))| DependencyLink {
-                parent: parent.to_string(),
-                child: child.to_string(),
-                call_count: durations.len() as u64,
-                error_count: errors,
-                p99_ms: percentile_ms(&mut durations, 0.99).unwrap_or_default(),
-            },
-        )
+        .map(|((parent, child), mut e)| DependencyLink {
+            parent: parent.to_string(),
+            child: child.to_string(),
+            call_count: e.durations.len() as u64,
+            error_count: e.errors,
+            p99_ms: percentile_ms(&mut e.durations, 0.99).unwrap_or_default(),
+            protocols: e.protocols.into_iter().map(str::to_string).collect(),
+        })
         .collect()
+}
+
+/// One caller → callee pair's calls so far.
+#[derive(Default)]
+struct Edge<'a> {
+    errors: u64,
+    durations: Vec<i64>,
+    protocols: BTreeSet<&'a str>,
 }
 
 #[cfg(test)]
@@ -112,12 +124,19 @@ mod tests {
             duration_ns: ms * 1_000_000,
             error: false,
             http_status: None,
+            protocol: None,
         }
     }
 
     #[test]
     fn a_call_is_a_span_whose_parent_belongs_to_another_service() {
-        let names = vec!["gateway".into(), "orders".into(), "payments".into()];
+        let names = vec![
+            "gateway".into(),
+            "orders".into(),
+            "payments".into(),
+            "http".into(),
+            "jsonrpc".into(),
+        ];
         let mut spans = vec![
             // Trace 1: gateway → gateway (internal) → orders → payments (failed).
             sample(1, 1, None, 0, 50),
@@ -137,6 +156,10 @@ mod tests {
             sample(5, 1, None, 1, 9),
         ];
         spans[3].error = true;
+        // gateway → orders over HTTP twice and JSON-RPC once; orders → payments unsaid.
+        spans[2].protocol = Some(3);
+        spans[5].protocol = Some(4);
+        spans[6].protocol = Some(3);
         spans[9].link = Some(([1; 16], [3; 8]));
         spans[10].link = Some(([1; 16], [3; 8]));
         let got = links(&Samples {
@@ -153,6 +176,7 @@ mod tests {
                     call_count: 3,
                     error_count: 0,
                     p99_ms: 40.0,
+                    protocols: vec!["http".into(), "jsonrpc".into()],
                 },
                 DependencyLink {
                     parent: "orders".into(),
@@ -160,6 +184,7 @@ mod tests {
                     call_count: 2,
                     error_count: 1,
                     p99_ms: 30.0,
+                    protocols: vec![],
                 },
             ]
         );

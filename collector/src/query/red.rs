@@ -53,6 +53,7 @@ pub async fn red(
             start_ns: start,
             end_ns: end,
             limit: MAX_SPANS,
+            protocols: false,
         })
         .await?;
     Ok(axum::Json(Red {
@@ -174,6 +175,7 @@ mod tests {
             duration_ns: ms * 1_000_000,
             error,
             http_status: None,
+            protocol: None,
         }
     }
 

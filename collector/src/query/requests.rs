@@ -33,6 +33,7 @@ pub async fn requests(
             start_ns: q.start_ns,
             end_ns: end,
             limit: q.limit(),
+            protocols: false,
         })
         .await?;
     let requests = samples

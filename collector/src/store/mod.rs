@@ -193,6 +193,9 @@ pub struct SampleQuery {
     pub end_ns: i64,
     /// At most this many spans, the newest first.
     pub limit: usize,
+    /// Read each span's [`SpanSample::protocol`] (one more look into its attributes per
+    /// span: the service map asks, RED does not).
+    pub protocols: bool,
 }
 
 /// What an aggregate needs of a span. Names are indexes into [`Samples::names`], so that a
@@ -212,6 +215,12 @@ pub struct SpanSample {
     pub error: bool,
     /// `http.response.status_code` (or the older `http.status_code`), when the span has one.
     pub http_status: Option<u16>,
+    /// What carried it, when [`SampleQuery::protocols`] asked (an index into
+    /// [`Samples::names`]). Both stores read it from the span's attributes by one rule: its
+    /// `rpc.system` (`grpc`, `jsonrpc`, ...), else its `messaging.system` (`rabbitmq`,
+    /// `kafka`, ...), else `http` when it has an HTTP method (`http.request.method`, or the
+    /// older `http.method`), else none.
+    pub protocol: Option<u32>,
 }
 
 /// The answer to a [`SampleQuery`].

@@ -532,6 +532,77 @@ pub async fn samples_carry_the_http_status(store: &Arc<dyn Store>) {
     assert_eq!(statuses, [None, Some(200), Some(429)], "newest first");
 }
 
+/// A sample's protocol, when asked, by one rule in every store: `rpc.system`, else
+/// `messaging.system`, else `http` for a span with an HTTP method (current or older
+/// attribute), else none; not read when not asked.
+pub async fn samples_carry_the_protocol(store: &Arc<dyn Store>) {
+    let at = T0 + 1_500_000_000;
+    let with = |k: u8, attributes: &[(&str, Value)]| {
+        let mut s = span(90 + k, 1, None, "wire", "call", at + i64::from(k), 1_000);
+        s.attributes = Attributes::default();
+        for (key, value) in attributes {
+            s.attributes.push(*key, value.clone());
+        }
+        s
+    };
+    let mut batch = Batch::default();
+    batch.spans.extend([
+        with(
+            0,
+            &[
+                ("rpc.system", Value::from("jsonrpc")),
+                ("http.request.method", Value::from("POST")),
+            ],
+        ),
+        with(
+            1,
+            &[
+                ("messaging.system", Value::from("rabbitmq")),
+                ("rpc.system", Value::from("grpc")),
+            ],
+        ),
+        with(2, &[("messaging.system", Value::from("rabbitmq"))]),
+        with(3, &[("http.request.method", Value::from("GET"))]),
+        with(4, &[("http.method", Value::from("GET"))]),
+        with(5, &[("messaging.operation.type", Value::from("process"))]),
+    ]);
+    store.write(batch).await.expect("write");
+    let protocols = |asked: bool| {
+        let store = store.clone();
+        async move {
+            let got = store
+                .span_samples(&SampleQuery {
+                    service: Some("wire".into()),
+                    start_ns: at,
+                    end_ns: at + 100,
+                    limit: 10,
+                    protocols: asked,
+                    ..Default::default()
+                })
+                .await
+                .expect("samples");
+            got.spans
+                .iter()
+                .rev()
+                .map(|s| s.protocol.map(|p| got.name(p).to_string()))
+                .collect::<Vec<_>>()
+        }
+    };
+    let name = |p: &str| Some(p.to_string());
+    assert_eq!(
+        protocols(true).await,
+        [
+            name("jsonrpc"),
+            name("grpc"),
+            name("rabbitmq"),
+            name("http"),
+            name("http"),
+            None
+        ]
+    );
+    assert_eq!(protocols(false).await, [None, None, None, None, None, None]);
+}
+
 /// A canary's two versions of one service: samples of one version are the spans whose
 /// resource says `service.version` is that version; a version nobody reports has none.
 pub async fn samples_by_service_version(store: &Arc<dyn Store>) {

@@ -172,7 +172,13 @@ export type DependencyLink = { parent: string, child: string, callCount: number,
 /**
  * The p99 of the called spans' durations, in milliseconds.
  */
-p99Ms: number, };
+p99Ms: number, 
+/**
+ * What the calls were carried by, as the called spans say (`http`, `jsonrpc`, `grpc`,
+ * `rabbitmq`, ...: their `rpc.system`, else `messaging.system`, else `http` for an HTTP
+ * span), sorted; empty when they say nothing (e.g. an event feed's consumer).
+ */
+protocols: Array<string>, };
 
 export type Markers = { data: Array<Marker>, total: number, };
 

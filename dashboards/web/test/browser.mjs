@@ -139,6 +139,12 @@ const nodes = await page.$$eval(".service-map .node", (ns) => ns.map((n) => n.ge
 for (const s of services) assert.ok(nodes.includes(s), `the map has a node for ${s}`);
 const edges = await page.$$eval(".service-map .edge", (es) => es.map((e) => e.getAttribute("data-edge")));
 assert.ok(edges.includes("gateway->orders"), `the map shows gateway → orders (edges: ${edges.join(", ")})`);
+// Each edge is labelled with what its calls went over, as the called spans say: the
+// gateway reads notifications over JSON-RPC, orders over plain HTTP.
+const protocolOf = (edge) => page.$eval(`.service-map .edge[data-edge="${edge}"]`,
+  (e) => [e.getAttribute("data-protocols"), e.querySelector("text.protocol")?.textContent ?? ""]);
+assert.deepEqual(await protocolOf("gateway->notifications"), ["jsonrpc", "JSON-RPC"], "the JSON-RPC edge says so");
+assert.deepEqual(await protocolOf("gateway->orders"), ["http", "HTTP"], "an HTTP edge says so");
 await shot("map");
 await page.click('.service-map .node[data-service="orders"]');
 await page.waitForSelector("main[data-ready]");

@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 use gauntlet_chaos_proxy::NewProxy;
 use gauntlet_demo_system::handle::{ChaosHandle, ProxyRoute};
 use gauntlet_demo_system::supervisor::Plan;
-use gauntlet_demo_system::topology::{EDGES, Edge, EdgeKind, Service};
+use gauntlet_demo_system::topology::{EDGES, Edge, EdgeKind, Protocol, Service};
 
 use crate::{Background, LaunchError, bind_local};
 
@@ -38,6 +38,7 @@ fn wanted(plan: &Plan) -> Vec<Wanted> {
             consumer: Service::Registry,
             provider: s,
             kind: EdgeKind::Http,
+            protocol: Protocol::Rest,
         });
     for edge in EDGES.into_iter().chain(health_checks) {
         // Callers and health checks reach what registered under the provider's name (the

@@ -1,8 +1,16 @@
-//! The notifications service's wire types.
+//! The notifications service's wire types: its JSON-RPC methods (`POST /rpc`, see
+//! [`crate::platform::jsonrpc`]), their params and results.
 
 use serde::{Deserialize, Serialize};
 
-/// A notification the service recorded (`GET /notifications?order_id=`).
+/// `notifications.list`: the notifications recorded ([`NotificationQuery`] by name, or none
+/// for all) → `[Notification]`.
+pub const LIST_NOTIFICATIONS: &str = "notifications.list";
+/// `stock_alerts.list`: the alerts the stock team was sent, oldest first (no params) →
+/// `[StockAlert]`.
+pub const LIST_STOCK_ALERTS: &str = "stock_alerts.list";
+
+/// A notification the service recorded.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct Notification {
     pub order_id: String,
@@ -14,15 +22,17 @@ pub struct Notification {
     pub event_id: String,
 }
 
-/// `GET /notifications` query: every notification, or those of one order or customer.
+/// `notifications.list`'s params: every notification, or those of one order or customer.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct NotificationQuery {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub order_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub customer_id: Option<String>,
 }
 
-/// What the stock team is told when inventory says a product ran low (`GET /stock-alerts`).
+/// What the stock team is told when inventory says a product ran low (`stock_alerts.list`).
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct StockAlert {
     pub sku: String,

@@ -6,18 +6,20 @@
 
 use std::path::Path;
 
-use axum::extract::{Query, State};
-use axum::routing::get;
-use axum::{Json, Router};
+use axum::Router;
 use rusqlite::Transaction;
+use serde_json::value::RawValue;
 
-use super::api::{Notification, NotificationQuery, StockAlert};
+use super::api::{
+    LIST_NOTIFICATIONS, LIST_STOCK_ALERTS, Notification, NotificationQuery, StockAlert,
+};
 use super::db;
 use crate::inventory::{STOCK_LOW, StockLow};
 use crate::orders::{Order, OrderStatus};
 use crate::platform::client::HttpClient;
 use crate::platform::db::{Db, DbError};
-use crate::platform::http::{ApiError, service_router};
+use crate::platform::http::service_router;
+use crate::platform::jsonrpc::{self, Methods, RpcError};
 use crate::platform::outbox::{Apply, ConsumeOptions, Event, FeedConsumer, open_db};
 
 /// The longest recipient (customer ID) the mailer takes.
@@ -152,23 +154,28 @@ impl Notifications {
 /// Inventory's feed, as notifications' cursor table names it.
 pub const INVENTORY_FEED: &str = "inventory";
 
+/// Its API: JSON-RPC 2.0 at `POST /rpc` (see [`super::api`] for the methods).
+impl Methods for Notifications {
+    async fn call(
+        &self,
+        method: &str,
+        params: Option<&RawValue>,
+    ) -> Result<Box<RawValue>, RpcError> {
+        match method {
+            LIST_NOTIFICATIONS => {
+                let q: NotificationQuery = jsonrpc::params(params)?;
+                jsonrpc::result(&self.list(q).await.map_err(jsonrpc::internal)?)
+            }
+            LIST_STOCK_ALERTS => {
+                jsonrpc::no_params(params)?;
+                jsonrpc::result(&self.stock_alerts().await.map_err(jsonrpc::internal)?)
+            }
+            other => Err(jsonrpc::method_not_found(other)),
+        }
+    }
+}
+
 pub fn app(n: Notifications) -> Router {
     let db = n.db.clone();
-    let routes = Router::new()
-        .route("/notifications", get(list))
-        .route("/stock-alerts", get(stock_alerts))
-        .with_state(n);
-    service_router(routes, db, Vec::new())
-}
-
-async fn list(
-    State(n): State<Notifications>,
-    q: Result<Query<NotificationQuery>, axum::extract::rejection::QueryRejection>,
-) -> Result<Json<Vec<Notification>>, ApiError> {
-    let Query(q) = q?;
-    Ok(Json(n.list(q).await?))
-}
-
-async fn stock_alerts(State(n): State<Notifications>) -> Result<Json<Vec<StockAlert>>, ApiError> {
-    Ok(Json(n.stock_alerts().await?))
+    service_router(jsonrpc::routes(n), db, Vec::new())
 }

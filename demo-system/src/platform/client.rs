@@ -34,6 +34,14 @@ pub enum ClientError {
     },
     #[error("cannot encode the request: {0}")]
     Encode(String),
+    /// The provider answered a JSON-RPC call with an error object (unknown method, bad
+    /// params: a call it could not take, as a 4xx is).
+    #[error("{upstream} refused the call (JSON-RPC error {code}): {message}")]
+    Rpc {
+        upstream: String,
+        code: i32,
+        message: String,
+    },
 }
 
 impl ClientError {

@@ -244,6 +244,8 @@ pub async fn trace_request(mut req: Request, next: Next) -> Response {
         http.response.status_code = tracing::field::Empty,
         correlation_id = %correlation,
         shadow.mirror = tracing::field::Empty,
+        // Set by a route that carries RPC over HTTP (JSON-RPC): what the request was.
+        rpc.system = tracing::field::Empty,
     );
     // A copy the gateway mirrored to compare answers (shadow deployment), not a client's.
     if mirrored {

@@ -587,8 +587,14 @@ impl Store for ClickHouseStore {
              Duration AS duration, toString(StatusCode) AS status, \
              if(mapContains(SpanAttributes, 'http.response.status_code'), \
                 SpanAttributes['http.response.status_code'], \
-                SpanAttributes['http.status_code']) AS http_status \
+                SpanAttributes['http.status_code']) AS http_status, \
+             {} AS protocol \
              FROM {} WHERE {} ORDER BY Timestamp DESC LIMIT {}",
+            if query.protocols {
+                PROTOCOL_COLUMN
+            } else {
+                "''"
+            },
             self.t(TRACES),
             w.sql(),
             query.limit + 1
@@ -740,7 +746,15 @@ struct SampleRow {
     duration: u64,
     status: String,
     http_status: String,
+    /// Empty when it has none or was not asked.
+    protocol: String,
 }
+
+/// A span's protocol, by [`SpanSample::protocol`]'s rule ('' for none).
+const PROTOCOL_COLUMN: &str = "multiIf(mapContains(SpanAttributes, 'rpc.system'), \
+    SpanAttributes['rpc.system'], mapContains(SpanAttributes, 'messaging.system'), \
+    SpanAttributes['messaging.system'], mapContains(SpanAttributes, 'http.request.method') \
+    OR mapContains(SpanAttributes, 'http.method'), 'http', '')";
 
 /// The rows as samples, each service and operation name listed once; a row whose IDs are
 /// not hex is left out.
@@ -778,6 +792,7 @@ fn samples(rows: Vec<SampleRow>) -> Samples {
             duration_ns: i64::try_from(r.duration).unwrap_or(i64::MAX),
             error: parse_status(&r.status) == StatusCode::Error,
             http_status: r.http_status.parse().ok(),
+            protocol: (!r.protocol.is_empty()).then(|| intern(r.protocol)),
         });
     }
     Samples {

@@ -317,7 +317,8 @@ impl Store for SqliteStore {
                     for row in plan.segment_rows(segment, sid, &q, keep)? {
                         let service = namer.name(&mut out, &names, false, sid);
                         let operation = namer.name(&mut out, &names, true, row.op);
-                        out.spans.push(row.sample(service, operation));
+                        let protocol = row.protocol.as_deref().map(|p| namer.text(&mut out, p));
+                        out.spans.push(row.sample(service, operation, protocol));
                     }
                 }
                 if out.spans.len() >= keep {
@@ -588,6 +589,8 @@ fn segment_logs(
 /// service index and the kinds and operations a walk of its span times keeps.
 struct SamplePlan {
     service_ids: Vec<i64>,
+    /// [`SAMPLE_COLUMNS`] and the protocol (its rule, or NULL when not asked).
+    columns: String,
     sql: String,
     kinds: Vec<i32>,
     op_ids: Option<Vec<i64>>,
@@ -603,8 +606,10 @@ impl SamplePlan {
             Some(service) => vec![names.service_id(service)?],
             None => names.service_ids.values().copied().collect(),
         };
+        let protocol = if q.protocols { PROTOCOL_COLUMN } else { "NULL" };
+        let columns = format!("{SAMPLE_COLUMNS}, {protocol}");
         let mut sql = format!(
-            "SELECT {SAMPLE_COLUMNS} FROM spans s INDEXED BY spans_by_service
+            "SELECT {columns} FROM spans s INDEXED BY spans_by_service
              WHERE s.service_id = ?1 AND s.start_ns >= ?2 AND s.start_ns <= ?3"
         );
         let kinds: Vec<i32> = q.kinds.iter().map(|k| *k as i32).collect();
@@ -641,6 +646,7 @@ impl SamplePlan {
         sql.push_str(" ORDER BY s.start_ns DESC LIMIT ?4");
         Some(Self {
             service_ids,
+            columns,
             sql,
             kinds,
             op_ids,
@@ -676,7 +682,7 @@ impl SamplePlan {
                 },
             };
             let mut rows = Vec::new();
-            by.newest_first(conn, segment, SAMPLE_COLUMNS, SampleRow::read, |r| {
+            by.newest_first(conn, segment, &self.columns, SampleRow::read, |r| {
                 if (self.kinds.is_empty() || self.kinds.contains(&r.kind))
                     && self
                         .resource_ids
@@ -726,6 +732,7 @@ struct SampleRow {
     link: Option<(TraceId, [u8; 8])>,
     http_status: Option<i64>,
     resource: i64,
+    protocol: Option<String>,
 }
 
 impl SampleRow {
@@ -742,10 +749,11 @@ impl SampleRow {
             link: r.get_ref(8)?.as_str_or_null()?.and_then(first_link),
             http_status: r.get(9)?,
             resource: r.get(10)?,
+            protocol: r.get(11)?,
         })
     }
 
-    fn sample(self, service: u32, operation: u32) -> SpanSample {
+    fn sample(self, service: u32, operation: u32, protocol: Option<u32>) -> SpanSample {
         SpanSample {
             trace_id: self.trace_id,
             span_id: self.span_id,
@@ -758,15 +766,27 @@ impl SampleRow {
             duration_ns: self.duration,
             error: StatusCode::from_i32(self.status) == StatusCode::Error,
             http_status: self.http_status.and_then(|s| u16::try_from(s).ok()),
+            protocol,
         }
     }
 }
 
-/// Service and operation names of an answer, each listed once in `Samples::names`.
+/// Service and operation names (and protocols) of an answer, each listed once in
+/// `Samples::names`.
 #[derive(Default)]
-struct Namer(HashMap<(bool, i64), u32>);
+struct Namer(HashMap<(bool, i64), u32>, HashMap<String, u32>);
 
 impl Namer {
+    fn text(&mut self, out: &mut Samples, text: &str) -> u32 {
+        if let Some(i) = self.1.get(text) {
+            return *i;
+        }
+        out.names.push(text.to_string());
+        let i = (out.names.len() - 1) as u32;
+        self.1.insert(text.to_string(), i);
+        i
+    }
+
     fn name(&mut self, out: &mut Samples, names: &Names, operation: bool, id: i64) -> u32 {
         *self.0.entry((operation, id)).or_insert_with(|| {
             let name = if operation {
@@ -813,6 +833,13 @@ const SAMPLE_COLUMNS: &str = "s.trace_id, s.span_id, s.parent_span_id, s.op_id, 
     s.start_ns, s.duration_ns, s.status_code, s.links, \
     CAST(COALESCE(json_extract(s.attributes, '$.\"http.response.status_code\"'), \
         json_extract(s.attributes, '$.\"http.status_code\"')) AS INTEGER), s.resource_id";
+
+/// A span's protocol, by [`SpanSample::protocol`]'s rule (as text whatever the attribute's
+/// type).
+const PROTOCOL_COLUMN: &str = "CAST(COALESCE(json_extract(s.attributes, '$.\"rpc.system\"'), \
+    json_extract(s.attributes, '$.\"messaging.system\"'), \
+    CASE WHEN json_type(s.attributes, '$.\"http.request.method\"') IS NOT NULL \
+      OR json_type(s.attributes, '$.\"http.method\"') IS NOT NULL THEN 'http' END) AS TEXT)";
 
 /// The spans of one service that started in a window, as a segment of format 4 finds them.
 struct ByService {

@@ -1,6 +1,7 @@
 // `/map`: the service map. Every service the store knows is a node (also those that call
-// nobody); an edge is a caller → callee pair over the window, with its call rate, error
-// rate and p99. Laid out by dagre; a node opens that service's traces.
+// nobody); an edge is a caller → callee pair over the window, with the protocols its calls
+// went over (when the spans say), its call rate, error rate and p99. Laid out by dagre; a
+// node opens that service's traces.
 
 import { Graph, layout } from "@dagrejs/dagre";
 import { api, type DependencyLink, TOOL_SERVICES } from "../api";
@@ -12,6 +13,8 @@ import { navigate } from "../router";
 const NODE_H = 36;
 const LABEL_W = 150;
 const LABEL_H = 34;
+/** The protocol line above an edge's figures, when its spans name one. */
+const PROTOCOL_H = 14;
 
 export async function mapPage(root: HTMLElement, params: URLSearchParams): Promise<void> {
   const lookback = params.get("lookback") ?? "15m";
@@ -47,7 +50,7 @@ function draw(services: string[], links: DependencyLink[], seconds: number, unit
   const names = new Set([...services, ...links.flatMap((l) => [l.parent, l.child])]);
   for (const name of names) g.setNode(name, { width: Math.max(90, name.length * 8 + 28), height: NODE_H });
   for (const l of links) {
-    if (l.parent !== l.child) g.setEdge(l.parent, l.child, { width: LABEL_W, height: LABEL_H, labelpos: "c" });
+    if (l.parent !== l.child) g.setEdge(l.parent, l.child, { width: LABEL_W, height: labelHeight(l), labelpos: "c" });
   }
   layout(g);
   const graph = g.graph();
@@ -61,12 +64,16 @@ function draw(services: string[], links: DependencyLink[], seconds: number, unit
     const e = g.edge(l.parent, l.child) as { points: { x: number; y: number }[]; x: number; y: number };
     const d = e.points.map((p, i) => `${i ? "L" : "M"} ${p.x.toFixed(1)} ${p.y.toFixed(1)}`).join(" ");
     const errors = l.callCount ? (l.errorCount / l.callCount) * 100 : 0;
-    // A box behind the label, so the line ends at it rather than running through the text.
-    svg.append(s("g", { class: errors > 0 ? "edge has-errors" : "edge", "data-edge": `${l.parent}->${l.child}` },
+    // A box behind the label, so the line ends at it rather than running through the text;
+    // the protocol line, when there is one, sits above the figures.
+    const top = e.y - labelHeight(l) / 2;
+    const y = top + labelHeight(l) - LABEL_H / 2;
+    svg.append(s("g", { class: errors > 0 ? "edge has-errors" : "edge", "data-edge": `${l.parent}->${l.child}`, "data-protocols": l.protocols.join(",") },
       s("path", { d, "marker-end": "url(#arrow)" }),
-      s("rect", { class: "label-box", x: e.x - LABEL_W / 2, y: e.y - LABEL_H / 2 - 4, width: LABEL_W, height: LABEL_H + 4, rx: 4 }),
-      s("text", { x: e.x, y: e.y - 6, "text-anchor": "middle" }, `${l.callCount} calls${sampled(l) ? " (sampled)" : ""} · ${rate(l.callCount, seconds, unit)}`),
-      s("text", { x: e.x, y: e.y + 10, "text-anchor": "middle", class: "sub" }, `${percent(errors)} errors · p99 ${ms(l.p99Ms)}`),
+      s("rect", { class: "label-box", x: e.x - LABEL_W / 2, y: top - 4, width: LABEL_W, height: labelHeight(l) + 4, rx: 4 }),
+      l.protocols.length ? s("text", { x: e.x, y: top + 8, "text-anchor": "middle", class: "protocol" }, protocols(l)) : null,
+      s("text", { x: e.x, y: y - 6, "text-anchor": "middle" }, `${l.callCount} calls${sampled(l) ? " (sampled)" : ""} · ${rate(l.callCount, seconds, unit)}`),
+      s("text", { x: e.x, y: y + 10, "text-anchor": "middle", class: "sub" }, `${percent(errors)} errors · p99 ${ms(l.p99Ms)}`),
     ));
   }
   const calling = new Set(links.flatMap((l) => [l.parent, l.child]));
@@ -86,6 +93,16 @@ function draw(services: string[], links: DependencyLink[], seconds: number, unit
   return h("div", { class: "map-wrap" }, svg);
 }
 
+function labelHeight(l: DependencyLink): number {
+  return LABEL_H + (l.protocols.length ? PROTOCOL_H : 0);
+}
+
+/** The protocols an edge's calls went over, as people name them. */
+function protocols(l: DependencyLink): string {
+  const names: Record<string, string> = { http: "HTTP", jsonrpc: "JSON-RPC", grpc: "gRPC", rabbitmq: "RabbitMQ", kafka: "Kafka" };
+  return l.protocols.map((p) => names[p] ?? p).join(" + ");
+}
+
 type Unit = "/s" | "/min";
 
 /** One unit for the whole map: per second when any edge reaches one a second, else per minute. */
@@ -101,9 +118,9 @@ function rate(calls: number, seconds: number, unit: Unit): string {
 function edgeTable(links: DependencyLink[], seconds: number, unit: Unit): HTMLElement {
   const sorted = [...links].sort((a, b) => b.callCount - a.callCount);
   return h("table", { class: "results" },
-    h("thead", {}, h("tr", {}, ["Caller", "Callee", "Calls", "Rate", "Errors", "p99"].map((c) => h("th", {}, c)))),
+    h("thead", {}, h("tr", {}, ["Caller", "Callee", "Protocol", "Calls", "Rate", "Errors", "p99"].map((c) => h("th", {}, c)))),
     h("tbody", {}, sorted.map((l) => h("tr", {},
-      h("td", {}, l.parent), h("td", {}, l.child),
+      h("td", {}, l.parent), h("td", {}, l.child), h("td", {}, protocols(l)),
       h("td", { class: "num" }, String(l.callCount)),
       h("td", { class: "num" }, rate(l.callCount, seconds, unit)),
       h("td", { class: "num" }, l.errorCount ? `${l.errorCount} (${percent((l.errorCount / l.callCount) * 100)})` : "0"),
