@@ -1,6 +1,6 @@
 //! `gauntlet contracts` as a user runs it: verify's refusals when nothing can be verified,
 //! and drift against a real demo's traffic in its collector (a contract removed shows as
-//! traffic no contract covers).
+//! traffic no contract covers), and proto-check on a breaking gRPC change.
 
 mod common;
 
@@ -313,4 +313,68 @@ fn the_broker_and_its_clients_work_from_the_command_line() {
         "--publish",
     ]);
     assert_eq!(code, 2, "clap refuses --publish without --broker: {err}");
+}
+
+/// `gauntlet contracts proto-check` as a provider's CI runs it: the pinned `.proto` against
+/// the current one, or against a descriptor set; 0 when nothing breaks, 1 with each breaking
+/// change and its rule, 2 (and why) when a side cannot be read.
+#[test]
+fn proto_check_tells_a_breaking_grpc_change_from_an_addition() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let write = |name: &str, text: &str| {
+        let path = dir.path().join(name);
+        std::fs::write(&path, text).expect("write");
+        path.display().to_string()
+    };
+    let pinned_text = "syntax = \"proto3\";\npackage stock.v1;\n\
+        service Stock { rpc Check(CheckRequest) returns (CheckReply); }\n\
+        message CheckRequest { string sku = 1; int32 quantity = 2; }\n\
+        message CheckReply { bool available = 1; int64 on_hand = 2; }\n";
+    let pinned = write("pinned.proto", pinned_text);
+    let added = write(
+        "added.proto",
+        &pinned_text.replace(
+            "int64 on_hand = 2;",
+            "int64 on_hand = 2; string warehouse = 3;",
+        ),
+    );
+    let broken = write(
+        "broken.proto",
+        &pinned_text
+            .replace("int32 quantity = 2;", "int32 quantity = 3;")
+            .replace("rpc Check(", "rpc Verify("),
+    );
+    let check = |current: &str| {
+        gauntlet(&[
+            "contracts",
+            "proto-check",
+            "--pinned",
+            &pinned,
+            "--current",
+            current,
+        ])
+    };
+    let (code, out, err) = check(&added);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("no breaking change"), "{out}");
+    let (code, out, err) = check(&broken);
+    assert_eq!(code, 1, "{out}{err}");
+    assert!(
+        out.contains("FIELD_NO_DELETE_UNLESS_NAME_RESERVED .stock.v1.CheckRequest.quantity (2): renumbered from 2 to 3"),
+        "{out}"
+    );
+    assert!(out.contains("RPC_NO_DELETE .stock.v1.Stock/Check"), "{out}");
+    assert!(out.contains("2 breaking change(s)"), "{out}");
+    let (code, out, err) = check(&write(
+        "typo.proto",
+        "syntax = \"proto3\";\nmessage M {\n  int33 a = 1;\n}\n",
+    ));
+    assert_eq!(code, 2, "{out}{err}");
+    assert!(
+        err.contains("typo.proto:3:") && err.contains("int33"),
+        "{err}"
+    );
+    let (code, _, err) = check(&dir.path().join("absent.proto").display().to_string());
+    assert_eq!(code, 2);
+    assert!(err.contains("absent.proto"), "{err}");
 }

@@ -6,12 +6,14 @@
 //! [`pacts`] finds the pact files that name a provider · [`verify`] runs the verification
 //! and reports it · [`states`] sets provider states up · [`junit`] writes the report for CI ·
 //! [`drift`] sets the interactions the collector saw against the pacts · [`broker`] is a
-//! Pact Broker (publish, pacts for verification, results, deployments, can-i-deploy).
+//! Pact Broker (publish, pacts for verification, results, deployments, can-i-deploy) ·
+//! [`proto`] checks a gRPC API's `.proto` against a consumer's pinned copy (breaking changes).
 
 pub mod broker;
 pub mod drift;
 pub mod junit;
 pub mod pacts;
+pub mod proto;
 pub mod states;
 pub mod verify;
 

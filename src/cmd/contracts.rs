@@ -1,7 +1,8 @@
 //! `gauntlet contracts`: `verify` (a running provider against its pacts, from files or a
 //! broker, with `pact_verifier`), `drift` (the pacts against the traffic the collector
 //! saw), `broker` (a Pact Broker), and the broker's clients: `publish`, `can-i-deploy`,
-//! `create-environment`, `record-deployment`. Flags → the contracts crate, glue only.
+//! `create-environment`, `record-deployment`; `proto-check` (a gRPC API's `.proto` against a
+//! consumer's pinned copy). Flags → the contracts crate, glue only.
 
 use std::io::IsTerminal;
 use std::path::PathBuf;
@@ -75,6 +76,37 @@ PACT_BROKER_PASSWORD, PACT_BROKER_TOKEN), as the Pact CLI does.")]
     CreateEnvironment(CreateEnvironmentArgs),
     /// Record that a version is now deployed to an environment (replacing the one before).
     RecordDeployment(RecordDeploymentArgs),
+    /// Check a gRPC API against a consumer's pinned copy of it: exit 0 if it keeps every
+    /// promise, 1 on a breaking change, 2 if either side cannot be read.
+    ///
+    /// A gRPC API's contract is its .proto (Pact's gRPC support needs a plugin): the consumer
+    /// pins a copy of the provider's, and the provider's CI checks its current one against
+    /// it. Breaking, by buf's rules (WIRE_JSON, and its service rules): a service, method,
+    /// message or enum gone; a method's request, response or streaming changed; a field
+    /// gone (unless its number and name are reserved) or renumbered, or changed in name,
+    /// JSON name, type, cardinality or oneof; an enum value gone (unless its name is
+    /// reserved) or renamed. Additions never break. Each finding names its rule.
+    #[command(after_help = "Examples:
+  gauntlet contracts proto-check --pinned consumer/pinned/stock.proto --current proto/stock.proto
+  gauntlet contracts proto-check --pinned pinned.binpb --current proto/stock.proto -I proto/vendor
+
+Either side is a .proto file (compiled in-process: no protoc needed; imports are found beside it
+and in each -I directory) or a descriptor set (.binpb, .pb, .desc), as `protoc -o` or
+`buf build -o` write it. The full rules: docs/contracts.md.")]
+    ProtoCheck(ProtoCheckArgs),
+}
+
+#[derive(Debug, Args)]
+struct ProtoCheckArgs {
+    /// The API as the consumer pinned it.
+    #[arg(long, value_name = "PATH")]
+    pinned: PathBuf,
+    /// The API as the provider has it now.
+    #[arg(long, value_name = "PATH")]
+    current: PathBuf,
+    /// Another directory to find imports in (repeatable).
+    #[arg(short = 'I', long = "include", value_name = "DIR")]
+    includes: Vec<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -314,6 +346,7 @@ pub async fn run(args: ContractsArgs) -> anyhow::Result<ExitCode> {
             println!("environment {} created", a.name);
             Ok(ExitCode::SUCCESS)
         }
+        ContractsCommand::ProtoCheck(a) => run_proto_check(a),
         ContractsCommand::RecordDeployment(a) => {
             a.login
                 .client(&a.broker)?
@@ -325,6 +358,40 @@ pub async fn run(args: ContractsArgs) -> anyhow::Result<ExitCode> {
             );
             Ok(ExitCode::SUCCESS)
         }
+    }
+}
+
+fn run_proto_check(a: ProtoCheckArgs) -> anyhow::Result<ExitCode> {
+    use gauntlet_contracts::proto;
+    // Exit 2 when a side cannot be read: a check that did not run is not a pass, nor a
+    // breaking change.
+    let loaded = proto::load(&a.pinned, &a.includes)
+        .and_then(|p| Ok((p, proto::load(&a.current, &a.includes)?)));
+    let (pinned, current) = match loaded {
+        Ok(both) => both,
+        Err(e) => {
+            eprintln!("{e}");
+            return Ok(ExitCode::from(2));
+        }
+    };
+    let found = proto::breaking(&pinned, &current);
+    for b in &found {
+        println!("{b}");
+    }
+    if found.is_empty() {
+        println!(
+            "{} keeps every promise of {}: no breaking change",
+            a.current.display(),
+            a.pinned.display()
+        );
+        Ok(ExitCode::SUCCESS)
+    } else {
+        println!(
+            "{} breaking change(s) against {}",
+            found.len(),
+            a.pinned.display()
+        );
+        Ok(ExitCode::FAILURE)
     }
 }
 
