@@ -2,7 +2,8 @@
 # Verifies every provider of the demo against the committed pacts (contracts/pacts/), as a
 # provider's CI would: starts `gauntlet demo --provider-states` on free loopback ports, runs
 # `gauntlet contracts verify` for each provider (JUnit reports in target/contracts/), stops
-# the demo. Exit 1 if any contract is broken.
+# the demo; then checks each consumer's pinned gRPC contract (contracts/proto/) against the
+# provider's current .proto with `gauntlet contracts proto-check`. Exit 1 if any contract is broken.
 # Usage: bash scripts/verify-contracts.sh [PATH/TO/gauntlet]   (default: target/debug/gauntlet)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -52,4 +53,16 @@ if [ ${#failed[@]} -gt 0 ]; then
   echo "broken contracts: ${failed[*]}" >&2
   exit 1
 fi
-echo "every provider honours every contract"
+echo "every provider honours every pact"
+
+# gRPC edges: each consumer's pinned .proto against the provider's current one.
+echo "==> contracts: the pinned gRPC contracts against the providers' .proto files"
+for pinned in $(find contracts/proto -name '*.proto' | sort); do
+  current="demo-system/proto/${pinned#contracts/proto/*/}"
+  "$bin" contracts proto-check --pinned "$pinned" --current "$current" || failed+=("$pinned")
+done
+if [ ${#failed[@]} -gt 0 ]; then
+  echo "broken contracts: ${failed[*]}" >&2
+  exit 1
+fi
+echo "every gRPC provider keeps its pinned contracts"

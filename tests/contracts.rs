@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use common::{BIN, Demo, demo_gateway, wait_for_file};
 use gauntlet_demo_system::orders::{Item, PlaceOrder};
-use gauntlet_demo_system::topology::{EDGES, EdgeKind};
+use gauntlet_demo_system::topology::{EDGES, EdgeKind, Protocol};
 
 fn gauntlet(args: &[&str]) -> (i32, String, String) {
     let out = Command::new(BIN)
@@ -257,7 +257,7 @@ fn the_broker_and_its_clients_work_from_the_command_line() {
     pacts.sort();
     let mut edges: Vec<String> = EDGES
         .iter()
-        .filter(|e| e.kind != EdgeKind::Mirror)
+        .filter(|e| e.kind != EdgeKind::Mirror && e.protocol != Protocol::Grpc)
         .map(|e| format!("{}-{}.json", e.consumer, e.provider))
         .collect();
     edges.sort();
@@ -265,6 +265,13 @@ fn the_broker_and_its_clients_work_from_the_command_line() {
         pacts, edges,
         "a pact for every consumer-provider pair of the demo's HTTP and event edges"
     );
+    // A gRPC edge's contract is the consumer's pinned copy of the provider's .proto.
+    for e in EDGES.iter().filter(|e| e.protocol == Protocol::Grpc) {
+        let pinned = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("contracts/proto")
+            .join(e.consumer.name());
+        assert!(pinned.is_dir(), "no pinned .proto for {}", e.name());
+    }
     let committed = pacts.len();
     assert!(
         out.contains(&format!("published {committed} pacts")),
@@ -377,4 +384,14 @@ fn proto_check_tells_a_breaking_grpc_change_from_an_addition() {
     let (code, _, err) = check(&dir.path().join("absent.proto").display().to_string());
     assert_eq!(code, 2);
     assert!(err.contains("absent.proto"), "{err}");
+    // The demo's own gRPC edge: the mobile BFF's pinned catalogue holds against inventory's.
+    let (code, out, err) = gauntlet(&[
+        "contracts",
+        "proto-check",
+        "--pinned",
+        "contracts/proto/mobile-bff/gauntlet/inventory/v1/catalog.proto",
+        "--current",
+        "demo-system/proto/gauntlet/inventory/v1/catalog.proto",
+    ]);
+    assert_eq!(code, 0, "{out}{err}");
 }

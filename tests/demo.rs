@@ -307,6 +307,8 @@ fn one_request_is_one_story_in_the_collector_across_services_and_async_hops() {
         }
         the_old_shop_is_strangled_and_its_sidecar_speaks_for_it(&http, &gateway, &api).await;
         the_web_page_asks_its_bff_with_a_real_graphql_client(&http, &gateway, &api).await;
+        let inventory = handle["services"]["inventory"][0].as_str().expect("inventory");
+        inventory_answers_a_grpc_client_we_did_not_write(inventory).await;
         let notifications = handle["services"]["notifications"][0].as_str().expect("notifications");
         let low = the_stock_team_hears_of_a_product_running_low(&http, &gateway, &token, &api, notifications).await;
         notifications_answers_a_json_rpc_client_we_did_not_write(notifications, &low).await;
@@ -513,6 +515,44 @@ async fn the_stock_team_hears_of_a_product_running_low(
     heard(cid, "stock.confirmed process").await;
     assert_eq!(alerts().await, first, "one alert per crossing");
     id
+}
+
+/// Inventory's catalogue answers a gRPC client we did not write (Python's grpcio, its stubs
+/// generated from the provider's .proto by grpcio-tools) on the instance's own port: the
+/// products the mobile BFF's own client reads, one by SKU, `NOT_FOUND` for a SKU nobody
+/// sells and `UNIMPLEMENTED` for a method the service does not have.
+async fn inventory_answers_a_grpc_client_we_did_not_write(inventory: &str) {
+    use gauntlet_demo_system::inventory::CatalogClient;
+    use gauntlet_demo_system::platform::client::HttpClient;
+    use gauntlet_demo_system::platform::resilience::ResilienceConfig;
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("demo-system/proto");
+    let out = tokio::process::Command::new("python3")
+        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/clients/grpc_catalog.py"))
+        .arg(inventory)
+        .arg(&root)
+        .output()
+        .await
+        .expect("python3 (scripts/test.sh installs grpcio-tools)");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let got: Value = serde_json::from_slice(&out.stdout).expect("the client's JSON");
+    let http =
+        HttpClient::at("inventory", inventory, &ResilienceConfig::default()).expect("client");
+    let ours = CatalogClient::new(http)
+        .products()
+        .await
+        .expect("products over our client");
+    assert_eq!(
+        got["products"],
+        serde_json::to_value(&ours).expect("products"),
+        "{got}"
+    );
+    assert_eq!(got["one"], json!(ours[0].sku), "{got}");
+    assert_eq!(got["unknown"]["code"], "NOT_FOUND", "{got}");
+    assert_eq!(got["no_method"], "UNIMPLEMENTED", "{got}");
 }
 
 /// Notifications' own typed client (JSON-RPC over the demo's resilient HTTP client).

@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use gauntlet_demo_system::topology::{EdgeKind, Service, edge};
+use gauntlet_demo_system::topology::{EdgeKind, Protocol, Service, edge};
 use gauntlet_query_api::SpanKind;
 use gauntlet_query_api::client::{ClientError, QueryClient};
 use gauntlet_query_api::jaeger::{Span, Trace};
@@ -264,7 +264,9 @@ fn http_interaction<'a>(
 ) -> Option<Interaction> {
     let parent = by_id.get(span.parent_span_id()?)?;
     let consumer: Service = service_of(parent)?.parse().ok()?;
-    if edge(consumer, provider)?.kind != EdgeKind::Http {
+    // A gRPC edge's contract is its pinned .proto, which proto-check holds it to.
+    let e = edge(consumer, provider)?;
+    if e.kind != EdgeKind::Http || e.protocol == Protocol::Grpc {
         return None;
     }
     Some(Interaction {

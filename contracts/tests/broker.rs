@@ -9,7 +9,7 @@ use gauntlet_contracts::broker::client::BrokerClient;
 use gauntlet_contracts::broker::{self, Broker};
 use gauntlet_contracts::verify::{BrokerSource, Publish};
 use gauntlet_contracts::{PACTS_DIR, Report, VerifyConfig, pacts, verify};
-use gauntlet_demo_system::inventory::{self, Inventory, InventoryClient};
+use gauntlet_demo_system::inventory::{self, CatalogClient, Inventory, InventoryClient};
 use gauntlet_demo_system::legacy::{self, Legacy};
 use gauntlet_demo_system::mobile_bff::{self, MobileBff};
 use gauntlet_demo_system::notifications::{self, Notifications};
@@ -81,7 +81,7 @@ async fn providers(dir: &Path) -> Vec<(&'static str, String)> {
     ))
     .await;
     let mobile = MobileBff {
-        inventory: InventoryClient::new(at("inventory", &inventory)),
+        inventory: CatalogClient::new(at("inventory", &inventory)),
         orders: OrdersClient::new(at("orders", &orders)),
     };
     let mobile = serve(mobile_bff::app(mobile, registry)).await;

@@ -7,7 +7,7 @@
 use gauntlet_contracts::PACTS_DIR;
 use gauntlet_demo_system::gateway::GatewayConfig;
 use gauntlet_demo_system::inventory::provider_states as inventory_states;
-use gauntlet_demo_system::inventory::{InventoryClient, ReserveRequest};
+use gauntlet_demo_system::inventory::{CatalogClient, InventoryClient, ReserveRequest};
 use gauntlet_demo_system::legacy::LegacyClient;
 use gauntlet_demo_system::mobile_bff::MobileBffClient;
 use gauntlet_demo_system::notifications::api::LIST_NOTIFICATIONS;
@@ -558,25 +558,63 @@ mod web_bff_to_services {
     }
 }
 
-/// The mobile BFF's calls: the product list, and an order or its absence.
+/// The mobile BFF's calls: the product list (over gRPC: its contract is the pinned
+/// `.proto`, and the BFF's client is tried against a tonic mock of inventory's catalogue),
+/// and an order or its absence (a pact).
 mod mobile_bff_to_services {
     use super::*;
+    use gauntlet_demo_system::inventory::grpc::proto;
+    use gauntlet_demo_system::inventory::grpc::proto::catalog_server::{Catalog, CatalogServer};
     use gauntlet_demo_system::mobile_bff::MobileBff;
+    use tonic::{Request, Response, Status};
+
+    /// Inventory's catalogue as the BFF needs it: one keyboard in stock, one lamp sold out.
+    struct MockCatalog;
+
+    #[tonic::async_trait]
+    impl Catalog for MockCatalog {
+        async fn list_products(
+            &self,
+            _: Request<proto::ListProductsRequest>,
+        ) -> Result<Response<proto::ListProductsResponse>, Status> {
+            let product = |sku: &str, name: &str, price_cents, stock| proto::Product {
+                sku: sku.into(),
+                name: name.into(),
+                price_cents,
+                stock,
+            };
+            Ok(Response::new(proto::ListProductsResponse {
+                products: vec![
+                    product("SKU-KEYBOARD", "Mechanical keyboard", 8900, 120),
+                    product("SKU-LAMP", "Desk lamp", 3413, 0),
+                ],
+            }))
+        }
+
+        async fn get_product(
+            &self,
+            _: Request<proto::GetProductRequest>,
+        ) -> Result<Response<proto::Product>, Status> {
+            Err(Status::unimplemented(
+                "the BFF does not ask for one product",
+            ))
+        }
+    }
+
+    /// The mock on a real socket (HTTP/2, as gRPC is).
+    async fn mock_catalog() -> String {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let url = format!("http://{}", listener.local_addr().expect("addr"));
+        let app = tonic::service::Routes::new(CatalogServer::new(MockCatalog)).into_axum_router();
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        url
+    }
 
     #[tokio::test]
     async fn the_mobile_bff_trims_the_product_list_and_an_order() {
-        let mut inv = pact("mobile-bff", "inventory");
-        inv.interaction("a request for the product list", "", |mut i| {
-            i.given(inventory_states::IN_STOCK);
-            i.request.get().path("/products");
-            i.response.ok().json_body(each_like!({
-                "sku": term!("^SKU-[A-Z]+$", "SKU-KEYBOARD"),
-                "name": like!("Mechanical keyboard"),
-                "price_cents": like!(8900),
-                "stock": like!(120)
-            }));
-            i
-        });
+        let inv = mock_catalog().await;
         let mut ord = pact("mobile-bff", "orders");
         ord.interaction("a request for an order", "", |mut i| {
             i.given_with_params(
@@ -597,16 +635,19 @@ mod mobile_bff_to_services {
                 .json_body(json_pattern!({"error": like!("no order ord-nobody")}));
             i
         });
-        let (inv, ord) = (
-            inv.start_mock_server(None, None),
-            ord.start_mock_server(None, None),
-        );
+        let ord = ord.start_mock_server(None, None);
         let bff = MobileBff {
-            inventory: InventoryClient::new(client("inventory", &*inv, &gateway())),
+            inventory: CatalogClient::new(
+                HttpClient::at("inventory", &inv, &gateway()).expect("client"),
+            ),
             orders: OrdersClient::new(client("orders", &*ord, &gateway())),
         };
         let list = bff.products().await.expect("products");
-        assert_eq!((list[0].price.as_str(), list[0].in_stock), ("89.00", true));
+        let trimmed: Vec<(&str, bool)> = list
+            .iter()
+            .map(|p| (p.price.as_str(), p.in_stock))
+            .collect();
+        assert_eq!(trimmed, [("89.00", true), ("34.13", false)]);
         let order = bff.order("ord-pact-m1").await.expect("order");
         assert_eq!(order.total, "89.00");
         let none = bff.order("ord-nobody").await.expect_err("404");

@@ -14,7 +14,7 @@ use tokio::task::JoinSet;
 
 use crate::config::{DemoConfig, LeadershipConfig};
 use crate::gateway::{self, Gateway};
-use crate::inventory::{self, Inventory, InventoryClient};
+use crate::inventory::{self, CatalogClient, Inventory, InventoryClient};
 use crate::legacy::{self, Legacy};
 use crate::mobile_bff::{self, MobileBff};
 use crate::notifications::{self, Notifications};
@@ -310,7 +310,7 @@ where
         Service::MobileBff => {
             let r = &config.gateway.resilience;
             let bff = MobileBff {
-                inventory: InventoryClient::new(client(Service::Inventory, r)?),
+                inventory: CatalogClient::new(client(Service::Inventory, r)?),
                 orders: OrdersClient::new(client(Service::Orders, r)?),
             };
             let app = mobile_bff::app(bff, discovery.registry().clone());

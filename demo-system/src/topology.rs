@@ -234,6 +234,8 @@ pub enum Protocol {
     Graphql,
     /// JSON-RPC 2.0 over HTTP (`POST /rpc`).
     JsonRpc,
+    /// gRPC (HTTP/2, protobuf): its contract is the provider's `.proto`, not a pact.
+    Grpc,
     /// The provider's outbox read as an HTTP long-poll feed (`GET /events`).
     HttpFeed,
 }
@@ -243,6 +245,7 @@ impl Protocol {
     pub const fn rpc_system(self) -> Option<&'static str> {
         match self {
             Protocol::JsonRpc => Some(crate::platform::jsonrpc::RPC_SYSTEM),
+            Protocol::Grpc => Some(crate::platform::grpc::RPC_SYSTEM),
             _ => None,
         }
     }
@@ -356,7 +359,7 @@ pub const EDGES: [Edge; 19] = [
     http(Service::WebBff, Service::Inventory),
     http(Service::WebBff, Service::OrderHistory),
     http(Service::WebBff, Service::Payments),
-    http(Service::MobileBff, Service::Inventory),
+    http(Service::MobileBff, Service::Inventory).over(Protocol::Grpc),
     http(Service::MobileBff, Service::Orders),
     http(Service::Orders, Service::Inventory),
     http(Service::Orders, Service::Payments),

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use gauntlet_demo_system::gateway::shadow::ShadowReport;
 use gauntlet_demo_system::gateway::{self, Gateway, GatewayConfig, OrderDetails};
-use gauntlet_demo_system::inventory::{self, Inventory, InventoryClient, Product};
+use gauntlet_demo_system::inventory::{self, CatalogClient, Inventory, InventoryClient, Product};
 use gauntlet_demo_system::mobile_bff::{self, MobileBff};
 use gauntlet_demo_system::notifications::{self, Notifications};
 use gauntlet_demo_system::order_history::{self, OrderHistory, OrderHistoryClient};
@@ -209,7 +209,7 @@ async fn stack(config: GatewayConfig) -> Stack {
     )
     .await;
     let mobile = MobileBff {
-        inventory: InventoryClient::new(up(Service::Inventory)),
+        inventory: CatalogClient::new(up(Service::Inventory)),
         orders: OrdersClient::new(up(Service::Orders)),
     };
     service(

@@ -212,3 +212,51 @@ async fn bad_reservations_are_refused_with_a_reason() {
     .await;
     assert_eq!(status, 404);
 }
+
+/// The catalogue over gRPC, on the instance's own port beside its HTTP routes: the same
+/// products as `GET /products`; an unknown SKU is `NOT_FOUND` (a 404 refusal to the caller),
+/// a missing one `INVALID_ARGUMENT` (400); an instance that is gone is a transport failure.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_catalogue_answers_over_grpc_as_over_http() {
+    use gauntlet_demo_system::inventory::{CatalogClient, Product};
+    use gauntlet_demo_system::platform::client::{ClientError, HttpClient};
+    use gauntlet_demo_system::platform::resilience::{CallError, ResilienceConfig};
+    let dir = tempfile::tempdir().expect("tempdir");
+    let url = instance(&dir.path().join("inventory.sqlite")).await;
+    let client = |url: &str| {
+        CatalogClient::new(
+            HttpClient::at("inventory", url, &ResilienceConfig::default()).expect("client"),
+        )
+    };
+    let grpc = client(&url);
+    let over_grpc = grpc.products().await.expect("products over gRPC");
+    let over_http: Vec<Product> = reqwest::get(format!("{url}/products"))
+        .await
+        .expect("answer")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(over_grpc, over_http);
+    assert_eq!(over_grpc.len(), inventory::CATALOG.len());
+    let lamp = grpc.product("SKU-LAMP").await.expect("a lamp");
+    assert_eq!(Some(&lamp), over_http.iter().find(|p| p.sku == "SKU-LAMP"));
+    let unknown = grpc.product("SKU-NOTHING").await.expect_err("unknown");
+    assert!(
+        matches!(&unknown, ClientError::Refused { status: 404, message, .. } if message.contains("SKU-NOTHING")),
+        "{unknown:?}"
+    );
+    let empty = grpc.product("").await.expect_err("no sku");
+    assert_eq!(empty.refused_status(), Some(400), "{empty:?}");
+    // Nobody listens there any more: a transport failure, as an HTTP call's would be.
+    let gone = {
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        format!("http://{}", l.local_addr().expect("addr"))
+    };
+    let failed = client(&gone).products().await.expect_err("nobody there");
+    assert!(
+        matches!(failed, ClientError::Call(CallError::Transport { .. })),
+        "{failed:?}"
+    );
+}

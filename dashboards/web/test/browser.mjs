@@ -145,6 +145,7 @@ const protocolOf = (edge) => page.$eval(`.service-map .edge[data-edge="${edge}"]
   (e) => [e.getAttribute("data-protocols"), e.querySelector("text.protocol")?.textContent ?? ""]);
 assert.deepEqual(await protocolOf("gateway->notifications"), ["jsonrpc", "JSON-RPC"], "the JSON-RPC edge says so");
 assert.deepEqual(await protocolOf("gateway->orders"), ["http", "HTTP"], "an HTTP edge says so");
+assert.deepEqual(await protocolOf("mobile-bff->inventory"), ["grpc", "gRPC"], "the gRPC edge says so");
 await shot("map");
 await page.click('.service-map .node[data-service="orders"]');
 await page.waitForSelector("main[data-ready]");

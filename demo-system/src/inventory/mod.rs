@@ -5,12 +5,14 @@
 //! reacts to it: a choreographed flow, no coordinator).
 //!
 //! [`api`] wire types · [`db`] schema and queries · [`server`] routes · [`client`] typed
-//! client · [`candidate`] its next version (`inventory-v2`), which can be made worse.
+//! client · [`grpc`] the catalogue over gRPC, server and client · [`candidate`] its next
+//! version (`inventory-v2`), which can be made worse.
 
 pub mod api;
 pub mod candidate;
 pub mod client;
 pub mod db;
+pub mod grpc;
 pub mod provider_states;
 pub mod server;
 
@@ -20,4 +22,5 @@ pub use api::{
 };
 pub use candidate::{CandidateFaults, candidate_app};
 pub use client::InventoryClient;
+pub use grpc::CatalogClient;
 pub use server::{Inventory, app, shadow_app};

@@ -50,6 +50,23 @@ impl Inventory {
     pub fn outbox(&self) -> &Outbox {
         &self.outbox
     }
+
+    /// Every product, priced as this instance shows it.
+    pub async fn products(&self) -> Result<Vec<Product>, DbError> {
+        let list = self.outbox.db().read(db::products).await?;
+        Ok(list.into_iter().map(|p| self.priced(p)).collect())
+    }
+
+    /// One product, priced as this instance shows it.
+    pub async fn product(&self, sku: &str) -> Result<Option<Product>, DbError> {
+        let key = sku.to_string();
+        let p = self
+            .outbox
+            .db()
+            .read(move |tx| db::product(tx, &key))
+            .await?;
+        Ok(p.map(|p| self.priced(p)))
+    }
 }
 
 pub fn app(inventory: Inventory) -> Router {
@@ -58,8 +75,10 @@ pub fn app(inventory: Inventory) -> Router {
     service_router(routes, outbox.db().clone(), Vec::new())
 }
 
-/// Products and reservations: what callers ask inventory (its feed aside).
+/// Products and reservations: what callers ask inventory (its feed aside), over HTTP and,
+/// for the catalogue, gRPC ([`super::grpc`]).
 pub(super) fn own_routes(inventory: Inventory) -> Router {
+    let catalogue = super::grpc::routes(inventory.clone());
     Router::new()
         .route("/products", get(products))
         .route("/products/{sku}", get(product))
@@ -68,6 +87,7 @@ pub(super) fn own_routes(inventory: Inventory) -> Router {
         .route("/reservations/{id}/confirm", post(confirm))
         .route("/reservations/{id}/release", post(release))
         .with_state(inventory)
+        .merge(catalogue)
 }
 
 /// A shadow (candidate) instance: the reads only. It gets copies of requests the gateway
@@ -82,21 +102,14 @@ pub fn shadow_app(inventory: Inventory) -> Router {
 }
 
 async fn products(State(inv): State<Inventory>) -> Result<Json<Vec<Product>>, ApiError> {
-    let list = inv.outbox.db().read(db::products).await?;
-    Ok(Json(list.into_iter().map(|p| inv.priced(p)).collect()))
+    Ok(Json(inv.products().await?))
 }
 
 async fn product(
     State(inv): State<Inventory>,
     UrlPath(sku): UrlPath<String>,
 ) -> Result<Json<Product>, ApiError> {
-    let key = sku.clone();
-    let p = inv
-        .outbox
-        .db()
-        .read(move |tx| db::product(tx, &key))
-        .await?;
-    found(p.map(|p| inv.priced(p)), || format!("no product {sku}"))
+    found(inv.product(&sku).await?, || format!("no product {sku}"))
 }
 
 async fn get_reservation(

@@ -1,4 +1,4 @@
-//! The mobile BFF's routes: `GET /mobile/products` from inventory, `GET
+//! The mobile BFF's routes: `GET /mobile/products` from inventory (over gRPC), `GET
 //! /mobile/orders/{id}` from orders, each trimmed to what the app shows. A failure of
 //! either service reaches the app as the gateway would pass it (the platform's status
 //! rules); an unknown order is a 404.
@@ -8,7 +8,7 @@ use axum::routing::get;
 use axum::{Json, Router};
 
 use super::api::{MobileOrder, MobileProduct};
-use crate::inventory::InventoryClient;
+use crate::inventory::CatalogClient;
 use crate::orders::OrdersClient;
 use crate::platform::http::{ApiError, stateless_router};
 use crate::platform::money::format_cents;
@@ -17,7 +17,8 @@ use crate::registry::RegistryClient;
 /// The services the mobile BFF asks.
 #[derive(Clone, Debug)]
 pub struct MobileBff {
-    pub inventory: InventoryClient,
+    /// Inventory's catalogue, over gRPC.
+    pub inventory: CatalogClient,
     pub orders: OrdersClient,
 }
 

@@ -10,6 +10,7 @@
 //!   [`sharding`]: which shard of a sharded service holds a key;
 //! - [`client`]: typed JSON calls over those, which every service client is built from;
 //!   [`jsonrpc`]: JSON-RPC 2.0 over HTTP, its server route and client, over the same;
+//!   [`grpc`]: unary gRPC calls through the same layers, and their typed client;
 //! - [`telemetry`]: OTLP traces and logs, W3C propagation, the correlation ID everywhere;
 //! - [`text_enum`]: states that travel and are stored as text; [`money`]: cents as people read them;
 //! - [`provider_states`]: Pact provider states, for contract verification (off by default).
@@ -18,6 +19,7 @@ pub mod client;
 pub mod db;
 pub mod dead_letters;
 pub mod discovery;
+pub mod grpc;
 pub mod http;
 pub mod jsonrpc;
 pub mod leadership;

@@ -197,6 +197,18 @@ pub struct Call {
     pub idempotent: bool,
     /// Overrides the upstream's timeout for this call (a long poll needs longer).
     pub timeout: Option<Duration>,
+    /// What carries it: JSON over HTTP, or a unary gRPC call (`path` the method's,
+    /// `body` the encoded request message).
+    pub wire: Wire,
+}
+
+/// How a [`Call`] travels.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Wire {
+    #[default]
+    Http,
+    /// A unary gRPC call over HTTP/2 (see [`super::grpc`]).
+    Grpc,
 }
 
 impl Call {
@@ -208,6 +220,7 @@ impl Call {
             body: None,
             idempotent: true,
             timeout: None,
+            wire: Wire::Http,
         }
     }
 
@@ -229,7 +242,22 @@ impl Call {
             body: Some(serde_json::to_vec(body)?.into()),
             idempotent: idempotency_key.is_some(),
             timeout: None,
+            wire: Wire::Http,
         })
+    }
+
+    /// A unary gRPC call of `method` (`/package.Service/Method`) with the encoded request
+    /// `message`; retried only if `idempotent` (a read).
+    pub fn grpc(method: impl Into<String>, message: Vec<u8>, idempotent: bool) -> Self {
+        Self {
+            method: reqwest::Method::POST,
+            path: method.into(),
+            headers: Vec::new(),
+            body: Some(message.into()),
+            idempotent,
+            timeout: None,
+            wire: Wire::Grpc,
+        }
     }
 
     pub fn header(mut self, name: &str, value: &str) -> Self {
@@ -610,28 +638,33 @@ async fn send(
             reason,
         })?;
     let url = format!("{base}{}", call.path);
-    let span = tracing::info_span!(
-        "call",
-        otel.name = %format!("{} {upstream}", call.method),
-        otel.kind = "client",
-        otel.status_code = tracing::field::Empty,
-        http.request.method = %call.method,
-        url.full = %url,
-        peer.service = %upstream,
-        http.response.status_code = tracing::field::Empty,
-        shard = tracing::field::Empty,
-    );
+    let span = call_span(upstream, &call, &url);
     // A sharded upstream's calls say which shard they went to (in the collector: which
     // customers a failing shard's errors belong to).
     if let Some(index) = endpoint.shard() {
         span.record("shard", i64::from(index));
     }
-    let result = send_in_span(http, upstream, &url, call, timeout)
-        .instrument(span.clone())
-        .await;
+    let wire = call.wire;
+    let result = match wire {
+        Wire::Http => {
+            send_in_span(http, upstream, &url, call, timeout)
+                .instrument(span.clone())
+                .await
+        }
+        Wire::Grpc => {
+            super::grpc::send(upstream, &base, call, timeout)
+                .instrument(span.clone())
+                .await
+        }
+    };
+    // A gRPC attempt's status is its `rpc.grpc.status_code` (recorded by the transport);
+    // the HTTP status it maps to is what the layers above read, not an attribute.
+    let http = wire == Wire::Http;
     match &result {
         Ok(r) => {
-            span.record("http.response.status_code", i64::from(r.status));
+            if http {
+                span.record("http.response.status_code", i64::from(r.status));
+            }
             // HTTP semantic conventions: a client span's 4xx is an error too (the caller did
             // not get what it asked for, e.g. a declined payment), unlike a server span's.
             if r.status >= 400 {
@@ -640,7 +673,9 @@ async fn send(
         }
         Err(e) => {
             span.record("otel.status_code", "ERROR");
-            if let CallError::Status { status, .. } = e {
+            if let CallError::Status { status, .. } = e
+                && http
+            {
                 span.record("http.response.status_code", i64::from(*status));
             }
             // An instance that cannot be reached is skipped for a while (outlier
@@ -651,6 +686,36 @@ async fn send(
         }
     }
     result
+}
+
+/// The CLIENT span of one attempt: HTTP's semantic conventions, or RPC's for gRPC.
+fn call_span(upstream: &str, call: &Call, url: &str) -> tracing::Span {
+    let name = match call.wire {
+        Wire::Http => format!("{} {upstream}", call.method),
+        Wire::Grpc => call.path.trim_start_matches('/').to_string(),
+    };
+    let span = tracing::info_span!(
+        "call",
+        otel.name = %name,
+        otel.kind = "client",
+        otel.status_code = tracing::field::Empty,
+        http.request.method = tracing::field::Empty,
+        url.full = %url,
+        peer.service = %upstream,
+        http.response.status_code = tracing::field::Empty,
+        shard = tracing::field::Empty,
+        rpc.system = tracing::field::Empty,
+        rpc.service = tracing::field::Empty,
+        rpc.method = tracing::field::Empty,
+        rpc.grpc.status_code = tracing::field::Empty,
+    );
+    match call.wire {
+        Wire::Http => {
+            span.record("http.request.method", call.method.as_str());
+        }
+        Wire::Grpc => super::grpc::describe(&span, &call.path),
+    }
+    span
 }
 
 async fn send_in_span(

@@ -231,9 +231,21 @@ pub async fn trace_request(mut req: Request, next: Next) -> Response {
         Some((h, p)) => (h.to_string(), p.parse::<u16>().ok()),
         None => (host.clone(), None),
     };
+    // A gRPC call is named by its method (`package.Service/Method`), as RPC spans are.
+    let grpc = req
+        .headers()
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|c| c.starts_with("application/grpc"));
+    let (name, route) = if grpc {
+        let path = req.uri().path().to_string();
+        (path.trim_start_matches('/').to_string(), path)
+    } else {
+        (format!("{method} {route}"), route)
+    };
     let span = tracing::info_span!(
         "request",
-        otel.name = %format!("{method} {route}"),
+        otel.name = %name,
         otel.kind = "server",
         otel.status_code = tracing::field::Empty,
         http.request.method = %method,
@@ -244,9 +256,15 @@ pub async fn trace_request(mut req: Request, next: Next) -> Response {
         http.response.status_code = tracing::field::Empty,
         correlation_id = %correlation,
         shadow.mirror = tracing::field::Empty,
-        // Set by a route that carries RPC over HTTP (JSON-RPC): what the request was.
+        // Set by a route that carries RPC over HTTP (JSON-RPC), and for gRPC.
         rpc.system = tracing::field::Empty,
+        rpc.service = tracing::field::Empty,
+        rpc.method = tracing::field::Empty,
+        rpc.grpc.status_code = tracing::field::Empty,
     );
+    if grpc {
+        super::grpc::describe(&span, &route);
+    }
     // A copy the gateway mirrored to compare answers (shadow deployment), not a client's.
     if mirrored {
         span.record("shadow.mirror", true);
@@ -257,6 +275,9 @@ pub async fn trace_request(mut req: Request, next: Next) -> Response {
     span.record("http.response.status_code", i64::from(status));
     if status >= 500 {
         span.record("otel.status_code", "ERROR");
+    }
+    if grpc {
+        super::grpc::record_server_status(&span, resp.headers());
     }
     if let Ok(v) = HeaderValue::from_str(&correlation) {
         resp.headers_mut().insert("x-correlation-id", v);
