@@ -241,17 +241,7 @@ async fn invoke<M: Methods>(
     id: Option<&Id<'_>>,
 ) -> Result<Box<RawValue>, RpcError> {
     use tracing::Instrument;
-    let span = tracing::info_span!(
-        "rpc",
-        otel.name = %method,
-        otel.kind = "internal",
-        otel.status_code = tracing::field::Empty,
-        rpc.system = RPC_SYSTEM,
-        rpc.method = %method,
-        rpc.jsonrpc.version = "2.0",
-        rpc.jsonrpc.request_id = tracing::field::Empty,
-        rpc.jsonrpc.error_code = tracing::field::Empty,
-    );
+    let span = rpc_span("internal", method);
     if let Some(id) = id {
         span.record("rpc.jsonrpc.request_id", id.to_string());
     }
@@ -261,6 +251,22 @@ async fn invoke<M: Methods>(
         span.record("otel.status_code", "ERROR");
     }
     result
+}
+
+/// The span of one call, on either side (OpenTelemetry's RPC conventions for JSON-RPC).
+fn rpc_span(kind: &'static str, method: &str) -> tracing::Span {
+    tracing::info_span!(
+        "rpc",
+        otel.name = %method,
+        otel.kind = kind,
+        otel.status_code = tracing::field::Empty,
+        rpc.system = RPC_SYSTEM,
+        rpc.method = %method,
+        rpc.jsonrpc.version = "2.0",
+        rpc.jsonrpc.request_id = tracing::field::Empty,
+        rpc.jsonrpc.error_code = tracing::field::Empty,
+        peer.service = tracing::field::Empty,
+    )
 }
 
 /// A JSON-RPC client over a resilient [`HttpClient`]: each call is an HTTP call to
@@ -300,18 +306,9 @@ impl RpcClient {
         let request = Request::borrowed(method, params.as_deref(), Id::Number(id));
         let mut call = Call::post(PATH, &request, None).map_err(encode)?;
         call.idempotent = true;
-        let span = tracing::info_span!(
-            "rpc",
-            otel.name = %method,
-            otel.kind = "client",
-            otel.status_code = tracing::field::Empty,
-            rpc.system = RPC_SYSTEM,
-            rpc.method = %method,
-            rpc.jsonrpc.version = "2.0",
-            rpc.jsonrpc.request_id = id,
-            rpc.jsonrpc.error_code = tracing::field::Empty,
-            peer.service = %self.http.upstream().name(),
-        );
+        let span = rpc_span("client", method);
+        span.record("rpc.jsonrpc.request_id", id.to_string());
+        span.record("peer.service", self.http.upstream().name());
         let result = self.exchange(call).instrument(span.clone()).await;
         if let Err(e) = &result {
             span.record("otel.status_code", "ERROR");

@@ -98,17 +98,6 @@ impl LiveKey {
                 })
             })
     }
-
-    /// The catalog's key named `name`, or a message naming the keys there are.
-    pub fn parse(name: &str) -> Result<LiveKey, String> {
-        Self::all().find(|k| k.to_string() == name).ok_or_else(|| {
-            let known: Vec<String> = Self::all().map(|k| k.to_string()).collect();
-            format!(
-                "unknown configuration key {name:?}; the keys are: {}",
-                known.join(", ")
-            )
-        })
-    }
 }
 
 /// Any key of the catalog: what the registry accepts (a value checked as its reader would
@@ -356,15 +345,15 @@ mod tests {
         let keys: Vec<String> = LiveKey::all().map(|k| k.to_string()).collect();
         assert!(keys.contains(&"orders/payments/retry/max_attempts".to_string()));
         assert!(keys.contains(&"web-bff/order-history/timeout_ms".to_string()));
-        for k in LiveKey::all() {
-            assert_eq!(LiveKey::parse(&k.to_string()), Ok(k));
+        for k in ConfigKey::all() {
+            assert_eq!(ConfigKey::parse(&k.to_string()), Ok(k));
         }
-        let unknown = LiveKey::parse("orders/payments/retry/tries").expect_err("unknown");
+        let unknown = ConfigKey::parse("orders/payments/retry/tries").expect_err("unknown");
         assert!(
             unknown.contains("orders/payments/retry/max_attempts"),
             "{unknown}"
         );
-        assert!(LiveKey::parse("gateway/orders/timeout_ms").is_err());
+        assert!(ConfigKey::parse("gateway/orders/timeout_ms").is_err());
         assert_eq!(Knob::RetryMaxAttempts.check("1"), Ok(1));
         assert!(Knob::RetryMaxAttempts.check("0").is_err());
         assert!(Knob::RetryMaxAttempts.check("three").is_err());
