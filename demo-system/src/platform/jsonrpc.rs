@@ -17,12 +17,12 @@ use std::future::Future;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use axum::Router;
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response as HttpResponse};
 use axum::routing::post;
+use axum::{Json, Router};
 use jsonrpsee_types::{
     ErrorCode, ErrorObjectOwned, Id, InvalidRequest, Notification, Request, Response,
     ResponsePayload,
@@ -146,10 +146,10 @@ async fn serve<M: Methods>(State(methods): State<M>, body: Bytes) -> HttpRespons
         return match one(&methods, raw).await {
             None => StatusCode::NO_CONTENT.into_response(),
             Some(a) if is_internal(&a) => {
-                (StatusCode::INTERNAL_SERVER_ERROR, json(&a)).into_response()
+                (StatusCode::INTERNAL_SERVER_ERROR, Json(a)).into_response()
             }
             Some(a) if is_malformed(&a) => refused(a),
-            Some(a) => json(&a).into_response(),
+            Some(a) => Json(a).into_response(),
         };
     }
     let calls: Vec<&RawValue> = match serde_json::from_str(raw.get()) {
@@ -170,9 +170,9 @@ async fn serve<M: Methods>(State(methods): State<M>, body: Bytes) -> HttpRespons
     if answers.is_empty() {
         StatusCode::NO_CONTENT.into_response()
     } else if answers.iter().all(is_internal) {
-        (StatusCode::INTERNAL_SERVER_ERROR, json(&answers)).into_response()
+        (StatusCode::INTERNAL_SERVER_ERROR, Json(answers)).into_response()
     } else {
-        json(&answers).into_response()
+        Json(answers).into_response()
     }
 }
 
@@ -182,21 +182,7 @@ fn is_malformed(a: &Answer) -> bool {
 }
 
 fn refused(a: Answer) -> HttpResponse {
-    (StatusCode::BAD_REQUEST, json(&a)).into_response()
-}
-
-fn json<T: Serialize>(body: &T) -> HttpResponse {
-    match serde_json::to_vec(body) {
-        Ok(bytes) => (
-            [(axum::http::header::CONTENT_TYPE, "application/json")],
-            bytes,
-        )
-            .into_response(),
-        Err(e) => {
-            tracing::error!(error = %e, "cannot encode a JSON-RPC answer");
-            StatusCode::INTERNAL_SERVER_ERROR.into_response()
-        }
-    }
+    (StatusCode::BAD_REQUEST, Json(a)).into_response()
 }
 
 /// Which request object a call is, told apart as the specification says: with an `id` it
