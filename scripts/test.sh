@@ -11,6 +11,8 @@ command -v python3 >/dev/null 2>&1 || need_apt+=(python3 python3-pip)
 command -v npm >/dev/null 2>&1 || need_apt+=(npm)
 # The UI's browser test drives Debian's Chromium.
 [ -x "${CHROMIUM:-/usr/bin/chromium}" ] || need_apt+=(chromium)
+# `gauntlet demo --broker rabbitmq` runs Debian's RabbitMQ (its tests and experiments).
+[ -x /usr/lib/rabbitmq/bin/rabbitmq-server ] || need_apt+=(rabbitmq-server)
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "==> installing ${need_apt[*]}"
   if [ "$(id -u)" -eq 0 ]; then
@@ -73,6 +75,13 @@ if ! python3 -c 'import grpc, grpc_tools' >/dev/null 2>&1; then
   echo "==> installing grpcio-tools (a gRPC client the demo's end-to-end test drives)"
   python3 -m pip install --quiet --disable-pip-version-check grpcio-tools==1.76.0 ||
     python3 -m pip install --quiet --disable-pip-version-check --break-system-packages grpcio-tools==1.76.0
+fi
+# An AMQP client: the broker demo's end-to-end test sends RabbitMQ a malformed message with
+# pika and reads the dead-letter queue with it.
+if ! python3 -c 'import pika' >/dev/null 2>&1; then
+  echo "==> installing pika (an AMQP client the broker's end-to-end test drives)"
+  python3 -m pip install --quiet --disable-pip-version-check pika==1.4.4 ||
+    python3 -m pip install --quiet --disable-pip-version-check --break-system-packages pika==1.4.4
 fi
 for component in rustfmt clippy; do
   if ! cargo "${component/rustfmt/fmt}" --version >/dev/null 2>&1; then

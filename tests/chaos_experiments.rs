@@ -3,6 +3,7 @@
 //! markers in the collector), and against a demo started with `--disable <its pattern>`
 //! it fails on the evidence probes named here, the behaviour a caller feels, not on the
 //! mechanism's reports of itself (`tests/run.rs` shows a weakened demo breaking them).
+//! The broker's two experiments run on demos started with `--broker rabbitmq` too.
 //! Ctrl-C in the middle of one still runs its rollbacks. One test, run
 //! in order: the experiments measure latency and timing, and several demos at once on two
 //! cores would measure each other.
@@ -192,6 +193,20 @@ fn the_other_shards_customers_are_on_the_other_shard() {
     }
 }
 
+/// The broker's experiments, against demos whose events travel through RabbitMQ.
+const BROKER_EXPERIMENTS: [(&str, Pattern, &[&str]); 2] = [
+    (
+        "broker-down.toml",
+        Pattern::PublisherConfirms,
+        &["every finished order is notified once, within 30 s of the broker's return"],
+    ),
+    (
+        "consumer-crash.toml",
+        Pattern::AckAfterCommit,
+        &["the crashing customer's order is notified once, within 20 s"],
+    ),
+];
+
 #[test]
 fn each_experiment_holds_with_its_pattern_and_its_control_fails_on_evidence() {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -200,19 +215,42 @@ fn each_experiment_holds_with_its_pattern_and_its_control_fails_on_evidence() {
     let handle = DemoHandle::load(&on_path).expect("demo.json");
 
     ctrl_c_runs_the_rollbacks(&on_path, &handle, dir.path());
+    prove_each(dir.path(), &on_path, &EXPERIMENTS, &[], &mut problems);
+    on.stop();
 
-    for (file, pattern, evidence) in EXPERIMENTS {
-        let (mut off, off_path) = demo(dir.path(), pattern.name(), &["--disable", pattern.name()]);
-        let (code, stdout, proof) = prove(
-            &experiment(file),
-            &on_path,
-            &off_path,
-            &dir.path().join(pattern.name()),
-        );
+    let broker = ["--broker", "rabbitmq"];
+    let (mut on, on_path) = demo(dir.path(), "on-rabbitmq", &broker);
+    prove_each(
+        dir.path(),
+        &on_path,
+        &BROKER_EXPERIMENTS,
+        &broker,
+        &mut problems,
+    );
+    on.stop();
+    assert!(problems.is_empty(), "{}", problems.join("\n\n"));
+}
+
+/// Proves each of `experiments` against the demo at `on` and a control started with `extra`
+/// and `--disable` its pattern; what went wrong goes to `problems`.
+fn prove_each(
+    dir: &Path,
+    on: &Path,
+    experiments: &[(&str, Pattern, &[&str])],
+    extra: &[&str],
+    problems: &mut Vec<String>,
+) {
+    let handle = DemoHandle::load(on).expect("demo.json");
+    for (file, pattern, evidence) in experiments {
+        let mut args = extra.to_vec();
+        args.extend(["--disable", pattern.name()]);
+        let (mut off, off_path) = demo(dir, pattern.name(), &args);
+        let (code, stdout, proof) =
+            prove(&experiment(file), on, &off_path, &dir.join(pattern.name()));
         off.stop();
         eprintln!("{stdout}");
         let failed: Vec<&str> = proof.failed_evidence.iter().map(String::as_str).collect();
-        if code != 0 || proof.verdict != Verdict::HeldAndProven || failed != evidence {
+        if code != 0 || proof.verdict != Verdict::HeldAndProven || failed != *evidence {
             problems.push(format!(
                 "{file}: exit {code}, {:?}, control failed on evidence {failed:?}, want {evidence:?}:\n{}",
                 proof.verdict,
@@ -231,8 +269,6 @@ fn each_experiment_holds_with_its_pattern_and_its_control_fails_on_evidence() {
             markers_reached_the_collector(&handle, &proof.experiment);
         }
     }
-    on.stop();
-    assert!(problems.is_empty(), "{}", problems.join("\n\n"));
 }
 
 /// The `chaos.start` and `chaos.stop` markers are spans of `gauntlet-chaos` in the run's

@@ -40,9 +40,13 @@ pub(crate) async fn act(ctx: &Ctx, kind: &Kind) -> Result<String, ActivityError>
         Kind::AddToxic {
             edge,
             instance: i,
+            broker,
             toxic,
         } => {
-            let names = proxies(edge, i)?;
+            let names = match broker {
+                true => demo.broker_proxies()?,
+                false => proxies(edge, i)?,
+            };
             for p in &names {
                 demo.add_toxic(p, toxic).await?;
             }
@@ -62,10 +66,15 @@ pub(crate) async fn act(ctx: &Ctx, kind: &Kind) -> Result<String, ActivityError>
         Kind::RemoveToxic {
             edge,
             instance: i,
+            broker,
             toxic,
         } => {
             let mut removed = Vec::new();
-            for p in proxies(edge, i)? {
+            let names = match broker {
+                true => demo.broker_proxies()?,
+                false => proxies(edge, i)?,
+            };
+            for p in names {
                 if demo.remove_toxic(&p, toxic).await? {
                     removed.push(p);
                 }

@@ -88,11 +88,15 @@ pub enum Kind {
     /// in front of `instance`; with `instance` alone, to every proxy in front of it (its
     /// callers' and the registry's health checks): the instance hangs or fails for
     /// everyone while it still heartbeats.
+    /// With `broker = true` instead, to every link between a service and the event broker
+    /// (`orders_to_rabbitmq`, ...; a demo started with `--broker rabbitmq --chaos`).
     AddToxic {
         #[serde(default, deserialize_with = "de_opt_edge")]
         edge: Option<Edge>,
         #[serde(default, deserialize_with = "de_opt_instance")]
         instance: Option<InstanceId>,
+        #[serde(default)]
+        broker: bool,
         toxic: NewToxic,
     },
     /// Removes a toxic by name (already gone is fine).
@@ -101,6 +105,8 @@ pub enum Kind {
         edge: Option<Edge>,
         #[serde(default, deserialize_with = "de_opt_instance")]
         instance: Option<InstanceId>,
+        #[serde(default)]
+        broker: bool,
         toxic: String,
     },
     /// Closes the edge's proxies: connections are refused, as if the provider were gone.
@@ -531,6 +537,22 @@ pub fn edge(name: &str) -> Result<Edge, String> {
     })
 }
 
+/// The broker's links stand alone: no edge or instance with them.
+fn broker_alone(
+    broker: bool,
+    edge: &Option<Edge>,
+    instance: &Option<InstanceId>,
+) -> Result<(), String> {
+    match (broker, edge.is_some() || instance.is_some()) {
+        (true, true) => Err(
+            "`broker = true` names every link to the broker: no `edge` or `instance` with it"
+                .into(),
+        ),
+        (true, false) => Ok(()),
+        (false, _) => edge_instance(edge, instance),
+    }
+}
+
 /// The instance, when one is named, must be one of the edge's provider.
 fn edge_instance(edge: &Option<Edge>, instance: &Option<InstanceId>) -> Result<(), String> {
     match (edge, instance) {
@@ -560,17 +582,24 @@ impl Activity {
             Kind::AddToxic {
                 edge,
                 instance,
+                broker,
                 toxic,
             } => {
-                edge_instance(edge, instance)?;
+                broker_alone(*broker, edge, instance)?;
                 toxic
                     .clone()
                     .into_toxic()
                     .map_err(|e| format!("the toxic: {}", e.error))?;
             }
-            Kind::RemoveToxic { edge, instance, .. }
-            | Kind::DisableProxy { edge, instance }
-            | Kind::EnableProxy { edge, instance } => edge_instance(edge, instance)?,
+            Kind::RemoveToxic {
+                edge,
+                instance,
+                broker,
+                ..
+            } => broker_alone(*broker, edge, instance)?,
+            Kind::DisableProxy { edge, instance } | Kind::EnableProxy { edge, instance } => {
+                edge_instance(edge, instance)?
+            }
             Kind::Kill { .. }
             | Kind::Wipe { .. }
             | Kind::Crash { .. }

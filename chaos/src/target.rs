@@ -277,6 +277,22 @@ impl Demo {
         Ok(names)
     }
 
+    /// Every link between a service and the event broker (`orders_to_rabbitmq`, ...).
+    pub fn broker_proxies(&self) -> Result<Vec<String>, TargetError> {
+        let chaos = self.handle.chaos.as_ref().ok_or(TargetError::NoChaos)?;
+        let names: Vec<String> = gauntlet_demo_system::topology::BROKER_CLIENTS
+            .into_iter()
+            .map(gauntlet_demo_system::topology::broker_proxy_name)
+            .filter(|n| chaos.proxies.contains_key(n))
+            .collect();
+        if names.is_empty() {
+            return Err(TargetError::NoProxy(
+                "the links to the broker (start the demo with --broker rabbitmq --chaos)".into(),
+            ));
+        }
+        Ok(names)
+    }
+
     /// Every proxy whose upstream is `id`: its callers' and the registry's health checks.
     fn proxies_in_front_of(&self, id: InstanceId) -> Result<Vec<String>, TargetError> {
         let chaos = self.handle.chaos.as_ref().ok_or(TargetError::NoChaos)?;

@@ -43,10 +43,12 @@ pub enum Pattern {
     EventReplay,
     LeaderElection,
     Sharding,
+    PublisherConfirms,
+    AckAfterCommit,
 }
 
 impl Pattern {
-    pub const ALL: [Pattern; 19] = [
+    pub const ALL: [Pattern; 21] = [
         Pattern::CircuitBreaker,
         Pattern::Retries,
         Pattern::HealthChecks,
@@ -66,6 +68,8 @@ impl Pattern {
         Pattern::EventReplay,
         Pattern::LeaderElection,
         Pattern::Sharding,
+        Pattern::PublisherConfirms,
+        Pattern::AckAfterCommit,
     ];
 
     pub const fn name(self) -> &'static str {
@@ -89,6 +93,8 @@ impl Pattern {
             Pattern::EventReplay => "event-replay",
             Pattern::LeaderElection => "leader-election",
             Pattern::Sharding => "sharding",
+            Pattern::PublisherConfirms => "publisher-confirms",
+            Pattern::AckAfterCommit => "ack-after-commit",
         }
     }
 
@@ -155,6 +161,60 @@ pub struct DemoConfig {
     pub canary: CanaryConfig,
     /// Restarting instances that crash or stop answering.
     pub supervisor: HealingConfig,
+    /// How events travel from publishers to consumers.
+    pub events: EventsConfig,
+}
+
+/// How events travel: each publisher's HTTP long-poll feed (the default), or RabbitMQ.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct EventsConfig {
+    pub transport: EventTransport,
+    /// The broker (`amqp://user:password@host:port/vhost`), for `transport = "rabbitmq"`:
+    /// `gauntlet demo --broker rabbitmq` starts Debian's RabbitMQ and fills it in; set it to
+    /// use a broker of your own.
+    pub url: Option<String>,
+    /// The relay advances its position in the outbox only past events the broker
+    /// confirmed; `false` (`--disable publisher-confirms`): fire-and-forget publishes,
+    /// the position moves as soon as a message is written to the socket.
+    pub publisher_confirms: bool,
+    /// Consumers acknowledge a message after their handler's transaction committed;
+    /// `false` (`--disable ack-after-commit`): on receipt, before the handler runs.
+    pub ack_after_commit: bool,
+}
+
+impl EventsConfig {
+    /// A broker URL must be one lapin can dial.
+    pub fn check(&self) -> Result<(), String> {
+        match &self.url {
+            Some(url) if !(url.starts_with("amqp://") || url.starts_with("amqps://")) => Err(
+                format!("url = {url:?}: an AMQP URL, amqp://user:password@host:port/vhost"),
+            ),
+            _ => Ok(()),
+        }
+    }
+}
+
+impl Default for EventsConfig {
+    fn default() -> Self {
+        Self {
+            transport: EventTransport::Feed,
+            url: None,
+            publisher_confirms: true,
+            ack_after_commit: true,
+        }
+    }
+}
+
+/// What carries events from publishers to consumers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum EventTransport {
+    /// Consumers long-poll each publisher's `GET /events`.
+    #[default]
+    Feed,
+    /// Each publisher's relay sends its outbox to RabbitMQ; consumers read durable queues.
+    Rabbitmq,
 }
 
 /// Canary releases and blue-green switches: the share of a service's calls each version
@@ -307,6 +367,7 @@ impl Default for DemoConfig {
             web_bff: WebBffConfig::default(),
             canary: CanaryConfig::default(),
             supervisor: HealingConfig::default(),
+            events: EventsConfig::default(),
         }
     }
 }
@@ -335,6 +396,7 @@ impl DemoConfig {
             ("canary", config.canary.check()),
             ("supervisor", config.supervisor.check()),
             ("leadership", config.leadership.check()),
+            ("events", config.events.check()),
             (
                 "top level",
                 if config.dead_letter_after == 0 {
@@ -391,6 +453,8 @@ impl DemoConfig {
             Pattern::EventReplay => self.event_replay = false,
             Pattern::LeaderElection => self.leader_election = false,
             Pattern::Sharding => self.discovery.sharding = false,
+            Pattern::PublisherConfirms => self.events.publisher_confirms = false,
+            Pattern::AckAfterCommit => self.events.ack_after_commit = false,
         }
     }
 
@@ -420,6 +484,8 @@ impl DemoConfig {
             Pattern::EventReplay => !self.event_replay,
             Pattern::LeaderElection => !self.leader_election,
             Pattern::Sharding => !self.discovery.sharding,
+            Pattern::PublisherConfirms => !self.events.publisher_confirms,
+            Pattern::AckAfterCommit => !self.events.ack_after_commit,
         }
     }
 
@@ -450,6 +516,22 @@ mod tests {
             .expect("demo.toml parses");
         let as_json = |c: &DemoConfig| serde_json::to_value(c).expect("serializes");
         assert_eq!(as_json(&shipped), as_json(&DemoConfig::default()));
+    }
+
+    #[test]
+    fn a_broker_url_that_is_not_amqp_is_refused() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let file = dir.path().join("bad.toml");
+        std::fs::write(
+            &file,
+            "[events]\ntransport = \"rabbitmq\"\nurl = \"http://127.0.0.1:5672\"\n",
+        )
+        .expect("write");
+        let err = DemoConfig::load(&file).expect_err("http URL").to_string();
+        assert!(err.contains("an AMQP URL"), "{err}");
+        std::fs::write(&file, "[events]\ntransport = \"kafka\"\n").expect("write");
+        let err = DemoConfig::load(&file).expect_err("kafka").to_string();
+        assert!(err.contains("kafka") && err.contains("rabbitmq"), "{err}");
     }
 
     #[test]

@@ -25,6 +25,9 @@ pub struct DemoHandle {
     /// experiment validating one of them runs as that pattern's control.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub disabled: Vec<Pattern>,
+    /// Under `--broker rabbitmq`: the broker's AMQP URL (events travel through it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub broker: Option<String>,
 }
 
 /// The chaos proxies of a demo run with `--chaos`.

@@ -17,7 +17,8 @@
 //! - Running it: [`runner`] (one instance in this process, `gauntlet demo-service`),
 //!   [`supervisor`] (every instance as a child process; kill, restart, pause, resume;
 //!   [`healing`]: crashed or unresponsive instances started again after a backoff),
-//!   [`ports`] (free ports held for instances until they listen),
+//!   [`ports`] (free ports held for instances until they listen), [`broker_server`]
+//!   (Debian's RabbitMQ as a child, for `--broker rabbitmq`),
 //!   [`traffic`] (the demo's burst), [`config`] (`demo.toml` and `--disable`), [`handle`]
 //!   (`demo.json`, where tools find a running demo).
 //!
@@ -26,6 +27,7 @@
 //! through the provider's typed client, found through the registry, behind the consumer's
 //! resilience layers for that edge.
 
+pub mod broker_server;
 pub mod config;
 pub mod gateway;
 pub mod handle;

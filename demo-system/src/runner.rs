@@ -12,21 +12,23 @@ use std::time::Duration;
 
 use tokio::task::JoinSet;
 
-use crate::config::{DemoConfig, LeadershipConfig};
+use crate::config::{DemoConfig, EventTransport, LeadershipConfig};
 use crate::gateway::{self, Gateway};
 use crate::inventory::{self, CatalogClient, Inventory, InventoryClient};
 use crate::legacy::{self, Legacy};
 use crate::mobile_bff::{self, MobileBff};
+use crate::notifications::server::INVENTORY_FEED;
 use crate::notifications::{self, Notifications};
 use crate::order_history::{self, OrderHistory, OrderHistoryClient};
 use crate::orders::{self, Orders, OrdersClient};
 use crate::payments::{self, Payments, PaymentsClient};
+use crate::platform::broker::{self, Broker};
 use crate::platform::client::{HttpClient, service_http};
 use crate::platform::db::DbError;
 use crate::platform::discovery::{Discovery, Endpoint, Routes};
 use crate::platform::leadership::{self, Campaign, Leadership};
 use crate::platform::live_config::{self, LIVE_SERVICES, Tuned};
-use crate::platform::outbox::{FeedConsumer, Outbox, feed_client};
+use crate::platform::outbox::{FeedConsumer, Outbox, QueueConsumer, feed_client};
 use crate::platform::resilience::{ConfigError, ResilienceConfig, Upstream};
 use crate::platform::{dead_letters, provider_states};
 use crate::registry::{self, KvStore, Registration, Registry, RegistryClient};
@@ -74,6 +76,10 @@ pub enum RunError {
     Telemetry(#[from] crate::platform::telemetry::TelemetryError),
     #[error("{0} is a sidecar: start it with --app URL, the app it stands beside")]
     NoApp(Service),
+    #[error(
+        "[events] transport = \"rabbitmq\" needs [events] url (amqp://user:password@host:port/vhost), or start the demo with --broker rabbitmq"
+    )]
+    NoBrokerUrl,
 }
 
 /// Runs `instance` until `shutdown` resolves.
@@ -208,7 +214,7 @@ where
         }
         Service::Inventory => {
             let inv = Inventory::open(&db())?;
-            publishing(inv.outbox(), instance)?;
+            relaying(inv.outbox(), INVENTORY_FEED, instance, tasks, until_stopped)?;
             let states_router = provider_states::router(inv.clone())
                 .merge(inventory::provider_states::messages_router(inv.clone()));
             let app = with_states(inventory::app(inv), states_router);
@@ -224,13 +230,13 @@ where
             // Inventory's next version: the same code and database, made slower or failing
             // by `[canary.candidate]` when an experiment needs a bad release.
             let inv = Inventory::open(&db())?;
-            publishing(inv.outbox(), instance)?;
+            relaying(inv.outbox(), INVENTORY_FEED, instance, tasks, until_stopped)?;
             let app = inventory::candidate_app(inv, config.canary.candidate);
             tasks.spawn(serve(listener, app, until_stopped()));
         }
         Service::Payments => {
             let pay = Payments::open(&db(), config.payments.clone())?;
-            publishing(pay.outbox(), instance)?;
+            relaying(pay.outbox(), "payments", instance, tasks, until_stopped)?;
             let app = with_states(payments::app(pay.clone()), provider_states::router(pay));
             tasks.spawn(serve(listener, app, until_stopped()));
         }
@@ -245,7 +251,7 @@ where
             } else {
                 o.without_compensation()
             };
-            publishing(o.outbox(), instance)?;
+            relaying(o.outbox(), "orders", instance, tasks, until_stopped)?;
             let o = o.led_by(
                 leadership(instance, discovery, tasks, &until_stopped),
                 &instance.id.to_string(),
@@ -261,15 +267,33 @@ where
         Service::Notifications => {
             let n = Notifications::open(&db())?;
             let options = config.consume_options();
-            background(
-                tasks,
-                n.clone().consume(orders_feed()?, options, until_stopped()),
-            );
             let inventory_feed = feed_client("inventory", discovery.endpoint(Service::Inventory))?;
-            background(
-                tasks,
-                n.consume_inventory(inventory_feed, options, until_stopped()),
-            );
+            if let Some(broker) = broker_of(instance)? {
+                for (feed, client) in [
+                    (Notifications::FEED, orders_feed()?),
+                    (INVENTORY_FEED, inventory_feed),
+                ] {
+                    let queue = format!("notifications.{feed}");
+                    let reading = n.consume_queue(
+                        feed,
+                        client,
+                        queue,
+                        broker.clone(),
+                        options,
+                        until_stopped(),
+                    );
+                    background(tasks, reading);
+                }
+            } else {
+                background(
+                    tasks,
+                    n.clone().consume(orders_feed()?, options, until_stopped()),
+                );
+                background(
+                    tasks,
+                    n.consume_inventory(inventory_feed, options, until_stopped()),
+                );
+            }
             let parked = dead_letters::router(n.db().clone(), Notifications::apply);
             let app = with_states(notifications::app(n.clone()), provider_states::router(n));
             let app = app.merge(parked);
@@ -324,7 +348,23 @@ where
                 None => h,
             };
             let options = h.consume_options(config.consume_options(), config.event_replay);
-            background(tasks, h.consume(orders_feed()?, options, until_stopped()));
+            match broker_of(instance)? {
+                // Each shard keeps its own queue: every shard reads every order event.
+                Some(broker) => {
+                    let queue = format!("{}.orders", instance.id);
+                    let feed = OrderHistory::FEED;
+                    let reading = h.consume_queue(
+                        feed,
+                        orders_feed()?,
+                        queue,
+                        broker,
+                        options,
+                        until_stopped(),
+                    );
+                    background(tasks, reading);
+                }
+                None => background(tasks, h.consume(orders_feed()?, options, until_stopped())),
+            }
             let parked = dead_letters::router(h.db().clone(), h.durable_handler());
             let app = with_states(order_history::app(h.clone()), provider_states::router(h));
             let app = app.merge(parked);
@@ -479,6 +519,58 @@ fn publishing(outbox: &Outbox, instance: &Instance) -> Result<(), DbError> {
     Ok(())
 }
 
+/// The broker this instance's events travel through (`[events] transport = "rabbitmq"`),
+/// reached through its chaos proxy when the routes name one (under the key `amqp`).
+fn broker_of(instance: &Instance) -> Result<Option<Broker>, RunError> {
+    let events = &instance.config.events;
+    if events.transport != EventTransport::Rabbitmq {
+        return Ok(None);
+    }
+    let url = events.url.clone().ok_or(RunError::NoBrokerUrl)?;
+    let url = match instance.routes.get(BROKER_ROUTE) {
+        Some(proxy) => through(&url, proxy),
+        None => url,
+    };
+    Ok(Some(Broker::new(url, events)))
+}
+
+/// The routes' key for the chaos proxy in front of the broker.
+pub const BROKER_ROUTE: &str = "amqp";
+
+/// `url` with its `host:port` replaced by `addr`.
+fn through(url: &str, addr: &str) -> String {
+    let (scheme, rest) = url.split_once("://").unwrap_or(("amqp", url));
+    let (authority, path) = rest.split_once('/').unwrap_or((rest, ""));
+    let credentials = authority.rsplit_once('@').map(|(c, _)| format!("{c}@"));
+    format!(
+        "{scheme}://{}{addr}/{path}",
+        credentials.unwrap_or_default()
+    )
+}
+
+/// Publishes `outbox` as `feed`: through the feed it serves, and, with a broker, by its
+/// relay too.
+fn relaying<S, F>(
+    outbox: &Outbox,
+    feed: &'static str,
+    instance: &Instance,
+    tasks: &mut JoinSet<std::io::Result<()>>,
+    until_stopped: &S,
+) -> Result<(), RunError>
+where
+    S: Fn() -> F,
+    F: Future<Output = ()> + Send + 'static,
+{
+    publishing(outbox, instance)?;
+    if let Some(broker) = broker_of(instance)? {
+        background(
+            tasks,
+            broker::relay(outbox.clone(), feed, broker, until_stopped()),
+        );
+    }
+    Ok(())
+}
+
 async fn serve(
     listener: tokio::net::TcpListener,
     app: axum::Router,
@@ -487,4 +579,21 @@ async fn serve(
     axum::serve(listener, app)
         .with_graceful_shutdown(signal)
         .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::through;
+
+    #[test]
+    fn the_broker_url_goes_through_the_proxy_and_keeps_its_credentials_and_vhost() {
+        assert_eq!(
+            through("amqp://guest:guest@127.0.0.1:5672/%2f", "127.0.0.1:40001"),
+            "amqp://guest:guest@127.0.0.1:40001/%2f"
+        );
+        assert_eq!(
+            through("amqp://broker.local:5672", "127.0.0.1:40001"),
+            "amqp://127.0.0.1:40001/"
+        );
+    }
 }

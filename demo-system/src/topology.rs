@@ -238,9 +238,36 @@ pub enum Protocol {
     Grpc,
     /// The provider's outbox read as an HTTP long-poll feed (`GET /events`).
     HttpFeed,
+    /// The provider's outbox relayed through RabbitMQ (AMQP 0-9-1) to the consumer's queue:
+    /// an event edge under `[events] transport = "rabbitmq"` ([`Edge::carried_by`]).
+    Rabbitmq,
+}
+
+/// The services that talk to the broker when events travel through RabbitMQ: the
+/// publishers' relays and the consumers.
+pub const BROKER_CLIENTS: [Service; 6] = [
+    Service::Payments,
+    Service::Inventory,
+    Service::InventoryV2,
+    Service::Orders,
+    Service::Notifications,
+    Service::OrderHistory,
+];
+
+/// The chaos proxy between `service` and the broker (`orders_to_rabbitmq`).
+pub fn broker_proxy_name(service: Service) -> String {
+    format!("{}_to_rabbitmq", service.name().replace('-', "_"))
 }
 
 impl Protocol {
+    /// The `messaging.system` its consumer spans carry, for a broker.
+    pub const fn messaging_system(self) -> Option<&'static str> {
+        match self {
+            Protocol::Rabbitmq => Some(crate::platform::broker::SYSTEM),
+            _ => None,
+        }
+    }
+
     /// The `rpc.system` its spans carry, for an RPC protocol.
     pub const fn rpc_system(self) -> Option<&'static str> {
         match self {
@@ -290,6 +317,15 @@ impl Edge {
             )
         } else {
             self.name()
+        }
+    }
+
+    /// What carries this edge's calls when events travel by `transport`: an event edge
+    /// goes through the broker under RabbitMQ; every other edge is as the topology says.
+    pub const fn carried_by(&self, transport: crate::config::EventTransport) -> Protocol {
+        match (self.kind, transport) {
+            (EdgeKind::Events, crate::config::EventTransport::Rabbitmq) => Protocol::Rabbitmq,
+            _ => self.protocol,
         }
     }
 

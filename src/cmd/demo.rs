@@ -9,7 +9,7 @@ use std::path::PathBuf;
 use anyhow::Context;
 use clap::{Args, ValueEnum};
 use gauntlet_demo_launch::{self as launch, LaunchOptions, banner};
-use gauntlet_demo_system::config::{DemoConfig, Pattern};
+use gauntlet_demo_system::config::{DemoConfig, EventTransport, Pattern};
 use gauntlet_demo_system::runner::{self, Instance};
 use gauntlet_demo_system::topology::{InstanceId, Service};
 use gauntlet_demo_system::traffic;
@@ -29,6 +29,7 @@ enum Ports {
   gauntlet demo --ports auto --no-traffic --data-dir /tmp/demo
   gauntlet demo --disable circuit-breaker --disable retries   # see what they were worth
   gauntlet demo --ports auto --no-traffic --provider-states   # for `gauntlet contracts verify`
+  gauntlet demo --broker rabbitmq        # events through Debian's RabbitMQ instead of HTTP feeds
 
 DIR/demo.json says where everything listens; tests, load and chaos tools read it.
 Ctrl-C (or SIGTERM) stops every process the demo started.
@@ -64,6 +65,48 @@ pub struct DemoArgs {
     /// can set each one up (they write to the databases on request: never in production).
     #[arg(long)]
     provider_states: bool,
+    /// What carries events from publishers to consumers: each publisher's HTTP feed, or
+    /// RabbitMQ (Debian's rabbitmq-server, started by the demo unless --broker-url names
+    /// one). Overrides [events] transport of --config.
+    #[arg(long, value_enum, value_name = "TRANSPORT")]
+    broker: Option<BrokerKind>,
+    /// A RabbitMQ of your own for --broker rabbitmq (amqp://user:password@host:port/vhost).
+    #[arg(long, value_name = "URL", requires = "broker")]
+    broker_url: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum BrokerKind {
+    /// Consumers long-poll each publisher's `GET /events` (the default).
+    Feed,
+    /// The outbox relays to RabbitMQ with publisher confirms; consumers read durable
+    /// quorum queues and acknowledge after their handler commits.
+    Rabbitmq,
+}
+
+/// Flags of the broker watcher; the demo sets them.
+#[derive(Debug, Args)]
+pub struct BrokerArgs {
+    /// The broker's directory (data, logs, HOME).
+    #[arg(long, value_name = "DIR")]
+    dir: PathBuf,
+    #[arg(long)]
+    amqp_port: u16,
+    #[arg(long)]
+    dist_port: u16,
+    #[arg(long)]
+    epmd_port: u16,
+}
+
+/// Runs RabbitMQ until standard input closes (the demo holds the other end).
+pub async fn run_broker(args: BrokerArgs) -> anyhow::Result<()> {
+    let ports = gauntlet_demo_system::broker_server::BrokerPorts {
+        amqp: args.amqp_port,
+        dist: args.dist_port,
+        epmd: args.epmd_port,
+    };
+    gauntlet_demo_system::broker_server::watch(&args.dir, ports).await?;
+    Ok(())
 }
 
 #[derive(Debug, clap::Subcommand)]
@@ -156,6 +199,19 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     if let Some(DemoCommand::Config(config)) = args.command {
         return super::demo_config::run(config).await;
     }
+    let mut config =
+        LaunchOptions::settings(args.config.as_deref(), &args.disable, args.provider_states)?;
+    match args.broker {
+        Some(BrokerKind::Rabbitmq) => {
+            config.events.transport = EventTransport::Rabbitmq;
+            config.events.url = args.broker_url.or(config.events.url);
+        }
+        Some(BrokerKind::Feed) if args.broker_url.is_some() => {
+            anyhow::bail!("--broker-url is for --broker rabbitmq");
+        }
+        Some(BrokerKind::Feed) => config.events.transport = EventTransport::Feed,
+        None => {}
+    }
     let options = LaunchOptions {
         exe: std::env::current_exe()
             .context("cannot find the gauntlet binary to start services with")?,
@@ -165,11 +221,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
             Ports::Auto => launch::Ports::Auto,
         },
         collector: args.collector,
-        config: LaunchOptions::settings(
-            args.config.as_deref(),
-            &args.disable,
-            args.provider_states,
-        )?,
+        config,
         chaos: args.chaos,
     };
     eprintln!("starting the demo...");

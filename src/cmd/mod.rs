@@ -69,6 +69,9 @@ Exit 0 promoted, 1 rolled back, 130 interrupted.")]
     /// Run one demo service instance (the demo's supervisor starts these).
     #[command(hide = true)]
     DemoService(demo::ServiceArgs),
+    /// Run the demo's RabbitMQ and stop it when the demo goes (the demo starts this).
+    #[command(hide = true)]
+    DemoBroker(demo::BrokerArgs),
 }
 
 impl Cli {
@@ -97,6 +100,7 @@ impl Cli {
             Command::Collector(args) => collector::run(args).await.map(|()| ExitCode::SUCCESS),
             Command::Demo(args) => demo::run(args).await.map(|()| ExitCode::SUCCESS),
             Command::DemoService(args) => demo::run_service(args).await.map(|()| ExitCode::SUCCESS),
+            Command::DemoBroker(args) => demo::run_broker(args).await.map(|()| ExitCode::SUCCESS),
             Command::Load(args) => load::run(*args).await,
             Command::Chaos(args) => chaos::run(args).await,
             Command::Contracts(args) => contracts::run(args).await,

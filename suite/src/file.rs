@@ -383,9 +383,17 @@ mod tests {
     }
 
     #[test]
-    fn the_repositorys_suite_is_valid_and_names_every_pattern() {
+    fn the_repositorys_suites_are_valid_and_name_every_pattern() {
         let s = Suite::load(&Path::new(ROOT).join("gauntlet.toml"), &[]).expect("gauntlet.toml");
-        let mut patterns: Vec<Pattern> = s.experiments.iter().map(|(_, e)| e.validates).collect();
+        // The broker's patterns are proven on the demo that runs on RabbitMQ.
+        let b = Suite::load(&Path::new(ROOT).join("gauntlet-broker.toml"), &[])
+            .expect("gauntlet-broker.toml");
+        let mut patterns: Vec<Pattern> = s
+            .experiments
+            .iter()
+            .chain(&b.experiments)
+            .map(|(_, e)| e.validates)
+            .collect();
         patterns.sort();
         assert_eq!(patterns, Pattern::ALL);
         assert!(s.contracts.is_some() && !s.loads.is_empty());

@@ -1,6 +1,6 @@
-//! The whole demo as one library call: [`launch`] starts the collector (or points the services
-//! at another one), the chaos proxies under `chaos`, every service instance under the
-//! supervisor, the supervisor's API, and writes `demo.json`; the [`RunningDemo`] it returns
+//! The whole demo as one library call: [`launch`] starts RabbitMQ when events travel through
+//! it and no URL names one, the collector (or points the services at another one), the
+//! chaos proxies under `chaos`, every service instance under the supervisor, the supervisor's API, and writes `demo.json`; the [`RunningDemo`] it returns
 //! says where everything is and [`RunningDemo::stop`] stops all of it. `gauntlet demo` is
 //! this plus flags, a banner and a burst of traffic; tests start demos through it too.
 //!
@@ -23,7 +23,8 @@ use std::path::{Path, PathBuf};
 use gauntlet_collector::store::StoreConfig;
 use gauntlet_collector::store::sqlite::SqliteConfig;
 use gauntlet_collector::{Collector, CollectorError, Config};
-use gauntlet_demo_system::config::{ConfigFileError, DemoConfig, Pattern};
+use gauntlet_demo_system::broker_server::{BrokerPorts, BrokerServer, BrokerServerError};
+use gauntlet_demo_system::config::{ConfigFileError, DemoConfig, EventTransport, Pattern};
 use gauntlet_demo_system::handle::{CollectorHandle, DemoHandle, HandleError};
 use gauntlet_demo_system::supervisor::{self, Plan, PortsInUse, Supervisor, SupervisorError};
 use gauntlet_demo_system::topology::Service;
@@ -103,6 +104,8 @@ pub enum LaunchError {
     Collector(#[from] CollectorError),
     #[error("the chaos proxies did not start: {0}")]
     Chaos(#[from] gauntlet_chaos_proxy::ChaosError),
+    #[error("RabbitMQ did not start: {0}")]
+    Broker(#[from] BrokerServerError),
     #[error(transparent)]
     Supervisor(#[from] SupervisorError),
     #[error(transparent)]
@@ -142,6 +145,8 @@ pub struct RunningDemo {
     collector: Option<Collector>,
     api: Background,
     chaos: Option<Background>,
+    /// The RabbitMQ this demo started (`--broker rabbitmq` without a URL).
+    pub broker: Option<BrokerServer>,
 }
 
 /// A server task of ours and the way to stop it.
@@ -162,14 +167,60 @@ impl Background {
 
 /// Starts the demo. On any failure, what had started is stopped again before the error
 /// returns.
-pub async fn launch(opts: LaunchOptions) -> Result<RunningDemo, LaunchError> {
-    let auto = opts.ports == Ports::Auto;
+pub async fn launch(mut opts: LaunchOptions) -> Result<RunningDemo, LaunchError> {
     tokio::fs::create_dir_all(&opts.data_dir)
         .await
         .map_err(io("create --data-dir", &opts.data_dir))?;
     let data_dir = tokio::fs::canonicalize(&opts.data_dir)
         .await
         .map_err(io("resolve --data-dir", &opts.data_dir))?;
+    let broker = start_broker(&mut opts, &data_dir).await?;
+    let launched = launch_with(opts, data_dir).await;
+    match (launched, broker) {
+        (Ok(mut running), broker) => {
+            running.broker = broker;
+            Ok(running)
+        }
+        (Err(e), Some(b)) => {
+            b.stop().await;
+            Err(e)
+        }
+        (Err(e), None) => Err(e),
+    }
+}
+
+/// Debian's RabbitMQ, when events travel through RabbitMQ and no URL names a broker; the
+/// services are told its URL.
+async fn start_broker(
+    opts: &mut LaunchOptions,
+    data_dir: &Path,
+) -> Result<Option<BrokerServer>, LaunchError> {
+    let events = &mut opts.config.events;
+    if events.transport != EventTransport::Rabbitmq || events.url.is_some() {
+        return Ok(None);
+    }
+    let fixed = (opts.ports == Ports::Fixed).then_some(BROKER_PORT);
+    let ports = BrokerPorts::pick(fixed).map_err(io("pick ports for RabbitMQ in", data_dir))?;
+    if fixed.is_some() {
+        let addr = SocketAddr::from(([127, 0, 0, 1], BROKER_PORT));
+        supervisor::check_ports_free(&[("RabbitMQ (AMQP)".into(), addr)])?;
+    }
+    let server = BrokerServer::start(&opts.exe, data_dir.join("rabbitmq"), ports).await?;
+    tracing::info!(
+        secs = server.started_in.as_secs_f64(),
+        url = %server.url(),
+        "RabbitMQ is up"
+    );
+    events.url = Some(server.url());
+    Ok(Some(server))
+}
+
+/// RabbitMQ's documented AMQP port, the demo's broker's under fixed ports.
+pub const BROKER_PORT: u16 = 5672;
+
+/// The rest of [`launch`], once the broker (if any) is up.
+async fn launch_with(opts: LaunchOptions, data_dir: PathBuf) -> Result<RunningDemo, LaunchError> {
+    let auto = opts.ports == Ports::Auto;
     let config_file = data_dir.join("effective-config.json");
     let config_json = serde_json::to_vec_pretty(&opts.config).unwrap_or_default();
     tokio::fs::write(&config_file, config_json)
@@ -200,7 +251,16 @@ pub async fn launch(opts: LaunchOptions) -> Result<RunningDemo, LaunchError> {
     plan.otlp_endpoint = Some(otlp_http.clone());
     plan.config_file = Some(config_file);
     plan.healing = opts.config.supervisor;
-    let started = start_parts(plan, opts.chaos, auto, &data_dir).await;
+    let broker_addr = (opts.config.events.transport == EventTransport::Rabbitmq)
+        .then(|| {
+            opts.config
+                .events
+                .url
+                .as_deref()
+                .and_then(chaos::broker_address)
+        })
+        .flatten();
+    let started = start_parts(plan, opts.chaos, broker_addr, auto, &data_dir).await;
     let (supervisor, chaos, api, sup_url) = match started {
         Ok(parts) => parts,
         Err(e) => {
@@ -225,6 +285,9 @@ pub async fn launch(opts: LaunchOptions) -> Result<RunningDemo, LaunchError> {
             .collect(),
         chaos: chaos.as_ref().map(|(h, _)| h.clone()),
         disabled: opts.config.disabled(),
+        broker: (opts.config.events.transport == EventTransport::Rabbitmq)
+            .then(|| opts.config.events.url.clone())
+            .flatten(),
     };
     let running = RunningDemo {
         handle_path: data_dir.join("demo.json"),
@@ -236,6 +299,7 @@ pub async fn launch(opts: LaunchOptions) -> Result<RunningDemo, LaunchError> {
         collector,
         api,
         chaos: chaos.map(|(_, b)| b),
+        broker: None,
     };
     if let Err(e) = running.handle.write(&running.handle_path) {
         running.stop().await;
@@ -300,11 +364,12 @@ type Parts = (
 async fn start_parts(
     mut plan: Plan,
     with_chaos: bool,
+    broker: Option<String>,
     auto: bool,
     data_dir: &Path,
 ) -> Result<Parts, LaunchError> {
     let chaos = if with_chaos {
-        let (handle, routes, background) = chaos::start(&plan, auto).await?;
+        let (handle, routes, background) = chaos::start(&plan, broker.as_deref(), auto).await?;
         let routes_file = data_dir.join("chaos-routes.json");
         let written = tokio::fs::write(
             &routes_file,
@@ -390,7 +455,7 @@ impl RunningDemo {
     }
 
     /// Stops every instance, the supervisor API, the collector (after it committed what it
-    /// took) and the proxies, and removes `demo.json`.
+    /// took), the proxies and the broker, and removes `demo.json`.
     pub async fn stop(self) {
         self.supervisor.shutdown().await;
         self.api.stop().await;
@@ -399,6 +464,9 @@ impl RunningDemo {
         }
         if let Some(chaos) = self.chaos {
             chaos.stop().await;
+        }
+        if let Some(b) = self.broker {
+            b.stop().await;
         }
         if let Err(e) = tokio::fs::remove_file(&self.handle_path).await {
             tracing::warn!(error = %e, path = %self.handle_path.display(), "cannot remove the demo handle");

@@ -4,7 +4,7 @@
 //! choreographed flow, no service asks it to). Idempotent through the outbox consumer: a
 //! redelivered event records nothing new.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use axum::Router;
 use rusqlite::Transaction;
@@ -28,6 +28,53 @@ pub const MAX_RECIPIENT: usize = 100;
 #[derive(Clone, Debug)]
 pub struct Notifications {
     db: Db,
+    /// Where the mailer marks the customers it crashed on (see [`CRASHING_CUSTOMER`]).
+    crash_marks: PathBuf,
+}
+
+/// The consumer-crash experiment's fault: the mailer crashes the process (an abort, in the
+/// middle of the handler, its transaction not committed) on the first order event of each
+/// customer whose ID starts with this. Once per customer: the mark it leaves first lets
+/// the redelivery through, as a bug that struck once would. Only events that notify
+/// someone crash it.
+pub const CRASHING_CUSTOMER: &str = "crash-mailer-";
+
+/// Aborts the process if `e` is the first order event of a crashing customer.
+fn crash_once(marks: &Path, e: &Event) {
+    // Only an event someone is told about: losing another would go unnoticed.
+    if !matches!(notification(e), Ok(Some(_))) {
+        return;
+    }
+    let Ok(order) = e.payload_as::<Order>() else {
+        return;
+    };
+    let Some(rest) = order.customer_id.strip_prefix(CRASHING_CUSTOMER) else {
+        return;
+    };
+    let name: String = rest
+        .chars()
+        .take(100)
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    let mark = marks.join(format!("{CRASHING_CUSTOMER}{name}"));
+    if mark.exists() {
+        return;
+    }
+    // No mark, no crash: without one it would crash on every redelivery.
+    if std::fs::create_dir_all(marks)
+        .and_then(|()| std::fs::write(&mark, e.id.to_string()))
+        .is_err()
+    {
+        return;
+    }
+    tracing::error!(order_id = %order.id, event_id = %e.id, "the mailer crashed (the consumer-crash fault)");
+    std::process::abort();
 }
 
 /// The notification for an order event, or `None` for events nobody is told about.
@@ -105,7 +152,12 @@ impl FeedConsumer for Notifications {
     }
 
     fn handler(&self) -> impl Apply + use<> {
-        Self::apply
+        let marks = self.crash_marks.clone();
+        move |tx: &Transaction<'_>, e: &Event| {
+            Self::apply(tx, e)?;
+            crash_once(&marks, e);
+            Ok(())
+        }
     }
 }
 
@@ -128,6 +180,7 @@ impl Notifications {
     pub fn open(db_path: &Path) -> Result<Self, DbError> {
         Ok(Self {
             db: open_db(db_path, db::SCHEMA)?,
+            crash_marks: db_path.with_extension("crashes"),
         })
     }
 

@@ -2,6 +2,7 @@
 //! - [`db`]: its own SQLite database, used only from blocking threads;
 //! - [`outbox`]: the transactional outbox, the long-poll event feed and the idempotent consumer;
 //!   [`dead_letters`]: where that consumer parks an event its handler keeps failing on;
+//!   [`broker`]: RabbitMQ instead of the feed: the outbox relay and the queue consumers;
 //! - [`http`]: the HTTP edge (the one error envelope, health and admin routes);
 //! - [`discovery`] and [`resilience`]: where a call goes (registry, round-robin, ejection)
 //!   and how it is protected (retry, circuit breaker, bulkhead, timeout); [`live_config`]:
@@ -15,6 +16,7 @@
 //! - [`text_enum`]: states that travel and are stored as text; [`money`]: cents as people read them;
 //! - [`provider_states`]: Pact provider states, for contract verification (off by default).
 
+pub mod broker;
 pub mod client;
 pub mod db;
 pub mod dead_letters;

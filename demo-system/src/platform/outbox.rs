@@ -132,6 +132,15 @@ pub const SCHEMA: &str = concat!(
         feed TEXT PRIMARY KEY,
         after INTEGER NOT NULL
     );
+    CREATE TABLE IF NOT EXISTS relay_positions (
+        feed TEXT PRIMARY KEY,
+        after INTEGER NOT NULL
+    );
+    CREATE TABLE IF NOT EXISTS relay_leases (
+        feed TEXT PRIMARY KEY,
+        holder TEXT NOT NULL,
+        until_ms INTEGER NOT NULL
+    );
     CREATE TABLE IF NOT EXISTS processed_events (
         id TEXT PRIMARY KEY,
         processed_unix_ms INTEGER NOT NULL
@@ -256,9 +265,11 @@ impl Outbox {
     pub fn fire_and_forget(&self) -> Result<(), DbError> {
         self.db
             .blocking(rusqlite::TransactionBehavior::Immediate, |tx| {
+                // A relay's position counts the old numbering: it starts over too.
                 tx.execute_batch(
                     "DELETE FROM volatile_feed;
-                     DELETE FROM sqlite_sequence WHERE name = 'volatile_feed';",
+                     DELETE FROM sqlite_sequence WHERE name = 'volatile_feed';
+                     DELETE FROM relay_positions;",
                 )?;
                 Ok(())
             })?;
@@ -610,6 +621,32 @@ pub trait FeedConsumer: 'static {
     }
 }
 
+/// A feed consumer reading its events from a broker's queue instead of the feed: the same
+/// consumer (its database, handler, flush and dead-letter count), another way in.
+pub trait QueueConsumer: FeedConsumer {
+    /// Reads `feed`'s events from `queue` on `broker` until `shutdown` resolves. `client`
+    /// is the feed's (the consumer keeps it; the broker brings the events).
+    fn consume_queue<S: Future<Output = ()>>(
+        &self,
+        feed: &str,
+        client: HttpClient,
+        queue: String,
+        broker: super::broker::Broker,
+        options: ConsumeOptions,
+        shutdown: S,
+    ) -> impl Future<Output = ()> + use<Self, S> {
+        let mut consumer = Consumer::new(feed, client, self.db().clone());
+        consumer.flush = self.flush();
+        consumer.dead_letter_after = options.dead_letter_after;
+        let subscription = super::broker::Subscription {
+            queue,
+            feed: feed.to_string(),
+        };
+        super::broker::consume(consumer, self.handler(), subscription, broker, shutdown)
+    }
+}
+impl<T: FeedConsumer> QueueConsumer for T {}
+
 /// How a consumer reads its feed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ConsumeOptions {
@@ -650,6 +687,18 @@ pub struct Consumer {
     pub failures: FailureCounts,
     /// Run before each delivery's transaction commits (see [`Flush`]).
     pub flush: Flush,
+    /// The broker the events came through, for the consumer spans' `messaging.system` and
+    /// `messaging.destination.name` (`None`: the publisher's own feed).
+    pub messaging: Option<Messaging>,
+}
+
+/// Where a consumer's events come from when a broker carries them.
+#[derive(Debug, Clone)]
+pub struct Messaging {
+    /// `messaging.system`, e.g. `rabbitmq`.
+    pub system: &'static str,
+    /// The queue read.
+    pub destination: String,
 }
 
 /// Failed deliveries per event, shared by a consumer's clones.
@@ -665,7 +714,7 @@ impl FailureCounts {
         *n
     }
 
-    fn forget(&self, event: Uuid) {
+    pub(crate) fn forget(&self, event: Uuid) {
         super::lock(&self.0).remove(&event);
     }
 }
@@ -683,7 +732,22 @@ impl Consumer {
             dead_letter_after: ConsumeOptions::default().dead_letter_after,
             failures: FailureCounts::default(),
             flush: Flush::default(),
+            messaging: None,
         }
+    }
+
+    /// The CONSUMER span processing `event` runs under.
+    fn span(&self, event: &Event) -> tracing::Span {
+        let span = super::telemetry::consumer_span(
+            &event.kind,
+            event.traceparent.as_deref(),
+            event.baggage.as_deref(),
+        );
+        if let Some(m) = &self.messaging {
+            span.record("messaging.system", m.system);
+            span.record("messaging.destination.name", m.destination.as_str());
+        }
+        span
     }
 
     /// Moves the cursor past every event the feed holds now, applying none of them: what
@@ -788,16 +852,12 @@ impl Consumer {
 
     /// Counts a failed delivery of `event`; parks it once it has failed `dead_letter_after`
     /// times in a row (`true`: parked, go on with the next).
-    async fn failed(&self, event: &Event, reason: &str) -> Result<bool, OutboxError> {
+    pub(crate) async fn failed(&self, event: &Event, reason: &str) -> Result<bool, OutboxError> {
         let attempts = self.failures.count(event.id);
         if self.dead_letter_after.is_none_or(|max| attempts < max) {
             return Ok(false);
         }
-        let span = super::telemetry::consumer_span(
-            &event.kind,
-            event.traceparent.as_deref(),
-            event.baggage.as_deref(),
-        );
+        let span = self.span(event);
         let (feed, parked, error) = (self.feed.clone(), event.clone(), reason.to_string());
         self.db
             .write(move |tx| {
@@ -826,11 +886,7 @@ impl Consumer {
     /// that records the event as processed and moves the cursor to it; `false` if this
     /// consumer had processed it before (nothing is applied twice).
     pub async fn deliver(&self, apply: &impl Apply, event: Event) -> Result<bool, OutboxError> {
-        let span = super::telemetry::consumer_span(
-            &event.kind,
-            event.traceparent.as_deref(),
-            event.baggage.as_deref(),
-        );
+        let span = self.span(&event);
         let (apply, feed, event_id) = (apply.clone(), self.feed.clone(), event.id);
         let flush = self.flush.clone();
         let fresh = self
@@ -868,16 +924,7 @@ impl Consumer {
         apply: &impl Apply,
         events: &[Event],
     ) -> Result<usize, OutboxError> {
-        let spans: Vec<tracing::Span> = events
-            .iter()
-            .map(|e| {
-                super::telemetry::consumer_span(
-                    &e.kind,
-                    e.traceparent.as_deref(),
-                    e.baggage.as_deref(),
-                )
-            })
-            .collect();
+        let spans: Vec<tracing::Span> = events.iter().map(|e| self.span(e)).collect();
         let (apply, feed, flush) = (apply.clone(), self.feed.clone(), self.flush.clone());
         let events = events.to_vec();
         let last = events.last().map_or(0, |e| e.seq);

@@ -288,13 +288,7 @@ pub async fn trace_request(mut req: Request, next: Next) -> Response {
 /// The current trace context and baggage as W3C headers (`traceparent`, `tracestate`,
 /// `baggage`), to send on an HTTP call or store with an outbox event.
 pub fn current_headers() -> HashMap<String, String> {
-    let cx = tracing::Span::current().context();
-    let mut headers = axum::http::HeaderMap::new();
-    global::get_text_map_propagator(|p| p.inject_context(&cx, &mut HeaderInjector(&mut headers)));
-    headers
-        .iter()
-        .filter_map(|(k, v)| Some((k.as_str().to_string(), v.to_str().ok()?.to_string())))
-        .collect()
+    headers_of(&tracing::Span::current())
 }
 
 /// A CONSUMER span for processing an event: a new trace (the event was consumed later, by
@@ -310,9 +304,56 @@ pub fn consumer_span(
         otel.kind = "consumer",
         messaging.operation.type = "process",
         messaging.message.type = %kind,
+        messaging.system = tracing::field::Empty,
+        messaging.destination.name = tracing::field::Empty,
         correlation_id = tracing::field::Empty,
     );
     linked_root(span, traceparent, baggage)
+}
+
+/// A PRODUCER span for sending an event to a broker, a child of the span that published it
+/// (the event's `traceparent`, carried in the outbox), so the request's trace shows when
+/// its event left; the message's headers then carry this span's context.
+pub fn producer_span(
+    system: &'static str,
+    destination: &str,
+    routing_key: &str,
+    kind: &str,
+    message_id: &str,
+    traceparent: Option<&str>,
+    baggage: Option<&str>,
+) -> tracing::Span {
+    let span = tracing::info_span!(
+        "publish",
+        otel.name = %format!("publish {destination}"),
+        otel.kind = "producer",
+        messaging.system = system,
+        messaging.operation.type = "send",
+        messaging.destination.name = %destination,
+        messaging.rabbitmq.destination.routing_key = %routing_key,
+        messaging.message.id = %message_id,
+        messaging.message.type = %kind,
+    );
+    let mut carrier = axum::http::HeaderMap::new();
+    for (k, v) in [("traceparent", traceparent), ("baggage", baggage)] {
+        if let Some(v) = v.and_then(|v| HeaderValue::from_str(v).ok()) {
+            carrier.insert(k, v);
+        }
+    }
+    let publisher = global::get_text_map_propagator(|p| p.extract(&HeaderExtractor(&carrier)));
+    let _ = span.set_parent(publisher);
+    span
+}
+
+/// The W3C trace context of `span` (`traceparent`, `baggage`), for a message's headers.
+pub fn headers_of(span: &tracing::Span) -> HashMap<String, String> {
+    let cx = span.context();
+    let mut headers = axum::http::HeaderMap::new();
+    global::get_text_map_propagator(|p| p.inject_context(&cx, &mut HeaderInjector(&mut headers)));
+    headers
+        .iter()
+        .filter_map(|(k, v)| Some((k.as_str().to_string(), v.to_str().ok()?.to_string())))
+        .collect()
 }
 
 /// Makes `span` the root of a new trace that carries on the story of the context in
