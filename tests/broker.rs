@@ -24,6 +24,36 @@ use gauntlet_query_api::params::DependenciesQuery;
 use serde_json::Value;
 
 #[test]
+fn a_broker_the_demo_cannot_use_is_refused_before_anything_starts() {
+    let run = |args: &[&str]| {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let out = std::process::Command::new(common::BIN)
+            .args(["demo", "--ports", "auto", "--no-traffic", "--data-dir"])
+            .arg(dir.path())
+            .args(args)
+            .output()
+            .expect("runs");
+        assert!(!out.status.success(), "{args:?} was taken");
+        assert!(
+            !dir.path().join("demo.json").exists(),
+            "{args:?}: nothing starts"
+        );
+        String::from_utf8_lossy(&out.stderr).to_string()
+    };
+    let err = run(&["--broker", "kafka"]);
+    assert!(err.contains("feed") && err.contains("rabbitmq"), "{err}");
+    let err = run(&[
+        "--broker",
+        "rabbitmq",
+        "--broker-url",
+        "http://127.0.0.1:5672",
+    ]);
+    assert!(err.contains("an AMQP URL"), "{err}");
+    let err = run(&["--broker", "feed", "--broker-url", "amqp://127.0.0.1:5672"]);
+    assert!(err.contains("--broker rabbitmq"), "{err}");
+}
+
+#[test]
 fn events_travel_through_rabbitmq_once_and_what_is_not_an_event_is_dead_lettered() {
     let dir = tempfile::tempdir().expect("tempdir");
     let data = dir.path().join("demo");

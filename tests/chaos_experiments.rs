@@ -203,7 +203,7 @@ const BROKER_EXPERIMENTS: [(&str, Pattern, &[&str]); 2] = [
     (
         "consumer-crash.toml",
         Pattern::AckAfterCommit,
-        &["the crashing customer's order is notified once, within 20 s"],
+        &["the crashing customer's order is notified once, within 15 s"],
     ),
 ];
 

@@ -212,6 +212,10 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         Some(BrokerKind::Feed) => config.events.transport = EventTransport::Feed,
         None => {}
     }
+    config
+        .events
+        .check()
+        .map_err(|e| anyhow::anyhow!("--broker-url: {e}"))?;
     let options = LaunchOptions {
         exe: std::env::current_exe()
             .context("cannot find the gauntlet binary to start services with")?,

@@ -334,15 +334,19 @@ pub fn producer_span(
         messaging.message.id = %message_id,
         messaging.message.type = %kind,
     );
+    let _ = span.set_parent(extract(traceparent, baggage));
+    span
+}
+
+/// The context a `traceparent` and `baggage` carry (an event's, a message's).
+fn extract(traceparent: Option<&str>, baggage: Option<&str>) -> Context {
     let mut carrier = axum::http::HeaderMap::new();
     for (k, v) in [("traceparent", traceparent), ("baggage", baggage)] {
         if let Some(v) = v.and_then(|v| HeaderValue::from_str(v).ok()) {
             carrier.insert(k, v);
         }
     }
-    let publisher = global::get_text_map_propagator(|p| p.extract(&HeaderExtractor(&carrier)));
-    let _ = span.set_parent(publisher);
-    span
+    global::get_text_map_propagator(|p| p.extract(&HeaderExtractor(&carrier)))
 }
 
 /// The W3C trace context of `span` (`traceparent`, `baggage`), for a message's headers.
@@ -366,13 +370,7 @@ pub fn linked_root(
     traceparent: Option<&str>,
     baggage: Option<&str>,
 ) -> tracing::Span {
-    let mut carrier = axum::http::HeaderMap::new();
-    for (k, v) in [("traceparent", traceparent), ("baggage", baggage)] {
-        if let Some(v) = v.and_then(|v| HeaderValue::from_str(v).ok()) {
-            carrier.insert(k, v);
-        }
-    }
-    let producer = global::get_text_map_propagator(|p| p.extract(&HeaderExtractor(&carrier)));
+    let producer = extract(traceparent, baggage);
     if let Some(correlation) = producer.baggage().get(CORRELATION_KEY) {
         span.record(CORRELATION_KEY, correlation.to_string());
     }
