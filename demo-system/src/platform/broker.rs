@@ -197,13 +197,25 @@ async fn relay_session(
         "relaying the outbox to RabbitMQ"
     );
     let holder = Uuid::now_v7().to_string();
+    // The lease is renewed every third of its length, not per batch; while it is held this
+    // relay alone moves the position, so it is read from the database only when taken.
+    let mut renew_at = tokio::time::Instant::now();
+    let mut position_held: Option<i64> = None;
     loop {
-        if !claim(outbox.db(), feed, &holder).await? {
-            // Another instance sharing the database relays this outbox; stand by.
-            tokio::time::sleep(Duration::from_secs(1)).await;
-            continue;
+        if tokio::time::Instant::now() >= renew_at {
+            if !claim(outbox.db(), feed, &holder).await? {
+                // Another instance sharing the database relays this outbox; stand by.
+                position_held = None;
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                continue;
+            }
+            renew_at = tokio::time::Instant::now() + LEASE / 3;
         }
-        let after = position(outbox.db(), feed).await?;
+        let after = match position_held {
+            Some(p) => p,
+            None => position(outbox.db(), feed).await?,
+        };
+        position_held = Some(after);
         let events = outbox
             .read_after(after, BATCH, Duration::from_secs(1))
             .await?;
@@ -223,6 +235,7 @@ async fn relay_session(
             }
         }
         advance(outbox.db(), feed, last).await?;
+        position_held = Some(last);
     }
 }
 

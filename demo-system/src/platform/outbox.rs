@@ -613,11 +613,18 @@ pub trait FeedConsumer: 'static {
         options: ConsumeOptions,
         shutdown: S,
     ) -> impl Future<Output = ()> + use<Self, S> {
+        self.reader(feed, client, options)
+            .run(self.handler(), shutdown)
+    }
+
+    /// The consumer of `feed` this service reads with, as `options` say: its database, its
+    /// flush, its catch-up and dead-letter settings (whatever carries the events).
+    fn reader(&self, feed: &str, client: HttpClient, options: ConsumeOptions) -> Consumer {
         let mut consumer = Consumer::new(feed, client, self.db().clone());
         consumer.flush = self.flush();
         consumer.catch_up = options.catch_up;
         consumer.dead_letter_after = options.dead_letter_after;
-        consumer.run(self.handler(), shutdown)
+        consumer
     }
 }
 
@@ -635,9 +642,7 @@ pub trait QueueConsumer: FeedConsumer {
         options: ConsumeOptions,
         shutdown: S,
     ) -> impl Future<Output = ()> + use<Self, S> {
-        let mut consumer = Consumer::new(feed, client, self.db().clone());
-        consumer.flush = self.flush();
-        consumer.dead_letter_after = options.dead_letter_after;
+        let consumer = self.reader(feed, client, options);
         let subscription = super::broker::Subscription {
             queue,
             feed: feed.to_string(),
