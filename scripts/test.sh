@@ -13,6 +13,9 @@ command -v npm >/dev/null 2>&1 || need_apt+=(npm)
 [ -x "${CHROMIUM:-/usr/bin/chromium}" ] || need_apt+=(chromium)
 # `gauntlet demo --broker rabbitmq` runs Debian's RabbitMQ (its tests and experiments).
 [ -x /usr/lib/rabbitmq/bin/rabbitmq-server ] || need_apt+=(rabbitmq-server)
+# Debian's Prometheus 2.42 is the reference the PromQL answers are checked against, and
+# promtool a client of the Prometheus API (collector/tests/promql_oracle.rs).
+{ [ -x /usr/bin/prometheus ] && [ -x /usr/bin/promtool ]; } || need_apt+=(prometheus)
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "==> installing ${need_apt[*]}"
   if [ "$(id -u)" -eq 0 ]; then

@@ -108,6 +108,11 @@ impl Pipeline {
         )
     }
 
+    /// Whether the store keeps metric points (receivers refuse metrics exports otherwise).
+    pub fn keeps_metrics(&self) -> bool {
+        self.store.capabilities().metrics
+    }
+
     /// Commits `batch`, sharing a transaction with whatever else is waiting.
     pub async fn submit(&self, batch: Batch) -> Result<(), IngestError> {
         if batch.is_empty() {

@@ -24,6 +24,7 @@ pub mod metrics;
 pub mod model;
 pub mod otlp;
 pub mod payload;
+pub mod promql;
 pub mod query;
 pub mod retention;
 pub mod store;
@@ -78,6 +79,8 @@ pub struct Config {
     /// How often retention runs.
     pub retention_interval: Duration,
     pub pipeline: PipelineConfig,
+    /// What one PromQL query may read (series, stored points).
+    pub promql: promql::Limits,
 }
 
 impl Config {
@@ -98,6 +101,7 @@ impl Config {
             insecure_ui: false,
             retention: Some(Duration::from_secs(72 * 3600)),
             max_disk: Some(10 << 30),
+            promql: promql::Limits::default(),
             retention_interval: Duration::from_secs(60),
             pipeline: PipelineConfig::default(),
         }
@@ -294,6 +298,7 @@ impl Collector {
             query::router(query::QueryState {
                 store: store.clone(),
                 metrics,
+                promql: config.promql,
             }),
             gauntlet_dashboards::router(),
             config.auth_token.clone(),

@@ -15,6 +15,7 @@ use prometheus_client::registry::Registry;
 pub enum Signal {
     Spans,
     Logs,
+    MetricPoints,
 }
 
 #[derive(Debug, Clone, Copy, Hash, PartialEq, Eq)]
@@ -45,6 +46,7 @@ impl LabelText for Signal {
         match self {
             Signal::Spans => "spans",
             Signal::Logs => "logs",
+            Signal::MetricPoints => "metric_points",
         }
     }
 }

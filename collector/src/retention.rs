@@ -49,6 +49,7 @@ pub async fn run(
                     total.spans += step.spans;
                     total.logs += step.logs;
                     total.traces += step.traces;
+                    total.metric_points += step.metric_points;
                     if !step.more || *shutdown.borrow() {
                         break;
                     }
@@ -61,11 +62,12 @@ pub async fn run(
                 }
             }
         }
-        if total.spans + total.logs + total.traces > 0 {
+        if total.spans + total.logs + total.traces + total.metric_points > 0 {
             tracing::info!(
                 spans = total.spans,
                 logs = total.logs,
                 traces = total.traces,
+                metric_points = total.metric_points,
                 "retention deleted old data"
             );
         }

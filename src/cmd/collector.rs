@@ -82,6 +82,16 @@ pub struct CollectorArgs {
     /// How often retention runs.
     #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = parse_duration)]
     retention_interval: Duration,
+    /// Series one PromQL query may select (each histogram bucket counts as one, as in
+    /// Prometheus); a query past it is refused with a message saying so.
+    #[arg(long, value_name = "N", default_value_t = 10_000,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    max_query_series: u64,
+    /// Stored metric points one PromQL query may read; past it the query is refused, so a
+    /// query's memory stays bounded.
+    #[arg(long, value_name = "N", default_value_t = 5_000_000,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    max_query_points: u64,
     /// Commit durability: `normal` survives a crashed or killed process; `full` also
     /// survives power loss, at a cost in ingest rate.
     #[arg(long, value_enum, default_value_t = SyncArg::Normal)]
@@ -216,6 +226,12 @@ pub async fn run(args: CollectorArgs) -> anyhow::Result<()> {
         auth_token: args.auth_token,
         ingest_token: args.ingest_token,
         insecure_ui: args.insecure_ui,
+        promql: gauntlet_collector::promql::Limits {
+            max_series: usize::try_from(args.max_query_series)
+                .context("--max-query-series is too large")?,
+            max_points: usize::try_from(args.max_query_points)
+                .context("--max-query-points is too large")?,
+        },
         ..Config::with_defaults()
     };
     let collector = Collector::start(config).await?;

@@ -9,6 +9,8 @@
 //! - [`jaeger`]: Jaeger's trace, span, process and tag JSON; operations; span kinds.
 //! - [`logs`], [`correlation`], [`red`], [`requests`], [`dependencies`], [`markers`]: the
 //!   other answers.
+//! - [`prometheus`]: Prometheus' HTTP API answers (query, series, labels, metadata) in its
+//!   own `{status, data}` envelope.
 //! - [`params`]: every query's parameters, parsed from the query string once (with the
 //!   messages a caller sees on a bad value) and written back by clients.
 //! - `client` (feature `client`): a typed client over reqwest.
@@ -29,6 +31,7 @@ pub mod jaeger;
 pub mod logs;
 pub mod markers;
 pub mod params;
+pub mod prometheus;
 pub mod red;
 pub mod requests;
 #[cfg(feature = "typescript")]

@@ -6,8 +6,10 @@
 use std::sync::Arc;
 
 mod attributes;
+mod metric;
 
 pub use attributes::{Attributes, Value};
+pub use metric::{Exemplar, MetricKind, MetricPoint, MetricSeries, PointValue, Temporality};
 
 /// A 16-byte trace ID; never all zero once it is in the model.
 pub type TraceId = [u8; 16];
@@ -141,12 +143,13 @@ pub struct LogRecord {
 pub struct Batch {
     pub spans: Vec<SpanRecord>,
     pub logs: Vec<LogRecord>,
+    pub metrics: Vec<MetricPoint>,
 }
 
 impl Batch {
     /// Rows this batch will write: the unit of the ingest queue's capacity.
     pub fn rows(&self) -> usize {
-        self.spans.len() + self.logs.len()
+        self.spans.len() + self.logs.len() + self.metrics.len()
     }
     pub fn is_empty(&self) -> bool {
         self.rows() == 0
@@ -154,6 +157,7 @@ impl Batch {
     pub fn extend(&mut self, other: Batch) {
         self.spans.extend(other.spans);
         self.logs.extend(other.logs);
+        self.metrics.extend(other.metrics);
     }
 }
 

@@ -138,16 +138,16 @@ pub fn logs(req: ExportLogsServiceRequest) -> Converted {
     out
 }
 
-fn clamp_ns(ns: u64) -> i64 {
+pub(super) fn clamp_ns(ns: u64) -> i64 {
     i64::try_from(ns).unwrap_or(i64::MAX)
 }
 
-fn trace_id(bytes: &[u8]) -> Option<TraceId> {
+pub(super) fn trace_id(bytes: &[u8]) -> Option<TraceId> {
     let id: TraceId = bytes.try_into().ok()?;
     (id != [0; 16]).then_some(id)
 }
 
-fn span_id(bytes: &[u8]) -> Option<SpanId> {
+pub(super) fn span_id(bytes: &[u8]) -> Option<SpanId> {
     let id: SpanId = bytes.try_into().ok()?;
     (id != [0; 8]).then_some(id)
 }
@@ -156,7 +156,7 @@ fn span_id_or_none(bytes: &[u8]) -> Option<SpanId> {
     span_id(bytes)
 }
 
-fn resource(r: Option<ProtoResource>) -> Resource {
+pub(super) fn resource(r: Option<ProtoResource>) -> Resource {
     let attributes = attributes(r.map(|r| r.attributes).unwrap_or_default());
     let service = match attributes.get("service.name") {
         Some(Value::String(s)) if !s.is_empty() => s.clone(),

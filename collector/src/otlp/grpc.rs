@@ -1,4 +1,5 @@
-//! OTLP/gRPC: TraceService/Export and LogsService/Export over tonic, gzip accepted.
+//! OTLP/gRPC: TraceService/Export, LogsService/Export and MetricsService/Export over tonic,
+//! gzip accepted (metrics answer UNIMPLEMENTED when the store keeps none).
 //! Refusals are UNAVAILABLE with a google.rpc.RetryInfo; an oversized message is
 //! RESOURCE_EXHAUSTED (tonic says OUT_OF_RANGE for it; [`ResourceExhaustedLayer`] fixes that).
 //! [`BudgetLayer`] reserves each message from the body budget before tonic reads it.
@@ -17,6 +18,12 @@ use opentelemetry_proto::tonic::collector::logs::v1::logs_service_server::{
 };
 use opentelemetry_proto::tonic::collector::logs::v1::{
     ExportLogsPartialSuccess, ExportLogsServiceRequest, ExportLogsServiceResponse,
+};
+use opentelemetry_proto::tonic::collector::metrics::v1::metrics_service_server::{
+    MetricsService, MetricsServiceServer,
+};
+use opentelemetry_proto::tonic::collector::metrics::v1::{
+    ExportMetricsPartialSuccess, ExportMetricsServiceRequest, ExportMetricsServiceResponse,
 };
 use opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::{
     TraceService, TraceServiceServer,
@@ -103,7 +110,28 @@ impl LogsService for GrpcReceiver {
     }
 }
 
-/// Serves both services on `listener` until `shutdown` resolves.
+#[tonic::async_trait]
+impl MetricsService for GrpcReceiver {
+    async fn export(
+        &self,
+        request: Request<ExportMetricsServiceRequest>,
+    ) -> Result<Response<ExportMetricsServiceResponse>, Status> {
+        if !self.pipeline.keeps_metrics() {
+            return Err(Status::unimplemented(super::http::METRICS_NOT_KEPT));
+        }
+        let converted = super::metrics::metrics(request.into_inner());
+        let message = converted.rejected.message("data points");
+        let rejected = self.commit(Signal::MetricPoints, converted).await?;
+        Ok(Response::new(ExportMetricsServiceResponse {
+            partial_success: (rejected > 0).then_some(ExportMetricsPartialSuccess {
+                rejected_data_points: rejected,
+                error_message: message,
+            }),
+        }))
+    }
+}
+
+/// Serves the three services on `listener` until `shutdown` resolves.
 pub async fn serve(
     receiver: GrpcReceiver,
     listener: tokio::net::TcpListener,
@@ -117,7 +145,11 @@ pub async fn serve(
         .max_decoding_message_size(max_body)
         .accept_compressed(CompressionEncoding::Gzip)
         .send_compressed(CompressionEncoding::Gzip);
-    let logs = LogsServiceServer::new(receiver)
+    let logs = LogsServiceServer::new(receiver.clone())
+        .max_decoding_message_size(max_body)
+        .accept_compressed(CompressionEncoding::Gzip)
+        .send_compressed(CompressionEncoding::Gzip);
+    let metrics = MetricsServiceServer::new(receiver)
         .max_decoding_message_size(max_body)
         .accept_compressed(CompressionEncoding::Gzip)
         .send_compressed(CompressionEncoding::Gzip);
@@ -129,7 +161,11 @@ pub async fn serve(
             check.clone(),
         ))
         .add_service(tonic::service::interceptor::InterceptedService::new(
-            logs, check,
+            logs,
+            check.clone(),
+        ))
+        .add_service(tonic::service::interceptor::InterceptedService::new(
+            metrics, check,
         ))
         .serve_with_incoming_shutdown(
             tonic::transport::server::TcpIncoming::from(listener),

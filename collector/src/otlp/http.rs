@@ -1,6 +1,7 @@
-//! OTLP/HTTP: `POST /v1/traces` and `/v1/logs`, protobuf or JSON on the same port, gzip or
-//! not. The response mirrors the request's encoding. `/v1/metrics` answers 404 with a
-//! google.rpc.Status saying metrics are not stored, so a misconfigured SDK is told, not ignored.
+//! OTLP/HTTP: `POST /v1/traces`, `/v1/logs` and `/v1/metrics`, protobuf or JSON on the same
+//! port, gzip or not. The response mirrors the request's encoding. A store that keeps no
+//! metrics (ClickHouse, for now) makes `/v1/metrics` answer 404 with a google.rpc.Status
+//! saying so, so a misconfigured SDK is told, not ignored.
 //! Browsers' exports get CORS answers for the origins `--cors-origin` allows, none by default.
 
 use std::sync::Arc;
@@ -13,6 +14,9 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use opentelemetry_proto::tonic::collector::logs::v1::{
     ExportLogsPartialSuccess, ExportLogsServiceRequest, ExportLogsServiceResponse,
+};
+use opentelemetry_proto::tonic::collector::metrics::v1::{
+    ExportMetricsPartialSuccess, ExportMetricsServiceRequest, ExportMetricsServiceResponse,
 };
 use opentelemetry_proto::tonic::collector::trace::v1::{
     ExportTracePartialSuccess, ExportTraceServiceRequest, ExportTraceServiceResponse,
@@ -163,23 +167,48 @@ async fn logs(State(r): State<HttpReceiver>, headers: HeaderMap, body: Body) -> 
     }
 }
 
-async fn metrics(headers: HeaderMap) -> Response {
-    let format = content_format(&headers).unwrap_or(Format::Json);
-    RpcError::new(
-        StatusCode::NOT_FOUND,
-        tonic::Code::Unimplemented,
-        "gauntlet does not store metrics: send traces to /v1/traces and logs to /v1/logs, \
-         and turn the metrics exporter off (OTEL_METRICS_EXPORTER=none)",
-    )
-    .into_response(format)
+async fn metrics(State(r): State<HttpReceiver>, headers: HeaderMap, body: Body) -> Response {
+    if !r.pipeline.keeps_metrics() {
+        let format = content_format(&headers).unwrap_or(Format::Json);
+        return RpcError::new(
+            StatusCode::NOT_FOUND,
+            tonic::Code::Unimplemented,
+            METRICS_NOT_KEPT,
+        )
+        .into_response(format);
+    }
+    let (format, req, _held) = match read::<ExportMetricsServiceRequest>(&r, &headers, body).await {
+        Ok(ok) => ok,
+        Err((format, e)) => return e.into_response(format),
+    };
+    let protocol = protocol(format);
+    let converted = super::metrics::metrics(req);
+    let rejected = converted.rejected.clone();
+    match commit(&r, Signal::MetricPoints, protocol, converted).await {
+        Ok(()) => respond(
+            format,
+            &ExportMetricsServiceResponse {
+                partial_success: (rejected.count > 0).then(|| ExportMetricsPartialSuccess {
+                    rejected_data_points: rejected.count,
+                    error_message: rejected.message("data points"),
+                }),
+            },
+        ),
+        Err(e) => e.into_response(format),
+    }
 }
+
+/// What a metrics export hears from a store that keeps none.
+pub const METRICS_NOT_KEPT: &str = "this collector's store (ClickHouse) does not keep metrics yet: \
+    run it on the embedded SQLite store to keep them, or turn the SDK's metrics exporter off \
+    (OTEL_METRICS_EXPORTER=none)";
 
 async fn unknown_path(headers: HeaderMap) -> Response {
     let format = content_format(&headers).unwrap_or(Format::Json);
     RpcError::new(
         StatusCode::NOT_FOUND,
         tonic::Code::NotFound,
-        "unknown path: OTLP/HTTP takes POST /v1/traces and POST /v1/logs",
+        "unknown path: OTLP/HTTP takes POST /v1/traces, POST /v1/logs and POST /v1/metrics",
     )
     .into_response(format)
 }

@@ -13,7 +13,59 @@ pub fn decode<T: DeserializeOwned>(body: &[u8]) -> Result<T, String> {
         return Err("invalid OTLP/JSON: the body must be a JSON object".into());
     }
     enum_names_to_numbers(&mut value);
+    check_metric_data(&value)?;
     serde_json::from_value(value).map_err(|e| format!("invalid OTLP/JSON: {e}"))
+}
+
+/// The metric kinds' keys in OTLP/JSON (`Metric.data`, a oneof).
+const METRIC_DATA_KEYS: [&str; 5] = [
+    "gauge",
+    "sum",
+    "histogram",
+    "exponentialHistogram",
+    "summary",
+];
+
+/// `Metric.data` is a flattened optional oneof in `opentelemetry-proto`'s serde, and serde
+/// reads a flattened option that fails to parse as absent: a histogram with one mistyped
+/// field would vanish without a word. So each metric that has a data key is read on its
+/// own first, and its error named.
+fn check_metric_data(value: &Value) -> Result<(), String> {
+    use opentelemetry_proto::tonic::metrics::v1::{
+        ExponentialHistogram, Gauge, Histogram, Sum, Summary,
+    };
+    let list = |v: &Value, key: &str| {
+        v.get(key)
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default()
+    };
+    for rm in list(value, "resourceMetrics") {
+        for sm in list(&rm, "scopeMetrics") {
+            for m in list(&sm, "metrics") {
+                for key in METRIC_DATA_KEYS {
+                    let Some(data) = m.get(key) else { continue };
+                    let data = data.clone();
+                    let read = match key {
+                        "gauge" => serde_json::from_value::<Gauge>(data).map(drop),
+                        "sum" => serde_json::from_value::<Sum>(data).map(drop),
+                        "histogram" => serde_json::from_value::<Histogram>(data).map(drop),
+                        "exponentialHistogram" => {
+                            serde_json::from_value::<ExponentialHistogram>(data).map(drop)
+                        }
+                        _ => serde_json::from_value::<Summary>(data).map(drop),
+                    };
+                    if let Err(e) = read {
+                        let name = m.get("name").and_then(Value::as_str).unwrap_or("");
+                        return Err(format!(
+                            "invalid OTLP/JSON: metric {name:?}, its {key}: {e}"
+                        ));
+                    }
+                }
+            }
+        }
+    }
+    Ok(())
 }
 
 fn enum_names_to_numbers(v: &mut Value) {
@@ -34,7 +86,7 @@ fn enum_names_to_numbers(v: &mut Value) {
     }
 }
 
-/// The number of an enum given by name, for the enum-typed fields of traces and logs.
+/// The number of an enum given by name, for the enum-typed fields of traces, logs and metrics.
 fn enum_number(key: &str, name: &str) -> Option<i32> {
     const SPAN_KINDS: [&str; 6] = [
         "SPAN_KIND_UNSPECIFIED",
@@ -72,8 +124,14 @@ fn enum_number(key: &str, name: &str) -> Option<i32> {
         "SEVERITY_NUMBER_FATAL3",
         "SEVERITY_NUMBER_FATAL4",
     ];
+    const TEMPORALITIES: [&str; 3] = [
+        "AGGREGATION_TEMPORALITY_UNSPECIFIED",
+        "AGGREGATION_TEMPORALITY_DELTA",
+        "AGGREGATION_TEMPORALITY_CUMULATIVE",
+    ];
     let table: &[&str] = match key {
         "kind" => &SPAN_KINDS,
+        "aggregationTemporality" => &TEMPORALITIES,
         "code" => &STATUS_CODES,
         "severityNumber" => &SEVERITIES,
         _ => return None,

@@ -6,4 +6,5 @@ pub mod convert;
 pub mod grpc;
 pub mod http;
 pub mod json;
+pub mod metrics;
 pub mod status;

@@ -1,6 +1,8 @@
 //! The HTTP query API on `--http`: Jaeger-compatible trace routes ([`jaeger`]) and service
 //! dependencies ([`dependencies`]), logs ([`logs`]), correlation timelines ([`correlation`]),
-//! RED metrics ([`red`]), the requests behind them ([`requests`]), load and chaos markers ([`markers`]), and the collector's own health, readiness and Prometheus metrics.
+//! RED metrics ([`red`]), the requests behind them ([`requests`]), load and chaos markers ([`markers`]),
+//! Prometheus' HTTP API over the stored metrics ([`prometheus`], in Prometheus' own envelope),
+//! and the collector's own health, readiness and Prometheus metrics.
 //! Only this module speaks the query API; [`access`] guards it.
 //!
 //! Every error is a JSON body in Jaeger's envelope, `{"data": null, "errors": [{"code", "msg"}]}`,
@@ -12,6 +14,7 @@ pub mod dependencies;
 pub mod jaeger;
 pub mod logs;
 pub mod markers;
+pub mod prometheus;
 pub mod red;
 pub mod requests;
 
@@ -34,6 +37,7 @@ use crate::store::{Store, StoreError};
 pub struct QueryState {
     pub store: Arc<dyn Store>,
     pub metrics: Arc<Metrics>,
+    pub promql: crate::promql::Limits,
 }
 
 pub fn router(state: QueryState) -> Router {
@@ -52,6 +56,7 @@ pub fn router(state: QueryState) -> Router {
         .route("/api/v1/markers", get(markers::markers))
         .route("/api/v1/logs", get(logs::logs))
         .route("/api/v1/correlations/{id}", get(correlation::timeline))
+        .merge(prometheus::routes())
         .route("/health", get(health))
         .route("/ready", get(ready))
         .route("/metrics", get(metrics))

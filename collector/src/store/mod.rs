@@ -14,7 +14,9 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 
-use crate::model::{Batch, LogRecord, SpanKind, SpanRecord, StatusCode, TraceId};
+use crate::model::{
+    Batch, LogRecord, MetricKind, PointValue, SpanKind, SpanRecord, StatusCode, TraceId,
+};
 
 /// What went wrong in a store, in terms any backend can use: the query API and the CLI
 /// never see a backend's own error type.
@@ -175,6 +177,8 @@ pub struct PruneReport {
     /// Trace summary rows (one per trace per commit), where a store keeps them (SQLite
     /// segments of formats 1 and 2).
     pub traces: u64,
+    /// Metric points (SQLite's `metrics.sqlite`).
+    pub metric_points: u64,
     /// More is due: call again (after letting ingest in).
     pub more: bool,
 }
@@ -247,6 +251,50 @@ pub struct Capabilities {
     /// [`RetentionPolicy::older_than_ns`] deletes by when data arrived; without it, age is
     /// the backend's own TTL on the data's timestamps.
     pub retention_by_arrival: bool,
+    /// Metric points are kept ([`Store::metric_series`], [`Store::metric_points`]); without
+    /// it, the receivers refuse metrics exports with a message saying so.
+    pub metrics: bool,
+}
+
+/// A metric series as a query matches it: its Prometheus name and labels, and its ID in the
+/// store.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MetricSeriesInfo {
+    pub id: i64,
+    pub kind: MetricKind,
+    /// The OpenTelemetry name.
+    pub name: String,
+    pub prometheus_name: String,
+    /// Without `__name__`, sorted.
+    pub labels: Vec<(String, String)>,
+    pub unit: String,
+    pub description: String,
+}
+
+/// The points of some series in a window (milliseconds since the epoch, both ends in).
+#[derive(Debug, Clone)]
+pub struct PointQuery {
+    pub series: Vec<i64>,
+    pub start_ms: i64,
+    pub end_ms: i64,
+    /// Read at most this many; past it the answer says `exceeded` and holds nothing.
+    pub max_points: usize,
+}
+
+/// A stored point, cumulative (delta points were summed when stored).
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredPoint {
+    pub time_ms: i64,
+    pub value: PointValue,
+    /// The series ended here (Prometheus' staleness marker).
+    pub stale: bool,
+}
+
+/// The answer to a [`PointQuery`]: per series ID, its points in time order.
+#[derive(Debug, Clone, Default)]
+pub struct SeriesPoints {
+    pub series: Vec<(i64, Vec<StoredPoint>)>,
+    pub exceeded: bool,
 }
 
 /// A batch on its way to a store: the model's records, or a store's own encoding of them,
@@ -337,6 +385,16 @@ pub trait Store: Send + Sync + 'static {
     /// (the same computation over every store, so every store gives the same answer).
     async fn span_samples(&self, query: &SampleQuery) -> Result<Samples, StoreError>;
 
+    /// Every metric series kept, in the order they were first seen.
+    async fn metric_series(&self) -> Result<Arc<Vec<MetricSeriesInfo>>, StoreError> {
+        Ok(Arc::new(Vec::new()))
+    }
+
+    /// Points of some series in a window.
+    async fn metric_points(&self, _query: &PointQuery) -> Result<SeriesPoints, StoreError> {
+        Ok(SeriesPoints::default())
+    }
+
     /// One bounded step of retention, so ingest is never stalled for long.
     async fn prune(&self, policy: RetentionPolicy) -> Result<PruneReport, StoreError>;
 
@@ -353,6 +411,7 @@ pub trait Store: Send + Sync + 'static {
         Capabilities {
             typed_attributes: true,
             retention_by_arrival: true,
+            metrics: false,
         }
     }
 }

@@ -695,6 +695,7 @@ impl Store for ClickHouseStore {
         Capabilities {
             typed_attributes: false,
             retention_by_arrival: false,
+            metrics: false,
         }
     }
 }

@@ -7,7 +7,8 @@
 use serde::{Deserialize, Serialize};
 
 use crate::model::{
-    Attributes, Batch, Event, Link, LogRecord, SpanRecord, hex, parse_span_id, parse_trace_id,
+    Attributes, Batch, Event, Link, LogRecord, MetricPoint, SpanRecord, hex, parse_span_id,
+    parse_trace_id,
 };
 
 /// A batch as the writer inserts it: each record with its JSON columns made, and its typed
@@ -18,6 +19,8 @@ use crate::model::{
 pub struct Rows {
     pub(super) spans: Vec<SpanRow>,
     pub(super) logs: Vec<LogRow>,
+    /// Metric points go to their own file as they are (see `metrics.rs`).
+    pub(super) metrics: Vec<MetricPoint>,
 }
 
 #[derive(Debug)]
@@ -41,16 +44,18 @@ impl Rows {
         Self {
             spans: batch.spans.into_iter().map(SpanRow::encode).collect(),
             logs: batch.logs.into_iter().map(LogRow::encode).collect(),
+            metrics: batch.metrics,
         }
     }
 
     pub fn extend(&mut self, other: Rows) {
         self.spans.extend(other.spans);
         self.logs.extend(other.logs);
+        self.metrics.extend(other.metrics);
     }
 
     pub fn rows(&self) -> usize {
-        self.spans.len() + self.logs.len()
+        self.spans.len() + self.logs.len() + self.metrics.len()
     }
 }
 

@@ -20,6 +20,7 @@ mod connections;
 mod dictionary;
 mod encoding;
 mod key_blocks;
+mod metrics;
 mod open_index;
 mod prune;
 mod query;
@@ -131,6 +132,7 @@ pub struct SqliteStore {
     segments: Arc<RwLock<Vec<Arc<Segment>>>>,
     dictionary: Arc<Dictionary>,
     catalog_readers: Arc<Readers>,
+    metrics: Arc<metrics::MetricReader>,
 }
 
 impl std::fmt::Debug for SqliteStore {
@@ -323,7 +325,9 @@ impl SqliteStore {
             sealer.submit(Job::Filter(seg.clone()));
         }
         let segments = Arc::new(RwLock::new(segments));
+        let (metric_writer, series) = metrics::MetricWriter::open(&config.dir, config.sync)?;
         Ok(Self {
+            metrics: Arc::new(metrics::MetricReader::new(&config.dir, series)),
             writer: Arc::new(Mutex::new(Writer {
                 catalog,
                 dir: config.dir.clone(),
@@ -340,6 +344,7 @@ impl SqliteStore {
                 operations: Default::default(),
                 resources: Default::default(),
                 scopes: Default::default(),
+                metrics: metric_writer,
                 sealer,
             })),
             segments,

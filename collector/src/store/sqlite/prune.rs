@@ -33,6 +33,14 @@ impl Writer {
             .read()
             .unwrap_or_else(|p| p.into_inner())
             .clone();
+        let metric_points = self.prune_metrics(policy, &segments)?;
+        if metric_points > 0 {
+            return Ok(PruneReport {
+                metric_points,
+                more: true,
+                ..PruneReport::default()
+            });
+        }
         if let Some(cut) = policy.older_than_ns {
             for segment in &segments {
                 let cut = self.with_conn(segment, |conn| cut_by_age(conn, cut))?;
@@ -77,6 +85,32 @@ impl Writer {
             }
         }
         Ok(PruneReport::default())
+    }
+
+    /// One step of retention in `metrics.sqlite`: points older than the age cut, or, while
+    /// the store is over its disk budget, the oldest twentieth of the points' time span
+    /// (points are small beside spans: they give up a share as segments do). How many went.
+    fn prune_metrics(
+        &mut self,
+        policy: RetentionPolicy,
+        segments: &[std::sync::Arc<Segment>],
+    ) -> Result<u64, StoreError> {
+        if let Some(cut) = policy.older_than_ns {
+            let n = self.metrics.prune_before(cut.div_euclid(1_000_000))?;
+            if n > 0 {
+                return Ok(n);
+            }
+        }
+        if let Some(max) = policy.max_bytes
+            && self.used_bytes(segments) > max
+            && let Some(cut) = self.metrics.oldest_twentieth()?
+        {
+            // Segments go first while there are older ones to drop.
+            if segments.iter().filter(|s| self.droppable(s)).count() == 0 {
+                return self.metrics.prune_before(cut);
+            }
+        }
+        Ok(0)
     }
 
     /// A segment is dropped whole unless it is open or is the catalog itself.
@@ -147,6 +181,7 @@ impl Writer {
             spans: spans as u64,
             logs: logs as u64,
             traces: traces as u64,
+            metric_points: 0,
             more: true,
         })
     }
@@ -183,10 +218,13 @@ impl Writer {
         Ok(report)
     }
 
-    /// Bytes in use: the catalog and every segment file with its WAL.
+    /// Bytes in use: the catalog, the metrics file and every segment file with its WAL.
     fn used_bytes(&self, segments: &[std::sync::Arc<Segment>]) -> u64 {
+        let metrics = self.dir.join(super::metrics::FILE);
         let catalog = segment::file_len(&self.catalog_path())
-            + segment::file_len(&segment::wal_path(&self.catalog_path()));
+            + segment::file_len(&segment::wal_path(&self.catalog_path()))
+            + segment::file_len(&metrics)
+            + segment::file_len(&segment::wal_path(&metrics));
         catalog
             + segments
                 .iter()

@@ -20,8 +20,9 @@ use super::{SqliteStore, with_segment};
 use crate::model::{Batch, LogRecord, SpanKind, SpanRecord, StatusCode, TraceId};
 use crate::store::schema::current_version;
 use crate::store::{
-    Encoded, LogCursor, LogPage, LogQuery, Operation, PruneReport, RetentionPolicy, SampleQuery,
-    Samples, SpanSample, Store, StoreError, StoredLog, TraceQuery, TraceSummary,
+    Capabilities, Encoded, LogCursor, LogPage, LogQuery, MetricSeriesInfo, Operation, PointQuery,
+    PruneReport, RetentionPolicy, SampleQuery, Samples, SeriesPoints, SpanSample, Store,
+    StoreError, StoredLog, TraceQuery, TraceSummary,
 };
 
 /// Rows one trace search walks at most, over all segments, before it answers with what it
@@ -344,8 +345,37 @@ impl Store for SqliteStore {
         self.with_writer(move |w| w.prune(policy)).await
     }
 
+    async fn metric_series(&self) -> Result<Arc<Vec<MetricSeriesInfo>>, StoreError> {
+        Ok(self
+            .metrics
+            .catalog
+            .read()
+            .map(|c| c.clone())
+            .unwrap_or_default())
+    }
+
+    async fn metric_points(&self, query: &PointQuery) -> Result<SeriesPoints, StoreError> {
+        let metrics = self.metrics.clone();
+        let query = query.clone();
+        tokio::task::spawn_blocking(move || metrics.points(&query))
+            .await
+            .map_err(|e| StoreError::Task(e.to_string()))?
+    }
+
+    fn capabilities(&self) -> Capabilities {
+        Capabilities {
+            typed_attributes: true,
+            retention_by_arrival: true,
+            metrics: true,
+        }
+    }
+
     async fn disk_usage(&self) -> Result<u64, StoreError> {
-        let catalog = file_len(&self.path) + file_len(&wal_path(&self.path));
+        let metrics = super::metrics::MetricReader::path(self.path.parent().unwrap_or(&self.path));
+        let catalog = file_len(&self.path)
+            + file_len(&wal_path(&self.path))
+            + file_len(&metrics)
+            + file_len(&wal_path(&metrics));
         Ok(catalog
             + self
                 .snapshot()

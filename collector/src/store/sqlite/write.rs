@@ -44,6 +44,8 @@ pub(super) struct Writer {
     pub(super) operations: HashMap<(i64, i32), HashMap<String, i64>>,
     pub(super) resources: HashMap<String, i64>,
     pub(super) scopes: HashMap<(String, String), i64>,
+    /// `metrics.sqlite`: series and their points.
+    pub(super) metrics: super::metrics::MetricWriter,
     /// Dropped last: lets a seal under way finish.
     pub(super) sealer: Sealer,
 }
@@ -67,6 +69,13 @@ struct Reference<'a> {
 
 impl Writer {
     pub(super) fn write(&mut self, mut batch: Rows) -> Result<(), StoreError> {
+        // Metrics first, in their own file: if the spans' commit then fails, the exporters
+        // resend and the metric points already in are ignored (they are keyed by series and
+        // time), rather than spans being kept for a request that was told it failed.
+        self.metrics.write(&batch.metrics)?;
+        if batch.spans.is_empty() && batch.logs.is_empty() {
+            return Ok(());
+        }
         // Contiguous spans per trace: one reference finds all of a trace's spans in a commit.
         batch.spans.sort_unstable_by_key(|s| s.span.trace_id);
         let (span_ids, log_ids) = match self.intern(&batch) {

@@ -1,0 +1,160 @@
+//! PromQL over the stored metrics, as Prometheus 2.42 evaluates it (the test suite checks
+//! answers against a real Prometheus). [`naming`] turns OpenTelemetry names into
+//! Prometheus ones at ingest; [`select`] matches selectors against the stored series and
+//! expands them into Prometheus series (`_bucket{le}`, `_sum`, `_count`, quantiles);
+//! [`eval`] walks the expression (parsed by `promql-parser`) at each step, with
+//! [`functions`] and [`aggregate`].
+//!
+//! The subset: selectors with every matcher kind and `offset`, range vectors, `rate`,
+//! `irate`, `increase`, `delta`, `idelta`, the `*_over_time` family, `histogram_quantile`,
+//! math functions, `time`, `vector`, `scalar`, `sort`, `sort_desc`; the aggregations `sum`,
+//! `avg`, `min`, `max`, `count`, `group`, `stddev`, `stdvar`, `topk`, `bottomk`, `quantile`
+//! with `by`/`without`; every binary operator with `bool`, `on`/`ignoring` and
+//! `group_left`/`group_right`. Anything else (subqueries, `@`, other functions) is refused
+//! by name, never answered wrongly.
+
+pub mod aggregate;
+pub mod eval;
+pub mod functions;
+pub mod naming;
+pub mod select;
+
+use std::sync::Arc;
+
+use crate::store::{Store, StoreError};
+
+/// Prometheus' default lookback: an instant selector sees a sample up to 5 minutes old.
+pub const LOOKBACK_MS: i64 = 5 * 60 * 1000;
+
+/// A label set, sorted by name; `__name__` included where a series has one.
+pub type Labels = Vec<(String, String)>;
+
+/// One element of an instant vector.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Sample {
+    pub labels: Labels,
+    pub value: f64,
+}
+
+/// A series over time (a range vector's element, or a range query's answer).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Series {
+    pub labels: Labels,
+    /// (milliseconds, value), in time order.
+    pub points: Vec<(i64, f64)>,
+}
+
+/// What an expression evaluates to at one instant.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Value {
+    Scalar(f64),
+    Vector(Vec<Sample>),
+    Matrix(Vec<Series>),
+    String(String),
+}
+
+/// Why a query has no answer; each maps to one of Prometheus' error types.
+#[derive(Debug, thiserror::Error)]
+pub enum QueryError {
+    /// The query cannot be run as written (syntax, types, outside the subset): `bad_data`.
+    #[error("{0}")]
+    BadData(String),
+    /// It failed while running (many-to-many matching, duplicate label sets): `execution`.
+    #[error("{0}")]
+    Execution(String),
+    /// It would read more than the limits allow: `execution`, with the limit named.
+    #[error("{0}")]
+    TooLarge(String),
+    #[error("the store failed: {0}")]
+    Store(#[from] StoreError),
+}
+
+/// How much one query may read.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// Series (as Prometheus counts them: each bucket its own) one query may select.
+    pub max_series: usize,
+    /// Stored points one query may read.
+    pub max_points: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_series: 10_000,
+            max_points: 5_000_000,
+        }
+    }
+}
+
+/// A range query's steps, in milliseconds.
+#[derive(Debug, Clone, Copy)]
+pub struct Range {
+    pub start_ms: i64,
+    pub end_ms: i64,
+    pub step_ms: i64,
+}
+
+/// Parses and evaluates queries against a store.
+#[derive(Clone)]
+pub struct Engine {
+    pub store: Arc<dyn Store>,
+    pub limits: Limits,
+}
+
+impl std::fmt::Debug for Engine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Engine")
+            .field("limits", &self.limits)
+            .finish()
+    }
+}
+
+/// Parses a query, with the parser's message as a `bad_data` error.
+pub fn parse(query: &str) -> Result<promql_parser::parser::Expr, QueryError> {
+    promql_parser::parser::parse(query)
+        .map_err(|e| QueryError::BadData(format!("invalid parameter \"query\": {e}")))
+}
+
+impl Engine {
+    /// The query's value at `time_ms`.
+    pub async fn instant(&self, query: &str, time_ms: i64) -> Result<Value, QueryError> {
+        let expr = parse(query)?;
+        let range = Range {
+            start_ms: time_ms,
+            end_ms: time_ms,
+            step_ms: 1,
+        };
+        let data = select::load(self, &expr, range).await?;
+        eval::Evaluator::new(&data).at(&expr, time_ms)
+    }
+
+    /// The query at each step: one series per label set (a scalar query: one without
+    /// labels).
+    pub async fn range(&self, query: &str, range: Range) -> Result<Vec<Series>, QueryError> {
+        let expr = parse(query)?;
+        use promql_parser::parser::value::ValueType;
+        match expr.value_type() {
+            ValueType::Vector | ValueType::Scalar => {}
+            other => {
+                return Err(QueryError::BadData(format!(
+                    "invalid expression type \"{}\" for range query, must be Scalar or instant Vector",
+                    type_name(other)
+                )));
+            }
+        }
+        let data = select::load(self, &expr, range).await?;
+        eval::Evaluator::new(&data).over(&expr, range)
+    }
+}
+
+/// Prometheus' names for value types, as its errors say them.
+pub fn type_name(t: promql_parser::parser::value::ValueType) -> &'static str {
+    use promql_parser::parser::value::ValueType;
+    match t {
+        ValueType::Vector => "instant vector",
+        ValueType::Scalar => "scalar",
+        ValueType::Matrix => "range vector",
+        ValueType::String => "string",
+    }
+}
