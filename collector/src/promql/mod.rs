@@ -18,6 +18,7 @@ pub mod eval;
 pub mod functions;
 pub mod naming;
 pub mod select;
+pub mod span_metrics;
 
 use std::sync::Arc;
 

@@ -168,6 +168,16 @@ pub async fn load(engine: &Engine, expr: &Expr, range: Range) -> Result<Loaded, 
                 }
             }
         }
+        if super::span_metrics::names()
+            .iter()
+            .any(|name| name_may_match(&matchers, name))
+        {
+            for s in super::span_metrics::series(engine, lo, hi).await? {
+                if matches(&matchers, &s.labels) {
+                    selected.push(s);
+                }
+            }
+        }
         if selected.len() > series_left {
             return Err(too_many_series(engine.limits.max_series));
         }
@@ -263,6 +273,14 @@ fn matches_before_points(matchers: &[Matcher], s: &MetricSeriesInfo, c: &Compone
         };
         m.is_match(value)
     })
+}
+
+/// Whether a metric of this name could match (its `__name__` matchers only).
+fn name_may_match(matchers: &[Matcher], name: &str) -> bool {
+    matchers
+        .iter()
+        .filter(|m| m.name == "__name__")
+        .all(|m| m.is_match(name))
 }
 
 fn matches(matchers: &[Matcher], labels: &Labels) -> bool {

@@ -123,6 +123,7 @@ mod tests {
             start_ns: 0,
             duration_ns: ms * 1_000_000,
             error: false,
+            status: crate::model::StatusCode::Unset,
             http_status: None,
             protocol: None,
         }

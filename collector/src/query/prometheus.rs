@@ -352,6 +352,22 @@ async fn catalog_labels(s: &QueryState) -> Result<Vec<Labels>, PromError> {
             out.push(labels);
         }
     }
+    // Span metrics exist wherever spans do.
+    for service in s.store.services().await.map_err(QueryError::from)? {
+        for name in promql::span_metrics::names() {
+            let mut labels = vec![
+                ("__name__".to_string(), name.clone()),
+                ("service_name".to_string(), service.clone()),
+                ("span_kind".to_string(), String::new()),
+                ("span_name".to_string(), String::new()),
+                ("status_code".to_string(), String::new()),
+            ];
+            if name.ends_with("_bucket") {
+                labels.push(("le".into(), String::new()));
+            }
+            out.push(labels);
+        }
+    }
     Ok(out)
 }
 
@@ -421,6 +437,19 @@ async fn metadata(State(s): State<QueryState>, RawQuery(q): RawQuery) -> Respons
     };
     let only = p.get("metric");
     let mut data: MetadataData = BTreeMap::new();
+    let span_metrics = [
+        (promql::span_metrics::CALLS.trim_end_matches("_total"), "counter", "Spans, from the stored traces", ""),
+        (promql::span_metrics::DURATION, "histogram", "Span durations, from the stored traces", "s"),
+    ];
+    for (name, kind, help, unit) in span_metrics {
+        if only.is_none_or(|m| m == name) {
+            data.entry(name.to_string()).or_default().push(MetricMetadata {
+                kind: kind.into(),
+                help: help.into(),
+                unit: unit.into(),
+            });
+        }
+    }
     for info in catalog.iter() {
         if only.is_some_and(|m| m != info.prometheus_name) {
             continue;

@@ -174,6 +174,11 @@ mod tests {
             start_ns: start_s * 1_000_000_000,
             duration_ns: ms * 1_000_000,
             error,
+            status: if error {
+                crate::model::StatusCode::Error
+            } else {
+                crate::model::StatusCode::Unset
+            },
             http_status: None,
             protocol: None,
         }

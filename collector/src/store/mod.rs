@@ -217,6 +217,8 @@ pub struct SpanSample {
     pub start_ns: i64,
     pub duration_ns: i64,
     pub error: bool,
+    /// The span's status (`error` is `status == Error`): span metrics label by it.
+    pub status: StatusCode,
     /// `http.response.status_code` (or the older `http.status_code`), when the span has one.
     pub http_status: Option<u16>,
     /// What carried it, when [`SampleQuery::protocols`] asked (an index into

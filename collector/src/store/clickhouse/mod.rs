@@ -792,6 +792,7 @@ fn samples(rows: Vec<SampleRow>) -> Samples {
             start_ns: r.start,
             duration_ns: i64::try_from(r.duration).unwrap_or(i64::MAX),
             error: parse_status(&r.status) == StatusCode::Error,
+            status: parse_status(&r.status),
             http_status: r.http_status.parse().ok(),
             protocol: (!r.protocol.is_empty()).then(|| intern(r.protocol)),
         });

@@ -795,6 +795,7 @@ impl SampleRow {
             start_ns: self.start,
             duration_ns: self.duration,
             error: StatusCode::from_i32(self.status) == StatusCode::Error,
+            status: StatusCode::from_i32(self.status),
             http_status: self.http_status.and_then(|s| u16::try_from(s).ok()),
             protocol,
         }
