@@ -106,6 +106,7 @@ clickhouse_conforms!(
     samples_carry_the_protocol,
     samples_by_service_version,
     correlation_spans_traces_and_logs,
+    metrics_answer_promql,
     retention_by_size_drops_the_oldest,
 );
 
@@ -269,6 +270,70 @@ async fn rows_another_writer_inserted_are_answered() {
     assert_eq!(logs.logs[0].record.body, "cart is empty");
 }
 
+/// Metric rows another writer (the OpenTelemetry Collector's exporter) inserted are read by
+/// PromQL under their Prometheus names, cumulative and delta alike.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metric_rows_another_writer_inserted_are_answered() {
+    use gauntlet_collector::promql::{Engine, Limits, Value};
+    let config = config("foreign_metrics");
+    let store: Arc<dyn Store> = Arc::new(ClickHouseStore::open(&config).await.expect("open"));
+    let client = clickhouse::Client::default()
+        .with_url(&config.url)
+        .with_database(&config.database);
+    for statement in [
+        "INSERT INTO otel_metrics_gauge (ServiceName, ResourceAttributes, MetricName, MetricUnit, \
+         Attributes, TimeUnix, Value) VALUES ('checkout', map('service.name', 'checkout'), \
+         'cpu.utilization', '1', map('cpu', '0'), now64(9) - 1, 0.5)",
+        "INSERT INTO otel_metrics_sum (ServiceName, ResourceAttributes, MetricName, MetricUnit, \
+         Attributes, TimeUnix, Value, AggregationTemporality, IsMonotonic) VALUES \
+         ('checkout', map('service.name', 'checkout'), 'orders', '{order}', map(), now64(9) - 31, 3, 1, true), \
+         ('checkout', map('service.name', 'checkout'), 'orders', '{order}', map(), now64(9) - 16, 4, 1, true), \
+         ('checkout', map('service.name', 'checkout'), 'orders', '{order}', map(), now64(9) - 1, 5, 1, true)",
+        "INSERT INTO otel_metrics_histogram (ServiceName, ResourceAttributes, MetricName, MetricUnit, \
+         Attributes, TimeUnix, Count, Sum, BucketCounts, ExplicitBounds, AggregationTemporality) VALUES \
+         ('checkout', map('service.name', 'checkout'), 'http.server.request.duration', 's', \
+          map('http.route', '/pay'), now64(9) - 1, 10, 2.5, [4, 5, 1], [0.1, 1.0], 2)",
+    ] {
+        client
+            .query(statement)
+            .execute()
+            .await
+            .expect("insert as the exporter does");
+    }
+    let engine = Engine {
+        store,
+        limits: Limits::default(),
+    };
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_millis() as i64;
+    let one = |v: Value| match v {
+        Value::Vector(s) if s.len() == 1 => (s[0].labels.clone(), s[0].value),
+        other => panic!("{other:?}"),
+    };
+    let (labels, v) = one(engine
+        .instant("cpu_utilization_ratio", now)
+        .await
+        .expect("gauge"));
+    assert_eq!(v, 0.5);
+    assert!(
+        labels.contains(&("job".into(), "checkout".into())),
+        "{labels:?}"
+    );
+    assert!(labels.contains(&("cpu".into(), "0".into())), "{labels:?}");
+    // Deltas 3, 4, 5: running totals.
+    assert_eq!(
+        one(engine.instant("orders_total", now).await.expect("sum")).1,
+        12.0
+    );
+    let (_, bucket) = one(engine
+        .instant("http_server_request_duration_seconds_bucket{le=\"1\"}", now)
+        .await
+        .expect("histogram"));
+    assert_eq!(bucket, 9.0);
+}
+
 /// A batch inserted again with its token (the spool retrying after an unclear failure) is
 /// stored once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -293,6 +358,7 @@ async fn a_batch_inserted_twice_is_stored_once() {
             9,
             "once",
         ))],
+        metrics: Vec::new(),
     };
     store.insert_batch(&batch).await.expect("first");
     store.insert_batch(&batch).await.expect("again");

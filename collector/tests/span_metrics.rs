@@ -36,7 +36,11 @@ async fn vector(c: &TestCollector, query: &str, time_s: u64) -> Vec<(Vec<(String
         .json()
         .await
         .expect("JSON");
-    let PromResponse::Success { data: QueryData::Vector(v), .. } = answer else {
+    let PromResponse::Success {
+        data: QueryData::Vector(v),
+        ..
+    } = answer
+    else {
         panic!("{query}: {answer:?}");
     };
     let mut out: Vec<_> = v
@@ -57,7 +61,15 @@ async fn span_metrics_count_what_was_sent() {
     let base = (now_s - 300) * 1_000_000_000;
     // 40 spans over 200 s: durations 1..40 × 7 ms; every fifth failed.
     let spans: Vec<Value> = (0..40u64)
-        .map(|i| span(i, base + i * 5_000_000_000, (i + 1) * 7, i % 5 == 0, "GET /items"))
+        .map(|i| {
+            span(
+                i,
+                base + i * 5_000_000_000,
+                (i + 1) * 7,
+                i % 5 == 0,
+                "GET /items",
+            )
+        })
         .collect();
     let body = json!({"resourceSpans": [{
         "resource": {"attributes": [{"key": "service.name", "value": {"stringValue": "shop"}}]},
@@ -69,20 +81,46 @@ async fn span_metrics_count_what_was_sent() {
     let by_status: Vec<(String, f64)> = calls
         .iter()
         .map(|(l, v)| {
-            let status = l.iter().find(|(k, _)| k == "status_code").map(|(_, v)| v.clone());
+            let status = l
+                .iter()
+                .find(|(k, _)| k == "status_code")
+                .map(|(_, v)| v.clone());
             (status.unwrap_or_default(), *v)
         })
         .collect();
     assert_eq!(
         by_status,
-        vec![("STATUS_CODE_ERROR".into(), 8.0), ("STATUS_CODE_UNSET".into(), 32.0)]
+        vec![
+            ("STATUS_CODE_ERROR".into(), 8.0),
+            ("STATUS_CODE_UNSET".into(), 32.0)
+        ]
     );
     let labels: Vec<&str> = calls[0].0.iter().map(|(k, _)| k.as_str()).collect();
-    assert_eq!(labels, ["__name__", "service_name", "span_kind", "span_name", "status_code"]);
-    assert!(calls[0].0.contains(&("span_kind".into(), "SPAN_KIND_SERVER".into())));
+    assert_eq!(
+        labels,
+        [
+            "__name__",
+            "service_name",
+            "span_kind",
+            "span_name",
+            "status_code"
+        ]
+    );
+    assert!(
+        calls[0]
+            .0
+            .contains(&("span_kind".into(), "SPAN_KIND_SERVER".into()))
+    );
     // Durations 7..280 ms: 1 at or under 10 ms, 7 under 50, 14 under 100, 28 under 200.
-    let le = |bound: &str| format!("sum(traces_span_metrics_duration_seconds_bucket{{le=\"{bound}\"}})");
-    for (bound, want) in [("0.01", 1.0), ("0.05", 7.0), ("0.1", 14.0), ("0.2", 28.0), ("+Inf", 40.0)] {
+    let le =
+        |bound: &str| format!("sum(traces_span_metrics_duration_seconds_bucket{{le=\"{bound}\"}})");
+    for (bound, want) in [
+        ("0.01", 1.0),
+        ("0.05", 7.0),
+        ("0.1", 14.0),
+        ("0.2", 28.0),
+        ("+Inf", 40.0),
+    ] {
         let got = vector(&c, &le(bound), at).await;
         assert_eq!(got.first().map(|x| x.1), Some(want), "le={bound}");
     }

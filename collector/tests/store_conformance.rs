@@ -66,6 +66,7 @@ sqlite_conforms!(
     samples_carry_the_protocol,
     samples_by_service_version,
     correlation_spans_traces_and_logs,
+    metrics_answer_promql,
     retention_by_age_keeps_what_came_after,
     retention_by_size_drops_the_oldest,
 );

@@ -122,6 +122,77 @@ pub enum PointValue {
     },
 }
 
+impl PointValue {
+    /// `total + delta`; a delta of another shape (new bounds, another scale) starts over.
+    pub fn plus(&self, delta: &PointValue) -> PointValue {
+        let total = self;
+        use PointValue as P;
+        let sum = |a: Option<f64>, b: Option<f64>| match (a, b) {
+            (Some(a), Some(b)) => Some(a + b),
+            _ => b,
+        };
+        let plus = |a: &[u64], b: &[u64]| a.iter().zip(b).map(|(x, y)| x + y).collect::<Vec<u64>>();
+        match (total, delta) {
+            (P::Number(a), P::Number(b)) => P::Number(a + b),
+            (
+                P::Histogram {
+                    count: c1,
+                    sum: s1,
+                    bounds: b1,
+                    counts: n1,
+                },
+                P::Histogram {
+                    count: c2,
+                    sum: s2,
+                    bounds: b2,
+                    counts: n2,
+                },
+            ) if b1 == b2 && n1.len() == n2.len() => P::Histogram {
+                count: c1 + c2,
+                sum: sum(*s1, *s2),
+                bounds: b2.clone(),
+                counts: plus(n1, n2),
+            },
+            (
+                P::ExponentialHistogram {
+                    count: c1,
+                    sum: s1,
+                    scale: k1,
+                    zero_count: z1,
+                    positive: p1,
+                    negative: m1,
+                    ..
+                },
+                P::ExponentialHistogram {
+                    count: c2,
+                    sum: s2,
+                    scale: k2,
+                    zero_count: z2,
+                    zero_threshold,
+                    positive: p2,
+                    negative: m2,
+                },
+            ) if k1 == k2
+                && p1.0 == p2.0
+                && m1.0 == m2.0
+                && p1.1.len() == p2.1.len()
+                && m1.1.len() == m2.1.len() =>
+            {
+                P::ExponentialHistogram {
+                    count: c1 + c2,
+                    sum: sum(*s1, *s2),
+                    scale: *k2,
+                    zero_count: z1 + z2,
+                    zero_threshold: *zero_threshold,
+                    positive: (p2.0, plus(&p1.1, &p2.1)),
+                    negative: (m2.0, plus(&m1.1, &m2.1)),
+                }
+            }
+            _ => delta.clone(),
+        }
+    }
+}
+
 /// A point's link to a trace: a sampled measurement with the span it was made in.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Exemplar {
@@ -144,4 +215,7 @@ pub struct MetricPoint {
     /// Prometheus marks as stale.
     pub no_value: bool,
     pub exemplars: Vec<Exemplar>,
+    /// A histogram's smallest and largest observation, when the sender gave them (kept by
+    /// the ClickHouse store's `Min`/`Max` columns; PromQL has no use for them).
+    pub min_max: (Option<f64>, Option<f64>),
 }

@@ -1,6 +1,6 @@
 //! OTLP/HTTP: `POST /v1/traces`, `/v1/logs` and `/v1/metrics`, protobuf or JSON on the same
 //! port, gzip or not. The response mirrors the request's encoding. A store that keeps no
-//! metrics (ClickHouse, for now) makes `/v1/metrics` answer 404 with a google.rpc.Status
+//! metrics (both bundled stores do) makes `/v1/metrics` answer 404 with a google.rpc.Status
 //! saying so, so a misconfigured SDK is told, not ignored.
 //! Browsers' exports get CORS answers for the origins `--cors-origin` allows, none by default.
 
@@ -199,9 +199,8 @@ async fn metrics(State(r): State<HttpReceiver>, headers: HeaderMap, body: Body) 
 }
 
 /// What a metrics export hears from a store that keeps none.
-pub const METRICS_NOT_KEPT: &str = "this collector's store (ClickHouse) does not keep metrics yet: \
-    run it on the embedded SQLite store to keep them, or turn the SDK's metrics exporter off \
-    (OTEL_METRICS_EXPORTER=none)";
+pub const METRICS_NOT_KEPT: &str = "this collector's store does not keep metrics: turn the \
+    SDK's metrics exporter off (OTEL_METRICS_EXPORTER=none)";
 
 async fn unknown_path(headers: HeaderMap) -> Response {
     let format = content_format(&headers).unwrap_or(Format::Json);

@@ -184,6 +184,7 @@ fn point(
         value,
         no_value: stamp.no_value,
         exemplars: exemplars.iter().map(exemplar).collect(),
+        min_max: (None, None),
     }
 }
 
@@ -236,7 +237,9 @@ fn histogram(origin: &Origin<'_>, p: &HistogramDataPoint) -> Result<MetricPoint,
         bounds,
         counts,
     };
-    Ok(point(origin, stamp, &p.attributes, value, &p.exemplars))
+    let mut point = point(origin, stamp, &p.attributes, value, &p.exemplars);
+    point.min_max = (p.min, p.max);
+    Ok(point)
 }
 
 fn exponential(
@@ -275,7 +278,9 @@ fn exponential(
         positive,
         negative,
     };
-    Ok(point(origin, stamp, &p.attributes, value, &p.exemplars))
+    let mut point = point(origin, stamp, &p.attributes, value, &p.exemplars);
+    point.min_max = (p.min, p.max);
+    Ok(point)
 }
 
 fn summary(origin: &Origin<'_>, p: &SummaryDataPoint) -> Result<MetricPoint, &'static str> {
@@ -339,5 +344,6 @@ fn target_info(resource: &Arc<Resource>, time_ns: i64, out: &mut Converted) {
         value: PointValue::Number(1.0),
         no_value: false,
         exemplars: Vec::new(),
+        min_max: (None, None),
     });
 }

@@ -58,11 +58,7 @@ fn status_name(status: StatusCode) -> &'static str {
 }
 
 /// Every span metric series over `[lo_ms, hi_ms]`, reading at most `max_spans` spans.
-pub async fn series(
-    engine: &Engine,
-    lo_ms: i64,
-    hi_ms: i64,
-) -> Result<Vec<Series>, QueryError> {
+pub async fn series(engine: &Engine, lo_ms: i64, hi_ms: i64) -> Result<Vec<Series>, QueryError> {
     let max_spans = engine.limits.max_points;
     let samples = engine
         .store
@@ -82,9 +78,15 @@ pub async fn series(
     let mut groups: BTreeMap<Labels, Vec<(i64, i64)>> = BTreeMap::new();
     for s in &samples.spans {
         let labels = vec![
-            ("service_name".to_string(), samples.name(s.service).to_string()),
+            (
+                "service_name".to_string(),
+                samples.name(s.service).to_string(),
+            ),
             ("span_kind".to_string(), kind_name(s.kind).to_string()),
-            ("span_name".to_string(), samples.name(s.operation).to_string()),
+            (
+                "span_name".to_string(),
+                samples.name(s.operation).to_string(),
+            ),
             ("status_code".to_string(), status_name(s.status).to_string()),
         ];
         groups
@@ -169,7 +171,10 @@ fn group_series(labels: &Labels, spans: &[(i64, i64)], hi_ms: i64) -> Vec<Series
     for (b, points) in buckets.into_iter().enumerate() {
         let le = BOUNDS.get(b).copied().unwrap_or(f64::INFINITY);
         out.push(Series {
-            labels: named(&format!("{DURATION}_bucket"), Some(("le", format_float(le)))),
+            labels: named(
+                &format!("{DURATION}_bucket"),
+                Some(("le", format_float(le))),
+            ),
             points,
         });
     }
@@ -184,10 +189,17 @@ mod tests {
     fn counters_step_at_each_boundary_and_buckets_are_cumulative() {
         let labels = vec![("service_name".to_string(), "shop".to_string())];
         // Spans at 1 s (3 ms), 20 s (0.3 s) and 31 s (20 s).
-        let spans = [(1_000, 3_000_000), (20_000, 300_000_000), (31_000, 20_000_000_000)];
+        let spans = [
+            (1_000, 3_000_000),
+            (20_000, 300_000_000),
+            (31_000, 20_000_000_000),
+        ];
         let series = group_series(&labels, &spans, 40_000);
         let calls = &series[0];
-        assert_eq!(calls.points, vec![(0, 0.0), (15_000, 1.0), (30_000, 2.0), (40_000, 3.0)]);
+        assert_eq!(
+            calls.points,
+            vec![(0, 0.0), (15_000, 1.0), (30_000, 2.0), (40_000, 3.0)]
+        );
         let bucket = |le: &str| {
             series
                 .iter()

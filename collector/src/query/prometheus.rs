@@ -438,16 +438,28 @@ async fn metadata(State(s): State<QueryState>, RawQuery(q): RawQuery) -> Respons
     let only = p.get("metric");
     let mut data: MetadataData = BTreeMap::new();
     let span_metrics = [
-        (promql::span_metrics::CALLS.trim_end_matches("_total"), "counter", "Spans, from the stored traces", ""),
-        (promql::span_metrics::DURATION, "histogram", "Span durations, from the stored traces", "s"),
+        (
+            promql::span_metrics::CALLS.trim_end_matches("_total"),
+            "counter",
+            "Spans, from the stored traces",
+            "",
+        ),
+        (
+            promql::span_metrics::DURATION,
+            "histogram",
+            "Span durations, from the stored traces",
+            "s",
+        ),
     ];
     for (name, kind, help, unit) in span_metrics {
         if only.is_none_or(|m| m == name) {
-            data.entry(name.to_string()).or_default().push(MetricMetadata {
-                kind: kind.into(),
-                help: help.into(),
-                unit: unit.into(),
-            });
+            data.entry(name.to_string())
+                .or_default()
+                .push(MetricMetadata {
+                    kind: kind.into(),
+                    help: help.into(),
+                    unit: unit.into(),
+                });
         }
     }
     for info in catalog.iter() {

@@ -909,3 +909,197 @@ pub async fn retention_by_size_drops_the_oldest(store: &Arc<dyn Store>) {
     store.check_ready().await.expect("still ready");
     assert!(store.disk_usage().await.expect("usage") > 0);
 }
+
+/// One metric point of the metrics case, named as ingest names it.
+fn metric_point(
+    name: &str,
+    unit: &str,
+    kind: gauntlet_collector::model::MetricKind,
+    temporality: gauntlet_collector::model::Temporality,
+    attrs: &[(&str, &str)],
+    time_ns: i64,
+    value: gauntlet_collector::model::PointValue,
+) -> gauntlet_collector::model::MetricPoint {
+    use gauntlet_collector::model::{MetricPoint, MetricSeries};
+    use gauntlet_collector::promql::naming;
+    let resource = resource("orders");
+    let attributes: Attributes = attrs.iter().map(|(k, v)| (*k, *v)).collect();
+    MetricPoint {
+        series: Arc::new(MetricSeries {
+            name: name.into(),
+            description: format!("{name} of the conformance case"),
+            unit: unit.into(),
+            kind,
+            temporality,
+            prometheus_name: naming::metric_name(name, unit, kind),
+            labels: naming::series_labels(&resource, &attributes),
+            resource,
+            scope_name: "conformance".into(),
+            scope_version: "1".into(),
+            attributes,
+        }),
+        start_ns: T0,
+        time_ns,
+        value,
+        no_value: false,
+        exemplars: Vec::new(),
+        min_max: (None, None),
+    }
+}
+
+/// Metrics: every kind written through the store, read back by PromQL alike on every store
+/// (cumulative and delta counters, a gauge that goes stale, a histogram, a summary).
+pub async fn metrics_answer_promql(store: &Arc<dyn Store>) {
+    use gauntlet_collector::model::{MetricKind as K, PointValue as V, Temporality as T};
+    use gauntlet_collector::promql::{Engine, Limits, Range, Value as Q};
+    let step = 15_000_000_000i64;
+    let mut batch = Batch::default();
+    for i in 0..8i64 {
+        let t = T0 + (i + 1) * step;
+        let n = i as f64;
+        batch.metrics.push(metric_point(
+            "app.requests",
+            "{request}",
+            K::Counter,
+            T::Cumulative,
+            &[("route", "/a")],
+            t,
+            V::Number(10.0 * (n + 1.0)),
+        ));
+        batch.metrics.push(metric_point(
+            "jobs.done",
+            "",
+            K::Counter,
+            T::Delta,
+            &[],
+            t,
+            V::Number(2.0),
+        ));
+        let mut gauge = metric_point("queue.depth", "", K::Gauge, T::None, &[], t, V::Number(n));
+        gauge.no_value = i == 7;
+        batch.metrics.push(gauge);
+        batch.metrics.push(metric_point(
+            "latency",
+            "s",
+            K::Histogram,
+            T::Cumulative,
+            &[],
+            t,
+            V::Histogram {
+                count: 4 * (i as u64 + 1),
+                sum: Some(n),
+                bounds: vec![0.1, 1.0],
+                counts: vec![i as u64 + 1, 2 * (i as u64 + 1), i as u64 + 1],
+            },
+        ));
+        batch.metrics.push(metric_point(
+            "rpc",
+            "ms",
+            K::Summary,
+            T::None,
+            &[],
+            t,
+            V::Summary {
+                count: i as u64 + 1,
+                sum: n,
+                quantiles: vec![(0.5, 3.0 + n), (0.99, 9.0 + n)],
+            },
+        ));
+    }
+    store.write(batch).await.expect("metrics written");
+    let engine = Engine {
+        store: store.clone(),
+        limits: Limits::default(),
+    };
+    let at = (T0 + 8 * step) / 1_000_000;
+    let scalar = |v: Q| match v {
+        Q::Vector(s) if s.len() == 1 => s[0].value,
+        other => panic!("one sample wanted, got {other:?}"),
+    };
+    // A store that lists series once in a while (ClickHouse) answers within seconds.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while engine
+        .instant("app_requests_total", at)
+        .await
+        .map(|v| matches!(v, Q::Vector(s) if s.is_empty()))
+        .unwrap_or(true)
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the metrics never showed"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    let ask = |q: &'static str| {
+        let engine = engine.clone();
+        async move {
+            engine
+                .instant(q, at)
+                .await
+                .unwrap_or_else(|e| panic!("{q}: {e}"))
+        }
+    };
+    assert_eq!(
+        scalar(ask("app_requests_total{route=\"/a\", job=\"orders\"}").await),
+        80.0
+    );
+    // Deltas of 2, eight of them: a running total.
+    assert_eq!(scalar(ask("jobs_done_total").await), 16.0);
+    // 14 over the 105 s sampled, extrapolated back to zero at the window start: 16.
+    assert_eq!(scalar(ask("increase(jobs_done_total[2m])").await), 16.0);
+    // The gauge's last point says "no recorded value": stale, so absent.
+    assert_eq!(ask("queue_depth").await, Q::Vector(Vec::new()));
+    assert_eq!(scalar(ask("latency_seconds_bucket{le=\"1\"}").await), 24.0);
+    assert_eq!(
+        scalar(ask("latency_seconds_bucket{le=\"+Inf\"}").await),
+        32.0
+    );
+    assert_eq!(scalar(ask("latency_seconds_count").await), 32.0);
+    assert_eq!(scalar(ask("latency_seconds_sum").await), 7.0);
+    assert_eq!(
+        scalar(ask("histogram_quantile(0.5, latency_seconds_bucket)").await),
+        0.55
+    );
+    assert_eq!(
+        scalar(ask("rpc_milliseconds{quantile=\"0.99\"}").await),
+        16.0
+    );
+    assert_eq!(scalar(ask("rpc_milliseconds_count").await), 8.0);
+    let series = engine
+        .range(
+            "rate(app_requests_total[1m])",
+            Range {
+                start_ms: at - 60_000,
+                end_ms: at,
+                step_ms: 30_000,
+            },
+        )
+        .await
+        .expect("range");
+    assert_eq!(series.len(), 1);
+    assert_eq!(series[0].points.len(), 3);
+    for (_, v) in &series[0].points {
+        assert!((v - 10.0 / 15.0).abs() < 1e-9, "{series:?}");
+    }
+    let kinds: Vec<(String, K)> = {
+        let mut k: Vec<_> = store
+            .metric_series()
+            .await
+            .expect("series")
+            .iter()
+            .map(|s| (s.prometheus_name.clone(), s.kind))
+            .collect();
+        k.sort();
+        k
+    };
+    assert_eq!(
+        kinds,
+        vec![
+            ("app_requests_total".into(), K::Counter),
+            ("jobs_done_total".into(), K::Counter),
+            ("latency_seconds".into(), K::Histogram),
+            ("queue_depth".into(), K::Gauge),
+            ("rpc_milliseconds".into(), K::Summary),
+        ]
+    );
+}

@@ -39,6 +39,9 @@ pub(super) async fn insert(
         }
         insert.end().await?;
     }
+    if !rows.metrics.is_empty() {
+        super::metrics::insert(client, &rows.token, &rows.metrics).await?;
+    }
     Ok(())
 }
 
@@ -112,10 +115,12 @@ pub(super) async fn drain_once(d: &Drainer) -> bool {
             token: flight.token.clone(),
             spans: Vec::new(),
             logs: Vec::new(),
+            metrics: Vec::new(),
         };
         for (_, b) in batches {
             rows.spans.extend(b.spans);
             rows.logs.extend(b.logs);
+            rows.metrics.extend(b.metrics);
         }
         if let Err(e) = insert(&d.client, &rows).await {
             tracing::warn!(error = %e, backlog = d.spool.backlog().0, "ClickHouse refuses the spooled batches; retrying");

@@ -17,6 +17,7 @@
 
 mod config;
 mod drainer;
+pub mod metrics;
 pub mod rows;
 pub mod schema;
 mod setup;
@@ -34,6 +35,7 @@ use tokio::sync::{Notify, watch};
 use async_trait::async_trait;
 
 use self::drainer::{Drainer, drain, insert};
+use self::metrics::MetricRow;
 use self::rows::{
     LOG_COLUMNS, LOG_ID, LogRow, ResourceCache, SPAN_COLUMNS, SpanRow, StoredLogRow, kind_names,
     parse_hex, parse_kind, parse_status, status_names,
@@ -43,9 +45,9 @@ use self::setup::Schema;
 use self::spool::{Spool, SpooledBatch};
 use self::sql::{Param, Where, ids_hex};
 use super::{
-    Capabilities, LogCursor, LogPage, LogQuery, Operation, PruneReport, RetentionPolicy,
-    SampleQuery, Samples, SpanFilter, SpanSample, Store, StoreError, StoredLog, TraceQuery,
-    TraceSummary,
+    Capabilities, LogCursor, LogPage, LogQuery, MetricSeriesInfo, Operation, PointQuery,
+    PruneReport, RetentionPolicy, SampleQuery, Samples, SeriesPoints, SpanFilter, SpanSample,
+    Store, StoreError, StoredLog, TraceQuery, TraceSummary,
 };
 use crate::model::{Batch, LogRecord, SpanKind, SpanRecord, StatusCode, TraceId, hex};
 
@@ -63,7 +65,20 @@ pub struct ClickHouseStore {
     /// Makes each write's deduplication token unique: this run's start, then a counter.
     run: i64,
     writes: AtomicU64,
+    /// The metric series last listed, and when: PromQL asks for them per query, and listing
+    /// groups every metrics table.
+    series: tokio::sync::Mutex<Option<SeriesCache>>,
 }
+
+/// The series catalog read from the metrics tables.
+struct SeriesCache {
+    at: std::time::Instant,
+    infos: Arc<Vec<MetricSeriesInfo>>,
+    refs: Arc<std::collections::HashMap<i64, metrics::SeriesRef>>,
+}
+
+/// How long a listed series catalog serves queries before it is read again.
+const SERIES_CACHE: std::time::Duration = std::time::Duration::from_secs(5);
 
 fn backend(e: ::clickhouse::error::Error) -> StoreError {
     match e {
@@ -147,6 +162,7 @@ impl ClickHouseStore {
             drainer: std::sync::Mutex::new(drainer),
             run: crate::model::now_ns(),
             writes: AtomicU64::new(0),
+            series: tokio::sync::Mutex::new(None),
         })
     }
 
@@ -163,6 +179,48 @@ impl ClickHouseStore {
 
     fn t(&self, table: &str) -> String {
         self.layout.table(table)
+    }
+
+    /// The metric series of every metrics table, listed at most every [`SERIES_CACHE`].
+    async fn series_catalog(
+        &self,
+    ) -> Result<
+        (
+            Arc<Vec<MetricSeriesInfo>>,
+            Arc<std::collections::HashMap<i64, metrics::SeriesRef>>,
+        ),
+        StoreError,
+    > {
+        let mut cache = self.series.lock().await;
+        if let Some(c) = cache.as_ref()
+            && c.at.elapsed() < SERIES_CACHE
+        {
+            return Ok((c.infos.clone(), c.refs.clone()));
+        }
+        let mut identities = Vec::new();
+        for table in metrics::TABLES {
+            let rows: Vec<metrics::IdentityRow> = self
+                .client
+                .query(&format!(
+                    "SELECT {} FROM {} GROUP BY {}",
+                    metrics::identity_select(table),
+                    self.t(table),
+                    metrics::identity_group_by(table)
+                ))
+                .fetch_all()
+                .await
+                .map_err(backend)?;
+            identities.extend(rows.into_iter().map(|r| (table, r)));
+        }
+        let (infos, refs) = metrics::catalog(identities);
+        let fresh = SeriesCache {
+            at: std::time::Instant::now(),
+            infos: Arc::new(infos),
+            refs: Arc::new(refs),
+        };
+        let answer = (fresh.infos.clone(), fresh.refs.clone());
+        *cache = Some(fresh);
+        Ok(answer)
     }
 
     /// Each trace's time range from the trace-ID index, for reading only that range.
@@ -237,6 +295,7 @@ impl Store for ClickHouseStore {
             ),
             spans: batch.spans.iter().map(SpanRow::from_record).collect(),
             logs: batch.logs.iter().map(LogRow::from_record).collect(),
+            metrics: batch.metrics.iter().map(MetricRow::from_point).collect(),
         };
         let Some(spool) = &self.spool else {
             return insert(&self.client, &rows).await.map_err(backend);
@@ -608,6 +667,46 @@ impl Store for ClickHouseStore {
         Ok(samples)
     }
 
+    async fn metric_series(&self) -> Result<Arc<Vec<MetricSeriesInfo>>, StoreError> {
+        Ok(self.series_catalog().await?.0)
+    }
+
+    async fn metric_points(&self, query: &PointQuery) -> Result<SeriesPoints, StoreError> {
+        let (_, refs) = self.series_catalog().await?;
+        let wanted: std::collections::HashSet<i64> = query.series.iter().copied().collect();
+        let mut out = std::collections::HashMap::new();
+        let mut budget = query.max_points;
+        for (table, (names, delta)) in metrics::by_table(query, &refs) {
+            // Delta rows are summed from the oldest kept: read them from the start.
+            let from = if delta {
+                ""
+            } else {
+                " AND TimeUnix >= fromUnixTimestamp64Milli({lo:Int64})"
+            };
+            let rows: Vec<metrics::PointRow> = self
+                .client
+                .query(&format!(
+                    "SELECT {} FROM {} WHERE MetricName IN {{names:Array(String)}} \
+                     AND TimeUnix <= fromUnixTimestamp64Milli({{hi:Int64}}){from} ORDER BY TimeUnix",
+                    metrics::point_select(table),
+                    self.t(table)
+                ))
+                .param("names", names)
+                .param("lo", query.start_ms)
+                .param("hi", query.end_ms)
+                .fetch_all()
+                .await
+                .map_err(backend)?;
+            if !metrics::gather(table, rows, &wanted, query.start_ms, &mut out, &mut budget) {
+                return Ok(SeriesPoints {
+                    series: Vec::new(),
+                    exceeded: true,
+                });
+            }
+        }
+        Ok(metrics::answer(out, false))
+    }
+
     async fn prune(&self, policy: RetentionPolicy) -> Result<PruneReport, StoreError> {
         // By age: ClickHouse's TTL (from --retention) drops parts on its own.
         let Some(max) = policy.max_bytes else {
@@ -695,7 +794,7 @@ impl Store for ClickHouseStore {
         Capabilities {
             typed_attributes: false,
             retention_by_arrival: false,
-            metrics: false,
+            metrics: true,
         }
     }
 }

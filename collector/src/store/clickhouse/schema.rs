@@ -4,6 +4,8 @@
 //! (`otel_correlation_ids`, filled by materialized views over both tables, so rows other
 //! writers insert are indexed too). On a cluster the tables are `Replicated*MergeTree`
 //! created `ON CLUSTER`, with `Distributed` tables in front sharded by `cityHash64(TraceId)`.
+//! The exporter's five metrics tables are declared in `metrics.rs` and created here with the
+//! others (their distributed tables shard at random).
 
 use std::time::Duration;
 
@@ -270,7 +272,29 @@ SETTINGS index_granularity = 8192, ttl_only_drop_parts = 1",
             self.engine("MergeTree", CORRELATIONS),
             self.ttl("toDateTime(Timestamp)"),
         ));
+        for table in super::metrics::TABLES {
+            out.push(format!(
+                "CREATE TABLE IF NOT EXISTS {}{on} {}\nENGINE = {}\n{}\n{}\nSETTINGS index_granularity = 8192, ttl_only_drop_parts = 1{dedup}",
+                self.local(table),
+                super::metrics::table_body(table),
+                self.engine("MergeTree", table),
+                super::metrics::ORDER_BY,
+                self.ttl("toDateTime(TimeUnix)"),
+            ));
+        }
         if let Some(cluster) = &self.cluster {
+            // Metric rows go to any shard: a query reads them all through the distributed
+            // table.
+            for table in super::metrics::TABLES {
+                out.push(format!(
+                    "CREATE TABLE IF NOT EXISTS {}{on} AS {} ENGINE = Distributed({}, {}, {}, rand())",
+                    self.name(table),
+                    self.local(table),
+                    ident(cluster),
+                    ident(&self.database),
+                    ident(&format!("{table}_local")),
+                ));
+            }
             // The distributed tables in front: a trace's spans (and its logs and index rows)
             // land on one shard.
             for table in [TRACES, LOGS, TRACE_ID_TS, CORRELATIONS] {

@@ -77,7 +77,7 @@ impl Schema {
             .map(|c| ((c.table.as_str(), c.name.as_str()), c.r#type.as_str()))
             .collect();
         let mut problems = Vec::new();
-        for (table, required) in REQUIRED_COLUMNS {
+        for (table, required) in REQUIRED_COLUMNS.iter().chain(super::metrics::REQUIRED) {
             for (name, ty) in *required {
                 match have.get(&(*table, *name)) {
                     None => problems.push(format!("{table}.{name} is missing (want {ty})")),

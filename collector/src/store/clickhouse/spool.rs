@@ -14,6 +14,7 @@ use std::sync::Mutex;
 
 use serde::{Deserialize, Serialize};
 
+use super::metrics::MetricRow;
 use super::rows::{LogRow, SpanRow};
 
 /// One write's rows and the token that makes inserting them idempotent.
@@ -22,6 +23,9 @@ pub struct SpooledBatch {
     pub token: String,
     pub spans: Vec<SpanRow>,
     pub logs: Vec<LogRow>,
+    /// Absent from batches spooled before metrics were kept.
+    #[serde(default)]
+    pub metrics: Vec<MetricRow>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -343,6 +347,7 @@ mod tests {
             token: token.into(),
             spans: Vec::new(),
             logs: Vec::new(),
+            metrics: Vec::new(),
         }
     }
 
@@ -419,6 +424,7 @@ mod tests {
             token: token.into(),
             spans: vec![span; n],
             logs: Vec::new(),
+            metrics: Vec::new(),
         }
     }
 

@@ -341,7 +341,7 @@ fn accumulate(
     let stamp = (p.start_ns, p.time_ns);
     let total = match running.get(&id) {
         Some(r) if r.last == stamp => return Ok(None),
-        Some(r) => add(&r.value, &p.value),
+        Some(r) => r.value.plus(&p.value),
         None => p.value.clone(),
     };
     running.insert(
@@ -352,74 +352,6 @@ fn accumulate(
         },
     );
     Ok(Some(total))
-}
-
-/// `total + delta`; a delta of another shape (new bounds, another scale) starts over.
-fn add(total: &PointValue, delta: &PointValue) -> PointValue {
-    use PointValue as P;
-    let sum = |a: Option<f64>, b: Option<f64>| match (a, b) {
-        (Some(a), Some(b)) => Some(a + b),
-        _ => b,
-    };
-    let plus = |a: &[u64], b: &[u64]| a.iter().zip(b).map(|(x, y)| x + y).collect::<Vec<u64>>();
-    match (total, delta) {
-        (P::Number(a), P::Number(b)) => P::Number(a + b),
-        (
-            P::Histogram {
-                count: c1,
-                sum: s1,
-                bounds: b1,
-                counts: n1,
-            },
-            P::Histogram {
-                count: c2,
-                sum: s2,
-                bounds: b2,
-                counts: n2,
-            },
-        ) if b1 == b2 && n1.len() == n2.len() => P::Histogram {
-            count: c1 + c2,
-            sum: sum(*s1, *s2),
-            bounds: b2.clone(),
-            counts: plus(n1, n2),
-        },
-        (
-            P::ExponentialHistogram {
-                count: c1,
-                sum: s1,
-                scale: k1,
-                zero_count: z1,
-                positive: p1,
-                negative: m1,
-                ..
-            },
-            P::ExponentialHistogram {
-                count: c2,
-                sum: s2,
-                scale: k2,
-                zero_count: z2,
-                zero_threshold,
-                positive: p2,
-                negative: m2,
-            },
-        ) if k1 == k2
-            && p1.0 == p2.0
-            && m1.0 == m2.0
-            && p1.1.len() == p2.1.len()
-            && m1.1.len() == m2.1.len() =>
-        {
-            P::ExponentialHistogram {
-                count: c1 + c2,
-                sum: sum(*s1, *s2),
-                scale: *k2,
-                zero_count: z1 + z2,
-                zero_threshold: *zero_threshold,
-                positive: (p2.0, plus(&p1.1, &p2.1)),
-                negative: (m2.0, plus(&m1.1, &m2.1)),
-            }
-        }
-        _ => delta.clone(),
-    }
 }
 
 /// A value as the `(value, sum, detail)` columns.
@@ -655,7 +587,7 @@ mod tests {
             bounds,
             counts,
         };
-        let total = add(&h(vec![1, 2], vec![1.0]), &h(vec![3, 4], vec![1.0]));
+        let total = h(vec![1, 2], vec![1.0]).plus(&h(vec![3, 4], vec![1.0]));
         assert_eq!(
             total,
             PointValue::Histogram {
@@ -665,10 +597,10 @@ mod tests {
                 counts: vec![4, 6]
             }
         );
-        let reshaped = add(&total, &h(vec![1, 1, 1], vec![1.0, 2.0]));
+        let reshaped = total.plus(&h(vec![1, 1, 1], vec![1.0, 2.0]));
         assert_eq!(reshaped, h(vec![1, 1, 1], vec![1.0, 2.0]));
         assert_eq!(
-            add(&PointValue::Number(2.0), &PointValue::Number(0.5)),
+            PointValue::Number(2.0).plus(&PointValue::Number(0.5)),
             PointValue::Number(2.5)
         );
     }
