@@ -201,6 +201,7 @@ pub enum Kind {
     /// `min`..=`max`.
     Traces(TracesProbe),
     ErrorRate(ErrorRateProbe),
+    Metric(MetricProbe),
     Delivered(DeliveredProbe),
     Balance(BalanceProbe),
     Released(ReleasedProbe),
@@ -284,6 +285,18 @@ pub struct ErrorRateProbe {
     #[serde(default)]
     pub window: Window,
     pub max: f64,
+}
+
+/// A PromQL expression, evaluated now by the collector (the demo's services export their
+/// metrics to it): every sample it gives (or the scalar) is within `min`..=`max`; nothing
+/// selected fails. Whether it is evidence depends on what it measures: a client's duration
+/// histogram is what callers felt, a breaker's state gauge is the mechanism's own report.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MetricProbe {
+    pub query: String,
+    pub min: Option<f64>,
+    pub max: Option<f64>,
 }
 
 /// Every finished order of `customer` (`{{run}}` is this run's ID) has exactly one
@@ -472,6 +485,7 @@ impl Kind {
                 | Kind::Registry(_)
                 | Kind::Traces(_)
                 | Kind::ErrorRate(_)
+                | Kind::Metric(_)
                 | Kind::Delivered(_)
                 | Kind::Balance(_)
                 | Kind::Released(_)
@@ -516,6 +530,7 @@ impl Kind {
             Kind::Registry(_) => "registry",
             Kind::Traces(_) => "traces",
             Kind::ErrorRate(_) => "error-rate",
+            Kind::Metric(_) => "metric",
             Kind::Delivered(_) => "delivered",
             Kind::Balance(_) => "balance",
             Kind::Released(_) => "released",
@@ -660,6 +675,18 @@ impl Activity {
                 if !(0.0..=1.0).contains(&e.max) {
                     return Err(format!("max = {}: an error rate is between 0 and 1", e.max));
                 }
+            }
+            Kind::Metric(m) => {
+                if m.min.is_none() && m.max.is_none() {
+                    return Err("a metric probe needs min, max or both".into());
+                }
+                if let (Some(a), Some(b)) = (m.min, m.max)
+                    && a > b
+                {
+                    return Err(format!("min = {a} is above max = {b}"));
+                }
+                promql_parser::parser::parse(&m.query)
+                    .map_err(|e| format!("query {:?} is not PromQL: {e}", m.query))?;
             }
         }
         Ok(())

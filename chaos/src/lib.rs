@@ -253,6 +253,19 @@ mod tests {
                 "[steady_state]\ntitle = \"s\"\n[[steady_state.probes]]\nname = \"p\"\ntype = \"registry\"\ninstance = \"inventory-7\"\nlisted = true\n",
                 "inventory has 2 instances",
             ),
+            // A metric probe whose query is not PromQL, or has no bound.
+            (
+                "[steady_state]\ntitle = \"s\"\n[[steady_state.probes]]\nname = \"m\"\ntype = \"metric\"\nquery = \"rate(x[5m]\"\nmax = 1\n",
+                "is not PromQL",
+            ),
+            (
+                "[steady_state]\ntitle = \"s\"\n[[steady_state.probes]]\nname = \"m\"\ntype = \"metric\"\nquery = \"up\"\n",
+                "needs min, max or both",
+            ),
+            (
+                "[steady_state]\ntitle = \"s\"\n[[steady_state.probes]]\nname = \"m\"\ntype = \"metric\"\nquery = \"up\"\nmin = 2\nmax = 1\n",
+                "min = 2 is above max = 1",
+            ),
             // An edge the topology does not have.
             (
                 "[steady_state]\ntitle = \"s\"\n[[steady_state.probes]]\nname = \"p\"\ntype = \"breaker\"\nservice = \"orders\"\nupstream = \"payments\"\nstate = \"closed\"\n[[method]]\nname = \"t\"\ntype = \"disable-proxy\"\nedge = \"payments_to_orders\"\n",

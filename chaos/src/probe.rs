@@ -13,7 +13,8 @@ use gauntlet_query_api::jaeger::Trace;
 
 use crate::activity::{
     BalanceProbe, BreakerProbe, CallsProbe, DeliveredProbe, ErrorRateProbe, HttpProbe, Kind,
-    LoadProbe, OrdersProbe, ReadModelProbe, RegistryProbe, ReleasedProbe, TracesProbe, Window,
+    LoadProbe, MetricProbe, OrdersProbe, ReadModelProbe, RegistryProbe, ReleasedProbe, TracesProbe,
+    Window,
 };
 use crate::error::ActivityError;
 use crate::run::{Ctx, lock, micros};
@@ -31,6 +32,7 @@ pub(crate) async fn look(ctx: &Ctx, kind: &Kind) -> Looked {
         Kind::Registry(p) => p.look(ctx).await,
         Kind::Traces(p) => p.look(ctx).await,
         Kind::ErrorRate(p) => p.look(ctx).await,
+        Kind::Metric(p) => p.look(ctx).await,
         Kind::Delivered(p) => p.look(ctx).await,
         Kind::Balance(p) => p.look(ctx).await,
         Kind::Released(p) => p.look(ctx).await,
@@ -174,6 +176,65 @@ impl ErrorRateProbe {
                 self.max * 100.0
             ),
         ))
+    }
+}
+
+impl MetricProbe {
+    async fn look(&self, ctx: &Ctx) -> Looked {
+        use gauntlet_query_api::prometheus::QueryData;
+        let values: Vec<(String, f64)> = match ctx.demo.promql(&self.query).await? {
+            QueryData::Scalar(v) => vec![(String::new(), v.value())],
+            QueryData::Vector(samples) => samples
+                .into_iter()
+                .map(|s| {
+                    let labels: Vec<String> =
+                        s.metric.iter().map(|(k, v)| format!("{k}={v:?}")).collect();
+                    (format!("{{{}}}", labels.join(", ")), s.value.value())
+                })
+                .collect(),
+            other => {
+                return Ok((
+                    false,
+                    format!(
+                        "the query gives a {}, not a number or an instant vector",
+                        match other {
+                            QueryData::Matrix(_) => "range vector",
+                            _ => "string",
+                        }
+                    ),
+                ));
+            }
+        };
+        Ok(judge_values(&values, self.min, self.max))
+    }
+}
+
+/// Whether every value is within `min..=max` (NaN never is), and what was seen.
+fn judge_values(values: &[(String, f64)], min: Option<f64>, max: Option<f64>) -> (bool, String) {
+    let want = match (min, max) {
+        (Some(a), Some(b)) => format!("want {a}..={b}"),
+        (Some(a), None) => format!("want at least {a}"),
+        (None, Some(b)) => format!("want at most {b}"),
+        (None, None) => "no bound".into(),
+    };
+    if values.is_empty() {
+        return (false, format!("the query selected nothing ({want})"));
+    }
+    let within = |v: f64| min.is_none_or(|a| v >= a) && max.is_none_or(|b| v <= b);
+    let outside: Vec<String> = values
+        .iter()
+        .filter(|(_, v)| !within(*v))
+        .map(|(l, v)| format!("{l} {v}"))
+        .collect();
+    let shown: Vec<String> = values
+        .iter()
+        .take(5)
+        .map(|(l, v)| format!("{l} {v}"))
+        .collect();
+    if outside.is_empty() {
+        (true, format!("{} ({want})", shown.join("; ")))
+    } else {
+        (false, format!("outside: {} ({want})", outside.join("; ")))
     }
 }
 
@@ -610,5 +671,37 @@ impl ReadModelProbe {
                     .unwrap_or_default()
             ),
         ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::judge_values;
+
+    #[test]
+    fn metric_values_are_judged_each_and_nothing_selected_fails() {
+        let v = |pairs: &[f64]| -> Vec<(String, f64)> {
+            pairs
+                .iter()
+                .map(|x| (format!("{{i=\"{x}\"}}"), *x))
+                .collect()
+        };
+        assert!(judge_values(&v(&[0.2, 0.4]), None, Some(0.5)).0);
+        let (ok, seen) = judge_values(&v(&[0.2, 0.9]), None, Some(0.5));
+        assert!(!ok);
+        assert!(
+            seen.contains("0.9") && !seen.contains("outside: {i=\"0.2\"}"),
+            "{seen}"
+        );
+        assert!(
+            !judge_values(&v(&[f64::NAN]), Some(0.0), None).0,
+            "NaN is never within"
+        );
+        let (ok, seen) = judge_values(&[], Some(1.0), None);
+        assert!(!ok && seen.contains("selected nothing"), "{seen}");
+        assert!(
+            judge_values(&v(&[2.0]), Some(2.0), Some(2.0)).0,
+            "bounds are inclusive"
+        );
     }
 }

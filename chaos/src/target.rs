@@ -391,6 +391,33 @@ impl Demo {
         })
     }
 
+    /// A PromQL expression's value now, from the collector's Prometheus API.
+    pub async fn promql(
+        &self,
+        query: &str,
+    ) -> Result<gauntlet_query_api::prometheus::QueryData, TargetError> {
+        let collector = QueryClient::new(&self.collector_api()?, None, Duration::from_secs(10));
+        collector.promql(query, None).await.map_err(|e| match e {
+            ClientError::Refused {
+                url,
+                status,
+                message,
+            } => TargetError::Refused {
+                what: "the collector's PromQL".into(),
+                url,
+                status,
+                message,
+            },
+            ClientError::Unreachable { url, reason } | ClientError::Unexpected { url, reason } => {
+                TargetError::Unreachable {
+                    what: "the collector".into(),
+                    url,
+                    reason,
+                }
+            }
+        })
+    }
+
     fn client(&self, service: Service) -> Result<HttpClient, TargetError> {
         let base = self
             .urls_of(service)

@@ -47,6 +47,7 @@ pub const PAGES: &[&str] = &[
     "/correlation/{id}",
     "/map",
     "/red",
+    "/graph",
     "/runs",
 ];
 

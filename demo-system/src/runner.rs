@@ -91,6 +91,7 @@ pub async fn run(
     let telemetry = crate::platform::telemetry::Telemetry::init(
         service.reports_as().name(),
         service.version(),
+        &instance.id.to_string(),
         instance
             .otlp_endpoint
             .as_deref()

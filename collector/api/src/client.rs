@@ -112,6 +112,45 @@ impl QueryClient {
             })
     }
 
+    /// `GET /api/v1/query`: a PromQL expression's value at `time` (Unix seconds; now when
+    /// `None`). Prometheus' own error answers (`bad_data`, `execution`) become `Refused`
+    /// with their message.
+    pub async fn promql(
+        &self,
+        query: &str,
+        time: Option<f64>,
+    ) -> Result<crate::prometheus::QueryData, ClientError> {
+        use crate::prometheus::PromResponse;
+        let url = format!("{}/api/v1/query", self.base);
+        let mut params = vec![("query", query.to_string())];
+        if let Some(t) = time {
+            params.push(("time", format!("{t:.3}")));
+        }
+        let mut request = self.http.get(&url).query(&params);
+        if let Some(token) = &self.token {
+            request = request.bearer_auth(token);
+        }
+        let unreachable = |e: reqwest::Error| ClientError::Unreachable {
+            url: url.clone(),
+            reason: e.to_string(),
+        };
+        let response = request.send().await.map_err(unreachable)?;
+        let status = response.status().as_u16();
+        let body = response.bytes().await.map_err(unreachable)?;
+        match serde_json::from_slice::<PromResponse<crate::prometheus::QueryData>>(&body) {
+            Ok(PromResponse::Success { data, .. }) => Ok(data),
+            Ok(PromResponse::Error { error, .. }) => Err(ClientError::Refused {
+                url,
+                status,
+                message: error,
+            }),
+            Err(e) => Err(ClientError::Unexpected {
+                url,
+                reason: format!("HTTP {status}: {e}"),
+            }),
+        }
+    }
+
     /// `GET /api/services`.
     pub async fn services(&self) -> Result<Vec<String>, ClientError> {
         let answer: Envelope<Vec<String>> = self.get("/api/services", &[]).await?;

@@ -8,6 +8,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 /// The envelope of every answer.
+#[cfg_attr(feature = "typescript", derive(ts_rs::TS))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "status", rename_all = "lowercase")]
 pub enum PromResponse<T> {
@@ -24,6 +25,7 @@ pub enum PromResponse<T> {
 }
 
 /// Prometheus' error types, each with its HTTP status.
+#[cfg_attr(feature = "typescript", derive(ts_rs::TS))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum PromErrorType {
@@ -53,6 +55,7 @@ pub type Metric = BTreeMap<String, String>;
 
 /// `[seconds, "value"]`: a timestamp in seconds since the epoch (milliseconds as decimals)
 /// and the value as Prometheus writes it (`"+Inf"`, `"NaN"`, shortest decimal).
+#[cfg_attr(feature = "typescript", derive(ts_rs::TS))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SamplePair(pub f64, pub String);
 
@@ -67,12 +70,14 @@ impl SamplePair {
     }
 }
 
+#[cfg_attr(feature = "typescript", derive(ts_rs::TS))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct VectorSample {
     pub metric: Metric,
     pub value: SamplePair,
 }
 
+#[cfg_attr(feature = "typescript", derive(ts_rs::TS))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct MatrixSeries {
     pub metric: Metric,
@@ -80,6 +85,7 @@ pub struct MatrixSeries {
 }
 
 /// `data` of `/api/v1/query` and `/api/v1/query_range`.
+#[cfg_attr(feature = "typescript", derive(ts_rs::TS))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "resultType", content = "result", rename_all = "lowercase")]
 pub enum QueryData {

@@ -10,6 +10,9 @@ use crate::dependencies::{Dependencies, DependencyLink};
 use crate::jaeger::{Operation, Process, RefType, Reference, Span, SpanLog, Tag, TagValue, Trace};
 use crate::logs::{LogCursor, LogEntry, LogPage};
 use crate::markers::{Marker, MarkerKind, Markers};
+use crate::prometheus::{
+    MatrixSeries, PromErrorType, PromResponse, QueryData, SamplePair, VectorSample,
+};
 use crate::red::{Red, RedPoint, RedSeries};
 use crate::{AttributeValue, Envelope, ErrorBody, ErrorItem, SpanKind};
 
@@ -55,6 +58,12 @@ pub fn declarations() -> String {
         decl::<Markers>(&cfg),
         decl::<Marker>(&cfg),
         decl::<MarkerKind>(&cfg),
+        decl::<PromResponse<()>>(&cfg),
+        decl::<PromErrorType>(&cfg),
+        decl::<QueryData>(&cfg),
+        decl::<SamplePair>(&cfg),
+        decl::<VectorSample>(&cfg),
+        decl::<MatrixSeries>(&cfg),
     ];
     let mut out = String::from(
         "// Generated from collector/api (gauntlet-query-api) by ts-rs: do not edit.\n\

@@ -202,6 +202,18 @@ attributes: { [key in string]: AttributeValue }, };
 
 export type MarkerKind = "load" | "chaos" | "run";
 
+export type PromResponse<T> = { "status": "success", data: T, warnings?: Array<string>, } | { "status": "error", errorType: PromErrorType, error: string, };
+
+export type PromErrorType = "bad_data" | "execution" | "unavailable" | "internal";
+
+export type QueryData = { "resultType": "vector", "result": Array<VectorSample> } | { "resultType": "matrix", "result": Array<MatrixSeries> } | { "resultType": "scalar", "result": SamplePair } | { "resultType": "string", "result": SamplePair };
+
+export type SamplePair = [number, string];
+
+export type VectorSample = { metric: { [key in string]: string }, value: SamplePair, };
+
+export type MatrixSeries = { metric: { [key in string]: string }, values: Array<SamplePair>, };
+
 /** Attribute keys under which the collector finds a correlation ID. */
 export const CORRELATION_KEYS = ["correlation_id", "correlation.id", "app.correlation_id"] as const;
 

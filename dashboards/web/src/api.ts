@@ -4,6 +4,8 @@
 
 import type {
   Dependencies,
+  PromResponse,
+  QueryData,
   Envelope,
   ErrorBody,
   LogPage,
@@ -22,6 +24,8 @@ export class ApiError extends Error {
   constructor(
     readonly status: number,
     message: string,
+    /** The message of a Prometheus-shaped error answer, when it was one. */
+    readonly promError: string | null = null,
   ) {
     super(message);
   }
@@ -58,8 +62,9 @@ export async function get<T>(path: string, query: Query = {}, signal?: AbortSign
   }
   const body = await response.json().catch(() => null);
   if (!response.ok) {
-    const msg = (body as ErrorBody | null)?.errors?.[0]?.msg ?? response.statusText;
-    throw new ApiError(response.status, msg);
+    const promError = (body as { error?: unknown } | null)?.error;
+    const msg = (body as ErrorBody | null)?.errors?.[0]?.msg ?? (typeof promError === "string" ? promError : response.statusText);
+    throw new ApiError(response.status, msg, typeof promError === "string" ? promError : null);
   }
   return body as T;
 }
@@ -76,7 +81,31 @@ export const api = {
     get<Dependencies>("/api/dependencies", { endTs, lookback: lookbackMs }),
   red: (q: Query) => get<Red>("/api/v1/red", q),
   markers: async (q: Query) => (await get<Markers>("/api/v1/markers", q)).data,
+  /** A PromQL query over a window (`start`, `end` in seconds, `step` in seconds). */
+  promRange: (query: string, start: number, end: number, step: number, signal?: AbortSignal) =>
+    prom<QueryData>("/api/v1/query_range", { query, start, end, step }, signal),
+  /** A PromQL query's value now. */
+  promInstant: (query: string) => prom<QueryData>("/api/v1/query", { query }),
+  /** Every value of a label (`__name__`: every metric name). */
+  labelValues: (name: string) => prom<string[]>(`/api/v1/label/${encodeURIComponent(name)}/values`, {}),
+  /** The label sets of the series a selector picks in the window (seconds). */
+  series: (match: string, start: number, end: number) =>
+    prom<Record<string, string>[]>("/api/v1/series", { "match[]": match, start, end }),
 };
+
+/** A call to the Prometheus-shaped part of the API: its errors are `{status, errorType,
+ * error}`, not Jaeger's envelope. */
+async function prom<T>(path: string, query: Query, signal?: AbortSignal): Promise<T> {
+  let body: PromResponse<T>;
+  try {
+    body = await get<PromResponse<T>>(path, query, signal);
+  } catch (e) {
+    if (e instanceof ApiError && e.promError) throw new ApiError(e.status, e.promError);
+    throw e;
+  }
+  if (body.status === "error") throw new ApiError(400, body.error);
+  return body.data;
+}
 
 /** A tag's value by key, as a string. */
 export function tagValue(tags: Tag[], key: string): string | undefined {

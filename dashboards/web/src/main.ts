@@ -5,6 +5,7 @@ import { ApiError, api, setToken, token } from "./api";
 import { knowServices } from "./color";
 import { clear, h, link, notice } from "./dom";
 import { correlationPage } from "./pages/correlation";
+import { graphPage } from "./pages/graph";
 import { logsPage } from "./pages/logs";
 import { mapPage } from "./pages/map";
 import { redPage } from "./pages/red";
@@ -18,6 +19,7 @@ const NAV: [string, string][] = [
   ["/logs", "Logs"],
   ["/map", "Service map"],
   ["/red", "RED"],
+  ["/graph", "Metrics"],
   ["/runs", "Runs"],
 ];
 
@@ -91,6 +93,9 @@ async function show(): Promise<void> {
         break;
       case "red":
         await redPage(page, params);
+        break;
+      case "graph":
+        await graphPage(page, params, controller.signal);
         break;
       case "runs":
         await runsPage(page, params);

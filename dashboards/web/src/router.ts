@@ -28,6 +28,7 @@ export type Route =
   | { page: "correlation"; id: string }
   | { page: "map" }
   | { page: "red" }
+  | { page: "graph" }
   | { page: "runs" }
   | { page: "missing" };
 
@@ -47,6 +48,8 @@ export function route(path: string): Route {
       return { page: "map" };
     case "red":
       return { page: "red" };
+    case "graph":
+      return { page: "graph" };
     case "runs":
       return { page: "runs" };
     default:

@@ -52,6 +52,16 @@ async function open(path) {
   const error = await page.$("main .notice.error");
   assert.equal(error, null, `${path} showed an error: ${error && (await error.textContent())}`);
 }
+/** Polls a query API path until `ok` holds for its JSON (metrics arrive every few seconds). */
+async function waitForApi(path, ok, what) {
+  const deadline = Date.now() + 30_000;
+  for (;;) {
+    const body = await (await page.request.get(`${arg.base}${path}`)).json().catch(() => null);
+    if (body && ok(body)) return body;
+    assert.ok(Date.now() < deadline, `${what} did not arrive within 30 s: ${JSON.stringify(body)}`);
+    await new Promise((r) => setTimeout(r, 500));
+  }
+}
 const shot = (name) => page.screenshot({ path: `${arg.out}/${name}.png`, fullPage: false });
 const texts = (sel) => page.$$eval(sel, (els) => els.map((e) => e.textContent ?? ""));
 
@@ -165,6 +175,39 @@ assert.match(loadRuns[0], /passed|failed/, "with its verdict");
 const [lo, hi] = (await page.getAttribute(".red-charts .chart", "data-range")).split(",").map(Number);
 assert.ok(hi - lo < 0.9 * 300, `the charts span ${hi - lo} s of the 300 s window`);
 await shot("red");
+
+// The gateway's upstreams from its exported metrics (they arrive every 5 s: wait for them).
+await waitForApi(`/api/v1/query?query=${encodeURIComponent('gauntlet_circuit_breaker_state{job=~".*/gateway"}')}`,
+  (b) => b.data.result.length > 0, "the gateway's breaker gauges");
+await open("/red?service=gateway&lookback=5m");
+const upstreams = await page.$$eval("table.upstreams tbody tr", (rs) => rs.map((r) => r.getAttribute("data-upstream")));
+assert.ok(upstreams.includes("inventory"), `the gateway's upstreams: ${upstreams.join(", ")}`);
+assert.equal(await page.textContent('table.upstreams tr[data-upstream="inventory"] td:nth-child(2)'), "closed", "its breaker is closed");
+
+// Metrics: a PromQL query over the demo's exported metrics, one line per service.
+const perJob = "sum by (job) (rate(http_server_request_duration_seconds_count[1m]))";
+await waitForApi(`/api/v1/query?query=${encodeURIComponent(perJob)}`,
+  (b) => b.data.result.some((r) => r.metric.job === "gauntlet-demo/gateway"), "two exports of the gateway's HTTP durations");
+await open(`/graph?${new URLSearchParams({ query: perJob, lookback: "5m" })}`);
+assert.ok(await page.$(".page-graph .chart canvas"), "the query's chart is drawn");
+const jobs = await texts("table.series .series-name");
+assert.ok(jobs.some((j) => j.includes('job="gauntlet-demo/gateway"')), `a line per job: ${jobs.join(" | ")}`);
+await shot("graph");
+// Picking a metric fills the box; a label and value add a matcher.
+await page.selectOption('select[name="metric"]', "http_server_request_duration_seconds_count");
+await page.waitForFunction(() => !document.querySelector('select[name="label"]').disabled);
+await page.selectOption('select[name="label"]', "job");
+await page.waitForFunction(() => !document.querySelector('select[name="value"]').disabled);
+await page.selectOption('select[name="value"]', "gauntlet-demo/gateway");
+assert.equal(await page.inputValue('textarea[name="query"]'), 'http_server_request_duration_seconds_count{job="gauntlet-demo/gateway"}');
+// A query the collector refuses says why, in Prometheus' words (the browser logs the 400
+// itself: that one console line is expected).
+const before = problems.length;
+await page.goto(`${arg.base}/graph?${new URLSearchParams({ query: "sum(rate(x[5m])" })}`);
+await page.waitForSelector("main[data-ready]");
+assert.match(await page.textContent("main .notice.error"), /refused the query: invalid parameter "query"/);
+problems.splice(before, problems.length - before,
+  ...problems.slice(before).filter((p) => !p.includes("status of 400 (Bad Request)")));
 
 // Runs: the load run, with its verdict, opening the RED page over exactly its window.
 await open("/runs");

@@ -13,6 +13,7 @@
 //!   [`jsonrpc`]: JSON-RPC 2.0 over HTTP, its server route and client, over the same;
 //!   [`grpc`]: unary gRPC calls through the same layers, and their typed client;
 //! - [`telemetry`]: OTLP traces and logs, W3C propagation, the correlation ID everywhere;
+//!   [`meters`]: the OTLP metrics (HTTP durations, breakers, bulkheads, retries, consumers);
 //! - [`text_enum`]: states that travel and are stored as text; [`money`]: cents as people read them;
 //! - [`provider_states`]: Pact provider states, for contract verification (off by default).
 
@@ -26,6 +27,7 @@ pub mod http;
 pub mod jsonrpc;
 pub mod leadership;
 pub mod live_config;
+pub mod meters;
 pub mod money;
 pub mod outbox;
 pub mod provider_states;

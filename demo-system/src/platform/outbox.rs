@@ -894,6 +894,7 @@ impl Consumer {
         let span = self.span(&event);
         let (apply, feed, event_id) = (apply.clone(), self.feed.clone(), event.id);
         let flush = self.flush.clone();
+        let created = event.created_unix_ms;
         let fresh = self
             .db
             .write(move |tx| {
@@ -918,6 +919,9 @@ impl Consumer {
                 DbError::Aborted(reason) => OutboxError::Handler { event_id, reason },
                 other => OutboxError::Db(other),
             })?;
+        if fresh {
+            super::meters::consumed(&self.feed, &[created]);
+        }
         Ok(fresh)
     }
 
@@ -933,9 +937,10 @@ impl Consumer {
         let (apply, feed, flush) = (apply.clone(), self.feed.clone(), self.flush.clone());
         let events = events.to_vec();
         let last = events.last().map_or(0, |e| e.seq);
-        self.db
+        let fresh = self
+            .db
             .write(move |tx| {
-                let mut fresh = 0;
+                let mut fresh = Vec::new();
                 for (event, span) in events.iter().zip(&spans) {
                     let _entered = span.enter();
                     let seen = tx.execute(
@@ -944,7 +949,7 @@ impl Consumer {
                     )? == 0;
                     if !seen {
                         apply(tx, event).map_err(DbError::Aborted)?;
-                        fresh += 1;
+                        fresh.push(event.created_unix_ms);
                     }
                 }
                 flush.run().map_err(DbError::Sync)?;
@@ -963,7 +968,9 @@ impl Consumer {
                     reason,
                 },
                 other => OutboxError::Db(other),
-            })
+            })?;
+        super::meters::consumed(&self.feed, &fresh);
+        Ok(fresh.len())
     }
 
     /// [`Consumer::skip_to_newest`], retrying while the feed is unreachable.

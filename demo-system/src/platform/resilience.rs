@@ -552,7 +552,7 @@ impl Upstream {
         )?;
         let retries = Arc::new(AtomicU64::new(0));
         let retry = retry_layer(name, &config.retry, knobs.clone(), retries.clone())?;
-        Ok(Self {
+        let upstream = Self {
             name: upstream,
             endpoint,
             service: BoxCloneSyncService::new(retry.layer(guarded)),
@@ -561,7 +561,9 @@ impl Upstream {
             retries,
             state_changes,
             knobs,
-        })
+        };
+        super::meters::watch(&upstream);
+        Ok(upstream)
     }
 
     /// The client's live settings (attempts, deadline), for [`super::live_config::follow`].
@@ -645,6 +647,8 @@ async fn send(
         span.record("shard", i64::from(index));
     }
     let wire = call.wire;
+    let method = call.method.to_string();
+    let sent_at = std::time::Instant::now();
     let result = match wire {
         Wire::Http => {
             send_in_span(http, upstream, &url, call, timeout)
@@ -685,6 +689,13 @@ async fn send(
             }
         }
     }
+    let outcome = match &result {
+        Ok(r) => super::meters::Outcome::Status(r.status),
+        Err(CallError::Status { status, .. }) => super::meters::Outcome::Status(*status),
+        Err(CallError::Timeout { .. }) => super::meters::Outcome::Error("timeout"),
+        Err(_) => super::meters::Outcome::Error("transport"),
+    };
+    super::meters::sent(&method, upstream, outcome, sent_at.elapsed().as_secs_f64());
     result
 }
 

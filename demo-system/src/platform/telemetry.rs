@@ -1,5 +1,5 @@
-//! Each demo service's OpenTelemetry: traces and logs exported over OTLP/HTTP to the
-//! collector, W3C trace context and baggage propagated on every HTTP call and inside outbox
+//! Each demo service's OpenTelemetry: traces, logs and metrics (see [`super::meters`])
+//! exported over OTLP/HTTP to the collector, W3C trace context and baggage propagated on every HTTP call and inside outbox
 //! events, and the request's correlation ID on every span and log.
 //!
 //! The correlation ID travels as the baggage entry `correlation_id`. [`trace_request`]
@@ -20,9 +20,10 @@ use opentelemetry::propagation::TextMapCompositePropagator;
 use opentelemetry::trace::{TraceContextExt, TracerProvider as _};
 use opentelemetry::{Context, KeyValue, global};
 use opentelemetry_http::{HeaderExtractor, HeaderInjector};
-use opentelemetry_otlp::{LogExporter, Protocol, SpanExporter, WithExportConfig};
+use opentelemetry_otlp::{LogExporter, MetricExporter, Protocol, SpanExporter, WithExportConfig};
 use opentelemetry_sdk::Resource;
 use opentelemetry_sdk::logs::{LogProcessor, SdkLogRecord, SdkLoggerProvider};
+use opentelemetry_sdk::metrics::{PeriodicReader, SdkMeterProvider};
 use opentelemetry_sdk::propagation::{BaggagePropagator, TraceContextPropagator};
 use opentelemetry_sdk::trace::{SdkTracerProvider, Span, SpanData, SpanProcessor};
 use tracing::Instrument;
@@ -47,7 +48,12 @@ pub enum TelemetryError {
 pub struct Telemetry {
     traces: Option<SdkTracerProvider>,
     logs: Option<SdkLoggerProvider>,
+    metrics: Option<SdkMeterProvider>,
 }
+
+/// How often a service exports its metrics: short, so a chaos probe or the UI sees a
+/// change within seconds (the SDK's default is a minute).
+pub const METRIC_INTERVAL: Duration = Duration::from_secs(5);
 
 /// Copies the correlation ID from the parent context's baggage onto each new span.
 #[derive(Debug)]
@@ -93,11 +99,14 @@ impl LogProcessor for CorrelationLogs {
 }
 
 impl Telemetry {
-    /// Installs this process's subscriber: logs to stderr always; traces and logs to
-    /// `otlp_http` (e.g. `http://127.0.0.1:4318`) when given.
+    /// Installs this process's subscriber: logs to stderr always; traces, logs and metrics
+    /// to `otlp_http` (e.g. `http://127.0.0.1:4318`) when given. `instance` becomes
+    /// `service.instance.id`: two instances' metrics are two series (Prometheus'
+    /// `instance` label), not one.
     pub fn init(
         service: &str,
         version: &str,
+        instance: &str,
         otlp_http: Option<&str>,
     ) -> Result<Self, TelemetryError> {
         global::set_text_map_propagator(TextMapCompositePropagator::new(vec![
@@ -122,6 +131,7 @@ impl Telemetry {
             return Ok(Self {
                 traces: None,
                 logs: None,
+                metrics: None,
             });
         };
         let endpoint = endpoint.trim_end_matches('/');
@@ -129,6 +139,7 @@ impl Telemetry {
             .with_service_name(service.to_string())
             .with_attribute(KeyValue::new("service.version", version.to_string()))
             .with_attribute(KeyValue::new("service.namespace", "gauntlet-demo"))
+            .with_attribute(KeyValue::new("service.instance.id", instance.to_string()))
             .build();
         let spans = SpanExporter::builder()
             .with_http()
@@ -142,6 +153,22 @@ impl Telemetry {
             .with_endpoint(format!("{endpoint}/v1/logs"))
             .build()
             .map_err(|e| TelemetryError::Exporter(e.to_string()))?;
+        let metrics = MetricExporter::builder()
+            .with_http()
+            .with_protocol(Protocol::HttpBinary)
+            .with_endpoint(format!("{endpoint}/v1/metrics"))
+            .build()
+            .map_err(|e| TelemetryError::Exporter(e.to_string()))?;
+        let metrics = SdkMeterProvider::builder()
+            .with_resource(resource.clone())
+            .with_reader(
+                PeriodicReader::builder(metrics)
+                    .with_interval(METRIC_INTERVAL)
+                    .build(),
+            )
+            .build();
+        global::set_meter_provider(metrics.clone());
+        super::meters::install();
         let traces = SdkTracerProvider::builder()
             .with_resource(resource.clone())
             .with_span_processor(CorrelationSpans)
@@ -174,6 +201,7 @@ impl Telemetry {
         Ok(Self {
             traces: Some(traces),
             logs: Some(logs),
+            metrics: Some(metrics),
         })
     }
 
@@ -184,6 +212,9 @@ impl Telemetry {
         }
         if let Some(l) = self.logs {
             let _ = l.shutdown();
+        }
+        if let Some(m) = self.metrics {
+            let _ = m.shutdown();
         }
     }
 }
@@ -270,8 +301,10 @@ pub async fn trace_request(mut req: Request, next: Next) -> Response {
         span.record("shadow.mirror", true);
     }
     let _ = span.set_parent(parent);
+    let started = std::time::Instant::now();
     let mut resp = next.run(req).instrument(span.clone()).await;
     let status = resp.status().as_u16();
+    super::meters::served(&method, &route, status, started.elapsed().as_secs_f64());
     span.record("http.response.status_code", i64::from(status));
     if status >= 500 {
         span.record("otel.status_code", "ERROR");

@@ -80,7 +80,57 @@ export async function redPage(root: HTMLElement, params: URLSearchParams): Promi
     ], markers, range);
   }
   const windowQuery = fixed ? `&start=${start}&end=${end}` : `&lookback=${encodeURIComponent(lookback)}`;
-  root.append(operationTable(service, red.series.slice(params.get("operation") ? 0 : 1), windowQuery), markerList(markers));
+  root.append(operationTable(service, red.series.slice(params.get("operation") ? 0 : 1), windowQuery));
+  root.append(await upstreamTable(service), markerList(markers));
+}
+
+/** The service's exported metrics selector: its `job` is the service's name, after its
+ * namespace when it has one (`gauntlet-demo/gateway`). */
+function jobOf(service: string): string {
+  const escaped = service.replace(/[.*+?^${}()|[\]\\]/g, "\\\\$&");
+  return `job=~"(.+/)?${escaped}"`;
+}
+
+/** Each upstream's breaker, bulkhead and retries, from the metrics the service exports
+ * (`gauntlet.circuit_breaker.state`, ...): the mechanisms' own report, now. Nothing when the
+ * service exports none. */
+async function upstreamTable(service: string): Promise<HTMLElement> {
+  const job = jobOf(service);
+  const by = "by (upstream, shard)";
+  const ask = (q: string) => api.promInstant(q).then((d) => (d.resultType === "vector" ? d.result : [])).catch(() => []);
+  const [states, inUse, limits, retries] = await Promise.all([
+    ask(`max ${by} (gauntlet_circuit_breaker_state{${job}})`),
+    ask(`sum ${by} (gauntlet_bulkhead_in_use{${job}})`),
+    ask(`max ${by} (gauntlet_bulkhead_limit{${job}})`),
+    ask(`sum ${by} (rate(gauntlet_client_retries_total{${job}}[5m]))`),
+  ]);
+  const key = (m: Record<string, string>) => `${m.upstream ?? ""}${m.shard ? ` (shard ${m.shard})` : ""}`;
+  const rows = new Map<string, { state?: number; inUse?: number; limit?: number; retries?: number }>();
+  const fill = (list: { metric: Record<string, string>; value: [number, string] }[], f: (r: { state?: number; inUse?: number; limit?: number; retries?: number }, v: number) => void) => {
+    for (const s of list) {
+      const k = key(s.metric);
+      const row = rows.get(k) ?? {};
+      f(row, Number(s.value[1]));
+      rows.set(k, row);
+    }
+  };
+  fill(states, (r, v) => (r.state = v));
+  fill(inUse, (r, v) => (r.inUse = v));
+  fill(limits, (r, v) => (r.limit = v));
+  fill(retries, (r, v) => (r.retries = v));
+  if (!rows.size) return h("div");
+  const stateName = (v?: number) => (v === undefined ? "–" : ["closed", "half_open", "open"][v] ?? String(v));
+  const graph = (q: string) => `/graph?${new URLSearchParams({ query: q, lookback: "15m" })}`;
+  return h("div", {},
+    h("h2", {}, "Upstreams, from the service's metrics"),
+    h("table", { class: "results upstreams" },
+      h("thead", {}, h("tr", {}, ["Upstream", "Circuit breaker", "Bulkhead in use", "Retries/s (5m)"].map((c) => h("th", {}, c)))),
+      h("tbody", {}, [...rows.entries()].sort(([a], [b]) => a.localeCompare(b)).map(([name, r]) => h("tr", { "data-upstream": name },
+        h("td", {}, name),
+        h("td", { class: `state-${stateName(r.state)}` }, link(graph(`gauntlet_circuit_breaker_state{${job}, upstream="${name.split(" ")[0]}"}`), stateName(r.state))),
+        h("td", { class: "num" }, r.limit === undefined ? "off" : `${r.inUse ?? 0} / ${r.limit}`),
+        h("td", { class: "num" }, r.retries === undefined ? "–" : r.retries.toFixed(2)),
+      )))));
 }
 
 /** The part of the window worth drawing, in seconds: from the first step with requests (or
