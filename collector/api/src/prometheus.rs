@@ -106,3 +106,23 @@ pub struct MetricMetadata {
 
 /// `data` of `/api/v1/metadata`: metric name → its metadata.
 pub type MetadataData = BTreeMap<String, Vec<MetricMetadata>>;
+
+/// One series' exemplars in `/api/v1/query_exemplars`: samples that carry the trace they were
+/// measured in (`trace_id`, `span_id` labels).
+#[cfg_attr(feature = "typescript", derive(ts_rs::TS))]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ExemplarSeries {
+    #[serde(rename = "seriesLabels")]
+    pub series_labels: Metric,
+    pub exemplars: Vec<ExemplarData>,
+}
+
+#[cfg_attr(feature = "typescript", derive(ts_rs::TS))]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ExemplarData {
+    pub labels: Metric,
+    /// As Prometheus writes sample values.
+    pub value: String,
+    /// Seconds since the epoch.
+    pub timestamp: f64,
+}

@@ -11,7 +11,8 @@ use crate::jaeger::{Operation, Process, RefType, Reference, Span, SpanLog, Tag, 
 use crate::logs::{LogCursor, LogEntry, LogPage};
 use crate::markers::{Marker, MarkerKind, Markers};
 use crate::prometheus::{
-    MatrixSeries, PromErrorType, PromResponse, QueryData, SamplePair, VectorSample,
+    ExemplarData, ExemplarSeries, MatrixSeries, PromErrorType, PromResponse, QueryData, SamplePair,
+    VectorSample,
 };
 use crate::red::{Red, RedPoint, RedSeries};
 use crate::{AttributeValue, Envelope, ErrorBody, ErrorItem, SpanKind};
@@ -64,6 +65,8 @@ pub fn declarations() -> String {
         decl::<SamplePair>(&cfg),
         decl::<VectorSample>(&cfg),
         decl::<MatrixSeries>(&cfg),
+        decl::<ExemplarSeries>(&cfg),
+        decl::<ExemplarData>(&cfg),
     ];
     let mut out = String::from(
         "// Generated from collector/api (gauntlet-query-api) by ts-rs: do not edit.\n\

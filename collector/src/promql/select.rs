@@ -14,7 +14,7 @@ use promql_parser::parser::{Expr, Offset, VectorSelector};
 use super::naming::format_float;
 use super::{Engine, LOOKBACK_MS, Labels, QueryError, Range, Series};
 use crate::model::{MetricKind, PointValue};
-use crate::store::{MetricSeriesInfo, PointQuery, StoredPoint};
+use crate::store::{MetricSeriesInfo, PointQuery, StoredExemplar, StoredPoint};
 
 /// Prometheus' staleness marker: a NaN with this exact bit pattern.
 pub const STALE_NAN_BITS: u64 = 0x7ff0_0000_0000_0002;
@@ -417,4 +417,59 @@ pub async fn series_matching(
     all.sort();
     all.dedup();
     Ok(all)
+}
+
+/// Exemplars the whole query answers at most.
+pub const MAX_EXEMPLARS: usize = 10_000;
+
+/// The exemplars of the series `expr`'s selectors pick in `[start_ms, end_ms]`, per series:
+/// its labels (a histogram's under its `_bucket` name, where Prometheus keeps them) and its
+/// exemplars, oldest first. For `/api/v1/query_exemplars`.
+pub async fn exemplars(
+    engine: &Engine,
+    expr: &Expr,
+    start_ms: i64,
+    end_ms: i64,
+) -> Result<Vec<(Labels, Vec<StoredExemplar>)>, QueryError> {
+    let mut wanted = Vec::new();
+    let range = Range {
+        start_ms,
+        end_ms,
+        step_ms: 1,
+    };
+    selectors(expr, range, &mut wanted)?;
+    let catalog = engine.store.metric_series().await?;
+    let mut labels_of: HashMap<i64, Labels> = HashMap::new();
+    for (vs, _, _) in wanted {
+        let matchers = all_matchers(vs);
+        for s in catalog.iter() {
+            let Some(c) = components(s)
+                .into_iter()
+                .find(|c| matches_before_points(&matchers, s, c))
+            else {
+                continue;
+            };
+            labels_of.entry(s.id).or_insert_with(|| {
+                let mut l = s.labels.clone();
+                l.push(("__name__".into(), c.name.clone()));
+                l.sort();
+                l
+            });
+        }
+    }
+    if labels_of.len() > engine.limits.max_series {
+        return Err(too_many_series(engine.limits.max_series));
+    }
+    let ids: Vec<i64> = labels_of.keys().copied().collect();
+    let found = engine
+        .store
+        .metric_exemplars(&ids, start_ms, end_ms, MAX_EXEMPLARS)
+        .await?;
+    let mut per: BTreeMap<Labels, Vec<StoredExemplar>> = BTreeMap::new();
+    for e in found {
+        if let Some(l) = labels_of.get(&e.series_id) {
+            per.entry(l.clone()).or_default().push(e);
+        }
+    }
+    Ok(per.into_iter().collect())
 }

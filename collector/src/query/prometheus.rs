@@ -1,7 +1,7 @@
 //! Prometheus' HTTP API over the stored metrics, on the query address: `/api/v1/query`,
 //! `/api/v1/query_range`, `/api/v1/series`, `/api/v1/labels`, `/api/v1/label/{name}/values`
-//! (GET, or POST with a form body, as Prometheus' clients send long queries) and
-//! `/api/v1/metadata`. Parameters and errors as Prometheus has them: times as RFC 3339 or
+//! (GET, or POST with a form body, as Prometheus' clients send long queries),
+//! `/api/v1/metadata` and `/api/v1/query_exemplars` (exemplars with their trace). Parameters and errors as Prometheus has them: times as RFC 3339 or
 //! Unix seconds, steps as durations or seconds, `bad_data` (400) for what cannot run,
 //! `execution` (422) for what failed while running or would read past the limits.
 
@@ -14,8 +14,8 @@ use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use gauntlet_query_api::prometheus::{
-    MatrixSeries, MetadataData, Metric, MetricMetadata, PromErrorType, PromResponse, QueryData,
-    SamplePair, VectorSample,
+    ExemplarData, ExemplarSeries, MatrixSeries, MetadataData, Metric, MetricMetadata,
+    PromErrorType, PromResponse, QueryData, SamplePair, VectorSample,
 };
 use serde::Serialize;
 
@@ -35,6 +35,10 @@ pub fn routes() -> Router<QueryState> {
         .route("/api/v1/labels", get(labels).post(labels))
         .route("/api/v1/label/{name}/values", get(label_values))
         .route("/api/v1/metadata", get(metadata))
+        .route(
+            "/api/v1/query_exemplars",
+            get(query_exemplars).post(query_exemplars),
+        )
 }
 
 /// A failed request in Prometheus' shape.
@@ -481,4 +485,56 @@ async fn metadata(State(s): State<QueryState>, RawQuery(q): RawQuery) -> Respons
         .take(usize::try_from(limit).unwrap_or(usize::MAX))
         .collect();
     success(data)
+}
+
+async fn query_exemplars(
+    State(s): State<QueryState>,
+    RawQuery(q): RawQuery,
+    body: Bytes,
+) -> Response {
+    match run_exemplars(&s, Params::read(q, &body)).await {
+        Ok(r) => r,
+        Err(e) => e.into_response(),
+    }
+}
+
+/// `/api/v1/query_exemplars?query=&start=&end=`: the exemplars of the series the query's
+/// selectors pick, each with its `trace_id` and `span_id` labels.
+async fn run_exemplars(s: &QueryState, p: Params) -> Result<Response, PromError> {
+    let text = p
+        .get("query")
+        .ok_or_else(|| bad("invalid parameter \"query\": give a PromQL expression"))?;
+    let expr = promql::parse(text)?;
+    let end = p.time("end", now_ms())?;
+    let start = p.time("start", end - 3_600_000)?;
+    if end < start {
+        return Err(bad(
+            "invalid parameter \"end\": end timestamp must not be before start time",
+        ));
+    }
+    let found = promql::select::exemplars(&engine(s), &expr, start, end).await?;
+    let data: Vec<ExemplarSeries> = found
+        .into_iter()
+        .map(|(labels, exemplars)| ExemplarSeries {
+            series_labels: metric(labels),
+            exemplars: exemplars
+                .into_iter()
+                .map(|e| {
+                    let mut labels = Metric::new();
+                    if let Some(t) = e.trace_id {
+                        labels.insert("trace_id".into(), crate::model::hex(&t));
+                    }
+                    if let Some(sp) = e.span_id {
+                        labels.insert("span_id".into(), crate::model::hex(&sp));
+                    }
+                    ExemplarData {
+                        labels,
+                        value: format_float(e.value),
+                        timestamp: e.time_ms as f64 / 1000.0,
+                    }
+                })
+                .collect(),
+        })
+        .collect();
+    Ok(success(data))
 }

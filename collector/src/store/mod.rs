@@ -292,6 +292,16 @@ pub struct StoredPoint {
     pub stale: bool,
 }
 
+/// An exemplar kept with a point: a measurement and the span it was made in.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredExemplar {
+    pub series_id: i64,
+    pub time_ms: i64,
+    pub value: f64,
+    pub trace_id: Option<TraceId>,
+    pub span_id: Option<[u8; 8]>,
+}
+
 /// The answer to a [`PointQuery`]: per series ID, its points in time order.
 #[derive(Debug, Clone, Default)]
 pub struct SeriesPoints {
@@ -395,6 +405,18 @@ pub trait Store: Send + Sync + 'static {
     /// Points of some series in a window.
     async fn metric_points(&self, _query: &PointQuery) -> Result<SeriesPoints, StoreError> {
         Ok(SeriesPoints::default())
+    }
+
+    /// Exemplars of some series in a window (milliseconds, both ends in), oldest first, at
+    /// most `limit`.
+    async fn metric_exemplars(
+        &self,
+        _series: &[i64],
+        _start_ms: i64,
+        _end_ms: i64,
+        _limit: usize,
+    ) -> Result<Vec<StoredExemplar>, StoreError> {
+        Ok(Vec::new())
     }
 
     /// One bounded step of retention, so ingest is never stalled for long.

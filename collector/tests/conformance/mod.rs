@@ -978,7 +978,7 @@ pub async fn metrics_answer_promql(store: &Arc<dyn Store>) {
         let mut gauge = metric_point("queue.depth", "", K::Gauge, T::None, &[], t, V::Number(n));
         gauge.no_value = i == 7;
         batch.metrics.push(gauge);
-        batch.metrics.push(metric_point(
+        let mut latency = metric_point(
             "latency",
             "s",
             K::Histogram,
@@ -991,7 +991,17 @@ pub async fn metrics_answer_promql(store: &Arc<dyn Store>) {
                 bounds: vec![0.1, 1.0],
                 counts: vec![i as u64 + 1, 2 * (i as u64 + 1), i as u64 + 1],
             },
-        ));
+        );
+        if i == 3 {
+            latency.exemplars.push(gauntlet_collector::model::Exemplar {
+                time_ns: t - 1_000_000,
+                value: 0.42,
+                trace_id: Some([7; 16]),
+                span_id: Some([8; 8]),
+                attributes: Attributes::new(),
+            });
+        }
+        batch.metrics.push(latency);
         batch.metrics.push(metric_point(
             "rpc",
             "ms",
@@ -1081,6 +1091,24 @@ pub async fn metrics_answer_promql(store: &Arc<dyn Store>) {
     for (_, v) in &series[0].points {
         assert!((v - 10.0 / 15.0).abs() < 1e-9, "{series:?}");
     }
+    // The exemplar, under the series' bucket name, with its trace.
+    let expr = gauntlet_collector::promql::parse("latency_seconds_bucket").expect("PromQL");
+    let found = gauntlet_collector::promql::select::exemplars(&engine, &expr, T0 / 1_000_000, at)
+        .await
+        .expect("exemplars");
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert!(
+        found[0]
+            .0
+            .contains(&("__name__".to_string(), "latency_seconds_bucket".to_string()))
+    );
+    let e = &found[0].1;
+    assert_eq!(e.len(), 1);
+    assert_eq!(
+        (e[0].value, e[0].trace_id, e[0].span_id),
+        (0.42, Some([7; 16]), Some([8; 8]))
+    );
+    assert_eq!(e[0].time_ms, (T0 + 4 * step - 1_000_000) / 1_000_000);
     let kinds: Vec<(String, K)> = {
         let mut k: Vec<_> = store
             .metric_series()

@@ -214,6 +214,18 @@ export type VectorSample = { metric: { [key in string]: string }, value: SampleP
 
 export type MatrixSeries = { metric: { [key in string]: string }, values: Array<SamplePair>, };
 
+export type ExemplarSeries = { seriesLabels: { [key in string]: string }, exemplars: Array<ExemplarData>, };
+
+export type ExemplarData = { labels: { [key in string]: string }, 
+/**
+ * As Prometheus writes sample values.
+ */
+value: string, 
+/**
+ * Seconds since the epoch.
+ */
+timestamp: number, };
+
 /** Attribute keys under which the collector finds a correlation ID. */
 export const CORRELATION_KEYS = ["correlation_id", "correlation.id", "app.correlation_id"] as const;
 

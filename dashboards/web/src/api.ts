@@ -4,6 +4,7 @@
 
 import type {
   Dependencies,
+  ExemplarSeries,
   PromResponse,
   QueryData,
   Envelope,
@@ -86,6 +87,9 @@ export const api = {
     prom<QueryData>("/api/v1/query_range", { query, start, end, step }, signal),
   /** A PromQL query's value now. */
   promInstant: (query: string) => prom<QueryData>("/api/v1/query", { query }),
+  /** The exemplars of the series a query selects, in the window (seconds). */
+  exemplars: (query: string, start: number, end: number) =>
+    prom<ExemplarSeries[]>("/api/v1/query_exemplars", { query, start, end }),
   /** Every value of a label (`__name__`: every metric name). */
   labelValues: (name: string) => prom<string[]>(`/api/v1/label/${encodeURIComponent(name)}/values`, {}),
   /** The label sets of the series a selector picks in the window (seconds). */

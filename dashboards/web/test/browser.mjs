@@ -256,6 +256,20 @@ const sent = await fetch(`${arg.otlp}/v1/logs`, {
 assert.ok(sent.ok, `the tail probe's log was refused: ${sent.status}`);
 await page.waitForFunction((b) => [...document.querySelectorAll(".log-line .body")].some((e) => e.textContent === b), body, { timeout: 15_000 });
 
+// An exemplar (a measurement with the trace it was made in) opens its trace from the
+// Metrics page. Metric names are not checked for markup: they are metric names.
+const nowNs = BigInt(Date.now()) * 1_000_000n;
+const spanId = "00f067aa0ba902b7";
+const metricSent = await fetch(`${arg.otlp}/v1/metrics`, {
+  method: "POST", headers: { "content-type": "application/json" },
+  body: JSON.stringify({ resourceMetrics: [{ resource: { attributes: [{ key: "service.name", value: { stringValue: "exemplar-probe" } }] },
+    scopeMetrics: [{ metrics: [{ name: "probe.latency", unit: "s", gauge: { dataPoints: [{ timeUnixNano: String(nowNs), asDouble: 0.25,
+      exemplars: [{ timeUnixNano: String(nowNs - 1_000_000n), asDouble: 0.25, traceId: arg["big-trace"], spanId }] }] } }] }] }] }),
+});
+assert.ok(metricSent.ok, `the exemplar's metric was refused: ${metricSent.status} ${await metricSent.text()}`);
+await open(`/graph?${new URLSearchParams({ query: "probe_latency_seconds", lookback: "5m" })}`);
+assert.ok(await page.$(`table.exemplars a[href="/trace/${arg["big-trace"]}"]`), "the exemplar links its trace");
+
 // A collector with --auth-token: the page asks for the token, refuses a wrong one, then works.
 const before = problems.length;
 await page.goto(`${arg["token-base"]}/search`);

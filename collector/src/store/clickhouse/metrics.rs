@@ -21,7 +21,7 @@ use crate::model::{
     MetricKind, MetricPoint, MetricSeries, PointValue, Resource, Temporality, UNKNOWN_SERVICE, hex,
 };
 use crate::promql::naming;
-use crate::store::{MetricSeriesInfo, PointQuery, SeriesPoints, StoredPoint};
+use crate::store::{MetricSeriesInfo, PointQuery, SeriesPoints, StoredExemplar, StoredPoint};
 
 pub const GAUGE: &str = "otel_metrics_gauge";
 pub const SUM: &str = "otel_metrics_sum";
@@ -842,4 +842,88 @@ pub fn by_table(
         }
     }
     tables
+}
+
+/// An exemplar row: its series' identity and the exemplar, one per row (`ARRAY JOIN`).
+#[derive(Debug, Clone, ::clickhouse::Row, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct ExemplarRow {
+    pub metric_name: String,
+    pub metric_description: String,
+    pub metric_unit: String,
+    pub service_name: String,
+    pub resource_attributes: Attributes,
+    pub scope_name: String,
+    pub scope_version: String,
+    pub attributes: Attributes,
+    pub aggregation_temporality: i32,
+    pub is_monotonic: bool,
+    pub ex_time: i64,
+    pub ex_value: f64,
+    pub ex_trace: String,
+    pub ex_span: String,
+}
+
+/// The tables whose rows carry exemplars (the summary table has none).
+pub const WITH_EXEMPLARS: [&str; 4] = [GAUGE, SUM, HISTOGRAM, EXP_HISTOGRAM];
+
+/// The SELECT list of [`ExemplarRow`], over `ARRAY JOIN Exemplars`.
+pub fn exemplar_select(table: &str) -> String {
+    let temporality = match table {
+        SUM | HISTOGRAM | EXP_HISTOGRAM => "AggregationTemporality",
+        _ => "toInt32(0)",
+    };
+    let monotonic = if table == SUM { "IsMonotonic" } else { "false" };
+    format!(
+        "MetricName, MetricDescription, MetricUnit, ServiceName, ResourceAttributes, ScopeName, \
+         ScopeVersion, Attributes, {temporality} AS AggregationTemporality, \
+         {monotonic} AS IsMonotonic, `Exemplars.TimeUnix` AS ExTime, \
+         `Exemplars.Value` AS ExValue, `Exemplars.TraceId` AS ExTrace, \
+         `Exemplars.SpanId` AS ExSpan"
+    )
+}
+
+/// The rows' exemplars of the asked series.
+pub fn exemplars_of(
+    table: &str,
+    rows: Vec<ExemplarRow>,
+    wanted: &HashSet<i64>,
+    out: &mut Vec<StoredExemplar>,
+) {
+    let mut ids: HashMap<String, i64> = HashMap::new();
+    for r in rows {
+        let identity = IdentityRow {
+            metric_name: r.metric_name,
+            metric_description: r.metric_description,
+            metric_unit: r.metric_unit,
+            service_name: r.service_name,
+            resource_attributes: r.resource_attributes,
+            scope_name: r.scope_name,
+            scope_version: r.scope_version,
+            attributes: r.attributes,
+            aggregation_temporality: r.aggregation_temporality,
+            is_monotonic: r.is_monotonic,
+        };
+        let key = format!(
+            "{}\u{1}{}\u{1}{:?}\u{1}{:?}\u{1}{}",
+            identity.metric_name,
+            identity.service_name,
+            identity.resource_attributes,
+            identity.attributes,
+            identity.aggregation_temporality
+        );
+        let id = *ids
+            .entry(key)
+            .or_insert_with(|| series_id(table, &series_of(table, &identity)));
+        if !wanted.contains(&id) {
+            continue;
+        }
+        out.push(StoredExemplar {
+            series_id: id,
+            time_ms: r.ex_time.div_euclid(1_000_000),
+            value: r.ex_value,
+            trace_id: crate::model::parse_trace_id(&r.ex_trace),
+            span_id: crate::model::parse_span_id(&r.ex_span),
+        });
+    }
 }

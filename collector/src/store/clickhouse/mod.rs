@@ -47,7 +47,7 @@ use self::sql::{Param, Where, ids_hex};
 use super::{
     Capabilities, LogCursor, LogPage, LogQuery, MetricSeriesInfo, Operation, PointQuery,
     PruneReport, RetentionPolicy, SampleQuery, Samples, SeriesPoints, SpanFilter, SpanSample,
-    Store, StoreError, StoredLog, TraceQuery, TraceSummary,
+    Store, StoreError, StoredExemplar, StoredLog, TraceQuery, TraceSummary,
 };
 use crate::model::{Batch, LogRecord, SpanKind, SpanRecord, StatusCode, TraceId, hex};
 
@@ -705,6 +705,50 @@ impl Store for ClickHouseStore {
             }
         }
         Ok(metrics::answer(out, false))
+    }
+
+    async fn metric_exemplars(
+        &self,
+        series: &[i64],
+        start_ms: i64,
+        end_ms: i64,
+        limit: usize,
+    ) -> Result<Vec<StoredExemplar>, StoreError> {
+        let (_, refs) = self.series_catalog().await?;
+        let wanted: std::collections::HashSet<i64> = series.iter().copied().collect();
+        let query = PointQuery {
+            series: series.to_vec(),
+            start_ms,
+            end_ms,
+            max_points: limit,
+        };
+        let mut out = Vec::new();
+        for (table, (names, _)) in metrics::by_table(&query, &refs) {
+            if !metrics::WITH_EXEMPLARS.contains(&table) {
+                continue;
+            }
+            let rows: Vec<metrics::ExemplarRow> = self
+                .client
+                .query(&format!(
+                    "SELECT {} FROM {} ARRAY JOIN Exemplars WHERE MetricName IN {{names:Array(String)}} \
+                     AND TimeUnix >= fromUnixTimestamp64Milli({{lo:Int64}}) \
+                     AND TimeUnix <= fromUnixTimestamp64Milli({{hi:Int64}}) \
+                     ORDER BY ExTime LIMIT {{limit:UInt64}}",
+                    metrics::exemplar_select(table),
+                    self.t(table)
+                ))
+                .param("names", names)
+                .param("lo", start_ms)
+                .param("hi", end_ms)
+                .param("limit", limit as u64)
+                .fetch_all()
+                .await
+                .map_err(backend)?;
+            metrics::exemplars_of(table, rows, &wanted, &mut out);
+        }
+        out.sort_by_key(|e| e.time_ms);
+        out.truncate(limit);
+        Ok(out)
     }
 
     async fn prune(&self, policy: RetentionPolicy) -> Result<PruneReport, StoreError> {

@@ -22,7 +22,9 @@ use rusqlite::{Connection, OptionalExtension, Transaction, params};
 use super::connections::Readers;
 use super::{Sync, configure};
 use crate::model::{MetricKind, MetricPoint, PointValue, Temporality};
-use crate::store::{MetricSeriesInfo, PointQuery, SeriesPoints, StoreError, StoredPoint};
+use crate::store::{
+    MetricSeriesInfo, PointQuery, SeriesPoints, StoreError, StoredExemplar, StoredPoint,
+};
 
 pub(super) const FILE: &str = "metrics.sqlite";
 
@@ -487,6 +489,49 @@ impl MetricReader {
         };
         let conn = self.readers.take()?;
         let result = read_points(&conn, query, &kinds);
+        self.readers.give_back(conn);
+        result
+    }
+}
+
+impl MetricReader {
+    /// Exemplars of the series in the window, oldest first, at most `limit`.
+    pub(super) fn exemplars(
+        &self,
+        series: &[i64],
+        start_ms: i64,
+        end_ms: i64,
+        limit: usize,
+    ) -> Result<Vec<StoredExemplar>, StoreError> {
+        let wanted: std::collections::HashSet<i64> = series.iter().copied().collect();
+        let conn = self.readers.take()?;
+        let result = (|| {
+            let mut stmt = conn.prepare_cached(
+                "SELECT series_id, time_ms, value, trace_id, span_id FROM exemplars
+                 WHERE time_ms >= ?1 AND time_ms <= ?2 ORDER BY time_ms",
+            )?;
+            let mut rows = stmt.query(params![start_ms, end_ms])?;
+            let mut out = Vec::new();
+            while let Some(r) = rows.next()? {
+                let series_id: i64 = r.get(0)?;
+                if !wanted.contains(&series_id) {
+                    continue;
+                }
+                let trace: Option<Vec<u8>> = r.get(3)?;
+                let span: Option<Vec<u8>> = r.get(4)?;
+                out.push(StoredExemplar {
+                    series_id,
+                    time_ms: r.get(1)?,
+                    value: r.get(2)?,
+                    trace_id: trace.and_then(|t| t.try_into().ok()),
+                    span_id: span.and_then(|s| s.try_into().ok()),
+                });
+                if out.len() >= limit {
+                    break;
+                }
+            }
+            Ok(out)
+        })();
         self.readers.give_back(conn);
         result
     }

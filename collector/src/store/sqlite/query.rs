@@ -22,7 +22,7 @@ use crate::store::schema::current_version;
 use crate::store::{
     Capabilities, Encoded, LogCursor, LogPage, LogQuery, MetricSeriesInfo, Operation, PointQuery,
     PruneReport, RetentionPolicy, SampleQuery, Samples, SeriesPoints, SpanSample, Store,
-    StoreError, StoredLog, TraceQuery, TraceSummary,
+    StoreError, StoredExemplar, StoredLog, TraceQuery, TraceSummary,
 };
 
 /// Rows one trace search walks at most, over all segments, before it answers with what it
@@ -358,6 +358,20 @@ impl Store for SqliteStore {
         let metrics = self.metrics.clone();
         let query = query.clone();
         tokio::task::spawn_blocking(move || metrics.points(&query))
+            .await
+            .map_err(|e| StoreError::Task(e.to_string()))?
+    }
+
+    async fn metric_exemplars(
+        &self,
+        series: &[i64],
+        start_ms: i64,
+        end_ms: i64,
+        limit: usize,
+    ) -> Result<Vec<StoredExemplar>, StoreError> {
+        let metrics = self.metrics.clone();
+        let series = series.to_vec();
+        tokio::task::spawn_blocking(move || metrics.exemplars(&series, start_ms, end_ms, limit))
             .await
             .map_err(|e| StoreError::Task(e.to_string()))?
     }

@@ -4,9 +4,9 @@
 // A query the collector refuses shows its message (bad_data names what to change).
 
 import uPlot from "uplot";
-import { ApiError, api, type MatrixSeries, type QueryData } from "../api";
-import { h, notice } from "../dom";
-import { LOOKBACKS, lookbackUs } from "../format";
+import { ApiError, api, type ExemplarSeries, type MatrixSeries, type QueryData } from "../api";
+import { h, link, notice } from "../dom";
+import { LOOKBACKS, lookbackUs, time } from "../format";
 import { navigate } from "../router";
 
 /** Series drawn at most; the rest are listed. */
@@ -83,11 +83,30 @@ export async function graphPage(root: HTMLElement, params: URLSearchParams, sign
     throw e;
   }
   const series = data.resultType === "matrix" ? data.result : [];
+  const exemplars = await api.exemplars(query, start, end).catch(() => [] as ExemplarSeries[]);
   if (!series.length) {
     root.append(notice("info", `The query selected nothing in the last ${lookback}.`));
-    return;
+  } else {
+    root.append(chart(series, [start, end]), legend(series));
   }
-  root.append(chart(series, [start, end]), legend(series));
+  root.append(exemplarList(exemplars));
+}
+
+/** Measurements that carry the trace they were made in: each opens its trace. */
+function exemplarList(list: ExemplarSeries[]): HTMLElement {
+  const rows = list.flatMap((s) => s.exemplars.map((e) => ({ series: seriesName(s.seriesLabels), e })))
+    .sort((a, b) => b.e.timestamp - a.e.timestamp)
+    .slice(0, 50);
+  if (!rows.length) return h("p", { class: "hint" }, "No exemplars (measurements linked to a trace) in this window.");
+  return h("div", {},
+    h("h2", {}, "Exemplars"),
+    h("table", { class: "results exemplars" },
+      h("thead", {}, h("tr", {}, ["When", "Value", "Series", "Trace"].map((c) => h("th", {}, c)))),
+      h("tbody", {}, rows.map(({ series, e }) => h("tr", {},
+        h("td", {}, time(e.timestamp * 1e6)),
+        h("td", { class: "num" }, e.value),
+        h("td", { class: "series-name" }, series),
+        h("td", {}, e.labels.trace_id ? link(`/trace/${e.labels.trace_id}`, e.labels.trace_id.slice(0, 16)) : "–"))))));
 }
 
 /** `name` → `name{label="value"}`; `name{a="b"}` → `name{a="b", label="value"}`. */
