@@ -192,3 +192,84 @@ async fn sdk_metrics_over_http_protobuf() {
 async fn sdk_metrics_over_grpc() {
     round_trip(Transport::Grpc, "orders-grpc").await;
 }
+
+/// The OpenTelemetry Python SDK (installed by scripts/test.sh), as a user configures it with
+/// the standard variables, asking for delta temporality: its counter's deltas add up, and a
+/// histogram recorded inside a sampled span carries an exemplar with that span's trace (the
+/// Python SDK's default `trace_based` exemplar filter). Prints the span's trace ID.
+const PYTHON_METRICS: &str = r#"
+from opentelemetry import trace
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics.export import PeriodicExportingMetricReader
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter
+
+resource = Resource.create({"service.name": "py-shop", "service.instance.id": "py-1"})
+trace.set_tracer_provider(TracerProvider(resource=resource))
+reader = PeriodicExportingMetricReader(OTLPMetricExporter(), export_interval_millis=3_600_000)
+provider = MeterProvider(resource=resource, metric_readers=[reader])
+meter = provider.get_meter("shop")
+orders = meter.create_counter("shop.orders", unit="{order}")
+latency = meter.create_histogram("shop.checkout.duration", unit="s")
+orders.add(3)
+provider.force_flush()
+orders.add(2)
+with trace.get_tracer("shop").start_as_current_span("checkout") as span:
+    latency.record(0.3)
+    print(format(span.get_span_context().trace_id, "032x"))
+provider.force_flush()
+provider.shutdown()
+"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn python_sdk_deltas_add_up_and_exemplars_carry_the_trace() {
+    let c = TestCollector::start().await;
+    let out = tokio::process::Command::new("python3")
+        .args(["-c", PYTHON_METRICS])
+        .env("OTEL_EXPORTER_OTLP_ENDPOINT", c.otlp_http(""))
+        .env("OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE", "delta")
+        .env_remove("OTEL_EXPORTER_OTLP_METRICS_ENDPOINT")
+        .env_remove("OTEL_EXPORTER_OTLP_HEADERS")
+        .output()
+        .await
+        .expect("python3 runs");
+    assert!(
+        out.status.success(),
+        "the OpenTelemetry Python SDK is missing? (bash scripts/test.sh installs it): {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let trace_id = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains("Failed to export"), "{stderr}");
+    // Two deltas, 3 then 2: a counter of 5.
+    let orders = vector(&c, "shop_orders_total").await;
+    assert_eq!(orders.len(), 1, "{orders:?}");
+    assert_eq!(orders[0].1, 5.0);
+    assert!(orders[0].0.contains(&("instance".into(), "py-1".into())));
+    let count = vector(&c, "shop_checkout_duration_seconds_count").await;
+    assert_eq!(count.first().map(|x| x.1), Some(1.0), "{count:?}");
+    let url = c.api(&format!(
+        "/api/v1/query_exemplars?query={}",
+        form_urlencoded::byte_serialize(b"shop_checkout_duration_seconds_bucket").collect::<String>()
+    ));
+    let answer: PromResponse<Vec<gauntlet_query_api::prometheus::ExemplarSeries>> = c
+        .client
+        .get(url)
+        .send()
+        .await
+        .expect("answered")
+        .json()
+        .await
+        .expect("JSON");
+    let PromResponse::Success { data, .. } = answer else {
+        panic!("{answer:?}");
+    };
+    let traces: Vec<&str> = data
+        .iter()
+        .flat_map(|s| &s.exemplars)
+        .filter_map(|e| e.labels.get("trace_id").map(String::as_str))
+        .collect();
+    assert_eq!(traces, [trace_id.as_str()], "{data:?}");
+    c.shutdown().await;
+}
