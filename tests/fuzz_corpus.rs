@@ -48,6 +48,16 @@ fn otlp_logs_corpus() {
 }
 
 #[test]
+fn otlp_metrics_corpus() {
+    replay("otlp_metrics", collector::otlp_metrics);
+}
+
+#[test]
+fn promql_corpus() {
+    replay("promql", collector::promql);
+}
+
+#[test]
 fn zipkin_json_corpus() {
     replay("zipkin_json", collector::zipkin_json);
 }

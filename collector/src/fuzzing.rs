@@ -64,6 +64,49 @@ pub fn otlp_logs(data: &[u8]) {
     }
 }
 
+/// An OTLP metrics export body, decoded and converted to the model (names and labels
+/// worked out, points checked).
+pub fn otlp_metrics(data: &[u8]) {
+    use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
+    if let Some((format, body)) = split(data)
+        && let Ok(req) = http::decode::<ExportMetricsServiceRequest>(format, body)
+    {
+        let converted = crate::otlp::metrics::metrics(req);
+        let _ = converted.rejected.message("data points");
+    }
+}
+
+/// A PromQL query, parsed and, when it parses, evaluated instant and over a few steps
+/// against a small fixed set of series (every selector sees the same ones): whatever the
+/// query, an answer or an error, never a panic.
+pub fn promql(data: &[u8]) {
+    let Ok(text) = std::str::from_utf8(data) else {
+        return;
+    };
+    // The parser's work grows with the input; a query is short.
+    if text.len() > 4096 {
+        return;
+    }
+    if let Ok(expr) = crate::promql::parse(text)
+        && let Ok(loaded) = crate::promql::select::synthetic(&expr)
+    {
+        let ev = crate::promql::eval::Evaluator::new(&loaded);
+        let _ = ev.at(&expr, 600_000);
+        let range = crate::promql::Range {
+            start_ms: 300_000,
+            end_ms: 600_000,
+            step_ms: 60_000,
+        };
+        if matches!(
+            expr.value_type(),
+            promql_parser::parser::value::ValueType::Vector
+                | promql_parser::parser::value::ValueType::Scalar
+        ) {
+            let _ = ev.over(&expr, range);
+        }
+    }
+}
+
 /// A Zipkin v2 JSON body, decoded and converted to the model.
 pub fn zipkin_json(data: &[u8]) {
     if let Ok((_, rejected)) = zipkin::decode(data) {

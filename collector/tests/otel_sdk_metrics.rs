@@ -251,7 +251,8 @@ async fn python_sdk_deltas_add_up_and_exemplars_carry_the_trace() {
     assert_eq!(count.first().map(|x| x.1), Some(1.0), "{count:?}");
     let url = c.api(&format!(
         "/api/v1/query_exemplars?query={}",
-        form_urlencoded::byte_serialize(b"shop_checkout_duration_seconds_bucket").collect::<String>()
+        form_urlencoded::byte_serialize(b"shop_checkout_duration_seconds_bucket")
+            .collect::<String>()
     ));
     let answer: PromResponse<Vec<gauntlet_query_api::prometheus::ExemplarSeries>> = c
         .client

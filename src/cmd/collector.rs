@@ -245,7 +245,7 @@ pub async fn run(args: CollectorArgs) -> anyhow::Result<()> {
     }
     let base = format!("http://{}", a.http);
     banner += &format!(
-        "  UI          {}   (service map: {})\n  Query API   {base}/api/services\n  Metrics     {base}/metrics\nPress Ctrl-C to stop.\n",
+        "  UI          {}   (service map: {})\n  Query API   {base}/api/services\n  PromQL      {base}/api/v1/query   (Prometheus' HTTP API: promtool, Grafana)\n  Metrics     {base}/metrics   (the collector's own)\nPress Ctrl-C to stop.\n",
         links::search(&base),
         links::map(&base),
     );

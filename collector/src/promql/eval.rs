@@ -104,7 +104,7 @@ impl<'a> Evaluator<'a> {
 
     /// An instant selector at `t`.
     pub fn instant(&self, vs: &VectorSelector, t: i64) -> Vec<Sample> {
-        let reference = t - offset_ms(vs);
+        let reference = t.saturating_sub(offset_ms(vs));
         let Some(all) = self.data.series.get(&key(vs)) else {
             return Vec::new();
         };
@@ -112,7 +112,7 @@ impl<'a> Evaluator<'a> {
             .filter_map(|s| {
                 let i = s.points.partition_point(|(pt, _)| *pt <= reference);
                 let (pt, v) = *s.points.get(i.checked_sub(1)?)?;
-                (pt >= reference - LOOKBACK_MS && !is_stale(v)).then(|| Sample {
+                (pt >= reference.saturating_sub(LOOKBACK_MS) && !is_stale(v)).then(|| Sample {
                     labels: s.labels.clone(),
                     value: v,
                 })
@@ -122,8 +122,8 @@ impl<'a> Evaluator<'a> {
 
     /// A range selector at `t`: the samples in `[t - range, t]`, markers left out.
     pub fn matrix(&self, ms: &MatrixSelector, t: i64) -> Vec<Series> {
-        let end = t - offset_ms(&ms.vs);
-        let start = end - ms.range.as_millis() as i64;
+        let end = t.saturating_sub(offset_ms(&ms.vs));
+        let start = end.saturating_sub(super::select::millis(&ms.range));
         let Some(all) = self.data.series.get(&key(&ms.vs)) else {
             return Vec::new();
         };

@@ -150,8 +150,8 @@ pub fn call(ev: &Evaluator<'_>, c: &Call, t: i64) -> Result<Value, QueryError> {
 fn arg_window(e: &Expr, t: i64) -> (i64, i64) {
     match e {
         Expr::MatrixSelector(ms) => {
-            let end = t - super::select::offset_ms(&ms.vs);
-            (end - ms.range.as_millis() as i64, end)
+            let end = t.saturating_sub(super::select::offset_ms(&ms.vs));
+            (end.saturating_sub(super::select::millis(&ms.range)), end)
         }
         _ => (t, t),
     }

@@ -111,10 +111,63 @@ impl std::fmt::Debug for Engine {
     }
 }
 
-/// Parses a query, with the parser's message as a `bad_data` error.
+/// The longest query taken, in bytes.
+pub const MAX_QUERY_BYTES: usize = 64 * 1024;
+/// How deep parentheses, brackets and braces may nest: the parser and the evaluator recurse
+/// once per level, and a thread's stack is finite.
+pub const MAX_NESTING: usize = 64;
+
+/// Parses a query, with the parser's message as a `bad_data` error; a query too long or too
+/// deeply nested is refused before the parser sees it.
 pub fn parse(query: &str) -> Result<promql_parser::parser::Expr, QueryError> {
-    promql_parser::parser::parse(query)
-        .map_err(|e| QueryError::BadData(format!("invalid parameter \"query\": {e}")))
+    if query.len() > MAX_QUERY_BYTES {
+        return Err(QueryError::BadData(format!(
+            "invalid parameter \"query\": longer than {MAX_QUERY_BYTES} bytes"
+        )));
+    }
+    let (mut depth, mut deepest) = (0usize, 0usize);
+    for c in query.chars() {
+        match c {
+            '(' | '[' | '{' => {
+                depth += 1;
+                deepest = deepest.max(depth);
+            }
+            ')' | ']' | '}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    if deepest > MAX_NESTING {
+        return Err(QueryError::BadData(format!(
+            "invalid parameter \"query\": nested more than {MAX_NESTING} deep"
+        )));
+    }
+    let expr = promql_parser::parser::parse(query)
+        .map_err(|e| QueryError::BadData(format!("invalid parameter \"query\": {e}")))?;
+    if !shallow(&expr, 0) {
+        return Err(QueryError::BadData(format!(
+            "invalid parameter \"query\": its expression is nested more than {MAX_NESTING} deep"
+        )));
+    }
+    Ok(expr)
+}
+
+/// Whether `expr` is at most [`MAX_NESTING`] deep (a chain `a + b + c + ...` nests too);
+/// the walk stops at the limit, so it recurses no deeper than that.
+fn shallow(expr: &promql_parser::parser::Expr, depth: usize) -> bool {
+    use promql_parser::parser::Expr;
+    if depth > MAX_NESTING {
+        return false;
+    }
+    let d = depth + 1;
+    match expr {
+        Expr::Aggregate(a) => a.param.as_ref().is_none_or(|p| shallow(p, d)) && shallow(&a.expr, d),
+        Expr::Unary(u) => shallow(&u.expr, d),
+        Expr::Binary(b) => shallow(&b.lhs, d) && shallow(&b.rhs, d),
+        Expr::Paren(p) => shallow(&p.expr, d),
+        Expr::Subquery(q) => shallow(&q.expr, d),
+        Expr::Call(c) => c.args.args.iter().all(|a| shallow(a, d)),
+        _ => true,
+    }
 }
 
 impl Engine {
@@ -127,7 +180,10 @@ impl Engine {
             step_ms: 1,
         };
         let data = select::load(self, &expr, range).await?;
-        eval::Evaluator::new(&data).at(&expr, time_ms)
+        // Evaluating is CPU work of its own (a long range, many series): off the runtime.
+        tokio::task::spawn_blocking(move || eval::Evaluator::new(&data).at(&expr, time_ms))
+            .await
+            .map_err(|e| QueryError::Store(crate::store::StoreError::Task(e.to_string())))?
     }
 
     /// The query at each step: one series per label set (a scalar query: one without
@@ -145,7 +201,9 @@ impl Engine {
             }
         }
         let data = select::load(self, &expr, range).await?;
-        eval::Evaluator::new(&data).over(&expr, range)
+        tokio::task::spawn_blocking(move || eval::Evaluator::new(&data).over(&expr, range))
+            .await
+            .map_err(|e| QueryError::Store(crate::store::StoreError::Task(e.to_string())))?
     }
 }
 
@@ -157,5 +215,25 @@ pub fn type_name(t: promql_parser::parser::value::ValueType) -> &'static str {
         ValueType::Scalar => "scalar",
         ValueType::Matrix => "range vector",
         ValueType::String => "string",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn deep_or_long_queries_are_refused_before_they_recurse() {
+        let chain = vec!["1"; 200].join(" + ");
+        let refused = |q: &str| match parse(q) {
+            Err(e) => e.to_string(),
+            Ok(_) => "parsed".into(),
+        };
+        assert!(refused(&chain).contains("nested more than 64 deep"));
+        let parens = format!("{}1{}", "(".repeat(100), ")".repeat(100));
+        assert!(refused(&parens).contains("nested more than 64 deep"));
+        let long = format!("up{{a=\"{}\"}}", "x".repeat(MAX_QUERY_BYTES));
+        assert!(refused(&long).contains("longer than"));
+        assert!(parse("sum by (job) (rate(x[5m])) / 2").is_ok());
     }
 }

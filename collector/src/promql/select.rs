@@ -37,10 +37,16 @@ pub fn key(vs: &VectorSelector) -> String {
 /// A selector's offset in milliseconds (negative for `offset -5m`).
 pub fn offset_ms(vs: &VectorSelector) -> i64 {
     match &vs.offset {
-        Some(Offset::Pos(d)) => d.as_millis() as i64,
-        Some(Offset::Neg(d)) => -(d.as_millis() as i64),
+        Some(Offset::Pos(d)) => millis(d),
+        Some(Offset::Neg(d)) => -millis(d),
         None => 0,
     }
+}
+
+/// A duration in milliseconds, at most `i64::MAX / 4` (an absurd range or offset must not
+/// overflow the arithmetic that uses it).
+pub fn millis(d: &std::time::Duration) -> i64 {
+    i64::try_from(d.as_millis()).map_or(i64::MAX / 4, |m| m.min(i64::MAX / 4))
 }
 
 /// Each selector with the window of raw data it needs over the whole query.
@@ -58,13 +64,24 @@ fn selectors<'a>(
         Expr::VectorSelector(vs) => {
             check_selector(vs)?;
             let off = offset_ms(vs);
-            out.push((vs, range.start_ms - off - LOOKBACK_MS, range.end_ms - off));
+            out.push((
+                vs,
+                range
+                    .start_ms
+                    .saturating_sub(off)
+                    .saturating_sub(LOOKBACK_MS),
+                range.end_ms.saturating_sub(off),
+            ));
         }
         Expr::MatrixSelector(ms) => {
             check_selector(&ms.vs)?;
             let off = offset_ms(&ms.vs);
-            let r = ms.range.as_millis() as i64;
-            out.push((&ms.vs, range.start_ms - off - r, range.end_ms - off));
+            let r = millis(&ms.range);
+            out.push((
+                &ms.vs,
+                range.start_ms.saturating_sub(off).saturating_sub(r),
+                range.end_ms.saturating_sub(off),
+            ));
         }
         Expr::Aggregate(a) => {
             if !super::aggregate::supported(&a.op) {
@@ -141,6 +158,13 @@ pub async fn load(engine: &Engine, expr: &Expr, range: Range) -> Result<Loaded, 
         if candidates.len() > series_left {
             return Err(too_many_series(engine.limits.max_series));
         }
+        // Buckets and quantiles are read only when a selector wants them.
+        let details = candidates.iter().any(|s| {
+            components(s).iter().any(|c| {
+                matches!(c.part, Part::Bucket | Part::Quantile)
+                    && matches_before_points(&matchers, s, c)
+            })
+        });
         let answer = engine
             .store
             .metric_points(&PointQuery {
@@ -148,6 +172,7 @@ pub async fn load(engine: &Engine, expr: &Expr, range: Range) -> Result<Loaded, 
                 start_ms: lo,
                 end_ms: hi,
                 max_points: points_left,
+                details,
             })
             .await?;
         if answer.exceeded {
@@ -157,17 +182,28 @@ pub async fn load(engine: &Engine, expr: &Expr, range: Range) -> Result<Loaded, 
             )));
         }
         points_left -= answer.series.iter().map(|(_, p)| p.len()).sum::<usize>();
-        let mut selected = Vec::new();
-        for (id, points) in &answer.series {
-            let Some(info) = candidates.iter().find(|s| s.id == *id) else {
-                continue;
-            };
-            for c in components(info) {
-                if matches_before_points(&matchers, info, &c) {
-                    expand(info, &c, points, &matchers, &mut selected);
+        // Expanding points into Prometheus series is CPU work: off the runtime.
+        let infos: HashMap<i64, MetricSeriesInfo> = candidates
+            .iter()
+            .map(|s| (s.id, MetricSeriesInfo::clone(s)))
+            .collect();
+        let m = matchers.clone();
+        let mut selected = tokio::task::spawn_blocking(move || {
+            let mut selected = Vec::new();
+            for (id, points) in &answer.series {
+                let Some(info) = infos.get(id) else {
+                    continue;
+                };
+                for c in components(info) {
+                    if matches_before_points(&m, info, &c) {
+                        expand(info, &c, points, &m, &mut selected);
+                    }
                 }
             }
-        }
+            selected
+        })
+        .await
+        .map_err(|e| QueryError::Store(crate::store::StoreError::Task(e.to_string())))?;
         if super::span_metrics::names()
             .iter()
             .any(|name| name_may_match(&matchers, name))
@@ -304,14 +340,36 @@ fn expand(
     let stale = f64::from_bits(STALE_NAN_BITS);
     let mut base = info.labels.clone();
     base.push(("__name__".into(), c.name.clone()));
-    // Per added label value (or one series when none), its points.
-    let mut by_label: BTreeMap<String, Vec<(i64, f64)>> = BTreeMap::new();
+    // Per added label value (or one series when none), its points. A point's bounds (or
+    // quantiles) are mostly its predecessor's: the label values and their slots are worked
+    // out again only when they change, not per bucket per point.
+    let mut by_label: Vec<(String, Vec<(i64, f64)>)> = Vec::new();
+    let mut slot_of: HashMap<String, usize> = HashMap::new();
+    let mut last_keys: Vec<f64> = Vec::new();
+    let mut slots: Vec<usize> = Vec::new();
+    let mut slots_for = |keys: &[f64], by_label: &mut Vec<(String, Vec<(i64, f64)>)>| {
+        if keys != last_keys.as_slice() || slots.len() != keys.len() {
+            last_keys = keys.to_vec();
+            slots = keys
+                .iter()
+                .map(|k| {
+                    let text = format_float(*k);
+                    *slot_of.entry(text.clone()).or_insert_with(|| {
+                        by_label.push((text, Vec::new()));
+                        by_label.len() - 1
+                    })
+                })
+                .collect();
+        }
+        slots.clone()
+    };
     let mut plain: Vec<(i64, f64)> = Vec::new();
+    let mut keys: Vec<f64> = Vec::new();
     for p in points {
         let t = p.time_ms;
         match (c.part, &p.value) {
             (_, _) if p.stale => match added_label(c.part) {
-                Some(_) => by_label.values_mut().for_each(|v| v.push((t, stale))),
+                Some(_) => by_label.iter_mut().for_each(|(_, v)| v.push((t, stale))),
                 None => plain.push((t, stale)),
             },
             (Part::Value, PointValue::Number(v)) => plain.push((t, *v)),
@@ -326,24 +384,29 @@ fn expand(
                 }
             }
             (Part::Bucket, PointValue::Histogram { bounds, counts, .. }) => {
+                keys.clear();
+                keys.extend(
+                    (0..counts.len()).map(|i| bounds.get(i).copied().unwrap_or(f64::INFINITY)),
+                );
+                let slots = slots_for(&keys, &mut by_label);
                 let mut cumulative = 0u64;
-                for (i, n) in counts.iter().enumerate() {
+                for (n, slot) in counts.iter().zip(slots) {
                     cumulative += n;
-                    let le = bounds.get(i).copied().unwrap_or(f64::INFINITY);
-                    by_label
-                        .entry(format_float(le))
-                        .or_default()
-                        .push((t, cumulative as f64));
+                    by_label[slot].1.push((t, cumulative as f64));
                 }
             }
             (Part::Quantile, PointValue::Summary { quantiles, .. }) => {
-                for (q, v) in quantiles {
-                    by_label.entry(format_float(*q)).or_default().push((t, *v));
+                keys.clear();
+                keys.extend(quantiles.iter().map(|q| q.0));
+                let slots = slots_for(&keys, &mut by_label);
+                for ((_, v), slot) in quantiles.iter().zip(slots) {
+                    by_label[slot].1.push((t, *v));
                 }
             }
             _ => {}
         }
     }
+    by_label.sort_by(|a, b| a.0.cmp(&b.0));
     let mut push = |labels: Labels, points: Vec<(i64, f64)>| {
         if !points.is_empty() && matches(matchers, &labels) {
             out.push(Series { labels, points });
@@ -472,4 +535,56 @@ pub async fn exemplars(
         }
     }
     Ok(per.into_iter().collect())
+}
+
+/// Every selector of `expr` answered by the same few series (a counter with a reset, a
+/// gauge going stale, histogram buckets), whatever it matches: what the fuzz target
+/// evaluates queries against (see `crate::fuzzing::promql`).
+pub fn synthetic(expr: &Expr) -> Result<Loaded, QueryError> {
+    let mut wanted = Vec::new();
+    let range = Range {
+        start_ms: 0,
+        end_ms: 600_000,
+        step_ms: 1,
+    };
+    selectors(expr, range, &mut wanted)?;
+    let label = |name: &str, extra: &[(&str, &str)]| {
+        let mut l: Labels = vec![
+            ("__name__".to_string(), name.to_string()),
+            ("job".to_string(), "fuzz".to_string()),
+        ];
+        l.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+        l.sort();
+        l
+    };
+    let points = |f: &dyn Fn(i64) -> f64| -> Vec<(i64, f64)> {
+        (0..40).map(|i| (i * 15_000, f(i))).collect()
+    };
+    let mut series = vec![
+        Series {
+            labels: label("requests_total", &[("code", "200")]),
+            points: points(&|i| if i < 20 { i as f64 } else { (i - 20) as f64 }),
+        },
+        Series {
+            labels: label("queue", &[]),
+            points: points(&|i| {
+                if i == 30 {
+                    f64::from_bits(STALE_NAN_BITS)
+                } else {
+                    (i % 7) as f64 - 2.5
+                }
+            }),
+        },
+    ];
+    for le in ["0.1", "1", "+Inf"] {
+        series.push(Series {
+            labels: label("latency_bucket", &[("le", le)]),
+            points: points(&|i| i as f64 * le.len() as f64),
+        });
+    }
+    let mut loaded = Loaded::default();
+    for (vs, _, _) in wanted {
+        loaded.series.insert(key(vs), series.clone());
+    }
+    Ok(loaded)
 }

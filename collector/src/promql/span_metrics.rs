@@ -74,32 +74,37 @@ pub async fn series(engine: &Engine, lo_ms: i64, hi_ms: i64) -> Result<Vec<Serie
             "span metrics over this window would read more than {max_spans} spans (the limit, --max-query-points): shorten the window"
         )));
     }
-    // Per series: each span's (start, duration), in start order.
-    let mut groups: BTreeMap<Labels, Vec<(i64, i64)>> = BTreeMap::new();
-    for s in &samples.spans {
-        let labels = vec![
-            (
-                "service_name".to_string(),
-                samples.name(s.service).to_string(),
-            ),
-            ("span_kind".to_string(), kind_name(s.kind).to_string()),
-            (
-                "span_name".to_string(),
-                samples.name(s.operation).to_string(),
-            ),
-            ("status_code".to_string(), status_name(s.status).to_string()),
-        ];
-        groups
-            .entry(labels)
-            .or_default()
-            .push((s.start_ns.div_euclid(1_000_000), s.duration_ns));
-    }
-    let mut out = Vec::new();
-    for (labels, mut spans) in groups {
-        spans.sort_unstable();
-        out.extend(group_series(&labels, &spans, hi_ms));
-    }
-    Ok(out)
+    // Grouping and counting is CPU work: off the runtime.
+    tokio::task::spawn_blocking(move || {
+        // Per series: each span's (start, duration), in start order.
+        let mut groups: BTreeMap<Labels, Vec<(i64, i64)>> = BTreeMap::new();
+        for s in &samples.spans {
+            let labels = vec![
+                (
+                    "service_name".to_string(),
+                    samples.name(s.service).to_string(),
+                ),
+                ("span_kind".to_string(), kind_name(s.kind).to_string()),
+                (
+                    "span_name".to_string(),
+                    samples.name(s.operation).to_string(),
+                ),
+                ("status_code".to_string(), status_name(s.status).to_string()),
+            ];
+            groups
+                .entry(labels)
+                .or_default()
+                .push((s.start_ns.div_euclid(1_000_000), s.duration_ns));
+        }
+        let mut out = Vec::new();
+        for (labels, mut spans) in groups {
+            spans.sort_unstable();
+            out.extend(group_series(&labels, &spans, hi_ms));
+        }
+        out
+    })
+    .await
+    .map_err(|e| QueryError::Store(crate::store::StoreError::Task(e.to_string())))
 }
 
 /// One group's counters at each 15 s boundary from its first span to `hi_ms`.

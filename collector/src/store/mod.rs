@@ -281,6 +281,9 @@ pub struct PointQuery {
     pub end_ms: i64,
     /// Read at most this many; past it the answer says `exceeded` and holds nothing.
     pub max_points: usize,
+    /// Histograms' buckets and summaries' quantiles are wanted; without, a store may answer
+    /// their count and sum only (what `_count` and `_sum` selectors read), skipping the rest.
+    pub details: bool,
 }
 
 /// A stored point, cumulative (delta points were summed when stored).

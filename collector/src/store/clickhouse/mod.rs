@@ -721,6 +721,7 @@ impl Store for ClickHouseStore {
             start_ms,
             end_ms,
             max_points: limit,
+            details: false,
         };
         let mut out = Vec::new();
         for (table, (names, _)) in metrics::by_table(&query, &refs) {

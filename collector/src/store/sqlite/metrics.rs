@@ -458,6 +458,33 @@ fn decode(
     })
 }
 
+/// A histogram's or summary's count and sum alone, its buckets or quantiles left out.
+fn count_and_sum(kind: MetricKind, value: Option<f64>, sum: Option<f64>) -> PointValue {
+    let count = value.unwrap_or(f64::NAN) as u64;
+    match kind {
+        MetricKind::Summary => PointValue::Summary {
+            count,
+            sum: sum.unwrap_or(f64::NAN),
+            quantiles: Vec::new(),
+        },
+        MetricKind::ExponentialHistogram => PointValue::ExponentialHistogram {
+            count,
+            sum,
+            scale: 0,
+            zero_count: 0,
+            zero_threshold: 0.0,
+            positive: (0, Vec::new()),
+            negative: (0, Vec::new()),
+        },
+        _ => PointValue::Histogram {
+            count,
+            sum,
+            bounds: Vec::new(),
+            counts: Vec::new(),
+        },
+    }
+}
+
 /// The reading side: pooled read-only connections to `metrics.sqlite`.
 pub(super) struct MetricReader {
     readers: Readers,
@@ -543,11 +570,13 @@ fn read_points(
     kinds: &HashMap<i64, MetricKind>,
 ) -> Result<SeriesPoints, StoreError> {
     let mut out: HashMap<i64, Vec<StoredPoint>> = HashMap::default();
+    // Without details, the buckets' blob is neither read nor decoded: a histogram's `_count`
+    // over a day reads a number a point.
     let mut stmt = conn.prepare_cached(
-        "SELECT time_ms, series_id, value, sum, detail, stale FROM points
+        "SELECT time_ms, series_id, value, sum, CASE WHEN ?3 THEN detail END, stale FROM points
          WHERE time_ms >= ?1 AND time_ms <= ?2",
     )?;
-    let mut rows = stmt.query(params![query.start_ms, query.end_ms])?;
+    let mut rows = stmt.query(params![query.start_ms, query.end_ms, query.details])?;
     let mut n = 0usize;
     while let Some(r) = rows.next()? {
         let id: i64 = r.get(1)?;
@@ -563,8 +592,15 @@ fn read_points(
         }
         let stale: bool = r.get(5)?;
         let detail: Option<Vec<u8>> = r.get(4)?;
-        let Some(value) = decode(kind, r.get(2)?, r.get(3)?, detail.as_deref()) else {
-            continue;
+        let value = match (detail.as_deref(), kind) {
+            (
+                None,
+                MetricKind::Histogram | MetricKind::ExponentialHistogram | MetricKind::Summary,
+            ) => count_and_sum(kind, r.get(2)?, r.get(3)?),
+            (detail, _) => match decode(kind, r.get(2)?, r.get(3)?, detail) {
+                Some(v) => v,
+                None => continue,
+            },
         };
         out.entry(id).or_default().push(StoredPoint {
             time_ms: r.get(0)?,
