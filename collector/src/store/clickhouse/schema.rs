@@ -372,7 +372,8 @@ mod tests {
     #[test]
     fn a_single_node_gets_the_exporters_tables_and_the_correlation_index() {
         let ddl = layout(None, None).ddl();
-        assert_eq!(ddl.len(), 8, "{ddl:#?}");
+        // The database, four tables, the exporter's five metrics tables, three views.
+        assert_eq!(ddl.len(), 13, "{ddl:#?}");
         assert!(ddl[1].starts_with("CREATE TABLE IF NOT EXISTS `otel`.`otel_traces` ("));
         assert!(ddl[1].contains("ENGINE = MergeTree\nPARTITION BY toDate(Timestamp)"));
         assert!(ddl[1].contains("ORDER BY (ServiceName, SpanName, toDateTime(Timestamp))"));
@@ -386,8 +387,18 @@ mod tests {
             !ddl.iter()
                 .any(|s| s.contains("ON CLUSTER") || s.contains("Distributed"))
         );
-        assert!(ddl[6].contains("multiIf(SpanAttributes['correlation_id'] != ''"));
-        assert!(ddl[7].contains("'log' AS Signal"));
+        assert!(ddl[5].starts_with("CREATE TABLE IF NOT EXISTS `otel`.`otel_metrics_gauge` ("));
+        assert!(ddl[5].contains(
+            "ORDER BY (ServiceName, MetricName, Attributes, toUnixTimestamp64Nano(TimeUnix))"
+        ));
+        assert!(ddl[6].contains("IsMonotonic Boolean"));
+        assert!(ddl[7].contains("ExplicitBounds Array(Float64)"));
+        assert!(
+            ddl[9].contains("`ValueAtQuantiles` Nested")
+                || ddl[9].contains("ValueAtQuantiles Nested")
+        );
+        assert!(ddl[11].contains("multiIf(SpanAttributes['correlation_id'] != ''"));
+        assert!(ddl[12].contains("'log' AS Signal"));
         assert!(
             ddl.iter().all(|s| s.contains("IF NOT EXISTS")),
             "idempotent"
@@ -398,7 +409,8 @@ mod tests {
     fn retention_is_a_ttl_on_every_table() {
         let ddl = layout(None, Some(7 * 86_400)).ddl();
         let ttls: Vec<&String> = ddl.iter().filter(|s| s.contains("TTL ")).collect();
-        assert_eq!(ttls.len(), 4);
+        assert_eq!(ttls.len(), 9, "four tables and five metrics tables");
+        assert!(ddl[5].contains("TTL toDateTime(TimeUnix) + toIntervalSecond(604800)"));
         assert!(ddl[1].contains("TTL toDateTime(Timestamp) + toIntervalSecond(604800)"));
         assert!(ddl[2].contains("TTL TimestampTime + toIntervalSecond(604800)"));
     }
@@ -406,7 +418,8 @@ mod tests {
     #[test]
     fn a_cluster_gets_replicated_local_tables_behind_distributed_ones() {
         let ddl = layout(Some("gauntlet"), None).ddl();
-        assert_eq!(ddl.len(), 12, "{ddl:#?}");
+        // The database, 4 + 5 local tables, 5 + 4 distributed ones, three views.
+        assert_eq!(ddl.len(), 22, "{ddl:#?}");
         assert!(ddl.iter().all(|s| s.contains(" ON CLUSTER `gauntlet`")));
         assert!(ddl[1].starts_with("CREATE TABLE IF NOT EXISTS `otel`.`otel_traces_local`"));
         assert!(ddl[1].contains(
@@ -417,15 +430,18 @@ mod tests {
             !ddl[1].contains("non_replicated"),
             "replicated tables deduplicate anyway"
         );
+        assert!(
+            ddl[10].contains("Distributed(`gauntlet`, `otel`, `otel_metrics_gauge_local`, rand())")
+        );
         assert_eq!(
-            ddl[5],
+            ddl[15],
             "CREATE TABLE IF NOT EXISTS `otel`.`otel_traces` ON CLUSTER `gauntlet` AS \
              `otel`.`otel_traces_local` ENGINE = Distributed(`gauntlet`, `otel`, \
              `otel_traces_local`, cityHash64(TraceId))"
         );
         // The views read each shard's local rows and write its local index.
-        assert!(ddl[9].contains("TO `otel`.`otel_traces_trace_id_ts_local`"));
-        assert!(ddl[9].contains("FROM `otel`.`otel_traces_local`"));
+        assert!(ddl[19].contains("TO `otel`.`otel_traces_trace_id_ts_local`"));
+        assert!(ddl[19].contains("FROM `otel`.`otel_traces_local`"));
     }
 
     #[test]
