@@ -370,25 +370,10 @@ impl Demo {
             limit: Some(TraceSearch::MAX_LIMIT),
             ..Default::default()
         };
-        collector.traces(&search).await.map_err(|e| match e {
-            ClientError::Refused {
-                url,
-                status,
-                message,
-            } => TargetError::Refused {
-                what: "the collector".into(),
-                url,
-                status,
-                message,
-            },
-            ClientError::Unreachable { url, reason } | ClientError::Unexpected { url, reason } => {
-                TargetError::Unreachable {
-                    what: "the collector".into(),
-                    url,
-                    reason,
-                }
-            }
-        })
+        collector
+            .traces(&search)
+            .await
+            .map_err(|e| collector_error(e, "the collector"))
     }
 
     /// A PromQL expression's value now, from the collector's Prometheus API.
@@ -397,25 +382,10 @@ impl Demo {
         query: &str,
     ) -> Result<gauntlet_query_api::prometheus::QueryData, TargetError> {
         let collector = QueryClient::new(&self.collector_api()?, None, Duration::from_secs(10));
-        collector.promql(query, None).await.map_err(|e| match e {
-            ClientError::Refused {
-                url,
-                status,
-                message,
-            } => TargetError::Refused {
-                what: "the collector's PromQL".into(),
-                url,
-                status,
-                message,
-            },
-            ClientError::Unreachable { url, reason } | ClientError::Unexpected { url, reason } => {
-                TargetError::Unreachable {
-                    what: "the collector".into(),
-                    url,
-                    reason,
-                }
-            }
-        })
+        collector
+            .promql(query, None)
+            .await
+            .map_err(|e| collector_error(e, "the collector's PromQL"))
     }
 
     fn client(&self, service: Service) -> Result<HttpClient, TargetError> {
@@ -541,5 +511,29 @@ impl Demo {
                 url: self.urls_of(Service::Notifications).join(", "),
                 reason: e.to_string(),
             })
+    }
+}
+
+/// A query API client's error as the target's: a refusal names what refused (`what`), the
+/// rest is the collector being unreachable.
+fn collector_error(e: ClientError, what: &str) -> TargetError {
+    match e {
+        ClientError::Refused {
+            url,
+            status,
+            message,
+        } => TargetError::Refused {
+            what: what.into(),
+            url,
+            status,
+            message,
+        },
+        ClientError::Unreachable { url, reason } | ClientError::Unexpected { url, reason } => {
+            TargetError::Unreachable {
+                what: "the collector".into(),
+                url,
+                reason,
+            }
+        }
     }
 }

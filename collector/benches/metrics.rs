@@ -129,33 +129,9 @@ fn otlp_request(service: &[Series], first: usize, times_ns: &[(u64, u64)]) -> Ve
     .encode_to_vec()
 }
 
-// Prometheus' remote-write messages (prompb).
-#[derive(Clone, PartialEq, Message)]
-struct WriteRequest {
-    #[prost(message, repeated, tag = "1")]
-    timeseries: Vec<TimeSeries>,
-}
-#[derive(Clone, PartialEq, Message)]
-struct TimeSeries {
-    #[prost(message, repeated, tag = "1")]
-    labels: Vec<Label>,
-    #[prost(message, repeated, tag = "2")]
-    samples: Vec<Sample>,
-}
-#[derive(Clone, PartialEq, Message)]
-struct Label {
-    #[prost(string, tag = "1")]
-    name: String,
-    #[prost(string, tag = "2")]
-    value: String,
-}
-#[derive(Clone, PartialEq, Message)]
-struct Sample {
-    #[prost(double, tag = "1")]
-    value: f64,
-    #[prost(int64, tag = "2")]
-    timestamp: i64,
-}
+#[path = "../tests/common/prompb.rs"]
+mod prompb;
+use prompb::{Label, Sample, TimeSeries, WriteRequest};
 
 /// The 13 Prometheus series of one histogram series, each with its (name, labels).
 fn prom_series(s: &Series) -> Vec<(String, Vec<(String, String)>)> {

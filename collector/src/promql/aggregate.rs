@@ -117,14 +117,7 @@ fn fold(
     let n = values.len() as f64;
     Ok(match op {
         T_SUM => values.iter().sum(),
-        T_AVG => {
-            let mut mean = 0.0;
-            for (i, v) in values.iter().enumerate() {
-                let count = (i + 1) as f64;
-                mean += v / count - mean / count;
-            }
-            mean
-        }
+        T_AVG => super::functions::mean(values),
         T_COUNT => n,
         T_GROUP => 1.0,
         T_MIN => values
@@ -136,14 +129,7 @@ fn fold(
             .copied()
             .fold(f64::NAN, |m, v| if m < v || m.is_nan() { v } else { m }),
         T_STDDEV | T_STDVAR => {
-            let (mut count, mut mean, mut aux) = (0.0, 0.0, 0.0);
-            for &v in values {
-                count += 1.0;
-                let delta = v - mean;
-                mean += delta / count;
-                aux += delta * (v - mean);
-            }
-            let var = aux / count;
+            let var = super::functions::variance(values);
             if op == T_STDDEV { var.sqrt() } else { var }
         }
         T_QUANTILE => super::functions::quantile(param.unwrap_or(f64::NAN), values.to_vec()),

@@ -258,14 +258,7 @@ fn instant_delta(points: &[(i64, f64)], rate: bool) -> Option<f64> {
 fn over_time(name: &str, values: &[f64]) -> f64 {
     let n = values.len() as f64;
     match name {
-        "avg_over_time" => {
-            let mut mean = 0.0;
-            for (i, v) in values.iter().enumerate() {
-                let count = (i + 1) as f64;
-                mean += v / count - mean / count;
-            }
-            mean
-        }
+        "avg_over_time" => mean(values),
         "min_over_time" => values
             .iter()
             .copied()
@@ -278,16 +271,9 @@ fn over_time(name: &str, values: &[f64]) -> f64 {
         "count_over_time" => n,
         "last_over_time" => values.last().copied().unwrap_or(f64::NAN),
         "present_over_time" => 1.0,
-        // stddev and stdvar: population, Welford's running mean.
+        // stddev and stdvar.
         _ => {
-            let (mut count, mut mean, mut aux) = (0.0, 0.0, 0.0);
-            for &v in values {
-                count += 1.0;
-                let delta = v - mean;
-                mean += delta / count;
-                aux += delta * (v - mean);
-            }
-            let var = aux / count;
+            let var = variance(values);
             if name == "stddev_over_time" {
                 var.sqrt()
             } else {
@@ -295,6 +281,28 @@ fn over_time(name: &str, values: &[f64]) -> f64 {
             }
         }
     }
+}
+
+/// The population variance, by Welford's running mean (as Prometheus computes it).
+pub fn variance(values: &[f64]) -> f64 {
+    let (mut count, mut mean, mut aux) = (0.0, 0.0, 0.0);
+    for &v in values {
+        count += 1.0;
+        let delta = v - mean;
+        mean += delta / count;
+        aux += delta * (v - mean);
+    }
+    aux / count
+}
+
+/// The mean as a running average (Prometheus' `avg` and `avg_over_time`).
+pub fn mean(values: &[f64]) -> f64 {
+    let mut mean = 0.0;
+    for (i, v) in values.iter().enumerate() {
+        let count = (i + 1) as f64;
+        mean += v / count - mean / count;
+    }
+    mean
 }
 
 /// The φ-quantile of values, interpolated between the closest ranks (Prometheus' rule).

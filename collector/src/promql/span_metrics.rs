@@ -14,8 +14,8 @@ use std::collections::BTreeMap;
 
 use super::naming::format_float;
 use super::{Engine, Labels, QueryError, Series};
-use crate::model::{SpanKind, StatusCode};
 use crate::store::SampleQuery;
+use crate::store::clickhouse::rows::{kind_name, status_name};
 
 pub const CALLS: &str = "traces_span_metrics_calls_total";
 pub const DURATION: &str = "traces_span_metrics_duration_seconds";
@@ -36,25 +36,6 @@ pub fn names() -> [String; 4] {
         format!("{DURATION}_sum"),
         format!("{DURATION}_count"),
     ]
-}
-
-fn kind_name(kind: SpanKind) -> &'static str {
-    match kind {
-        SpanKind::Unspecified => "SPAN_KIND_UNSPECIFIED",
-        SpanKind::Internal => "SPAN_KIND_INTERNAL",
-        SpanKind::Server => "SPAN_KIND_SERVER",
-        SpanKind::Client => "SPAN_KIND_CLIENT",
-        SpanKind::Producer => "SPAN_KIND_PRODUCER",
-        SpanKind::Consumer => "SPAN_KIND_CONSUMER",
-    }
-}
-
-fn status_name(status: StatusCode) -> &'static str {
-    match status {
-        StatusCode::Unset => "STATUS_CODE_UNSET",
-        StatusCode::Ok => "STATUS_CODE_OK",
-        StatusCode::Error => "STATUS_CODE_ERROR",
-    }
 }
 
 /// Every span metric series over `[lo_ms, hi_ms]`, reading at most `max_spans` spans.

@@ -2,6 +2,8 @@
 //! reads its query API over HTTP.
 #![allow(dead_code)]
 
+pub mod prompb;
+
 use gauntlet_collector::{Collector, Config};
 use serde_json::Value;
 

@@ -549,6 +549,22 @@ fn kind_of(table: &str, monotonic: bool) -> MetricKind {
     }
 }
 
+/// A row's identity as one string, to remember its series' ID by: the translation to
+/// Prometheus' names runs once per series read, not once per row.
+fn memo_key(
+    name: &str,
+    service: &str,
+    resource: &Attributes,
+    scope: (&str, &str),
+    attributes: &Attributes,
+    kind: (i32, bool),
+) -> String {
+    format!(
+        "{name}\u{1}{service}\u{1}{resource:?}\u{1}{}\u{1}{}\u{1}{attributes:?}\u{1}{}\u{1}{}",
+        scope.0, scope.1, kind.0, kind.1
+    )
+}
+
 /// The series a row belongs to, named as ingest names it.
 pub fn series_of(table: &str, row: &IdentityRow) -> MetricSeries {
     let service = if row.service_name.is_empty() {
@@ -771,17 +787,13 @@ pub fn gather(
     let mut ids: HashMap<String, i64> = HashMap::new();
     let mut running: HashMap<i64, PointValue> = HashMap::new();
     for row in rows {
-        // Named once per series, not per row.
-        let key = format!(
-            "{}\u{1}{}\u{1}{:?}\u{1}{}\u{1}{}\u{1}{:?}\u{1}{}\u{1}{}",
-            row.metric_name,
-            row.service_name,
-            row.resource_attributes,
-            row.scope_name,
-            row.scope_version,
-            row.attributes,
-            row.aggregation_temporality,
-            row.is_monotonic
+        let key = memo_key(
+            &row.metric_name,
+            &row.service_name,
+            &row.resource_attributes,
+            (&row.scope_name, &row.scope_version),
+            &row.attributes,
+            (row.aggregation_temporality, row.is_monotonic),
         );
         let id = *ids
             .entry(key)
@@ -904,13 +916,13 @@ pub fn exemplars_of(
             aggregation_temporality: r.aggregation_temporality,
             is_monotonic: r.is_monotonic,
         };
-        let key = format!(
-            "{}\u{1}{}\u{1}{:?}\u{1}{:?}\u{1}{}",
-            identity.metric_name,
-            identity.service_name,
-            identity.resource_attributes,
-            identity.attributes,
-            identity.aggregation_temporality
+        let key = memo_key(
+            &identity.metric_name,
+            &identity.service_name,
+            &identity.resource_attributes,
+            (&identity.scope_name, &identity.scope_version),
+            &identity.attributes,
+            (identity.aggregation_temporality, identity.is_monotonic),
         );
         let id = *ids
             .entry(key)
