@@ -18,16 +18,39 @@ use crate::activity::{
 };
 use crate::error::ActivityError;
 use crate::run::{Ctx, lock, micros};
+use gauntlet_demo_system::platform::resilience::BREAKER_DISABLED;
 
 /// A probe's answer: whether the tolerance was met, and what was seen.
-pub(crate) type Looked = Result<(bool, String), ActivityError>;
+type Seen = Result<(bool, String), ActivityError>;
+
+/// A probe's answer, and whether looking again could change it.
+pub(crate) struct Look {
+    pub(crate) ok: bool,
+    pub(crate) detail: String,
+    /// The answer is final (a mechanism the demo runs without never changes state), so a
+    /// probe with `within` stops waiting: a control would otherwise wait out every deadline
+    /// of the mechanism it lacks.
+    pub(crate) settled: bool,
+}
+
+impl From<(bool, String)> for Look {
+    fn from((ok, detail): (bool, String)) -> Self {
+        Look {
+            ok,
+            detail,
+            settled: false,
+        }
+    }
+}
+
+pub(crate) type Looked = Result<Look, ActivityError>;
 
 /// Looks once.
 pub(crate) async fn look(ctx: &Ctx, kind: &Kind) -> Looked {
-    match kind {
+    let seen = match kind {
         Kind::Http(p) => p.look(ctx).await,
         Kind::Load(p) => p.look(ctx).await,
-        Kind::Breaker(p) => p.look(ctx).await,
+        Kind::Breaker(p) => return p.look(ctx).await,
         Kind::Calls(p) => p.look(ctx).await,
         Kind::Registry(p) => p.look(ctx).await,
         Kind::Traces(p) => p.look(ctx).await,
@@ -39,7 +62,8 @@ pub(crate) async fn look(ctx: &Ctx, kind: &Kind) -> Looked {
         Kind::ReadModel(p) => p.look(ctx).await,
         Kind::Orders(p) => p.look(ctx).await,
         action => Err(ActivityError::NotAProbe(action.label())),
-    }
+    };
+    seen.map(Look::from)
 }
 
 fn bounds(min: Option<u64>, max: Option<u64>) -> String {
@@ -78,15 +102,16 @@ impl BreakerProbe {
             seen.push(snap.circuit_breaker.clone());
         }
         let want = self.state.name();
-        Ok((
-            !seen.is_empty() && seen.iter().all(|x| x == want),
-            format!(
+        Ok(Look {
+            ok: !seen.is_empty() && seen.iter().all(|x| x == want),
+            detail: format!(
                 "{} → {}: {} (want {want})",
                 self.service,
                 self.upstream,
                 seen.join(", ")
             ),
-        ))
+            settled: !seen.is_empty() && seen.iter().all(|x| x == BREAKER_DISABLED),
+        })
     }
 }
 
@@ -104,7 +129,7 @@ impl CallsProbe {
         Ok(n)
     }
 
-    async fn look(&self, ctx: &Ctx) -> Looked {
+    async fn look(&self, ctx: &Ctx) -> Seen {
         let target = ctx.demo.url_of(self.instance)?;
         let before = self.count(ctx, &target).await?;
         tokio::time::sleep(self.over).await;
@@ -123,7 +148,7 @@ impl CallsProbe {
 }
 
 impl RegistryProbe {
-    async fn look(&self, ctx: &Ctx) -> Looked {
+    async fn look(&self, ctx: &Ctx) -> Seen {
         let id = self.instance;
         let url = ctx.demo.url_of(id)?;
         let healthy = ctx.demo.healthy(id.service).await?;
@@ -147,7 +172,7 @@ impl RegistryProbe {
 }
 
 impl ErrorRateProbe {
-    async fn look(&self, ctx: &Ctx) -> Looked {
+    async fn look(&self, ctx: &Ctx) -> Seen {
         let service = self.service.name();
         let (start, end) = window_us(ctx, self.window);
         let found = ctx
@@ -180,7 +205,7 @@ impl ErrorRateProbe {
 }
 
 impl MetricProbe {
-    async fn look(&self, ctx: &Ctx) -> Looked {
+    async fn look(&self, ctx: &Ctx) -> Seen {
         use gauntlet_query_api::prometheus::QueryData;
         let values: Vec<(String, f64)> = match ctx.demo.promql(&self.query).await? {
             QueryData::Scalar(v) => vec![(String::new(), v.value())],
@@ -239,7 +264,7 @@ fn judge_values(values: &[(String, f64)], min: Option<f64>, max: Option<f64>) ->
 }
 
 impl DeliveredProbe {
-    async fn look(&self, ctx: &Ctx) -> Looked {
+    async fn look(&self, ctx: &Ctx) -> Seen {
         let customer = self.customer.replace("{{run}}", &ctx.run_id);
         let orders = ctx.demo.orders_of(&customer).await?;
         let notes = ctx.demo.notifications_of(&customer).await?;
@@ -284,7 +309,7 @@ impl DeliveredProbe {
 }
 
 impl HttpProbe {
-    async fn look(&self, ctx: &Ctx) -> Looked {
+    async fn look(&self, ctx: &Ctx) -> Seen {
         let h = self;
         let base = ctx.demo.target_url(&h.target)?;
         let url = format!("{}{}", base.trim_end_matches('/'), h.path);
@@ -337,7 +362,7 @@ impl HttpProbe {
 }
 
 impl LoadProbe {
-    async fn look(&self, ctx: &Ctx) -> Looked {
+    async fn look(&self, ctx: &Ctx) -> Seen {
         let l = self;
         let path = ctx.dir.join(&l.scenario);
         let scenario = |reason: String| ActivityError::Scenario {
@@ -411,7 +436,7 @@ impl LoadProbe {
 }
 
 impl TracesProbe {
-    async fn look(&self, ctx: &Ctx) -> Looked {
+    async fn look(&self, ctx: &Ctx) -> Seen {
         let t = self;
         let (start, end) = window_us(ctx, t.window);
         let found = ctx
@@ -507,7 +532,7 @@ impl TracesProbe {
 }
 
 impl OrdersProbe {
-    async fn look(&self, ctx: &Ctx) -> Looked {
+    async fn look(&self, ctx: &Ctx) -> Seen {
         let customer = self.customer.replace("{{run}}", &ctx.run_id);
         let orders = ctx.demo.orders_of(&customer).await?;
         if orders.is_empty() {
@@ -557,7 +582,7 @@ impl BalanceProbe {
         Ok(per)
     }
 
-    async fn look(&self, ctx: &Ctx) -> Looked {
+    async fn look(&self, ctx: &Ctx) -> Seen {
         let before = self.counts(ctx).await?;
         tokio::time::sleep(self.over).await;
         let after = self.counts(ctx).await?;
@@ -597,7 +622,7 @@ impl BalanceProbe {
 }
 
 impl ReleasedProbe {
-    async fn look(&self, ctx: &Ctx) -> Looked {
+    async fn look(&self, ctx: &Ctx) -> Seen {
         use gauntlet_demo_system::inventory::ReservationStatus;
         use gauntlet_demo_system::orders::OrderStatus;
         let customer = self.customer.replace("{{run}}", &ctx.run_id);
@@ -635,7 +660,7 @@ impl ReleasedProbe {
 }
 
 impl ReadModelProbe {
-    async fn look(&self, ctx: &Ctx) -> Looked {
+    async fn look(&self, ctx: &Ctx) -> Seen {
         let customer = self.customer.replace("{{run}}", &ctx.run_id);
         let orders = ctx.demo.orders_of(&customer).await?;
         let history = ctx.demo.history_of(&customer).await?;

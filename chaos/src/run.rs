@@ -16,7 +16,8 @@ use tokio::task::JoinSet;
 
 use crate::action::act;
 use crate::activity::Activity;
-use crate::probe::{Looked, look};
+use crate::error::ActivityError;
+use crate::probe::look;
 use crate::report::{Mode, Outcome, Phase, Report, SCHEMA, Status, line};
 use crate::target::Demo;
 use gauntlet_query_api::markers;
@@ -294,31 +295,45 @@ async fn method(ctx: &Arc<Ctx>, exp: &Experiment) -> bool {
     carried_out
 }
 
+/// Looks at a probe, again every 250 ms until it holds, its answer is settled or its
+/// `within` has passed.
+async fn wait_for(ctx: &Ctx, a: &Activity) -> Result<(bool, String), ActivityError> {
+    let t = Instant::now();
+    let Some(within) = a.within else {
+        return look(ctx, &a.kind).await.map(|l| (l.ok, l.detail));
+    };
+    let deadline = t + within;
+    loop {
+        // An error (a service restarting) is looked past until the deadline.
+        let seen = look(ctx, &a.kind).await;
+        let late = Instant::now() >= deadline;
+        match seen {
+            Ok(l) if l.ok => {
+                let took = t.elapsed().as_secs_f64();
+                return Ok((true, format!("{} (after {took:.1}s)", l.detail)));
+            }
+            Ok(l) if l.settled => {
+                return Ok((false, format!("{} (settled: it cannot change)", l.detail)));
+            }
+            Ok(l) if late => {
+                return Ok((
+                    false,
+                    format!("{} (still, after {}s)", l.detail, within.as_secs()),
+                ));
+            }
+            Err(e) if late => return Err(e),
+            _ => tokio::time::sleep(Duration::from_millis(250)).await,
+        }
+    }
+}
+
 /// Runs one activity (with `within` retries and `pause_after`) and says how it went.
 async fn perform(ctx: &Ctx, phase: Phase, a: &Activity) -> Outcome {
     let t = Instant::now();
     let at_s = ctx.started.elapsed().as_secs_f64();
     let probe = a.kind.is_probe();
-    let result: Looked = if probe {
-        match a.within {
-            None => look(ctx, &a.kind).await,
-            Some(within) => {
-                let deadline = t + within;
-                loop {
-                    let r = look(ctx, &a.kind).await;
-                    if matches!(r, Ok((true, _))) || Instant::now() >= deadline {
-                        break r.map(|(ok, d)| {
-                            if ok {
-                                (ok, format!("{d} (after {:.1}s)", t.elapsed().as_secs_f64()))
-                            } else {
-                                (ok, format!("{d} (still, after {}s)", within.as_secs()))
-                            }
-                        });
-                    }
-                    tokio::time::sleep(Duration::from_millis(250)).await;
-                }
-            }
-        }
+    let result = if probe {
+        wait_for(ctx, a).await
     } else {
         act(ctx, &a.kind).await.map(|d| (true, d))
     };

@@ -334,6 +334,10 @@ impl ResilienceReport {
     }
 }
 
+/// `circuit_breaker` of an upstream whose breaker is off (`--disable circuit-breaker`): it
+/// stays so for the process' life, so a probe waiting for another state need not wait.
+pub const BREAKER_DISABLED: &str = "disabled";
+
 /// What `/admin/resilience` shows for one upstream.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct UpstreamSnapshot {
@@ -591,7 +595,7 @@ impl Upstream {
             circuit_breaker: self
                 .breaker
                 .as_ref()
-                .map_or("disabled", |b| state_name(b.state()))
+                .map_or(BREAKER_DISABLED, |b| state_name(b.state()))
                 .to_string(),
             bulkhead_in_use: self.bulkhead.as_ref().map_or(0, |b| b.active_calls()),
             bulkhead_max: self.bulkhead.as_ref().map(|b| b.max_concurrent()),
