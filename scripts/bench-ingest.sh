@@ -5,11 +5,13 @@
 # stored, printing the rate per tenth, then trace-by-ID, correlation and search latencies at
 # that size. With --logs N: log exports instead (512 records a request, the shape's records per
 # trace) until N logs are stored, then log query latencies (by trace, correlation, service,
-# body text, severity).
+# body text, severity). With --rollups N: N spans of the realistic shape whose start times
+# cover 24 hours, then RED over the last 1, 6 and 24 hours from the rollups (a step of whole
+# 10 s buckets) and from the spans (a step one second longer), p50/p99 of 20 each.
 # Loopback only; every phase ends by itself.
 #
 # Usage: bash scripts/bench-ingest.sh [--shape friendly|realistic|worst|all] [--grow SPANS]
-#                                     [--logs LOGS] [SECONDS=20] [CONNECTIONS=4]
+#                                     [--logs LOGS] [--rollups SPANS] [SECONDS=20] [CONNECTIONS=4]
 # Shapes (512 spans a request, fresh random trace and correlation IDs every request):
 #   friendly  32 traces x 16 spans    realistic  128 traces x 4 spans    worst  512 x 1
 set -euo pipefail
@@ -18,13 +20,15 @@ cd "$(dirname "$0")/.."
 SHAPE=all
 GROW=""
 LOGS=""
+ROLLUPS=""
 POSITIONAL=()
 while [ $# -gt 0 ]; do
   case "$1" in
     --shape) SHAPE=$2; shift 2 ;;
     --grow) GROW=$2; shift 2 ;;
     --logs) LOGS=$2; shift 2 ;;
-    -h|--help) sed -n '2,15p' "$0"; exit 0 ;;
+    --rollups) ROLLUPS=$2; shift 2 ;;
+    -h|--help) sed -n '2,18p' "$0"; exit 0 ;;
     *) POSITIONAL+=("$1"); shift ;;
   esac
 done
@@ -37,6 +41,10 @@ case "$SHAPE" in
 esac
 if [ -n "$GROW" ] && ! [[ "$GROW" =~ ^[0-9]+$ ]]; then
   echo "--grow $GROW: a number of spans, e.g. 50000000" >&2
+  exit 2
+fi
+if [ -n "$ROLLUPS" ] && ! [[ "$ROLLUPS" =~ ^[0-9]+$ ]]; then
+  echo "--rollups $ROLLUPS: a number of spans, e.g. 50000000" >&2
   exit 2
 fi
 if [ -n "$LOGS" ] && ! [[ "$LOGS" =~ ^[0-9]+$ ]]; then
@@ -82,6 +90,29 @@ cpu() { awk '{print $14 + $15}' "/proc/$collector_pid/stat"; }
 # Shows each line as it comes (through this shell's own stderr: `tee /dev/stderr` would reopen
 # a redirected log and write over it) and keeps it for the summary.
 shown() { while IFS= read -r line; do echo "$line" >&2; echo "$line"; done; }
+
+if [ -n "$ROLLUPS" ]; then
+  start_collector
+  cpu_before=$(cpu)
+  echo "== realistic: $ROLLUPS spans over 24 hours of start times, ${CONNECTIONS} connections"
+  run=$(bench grow realistic "$otlp/v1/traces" "$api" "$ROLLUPS" "$CONNECTIONS" \
+    "$((ROLLUPS / 10))" 86400 | shown)
+  cpu_after=$(cpu)
+  echo "== RED over the last 1, 6 and 24 hours: rollups, and spans"
+  red=$(bench red "$api" 86400 | shown)
+  rss_kib=$(awk '/VmHWM/ {print $2}' "/proc/$collector_pid/status")
+  stop_collector
+  acked=$(val "$run" acked_spans)
+  echo "== results"
+  awk -v rate="$(val "$run" acked_spans_per_sec)" -v acked="$acked" -v rss="$rss_kib" \
+      -v cpu="$(awk -v a="$cpu_before" -v b="$cpu_after" -v t="$ticks" 'BEGIN {print (b - a) / t}')" \
+      -v bytes="$(du -sb "$work/data" | cut -f1)" 'BEGIN {
+    printf "ingest: %d spans/s, %d spans, %.2f CPU-µs/span, %.0f MiB RSS, %.0f B/span\n", rate, acked,
+      cpu * 1e6 / acked, rss / 1024, bytes / acked
+  }'
+  echo "$red"
+  exit 0
+fi
 
 if [ -n "$LOGS" ]; then
   for shape in "${SHAPES[@]}"; do

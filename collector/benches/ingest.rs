@@ -6,6 +6,10 @@
 //!   while; only acknowledged (committed) spans count.
 //! - `grow SHAPE URL API TARGET`: the same until TARGET spans are acknowledged, printing the
 //!   rate per interval, then trace-by-ID and correlation-timeline latencies at that size.
+//!   With `SPREAD_SECONDS` (after CONNECTIONS and EVERY), the spans' start times cover that
+//!   many seconds instead of moving with the clock.
+//! - `red API SPREAD_SECONDS`: RED over the last 1, 6 and 24 hours of such a store, from the
+//!   rollups and from the spans.
 //! - `logs SHAPE URL API TARGET`: the same with log exports (512 records, the shape's records
 //!   per trace) to /v1/logs, then log queries at that size (by trace, correlation, service,
 //!   body text, severity).
@@ -122,8 +126,11 @@ struct Encoded {
     time_offsets: Vec<usize>,
 }
 
+/// The start time of the first request's spans; sends shift it.
+const BASE_NS: u64 = 1_763_000_000_000_000_000;
+
 fn build_request(rng: &mut SplitMix, service: &str, shape: Shape) -> Encoded {
-    let now = 1_763_000_000_000_000_000u64;
+    let now = BASE_NS;
     let mut spans = Vec::with_capacity(SPANS_PER_REQUEST);
     let mut trace_ids = Vec::new();
     let mut correlations = Vec::new();
@@ -522,13 +529,16 @@ struct Sent {
     acked_seqs: Vec<u64>,
 }
 
-/// Sends until `until`; `unit` names what a request's 512 items are (`spans`, `logs`).
+/// Sends until `until`; `unit` names what a request's 512 items are (`spans`, `logs`). Span
+/// times move with the clock, or by `spread_ns` per request (to lay a store's spans over a
+/// day in minutes).
 async fn send(
     url: &str,
     reqs: Arc<Vec<Encoded>>,
     connections: usize,
     until: Until,
     unit: &str,
+    spread_ns: Option<u64>,
 ) -> Sent {
     let acked = Arc::new(AtomicU64::new(0));
     let refused = Arc::new(AtomicU64::new(0));
@@ -559,7 +569,8 @@ async fn send(
             while !done(acked.load(Ordering::Relaxed)) {
                 let n = seq.fetch_add(1, Ordering::Relaxed);
                 let r = &reqs[n as usize % reqs.len()];
-                let body = fresh(r, n, started.elapsed().as_nanos() as u64);
+                let shift = spread_ns.map_or(started.elapsed().as_nanos() as u64, |s| n * s);
+                let body = fresh(r, n, shift);
                 let resp = client
                     .post(&url)
                     .header("content-type", "application/x-protobuf")
@@ -865,7 +876,7 @@ fn main() {
     }
     let usage = || -> ! {
         eprintln!(
-            "usage: ingest limits SHAPE [SPANS] [REQUESTS_PER_COMMIT]\n       ingest blast SHAPE URL [CONNECTIONS] [SECONDS]\n       ingest grow SHAPE URL API TARGET_SPANS [CONNECTIONS] [EVERY_SPANS]\n       ingest logs SHAPE URL API TARGET_LOGS [CONNECTIONS] [EVERY_LOGS]\n       ingest clickhouse-raw SHAPE CLICKHOUSE_URL DATABASE [SPANS] [ROWS_PER_INSERT]\nSHAPE: friendly, realistic or worst"
+            "usage: ingest limits SHAPE [SPANS] [REQUESTS_PER_COMMIT]\n       ingest blast SHAPE URL [CONNECTIONS] [SECONDS]\n       ingest grow SHAPE URL API TARGET_SPANS [CONNECTIONS] [EVERY_SPANS] [SPREAD_SECONDS]\n       ingest red API SPREAD_SECONDS\n       ingest logs SHAPE URL API TARGET_LOGS [CONNECTIONS] [EVERY_LOGS]\n       ingest clickhouse-raw SHAPE CLICKHOUSE_URL DATABASE [SPANS] [ROWS_PER_INSERT]\nSHAPE: friendly, realistic or worst"
         );
         std::process::exit(2)
     };
@@ -910,7 +921,14 @@ fn main() {
             let url = arg(2).unwrap_or_else(|| usage());
             let connections = num(3, 4) as usize;
             let until = Until::Elapsed(Duration::from_secs(num(4, 20)));
-            let sent = runtime().block_on(send(&url, Arc::new(reqs), connections, until, "spans"));
+            let sent = runtime().block_on(send(
+                &url,
+                Arc::new(reqs),
+                connections,
+                until,
+                "spans",
+                None,
+            ));
             print_sent(&sent, connections, "spans");
         }
         Some(mode @ ("grow" | "logs")) => {
@@ -923,6 +941,11 @@ fn main() {
                 .unwrap_or_else(|| usage());
             let connections = num(5, 4) as usize;
             let every = num(6, (target / 10).max(SPANS_PER_REQUEST as u64));
+            // Seconds the spans' start times cover (the rollups benchmark lays them over a
+            // day); without it they move with the clock.
+            let spread = arg(7)
+                .and_then(|v| v.parse::<u64>().ok())
+                .map(|secs| secs * 1_000_000_000 / (target / SPANS_PER_REQUEST as u64).max(1));
             let logs = mode == "logs";
             let unit = if logs { "logs" } else { "spans" };
             let reqs = Arc::new(if logs { logs_requests(64, shape) } else { reqs });
@@ -931,7 +954,7 @@ fn main() {
                     spans: target,
                     every,
                 };
-                let sent = send(&url, reqs.clone(), connections, until, unit).await;
+                let sent = send(&url, reqs.clone(), connections, until, unit, spread).await;
                 print_sent(&sent, connections, unit);
                 if logs {
                     log_lookups(&api, &reqs, &sent.acked_seqs, 1000).await;
@@ -946,7 +969,54 @@ fn main() {
                 }
             });
         }
+        Some("red") => {
+            let api = arg(2).unwrap_or_else(|| usage());
+            let spread: i64 = arg(3)
+                .and_then(|v| v.parse().ok())
+                .unwrap_or_else(|| usage());
+            runtime().block_on(red_latencies(&api, spread, 20));
+        }
         _ => usage(),
+    }
+}
+
+/// RED of the busiest service over the last 1, 6 and 24 hours of a store whose spans cover
+/// `spread_s` seconds from [`BASE_NS`]: with a step of whole 10 s buckets (rollups) and with a
+/// step one second longer (the spans), `n` times each; p50 and p99 in ms, and what the last
+/// answer counted.
+async fn red_latencies(api: &str, spread_s: i64, n: usize) {
+    let client = reqwest::Client::new();
+    let end_ns = BASE_NS as i64 + spread_s * 1_000_000_000;
+    for hours in [1i64, 6, 24] {
+        let window = hours * 3_600;
+        // About 60 points: a whole number of 10 s buckets, or one second more.
+        let rollup_step = (window / 60 + 9) / 10 * 10;
+        for (path, step) in [("rollups", rollup_step), ("spans", rollup_step + 1)] {
+            let url = format!(
+                "{api}/api/v1/red?service={}&start={}&end={}&step={step}s",
+                SERVICES[0],
+                (end_ns - window * 1_000_000_000) / 1000,
+                end_ns / 1000,
+            );
+            let mut ms = Vec::with_capacity(n);
+            let mut last: Option<gauntlet_query_api::red::Red> = None;
+            for _ in 0..n {
+                let t = Instant::now();
+                let r = client.get(&url).send().await.expect("RED answered");
+                assert!(r.status().is_success(), "{url}: {}", r.status());
+                last = Some(r.json().await.expect("a RED answer"));
+                ms.push(t.elapsed().as_secs_f64() * 1000.0);
+            }
+            ms.sort_by(f64::total_cmp);
+            let last = last.expect("at least one query");
+            let requests: u64 = last.series[0].points.iter().map(|p| p.requests).sum();
+            println!(
+                "red_{hours}h_{path} p50_ms={:.1} p99_ms={:.1} requests={requests} truncated={}",
+                ms[n / 2],
+                ms[(n * 99).div_ceil(100) - 1],
+                last.truncated
+            );
+        }
     }
 }
 

@@ -11,6 +11,7 @@
 //! - [`query`]: the Jaeger-compatible query API, logs, correlation timelines, RED, markers,
 //!   health, metrics; its answers and parameters are the types of `gauntlet-query-api`.
 //! - [`retention`]: background deletion by age and by disk use.
+//! - [`rollup`]: the RED rollups written at ingest (counts and a latency sketch per 10 s).
 //! - [`fuzzing`]: the decoders' entry points the fuzz targets (`fuzz/`) and their corpus
 //!   replay share.
 //!
@@ -27,6 +28,7 @@ pub mod payload;
 pub mod promql;
 pub mod query;
 pub mod retention;
+pub mod rollup;
 pub mod store;
 pub mod zipkin;
 

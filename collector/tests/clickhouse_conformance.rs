@@ -105,6 +105,8 @@ clickhouse_conforms!(
     samples_carry_the_http_status,
     samples_carry_the_protocol,
     samples_by_service_version,
+    rollups_agree_with_the_spans,
+    red_steps_count_what_the_samples_hold,
     correlation_spans_traces_and_logs,
     metrics_answer_promql,
     retention_by_size_drops_the_oldest,

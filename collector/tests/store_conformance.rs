@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use conformance::{T0, log, span};
 use gauntlet_collector::model::Batch;
+use gauntlet_collector::store::schema::SEGMENT_VERSION;
 use gauntlet_collector::store::sqlite::{DB_FILE, SegmentInfo, SqliteConfig, SqliteStore};
 use gauntlet_collector::store::{LogQuery, Store, TraceQuery};
 
@@ -65,6 +66,8 @@ sqlite_conforms!(
     samples_carry_the_http_status,
     samples_carry_the_protocol,
     samples_by_service_version,
+    rollups_agree_with_the_spans,
+    red_steps_count_what_the_samples_hold,
     correlation_spans_traces_and_logs,
     metrics_answer_promql,
     retention_by_age_keeps_what_came_after,
@@ -95,6 +98,8 @@ async fn store_files_written_by_earlier_versions_open_and_answer() {
         conformance::logs_filter_and_page(&store).await;
         conformance::correlation_spans_traces_and_logs(&store).await;
         conformance::span_samples_for_aggregates(&store).await;
+        // Segments of formats before 5 have no rollups: RED reads their spans.
+        conformance::red_steps_count_what_the_samples_hold(&store).await;
         let mut b = Batch::default();
         b.spans
             .push(span(9, 1, None, "after-upgrade", "op", T0, 10));
@@ -131,7 +136,7 @@ async fn format_1_segments_left_sealing_are_sealed_with_key_tables() {
         assert_eq!(user_version(&s.path), 2, "{s:?}");
         assert_eq!(key_rows(&s.path).0 != 0, i < 2, "{s:?}");
     }
-    assert_eq!(user_version(&segments[3].path), 4);
+    assert_eq!(user_version(&segments[3].path), SEGMENT_VERSION);
     let store: Arc<dyn Store> = store;
     conformance::a_trace_joins_its_batches(&store).await;
     conformance::correlation_spans_traces_and_logs(&store).await;
@@ -152,7 +157,7 @@ async fn an_open_segment_of_an_older_format_is_sealed_and_rows_go_to_a_new_one()
         "sealed with key tables"
     );
     assert!(!segments[1].sealed);
-    assert_eq!(user_version(&segments[1].path), 4);
+    assert_eq!(user_version(&segments[1].path), SEGMENT_VERSION);
     let store: Arc<dyn Store> = store;
     conformance::a_trace_joins_its_batches(&store).await;
     conformance::correlation_spans_traces_and_logs(&store).await;
@@ -439,7 +444,7 @@ async fn full_segments_are_sealed_and_answer_through_their_own_key_tables() {
             trace_part_objects(&s.path).is_empty(),
             "no trace parts, no sort by SQLite: {s:?}"
         );
-        assert_eq!(user_version(&s.path), 4, "{s:?}");
+        assert_eq!(user_version(&s.path), SEGMENT_VERSION, "{s:?}");
         assert_eq!(span_times_entries(&s.path), 4, "its spans by time: {s:?}");
         let (traces, correlations) = key_rows(&s.path);
         assert_eq!(traces, correlations, "one correlation ID a run: {s:?}");

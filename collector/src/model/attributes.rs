@@ -179,6 +179,21 @@ impl Attributes {
         })
     }
 
+    /// `http.response.status_code` (or the older `http.status_code`) as a status, by the
+    /// rule the stores' span queries read it with (a number, or text that is one).
+    pub fn http_status(&self) -> Option<u16> {
+        let value = self
+            .get("http.response.status_code")
+            .or_else(|| self.get("http.status_code"))?;
+        let code = match value {
+            Value::Int(i) => *i,
+            Value::Double(d) => *d as i64,
+            Value::String(s) => s.trim().parse().ok()?,
+            _ => return None,
+        };
+        u16::try_from(code).ok()
+    }
+
     /// The plain JSON object (what the SQLite store keeps).
     pub fn to_json(&self) -> String {
         // Serializing cannot fail: keys are strings and non-finite doubles become strings.

@@ -217,7 +217,10 @@ fn histogram(origin: &Origin<'_>, p: &HistogramDataPoint) -> Result<MetricPoint,
     if bounds.iter().any(|b| !b.is_finite()) || bounds.windows(2).any(|w| w[0] >= w[1]) {
         return Err("of a histogram whose explicit_bounds are not finite and increasing");
     }
-    if !p.bucket_counts.is_empty() && p.bucket_counts.iter().sum::<u64>() != p.count {
+    // Added as u128: counts near u64::MAX would overflow (wrap, in a release build) and
+    // could then seem to add up.
+    let total: u128 = p.bucket_counts.iter().map(|&c| u128::from(c)).sum();
+    if !p.bucket_counts.is_empty() && total != u128::from(p.count) {
         return Err("of a histogram whose bucket_counts do not add up to its count");
     }
     let counts = if p.bucket_counts.is_empty() {

@@ -141,8 +141,17 @@ pub fn parse(query: &str) -> Result<promql_parser::parser::Expr, QueryError> {
             "invalid parameter \"query\": nested more than {MAX_NESTING} deep"
         )));
     }
-    let expr = promql_parser::parser::parse(query)
-        .map_err(|e| QueryError::BadData(format!("invalid parameter \"query\": {e}")))?;
+    // promql-parser 0.11 panics on some input (a duration too long for `Duration`, found by
+    // the fuzzer: `x[33333333333333333333333333m]`): such a query is refused like any other
+    // the parser cannot read.
+    let parsed = std::panic::catch_unwind(|| promql_parser::parser::parse(query)).map_err(|_| {
+        QueryError::BadData(
+            "invalid parameter \"query\": it cannot be parsed (a number or duration out of range?)"
+                .to_string(),
+        )
+    })?;
+    let expr =
+        parsed.map_err(|e| QueryError::BadData(format!("invalid parameter \"query\": {e}")))?;
     if !shallow(&expr, 0) {
         return Err(QueryError::BadData(format!(
             "invalid parameter \"query\": its expression is nested more than {MAX_NESTING} deep"
@@ -235,5 +244,15 @@ mod tests {
         let long = format!("up{{a=\"{}\"}}", "x".repeat(MAX_QUERY_BYTES));
         assert!(refused(&long).contains("longer than"));
         assert!(parse("sum by (job) (rate(x[5m])) / 2").is_ok());
+    }
+
+    #[test]
+    fn a_query_the_parser_panics_on_is_refused() {
+        // Found by the fuzzer: promql-parser converts this range to a `Duration` and panics.
+        let q = "min_over_time(queu[33333333333333333333333333:33333333333333333333333333334m])";
+        match parse(q) {
+            Err(QueryError::BadData(msg)) => assert!(msg.contains("cannot be parsed"), "{msg}"),
+            other => panic!("{other:?}"),
+        }
     }
 }

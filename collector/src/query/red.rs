@@ -2,6 +2,11 @@
 //! duration (p50, p95, p99) of the requests a service served over time, computed from its
 //! SERVER and CONSUMER spans: the whole service and each operation, or one operation; all
 //! its versions, or the instances of one `service.version` (a canary's two sides).
+//!
+//! A step of whole 10 s buckets (the default for windows of 10 minutes and more) reads the
+//! rollups written at ingest (`crate::rollup`): the window then starts at a whole bucket,
+//! counts are exact and percentiles within 1 % of the exact ones. Any other step reads the
+//! spans (at most [`MAX_SPANS`], `truncated` past it) and gives exact percentiles.
 
 use std::collections::HashMap;
 
@@ -12,7 +17,8 @@ use gauntlet_query_api::red::{Red, RedPoint, RedSeries};
 
 use super::{ApiError, QueryState, parse};
 use crate::model::{SpanKind, now_ns};
-use crate::store::{SampleQuery, Samples, SpanSample};
+use crate::rollup::{BUCKET_NS, RedSteps, bucket_of};
+use crate::store::{RollupQuery, SampleQuery, Samples, SpanSample};
 
 /// Spans one answer reads at most (the newest in the window); past it, `truncated` is true.
 pub const MAX_SPANS: usize = 2_000_000;
@@ -25,17 +31,29 @@ pub async fn red(
     Query(pairs): Query<Pairs>,
 ) -> Result<Response, ApiError> {
     let q: RedQuery = parse(&pairs)?;
-    let end = q.end_ns.unwrap_or_else(now_ns);
+    // The default window, the last hour, ends at the next whole rollup bucket: its sixty
+    // points are then whole buckets too.
+    let end = match (q.start_ns, q.end_ns) {
+        (_, Some(end)) => end,
+        (Some(_), None) => now_ns(),
+        (None, None) => ceil_div(now_ns(), BUCKET_NS) * BUCKET_NS,
+    };
     let start = q.start_ns.unwrap_or(end - DEFAULT_WINDOW_NS);
     if start >= end {
         return Err(ApiError::bad_request(format!(
             "start ({start} ns) must be before end ({end} ns)"
         )));
     }
-    // By default sixty points, each a whole number of seconds.
-    let step = q
-        .step_ns
-        .unwrap_or_else(|| ceil_div((end - start) / 60, 1_000_000_000).max(1) * 1_000_000_000);
+    // By default about sixty points, each a whole number of seconds, and of whole rollup
+    // buckets over 10 minutes or more.
+    let step = q.step_ns.unwrap_or_else(|| {
+        let seconds = ceil_div((end - start) / 60, 1_000_000_000).max(1) * 1_000_000_000;
+        if end - start >= 60 * BUCKET_NS {
+            ceil_div(seconds, BUCKET_NS) * BUCKET_NS
+        } else {
+            seconds
+        }
+    });
     let points = ceil_div(end - start, step);
     if points > MAX_POINTS {
         return Err(ApiError::bad_request(format!(
@@ -43,13 +61,17 @@ pub async fn red(
             step / 1_000_000_000
         )));
     }
+    let kinds = vec![SpanKind::Server, SpanKind::Consumer];
+    if step % BUCKET_NS == 0 {
+        return from_rollups(&s, q, kinds, start, end, step).await;
+    }
     let samples = s
         .store
         .span_samples(&SampleQuery {
             service: Some(q.service.clone()),
             operation: q.operation.clone(),
             version: q.version.clone(),
-            kinds: vec![SpanKind::Server, SpanKind::Consumer],
+            kinds,
             start_ns: start,
             end_ns: end,
             limit: MAX_SPANS,
@@ -67,6 +89,114 @@ pub async fn red(
         truncated: samples.truncated,
     })
     .into_response())
+}
+
+/// A step of whole rollup buckets: the window starts at a whole bucket (`start` rounded
+/// down), and each point is the merge of its buckets' cells (counts exact, percentiles within
+/// the sketch's 1 %).
+async fn from_rollups(
+    s: &QueryState,
+    q: RedQuery,
+    kinds: Vec<SpanKind>,
+    start: i64,
+    end: i64,
+    step: i64,
+) -> Result<Response, ApiError> {
+    let start = bucket_of(start) * BUCKET_NS;
+    let n = ceil_div(end - start, step).max(1);
+    let first = bucket_of(start);
+    let per_step = step / BUCKET_NS;
+    let steps = s
+        .store
+        .red_steps(&RollupQuery {
+            service: q.service.clone(),
+            operation: q.operation.clone(),
+            version: q.version.clone(),
+            kinds,
+            buckets: (first, first + n * per_step),
+            buckets_per_step: per_step,
+        })
+        .await?;
+    Ok(axum::Json(Red {
+        series: step_series(&steps, q.operation.is_none(), start, n as usize, step),
+        service: q.service,
+        operation: q.operation,
+        version: q.version,
+        start: start / 1000,
+        end: end / 1000,
+        step: step / 1000,
+        truncated: steps.truncated,
+    })
+    .into_response())
+}
+
+/// The whole series from a store's steps (and, with `per_operation`, one per operation,
+/// busiest first); `n` steps from `start`.
+pub fn step_series(
+    steps: &RedSteps,
+    per_operation: bool,
+    start: i64,
+    n: usize,
+    step: i64,
+) -> Vec<RedSeries> {
+    let points = |op: Option<u32>| -> Vec<RedPoint> {
+        let mut points: Vec<RedPoint> = (0..n)
+            .map(|k| point(start + k as i64 * step, step, (0, 0, 0), [None; 3]))
+            .collect();
+        for s in steps.steps.iter().filter(|s| s.operation == op) {
+            if let Some(p) = points.get_mut(s.step as usize) {
+                let ms = s.percentiles_ns.map(|ns| ns.map(|ns| ns / 1e6));
+                *p = point(p.time * 1000, step, (s.requests, s.errors, s.throttled), ms);
+            }
+        }
+        points
+    };
+    let mut out = vec![RedSeries {
+        operation: None,
+        points: points(None),
+    }];
+    if !per_operation {
+        return out;
+    }
+    let mut ops: Vec<(u64, u32)> = (0..steps.names.len() as u32)
+        .map(|op| {
+            let mine = steps.steps.iter().filter(|s| s.operation == Some(op));
+            (mine.map(|s| s.requests).sum(), op)
+        })
+        .collect();
+    ops.sort_by(|a, b| {
+        b.0.cmp(&a.0)
+            .then_with(|| steps.name(a.1).cmp(steps.name(b.1)))
+    });
+    out.extend(ops.into_iter().map(|(_, op)| RedSeries {
+        operation: Some(steps.name(op).to_string()),
+        points: points(Some(op)),
+    }));
+    out
+}
+
+/// One point: its counts per step and its p50, p95 and p99 in milliseconds.
+fn point(time_ns: i64, step: i64, counts: (u64, u64, u64), pcts: [Option<f64>; 3]) -> RedPoint {
+    let (requests, errors, throttled) = counts;
+    let pct = |n: u64| {
+        if requests == 0 {
+            0.0
+        } else {
+            100.0 * n as f64 / requests as f64
+        }
+    };
+    RedPoint {
+        time: time_ns / 1000,
+        requests,
+        rate: requests as f64 / (step as f64 / 1e9),
+        errors,
+        error_pct: pct(errors),
+        throttled,
+        throttled_pct: pct(throttled),
+        p50_ms: pcts[0],
+        p95_ms: pcts[1],
+        p99_ms: pcts[2],
+    }
 }
 
 /// The whole series (and, with `per_operation`, one per operation, busiest first).
@@ -113,31 +243,18 @@ fn points(spans: &[&SpanSample], start: i64, end: i64, step: i64) -> Vec<RedPoin
             b.2.push(s.duration_ns);
         }
     }
-    let pct = |n: u64, of: u64| {
-        if of == 0 {
-            0.0
-        } else {
-            100.0 * n as f64 / of as f64
-        }
-    };
-    let step_s = step as f64 / 1e9;
     buckets
         .into_iter()
         .enumerate()
         .map(|(k, (errors, throttled, mut durations))| {
             let requests = durations.len() as u64;
-            RedPoint {
-                time: (start + k as i64 * step) / 1000,
-                requests,
-                rate: requests as f64 / step_s,
-                errors,
-                error_pct: pct(errors, requests),
-                throttled,
-                throttled_pct: pct(throttled, requests),
-                p50_ms: percentile_ms(&mut durations, 0.50),
-                p95_ms: percentile_ms(&mut durations, 0.95),
-                p99_ms: percentile_ms(&mut durations, 0.99),
-            }
+            let pcts = [0.50, 0.95, 0.99].map(|q| percentile_ms(&mut durations, q));
+            point(
+                start + k as i64 * step,
+                step,
+                (requests, errors, throttled),
+                pcts,
+            )
         })
         .collect()
 }
@@ -244,5 +361,42 @@ mod tests {
         assert_eq!(got[2].operation.as_deref(), Some("GET /a"));
         let b: Vec<u64> = got[1].points.iter().map(|p| p.requests).collect();
         assert_eq!(b, [1, 0, 1]);
+    }
+
+    #[test]
+    fn steps_from_a_store_fill_their_points_busiest_operation_first() {
+        use crate::rollup::RedStep;
+        let step = |step: u32, operation: Option<u32>, requests: u64| RedStep {
+            step,
+            operation,
+            requests,
+            errors: 1,
+            throttled: 0,
+            percentiles_ns: [Some(2e6), Some(3e6), Some(4e6)],
+        };
+        let steps = RedSteps {
+            names: vec!["GET /a".into(), "GET /b".into()],
+            steps: vec![
+                step(0, None, 3),
+                step(0, Some(0), 1),
+                step(0, Some(1), 3),
+                step(2, None, 1),
+                step(2, Some(0), 1),
+            ],
+            truncated: false,
+        };
+        let s = BUCKET_NS;
+        let got = step_series(&steps, true, 100 * s, 3, 2 * s);
+        let ops: Vec<Option<&str>> = got.iter().map(|x| x.operation.as_deref()).collect();
+        assert_eq!(ops, [None, Some("GET /b"), Some("GET /a")]);
+        let all = &got[0].points;
+        let counts: Vec<u64> = all.iter().map(|p| p.requests).collect();
+        assert_eq!(counts, [3, 0, 1]);
+        assert_eq!(all[1].time, (102 * s) / 1000);
+        assert_eq!((all[0].p99_ms, all[1].p50_ms), (Some(4.0), None));
+        assert!((all[0].error_pct - 100.0 / 3.0).abs() < 1e-9);
+        assert!((all[0].rate - 3.0 / 20.0).abs() < 1e-9);
+        assert_eq!(got[1].points[0].requests, 3);
+        assert_eq!(step_series(&steps, false, 0, 3, 2 * s).len(), 1);
     }
 }

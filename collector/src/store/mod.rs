@@ -14,6 +14,8 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 
+use crate::rollup::{RedSteps, StepMerger};
+
 use crate::model::{
     Batch, LogRecord, MetricKind, PointValue, SpanKind, SpanRecord, StatusCode, TraceId,
 };
@@ -39,6 +41,15 @@ pub enum StoreError {
     Io(#[from] std::io::Error),
     #[error("store task failed: {0}")]
     Task(String),
+}
+
+impl From<crate::rollup::sketch::SketchError> for StoreError {
+    fn from(e: crate::rollup::sketch::SketchError) -> Self {
+        StoreError::Backend {
+            backend: "rollups",
+            message: e.to_string(),
+        }
+    }
 }
 
 /// Which store keeps the data, and its settings.
@@ -200,6 +211,37 @@ pub struct SampleQuery {
     /// Read each span's [`SpanSample::protocol`] (one more look into its attributes per
     /// span: the service map asks, RED does not).
     pub protocols: bool,
+}
+
+/// What RED asks of the rollups: one service's spans of some kinds in steps of whole
+/// buckets ([`crate::rollup::BUCKET_NS`]), optionally of one operation and version.
+#[derive(Debug, Clone, Default)]
+pub struct RollupQuery {
+    pub service: String,
+    pub operation: Option<String>,
+    pub version: Option<String>,
+    pub kinds: Vec<SpanKind>,
+    /// Buckets `first..end` (as [`crate::rollup::bucket_of`] numbers them).
+    pub buckets: (i64, i64),
+    /// Buckets per step (at least 1).
+    pub buckets_per_step: i64,
+}
+
+impl RollupQuery {
+    /// The same spans as samples: for a store (or a segment) without rollups.
+    pub fn samples(&self, limit: usize) -> SampleQuery {
+        use crate::rollup::BUCKET_NS;
+        SampleQuery {
+            service: Some(self.service.clone()),
+            operation: self.operation.clone(),
+            version: self.version.clone(),
+            kinds: self.kinds.clone(),
+            start_ns: self.buckets.0.saturating_mul(BUCKET_NS),
+            end_ns: self.buckets.1.saturating_mul(BUCKET_NS).saturating_sub(1),
+            limit,
+            protocols: false,
+        }
+    }
 }
 
 /// What an aggregate needs of a span. Names are indexes into [`Samples::names`], so that a
@@ -399,6 +441,24 @@ pub trait Store: Send + Sync + 'static {
     /// The spans that started in the window, for aggregates computed by the query layer
     /// (the same computation over every store, so every store gives the same answer).
     async fn span_samples(&self, query: &SampleQuery) -> Result<Samples, StoreError>;
+
+    /// RED's steps, per operation and for the whole service. By default computed from the
+    /// spans (at most [`crate::query::red::MAX_SPANS`], the newest; `truncated` says when
+    /// more were in the window); a store that keeps rollups reads them.
+    async fn red_steps(&self, query: &RollupQuery) -> Result<RedSteps, StoreError> {
+        let samples = self
+            .span_samples(&query.samples(crate::query::red::MAX_SPANS))
+            .await?;
+        let (first, end) = query.buckets;
+        let mut merger = StepMerger::new(first, end, query.buckets_per_step);
+        for s in &samples.spans {
+            let op = merger.name(samples.name(s.operation));
+            merger.add_span(op, s.start_ns, s.duration_ns, s.error, s.http_status);
+        }
+        let mut steps = merger.finish();
+        steps.truncated = samples.truncated;
+        Ok(steps)
+    }
 
     /// Every metric series kept, in the order they were first seen.
     async fn metric_series(&self) -> Result<Arc<Vec<MetricSeriesInfo>>, StoreError> {

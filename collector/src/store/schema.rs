@@ -157,8 +157,8 @@ pub const SEGMENTS_TABLE: &str = r#"
 
 /// The `user_version` of a segment file this build writes: 2 since the key tables, 3 since
 /// the keys point at span rows (no `trace_parts`), 4 since search finds spans by service and
-/// time through `span_times` (no live `spans_by_service` index).
-pub const SEGMENT_VERSION: i64 = 4;
+/// time through `span_times` (no live `spans_by_service` index), 5 since `red_rollups`.
+pub const SEGMENT_VERSION: i64 = 5;
 
 /// What segment format 2 added to format 1: the secret of the segment's ID keys (one row),
 /// and the sealed segment's lookups, filled when it is sealed: its sorted (key, rowid)
@@ -214,6 +214,23 @@ pub const SEGMENT_SCHEMA: &str = r#"
         entries BLOB NOT NULL
     );
     CREATE INDEX span_times_by_service ON span_times (service_id, last_start);
+    -- Format 5: the RED rollups of the segment's spans (crate::rollup), written in the
+    -- transaction that writes them; one row per 10 s bucket and key. `latency` is the
+    -- encoded DDSketch of the durations.
+    CREATE TABLE red_rollups (
+        service_id INTEGER NOT NULL,
+        bucket INTEGER NOT NULL,
+        op_id INTEGER NOT NULL,
+        kind INTEGER NOT NULL,
+        resource_id INTEGER NOT NULL,
+        status_code INTEGER NOT NULL,
+        http_class INTEGER NOT NULL,
+        requests INTEGER NOT NULL,
+        errors INTEGER NOT NULL,
+        throttled INTEGER NOT NULL,
+        latency BLOB NOT NULL,
+        PRIMARY KEY (service_id, bucket, op_id, kind, resource_id, status_code, http_class)
+    ) WITHOUT ROWID;
     CREATE TABLE logs (
         id INTEGER PRIMARY KEY,
         time_ns INTEGER NOT NULL,

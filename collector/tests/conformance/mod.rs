@@ -12,8 +12,10 @@ use gauntlet_collector::model::{
     Attributes, Batch, Link, LogRecord, Resource, SpanKind, SpanRecord, StatusCode, TraceId, Value,
     now_ns,
 };
+use gauntlet_collector::rollup::sketch::RELATIVE_ACCURACY;
+use gauntlet_collector::rollup::{BUCKET_NS, bucket_of};
 use gauntlet_collector::store::{
-    LogQuery, RetentionPolicy, SampleQuery, SpanFilter, Store, TraceQuery,
+    LogQuery, RetentionPolicy, RollupQuery, SampleQuery, SpanFilter, Store, TraceQuery,
 };
 
 pub const T0: i64 = 1_700_000_000_000_000_000;
@@ -530,6 +532,157 @@ pub async fn samples_carry_the_http_status(store: &Arc<dyn Store>) {
         .expect("samples");
     let statuses: Vec<Option<u16>> = samples.spans.iter().map(|s| s.http_status).collect();
     assert_eq!(statuses, [None, Some(200), Some(429)], "newest first");
+}
+
+/// RED's rollups agree with the spans they count: per bucket and operation the requests,
+/// errors and throttled requests exactly, p50, p95 and p99 within the sketch's bound of the
+/// exact nearest-rank percentile. The spans come in six batches over the same buckets (so
+/// stored cells are merged with new ones), from two versions, with client spans RED does
+/// not read; one version can be asked alone.
+pub async fn rollups_agree_with_the_spans(store: &Arc<dyn Store>) {
+    let first = bucket_of(T0) + 1_000;
+    let versioned = |v: &str| {
+        Arc::new(Resource {
+            service: "rolled".into(),
+            attributes: [("service.name", "rolled"), ("service.version", v)]
+                .into_iter()
+                .collect(),
+        })
+    };
+    let (v1, v2) = (versioned("1"), versioned("2"));
+    let mut x = 0x9e37_79b9_7f4a_7c15_u64;
+    let mut next = move || {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x
+    };
+    let mut spans = Vec::new();
+    for i in 0..3_000u64 {
+        let op = ["GET /a", "GET /b", "POST /c"][(next() % 3) as usize];
+        let start = (first + (next() % 6) as i64) * BUCKET_NS + (next() % BUCKET_NS as u64) as i64;
+        let duration = (1_000.0 * 10f64.powf(6.0 * (next() % 10_000) as f64 / 10_000.0)) as i64;
+        let mut s = span(1, 1, None, "rolled", op, start, duration);
+        s.trace_id[..8].copy_from_slice(&i.to_be_bytes());
+        s.span_id = (i + 1).to_be_bytes();
+        s.resource = if i % 2 == 0 { v1.clone() } else { v2.clone() };
+        if next() % 7 == 0 {
+            s.status_code = StatusCode::Error;
+        }
+        if next() % 11 == 0 {
+            s.attributes
+                .push("http.response.status_code", Value::Int(429));
+        }
+        if next() % 5 == 0 {
+            s.kind = SpanKind::Client;
+        }
+        spans.push(s);
+    }
+    for chunk in spans.chunks(500) {
+        let mut batch = Batch::default();
+        batch.spans.extend(chunk.iter().cloned());
+        store.write(batch).await.expect("write");
+    }
+    for version in [None, Some("2")] {
+        let got = store
+            .red_steps(&RollupQuery {
+                service: "rolled".into(),
+                version: version.map(str::to_string),
+                kinds: vec![SpanKind::Server, SpanKind::Consumer],
+                buckets: (first, first + 6),
+                buckets_per_step: 1,
+                ..Default::default()
+            })
+            .await
+            .expect("rollups");
+        // (step, operation or the whole service) → requests, errors, throttled, durations.
+        type Exact = (u64, u64, u64, Vec<i64>);
+        let mut want: std::collections::BTreeMap<(u32, Option<String>), Exact> = Default::default();
+        let asked = |s: &&SpanRecord| {
+            s.kind == SpanKind::Server
+                && version.is_none_or(|v| {
+                    s.resource.attributes.get("service.version") == Some(&Value::from(v))
+                })
+        };
+        for s in spans.iter().filter(asked) {
+            let step = (bucket_of(s.start_ns) - first) as u32;
+            for op in [Some(s.name.clone()), None] {
+                let cell = want.entry((step, op)).or_default();
+                cell.0 += 1;
+                cell.1 += u64::from(s.status_code == StatusCode::Error);
+                cell.2 += u64::from(s.attributes.http_status() == Some(429));
+                cell.3.push(s.duration_ns());
+            }
+        }
+        assert_eq!(
+            got.steps.len(),
+            want.len(),
+            "a row per step and operation, and per step"
+        );
+        assert!(!got.truncated);
+        for row in &got.steps {
+            let key = (row.step, row.operation.map(|o| got.name(o).to_string()));
+            let (requests, errors, throttled, durations) = want.get_mut(&key).expect("a step");
+            assert_eq!(
+                (row.requests, row.errors, row.throttled),
+                (*requests, *errors, *throttled),
+                "{key:?}, version {version:?}"
+            );
+            durations.sort_unstable();
+            for (q, sketched) in [0.5, 0.95, 0.99].into_iter().zip(row.percentiles_ns) {
+                let rank = ((q * durations.len() as f64).ceil() as usize).clamp(1, durations.len());
+                let exact = durations[rank - 1] as f64;
+                let sketched = sketched.expect("a percentile");
+                assert!(
+                    (sketched - exact).abs() <= exact * (RELATIVE_ACCURACY + 1e-9),
+                    "{key:?} p{q}: {sketched} ns from the rollups, {exact} ns exact"
+                );
+            }
+        }
+    }
+}
+
+/// For every service, RED's steps from the store (rollups, or spans where a segment has none)
+/// are what the same steps computed from its span samples are: equal counts, and the same
+/// sketch, so equal percentiles.
+pub async fn red_steps_count_what_the_samples_hold(store: &Arc<dyn Store>) {
+    use gauntlet_collector::rollup::StepMerger;
+    let buckets = (bucket_of(T0) - 30, bucket_of(T0) + 30);
+    for service in store.services().await.expect("services") {
+        let q = RollupQuery {
+            service: service.clone(),
+            kinds: vec![SpanKind::Server, SpanKind::Consumer],
+            buckets,
+            buckets_per_step: 3,
+            ..Default::default()
+        };
+        let got = store.red_steps(&q).await.expect("steps");
+        let samples = store
+            .span_samples(&q.samples(1_000_000))
+            .await
+            .expect("samples");
+        let mut want = StepMerger::new(buckets.0, buckets.1, 3);
+        for s in &samples.spans {
+            let op = want.name(samples.name(s.operation));
+            want.add_span(op, s.start_ns, s.duration_ns, s.error, s.http_status);
+        }
+        let want = want.finish();
+        // Operations by name (each answer numbers them in its own order).
+        let named = |r: &gauntlet_collector::rollup::RedSteps| -> Vec<String> {
+            let mut rows: Vec<String> = r
+                .steps
+                .iter()
+                .map(|s| {
+                    let op = s.operation.map(|o| r.name(o));
+                    let counts = (s.requests, s.errors, s.throttled);
+                    format!("{} {op:?} {counts:?} {:?}", s.step, s.percentiles_ns)
+                })
+                .collect();
+            rows.sort();
+            rows
+        };
+        assert_eq!(named(&got), named(&want), "{service}");
+    }
 }
 
 /// A sample's protocol, when asked, by one rule in every store: `rpc.system`, else

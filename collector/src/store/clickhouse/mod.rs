@@ -18,6 +18,7 @@
 mod config;
 mod drainer;
 pub mod metrics;
+mod rollups;
 pub mod rows;
 pub mod schema;
 mod setup;
@@ -40,16 +41,17 @@ use self::rows::{
     LOG_COLUMNS, LOG_ID, LogRow, ResourceCache, SPAN_COLUMNS, SpanRow, StoredLogRow, kind_names,
     parse_hex, parse_kind, parse_status, status_names,
 };
-use self::schema::{CORRELATIONS, LOGS, Layout, TRACE_ID_TS, TRACES};
+use self::schema::{CORRELATIONS, LOGS, Layout, RED_ROLLUPS, TRACE_ID_TS, TRACES};
 use self::setup::Schema;
 use self::spool::{Spool, SpooledBatch};
 use self::sql::{Param, Where, ids_hex};
 use super::{
     Capabilities, LogCursor, LogPage, LogQuery, MetricSeriesInfo, Operation, PointQuery,
-    PruneReport, RetentionPolicy, SampleQuery, Samples, SeriesPoints, SpanFilter, SpanSample,
-    Store, StoreError, StoredExemplar, StoredLog, TraceQuery, TraceSummary,
+    PruneReport, RetentionPolicy, RollupQuery, SampleQuery, Samples, SeriesPoints, SpanFilter,
+    SpanSample, Store, StoreError, StoredExemplar, StoredLog, TraceQuery, TraceSummary,
 };
 use crate::model::{Batch, LogRecord, SpanKind, SpanRecord, StatusCode, TraceId, hex};
+use crate::rollup::RedSteps;
 
 /// Trace IDs one query reads at most (a query parameter of that many IDs stays small).
 const MAX_IDS: usize = 2_000;
@@ -667,6 +669,10 @@ impl Store for ClickHouseStore {
         Ok(samples)
     }
 
+    async fn red_steps(&self, query: &RollupQuery) -> Result<RedSteps, StoreError> {
+        self.rollup_steps(query).await
+    }
+
     async fn metric_series(&self) -> Result<Arc<Vec<MetricSeriesInfo>>, StoreError> {
         Ok(self.series_catalog().await?.0)
     }
@@ -760,7 +766,8 @@ impl Store for ClickHouseStore {
         if self.disk_usage().await? <= max {
             return Ok(PruneReport::default());
         }
-        // By size: the oldest day of every table goes, one day per step.
+        // By size: the oldest day of every table goes, one day per step (the rollups' days
+        // are partitioned as the spans' are, so their counts go with them).
         #[derive(::clickhouse::Row, serde::Deserialize)]
         struct Part {
             table: String,
@@ -771,7 +778,7 @@ impl Store for ClickHouseStore {
             .client
             .query(
                 "SELECT table, partition_id, sum(rows) AS rows FROM system.parts \
-                 WHERE database = ? AND active AND table IN (?, ?, ?) \
+                 WHERE database = ? AND active AND table IN (?, ?, ?, ?) \
                  AND partition_id = (SELECT min(partition_id) FROM system.parts \
                    WHERE database = ? AND active AND table = ?) \
                  GROUP BY table, partition_id",
@@ -780,6 +787,7 @@ impl Store for ClickHouseStore {
             .bind(TRACES)
             .bind(LOGS)
             .bind(CORRELATIONS)
+            .bind(RED_ROLLUPS)
             .bind(&self.layout.database)
             .bind(TRACES)
             .fetch_all()

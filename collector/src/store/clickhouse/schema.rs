@@ -5,7 +5,9 @@
 //! writers insert are indexed too). On a cluster the tables are `Replicated*MergeTree`
 //! created `ON CLUSTER`, with `Distributed` tables in front sharded by `cityHash64(TraceId)`.
 //! The exporter's five metrics tables are declared in `metrics.rs` and created here with the
-//! others (their distributed tables shard at random).
+//! others (their distributed tables shard at random). Gauntlet's RED rollups
+//! (`gauntlet_red_rollups`, an `AggregatingMergeTree`) are filled by a materialized view over
+//! the spans, so rows other writers insert are counted too, from the view's creation on.
 
 use std::time::Duration;
 
@@ -23,6 +25,8 @@ pub const TRACES: &str = "otel_traces";
 pub const LOGS: &str = "otel_logs";
 pub const TRACE_ID_TS: &str = "otel_traces_trace_id_ts";
 pub const CORRELATIONS: &str = "otel_correlation_ids";
+/// RED per 10 s bucket (`crate::rollup`), filled by a materialized view over the spans.
+pub const RED_ROLLUPS: &str = "gauntlet_red_rollups";
 
 /// The span attribute keys a correlation ID is read from, in order (as the collector's
 /// ingest reads them).
@@ -96,6 +100,25 @@ pub const REQUIRED_COLUMNS: &[(&str, &[(&str, &str)])] = &[
             ("Signal", "LowCardinality(String)"),
             ("TraceId", "String"),
             ("Timestamp", "DateTime64(9)"),
+        ],
+    ),
+    (
+        RED_ROLLUPS,
+        &[
+            ("Bucket", "Int64"),
+            ("ServiceName", "LowCardinality(String)"),
+            ("SpanName", "LowCardinality(String)"),
+            ("SpanKind", "LowCardinality(String)"),
+            ("ServiceVersion", "LowCardinality(String)"),
+            ("StatusCode", "LowCardinality(String)"),
+            ("HttpClass", "UInt8"),
+            ("Requests", "SimpleAggregateFunction(sum, UInt64)"),
+            ("Errors", "SimpleAggregateFunction(sum, UInt64)"),
+            ("Throttled", "SimpleAggregateFunction(sum, UInt64)"),
+            (
+                "Latency",
+                "SimpleAggregateFunction(sumMap, Tuple(Array(Int32), Array(UInt64)))",
+            ),
         ],
     ),
 ];
@@ -282,6 +305,30 @@ SETTINGS index_granularity = 8192, ttl_only_drop_parts = 1",
                 self.ttl("toDateTime(TimeUnix)"),
             ));
         }
+        // One row per key and bucket once merged: a day of one busy operation is 8,640
+        // rows, whatever its spans. Buckets are numbered as `crate::rollup::bucket_of` does.
+        out.push(format!(
+            "CREATE TABLE IF NOT EXISTS {}{on} (
+    Bucket Int64 CODEC(Delta, ZSTD(1)),
+    ServiceName LowCardinality(String) CODEC(ZSTD(1)),
+    SpanName LowCardinality(String) CODEC(ZSTD(1)),
+    SpanKind LowCardinality(String) CODEC(ZSTD(1)),
+    ServiceVersion LowCardinality(String) CODEC(ZSTD(1)),
+    StatusCode LowCardinality(String) CODEC(ZSTD(1)),
+    HttpClass UInt8,
+    Requests SimpleAggregateFunction(sum, UInt64),
+    Errors SimpleAggregateFunction(sum, UInt64),
+    Throttled SimpleAggregateFunction(sum, UInt64),
+    Latency SimpleAggregateFunction(sumMap, Tuple(Array(Int32), Array(UInt64))) CODEC(ZSTD(1))
+) ENGINE = {}
+PARTITION BY toDate(toDateTime(Bucket * 10))
+ORDER BY (ServiceName, Bucket, SpanName, SpanKind, ServiceVersion, StatusCode, HttpClass)
+{}
+SETTINGS index_granularity = 8192, ttl_only_drop_parts = 1",
+            self.local(RED_ROLLUPS),
+            self.engine("AggregatingMergeTree", RED_ROLLUPS),
+            self.ttl("toDateTime(Bucket * 10)"),
+        ));
         if let Some(cluster) = &self.cluster {
             // Metric rows go to any shard: a query reads them all through the distributed
             // table.
@@ -297,6 +344,15 @@ SETTINGS index_granularity = 8192, ttl_only_drop_parts = 1",
             }
             // The distributed tables in front: a trace's spans (and its logs and index rows)
             // land on one shard.
+            // Rollup rows are summed at read: any shard will do.
+            out.push(format!(
+                "CREATE TABLE IF NOT EXISTS {}{on} AS {} ENGINE = Distributed({}, {}, {}, rand())",
+                self.name(RED_ROLLUPS),
+                self.local(RED_ROLLUPS),
+                ident(cluster),
+                ident(&self.database),
+                ident(&format!("{RED_ROLLUPS}_local")),
+            ));
             for table in [TRACES, LOGS, TRACE_ID_TS, CORRELATIONS] {
                 out.push(format!(
                     "CREATE TABLE IF NOT EXISTS {}{on} AS {} ENGINE = Distributed({}, {}, {}, cityHash64(TraceId))",
@@ -333,7 +389,33 @@ FROM {} WHERE CorrelationId != ''",
                 self.local(source),
             ));
         }
+        views.push(self.red_rollups_view());
         (out, views)
+    }
+
+    /// The view that counts each inserted block of spans into the rollups: the rules of
+    /// `crate::rollup` in SQL (a span's bucket by its start; errors by status; the HTTP status
+    /// by `http.response.status_code`, else `http.status_code`; durations binned as
+    /// `Sketch::add` bins them).
+    fn red_rollups_view(&self) -> String {
+        let http = "toUInt16OrZero(if(mapContains(SpanAttributes, 'http.response.status_code'), \
+            SpanAttributes['http.response.status_code'], SpanAttributes['http.status_code']))";
+        format!(
+            "CREATE MATERIALIZED VIEW IF NOT EXISTS {}{} TO {}
+AS SELECT intDiv(toUnixTimestamp64Nano(Timestamp), {bucket}) AS Bucket, ServiceName, SpanName,
+    SpanKind, ResourceAttributes['service.version'] AS ServiceVersion, StatusCode,
+    toUInt8(if({http} BETWEEN 100 AND 599, intDiv({http}, 100), 0)) AS HttpClass,
+    count() AS Requests, countIf(StatusCode IN ('Error', 'STATUS_CODE_ERROR')) AS Errors,
+    countIf({http} = 429) AS Throttled,
+    sumMap(tuple([{bin}], [toUInt64(1)])) AS Latency
+FROM {} GROUP BY Bucket, ServiceName, SpanName, SpanKind, ServiceVersion, StatusCode, HttpClass",
+            self.name(&format!("{RED_ROLLUPS}_mv")),
+            self.on_cluster(),
+            self.local(RED_ROLLUPS),
+            self.local(TRACES),
+            bucket = crate::rollup::BUCKET_NS,
+            bin = crate::rollup::sketch::bin_sql("Duration"),
+        )
     }
 }
 
@@ -372,8 +454,9 @@ mod tests {
     #[test]
     fn a_single_node_gets_the_exporters_tables_and_the_correlation_index() {
         let ddl = layout(None, None).ddl();
-        // The database, four tables, the exporter's five metrics tables, three views.
-        assert_eq!(ddl.len(), 13, "{ddl:#?}");
+        // The database, four tables, the exporter's five metrics tables, the rollups, four
+        // views.
+        assert_eq!(ddl.len(), 15, "{ddl:#?}");
         assert!(ddl[1].starts_with("CREATE TABLE IF NOT EXISTS `otel`.`otel_traces` ("));
         assert!(ddl[1].contains("ENGINE = MergeTree\nPARTITION BY toDate(Timestamp)"));
         assert!(ddl[1].contains("ORDER BY (ServiceName, SpanName, toDateTime(Timestamp))"));
@@ -397,8 +480,14 @@ mod tests {
             ddl[9].contains("`ValueAtQuantiles` Nested")
                 || ddl[9].contains("ValueAtQuantiles Nested")
         );
-        assert!(ddl[11].contains("multiIf(SpanAttributes['correlation_id'] != ''"));
-        assert!(ddl[12].contains("'log' AS Signal"));
+        assert!(ddl[10].starts_with("CREATE TABLE IF NOT EXISTS `otel`.`gauntlet_red_rollups` ("));
+        assert!(ddl[10].contains("ENGINE = AggregatingMergeTree"));
+        assert!(ddl[12].contains("multiIf(SpanAttributes['correlation_id'] != ''"));
+        assert!(ddl[13].contains("'log' AS Signal"));
+        assert!(ddl[14].contains("TO `otel`.`gauntlet_red_rollups`"));
+        assert!(
+            ddl[14].contains("intDiv(toUnixTimestamp64Nano(Timestamp), 10000000000) AS Bucket")
+        );
         assert!(
             ddl.iter().all(|s| s.contains("IF NOT EXISTS")),
             "idempotent"
@@ -409,7 +498,12 @@ mod tests {
     fn retention_is_a_ttl_on_every_table() {
         let ddl = layout(None, Some(7 * 86_400)).ddl();
         let ttls: Vec<&String> = ddl.iter().filter(|s| s.contains("TTL ")).collect();
-        assert_eq!(ttls.len(), 9, "four tables and five metrics tables");
+        assert_eq!(
+            ttls.len(),
+            10,
+            "four tables, five metrics tables, the rollups"
+        );
+        assert!(ddl[10].contains("TTL toDateTime(Bucket * 10) + toIntervalSecond(604800)"));
         assert!(ddl[5].contains("TTL toDateTime(TimeUnix) + toIntervalSecond(604800)"));
         assert!(ddl[1].contains("TTL toDateTime(Timestamp) + toIntervalSecond(604800)"));
         assert!(ddl[2].contains("TTL TimestampTime + toIntervalSecond(604800)"));
@@ -418,8 +512,8 @@ mod tests {
     #[test]
     fn a_cluster_gets_replicated_local_tables_behind_distributed_ones() {
         let ddl = layout(Some("gauntlet"), None).ddl();
-        // The database, 4 + 5 local tables, 5 + 4 distributed ones, three views.
-        assert_eq!(ddl.len(), 22, "{ddl:#?}");
+        // The database, 4 + 5 + 1 local tables, 5 + 1 + 4 distributed ones, four views.
+        assert_eq!(ddl.len(), 25, "{ddl:#?}");
         assert!(ddl.iter().all(|s| s.contains(" ON CLUSTER `gauntlet`")));
         assert!(ddl[1].starts_with("CREATE TABLE IF NOT EXISTS `otel`.`otel_traces_local`"));
         assert!(ddl[1].contains(
@@ -431,17 +525,19 @@ mod tests {
             "replicated tables deduplicate anyway"
         );
         assert!(
-            ddl[10].contains("Distributed(`gauntlet`, `otel`, `otel_metrics_gauge_local`, rand())")
+            ddl[11].contains("Distributed(`gauntlet`, `otel`, `otel_metrics_gauge_local`, rand())")
         );
+        assert!(ddl[16].contains("`gauntlet_red_rollups_local`, rand())"));
         assert_eq!(
-            ddl[15],
+            ddl[17],
             "CREATE TABLE IF NOT EXISTS `otel`.`otel_traces` ON CLUSTER `gauntlet` AS \
              `otel`.`otel_traces_local` ENGINE = Distributed(`gauntlet`, `otel`, \
              `otel_traces_local`, cityHash64(TraceId))"
         );
         // The views read each shard's local rows and write its local index.
-        assert!(ddl[19].contains("TO `otel`.`otel_traces_trace_id_ts_local`"));
-        assert!(ddl[19].contains("FROM `otel`.`otel_traces_local`"));
+        assert!(ddl[21].contains("TO `otel`.`otel_traces_trace_id_ts_local`"));
+        assert!(ddl[21].contains("FROM `otel`.`otel_traces_local`"));
+        assert!(ddl[24].contains("TO `otel`.`gauntlet_red_rollups_local`"));
     }
 
     #[test]

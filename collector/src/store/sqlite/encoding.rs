@@ -30,6 +30,8 @@ pub(super) struct SpanRow {
     pub(super) attributes: String,
     pub(super) events: Option<String>,
     pub(super) links: Option<String>,
+    /// Read from the attributes before they became text: the RED rollups count by it.
+    pub(super) http_status: Option<u16>,
 }
 
 #[derive(Debug)]
@@ -61,6 +63,7 @@ impl Rows {
 
 impl SpanRow {
     fn encode(mut span: SpanRecord) -> Self {
+        let http_status = span.attributes.http_status();
         let attributes = std::mem::take(&mut span.attributes).to_json();
         let events = events_column(&std::mem::take(&mut span.events));
         let links = links_column(&std::mem::take(&mut span.links));
@@ -69,6 +72,7 @@ impl SpanRow {
             attributes,
             events,
             links,
+            http_status,
         }
     }
 }

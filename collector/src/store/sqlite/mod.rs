@@ -12,7 +12,8 @@
 //! [`open_index`] (the open segment's lookups), [`key_blocks`] (a sealed segment's),
 //! [`span_times`] (spans by service and start time, for search),
 //! [`segment`] (segment files, sealing),
-//! [`write`], [`prune`] (retention), [`read`] (rows into records, per-segment lookups),
+//! [`write`], [`rollups`] (RED per 10 s, written with the spans), [`prune`] (retention),
+//! [`read`] (rows into records, per-segment lookups),
 //! [`query`] (the [`Store`] implementation). `rusqlite` errors stop here: they become
 //! [`StoreError::Backend`].
 
@@ -25,6 +26,7 @@ mod open_index;
 mod prune;
 mod query;
 mod read;
+mod rollups;
 mod segment;
 mod span_times;
 mod write;
@@ -329,6 +331,7 @@ impl SqliteStore {
         Ok(Self {
             metrics: Arc::new(metrics::MetricReader::new(&config.dir, series)),
             writer: Arc::new(Mutex::new(Writer {
+                rollups: Default::default(),
                 catalog,
                 dir: config.dir.clone(),
                 sync: config.sync,

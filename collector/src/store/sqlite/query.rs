@@ -14,15 +14,17 @@ use super::read::{
     LOG_SELECT, Totals, blob_id, correlated_traces, filters_match, log_from_row, trace_spans,
     trace_totals,
 };
+use super::rollups::RollupScan;
 use super::segment::{Search, Segment, file_len, wal_path};
 use super::span_times::{self, SpanTime, Wanted};
 use super::{SqliteStore, with_segment};
 use crate::model::{Batch, LogRecord, SpanKind, SpanRecord, StatusCode, TraceId};
+use crate::rollup::{RedSteps, StepMerger};
 use crate::store::schema::current_version;
 use crate::store::{
     Capabilities, Encoded, LogCursor, LogPage, LogQuery, MetricSeriesInfo, Operation, PointQuery,
-    PruneReport, RetentionPolicy, SampleQuery, Samples, SeriesPoints, SpanSample, Store,
-    StoreError, StoredExemplar, StoredLog, TraceQuery, TraceSummary,
+    PruneReport, RetentionPolicy, RollupQuery, SampleQuery, Samples, SeriesPoints, SpanSample,
+    Store, StoreError, StoredExemplar, StoredLog, TraceQuery, TraceSummary,
 };
 
 /// Rows one trace search walks at most, over all segments, before it answers with what it
@@ -337,6 +339,54 @@ impl Store for SqliteStore {
             out.truncated = out.spans.len() > q.limit;
             out.spans.truncate(q.limit);
             Ok(out)
+        })
+        .await
+    }
+
+    async fn red_steps(&self, query: &RollupQuery) -> Result<RedSteps, StoreError> {
+        let q = query.clone();
+        self.with_segments(move |dictionary, segments| {
+            let names = dictionary.read();
+            let spans = q.samples(usize::MAX);
+            let Some(plan) = SamplePlan::new(&spans, &names) else {
+                return Ok(RedSteps::default());
+            };
+            let mut merger = StepMerger::new(q.buckets.0, q.buckets.1, q.buckets_per_step);
+            let mut ops: HashMap<i64, u32> = HashMap::new();
+            let mut op = |merger: &mut StepMerger, id: i64| {
+                *ops.entry(id)
+                    .or_insert_with(|| merger.name(names.operation(id)))
+            };
+            let in_window = |s: &&Arc<Segment>| {
+                s.start_range()
+                    .is_some_and(|(lo, hi)| hi >= spans.start_ns && lo <= spans.end_ns)
+            };
+            for segment in segments.iter().filter(in_window) {
+                for &sid in &plan.service_ids {
+                    if !segment.rollups {
+                        // An older segment: its spans, as RED read them before rollups.
+                        for row in plan.segment_rows(segment, sid, &spans, usize::MAX)? {
+                            let i = op(&mut merger, row.op);
+                            let http = row.http_status.and_then(|s| u16::try_from(s).ok());
+                            let error = row.status == StatusCode::Error as i32;
+                            merger.add_span(i, row.start, row.duration, error, http);
+                        }
+                        continue;
+                    }
+                    let scan = RollupScan {
+                        service: sid,
+                        buckets: q.buckets,
+                        kinds: &q.kinds,
+                        ops: plan.op_ids.as_deref(),
+                        resources: plan.resource_ids.as_deref(),
+                    };
+                    for (bucket, id, cell) in with_segment(segment, |conn| scan.read(conn))? {
+                        let i = op(&mut merger, id);
+                        merger.add(bucket, i, &cell);
+                    }
+                }
+            }
+            Ok(merger.finish())
         })
         .await
     }

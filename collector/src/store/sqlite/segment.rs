@@ -80,6 +80,11 @@ impl Format {
         }
     }
 
+    /// Whether the file has `red_rollups` (format 5 on); RED reads an older one's spans.
+    pub(super) fn has_rollups(self) -> bool {
+        self.version >= 5
+    }
+
     /// Whether this build writes new rows into such a file.
     pub(super) fn is_current(self) -> bool {
         self.version == SEGMENT_VERSION
@@ -101,6 +106,8 @@ pub(super) struct Segment {
     pub(super) keys: Keys,
     pub(super) lookup: Lookup,
     pub(super) search: Search,
+    /// Whether it has RED rollups (format 5 on).
+    pub(super) rollups: bool,
     /// `Some` until the sealed segment's own indexes exist.
     index: RwLock<Option<OpenIndex>>,
     /// The span start times it holds (`None`: no spans), kept up to date by the writer while
@@ -143,6 +150,7 @@ impl Segment {
             keys: format.keys,
             lookup: format.lookup(),
             search: format.search(),
+            rollups: format.has_rollups(),
             index: RwLock::new(index),
             start_range: Mutex::new(start_range),
             filters: OnceLock::new(),

@@ -46,16 +46,18 @@ pub(super) struct Writer {
     pub(super) scopes: HashMap<(String, String), i64>,
     /// `metrics.sqlite`: series and their points.
     pub(super) metrics: super::metrics::MetricWriter,
+    /// The open segment's recent RED cells (`rollups.rs`).
+    pub(super) rollups: super::rollups::RollupCache,
     /// Dropped last: lets a seal under way finish.
     pub(super) sealer: Sealer,
 }
 
 /// The interned IDs of one span or log.
 #[derive(Clone, Copy)]
-struct RowIds {
-    service: i64,
-    op: i64,
-    resource: i64,
+pub(super) struct RowIds {
+    pub(super) service: i64,
+    pub(super) op: i64,
+    pub(super) resource: i64,
     scope: i64,
 }
 
@@ -89,7 +91,20 @@ impl Writer {
                 return Err(e);
             }
         };
-        let (references, first_span) = write_rows(&mut self.conn, &batch, &span_ids, &log_ids)?;
+        let written = write_rows(
+            &mut self.conn,
+            &batch,
+            (&span_ids, &log_ids),
+            &mut self.rollups,
+        );
+        let (references, first_span) = match written {
+            Ok(w) => w,
+            Err(e) => {
+                // The cache may hold cells of the rolled-back transaction.
+                self.rollups = Default::default();
+                return Err(e);
+            }
+        };
         if let Some(index) = self.segment.index_mut().as_mut() {
             for r in &references {
                 index.add(r.row, r.trace.as_ref(), r.correlation);
@@ -234,6 +249,7 @@ impl Writer {
         // The full segment's connection closes before the sealer opens it.
         self.conn = conn;
         self.rows = 0;
+        self.rollups = Default::default();
         let full = std::mem::replace(&mut self.segment, next);
         let checkpointer = self.checkpointer.replace(checkpointer);
         tracing::debug!(segment = full.id, next = id, "segment full; sealing it");
@@ -250,13 +266,14 @@ impl Writer {
 fn write_rows<'a>(
     conn: &mut Connection,
     batch: &'a Rows,
-    span_ids: &[RowIds],
-    log_ids: &[RowIds],
+    (span_ids, log_ids): (&[RowIds], &[RowIds]),
+    rollups: &mut super::rollups::RollupCache,
 ) -> Result<(Vec<Reference<'a>>, Option<i64>), StoreError> {
     let tx = conn.transaction()?;
     tx.execute("INSERT INTO batches (received_ns) VALUES (?1)", [now_ns()])?;
     let batch_id = tx.last_insert_rowid();
     let (references, last_span) = insert_spans(&tx, &batch.spans, span_ids)?;
+    super::rollups::add(&tx, &batch.spans, span_ids, rollups)?;
     let last_log = insert_logs(&tx, &batch.logs, log_ids)?;
     tx.execute(
         "UPDATE batches SET last_span = ?1, last_log = ?2 WHERE id = ?3",

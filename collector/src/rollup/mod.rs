@@ -1,0 +1,284 @@
+//! Rollups written at ingest, so that RED over hours reads a row per 10 s per operation
+//! instead of every span, as the OpenTelemetry Collector's spanmetrics connector and Jaeger's
+//! SPM do. A span counts in the bucket of its start time, under its service, operation, kind,
+//! resource (a version is a set of resources), status and HTTP status class; each cell holds
+//! the requests, errors, throttled requests (HTTP 429) and a latency [`Sketch`].
+//!
+//! Counts are exact; percentiles are within [`sketch::RELATIVE_ACCURACY`] of the exact
+//! nearest-rank ones. A store writes a batch's cells in the transaction that writes its
+//! spans, so a crash never leaves the two disagreeing.
+
+pub mod sketch;
+
+use std::collections::HashMap;
+
+pub use sketch::Sketch;
+
+use crate::model::{SpanKind, StatusCode};
+
+/// The width of a rollup bucket: RED answers from rollups when its step is a multiple.
+pub const BUCKET_NS: i64 = 10_000_000_000;
+
+/// The bucket a span that started at `start_ns` counts in (buckets since the epoch).
+pub fn bucket_of(start_ns: i64) -> i64 {
+    start_ns.div_euclid(BUCKET_NS)
+}
+
+/// The class of an HTTP status (`4` for 404), 0 without one.
+pub fn http_class(status: Option<u16>) -> u8 {
+    match status {
+        Some(s @ 100..=599) => (s / 100) as u8,
+        _ => 0,
+    }
+}
+
+/// What one rollup cell counts.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RedCell {
+    pub requests: u64,
+    pub errors: u64,
+    /// Answered `429 Too Many Requests`: refused, not failed (OpenTelemetry leaves a server
+    /// span's status unset on a 4xx).
+    pub throttled: u64,
+    pub latency: Sketch,
+}
+
+impl RedCell {
+    pub fn add(&mut self, duration_ns: i64, error: bool, http_status: Option<u16>) {
+        self.requests += 1;
+        self.errors += u64::from(error);
+        self.throttled += u64::from(http_status == Some(429));
+        self.latency.add(duration_ns);
+    }
+
+    pub fn merge(&mut self, other: &RedCell) {
+        self.requests += other.requests;
+        self.errors += other.errors;
+        self.throttled += other.throttled;
+        self.latency.merge(&other.latency);
+    }
+}
+
+/// A cell's key in a store's own IDs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct RedKey {
+    pub service: i64,
+    pub bucket: i64,
+    pub op: i64,
+    pub kind: SpanKind,
+    pub resource: i64,
+    pub status: StatusCode,
+    pub http_class: u8,
+}
+
+/// One batch's cells.
+#[derive(Debug, Default)]
+pub struct RedCells(pub HashMap<RedKey, RedCell>);
+
+impl RedCells {
+    pub fn add(&mut self, key: RedKey, duration_ns: i64, http_status: Option<u16>) {
+        let error = key.status == StatusCode::Error;
+        self.0
+            .entry(key)
+            .or_default()
+            .add(duration_ns, error, http_status);
+    }
+}
+
+/// One step of a RED series: the counts and percentiles of one operation, or of the whole
+/// service (`operation: None`), over `buckets_per_step` buckets. `operation` indexes
+/// [`RedSteps::names`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct RedStep {
+    pub step: u32,
+    pub operation: Option<u32>,
+    pub requests: u64,
+    pub errors: u64,
+    pub throttled: u64,
+    /// p50, p95 and p99 in nanoseconds (`None` without requests).
+    pub percentiles_ns: [Option<f64>; 3],
+}
+
+/// The percentiles every [`RedStep`] carries.
+pub const QUANTILES: [f64; 3] = [0.5, 0.95, 0.99];
+
+/// A store's answer to a [`crate::store::RollupQuery`], ordered by step, the whole service
+/// before its operations.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct RedSteps {
+    pub names: Vec<String>,
+    pub steps: Vec<RedStep>,
+    /// Computed from spans, and more spans were in the window than were read.
+    pub truncated: bool,
+}
+
+impl RedSteps {
+    pub fn name(&self, index: u32) -> &str {
+        self.names.get(index as usize).map_or("", String::as_str)
+    }
+}
+
+/// Merges cells (or spans) into steps: per step and operation, and per step for the whole
+/// service, naming operations as it goes.
+pub struct StepMerger {
+    /// The first bucket of the first step, and buckets per step.
+    first: i64,
+    per_step: i64,
+    steps: i64,
+    names: Vec<String>,
+    index: HashMap<String, u32>,
+    cells: HashMap<(u32, Option<u32>), RedCell>,
+}
+
+impl StepMerger {
+    /// Steps of `per_step` buckets from bucket `first` up to (not including) bucket `end`.
+    pub fn new(first: i64, end: i64, per_step: i64) -> Self {
+        let per_step = per_step.max(1);
+        Self {
+            first,
+            per_step,
+            steps: (end - first).div_euclid(per_step),
+            names: Vec::new(),
+            index: HashMap::new(),
+            cells: HashMap::new(),
+        }
+    }
+
+    pub fn name(&mut self, operation: &str) -> u32 {
+        if let Some(&i) = self.index.get(operation) {
+            return i;
+        }
+        let i = self.names.len() as u32;
+        self.names.push(operation.to_string());
+        self.index.insert(operation.to_string(), i);
+        i
+    }
+
+    /// The step a bucket falls in, if inside.
+    fn step_of(&self, bucket: i64) -> Option<u32> {
+        let k = (bucket - self.first).div_euclid(self.per_step);
+        (0..self.steps).contains(&k).then_some(k as u32)
+    }
+
+    /// Adds one stored cell of `bucket` and `operation`.
+    pub fn add(&mut self, bucket: i64, operation: u32, cell: &RedCell) {
+        if let Some(k) = self.step_of(bucket) {
+            for key in [(k, Some(operation)), (k, None)] {
+                self.cells.entry(key).or_default().merge(cell);
+            }
+        }
+    }
+
+    /// Adds one span, for stores (or segments) without rollups.
+    pub fn add_span(
+        &mut self,
+        operation: u32,
+        start_ns: i64,
+        duration_ns: i64,
+        error: bool,
+        http_status: Option<u16>,
+    ) {
+        if let Some(k) = self.step_of(bucket_of(start_ns)) {
+            for key in [(k, Some(operation)), (k, None)] {
+                let cell = self.cells.entry(key).or_default();
+                cell.add(duration_ns, error, http_status);
+            }
+        }
+    }
+
+    pub fn finish(self) -> RedSteps {
+        let mut steps: Vec<RedStep> = self
+            .cells
+            .into_iter()
+            .map(|((step, operation), c)| RedStep {
+                step,
+                operation,
+                requests: c.requests,
+                errors: c.errors,
+                throttled: c.throttled,
+                percentiles_ns: QUANTILES.map(|q| c.latency.quantile_ns(q)),
+            })
+            .collect();
+        steps.sort_unstable_by_key(|s| (s.step, s.operation));
+        RedSteps {
+            names: self.names,
+            steps,
+            truncated: false,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn buckets_are_ten_seconds_from_the_epoch_also_before_it() {
+        assert_eq!(bucket_of(0), 0);
+        assert_eq!(bucket_of(BUCKET_NS - 1), 0);
+        assert_eq!(bucket_of(BUCKET_NS), 1);
+        assert_eq!(bucket_of(-1), -1);
+    }
+
+    #[test]
+    fn classes_of_http_statuses() {
+        assert_eq!(http_class(Some(200)), 2);
+        assert_eq!(http_class(Some(429)), 4);
+        assert_eq!(http_class(Some(503)), 5);
+        assert_eq!(http_class(Some(42)), 0);
+        assert_eq!(http_class(None), 0);
+    }
+
+    #[test]
+    fn a_cell_counts_errors_and_throttled_requests_apart() {
+        let mut cell = RedCell::default();
+        cell.add(1_000, true, Some(500));
+        cell.add(2_000, false, Some(429));
+        cell.add(3_000, false, None);
+        let mut twice = cell.clone();
+        twice.merge(&cell);
+        assert_eq!((twice.requests, twice.errors, twice.throttled), (6, 2, 2));
+        assert_eq!(twice.latency.count(), 6);
+    }
+
+    #[test]
+    fn steps_hold_each_operation_and_the_whole_service() {
+        // Steps of two buckets from bucket 10: buckets 10-11 and 12-13.
+        let mut m = StepMerger::new(10, 14, 2);
+        let (a, b) = (m.name("GET /a"), m.name("GET /b"));
+        assert_eq!(m.name("GET /a"), a);
+        let at = |bucket: i64| bucket * BUCKET_NS + 1;
+        m.add_span(a, at(10), 5, false, None);
+        m.add_span(a, at(12), 5, false, None);
+        m.add_span(b, at(11), 5, true, None);
+        // Outside the steps: not counted.
+        m.add_span(b, at(9), 5, true, None);
+        m.add_span(b, at(14), 5, true, None);
+        let mut cell = RedCell::default();
+        cell.add(7, false, Some(429));
+        m.add(13, a, &cell);
+        let got = m.finish();
+        let rows: Vec<(u32, Option<&str>, u64, u64, u64)> = got
+            .steps
+            .iter()
+            .map(|s| {
+                let op = s.operation.map(|o| got.name(o));
+                (s.step, op, s.requests, s.errors, s.throttled)
+            })
+            .collect();
+        assert_eq!(
+            rows,
+            [
+                (0, None, 2, 1, 0),
+                (0, Some("GET /a"), 1, 0, 0),
+                (0, Some("GET /b"), 1, 1, 0),
+                (1, None, 2, 0, 1),
+                (1, Some("GET /a"), 2, 0, 1),
+            ]
+        );
+        assert_eq!(
+            got.steps[0].percentiles_ns[0],
+            got.steps[1].percentiles_ns[0]
+        );
+    }
+}

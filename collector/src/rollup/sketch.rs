@@ -1,0 +1,259 @@
+//! The latency sketch of a rollup: DDSketch (Masson, Rim and Lee, VLDB 2019) with the
+//! logarithmic mapping at 1 % relative accuracy. A duration `d > 0` ns falls in bin
+//! `ceil(log_γ d)` with `γ = (1 + α) / (1 − α)`; a bin answers with the value whose relative
+//! distance to every duration in it is at most `α`. So a percentile read from a sketch is
+//! within 1 % of the exact nearest-rank percentile of the same durations (the one RED
+//! computes from raw spans), however many sketches were merged: merging adds bin counts.
+//!
+//! Why DDSketch rather than an HDR histogram: both are mergeable with a relative bound, but a
+//! rollup row holds the few dozen bins its durations touched, and a day of 10 s rows is merged
+//! per answer; an HDR histogram of 1 µs–1 h at two significant digits is thousands of
+//! counters to allocate and walk per row. Why our own: the crates' stores are dense and
+//! serialise through serde; a row needs the sparse byte encoding below, decoded straight into
+//! the sum (prost's varints).
+
+use std::collections::BTreeMap;
+
+use prost::encoding::{decode_varint, encode_varint};
+
+/// The relative accuracy `α`: every percentile is within this fraction of the exact one.
+pub const RELATIVE_ACCURACY: f64 = 0.01;
+
+/// The bin a stored sketch (ClickHouse's rollups) gives durations of zero or less.
+pub const ZERO_BIN: i32 = i32::MIN;
+
+/// `ln γ`.
+fn ln_gamma() -> f64 {
+    ((1.0 + RELATIVE_ACCURACY) / (1.0 - RELATIVE_ACCURACY)).ln()
+}
+
+/// A sketch of durations in nanoseconds.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Sketch {
+    /// Bin index → durations in it (positive durations only).
+    bins: BTreeMap<i32, u64>,
+    /// Durations of zero (or less, from a clock that went back).
+    zeros: u64,
+}
+
+/// A stored sketch that does not decode (a damaged row).
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[error("a latency sketch does not decode: {0}")]
+pub struct SketchError(&'static str);
+
+impl Sketch {
+    /// Adds one duration.
+    pub fn add(&mut self, duration_ns: i64) {
+        if duration_ns <= 0 {
+            self.zeros += 1;
+        } else {
+            *self.bins.entry(bin_of(duration_ns)).or_insert(0) += 1;
+        }
+    }
+
+    /// Adds `n` durations of one bin (as [`bin_sql`] computed it; [`ZERO_BIN`] for zeros).
+    pub fn add_bin(&mut self, bin: i32, n: u64) {
+        if bin == ZERO_BIN {
+            self.zeros += n;
+        } else {
+            *self.bins.entry(bin).or_insert(0) += n;
+        }
+    }
+
+    /// Durations added (or merged) so far.
+    pub fn count(&self) -> u64 {
+        self.zeros + self.bins.values().sum::<u64>()
+    }
+
+    /// Adds another sketch's durations.
+    pub fn merge(&mut self, other: &Sketch) {
+        self.zeros += other.zeros;
+        for (&bin, &n) in &other.bins {
+            *self.bins.entry(bin).or_insert(0) += n;
+        }
+    }
+
+    /// The nearest-rank percentile `q` (0..=1) in nanoseconds, within [`RELATIVE_ACCURACY`]
+    /// of the exact one; `None` when empty.
+    pub fn quantile_ns(&self, q: f64) -> Option<f64> {
+        let count = self.count();
+        if count == 0 {
+            return None;
+        }
+        let rank = ((q * count as f64).ceil() as u64).clamp(1, count);
+        if rank <= self.zeros {
+            return Some(0.0);
+        }
+        let mut seen = self.zeros;
+        for (&bin, &n) in &self.bins {
+            seen += n;
+            if seen >= rank {
+                return Some(value_of(bin));
+            }
+        }
+        self.bins.keys().next_back().map(|&b| value_of(b))
+    }
+
+    /// The stored form: the zeros, the number of bins, then each bin as the distance from
+    /// the previous one (zigzag) and its count, all varints.
+    pub fn encode(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(4 + 3 * self.bins.len());
+        encode_varint(self.zeros, &mut out);
+        encode_varint(self.bins.len() as u64, &mut out);
+        let mut previous = 0i64;
+        for (&bin, &n) in &self.bins {
+            let delta = i64::from(bin) - previous;
+            encode_varint(((delta << 1) ^ (delta >> 63)) as u64, &mut out);
+            encode_varint(n, &mut out);
+            previous = i64::from(bin);
+        }
+        out
+    }
+
+    /// Adds a stored sketch's durations without building it first.
+    pub fn merge_encoded(&mut self, mut bytes: &[u8]) -> Result<(), SketchError> {
+        let mut next = || decode_varint(&mut bytes).map_err(|_| SketchError("truncated"));
+        self.zeros += next()?;
+        let bins = next()?;
+        let mut bin = 0i64;
+        for _ in 0..bins {
+            let z = next()?;
+            bin += (z >> 1) as i64 ^ -((z & 1) as i64);
+            let index = i32::try_from(bin).map_err(|_| SketchError("a bin out of range"))?;
+            *self.bins.entry(index).or_insert(0) += next()?;
+        }
+        Ok(())
+    }
+
+    /// A stored sketch.
+    pub fn decode(bytes: &[u8]) -> Result<Sketch, SketchError> {
+        let mut s = Sketch::default();
+        s.merge_encoded(bytes)?;
+        Ok(s)
+    }
+}
+
+/// The bin of a positive duration.
+fn bin_of(duration_ns: i64) -> i32 {
+    ((duration_ns as f64).ln() / ln_gamma()).ceil() as i32
+}
+
+/// The bin of the duration in nanoseconds `column` as ClickHouse computes it: the same
+/// double arithmetic as [`Sketch::add`] (`ln d / ln γ`, with `ln γ` written so that it
+/// parses to the same double), so both stores put a duration in the same bin.
+pub fn bin_sql(column: &str) -> String {
+    format!(
+        "if({column} > 0, toInt32(ceil(log(toFloat64({column})) / {:?})), {ZERO_BIN})",
+        ln_gamma()
+    )
+}
+
+/// What a bin answers: `2γ^i / (γ + 1)`, at most `α` away (relatively) from every duration
+/// in `(γ^(i−1), γ^i]`.
+fn value_of(bin: i32) -> f64 {
+    let gamma = ln_gamma().exp();
+    2.0 * (f64::from(bin) * ln_gamma()).exp() / (gamma + 1.0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Exact nearest-rank percentile, as RED computes it from raw spans.
+    fn exact(sorted: &[i64], q: f64) -> f64 {
+        let rank = ((q * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len());
+        sorted[rank - 1] as f64
+    }
+
+    /// Durations spread over six orders of magnitude (1 µs to ~1 s), from a fixed-seed
+    /// generator: latency as services see it, many distinct values.
+    fn durations(n: usize, seed: u64) -> Vec<i64> {
+        let mut x = seed;
+        (0..n)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                let u = (x >> 11) as f64 / (1u64 << 53) as f64;
+                (1_000.0 * 10f64.powf(6.0 * u)) as i64
+            })
+            .collect()
+    }
+
+    fn within_bound(got: f64, want: f64) -> bool {
+        (got - want).abs() <= want * (RELATIVE_ACCURACY + 1e-9)
+    }
+
+    #[test]
+    fn every_percentile_is_within_one_percent_of_the_exact_one() {
+        let mut all = durations(20_000, 7);
+        let mut s = Sketch::default();
+        all.iter().for_each(|&d| s.add(d));
+        all.sort_unstable();
+        for q in [0.0, 0.01, 0.25, 0.5, 0.9, 0.95, 0.99, 0.999, 1.0] {
+            let (got, want) = (s.quantile_ns(q).expect("not empty"), exact(&all, q));
+            assert!(within_bound(got, want), "q {q}: {got} vs {want}");
+        }
+        assert_eq!(s.count(), 20_000);
+    }
+
+    #[test]
+    fn merged_sketches_answer_as_one_over_all_durations() {
+        let parts: Vec<Vec<i64>> = (0..50).map(|k| durations(400, 100 + k)).collect();
+        let mut merged = Sketch::default();
+        for part in &parts {
+            let mut s = Sketch::default();
+            part.iter().for_each(|&d| s.add(d));
+            merged.merge_encoded(&s.encode()).expect("decodes");
+        }
+        let mut all: Vec<i64> = parts.concat();
+        let mut one = Sketch::default();
+        all.iter().for_each(|&d| one.add(d));
+        assert_eq!(merged, one);
+        all.sort_unstable();
+        for q in [0.5, 0.95, 0.99] {
+            let (got, want) = (merged.quantile_ns(q).expect("not empty"), exact(&all, q));
+            assert!(within_bound(got, want), "q {q}: {got} vs {want}");
+        }
+    }
+
+    #[test]
+    fn bins_added_as_stored_are_durations_added() {
+        let mut direct = Sketch::default();
+        let mut binned = Sketch::default();
+        for d in [0, 1, 999, 1_000_000, 7_500_000_000] {
+            direct.add(d);
+            binned.add_bin(if d > 0 { bin_of(d) } else { ZERO_BIN }, 1);
+        }
+        assert_eq!(direct, binned);
+        let sql = bin_sql("Duration");
+        assert!(sql.starts_with("if(Duration > 0, toInt32(ceil(log(toFloat64(Duration)) / 0.0"));
+        assert!(sql.ends_with(", -2147483648)"), "{sql}");
+    }
+
+    #[test]
+    fn zero_durations_and_empty_sketches() {
+        assert_eq!(Sketch::default().quantile_ns(0.5), None);
+        let mut s = Sketch::default();
+        for d in [0, -5, 0, 1_000_000] {
+            s.add(d);
+        }
+        assert_eq!(s.quantile_ns(0.5), Some(0.0));
+        assert!(within_bound(s.quantile_ns(1.0).expect("not empty"), 1e6));
+        assert_eq!(Sketch::decode(&s.encode()).expect("decodes"), s);
+    }
+
+    #[test]
+    fn a_row_is_a_few_bytes_per_bin_and_damage_is_an_error() {
+        let mut s = Sketch::default();
+        durations(10_000, 3).iter().for_each(|&d| s.add(d));
+        let bytes = s.encode();
+        // Six decades at 1 %: about 700 bins, each a one-byte step and a count.
+        assert!(bytes.len() < 4 * s.bins.len(), "{} bytes", bytes.len());
+        assert_eq!(
+            Sketch::decode(&bytes[..bytes.len() - 1]),
+            Err(SketchError("truncated"))
+        );
+        assert_eq!(Sketch::decode(&[]), Err(SketchError("truncated")));
+    }
+}

@@ -1,0 +1,166 @@
+//! The RED rollups of a segment (`red_rollups`, format 5 on): a batch's cells are added to
+//! the rows of their keys in the transaction that writes its spans, and RED reads them per
+//! bucket instead of the spans. A segment of an older format has none: RED reads its spans.
+
+use std::collections::HashMap;
+
+use rusqlite::{OptionalExtension, Transaction, params};
+
+use super::encoding::SpanRow;
+use super::write::RowIds;
+use crate::model::SpanKind;
+use crate::rollup::{RedCell, RedCells, RedKey, Sketch, bucket_of, http_class};
+use crate::store::StoreError;
+
+/// Buckets behind the newest whose cells [`RollupCache`] keeps: spans arrive within seconds
+/// of their start, so a key comes back in the next commits and rarely after a minute.
+const CACHED_BUCKETS: i64 = 6;
+
+/// The open segment's recent cells as stored, so that a key seen again in the next commit is
+/// merged in memory rather than read back and decoded. Emptied when the segment changes and
+/// after a failed commit (it may hold what was rolled back).
+#[derive(Default)]
+pub(super) struct RollupCache {
+    cells: HashMap<RedKey, RedCell>,
+    newest: i64,
+}
+
+impl RollupCache {
+    /// Keeps only the last [`CACHED_BUCKETS`] buckets once a newer one is seen.
+    fn advance(&mut self, bucket: i64) {
+        if bucket > self.newest {
+            self.newest = bucket;
+            let oldest = bucket - CACHED_BUCKETS;
+            self.cells.retain(|k, _| k.bucket >= oldest);
+        }
+    }
+}
+
+/// Adds the spans' cells to the segment's rollups, in the caller's transaction: per key, the
+/// stored cell (from the cache, or read) plus the batch's, written back whole.
+pub(super) fn add(
+    tx: &Transaction<'_>,
+    spans: &[SpanRow],
+    ids: &[RowIds],
+    cache: &mut RollupCache,
+) -> Result<(), StoreError> {
+    let mut cells = RedCells::default();
+    for (row, ids) in spans.iter().zip(ids) {
+        let span = &row.span;
+        let key = RedKey {
+            service: ids.service,
+            bucket: bucket_of(span.start_ns),
+            op: ids.op,
+            kind: span.kind,
+            resource: ids.resource,
+            status: span.status_code,
+            http_class: http_class(row.http_status),
+        };
+        cells.add(key, span.duration_ns(), row.http_status);
+    }
+    let mut read = tx.prepare_cached(
+        "SELECT requests, errors, throttled, latency FROM red_rollups
+         WHERE service_id = ?1 AND bucket = ?2 AND op_id = ?3 AND kind = ?4
+           AND resource_id = ?5 AND status_code = ?6 AND http_class = ?7",
+    )?;
+    let mut write = tx.prepare_cached(
+        "INSERT OR REPLACE INTO red_rollups (service_id, bucket, op_id, kind, resource_id,
+            status_code, http_class, requests, errors, throttled, latency)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+    )?;
+    for (key, mut cell) in cells.0 {
+        let k = params![
+            key.service,
+            key.bucket,
+            key.op,
+            key.kind as i32,
+            key.resource,
+            key.status as i32,
+            key.http_class,
+        ];
+        let stored = match cache.cells.remove(&key) {
+            Some(cached) => Some(cached),
+            None => read
+                .query_row(k, |r| {
+                    let latency = r.get_ref(3)?.as_blob()?.to_vec();
+                    let n = |i| r.get::<_, i64>(i).map(|v| v as u64);
+                    Ok((n(0)?, n(1)?, n(2)?, latency))
+                })
+                .optional()?
+                .map(|(requests, errors, throttled, latency)| {
+                    Sketch::decode(&latency).map(|latency| RedCell {
+                        requests,
+                        errors,
+                        throttled,
+                        latency,
+                    })
+                })
+                .transpose()?,
+        };
+        if let Some(stored) = stored {
+            cell.merge(&stored);
+        }
+        write.execute(params![
+            key.service,
+            key.bucket,
+            key.op,
+            key.kind as i32,
+            key.resource,
+            key.status as i32,
+            key.http_class,
+            cell.requests as i64,
+            cell.errors as i64,
+            cell.throttled as i64,
+            cell.latency.encode(),
+        ])?;
+        cache.advance(key.bucket);
+        if key.bucket >= cache.newest - CACHED_BUCKETS {
+            cache.cells.insert(key, cell);
+        }
+    }
+    Ok(())
+}
+
+/// What RED reads of one segment's rollups.
+pub(super) struct RollupScan<'a> {
+    pub(super) service: i64,
+    /// Buckets `first..end`.
+    pub(super) buckets: (i64, i64),
+    pub(super) kinds: &'a [SpanKind],
+    pub(super) ops: Option<&'a [i64]>,
+    pub(super) resources: Option<&'a [i64]>,
+}
+
+/// One stored row: its bucket, operation and cell.
+pub(super) type StoredCell = (i64, i64, RedCell);
+
+impl RollupScan<'_> {
+    /// The segment's rows in the window, for the kinds, operations and resources asked.
+    pub(super) fn read(&self, conn: &rusqlite::Connection) -> Result<Vec<StoredCell>, StoreError> {
+        let mut stmt = conn.prepare_cached(
+            "SELECT bucket, op_id, kind, resource_id, requests, errors, throttled, latency
+             FROM red_rollups WHERE service_id = ?1 AND bucket >= ?2 AND bucket < ?3",
+        )?;
+        let mut rows = stmt.query(params![self.service, self.buckets.0, self.buckets.1])?;
+        let mut out = Vec::new();
+        while let Some(r) = rows.next()? {
+            let (op, kind, resource): (i64, i32, i64) = (r.get(1)?, r.get(2)?, r.get(3)?);
+            if !(self.kinds.is_empty() || self.kinds.iter().any(|k| *k as i32 == kind))
+                || self.ops.is_some_and(|ops| !ops.contains(&op))
+                || self.resources.is_some_and(|ids| !ids.contains(&resource))
+            {
+                continue;
+            }
+            let mut latency = Sketch::default();
+            latency.merge_encoded(r.get_ref(7)?.as_blob()?)?;
+            let cell = RedCell {
+                requests: r.get::<_, i64>(4)? as u64,
+                errors: r.get::<_, i64>(5)? as u64,
+                throttled: r.get::<_, i64>(6)? as u64,
+                latency,
+            };
+            out.push((r.get(0)?, op, cell));
+        }
+        Ok(out)
+    }
+}
