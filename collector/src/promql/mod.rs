@@ -141,15 +141,17 @@ pub fn parse(query: &str) -> Result<promql_parser::parser::Expr, QueryError> {
             "invalid parameter \"query\": nested more than {MAX_NESTING} deep"
         )));
     }
+    durations_in_range(query)?;
     // promql-parser 0.11 panics on some input (a duration too long for `Duration`, found by
-    // the fuzzer: `x[33333333333333333333333333m]`): such a query is refused like any other
-    // the parser cannot read.
-    let parsed = std::panic::catch_unwind(|| promql_parser::parser::parse(query)).map_err(|_| {
-        QueryError::BadData(
+    // the fuzzer: `x[33333333333333333333333333m]`, refused above): should another input make
+    // it panic, the query is refused like any other it cannot read.
+    let parsed =
+        std::panic::catch_unwind(|| promql_parser::parser::parse(query)).map_err(|_| {
+            QueryError::BadData(
             "invalid parameter \"query\": it cannot be parsed (a number or duration out of range?)"
                 .to_string(),
         )
-    })?;
+        })?;
     let expr =
         parsed.map_err(|e| QueryError::BadData(format!("invalid parameter \"query\": {e}")))?;
     if !shallow(&expr, 0) {
@@ -158,6 +160,102 @@ pub fn parse(query: &str) -> Result<promql_parser::parser::Expr, QueryError> {
         )));
     }
     Ok(expr)
+}
+
+/// The longest duration (and the largest `@` time, in seconds) a query may name: promql-parser
+/// turns them into `Duration`s, which panics past `u64::MAX` seconds.
+const MAX_DURATION_SECS: f64 = 100.0 * 365.25 * 86_400.0;
+
+/// Refuses a duration (`[5m]`, `offset 1h30m`, `[1d:1m]`) or an `@` time over
+/// [`MAX_DURATION_SECS`], outside string literals.
+fn durations_in_range(query: &str) -> Result<(), QueryError> {
+    let b = query.as_bytes();
+    let too_long = |what: &str| {
+        QueryError::BadData(format!(
+            "invalid parameter \"query\": {what} is over 100 years"
+        ))
+    };
+    let (mut i, mut quote, mut brackets) = (0, None::<u8>, 0usize);
+    while i < b.len() {
+        let c = b[i];
+        if let Some(q) = quote {
+            i += if c == b'\\' { 2 } else { 1 };
+            if c == q {
+                quote = None;
+            }
+            continue;
+        }
+        let word_before = i > 0 && (b[i - 1].is_ascii_alphanumeric() || b"_.:".contains(&b[i - 1]));
+        match c {
+            b'"' | b'\'' | b'`' => quote = Some(c),
+            b'@' => {
+                let rest = query[i + 1..].trim_start();
+                let end = rest
+                    .find(|ch: char| !(ch.is_ascii_alphanumeric() || "+-.".contains(ch)))
+                    .unwrap_or(rest.len());
+                if rest[..end]
+                    .parse::<f64>()
+                    .is_ok_and(|t| t.abs() > MAX_DURATION_SECS)
+                {
+                    return Err(too_long("an @ time"));
+                }
+            }
+            b'[' => brackets += 1,
+            b']' => brackets = brackets.saturating_sub(1),
+            b'0'..=b'9' if !word_before => {
+                let (mut secs, next) = duration_at(b, i);
+                // A bare number in a range or after `offset` is seconds too.
+                let before = query[..i].trim_end().as_bytes();
+                let offset =
+                    before.len() >= 6 && before[before.len() - 6..].eq_ignore_ascii_case(b"offset");
+                if secs == 0.0 && (brackets > 0 || offset) {
+                    secs = query[i..next].parse::<f64>().unwrap_or(f64::INFINITY);
+                }
+                if secs > MAX_DURATION_SECS {
+                    return Err(too_long("a duration"));
+                }
+                i = next;
+                continue;
+            }
+            _ => {}
+        }
+        i += 1;
+    }
+    Ok(())
+}
+
+/// The seconds of the duration starting at `b[i]` (0 if digits there are a plain number) and
+/// where it ends: groups of digits and a unit, as in `1h30m`.
+fn duration_at(b: &[u8], mut i: usize) -> (f64, usize) {
+    let mut secs = 0.0;
+    loop {
+        let start = i;
+        while i < b.len() && b[i].is_ascii_digit() {
+            i += 1;
+        }
+        let unit = match (b.get(i), b.get(i + 1)) {
+            (Some(b'm'), Some(b's')) => Some((0.001, 2)),
+            (Some(b's'), _) => Some((1.0, 1)),
+            (Some(b'm'), _) => Some((60.0, 1)),
+            (Some(b'h'), _) => Some((3_600.0, 1)),
+            (Some(b'd'), _) => Some((86_400.0, 1)),
+            (Some(b'w'), _) => Some((604_800.0, 1)),
+            (Some(b'y'), _) => Some((31_536_000.0, 1)),
+            _ => None,
+        };
+        let Some((per, len)) = unit.filter(|_| i > start) else {
+            return (secs, i.max(start + 1));
+        };
+        let n: f64 = std::str::from_utf8(&b[start..i])
+            .ok()
+            .and_then(|d| d.parse().ok())
+            .unwrap_or(f64::INFINITY);
+        secs += n * per;
+        i += len;
+        if !b.get(i).is_some_and(u8::is_ascii_digit) {
+            return (secs, i);
+        }
+    }
 }
 
 /// Whether `expr` is at most [`MAX_NESTING`] deep (a chain `a + b + c + ...` nests too);
@@ -247,12 +345,29 @@ mod tests {
     }
 
     #[test]
-    fn a_query_the_parser_panics_on_is_refused() {
-        // Found by the fuzzer: promql-parser converts this range to a `Duration` and panics.
-        let q = "min_over_time(queu[33333333333333333333333333:33333333333333333333333333334m])";
-        match parse(q) {
-            Err(QueryError::BadData(msg)) => assert!(msg.contains("cannot be parsed"), "{msg}"),
-            other => panic!("{other:?}"),
+    fn durations_the_parser_would_panic_on_are_refused_first() {
+        // Found by the fuzzer: promql-parser converts these to a `Duration` and panics.
+        for q in [
+            "min_over_time(queu[33333333333333333333333333:33333333333333333333333333334m])",
+            "rate(x[1h33333333333333333333333m])",
+            "x offset 99999999999999999999y",
+            "x @ 1e300",
+        ] {
+            match parse(q) {
+                Err(QueryError::BadData(msg)) => {
+                    assert!(msg.contains("over 100 years"), "{q}: {msg}")
+                }
+                other => panic!("{q}: {other:?}"),
+            }
+        }
+        // Numbers, label values and names with digits are not durations.
+        for q in [
+            "x > 33333333333333333333333333",
+            "x{a=\"99999999999999999999999y\"}",
+            "http_2xx_total offset 1h30m",
+            "rate(x[5m:30s])",
+        ] {
+            assert!(durations_in_range(q).is_ok(), "{q}");
         }
     }
 }

@@ -78,17 +78,28 @@ pub async fn red(
             protocols: false,
         })
         .await?;
-    Ok(axum::Json(Red {
-        series: series(&samples, q.operation.is_none(), start, end, step),
+    let series = series(&samples, q.operation.is_none(), start, end, step);
+    Ok(answer(q, series, (start, end, step), samples.truncated))
+}
+
+/// The answer: the series, what was asked, and the window in µs.
+fn answer(
+    q: RedQuery,
+    series: Vec<RedSeries>,
+    (start, end, step): (i64, i64, i64),
+    truncated: bool,
+) -> Response {
+    axum::Json(Red {
+        series,
         service: q.service,
         operation: q.operation,
         version: q.version,
         start: start / 1000,
         end: end / 1000,
         step: step / 1000,
-        truncated: samples.truncated,
+        truncated,
     })
-    .into_response())
+    .into_response()
 }
 
 /// A step of whole rollup buckets: the window starts at a whole bucket (`start` rounded
@@ -117,17 +128,8 @@ async fn from_rollups(
             buckets_per_step: per_step,
         })
         .await?;
-    Ok(axum::Json(Red {
-        series: step_series(&steps, q.operation.is_none(), start, n as usize, step),
-        service: q.service,
-        operation: q.operation,
-        version: q.version,
-        start: start / 1000,
-        end: end / 1000,
-        step: step / 1000,
-        truncated: steps.truncated,
-    })
-    .into_response())
+    let series = step_series(&steps, q.operation.is_none(), start, n as usize, step);
+    Ok(answer(q, series, (start, end, step), steps.truncated))
 }
 
 /// The whole series from a store's steps (and, with `per_operation`, one per operation,

@@ -872,15 +872,7 @@ fn sample_where(query: &SampleQuery) -> Where {
             Param::Str("version", v.clone()),
         );
     }
-    if !query.kinds.is_empty() {
-        let names: Vec<String> = query
-            .kinds
-            .iter()
-            .flat_map(|k| kind_names(*k))
-            .map(|n| format!("'{n}'"))
-            .collect();
-        w.raw(format!("SpanKind IN ({})", names.join(", ")));
-    }
+    w.kinds(&query.kinds);
     w
 }
 

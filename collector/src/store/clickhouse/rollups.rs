@@ -2,7 +2,6 @@
 //! ClickHouse (latency bins summed by `sumMap`), then made into sketches and merged per step
 //! for the whole service here, so percentiles come from the same sketch as SQLite's.
 
-use super::rows::kind_names;
 use super::schema::RED_ROLLUPS;
 use super::sql::{Param, Where};
 use super::{ClickHouseStore, backend};
@@ -40,15 +39,7 @@ impl ClickHouseStore {
                 Param::Str("version", v.clone()),
             );
         }
-        if !q.kinds.is_empty() {
-            let names: Vec<String> = q
-                .kinds
-                .iter()
-                .flat_map(|k| kind_names(*k))
-                .map(|n| format!("'{n}'"))
-                .collect();
-            w.raw(format!("SpanKind IN ({})", names.join(", ")));
-        }
+        w.kinds(&q.kinds);
         let sql = format!(
             "SELECT intDiv(Bucket - {first}, {per_step}) AS step, toString(SpanName) AS operation, \
              sum(Requests) AS requests, sum(Errors) AS errors, sum(Throttled) AS throttled, \

@@ -56,6 +56,19 @@ impl Where {
         }
     }
 
+    /// `SpanKind` one of `kinds`, in either spelling exporters write (none: any kind).
+    pub(super) fn kinds(&mut self, kinds: &[crate::model::SpanKind]) {
+        if kinds.is_empty() {
+            return;
+        }
+        let names: Vec<String> = kinds
+            .iter()
+            .flat_map(|k| super::rows::kind_names(*k))
+            .map(|n| format!("'{n}'"))
+            .collect();
+        self.raw(format!("SpanKind IN ({})", names.join(", ")));
+    }
+
     pub(super) fn sql(&self) -> String {
         if self.cond.is_empty() {
             "1".into()

@@ -4,7 +4,8 @@
 
 use std::collections::HashMap;
 
-use rusqlite::{OptionalExtension, Transaction, params};
+use rusqlite::types::Value;
+use rusqlite::{OptionalExtension, Transaction, params, params_from_iter};
 
 use super::encoding::SpanRow;
 use super::write::RowIds;
@@ -69,19 +70,11 @@ pub(super) fn add(
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
     )?;
     for (key, mut cell) in cells.0 {
-        let k = params![
-            key.service,
-            key.bucket,
-            key.op,
-            key.kind as i32,
-            key.resource,
-            key.status as i32,
-            key.http_class,
-        ];
+        let k = key_values(&key);
         let stored = match cache.cells.remove(&key) {
             Some(cached) => Some(cached),
             None => read
-                .query_row(k, |r| {
+                .query_row(params_from_iter(&k), |r| {
                     let latency = r.get_ref(3)?.as_blob()?.to_vec();
                     let n = |i| r.get::<_, i64>(i).map(|v| v as u64);
                     Ok((n(0)?, n(1)?, n(2)?, latency))
@@ -100,25 +93,31 @@ pub(super) fn add(
         if let Some(stored) = stored {
             cell.merge(&stored);
         }
-        write.execute(params![
-            key.service,
-            key.bucket,
-            key.op,
-            key.kind as i32,
-            key.resource,
-            key.status as i32,
-            key.http_class,
-            cell.requests as i64,
-            cell.errors as i64,
-            cell.throttled as i64,
-            cell.latency.encode(),
-        ])?;
+        let counts = [cell.requests, cell.errors, cell.throttled].map(|n| Value::Integer(n as i64));
+        let latency = Value::Blob(cell.latency.encode());
+        write.execute(params_from_iter(
+            k.into_iter().chain(counts).chain([latency]),
+        ))?;
         cache.advance(key.bucket);
         if key.bucket >= cache.newest - CACHED_BUCKETS {
             cache.cells.insert(key, cell);
         }
     }
     Ok(())
+}
+
+/// A key's columns, in the order of the table's primary key.
+fn key_values(key: &RedKey) -> [Value; 7] {
+    [
+        key.service,
+        key.bucket,
+        key.op,
+        key.kind as i64,
+        key.resource,
+        key.status as i64,
+        i64::from(key.http_class),
+    ]
+    .map(Value::Integer)
 }
 
 /// What RED reads of one segment's rollups.
