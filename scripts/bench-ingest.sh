@@ -99,7 +99,7 @@ if [ -n "$ROLLUPS" ]; then
     "$((ROLLUPS / 10))" 86400 | shown)
   cpu_after=$(cpu)
   echo "== RED over the last 1, 6 and 24 hours: rollups, and spans"
-  red=$(bench red "$api" 86400 | shown)
+  red=$(bench red realistic "$api" 86400 | shown)
   rss_kib=$(awk '/VmHWM/ {print $2}' "/proc/$collector_pid/status")
   stop_collector
   acked=$(val "$run" acked_spans)

@@ -8,7 +8,7 @@
 //!   rate per interval, then trace-by-ID and correlation-timeline latencies at that size.
 //!   With `SPREAD_SECONDS` (after CONNECTIONS and EVERY), the spans' start times cover that
 //!   many seconds instead of moving with the clock.
-//! - `red API SPREAD_SECONDS`: RED over the last 1, 6 and 24 hours of such a store, from the
+//! - `red SHAPE API SPREAD_SECONDS`: RED over the last 1, 6 and 24 hours of such a store, from the
 //!   rollups and from the spans.
 //! - `logs SHAPE URL API TARGET`: the same with log exports (512 records, the shape's records
 //!   per trace) to /v1/logs, then log queries at that size (by trace, correlation, service,
@@ -876,7 +876,7 @@ fn main() {
     }
     let usage = || -> ! {
         eprintln!(
-            "usage: ingest limits SHAPE [SPANS] [REQUESTS_PER_COMMIT]\n       ingest blast SHAPE URL [CONNECTIONS] [SECONDS]\n       ingest grow SHAPE URL API TARGET_SPANS [CONNECTIONS] [EVERY_SPANS] [SPREAD_SECONDS]\n       ingest red API SPREAD_SECONDS\n       ingest logs SHAPE URL API TARGET_LOGS [CONNECTIONS] [EVERY_LOGS]\n       ingest clickhouse-raw SHAPE CLICKHOUSE_URL DATABASE [SPANS] [ROWS_PER_INSERT]\nSHAPE: friendly, realistic or worst"
+            "usage: ingest limits SHAPE [SPANS] [REQUESTS_PER_COMMIT]\n       ingest blast SHAPE URL [CONNECTIONS] [SECONDS]\n       ingest grow SHAPE URL API TARGET_SPANS [CONNECTIONS] [EVERY_SPANS] [SPREAD_SECONDS]\n       ingest red SHAPE API SPREAD_SECONDS\n       ingest logs SHAPE URL API TARGET_LOGS [CONNECTIONS] [EVERY_LOGS]\n       ingest clickhouse-raw SHAPE CLICKHOUSE_URL DATABASE [SPANS] [ROWS_PER_INSERT]\nSHAPE: friendly, realistic or worst"
         );
         std::process::exit(2)
     };
