@@ -127,7 +127,9 @@ pub struct StepMerger {
     steps: i64,
     names: Vec<String>,
     index: HashMap<String, u32>,
-    cells: HashMap<(u32, Option<u32>), RedCell>,
+    /// Per (step, operation); the whole service's steps are merged from them once, at the
+    /// end, rather than every row merged twice.
+    cells: HashMap<(u32, u32), RedCell>,
 }
 
 impl StepMerger {
@@ -163,10 +165,27 @@ impl StepMerger {
     /// Adds one stored cell of `bucket` and `operation`.
     pub fn add(&mut self, bucket: i64, operation: u32, cell: &RedCell) {
         if let Some(k) = self.step_of(bucket) {
-            for key in [(k, Some(operation)), (k, None)] {
-                self.cells.entry(key).or_default().merge(cell);
-            }
+            self.cells.entry((k, operation)).or_default().merge(cell);
         }
+    }
+
+    /// Adds one stored cell whose sketch is still encoded: its bins go straight into the
+    /// step's sum.
+    pub fn add_stored(
+        &mut self,
+        bucket: i64,
+        operation: u32,
+        (requests, errors, throttled): (u64, u64, u64),
+        latency: &[u8],
+    ) -> Result<(), sketch::SketchError> {
+        let Some(k) = self.step_of(bucket) else {
+            return Ok(());
+        };
+        let c = self.cells.entry((k, operation)).or_default();
+        c.requests += requests;
+        c.errors += errors;
+        c.throttled += throttled;
+        c.latency.merge_encoded(latency)
     }
 
     /// Adds one span, for stores (or segments) without rollups.
@@ -179,26 +198,27 @@ impl StepMerger {
         http_status: Option<u16>,
     ) {
         if let Some(k) = self.step_of(bucket_of(start_ns)) {
-            for key in [(k, Some(operation)), (k, None)] {
-                let cell = self.cells.entry(key).or_default();
-                cell.add(duration_ns, error, http_status);
-            }
+            let cell = self.cells.entry((k, operation)).or_default();
+            cell.add(duration_ns, error, http_status);
         }
     }
 
     pub fn finish(self) -> RedSteps {
-        let mut steps: Vec<RedStep> = self
-            .cells
-            .into_iter()
-            .map(|((step, operation), c)| RedStep {
-                step,
-                operation,
-                requests: c.requests,
-                errors: c.errors,
-                throttled: c.throttled,
-                percentiles_ns: QUANTILES.map(|q| c.latency.quantile_ns(q)),
-            })
-            .collect();
+        let step = |(step, operation): (u32, Option<u32>), c: &RedCell| RedStep {
+            step,
+            operation,
+            requests: c.requests,
+            errors: c.errors,
+            throttled: c.throttled,
+            percentiles_ns: QUANTILES.map(|q| c.latency.quantile_ns(q)),
+        };
+        let mut totals: HashMap<u32, RedCell> = HashMap::new();
+        let mut steps: Vec<RedStep> = Vec::with_capacity(self.cells.len() * 2);
+        for (&(k, op), c) in &self.cells {
+            totals.entry(k).or_default().merge(c);
+            steps.push(step((k, Some(op)), c));
+        }
+        steps.extend(totals.iter().map(|(&k, c)| step((k, None), c)));
         steps.sort_unstable_by_key(|s| (s.step, s.operation));
         RedSteps {
             names: self.names,

@@ -330,9 +330,9 @@ SETTINGS index_granularity = 8192, ttl_only_drop_parts = 1",
             self.ttl("toDateTime(Bucket * 10)"),
         ));
         if let Some(cluster) = &self.cluster {
-            // Metric rows go to any shard: a query reads them all through the distributed
-            // table.
-            for table in super::metrics::TABLES {
+            // Metric rows and rollup rows go to any shard: a query reads (and sums) them all
+            // through the distributed table.
+            for table in super::metrics::TABLES.iter().chain([&RED_ROLLUPS]) {
                 out.push(format!(
                     "CREATE TABLE IF NOT EXISTS {}{on} AS {} ENGINE = Distributed({}, {}, {}, rand())",
                     self.name(table),
@@ -344,15 +344,6 @@ SETTINGS index_granularity = 8192, ttl_only_drop_parts = 1",
             }
             // The distributed tables in front: a trace's spans (and its logs and index rows)
             // land on one shard.
-            // Rollup rows are summed at read: any shard will do.
-            out.push(format!(
-                "CREATE TABLE IF NOT EXISTS {}{on} AS {} ENGINE = Distributed({}, {}, {}, rand())",
-                self.name(RED_ROLLUPS),
-                self.local(RED_ROLLUPS),
-                ident(cluster),
-                ident(&self.database),
-                ident(&format!("{RED_ROLLUPS}_local")),
-            ));
             for table in [TRACES, LOGS, TRACE_ID_TS, CORRELATIONS] {
                 out.push(format!(
                     "CREATE TABLE IF NOT EXISTS {}{on} AS {} ENGINE = Distributed({}, {}, {}, cityHash64(TraceId))",

@@ -380,10 +380,12 @@ impl Store for SqliteStore {
                         ops: plan.op_ids.as_deref(),
                         resources: plan.resource_ids.as_deref(),
                     };
-                    for (bucket, id, cell) in with_segment(segment, |conn| scan.read(conn))? {
-                        let i = op(&mut merger, id);
-                        merger.add(bucket, i, &cell);
-                    }
+                    with_segment(segment, |conn| {
+                        scan.read(conn, |row| {
+                            let i = op(&mut merger, row.op);
+                            Ok(merger.add_stored(row.bucket, i, row.counts, row.latency)?)
+                        })
+                    })?;
                 }
             }
             Ok(merger.finish())

@@ -130,18 +130,28 @@ pub(super) struct RollupScan<'a> {
     pub(super) resources: Option<&'a [i64]>,
 }
 
-/// One stored row: its bucket, operation and cell.
-pub(super) type StoredCell = (i64, i64, RedCell);
+/// One stored row as read: its bucket, operation, counts (requests, errors, throttled) and
+/// encoded sketch.
+pub(super) struct StoredRow<'r> {
+    pub(super) bucket: i64,
+    pub(super) op: i64,
+    pub(super) counts: (u64, u64, u64),
+    pub(super) latency: &'r [u8],
+}
 
 impl RollupScan<'_> {
-    /// The segment's rows in the window, for the kinds, operations and resources asked.
-    pub(super) fn read(&self, conn: &rusqlite::Connection) -> Result<Vec<StoredCell>, StoreError> {
+    /// Hands each of the segment's rows in the window, for the kinds, operations and
+    /// resources asked, to `each` (the sketch as stored: merged without building it first).
+    pub(super) fn read(
+        &self,
+        conn: &rusqlite::Connection,
+        mut each: impl FnMut(StoredRow<'_>) -> Result<(), StoreError>,
+    ) -> Result<(), StoreError> {
         let mut stmt = conn.prepare_cached(
             "SELECT bucket, op_id, kind, resource_id, requests, errors, throttled, latency
              FROM red_rollups WHERE service_id = ?1 AND bucket >= ?2 AND bucket < ?3",
         )?;
         let mut rows = stmt.query(params![self.service, self.buckets.0, self.buckets.1])?;
-        let mut out = Vec::new();
         while let Some(r) = rows.next()? {
             let (op, kind, resource): (i64, i32, i64) = (r.get(1)?, r.get(2)?, r.get(3)?);
             if !(self.kinds.is_empty() || self.kinds.iter().any(|k| *k as i32 == kind))
@@ -150,16 +160,14 @@ impl RollupScan<'_> {
             {
                 continue;
             }
-            let mut latency = Sketch::default();
-            latency.merge_encoded(r.get_ref(7)?.as_blob()?)?;
-            let cell = RedCell {
-                requests: r.get::<_, i64>(4)? as u64,
-                errors: r.get::<_, i64>(5)? as u64,
-                throttled: r.get::<_, i64>(6)? as u64,
-                latency,
-            };
-            out.push((r.get(0)?, op, cell));
+            let n = |i| r.get::<_, i64>(i).map(|v| v as u64);
+            each(StoredRow {
+                bucket: r.get(0)?,
+                op,
+                counts: (n(4)?, n(5)?, n(6)?),
+                latency: r.get_ref(7)?.as_blob()?,
+            })?;
         }
-        Ok(out)
+        Ok(())
     }
 }
