@@ -166,12 +166,13 @@ for shape in "${SHAPES[@]}"; do
   acked=$(val "$run" acked_spans)
   rate=$(val "$run" acked_spans_per_sec)
   decode=$(val "$limits" decode_only_spans_per_sec)
+  prost=$(val "$limits" decode_prost_spans_per_sec)
   store=$(val "$limits" store_only_rows_per_sec)
   cpu_secs=$(awk -v a="$cpu_before" -v b="$cpu_after" -v t="$ticks" 'BEGIN {printf "%.2f", (b - a) / t}')
   line=$(awk -v shape="$shape" -v rate="$rate" -v acked="$acked" -v cpu="$cpu_secs" -v rss="$rss_kib" \
-      -v dec="$decode" -v st="$store" -v bytes="$store_bytes" 'BEGIN {
-    printf "%-10s %10d %12d %9.2f %9.1f %9.0f %10d %10d %6.2f", shape, rate, acked, cpu * 1e6 / acked,
-      rss / 1024, bytes / acked, dec, st, rate / st
+      -v dec="$decode" -v pr="$prost" -v st="$store" -v bytes="$store_bytes" 'BEGIN {
+    printf "%-10s %10d %12d %9.2f %9.1f %9.0f %10d %10d %6.2f %10d %6.2f", shape, rate, acked, cpu * 1e6 / acked,
+      rss / 1024, bytes / acked, dec, st, rate / st, pr, dec / pr
   }')
   if [ -n "$GROW" ]; then
     line="$line $(printf '%9s %9s %9s %9s %9s %9s' "$(val "$run" trace_by_id_p50_ms)" "$(val "$run" trace_by_id_p99_ms)" \
@@ -182,8 +183,8 @@ for shape in "${SHAPES[@]}"; do
 done
 
 echo "== results (acked = OTLP/HTTP protobuf spans acknowledged, i.e. committed)"
-header=$(printf "%-10s %10s %12s %9s %9s %9s %10s %10s %6s" shape "acked/s" "acked" "CPU-µs/sp" "RSS MiB" "B/span" \
-  "decode/s" "store/s" "/store")
+header=$(printf "%-10s %10s %12s %9s %9s %9s %10s %10s %6s %10s %6s" shape "acked/s" "acked" "CPU-µs/sp" "RSS MiB" "B/span" \
+  "decode/s" "store/s" "/store" "prost/s" "/prost")
 [ -n "$GROW" ] && header="$header $(printf '%9s %9s %9s %9s %9s %9s' "id p50" "id p99" "corr p50" \
   "corr p99" "search p50" "search p99")"
 echo "$header"

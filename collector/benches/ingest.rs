@@ -413,14 +413,31 @@ fn fresh(req: &Encoded, seq: u64, shift_ns: u64) -> Vec<u8> {
     bytes
 }
 
-fn decode_only(reqs: &[Encoded], seconds: f64) -> f64 {
+/// Requests decoded to the model as the receiver decodes them (straight from the bytes), and,
+/// in the same run, as prost's structs then converted (what the receiver did before): spans/s
+/// of each.
+fn decode_only(reqs: &[Encoded], seconds: f64) -> (f64, f64) {
+    use gauntlet_collector::otlp::{http, status::Format};
+    let direct = decode_loop(reqs, seconds, |bytes| {
+        http::decode_traces(Format::Protobuf, bytes)
+            .expect("decodes")
+            .batch
+            .spans
+            .len()
+    });
+    let prost = decode_loop(reqs, seconds, |bytes| {
+        let req = ExportTraceServiceRequest::decode(bytes).expect("decodes");
+        convert::traces(req).batch.spans.len()
+    });
+    (direct, prost)
+}
+
+fn decode_loop(reqs: &[Encoded], seconds: f64, decode: impl Fn(&[u8]) -> usize) -> f64 {
     let started = Instant::now();
     let mut spans = 0usize;
     let mut k = 0usize;
     while started.elapsed().as_secs_f64() < seconds {
-        let r = &reqs[k % reqs.len()];
-        let decoded = ExportTraceServiceRequest::decode(r.bytes.as_slice()).expect("decodes");
-        spans += decoded.resource_spans[0].scope_spans[0].spans.len();
+        spans += decode(reqs[k % reqs.len()].bytes.as_slice());
         k += 1;
     }
     spans as f64 / started.elapsed().as_secs_f64()
@@ -899,7 +916,9 @@ fn main() {
                 shape.name, shape.spans_per_trace
             );
             println!("request_bytes={bytes}");
-            println!("decode_only_spans_per_sec={:.0}", decode_only(&reqs, 3.0));
+            let (direct, prost) = decode_only(&reqs, 3.0);
+            println!("decode_only_spans_per_sec={direct:.0}");
+            println!("decode_prost_spans_per_sec={prost:.0}");
             // 8 requests a commit: what the group commit takes under several connections.
             let (rate, rows) = store_only(&reqs, num(2, 2_000_000) as usize, num(3, 8) as usize);
             println!("store_only_rows={rows}");

@@ -44,12 +44,28 @@ fn split(data: &[u8]) -> Option<(Format, &[u8])> {
     Some((format, body))
 }
 
-/// An OTLP traces export body, decoded and converted to the model.
+/// An OTLP traces export body, decoded to the model as the receiver decodes it; a protobuf
+/// body also through prost's structs and `convert`, and the two answers must be the same
+/// (accepted or refused, span for span, rejection for rejection).
 pub fn otlp_traces(data: &[u8]) {
-    if let Some((format, body)) = split(data)
-        && let Ok(req) = http::decode::<ExportTraceServiceRequest>(format, body)
-    {
-        let converted = convert::traces(req);
+    let Some((format, body)) = split(data) else {
+        return;
+    };
+    let direct = http::decode_traces(format, body);
+    if format == Format::Protobuf {
+        let prost = http::decode::<ExportTraceServiceRequest>(format, body).map(convert::traces);
+        let answer = |r: &Result<convert::Converted, String>| {
+            r.as_ref()
+                .map(|c| format!("{:?} {:?}", c.batch.spans, c.rejected))
+                .map_err(|_| ())
+        };
+        assert_eq!(
+            answer(&direct),
+            answer(&prost),
+            "the bytes decoder and prost disagree"
+        );
+    }
+    if let Ok(converted) = direct {
         let _ = converted.rejected.message("spans");
     }
 }

@@ -27,67 +27,113 @@ pub fn traces(req: ExportTraceServiceRequest) -> Converted {
     for rs in req.resource_spans {
         let resource = Arc::new(resource(rs.resource));
         for ss in rs.scope_spans {
-            let (scope_name, scope_version) =
-                ss.scope.map(|s| (s.name, s.version)).unwrap_or_default();
+            let scope = ss.scope.map(|s| (s.name, s.version)).unwrap_or_default();
             for span in ss.spans {
-                let Some(trace_id) = trace_id(&span.trace_id) else {
-                    out.rejected.add(if span.trace_id.len() == 16 {
-                        "with an all-zero trace_id"
-                    } else {
-                        "with a trace_id that is not 16 bytes"
-                    });
-                    continue;
-                };
-                let Some(span_id) = span_id(&span.span_id) else {
-                    out.rejected.add(if span.span_id.len() == 8 {
-                        "with an all-zero span_id"
-                    } else {
-                        "with a span_id that is not 8 bytes"
-                    });
-                    continue;
-                };
-                let parent_span_id = match span.parent_span_id.len() {
-                    0 => None,
-                    8 => span_id_or_none(&span.parent_span_id),
-                    _ => {
-                        out.rejected
-                            .add("with a parent_span_id that is not 8 bytes");
-                        continue;
-                    }
-                };
-                if span.end_time_unix_nano < span.start_time_unix_nano {
-                    out.rejected.add("ending before they start");
-                    continue;
-                }
-                let attributes = attributes(span.attributes);
-                let (status_code, status_message) = span
-                    .status
-                    .map(|s| (StatusCode::from_i32(s.code), s.message))
-                    .unwrap_or_default();
-                out.batch.spans.push(SpanRecord {
-                    trace_id,
-                    span_id,
-                    parent_span_id,
-                    resource: resource.clone(),
-                    scope_name: scope_name.clone(),
-                    scope_version: scope_version.clone(),
-                    name: span.name,
-                    kind: SpanKind::from_i32(span.kind),
-                    start_ns: clamp_ns(span.start_time_unix_nano),
-                    end_ns: clamp_ns(span.end_time_unix_nano),
-                    status_code,
-                    status_message,
-                    correlation_id: attributes.correlation_id(),
-                    attributes,
-                    events: span.events.into_iter().map(event).collect(),
-                    links: span.links.into_iter().filter_map(link).collect(),
-                    trace_state: span.trace_state,
-                    flags: span.flags,
-                });
+                let status = span.status.unwrap_or_default();
+                out.push_span(
+                    &resource,
+                    &scope,
+                    SpanParts {
+                        trace_id: &span.trace_id,
+                        span_id: &span.span_id,
+                        parent_span_id: &span.parent_span_id,
+                        name: span.name,
+                        kind: span.kind,
+                        start_ns: span.start_time_unix_nano,
+                        end_ns: span.end_time_unix_nano,
+                        status_code: status.code,
+                        status_message: status.message,
+                        attributes: attributes(span.attributes),
+                        events: span.events.into_iter().map(event).collect(),
+                        links: span.links.into_iter().filter_map(link).collect(),
+                        trace_state: span.trace_state,
+                        flags: span.flags,
+                    },
+                );
             }
         }
     }
     out
+}
+
+/// One span as a decoder read it: the IDs still as the request's bytes (checked here), the
+/// rest already the model's.
+pub(super) struct SpanParts<'a> {
+    pub trace_id: &'a [u8],
+    pub span_id: &'a [u8],
+    pub parent_span_id: &'a [u8],
+    pub name: String,
+    pub kind: i32,
+    pub start_ns: u64,
+    pub end_ns: u64,
+    pub status_code: i32,
+    pub status_message: String,
+    pub attributes: Attributes,
+    pub events: Vec<Event>,
+    pub links: Vec<Link>,
+    pub trace_state: String,
+    pub flags: u32,
+}
+
+impl Converted {
+    /// Checks a decoded span and keeps it, or counts why not: the one rule both OTLP
+    /// decoders (`prost`'s structs here, the request's bytes in `trace_decode`) apply.
+    pub(super) fn push_span(
+        &mut self,
+        resource: &Arc<Resource>,
+        (scope_name, scope_version): &(String, String),
+        span: SpanParts<'_>,
+    ) {
+        let Some(trace_id) = trace_id(span.trace_id) else {
+            self.rejected.add(if span.trace_id.len() == 16 {
+                "with an all-zero trace_id"
+            } else {
+                "with a trace_id that is not 16 bytes"
+            });
+            return;
+        };
+        let Some(span_id) = span_id(span.span_id) else {
+            self.rejected.add(if span.span_id.len() == 8 {
+                "with an all-zero span_id"
+            } else {
+                "with a span_id that is not 8 bytes"
+            });
+            return;
+        };
+        let parent_span_id = match span.parent_span_id.len() {
+            0 => None,
+            8 => span_id_or_none(span.parent_span_id),
+            _ => {
+                self.rejected
+                    .add("with a parent_span_id that is not 8 bytes");
+                return;
+            }
+        };
+        if span.end_ns < span.start_ns {
+            self.rejected.add("ending before they start");
+            return;
+        }
+        self.batch.spans.push(SpanRecord {
+            trace_id,
+            span_id,
+            parent_span_id,
+            resource: resource.clone(),
+            scope_name: scope_name.clone(),
+            scope_version: scope_version.clone(),
+            name: span.name,
+            kind: SpanKind::from_i32(span.kind),
+            start_ns: clamp_ns(span.start_ns),
+            end_ns: clamp_ns(span.end_ns),
+            status_code: StatusCode::from_i32(span.status_code),
+            status_message: span.status_message,
+            correlation_id: span.attributes.correlation_id(),
+            attributes: span.attributes,
+            events: span.events,
+            links: span.links,
+            trace_state: span.trace_state,
+            flags: span.flags,
+        });
+    }
 }
 
 pub fn logs(req: ExportLogsServiceRequest) -> Converted {
@@ -157,7 +203,12 @@ fn span_id_or_none(bytes: &[u8]) -> Option<SpanId> {
 }
 
 pub(super) fn resource(r: Option<ProtoResource>) -> Resource {
-    let attributes = attributes(r.map(|r| r.attributes).unwrap_or_default());
+    resource_of(attributes(r.map(|r| r.attributes).unwrap_or_default()))
+}
+
+/// A resource of these attributes: its service is `service.name`'s string, or
+/// [`UNKNOWN_SERVICE`].
+pub(super) fn resource_of(attributes: Attributes) -> Resource {
     let service = match attributes.get("service.name") {
         Some(Value::String(s)) if !s.is_empty() => s.clone(),
         _ => UNKNOWN_SERVICE.to_string(),

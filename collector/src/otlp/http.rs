@@ -26,8 +26,8 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use super::convert::{self, Converted};
-use super::json;
 use super::status::{Format, RpcError};
+use super::{json, trace_decode};
 use crate::ingest::{IngestError, Pipeline};
 use crate::metrics::{Metrics, Outcome, Protocol, Signal};
 use crate::payload::{self, PayloadError};
@@ -124,12 +124,15 @@ pub fn router(receiver: HttpReceiver, cors_origins: &[CorsOrigin]) -> Router {
 
 async fn traces(State(r): State<HttpReceiver>, headers: HeaderMap, body: Body) -> Response {
     // The reservation is held until the commit: the decoded batch is what it stands for.
-    let (format, req, _held) = match read::<ExportTraceServiceRequest>(&r, &headers, body).await {
+    let (format, bytes, _held) = match read_body(&r, &headers, body).await {
         Ok(ok) => ok,
         Err((format, e)) => return e.into_response(format),
     };
+    let converted = match decode_traces(format, &bytes) {
+        Ok(converted) => converted,
+        Err(msg) => return RpcError::bad_request(msg).into_response(format),
+    };
     let protocol = protocol(format);
-    let converted = convert::traces(req);
     let rejected = converted.rejected.clone();
     match commit(&r, Signal::Spans, protocol, converted).await {
         Ok(()) => respond(
@@ -235,6 +238,18 @@ async fn read<M: Message + Default + DeserializeOwned>(
     headers: &HeaderMap,
     body: Body,
 ) -> Result<(Format, M, payload::Reservation), (Format, RpcError)> {
+    let (format, bytes, held) = read_body(r, headers, body).await?;
+    decode(format, &bytes)
+        .map(|m| (format, m, held))
+        .map_err(|msg| (format, RpcError::bad_request(msg)))
+}
+
+/// Checks the content type, reads and decompresses the body.
+async fn read_body(
+    r: &HttpReceiver,
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<(Format, bytes::Bytes, payload::Reservation), (Format, RpcError)> {
     let Some(format) = content_format(headers) else {
         let got = headers
             .get(header::CONTENT_TYPE)
@@ -257,9 +272,19 @@ async fn read<M: Message + Default + DeserializeOwned>(
     let (bytes, held) = payload::read(body, encoding, r.max_body, &r.budget)
         .await
         .map_err(|e| (format, payload_error(e)))?;
-    decode(format, &bytes)
-        .map(|m| (format, m, held))
-        .map_err(|msg| (format, RpcError::bad_request(msg)))
+    Ok((format, bytes, held))
+}
+
+/// An OTLP/HTTP traces body (decompressed) as the model's spans: protobuf straight from its
+/// bytes ([`trace_decode`]), JSON through `opentelemetry-proto`'s types. What the receiver,
+/// the fuzz target and its corpus replay decode with.
+pub fn decode_traces(format: Format, bytes: &[u8]) -> Result<Converted, String> {
+    match format {
+        Format::Protobuf => {
+            trace_decode::traces(bytes).map_err(|e| format!("invalid OTLP protobuf: {e}"))
+        }
+        Format::Json => json::decode::<ExportTraceServiceRequest>(bytes).map(convert::traces),
+    }
 }
 
 /// An OTLP/HTTP body (decompressed) as the request type `M`; the error says what is wrong.
