@@ -7,7 +7,8 @@
 # trace) until N logs are stored, then log query latencies (by trace, correlation, service,
 # body text, severity). With --rollups N: N spans of the realistic shape whose start times
 # cover 24 hours, then RED over the last 1, 6 and 24 hours from the rollups (a step of whole
-# 10 s buckets) and from the spans (a step one second longer), p50/p99 of 20 each.
+# 10 s buckets) and from the spans (a step one second longer), p50/p99 of 20 each. Without
+# --grow, each shape's blast also goes to rotel (PyPI, blackhole exporter) in the same run.
 # Loopback only; every phase ends by itself.
 #
 # Usage: bash scripts/bench-ingest.sh [--shape friendly|realistic|worst|all] [--grow SPANS]
@@ -86,7 +87,32 @@ start_collector() {
   [ -n "$otlp" ] && [ -n "$api" ] || { echo "collector did not start:"; cat "$work/err"; exit 1; }
 }
 ticks=$(getconf CLK_TCK)
-cpu() { awk '{print $14 + $15}' "/proc/$collector_pid/stat"; }
+cpu() { awk '{print $14 + $15}' "/proc/${1:-$collector_pid}/stat"; }
+
+# The same-run peer: rotel (a Rust OpenTelemetry collector, from PyPI into a temporary
+# virtualenv) with its blackhole exporter, taking the same blast on loopback.
+ROTEL_VERSION=0.0.1a15
+rotel_bin=""
+free_port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+rotel_blast() { # shape → "spans/s CPU-µs/span", or "- -" when rotel cannot be had
+  if [ -z "$rotel_bin" ]; then
+    python3 -m venv "$work/rotel" >/dev/null && "$work/rotel/bin/pip" install -q "rotel==$ROTEL_VERSION" >&2 \
+      && rotel_bin=$(find "$work/rotel" -name rotel-agent -type f | head -1)
+    [ -n "$rotel_bin" ] || { echo "- -"; return; }
+  fi
+  local port gport pid out c0 c1
+  port=$(free_port); gport=$(free_port)
+  "$rotel_bin" start --exporter blackhole --otlp-http-endpoint "127.0.0.1:$port" \
+    --otlp-grpc-endpoint "127.0.0.1:$gport" >"$work/rotel.log" 2>&1 &
+  pid=$!
+  for _ in $(seq 1 100); do (echo >"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break; sleep 0.1; done
+  c0=$(cpu "$pid")
+  out=$(bench blast "$1" "http://127.0.0.1:$port/v1/traces" "$CONNECTIONS" "$SECONDS_TO_RUN")
+  c1=$(cpu "$pid")
+  kill "$pid" 2>/dev/null && wait "$pid" 2>/dev/null || true
+  awk -v r="$(val "$out" acked_spans_per_sec)" -v n="$(val "$out" acked_spans)" -v a="$c0" -v b="$c1" -v t="$ticks" \
+    'BEGIN { if (n > 0) printf "%d %.2f", r, (b - a) / t * 1e6 / n; else print "- -" }'
+}
 # Shows each line as it comes (through this shell's own stderr: `tee /dev/stderr` would reopen
 # a redirected log and write over it) and keeps it for the summary.
 shown() { while IFS= read -r line; do echo "$line" >&2; echo "$line"; done; }
@@ -174,6 +200,13 @@ for shape in "${SHAPES[@]}"; do
     printf "%-10s %10d %12d %9.2f %9.1f %9.0f %10d %10d %6.2f %10d %6.2f", shape, rate, acked, cpu * 1e6 / acked,
       rss / 1024, bytes / acked, dec, st, rate / st, pr, dec / pr
   }')
+  if [ -z "$GROW" ]; then
+    echo "== $shape: rotel $ROTEL_VERSION (blackhole exporter), the same blast"
+    read -r peer peer_cpu <<<"$(rotel_blast "$shape")"
+    echo "rotel_spans_per_sec=$peer rotel_cpu_us_per_span=$peer_cpu"
+    line="$line $(awk -v r="$rate" -v p="$peer" -v c="$peer_cpu" 'BEGIN {
+      if (p == "-") printf "%10s %9s %7s", "-", "-", "-"; else printf "%10d %9.2f %7.2f", p, c, r / p }')"
+  fi
   if [ -n "$GROW" ]; then
     line="$line $(printf '%9s %9s %9s %9s %9s %9s' "$(val "$run" trace_by_id_p50_ms)" "$(val "$run" trace_by_id_p99_ms)" \
       "$(val "$run" correlation_p50_ms)" "$(val "$run" correlation_p99_ms)" \
@@ -185,6 +218,7 @@ done
 echo "== results (acked = OTLP/HTTP protobuf spans acknowledged, i.e. committed)"
 header=$(printf "%-10s %10s %12s %9s %9s %9s %10s %10s %6s %10s %6s" shape "acked/s" "acked" "CPU-µs/sp" "RSS MiB" "B/span" \
   "decode/s" "store/s" "/store" "prost/s" "/prost")
+[ -z "$GROW" ] && header="$header $(printf '%10s %9s %7s' "rotel/s" "rotel-µs" "/rotel")"
 [ -n "$GROW" ] && header="$header $(printf '%9s %9s %9s %9s %9s %9s' "id p50" "id p99" "corr p50" \
   "corr p99" "search p50" "search p99")"
 echo "$header"
