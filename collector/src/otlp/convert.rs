@@ -58,6 +58,7 @@ pub fn traces(req: ExportTraceServiceRequest) -> Converted {
 
 /// One span as a decoder read it: the IDs still as the request's bytes (checked here), the
 /// rest already the model's.
+#[derive(Default)]
 pub(super) struct SpanParts<'a> {
     pub trace_id: &'a [u8],
     pub span_id: &'a [u8],

@@ -128,22 +128,7 @@ fn scope<'a>(
 }
 
 fn span<'a>(mut msg: Message<'a>) -> Result<SpanParts<'a>, WireError> {
-    let mut s = SpanParts {
-        trace_id: &[],
-        span_id: &[],
-        parent_span_id: &[],
-        name: String::new(),
-        kind: 0,
-        start_ns: 0,
-        end_ns: 0,
-        status_code: 0,
-        status_message: String::new(),
-        attributes: Attributes::new(),
-        events: Vec::new(),
-        links: Vec::new(),
-        trace_state: String::new(),
-        flags: 0,
-    };
+    let mut s = SpanParts::default();
     let (mut name, mut trace_state, mut status_message) = ("", "", "");
     let mut attributes = Vec::new();
     while let Some((n, f)) = msg.next_field()? {
