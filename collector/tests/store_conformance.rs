@@ -499,6 +499,61 @@ async fn full_segments_are_sealed_and_answer_through_their_own_key_tables() {
     assert_eq!(store.traces(&[[20; 16]]).await.expect("read").len(), 1);
 }
 
+/// A sealed segment answers RED in steps of whole minutes and hours from its `red_tiers`
+/// alone: with its 10 s rows deleted, those answers still count every span (a step of one
+/// bucket, which only the 10 s rows can answer, no longer does); and so after a restart.
+/// Steps that cut across a tier's rows are answered from the 10 s rows.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sealed_segments_answer_minutes_and_hours_from_their_tiers() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut config = SqliteConfig::new(dir.path());
+    config.segments.rows = 400;
+    let (first, spans) = {
+        let sqlite = Arc::new(SqliteStore::open(&config).expect("open"));
+        let store: Arc<dyn Store> = sqlite.clone();
+        let (first, spans) = conformance::write_rolled_spans(&store).await;
+        // Past the limit once more: every segment holding the spans is sealed.
+        let mut b = Batch::default();
+        b.spans.push(span(250, 1, None, "other", "op", T0, 1));
+        store.write(b).await.expect("write");
+        let segments = sealed(&sqlite).await;
+        assert!(segments.len() >= 4, "{segments:?}");
+        // Steps that do not start on a whole minute cut across the tiers' rows: the 10 s
+        // rows answer them.
+        for per_step in [6, 360] {
+            conformance::rollups_count_the_spans(&store, first + 3, per_step, &spans).await;
+        }
+        for s in &segments[..segments.len() - 1] {
+            let conn = rusqlite::Connection::open(&s.path).expect("segment");
+            let tiers: i64 = conn
+                .query_row("SELECT count(*) FROM red_tiers", [], |r| r.get(0))
+                .expect("red_tiers");
+            assert!(tiers > 0, "{s:?} has no tiers");
+            conn.execute("DELETE FROM red_rollups", [])
+                .expect("delete the 10 s rows");
+        }
+        for per_step in [6, 360] {
+            conformance::rollups_count_the_spans(&store, first, per_step, &spans).await;
+        }
+        (first, spans)
+    };
+    let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&config).expect("reopen"));
+    for per_step in [6, 360] {
+        conformance::rollups_count_the_spans(&store, first, per_step, &spans).await;
+    }
+    let buckets = store
+        .red_steps(&gauntlet_collector::store::RollupQuery {
+            service: "rolled".into(),
+            kinds: vec![gauntlet_collector::model::SpanKind::Server],
+            buckets: (first, first + 720),
+            buckets_per_step: 1,
+            ..Default::default()
+        })
+        .await
+        .expect("steps");
+    assert!(buckets.steps.is_empty(), "{:?}", &buckets.steps[..1]);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_reopened_store_seals_what_a_stop_left_open_and_keeps_every_row() {
     let dir = tempfile::tempdir().expect("tempdir");

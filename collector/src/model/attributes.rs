@@ -125,6 +125,16 @@ impl Attributes {
     /// hostile sender's thousands of attributes cost linear time.
     pub fn deduplicated(pairs: Vec<(String, Value)>) -> Self {
         const SCAN: usize = 32;
+        // Almost every list repeats nothing: kept as it came, without moving a pair.
+        let repeats = if pairs.len() <= SCAN {
+            (1..pairs.len()).any(|i| pairs[..i].iter().any(|(k, _)| *k == pairs[i].0))
+        } else {
+            let mut seen = std::collections::HashSet::with_capacity(pairs.len());
+            !pairs.iter().all(|(k, _)| seen.insert(k.as_str()))
+        };
+        if !repeats {
+            return Self(pairs);
+        }
         let mut out: Vec<(String, Value)> = Vec::with_capacity(pairs.len());
         if pairs.len() <= SCAN {
             for (k, v) in pairs {
@@ -389,6 +399,19 @@ mod tests {
             let a = Attributes::deduplicated(pairs(n));
             assert_eq!(a.len(), n, "one k0 of {n}");
             assert_eq!(a.iter().next(), Some(("k0", &Value::from("last"))));
+        }
+    }
+
+    #[test]
+    fn a_list_without_repeats_is_kept_as_it_came() {
+        for n in [0, 1, 32, 33, 100] {
+            let pairs: Vec<(String, Value)> = (0..n)
+                .map(|i| (format!("k{i}"), Value::Int(i as i64)))
+                .collect();
+            let a = Attributes::deduplicated(pairs.clone());
+            let kept: Vec<(String, Value)> =
+                a.iter().map(|(k, v)| (k.to_string(), v.clone())).collect();
+            assert_eq!(kept, pairs, "{n} pairs");
         }
     }
 

@@ -4,9 +4,11 @@
 //! its versions, or the instances of one `service.version` (a canary's two sides).
 //!
 //! A step of whole 10 s buckets (the default for windows of 10 minutes and more) reads the
-//! rollups written at ingest (`crate::rollup`): the window then starts at a whole bucket,
-//! counts are exact and percentiles within 1 % of the exact ones. Any other step reads the
-//! spans (at most [`MAX_SPANS`], `truncated` past it) and gives exact percentiles.
+//! rollups written at ingest (`crate::rollup`): the window then starts at a whole bucket (a
+//! whole minute or hour when the step is whole minutes or hours, so that a store's coarser
+//! tiers answer a long window), counts are exact and percentiles within 1 % of the exact
+//! ones. Any other step reads the spans (at most [`MAX_SPANS`], `truncated` past it) and
+//! gives exact percentiles.
 
 use std::collections::HashMap;
 
@@ -17,7 +19,7 @@ use gauntlet_query_api::red::{Red, RedPoint, RedSeries};
 
 use super::{ApiError, QueryState, parse};
 use crate::model::{SpanKind, now_ns};
-use crate::rollup::{BUCKET_NS, RedSteps, bucket_of};
+use crate::rollup::{BUCKET_NS, RedSteps, aligned_start, bucket_of, tier_width_ns};
 use crate::store::{RollupQuery, SampleQuery, Samples, SpanSample};
 
 /// Spans one answer reads at most (the newest in the window); past it, `truncated` is true.
@@ -31,29 +33,36 @@ pub async fn red(
     Query(pairs): Query<Pairs>,
 ) -> Result<Response, ApiError> {
     let q: RedQuery = parse(&pairs)?;
-    // The default window, the last hour, ends at the next whole rollup bucket: its sixty
-    // points are then whole buckets too.
-    let end = match (q.start_ns, q.end_ns) {
-        (_, Some(end)) => end,
-        (Some(_), None) => now_ns(),
-        (None, None) => ceil_div(now_ns(), BUCKET_NS) * BUCKET_NS,
+    // By default about sixty points, each a whole number of seconds, and of whole rollup
+    // buckets over 10 minutes or more.
+    let default_step = |window: i64| {
+        let seconds = ceil_div(window / 60, 1_000_000_000).max(1) * 1_000_000_000;
+        if window >= 60 * BUCKET_NS {
+            ceil_div(seconds, BUCKET_NS) * BUCKET_NS
+        } else {
+            seconds
+        }
     };
-    let start = q.start_ns.unwrap_or(end - DEFAULT_WINDOW_NS);
+    let (start, end) = match (q.start_ns, q.end_ns) {
+        // The default window, the last hour, ends at the next whole row of the coarsest
+        // rollup tier its step is made of: its points are then whole rows too.
+        (None, None) => {
+            let step = q.step_ns.unwrap_or_else(|| default_step(DEFAULT_WINDOW_NS));
+            let width = tier_width_ns(step);
+            let end = ceil_div(now_ns(), width) * width;
+            (end - DEFAULT_WINDOW_NS, end)
+        }
+        (start, end) => {
+            let end = end.unwrap_or_else(now_ns);
+            (start.unwrap_or(end - DEFAULT_WINDOW_NS), end)
+        }
+    };
     if start >= end {
         return Err(ApiError::bad_request(format!(
             "start ({start} ns) must be before end ({end} ns)"
         )));
     }
-    // By default about sixty points, each a whole number of seconds, and of whole rollup
-    // buckets over 10 minutes or more.
-    let step = q.step_ns.unwrap_or_else(|| {
-        let seconds = ceil_div((end - start) / 60, 1_000_000_000).max(1) * 1_000_000_000;
-        if end - start >= 60 * BUCKET_NS {
-            ceil_div(seconds, BUCKET_NS) * BUCKET_NS
-        } else {
-            seconds
-        }
-    });
+    let step = q.step_ns.unwrap_or_else(|| default_step(end - start));
     let points = ceil_div(end - start, step);
     if points > MAX_POINTS {
         return Err(ApiError::bad_request(format!(
@@ -102,8 +111,8 @@ fn answer(
     .into_response()
 }
 
-/// A step of whole rollup buckets: the window starts at a whole bucket (`start` rounded
-/// down), and each point is the merge of its buckets' cells (counts exact, percentiles within
+/// A step of whole rollup buckets: the window starts at a whole bucket, or minute or hour
+/// when the step is made of them (`start` rounded down, [`aligned_start`]), and each point is the merge of its buckets' cells (counts exact, percentiles within
 /// the sketch's 1 %).
 async fn from_rollups(
     s: &QueryState,
@@ -113,7 +122,7 @@ async fn from_rollups(
     end: i64,
     step: i64,
 ) -> Result<Response, ApiError> {
-    let start = bucket_of(start) * BUCKET_NS;
+    let start = aligned_start(start, step);
     let n = ceil_div(end - start, step).max(1);
     let first = bucket_of(start);
     let per_step = step / BUCKET_NS;

@@ -19,6 +19,29 @@ use crate::model::{SpanKind, StatusCode};
 /// The width of a rollup bucket: RED answers from rollups when its step is a multiple.
 pub const BUCKET_NS: i64 = 10_000_000_000;
 
+/// Coarser rows a store may keep besides its 10 s buckets, in buckets: a minute and an hour
+/// (SQLite's sealed segments do). A RED step of whole minutes (hours) from a whole minute
+/// (hour) can read them instead.
+pub const TIER_BUCKETS: [i64; 2] = [6, 360];
+
+/// Where a RED window of `step_ns` steps read from rollups starts, at or before `start_ns`:
+/// at a whole hour when the step is whole hours, a whole minute when it is whole minutes,
+/// else a whole bucket; so each step covers whole rows of the coarsest tier that fits.
+pub fn aligned_start(start_ns: i64, step_ns: i64) -> i64 {
+    let width = tier_width_ns(step_ns);
+    start_ns.div_euclid(width) * width
+}
+
+/// The width of the coarsest tier (an hour, a minute) a step is made of; a bucket otherwise.
+pub fn tier_width_ns(step_ns: i64) -> i64 {
+    TIER_BUCKETS
+        .into_iter()
+        .rev()
+        .map(|w| w * BUCKET_NS)
+        .find(|w| step_ns % w == 0)
+        .unwrap_or(BUCKET_NS)
+}
+
 /// The bucket a span that started at `start_ns` counts in (buckets since the epoch).
 pub fn bucket_of(start_ns: i64) -> i64 {
     start_ns.div_euclid(BUCKET_NS)
@@ -238,6 +261,17 @@ mod tests {
         assert_eq!(bucket_of(BUCKET_NS - 1), 0);
         assert_eq!(bucket_of(BUCKET_NS), 1);
         assert_eq!(bucket_of(-1), -1);
+    }
+
+    #[test]
+    fn a_window_starts_on_the_coarsest_tier_its_step_is_made_of() {
+        let s = 1_000_000_000;
+        let t = 7_200 * s + 125 * s; // 2:02:05 after an hour boundary
+        assert_eq!(aligned_start(t, 20 * s), 7_200 * s + 120 * s);
+        assert_eq!(aligned_start(t, 24 * 60 * s), 7_200 * s + 120 * s);
+        assert_eq!(aligned_start(t, 90 * s), 7_200 * s + 120 * s);
+        assert_eq!(aligned_start(t, 7_200 * s), 7_200 * s);
+        assert_eq!(aligned_start(-5 * s, 60 * s), -60 * s);
     }
 
     #[test]

@@ -157,8 +157,9 @@ pub const SEGMENTS_TABLE: &str = r#"
 
 /// The `user_version` of a segment file this build writes: 2 since the key tables, 3 since
 /// the keys point at span rows (no `trace_parts`), 4 since search finds spans by service and
-/// time through `span_times` (no live `spans_by_service` index), 5 since `red_rollups`.
-pub const SEGMENT_VERSION: i64 = 5;
+/// time through `span_times` (no live `spans_by_service` index), 5 since `red_rollups`, 6
+/// since `red_tiers`.
+pub const SEGMENT_VERSION: i64 = 6;
 
 /// What segment format 2 added to format 1: the secret of the segment's ID keys (one row),
 /// and the sealed segment's lookups, filled when it is sealed: its sorted (key, rowid)
@@ -230,6 +231,24 @@ pub const SEGMENT_SCHEMA: &str = r#"
         throttled INTEGER NOT NULL,
         latency BLOB NOT NULL,
         PRIMARY KEY (service_id, bucket, op_id, kind, resource_id, status_code, http_class)
+    ) WITHOUT ROWID;
+    -- Format 6: `red_rollups` merged per minute (width 6) and per hour (width 360) when the
+    -- segment is sealed; `bucket` is the first 10 s bucket a row covers.
+    CREATE TABLE red_tiers (
+        width INTEGER NOT NULL,
+        service_id INTEGER NOT NULL,
+        bucket INTEGER NOT NULL,
+        op_id INTEGER NOT NULL,
+        kind INTEGER NOT NULL,
+        resource_id INTEGER NOT NULL,
+        status_code INTEGER NOT NULL,
+        http_class INTEGER NOT NULL,
+        requests INTEGER NOT NULL,
+        errors INTEGER NOT NULL,
+        throttled INTEGER NOT NULL,
+        latency BLOB NOT NULL,
+        PRIMARY KEY (width, service_id, bucket, op_id, kind, resource_id, status_code,
+            http_class)
     ) WITHOUT ROWID;
     CREATE TABLE logs (
         id INTEGER PRIMARY KEY,

@@ -534,13 +534,25 @@ pub async fn samples_carry_the_http_status(store: &Arc<dyn Store>) {
     assert_eq!(statuses, [None, Some(200), Some(429)], "newest first");
 }
 
-/// RED's rollups agree with the spans they count: per bucket and operation the requests,
+/// RED's rollups agree with the spans they count: per step and operation the requests,
 /// errors and throttled requests exactly, p50, p95 and p99 within the sketch's bound of the
-/// exact nearest-rank percentile. The spans come in six batches over the same buckets (so
-/// stored cells are merged with new ones), from two versions, with client spans RED does
-/// not read; one version can be asked alone.
+/// exact nearest-rank percentile, in steps of a bucket, a minute and an hour (the tiers a
+/// store may keep). The spans come in six batches over the same buckets (so stored cells are
+/// merged with new ones), from two versions, with client spans RED does not read; one version
+/// can be asked alone.
 pub async fn rollups_agree_with_the_spans(store: &Arc<dyn Store>) {
+    let (first, spans) = write_rolled_spans(store).await;
+    for per_step in [1, 6, 360] {
+        rollups_count_the_spans(store, first, per_step, &spans).await;
+    }
+}
+
+/// Writes 3,000 spans of service `rolled` over two hours from a whole hour, in twelve runs
+/// of six buckets (so cells hold several spans), in six batches each over all of them;
+/// returns the first bucket and the spans.
+pub async fn write_rolled_spans(store: &Arc<dyn Store>) -> (i64, Vec<SpanRecord>) {
     let first = bucket_of(T0) + 1_000;
+    let first = first - first.rem_euclid(360);
     let versioned = |v: &str| {
         Arc::new(Resource {
             service: "rolled".into(),
@@ -560,7 +572,8 @@ pub async fn rollups_agree_with_the_spans(store: &Arc<dyn Store>) {
     let mut spans = Vec::new();
     for i in 0..3_000u64 {
         let op = ["GET /a", "GET /b", "POST /c"][(next() % 3) as usize];
-        let start = (first + (next() % 6) as i64) * BUCKET_NS + (next() % BUCKET_NS as u64) as i64;
+        let bucket = first + (next() % 12) as i64 * 60 + (next() % 6) as i64;
+        let start = bucket * BUCKET_NS + (next() % BUCKET_NS as u64) as i64;
         let duration = (1_000.0 * 10f64.powf(6.0 * (next() % 10_000) as f64 / 10_000.0)) as i64;
         let mut s = span(1, 1, None, "rolled", op, start, duration);
         s.trace_id[..8].copy_from_slice(&i.to_be_bytes());
@@ -583,14 +596,26 @@ pub async fn rollups_agree_with_the_spans(store: &Arc<dyn Store>) {
         batch.spans.extend(chunk.iter().cloned());
         store.write(batch).await.expect("write");
     }
+    (first, spans)
+}
+
+/// Checks RED's steps of `per_step` buckets from bucket `first` over two hours against the
+/// spans, for both versions and for version 2 alone.
+pub async fn rollups_count_the_spans(
+    store: &Arc<dyn Store>,
+    first: i64,
+    per_step: i64,
+    spans: &[SpanRecord],
+) {
+    let end = first + 720;
     for version in [None, Some("2")] {
         let got = store
             .red_steps(&RollupQuery {
                 service: "rolled".into(),
                 version: version.map(str::to_string),
                 kinds: vec![SpanKind::Server, SpanKind::Consumer],
-                buckets: (first, first + 6),
-                buckets_per_step: 1,
+                buckets: (first, end),
+                buckets_per_step: per_step,
                 ..Default::default()
             })
             .await
@@ -600,12 +625,13 @@ pub async fn rollups_agree_with_the_spans(store: &Arc<dyn Store>) {
         let mut want: std::collections::BTreeMap<(u32, Option<String>), Exact> = Default::default();
         let asked = |s: &&SpanRecord| {
             s.kind == SpanKind::Server
+                && (first..end).contains(&bucket_of(s.start_ns))
                 && version.is_none_or(|v| {
                     s.resource.attributes.get("service.version") == Some(&Value::from(v))
                 })
         };
         for s in spans.iter().filter(asked) {
-            let step = (bucket_of(s.start_ns) - first) as u32;
+            let step = ((bucket_of(s.start_ns) - first) / per_step) as u32;
             for op in [Some(s.name.clone()), None] {
                 let cell = want.entry((step, op)).or_default();
                 cell.0 += 1;
@@ -626,7 +652,7 @@ pub async fn rollups_agree_with_the_spans(store: &Arc<dyn Store>) {
             assert_eq!(
                 (row.requests, row.errors, row.throttled),
                 (*requests, *errors, *throttled),
-                "{key:?}, version {version:?}"
+                "{key:?}, version {version:?}, {per_step} buckets a step"
             );
             durations.sort_unstable();
             for (q, sketched) in [0.5, 0.95, 0.99].into_iter().zip(row.percentiles_ns) {

@@ -212,7 +212,9 @@ fn listed_segments(
                 location: file.display().to_string(),
                 reason: format!("cannot read this sealed segment: {e}"),
             })?;
-            segments.push(Arc::new(Segment::new(id, file, format, None, min.zip(max))));
+            let sealed = Segment::new(id, file, format, None, min.zip(max));
+            sealed.mark_sealed();
+            segments.push(Arc::new(sealed));
             continue;
         }
         if may_be_absent && !file.is_file() {

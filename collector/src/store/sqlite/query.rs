@@ -14,7 +14,7 @@ use super::read::{
     LOG_SELECT, Totals, blob_id, correlated_traces, filters_match, log_from_row, trace_spans,
     trace_totals,
 };
-use super::rollups::RollupScan;
+use super::rollups::{RollupScan, tier_for};
 use super::segment::{Search, Segment, file_len, wal_path};
 use super::span_times::{self, SpanTime, Wanted};
 use super::{SqliteStore, with_segment};
@@ -373,9 +373,15 @@ impl Store for SqliteStore {
                         }
                         continue;
                     }
+                    let width = if segment.tiers_ready() {
+                        tier_for(q.buckets.0, q.buckets_per_step)
+                    } else {
+                        1
+                    };
                     let scan = RollupScan {
                         service: sid,
                         buckets: q.buckets,
+                        width,
                         kinds: &q.kinds,
                         ops: plan.op_ids.as_deref(),
                         resources: plan.resource_ids.as_deref(),

@@ -1,6 +1,11 @@
 //! The RED rollups of a segment (`red_rollups`, format 5 on): a batch's cells are added to
 //! the rows of their keys in the transaction that writes its spans, and RED reads them per
 //! bucket instead of the spans. A segment of an older format has none: RED reads its spans.
+//!
+//! Sealing (format 6 on) merges them into minute and hour rows (`red_tiers`), so that RED
+//! over a day with a step of whole minutes reads a sixth of the rows, and of whole hours a
+//! 360th. A sealed segment takes no more spans, so its tiers never need updating; the open
+//! segment is always read per 10 s bucket.
 
 use std::collections::HashMap;
 
@@ -9,8 +14,8 @@ use rusqlite::{OptionalExtension, Transaction, params, params_from_iter};
 
 use super::encoding::SpanRow;
 use super::write::RowIds;
-use crate::model::SpanKind;
-use crate::rollup::{RedCell, RedCells, RedKey, Sketch, bucket_of, http_class};
+use crate::model::{SpanKind, StatusCode};
+use crate::rollup::{RedCell, RedCells, RedKey, Sketch, TIER_BUCKETS, bucket_of, http_class};
 use crate::store::StoreError;
 
 /// Buckets behind the newest whose cells [`RollupCache`] keeps: spans arrive within seconds
@@ -120,11 +125,83 @@ fn key_values(key: &RedKey) -> [Value; 7] {
     .map(Value::Integer)
 }
 
+/// Writes the segment's tiers from its 10 s rows, in the sealing transaction (replacing any
+/// left by a seal that did not finish). A tier row's `bucket` is the first 10 s bucket it
+/// covers, so it falls in the same RED step as its buckets whenever steps start and end on
+/// whole tier widths.
+pub(super) fn write_tiers(tx: &Transaction<'_>) -> Result<(), StoreError> {
+    tx.execute("DELETE FROM red_tiers", [])?;
+    let mut tiers: [HashMap<RedKey, RedCell>; TIER_BUCKETS.len()] = Default::default();
+    {
+        let mut stmt = tx.prepare(
+            "SELECT service_id, bucket, op_id, kind, resource_id, status_code, http_class,
+                    requests, errors, throttled, latency FROM red_rollups",
+        )?;
+        let mut rows = stmt.query([])?;
+        while let Some(r) = rows.next()? {
+            let key = RedKey {
+                service: r.get(0)?,
+                bucket: r.get(1)?,
+                op: r.get(2)?,
+                kind: SpanKind::from_i32(r.get(3)?),
+                resource: r.get(4)?,
+                status: StatusCode::from_i32(r.get(5)?),
+                http_class: r.get(6)?,
+            };
+            let n = |i| r.get::<_, i64>(i).map(|v| v as u64);
+            let cell = RedCell {
+                requests: n(7)?,
+                errors: n(8)?,
+                throttled: n(9)?,
+                latency: Sketch::decode(r.get_ref(10)?.as_blob()?)?,
+            };
+            for (tier, width) in tiers.iter_mut().zip(TIER_BUCKETS) {
+                let bucket = key.bucket - key.bucket.rem_euclid(width);
+                tier.entry(RedKey { bucket, ..key })
+                    .or_default()
+                    .merge(&cell);
+            }
+        }
+    }
+    let mut write = tx.prepare(
+        "INSERT INTO red_tiers (width, service_id, bucket, op_id, kind, resource_id,
+            status_code, http_class, requests, errors, throttled, latency)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+    )?;
+    for (tier, width) in tiers.iter().zip(TIER_BUCKETS) {
+        for (key, cell) in tier {
+            let counts =
+                [cell.requests, cell.errors, cell.throttled].map(|n| Value::Integer(n as i64));
+            let latency = Value::Blob(cell.latency.encode());
+            write.execute(params_from_iter(
+                [Value::Integer(width)]
+                    .into_iter()
+                    .chain(key_values(key))
+                    .chain(counts)
+                    .chain([latency]),
+            ))?;
+        }
+    }
+    Ok(())
+}
+
+/// The tier a scan of a sealed segment with tiers reads: the widest whose rows each fall
+/// inside one step (steps of whole widths from a whole width), else 1 (the 10 s rows).
+pub(super) fn tier_for(first: i64, per_step: i64) -> i64 {
+    TIER_BUCKETS
+        .into_iter()
+        .rev()
+        .find(|w| first.rem_euclid(*w) == 0 && per_step % w == 0)
+        .unwrap_or(1)
+}
+
 /// What RED reads of one segment's rollups.
 pub(super) struct RollupScan<'a> {
     pub(super) service: i64,
     /// Buckets `first..end`.
     pub(super) buckets: (i64, i64),
+    /// Buckets per row read: 1 (`red_rollups`), or one of [`TIER_BUCKETS`] (`red_tiers`).
+    pub(super) width: i64,
     pub(super) kinds: &'a [SpanKind],
     pub(super) ops: Option<&'a [i64]>,
     pub(super) resources: Option<&'a [i64]>,
@@ -147,11 +224,21 @@ impl RollupScan<'_> {
         conn: &rusqlite::Connection,
         mut each: impl FnMut(StoredRow<'_>) -> Result<(), StoreError>,
     ) -> Result<(), StoreError> {
-        let mut stmt = conn.prepare_cached(
-            "SELECT bucket, op_id, kind, resource_id, requests, errors, throttled, latency
-             FROM red_rollups WHERE service_id = ?1 AND bucket >= ?2 AND bucket < ?3",
-        )?;
-        let mut rows = stmt.query(params![self.service, self.buckets.0, self.buckets.1])?;
+        const COLUMNS: &str =
+            "bucket, op_id, kind, resource_id, requests, errors, throttled, latency";
+        let mut stmt = if self.width == 1 {
+            conn.prepare_cached(&format!(
+                "SELECT {COLUMNS} FROM red_rollups
+                 WHERE service_id = ?1 AND bucket >= ?2 AND bucket < ?3 AND ?4 = 1"
+            ))?
+        } else {
+            conn.prepare_cached(&format!(
+                "SELECT {COLUMNS} FROM red_tiers
+                 WHERE width = ?4 AND service_id = ?1 AND bucket >= ?2 AND bucket < ?3"
+            ))?
+        };
+        let (first, end) = self.buckets;
+        let mut rows = stmt.query(params![self.service, first, end, self.width])?;
         while let Some(r) = rows.next()? {
             let (op, kind, resource): (i64, i32, i64) = (r.get(1)?, r.get(2)?, r.get(3)?);
             if !(self.kinds.is_empty() || self.kinds.iter().any(|k| *k as i32 == kind))

@@ -14,6 +14,7 @@ use rusqlite::{Connection, OptionalExtension, params};
 use super::connections::{Checkpointer, Readers};
 use super::key_blocks::{self, KeyTable};
 use super::open_index::{Keys, LogFilters, OpenIndex, SegmentFilters, key_rows_of_file, log_range};
+use super::rollups;
 use super::span_times::{self, ServiceTimes};
 use super::{Sync, configure};
 use crate::model::TraceId;
@@ -85,6 +86,11 @@ impl Format {
         self.version >= 5
     }
 
+    /// Whether sealing it writes `red_tiers` (format 6 on).
+    pub(super) fn has_tiers(self) -> bool {
+        self.version >= 6
+    }
+
     /// Whether this build writes new rows into such a file.
     pub(super) fn is_current(self) -> bool {
         self.version == SEGMENT_VERSION
@@ -108,6 +114,10 @@ pub(super) struct Segment {
     pub(super) search: Search,
     /// Whether it has RED rollups (format 5 on).
     pub(super) rollups: bool,
+    /// Whether sealing it writes `red_tiers` (format 6 on).
+    has_tiers: bool,
+    /// Set once its `red_tiers` are committed (sealed, format 6 on): RED may read them.
+    tiers_ready: AtomicBool,
     /// `Some` until the sealed segment's own indexes exist.
     index: RwLock<Option<OpenIndex>>,
     /// The span start times it holds (`None`: no spans), kept up to date by the writer while
@@ -151,12 +161,24 @@ impl Segment {
             lookup: format.lookup(),
             search: format.search(),
             rollups: format.has_rollups(),
+            has_tiers: format.has_tiers(),
+            tiers_ready: AtomicBool::new(false),
             index: RwLock::new(index),
             start_range: Mutex::new(start_range),
             filters: OnceLock::new(),
             log_filters: OnceLock::new(),
             retired: AtomicBool::new(false),
         }
+    }
+
+    /// Whether RED may read its `red_tiers`: sealed, of format 6 on.
+    pub(super) fn tiers_ready(&self) -> bool {
+        self.tiers_ready.load(Ordering::Acquire)
+    }
+
+    /// Marks a sealed segment's tiers readable (if its format has them).
+    pub(super) fn mark_sealed(&self) {
+        self.tiers_ready.store(self.has_tiers, Ordering::Release);
     }
 
     /// The in-memory lookups, while the segment is not sealed.
@@ -481,6 +503,9 @@ fn seal(catalog: &Path, job: SealJob) -> Result<(), StoreError> {
             None => span_times::write(&tx, &ServiceTimes::rebuild(&tx)?)?,
         }
     }
+    if segment.has_tiers {
+        rollups::write_tiers(&tx)?;
+    }
     tx.commit()?;
     let range = segment.start_range();
     let _ = conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()));
@@ -490,6 +515,7 @@ fn seal(catalog: &Path, job: SealJob) -> Result<(), StoreError> {
         "UPDATE segments SET state = ?1, min_start_ns = ?2, max_start_ns = ?3 WHERE id = ?4",
         params![SEALED, range.map(|r| r.0), range.map(|r| r.1), segment.id],
     )?;
+    segment.mark_sealed();
     // From here lookups use the filters and the file's indexes.
     {
         let mut index = segment.index_mut();
