@@ -1000,43 +1000,63 @@ fn main() {
 }
 
 /// RED of the busiest service over the last 1, 6 and 24 hours of a store whose spans cover
-/// `spread_s` seconds from [`BASE_NS`]: with a step of whole 10 s buckets (rollups) and with a
-/// step one second longer (the spans), `n` times each; p50 and p99 in ms, and what the last
-/// answer counted.
+/// `spread_s` seconds from [`BASE_NS`]: with the default step, as the UI asks (whole rollup
+/// rows), and with that step one second longer (the spans), `n` times each; p50 and p99 in
+/// ms, the step, and what the last answer counted.
 async fn red_latencies(api: &str, spread_s: i64, n: usize) {
     let client = reqwest::Client::new();
     let end_ns = BASE_NS as i64 + spread_s * 1_000_000_000;
     for hours in [1i64, 6, 24] {
-        let window = hours * 3_600;
-        // About 60 points: a whole number of 10 s buckets, or one second more.
-        let rollup_step = (window / 60 + 9) / 10 * 10;
-        for (path, step) in [("rollups", rollup_step), ("spans", rollup_step + 1)] {
-            let url = format!(
-                "{api}/api/v1/red?service={}&start={}&end={}&step={step}s",
-                SERVICES[0],
-                (end_ns - window * 1_000_000_000) / 1000,
-                end_ns / 1000,
-            );
-            let mut ms = Vec::with_capacity(n);
-            let mut last: Option<gauntlet_query_api::red::Red> = None;
-            for _ in 0..n {
-                let t = Instant::now();
-                let r = client.get(&url).send().await.expect("RED answered");
-                assert!(r.status().is_success(), "{url}: {}", r.status());
-                last = Some(r.json().await.expect("a RED answer"));
-                ms.push(t.elapsed().as_secs_f64() * 1000.0);
-            }
-            ms.sort_by(f64::total_cmp);
-            let last = last.expect("at least one query");
-            let requests: u64 = last.series[0].points.iter().map(|p| p.requests).sum();
-            println!(
-                "red_{hours}h_{path} p50_ms={:.1} p99_ms={:.1} requests={requests} truncated={}",
-                ms[n / 2],
-                ms[(n * 99).div_ceil(100) - 1],
-                last.truncated
-            );
-        }
+        let window = format!(
+            "{api}/api/v1/red?service={}&start={}&end={}",
+            SERVICES[0],
+            (end_ns - hours * 3_600 * 1_000_000_000) / 1000,
+            end_ns / 1000,
+        );
+        let (rollups, step_us) = red_timed(&client, &window, n).await;
+        print_red(hours, "rollups", &rollups, step_us);
+        let url = format!("{window}&step={}s", step_us / 1_000_000 + 1);
+        let (spans, step_us) = red_timed(&client, &url, n).await;
+        print_red(hours, "spans", &spans, step_us);
     }
+}
+
+/// `n` answers of `url`, sorted by milliseconds, with the last answer; and its step in µs.
+async fn red_timed(
+    client: &reqwest::Client,
+    url: &str,
+    n: usize,
+) -> ((Vec<f64>, gauntlet_query_api::red::Red), i64) {
+    let mut ms = Vec::with_capacity(n);
+    let mut last: Option<gauntlet_query_api::red::Red> = None;
+    for _ in 0..n {
+        let t = Instant::now();
+        let r = client.get(url).send().await.expect("RED answered");
+        assert!(r.status().is_success(), "{url}: {}", r.status());
+        last = Some(r.json().await.expect("a RED answer"));
+        ms.push(t.elapsed().as_secs_f64() * 1000.0);
+    }
+    ms.sort_by(f64::total_cmp);
+    let last = last.expect("at least one query");
+    let step = last.step;
+    ((ms, last), step)
+}
+
+fn print_red(
+    hours: i64,
+    path: &str,
+    (ms, last): &(Vec<f64>, gauntlet_query_api::red::Red),
+    step_us: i64,
+) {
+    let n = ms.len();
+    let requests: u64 = last.series[0].points.iter().map(|p| p.requests).sum();
+    println!(
+        "red_{hours}h_{path} p50_ms={:.1} p99_ms={:.1} step_s={} requests={requests} truncated={}",
+        ms[n / 2],
+        ms[(n * 99).div_ceil(100) - 1],
+        step_us / 1_000_000,
+        last.truncated
+    );
 }
 
 /// Patched log exports still decode, with new trace and correlation IDs and shifted times.

@@ -520,7 +520,7 @@ async fn sealed_segments_answer_minutes_and_hours_from_their_tiers() {
         assert!(segments.len() >= 4, "{segments:?}");
         // Steps that do not start on a whole minute cut across the tiers' rows: the 10 s
         // rows answer them.
-        for per_step in [6, 360] {
+        for per_step in [6, 60, 360] {
             conformance::rollups_count_the_spans(&store, first + 3, per_step, &spans).await;
         }
         for s in &segments[..segments.len() - 1] {
@@ -532,13 +532,13 @@ async fn sealed_segments_answer_minutes_and_hours_from_their_tiers() {
             conn.execute("DELETE FROM red_rollups", [])
                 .expect("delete the 10 s rows");
         }
-        for per_step in [6, 360] {
+        for per_step in [6, 60, 360] {
             conformance::rollups_count_the_spans(&store, first, per_step, &spans).await;
         }
         (first, spans)
     };
     let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&config).expect("reopen"));
-    for per_step in [6, 360] {
+    for per_step in [6, 60, 360] {
         conformance::rollups_count_the_spans(&store, first, per_step, &spans).await;
     }
     let buckets = store

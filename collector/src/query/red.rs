@@ -19,7 +19,9 @@ use gauntlet_query_api::red::{Red, RedPoint, RedSeries};
 
 use super::{ApiError, QueryState, parse};
 use crate::model::{SpanKind, now_ns};
-use crate::rollup::{BUCKET_NS, RedSteps, aligned_start, bucket_of, tier_width_ns};
+use crate::rollup::{
+    BUCKET_NS, RedSteps, aligned_start, bucket_of, ceil_div, default_step_ns, tier_width_ns,
+};
 use crate::store::{RollupQuery, SampleQuery, Samples, SpanSample};
 
 /// Spans one answer reads at most (the newest in the window); past it, `truncated` is true.
@@ -33,21 +35,13 @@ pub async fn red(
     Query(pairs): Query<Pairs>,
 ) -> Result<Response, ApiError> {
     let q: RedQuery = parse(&pairs)?;
-    // By default about sixty points, each a whole number of seconds, and of whole rollup
-    // buckets over 10 minutes or more.
-    let default_step = |window: i64| {
-        let seconds = ceil_div(window / 60, 1_000_000_000).max(1) * 1_000_000_000;
-        if window >= 60 * BUCKET_NS {
-            ceil_div(seconds, BUCKET_NS) * BUCKET_NS
-        } else {
-            seconds
-        }
-    };
     let (start, end) = match (q.start_ns, q.end_ns) {
         // The default window, the last hour, ends at the next whole row of the coarsest
         // rollup tier its step is made of: its points are then whole rows too.
         (None, None) => {
-            let step = q.step_ns.unwrap_or_else(|| default_step(DEFAULT_WINDOW_NS));
+            let step = q
+                .step_ns
+                .unwrap_or_else(|| default_step_ns(DEFAULT_WINDOW_NS));
             let width = tier_width_ns(step);
             let end = ceil_div(now_ns(), width) * width;
             (end - DEFAULT_WINDOW_NS, end)
@@ -62,7 +56,7 @@ pub async fn red(
             "start ({start} ns) must be before end ({end} ns)"
         )));
     }
-    let step = q.step_ns.unwrap_or_else(|| default_step(end - start));
+    let step = q.step_ns.unwrap_or_else(|| default_step_ns(end - start));
     let points = ceil_div(end - start, step);
     if points > MAX_POINTS {
         return Err(ApiError::bad_request(format!(
@@ -268,11 +262,6 @@ fn points(spans: &[&SpanSample], start: i64, end: i64, step: i64) -> Vec<RedPoin
             )
         })
         .collect()
-}
-
-/// `a / b` rounded up, for `a >= 0` and `b > 0` (`i64::div_ceil` is not stable).
-fn ceil_div(a: i64, b: i64) -> i64 {
-    a / b + i64::from(a % b != 0)
 }
 
 /// The nearest-rank percentile `q` of durations in ns, in milliseconds: an exact value that

@@ -19,20 +19,49 @@ use crate::model::{SpanKind, StatusCode};
 /// The width of a rollup bucket: RED answers from rollups when its step is a multiple.
 pub const BUCKET_NS: i64 = 10_000_000_000;
 
-/// Coarser rows a store may keep besides its 10 s buckets, in buckets: a minute and an hour
-/// (SQLite's sealed segments do). A RED step of whole minutes (hours) from a whole minute
-/// (hour) can read them instead.
-pub const TIER_BUCKETS: [i64; 2] = [6, 360];
+/// Coarser rows a store may keep besides its 10 s buckets, in buckets: a minute, ten minutes
+/// and an hour (SQLite's sealed segments do). A RED step of whole tier rows from the start of
+/// one can read them instead.
+pub const TIER_BUCKETS: [i64; 3] = [6, 60, 360];
+
+/// RED's default steps over 10 minutes and more, in seconds: whole buckets, and each made of
+/// whole rows of a tier (a day at about 60 points is 30-minute steps: 48 rows a key from the
+/// 10-minute tier rather than 8,640 buckets).
+const STEP_LADDER_S: [i64; 15] = [
+    10, 20, 30, 60, 120, 300, 600, 1_200, 1_800, 3_600, 7_200, 10_800, 21_600, 43_200, 86_400,
+];
+
+/// The default RED step for a window of `window_ns`: about 60 points, in whole seconds; from
+/// a 10-minute window up, the shortest of [`STEP_LADDER_S`] that gives at most 60 (whole
+/// days past the ladder), so the answer reads rollups, and their coarsest tier that fits.
+pub fn default_step_ns(window_ns: i64) -> i64 {
+    const S: i64 = 1_000_000_000;
+    let seconds = ceil_div(window_ns / 60, S).max(1);
+    if window_ns < 60 * BUCKET_NS {
+        return seconds * S;
+    }
+    let step = STEP_LADDER_S
+        .into_iter()
+        .find(|&l| l >= seconds)
+        .unwrap_or_else(|| ceil_div(seconds, 86_400) * 86_400);
+    step * S
+}
+
+/// `a / b` rounded up, for `b > 0`.
+pub fn ceil_div(a: i64, b: i64) -> i64 {
+    a.div_euclid(b) + i64::from(a.rem_euclid(b) != 0)
+}
 
 /// Where a RED window of `step_ns` steps read from rollups starts, at or before `start_ns`:
-/// at a whole hour when the step is whole hours, a whole minute when it is whole minutes,
-/// else a whole bucket; so each step covers whole rows of the coarsest tier that fits.
+/// at the start of a row of the coarsest tier the step is made of (an hour, ten minutes, a
+/// minute), else of a bucket; so each step covers whole rows of that tier.
 pub fn aligned_start(start_ns: i64, step_ns: i64) -> i64 {
     let width = tier_width_ns(step_ns);
     start_ns.div_euclid(width) * width
 }
 
-/// The width of the coarsest tier (an hour, a minute) a step is made of; a bucket otherwise.
+/// The width of the coarsest tier (an hour, ten minutes, a minute) a step is made of; a
+/// bucket otherwise.
 pub fn tier_width_ns(step_ns: i64) -> i64 {
     TIER_BUCKETS
         .into_iter()
@@ -271,7 +300,28 @@ mod tests {
         assert_eq!(aligned_start(t, 24 * 60 * s), 7_200 * s + 120 * s);
         assert_eq!(aligned_start(t, 90 * s), 7_200 * s + 120 * s);
         assert_eq!(aligned_start(t, 7_200 * s), 7_200 * s);
+        assert_eq!(aligned_start(t, 1_800 * s), 7_200 * s);
         assert_eq!(aligned_start(-5 * s, 60 * s), -60 * s);
+    }
+
+    #[test]
+    fn default_steps_are_about_sixty_points_of_whole_tier_rows() {
+        let (s, m, h) = (1_000_000_000i64, 60_000_000_000i64, 3_600_000_000_000i64);
+        for (window, step) in [
+            (5 * m, 5 * s),
+            (10 * m, 10 * s),
+            (15 * m, 20 * s),
+            (h, m),
+            (6 * h, 10 * m),
+            (24 * h, 30 * m),
+            (7 * 24 * h, 3 * h),
+            (100 * 24 * h, 2 * 24 * h),
+        ] {
+            assert_eq!(default_step_ns(window), step, "window {}s", window / s);
+            assert!(ceil_div(window, step) <= 60, "window {}s", window / s);
+        }
+        assert_eq!(tier_width_ns(30 * m), 10 * m);
+        assert_eq!(tier_width_ns(3 * h), h);
     }
 
     #[test]

@@ -232,8 +232,8 @@ pub const SEGMENT_SCHEMA: &str = r#"
         latency BLOB NOT NULL,
         PRIMARY KEY (service_id, bucket, op_id, kind, resource_id, status_code, http_class)
     ) WITHOUT ROWID;
-    -- Format 6: `red_rollups` merged per minute (width 6) and per hour (width 360) when the
-    -- segment is sealed; `bucket` is the first 10 s bucket a row covers.
+    -- Format 6: `red_rollups` merged per minute (width 6), 10 minutes (60) and hour (360)
+    -- when the segment is sealed; `bucket` is the first 10 s bucket a row covers.
     CREATE TABLE red_tiers (
         width INTEGER NOT NULL,
         service_id INTEGER NOT NULL,

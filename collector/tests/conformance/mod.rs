@@ -536,13 +536,13 @@ pub async fn samples_carry_the_http_status(store: &Arc<dyn Store>) {
 
 /// RED's rollups agree with the spans they count: per step and operation the requests,
 /// errors and throttled requests exactly, p50, p95 and p99 within the sketch's bound of the
-/// exact nearest-rank percentile, in steps of a bucket, a minute and an hour (the tiers a
-/// store may keep). The spans come in six batches over the same buckets (so stored cells are
+/// exact nearest-rank percentile, in steps of a bucket, a minute, 10 minutes and an hour (the
+/// tiers a store may keep). The spans come in six batches over the same buckets (so stored cells are
 /// merged with new ones), from two versions, with client spans RED does not read; one version
 /// can be asked alone.
 pub async fn rollups_agree_with_the_spans(store: &Arc<dyn Store>) {
     let (first, spans) = write_rolled_spans(store).await;
-    for per_step in [1, 6, 360] {
+    for per_step in [1, 6, 60, 360] {
         rollups_count_the_spans(store, first, per_step, &spans).await;
     }
 }

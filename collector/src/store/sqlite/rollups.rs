@@ -2,9 +2,9 @@
 //! the rows of their keys in the transaction that writes its spans, and RED reads them per
 //! bucket instead of the spans. A segment of an older format has none: RED reads its spans.
 //!
-//! Sealing (format 6 on) merges them into minute and hour rows (`red_tiers`), so that RED
-//! over a day with a step of whole minutes reads a sixth of the rows, and of whole hours a
-//! 360th. A sealed segment takes no more spans, so its tiers never need updating; the open
+//! Sealing (format 6 on) merges them into rows of a minute, ten minutes and an hour
+//! (`red_tiers`, [`TIER_BUCKETS`]), so that RED over a day in steps of whole minutes reads a
+//! sixth of the rows, of whole 10 minutes a 60th, of whole hours a 360th. A sealed segment takes no more spans, so its tiers never need updating; the open
 //! segment is always read per 10 s bucket.
 
 use std::collections::HashMap;
