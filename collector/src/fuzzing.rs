@@ -18,16 +18,15 @@ use opentelemetry_proto::tonic::collector::logs::v1::logs_service_server::{
 use opentelemetry_proto::tonic::collector::logs::v1::{
     ExportLogsServiceRequest, ExportLogsServiceResponse,
 };
-use opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::{
-    TraceService, TraceServiceServer,
-};
 use opentelemetry_proto::tonic::collector::trace::v1::{
     ExportTraceServiceRequest, ExportTraceServiceResponse,
 };
 use tonic::codec::CompressionEncoding;
 use tower::{Layer, Service};
 
+use crate::otlp::convert::Converted;
 use crate::otlp::grpc::{BudgetLayer, ResourceExhaustedLayer};
+use crate::otlp::grpc_traces::{ExportTraces, TraceServer};
 use crate::otlp::{convert, http, status::Format};
 use crate::payload::BodyBudget;
 use crate::{payload, zipkin};
@@ -204,9 +203,7 @@ async fn grpc_call(
             .accept_compressed(CompressionEncoding::Gzip);
         ready_call(ResourceExhaustedLayer.layer(layers.layer(server)), request).await
     } else {
-        let server = TraceServiceServer::new(Discard)
-            .max_decoding_message_size(GRPC_MAX_MESSAGE)
-            .accept_compressed(CompressionEncoding::Gzip);
+        let server = TraceServer::new(Discard, GRPC_MAX_MESSAGE);
         ready_call(ResourceExhaustedLayer.layer(layers.layer(server)), request).await
     };
     let response = response.ok()?;
@@ -246,15 +243,13 @@ impl http_body::Body for Chunks {
 /// The services with the receiver's conversion and no store.
 struct Discard;
 
-#[tonic::async_trait]
-impl TraceService for Discard {
+impl ExportTraces for Discard {
     async fn export(
         &self,
-        request: tonic::Request<ExportTraceServiceRequest>,
-    ) -> Result<tonic::Response<ExportTraceServiceResponse>, tonic::Status> {
-        let converted = convert::traces(request.into_inner());
+        converted: Converted,
+    ) -> Result<ExportTraceServiceResponse, tonic::Status> {
         let _ = converted.rejected.message("spans");
-        Ok(tonic::Response::new(ExportTraceServiceResponse::default()))
+        Ok(ExportTraceServiceResponse::default())
     }
 }
 

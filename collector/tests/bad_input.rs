@@ -304,6 +304,34 @@ async fn invalid_items_are_counted_and_the_valid_rest_stored() {
     let resp = ExportTraceServiceResponse::decode(r.body.as_slice()).expect("protobuf response");
     assert_eq!(resp.partial_success.map(|p| p.rejected_spans), Some(1));
 
+    // gRPC: the same partial success, and a message that does not decode is INTERNAL with
+    // the reason; the spans before it are kept and the receiver goes on serving.
+    let mut client = TraceServiceClient::connect(c.otlp_grpc())
+        .await
+        .expect("gRPC connects");
+    let resp = client
+        .export(proto_request(vec![
+            span([6; 16], 1, NOW, NOW + 1),
+            span([0; 16], 2, NOW, NOW + 1),
+        ]))
+        .await
+        .expect("a partial success")
+        .into_inner()
+        .partial_success
+        .expect("the rejected span is said");
+    assert_eq!(resp.rejected_spans, 1);
+    assert!(
+        resp.error_message.contains("all-zero trace_id"),
+        "{}",
+        resp.error_message
+    );
+    let err = grpc_raw_export(&c, vec![0x0a, 0xff]).await;
+    assert_eq!(err.code(), tonic::Code::Internal, "{err}");
+    assert!(err.message().contains("failed to decode"), "{err}");
+    let (status, _) = c.get(&format!("/api/traces/{}", "06".repeat(16))).await;
+    assert_eq!(status, 200, "the partial success's valid span is kept");
+    still_serving(&c, 1).await;
+
     // Unknown JSON fields are ignored; a 1 MiB attribute value is kept whole.
     let big = "v".repeat(1 << 20);
     let mut s = json_span(
@@ -610,4 +638,28 @@ async fn bodies_in_flight_stay_within_the_budget_and_what_was_held_still_commits
     );
     still_serving(&c, 1).await;
     c.shutdown().await;
+}
+
+/// A TraceService export whose field 1 (`resource_spans`) holds `resource_spans` as they are:
+/// whatever the test wants the receiver to decode. Its answer's status.
+async fn grpc_raw_export(c: &TestCollector, resource_spans: Vec<u8>) -> tonic::Status {
+    #[derive(Clone, PartialEq, prost::Message)]
+    struct Raw {
+        #[prost(bytes = "vec", tag = "1")]
+        resource_spans: Vec<u8>,
+    }
+    let channel = tonic::transport::Endpoint::from_shared(c.otlp_grpc())
+        .expect("an endpoint")
+        .connect()
+        .await
+        .expect("gRPC connects");
+    let mut grpc = tonic::client::Grpc::new(channel);
+    grpc.ready().await.expect("ready");
+    let codec = tonic_prost::ProstCodec::<Raw, ExportTraceServiceResponse>::default();
+    let path = http::uri::PathAndQuery::from_static(
+        "/opentelemetry.proto.collector.trace.v1.TraceService/Export",
+    );
+    grpc.unary(tonic::Request::new(Raw { resource_spans }), path, codec)
+        .await
+        .expect_err("refused")
 }

@@ -1,5 +1,6 @@
 //! OTLP/gRPC: TraceService/Export, LogsService/Export and MetricsService/Export over tonic,
-//! gzip accepted (metrics answer UNIMPLEMENTED when the store keeps none).
+//! gzip accepted (metrics answer UNIMPLEMENTED when the store keeps none). Traces are served
+//! by [`super::grpc_traces`], which decodes them from the message's bytes.
 //! Refusals are UNAVAILABLE with a google.rpc.RetryInfo; an oversized message is
 //! RESOURCE_EXHAUSTED (tonic says OUT_OF_RANGE for it; [`ResourceExhaustedLayer`] fixes that).
 //! [`BudgetLayer`] reserves each message from the body budget before tonic reads it.
@@ -25,17 +26,15 @@ use opentelemetry_proto::tonic::collector::metrics::v1::metrics_service_server::
 use opentelemetry_proto::tonic::collector::metrics::v1::{
     ExportMetricsPartialSuccess, ExportMetricsServiceRequest, ExportMetricsServiceResponse,
 };
-use opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::{
-    TraceService, TraceServiceServer,
-};
 use opentelemetry_proto::tonic::collector::trace::v1::{
-    ExportTracePartialSuccess, ExportTraceServiceRequest, ExportTraceServiceResponse,
+    ExportTracePartialSuccess, ExportTraceServiceResponse,
 };
 use tonic::codec::CompressionEncoding;
 use tonic::{Request, Response, Status};
 use tonic_types::{ErrorDetails, StatusExt};
 
 use super::convert::{self, Converted};
+use super::grpc_traces::{ExportTraces, TraceServer};
 use crate::ingest::{IngestError, Pipeline};
 use crate::metrics::{Metrics, Outcome, Protocol, Signal};
 use crate::payload::{BUDGET_RETRY_AFTER, BodyBudget};
@@ -74,21 +73,16 @@ fn refusal(e: &IngestError) -> Status {
     )
 }
 
-#[tonic::async_trait]
-impl TraceService for GrpcReceiver {
-    async fn export(
-        &self,
-        request: Request<ExportTraceServiceRequest>,
-    ) -> Result<Response<ExportTraceServiceResponse>, Status> {
-        let converted = convert::traces(request.into_inner());
+impl ExportTraces for GrpcReceiver {
+    async fn export(&self, converted: Converted) -> Result<ExportTraceServiceResponse, Status> {
         let message = converted.rejected.message("spans");
         let rejected = self.commit(Signal::Spans, converted).await?;
-        Ok(Response::new(ExportTraceServiceResponse {
+        Ok(ExportTraceServiceResponse {
             partial_success: (rejected > 0).then_some(ExportTracePartialSuccess {
                 rejected_spans: rejected,
                 error_message: message,
             }),
-        }))
+        })
     }
 }
 
@@ -141,10 +135,7 @@ pub async fn serve(
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<(), tonic::transport::Error> {
     let check = crate::intake_token::grpc(token);
-    let traces = TraceServiceServer::new(receiver.clone())
-        .max_decoding_message_size(max_body)
-        .accept_compressed(CompressionEncoding::Gzip)
-        .send_compressed(CompressionEncoding::Gzip);
+    let traces = TraceServer::new(receiver.clone(), max_body);
     let logs = LogsServiceServer::new(receiver.clone())
         .max_decoding_message_size(max_body)
         .accept_compressed(CompressionEncoding::Gzip)

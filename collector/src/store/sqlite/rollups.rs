@@ -95,8 +95,11 @@ pub(super) fn add(
                 })
                 .transpose()?,
         };
-        if let Some(stored) = stored {
-            cell.merge(&stored);
+        // The batch's few durations into the stored cell's many bins, not the other way
+        // round: a merge walks the bins of the cell merged in.
+        if let Some(mut stored) = stored {
+            stored.merge(&cell);
+            cell = stored;
         }
         let counts = [cell.requests, cell.errors, cell.throttled].map(|n| Value::Integer(n as i64));
         let latency = Value::Blob(cell.latency.encode());
