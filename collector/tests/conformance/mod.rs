@@ -672,14 +672,27 @@ pub async fn rollups_count_the_spans(
 /// are what the same steps computed from its span samples are: equal counts, and the same
 /// sketch, so equal percentiles.
 pub async fn red_steps_count_what_the_samples_hold(store: &Arc<dyn Store>) {
+    // Two hours from a whole hour, in steps of 3 buckets (the 10 s rows), a minute, 10
+    // minutes and an hour (a store's tiers, where it has them).
+    let first = bucket_of(T0) - 30;
+    let first = first - first.rem_euclid(360);
+    for per_step in [3, 6, 60, 360] {
+        red_steps_count_what_the_samples_hold_in(store, (first, first + 720), per_step).await;
+    }
+}
+
+async fn red_steps_count_what_the_samples_hold_in(
+    store: &Arc<dyn Store>,
+    buckets: (i64, i64),
+    per_step: i64,
+) {
     use gauntlet_collector::rollup::StepMerger;
-    let buckets = (bucket_of(T0) - 30, bucket_of(T0) + 30);
     for service in store.services().await.expect("services") {
         let q = RollupQuery {
             service: service.clone(),
             kinds: vec![SpanKind::Server, SpanKind::Consumer],
             buckets,
-            buckets_per_step: 3,
+            buckets_per_step: per_step,
             ..Default::default()
         };
         let got = store.red_steps(&q).await.expect("steps");
@@ -687,7 +700,7 @@ pub async fn red_steps_count_what_the_samples_hold(store: &Arc<dyn Store>) {
             .span_samples(&q.samples(1_000_000))
             .await
             .expect("samples");
-        let mut want = StepMerger::new(buckets.0, buckets.1, 3);
+        let mut want = StepMerger::new(buckets.0, buckets.1, per_step);
         for s in &samples.spans {
             let op = want.name(samples.name(s.operation));
             want.add_span(op, s.start_ns, s.duration_ns, s.error, s.http_status);
@@ -707,7 +720,11 @@ pub async fn red_steps_count_what_the_samples_hold(store: &Arc<dyn Store>) {
             rows.sort();
             rows
         };
-        assert_eq!(named(&got), named(&want), "{service}");
+        assert_eq!(
+            named(&got),
+            named(&want),
+            "{service}, {per_step} buckets a step"
+        );
     }
 }
 
