@@ -556,6 +556,50 @@ async fn sealed_segments_answer_minutes_and_hours_from_their_tiers() {
     assert!(buckets.steps.is_empty(), "{:?}", &buckets.steps[..1]);
 }
 
+/// Retention that cuts a sealed segment's oldest batches takes their spans out of its 10 s
+/// rollups and its tiers in the same step: RED in buckets, minutes, 10 minutes and hours
+/// then counts exactly the spans kept.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_retention_cut_leaves_the_rollups_and_tiers_of_what_is_kept() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut config = SqliteConfig::new(dir.path());
+    config.segments.rows = 1_200;
+    let sqlite = Arc::new(SqliteStore::open(&config).expect("open"));
+    let store: Arc<dyn Store> = sqlite.clone();
+    let (first, spans) = conformance::rolled_spans();
+    let write = |chunk: &[gauntlet_collector::model::SpanRecord]| {
+        let mut batch = Batch::default();
+        batch.spans.extend(chunk.iter().cloned());
+        let store = store.clone();
+        async move { store.write(batch).await.expect("write") }
+    };
+    write(&spans[..500]).await;
+    let cut = gauntlet_collector::model::now_ns();
+    for chunk in spans[500..].chunks(500) {
+        write(chunk).await;
+    }
+    write(&[span(251, 1, None, "other", "op", T0, 1)]).await;
+    let segments = sealed(&sqlite).await;
+    assert_eq!(segments.len(), 3, "{segments:?}");
+    let policy = gauntlet_collector::store::RetentionPolicy {
+        older_than_ns: Some(cut),
+        max_bytes: None,
+    };
+    let mut rounds = 0;
+    while store.prune(policy).await.expect("prune").more {
+        rounds += 1;
+        assert!(rounds < 100, "retention finishes");
+    }
+    assert_eq!(
+        sqlite.segments().len(),
+        3,
+        "the first segment was cut, not dropped"
+    );
+    for per_step in [1, 6, 60, 360] {
+        conformance::rollups_count_the_spans(&store, first, per_step, &spans[500..]).await;
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_reopened_store_seals_what_a_stop_left_open_and_keeps_every_row() {
     let dir = tempfile::tempdir().expect("tempdir");

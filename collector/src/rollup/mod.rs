@@ -109,6 +109,14 @@ impl RedCell {
         self.throttled += other.throttled;
         self.latency.merge(&other.latency);
     }
+
+    /// Takes out what `other` counted (spans deleted by retention).
+    pub fn subtract(&mut self, other: &RedCell) {
+        self.requests = self.requests.saturating_sub(other.requests);
+        self.errors = self.errors.saturating_sub(other.errors);
+        self.throttled = self.throttled.saturating_sub(other.throttled);
+        self.latency.subtract(&other.latency);
+    }
 }
 
 /// A cell's key in a store's own IDs.
@@ -322,6 +330,21 @@ mod tests {
         }
         assert_eq!(tier_width_ns(30 * m), 10 * m);
         assert_eq!(tier_width_ns(3 * h), h);
+    }
+
+    #[test]
+    fn subtracting_what_was_merged_gives_the_cell_before() {
+        let mut before = RedCell::default();
+        before.add(1_000, false, None);
+        before.add(0, false, None);
+        let mut gone = RedCell::default();
+        gone.add(5_000_000, true, Some(429));
+        gone.add(0, false, None);
+        let mut cell = before.clone();
+        cell.merge(&gone);
+        cell.subtract(&gone);
+        assert_eq!(cell, before);
+        assert_eq!(cell.latency.encode(), before.latency.encode());
     }
 
     #[test]

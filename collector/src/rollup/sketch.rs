@@ -73,6 +73,20 @@ impl Sketch {
         }
     }
 
+    /// Takes out durations merged in before (retention deleting spans a row counted); a bin
+    /// left empty goes, so the stored form is as if they had never been added.
+    pub fn subtract(&mut self, other: &Sketch) {
+        self.zeros = self.zeros.saturating_sub(other.zeros);
+        for (bin, &n) in &other.bins {
+            if let Some(have) = self.bins.get_mut(bin) {
+                *have = have.saturating_sub(n);
+                if *have == 0 {
+                    self.bins.remove(bin);
+                }
+            }
+        }
+    }
+
     /// The nearest-rank percentile `q` (0..=1) in nanoseconds, within [`RELATIVE_ACCURACY`]
     /// of the exact one; `None` when empty.
     pub fn quantile_ns(&self, q: f64) -> Option<f64> {

@@ -547,10 +547,22 @@ pub async fn rollups_agree_with_the_spans(store: &Arc<dyn Store>) {
     }
 }
 
-/// Writes 3,000 spans of service `rolled` over two hours from a whole hour, in twelve runs
-/// of six buckets (so cells hold several spans), in six batches each over all of them;
-/// returns the first bucket and the spans.
+/// Writes [`rolled_spans`] in six batches of 500, each over all of their buckets; returns the
+/// first bucket and the spans.
 pub async fn write_rolled_spans(store: &Arc<dyn Store>) -> (i64, Vec<SpanRecord>) {
+    let (first, spans) = rolled_spans();
+    for chunk in spans.chunks(500) {
+        let mut batch = Batch::default();
+        batch.spans.extend(chunk.iter().cloned());
+        store.write(batch).await.expect("write");
+    }
+    (first, spans)
+}
+
+/// 3,000 spans of service `rolled` over two hours from a whole hour, in twelve runs of six
+/// buckets (so cells hold several spans), from two versions, some failed, some throttled,
+/// some client spans; and the first bucket.
+pub fn rolled_spans() -> (i64, Vec<SpanRecord>) {
     let first = bucket_of(T0) + 1_000;
     let first = first - first.rem_euclid(360);
     let versioned = |v: &str| {
@@ -590,11 +602,6 @@ pub async fn write_rolled_spans(store: &Arc<dyn Store>) -> (i64, Vec<SpanRecord>
             s.kind = SpanKind::Client;
         }
         spans.push(s);
-    }
-    for chunk in spans.chunks(500) {
-        let mut batch = Batch::default();
-        batch.spans.extend(chunk.iter().cloned());
-        store.write(batch).await.expect("write");
     }
     (first, spans)
 }
@@ -1078,6 +1085,8 @@ pub async fn retention_by_age_keeps_what_came_after(store: &Arc<dyn Store>) {
     );
     assert_eq!(store.traces(&[[4; 16]]).await.expect("kept").len(), 1);
     assert_eq!(find(q("late")).await, vec![[4; 16]]);
+    // RED counts what is kept: the deleted spans left their rollups (and tiers) too.
+    red_steps_count_what_the_samples_hold(store).await;
 }
 
 /// Retention by size: over the limit, the oldest goes until under it.

@@ -195,8 +195,14 @@ impl Writer {
         let Some(last) = last else {
             return Ok(PruneReport::default());
         };
-        let (mut report, batches) = self.with_conn(segment, |conn| delete_up_to(conn, last))?;
+        let rollups = segment.rollups.then_some(segment.has_tiers());
+        let (mut report, batches) =
+            self.with_conn(segment, |conn| delete_up_to(conn, last, rollups))?;
         let open = segment.id == self.segment.id;
+        if open && report.spans > 0 {
+            // Its cached cells may hold what was just taken out of the rollups.
+            self.rollups = Default::default();
+        }
         if open && report.spans > 0 {
             // The open segment is of the current format: its lookups point at span rows.
             let empty: bool =
@@ -259,8 +265,13 @@ fn cut_by_age(conn: &mut Connection, older_than: i64) -> Result<Cut, StoreError>
 }
 
 /// One step of deleting every row of the batches up to `cutoff`; the batch rows go once
-/// their rows have (the second number: how many went).
-fn delete_up_to(conn: &mut Connection, cutoff: i64) -> Result<(PruneReport, u64), StoreError> {
+/// their rows have (the second number: how many went). With `rollups` (`Some(tiers)`, the
+/// segment's format has them), the spans deleted are first taken out of its RED rollups.
+fn delete_up_to(
+    conn: &mut Connection,
+    cutoff: i64,
+    rollups: Option<bool>,
+) -> Result<(PruneReport, u64), StoreError> {
     let tx = conn.transaction()?;
     let (last_span, last_part, last_log): (Option<i64>, Option<i64>, Option<i64>) = tx.query_row(
         "SELECT max(last_span), max(last_part), max(last_log) FROM batches WHERE id <= ?1",
@@ -275,6 +286,16 @@ fn delete_up_to(conn: &mut Connection, cutoff: i64) -> Result<(PruneReport, u64)
             params![last, PRUNE_STEP - 1],
         )? as u64)
     };
+    if let (Some(tiers), Some(last)) = (rollups, last_span) {
+        let upto: Option<i64> = tx.query_row(
+            "SELECT min(?1, (SELECT min(id) FROM spans) + ?2)",
+            params![last, PRUNE_STEP - 1],
+            |r| r.get(0),
+        )?;
+        if let Some(upto) = upto {
+            super::rollups::subtract_spans(&tx, upto, tiers)?;
+        }
+    }
     report.spans = delete("spans", last_span)?;
     // NULL from segment format 3 on, which has no trace_parts.
     report.traces = delete("trace_parts", last_part)?;

@@ -188,6 +188,117 @@ pub(super) fn write_tiers(tx: &Transaction<'_>) -> Result<(), StoreError> {
     Ok(())
 }
 
+/// Takes the spans with rowids up to `last` out of the segment's rollups, and out of its
+/// tiers when its format has them, in the caller's transaction, before retention deletes
+/// them: RED then counts what is stored. The HTTP status is read from the attributes by the
+/// rule the writer used ([`crate::model::Attributes::http_status`]), so each span leaves the
+/// cell it was added to.
+pub(super) fn subtract_spans(
+    tx: &Transaction<'_>,
+    last: i64,
+    tiers: bool,
+) -> Result<(), StoreError> {
+    let mut cells = RedCells::default();
+    {
+        let mut stmt = tx.prepare(
+            "SELECT service_id, op_id, kind, resource_id, status_code, start_ns, duration_ns,
+                    attributes FROM spans WHERE id <= ?1",
+        )?;
+        let mut rows = stmt.query([last])?;
+        while let Some(r) = rows.next()? {
+            let attributes = r.get_ref(7)?.as_str()?;
+            let http = crate::model::Attributes::from_json(attributes)
+                .ok()
+                .and_then(|a| a.http_status());
+            let key = RedKey {
+                service: r.get(0)?,
+                bucket: bucket_of(r.get(5)?),
+                op: r.get(1)?,
+                kind: SpanKind::from_i32(r.get(2)?),
+                resource: r.get(3)?,
+                status: StatusCode::from_i32(r.get(4)?),
+                http_class: http_class(http),
+            };
+            cells.add(key, r.get(6)?, http);
+        }
+    }
+    subtract_cells(tx, None, &cells.0)?;
+    if tiers {
+        for width in TIER_BUCKETS {
+            let mut tier: HashMap<RedKey, RedCell> = HashMap::new();
+            for (key, cell) in &cells.0 {
+                let bucket = key.bucket - key.bucket.rem_euclid(width);
+                tier.entry(RedKey { bucket, ..*key })
+                    .or_default()
+                    .merge(cell);
+            }
+            subtract_cells(tx, Some(width), &tier)?;
+        }
+    }
+    Ok(())
+}
+
+/// Subtracts each cell from its stored row in `red_rollups` (`width` `None`) or in
+/// `red_tiers`; a row left without requests goes.
+fn subtract_cells(
+    tx: &Transaction<'_>,
+    width: Option<i64>,
+    cells: &HashMap<RedKey, RedCell>,
+) -> Result<(), StoreError> {
+    let (table, tier) = match width {
+        None => ("red_rollups", ""),
+        Some(_) => ("red_tiers", " AND width = ?8"),
+    };
+    let key = format!(
+        "service_id = ?1 AND bucket = ?2 AND op_id = ?3 AND kind = ?4 AND resource_id = ?5
+         AND status_code = ?6 AND http_class = ?7{tier}"
+    );
+    let mut read = tx.prepare(&format!(
+        "SELECT requests, errors, throttled, latency FROM {table} WHERE {key}"
+    ))?;
+    let mut update = tx.prepare(&format!(
+        "UPDATE {table} SET requests = ?9, errors = ?10, throttled = ?11, latency = ?12
+         WHERE {key}"
+    ))?;
+    let mut delete = tx.prepare(&format!("DELETE FROM {table} WHERE {key}"))?;
+    for (k, gone) in cells {
+        let mut params: Vec<Value> = key_values(k).into();
+        if let Some(w) = width {
+            params.push(Value::Integer(w));
+        }
+        let stored = read
+            .query_row(params_from_iter(&params), |r| {
+                let n = |i| r.get::<_, i64>(i).map(|v| v as u64);
+                Ok((n(0)?, n(1)?, n(2)?, r.get_ref(3)?.as_blob()?.to_vec()))
+            })
+            .optional()?;
+        let Some((requests, errors, throttled, latency)) = stored else {
+            continue;
+        };
+        let mut cell = RedCell {
+            requests,
+            errors,
+            throttled,
+            latency: Sketch::decode(&latency)?,
+        };
+        cell.subtract(gone);
+        if cell.requests == 0 {
+            delete.execute(params_from_iter(&params))?;
+            continue;
+        }
+        // `?8` is the width: a `red_rollups` statement has none, so its values start at 9
+        // all the same (SQLite numbers parameters as written, gaps allowed).
+        if width.is_none() {
+            params.push(Value::Null);
+        }
+        let counts = [cell.requests, cell.errors, cell.throttled].map(|n| Value::Integer(n as i64));
+        params.extend(counts);
+        params.push(Value::Blob(cell.latency.encode()));
+        update.execute(params_from_iter(&params))?;
+    }
+    Ok(())
+}
+
 /// The tier a scan of a sealed segment with tiers reads: the widest whose rows each fall
 /// inside one step (steps of whole widths from a whole width), else 1 (the 10 s rows).
 pub(super) fn tier_for(first: i64, per_step: i64) -> i64 {

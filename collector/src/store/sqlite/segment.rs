@@ -171,6 +171,11 @@ impl Segment {
         }
     }
 
+    /// Whether its format has `red_tiers` (filled when sealed).
+    pub(super) fn has_tiers(&self) -> bool {
+        self.has_tiers
+    }
+
     /// Whether RED may read its `red_tiers`: sealed, of format 6 on.
     pub(super) fn tiers_ready(&self) -> bool {
         self.tiers_ready.load(Ordering::Acquire)
