@@ -8,11 +8,9 @@
 //! Why DDSketch rather than an HDR histogram: both are mergeable with a relative bound, but a
 //! rollup row holds the few dozen bins its durations touched, and a day of 10 s rows is merged
 //! per answer; an HDR histogram of 1 µs–1 h at two significant digits is thousands of
-//! counters to allocate and walk per row. Why our own: the crates' stores are dense and
-//! serialise through serde; a row needs the sparse byte encoding below, decoded straight into
-//! the sum (prost's varints).
-
-use std::collections::BTreeMap;
+//! counters to allocate and walk per row. Why our own: the crates serialise through serde; a
+//! row needs the sparse byte encoding below, decoded straight into the sum (prost's varints).
+//! In memory the bins are a dense run (a positive `i64` of nanoseconds has one of ~2,200).
 
 use prost::encoding::{decode_varint, encode_varint};
 
@@ -28,13 +26,24 @@ fn ln_gamma() -> f64 {
 }
 
 /// A sketch of durations in nanoseconds.
+///
+/// The bins are kept dense, as counts of bins `offset, offset + 1, …`: a positive `i64` of
+/// nanoseconds falls in bins 0 to [`MAX_BIN`], so a sketch holds at most 2,200 or so counts,
+/// and adding or merging is an index rather than a tree walk (the writer merges every batch
+/// into its cells; RED merges thousands of rows an answer). Invariant: `counts` is empty or
+/// starts and ends with a non-zero count, so equal sketches are equal values.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Sketch {
-    /// Bin index → durations in it (positive durations only).
-    bins: BTreeMap<i32, u64>,
+    counts: Vec<u64>,
+    /// The bin of `counts[0]`.
+    offset: i32,
     /// Durations of zero (or less, from a clock that went back).
     zeros: u64,
 }
+
+/// The highest bin a positive `i64` of nanoseconds falls in is 2,184; stored bins past this
+/// bound are damage.
+pub const MAX_BIN: i32 = 2_300;
 
 /// A stored sketch that does not decode (a damaged row).
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -47,43 +56,81 @@ impl Sketch {
         if duration_ns <= 0 {
             self.zeros += 1;
         } else {
-            *self.bins.entry(bin_of(duration_ns)).or_insert(0) += 1;
+            *self.slot(bin_of(duration_ns)) += 1;
         }
     }
 
-    /// Adds `n` durations of one bin (as [`bin_sql`] computed it; [`ZERO_BIN`] for zeros).
+    /// Adds `n` durations of one bin (as [`bin_sql`] computed it; [`ZERO_BIN`] for zeros; a
+    /// bin outside 0..=[`MAX_BIN`], which no duration gives, is clamped into it).
     pub fn add_bin(&mut self, bin: i32, n: u64) {
         if bin == ZERO_BIN {
             self.zeros += n;
-        } else {
-            *self.bins.entry(bin).or_insert(0) += n;
+        } else if n > 0 {
+            *self.slot(bin.clamp(0, MAX_BIN)) += n;
         }
+    }
+
+    /// The count of `bin` (in 0..=MAX_BIN), the run grown to hold it.
+    fn slot(&mut self, bin: i32) -> &mut u64 {
+        if self.counts.is_empty() {
+            self.offset = bin;
+            self.counts.push(0);
+        } else if bin < self.offset {
+            let grow = (self.offset - bin) as usize;
+            self.counts.splice(0..0, std::iter::repeat_n(0, grow));
+            self.offset = bin;
+        } else if (bin - self.offset) as usize >= self.counts.len() {
+            self.counts.resize((bin - self.offset) as usize + 1, 0);
+        }
+        &mut self.counts[(bin - self.offset) as usize]
+    }
+
+    /// The non-empty bins and their counts, lowest first.
+    fn bins(&self) -> impl Iterator<Item = (i32, u64)> + '_ {
+        (self.offset..)
+            .zip(self.counts.iter().copied())
+            .filter(|&(_, n)| n > 0)
     }
 
     /// Durations added (or merged) so far.
     pub fn count(&self) -> u64 {
-        self.zeros + self.bins.values().sum::<u64>()
+        self.zeros + self.counts.iter().sum::<u64>()
     }
 
     /// Adds another sketch's durations.
     pub fn merge(&mut self, other: &Sketch) {
         self.zeros += other.zeros;
-        for (&bin, &n) in &other.bins {
-            *self.bins.entry(bin).or_insert(0) += n;
+        let Some(&last) = other.counts.last() else {
+            return;
+        };
+        // Grown once to cover both runs, then added index by index.
+        *self.slot(other.offset) += 0;
+        *self.slot(other.offset + other.counts.len() as i32 - 1) += 0;
+        let from = (other.offset - self.offset) as usize;
+        for (mine, n) in self.counts[from..].iter_mut().zip(&other.counts) {
+            *mine += n;
         }
+        debug_assert!(last > 0 && self.counts.last().is_some_and(|&n| n > 0));
     }
 
-    /// Takes out durations merged in before (retention deleting spans a row counted); a bin
-    /// left empty goes, so the stored form is as if they had never been added.
+    /// Takes out durations merged in before (retention deleting spans a row counted); bins
+    /// left empty at either end go, so the result is as if they had never been added.
     pub fn subtract(&mut self, other: &Sketch) {
         self.zeros = self.zeros.saturating_sub(other.zeros);
-        for (bin, &n) in &other.bins {
-            if let Some(have) = self.bins.get_mut(bin) {
+        for (bin, n) in other.bins() {
+            let i = i64::from(bin) - i64::from(self.offset);
+            if let Some(have) = usize::try_from(i).ok().and_then(|i| self.counts.get_mut(i)) {
                 *have = have.saturating_sub(n);
-                if *have == 0 {
-                    self.bins.remove(bin);
-                }
             }
+        }
+        let lead = self.counts.iter().take_while(|&&n| n == 0).count();
+        self.counts.drain(..lead);
+        self.offset += lead as i32;
+        while self.counts.last() == Some(&0) {
+            self.counts.pop();
+        }
+        if self.counts.is_empty() {
+            self.offset = 0;
         }
     }
 
@@ -99,23 +146,26 @@ impl Sketch {
             return Some(0.0);
         }
         let mut seen = self.zeros;
-        for (&bin, &n) in &self.bins {
+        let mut top = None;
+        for (bin, n) in self.bins() {
             seen += n;
+            top = Some(bin);
             if seen >= rank {
                 return Some(value_of(bin));
             }
         }
-        self.bins.keys().next_back().map(|&b| value_of(b))
+        top.map(value_of)
     }
 
     /// The stored form: the zeros, the number of bins, then each bin as the distance from
     /// the previous one (zigzag) and its count, all varints.
     pub fn encode(&self) -> Vec<u8> {
-        let mut out = Vec::with_capacity(4 + 3 * self.bins.len());
+        let bins = self.counts.iter().filter(|&&n| n > 0).count();
+        let mut out = Vec::with_capacity(4 + 3 * bins);
         encode_varint(self.zeros, &mut out);
-        encode_varint(self.bins.len() as u64, &mut out);
+        encode_varint(bins as u64, &mut out);
         let mut previous = 0i64;
-        for (&bin, &n) in &self.bins {
+        for (bin, n) in self.bins() {
             let delta = i64::from(bin) - previous;
             encode_varint(((delta << 1) ^ (delta >> 63)) as u64, &mut out);
             encode_varint(n, &mut out);
@@ -133,8 +183,14 @@ impl Sketch {
         for _ in 0..bins {
             let z = next()?;
             bin += (z >> 1) as i64 ^ -((z & 1) as i64);
-            let index = i32::try_from(bin).map_err(|_| SketchError("a bin out of range"))?;
-            *self.bins.entry(index).or_insert(0) += next()?;
+            let index = i32::try_from(bin)
+                .ok()
+                .filter(|b| (0..=MAX_BIN).contains(b))
+                .ok_or(SketchError("a bin out of range"))?;
+            let n = next()?;
+            if n > 0 {
+                *self.slot(index) += n;
+            }
         }
         Ok(())
     }
@@ -246,6 +302,43 @@ mod tests {
     }
 
     #[test]
+    fn every_positive_duration_has_a_bin_within_the_bound() {
+        assert_eq!(bin_of(1), 0);
+        assert!(bin_of(i64::MAX) <= MAX_BIN, "{}", bin_of(i64::MAX));
+        let mut s = Sketch::default();
+        s.add(i64::MAX);
+        s.add(1);
+        assert_eq!(s.count(), 2);
+        assert_eq!(Sketch::decode(&s.encode()).expect("decodes"), s);
+        // A stored bin no duration gives is damage, not an allocation.
+        let mut far = Vec::new();
+        for v in [0u64, 1, ((MAX_BIN as u64) + 1) << 1, 1] {
+            encode_varint(v, &mut far);
+        }
+        assert_eq!(Sketch::decode(&far), Err(SketchError("a bin out of range")));
+    }
+
+    #[test]
+    fn sketches_built_in_any_order_are_equal_values() {
+        let (a, b) = (durations(300, 11), durations(300, 12));
+        let mut ab = Sketch::default();
+        a.iter().chain(&b).for_each(|&d| ab.add(d));
+        let mut ba = Sketch::default();
+        b.iter().chain(&a).rev().for_each(|&d| ba.add(d));
+        assert_eq!(ab, ba);
+        let (mut low, mut high) = (Sketch::default(), Sketch::default());
+        low.add(1_000);
+        high.add(1_000_000_000);
+        let mut merged = high.clone();
+        merged.merge(&low);
+        let mut other_way = low.clone();
+        other_way.merge(&high);
+        assert_eq!(merged, other_way);
+        merged.subtract(&high);
+        assert_eq!(merged, low);
+    }
+
+    #[test]
     fn zero_durations_and_empty_sketches() {
         assert_eq!(Sketch::default().quantile_ns(0.5), None);
         let mut s = Sketch::default();
@@ -263,7 +356,7 @@ mod tests {
         durations(10_000, 3).iter().for_each(|&d| s.add(d));
         let bytes = s.encode();
         // Six decades at 1 %: about 700 bins, each a one-byte step and a count.
-        assert!(bytes.len() < 4 * s.bins.len(), "{} bytes", bytes.len());
+        assert!(bytes.len() < 4 * s.bins().count(), "{} bytes", bytes.len());
         assert_eq!(
             Sketch::decode(&bytes[..bytes.len() - 1]),
             Err(SketchError("truncated"))
