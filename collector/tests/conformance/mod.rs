@@ -1032,6 +1032,19 @@ pub async fn correlation_spans_traces_and_logs(store: &Arc<dyn Store>) {
     );
 }
 
+/// Runs retention by age (received before `cut`) until it has nothing more to do.
+pub async fn prune_older_than(store: &Arc<dyn Store>, cut: i64) {
+    let policy = RetentionPolicy {
+        older_than_ns: Some(cut),
+        max_bytes: None,
+    };
+    let mut rounds = 0;
+    while store.prune(policy).await.expect("prune").more {
+        rounds += 1;
+        assert!(rounds < 100, "retention finishes");
+    }
+}
+
 /// Retention by age: only what was received before the cut goes.
 pub async fn retention_by_age_keeps_what_came_after(store: &Arc<dyn Store>) {
     let find = |q: TraceQuery| {
@@ -1051,15 +1064,7 @@ pub async fn retention_by_age_keeps_what_came_after(store: &Arc<dyn Store>) {
     let mut b3 = Batch::default();
     b3.spans.push(span(4, 1, None, "late", "late op", T0, 1));
     store.write(b3).await.expect("write batch 3");
-    let policy = RetentionPolicy {
-        older_than_ns: Some(cut),
-        max_bytes: None,
-    };
-    let mut rounds = 0;
-    while store.prune(policy).await.expect("prune").more {
-        rounds += 1;
-        assert!(rounds < 100, "retention finishes");
-    }
+    prune_older_than(store, cut).await;
     assert!(
         store
             .traces(&[[1; 16], [2; 16], [3; 16]])
