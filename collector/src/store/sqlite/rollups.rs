@@ -159,10 +159,7 @@ pub(super) fn write_tiers(tx: &Transaction<'_>) -> Result<(), StoreError> {
                 latency: Sketch::decode(r.get_ref(10)?.as_blob()?)?,
             };
             for (tier, width) in tiers.iter_mut().zip(TIER_BUCKETS) {
-                let bucket = key.bucket - key.bucket.rem_euclid(width);
-                tier.entry(RedKey { bucket, ..key })
-                    .or_default()
-                    .merge(&cell);
+                tier.entry(tier_key(&key, width)).or_default().merge(&cell);
             }
         }
     }
@@ -227,10 +224,7 @@ pub(super) fn subtract_spans(
         for width in TIER_BUCKETS {
             let mut tier: HashMap<RedKey, RedCell> = HashMap::new();
             for (key, cell) in &cells.0 {
-                let bucket = key.bucket - key.bucket.rem_euclid(width);
-                tier.entry(RedKey { bucket, ..*key })
-                    .or_default()
-                    .merge(cell);
+                tier.entry(tier_key(key, width)).or_default().merge(cell);
             }
             subtract_cells(tx, Some(width), &tier)?;
         }
@@ -297,6 +291,14 @@ fn subtract_cells(
         update.execute(params_from_iter(&params))?;
     }
     Ok(())
+}
+
+/// The key of the tier row of `width` buckets that a 10 s cell's key falls in.
+fn tier_key(key: &RedKey, width: i64) -> RedKey {
+    RedKey {
+        bucket: key.bucket - key.bucket.rem_euclid(width),
+        ..*key
+    }
 }
 
 /// The tier a scan of a sealed segment with tiers reads: the widest whose rows each fall
