@@ -7,13 +7,15 @@
 # trace) until N logs are stored, then log query latencies (by trace, correlation, service,
 # body text, severity). With --rollups N: N spans of the realistic shape whose start times
 # cover 24 hours, then RED over the last 1, 6 and 24 hours from the rollups (a step of whole
-# 10 s buckets) and from the spans (a step one second longer), p50/p99 of 20 each. Without
+# 10 s buckets) and from the spans (a step one second longer), and the dependencies (what
+# the service map draws) over the same windows, p50/p99 of 20 each. Without
 # --grow, each shape's blast also goes to rotel (PyPI, blackhole exporter) in the same run.
 # Loopback only; every phase ends by itself.
 #
 # Usage: bash scripts/bench-ingest.sh [--shape friendly|realistic|worst|all] [--grow SPANS]
 #                                     [--logs LOGS] [--rollups SPANS] [SECONDS=20] [CONNECTIONS=4]
-# Shapes (512 spans a request, fresh random trace and correlation IDs every request):
+# Shapes (512 spans a request, fresh random trace and correlation IDs every pair of requests:
+# the second of a pair is the next service's half of the first's traces, called by them):
 #   friendly  32 traces x 16 spans    realistic  128 traces x 4 spans    worst  512 x 1
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -124,7 +126,7 @@ if [ -n "$ROLLUPS" ]; then
   run=$(bench grow realistic "$otlp/v1/traces" "$api" "$ROLLUPS" "$CONNECTIONS" \
     "$((ROLLUPS / 10))" 86400 | shown)
   cpu_after=$(cpu)
-  echo "== RED over the last 1, 6 and 24 hours: rollups, and spans"
+  echo "== RED over the last 1, 6 and 24 hours: rollups, and spans; then the dependencies"
   red=$(bench red realistic "$api" 86400 | shown)
   rss_kib=$(awk '/VmHWM/ {print $2}' "/proc/$collector_pid/status")
   stop_collector

@@ -9,16 +9,19 @@
 //!   With `SPREAD_SECONDS` (after CONNECTIONS and EVERY), the spans' start times cover that
 //!   many seconds instead of moving with the clock.
 //! - `red SHAPE API SPREAD_SECONDS`: RED over the last 1, 6 and 24 hours of such a store, from the
-//!   rollups and from the spans.
+//!   rollups and from the spans; then the dependencies over the same windows.
 //! - `logs SHAPE URL API TARGET`: the same with log exports (512 records, the shape's records
 //!   per trace) to /v1/logs, then log queries at that size (by trace, correlation, service,
 //!   body text, severity).
 //!
 //! Shapes (512 spans a request): `friendly` 32 traces × 16 spans; `realistic` 128 traces × 4
 //! spans, what a service's batch processor sends; `worst` 512 traces of one span. Every
-//! trace has its own 32-hex correlation ID. Requests are encoded once; each send patches its
-//! trace IDs and correlation IDs in place, so every trace and correlation ID is new, as in
-//! production, without paying for encoding in the blaster.
+//! trace has its own 32-hex correlation ID; each span is the child of the one before it.
+//! Requests come in pairs, two services' halves of the same traces (the second's first span
+//! called by the first's last), so the dependencies have calls to count. Requests are
+//! encoded once; each send patches its trace IDs and correlation IDs in place (the two
+//! sends of a pair alike), so every trace and correlation ID is new, as in production,
+//! without paying for encoding in the blaster.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -129,18 +132,42 @@ struct Encoded {
 /// The start time of the first request's spans; sends shift it.
 const BASE_NS: u64 = 1_763_000_000_000_000_000;
 
-fn build_request(rng: &mut SplitMix, service: &str, shape: Shape) -> Encoded {
+/// A trace as the first request of a pair sent it: the second continues it.
+struct TraceHalf {
+    trace_id: [u8; 16],
+    correlation: String,
+    /// Its last span (a client span when the trace has more than one): the parent of the
+    /// second half's first span.
+    last_span: Vec<u8>,
+}
+
+/// A request of `service`'s spans: traces of `shape.spans_per_trace` spans, each the child
+/// of the one before; with `caller`, the second halves of the caller's traces (same trace
+/// and correlation IDs, the first span a child of the caller's last). Returns the request
+/// and its traces.
+fn build_request(
+    rng: &mut SplitMix,
+    service: &str,
+    shape: Shape,
+    caller: Option<&[TraceHalf]>,
+) -> (Encoded, Vec<TraceHalf>) {
     let now = BASE_NS;
-    let mut spans = Vec::with_capacity(SPANS_PER_REQUEST);
+    let mut spans: Vec<Span> = Vec::with_capacity(SPANS_PER_REQUEST);
     let mut trace_ids = Vec::new();
     let mut correlations = Vec::new();
+    let mut halves = Vec::new();
     let mut times: Vec<(u8, u64)> = Vec::new();
     for t in 0..SPANS_PER_REQUEST / shape.spans_per_trace {
-        let mut trace_id = [0u8; 16];
-        trace_id[..8].copy_from_slice(&rng.next().to_le_bytes());
-        trace_id[8..].copy_from_slice(&rng.next().to_le_bytes());
+        let (trace_id, correlation) = match caller {
+            Some(c) => (c[t].trace_id, c[t].correlation.clone()),
+            None => {
+                let mut trace_id = [0u8; 16];
+                trace_id[..8].copy_from_slice(&rng.next().to_le_bytes());
+                trace_id[8..].copy_from_slice(&rng.next().to_le_bytes());
+                (trace_id, format!("{:016x}{:016x}", rng.next(), rng.next()))
+            }
+        };
         trace_ids.push(trace_id);
-        let correlation = format!("{:016x}{:016x}", rng.next(), rng.next());
         correlations.push(correlation.clone());
         let start = now + t as u64 * 1_000_000;
         for k in 0..shape.spans_per_trace {
@@ -158,10 +185,10 @@ fn build_request(rng: &mut SplitMix, service: &str, shape: Shape) -> Encoded {
             spans.push(Span {
                 trace_id: trace_id.to_vec(),
                 span_id: rng.next().to_le_bytes().to_vec(),
-                parent_span_id: if k == 0 {
-                    Vec::new()
-                } else {
-                    rng.next().to_le_bytes().to_vec()
+                parent_span_id: match (k, caller) {
+                    (0, None) => Vec::new(),
+                    (0, Some(c)) => c[t].last_span.clone(),
+                    _ => spans.last().map(|p| p.span_id.clone()).unwrap_or_default(),
                 },
                 name: format!(
                     "{} {route}",
@@ -199,6 +226,11 @@ fn build_request(rng: &mut SplitMix, service: &str, shape: Shape) -> Encoded {
                 ..Default::default()
             });
         }
+        halves.push(TraceHalf {
+            trace_id,
+            correlation,
+            last_span: spans.last().map(|s| s.span_id.clone()).unwrap_or_default(),
+        });
     }
     let req = ExportTraceServiceRequest {
         resource_spans: vec![ResourceSpans {
@@ -211,7 +243,10 @@ fn build_request(rng: &mut SplitMix, service: &str, shape: Shape) -> Encoded {
             ..Default::default()
         }],
     };
-    locate(req.encode_to_vec(), trace_ids, &correlations, times)
+    (
+        locate(req.encode_to_vec(), trace_ids, &correlations, times),
+        halves,
+    )
 }
 
 fn resource(service: &str) -> Resource {
@@ -369,11 +404,20 @@ fn locate(
     }
 }
 
+/// `n` requests (even) in pairs: the second of each pair holds the second halves of the
+/// first's traces, from the next service (its first span a server span called by the
+/// first's last), as two services export one trace; [`fresh`] gives both of a pair the
+/// same new trace IDs.
 fn requests(n: usize, shape: Shape) -> Vec<Encoded> {
     let mut rng = SplitMix(42);
-    (0..n)
-        .map(|k| build_request(&mut rng, SERVICES[k % SERVICES.len()], shape))
-        .collect()
+    let mut out = Vec::with_capacity(n);
+    for k in (0..n).step_by(2) {
+        let (first, halves) = build_request(&mut rng, SERVICES[k % SERVICES.len()], shape, None);
+        let service = SERVICES[(k + 1) % SERVICES.len()];
+        out.push(first);
+        out.push(build_request(&mut rng, service, shape, Some(&halves)).0);
+    }
+    out
 }
 
 fn logs_requests(n: usize, shape: Shape) -> Vec<Encoded> {
@@ -384,7 +428,7 @@ fn logs_requests(n: usize, shape: Shape) -> Vec<Encoded> {
 }
 
 /// A copy of `req` whose traces and correlation IDs are all new (each is mixed with a
-/// `seq`-derived stamp; the spans of a trace keep sharing theirs) and whose span times are
+/// stamp derived from `seq / 2`; the spans of a trace keep sharing theirs) and whose span times are
 /// shifted by `shift_ns`, so time moves forward as in production and time-ordered indexes
 /// see appends, not random inserts.
 fn fresh(req: &Encoded, seq: u64, shift_ns: u64) -> Vec<u8> {
@@ -395,7 +439,10 @@ fn fresh(req: &Encoded, seq: u64, shift_ns: u64) -> Vec<u8> {
         let shifted = u64::from_le_bytes(t).wrapping_add(shift_ns);
         bytes[off..off + 8].copy_from_slice(&shifted.to_le_bytes());
     }
-    let stamp = (seq.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ seq).to_le_bytes();
+    // Sends 2m and 2m + 1 (the two requests of a pair, see `requests`) share a stamp: the
+    // two halves of the same traces.
+    let pair = seq / 2;
+    let stamp = (pair.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ pair).to_le_bytes();
     for &off in &req.trace_id_offsets {
         for (b, s) in bytes[off..off + 8].iter_mut().zip(stamp) {
             *b ^= s;
@@ -846,6 +893,15 @@ fn self_check(reqs: &[Encoded], shape: Shape) {
     };
     let (a, b) = (spans(fresh(r, 1, 0)), spans(fresh(r, 2, 1_000)));
     assert_eq!(a.len(), SPANS_PER_REQUEST);
+    // The second request of a pair, sent next, continues the first's traces.
+    let callee = spans(fresh(&reqs[1], 3, 0));
+    assert_eq!(callee[0].trace_id, b[0].trace_id);
+    let last = &b[shape.spans_per_trace - 1];
+    assert_eq!(
+        callee[0].parent_span_id, last.span_id,
+        "called by the caller's last span"
+    );
+    assert_eq!(callee[0].trace_id, last.trace_id);
     assert_ne!(a[0].trace_id, b[0].trace_id);
     let cid = |s: &Span| correlation_id(&s.attributes).expect("correlation ID");
     let traces: std::collections::HashSet<&Vec<u8>> = a.iter().map(|s| &s.trace_id).collect();
@@ -993,7 +1049,10 @@ fn main() {
             let spread: i64 = arg(3)
                 .and_then(|v| v.parse().ok())
                 .unwrap_or_else(|| usage());
-            runtime().block_on(red_latencies(&api, spread, 20));
+            runtime().block_on(async {
+                red_latencies(&api, spread, 20).await;
+                dependency_latencies(&api, spread, 20).await;
+            });
         }
         _ => usage(),
     }
@@ -1018,6 +1077,41 @@ async fn red_latencies(api: &str, spread_s: i64, n: usize) {
         let url = format!("{window}&step={}s", step_us / 1_000_000 + 1);
         let (spans, step_us) = red_timed(&client, &url, n).await;
         print_red(hours, "spans", &spans, step_us);
+    }
+}
+
+/// `/api/dependencies` (what the service map draws) over the last 1, 6 and 24 hours of a
+/// store whose spans cover `spread_s` seconds from [`BASE_NS`], `n` times each: p50 and p99
+/// in ms, and what the last answer counted.
+async fn dependency_latencies(api: &str, spread_s: i64, n: usize) {
+    let client = reqwest::Client::new();
+    let end_ms = (BASE_NS as i64 + spread_s * 1_000_000_000) / 1_000_000;
+    for hours in [1i64, 6, 24] {
+        let url = format!(
+            "{api}/api/dependencies?endTs={end_ms}&lookback={}",
+            hours * 3_600_000
+        );
+        let mut ms = Vec::with_capacity(n);
+        let mut last: Option<gauntlet_query_api::dependencies::Dependencies> = None;
+        for _ in 0..n {
+            let t = Instant::now();
+            let r = client
+                .get(&url)
+                .send()
+                .await
+                .expect("dependencies answered");
+            assert!(r.status().is_success(), "{url}: {}", r.status());
+            last = Some(r.json().await.expect("a dependencies answer"));
+            ms.push(t.elapsed().as_secs_f64() * 1000.0);
+        }
+        let last = last.expect("at least one query");
+        let (p50, p99) = percentiles(ms);
+        println!(
+            "dependencies_{hours}h p50_ms={p50:.1} p99_ms={p99:.1} links={} calls={} truncated={}",
+            last.data.len(),
+            last.data.iter().map(|l| l.call_count).sum::<u64>(),
+            last.truncated
+        );
     }
 }
 

@@ -10,6 +10,7 @@ use std::io::{BufRead, BufReader};
 use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::{Arc, Mutex, OnceLock};
 
+use gauntlet_collector::rollup::BUCKET_NS;
 use gauntlet_collector::store::clickhouse::{ClickHouseConfig, ClickHouseStore};
 use gauntlet_collector::store::{Store, StoreError};
 
@@ -106,11 +107,55 @@ clickhouse_conforms!(
     samples_carry_the_protocol,
     samples_by_service_version,
     rollups_agree_with_the_spans,
+    edges_agree_with_the_spans,
     red_steps_count_what_the_samples_hold,
     correlation_spans_traces_and_logs,
     metrics_answer_promql,
     retention_by_size_drops_the_oldest,
 );
+
+/// Once the minutes of a window are passed, the dependencies answer from the edge rollups:
+/// the same links as the spans give (also over windows with part minutes at their ends,
+/// counted live), a pass redone stores nothing twice, and with the spans gone the rollups
+/// alone still answer.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn passed_minutes_answer_from_the_edge_rollups() {
+    let mut config = config("edge_passes");
+    config.edge_passes = false;
+    let ch = Arc::new(ClickHouseStore::open(&config).await.expect("open"));
+    let store: Arc<dyn Store> = ch.clone();
+    let (first, spans) = conformance::call_spans();
+    for chunk in spans.chunks(500) {
+        let mut batch = gauntlet_collector::model::Batch::default();
+        batch.spans.extend(chunk.iter().cloned());
+        store.write(batch).await.expect("write");
+    }
+    let units = first / 6..(first + 720) / 6;
+    for unit in units.clone() {
+        ch.count_edges(unit).await.expect("pass");
+    }
+    ch.count_edges(units.start)
+        .await
+        .expect("the same pass again");
+    conformance::edges_count_the_calls(&store, first).await;
+    let window = (first * BUCKET_NS, (first + 720) * BUCKET_NS);
+    let before = store
+        .dependency_links(window.0, window.1)
+        .await
+        .expect("links");
+    clickhouse::Client::default()
+        .with_url(&config.url)
+        .query(&format!("TRUNCATE TABLE {}.otel_traces", config.database))
+        .execute()
+        .await
+        .expect("truncate");
+    let after = store
+        .dependency_links(window.0, window.1)
+        .await
+        .expect("links");
+    assert!(before.links.len() >= 6, "{before:?}");
+    assert_eq!(after, before);
+}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn opening_twice_uses_what_exists() {

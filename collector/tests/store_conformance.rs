@@ -67,6 +67,7 @@ sqlite_conforms!(
     samples_carry_the_protocol,
     samples_by_service_version,
     rollups_agree_with_the_spans,
+    edges_agree_with_the_spans,
     red_steps_count_what_the_samples_hold,
     correlation_spans_traces_and_logs,
     metrics_answer_promql,
@@ -554,6 +555,38 @@ async fn sealed_segments_answer_minutes_and_hours_from_their_tiers() {
         .await
         .expect("steps");
     assert!(buckets.steps.is_empty(), "{:?}", &buckets.steps[..1]);
+}
+
+/// Calls whose two sides are written on either side of a restart are counted once: the
+/// children first (their calls inside a service and to `stock` complete then), then, after
+/// the store is reopened, the roots they wait for. The reopened store rebuilds its edge
+/// matcher from the last batches, so the waiting children are joined and the calls already
+/// written are not counted again. Once with segments sealed and rotated under the writes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn calls_split_by_a_restart_are_counted_once() {
+    for rows in [1_000_000, 700] {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut config = SqliteConfig::new(dir.path());
+        config.segments.rows = rows;
+        let (first, spans) = conformance::call_spans();
+        let (children, roots): (Vec<_>, Vec<_>) =
+            spans.into_iter().partition(|s| s.parent_span_id.is_some());
+        let write = |store: Arc<dyn Store>, spans: Vec<_>| async move {
+            for chunk in spans.chunks(250) {
+                let mut batch = Batch::default();
+                batch.spans.extend(chunk.iter().cloned());
+                store.write(batch).await.expect("write");
+            }
+        };
+        {
+            let sqlite = Arc::new(SqliteStore::open(&config).expect("open"));
+            write(sqlite.clone(), children).await;
+            sqlite.close().await;
+        }
+        let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&config).expect("reopen"));
+        write(store.clone(), roots).await;
+        conformance::edges_count_the_calls(&store, first).await;
+    }
 }
 
 /// Retention that cuts a sealed segment's oldest batches takes their spans out of its 10 s

@@ -200,6 +200,7 @@ pub async fn run(args: CollectorArgs) -> anyhow::Result<()> {
                 ttl: args.retention.0,
                 spool_dir: Some(args.data_dir.join("clickhouse-spool")),
                 spool_max_bytes: args.clickhouse_spool_max,
+                edge_passes: true,
             }),
             StoreArg::Sqlite => StoreConfig::Sqlite(SqliteConfig {
                 sync: match args.sync {

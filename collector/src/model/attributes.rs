@@ -204,6 +204,31 @@ impl Attributes {
         u16::try_from(code).ok()
     }
 
+    /// What carried the span, by [`crate::store::SpanSample::protocol`]'s rule as the stores'
+    /// queries read it: its `rpc.system`, else its `messaging.system` (as text: a boolean as
+    /// `1` or `0`, as SQLite's JSON functions give it), else `http` when it has an HTTP
+    /// method attribute.
+    pub fn protocol(&self) -> Option<std::borrow::Cow<'static, str>> {
+        use std::borrow::Cow;
+        let text = |v: &Value| match v {
+            Value::Empty => None,
+            Value::String(s) => Some(Cow::Owned(s.clone())),
+            Value::Bool(b) => Some(Cow::Borrowed(if *b { "1" } else { "0" })),
+            Value::Int(i) => Some(Cow::Owned(i.to_string())),
+            Value::Double(d) => Some(Cow::Owned(format!("{d:?}"))),
+            other => serde_json::to_string(other).ok().map(Cow::Owned),
+        };
+        self.get("rpc.system")
+            .and_then(text)
+            .or_else(|| self.get("messaging.system").and_then(text))
+            .or_else(|| {
+                let http = self
+                    .get("http.request.method")
+                    .or_else(|| self.get("http.method"));
+                http.map(|_| Cow::Borrowed("http"))
+            })
+    }
+
     /// The plain JSON object (what the SQLite store keeps).
     pub fn to_json(&self) -> String {
         // Serializing cannot fail: keys are strings and non-finite doubles become strings.

@@ -16,7 +16,7 @@ use gauntlet_query_api::params::{DependenciesQuery, Pairs};
 use super::red::percentile_ms;
 use super::{ApiError, QueryState, parse};
 use crate::model::now_ns;
-use crate::store::{SampleQuery, Samples, SpanSample};
+use crate::store::{SampleQuery, Samples, SpanSample, Store, StoreError};
 
 /// Spans one answer reads at most (the newest in the window); past it, `truncated` is true.
 pub const MAX_SPANS: usize = 2_000_000;
@@ -30,26 +30,50 @@ pub async fn dependencies(
     let end_ms = q.end_ts_ms.unwrap_or(now_ns() / 1_000_000);
     let lookback_ms = q.lookback_ms.unwrap_or(DEFAULT_LOOKBACK_MS);
     let end_ns = end_ms.saturating_mul(1_000_000);
-    let samples = s
-        .store
-        .span_samples(&SampleQuery {
-            start_ns: end_ns.saturating_sub(lookback_ms.saturating_mul(1_000_000)),
-            end_ns,
-            limit: MAX_SPANS,
-            protocols: true,
-            ..Default::default()
-        })
-        .await?;
-    let data = links(&samples);
+    let start_ns = end_ns.saturating_sub(lookback_ms.saturating_mul(1_000_000));
+    let Links {
+        links: data,
+        truncated,
+    } = s.store.dependency_links(start_ns, end_ns).await?;
     Ok(axum::Json(Dependencies {
         total: data.len(),
         data,
         limit: 0,
         offset: 0,
         errors: None,
-        truncated: samples.truncated,
+        truncated,
     })
     .into_response())
+}
+
+/// A store's answer: the links, sorted by parent then child, and whether they were counted
+/// from only the newest [`MAX_SPANS`] spans of the window.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Links {
+    pub links: Vec<DependencyLink>,
+    pub truncated: bool,
+}
+
+/// The links counted from the spans that started in `start_ns..=end_ns`, as a store without
+/// edge rollups answers.
+pub async fn from_spans<S: Store + ?Sized>(
+    store: &S,
+    start_ns: i64,
+    end_ns: i64,
+) -> Result<Links, StoreError> {
+    let samples = store
+        .span_samples(&SampleQuery {
+            start_ns,
+            end_ns,
+            limit: MAX_SPANS,
+            protocols: true,
+            ..Default::default()
+        })
+        .await?;
+    Ok(Links {
+        links: links(&samples),
+        truncated: samples.truncated,
+    })
 }
 
 /// The calls between services among the samples, sorted by parent then child.

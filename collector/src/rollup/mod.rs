@@ -8,6 +8,7 @@
 //! nearest-rank ones. A store writes a batch's cells in the transaction that writes its
 //! spans, so a crash never leaves the two disagreeing.
 
+pub mod edges;
 pub mod sketch;
 
 use std::collections::HashMap;
@@ -69,6 +70,35 @@ pub fn tier_width_ns(step_ns: i64) -> i64 {
         .map(|w| w * BUCKET_NS)
         .find(|w| step_ns % w == 0)
         .unwrap_or(BUCKET_NS)
+}
+
+/// Buckets `first..end` as ranges of whole rows of the given tiers (`widths` in buckets,
+/// each dividing the next), coarsest first where whole rows fit, and 10 s buckets (width 1)
+/// at the ends: `(width, first row, end)`, rows keyed by the first bucket they cover.
+pub fn tier_cover(first: i64, end: i64, widths: &[i64]) -> Vec<(i64, i64, i64)> {
+    let mut out = Vec::new();
+    cover_into(first, end, widths, &mut out);
+    out
+}
+
+fn cover_into(first: i64, end: i64, widths: &[i64], out: &mut Vec<(i64, i64, i64)>) {
+    if first >= end {
+        return;
+    }
+    let Some((&width, finer)) = widths.split_last() else {
+        out.push((1, first, end));
+        return;
+    };
+    let (lo, hi) = (
+        ceil_div(first, width) * width,
+        end.div_euclid(width) * width,
+    );
+    if lo >= hi {
+        return cover_into(first, end, finer, out);
+    }
+    out.push((width, lo, hi));
+    cover_into(first, lo, finer, out);
+    cover_into(hi, end, finer, out);
 }
 
 /// The bucket a span that started at `start_ns` counts in (buckets since the epoch).
@@ -291,6 +321,32 @@ impl StepMerger {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_tier_cover_takes_whole_rows_coarsest_first_and_buckets_at_the_ends() {
+        assert_eq!(tier_cover(5, 5, &TIER_BUCKETS), vec![]);
+        assert_eq!(tier_cover(3, 5, &TIER_BUCKETS), vec![(1, 3, 5)]);
+        assert_eq!(tier_cover(3, 20, &[]), vec![(1, 3, 20)]);
+        // 359..1100: hour rows from 360 to 1080, bucket 359, minutes to 1098, two buckets.
+        assert_eq!(
+            tier_cover(359, 1100, &TIER_BUCKETS),
+            vec![
+                (360, 360, 1080),
+                (1, 359, 360),
+                (6, 1080, 1098),
+                (1, 1098, 1100)
+            ]
+        );
+        // Every bucket covered once, whatever the window.
+        for (first, end) in [(0, 8_640), (-7, 1_000), (13, 14), (100, 4_000)] {
+            let mut covered: Vec<i64> = tier_cover(first, end, &TIER_BUCKETS)
+                .into_iter()
+                .flat_map(|(w, lo, hi)| (lo..hi).step_by(w as usize).flat_map(move |r| r..r + w))
+                .collect();
+            covered.sort();
+            assert_eq!(covered, (first..end).collect::<Vec<_>>(), "{first}..{end}");
+        }
+    }
 
     #[test]
     fn buckets_are_ten_seconds_from_the_epoch_also_before_it() {

@@ -460,6 +460,18 @@ pub trait Store: Send + Sync + 'static {
         Ok(steps)
     }
 
+    /// The calls between services among the spans that started in the window, by
+    /// [`crate::query::dependencies::links`]' rule. By default computed from the spans (at
+    /// most [`crate::query::dependencies::MAX_SPANS`], the newest; `truncated` says when more
+    /// were in the window); a store that keeps edge rollups reads them.
+    async fn dependency_links(
+        &self,
+        start_ns: i64,
+        end_ns: i64,
+    ) -> Result<crate::query::dependencies::Links, StoreError> {
+        crate::query::dependencies::from_spans(self, start_ns, end_ns).await
+    }
+
     /// Every metric series kept, in the order they were first seen.
     async fn metric_series(&self) -> Result<Arc<Vec<MetricSeriesInfo>>, StoreError> {
         Ok(Arc::new(Vec::new()))

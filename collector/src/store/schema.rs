@@ -158,8 +158,8 @@ pub const SEGMENTS_TABLE: &str = r#"
 /// The `user_version` of a segment file this build writes: 2 since the key tables, 3 since
 /// the keys point at span rows (no `trace_parts`), 4 since search finds spans by service and
 /// time through `span_times` (no live `spans_by_service` index), 5 since `red_rollups`, 6
-/// since `red_tiers`.
-pub const SEGMENT_VERSION: i64 = 6;
+/// since `red_tiers`, 7 since `edge_rollups` and `edge_tiers`.
+pub const SEGMENT_VERSION: i64 = 7;
 
 /// What segment format 2 added to format 1: the secret of the segment's ID keys (one row),
 /// and the sealed segment's lookups, filled when it is sealed: its sorted (key, rowid)
@@ -249,6 +249,31 @@ pub const SEGMENT_SCHEMA: &str = r#"
         latency BLOB NOT NULL,
         PRIMARY KEY (width, service_id, bucket, op_id, kind, resource_id, status_code,
             http_class)
+    ) WITHOUT ROWID;
+    -- Format 7: calls between services (crate::rollup::edges) per 10 s bucket of the called
+    -- span's start, written in the transaction of the batch that completed the call (so a
+    -- call may sit in a later segment than its spans); `protocol` is '' for none.
+    CREATE TABLE edge_rollups (
+        bucket INTEGER NOT NULL,
+        caller_id INTEGER NOT NULL,
+        callee_id INTEGER NOT NULL,
+        protocol TEXT NOT NULL,
+        calls INTEGER NOT NULL,
+        errors INTEGER NOT NULL,
+        latency BLOB NOT NULL,
+        PRIMARY KEY (bucket, caller_id, callee_id, protocol)
+    ) WITHOUT ROWID;
+    -- Format 7: `edge_rollups` merged per minute, 10 minutes and hour when sealed.
+    CREATE TABLE edge_tiers (
+        width INTEGER NOT NULL,
+        bucket INTEGER NOT NULL,
+        caller_id INTEGER NOT NULL,
+        callee_id INTEGER NOT NULL,
+        protocol TEXT NOT NULL,
+        calls INTEGER NOT NULL,
+        errors INTEGER NOT NULL,
+        latency BLOB NOT NULL,
+        PRIMARY KEY (width, bucket, caller_id, callee_id, protocol)
     ) WITHOUT ROWID;
     CREATE TABLE logs (
         id INTEGER PRIMARY KEY,

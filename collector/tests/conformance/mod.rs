@@ -1341,3 +1341,120 @@ pub async fn metrics_answer_promql(store: &Arc<dyn Store>) {
         ]
     );
 }
+
+/// The calls between services a store answers for a window ([`Store::dependency_links`],
+/// from edge rollups where it keeps them) are those the raw query counts from the window's
+/// spans: calls, errors and protocols exactly, p99 within the sketch's bound. The spans of
+/// [`call_spans`] come in batches of 250, a trace's children often before its parent and in
+/// an earlier batch. Windows: the two hours, the first hour, and one from three buckets in
+/// that cuts across every tier's rows.
+pub async fn edges_agree_with_the_spans(store: &Arc<dyn Store>) {
+    let (first, spans) = call_spans();
+    for chunk in spans.chunks(250) {
+        let mut batch = Batch::default();
+        batch.spans.extend(chunk.iter().cloned());
+        store.write(batch).await.expect("write");
+    }
+    edges_count_the_calls(store, first).await;
+}
+
+/// Checks [`edges_agree_with_the_spans`]' windows from bucket `first`.
+pub async fn edges_count_the_calls(store: &Arc<dyn Store>, first: i64) {
+    for (from, to) in [
+        (first, first + 720),
+        (first, first + 360),
+        (first + 3, first + 701),
+    ] {
+        let (start, end) = (from * BUCKET_NS, to * BUCKET_NS);
+        let got = store.dependency_links(start, end).await.expect("links");
+        let raw = gauntlet_collector::query::dependencies::from_spans(&**store, start, end)
+            .await
+            .expect("raw");
+        assert!(!got.truncated && !raw.truncated);
+        assert!(raw.links.len() >= 6, "{:?}", raw.links);
+        assert_eq!(got.links.len(), raw.links.len(), "{from}..{to}: {got:?}");
+        for (g, r) in got.links.iter().zip(&raw.links) {
+            let counts = |l: &gauntlet_query_api::dependencies::DependencyLink| {
+                (
+                    l.parent.clone(),
+                    l.child.clone(),
+                    l.call_count,
+                    l.error_count,
+                )
+            };
+            assert_eq!(counts(g), counts(r), "{from}..{to}");
+            assert_eq!(g.protocols, r.protocols, "{from}..{to}: {g:?}");
+            let bound = r.p99_ms * RELATIVE_ACCURACY * 1.000_001;
+            assert!(
+                (g.p99_ms - r.p99_ms).abs() <= bound,
+                "{from}..{to}: {g:?} vs {r:?}"
+            );
+        }
+    }
+}
+
+/// 1,500 traces over two hours from a whole hour: a gateway span calling orders (over HTTP
+/// or JSON-RPC) or payments (gRPC), whose spans have an internal child that calls stock;
+/// some calls failed; every fifth trace is followed by a `billing` consumer trace linked to
+/// its orders span (an asynchronous hop over RabbitMQ). A trace's spans start in one bucket
+/// (so a window of whole buckets holds both sides of each call). Children are listed before
+/// their parents in every other trace. Returns the first bucket and the spans.
+pub fn call_spans() -> (i64, Vec<SpanRecord>) {
+    let first = bucket_of(T0) + 1_000;
+    let first = first - first.rem_euclid(360);
+    let mut x = 0x2545_f491_4f6c_dd1d_u64;
+    let mut next = move || {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x
+    };
+    let mut spans = Vec::new();
+    for t in 0..1_500u64 {
+        let bucket = first + (next() % 720) as i64;
+        let at = bucket * BUCKET_NS + 1_000_000 + (next() % 1_000_000_000) as i64;
+        let (callee, wire): (&str, &[(&str, &str)]) = match next() % 3 {
+            0 => ("orders", &[("http.request.method", "GET")]),
+            1 => (
+                "orders",
+                &[("rpc.system", "jsonrpc"), ("http.method", "POST")],
+            ),
+            _ => ("payments", &[("rpc.system", "grpc")]),
+        };
+        let ms = |n: u64| (1 + n % 900) as i64 * 1_000_000;
+        let id = |k: u64| (t * 8 + k + 1).to_be_bytes();
+        let mut make = |k: u64, parent: Option<u64>, service: &str, attrs: &[(&str, &str)]| {
+            let mut s = span(1, 1, None, service, "op", at + k as i64, ms(next()));
+            s.trace_id[..8].copy_from_slice(&t.to_be_bytes());
+            s.span_id = id(k);
+            s.parent_span_id = parent.map(id);
+            s.attributes = attrs.iter().map(|(k, v)| (*k, Value::from(*v))).collect();
+            if next() % 9 == 0 {
+                s.status_code = StatusCode::Error;
+            }
+            s
+        };
+        let mut trace = vec![
+            make(0, None, "gateway", &[]),
+            make(1, Some(0), callee, wire),
+            make(2, Some(1), callee, &[]),
+            make(3, Some(2), "stock", &[("http.request.method", "PUT")]),
+        ];
+        if t % 5 == 0 {
+            let mut consumer = make(4, None, "billing", &[("messaging.system", "rabbitmq")]);
+            consumer.trace_id[8] = 0xbb;
+            consumer.links.push(Link {
+                trace_id: trace[1].trace_id,
+                span_id: trace[1].span_id,
+                trace_state: String::new(),
+                attributes: Attributes::default(),
+            });
+            trace.push(consumer);
+        }
+        if t % 2 == 0 {
+            trace.reverse();
+        }
+        spans.extend(trace);
+    }
+    (first, spans)
+}

@@ -22,6 +22,9 @@ pub struct ClickHouseConfig {
     pub spool_dir: Option<PathBuf>,
     /// Bytes the spool may hold; past it, writes fail (exporters are told to retry).
     pub spool_max_bytes: u64,
+    /// Count the calls between services into the edge rollups a minute at a time, in the
+    /// background (on by default; several collectors on one database may all do it).
+    pub edge_passes: bool,
 }
 
 impl std::fmt::Debug for ClickHouseConfig {
@@ -35,6 +38,7 @@ impl std::fmt::Debug for ClickHouseConfig {
             .field("ttl", &self.ttl)
             .field("spool_dir", &self.spool_dir)
             .field("spool_max_bytes", &self.spool_max_bytes)
+            .field("edge_passes", &self.edge_passes)
             .finish()
     }
 }
@@ -50,6 +54,7 @@ impl ClickHouseConfig {
             ttl: None,
             spool_dir: None,
             spool_max_bytes: 1 << 30,
+            edge_passes: true,
         }
     }
 

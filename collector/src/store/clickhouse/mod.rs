@@ -17,6 +17,7 @@
 
 mod config;
 mod drainer;
+mod edges;
 pub mod metrics;
 mod rollups;
 pub mod rows;
@@ -51,6 +52,7 @@ use super::{
     SpanSample, Store, StoreError, StoredExemplar, StoredLog, TraceQuery, TraceSummary,
 };
 use crate::model::{Batch, LogRecord, SpanKind, SpanRecord, StatusCode, TraceId, hex};
+use crate::query::dependencies::Links;
 use crate::rollup::RedSteps;
 
 /// Trace IDs one query reads at most (a query parameter of that many IDs stays small).
@@ -64,6 +66,10 @@ pub struct ClickHouseStore {
     wake: Arc<Notify>,
     stop: watch::Sender<bool>,
     drainer: std::sync::Mutex<Option<tokio::task::JoinHandle<()>>>,
+    /// Counts the calls between services a minute at a time (`edges.rs`), and the task that
+    /// does it.
+    edges: Arc<edges::EdgePasses>,
+    edge_passes: std::sync::Mutex<Option<tokio::task::JoinHandle<()>>>,
     /// Makes each write's deduplication token unique: this run's start, then a counter.
     run: i64,
     writes: AtomicU64,
@@ -151,9 +157,16 @@ impl ClickHouseStore {
                 ready: ready.clone(),
                 spool: spool.clone(),
                 wake: wake.clone(),
-                stop: stopped,
+                stop: stopped.clone(),
             }))
         });
+        let edges = Arc::new(edges::EdgePasses {
+            client: client.clone(),
+            layout: schema.layout.clone(),
+        });
+        let edge_passes = config
+            .edge_passes
+            .then(|| tokio::spawn(edges::run(edges.clone(), stopped)));
         Ok(Self {
             client,
             layout: schema.layout,
@@ -162,6 +175,8 @@ impl ClickHouseStore {
             wake,
             stop,
             drainer: std::sync::Mutex::new(drainer),
+            edges,
+            edge_passes: std::sync::Mutex::new(edge_passes),
             run: crate::model::now_ns(),
             writes: AtomicU64::new(0),
             series: tokio::sync::Mutex::new(None),
@@ -172,6 +187,12 @@ impl ClickHouseStore {
     /// stores nothing twice).
     pub async fn insert_batch(&self, rows: &SpooledBatch) -> Result<(), StoreError> {
         insert(&self.client, rows).await.map_err(backend)
+    }
+
+    /// Counts the calls of the minute `unit` (minutes since the epoch) into the edge
+    /// rollups, as the background passes do; redoing one stores nothing twice.
+    pub async fn count_edges(&self, unit: i64) -> Result<(), StoreError> {
+        self.edges.pass(unit).await
     }
 
     /// Batches and bytes waiting in the spool for ClickHouse.
@@ -833,14 +854,16 @@ impl Store for ClickHouseStore {
 
     async fn close(&self) {
         let _ = self.stop.send(true);
-        let handle = self
-            .drainer
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .take();
-        if let Some(h) = handle {
-            let _ = h.await;
+        for task in [&self.drainer, &self.edge_passes] {
+            let handle = task.lock().unwrap_or_else(|e| e.into_inner()).take();
+            if let Some(h) = handle {
+                let _ = h.await;
+            }
         }
+    }
+
+    async fn dependency_links(&self, start_ns: i64, end_ns: i64) -> Result<Links, StoreError> {
+        self.edges.links(start_ns, end_ns).await
     }
 
     fn capabilities(&self) -> Capabilities {
@@ -896,7 +919,7 @@ struct SampleRow {
 }
 
 /// A span's protocol, by [`SpanSample::protocol`]'s rule ('' for none).
-const PROTOCOL_COLUMN: &str = "multiIf(mapContains(SpanAttributes, 'rpc.system'), \
+pub(super) const PROTOCOL_COLUMN: &str = "multiIf(mapContains(SpanAttributes, 'rpc.system'), \
     SpanAttributes['rpc.system'], mapContains(SpanAttributes, 'messaging.system'), \
     SpanAttributes['messaging.system'], mapContains(SpanAttributes, 'http.request.method') \
     OR mapContains(SpanAttributes, 'http.method'), 'http', '')";

@@ -28,6 +28,10 @@ pub const CORRELATIONS: &str = "otel_correlation_ids";
 /// RED per 10 s bucket (`crate::rollup`), filled by a materialized view over the spans.
 pub const RED_ROLLUPS: &str = "gauntlet_red_rollups";
 
+/// Calls between services per 10 s bucket (`edges.rs`), and the minutes counted into it.
+pub const EDGE_ROLLUPS: &str = "gauntlet_edge_rollups";
+pub const EDGE_PASSES: &str = "gauntlet_edge_passes";
+
 /// The span attribute keys a correlation ID is read from, in order (as the collector's
 /// ingest reads them).
 pub use crate::model::CORRELATION_KEYS;
@@ -121,6 +125,22 @@ pub const REQUIRED_COLUMNS: &[(&str, &[(&str, &str)])] = &[
             ),
         ],
     ),
+    (
+        EDGE_ROLLUPS,
+        &[
+            ("Bucket", "Int64"),
+            ("Caller", "LowCardinality(String)"),
+            ("Callee", "LowCardinality(String)"),
+            ("Protocol", "LowCardinality(String)"),
+            ("Calls", "SimpleAggregateFunction(sum, UInt64)"),
+            ("Errors", "SimpleAggregateFunction(sum, UInt64)"),
+            (
+                "Latency",
+                "SimpleAggregateFunction(sumMap, Tuple(Array(Int32), Array(UInt64)))",
+            ),
+        ],
+    ),
+    (EDGE_PASSES, &[("Unit", "Int64")]),
 ];
 
 impl Layout {
@@ -329,10 +349,46 @@ SETTINGS index_granularity = 8192, ttl_only_drop_parts = 1",
             self.engine("AggregatingMergeTree", RED_ROLLUPS),
             self.ttl("toDateTime(Bucket * 10)"),
         ));
+        // Calls between services once merged: one row per bucket and edge (`edges.rs`), and
+        // the minutes counted (a pass is one insert, recorded after it).
+        out.push(format!(
+            "CREATE TABLE IF NOT EXISTS {}{on} (
+    Bucket Int64 CODEC(Delta, ZSTD(1)),
+    Caller LowCardinality(String) CODEC(ZSTD(1)),
+    Callee LowCardinality(String) CODEC(ZSTD(1)),
+    Protocol LowCardinality(String) CODEC(ZSTD(1)),
+    Calls SimpleAggregateFunction(sum, UInt64),
+    Errors SimpleAggregateFunction(sum, UInt64),
+    Latency SimpleAggregateFunction(sumMap, Tuple(Array(Int32), Array(UInt64))) CODEC(ZSTD(1))
+) ENGINE = {}
+PARTITION BY toDate(toDateTime(Bucket * 10))
+ORDER BY (Bucket, Caller, Callee, Protocol)
+{}
+SETTINGS index_granularity = 8192, ttl_only_drop_parts = 1{dedup}",
+            self.local(EDGE_ROLLUPS),
+            self.engine("AggregatingMergeTree", EDGE_ROLLUPS),
+            self.ttl("toDateTime(Bucket * 10)"),
+        ));
+        out.push(format!(
+            "CREATE TABLE IF NOT EXISTS {}{on} (
+    Unit Int64,
+    At DateTime DEFAULT now()
+) ENGINE = {}
+ORDER BY Unit
+{}
+SETTINGS index_granularity = 8192{dedup}",
+            self.local(EDGE_PASSES),
+            self.engine("MergeTree", EDGE_PASSES),
+            self.ttl("At"),
+        ));
         if let Some(cluster) = &self.cluster {
             // Metric rows and rollup rows go to any shard: a query reads (and sums) them all
             // through the distributed table.
-            for table in super::metrics::TABLES.iter().chain([&RED_ROLLUPS]) {
+            for table in
+                super::metrics::TABLES
+                    .iter()
+                    .chain([&RED_ROLLUPS, &EDGE_ROLLUPS, &EDGE_PASSES])
+            {
                 out.push(format!(
                     "CREATE TABLE IF NOT EXISTS {}{on} AS {} ENGINE = Distributed({}, {}, {}, rand())",
                     self.name(table),
@@ -445,9 +501,9 @@ mod tests {
     #[test]
     fn a_single_node_gets_the_exporters_tables_and_the_correlation_index() {
         let ddl = layout(None, None).ddl();
-        // The database, four tables, the exporter's five metrics tables, the rollups, four
-        // views.
-        assert_eq!(ddl.len(), 15, "{ddl:#?}");
+        // The database, four tables, the exporter's five metrics tables, the RED rollups,
+        // the edge rollups and their passes, four views.
+        assert_eq!(ddl.len(), 17, "{ddl:#?}");
         assert!(ddl[1].starts_with("CREATE TABLE IF NOT EXISTS `otel`.`otel_traces` ("));
         assert!(ddl[1].contains("ENGINE = MergeTree\nPARTITION BY toDate(Timestamp)"));
         assert!(ddl[1].contains("ORDER BY (ServiceName, SpanName, toDateTime(Timestamp))"));
@@ -473,11 +529,14 @@ mod tests {
         );
         assert!(ddl[10].starts_with("CREATE TABLE IF NOT EXISTS `otel`.`gauntlet_red_rollups` ("));
         assert!(ddl[10].contains("ENGINE = AggregatingMergeTree"));
-        assert!(ddl[12].contains("multiIf(SpanAttributes['correlation_id'] != ''"));
-        assert!(ddl[13].contains("'log' AS Signal"));
-        assert!(ddl[14].contains("TO `otel`.`gauntlet_red_rollups`"));
+        assert!(ddl[11].starts_with("CREATE TABLE IF NOT EXISTS `otel`.`gauntlet_edge_rollups` ("));
+        assert!(ddl[11].contains("ORDER BY (Bucket, Caller, Callee, Protocol)"));
+        assert!(ddl[12].contains("`otel`.`gauntlet_edge_passes`"));
+        assert!(ddl[14].contains("multiIf(SpanAttributes['correlation_id'] != ''"));
+        assert!(ddl[15].contains("'log' AS Signal"));
+        assert!(ddl[16].contains("TO `otel`.`gauntlet_red_rollups`"));
         assert!(
-            ddl[14].contains("intDiv(toUnixTimestamp64Nano(Timestamp), 10000000000) AS Bucket")
+            ddl[16].contains("intDiv(toUnixTimestamp64Nano(Timestamp), 10000000000) AS Bucket")
         );
         assert!(
             ddl.iter().all(|s| s.contains("IF NOT EXISTS")),
@@ -491,9 +550,11 @@ mod tests {
         let ttls: Vec<&String> = ddl.iter().filter(|s| s.contains("TTL ")).collect();
         assert_eq!(
             ttls.len(),
-            10,
-            "four tables, five metrics tables, the rollups"
+            12,
+            "four tables, five metrics tables, the RED and edge rollups, the edge passes"
         );
+        assert!(ddl[11].contains("TTL toDateTime(Bucket * 10) + toIntervalSecond(604800)"));
+        assert!(ddl[12].contains("TTL At + toIntervalSecond(604800)"));
         assert!(ddl[10].contains("TTL toDateTime(Bucket * 10) + toIntervalSecond(604800)"));
         assert!(ddl[5].contains("TTL toDateTime(TimeUnix) + toIntervalSecond(604800)"));
         assert!(ddl[1].contains("TTL toDateTime(Timestamp) + toIntervalSecond(604800)"));
@@ -503,8 +564,8 @@ mod tests {
     #[test]
     fn a_cluster_gets_replicated_local_tables_behind_distributed_ones() {
         let ddl = layout(Some("gauntlet"), None).ddl();
-        // The database, 4 + 5 + 1 local tables, 5 + 1 + 4 distributed ones, four views.
-        assert_eq!(ddl.len(), 25, "{ddl:#?}");
+        // The database, 4 + 5 + 3 local tables, 5 + 3 + 4 distributed ones, four views.
+        assert_eq!(ddl.len(), 29, "{ddl:#?}");
         assert!(ddl.iter().all(|s| s.contains(" ON CLUSTER `gauntlet`")));
         assert!(ddl[1].starts_with("CREATE TABLE IF NOT EXISTS `otel`.`otel_traces_local`"));
         assert!(ddl[1].contains(
@@ -516,19 +577,21 @@ mod tests {
             "replicated tables deduplicate anyway"
         );
         assert!(
-            ddl[11].contains("Distributed(`gauntlet`, `otel`, `otel_metrics_gauge_local`, rand())")
+            ddl[13].contains("Distributed(`gauntlet`, `otel`, `otel_metrics_gauge_local`, rand())")
         );
-        assert!(ddl[16].contains("`gauntlet_red_rollups_local`, rand())"));
+        assert!(ddl[18].contains("`gauntlet_red_rollups_local`, rand())"));
+        assert!(ddl[19].contains("`gauntlet_edge_rollups_local`, rand())"));
+        assert!(ddl[20].contains("`gauntlet_edge_passes_local`, rand())"));
         assert_eq!(
-            ddl[17],
+            ddl[21],
             "CREATE TABLE IF NOT EXISTS `otel`.`otel_traces` ON CLUSTER `gauntlet` AS \
              `otel`.`otel_traces_local` ENGINE = Distributed(`gauntlet`, `otel`, \
              `otel_traces_local`, cityHash64(TraceId))"
         );
         // The views read each shard's local rows and write its local index.
-        assert!(ddl[21].contains("TO `otel`.`otel_traces_trace_id_ts_local`"));
-        assert!(ddl[21].contains("FROM `otel`.`otel_traces_local`"));
-        assert!(ddl[24].contains("TO `otel`.`gauntlet_red_rollups_local`"));
+        assert!(ddl[25].contains("TO `otel`.`otel_traces_trace_id_ts_local`"));
+        assert!(ddl[25].contains("FROM `otel`.`otel_traces_local`"));
+        assert!(ddl[28].contains("TO `otel`.`gauntlet_red_rollups_local`"));
     }
 
     #[test]

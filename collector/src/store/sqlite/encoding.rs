@@ -32,6 +32,10 @@ pub(super) struct SpanRow {
     pub(super) links: Option<String>,
     /// Read from the attributes before they became text: the RED rollups count by it.
     pub(super) http_status: Option<u16>,
+    /// Read likewise, for the edge rollups: what carried it ...
+    pub(super) protocol: Option<std::borrow::Cow<'static, str>>,
+    /// ... and its first link.
+    pub(super) first_link: Option<(crate::model::TraceId, crate::model::SpanId)>,
 }
 
 #[derive(Debug)]
@@ -64,6 +68,8 @@ impl Rows {
 impl SpanRow {
     fn encode(mut span: SpanRecord) -> Self {
         let http_status = span.attributes.http_status();
+        let protocol = span.attributes.protocol();
+        let first_link = span.links.first().map(|l| (l.trace_id, l.span_id));
         let attributes = std::mem::take(&mut span.attributes).to_json();
         let events = events_column(&std::mem::take(&mut span.events));
         let links = links_column(&std::mem::take(&mut span.links));
@@ -73,6 +79,8 @@ impl SpanRow {
             events,
             links,
             http_status,
+            protocol,
+            first_link,
         }
     }
 }

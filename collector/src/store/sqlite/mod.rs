@@ -19,6 +19,7 @@
 
 mod connections;
 mod dictionary;
+mod edges;
 mod encoding;
 mod key_blocks;
 mod metrics;
@@ -334,6 +335,7 @@ impl SqliteStore {
             metrics: Arc::new(metrics::MetricReader::new(&config.dir, series)),
             writer: Arc::new(Mutex::new(Writer {
                 rollups: Default::default(),
+                edges: None,
                 catalog,
                 dir: config.dir.clone(),
                 sync: config.sync,

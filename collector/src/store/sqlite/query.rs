@@ -9,6 +9,7 @@ use rusqlite::params_from_iter;
 use rusqlite::types::Value as SqlValue;
 
 use super::dictionary::Names;
+use super::edges;
 use super::encoding::{self, Rows};
 use super::read::{
     LOG_SELECT, Totals, blob_id, correlated_traces, filters_match, log_from_row, trace_spans,
@@ -19,7 +20,9 @@ use super::segment::{Search, Segment, file_len, wal_path};
 use super::span_times::{self, SpanTime, Wanted};
 use super::{SqliteStore, with_segment};
 use crate::model::{Batch, LogRecord, SpanKind, SpanRecord, StatusCode, TraceId};
-use crate::rollup::{RedSteps, StepMerger};
+use crate::query::dependencies::{self, Links};
+use crate::rollup::edges::EdgeTotals;
+use crate::rollup::{BUCKET_NS, RedSteps, StepMerger, bucket_of, ceil_div};
 use crate::store::schema::current_version;
 use crate::store::{
     Capabilities, Encoded, LogCursor, LogPage, LogQuery, MetricSeriesInfo, Operation, PointQuery,
@@ -397,6 +400,41 @@ impl Store for SqliteStore {
             Ok(merger.finish())
         })
         .await
+    }
+
+    async fn dependency_links(&self, start_ns: i64, end_ns: i64) -> Result<Links, StoreError> {
+        let rolled = self
+            .with_segments(move |dictionary, segments| {
+                let in_window = |s: &&Arc<Segment>| {
+                    s.start_range()
+                        .is_some_and(|(lo, hi)| hi >= start_ns && lo <= end_ns)
+                };
+                if segments.iter().filter(in_window).any(|s| !s.edges) {
+                    // Spans of a segment older than edge rollups: the raw query, as before.
+                    return Ok(None);
+                }
+                // Whole buckets: from the one holding the start to the last starting before
+                // the end. A call sits in the segment its pair completed in, whatever its
+                // start time: every segment with edges is read.
+                let buckets = (bucket_of(start_ns), ceil_div(end_ns, BUCKET_NS));
+                let mut totals = EdgeTotals::new();
+                let names = dictionary.read();
+                for segment in segments.iter().filter(|s| s.edges) {
+                    let tiers = segment.tiers_ready();
+                    with_segment(segment, |conn| {
+                        edges::read(conn, buckets, tiers, &names, &mut totals)
+                    })?;
+                }
+                Ok(Some(crate::rollup::edges::links(totals)))
+            })
+            .await?;
+        match rolled {
+            Some(links) => Ok(Links {
+                links,
+                truncated: false,
+            }),
+            None => dependencies::from_spans(self, start_ns, end_ns).await,
+        }
     }
 
     async fn prune(&self, policy: RetentionPolicy) -> Result<PruneReport, StoreError> {
@@ -939,7 +977,7 @@ const SAMPLE_COLUMNS: &str = "s.trace_id, s.span_id, s.parent_span_id, s.op_id, 
 
 /// A span's protocol, by [`SpanSample::protocol`]'s rule (as text whatever the attribute's
 /// type).
-const PROTOCOL_COLUMN: &str = "CAST(COALESCE(json_extract(s.attributes, '$.\"rpc.system\"'), \
+pub(super) const PROTOCOL_COLUMN: &str = "CAST(COALESCE(json_extract(s.attributes, '$.\"rpc.system\"'), \
     json_extract(s.attributes, '$.\"messaging.system\"'), \
     CASE WHEN json_type(s.attributes, '$.\"http.request.method\"') IS NOT NULL \
       OR json_type(s.attributes, '$.\"http.method\"') IS NOT NULL THEN 'http' END) AS TEXT)";
@@ -1084,7 +1122,7 @@ const FETCH_MANY: usize = 256;
 const MAX_SEARCH_PAGE: usize = 1024;
 
 /// The first well-formed link of a span's stored links.
-fn first_link(links: &str) -> Option<(TraceId, [u8; 8])> {
+pub(super) fn first_link(links: &str) -> Option<(TraceId, [u8; 8])> {
     let links = encoding::links(Some(links)).ok()?;
     links.first().map(|l| (l.trace_id, l.span_id))
 }

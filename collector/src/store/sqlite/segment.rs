@@ -14,9 +14,9 @@ use rusqlite::{Connection, OptionalExtension, params};
 use super::connections::{Checkpointer, Readers};
 use super::key_blocks::{self, KeyTable};
 use super::open_index::{Keys, LogFilters, OpenIndex, SegmentFilters, key_rows_of_file, log_range};
-use super::rollups;
 use super::span_times::{self, ServiceTimes};
 use super::{Sync, configure};
+use super::{edges, rollups};
 use crate::model::TraceId;
 use crate::store::StoreError;
 use crate::store::schema::{SEGMENT_KEY_TABLES, SEGMENT_SCHEMA, SEGMENT_VERSION};
@@ -91,6 +91,12 @@ impl Format {
         self.version >= 6
     }
 
+    /// Whether the file has `edge_rollups` and `edge_tiers` (format 7 on); the dependencies
+    /// read an older one's spans.
+    pub(super) fn has_edges(self) -> bool {
+        self.version >= 7
+    }
+
     /// Whether this build writes new rows into such a file.
     pub(super) fn is_current(self) -> bool {
         self.version == SEGMENT_VERSION
@@ -116,6 +122,8 @@ pub(super) struct Segment {
     pub(super) rollups: bool,
     /// Whether sealing it writes `red_tiers` (format 6 on).
     has_tiers: bool,
+    /// Whether it has edge rollups, and sealing writes their tiers (format 7 on).
+    pub(super) edges: bool,
     /// Set once its `red_tiers` are committed (sealed, format 6 on): RED may read them.
     tiers_ready: AtomicBool,
     /// `Some` until the sealed segment's own indexes exist.
@@ -162,6 +170,7 @@ impl Segment {
             search: format.search(),
             rollups: format.has_rollups(),
             has_tiers: format.has_tiers(),
+            edges: format.has_edges(),
             tiers_ready: AtomicBool::new(false),
             index: RwLock::new(index),
             start_range: Mutex::new(start_range),
@@ -510,6 +519,9 @@ fn seal(catalog: &Path, job: SealJob) -> Result<(), StoreError> {
     }
     if segment.has_tiers {
         rollups::write_tiers(&tx)?;
+    }
+    if segment.edges {
+        edges::write_tiers(&tx)?;
     }
     tx.commit()?;
     let range = segment.start_range();

@@ -19,6 +19,7 @@ use super::segment::{self, Job, OPEN, SEALING, SealJob, Sealer, Search, Segment}
 use super::span_times::SpanTime;
 use super::{SegmentLimits, Sync};
 use crate::model::{Resource, SpanKind, TraceId, now_ns};
+use crate::rollup::edges::{EdgeCells, EdgeMatcher, EdgeSpan};
 use crate::store::StoreError;
 
 /// The writer: the catalog and open-segment connections, and the names it has interned, so
@@ -48,6 +49,9 @@ pub(super) struct Writer {
     pub(super) metrics: super::metrics::MetricWriter,
     /// The open segment's recent RED cells (`rollups.rs`).
     pub(super) rollups: super::rollups::RollupCache,
+    /// Joins the spans of calls between services (`edges.rs`); `None` until rebuilt from
+    /// the store (at the first write, and after a failed commit).
+    pub(super) edges: Option<EdgeMatcher<i64>>,
     /// Dropped last: lets a seal under way finish.
     pub(super) sealer: Sealer,
 }
@@ -91,17 +95,44 @@ impl Writer {
                 return Err(e);
             }
         };
+        let received_ns = now_ns();
+        let matcher = self.edges.get_or_insert_with(|| {
+            let started = std::time::Instant::now();
+            let segments = self
+                .segments
+                .read()
+                .unwrap_or_else(|p| p.into_inner())
+                .clone();
+            let matcher = super::edges::replay(&segments).unwrap_or_else(|e| {
+                tracing::warn!(error = %e, "cannot replay the last batches into the edge \
+                    matcher; calls whose other side came before this restart are not counted");
+                EdgeMatcher::default()
+            });
+            let (remembered, waiting) = matcher.held();
+            tracing::debug!(remembered, waiting, elapsed = ?started.elapsed(),
+                "edge matcher rebuilt from the last batches");
+            matcher
+        });
+        let mut edge_cells = EdgeCells::default();
+        matcher.observe(
+            received_ns,
+            &edge_spans(&batch.spans, &span_ids),
+            &mut edge_cells,
+        );
         let written = write_rows(
             &mut self.conn,
             &batch,
             (&span_ids, &log_ids),
-            &mut self.rollups,
+            received_ns,
+            (&mut self.rollups, (&edge_cells, matcher)),
         );
         let (references, first_span) = match written {
             Ok(w) => w,
             Err(e) => {
-                // The cache may hold cells of the rolled-back transaction.
+                // The cache may hold cells of the rolled-back transaction, the matcher
+                // spans that are not stored.
                 self.rollups = Default::default();
+                self.edges = None;
                 return Err(e);
             }
         };
@@ -267,13 +298,21 @@ fn write_rows<'a>(
     conn: &mut Connection,
     batch: &'a Rows,
     (span_ids, log_ids): (&[RowIds], &[RowIds]),
-    rollups: &mut super::rollups::RollupCache,
+    received_ns: i64,
+    (rollups, (edge_cells, matcher)): (
+        &mut super::rollups::RollupCache,
+        (&EdgeCells<i64>, &EdgeMatcher<i64>),
+    ),
 ) -> Result<(Vec<Reference<'a>>, Option<i64>), StoreError> {
     let tx = conn.transaction()?;
-    tx.execute("INSERT INTO batches (received_ns) VALUES (?1)", [now_ns()])?;
+    tx.execute(
+        "INSERT INTO batches (received_ns) VALUES (?1)",
+        [received_ns],
+    )?;
     let batch_id = tx.last_insert_rowid();
     let (references, last_span) = insert_spans(&tx, &batch.spans, span_ids)?;
     super::rollups::add(&tx, &batch.spans, span_ids, rollups)?;
+    super::edges::add(&tx, edge_cells, matcher)?;
     let last_log = insert_logs(&tx, &batch.logs, log_ids)?;
     tx.execute(
         "UPDATE batches SET last_span = ?1, last_log = ?2 WHERE id = ?3",
@@ -282,6 +321,25 @@ fn write_rows<'a>(
     tx.commit()?;
     let first_span = last_span.map(|last| last + 1 - batch.spans.len() as i64);
     Ok((references, first_span))
+}
+
+/// What the edge matcher reads of the batch's spans.
+fn edge_spans<'a>(spans: &'a [SpanRow], ids: &[RowIds]) -> Vec<EdgeSpan<'a, i64>> {
+    spans
+        .iter()
+        .zip(ids)
+        .map(|(row, ids)| EdgeSpan {
+            trace_id: row.span.trace_id,
+            span_id: row.span.span_id,
+            parent_span_id: row.span.parent_span_id,
+            link: row.first_link,
+            service: ids.service,
+            start_ns: row.span.start_ns,
+            duration_ns: row.span.duration_ns(),
+            error: row.span.is_error(),
+            protocol: row.protocol.as_deref(),
+        })
+        .collect()
 }
 
 /// Inserts the spans (sorted by trace); returns the references they make and the last span

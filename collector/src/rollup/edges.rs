@@ -1,0 +1,604 @@
+//! Edge rollups: the calls between services, counted at ingest so that the dependencies
+//! and the service map over a day read a row per 10 s per edge instead of every span.
+//!
+//! A call is the rule of [`crate::query::dependencies::links`]: a span whose parent is a
+//! span of another service is a call from that service to its own; so is a span whose
+//! parent is of its own service or never came, and whose first link is to a span of another
+//! service (an asynchronous hop). Both sides of a call often arrive in different exports, so
+//! the [`EdgeMatcher`] keeps them in memory for a bounded time, as the OpenTelemetry
+//! Collector's servicegraph connector does: the owner of every span seen in the last
+//! [`GENERATION_NS`] to twice that, and the spans still waiting for the span they hang on.
+//! A span counts (in the bucket of its own start, with its duration, error and protocol)
+//! in the batch that completes its pair, or when its wait ends; a side that arrives later
+//! than that is not joined (the raw query, which sees whole windows, would have joined it).
+//!
+//! Time is the batches' arrival time, in whole generations since the epoch, and nothing
+//! else: the same batches in the same order leave the same state and count the same calls.
+//! A store that writes the counts in each batch's transaction can therefore rebuild the
+//! matcher after a restart by feeding it again, without writing, the batches of the last
+//! [`REPLAY_GENERATIONS`] generations ([`replay_from`]): what they counted was committed
+//! with them, and what still waits waits again.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::hash::Hash;
+
+use gauntlet_query_api::dependencies::DependencyLink;
+
+use super::{Sketch, bucket_of};
+use crate::model::{SpanId, TraceId};
+
+/// How long a span is remembered, and waits, at least (twice as long at most): spans of
+/// one call are exported within the SDKs' batch delay (5 s by default) of each other.
+pub const GENERATION_NS: i64 = 5_000_000_000;
+
+/// Generations of batches a replay feeds: the two the state holds, and the one before, whose
+/// spans the first of them may have been joined with.
+pub const REPLAY_GENERATIONS: i64 = 3;
+
+/// Spans remembered per generation at most; past it, a span is not remembered (its children
+/// then count as if it had not come). Bounds memory to about 100 MB at any rate.
+pub const MAX_REMEMBERED: usize = 2_000_000;
+
+/// The arrival time from which a replay must feed batches to rebuild the state the batches
+/// up to `last_received_ns` left.
+pub fn replay_from(last_received_ns: i64) -> i64 {
+    (last_received_ns.div_euclid(GENERATION_NS) - (REPLAY_GENERATIONS - 1)) * GENERATION_NS
+}
+
+type SpanKey = (TraceId, SpanId);
+
+/// What the matcher reads of a span; `service` is the store's ID for the span's service.
+#[derive(Debug, Clone)]
+pub struct EdgeSpan<'a, S> {
+    pub trace_id: TraceId,
+    pub span_id: SpanId,
+    pub parent_span_id: Option<SpanId>,
+    /// Its first link.
+    pub link: Option<(TraceId, SpanId)>,
+    pub service: S,
+    pub start_ns: i64,
+    pub duration_ns: i64,
+    pub error: bool,
+    /// By [`crate::store::SpanSample::protocol`]'s rule.
+    pub protocol: Option<&'a str>,
+}
+
+/// One edge cell's key: calls from `caller` to `callee` carried by `protocol` (an index
+/// into [`EdgeMatcher::protocol`], 0 for none) whose called span started in `bucket`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct EdgeKey<S> {
+    pub bucket: i64,
+    pub caller: S,
+    pub callee: S,
+    pub protocol: u32,
+}
+
+/// What one edge cell counts: the called spans, those that failed, their durations.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct EdgeCell {
+    pub calls: u64,
+    pub errors: u64,
+    pub latency: Sketch,
+}
+
+impl EdgeCell {
+    pub fn add(&mut self, duration_ns: i64, error: bool) {
+        self.calls += 1;
+        self.errors += u64::from(error);
+        self.latency.add(duration_ns);
+    }
+
+    pub fn merge(&mut self, other: &EdgeCell) {
+        self.calls += other.calls;
+        self.errors += other.errors;
+        self.latency.merge(&other.latency);
+    }
+}
+
+/// Cells counted by one or more batches.
+pub type EdgeCells<S> = HashMap<EdgeKey<S>, EdgeCell>;
+
+/// The calls of each (caller, callee) pair of service names a window's cells add up to, and
+/// the protocols they were carried by.
+pub type EdgeTotals = BTreeMap<(String, String), (EdgeCell, BTreeSet<String>)>;
+
+/// Adds one stored cell (its latency as sketch bins) to the totals.
+pub fn add_cell(
+    totals: &mut EdgeTotals,
+    (caller, callee, protocol): (&str, &str, &str),
+    cell: &EdgeCell,
+) {
+    let (total, protocols) = totals
+        .entry((caller.to_string(), callee.to_string()))
+        .or_default();
+    total.merge(cell);
+    if !protocol.is_empty() && !protocols.contains(protocol) {
+        protocols.insert(protocol.to_string());
+    }
+}
+
+/// The dependencies' links the totals make, sorted by parent then child as the raw query's;
+/// the p99 from the merged sketch.
+pub fn links(totals: EdgeTotals) -> Vec<DependencyLink> {
+    totals
+        .into_iter()
+        .map(|((parent, child), (cell, protocols))| DependencyLink {
+            parent,
+            child,
+            call_count: cell.calls,
+            error_count: cell.errors,
+            p99_ms: cell.latency.quantile_ns(0.99).map_or(0.0, |ns| ns / 1e6),
+            protocols: protocols.into_iter().collect(),
+        })
+        .collect()
+}
+
+/// A span that counts once the span it hangs on is known.
+#[derive(Debug, Clone)]
+struct Child<S> {
+    service: S,
+    bucket: i64,
+    duration_ns: i64,
+    error: bool,
+    protocol: u32,
+    /// Its parent until that is found to be of its own service (or the wait ends).
+    parent: Option<SpanKey>,
+    link: Option<SpanKey>,
+}
+
+/// One generation's spans: who owns each, and who waits for which.
+#[derive(Debug)]
+struct Generation<S> {
+    owners: HashMap<SpanKey, S>,
+    waiting: HashMap<SpanKey, Vec<Child<S>>>,
+}
+
+impl<S> Default for Generation<S> {
+    fn default() -> Self {
+        Self {
+            owners: HashMap::new(),
+            waiting: HashMap::new(),
+        }
+    }
+}
+
+/// Joins the spans of calls between services as batches arrive; see the module's doc.
+#[derive(Debug)]
+pub struct EdgeMatcher<S> {
+    current: Generation<S>,
+    previous: Generation<S>,
+    /// The current generation's number (arrival time / [`GENERATION_NS`]).
+    generation: Option<i64>,
+    protocols: Vec<String>,
+    protocol_ids: HashMap<String, u32>,
+}
+
+impl<S> Default for EdgeMatcher<S> {
+    fn default() -> Self {
+        Self {
+            current: Generation::default(),
+            previous: Generation::default(),
+            generation: None,
+            protocols: vec![String::new()],
+            protocol_ids: HashMap::new(),
+        }
+    }
+}
+
+impl<S: Copy + Eq + Hash> EdgeMatcher<S> {
+    /// The name of a protocol index ("" for 0: none).
+    pub fn protocol(&self, index: u32) -> &str {
+        self.protocols
+            .get(index as usize)
+            .map_or("", String::as_str)
+    }
+
+    /// Spans remembered and spans waiting.
+    pub fn held(&self) -> (usize, usize) {
+        let waiting = |g: &Generation<S>| g.waiting.values().map(Vec::len).sum::<usize>();
+        (
+            self.current.owners.len() + self.previous.owners.len(),
+            waiting(&self.current) + waiting(&self.previous),
+        )
+    }
+
+    /// One batch that arrived at `received_ns`: ends the waits of generations past, then
+    /// remembers the batch's spans, completes the pairs waiting for them and starts theirs.
+    /// The calls counted are added to `cells`.
+    pub fn observe(
+        &mut self,
+        received_ns: i64,
+        spans: &[EdgeSpan<'_, S>],
+        cells: &mut EdgeCells<S>,
+    ) {
+        self.advance(received_ns, cells);
+        for s in spans {
+            if self.current.owners.len() < MAX_REMEMBERED {
+                self.current
+                    .owners
+                    .insert((s.trace_id, s.span_id), s.service);
+            }
+        }
+        for s in spans {
+            let key = (s.trace_id, s.span_id);
+            for in_current in [true, false] {
+                let generation = self.generation_mut(in_current);
+                if let Some(children) = generation.waiting.remove(&key) {
+                    for child in children {
+                        self.settle(child, Some(in_current), cells);
+                    }
+                }
+            }
+        }
+        for s in spans {
+            if s.parent_span_id.is_none() && s.link.is_none() {
+                continue;
+            }
+            let child = Child {
+                service: s.service,
+                bucket: bucket_of(s.start_ns),
+                duration_ns: s.duration_ns,
+                error: s.error,
+                protocol: self.protocol_id(s.protocol),
+                parent: s.parent_span_id.map(|p| (s.trace_id, p)),
+                link: s.link,
+            };
+            self.settle(child, Some(true), cells);
+        }
+    }
+
+    /// Counts `child` if the span it hangs on is known and of another service, moves on to
+    /// its link if that span is of its own service, or makes it wait for the span in the
+    /// generation `wait_in` says (current or previous); without one (its wait ended), a
+    /// span not known counts as absent.
+    fn settle(&mut self, mut child: Child<S>, wait_in: Option<bool>, cells: &mut EdgeCells<S>) {
+        for by_parent in [true, false] {
+            let key = if by_parent { child.parent } else { child.link };
+            let Some(key) = key else { continue };
+            match self.owner(&key) {
+                Some(caller) if caller != child.service => {
+                    let cell = cells
+                        .entry(EdgeKey {
+                            bucket: child.bucket,
+                            caller,
+                            callee: child.service,
+                            protocol: child.protocol,
+                        })
+                        .or_default();
+                    cell.add(child.duration_ns, child.error);
+                    return;
+                }
+                None if wait_in.is_some() => {
+                    let generation = self.generation_mut(wait_in == Some(true));
+                    generation.waiting.entry(key).or_default().push(child);
+                    return;
+                }
+                // Its own service's span, or never came: the link decides.
+                _ => child.parent = None,
+            }
+        }
+    }
+
+    fn owner(&self, key: &SpanKey) -> Option<S> {
+        self.current
+            .owners
+            .get(key)
+            .or_else(|| self.previous.owners.get(key))
+            .copied()
+    }
+
+    fn generation_mut(&mut self, current: bool) -> &mut Generation<S> {
+        if current {
+            &mut self.current
+        } else {
+            &mut self.previous
+        }
+    }
+
+    fn protocol_id(&mut self, protocol: Option<&str>) -> u32 {
+        let Some(p) = protocol.filter(|p| !p.is_empty()) else {
+            return 0;
+        };
+        if let Some(&id) = self.protocol_ids.get(p) {
+            return id;
+        }
+        let id = self.protocols.len() as u32;
+        self.protocols.push(p.to_string());
+        self.protocol_ids.insert(p.to_string(), id);
+        id
+    }
+
+    /// Moves to the generation of `received_ns` (never back: a clock set back keeps the
+    /// current one). The waits of the generations that end are over: their children count
+    /// by what is known now (still including those generations' spans), then those
+    /// generations' spans are forgotten.
+    fn advance(&mut self, received_ns: i64, cells: &mut EdgeCells<S>) {
+        let now = received_ns.div_euclid(GENERATION_NS);
+        let Some(generation) = self.generation else {
+            self.generation = Some(now);
+            return;
+        };
+        if now <= generation {
+            return;
+        }
+        self.generation = Some(now);
+        let both = now > generation + 1;
+        let mut ended = std::mem::take(&mut self.previous.waiting);
+        if both {
+            ended.extend(std::mem::take(&mut self.current.waiting));
+        }
+        for child in ended.into_values().flatten() {
+            self.settle(child, None, cells);
+        }
+        self.previous = if both {
+            Generation::default()
+        } else {
+            std::mem::take(&mut self.current)
+        };
+        self.current = Generation::default();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::SpanKind;
+    use crate::query::dependencies::links;
+    use crate::store::{Samples, SpanSample};
+
+    /// A small deterministic generator (xorshift64*): the same traces every run.
+    struct Rng(u64);
+
+    impl Rng {
+        fn next(&mut self) -> u64 {
+            self.0 ^= self.0 >> 12;
+            self.0 ^= self.0 << 25;
+            self.0 ^= self.0 >> 27;
+            self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
+        }
+        fn below(&mut self, n: u64) -> u64 {
+            self.next() % n
+        }
+    }
+
+    const NAMES: [&str; 6] = ["gateway", "orders", "payments", "stock", "http", "rabbitmq"];
+
+    /// Traces of 1 to 6 spans over four services (children of a random earlier span, some
+    /// parents that never come, some spans linking to a span of an earlier trace), as the
+    /// samples the raw query reads.
+    fn traces(rng: &mut Rng, count: usize) -> Vec<SpanSample> {
+        let mut spans: Vec<SpanSample> = Vec::new();
+        for t in 0..count {
+            let mut trace_id = [0u8; 16];
+            trace_id[..8].copy_from_slice(&rng.next().to_le_bytes());
+            trace_id[8..].copy_from_slice(&(t as u64).to_le_bytes());
+            let first = spans.len();
+            for i in 0..1 + rng.below(6) as usize {
+                let parent = match (i, rng.below(10)) {
+                    (0, _) => None,
+                    (_, 0) => Some(rng.next().to_le_bytes()), // never comes
+                    _ => Some(spans[first + rng.below(i as u64) as usize].span_id),
+                };
+                let link = (first > 0 && rng.below(if i == 0 { 3 } else { 5 }) == 0).then(|| {
+                    let s = &spans[rng.below(first as u64) as usize];
+                    (s.trace_id, s.span_id)
+                });
+                spans.push(SpanSample {
+                    trace_id,
+                    span_id: rng.next().to_le_bytes(),
+                    parent_span_id: parent,
+                    link,
+                    service: rng.below(4) as u32,
+                    operation: 0,
+                    kind: SpanKind::Server,
+                    start_ns: 1_000_000_000_000 + rng.below(60_000_000_000) as i64,
+                    duration_ns: 1 + rng.below(1_000_000_000) as i64,
+                    error: rng.below(7) == 0,
+                    status: crate::model::StatusCode::Unset,
+                    http_status: None,
+                    protocol: [None, Some(4), Some(5)][rng.below(3) as usize],
+                });
+            }
+        }
+        spans
+    }
+
+    fn edge_span(s: &SpanSample) -> EdgeSpan<'static, u32> {
+        EdgeSpan {
+            trace_id: s.trace_id,
+            span_id: s.span_id,
+            parent_span_id: s.parent_span_id,
+            link: s.link,
+            service: s.service,
+            start_ns: s.start_ns,
+            duration_ns: s.duration_ns,
+            error: s.error,
+            protocol: s.protocol.map(|p| NAMES[p as usize]),
+        }
+    }
+
+    /// (caller, callee) → (calls, errors, protocols), summed over buckets.
+    type Totals = std::collections::BTreeMap<(String, String), (u64, u64, Vec<String>)>;
+
+    fn totals(matcher: &EdgeMatcher<u32>, cells: &EdgeCells<u32>) -> Totals {
+        let mut out = Totals::new();
+        for (key, cell) in cells {
+            let name = |s: u32| NAMES[s as usize].to_string();
+            let e = out.entry((name(key.caller), name(key.callee))).or_default();
+            e.0 += cell.calls;
+            e.1 += cell.errors;
+            let protocol = matcher.protocol(key.protocol).to_string();
+            if !protocol.is_empty() && !e.2.contains(&protocol) {
+                e.2.push(protocol);
+                e.2.sort();
+            }
+        }
+        out
+    }
+
+    fn raw(spans: Vec<SpanSample>) -> Totals {
+        let names = NAMES.iter().map(|n| n.to_string()).collect();
+        links(&Samples {
+            spans,
+            names,
+            truncated: false,
+        })
+        .into_iter()
+        .map(|l| {
+            (
+                (l.parent, l.child),
+                (l.call_count, l.error_count, l.protocols),
+            )
+        })
+        .collect()
+    }
+
+    /// The spans shuffled into batches of 1 to 64 arriving 10 ms apart from `t0`; each moves
+    /// at most `spread` places from where its trace puts it.
+    fn shuffled_batches(
+        rng: &mut Rng,
+        spans: &[SpanSample],
+        t0: i64,
+        spread: u64,
+    ) -> Vec<(i64, Vec<usize>)> {
+        let mut order: Vec<usize> = (0..spans.len()).collect();
+        order.sort_by_cached_key(|&i| i as u64 + rng.below(spread));
+        let mut batches = Vec::new();
+        let mut rest = &order[..];
+        while !rest.is_empty() {
+            let n = (1 + rng.below(64) as usize).min(rest.len());
+            batches.push((t0 + batches.len() as i64 * 10_000_000, rest[..n].to_vec()));
+            rest = &rest[n..];
+        }
+        batches
+    }
+
+    #[test]
+    fn spans_arriving_in_any_order_within_the_wait_count_the_calls_the_raw_query_counts() {
+        let mut rng = Rng(0x5eed);
+        let spans = traces(&mut rng, 400);
+        let batches = shuffled_batches(&mut rng, &spans, 7 * GENERATION_NS, u64::MAX / 2);
+        // Every batch within one generation of the first: no wait ends early.
+        assert!(
+            batches.last().expect("batches").0 < 8 * GENERATION_NS,
+            "{}",
+            batches.len()
+        );
+        let mut matcher = EdgeMatcher::default();
+        let mut cells = EdgeCells::default();
+        for (at, batch) in &batches {
+            let batch: Vec<_> = batch.iter().map(|&i| edge_span(&spans[i])).collect();
+            matcher.observe(*at, &batch, &mut cells);
+        }
+        // What still waits, waits for parents that never come: the wait ends two
+        // generations on, and the links of those spans decide.
+        assert!(matcher.held().1 > 0);
+        matcher.observe(10 * GENERATION_NS, &[], &mut cells);
+        assert_eq!(matcher.held(), (0, 0));
+        let expected = raw(spans);
+        assert!(expected.len() >= 8, "{expected:?}");
+        assert_eq!(totals(&matcher, &cells), expected);
+    }
+
+    fn span(trace: u8, id: u8, parent: Option<u8>, service: u32) -> EdgeSpan<'static, u32> {
+        EdgeSpan {
+            trace_id: [trace; 16],
+            span_id: [id; 8],
+            parent_span_id: parent.map(|p| [p; 8]),
+            link: None,
+            service,
+            start_ns: 0,
+            duration_ns: 1_000_000,
+            error: false,
+            protocol: Some("http"),
+        }
+    }
+
+    fn calls(cells: &EdgeCells<u32>) -> u64 {
+        cells.values().map(|c| c.calls).sum()
+    }
+
+    #[test]
+    fn a_child_waits_for_its_parent_until_its_generation_ends() {
+        let g = GENERATION_NS;
+        let mut matcher = EdgeMatcher::default();
+        let mut cells = EdgeCells::default();
+        // Child first, parent in the next generation: joined then.
+        matcher.observe(10 * g, &[span(1, 2, Some(1), 1)], &mut cells);
+        assert_eq!(calls(&cells), 0);
+        matcher.observe(11 * g + 1, &[span(1, 1, None, 0)], &mut cells);
+        assert_eq!(calls(&cells), 1);
+        // A child whose parent comes two generations later is not joined; nor is one whose
+        // parent was forgotten.
+        matcher.observe(11 * g + 2, &[span(2, 2, Some(1), 1)], &mut cells);
+        matcher.observe(13 * g, &[span(2, 1, None, 0)], &mut cells);
+        matcher.observe(15 * g, &[span(2, 3, Some(1), 1)], &mut cells);
+        assert_eq!(calls(&cells), 1);
+        // A link decides when the parent never comes, once the wait ends.
+        let mut linked = span(3, 2, Some(9), 2);
+        linked.link = Some(([2; 16], [3; 8]));
+        matcher.observe(15 * g + 1, &[linked], &mut cells);
+        assert_eq!(calls(&cells), 1);
+        matcher.observe(17 * g, &[], &mut cells);
+        assert_eq!(calls(&cells), 2);
+        let edge = cells.keys().find(|k| k.callee == 2).copied();
+        assert_eq!(edge.map(|k| (k.caller, k.bucket)), Some((1, 0)));
+    }
+
+    /// The cells the batches from `from` on count, fed to `matcher`.
+    fn feed(
+        matcher: &mut EdgeMatcher<u32>,
+        batches: &[(i64, Vec<EdgeSpan<'static, u32>>)],
+        count: impl Fn(i64) -> bool,
+    ) -> Totals {
+        let mut counted = EdgeCells::default();
+        for (at, batch) in batches {
+            let mut cells = EdgeCells::default();
+            matcher.observe(*at, batch, &mut cells);
+            if count(*at) {
+                for (k, c) in cells {
+                    counted.entry(k).or_default().merge(&c);
+                }
+            }
+        }
+        totals(matcher, &counted)
+    }
+
+    #[test]
+    fn a_replay_of_the_last_generations_rebuilds_what_the_matcher_held() {
+        let mut rng = Rng(42);
+        let spans = traces(&mut rng, 3_000);
+        // Batches 200 ms apart: about 14 generations, pairs split across batches and
+        // generations.
+        let batches: Vec<(i64, Vec<EdgeSpan<'static, u32>>)> =
+            shuffled_batches(&mut rng, &spans, 100 * GENERATION_NS, 400)
+                .into_iter()
+                .enumerate()
+                .map(|(i, (_, b))| {
+                    let at = 100 * GENERATION_NS + i as i64 * 200_000_000;
+                    (at, b.iter().map(|&i| edge_span(&spans[i])).collect())
+                })
+                .collect();
+        let crash = batches.len() * 2 / 3;
+        let mut original = EdgeMatcher::default();
+        feed(&mut original, &batches[..crash], |_| true);
+        let after = feed(&mut original, &batches[crash..], |_| true);
+
+        let from = replay_from(batches[crash - 1].0);
+        let replayed: Vec<_> = batches[..crash]
+            .iter()
+            .filter(|(at, _)| *at >= from)
+            .cloned()
+            .collect();
+        assert!(replayed.len() < crash / 2, "{} of {crash}", replayed.len());
+        let mut restarted = EdgeMatcher::default();
+        feed(&mut restarted, &replayed, |_| false);
+        assert_eq!(restarted.held(), {
+            let mut o = EdgeMatcher::default();
+            feed(&mut o, &batches[..crash], |_| true);
+            o.held()
+        });
+        assert!(after.values().map(|t| t.0).sum::<u64>() > 100, "{after:?}");
+        assert_eq!(feed(&mut restarted, &batches[crash..], |_| true), after);
+    }
+}
