@@ -24,7 +24,9 @@ pub struct DependencyLink {
     pub protocols: Vec<String>,
 }
 
-/// Jaeger's envelope, and whether the window held more spans than were read.
+/// Jaeger's envelope, and whether the window held more spans than were read (only when the
+/// links were counted from spans: a SQLite window with spans of a version before edge
+/// rollups).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "typescript", derive(ts_rs::TS))]
 pub struct Dependencies {

@@ -146,18 +146,19 @@ struct Child<S> {
     link: Option<SpanKey>,
 }
 
-/// One generation's spans: who owns each, and who waits for which.
+/// One generation's spans: who owns each, and who waits for which. Looked up once or twice
+/// per span: foldhash (randomly seeded per map) rather than SipHash.
 #[derive(Debug)]
 struct Generation<S> {
-    owners: HashMap<SpanKey, S>,
-    waiting: HashMap<SpanKey, Vec<Child<S>>>,
+    owners: foldhash::HashMap<SpanKey, S>,
+    waiting: foldhash::HashMap<SpanKey, Vec<Child<S>>>,
 }
 
 impl<S> Default for Generation<S> {
     fn default() -> Self {
         Self {
-            owners: HashMap::new(),
-            waiting: HashMap::new(),
+            owners: foldhash::HashMap::default(),
+            waiting: foldhash::HashMap::default(),
         }
     }
 }
@@ -219,10 +220,15 @@ impl<S: Copy + Eq + Hash> EdgeMatcher<S> {
                     .insert((s.trace_id, s.span_id), s.service);
             }
         }
-        for s in spans {
+        // Most spans find their parent in their own batch: the waits are often empty.
+        let any_waiting = !self.current.waiting.is_empty() || !self.previous.waiting.is_empty();
+        for s in spans.iter().filter(|_| any_waiting) {
             let key = (s.trace_id, s.span_id);
             for in_current in [true, false] {
                 let generation = self.generation_mut(in_current);
+                if generation.waiting.is_empty() {
+                    continue;
+                }
                 if let Some(children) = generation.waiting.remove(&key) {
                     for child in children {
                         self.settle(child, Some(in_current), cells);
@@ -323,19 +329,26 @@ impl<S: Copy + Eq + Hash> EdgeMatcher<S> {
         }
         self.generation = Some(now);
         let both = now > generation + 1;
-        let mut ended = std::mem::take(&mut self.previous.waiting);
+        let mut ended: Vec<Child<S>> = self.previous.waiting.drain().flat_map(|(_, c)| c).collect();
         if both {
-            ended.extend(std::mem::take(&mut self.current.waiting));
+            ended.extend(self.current.waiting.drain().flat_map(|(_, c)| c));
         }
-        for child in ended.into_values().flatten() {
+        for child in ended {
             self.settle(child, None, cells);
         }
-        self.previous = if both {
-            Generation::default()
+        // The ended generation's maps, emptied, hold the next one: a generation holds about
+        // as many spans as the one before, so its tables are not grown again from nothing
+        // (nor their pages given back and faulted in again) every few seconds.
+        let mut recycled = std::mem::take(&mut self.previous);
+        recycled.owners.clear();
+        recycled.waiting.clear();
+        if both {
+            self.current.owners.clear();
+            self.current.waiting.clear();
+            self.previous = recycled;
         } else {
-            std::mem::take(&mut self.current)
-        };
-        self.current = Generation::default();
+            self.previous = std::mem::replace(&mut self.current, recycled);
+        }
     }
 }
 

@@ -329,13 +329,16 @@ impl SqliteStore {
         for seg in segments.iter().rev().filter(|s| s.index().is_none()) {
             sealer.submit(Job::Filter(seg.clone()));
         }
+        // Before the first write: the replay of a busy store's last seconds takes a while
+        // that an exporter's request should not wait.
+        let edges = write::rebuilt_matcher(&segments);
         let segments = Arc::new(RwLock::new(segments));
         let (metric_writer, series) = metrics::MetricWriter::open(&config.dir, config.sync)?;
         Ok(Self {
             metrics: Arc::new(metrics::MetricReader::new(&config.dir, series)),
             writer: Arc::new(Mutex::new(Writer {
                 rollups: Default::default(),
-                edges: None,
+                edges: Some(edges),
                 catalog,
                 dir: config.dir.clone(),
                 sync: config.sync,

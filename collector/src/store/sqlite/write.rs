@@ -49,8 +49,8 @@ pub(super) struct Writer {
     pub(super) metrics: super::metrics::MetricWriter,
     /// The open segment's recent RED cells (`rollups.rs`).
     pub(super) rollups: super::rollups::RollupCache,
-    /// Joins the spans of calls between services (`edges.rs`); `None` until rebuilt from
-    /// the store (at the first write, and after a failed commit).
+    /// Joins the spans of calls between services (`edges.rs`); rebuilt from the store on
+    /// open, and before the next write after a failed commit (`None` until then).
     pub(super) edges: Option<EdgeMatcher<i64>>,
     /// Dropped last: lets a seal under way finish.
     pub(super) sealer: Sealer,
@@ -96,22 +96,9 @@ impl Writer {
             }
         };
         let received_ns = now_ns();
+        let segments = &self.segments;
         let matcher = self.edges.get_or_insert_with(|| {
-            let started = std::time::Instant::now();
-            let segments = self
-                .segments
-                .read()
-                .unwrap_or_else(|p| p.into_inner())
-                .clone();
-            let matcher = super::edges::replay(&segments).unwrap_or_else(|e| {
-                tracing::warn!(error = %e, "cannot replay the last batches into the edge \
-                    matcher; calls whose other side came before this restart are not counted");
-                EdgeMatcher::default()
-            });
-            let (remembered, waiting) = matcher.held();
-            tracing::debug!(remembered, waiting, elapsed = ?started.elapsed(),
-                "edge matcher rebuilt from the last batches");
-            matcher
+            rebuilt_matcher(&segments.read().unwrap_or_else(|p| p.into_inner()))
         });
         let mut edge_cells = EdgeCells::default();
         matcher.observe(
@@ -321,6 +308,21 @@ fn write_rows<'a>(
     tx.commit()?;
     let first_span = last_span.map(|last| last + 1 - batch.spans.len() as i64);
     Ok((references, first_span))
+}
+
+/// The edge matcher as the segments' last batches leave it (`edges::replay`); empty, and
+/// said in the log, when they cannot be read.
+pub(super) fn rebuilt_matcher(segments: &[Arc<Segment>]) -> EdgeMatcher<i64> {
+    let started = std::time::Instant::now();
+    let matcher = super::edges::replay(segments).unwrap_or_else(|e| {
+        tracing::warn!(error = %e, "cannot replay the last batches into the edge matcher; \
+            calls whose other side came before this restart are not counted");
+        EdgeMatcher::default()
+    });
+    let (remembered, waiting) = matcher.held();
+    tracing::debug!(remembered, waiting, elapsed = ?started.elapsed(),
+        "edge matcher rebuilt from the last batches");
+    matcher
 }
 
 /// What the edge matcher reads of the batch's spans.
