@@ -174,6 +174,15 @@ impl Sketch {
         out
     }
 
+    /// A sketch of bins and their counts, as ClickHouse's `sumMap` of bins answers them.
+    pub fn from_bins(bins: &[i32], counts: &[u64]) -> Sketch {
+        let mut s = Sketch::default();
+        for (bin, n) in bins.iter().zip(counts) {
+            s.add_bin(*bin, *n);
+        }
+        s
+    }
+
     /// Adds a stored sketch's durations without building it first.
     pub fn merge_encoded(&mut self, mut bytes: &[u8]) -> Result<(), SketchError> {
         let mut next = || decode_varint(&mut bytes).map_err(|_| SketchError("truncated"));

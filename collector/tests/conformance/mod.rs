@@ -559,6 +559,16 @@ pub async fn write_rolled_spans(store: &Arc<dyn Store>) -> (i64, Vec<SpanRecord>
     (first, spans)
 }
 
+/// A deterministic generator (xorshift64): the same spans every run.
+fn xorshift(mut x: u64) -> impl FnMut() -> u64 {
+    move || {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x
+    }
+}
+
 /// 3,000 spans of service `rolled` over two hours from a whole hour, in twelve runs of six
 /// buckets (so cells hold several spans), from two versions, some failed, some throttled,
 /// some client spans; and the first bucket.
@@ -574,13 +584,7 @@ pub fn rolled_spans() -> (i64, Vec<SpanRecord>) {
         })
     };
     let (v1, v2) = (versioned("1"), versioned("2"));
-    let mut x = 0x9e37_79b9_7f4a_7c15_u64;
-    let mut next = move || {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        x
-    };
+    let mut next = xorshift(0x9e37_79b9_7f4a_7c15_u64);
     let mut spans = Vec::new();
     for i in 0..3_000u64 {
         let op = ["GET /a", "GET /b", "POST /c"][(next() % 3) as usize];
@@ -591,14 +595,14 @@ pub fn rolled_spans() -> (i64, Vec<SpanRecord>) {
         s.trace_id[..8].copy_from_slice(&i.to_be_bytes());
         s.span_id = (i + 1).to_be_bytes();
         s.resource = if i % 2 == 0 { v1.clone() } else { v2.clone() };
-        if next() % 7 == 0 {
+        if next().is_multiple_of(7) {
             s.status_code = StatusCode::Error;
         }
-        if next() % 11 == 0 {
+        if next().is_multiple_of(11) {
             s.attributes
                 .push("http.response.status_code", Value::Int(429));
         }
-        if next() % 5 == 0 {
+        if next().is_multiple_of(5) {
             s.kind = SpanKind::Client;
         }
         spans.push(s);
@@ -1402,13 +1406,7 @@ pub async fn edges_count_the_calls(store: &Arc<dyn Store>, first: i64) {
 pub fn call_spans() -> (i64, Vec<SpanRecord>) {
     let first = bucket_of(T0) + 1_000;
     let first = first - first.rem_euclid(360);
-    let mut x = 0x2545_f491_4f6c_dd1d_u64;
-    let mut next = move || {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        x
-    };
+    let mut next = xorshift(0x2545_f491_4f6c_dd1d_u64);
     let mut spans = Vec::new();
     for t in 0..1_500u64 {
         let bucket = first + (next() % 720) as i64;
@@ -1429,7 +1427,7 @@ pub fn call_spans() -> (i64, Vec<SpanRecord>) {
             s.span_id = id(k);
             s.parent_span_id = parent.map(id);
             s.attributes = attrs.iter().map(|(k, v)| (*k, Value::from(*v))).collect();
-            if next() % 9 == 0 {
+            if next().is_multiple_of(9) {
                 s.status_code = StatusCode::Error;
             }
             s

@@ -234,10 +234,7 @@ GROUP BY Bucket, Caller, Callee, Protocol",
             .await
             .map_err(backend)?;
         for r in rows {
-            let mut latency = Sketch::default();
-            for (bin, n) in r.latency.0.iter().zip(&r.latency.1) {
-                latency.add_bin(*bin, *n);
-            }
+            let latency = Sketch::from_bins(&r.latency.0, &r.latency.1);
             let cell = EdgeCell {
                 calls: r.calls,
                 errors: r.errors,

@@ -54,10 +54,7 @@ impl ClickHouseStore {
             .map_err(backend)?;
         let mut merger = StepMerger::new(first, end, per_step);
         for r in rows {
-            let mut latency = Sketch::default();
-            for (bin, n) in r.latency.0.iter().zip(&r.latency.1) {
-                latency.add_bin(*bin, *n);
-            }
+            let latency = Sketch::from_bins(&r.latency.0, &r.latency.1);
             let cell = RedCell {
                 requests: r.requests,
                 errors: r.errors,
