@@ -23,6 +23,7 @@ use tokio::sync::watch;
 
 use super::backend;
 use super::schema::{EDGE_PASSES, EDGE_ROLLUPS, Layout, TRACES};
+use super::spool::Spool;
 use crate::model::now_ns;
 use crate::query::dependencies::Links;
 use crate::rollup::edges::{EdgeCell, EdgeTotals, add_cell, links};
@@ -54,11 +55,13 @@ struct CellRow {
     latency: (Vec<i32>, Vec<u64>),
 }
 
-/// What the passes and the dependencies need: the client and where the tables are.
+/// What the passes and the dependencies need: the client, where the tables are, and the
+/// spool whose batches may still hold a minute's spans.
 #[derive(Clone)]
 pub(super) struct EdgePasses {
     pub(super) client: ::clickhouse::Client,
     pub(super) layout: Layout,
+    pub(super) spool: Option<Arc<Spool>>,
 }
 
 impl EdgePasses {
@@ -152,14 +155,17 @@ GROUP BY Bucket, Caller, Callee, Protocol",
     }
 
     /// The next unit to pass, if its minute has settled: after the last passed, or, on a
-    /// first run, the minute that settled last (spans from before are counted live).
+    /// first run, the minute that settled last (spans from before are counted live); and
+    /// not while the spool still holds a batch written before the minute settled (after an
+    /// outage of ClickHouse, the minute's spans may be waiting there).
     async fn due(&self, now_ns: i64) -> Result<Option<i64>, StoreError> {
         let settled = (now_ns - SETTLE_NS).div_euclid(BUCKET_NS * UNIT_BUCKETS);
         let next = match self.last_passed().await? {
             Some(last) => last + 1,
             None => settled - 1,
         };
-        Ok((next < settled).then_some(next))
+        let spooled = self.spool.as_ref().and_then(|s| s.oldest_written_ns());
+        Ok((next < settled && drained(next, spooled)).then_some(next))
     }
 
     /// The units from `first` to before `end` that were passed.
@@ -246,6 +252,14 @@ GROUP BY Bucket, Caller, Callee, Protocol",
     }
 }
 
+/// Whether every batch that may hold unit `unit`'s spans left the spool, whose oldest
+/// waiting batch was written at `oldest_spooled_ns` (none waits: `None`): a batch written
+/// after the minute settled holds late spans at most.
+fn drained(unit: i64, oldest_spooled_ns: Option<i64>) -> bool {
+    let settled_at = (unit + 1) * UNIT_BUCKETS * BUCKET_NS + SETTLE_NS;
+    oldest_spooled_ns.is_none_or(|t| t >= settled_at)
+}
+
 /// Buckets `first..end` as ranges read from the rollups (whole units passed) and ranges
 /// counted live (the rest), each list in order with adjacent ranges joined.
 fn split_window(first: i64, end: i64, passed: &BTreeSet<i64>) -> (Ranges, Ranges) {
@@ -304,6 +318,18 @@ pub(super) async fn run(passes: Arc<EdgePasses>, mut stop: watch::Receiver<bool>
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_minute_waits_for_the_spool_batches_written_before_it_settled() {
+        let settled_at = 11 * UNIT_BUCKETS * BUCKET_NS + SETTLE_NS;
+        assert!(drained(10, None));
+        assert!(
+            !drained(10, Some(settled_at - 1)),
+            "may hold the minute's spans"
+        );
+        assert!(drained(10, Some(settled_at)));
+        assert!(!drained(10, Some(0)), "a batch from long before");
+    }
 
     #[test]
     fn a_window_reads_the_whole_minutes_passed_and_counts_the_rest() {

@@ -163,6 +163,7 @@ impl ClickHouseStore {
         let edges = Arc::new(edges::EdgePasses {
             client: client.clone(),
             layout: schema.layout.clone(),
+            spool: spool.clone(),
         });
         let edge_passes = config
             .edge_passes

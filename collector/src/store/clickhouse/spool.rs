@@ -59,8 +59,9 @@ pub struct InFlight {
 struct State {
     next: u64,
     bytes: u64,
-    /// Sequence number and size of every spooled batch, oldest first.
-    files: VecDeque<(u64, u64)>,
+    /// Sequence number, size and write time (ns since the epoch) of every spooled batch,
+    /// oldest first.
+    files: VecDeque<(u64, u64, i64)>,
 }
 
 /// Batches waiting for ClickHouse, in a directory of `<seq>.batch` files.
@@ -96,13 +97,18 @@ impl Spool {
                 .strip_suffix(".batch")
                 .and_then(|s| s.parse::<u64>().ok())
             {
-                let size = entry.metadata().map_err(io)?.len();
-                bytes += size;
-                files.push((seq, size));
+                let meta = entry.metadata().map_err(io)?;
+                let written = meta
+                    .modified()
+                    .ok()
+                    .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+                    .map_or(0, |d| d.as_nanos() as i64);
+                bytes += meta.len();
+                files.push((seq, meta.len(), written));
             }
         }
         files.sort_unstable();
-        let next = files.last().map_or(0, |(seq, _)| seq + 1);
+        let next = files.last().map_or(0, |(seq, ..)| seq + 1);
         let epoch_file = dir.join("epoch");
         let epoch = match fs::read_to_string(&epoch_file) {
             Ok(e) if !files.is_empty() && !e.trim().is_empty() => e.trim().to_string(),
@@ -131,6 +137,12 @@ impl Spool {
 
     pub fn is_empty(&self) -> bool {
         self.state().files.is_empty()
+    }
+
+    /// When the oldest batch still waiting was written (ns since the epoch; after a
+    /// restart, its file's modification time).
+    pub fn oldest_written_ns(&self) -> Option<i64> {
+        self.state().files.front().map(|(.., written)| *written)
     }
 
     /// Batches and bytes waiting.
@@ -178,7 +190,7 @@ impl Spool {
         match written {
             Ok(()) => {
                 // Appends are serialized by the store's one writer, so this stays ordered.
-                s.files.push_back((seq, size));
+                s.files.push_back((seq, size, crate::model::now_ns()));
                 Ok(())
             }
             Err(e) => {
@@ -190,7 +202,7 @@ impl Spool {
 
     /// The oldest spooled batch (blocking).
     pub fn oldest(&self) -> Result<Option<(u64, SpooledBatch)>, SpoolError> {
-        let Some((seq, _)) = self.state().files.front().copied() else {
+        let Some((seq, ..)) = self.state().files.front().copied() else {
             return Ok(None);
         };
         let path = self.path(seq);
@@ -209,7 +221,7 @@ impl Spool {
     /// the insert that carries them: the one recorded before a crash if there is one (the
     /// same batches under the same token), else a new one, recorded before it is returned.
     pub fn next_insert(&self, rows: usize) -> Result<Option<(InFlight, Batches)>, SpoolError> {
-        let seqs: Vec<u64> = self.state().files.iter().map(|(q, _)| *q).collect();
+        let seqs: Vec<u64> = self.state().files.iter().map(|(q, ..)| *q).collect();
         let Some(&front) = seqs.first() else {
             return Ok(None);
         };
@@ -302,7 +314,7 @@ impl Spool {
             .state()
             .files
             .iter()
-            .map(|(q, _)| *q)
+            .map(|(q, ..)| *q)
             .filter(|q| (flight.first..=flight.last).contains(q))
             .collect();
         for seq in seqs {
@@ -319,8 +331,8 @@ impl Spool {
             source,
         })?;
         let mut s = self.state();
-        if let Some(i) = s.files.iter().position(|(q, _)| *q == seq) {
-            let (_, size) = s.files.remove(i).unwrap_or((seq, 0));
+        if let Some(i) = s.files.iter().position(|(q, ..)| *q == seq) {
+            let (_, size, _) = s.files.remove(i).unwrap_or((seq, 0, 0));
             s.bytes = s.bytes.saturating_sub(size);
         }
         Ok(())
@@ -331,8 +343,8 @@ impl Spool {
         let from = self.path(seq);
         let _ = fs::rename(&from, from.with_extension("corrupt"));
         let mut s = self.state();
-        if let Some(i) = s.files.iter().position(|(q, _)| *q == seq) {
-            let (_, size) = s.files.remove(i).unwrap_or((seq, 0));
+        if let Some(i) = s.files.iter().position(|(q, ..)| *q == seq) {
+            let (_, size, _) = s.files.remove(i).unwrap_or((seq, 0, 0));
             s.bytes = s.bytes.saturating_sub(size);
         }
     }
@@ -379,6 +391,33 @@ mod tests {
         assert_eq!(order, ["b", "c", "d"]);
         assert!(again.is_empty());
         assert_eq!(again.backlog(), (0, 0));
+    }
+
+    #[test]
+    fn the_oldest_waiting_batch_says_when_it_was_written() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let spool = Spool::open(dir.path(), 1 << 20).expect("open");
+        assert_eq!(spool.oldest_written_ns(), None);
+        let before = crate::model::now_ns();
+        spool.append(&batch("a")).expect("a");
+        spool.append(&batch("b")).expect("b");
+        let first = spool.oldest_written_ns().expect("a waits");
+        assert!(
+            first >= before && first <= crate::model::now_ns(),
+            "{first}"
+        );
+        let (seq, _) = spool.oldest().expect("read").expect("a");
+        spool.remove(seq).expect("remove");
+        let second = spool.oldest_written_ns().expect("b waits");
+        assert!(second >= first);
+        drop(spool);
+        // After a restart, from the file: within a second of when it was written.
+        let again = Spool::open(dir.path(), 1 << 20).expect("reopen");
+        let reread = again.oldest_written_ns().expect("b still waits");
+        assert!(
+            (reread - second).abs() < 1_000_000_000,
+            "{reread} vs {second}"
+        );
     }
 
     #[test]
