@@ -93,12 +93,13 @@ pub(super) fn write_tiers(tx: &Transaction<'_>) -> Result<(), StoreError> {
                 errors: r.get::<_, i64>(5)? as u64,
                 latency: Sketch::decode(r.get_ref(6)?.as_blob()?)?,
             };
+            let (caller, callee, protocol): (i64, i64, String) = (r.get(1)?, r.get(2)?, r.get(3)?);
             for (tier, width) in tiers.iter_mut().zip(TIER_BUCKETS) {
                 let key = (
                     bucket - bucket.rem_euclid(width),
-                    r.get(1)?,
-                    r.get(2)?,
-                    r.get(3)?,
+                    caller,
+                    callee,
+                    protocol.clone(),
                 );
                 tier.entry(key).or_default().merge(&cell);
             }
