@@ -195,7 +195,7 @@ fn span(
         parent_span_id,
         resource: resource(&z, resources),
         scope_name: "zipkin".into(),
-        scope_version: String::new(),
+        scope_version: "".into(),
         name: z.name.unwrap_or_default(),
         kind,
         start_ns,

@@ -7,6 +7,7 @@
 
 use std::borrow::Cow;
 use std::fmt;
+use std::sync::Arc;
 
 use base64::Engine;
 use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
@@ -91,10 +92,15 @@ impl From<bool> for Value {
     }
 }
 
+/// An attribute's key. Shared rather than owned: an export repeats the same few keys on
+/// every span, and the OTLP decoder hands each distinct key of a request out once
+/// (`otlp::trace_decode`), so a span's keys cost no allocation of their own.
+pub type Key = Arc<str>;
+
 /// Key-value pairs in the order received. OTLP sends a list, not a map: keys are not
 /// checked for uniqueness here, and [`Attributes::get`] answers the first.
 #[derive(Debug, Clone, Default, PartialEq)]
-pub struct Attributes(Vec<(String, Value)>);
+pub struct Attributes(Vec<(Key, Value)>);
 
 impl Attributes {
     pub fn new() -> Self {
@@ -105,12 +111,12 @@ impl Attributes {
         Self(Vec::with_capacity(n))
     }
 
-    pub fn push(&mut self, key: impl Into<String>, value: impl Into<Value>) {
+    pub fn push(&mut self, key: impl Into<Key>, value: impl Into<Value>) {
         self.0.push((key.into(), value.into()));
     }
 
     /// Sets `key` to `value`, replacing the first value it had or adding it at the end.
-    pub fn insert(&mut self, key: impl Into<String>, value: impl Into<Value>) {
+    pub fn insert(&mut self, key: impl Into<Key>, value: impl Into<Value>) {
         let key = key.into();
         let value = value.into();
         match self.0.iter_mut().find(|(k, _)| *k == key) {
@@ -123,19 +129,19 @@ impl Attributes {
     /// some senders repeat one): the last value wins, in the place the key first took, as an
     /// SDK's `set_attribute` would have it. Long lists are checked through a map, so a
     /// hostile sender's thousands of attributes cost linear time.
-    pub fn deduplicated(pairs: Vec<(String, Value)>) -> Self {
+    pub fn deduplicated(pairs: Vec<(Key, Value)>) -> Self {
         const SCAN: usize = 32;
         // Almost every list repeats nothing: kept as it came, without moving a pair.
         let repeats = if pairs.len() <= SCAN {
             (1..pairs.len()).any(|i| pairs[..i].iter().any(|(k, _)| *k == pairs[i].0))
         } else {
             let mut seen = std::collections::HashSet::with_capacity(pairs.len());
-            !pairs.iter().all(|(k, _)| seen.insert(k.as_str()))
+            !pairs.iter().all(|(k, _)| seen.insert(&**k))
         };
         if !repeats {
             return Self(pairs);
         }
-        let mut out: Vec<(String, Value)> = Vec::with_capacity(pairs.len());
+        let mut out: Vec<(Key, Value)> = Vec::with_capacity(pairs.len());
         if pairs.len() <= SCAN {
             for (k, v) in pairs {
                 match out.iter_mut().find(|(key, _)| *key == k) {
@@ -145,7 +151,7 @@ impl Attributes {
             }
             return Self(out);
         }
-        let mut at: std::collections::HashMap<String, usize> =
+        let mut at: std::collections::HashMap<Key, usize> =
             std::collections::HashMap::with_capacity(pairs.len());
         for (k, v) in pairs {
             match at.get(&k) {
@@ -161,11 +167,11 @@ impl Attributes {
 
     /// The first value under `key`.
     pub fn get(&self, key: &str) -> Option<&Value> {
-        self.0.iter().find(|(k, _)| k == key).map(|(_, v)| v)
+        self.0.iter().find(|(k, _)| **k == *key).map(|(_, v)| v)
     }
 
     pub fn iter(&self) -> impl ExactSizeIterator<Item = (&str, &Value)> {
-        self.0.iter().map(|(k, v)| (k.as_str(), v))
+        self.0.iter().map(|(k, v)| (&**k, v))
     }
 
     pub fn len(&self) -> usize {
@@ -229,10 +235,24 @@ impl Attributes {
             })
     }
 
-    /// The plain JSON object (what the SQLite store keeps).
+    /// The plain JSON object (what the SQLite store keeps), byte for byte what `serde_json`
+    /// writes for it. Written here because it runs for every span stored: sized once from
+    /// the pairs, and text that needs no escape (almost all of it) copied whole rather than
+    /// byte by byte; the rare double, array or map goes through `serde_json`.
     pub fn to_json(&self) -> String {
-        // Serializing cannot fail: keys are strings and non-finite doubles become strings.
-        serde_json::to_string(self).unwrap_or_else(|_| "{}".to_string())
+        let hint: usize = self.0.iter().map(|(k, v)| k.len() + json_hint(v) + 4).sum();
+        let mut out = String::with_capacity(hint + 2);
+        out.push('{');
+        for (i, (k, v)) in self.0.iter().enumerate() {
+            if i > 0 {
+                out.push(',');
+            }
+            push_json_str(&mut out, k);
+            out.push(':');
+            push_json_value(&mut out, v);
+        }
+        out.push('}');
+        out
     }
 
     /// Reads a plain JSON object; anything else is an error.
@@ -241,7 +261,53 @@ impl Attributes {
     }
 }
 
-impl<K: Into<String>, V: Into<Value>> FromIterator<(K, V)> for Attributes {
+/// About how many bytes a value's JSON takes (a string's quotes included).
+fn json_hint(v: &Value) -> usize {
+    match v {
+        Value::String(s) => s.len() + 2,
+        Value::Bytes(b) => b.len() * 4 / 3 + 4,
+        _ => 8,
+    }
+}
+
+/// Whether JSON must escape any byte of `s`: a control character, a quote or a backslash
+/// (`serde_json` escapes nothing else). Sixteen bytes at a time without a branch, which the
+/// compiler turns into vector compares.
+fn needs_escape(s: &str) -> bool {
+    let escapes = |chunk: &[u8]| {
+        chunk.iter().fold(false, |any, &b| {
+            any | (b < 0x20) | (b == b'"') | (b == b'\\')
+        })
+    };
+    let mut chunks = s.as_bytes().chunks_exact(16);
+    chunks.by_ref().any(escapes) || escapes(chunks.remainder())
+}
+
+/// `s` as a JSON string.
+fn push_json_str(out: &mut String, s: &str) {
+    if needs_escape(s) {
+        // Escaping a string cannot fail.
+        out.push_str(&serde_json::to_string(s).unwrap_or_default());
+    } else {
+        out.push('"');
+        out.push_str(s);
+        out.push('"');
+    }
+}
+
+/// A value's plain JSON (see the module doc), as `serde_json` writes it.
+fn push_json_value(out: &mut String, v: &Value) {
+    match v {
+        Value::Empty => out.push_str("null"),
+        Value::String(s) => push_json_str(out, s),
+        Value::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
+        Value::Int(i) => out.push_str(itoa::Buffer::new().format(*i)),
+        // Serializing cannot fail: non-finite doubles become strings, keys are strings.
+        other => out.push_str(&serde_json::to_string(other).unwrap_or_default()),
+    }
+}
+
+impl<K: Into<Key>, V: Into<Value>> FromIterator<(K, V)> for Attributes {
     fn from_iter<I: IntoIterator<Item = (K, V)>>(iter: I) -> Self {
         Self(
             iter.into_iter()
@@ -252,8 +318,8 @@ impl<K: Into<String>, V: Into<Value>> FromIterator<(K, V)> for Attributes {
 }
 
 impl IntoIterator for Attributes {
-    type Item = (String, Value);
-    type IntoIter = std::vec::IntoIter<(String, Value)>;
+    type Item = (Key, Value);
+    type IntoIter = std::vec::IntoIter<(Key, Value)>;
     fn into_iter(self) -> Self::IntoIter {
         self.0.into_iter()
     }
@@ -286,7 +352,7 @@ impl Serialize for Attributes {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         let mut map = s.serialize_map(Some(self.0.len()))?;
         for (k, v) in &self.0 {
-            map.serialize_entry(k, v)?;
+            map.serialize_entry(&**k, v)?;
         }
         map.end()
     }
@@ -350,8 +416,8 @@ impl<'de> Visitor<'de> for ValueVisitor {
     }
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
         let mut out = Vec::with_capacity(map.size_hint().unwrap_or(0).min(1024));
-        while let Some(pair) = map.next_entry::<String, Value>()? {
-            out.push(pair);
+        while let Some((key, value)) = map.next_entry::<Cow<'de, str>, Value>()? {
+            out.push((Key::from(key), value));
         }
         Ok(Value::Map(Attributes(out)))
     }
@@ -386,6 +452,35 @@ mod tests {
     }
 
     #[test]
+    fn the_json_writer_writes_what_serde_json_writes() {
+        // Strings of every length around the 16-byte chunks, with each byte JSON escapes
+        // (and some it does not) at every position.
+        let specials = ['"', '\\', '\n', '\u{1}', '\u{1f}', ' ', '\u{7f}', 'é', '€'];
+        let mut a = sample();
+        a.push("raw", Value::Bytes(vec![0, 255, 7]));
+        a.push("nan", Value::Double(f64::NAN));
+        a.push("min", i64::MIN);
+        a.push("max", i64::MAX);
+        a.push("big", Value::Double(1e300));
+        for len in [0, 1, 15, 16, 17, 31, 32, 33] {
+            for at in 0..len {
+                for c in specials {
+                    let mut text: String = "x".repeat(len);
+                    text.replace_range(at..at + 1, &c.to_string());
+                    a.push(text.clone(), text);
+                }
+            }
+            a.push("x".repeat(len), "y".repeat(len));
+        }
+        let expected = serde_json::to_string(&a).unwrap_or_default();
+        assert_eq!(a.to_json(), expected);
+        assert_eq!(
+            Attributes::from_json(&a.to_json()).map(|b| b.len()).ok(),
+            Some(a.len())
+        );
+    }
+
+    #[test]
     fn bytes_and_odd_doubles_become_text() {
         let mut a = Attributes::new();
         a.push("raw", Value::Bytes(vec![0, 255]));
@@ -413,9 +508,9 @@ mod tests {
 
     #[test]
     fn a_repeated_key_keeps_its_place_and_its_last_value() {
-        let pairs = |n: usize| -> Vec<(String, Value)> {
-            let mut p: Vec<(String, Value)> = (0..n)
-                .map(|i| (format!("k{i}"), Value::Int(i as i64)))
+        let pairs = |n: usize| -> Vec<(Key, Value)> {
+            let mut p: Vec<(Key, Value)> = (0..n)
+                .map(|i| (format!("k{i}").into(), Value::Int(i as i64)))
                 .collect();
             p.push(("k0".into(), "last".into()));
             p
@@ -430,12 +525,11 @@ mod tests {
     #[test]
     fn a_list_without_repeats_is_kept_as_it_came() {
         for n in [0, 1, 32, 33, 100] {
-            let pairs: Vec<(String, Value)> = (0..n)
-                .map(|i| (format!("k{i}"), Value::Int(i as i64)))
+            let pairs: Vec<(Key, Value)> = (0..n)
+                .map(|i| (format!("k{i}").into(), Value::Int(i as i64)))
                 .collect();
             let a = Attributes::deduplicated(pairs.clone());
-            let kept: Vec<(String, Value)> =
-                a.iter().map(|(k, v)| (k.to_string(), v.clone())).collect();
+            let kept: Vec<(Key, Value)> = a.iter().map(|(k, v)| (k.into(), v.clone())).collect();
             assert_eq!(kept, pairs, "{n} pairs");
         }
     }

@@ -8,7 +8,7 @@ use std::sync::Arc;
 mod attributes;
 mod metric;
 
-pub use attributes::{Attributes, Value};
+pub use attributes::{Attributes, Key, Value};
 pub use metric::{Exemplar, MetricKind, MetricPoint, MetricSeries, PointValue, Temporality};
 
 /// A 16-byte trace ID; never all zero once it is in the model.
@@ -94,8 +94,9 @@ pub struct SpanRecord {
     pub span_id: SpanId,
     pub parent_span_id: Option<SpanId>,
     pub resource: Arc<Resource>,
-    pub scope_name: String,
-    pub scope_version: String,
+    /// Shared by the spans of one scope of an export, as the resource is.
+    pub scope_name: Arc<str>,
+    pub scope_version: Arc<str>,
     pub name: String,
     pub kind: SpanKind,
     pub start_ns: i64,

@@ -27,7 +27,10 @@ pub fn traces(req: ExportTraceServiceRequest) -> Converted {
     for rs in req.resource_spans {
         let resource = Arc::new(resource(rs.resource));
         for ss in rs.scope_spans {
-            let scope = ss.scope.map(|s| (s.name, s.version)).unwrap_or_default();
+            let scope = ss
+                .scope
+                .map(|s| (s.name.into(), s.version.into()))
+                .unwrap_or_else(|| ("".into(), "".into()));
             for span in ss.spans {
                 let status = span.status.unwrap_or_default();
                 out.push_span(
@@ -82,7 +85,7 @@ impl Converted {
     pub(super) fn push_span(
         &mut self,
         resource: &Arc<Resource>,
-        (scope_name, scope_version): &(String, String),
+        (scope_name, scope_version): &(Arc<str>, Arc<str>),
         span: SpanParts<'_>,
     ) {
         let Some(trace_id) = trace_id(span.trace_id) else {
@@ -223,7 +226,11 @@ pub(super) fn resource_of(attributes: Attributes) -> Resource {
 /// A list of OTLP key-values as the model's attributes, in their order (a repeated key once,
 /// with its last value).
 pub fn attributes(kvs: Vec<KeyValue>) -> Attributes {
-    Attributes::deduplicated(kvs.into_iter().map(|kv| (kv.key, any(kv.value))).collect())
+    Attributes::deduplicated(
+        kvs.into_iter()
+            .map(|kv| (kv.key.into(), any(kv.value)))
+            .collect(),
+    )
 }
 
 fn any(v: Option<AnyValue>) -> Value {

@@ -14,31 +14,54 @@
 //! stable. Fields may come in any order: a resource or scope after its spans still applies
 //! to them.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use super::convert::{Converted, SpanParts, clamp_ns, resource_of, span_id, trace_id};
 use super::wire::{Message, WireError};
-use crate::model::{Attributes, Event, Link, Resource, Value};
+use crate::model::{Attributes, Event, Key, Link, Resource, Value};
 
 /// An `ExportTraceServiceRequest`'s bytes as the model's spans, and what was rejected.
 pub fn traces(body: &[u8]) -> Result<Converted, WireError> {
     let mut out = Converted::default();
+    let mut keys = Keys::default();
     let mut req = Message::new(body);
     while let Some((n, f)) = req.next_field()? {
         match n {
-            1 => resource_spans(req.nested(n, f)?, &mut out)?,
+            1 => resource_spans(req.nested(n, f)?, &mut keys, &mut out)?,
             _ => req.skip(n, f)?,
         }
     }
     Ok(out)
 }
 
-fn resource_spans(mut msg: Message<'_>, out: &mut Converted) -> Result<(), WireError> {
+/// The attribute keys of one request, each allocated once and shared by every span that
+/// carries it: an export repeats the same few keys on each of its spans. At most one entry
+/// per distinct key the body holds, so bounded by its size.
+#[derive(Default)]
+struct Keys<'a>(HashMap<&'a str, Key, foldhash::fast::RandomState>);
+
+impl<'a> Keys<'a> {
+    fn get(&mut self, key: &'a str) -> Key {
+        if let Some(shared) = self.0.get(key) {
+            return shared.clone();
+        }
+        let shared = Key::from(key);
+        self.0.insert(key, shared.clone());
+        shared
+    }
+}
+
+fn resource_spans<'a>(
+    mut msg: Message<'a>,
+    keys: &mut Keys<'a>,
+    out: &mut Converted,
+) -> Result<(), WireError> {
     let mut attributes = Vec::new();
     let mut scopes = Vec::new();
     while let Some((n, f)) = msg.next_field()? {
         match n {
-            1 => resource(msg.nested(n, f)?, &mut attributes)?,
+            1 => resource(msg.nested(n, f)?, keys, &mut attributes)?,
             2 => scopes.push(msg.nested(n, f)?),
             3 => {
                 f.str(n)?;
@@ -48,16 +71,20 @@ fn resource_spans(mut msg: Message<'_>, out: &mut Converted) -> Result<(), WireE
     }
     let resource = Arc::new(resource_of(Attributes::deduplicated(attributes)));
     for scope in scopes {
-        scope_spans(scope, &resource, out)?;
+        scope_spans(scope, keys, &resource, out)?;
     }
     Ok(())
 }
 
 /// A `Resource`: its attributes added to `attributes` (a second `resource` field merges).
-fn resource(mut msg: Message<'_>, attributes: &mut Vec<(String, Value)>) -> Result<(), WireError> {
+fn resource<'a>(
+    mut msg: Message<'a>,
+    keys: &mut Keys<'a>,
+    attributes: &mut Vec<(Key, Value)>,
+) -> Result<(), WireError> {
     while let Some((n, f)) = msg.next_field()? {
         match n {
-            1 => attributes.push(key_value(msg.nested(n, f)?)?),
+            1 => attributes.push(key_value(msg.nested(n, f)?, keys)?),
             2 => {
                 f.varint(n)?;
             }
@@ -81,8 +108,9 @@ fn entity_ref(mut msg: Message<'_>) -> Result<(), WireError> {
     Ok(())
 }
 
-fn scope_spans(
-    mut msg: Message<'_>,
+fn scope_spans<'a>(
+    mut msg: Message<'a>,
+    keys: &mut Keys<'a>,
     resource: &Arc<Resource>,
     out: &mut Converted,
 ) -> Result<(), WireError> {
@@ -90,7 +118,7 @@ fn scope_spans(
     let mut spans = Vec::new();
     while let Some((n, f)) = msg.next_field()? {
         match n {
-            1 => scope(msg.nested(n, f)?, &mut name, &mut version)?,
+            1 => scope(msg.nested(n, f)?, keys, &mut name, &mut version)?,
             2 => spans.push(msg.nested(n, f)?),
             3 => {
                 f.str(n)?;
@@ -98,9 +126,11 @@ fn scope_spans(
             _ => msg.skip(n, f)?,
         }
     }
-    let scope = (name.to_owned(), version.to_owned());
+    let scope = (name.into(), version.into());
+    // One list reused while a span's attributes are read, then copied out at their size.
+    let mut scratch = Vec::new();
     for span in spans {
-        out.push_span(resource, &scope, self::span(span)?);
+        out.push_span(resource, &scope, self::span(span, keys, &mut scratch)?);
     }
     Ok(())
 }
@@ -108,6 +138,7 @@ fn scope_spans(
 /// An `InstrumentationScope`'s name and version (its attributes are checked, not kept).
 fn scope<'a>(
     mut msg: Message<'a>,
+    keys: &mut Keys<'a>,
     name: &mut &'a str,
     version: &mut &'a str,
 ) -> Result<(), WireError> {
@@ -116,7 +147,7 @@ fn scope<'a>(
             1 => *name = f.str(n)?,
             2 => *version = f.str(n)?,
             3 => {
-                key_value(msg.nested(n, f)?)?;
+                key_value(msg.nested(n, f)?, keys)?;
             }
             4 => {
                 f.varint(n)?;
@@ -127,10 +158,14 @@ fn scope<'a>(
     Ok(())
 }
 
-fn span<'a>(mut msg: Message<'a>) -> Result<SpanParts<'a>, WireError> {
+fn span<'a>(
+    mut msg: Message<'a>,
+    keys: &mut Keys<'a>,
+    attributes: &mut Vec<(Key, Value)>,
+) -> Result<SpanParts<'a>, WireError> {
     let mut s = SpanParts::default();
     let (mut name, mut trace_state, mut status_message) = ("", "", "");
-    let mut attributes = Vec::new();
+    attributes.clear();
     while let Some((n, f)) = msg.next_field()? {
         match n {
             1 => s.trace_id = f.bytes(n)?,
@@ -141,13 +176,13 @@ fn span<'a>(mut msg: Message<'a>) -> Result<SpanParts<'a>, WireError> {
             6 => s.kind = f.int32(n)?,
             7 => s.start_ns = f.fixed64(n)?,
             8 => s.end_ns = f.fixed64(n)?,
-            9 => attributes.push(key_value(msg.nested(n, f)?)?),
+            9 => attributes.push(key_value(msg.nested(n, f)?, keys)?),
             10 | 12 | 14 => {
                 f.varint(n)?;
             }
-            11 => s.events.push(event(msg.nested(n, f)?)?),
+            11 => s.events.push(event(msg.nested(n, f)?, keys)?),
             13 => {
-                if let Some(link) = link(msg.nested(n, f)?)? {
+                if let Some(link) = link(msg.nested(n, f)?, keys)? {
                     s.links.push(link);
                 }
             }
@@ -159,7 +194,10 @@ fn span<'a>(mut msg: Message<'a>) -> Result<SpanParts<'a>, WireError> {
     s.name = name.to_owned();
     s.trace_state = trace_state.to_owned();
     s.status_message = status_message.to_owned();
-    s.attributes = Attributes::deduplicated(attributes);
+    // Moved out into a list of their own size; the scratch keeps its capacity.
+    let mut pairs = Vec::with_capacity(attributes.len());
+    pairs.append(attributes);
+    s.attributes = Attributes::deduplicated(pairs);
     Ok(s)
 }
 
@@ -179,14 +217,14 @@ fn status<'a>(
     Ok(())
 }
 
-fn event(mut msg: Message<'_>) -> Result<Event, WireError> {
+fn event<'a>(mut msg: Message<'a>, keys: &mut Keys<'a>) -> Result<Event, WireError> {
     let (mut time, mut name) = (0, "");
     let mut attributes = Vec::new();
     while let Some((n, f)) = msg.next_field()? {
         match n {
             1 => time = f.fixed64(n)?,
             2 => name = f.str(n)?,
-            3 => attributes.push(key_value(msg.nested(n, f)?)?),
+            3 => attributes.push(key_value(msg.nested(n, f)?, keys)?),
             4 => {
                 f.varint(n)?;
             }
@@ -201,7 +239,7 @@ fn event(mut msg: Message<'_>) -> Result<Event, WireError> {
 }
 
 /// A link, or `None` when its IDs are no valid trace and span ID (as `convert` has it).
-fn link(mut msg: Message<'_>) -> Result<Option<Link>, WireError> {
+fn link<'a>(mut msg: Message<'a>, keys: &mut Keys<'a>) -> Result<Option<Link>, WireError> {
     let (mut trace, mut span, mut trace_state): (&[u8], &[u8], &str) = (&[], &[], "");
     let mut attributes = Vec::new();
     while let Some((n, f)) = msg.next_field()? {
@@ -209,7 +247,7 @@ fn link(mut msg: Message<'_>) -> Result<Option<Link>, WireError> {
             1 => trace = f.bytes(n)?,
             2 => span = f.bytes(n)?,
             3 => trace_state = f.str(n)?,
-            4 => attributes.push(key_value(msg.nested(n, f)?)?),
+            4 => attributes.push(key_value(msg.nested(n, f)?, keys)?),
             5 => {
                 f.varint(n)?;
             }
@@ -230,20 +268,20 @@ fn link(mut msg: Message<'_>) -> Result<Option<Link>, WireError> {
     }))
 }
 
-fn key_value(mut msg: Message<'_>) -> Result<(String, Value), WireError> {
+fn key_value<'a>(mut msg: Message<'a>, keys: &mut Keys<'a>) -> Result<(Key, Value), WireError> {
     let mut key = "";
     let mut value = Any::Unset;
     while let Some((n, f)) = msg.next_field()? {
         match n {
             1 => key = f.str(n)?,
-            2 => any_value(msg.nested(n, f)?, &mut value)?,
+            2 => any_value(msg.nested(n, f)?, keys, &mut value)?,
             3 => {
                 f.int32(n)?;
             }
             _ => msg.skip(n, f)?,
         }
     }
-    Ok((key.to_owned(), value.finish()))
+    Ok((keys.get(key), value.finish()))
 }
 
 /// An `AnyValue` as it is being read: strings and bytes still borrowed, lists still raw.
@@ -256,7 +294,7 @@ enum Any<'a> {
     Double(f64),
     Bytes(&'a [u8]),
     Array(Vec<Value>),
-    Map(Vec<(String, Value)>),
+    Map(Vec<(Key, Value)>),
 }
 
 impl Any<'_> {
@@ -276,7 +314,11 @@ impl Any<'_> {
 
 /// An `AnyValue` merged into `value`: the oneof's last field wins, except that an array or
 /// list following one of its own kind extends it (prost's merge of a message variant).
-fn any_value<'a>(mut msg: Message<'a>, value: &mut Any<'a>) -> Result<(), WireError> {
+fn any_value<'a>(
+    mut msg: Message<'a>,
+    keys: &mut Keys<'a>,
+    value: &mut Any<'a>,
+) -> Result<(), WireError> {
     while let Some((n, f)) = msg.next_field()? {
         match n {
             1 => *value = Any::Str(f.str(n)?),
@@ -289,7 +331,7 @@ fn any_value<'a>(mut msg: Message<'a>, value: &mut Any<'a>) -> Result<(), WireEr
                     *value = Any::Array(Vec::new());
                 }
                 if let Any::Array(values) = value {
-                    array(inner, values)?;
+                    array(inner, keys, values)?;
                 }
             }
             6 => {
@@ -298,7 +340,7 @@ fn any_value<'a>(mut msg: Message<'a>, value: &mut Any<'a>) -> Result<(), WireEr
                     *value = Any::Map(Vec::new());
                 }
                 if let Any::Map(pairs) = value {
-                    key_value_list(inner, pairs)?;
+                    key_value_list(inner, keys, pairs)?;
                 }
             }
             7 => *value = Any::Bytes(f.bytes(n)?),
@@ -312,12 +354,16 @@ fn any_value<'a>(mut msg: Message<'a>, value: &mut Any<'a>) -> Result<(), WireEr
     Ok(())
 }
 
-fn array(mut msg: Message<'_>, values: &mut Vec<Value>) -> Result<(), WireError> {
+fn array<'a>(
+    mut msg: Message<'a>,
+    keys: &mut Keys<'a>,
+    values: &mut Vec<Value>,
+) -> Result<(), WireError> {
     while let Some((n, f)) = msg.next_field()? {
         match n {
             1 => {
                 let mut value = Any::Unset;
-                any_value(msg.nested(n, f)?, &mut value)?;
+                any_value(msg.nested(n, f)?, keys, &mut value)?;
                 values.push(value.finish());
             }
             _ => msg.skip(n, f)?,
@@ -326,10 +372,14 @@ fn array(mut msg: Message<'_>, values: &mut Vec<Value>) -> Result<(), WireError>
     Ok(())
 }
 
-fn key_value_list(mut msg: Message<'_>, pairs: &mut Vec<(String, Value)>) -> Result<(), WireError> {
+fn key_value_list<'a>(
+    mut msg: Message<'a>,
+    keys: &mut Keys<'a>,
+    pairs: &mut Vec<(Key, Value)>,
+) -> Result<(), WireError> {
     while let Some((n, f)) = msg.next_field()? {
         match n {
-            1 => pairs.push(key_value(msg.nested(n, f)?)?),
+            1 => pairs.push(key_value(msg.nested(n, f)?, keys)?),
             _ => msg.skip(n, f)?,
         }
     }
@@ -443,7 +493,7 @@ mod tests {
         assert_eq!(span.resource.service, "orders");
         assert_eq!(span.correlation_id.as_deref(), Some("order-7"));
         assert_eq!(span.attributes.get("n"), Some(&Value::Int(4)));
-        assert_eq!(span.scope_version, "0.8");
+        assert_eq!(&*span.scope_version, "0.8");
         let (direct, prost) = both(&body);
         assert_eq!(direct, prost);
     }

@@ -218,10 +218,10 @@ fn span_json(trace_id: &TraceId, span: &SpanRecord, pid: String) -> Span {
         tags.push(Tag::string("otel.status_description", &span.status_message));
     }
     if !span.scope_name.is_empty() {
-        tags.push(Tag::string("otel.scope.name", &span.scope_name));
+        tags.push(Tag::string("otel.scope.name", &*span.scope_name));
     }
     if !span.scope_version.is_empty() {
-        tags.push(Tag::string("otel.scope.version", &span.scope_version));
+        tags.push(Tag::string("otel.scope.version", &*span.scope_version));
     }
     let logs = span
         .events

@@ -25,7 +25,7 @@ pub(super) struct Names {
     pub(super) service_ids: HashMap<String, i64>,
     pub(super) operations: HashMap<i64, OperationName>,
     pub(super) resources: HashMap<i64, Arc<Resource>>,
-    pub(super) scopes: HashMap<i64, (String, String)>,
+    pub(super) scopes: HashMap<i64, (Arc<str>, Arc<str>)>,
 }
 
 /// A name the writer interned, to add once its catalog transaction committed.
@@ -96,7 +96,7 @@ impl Dictionary {
             ))
         })? {
             let (id, name, version) = row?;
-            names.scopes.insert(id, (name, version));
+            names.scopes.insert(id, (name.into(), version.into()));
         }
         Ok(Self(RwLock::new(names)))
     }
@@ -124,7 +124,7 @@ impl Dictionary {
                     names.resources.insert(id, r);
                 }
                 NewName::Scope(id, name, version) => {
-                    names.scopes.insert(id, (name, version));
+                    names.scopes.insert(id, (name.into(), version.into()));
                 }
             }
         }
@@ -180,10 +180,11 @@ impl Names {
         })
     }
 
-    pub(super) fn scope(&self, id: i64) -> (&str, &str) {
+    /// A scope's name and version, shared by every span read of it.
+    pub(super) fn scope(&self, id: i64) -> (Arc<str>, Arc<str>) {
         self.scopes
             .get(&id)
-            .map(|(n, v)| (n.as_str(), v.as_str()))
-            .unwrap_or(("", ""))
+            .map(|(n, v)| (n.clone(), v.clone()))
+            .unwrap_or_else(|| ("".into(), "".into()))
     }
 }

@@ -148,8 +148,11 @@ impl std::fmt::Debug for SqliteStore {
 
 /// The pragmas every writing connection gets.
 fn configure(conn: &Connection, sync: Sync, cache_bytes: u64) -> rusqlite::Result<()> {
-    // auto_vacuum only takes effect before the first table exists: new files get it.
-    conn.execute_batch("PRAGMA auto_vacuum = INCREMENTAL;")?;
+    // Page size and auto_vacuum only take effect before the first table exists: new files
+    // get them. 16 KiB pages: a WAL frame (one write call, a checksum) per 16 KiB of spans
+    // rather than per 4 KiB, fewer B-tree levels; a commit's rewritten last pages cost a
+    // little more.
+    conn.execute_batch("PRAGMA page_size = 16384; PRAGMA auto_vacuum = INCREMENTAL;")?;
     conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get::<_, String>(0))?;
     let sync = match sync {
         Sync::Normal => "NORMAL",
@@ -160,7 +163,7 @@ fn configure(conn: &Connection, sync: Sync, cache_bytes: u64) -> rusqlite::Resul
          PRAGMA busy_timeout = 10000;
          PRAGMA temp_store = MEMORY;
          PRAGMA journal_size_limit = 67108864;
-         PRAGMA wal_autocheckpoint = 16384;
+         PRAGMA wal_autocheckpoint = 4096;
          PRAGMA cache_size = -{};",
         cache_bytes / 1024
     ))

@@ -192,7 +192,7 @@ impl Writer {
             };
             let scope = match last {
                 Some((.., name, version, scope))
-                    if name == span.scope_name && version == span.scope_version =>
+                    if *name == *span.scope_name && *version == *span.scope_version =>
                 {
                     scope
                 }
