@@ -83,7 +83,7 @@ pub enum Sync {
 #[derive(Debug, Clone, Copy)]
 pub struct SegmentLimits {
     /// Spans and logs written to it. Bounds the memory of its in-memory lookups (about
-    /// 60 bytes per run of a trace and 60 per span) and how much one seal sorts.
+    /// 60 bytes per run of a trace and 32 per span) and how much one seal sorts.
     pub rows: u64,
     /// Bytes of its file: the unit retention by disk use drops.
     pub bytes: u64,

@@ -44,7 +44,7 @@ pub(super) enum Lookup {
 /// How a segment finds a service's spans by start time, by its format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum Search {
-    /// Format 4: an ordered map in memory while open, `span_times` blocks once sealed.
+    /// Format 4: sorted runs in memory while open, `span_times` blocks once sealed.
     SpanTimes,
     /// Formats 1 to 3, and the catalog's own tables: the live index `spans_by_service`.
     ServiceIndex,
