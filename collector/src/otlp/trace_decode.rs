@@ -2,7 +2,9 @@
 //!
 //! `prost` would first build `opentelemetry-proto`'s owned structs (a `String` and a `Vec`
 //! per attribute, an `Option<AnyValue>` per value) that [`super::convert`] then takes apart;
-//! here each string is copied once, into the model, and nothing is built to be thrown away.
+//! here each string is copied once, into the model, and nothing is built to be thrown away;
+//! an attribute key, which every span of an export repeats, once per request (`Keys`), and
+//! a scope's name and version once per scope.
 //! No crate offers this for OTLP: `prost` decodes into owned types only, and the borrowing
 //! protobuf crates need their own code generation from the `.proto` files; the few messages
 //! of a trace export are written out by hand over [`super::wire`].
