@@ -170,6 +170,11 @@ impl Attributes {
         self.0.iter().find(|(k, _)| **k == *key).map(|(_, v)| v)
     }
 
+    /// The pairs as they are held (keys shared, as the decoder handed them out).
+    pub fn pairs(&self) -> &[(Key, Value)] {
+        &self.0
+    }
+
     pub fn iter(&self) -> impl ExactSizeIterator<Item = (&str, &Value)> {
         self.0.iter().map(|(k, v)| (&**k, v))
     }

@@ -39,18 +39,19 @@ pub fn traces(body: &[u8]) -> Result<Converted, WireError> {
 
 /// The attribute keys of one request, each allocated once and shared by every span that
 /// carries it: an export repeats the same few keys on each of its spans. At most one entry
-/// per distinct key the body holds, so bounded by its size.
+/// per distinct key the body holds, so bounded by its size. Found by its bytes: only a key
+/// seen for the first time is checked for UTF-8.
 #[derive(Default)]
-struct Keys<'a>(HashMap<&'a str, Key, foldhash::fast::RandomState>);
+struct Keys<'a>(HashMap<&'a [u8], Key, foldhash::fast::RandomState>);
 
 impl<'a> Keys<'a> {
-    fn get(&mut self, key: &'a str) -> Key {
+    fn get(&mut self, key: &'a [u8]) -> Result<Key, WireError> {
         if let Some(shared) = self.0.get(key) {
-            return shared.clone();
+            return Ok(shared.clone());
         }
-        let shared = Key::from(key);
+        let shared = Key::from(std::str::from_utf8(key).map_err(|_| WireError::BadUtf8)?);
         self.0.insert(key, shared.clone());
-        shared
+        Ok(shared)
     }
 }
 
@@ -271,11 +272,11 @@ fn link<'a>(mut msg: Message<'a>, keys: &mut Keys<'a>) -> Result<Option<Link>, W
 }
 
 fn key_value<'a>(mut msg: Message<'a>, keys: &mut Keys<'a>) -> Result<(Key, Value), WireError> {
-    let mut key = "";
+    let mut key: &[u8] = &[];
     let mut value = Any::Unset;
     while let Some((n, f)) = msg.next_field()? {
         match n {
-            1 => key = f.str(n)?,
+            1 => key = f.bytes(n)?,
             2 => any_value(msg.nested(n, f)?, keys, &mut value)?,
             3 => {
                 f.int32(n)?;
@@ -283,7 +284,7 @@ fn key_value<'a>(mut msg: Message<'a>, keys: &mut Keys<'a>) -> Result<(Key, Valu
             _ => msg.skip(n, f)?,
         }
     }
-    Ok((keys.get(key), value.finish()))
+    Ok((keys.get(key)?, value.finish()))
 }
 
 /// An `AnyValue` as it is being read: strings and bytes still borrowed, lists still raw.

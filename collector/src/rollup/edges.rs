@@ -96,7 +96,7 @@ impl EdgeCell {
 }
 
 /// Cells counted by one or more batches.
-pub type EdgeCells<S> = HashMap<EdgeKey<S>, EdgeCell>;
+pub type EdgeCells<S> = foldhash::HashMap<EdgeKey<S>, EdgeCell>;
 
 /// The calls of each (caller, callee) pair of service names a window's cells add up to, and
 /// the protocols they were carried by.

@@ -161,9 +161,10 @@ pub struct RedKey {
     pub http_class: u8,
 }
 
-/// One batch's cells.
+/// One batch's cells. Added to per span: foldhash (randomly seeded per map) rather than
+/// SipHash, which cost more than the rest of the add.
 #[derive(Debug, Default)]
-pub struct RedCells(pub HashMap<RedKey, RedCell>);
+pub struct RedCells(pub foldhash::HashMap<RedKey, RedCell>);
 
 impl RedCells {
     pub fn add(&mut self, key: RedKey, duration_ns: i64, http_status: Option<u16>) {

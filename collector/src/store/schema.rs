@@ -137,6 +137,8 @@ pub const MIGRATIONS: &[&str] = &[
     "#,
     // 3: segment files (the data tables above keep what version 2 wrote).
     SEGMENTS_TABLE,
+    // 4: attribute keys, numbered for the packed attributes of segment format 8.
+    "CREATE TABLE attribute_keys (id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE);",
 ];
 
 /// The schema version this build writes.
@@ -158,8 +160,9 @@ pub const SEGMENTS_TABLE: &str = r#"
 /// The `user_version` of a segment file this build writes: 2 since the key tables, 3 since
 /// the keys point at span rows (no `trace_parts`), 4 since search finds spans by service and
 /// time through `span_times` (no live `spans_by_service` index), 5 since `red_rollups`, 6
-/// since `red_tiers`, 7 since `edge_rollups` and `edge_tiers`.
-pub const SEGMENT_VERSION: i64 = 7;
+/// since `red_tiers`, 7 since `edge_rollups` and `edge_tiers`, 8 since span attributes are
+/// packed (`sqlite/packed.rs`: a BLOB, or JSON text when a key had no ID).
+pub const SEGMENT_VERSION: i64 = 8;
 
 /// What segment format 2 added to format 1: the secret of the segment's ID keys (one row),
 /// and the sealed segment's lookups, filled when it is sealed: its sorted (key, rowid)

@@ -2,13 +2,19 @@
 //! writer, which adds each name it interns once the catalog has committed it, and by every
 //! reader, which turns a row's small integers back into names without a join: segment files
 //! hold only the integers.
+//!
+//! Attribute keys (`packed.rs`) are numbered differently: by the encoding of a request, on
+//! its own task, before its batch reaches the writer, so a key gets its ID here, in memory,
+//! and the writer saves every key not yet in the catalog before it commits the rows that use
+//! it. A key numbered but never saved (its batch failed, the process stopped) is in no row.
 
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock, RwLockReadGuard};
 
 use rusqlite::Connection;
 
-use crate::model::{Attributes, Resource, SpanKind};
+use super::packed::MAX_ATTRIBUTE_KEYS;
+use crate::model::{Attributes, Key, Resource, SpanKind};
 use crate::store::{Operation, StoreError};
 
 /// An operation as interned: its service, name and kind.
@@ -26,6 +32,10 @@ pub(super) struct Names {
     pub(super) operations: HashMap<i64, OperationName>,
     pub(super) resources: HashMap<i64, Arc<Resource>>,
     pub(super) scopes: HashMap<i64, (Arc<str>, Arc<str>)>,
+    /// Attribute keys by ID (dense from 0), their IDs, and how many the catalog holds.
+    attribute_keys: Vec<Key>,
+    attribute_key_ids: foldhash::HashMap<Key, u32>,
+    saved_keys: usize,
 }
 
 /// A name the writer interned, to add once its catalog transaction committed.
@@ -98,7 +108,57 @@ impl Dictionary {
             let (id, name, version) = row?;
             names.scopes.insert(id, (name.into(), version.into()));
         }
+        let mut stmt = conn.prepare("SELECT id, name FROM attribute_keys ORDER BY id")?;
+        for row in stmt.query_map([], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?)))? {
+            let (id, name) = row?;
+            // IDs are written dense from 0; a gap (a damaged catalog) leaves its IDs unnamed,
+            // and rows naming them say so when read.
+            let Ok(id) = usize::try_from(id) else {
+                continue;
+            };
+            if id >= MAX_ATTRIBUTE_KEYS || id < names.attribute_keys.len() {
+                continue;
+            }
+            names.attribute_keys.resize(id, Key::from(""));
+            let key: Key = name.into();
+            names.attribute_key_ids.insert(key.clone(), id as u32);
+            names.attribute_keys.push(key);
+        }
+        names.saved_keys = names.attribute_keys.len();
         Ok(Self(RwLock::new(names)))
+    }
+
+    /// The ID of an attribute key, numbering it if it is new; `None` when the dictionary
+    /// holds [`MAX_ATTRIBUTE_KEYS`] already.
+    pub(super) fn attribute_key_id(&self, key: &Key) -> Option<u32> {
+        if let Some(id) = self.read().attribute_key_ids.get(key) {
+            return Some(*id);
+        }
+        let mut names = self.0.write().unwrap_or_else(|p| p.into_inner());
+        if let Some(id) = names.attribute_key_ids.get(key) {
+            return Some(*id);
+        }
+        if names.attribute_keys.len() >= MAX_ATTRIBUTE_KEYS {
+            return None;
+        }
+        let id = names.attribute_keys.len() as u32;
+        names.attribute_keys.push(key.clone());
+        names.attribute_key_ids.insert(key.clone(), id);
+        Some(id)
+    }
+
+    /// Attribute keys numbered but not yet in the catalog, with their IDs.
+    pub(super) fn unsaved_keys(&self) -> Vec<(u32, Key)> {
+        let names = self.read();
+        (names.saved_keys..names.attribute_keys.len())
+            .map(|id| (id as u32, names.attribute_keys[id].clone()))
+            .collect()
+    }
+
+    /// The catalog committed the keys up to `count`.
+    pub(super) fn keys_saved(&self, count: usize) {
+        let mut names = self.0.write().unwrap_or_else(|p| p.into_inner());
+        names.saved_keys = names.saved_keys.max(count);
     }
 
     pub(super) fn read(&self) -> RwLockReadGuard<'_, Names> {
@@ -132,6 +192,11 @@ impl Dictionary {
 }
 
 impl Names {
+    /// Attribute keys by ID.
+    pub(super) fn attribute_keys(&self) -> &[Key] {
+        &self.attribute_keys
+    }
+
     pub(super) fn service_id(&self, name: &str) -> Option<i64> {
         self.service_ids.get(name).copied()
     }

@@ -13,7 +13,7 @@ use std::sync::Arc;
 use rusqlite::{Connection, OpenFlags, OptionalExtension, Transaction, params};
 
 use super::dictionary::Names;
-use super::query::PROTOCOL_COLUMN;
+use super::query::{PACKED_COLUMN, PROTOCOL_COLUMN};
 use super::segment::Segment;
 use crate::model::{SpanId, StatusCode, TraceId};
 use crate::rollup::edges::{
@@ -166,7 +166,10 @@ pub(super) fn read(
 /// A fresh matcher fed, without counting, the batches of the last generations
 /// ([`replay_from`] the newest batch's arrival), from the newest segments of format 7 on
 /// back to the one holding the first of them.
-pub(super) fn replay(segments: &[Arc<Segment>]) -> Result<EdgeMatcher<i64>, StoreError> {
+pub(super) fn replay(
+    segments: &[Arc<Segment>],
+    names: &Names,
+) -> Result<EdgeMatcher<i64>, StoreError> {
     let mut matcher = EdgeMatcher::default();
     let mut files = Vec::new();
     let mut from = None;
@@ -198,7 +201,7 @@ pub(super) fn replay(segments: &[Arc<Segment>]) -> Result<EdgeMatcher<i64>, Stor
     };
     let mut cells = EdgeCells::default();
     for conn in files.iter().rev() {
-        replay_segment(conn, horizon, &mut matcher, &mut cells)?;
+        replay_segment(conn, (horizon, names), &mut matcher, &mut cells)?;
         cells.clear();
     }
     Ok(matcher)
@@ -208,7 +211,7 @@ pub(super) fn replay(segments: &[Arc<Segment>]) -> Result<EdgeMatcher<i64>, Stor
 /// later.
 fn replay_segment(
     conn: &Connection,
-    horizon: i64,
+    (horizon, names): (i64, &Names),
     matcher: &mut EdgeMatcher<i64>,
     cells: &mut EdgeCells<i64>,
 ) -> Result<(), StoreError> {
@@ -228,7 +231,7 @@ fn replay_segment(
         .unwrap_or(0);
     let mut spans = conn.prepare(&format!(
         "SELECT s.trace_id, s.span_id, s.parent_span_id, s.service_id, s.start_ns,
-                s.duration_ns, s.status_code, s.links, {PROTOCOL_COLUMN}
+                s.duration_ns, s.status_code, s.links, {PROTOCOL_COLUMN}, {PACKED_COLUMN}
          FROM spans s WHERE s.id > ?1 AND s.id <= ?2 ORDER BY s.id"
     ))?;
     let list: Vec<(i64, Option<i64>)> = batches
@@ -239,7 +242,7 @@ fn replay_segment(
         if let Some(last) = last_span {
             let mut q = spans.query(params![after, last])?;
             while let Some(r) = q.next()? {
-                rows.push(ReplayedSpan::read(r)?);
+                rows.push(ReplayedSpan::read(r, names)?);
             }
             after = last;
         }
@@ -263,7 +266,17 @@ struct ReplayedSpan {
 }
 
 impl ReplayedSpan {
-    fn read(r: &rusqlite::Row<'_>) -> rusqlite::Result<Self> {
+    fn read(r: &rusqlite::Row<'_>, names: &Names) -> rusqlite::Result<Self> {
+        // Packed attributes (format 8) give the protocol by the writer's rule; JSON ones
+        // gave it in SQL. Unreadable ones count as none, as `json_extract` reads damaged JSON.
+        let protocol = match r.get_ref(9)?.as_blob_or_null()? {
+            Some(packed) => {
+                super::packed::unpack(packed, names, super::packed::Correlation::Unread)
+                    .ok()
+                    .and_then(|a| a.protocol().map(std::borrow::Cow::into_owned))
+            }
+            None => r.get(8)?,
+        };
         Ok(Self {
             trace_id: r.get(0)?,
             span_id: r.get(1)?,
@@ -276,7 +289,7 @@ impl ReplayedSpan {
                 .get_ref(7)?
                 .as_str_or_null()?
                 .and_then(super::query::first_link),
-            protocol: r.get(8)?,
+            protocol,
         })
     }
 

@@ -6,28 +6,47 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::dictionary::Dictionary;
+use super::packed::{self, Column, KeyIds};
 use crate::model::{
     Attributes, Batch, Event, Link, LogRecord, MetricPoint, SpanRecord, hex, parse_span_id,
     parse_trace_id,
 };
+use rusqlite::types::ValueRef;
 
-/// A batch as the writer inserts it: each record with its JSON columns made, and its typed
-/// parts taken out (so they are freed where they were encoded, not in the one writer).
+/// A batch as the writer inserts it: each record with its columns made, and its typed parts
+/// taken out (so they are freed where they were encoded, not in the one writer).
 /// [`Rows::encode`] runs on the submitting task (see `Store::encode`), where every core can
-/// take a share; the commit only binds the text.
+/// take a share; the commit only binds the bytes. A span's name, correlation ID and packed
+/// attributes sit in its request's [`Arena`]: three allocations per request rather than three
+/// per span, each of which the writer, on another thread, would otherwise free.
 #[derive(Debug, Default)]
 pub struct Rows {
     pub(super) spans: Vec<SpanRow>,
+    pub(super) arenas: Vec<Arena>,
     pub(super) logs: Vec<LogRow>,
     /// Metric points go to their own file as they are (see `metrics.rs`).
     pub(super) metrics: Vec<MetricPoint>,
 }
 
+/// The text and bytes of one request's span rows.
+#[derive(Debug, Default)]
+pub(super) struct Arena {
+    text: String,
+    bytes: Vec<u8>,
+}
+
 #[derive(Debug)]
 pub(super) struct SpanRow {
-    /// The span without its attributes, events and links (they are the columns below).
+    /// The span without its name, correlation ID, attributes, events and links (they are
+    /// below, or in the arena).
     pub(super) span: SpanRecord,
-    pub(super) attributes: String,
+    /// Its arena in [`Rows::arenas`], and where its name and correlation ID are there.
+    arena: u32,
+    name: (u32, u32),
+    correlation: Option<(u32, u32)>,
+    /// Packed (`packed.rs`; in the arena), or JSON when a key had no ID.
+    attributes: Column,
     pub(super) events: Option<String>,
     pub(super) links: Option<String>,
     /// Read from the attributes before they became text: the RED rollups count by it.
@@ -46,16 +65,30 @@ pub(super) struct LogRow {
 }
 
 impl Rows {
-    pub fn encode(batch: Batch) -> Self {
+    /// Keys of the span attributes are numbered by `dictionary` (see `packed.rs`).
+    pub(super) fn encode(batch: Batch, dictionary: &Dictionary) -> Self {
+        let mut ids = KeyIds::new(dictionary);
+        let mut arena = Arena::default();
+        let spans = batch
+            .spans
+            .into_iter()
+            .map(|s| SpanRow::encode(s, &mut ids, &mut arena))
+            .collect();
         Self {
-            spans: batch.spans.into_iter().map(SpanRow::encode).collect(),
+            spans,
+            arenas: vec![arena],
             logs: batch.logs.into_iter().map(LogRow::encode).collect(),
             metrics: batch.metrics,
         }
     }
 
     pub fn extend(&mut self, other: Rows) {
-        self.spans.extend(other.spans);
+        let offset = self.arenas.len() as u32;
+        self.arenas.extend(other.arenas);
+        self.spans.extend(other.spans.into_iter().map(|mut s| {
+            s.arena += offset;
+            s
+        }));
         self.logs.extend(other.logs);
         self.metrics.extend(other.metrics);
     }
@@ -65,15 +98,63 @@ impl Rows {
     }
 }
 
+impl Rows {
+    /// The span's operation name.
+    pub(super) fn name(&self, row: &SpanRow) -> &str {
+        self.text(row, row.name)
+    }
+
+    pub(super) fn correlation(&self, row: &SpanRow) -> Option<&str> {
+        row.correlation.map(|at| self.text(row, at))
+    }
+
+    /// The span's attributes column.
+    pub(super) fn attributes<'a>(&'a self, row: &'a SpanRow) -> ValueRef<'a> {
+        match &row.attributes {
+            Column::Packed((from, to)) => ValueRef::Blob(
+                self.arenas
+                    .get(row.arena as usize)
+                    .and_then(|a| a.bytes.get(*from as usize..*to as usize))
+                    .unwrap_or_default(),
+            ),
+            Column::Json(json) => ValueRef::Text(json.as_bytes()),
+        }
+    }
+
+    fn text(&self, row: &SpanRow, (from, to): (u32, u32)) -> &str {
+        self.arenas
+            .get(row.arena as usize)
+            .and_then(|a| a.text.get(from as usize..to as usize))
+            .unwrap_or_default()
+    }
+}
+
+impl Arena {
+    fn push_text(&mut self, text: &str) -> (u32, u32) {
+        let from = self.text.len() as u32;
+        self.text.push_str(text);
+        (from, self.text.len() as u32)
+    }
+}
+
 impl SpanRow {
-    fn encode(mut span: SpanRecord) -> Self {
+    fn encode(mut span: SpanRecord, ids: &mut KeyIds<'_>, arena: &mut Arena) -> Self {
         let http_status = span.attributes.http_status();
         let protocol = span.attributes.protocol();
         let first_link = span.links.first().map(|l| (l.trace_id, l.span_id));
-        let attributes = std::mem::take(&mut span.attributes).to_json();
+        let correlation = span.correlation_id.take();
+        let attributes = packed::column(
+            &std::mem::take(&mut span.attributes),
+            correlation.as_deref(),
+            ids,
+            &mut arena.bytes,
+        );
         let events = events_column(&std::mem::take(&mut span.events));
         let links = links_column(&std::mem::take(&mut span.links));
         Self {
+            name: arena.push_text(&std::mem::take(&mut span.name)),
+            correlation: correlation.map(|c| arena.push_text(&c)),
+            arena: 0,
             span,
             attributes,
             events,

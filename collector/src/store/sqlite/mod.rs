@@ -24,6 +24,7 @@ mod encoding;
 mod key_blocks;
 mod metrics;
 mod open_index;
+mod packed;
 mod prune;
 mod query;
 mod read;
@@ -334,7 +335,7 @@ impl SqliteStore {
         }
         // Before the first write: the replay of a busy store's last seconds takes a while
         // that an exporter's request should not wait.
-        let edges = write::rebuilt_matcher(&segments);
+        let edges = write::rebuilt_matcher(&segments, &dictionary);
         let segments = Arc::new(RwLock::new(segments));
         let (metric_writer, series) = metrics::MetricWriter::open(&config.dir, config.sync)?;
         Ok(Self {
@@ -422,11 +423,12 @@ impl SqliteStore {
 
     /// Writes a batch on the calling thread: for benchmarks measuring the store alone.
     pub fn write_blocking(&self, batch: Batch) -> Result<(), StoreError> {
+        let rows = Rows::encode(batch, &self.dictionary);
         let mut w = self
             .writer
             .lock()
             .map_err(|_| StoreError::Task("the writer panicked earlier".into()))?;
-        w.write(Rows::encode(batch))
+        w.write(rows)
     }
 }
 
@@ -535,7 +537,8 @@ mod tests {
 
     #[test]
     fn filters_compare_attributes_as_text_and_read_status_and_kind() {
-        let attrs = r#"{"http.status_code":500,"ok":true,"name":"x"}"#;
+        let json = r#"{"http.status_code":500,"ok":true,"name":"x"}"#;
+        let attrs = || Attributes::from_json(json).ok();
         let res = &Attributes::from_json(r#"{"service.name":"svc"}"#).unwrap_or_default();
         let attr = |k: &str, v: &str| {
             vec![SpanFilter::Attribute {

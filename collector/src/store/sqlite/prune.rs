@@ -196,8 +196,10 @@ impl Writer {
             return Ok(PruneReport::default());
         };
         let rollups = segment.rollups.then_some(segment.has_tiers());
-        let (mut report, batches) =
-            self.with_conn(segment, |conn| delete_up_to(conn, last, rollups))?;
+        let dictionary = self.dictionary.clone();
+        let (mut report, batches) = self.with_conn(segment, |conn| {
+            delete_up_to(conn, last, rollups, &dictionary)
+        })?;
         let open = segment.id == self.segment.id;
         if open && report.spans > 0 {
             // Its cached cells may hold what was just taken out of the rollups.
@@ -271,6 +273,7 @@ fn delete_up_to(
     conn: &mut Connection,
     cutoff: i64,
     rollups: Option<bool>,
+    dictionary: &super::dictionary::Dictionary,
 ) -> Result<(PruneReport, u64), StoreError> {
     let tx = conn.transaction()?;
     let (last_span, last_part, last_log): (Option<i64>, Option<i64>, Option<i64>) = tx.query_row(
@@ -293,7 +296,7 @@ fn delete_up_to(
             |r| r.get(0),
         )?;
         if let Some(upto) = upto {
-            super::rollups::subtract_spans(&tx, upto, tiers)?;
+            super::rollups::subtract_spans(&tx, upto, tiers, &dictionary.read())?;
         }
     }
     report.spans = delete("spans", last_span)?;

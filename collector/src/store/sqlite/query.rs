@@ -11,6 +11,7 @@ use rusqlite::types::Value as SqlValue;
 use super::dictionary::Names;
 use super::edges;
 use super::encoding::{self, Rows};
+use super::packed::Correlation;
 use super::read::{
     LOG_SELECT, Totals, blob_id, correlated_traces, filters_match, log_from_row, trace_spans,
     trace_totals,
@@ -37,12 +38,12 @@ const MAX_SEARCH_SCAN: usize = 2_000_000;
 #[async_trait]
 impl Store for SqliteStore {
     async fn write(&self, batch: Batch) -> Result<(), StoreError> {
-        self.with_writer(move |w| w.write(Rows::encode(batch)))
-            .await
+        let rows = Rows::encode(batch, &self.dictionary);
+        self.with_writer(move |w| w.write(rows)).await
     }
 
     fn encode(&self, batch: Batch) -> Encoded {
-        Encoded::Sqlite(Rows::encode(batch))
+        Encoded::Sqlite(Rows::encode(batch, &self.dictionary))
     }
 
     async fn write_encoded(&self, batches: Vec<Encoded>) -> Result<(), StoreError> {
@@ -50,7 +51,7 @@ impl Store for SqliteStore {
         for b in batches {
             all.extend(match b {
                 Encoded::Sqlite(rows) => rows,
-                Encoded::Model(batch) => Rows::encode(batch),
+                Encoded::Model(batch) => Rows::encode(batch, &self.dictionary),
             });
         }
         self.with_writer(move |w| w.write(all)).await
@@ -320,7 +321,7 @@ impl Store for SqliteStore {
             candidates.sort_by_key(|&(s, hi)| std::cmp::Reverse((hi, s.id)));
             for (k, &(segment, _)) in candidates.iter().enumerate() {
                 for &sid in &plan.service_ids {
-                    for row in plan.segment_rows(segment, sid, &q, keep)? {
+                    for row in plan.segment_rows(segment, sid, (&q, &names), keep)? {
                         let service = namer.name(&mut out, &names, false, sid);
                         let operation = namer.name(&mut out, &names, true, row.op);
                         let protocol = row.protocol.as_deref().map(|p| namer.text(&mut out, p));
@@ -368,7 +369,7 @@ impl Store for SqliteStore {
                 for &sid in &plan.service_ids {
                     if !segment.rollups {
                         // An older segment: its spans, as RED read them before rollups.
-                        for row in plan.segment_rows(segment, sid, &spans, usize::MAX)? {
+                        for row in plan.segment_rows(segment, sid, (&spans, &names), usize::MAX)? {
                             let i = op(&mut merger, row.op);
                             let http = row.http_status.and_then(|s| u16::try_from(s).ok());
                             let error = row.status == StatusCode::Error as i32;
@@ -554,7 +555,9 @@ fn search_segment(
             }
             if let Some(attrs) = &row.attributes {
                 let res = names.resource(row.resource);
-                if !filters_match(&q.filters, attrs, &res.attributes, row.status, row.kind) {
+                let correlation = Correlation::Column(row.correlation.as_deref());
+                let parsed = || attrs.parse(names, correlation).ok();
+                if !filters_match(&q.filters, parsed, &res.attributes, row.status, row.kind) {
                     return Ok(true);
                 }
             }
@@ -799,6 +802,20 @@ impl SamplePlan {
         &self,
         segment: &Segment,
         sid: i64,
+        (q, names): (&SampleQuery, &Names),
+        keep: usize,
+    ) -> Result<Vec<SampleRow>, StoreError> {
+        let mut rows = self.read_rows(segment, sid, q, keep)?;
+        for row in &mut rows {
+            row.unpack(names, q.protocols);
+        }
+        Ok(rows)
+    }
+
+    fn read_rows(
+        &self,
+        segment: &Segment,
+        sid: i64,
         q: &SampleQuery,
         keep: usize,
     ) -> Result<Vec<SampleRow>, StoreError> {
@@ -872,6 +889,8 @@ struct SampleRow {
     link: Option<(TraceId, [u8; 8])>,
     http_status: Option<i64>,
     resource: i64,
+    /// Packed attributes, until [`SampleRow::unpack`] reads them.
+    packed: Option<Vec<u8>>,
     protocol: Option<String>,
 }
 
@@ -889,8 +908,24 @@ impl SampleRow {
             link: r.get_ref(8)?.as_str_or_null()?.and_then(first_link),
             http_status: r.get(9)?,
             resource: r.get(10)?,
-            protocol: r.get(11)?,
+            packed: r.get(11)?,
+            protocol: r.get(12)?,
         })
+    }
+
+    /// Reads the HTTP status and protocol of packed attributes (JSON ones came from SQL).
+    fn unpack(&mut self, names: &Names, protocol: bool) {
+        let Some(bytes) = self.packed.take() else {
+            return;
+        };
+        // Unreadable attributes count as none, as `json_extract` reads damaged JSON.
+        let Ok(attributes) = super::packed::unpack(&bytes, names, Correlation::Unread) else {
+            return;
+        };
+        self.http_status = attributes.http_status().map(i64::from);
+        if protocol {
+            self.protocol = attributes.protocol().map(std::borrow::Cow::into_owned);
+        }
     }
 
     fn sample(self, service: u32, operation: u32, protocol: Option<u32>) -> SpanSample {
@@ -944,7 +979,9 @@ impl Namer {
 /// A span as trace search reads it (`attributes` only when there are filters to check).
 struct SearchRow {
     trace: TraceId,
-    attributes: Option<String>,
+    attributes: Option<super::packed::Raw>,
+    /// Read with the attributes: packed ones may refer to it.
+    correlation: Option<String>,
     status: i32,
     kind: i32,
     resource: i64,
@@ -957,6 +994,7 @@ impl SearchRow {
         Ok(Self {
             trace: blob_id(r.get_ref(0)?.as_blob()?),
             attributes: if attributes { Some(r.get(1)?) } else { None },
+            correlation: if attributes { r.get(6)? } else { None },
             status: r.get(2)?,
             kind: r.get(3)?,
             resource: r.get(4)?,
@@ -967,20 +1005,29 @@ impl SearchRow {
 
 /// What trace search reads of each span it walks.
 const SEARCH_COLUMNS: &str =
-    "s.trace_id, s.attributes, s.status_code, s.kind, s.resource_id, s.start_ns";
+    "s.trace_id, s.attributes, s.status_code, s.kind, s.resource_id, s.start_ns, s.correlation_id";
 
 /// What the aggregates read of each span.
+/// (The HTTP status of JSON attributes; packed ones come whole, in [`PACKED_COLUMN`], and
+/// are read in Rust by the writer's rule.)
 const SAMPLE_COLUMNS: &str = "s.trace_id, s.span_id, s.parent_span_id, s.op_id, s.kind, \
     s.start_ns, s.duration_ns, s.status_code, s.links, \
+    CASE WHEN typeof(s.attributes) = 'text' THEN \
     CAST(COALESCE(json_extract(s.attributes, '$.\"http.response.status_code\"'), \
-        json_extract(s.attributes, '$.\"http.status_code\"')) AS INTEGER), s.resource_id";
+        json_extract(s.attributes, '$.\"http.status_code\"')) AS INTEGER) END, s.resource_id, \
+    CASE WHEN typeof(s.attributes) = 'blob' THEN s.attributes END";
+
+/// A span's packed attributes (segment format 8), NULL for JSON ones.
+pub(super) const PACKED_COLUMN: &str =
+    "CASE WHEN typeof(s.attributes) = 'blob' THEN s.attributes END";
 
 /// A span's protocol, by [`SpanSample::protocol`]'s rule (as text whatever the attribute's
-/// type).
-pub(super) const PROTOCOL_COLUMN: &str = "CAST(COALESCE(json_extract(s.attributes, '$.\"rpc.system\"'), \
+/// type), from JSON attributes; NULL for packed ones (see [`PACKED_COLUMN`]).
+pub(super) const PROTOCOL_COLUMN: &str = "CASE WHEN typeof(s.attributes) = 'text' THEN \
+    CAST(COALESCE(json_extract(s.attributes, '$.\"rpc.system\"'), \
     json_extract(s.attributes, '$.\"messaging.system\"'), \
     CASE WHEN json_type(s.attributes, '$.\"http.request.method\"') IS NOT NULL \
-      OR json_type(s.attributes, '$.\"http.method\"') IS NOT NULL THEN 'http' END) AS TEXT)";
+      OR json_type(s.attributes, '$.\"http.method\"') IS NOT NULL THEN 'http' END) AS TEXT) END";
 
 /// The spans of one service that started in a window, as a segment of format 4 finds them.
 struct ByService {

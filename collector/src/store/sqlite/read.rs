@@ -8,6 +8,7 @@ use super::dictionary::Names;
 use super::encoding;
 use super::key_blocks::{self, KeyTable};
 use super::open_index::Keys;
+use super::packed::{self, Correlation};
 use super::segment::{Lookup, Segment};
 use crate::model::{Attributes, LogRecord, SpanKind, SpanRecord, StatusCode, TraceId};
 use crate::store::{SpanFilter, StoreError, StoredLog};
@@ -31,6 +32,7 @@ pub(super) fn span_from_row(
     let start_ns: i64 = row.get(8)?;
     let duration_ns: i64 = row.get(9)?;
     let (scope_name, scope_version) = names.scope(row.get(5)?);
+    let correlation = row.get_ref(15)?.as_str_or_null()?;
     Ok(SpanRecord {
         trace_id: blob_id(row.get_ref(0)?.as_blob()?),
         span_id: blob_id(row.get_ref(1)?.as_blob()?),
@@ -44,7 +46,7 @@ pub(super) fn span_from_row(
         end_ns: start_ns.saturating_add(duration_ns),
         status_code: StatusCode::from_i32(row.get(10)?),
         status_message: row.get::<_, Option<String>>(11)?.unwrap_or_default(),
-        attributes: attributes_column(row, 12)?,
+        attributes: attributes_column(row, 12, names, Correlation::Column(correlation))?,
         events: encoding::events(row.get_ref(13)?.as_str_or_null()?)
             .map_err(|e| encoding::damaged(13, e))?,
         links: encoding::links(row.get_ref(14)?.as_str_or_null()?)
@@ -72,6 +74,7 @@ pub(super) fn log_from_row(
     names: &Names,
 ) -> rusqlite::Result<StoredLog> {
     let (scope_name, _) = names.scope(row.get(5)?);
+    let correlation = row.get_ref(12)?.as_str_or_null()?;
     Ok(StoredLog {
         id: log_id(segment, row.get(0)?),
         record: LogRecord {
@@ -82,7 +85,7 @@ pub(super) fn log_from_row(
             severity_number: row.get(6)?,
             severity_text: row.get(7)?,
             body: row.get(8)?,
-            attributes: attributes_column(row, 9)?,
+            attributes: attributes_column(row, 9, names, Correlation::Column(correlation))?,
             trace_id: row
                 .get::<_, Option<Vec<u8>>>(10)?
                 .map(|b| blob_id::<16>(&b)),
@@ -94,12 +97,17 @@ pub(super) fn log_from_row(
     })
 }
 
-/// An attributes column (a JSON object).
+/// An attributes column: a JSON object, or packed (`packed.rs`).
 pub(super) fn attributes_column(
     row: &rusqlite::Row<'_>,
     column: usize,
+    names: &Names,
+    correlation: packed::Correlation<'_>,
 ) -> rusqlite::Result<Attributes> {
-    Attributes::from_json(row.get_ref(column)?.as_str()?).map_err(|e| encoding::damaged(column, e))
+    let value = row.get_ref(column)?;
+    packed::stored(value, names, correlation).map_err(|e| {
+        rusqlite::Error::FromSqlConversionFailure(column, value.data_type(), Box::new(e))
+    })
 }
 
 /// Copies a stored ID blob into a fixed array (short blobs are zero-padded; we wrote them).
@@ -379,10 +387,11 @@ fn spans_of(
 }
 
 /// Does a span row meet every filter? Attribute values compare as text; the span's
-/// attributes (JSON as stored) are parsed only if a filter asks for one.
+/// attributes (`attributes`: as stored, parsed; `None` when they do not parse) are read only
+/// if a filter asks for one.
 pub(super) fn filters_match(
     filters: &[SpanFilter],
-    attributes: &str,
+    attributes: impl Fn() -> Option<Attributes>,
     resource: &Attributes,
     status_code: i32,
     kind: i32,
@@ -395,7 +404,7 @@ pub(super) fn filters_match(
         SpanFilter::StatusCode(c) => status == *c,
         SpanFilter::Attribute { key, value } => {
             // A row that does not parse matches no attribute filter (reading it says why).
-            let attrs = attrs.get_or_insert_with(|| Attributes::from_json(attributes).ok());
+            let attrs = attrs.get_or_insert_with(&attributes);
             attrs
                 .as_ref()
                 .and_then(|a| a.get(key))

@@ -13,6 +13,7 @@ use rusqlite::types::Value;
 use rusqlite::{OptionalExtension, Transaction, params, params_from_iter};
 
 use super::encoding::SpanRow;
+use super::packed::Correlation;
 use super::write::RowIds;
 use crate::model::{SpanKind, StatusCode};
 use crate::rollup::{RedCell, RedCells, RedKey, Sketch, TIER_BUCKETS, bucket_of, http_class};
@@ -194,6 +195,7 @@ pub(super) fn subtract_spans(
     tx: &Transaction<'_>,
     last: i64,
     tiers: bool,
+    names: &super::dictionary::Names,
 ) -> Result<(), StoreError> {
     let mut cells = RedCells::default();
     {
@@ -203,8 +205,7 @@ pub(super) fn subtract_spans(
         )?;
         let mut rows = stmt.query([last])?;
         while let Some(r) = rows.next()? {
-            let attributes = r.get_ref(7)?.as_str()?;
-            let http = crate::model::Attributes::from_json(attributes)
+            let http = super::packed::stored(r.get_ref(7)?, names, Correlation::Unread)
                 .ok()
                 .and_then(|a| a.http_status());
             let key = RedKey {
@@ -222,11 +223,11 @@ pub(super) fn subtract_spans(
     subtract_cells(tx, None, &cells.0)?;
     if tiers {
         for width in TIER_BUCKETS {
-            let mut tier: HashMap<RedKey, RedCell> = HashMap::new();
+            let mut tier = RedCells::default();
             for (key, cell) in &cells.0 {
-                tier.entry(tier_key(key, width)).or_default().merge(cell);
+                tier.0.entry(tier_key(key, width)).or_default().merge(cell);
             }
-            subtract_cells(tx, Some(width), &tier)?;
+            subtract_cells(tx, Some(width), &tier.0)?;
         }
     }
     Ok(())
@@ -237,7 +238,7 @@ pub(super) fn subtract_spans(
 fn subtract_cells(
     tx: &Transaction<'_>,
     width: Option<i64>,
-    cells: &HashMap<RedKey, RedCell>,
+    cells: &foldhash::HashMap<RedKey, RedCell>,
 ) -> Result<(), StoreError> {
     let (table, tier) = match width {
         None => ("red_rollups", ""),

@@ -9,6 +9,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, RwLock};
 
 use foldhash::HashMap;
+use rusqlite::types::ToSqlOutput;
 use rusqlite::{Connection, Transaction, params};
 
 use super::connections::Checkpointer;
@@ -83,7 +84,9 @@ impl Writer {
             return Ok(());
         }
         // Contiguous spans per trace: one reference finds all of a trace's spans in a commit.
-        batch.spans.sort_unstable_by_key(|s| s.span.trace_id);
+        sort_by_trace(&mut batch.spans);
+        // Before any row naming them commits.
+        self.save_attribute_keys()?;
         let (span_ids, log_ids) = match self.intern(&batch) {
             Ok(ids) => ids,
             Err(e) => {
@@ -96,9 +99,12 @@ impl Writer {
             }
         };
         let received_ns = now_ns();
-        let segments = &self.segments;
+        let (segments, dictionary) = (&self.segments, &self.dictionary);
         let matcher = self.edges.get_or_insert_with(|| {
-            rebuilt_matcher(&segments.read().unwrap_or_else(|p| p.into_inner()))
+            rebuilt_matcher(
+                &segments.read().unwrap_or_else(|p| p.into_inner()),
+                dictionary,
+            )
         });
         let mut edge_cells = EdgeCells::default();
         matcher.observe(
@@ -178,7 +184,8 @@ impl Writer {
         // Spans of one resource block share one `Arc<Resource>` and mostly one scope: the
         // previous span's IDs are reused without hashing the resource's attributes again.
         let mut last: Option<(*const Resource, i64, i64, &str, &str, i64)> = None;
-        for SpanRow { span, .. } in &batch.spans {
+        for row in &batch.spans {
+            let span = &row.span;
             let (service, resource) = match last {
                 Some((ptr, service, resource, ..))
                     if std::ptr::eq(ptr, Arc::as_ptr(&span.resource)) =>
@@ -208,7 +215,7 @@ impl Writer {
             ));
             spans.push(RowIds {
                 service,
-                op: interner.operation(service, &span.name, span.kind)?,
+                op: interner.operation(service, batch.name(row), span.kind)?,
                 resource,
                 scope,
             });
@@ -297,7 +304,7 @@ fn write_rows<'a>(
         [received_ns],
     )?;
     let batch_id = tx.last_insert_rowid();
-    let (references, last_span) = insert_spans(&tx, &batch.spans, span_ids)?;
+    let (references, last_span) = insert_spans(&tx, batch, span_ids)?;
     super::rollups::add(&tx, &batch.spans, span_ids, rollups)?;
     super::edges::add(&tx, edge_cells, matcher)?;
     let last_log = insert_logs(&tx, &batch.logs, log_ids)?;
@@ -312,9 +319,12 @@ fn write_rows<'a>(
 
 /// The edge matcher as the segments' last batches leave it (`edges::replay`); empty, and
 /// said in the log, when they cannot be read.
-pub(super) fn rebuilt_matcher(segments: &[Arc<Segment>]) -> EdgeMatcher<i64> {
+pub(super) fn rebuilt_matcher(
+    segments: &[Arc<Segment>],
+    dictionary: &Dictionary,
+) -> EdgeMatcher<i64> {
     let started = std::time::Instant::now();
-    let matcher = super::edges::replay(segments).unwrap_or_else(|e| {
+    let matcher = super::edges::replay(segments, &dictionary.read()).unwrap_or_else(|e| {
         tracing::warn!(error = %e, "cannot replay the last batches into the edge matcher; \
             calls whose other side came before this restart are not counted");
         EdgeMatcher::default()
@@ -344,14 +354,63 @@ fn edge_spans<'a>(spans: &'a [SpanRow], ids: &[RowIds]) -> Vec<EdgeSpan<'a, i64>
         .collect()
 }
 
+impl Writer {
+    /// Saves the attribute keys numbered since the last save (see `dictionary.rs`) into the
+    /// catalog, in one transaction.
+    fn save_attribute_keys(&mut self) -> Result<(), StoreError> {
+        let keys = self.dictionary.unsaved_keys();
+        let Some(&(last, _)) = keys.last() else {
+            return Ok(());
+        };
+        let tx = self.catalog.transaction()?;
+        {
+            let mut insert =
+                tx.prepare_cached("INSERT INTO attribute_keys (id, name) VALUES (?1, ?2)")?;
+            for (id, key) in &keys {
+                insert.execute(params![id, &**key])?;
+            }
+        }
+        tx.commit()?;
+        self.dictionary.keys_saved(last as usize + 1);
+        Ok(())
+    }
+}
+
+/// Sorts the spans by trace, each trace's in the order they came. Sorts (trace, index) pairs,
+/// then moves the rows into place along the permutation's cycles, in place: sorting the rows
+/// themselves (hundreds of bytes each) moved each one log n times, and moving them into a
+/// new vector cost the kernel a megabyte of fresh pages per commit.
+fn sort_by_trace(spans: &mut [SpanRow]) {
+    let mut order: Vec<(u128, u32)> = spans
+        .iter()
+        .enumerate()
+        .map(|(i, s)| (u128::from_be_bytes(s.span.trace_id), i as u32))
+        .collect();
+    order.sort_unstable();
+    // from[i]: the row that belongs at i.
+    let mut from: Vec<u32> = order.into_iter().map(|(_, i)| i).collect();
+    for start in 0..from.len() {
+        let mut at = start;
+        loop {
+            let next = from[at] as usize;
+            from[at] = at as u32;
+            if next == start || next == at {
+                break;
+            }
+            spans.swap(at, next);
+            at = next;
+        }
+    }
+}
+
 /// Inserts the spans (sorted by trace); returns the references they make and the last span
 /// row.
 fn insert_spans<'a>(
     tx: &Transaction<'_>,
-    spans: &'a [SpanRow],
+    rows: &'a Rows,
     ids: &[RowIds],
 ) -> Result<(Vec<Reference<'a>>, Option<i64>), StoreError> {
-    let mut references: Vec<Reference<'a>> = Vec::with_capacity(spans.len());
+    let mut references: Vec<Reference<'a>> = Vec::with_capacity(rows.spans.len());
     let mut last_span = None;
     let mut insert = tx.prepare_cached(
         "INSERT INTO spans (trace_id, span_id, parent_span_id, service_id, op_id,
@@ -360,8 +419,9 @@ fn insert_spans<'a>(
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18)",
     )?;
     let mut runs = Runs::<&'a str>::default();
-    for (row, ids) in spans.iter().zip(ids) {
+    for (row, ids) in rows.spans.iter().zip(ids) {
         let span = &row.span;
+        let correlation = rows.correlation(row);
         insert.execute(params![
             &span.trace_id[..],
             &span.span_id[..],
@@ -375,17 +435,16 @@ fn insert_spans<'a>(
             span.duration_ns(),
             span.status_code as i32,
             non_empty(&span.status_message),
-            row.attributes,
+            ToSqlOutput::Borrowed(rows.attributes(row)),
             row.events,
             row.links,
-            span.correlation_id,
+            correlation,
             non_empty(&span.trace_state),
             span.flags,
         ])?;
         let row = tx.last_insert_rowid();
         last_span = Some(row);
-        let (starts, first_carrier) =
-            runs.next(&span.trace_id, span.correlation_id.as_deref(), |c| c);
+        let (starts, first_carrier) = runs.next(&span.trace_id, correlation, |c| c);
         if starts || first_carrier.is_some() {
             references.push(Reference {
                 row,
@@ -541,5 +600,105 @@ impl Interner<'_> {
         self.new
             .push(NewName::Scope(id, name.to_string(), version.to_string()));
         Ok(id)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::model::{Attributes, Batch, Resource, SpanRecord, StatusCode};
+
+    fn span(trace: u8, span: u8) -> SpanRecord {
+        SpanRecord {
+            trace_id: [trace; 16],
+            span_id: [span; 8],
+            parent_span_id: None,
+            resource: Arc::new(Resource {
+                service: "svc".into(),
+                attributes: Attributes::new(),
+            }),
+            scope_name: "".into(),
+            scope_version: "".into(),
+            name: "op".into(),
+            kind: SpanKind::Server,
+            start_ns: 1,
+            end_ns: 2,
+            status_code: StatusCode::Unset,
+            status_message: String::new(),
+            attributes: Attributes::new(),
+            events: Vec::new(),
+            links: Vec::new(),
+            correlation_id: None,
+            trace_state: String::new(),
+            flags: 0,
+        }
+    }
+
+    fn ids(rows: &Rows) -> Vec<(u8, u8)> {
+        rows.spans
+            .iter()
+            .map(|r| (r.span.trace_id[0], r.span.span_id[0]))
+            .collect()
+    }
+
+    #[test]
+    fn spans_sort_by_trace_and_keep_their_order_within_one() {
+        let mut batch = Batch::default();
+        for (t, s) in [
+            (9, 1),
+            (2, 2),
+            (9, 3),
+            (5, 4),
+            (2, 5),
+            (9, 6),
+            (0xff, 7),
+            (2, 8),
+        ] {
+            batch.spans.push(span(t, s));
+        }
+        let mut rows = Rows::encode(batch, &Dictionary::default());
+        let sorted = [
+            (2, 2),
+            (2, 5),
+            (2, 8),
+            (5, 4),
+            (9, 1),
+            (9, 3),
+            (9, 6),
+            (0xff, 7),
+        ];
+        sort_by_trace(&mut rows.spans);
+        assert_eq!(ids(&rows), sorted);
+        // Sorted already: left as it is.
+        sort_by_trace(&mut rows.spans);
+        assert_eq!(ids(&rows), sorted);
+    }
+
+    #[test]
+    fn many_spans_sort_as_a_stable_sort_would_put_them() {
+        let mut batch = Batch::default();
+        let mut x = 7u32;
+        for s in 0..600u32 {
+            x = x.wrapping_mul(1_103_515_245).wrapping_add(12_345);
+            let mut record = span((x >> 16) as u8 % 37, 0);
+            record.span_id = (u64::from(s)).to_le_bytes();
+            batch.spans.push(record);
+        }
+        let mut expected: Vec<([u8; 16], [u8; 8])> = batch
+            .spans
+            .iter()
+            .map(|s| (s.trace_id, s.span_id))
+            .collect();
+        expected.sort_by_key(|(t, _)| *t);
+        let mut rows = Rows::encode(batch, &Dictionary::default());
+        sort_by_trace(&mut rows.spans);
+        let got: Vec<([u8; 16], [u8; 8])> = rows
+            .spans
+            .iter()
+            .map(|r| (r.span.trace_id, r.span.span_id))
+            .collect();
+        assert_eq!(got, expected);
     }
 }
