@@ -129,12 +129,26 @@ impl Dictionary {
     }
 
     /// The ID of an attribute key, numbering it if it is new; `None` when the dictionary
-    /// holds [`MAX_ATTRIBUTE_KEYS`] already.
+    /// holds [`MAX_ATTRIBUTE_KEYS`] already, or when the lock is not free at once. Called
+    /// while a request is encoded, on the async runtime, where waiting is not allowed: a
+    /// query holds the names for as long as it reads, so a span whose key cannot be looked
+    /// up now is stored as JSON instead (readers take both).
     pub(super) fn attribute_key_id(&self, key: &Key) -> Option<u32> {
-        if let Some(id) = self.read().attribute_key_ids.get(key) {
+        use std::sync::TryLockError;
+        let read = match self.0.try_read() {
+            Ok(names) => names,
+            Err(TryLockError::Poisoned(p)) => p.into_inner(),
+            Err(TryLockError::WouldBlock) => return None,
+        };
+        if let Some(id) = read.attribute_key_ids.get(key) {
             return Some(*id);
         }
-        let mut names = self.0.write().unwrap_or_else(|p| p.into_inner());
+        drop(read);
+        let mut names = match self.0.try_write() {
+            Ok(names) => names,
+            Err(TryLockError::Poisoned(p)) => p.into_inner(),
+            Err(TryLockError::WouldBlock) => return None,
+        };
         if let Some(id) = names.attribute_key_ids.get(key) {
             return Some(*id);
         }

@@ -556,6 +556,22 @@ mod tests {
     }
 
     #[test]
+    fn a_key_is_not_waited_for_while_the_names_are_locked() {
+        let dictionary = Dictionary::default();
+        let mut a = Attributes::new();
+        a.push("http.route", Value::String("/orders".into()));
+        // A query holds the names while it reads: encoding does not wait for it.
+        {
+            let _query = dictionary.read();
+            assert!(
+                pack(&dictionary, &a, None).is_none(),
+                "JSON rather than waiting"
+            );
+        }
+        assert!(pack(&dictionary, &a, None).is_some());
+    }
+
+    #[test]
     fn a_full_dictionary_stores_the_span_as_json_which_reads_alike() {
         let dictionary = Dictionary::default();
         for i in 0..MAX_ATTRIBUTE_KEYS {

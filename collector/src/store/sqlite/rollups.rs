@@ -28,7 +28,7 @@ const CACHED_BUCKETS: i64 = 6;
 /// after a failed commit (it may hold what was rolled back).
 #[derive(Default)]
 pub(super) struct RollupCache {
-    cells: HashMap<RedKey, RedCell>,
+    cells: foldhash::HashMap<RedKey, RedCell>,
     newest: i64,
 }
 
