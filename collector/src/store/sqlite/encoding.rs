@@ -1,8 +1,9 @@
 //! How the SQLite store writes the model's typed parts into its columns, and reads them
-//! back: attributes as their plain JSON object (see `model::Attributes`), events and links as
-//! JSON arrays (`[{"time_unix_nano", "name", "attributes"}]`, `[{"trace_id", "span_id",
-//! "trace_state", "attributes"}]`, IDs in hex), the status as the protocol's number. Every
-//! store file since the first holds these forms, so old files read as new ones do.
+//! back: span attributes packed (`packed.rs`, segment format 8; formats 1 to 7 and log rows
+//! hold the plain JSON object of `model::Attributes`), events and links as JSON arrays
+//! (`[{"time_unix_nano", "name", "attributes"}]`, `[{"trace_id", "span_id", "trace_state",
+//! "attributes"}]`, IDs in hex), the status as the protocol's number. Old files read as new
+//! ones do.
 
 use serde::{Deserialize, Serialize};
 

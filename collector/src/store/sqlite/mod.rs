@@ -8,7 +8,8 @@
 //! connections, which WAL lets run beside the writer, and merge what the segments hold.
 //!
 //! Rusqlite is blocking, so every call runs on tokio's blocking pool. The parts:
-//! [`connections`] (checkpointer, reader pools), [`dictionary`] (names in memory),
+//! [`connections`] (checkpointer, reader pools), [`dictionary`] (names and attribute keys in
+//! memory), [`encoding`] (records into row columns), [`packed`] (span attributes as stored),
 //! [`open_index`] (the open segment's lookups), [`key_blocks`] (a sealed segment's),
 //! [`span_times`] (spans by service and start time, for search),
 //! [`segment`] (segment files, sealing),
