@@ -80,34 +80,12 @@ mod tests {
     use std::time::Duration;
 
     use super::*;
-    use crate::model::{Attributes, Batch, Resource, SpanKind, SpanRecord, StatusCode, TraceId};
+    use crate::model::{Batch, SpanRecord, TraceId};
     use crate::store::sqlite::{SqliteConfig, SqliteStore};
 
     /// A span (the SQLite store ages data by when it was received, on the wall clock).
     fn old_span(trace: u8) -> SpanRecord {
-        SpanRecord {
-            trace_id: [trace; 16],
-            span_id: [1; 8],
-            parent_span_id: None,
-            resource: Arc::new(Resource {
-                service: "svc".into(),
-                attributes: Attributes::new(),
-            }),
-            scope_name: "".into(),
-            scope_version: "".into(),
-            name: "op".into(),
-            kind: SpanKind::Server,
-            start_ns: 1_700_000_000_000_000_000,
-            end_ns: 1_700_000_000_001_000_000,
-            status_code: StatusCode::Unset,
-            status_message: String::new(),
-            attributes: Attributes::new(),
-            events: Vec::new(),
-            links: Vec::new(),
-            correlation_id: None,
-            trace_state: String::new(),
-            flags: 0,
-        }
+        SpanRecord::for_test([trace; 16], [1; 8])
     }
 
     async fn write(store: &Arc<dyn Store>, trace: u8) {

@@ -605,35 +605,11 @@ impl Interner<'_> {
 
 #[cfg(test)]
 mod tests {
-    use std::sync::Arc;
-
     use super::*;
-    use crate::model::{Attributes, Batch, Resource, SpanRecord, StatusCode};
+    use crate::model::{Batch, SpanRecord};
 
     fn span(trace: u8, span: u8) -> SpanRecord {
-        SpanRecord {
-            trace_id: [trace; 16],
-            span_id: [span; 8],
-            parent_span_id: None,
-            resource: Arc::new(Resource {
-                service: "svc".into(),
-                attributes: Attributes::new(),
-            }),
-            scope_name: "".into(),
-            scope_version: "".into(),
-            name: "op".into(),
-            kind: SpanKind::Server,
-            start_ns: 1,
-            end_ns: 2,
-            status_code: StatusCode::Unset,
-            status_message: String::new(),
-            attributes: Attributes::new(),
-            events: Vec::new(),
-            links: Vec::new(),
-            correlation_id: None,
-            trace_state: String::new(),
-            flags: 0,
-        }
+        SpanRecord::for_test([trace; 16], [span; 8])
     }
 
     fn ids(rows: &Rows) -> Vec<(u8, u8)> {
