@@ -117,6 +117,7 @@ async fn store_files_written_by_earlier_versions_open_and_answer() {
         "store-v3-format3-sealed",
         "store-v3-format4-sealed",
         "store-v3-format5-sealed",
+        "store-v3-format8",
     ] {
         assert!(opened.contains(&Some(version.to_string())), "{opened:?}");
     }
@@ -788,4 +789,63 @@ async fn encoded_and_model_batches_store_the_same_data() {
     assert_eq!(from_model[0].1[0].events.len(), 1);
     assert_eq!(from_model, trace(encoded.clone()).await);
     assert_eq!(logs(model).await, logs(encoded).await);
+}
+
+/// The open segment counts its spans' RED cells in memory and writes them about once a
+/// second (segment format 9). RED answers from both at every moment; a stop without a
+/// flush (as `kill -9` leaves the file) loses no count, because the reopened store counts
+/// the spans after the last flush again; a flush at every commit (`red_flush_every` zero)
+/// writes everything at once; and retention that empties the open segment, whose row IDs
+/// then start again from 1, does not hide the spans written after it from that recount.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn red_cells_waiting_in_memory_are_counted_through_stops_and_retention() {
+    let (first, spans) = conformance::rolled_spans();
+    let stored = |sqlite: &SqliteStore| -> i64 {
+        let open = sqlite.segments().pop().expect("open segment");
+        rusqlite::Connection::open(&open.path)
+            .expect("segment")
+            .query_row(
+                "SELECT coalesce(sum(requests), 0) FROM red_rollups",
+                [],
+                |r| r.get(0),
+            )
+            .expect("red_rollups")
+    };
+    for every in [
+        std::time::Duration::ZERO,
+        std::time::Duration::from_secs(3600),
+    ] {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut config = SqliteConfig::new(dir.path());
+        config.red_flush_every = every;
+        let write = |store: Arc<dyn Store>, spans: Vec<gauntlet_collector::model::SpanRecord>| async move {
+            for chunk in spans.chunks(500) {
+                let mut batch = Batch::default();
+                batch.spans.extend(chunk.iter().cloned());
+                store.write(batch).await.expect("write");
+            }
+        };
+        {
+            let sqlite = Arc::new(SqliteStore::open(&config).expect("open"));
+            let store: Arc<dyn Store> = sqlite.clone();
+            write(store.clone(), spans[..2_000].to_vec()).await;
+            let flushed = if every.is_zero() { 2_000 } else { 0 };
+            assert_eq!(stored(&sqlite), flushed, "flush every {every:?}");
+            conformance::rollups_count_the_spans(&store, first, 1, &spans[..2_000]).await;
+            // Dropped without `close`: nothing more is written.
+        }
+        let sqlite = Arc::new(SqliteStore::open(&config).expect("reopen"));
+        let store: Arc<dyn Store> = sqlite.clone();
+        conformance::rollups_count_the_spans(&store, first, 1, &spans[..2_000]).await;
+        // Retention empties the open segment; the spans after it reuse its row IDs.
+        conformance::prune_older_than(&store, gauntlet_collector::model::now_ns()).await;
+        assert_eq!(stored(&sqlite), 0, "retention took every count out");
+        write(store.clone(), spans[2_000..].to_vec()).await;
+        drop((store, sqlite));
+        let sqlite = Arc::new(SqliteStore::open(&config).expect("reopen"));
+        let store: Arc<dyn Store> = sqlite.clone();
+        conformance::rollups_count_the_spans(&store, first, 1, &spans[2_000..]).await;
+        sqlite.close().await;
+        assert_eq!(stored(&sqlite), 1_000, "close writes what waits");
+    }
 }

@@ -161,8 +161,9 @@ pub const SEGMENTS_TABLE: &str = r#"
 /// the keys point at span rows (no `trace_parts`), 4 since search finds spans by service and
 /// time through `span_times` (no live `spans_by_service` index), 5 since `red_rollups`, 6
 /// since `red_tiers`, 7 since `edge_rollups` and `edge_tiers`, 8 since span attributes are
-/// packed (`sqlite/packed.rs`: a BLOB, or JSON text when a key had no ID).
-pub const SEGMENT_VERSION: i64 = 8;
+/// packed (`sqlite/packed.rs`: a BLOB, or JSON text when a key had no ID), 9 since the open
+/// segment writes its RED rows about once a second rather than per commit (`red_flushed`).
+pub const SEGMENT_VERSION: i64 = 9;
 
 /// What segment format 2 added to format 1: the secret of the segment's ID keys (one row),
 /// and the sealed segment's lookups, filled when it is sealed: its sorted (key, rowid)
@@ -219,8 +220,8 @@ pub const SEGMENT_SCHEMA: &str = r#"
     );
     CREATE INDEX span_times_by_service ON span_times (service_id, last_start);
     -- Format 5: the RED rollups of the segment's spans (crate::rollup), written in the
-    -- transaction that writes them; one row per 10 s bucket and key. `latency` is the
-    -- encoded DDSketch of the durations.
+    -- transaction that writes them (from format 9, about once a second: see red_flushed);
+    -- one row per 10 s bucket and key. `latency` is the encoded DDSketch of the durations.
     CREATE TABLE red_rollups (
         service_id INTEGER NOT NULL,
         bucket INTEGER NOT NULL,
@@ -235,6 +236,13 @@ pub const SEGMENT_SCHEMA: &str = r#"
         latency BLOB NOT NULL,
         PRIMARY KEY (service_id, bucket, op_id, kind, resource_id, status_code, http_class)
     ) WITHOUT ROWID;
+    -- Format 9: the last span row `red_rollups` counts. While the segment is open, the
+    -- cells of later spans wait in memory and are written about once a second; on open they
+    -- are counted again from the spans after it (sqlite/rollups.rs).
+    CREATE TABLE red_flushed (
+        id INTEGER PRIMARY KEY CHECK (id = 1),
+        last_span INTEGER NOT NULL
+    );
     -- Format 6: `red_rollups` merged per minute (width 6), 10 minutes (60) and hour (360)
     -- when the segment is sealed; `bucket` is the first 10 s bucket a row covers.
     CREATE TABLE red_tiers (

@@ -18,7 +18,9 @@ use foldhash::fast::RandomState as FastState;
 use rusqlite::Connection;
 use siphasher::sip::SipHasher13;
 
+use super::dictionary::Names;
 use super::key_blocks::{self, KeyTable};
+use super::rollups::{self, PendingRed};
 use super::segment::{Format, Lookup, Search};
 use super::span_times::ServiceTimes;
 use crate::model::TraceId;
@@ -88,6 +90,8 @@ pub(super) struct OpenIndex {
     /// The spans by service and start time (segment format 4; empty for older formats,
     /// whose files index them).
     times: ServiceTimes,
+    /// The RED cells of committed spans not yet written to the file (format 9 on).
+    red: PendingRed,
 }
 
 impl OpenIndex {
@@ -100,11 +104,16 @@ impl OpenIndex {
             prev_correlation: Vec::new(),
             incomplete: false,
             times: ServiceTimes::default(),
+            red: PendingRed::new(),
         }
     }
 
     /// Reads a segment's references back into memory (after a restart, or a seal cut short).
-    pub(super) fn rebuild(conn: &Connection, format: Format) -> Result<Self, StoreError> {
+    pub(super) fn rebuild(
+        conn: &Connection,
+        format: Format,
+        names: &Names,
+    ) -> Result<Self, StoreError> {
         let mut index = Self::new(format.keys);
         for_each_reference(conn, format.lookup(), |row, trace, correlation| {
             index.add(row, trace, correlation)
@@ -112,7 +121,20 @@ impl OpenIndex {
         if format.search() == Search::SpanTimes {
             index.times = ServiceTimes::rebuild(conn)?;
         }
+        index.red = if format.defers_red() {
+            rollups::rebuild_pending(conn, names)?
+        } else {
+            PendingRed::default()
+        };
         Ok(index)
+    }
+
+    pub(super) fn red(&self) -> &PendingRed {
+        &self.red
+    }
+
+    pub(super) fn red_mut(&mut self) -> &mut PendingRed {
+        &mut self.red
     }
 
     pub(super) fn times(&self) -> &ServiceTimes {
@@ -183,6 +205,7 @@ impl OpenIndex {
     /// Forgets everything: the segment's rows were all deleted, and SQLite may hand out
     /// their rowids again.
     pub(super) fn clear(&mut self) {
+        // The RED cells too: they were flushed first, and `red_flushed` went with the rows.
         *self = Self::new(self.keys);
     }
 }
@@ -532,7 +555,7 @@ mod tests {
         }
         let keys = Keys::random();
         let format = Format { keys, version: 3 };
-        let index = OpenIndex::rebuild(&conn, format).expect("rebuild");
+        let index = OpenIndex::rebuild(&conn, format, &Names::default()).expect("rebuild");
         assert_eq!(index.trace_refs(&[1; 16]), vec![6, 1]);
         assert_eq!(index.trace_refs(&[2; 16]), vec![4]);
         assert_eq!(index.trace_refs(&[3; 16]), vec![7]);

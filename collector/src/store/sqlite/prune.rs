@@ -195,12 +195,16 @@ impl Writer {
         let Some(last) = last else {
             return Ok(PruneReport::default());
         };
+        let open = segment.id == self.segment.id;
+        if open {
+            // The rows must count what is taken out of them.
+            self.flush_red()?;
+        }
         let rollups = segment.rollups.then_some(segment.has_tiers());
         let dictionary = self.dictionary.clone();
         let (mut report, batches) = self.with_conn(segment, |conn| {
-            delete_up_to(conn, last, rollups, &dictionary)
+            delete_up_to(conn, last, (rollups, open), &dictionary)
         })?;
-        let open = segment.id == self.segment.id;
         if open && report.spans > 0 {
             // Its cached cells may hold what was just taken out of the rollups.
             self.rollups = Default::default();
@@ -269,10 +273,11 @@ fn cut_by_age(conn: &mut Connection, older_than: i64) -> Result<Cut, StoreError>
 /// One step of deleting every row of the batches up to `cutoff`; the batch rows go once
 /// their rows have (the second number: how many went). With `rollups` (`Some(tiers)`, the
 /// segment's format has them), the spans deleted are first taken out of its RED rollups.
+/// `open`: the writer's segment, whose RED cells it has just flushed.
 fn delete_up_to(
     conn: &mut Connection,
     cutoff: i64,
-    rollups: Option<bool>,
+    (rollups, open): (Option<bool>, bool),
     dictionary: &super::dictionary::Dictionary,
 ) -> Result<(PruneReport, u64), StoreError> {
     let tx = conn.transaction()?;
@@ -300,6 +305,14 @@ fn delete_up_to(
         }
     }
     report.spans = delete("spans", last_span)?;
+    if open && report.spans > 0 {
+        // An empty table hands out its row IDs again from 1: `red_flushed` must not say
+        // that rows to come are counted.
+        tx.execute(
+            "DELETE FROM red_flushed WHERE NOT EXISTS (SELECT 1 FROM spans)",
+            [],
+        )?;
+    }
     // NULL from segment format 3 on, which has no trace_parts.
     report.traces = delete("trace_parts", last_part)?;
     report.logs = delete("logs", last_log)?;

@@ -390,12 +390,16 @@ impl Store for SqliteStore {
                         ops: plan.op_ids.as_deref(),
                         resources: plan.resource_ids.as_deref(),
                     };
-                    with_segment(segment, |conn| {
-                        scan.read(conn, |row| {
+                    let waiting = with_segment(segment, |conn| {
+                        scan.read_with_pending(segment, conn, |row| {
                             let i = op(&mut merger, row.op);
                             Ok(merger.add_stored(row.bucket, i, row.counts, row.latency)?)
                         })
                     })?;
+                    for (key, cell) in &waiting {
+                        let i = op(&mut merger, key.op);
+                        merger.add(key.bucket, i, cell);
+                    }
                 }
             }
             Ok(merger.finish())
@@ -494,6 +498,14 @@ impl Store for SqliteStore {
                 .filter(|s| s.id != super::segment::LEGACY)
                 .map(|s| s.disk_bytes())
                 .sum::<u64>())
+    }
+
+    async fn close(&self) {
+        // Not needed for the counts (a restart counts the unflushed spans again), but the
+        // next start is quicker.
+        if let Err(e) = self.with_writer(|w| w.flush_red()).await {
+            tracing::warn!(error = %e, "cannot write the open segment's RED rows at close");
+        }
     }
 
     async fn check_ready(&self) -> Result<(), StoreError> {

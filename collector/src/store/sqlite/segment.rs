@@ -97,6 +97,12 @@ impl Format {
         self.version >= 7
     }
 
+    /// Whether the open segment's RED cells wait in memory between flushes (format 9 on;
+    /// `rollups.rs`).
+    pub(super) fn defers_red(self) -> bool {
+        self.version >= 9
+    }
+
     /// Whether this build writes new rows into such a file.
     pub(super) fn is_current(self) -> bool {
         self.version == SEGMENT_VERSION
@@ -516,6 +522,12 @@ fn seal(catalog: &Path, job: SealJob) -> Result<(), StoreError> {
             Some(open) => span_times::write(&tx, open.times())?,
             None => span_times::write(&tx, &ServiceTimes::rebuild(&tx)?)?,
         }
+    }
+    if let Some(open) = segment.index().as_ref()
+        && open.red().len() > 0
+    {
+        // What the writer had not flushed yet (or a restart counted again from the spans).
+        rollups::flush(&tx, open.red(), &rollups::RollupCache::default())?;
     }
     if segment.has_tiers {
         rollups::write_tiers(&tx)?;

@@ -16,6 +16,7 @@ use super::connections::Checkpointer;
 use super::dictionary::{Dictionary, NewName, OperationName};
 use super::encoding::{LogRow, Rows, SpanRow};
 use super::open_index::{OpenIndex, Runs};
+use super::rollups::{self, RollupCache};
 use super::segment::{self, Job, OPEN, SEALING, SealJob, Sealer, Search, Segment};
 use super::span_times::SpanTime;
 use super::{SegmentLimits, Sync};
@@ -48,14 +49,20 @@ pub(super) struct Writer {
     pub(super) scopes: HashMap<(String, String), i64>,
     /// `metrics.sqlite`: series and their points.
     pub(super) metrics: super::metrics::MetricWriter,
-    /// The open segment's recent RED cells (`rollups.rs`).
-    pub(super) rollups: super::rollups::RollupCache,
+    /// The open segment's recent RED rows (`rollups.rs`).
+    pub(super) rollups: RollupCache,
+    /// How often the open segment's waiting RED cells are written, and when they last were.
+    pub(super) red_flush: (std::time::Duration, std::time::Instant),
     /// Joins the spans of calls between services (`edges.rs`); rebuilt from the store on
     /// open, and before the next write after a failed commit (`None` until then).
     pub(super) edges: Option<EdgeMatcher<i64>>,
     /// Dropped last: lets a seal under way finish.
     pub(super) sealer: Sealer,
 }
+
+/// Waiting RED cells past which the writer flushes whatever the time: bounds their memory
+/// when spans scatter over many buckets.
+const MAX_WAITING_RED: usize = 4096;
 
 /// The interned IDs of one span or log.
 #[derive(Clone, Copy)]
@@ -112,19 +119,18 @@ impl Writer {
             &edge_spans(&batch.spans, &span_ids),
             &mut edge_cells,
         );
+        let red = rollups::cells_of(&batch.spans, &span_ids);
         let written = write_rows(
             &mut self.conn,
             &batch,
             (&span_ids, &log_ids),
             received_ns,
-            (&mut self.rollups, (&edge_cells, matcher)),
+            (&edge_cells, matcher),
         );
         let (references, first_span) = match written {
             Ok(w) => w,
             Err(e) => {
-                // The cache may hold cells of the rolled-back transaction, the matcher
-                // spans that are not stored.
-                self.rollups = Default::default();
+                // The matcher holds spans that are not stored.
                 self.edges = None;
                 return Err(e);
             }
@@ -132,6 +138,11 @@ impl Writer {
         if let Some(index) = self.segment.index_mut().as_mut() {
             for r in &references {
                 index.add(r.row, r.trace.as_ref(), r.correlation);
+            }
+            if let Some(first) = first_span {
+                index
+                    .red_mut()
+                    .add(red, first + batch.spans.len() as i64 - 1);
             }
             // Span rows are consecutive from the commit's first.
             if let (Some(first), Search::SpanTimes) = (first_span, self.segment.search) {
@@ -158,6 +169,15 @@ impl Writer {
             self.segment.extend_start_range(lo, hi);
         }
         self.rows += (batch.spans.len() + batch.logs.len()) as u64;
+        let (every, last) = self.red_flush;
+        let waiting = self.segment.index().as_ref().map_or(0, |i| i.red().len());
+        if waiting > 0 && (last.elapsed() >= every || waiting >= MAX_WAITING_RED) {
+            // The batch is committed; cells that cannot be written now wait for the next try
+            // (and are counted again from the spans after a restart).
+            if let Err(e) = self.flush_red() {
+                tracing::warn!(error = %e, "cannot write the open segment's RED rows; trying again later");
+            }
+        }
         if self.rows >= self.limits.rows || self.segment.disk_bytes() >= self.limits.bytes {
             // The batch is committed whatever happens here; a failed start of the next
             // segment is tried again after the next batch.
@@ -165,6 +185,29 @@ impl Writer {
                 tracing::warn!(error = %e, "cannot start a new segment; writing on in the full one");
             }
         }
+        Ok(())
+    }
+
+    /// Writes the open segment's waiting RED cells into its rows (`rollups.rs`).
+    pub(super) fn flush_red(&mut self) -> Result<(), StoreError> {
+        self.red_flush.1 = std::time::Instant::now();
+        let written = {
+            let index = self.segment.index();
+            let Some(pending) = index.as_ref().map(OpenIndex::red) else {
+                return Ok(());
+            };
+            if pending.len() == 0 {
+                return Ok(());
+            }
+            let tx = self.conn.transaction()?;
+            let written = rollups::flush(&tx, pending, &self.rollups)?;
+            tx.commit()?;
+            written
+        };
+        if let Some(index) = self.segment.index_mut().as_mut() {
+            index.red_mut().flushed();
+        }
+        self.rollups.flushed(written);
         Ok(())
     }
 
@@ -293,10 +336,7 @@ fn write_rows<'a>(
     batch: &'a Rows,
     (span_ids, log_ids): (&[RowIds], &[RowIds]),
     received_ns: i64,
-    (rollups, (edge_cells, matcher)): (
-        &mut super::rollups::RollupCache,
-        (&EdgeCells<i64>, &EdgeMatcher<i64>),
-    ),
+    (edge_cells, matcher): (&EdgeCells<i64>, &EdgeMatcher<i64>),
 ) -> Result<(Vec<Reference<'a>>, Option<i64>), StoreError> {
     let tx = conn.transaction()?;
     tx.execute(
@@ -305,7 +345,6 @@ fn write_rows<'a>(
     )?;
     let batch_id = tx.last_insert_rowid();
     let (references, last_span) = insert_spans(&tx, batch, span_ids)?;
-    super::rollups::add(&tx, &batch.spans, span_ids, rollups)?;
     super::edges::add(&tx, edge_cells, matcher)?;
     let last_log = insert_logs(&tx, &batch.logs, log_ids)?;
     tx.execute(
