@@ -342,6 +342,12 @@ impl<S: Copy + Eq + Hash> EdgeMatcher<S> {
         let mut recycled = std::mem::take(&mut self.previous);
         recycled.owners.clear();
         recycled.waiting.clear();
+        // While the rate climbs (a start, a burst) the recycled tables are too small: sized
+        // at once for what the ending generation held, not doubled (each time a new table,
+        // every entry moved, fresh pages faulted in) up to it.
+        recycled
+            .owners
+            .reserve(self.current.owners.len().min(MAX_REMEMBERED));
         if both {
             self.current.owners.clear();
             self.current.waiting.clear();
