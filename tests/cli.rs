@@ -177,6 +177,23 @@ fn kill_9_right_after_a_successful_export_loses_nothing() {
             Some(traces),
             "{body}"
         );
+        // RED from the rollups (a step of whole 10 s buckets): the open segment's counts that
+        // were still in memory when it died are counted again from its spans on start.
+        let red: gauntlet_query_api::red::Red = client
+            .get(format!(
+                "http://{}/api/v1/red?service=durable&start=1699999990000000\
+                 &end=1700000010000000&step=10s",
+                c.api
+            ))
+            .send()
+            .await
+            .expect("RED answered")
+            .json()
+            .await
+            .expect("RED's answer");
+        let whole = red.series.iter().find(|s| s.operation.is_none());
+        let requests: u64 = whole.map_or(0, |s| s.points.iter().map(|p| p.requests).sum());
+        assert_eq!(requests, (traces * spans_per_trace) as u64, "{red:?}");
     });
 }
 
