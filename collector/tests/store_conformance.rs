@@ -849,3 +849,58 @@ async fn red_cells_waiting_in_memory_are_counted_through_stops_and_retention() {
         assert_eq!(stored(&sqlite), 1_000, "close writes what waits");
     }
 }
+
+/// A segment that is still sealing holds RED cells in memory that its file does not, and
+/// both the seal and a retention cut write them: the cut first (its spans must be in the
+/// rows before it takes them out), the seal then finding them written. Made so here: the
+/// store stops with its full segments listed as sealing and their rollups gone (as a stop
+/// before their first flush leaves them), is reopened, which counts their spans again in
+/// memory and queues their seals, and is cut at once, while the seal of the segment it cuts
+/// runs (which first is up to the threads: here mostly the seal; a cut that read the file
+/// before the seal's commit and wrote after it failed as "database is locked" until both
+/// took the write lock first). Either way RED counts exactly the spans kept; that the second
+/// of two flushes writes nothing is `rollups::tests::cells_flushed_twice_are_written_once`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_retention_cut_of_a_sealing_segment_counts_its_waiting_cells_once() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut config = SqliteConfig::new(dir.path());
+    config.segments.rows = 1_200;
+    let (first, spans) = conformance::rolled_spans();
+    let cut = {
+        let sqlite = Arc::new(SqliteStore::open(&config).expect("open"));
+        let store: Arc<dyn Store> = sqlite.clone();
+        let write = |chunk: &[gauntlet_collector::model::SpanRecord]| {
+            let mut batch = Batch::default();
+            batch.spans.extend(chunk.iter().cloned());
+            let store = store.clone();
+            async move { store.write(batch).await.expect("write") }
+        };
+        write(&spans[..500]).await;
+        let cut = gauntlet_collector::model::now_ns();
+        for chunk in spans[500..].chunks(500) {
+            write(chunk).await;
+        }
+        let segments = sealed(&sqlite).await;
+        assert_eq!(segments.len(), 3, "{segments:?}");
+        for s in &segments[..2] {
+            rusqlite::Connection::open(&s.path)
+                .expect("segment")
+                .execute_batch(
+                    "DELETE FROM red_rollups; DELETE FROM red_tiers; DELETE FROM red_flushed;",
+                )
+                .expect("forget the rollups");
+        }
+        cut
+    };
+    rusqlite::Connection::open(dir.path().join(DB_FILE))
+        .expect("catalog")
+        .execute("UPDATE segments SET state = 1 WHERE state = 2", [])
+        .expect("unseal");
+    let sqlite = Arc::new(SqliteStore::open(&config).expect("reopen"));
+    let store: Arc<dyn Store> = sqlite.clone();
+    conformance::prune_older_than(&store, cut).await;
+    sealed(&sqlite).await;
+    for per_step in [1, 6, 60, 360] {
+        conformance::rollups_count_the_spans(&store, first, per_step, &spans[500..]).await;
+    }
+}

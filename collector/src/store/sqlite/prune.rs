@@ -4,8 +4,9 @@
 //! and the open one when it alone is over the budget, are cut by batch instead: rows are
 //! appended in batch order, so "everything up to the cut" is a rowid range per table.
 
-use rusqlite::{Connection, OptionalExtension, params};
+use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 
+use super::rollups;
 use super::segment::{self, Job, LEGACY, Segment, trash_dir};
 use super::write::Writer;
 use crate::store::{PruneReport, RetentionPolicy, StoreError};
@@ -196,9 +197,11 @@ impl Writer {
             return Ok(PruneReport::default());
         };
         let open = segment.id == self.segment.id;
+        // The rows must count what is taken out of them.
         if open {
-            // The rows must count what is taken out of them.
             self.flush_red()?;
+        } else {
+            self.flush_sealing(segment)?;
         }
         let rollups = segment.rollups.then_some(segment.has_tiers());
         let dictionary = self.dictionary.clone();
@@ -228,6 +231,31 @@ impl Writer {
         }
         report.more = report.spans + report.logs + report.traces + batches > 0;
         Ok(report)
+    }
+
+    /// Writes the RED cells a segment that is still sealing holds in memory (the seal writes
+    /// them too; whichever commits second writes nothing: `rollups::flush`).
+    fn flush_sealing(&mut self, segment: &Segment) -> Result<(), StoreError> {
+        {
+            let index = segment.index();
+            let Some(pending) = index.as_ref().map(|open| open.red()) else {
+                return Ok(());
+            };
+            if pending.len() == 0 {
+                return Ok(());
+            }
+            self.with_conn(segment, |conn| {
+                // Immediate: the sealer may write the file too, and a deferred transaction
+                // that read before its commit could not write after it (busy, no retry).
+                let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+                rollups::flush(&tx, pending, &rollups::RollupCache::default())?;
+                Ok(tx.commit()?)
+            })?;
+        }
+        if let Some(index) = segment.index_mut().as_mut() {
+            index.red_mut().flushed();
+        }
+        Ok(())
     }
 
     /// Bytes in use: the catalog, the metrics file and every segment file with its WAL.
@@ -280,7 +308,8 @@ fn delete_up_to(
     (rollups, open): (Option<bool>, bool),
     dictionary: &super::dictionary::Dictionary,
 ) -> Result<(PruneReport, u64), StoreError> {
-    let tx = conn.transaction()?;
+    // Immediate, as `flush_sealing`'s: a segment still sealing has another writer.
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     let (last_span, last_part, last_log): (Option<i64>, Option<i64>, Option<i64>) = tx.query_row(
         "SELECT max(last_span), max(last_part), max(last_log) FROM batches WHERE id <= ?1",
         [cutoff],

@@ -152,11 +152,20 @@ pub(super) fn cells_of(spans: &[SpanRow], ids: &[RowIds]) -> RedCells {
 /// records the last span they count in `red_flushed`; returns the rows written, for the
 /// cache once the transaction commits (per key, the stored cell (from the cache, or read)
 /// plus the waiting one, written back whole).
+///
+/// Only if `red_flushed` still says the flush the cells follow: a sealing segment's cells
+/// may be flushed by the sealer and by a retention cut, each in its own transaction, and
+/// the second must not add them again (it then writes nothing and returns nothing).
 pub(super) fn flush(
     tx: &Transaction<'_>,
     pending: &PendingRed,
     cache: &RollupCache,
 ) -> Result<Vec<(RedKey, RedCell)>, StoreError> {
+    if let Some(after) = pending.flushed
+        && flushed_upto(tx)? != after
+    {
+        return Ok(Vec::new());
+    }
     let mut read = tx.prepare_cached(
         "SELECT requests, errors, throttled, latency FROM red_rollups
          WHERE service_id = ?1 AND bucket = ?2 AND op_id = ?3 AND kind = ?4
@@ -648,5 +657,34 @@ mod tests {
         };
         assert_eq!(counted(&scan, &conn, racing).expect("read"), 10);
         assert_eq!(copies.get(), 2, "the stale copy was taken again");
+    }
+
+    /// The sealer and a retention cut may both flush a sealing segment's cells: the one
+    /// that commits second finds `red_flushed` moved and writes nothing.
+    #[test]
+    fn cells_flushed_twice_are_written_once() {
+        let mut conn = Connection::open_in_memory().expect("sqlite");
+        conn.execute_batch(SEGMENT_SCHEMA).expect("schema");
+        let mut pending = PendingRed::new();
+        let mut cells = RedCells::default();
+        for i in 0..7 {
+            cells.add(key(i % 2), 1_000 * (i + 1), None);
+        }
+        pending.add(cells, 7);
+        for round in 0..2 {
+            let tx = conn.transaction().expect("tx");
+            let written = flush(&tx, &pending, &RollupCache::default()).expect("flush");
+            tx.commit().expect("commit");
+            assert_eq!(
+                written.len(),
+                if round == 0 { 2 } else { 0 },
+                "round {round}"
+            );
+        }
+        let requests: i64 = conn
+            .query_row("SELECT sum(requests) FROM red_rollups", [], |r| r.get(0))
+            .expect("sum");
+        assert_eq!(requests, 7);
+        assert_eq!(flushed_upto(&conn).expect("mark"), 7);
     }
 }
