@@ -170,6 +170,9 @@ pub struct EdgeMatcher<S> {
     previous: Generation<S>,
     /// The current generation's number (arrival time / [`GENERATION_NS`]).
     generation: Option<i64>,
+    /// When the current generation's first batch arrived: a generation entered late (the
+    /// first after a start) held spans for only part of its time.
+    entered_ns: i64,
     protocols: Vec<String>,
     protocol_ids: HashMap<String, u32>,
 }
@@ -180,6 +183,7 @@ impl<S> Default for EdgeMatcher<S> {
             current: Generation::default(),
             previous: Generation::default(),
             generation: None,
+            entered_ns: 0,
             protocols: vec![String::new()],
             protocol_ids: HashMap::new(),
         }
@@ -322,12 +326,19 @@ impl<S: Copy + Eq + Hash> EdgeMatcher<S> {
         let now = received_ns.div_euclid(GENERATION_NS);
         let Some(generation) = self.generation else {
             self.generation = Some(now);
+            self.entered_ns = received_ns;
             return;
         };
         if now <= generation {
             return;
         }
+        // The ending generation's rate over the time it was entered for (at least a fifth of
+        // it, so that one batch just before its end does not size the next for millions).
+        let held = (generation + 1) * GENERATION_NS - self.entered_ns;
+        let expected = self.current.owners.len() as i64 * GENERATION_NS
+            / held.clamp(GENERATION_NS / 5, GENERATION_NS);
         self.generation = Some(now);
+        self.entered_ns = received_ns;
         let both = now > generation + 1;
         let mut ended: Vec<Child<S>> = self.previous.waiting.drain().flat_map(|(_, c)| c).collect();
         if both {
@@ -343,11 +354,11 @@ impl<S: Copy + Eq + Hash> EdgeMatcher<S> {
         recycled.owners.clear();
         recycled.waiting.clear();
         // While the rate climbs (a start, a burst) the recycled tables are too small: sized
-        // at once for what the ending generation held, not doubled (each time a new table,
-        // every entry moved, fresh pages faulted in) up to it.
+        // at once for what the ending generation held at its rate, not doubled (each time a
+        // new table, every entry moved, fresh pages faulted in) up to it.
         recycled
             .owners
-            .reserve(self.current.owners.len().min(MAX_REMEMBERED));
+            .reserve((expected as usize).min(MAX_REMEMBERED));
         if both {
             self.current.owners.clear();
             self.current.waiting.clear();
@@ -535,6 +546,32 @@ mod tests {
 
     fn calls(cells: &EdgeCells<u32>) -> u64 {
         cells.values().map(|c| c.calls).sum()
+    }
+
+    /// A generation entered for its last second (the first after a start) sizes the next
+    /// for its rate over a whole generation, not for the spans it saw: 2,000 spans in one
+    /// second make room for about 10,000, so the next is not grown up to that by doubling.
+    #[test]
+    fn the_next_generation_is_sized_for_the_rate_of_the_one_before() {
+        let g = GENERATION_NS;
+        let mut matcher = EdgeMatcher::default();
+        let mut cells = EdgeCells::default();
+        for batch in 0..20u16 {
+            let spans: Vec<_> = (0..100u16)
+                .map(|i| {
+                    let n = batch * 100 + i;
+                    let mut s = span(0, 0, None, 1);
+                    s.trace_id[..2].copy_from_slice(&n.to_be_bytes());
+                    s
+                })
+                .collect();
+            matcher.observe(11 * g - g / 5 + i64::from(batch), &spans, &mut cells);
+        }
+        assert_eq!(matcher.held().0, 2_000);
+        matcher.observe(11 * g, &[], &mut cells);
+        let room = matcher.current.owners.capacity();
+        assert!(room >= 10_000, "room for {room} spans");
+        assert!(room < 40_000, "room for {room} spans");
     }
 
     #[test]
