@@ -601,18 +601,10 @@ async fn a_retention_cut_leaves_the_rollups_and_tiers_of_what_is_kept() {
     let sqlite = Arc::new(SqliteStore::open(&config).expect("open"));
     let store: Arc<dyn Store> = sqlite.clone();
     let (first, spans) = conformance::rolled_spans();
-    let write = |chunk: &[gauntlet_collector::model::SpanRecord]| {
-        let mut batch = Batch::default();
-        batch.spans.extend(chunk.iter().cloned());
-        let store = store.clone();
-        async move { store.write(batch).await.expect("write") }
-    };
-    write(&spans[..500]).await;
-    let cut = gauntlet_collector::model::now_ns();
-    for chunk in spans[500..].chunks(500) {
-        write(chunk).await;
-    }
-    write(&[span(251, 1, None, "other", "op", T0, 1)]).await;
+    let cut = write_around_a_cut(&store, &spans).await;
+    let mut other = Batch::default();
+    other.spans.push(span(251, 1, None, "other", "op", T0, 1));
+    store.write(other).await.expect("write");
     let segments = sealed(&sqlite).await;
     assert_eq!(segments.len(), 3, "{segments:?}");
     conformance::prune_older_than(&store, cut).await;
@@ -624,6 +616,24 @@ async fn a_retention_cut_leaves_the_rollups_and_tiers_of_what_is_kept() {
     for per_step in [1, 6, 60, 360] {
         conformance::rollups_count_the_spans(&store, first, per_step, &spans[500..]).await;
     }
+}
+
+/// Writes the first 500 spans, notes the time, then the rest in batches of 500: a retention
+/// cut at the returned time takes the first batch only.
+async fn write_around_a_cut(
+    store: &Arc<dyn Store>,
+    spans: &[gauntlet_collector::model::SpanRecord],
+) -> i64 {
+    let mut cut = 0;
+    for (i, chunk) in spans.chunks(500).enumerate() {
+        if i == 1 {
+            cut = gauntlet_collector::model::now_ns();
+        }
+        let mut batch = Batch::default();
+        batch.spans.extend(chunk.iter().cloned());
+        store.write(batch).await.expect("write");
+    }
+    cut
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -869,17 +879,7 @@ async fn a_retention_cut_of_a_sealing_segment_counts_its_waiting_cells_once() {
     let cut = {
         let sqlite = Arc::new(SqliteStore::open(&config).expect("open"));
         let store: Arc<dyn Store> = sqlite.clone();
-        let write = |chunk: &[gauntlet_collector::model::SpanRecord]| {
-            let mut batch = Batch::default();
-            batch.spans.extend(chunk.iter().cloned());
-            let store = store.clone();
-            async move { store.write(batch).await.expect("write") }
-        };
-        write(&spans[..500]).await;
-        let cut = gauntlet_collector::model::now_ns();
-        for chunk in spans[500..].chunks(500) {
-            write(chunk).await;
-        }
+        let cut = write_around_a_cut(&store, &spans).await;
         let segments = sealed(&sqlite).await;
         assert_eq!(segments.len(), 3, "{segments:?}");
         for s in &segments[..2] {
