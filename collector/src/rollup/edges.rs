@@ -18,9 +18,16 @@
 //! matcher after a restart by feeding it again, without writing, the batches of the last
 //! [`REPLAY_GENERATIONS`] generations ([`replay_from`]): what they counted was committed
 //! with them, and what still waits waits again.
+//!
+//! A remembered span is an entry of 16 bytes: its trace and span IDs (24 bytes) hashed with
+//! the matcher's random seed to the 64-bit key that finds it, 32 other bits of them that
+//! must match too, and its service. At hundreds of thousands of spans a second the tables
+//! hold millions of entries and every lookup misses the caches: their size is the
+//! matcher's cost. Two spans whose keys collide (about once in 10^7 generations at the
+//! largest) are one entry, the later kept: the earlier is then as if not remembered.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::hash::Hash;
+use std::hash::{BuildHasher, BuildHasherDefault, Hash, Hasher};
 
 use gauntlet_query_api::dependencies::DependencyLink;
 
@@ -36,8 +43,10 @@ pub const GENERATION_NS: i64 = 5_000_000_000;
 pub const REPLAY_GENERATIONS: i64 = 3;
 
 /// Spans remembered per generation at most; past it, a span is not remembered (its children
-/// then count as if it had not come). Bounds memory to about 100 MB at any rate.
-pub const MAX_REMEMBERED: usize = 2_000_000;
+/// then count as if it had not come). As many as a table of 2^22 entries of 16 bytes holds
+/// (7/8 of them): about 70 MB a generation, 140 MB in all, at any rate; enough for 700k
+/// spans a second.
+pub const MAX_REMEMBERED: usize = 3_500_000;
 
 /// The arrival time from which a replay must feed batches to rebuild the state the batches
 /// up to `last_received_ns` left.
@@ -45,7 +54,42 @@ pub fn replay_from(last_received_ns: i64) -> i64 {
     (last_received_ns.div_euclid(GENERATION_NS) - (REPLAY_GENERATIONS - 1)) * GENERATION_NS
 }
 
-type SpanKey = (TraceId, SpanId);
+/// A span as the matcher finds it: the seeded hash of its trace and span IDs, and 32 other
+/// bits of them that tell it from a span whose hash collided.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct SpanRef {
+    key: u64,
+    check: u32,
+}
+
+/// A remembered span: its [`SpanRef::check`] and its service (16 bytes with the key when
+/// `S` is `u32`).
+#[derive(Debug, Clone, Copy)]
+struct Owner<S> {
+    check: u32,
+    service: S,
+}
+
+/// The tables' keys are already seeded hashes: used as they are, not hashed again.
+#[derive(Debug, Default, Clone, Copy)]
+struct KeyHasher(u64);
+
+impl Hasher for KeyHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        // Only u64 keys are hashed; anything else is folded in rather than lost.
+        for &b in bytes {
+            self.0 = self.0.rotate_left(8) ^ u64::from(b);
+        }
+    }
+    fn write_u64(&mut self, key: u64) {
+        self.0 = key;
+    }
+}
+
+type KeyMap<V> = HashMap<u64, V, BuildHasherDefault<KeyHasher>>;
 
 /// What the matcher reads of a span; `service` is the store's ID for the span's service.
 #[derive(Debug, Clone)]
@@ -142,23 +186,22 @@ struct Child<S> {
     error: bool,
     protocol: u32,
     /// Its parent until that is found to be of its own service (or the wait ends).
-    parent: Option<SpanKey>,
-    link: Option<SpanKey>,
+    parent: Option<SpanRef>,
+    link: Option<SpanRef>,
 }
 
-/// One generation's spans: who owns each, and who waits for which. Looked up once or twice
-/// per span: foldhash (randomly seeded per map) rather than SipHash.
+/// One generation's spans: who owns each, and who waits for which (by [`SpanRef::key`]).
 #[derive(Debug)]
 struct Generation<S> {
-    owners: foldhash::HashMap<SpanKey, S>,
-    waiting: foldhash::HashMap<SpanKey, Vec<Child<S>>>,
+    owners: KeyMap<Owner<S>>,
+    waiting: KeyMap<Vec<Child<S>>>,
 }
 
 impl<S> Default for Generation<S> {
     fn default() -> Self {
         Self {
-            owners: foldhash::HashMap::default(),
-            waiting: foldhash::HashMap::default(),
+            owners: KeyMap::default(),
+            waiting: KeyMap::default(),
         }
     }
 }
@@ -175,6 +218,8 @@ pub struct EdgeMatcher<S> {
     entered_ns: i64,
     protocols: Vec<String>,
     protocol_ids: HashMap<String, u32>,
+    /// Seeds [`SpanRef::key`]: a peer cannot choose IDs that collide.
+    seed: foldhash::fast::RandomState,
 }
 
 impl<S> Default for EdgeMatcher<S> {
@@ -184,6 +229,7 @@ impl<S> Default for EdgeMatcher<S> {
             previous: Generation::default(),
             generation: None,
             entered_ns: 0,
+            seed: foldhash::fast::RandomState::default(),
             protocols: vec![String::new()],
             protocol_ids: HashMap::new(),
         }
@@ -217,23 +263,29 @@ impl<S: Copy + Eq + Hash> EdgeMatcher<S> {
         cells: &mut EdgeCells<S>,
     ) {
         self.advance(received_ns, cells);
-        for s in spans {
+        let refs: Vec<SpanRef> = spans
+            .iter()
+            .map(|s| self.span_ref(&s.trace_id, &s.span_id))
+            .collect();
+        for (s, r) in spans.iter().zip(&refs) {
             if self.current.owners.len() < MAX_REMEMBERED {
-                self.current
-                    .owners
-                    .insert((s.trace_id, s.span_id), s.service);
+                let owner = Owner {
+                    check: r.check,
+                    service: s.service,
+                };
+                self.current.owners.insert(r.key, owner);
             }
         }
         // Most spans find their parent in their own batch: the waits are often empty.
         let any_waiting = !self.current.waiting.is_empty() || !self.previous.waiting.is_empty();
-        for s in spans.iter().filter(|_| any_waiting) {
-            let key = (s.trace_id, s.span_id);
+        for r in refs.iter().filter(|_| any_waiting) {
             for in_current in [true, false] {
                 let generation = self.generation_mut(in_current);
                 if generation.waiting.is_empty() {
                     continue;
                 }
-                if let Some(children) = generation.waiting.remove(&key) {
+                // Children of a span whose key collided come out too, and wait again.
+                if let Some(children) = generation.waiting.remove(&r.key) {
                     for child in children {
                         self.settle(child, Some(in_current), cells);
                     }
@@ -250,10 +302,23 @@ impl<S: Copy + Eq + Hash> EdgeMatcher<S> {
                 duration_ns: s.duration_ns,
                 error: s.error,
                 protocol: self.protocol_id(s.protocol),
-                parent: s.parent_span_id.map(|p| (s.trace_id, p)),
-                link: s.link,
+                parent: s.parent_span_id.map(|p| self.span_ref(&s.trace_id, &p)),
+                link: s.link.map(|(t, l)| self.span_ref(&t, &l)),
             };
             self.settle(child, Some(true), cells);
+        }
+    }
+
+    fn span_ref(&self, trace_id: &TraceId, span_id: &SpanId) -> SpanRef {
+        let (trace, span) = (u128::from_le_bytes(*trace_id), u64::from_le_bytes(*span_id));
+        let mut hasher = self.seed.build_hasher();
+        hasher.write_u128(trace);
+        hasher.write_u64(span);
+        let fold =
+            |x: u128| (x as u32) ^ ((x >> 32) as u32) ^ ((x >> 64) as u32) ^ ((x >> 96) as u32);
+        SpanRef {
+            key: hasher.finish(),
+            check: fold(trace) ^ (span as u32).rotate_left(16) ^ ((span >> 32) as u32),
         }
     }
 
@@ -265,7 +330,7 @@ impl<S: Copy + Eq + Hash> EdgeMatcher<S> {
         for by_parent in [true, false] {
             let key = if by_parent { child.parent } else { child.link };
             let Some(key) = key else { continue };
-            match self.owner(&key) {
+            match self.owner(key) {
                 Some(caller) if caller != child.service => {
                     let cell = cells
                         .entry(EdgeKey {
@@ -280,7 +345,7 @@ impl<S: Copy + Eq + Hash> EdgeMatcher<S> {
                 }
                 None if wait_in.is_some() => {
                     let generation = self.generation_mut(wait_in == Some(true));
-                    generation.waiting.entry(key).or_default().push(child);
+                    generation.waiting.entry(key.key).or_default().push(child);
                     return;
                 }
                 // Its own service's span, or never came: the link decides.
@@ -289,12 +354,13 @@ impl<S: Copy + Eq + Hash> EdgeMatcher<S> {
         }
     }
 
-    fn owner(&self, key: &SpanKey) -> Option<S> {
-        self.current
-            .owners
-            .get(key)
-            .or_else(|| self.previous.owners.get(key))
-            .copied()
+    fn owner(&self, span: SpanRef) -> Option<S> {
+        [&self.current, &self.previous].into_iter().find_map(|g| {
+            g.owners
+                .get(&span.key)
+                .filter(|o| o.check == span.check)
+                .map(|o| o.service)
+        })
     }
 
     fn generation_mut(&mut self, current: bool) -> &mut Generation<S> {
@@ -572,6 +638,28 @@ mod tests {
         let room = matcher.current.owners.capacity();
         assert!(room >= 10_000, "room for {room} spans");
         assert!(room < 40_000, "room for {room} spans");
+    }
+
+    /// A remembered span whose key is the parent's but whose other bits are not (a collision
+    /// of the seeded hashes) is not the parent: the child waits for the parent itself.
+    #[test]
+    fn a_span_whose_key_collided_is_not_the_parent() {
+        let g = GENERATION_NS;
+        let mut matcher = EdgeMatcher::default();
+        let mut cells = EdgeCells::default();
+        matcher.observe(10 * g, &[], &mut cells);
+        let parent = matcher.span_ref(&[1; 16], &[1; 8]);
+        let other = Owner {
+            check: !parent.check,
+            service: 7,
+        };
+        matcher.current.owners.insert(parent.key, other);
+        matcher.observe(10 * g + 1, &[span(1, 2, Some(1), 1)], &mut cells);
+        assert_eq!(calls(&cells), 0, "joined with the colliding span");
+        assert_eq!(matcher.held().1, 1);
+        matcher.observe(10 * g + 2, &[span(1, 1, None, 0)], &mut cells);
+        assert_eq!(calls(&cells), 1);
+        assert_eq!(cells.keys().next().map(|k| k.caller), Some(0));
     }
 
     #[test]

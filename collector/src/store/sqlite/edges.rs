@@ -26,8 +26,8 @@ use crate::store::StoreError;
 /// stored cell plus the batch's, written back whole.
 pub(super) fn add(
     tx: &Transaction<'_>,
-    cells: &EdgeCells<i64>,
-    matcher: &EdgeMatcher<i64>,
+    cells: &EdgeCells<u32>,
+    matcher: &EdgeMatcher<u32>,
 ) -> Result<(), StoreError> {
     if cells.is_empty() {
         return Ok(());
@@ -169,7 +169,7 @@ pub(super) fn read(
 pub(super) fn replay(
     segments: &[Arc<Segment>],
     names: &Names,
-) -> Result<EdgeMatcher<i64>, StoreError> {
+) -> Result<EdgeMatcher<u32>, StoreError> {
     let mut matcher = EdgeMatcher::default();
     let mut files = Vec::new();
     let mut from = None;
@@ -212,8 +212,8 @@ pub(super) fn replay(
 fn replay_segment(
     conn: &Connection,
     (horizon, names): (i64, &Names),
-    matcher: &mut EdgeMatcher<i64>,
-    cells: &mut EdgeCells<i64>,
+    matcher: &mut EdgeMatcher<u32>,
+    cells: &mut EdgeCells<u32>,
 ) -> Result<(), StoreError> {
     let mut batches = conn.prepare(
         "SELECT received_ns, last_span FROM batches
@@ -246,7 +246,7 @@ fn replay_segment(
             }
             after = last;
         }
-        let batch: Vec<EdgeSpan<'_, i64>> = rows.iter().filter_map(ReplayedSpan::edge).collect();
+        let batch: Vec<EdgeSpan<'_, u32>> = rows.iter().filter_map(ReplayedSpan::edge).collect();
         matcher.observe(received_ns, &batch, cells);
     }
     Ok(())
@@ -294,7 +294,7 @@ impl ReplayedSpan {
     }
 
     /// `None` for a row whose IDs are not of their sizes (a damaged file).
-    fn edge(&self) -> Option<EdgeSpan<'_, i64>> {
+    fn edge(&self) -> Option<EdgeSpan<'_, u32>> {
         Some(EdgeSpan {
             trace_id: self.trace_id.as_slice().try_into().ok()?,
             span_id: self.span_id.as_slice().try_into().ok()?,
@@ -303,7 +303,8 @@ impl ReplayedSpan {
                 None => None,
             },
             link: self.link,
-            service: self.service,
+            // A service beyond u32's IDs (never in practice) is left out, as by the writer.
+            service: u32::try_from(self.service).ok()?,
             start_ns: self.start_ns,
             duration_ns: self.duration_ns,
             error: self.error,

@@ -55,7 +55,7 @@ pub(super) struct Writer {
     pub(super) red_flush: (std::time::Duration, std::time::Instant),
     /// Joins the spans of calls between services (`edges.rs`); rebuilt from the store on
     /// open, and before the next write after a failed commit (`None` until then).
-    pub(super) edges: Option<EdgeMatcher<i64>>,
+    pub(super) edges: Option<EdgeMatcher<u32>>,
     /// Dropped last: lets a seal under way finish.
     pub(super) sealer: Sealer,
 }
@@ -336,7 +336,7 @@ fn write_rows<'a>(
     batch: &'a Rows,
     (span_ids, log_ids): (&[RowIds], &[RowIds]),
     received_ns: i64,
-    (edge_cells, matcher): (&EdgeCells<i64>, &EdgeMatcher<i64>),
+    (edge_cells, matcher): (&EdgeCells<u32>, &EdgeMatcher<u32>),
 ) -> Result<(Vec<Reference<'a>>, Option<i64>), StoreError> {
     let tx = conn.transaction()?;
     tx.execute(
@@ -361,7 +361,7 @@ fn write_rows<'a>(
 pub(super) fn rebuilt_matcher(
     segments: &[Arc<Segment>],
     dictionary: &Dictionary,
-) -> EdgeMatcher<i64> {
+) -> EdgeMatcher<u32> {
     let started = std::time::Instant::now();
     let matcher = super::edges::replay(segments, &dictionary.read()).unwrap_or_else(|e| {
         tracing::warn!(error = %e, "cannot replay the last batches into the edge matcher; \
@@ -374,21 +374,25 @@ pub(super) fn rebuilt_matcher(
     matcher
 }
 
-/// What the edge matcher reads of the batch's spans.
-fn edge_spans<'a>(spans: &'a [SpanRow], ids: &[RowIds]) -> Vec<EdgeSpan<'a, i64>> {
+/// What the edge matcher reads of the batch's spans. It knows services by u32 (a remembered
+/// span is then 16 bytes, see `rollup::edges`): a span of a service whose catalog ID is
+/// beyond that (four billion services: never in practice) is left out.
+fn edge_spans<'a>(spans: &'a [SpanRow], ids: &[RowIds]) -> Vec<EdgeSpan<'a, u32>> {
     spans
         .iter()
         .zip(ids)
-        .map(|(row, ids)| EdgeSpan {
-            trace_id: row.span.trace_id,
-            span_id: row.span.span_id,
-            parent_span_id: row.span.parent_span_id,
-            link: row.first_link,
-            service: ids.service,
-            start_ns: row.span.start_ns,
-            duration_ns: row.span.duration_ns(),
-            error: row.span.is_error(),
-            protocol: row.protocol.as_deref(),
+        .filter_map(|(row, ids)| {
+            Some(EdgeSpan {
+                trace_id: row.span.trace_id,
+                span_id: row.span.span_id,
+                parent_span_id: row.span.parent_span_id,
+                link: row.first_link,
+                service: u32::try_from(ids.service).ok()?,
+                start_ns: row.span.start_ns,
+                duration_ns: row.span.duration_ns(),
+                error: row.span.is_error(),
+                protocol: row.protocol.as_deref(),
+            })
         })
         .collect()
 }
