@@ -544,6 +544,72 @@ mod tests {
         assert_eq!(services, vec!["old-service".to_string()]);
     }
 
+    /// The writer binds only the parameters that changed from the row before (`Bindings`):
+    /// spans whose optional fields are set, then not, then set otherwise, in one batch and
+    /// one trace, each read back as written.
+    #[test]
+    fn each_span_of_a_batch_reads_back_as_written() {
+        use crate::model::{Batch, Event, Link, SpanRecord};
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = store(dir.path());
+        let full = |trace: u8, id: u8| {
+            let mut s = SpanRecord::for_test([trace; 16], [id; 8]);
+            s.parent_span_id = Some([id + 100; 8]);
+            s.kind = SpanKind::Client;
+            s.status_code = StatusCode::Error;
+            s.status_message = format!("failed {id}");
+            s.attributes =
+                Attributes::from_json(&format!(r#"{{"n":{id},"s":"x{id}"}}"#)).unwrap_or_default();
+            s.events = vec![Event {
+                time_ns: s.start_ns + 1,
+                name: format!("event {id}"),
+                attributes: Attributes::new(),
+            }];
+            s.links = vec![Link {
+                trace_id: [9; 16],
+                span_id: [id; 8],
+                trace_state: String::new(),
+                attributes: Attributes::new(),
+            }];
+            s.correlation_id = Some(format!("corr-{trace}"));
+            s.trace_state = format!("k={id}");
+            s.flags = 1;
+            s
+        };
+        let bare = |trace: u8, id: u8| SpanRecord::for_test([trace; 16], [id; 8]);
+        let mut other_service = full(2, 6);
+        other_service.resource = std::sync::Arc::new(crate::model::Resource {
+            service: "other".into(),
+            attributes: Attributes::from_json(r#"{"service.name":"other"}"#).unwrap_or_default(),
+        });
+        let spans = vec![
+            full(1, 1),
+            bare(1, 2),
+            full(1, 3),
+            bare(2, 4),
+            full(1, 5),
+            other_service,
+            bare(1, 7),
+        ];
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .expect("rt");
+        let batch = Batch {
+            spans: spans.clone(),
+            ..Batch::default()
+        };
+        rt.block_on(store.write(batch)).expect("write");
+        let traces = rt
+            .block_on(store.traces(&[[1; 16], [2; 16]]))
+            .expect("read");
+        let read: Vec<&SpanRecord> = traces.iter().flat_map(|(_, spans)| spans).collect();
+        assert_eq!(read.len(), spans.len());
+        for written in &spans {
+            let back = read.iter().find(|s| s.span_id == written.span_id);
+            assert_eq!(back, Some(&written), "span {}", written.span_id[0]);
+        }
+    }
+
     #[test]
     fn filters_compare_attributes_as_text_and_read_status_and_kind() {
         let json = r#"{"http.status_code":500,"ok":true,"name":"x"}"#;

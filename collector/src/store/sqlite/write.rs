@@ -9,7 +9,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, RwLock};
 
 use foldhash::HashMap;
-use rusqlite::types::ToSqlOutput;
+use rusqlite::types::{ToSqlOutput, ValueRef};
 use rusqlite::{Connection, Transaction, params};
 
 use super::connections::Checkpointer;
@@ -462,29 +462,40 @@ fn insert_spans<'a>(
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18)",
     )?;
     let mut runs = Runs::<&'a str>::default();
+    let mut bound = Bindings::<18>::default();
+    // Parameters not bound would be NULL: the SQL and the array below must agree.
+    if insert.parameter_count() != 18 {
+        return Err(rusqlite::Error::InvalidParameterCount(18, insert.parameter_count()).into());
+    }
     for (row, ids) in rows.spans.iter().zip(ids) {
         let span = &row.span;
         let correlation = rows.correlation(row);
-        insert.execute(params![
-            &span.trace_id[..],
-            &span.span_id[..],
-            span.parent_span_id.as_ref().map(|p| &p[..]),
-            ids.service,
-            ids.op,
-            ids.resource,
-            ids.scope,
-            span.kind as i32,
-            span.start_ns,
-            span.duration_ns(),
-            span.status_code as i32,
-            non_empty(&span.status_message),
-            ToSqlOutput::Borrowed(rows.attributes(row)),
-            row.events,
-            row.links,
-            correlation,
-            non_empty(&span.trace_state),
-            span.flags,
-        ])?;
+        let text = |t: Option<&'a str>| t.map_or(ValueRef::Null, |t| ValueRef::Text(t.as_bytes()));
+        let blob = |b: Option<&'a [u8]>| b.map_or(ValueRef::Null, ValueRef::Blob);
+        bound.bind(
+            &mut insert,
+            [
+                ValueRef::Blob(&span.trace_id),
+                ValueRef::Blob(&span.span_id),
+                blob(span.parent_span_id.as_ref().map(|p| &p[..])),
+                ValueRef::Integer(ids.service),
+                ValueRef::Integer(ids.op),
+                ValueRef::Integer(ids.resource),
+                ValueRef::Integer(ids.scope),
+                ValueRef::Integer(span.kind as i64),
+                ValueRef::Integer(span.start_ns),
+                ValueRef::Integer(span.duration_ns()),
+                ValueRef::Integer(span.status_code as i64),
+                text(non_empty(&span.status_message)),
+                rows.attributes(row),
+                text(row.events.as_deref()),
+                text(row.links.as_deref()),
+                text(correlation),
+                text(non_empty(&span.trace_state)),
+                ValueRef::Integer(i64::from(span.flags)),
+            ],
+        )?;
+        insert.raw_execute()?;
         let row = tx.last_insert_rowid();
         last_span = Some(row);
         let (starts, first_carrier) = runs.next(&span.trace_id, correlation, |c| c);
@@ -499,10 +510,45 @@ fn insert_spans<'a>(
     Ok((references, last_span))
 }
 
+/// An insert's parameters as last bound. SQLite keeps a statement's bindings from one
+/// execution to the next (rusqlite clears them when the statement goes back to its cache),
+/// and most of them repeat from row to row: of spans sorted by trace, the trace and its
+/// correlation ID, the service, operation, resource and scope, kind, status, flags, and the
+/// NULLs of the columns rarely set; of logs, the service, resource, scope and severity. Only what changed is bound again: each bind is a call
+/// through rusqlite into SQLite, and for text and blobs an allocation and a copy.
+struct Bindings<'a, const N: usize> {
+    last: [Option<ValueRef<'a>>; N],
+}
+
+impl<const N: usize> Default for Bindings<'_, N> {
+    fn default() -> Self {
+        Self { last: [None; N] }
+    }
+}
+
+impl<'a, const N: usize> Bindings<'a, N> {
+    /// Binds `values` (parameters 1 to N) where they differ from the row before.
+    fn bind(
+        &mut self,
+        statement: &mut rusqlite::CachedStatement<'_>,
+        values: [ValueRef<'a>; N],
+    ) -> Result<(), StoreError> {
+        for (i, (value, last)) in values.into_iter().zip(&mut self.last).enumerate() {
+            if *last != Some(value) {
+                // Forgotten first: if binding fails, the next row binds this one again.
+                *last = None;
+                statement.raw_bind_parameter(i + 1, ToSqlOutput::Borrowed(value))?;
+                *last = Some(value);
+            }
+        }
+        Ok(())
+    }
+}
+
 /// Inserts the logs; returns the last log row.
-fn insert_logs(
+fn insert_logs<'a>(
     tx: &Transaction<'_>,
-    logs: &[LogRow],
+    logs: &'a [LogRow],
     ids: &[RowIds],
 ) -> Result<Option<i64>, StoreError> {
     let mut last_log = None;
@@ -512,24 +558,34 @@ fn insert_logs(
             correlation_id, flags, event_name)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
     )?;
+    let mut bound = Bindings::<14>::default();
+    if insert.parameter_count() != 14 {
+        return Err(rusqlite::Error::InvalidParameterCount(14, insert.parameter_count()).into());
+    }
     for (row, ids) in logs.iter().zip(ids) {
         let log = &row.log;
-        insert.execute(params![
-            log.time_ns,
-            log.observed_ns,
-            ids.service,
-            ids.resource,
-            ids.scope,
-            log.severity_number,
-            log.severity_text,
-            log.body,
-            row.attributes,
-            log.trace_id.as_ref().map(|t| &t[..]),
-            log.span_id.as_ref().map(|s| &s[..]),
-            log.correlation_id,
-            log.flags,
-            log.event_name,
-        ])?;
+        let text = |t: &'a str| ValueRef::Text(t.as_bytes());
+        let blob = |b: Option<&'a [u8]>| b.map_or(ValueRef::Null, ValueRef::Blob);
+        bound.bind(
+            &mut insert,
+            [
+                ValueRef::Integer(log.time_ns),
+                ValueRef::Integer(log.observed_ns),
+                ValueRef::Integer(ids.service),
+                ValueRef::Integer(ids.resource),
+                ValueRef::Integer(ids.scope),
+                ValueRef::Integer(i64::from(log.severity_number)),
+                text(&log.severity_text),
+                text(&log.body),
+                text(&row.attributes),
+                blob(log.trace_id.as_ref().map(|t| &t[..])),
+                blob(log.span_id.as_ref().map(|s| &s[..])),
+                log.correlation_id.as_deref().map_or(ValueRef::Null, text),
+                ValueRef::Integer(i64::from(log.flags)),
+                text(&log.event_name),
+            ],
+        )?;
+        insert.raw_execute()?;
         last_log = Some(tx.last_insert_rowid());
     }
     Ok(last_log)
