@@ -47,13 +47,14 @@ impl Store for SqliteStore {
     }
 
     async fn write_encoded(&self, batches: Vec<Encoded>) -> Result<(), StoreError> {
-        let mut all = Rows::default();
-        for b in batches {
-            all.extend(match b {
+        let rows = batches
+            .into_iter()
+            .map(|b| match b {
                 Encoded::Sqlite(rows) => rows,
                 Encoded::Model(batch) => Rows::encode(batch, &self.dictionary),
-            });
-        }
+            })
+            .collect();
+        let all = Rows::concat(rows);
         self.with_writer(move |w| w.write(all)).await
     }
 
