@@ -462,22 +462,16 @@ fn insert_spans<'a>(
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18)",
     )?;
     let mut runs = Runs::<&'a str>::default();
-    let mut bound = Bindings::<18>::default();
-    // Parameters not bound would be NULL: the SQL and the array below must agree.
-    if insert.parameter_count() != 18 {
-        return Err(rusqlite::Error::InvalidParameterCount(18, insert.parameter_count()).into());
-    }
+    let mut bound = Bindings::<18>::of(&insert)?;
     for (row, ids) in rows.spans.iter().zip(ids) {
         let span = &row.span;
         let correlation = rows.correlation(row);
-        let text = |t: Option<&'a str>| t.map_or(ValueRef::Null, |t| ValueRef::Text(t.as_bytes()));
-        let blob = |b: Option<&'a [u8]>| b.map_or(ValueRef::Null, ValueRef::Blob);
         bound.bind(
             &mut insert,
             [
                 ValueRef::Blob(&span.trace_id),
                 ValueRef::Blob(&span.span_id),
-                blob(span.parent_span_id.as_ref().map(|p| &p[..])),
+                blob_or_null(span.parent_span_id.as_ref().map(|p| &p[..])),
                 ValueRef::Integer(ids.service),
                 ValueRef::Integer(ids.op),
                 ValueRef::Integer(ids.resource),
@@ -486,12 +480,12 @@ fn insert_spans<'a>(
                 ValueRef::Integer(span.start_ns),
                 ValueRef::Integer(span.duration_ns()),
                 ValueRef::Integer(span.status_code as i64),
-                text(non_empty(&span.status_message)),
+                text_or_null(non_empty(&span.status_message)),
                 rows.attributes(row),
-                text(row.events.as_deref()),
-                text(row.links.as_deref()),
-                text(correlation),
-                text(non_empty(&span.trace_state)),
+                text_or_null(row.events.as_deref()),
+                text_or_null(row.links.as_deref()),
+                text_or_null(correlation),
+                text_or_null(non_empty(&span.trace_state)),
                 ValueRef::Integer(i64::from(span.flags)),
             ],
         )?;
@@ -514,19 +508,23 @@ fn insert_spans<'a>(
 /// execution to the next (rusqlite clears them when the statement goes back to its cache),
 /// and most of them repeat from row to row: of spans sorted by trace, the trace and its
 /// correlation ID, the service, operation, resource and scope, kind, status, flags, and the
-/// NULLs of the columns rarely set; of logs, the service, resource, scope and severity. Only what changed is bound again: each bind is a call
-/// through rusqlite into SQLite, and for text and blobs an allocation and a copy.
+/// NULLs of the columns rarely set; of logs, the service, resource, scope and severity.
+/// Only what changed is bound again: each bind is a call through rusqlite into SQLite, and
+/// for text and blobs an allocation and a copy.
 struct Bindings<'a, const N: usize> {
     last: [Option<ValueRef<'a>>; N],
 }
 
-impl<const N: usize> Default for Bindings<'_, N> {
-    fn default() -> Self {
-        Self { last: [None; N] }
-    }
-}
-
 impl<'a, const N: usize> Bindings<'a, N> {
+    /// None bound yet, for `statement`, whose parameters must be N: one left unbound would
+    /// be NULL in every row.
+    fn of(statement: &rusqlite::CachedStatement<'_>) -> Result<Self, StoreError> {
+        match statement.parameter_count() {
+            n if n == N => Ok(Self { last: [None; N] }),
+            n => Err(rusqlite::Error::InvalidParameterCount(N, n).into()),
+        }
+    }
+
     /// Binds `values` (parameters 1 to N) where they differ from the row before.
     fn bind(
         &mut self,
@@ -558,14 +556,10 @@ fn insert_logs<'a>(
             correlation_id, flags, event_name)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
     )?;
-    let mut bound = Bindings::<14>::default();
-    if insert.parameter_count() != 14 {
-        return Err(rusqlite::Error::InvalidParameterCount(14, insert.parameter_count()).into());
-    }
+    let mut bound = Bindings::<14>::of(&insert)?;
     for (row, ids) in logs.iter().zip(ids) {
         let log = &row.log;
         let text = |t: &'a str| ValueRef::Text(t.as_bytes());
-        let blob = |b: Option<&'a [u8]>| b.map_or(ValueRef::Null, ValueRef::Blob);
         bound.bind(
             &mut insert,
             [
@@ -578,9 +572,9 @@ fn insert_logs<'a>(
                 text(&log.severity_text),
                 text(&log.body),
                 text(&row.attributes),
-                blob(log.trace_id.as_ref().map(|t| &t[..])),
-                blob(log.span_id.as_ref().map(|s| &s[..])),
-                log.correlation_id.as_deref().map_or(ValueRef::Null, text),
+                blob_or_null(log.trace_id.as_ref().map(|t| &t[..])),
+                blob_or_null(log.span_id.as_ref().map(|s| &s[..])),
+                text_or_null(log.correlation_id.as_deref()),
                 ValueRef::Integer(i64::from(log.flags)),
                 text(&log.event_name),
             ],
@@ -589,6 +583,14 @@ fn insert_logs<'a>(
         last_log = Some(tx.last_insert_rowid());
     }
     Ok(last_log)
+}
+
+fn text_or_null(text: Option<&str>) -> ValueRef<'_> {
+    text.map_or(ValueRef::Null, |t| ValueRef::Text(t.as_bytes()))
+}
+
+fn blob_or_null(bytes: Option<&[u8]>) -> ValueRef<'_> {
+    bytes.map_or(ValueRef::Null, ValueRef::Blob)
 }
 
 /// Most spans have no status message or trace state: store NULL, not bytes.
