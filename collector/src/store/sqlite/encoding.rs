@@ -308,6 +308,48 @@ mod tests {
     use super::*;
     use crate::model::Value;
 
+    /// A group commit's rows: every request's spans, in order, each reading its name and
+    /// correlation ID from its own request's arena.
+    #[test]
+    fn concatenated_rows_read_from_their_own_arenas() {
+        let dictionary = Dictionary::default();
+        let requests: Vec<Rows> = (0..3u8)
+            .map(|r| {
+                let spans = (0..=r)
+                    .map(|i| {
+                        let mut s = crate::model::SpanRecord::for_test([r; 16], [i; 8]);
+                        s.name = format!("op {r}.{i}");
+                        s.correlation_id = Some(format!("corr {r}"));
+                        s
+                    })
+                    .collect();
+                let batch = crate::model::Batch {
+                    spans,
+                    ..Default::default()
+                };
+                Rows::encode(batch, &dictionary)
+            })
+            .collect();
+        let all = Rows::concat(requests);
+        let read: Vec<(String, Option<&str>)> = all
+            .spans
+            .iter()
+            .map(|row| (all.name(row).to_string(), all.correlation(row)))
+            .collect();
+        let expected: Vec<(String, Option<&str>)> =
+            [(0, 0), (1, 0), (1, 1), (2, 0), (2, 1), (2, 2)]
+                .iter()
+                .map(|(r, i)| {
+                    (
+                        format!("op {r}.{i}"),
+                        Some(["corr 0", "corr 1", "corr 2"][*r]),
+                    )
+                })
+                .collect();
+        assert_eq!(read, expected);
+        assert_eq!(Rows::concat(Vec::new()).rows(), 0);
+    }
+
     #[test]
     fn events_and_links_read_back_as_written() {
         let mut attributes = Attributes::new();
