@@ -161,6 +161,13 @@ impl<'a> Message<'a> {
     }
 
     fn varint(&mut self) -> Result<u64, WireError> {
+        // Most varints of an export are one byte (every field key, short lengths, kinds).
+        if let Some((&byte, rest)) = self.buf.split_first()
+            && byte < 0x80
+        {
+            self.buf = rest;
+            return Ok(u64::from(byte));
+        }
         let mut value = 0u64;
         for (i, &byte) in self.buf.iter().take(10).enumerate() {
             value |= u64::from(byte & 0x7f) << (7 * i);
