@@ -87,14 +87,15 @@ impl Rows {
     /// stay where they are and room for the others' is made once: a span row is a few
     /// hundred bytes, and growing the vector by doubling copied each request's rows again.
     pub fn concat(batches: Vec<Rows>) -> Rows {
+        let spans = batches.iter().skip(1).map(|r| r.spans.len()).sum();
+        let logs = batches.iter().skip(1).map(|r| r.logs.len()).sum();
         let mut batches = batches.into_iter();
         let Some(mut all) = batches.next() else {
             return Rows::default();
         };
-        let rest: Vec<Rows> = batches.collect();
-        all.spans.reserve(rest.iter().map(|r| r.spans.len()).sum());
-        all.logs.reserve(rest.iter().map(|r| r.logs.len()).sum());
-        for rows in rest {
+        all.spans.reserve(spans);
+        all.logs.reserve(logs);
+        for rows in batches {
             all.extend(rows);
         }
         all

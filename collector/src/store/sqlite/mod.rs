@@ -559,7 +559,7 @@ mod tests {
             s.status_code = StatusCode::Error;
             s.status_message = format!("failed {id}");
             s.attributes =
-                Attributes::from_json(&format!(r#"{{"n":{id},"s":"x{id}"}}"#)).unwrap_or_default();
+                Attributes::from_json(&format!(r#"{{"n":{id},"s":"x{id}"}}"#)).expect("attributes");
             s.events = vec![Event {
                 time_ns: s.start_ns + 1,
                 name: format!("event {id}"),
@@ -580,7 +580,7 @@ mod tests {
         let mut other_service = full(2, 6);
         other_service.resource = std::sync::Arc::new(crate::model::Resource {
             service: "other".into(),
-            attributes: Attributes::from_json(r#"{"service.name":"other"}"#).unwrap_or_default(),
+            attributes: Attributes::from_json(r#"{"service.name":"other"}"#).expect("attributes"),
         });
         let spans = vec![
             full(1, 1),

@@ -544,9 +544,9 @@ impl<'a, const N: usize> Bindings<'a, N> {
 }
 
 /// Inserts the logs; returns the last log row.
-fn insert_logs<'a>(
+fn insert_logs(
     tx: &Transaction<'_>,
-    logs: &'a [LogRow],
+    logs: &[LogRow],
     ids: &[RowIds],
 ) -> Result<Option<i64>, StoreError> {
     let mut last_log = None;
@@ -559,7 +559,6 @@ fn insert_logs<'a>(
     let mut bound = Bindings::<14>::of(&insert)?;
     for (row, ids) in logs.iter().zip(ids) {
         let log = &row.log;
-        let text = |t: &'a str| ValueRef::Text(t.as_bytes());
         bound.bind(
             &mut insert,
             [
@@ -585,8 +584,12 @@ fn insert_logs<'a>(
     Ok(last_log)
 }
 
+fn text(text: &str) -> ValueRef<'_> {
+    ValueRef::Text(text.as_bytes())
+}
+
 fn text_or_null(text: Option<&str>) -> ValueRef<'_> {
-    text.map_or(ValueRef::Null, |t| ValueRef::Text(t.as_bytes()))
+    text.map_or(ValueRef::Null, self::text)
 }
 
 fn blob_or_null(bytes: Option<&[u8]>) -> ValueRef<'_> {
