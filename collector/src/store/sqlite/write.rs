@@ -1,5 +1,5 @@
 //! A batch in two commits: new names into the catalog (rare: most batches intern nothing),
-//! then the rows into the open segment in one transaction: spans (sorted by trace, so each
+//! then the rows into the open segment in one transaction: spans (grouped by trace, so each
 //! trace's spans form one run), logs, and the batch row that retention cuts by. Where each
 //! run starts, and where it first carries each correlation ID, goes into the open segment's
 //! lookups in memory. When the open segment is full, the writer starts the next one and
@@ -91,7 +91,7 @@ impl Writer {
             return Ok(());
         }
         // Contiguous spans per trace: one reference finds all of a trace's spans in a commit.
-        sort_by_trace(&mut batch.spans);
+        group_by_trace(&mut batch.spans);
         // Before any row naming them commits.
         self.save_attribute_keys()?;
         let (span_ids, log_ids) = match self.intern(&batch) {
@@ -419,16 +419,32 @@ impl Writer {
     }
 }
 
-/// Sorts the spans by trace, each trace's in the order they came. Sorts (trace, index) pairs,
-/// then moves the rows into place along the permutation's cycles, in place: sorting the rows
-/// themselves (hundreds of bytes each) moved each one log n times, and moving them into a
-/// new vector cost the kernel a megabyte of fresh pages per commit.
-fn sort_by_trace(spans: &mut [SpanRow]) {
-    let mut order: Vec<(u128, u32)> = spans
-        .iter()
-        .enumerate()
-        .map(|(i, s)| (u128::from_be_bytes(s.span.trace_id), i as u32))
-        .collect();
+/// Groups the spans by trace: the traces in the order each first came, each trace's spans in
+/// the order they came. When a trace is split, sorts (group, index) pairs, then moves the
+/// rows into place along the permutation's cycles, in place: sorting the rows themselves
+/// (hundreds of bytes each) moved each one log n times, and moving them into a new vector
+/// cost the kernel a megabyte of fresh pages per commit.
+fn group_by_trace(spans: &mut [SpanRow]) {
+    // Each span's group: the place its trace first appears. Most batches have each trace's
+    // spans together already (one service's export of finished requests, or requests of
+    // different traces grouped into one commit): then nothing moves, and span rows, a few
+    // hundred bytes each, are not swapped about for nothing.
+    let mut groups: HashMap<TraceId, u32> = HashMap::default();
+    groups.reserve(spans.len());
+    let mut order: Vec<(u32, u32)> = Vec::with_capacity(spans.len());
+    let mut together = true;
+    let mut previous = None;
+    for (i, row) in spans.iter().enumerate() {
+        let next = groups.len() as u32;
+        let group = *groups.entry(row.span.trace_id).or_insert(next);
+        // A trace met before that does not continue the run just read is split.
+        together &= group == next || Some(group) == previous;
+        previous = Some(group);
+        order.push((group, i as u32));
+    }
+    if together {
+        return;
+    }
     order.sort_unstable();
     // from[i]: the row that belongs at i.
     let mut from: Vec<u32> = order.into_iter().map(|(_, i)| i).collect();
@@ -446,7 +462,7 @@ fn sort_by_trace(spans: &mut [SpanRow]) {
     }
 }
 
-/// Inserts the spans (sorted by trace); returns the references they make and the last span
+/// Inserts the spans (grouped by trace); returns the references they make and the last span
 /// row.
 fn insert_spans<'a>(
     tx: &Transaction<'_>,
@@ -462,7 +478,8 @@ fn insert_spans<'a>(
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18)",
     )?;
     let mut runs = Runs::<&'a str>::default();
-    let mut bound = Bindings::<18>::of(&insert)?;
+    // Parameter 13: the attributes.
+    let mut bound = Bindings::<18>::of(&insert)?.every_row(13);
     for (row, ids) in rows.spans.iter().zip(ids) {
         let span = &row.span;
         let correlation = rows.correlation(row);
@@ -506,13 +523,16 @@ fn insert_spans<'a>(
 
 /// An insert's parameters as last bound. SQLite keeps a statement's bindings from one
 /// execution to the next (rusqlite clears them when the statement goes back to its cache),
-/// and most of them repeat from row to row: of spans sorted by trace, the trace and its
+/// and most of them repeat from row to row: of spans grouped by trace, the trace and its
 /// correlation ID, the service, operation, resource and scope, kind, status, flags, and the
 /// NULLs of the columns rarely set; of logs, the service, resource, scope and severity.
 /// Only what changed is bound again: each bind is a call through rusqlite into SQLite, and
 /// for text and blobs an allocation and a copy.
 struct Bindings<'a, const N: usize> {
     last: [Option<ValueRef<'a>>; N],
+    /// Parameters bound every row without comparing: a span's attributes differ from the
+    /// row before's, often only near the end of a long shared prefix.
+    every_row: [bool; N],
 }
 
 impl<'a, const N: usize> Bindings<'a, N> {
@@ -520,9 +540,18 @@ impl<'a, const N: usize> Bindings<'a, N> {
     /// be NULL in every row.
     fn of(statement: &rusqlite::CachedStatement<'_>) -> Result<Self, StoreError> {
         match statement.parameter_count() {
-            n if n == N => Ok(Self { last: [None; N] }),
+            n if n == N => Ok(Self {
+                last: [None; N],
+                every_row: [false; N],
+            }),
             n => Err(rusqlite::Error::InvalidParameterCount(N, n).into()),
         }
+    }
+
+    /// Binds parameter `i` (from 1) in every row, without comparing it with the row before's.
+    fn every_row(mut self, i: usize) -> Self {
+        self.every_row[i - 1] = true;
+        self
     }
 
     /// Binds `values` (parameters 1 to N) where they differ from the row before.
@@ -531,8 +560,9 @@ impl<'a, const N: usize> Bindings<'a, N> {
         statement: &mut rusqlite::CachedStatement<'_>,
         values: [ValueRef<'a>; N],
     ) -> Result<(), StoreError> {
-        for (i, (value, last)) in values.into_iter().zip(&mut self.last).enumerate() {
-            if *last != Some(value) {
+        let each = values.into_iter().zip(&mut self.last).zip(self.every_row);
+        for (i, ((value, last), every_row)) in each.enumerate() {
+            if every_row || *last != Some(value) {
                 // Forgotten first: if binding fails, the next row binds this one again.
                 *last = None;
                 statement.raw_bind_parameter(i + 1, ToSqlOutput::Borrowed(value))?;
@@ -724,7 +754,7 @@ mod tests {
     }
 
     #[test]
-    fn spans_sort_by_trace_and_keep_their_order_within_one() {
+    fn spans_group_by_trace_in_first_seen_order_and_keep_their_order_within_one() {
         let mut batch = Batch::default();
         for (t, s) in [
             (9, 1),
@@ -739,25 +769,36 @@ mod tests {
             batch.spans.push(span(t, s));
         }
         let mut rows = Rows::encode(batch, &Dictionary::default());
-        let sorted = [
+        let grouped = [
+            (9, 1),
+            (9, 3),
+            (9, 6),
             (2, 2),
             (2, 5),
             (2, 8),
             (5, 4),
-            (9, 1),
-            (9, 3),
-            (9, 6),
             (0xff, 7),
         ];
-        sort_by_trace(&mut rows.spans);
-        assert_eq!(ids(&rows), sorted);
-        // Sorted already: left as it is.
-        sort_by_trace(&mut rows.spans);
-        assert_eq!(ids(&rows), sorted);
+        group_by_trace(&mut rows.spans);
+        assert_eq!(ids(&rows), grouped);
+        // Grouped already: left as it is.
+        group_by_trace(&mut rows.spans);
+        assert_eq!(ids(&rows), grouped);
     }
 
     #[test]
-    fn many_spans_sort_as_a_stable_sort_would_put_them() {
+    fn spans_of_traces_together_already_stay_where_they_are() {
+        let mut batch = Batch::default();
+        for (t, s) in [(9, 1), (9, 2), (2, 3), (5, 4), (5, 5), (1, 6)] {
+            batch.spans.push(span(t, s));
+        }
+        let mut rows = Rows::encode(batch, &Dictionary::default());
+        group_by_trace(&mut rows.spans);
+        assert_eq!(ids(&rows), [(9, 1), (9, 2), (2, 3), (5, 4), (5, 5), (1, 6)]);
+    }
+
+    #[test]
+    fn many_spans_group_as_a_stable_sort_by_first_appearance_would_put_them() {
         let mut batch = Batch::default();
         let mut x = 7u32;
         for s in 0..600u32 {
@@ -766,14 +807,20 @@ mod tests {
             record.span_id = (u64::from(s)).to_le_bytes();
             batch.spans.push(record);
         }
+        let mut first_seen: Vec<[u8; 16]> = Vec::new();
+        for s in &batch.spans {
+            if !first_seen.contains(&s.trace_id) {
+                first_seen.push(s.trace_id);
+            }
+        }
         let mut expected: Vec<([u8; 16], [u8; 8])> = batch
             .spans
             .iter()
             .map(|s| (s.trace_id, s.span_id))
             .collect();
-        expected.sort_by_key(|(t, _)| *t);
+        expected.sort_by_key(|(t, _)| first_seen.iter().position(|f| f == t));
         let mut rows = Rows::encode(batch, &Dictionary::default());
-        sort_by_trace(&mut rows.spans);
+        group_by_trace(&mut rows.spans);
         let got: Vec<([u8; 16], [u8; 8])> = rows
             .spans
             .iter()
