@@ -427,8 +427,7 @@ impl Writer {
 fn group_by_trace(spans: &mut [SpanRow]) {
     // Each span's group: the place its trace first appears. Most batches have each trace's
     // spans together already (one service's export of finished requests, or requests of
-    // different traces grouped into one commit): then nothing moves, and span rows, a few
-    // hundred bytes each, are not swapped about for nothing.
+    // different traces grouped into one commit): then nothing moves.
     let mut groups: HashMap<TraceId, u32> = HashMap::default();
     groups.reserve(spans.len());
     let mut order: Vec<(u32, u32)> = Vec::with_capacity(spans.len());
