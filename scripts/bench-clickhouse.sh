@@ -5,11 +5,17 @@
 # IDs) until SPANS are stored, beside the raw insert rate of the same rows straight through the
 # `clickhouse` crate's inserter (the limit) in the same run; then trace-by-ID and correlation
 # lookups (p50/p99) at that size, and the same fill and lookups on the SQLite store. The
-# adapter reports its own share of the time (a real server has no adapter). Loopback only.
+# adapter reports its own share of the time (a real server has no adapter). With --rollups:
+# only the ClickHouse store, its SPANS spans' start times spread over 24 hours, then RED over
+# the last 1, 6 and 24 hours from the rollups and from the spans, and the dependencies, p50/p99
+# of 20 each (as bench-ingest.sh --rollups does for SQLite; the spans' minutes, all before
+# the collector's first edge pass, are counted live). Loopback only.
 #
-# Usage: bash scripts/bench-clickhouse.sh [SPANS=5000000] [CONNECTIONS=4]
+# Usage: bash scripts/bench-clickhouse.sh [--rollups] [SPANS=5000000] [CONNECTIONS=4]
 set -euo pipefail
 cd "$(dirname "$0")/.."
+ROLLUPS=""
+if [ "${1:-}" = "--rollups" ]; then ROLLUPS=1; shift; fi
 SPANS=${1:-5000000}
 CONNECTIONS=${2:-4}
 [[ "$SPANS" =~ ^[0-9]+$ ]] || { echo "SPANS=$SPANS: a number of spans" >&2; exit 2; }
@@ -48,6 +54,20 @@ start_collector() {
 }
 ticks=$(getconf CLK_TCK)
 cpu() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+
+if [ -n "$ROLLUPS" ]; then
+  echo "== ClickHouse store: $SPANS spans over 24 hours of start times, $CONNECTIONS connections"
+  start_collector ch-collector --store clickhouse --clickhouse-url "$ch" --clickhouse-database otel
+  c0=$(cpu "$pid")
+  run=$(bench grow realistic "$otlp/v1/traces" "$api" "$SPANS" "$CONNECTIONS" "$((SPANS / 10))" 86400)
+  echo "$run"
+  c1=$(cpu "$pid")
+  echo "== RED over the last 1, 6 and 24 hours: rollups, and spans; then the dependencies"
+  bench red realistic "$api" 86400
+  echo "fill: $(val "$run" acked_spans_per_sec) spans/s acknowledged, $(val "$run" readable_spans_per_sec) readable;" \
+    "collector CPU $(awk -v a="$c0" -v b="$c1" -v t="$ticks" -v n="$(val "$run" acked_spans)" 'BEGIN {printf "%.2f", (b - a) / t * 1e6 / n}') µs per span"
+  exit 0
+fi
 
 echo "== the limit: 1M realistic rows through the clickhouse crate's inserter (4096 rows an INSERT)"
 s0=$(stats)
